@@ -1,0 +1,80 @@
+# luapay: build, test, bench, demo, install.
+#   make                      luapay.core for Lua 5.4   -> build/lua5.4/luapay/core.so
+#   make LUA=luajit           the same source for LuaJIT -> build/luajit/luapay/core.so
+#   make SANITIZE=1           with ASan + UBSan          -> build/lua5.4-asan/luapay/core.so
+#   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
+
+LUA      ?= lua5.4
+CC       ?= cc
+PREFIX   ?= /usr/local
+SANITIZE ?=
+
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+  LUA_V  := 5.1
+else ifeq ($(LUA),lua5.4)
+  LUA_PC := lua5.4
+  LUA_V  := 5.4
+else
+  $(error LUA must be lua5.4 or luajit)
+endif
+
+PKG_CONFIG ?= pkg-config
+DEPS_PC    := libcrypto
+
+BUILD_TAG ?= $(LUA)$(if $(SANITIZE),-asan)
+BUILD     := build/$(BUILD_TAG)
+CORE      := $(BUILD)/luapay/core.so
+
+SRCS := $(wildcard csrc/*.c)
+HDRS := $(wildcard csrc/*.h)
+OBJS := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+SAN     := -fsanitize=address,undefined
+OPT     := $(if $(SANITIZE),-O1 -g -fno-omit-frame-pointer $(SAN) -fno-sanitize-recover=undefined,-O2)
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) $(WARN) \
+           $(shell $(PKG_CONFIG) --cflags $(LUA_PC) $(DEPS_PC) 2>/dev/null)
+LDFLAGS ?=
+LDFLAGS += -shared $(if $(SANITIZE),$(SAN))
+LIBS    := $(shell $(PKG_CONFIG) --libs $(DEPS_PC) 2>/dev/null || echo -lcrypto)
+
+LUA_CMOD := $(PREFIX)/lib/lua/$(LUA_V)
+LUA_LMOD := $(PREFIX)/share/lua/$(LUA_V)
+
+.PHONY: all deps test bench demo install uninstall clean
+
+all: $(CORE)
+
+# Installs missing Debian packages; quick and silent when all are present.
+deps:
+	@scripts/setup.sh
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(CORE): $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+test: deps
+	@scripts/test.sh
+
+bench: deps
+	@bench/run.sh
+
+demo: all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) examples/demo.lua
+
+install: $(CORE)
+	install -d $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay
+	install -m 755 $(CORE) $(DESTDIR)$(LUA_CMOD)/luapay/core.so
+	install -m 644 lua/luapay/*.lua $(DESTDIR)$(LUA_LMOD)/luapay/
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay
+
+clean:
+	rm -rf build

@@ -1,0 +1,58 @@
+/* Internal interface between the files of luapay.core. Each file owns one job
+ * and exports a luaL_Reg list that core.c registers with the shared context
+ * as upvalue 1. */
+#ifndef LUAPAY_CORE_H
+#define LUAPAY_CORE_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+
+#include "compat.h"
+
+#define LUAPAY_CORE_VERSION "0.1.0"
+#define LUAPAY_EXPORT __attribute__((visibility("default")))
+
+enum luapay_alg { LUAPAY_SHA1, LUAPAY_SHA256, LUAPAY_SHA512, LUAPAY_NALGS };
+enum luapay_enc { LUAPAY_RAW, LUAPAY_HEX, LUAPAY_HEX_UPPER, LUAPAY_BASE64 };
+
+/* Per-lua_State context, a userdata upvalue (no global mutable state): the
+ * digests and the HMAC implementation are fetched once, because fetching by
+ * name on every call costs more than hashing a short message. */
+typedef struct luapay_ctx {
+    EVP_MD *md[LUAPAY_NALGS];
+    EVP_MAC *hmac;
+    EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per call */
+} luapay_ctx;
+
+luapay_ctx *luapay_ctx_get(lua_State *L);
+
+/* Argument checks that raise "fn: bad argument #N 'name' (...)": LuaJIT's
+ * luaL_argerror cannot name a C function ("to '?'"), and a misuse error
+ * must say which argument is wrong. Strings must be strings, not numbers. */
+const char *luapay_check_string(lua_State *L, int arg, const char *fn, const char *name, size_t *len);
+int luapay_check_option(lua_State *L, int arg, const char *fn, const char *name, const char *def,
+                        const char *const list[]);
+int luapay_arg_error(lua_State *L, int arg, const char *fn, const char *name, const char *msg);
+enum luapay_alg luapay_check_alg(lua_State *L, int arg, const char *fn, int allow_sha512);
+enum luapay_enc luapay_opt_enc(lua_State *L, int arg, const char *fn);
+
+/* Pushes bytes in the requested encoding. */
+void luapay_push_encoded(lua_State *L, const unsigned char *p, size_t n, enum luapay_enc enc);
+
+/* Pushes nil and "what: reason" from OpenSSL's error queue (which it clears);
+ * returns 2 for `return luapay_push_openssl_error(...)`. */
+int luapay_push_openssl_error(lua_State *L, const char *what);
+
+/* Encoders shared with later C files (canonical strings, signatures). */
+size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
+#define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
+
+extern const luaL_Reg luapay_encode_funcs[];
+extern const luaL_Reg luapay_hash_funcs[];
+extern const luaL_Reg luapay_random_funcs[];
+extern const luaL_Reg luapay_equal_funcs[];
+extern const luaL_Reg luapay_pkey_funcs[];
+
+void luapay_pkey_register(lua_State *L);
+
+#endif

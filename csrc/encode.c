@@ -1,0 +1,144 @@
+/* Base64 (RFC 4648, standard alphabet, padded) and hex. Written here rather
+ * than taken from OpenSSL's EVP_DecodeBlock because that one skips white
+ * space, ignores bad padding and returns padded lengths: a signature must
+ * decode strictly or not at all. */
+#include <string.h>
+
+#include "core.h"
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n) {
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = b64_alphabet[(v >> 6) & 63];
+        *o++ = b64_alphabet[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    return (size_t)(o - out);
+}
+
+static int b64_value(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Returns the decoded length, or -1 with *why set. out holds 3/4 of n. */
+static long base64_decode(unsigned char *out, const unsigned char *in, size_t n, const char **why) {
+    if (n % 4 != 0) {
+        *why = "length is not a multiple of 4";
+        return -1;
+    }
+    size_t pad = n == 0 || in[n - 1] != '=' ? 0 : in[n - 2] == '=' ? 2 : 1;
+    unsigned char *o = out;
+    for (size_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            int is_pad = last && k >= 4 - (int)pad;
+            v[k] = is_pad ? 0 : b64_value(in[i + k]);
+            if (v[k] < 0) {
+                *why = in[i + k] == '=' ? "misplaced padding" : "invalid character";
+                return -1;
+            }
+        }
+        unsigned bits = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        *o++ = (unsigned char)(bits >> 16);
+        if (!(last && pad == 2)) *o++ = (unsigned char)(bits >> 8);
+        if (!(last && pad >= 1)) *o++ = (unsigned char)bits;
+        /* Bits under the padding must be zero, so every value has one encoding. */
+        if (last && ((pad == 2 && (bits & 0xFFFF)) || (pad == 1 && (bits & 0xFF)))) {
+            *why = "non-zero padding bits";
+            return -1;
+        }
+    }
+    return (long)(o - out);
+}
+
+static void hex_encode(char *out, const unsigned char *in, size_t n, int upper) {
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
+void luapay_push_encoded(lua_State *L, const unsigned char *p, size_t n, enum luapay_enc enc) {
+    luaL_Buffer b;
+    switch (enc) {
+    case LUAPAY_RAW:
+        lua_pushlstring(L, (const char *)p, n);
+        return;
+    case LUAPAY_HEX:
+    case LUAPAY_HEX_UPPER:
+        luaL_buffinit(L, &b);
+        for (size_t done = 0; done < n;) { /* chunks fit any LUAL_BUFFERSIZE */
+            size_t k = n - done < 128 ? n - done : 128;
+            hex_encode(luaL_prepbuffer(&b), p + done, k, enc == LUAPAY_HEX_UPPER);
+            luaL_addsize(&b, 2 * k);
+            done += k;
+        }
+        luaL_pushresult(&b);
+        return;
+    case LUAPAY_BASE64:
+        luaL_buffinit(L, &b);
+        for (size_t done = 0; done < n;) {
+            size_t k = n - done < 384 ? n - done : 384; /* a multiple of 3 */
+            luaL_addsize(&b, luapay_base64_encode(luaL_prepbuffer(&b), p + done, k));
+            done += k;
+        }
+        luaL_pushresult(&b);
+        return;
+    }
+}
+
+static int l_base64_encode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "base64_encode", "s", &n);
+    luapay_push_encoded(L, (const unsigned char *)s, n, LUAPAY_BASE64);
+    return 1;
+}
+
+static int l_base64_decode(lua_State *L) {
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luapay_check_string(L, 1, "base64_decode", "s", &n);
+    unsigned char *out = (unsigned char *)lua_newuserdata(L, n / 4 * 3 + 1);
+    const char *why = NULL;
+    long len = base64_decode(out, s, n, &why);
+    if (len < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "base64_decode: %s", why);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, (size_t)len);
+    return 1;
+}
+
+static int l_hex_encode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "hex_encode", "s", &n);
+    luapay_push_encoded(L, (const unsigned char *)s, n, lua_toboolean(L, 2) ? LUAPAY_HEX_UPPER : LUAPAY_HEX);
+    return 1;
+}
+
+const luaL_Reg luapay_encode_funcs[] = {
+    {"base64_encode", l_base64_encode},
+    {"base64_decode", l_base64_decode},
+    {"hex_encode", l_hex_encode},
+    {NULL, NULL},
+};

@@ -1,0 +1,30 @@
+--- luapay: payments for Lua. `require "luapay"` gives the core, the error
+-- helpers and the providers; a provider module is loaded on first use, so a
+-- merchant who only needs Trustly never loads the others.
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+
+local luapay = {
+    VERSION = "0.1.0",
+    core = core,
+    errors = errors,
+}
+
+local lazy = {
+    http = "luapay.http",
+    ecommpay = "luapay.ecommpay",
+    trustly = "luapay.trustly",
+    trustpay = "luapay.trustpay",
+    begateway = "luapay.begateway",
+    trustly_na = "luapay.trustly_na",
+}
+
+return setmetatable(luapay, {
+    __index = function(t, name)
+        local module = lazy[name]
+        if module == nil then return nil end
+        local loaded = require(module)
+        rawset(t, name, loaded)
+        return loaded
+    end,
+})

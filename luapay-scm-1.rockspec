@@ -1,0 +1,46 @@
+rockspec_format = "3.0"
+package = "luapay"
+version = "scm-1"
+
+source = {
+    url = "git+https://github.com/luapay/luapay.git",
+}
+
+description = {
+    summary = "Payments client library for Lua with a C core",
+    detailed = [[
+luapay signs, validates and sends payment requests for ecommpay, Trustly,
+TrustPay, beGateway and Trustly North America, and verifies their callbacks.
+The C core (luapay.core) does canonical strings, HMAC and RSA signatures over
+OpenSSL, field validation, exact money and HTTP over libcurl.]],
+    license = "MIT",
+}
+
+-- Builds with `luarocks make --deps-mode=none` against Debian's packages
+-- (lua-cjson comes from the lua-cjson package).
+dependencies = {
+    "lua >= 5.1",
+    "lua-cjson",
+}
+
+external_dependencies = {
+    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+}
+
+build = {
+    type = "builtin",
+    modules = {
+        ["luapay.core"] = {
+            sources = {
+                "csrc/core.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
+                "csrc/pkey.c", "csrc/random.c",
+            },
+            defines = { "_GNU_SOURCE" },
+            incdirs = { "$(OPENSSL_INCDIR)" },
+            libdirs = { "$(OPENSSL_LIBDIR)" },
+            libraries = { "crypto" },
+        },
+        ["luapay"] = "lua/luapay/init.lua",
+        ["luapay.errors"] = "lua/luapay/errors.lua",
+    },
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages luapay needs, only those that are missing.
+# Idempotent; runs `apt-get update` only when something must be installed.
+# LUAPAY_SKIP_SETUP=1 skips it (other distributions: install the equivalents).
+set -eu
+
+# LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
+# depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
+PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
+libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang
+nginx-core libnginx-mod-http-lua openssl wrk"
+
+[ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "setup: not a Debian system; install the equivalents of: $(echo $PACKAGES)" >&2
+    exit 0
+fi
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in ii*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "setup: installing$missing" >&2
+if [ "$(id -u)" = 0 ]; then
+    as_root=""
+elif command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+else
+    echo "setup: need root to install:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$as_root apt-get update -qq
+# shellcheck disable=SC2086
+$as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,83 @@
+#!/bin/bash
+# The test command (README: `make test`). Builds the core every way CI checks
+# it, runs every busted suite under Lua 5.4 and LuaJIT, then the Lua 5.4 suite
+# again with the core under AddressSanitizer + UBSan (leak detection on), and
+# ends with one line "N passed, N failed" over all runs. Exits non-zero if any
+# build or run fails.
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+status=0
+
+step() { printf '\n== %s\n' "$*"; }
+
+build() { # make args...; a build failure counts as a failed check
+    if ! make -s "$@" >/dev/null; then
+        echo "BUILD FAILED: make $*"
+        failed=$((failed + 1))
+        status=1
+        return 1
+    fi
+}
+
+# run_suite NAME INTERPRETER BUILD_DIR [env assignments...]
+run_suite() {
+    local name=$1 lua=$2 dir=$3
+    shift 3
+    step "$name"
+    local log
+    log=$(mktemp)
+    env "$@" LUAPAY_BUILD="$dir" "$lua" "$(command -v busted)" --output=utfTerminal 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    # "N successes / N failures / N errors / N pending" (colour codes stripped)
+    local summary s f e
+    summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[0-9]+ success' | tail -1)
+    rm -f "$log"
+    s=$(echo "$summary" | sed -nE 's/^([0-9]+) success.*/\1/p')
+    f=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failures? .*/\1/p')
+    e=$(echo "$summary" | sed -nE 's/.* ([0-9]+) errors? .*/\1/p')
+    if [ -z "$s" ]; then
+        echo "SUITE DID NOT REPORT: $name (exit $rc)"
+        failed=$((failed + 1))
+        status=1
+        return
+    fi
+    passed=$((passed + s))
+    failed=$((failed + f + e))
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        # Failures are already counted; a clean count with a non-zero exit is a
+        # sanitizer or leak report after the specs: count it as one failure.
+        if [ $((f + e)) -eq 0 ]; then
+            echo "SUITE EXITED $rc after passing specs (sanitizer or leak report above): $name"
+            failed=$((failed + 1))
+        fi
+    fi
+}
+
+step "build (gcc and clang, -Wall -Wextra -Werror; Lua 5.4, LuaJIT, ASan+UBSan)"
+build LUA=lua5.4
+build LUA=luajit
+build LUA=lua5.4 SANITIZE=1
+if command -v clang >/dev/null; then
+    build LUA=lua5.4 CC=clang BUILD_TAG=clang-lua5.4
+    build LUA=luajit CC=clang BUILD_TAG=clang-luajit
+else
+    echo "clang missing (scripts/setup.sh installs it)"
+    failed=$((failed + 1))
+    status=1
+fi
+
+run_suite "Lua 5.4" lua5.4 build/lua5.4
+run_suite "LuaJIT" luajit build/luajit
+asan_rt=$(cc -print-file-name=libasan.so)
+run_suite "Lua 5.4, core under AddressSanitizer + UBSan" lua5.4 build/lua5.4-asan \
+    LD_PRELOAD="$asan_rt" \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo
+echo "$passed passed, $failed failed"
+exit $status

@@ -1,0 +1,71 @@
+local core = require "luapay.core"
+
+describe("base64 (RFC 4648 section 10)", function()
+    local vectors = {
+        { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+        { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+    }
+
+    it("encodes and decodes the test vectors", function()
+        for _, v in ipairs(vectors) do
+            assert.equal(v[2], core.base64_encode(v[1]))
+            assert.equal(v[1], core.base64_decode(v[2]))
+        end
+    end)
+
+    it("round-trips random binary strings of every length up to 300", function()
+        for n = 0, 300 do
+            local s = core.random_bytes(n)
+            local enc = core.base64_encode(s)
+            assert.equal(4 * math.ceil(n / 3), #enc)
+            assert.equal(s, core.base64_decode(enc))
+        end
+    end)
+
+    it("round-trips a string longer than one internal buffer", function()
+        local s = core.random_bytes(100000)
+        assert.equal(s, core.base64_decode(core.base64_encode(s)))
+    end)
+
+    it("uses the standard alphabet with + and /", function()
+        assert.equal("+/+/", core.base64_encode("\251\255\191"))
+    end)
+
+    local invalid = {
+        { "Zg=", "length is not a multiple of 4" },
+        { "Zg", "length is not a multiple of 4" },
+        { "Zm9v\n", "length is not a multiple of 4" },
+        { "Zm 9", "invalid character" },
+        { "Zm9-", "invalid character" },      -- URL-safe alphabet is not base64
+        { "Zm9_", "invalid character" },
+        { "Z===", "misplaced padding" },
+        { "====", "misplaced padding" },
+        { "Zg==Zg==", "misplaced padding" },  -- padding only at the very end
+        { "AB=C", "misplaced padding" },
+        { "Zh==", "non-zero padding bits" },  -- a second encoding of "f"
+        { "Zm9=", "non-zero padding bits" },
+        { "Zm8\0", "invalid character" },
+    }
+    for _, v in ipairs(invalid) do
+        it(("rejects %q with nil and %q"):format(v[1], v[2]), function()
+            local out, err = core.base64_decode(v[1])
+            assert.is_nil(out)
+            assert.equal("base64_decode: " .. v[2], err)
+        end)
+    end
+end)
+
+describe("hex_encode", function()
+    it("encodes lowercase by default and uppercase on request", function()
+        assert.equal("00ff10ab", core.hex_encode("\0\255\16\171"))
+        assert.equal("00FF10AB", core.hex_encode("\0\255\16\171", true))
+        assert.equal("", core.hex_encode(""))
+    end)
+
+    it("encodes long strings completely", function()
+        local s = core.random_bytes(5000)
+        local h = core.hex_encode(s)
+        assert.equal(10000, #h)
+        assert.equal(s, (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)))
+    end)
+end)

@@ -1,0 +1,66 @@
+local luapay = require "luapay"
+local errors = require "luapay.errors"
+
+describe("require 'luapay'", function()
+    it("gives the version, the core and the error helpers", function()
+        assert.matches("^%d+%.%d+%.%d+$", luapay.VERSION)
+        assert.equal(require "luapay.core", luapay.core)
+        assert.equal(errors, luapay.errors)
+    end)
+
+    it("loads a provider module only when it is first used", function()
+        assert.is_nil(rawget(luapay, "trustly"))
+        assert.is_nil(package.loaded["luapay.fake_provider"])
+        assert.is_nil(luapay.no_such_thing)
+    end)
+end)
+
+describe("luapay.errors", function()
+    it("builds typed errors with the DESIGN.md fields", function()
+        local e = errors.new("provider", "invalid credentials",
+            { http_status = 200, code = 616, request_id = "r-1", retryable = false })
+        assert.equal("provider", e.type)
+        assert.equal("invalid credentials", e.message)
+        assert.equal(616, e.code)
+        assert.is_true(errors.is(e))
+        assert.is_true(errors.is(e, "provider"))
+        assert.is_false(errors.is(e, "network"))
+        assert.is_false(errors.is({ type = "provider" }))
+        assert.equal("luapay provider error: invalid credentials (HTTP 200, code 616, request r-1)", tostring(e))
+    end)
+
+    it("lists the violations of a validation error in its text", function()
+        local e = errors.new("validation", "2 invalid fields", { fields = {
+            { path = "customer.email", code = "format", message = "customer.email: not an e-mail address" },
+            { path = "amount", code = "type" },
+        } })
+        assert.equal("luapay validation error: 2 invalid fields [customer.email: not an e-mail address; amount: type]",
+            tostring(e))
+    end)
+
+    it("refuses an unknown error type (a programming error)", function()
+        assert.has_error(function() errors.new("oops", "x") end,
+            "errors.new: bad argument #1 'type' (unknown error type 'oops')")
+    end)
+
+    it("redacts every occurrence of each secret, even with pattern characters", function()
+        local text = "login user:p4ss%w(x) failed for p4ss%w(x) with token abc"
+        assert.equal("login user:[REDACTED] failed for [REDACTED] with token [REDACTED]",
+            errors.redact(text, { "p4ss%w(x)", "abc", "" }))
+    end)
+
+    it("masks secret-named keys at any depth and leaves the original alone", function()
+        local cfg = { username = "u", Password = "pw", banking = { client_secret = "cs", ["Access-Key"] = "k" },
+            private_key = "-----BEGIN", list = { { token = "t" } } }
+        cfg.self = cfg
+        local m = errors.mask(cfg)
+        assert.equal("u", m.username)
+        assert.equal("***", m.Password)
+        assert.equal("***", m.banking.client_secret)
+        assert.equal("***", m.banking["Access-Key"])
+        assert.equal("***", m.private_key)
+        assert.equal("***", m.list[1].token)
+        assert.equal(m, m.self)
+        assert.equal("pw", cfg.Password)
+    end)
+end)
