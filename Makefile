@@ -20,7 +20,7 @@ else
 endif
 
 PKG_CONFIG ?= pkg-config
-DEPS_PC    := libcrypto
+DEPS_PC    := libcrypto libcurl
 
 BUILD_TAG ?= $(LUA)$(if $(SANITIZE),-asan)
 BUILD     := build/$(BUILD_TAG)
@@ -38,7 +38,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) $(WARN) \
            $(shell $(PKG_CONFIG) --cflags $(LUA_PC) $(DEPS_PC) 2>/dev/null)
 LDFLAGS ?=
 LDFLAGS += -shared $(if $(SANITIZE),$(SAN))
-LIBS    := $(shell $(PKG_CONFIG) --libs $(DEPS_PC) 2>/dev/null || echo -lcrypto)
+LIBS    := $(shell $(PKG_CONFIG) --libs $(DEPS_PC) 2>/dev/null || echo -lcrypto -lcurl)
 
 LUA_CMOD := $(PREFIX)/lib/lua/$(LUA_V)
 LUA_LMOD := $(PREFIX)/share/lua/$(LUA_V)

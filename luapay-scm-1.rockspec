@@ -25,6 +25,9 @@ dependencies = {
 
 external_dependencies = {
     OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+    -- No header check: Debian keeps curl/curl.h in the multiarch include
+    -- directory, which the compiler searches and luarocks does not.
+    CURL = { library = "curl" },
 }
 
 build = {
@@ -32,13 +35,13 @@ build = {
     modules = {
         ["luapay.core"] = {
             sources = {
-                "csrc/core.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
-                "csrc/pkey.c", "csrc/random.c",
+                "csrc/clock.c", "csrc/core.c", "csrc/encode.c", "csrc/equal.c",
+                "csrc/hash.c", "csrc/http.c", "csrc/pkey.c", "csrc/random.c",
             },
             defines = { "_GNU_SOURCE" },
             incdirs = { "$(OPENSSL_INCDIR)" },
-            libdirs = { "$(OPENSSL_LIBDIR)" },
-            libraries = { "crypto" },
+            libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+            libraries = { "crypto", "curl" },
         },
         ["luapay"] = "lua/luapay/init.lua",
         ["luapay.errors"] = "lua/luapay/errors.lua",

@@ -43,6 +43,17 @@ void luapay_push_encoded(lua_State *L, const unsigned char *p, size_t n, enum lu
  * returns 2 for `return luapay_push_openssl_error(...)`. */
 int luapay_push_openssl_error(lua_State *L, const char *what);
 
+/* A growable byte buffer (buf.c). add returns 0 and sets oom on failure;
+ * later adds are then no-ops, so callers check oom once at the end. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} luapay_buf;
+int luapay_buf_add(luapay_buf *b, const void *p, size_t n);
+void luapay_buf_free(luapay_buf *b);
+luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
+
 /* Encoders shared with later C files (canonical strings, signatures). */
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
@@ -52,7 +63,12 @@ extern const luaL_Reg luapay_hash_funcs[];
 extern const luaL_Reg luapay_random_funcs[];
 extern const luaL_Reg luapay_equal_funcs[];
 extern const luaL_Reg luapay_pkey_funcs[];
+extern const luaL_Reg luapay_http_funcs[];
+extern const luaL_Reg luapay_clock_funcs[];
+extern const luaL_Reg luapay_json_funcs[];
 
 void luapay_pkey_register(lua_State *L);
+void luapay_http_register(lua_State *L);
+void luapay_json_register(lua_State *L);
 
 #endif

@@ -1,0 +1,48 @@
+/* A growable byte buffer for C code that builds long strings while it also
+ * pushes Lua values (luaL_Buffer owns the stack top, so it cannot). A buffer
+ * can live in a userdata ("boxed") so that a Lua error frees it via __gc. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define BUF_MT "luapay.buf"
+
+int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
+    if (b->oom) return 0;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n) cap *= 2;
+        char *d = (char *)realloc(b->data, cap);
+        if (d == NULL) {
+            b->oom = 1;
+            return 0;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 1;
+}
+
+void luapay_buf_free(luapay_buf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static int buf_gc(lua_State *L) {
+    luapay_buf_free((luapay_buf *)lua_touserdata(L, 1));
+    return 0;
+}
+
+luapay_buf *luapay_buf_box(lua_State *L) {
+    luapay_buf *b = (luapay_buf *)lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    if (luaL_newmetatable(L, BUF_MT)) {
+        lua_pushcfunction(L, buf_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return b;
+}

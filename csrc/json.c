@@ -1,0 +1,227 @@
+/* JSON encoding for request bodies. lua-cjson 2.1.0 (Debian's) prints numbers
+ * with at most 14 significant digits, so 123456789012345 would go out as
+ * 1.2345678901234e+14; a payment body must carry integers exactly. This
+ * encoder prints Lua 5.4 integers as integers, integral doubles up to 2^53 as
+ * integers (LuaJIT has no integer type), other finite doubles with 17
+ * significant digits, and sorts object keys so equal tables give equal text.
+ *
+ *   core.json_encode(value) -> text | nil, err
+ *   core.array_mt: tables with this metatable are arrays even when empty
+ *   core.null (= cjson.null, the NULL light userdata) encodes as null */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define ARRAY_MT_KEY "luapay.array_mt"
+#define MAX_DEPTH 64
+
+typedef struct {
+    lua_State *L;
+    luapay_buf *b; /* boxed at stack index 2 */
+    const char *err; /* first error, static text */
+} encoder;
+
+static void add(encoder *e, const char *s, size_t n) {
+    luapay_buf_add(e->b, s, n);
+}
+
+static void add_char(encoder *e, char c) {
+    luapay_buf_add(e->b, &c, 1);
+}
+
+static void add_string(encoder *e, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    add_char(e, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': add(e, "\\\"", 2); break;
+        case '\\': add(e, "\\\\", 2); break;
+        case '\n': add(e, "\\n", 2); break;
+        case '\r': add(e, "\\r", 2); break;
+        case '\t': add(e, "\\t", 2); break;
+        case '\b': add(e, "\\b", 2); break;
+        case '\f': add(e, "\\f", 2); break;
+        default:
+            if (c < 0x20) {
+                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                add(e, u, 6);
+            } else {
+                add_char(e, (char)c);
+            }
+        }
+    }
+    add_char(e, '"');
+}
+
+static int add_number(encoder *e, int idx) {
+    char num[64];
+    int len;
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(e->L, idx)) {
+        len = snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
+        add(e, num, (size_t)len);
+        return 1;
+    }
+#endif
+    lua_Number v = lua_tonumber(e->L, idx);
+    if (!isfinite(v)) {
+        e->err = "NaN and infinity have no JSON form";
+        return 0;
+    }
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        len = snprintf(num, sizeof num, "%.0f", v);
+    } else { /* the shortest of 15..17 digits that reads back as the same double */
+        for (int digits = 15; digits <= 17; digits++) {
+            len = snprintf(num, sizeof num, "%.*g", digits, v);
+            if (strtod(num, NULL) == v) break;
+        }
+    }
+    add(e, num, (size_t)len);
+    return 1;
+}
+
+static int encode_value(encoder *e, int idx, int depth);
+
+static int key_less(const void *a, const void *b) {
+    const char *const *x = (const char *const *)a, *const *y = (const char *const *)b;
+    return strcmp(*x, *y);
+}
+
+/* Arrays: keys exactly 1..n (or marked with core.array_mt). Objects: string
+ * keys only. Anything else is an error rather than a guess. */
+static int encode_table(encoder *e, int idx, int depth) {
+    lua_State *L = e->L;
+    if (depth > MAX_DEPTH) {
+        e->err = "nested too deeply (a cycle?)";
+        return 0;
+    }
+    /* Each level holds a key and a value on the stack; a C function is only
+     * promised LUA_MINSTACK slots. */
+    luaL_checkstack(L, 4, "json_encode: nesting");
+    int is_marked_array = 0;
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, ARRAY_MT_KEY);
+        is_marked_array = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    size_t n = lua_rawlen(L, idx), count = 0, string_keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (lua_type(L, -2) == LUA_TSTRING) string_keys++;
+        lua_pop(L, 1);
+    }
+    if ((count > 0 && count == n && string_keys == 0) || (count == 0 && is_marked_array)) {
+        add_char(e, '[');
+        for (size_t i = 1; i <= n; i++) {
+            if (i > 1) add_char(e, ',');
+            lua_rawgeti(L, idx, (int)i);
+            int ok = encode_value(e, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+            if (!ok) return 0;
+        }
+        add_char(e, ']');
+        return 1;
+    }
+    if (string_keys != count) {
+        e->err = "a table mixes array and object keys (or has non-string keys)";
+        return 0;
+    }
+    const char **keys = (const char **)malloc((count ? count : 1) * sizeof *keys);
+    if (keys == NULL) {
+        e->err = "out of memory";
+        return 0;
+    }
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { /* key strings stay alive: they are keys of the table */
+        keys[k++] = lua_tostring(L, -2);
+        lua_pop(L, 1);
+    }
+    qsort(keys, count, sizeof *keys, key_less);
+    add_char(e, '{');
+    int ok = 1;
+    for (size_t i = 0; i < count && ok; i++) {
+        if (i > 0) add_char(e, ',');
+        lua_pushstring(L, keys[i]);
+        size_t klen;
+        const char *key = lua_tolstring(L, -1, &klen);
+        add_string(e, key, klen);
+        add_char(e, ':');
+        lua_rawget(L, idx);
+        ok = encode_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    free(keys);
+    if (ok) add_char(e, '}');
+    return ok;
+}
+
+static int encode_value(encoder *e, int idx, int depth) {
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        add_string(e, s, n);
+        return 1;
+    }
+    case LUA_TNUMBER:
+        return add_number(e, idx);
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) add(e, "true", 4);
+        else add(e, "false", 5);
+        return 1;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            add(e, "null", 4);
+            return 1;
+        }
+        break;
+    case LUA_TTABLE:
+        return encode_table(e, idx, depth);
+    default:
+        break;
+    }
+    e->err = "a value is not a string, number, boolean, table or null";
+    return 0;
+}
+
+/* core.json_encode(value) -> text | nil, err */
+static int l_json_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    encoder e = {L, luapay_buf_box(L), NULL};
+    int ok = encode_value(&e, 1, 0);
+    if (ok && e.b->oom) {
+        ok = 0;
+        e.err = "out of memory";
+    }
+    if (!ok) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "json_encode: %s", e.err);
+        return 2;
+    }
+    lua_pushlstring(L, e.b->data, e.b->len);
+    luapay_buf_free(e.b);
+    return 1;
+}
+
+const luaL_Reg luapay_json_funcs[] = {
+    {"json_encode", l_json_encode},
+    {NULL, NULL},
+};
+
+/* Adds core.array_mt and core.null to the module table on top of the stack. */
+void luapay_json_register(lua_State *L) {
+    luaL_newmetatable(L, ARRAY_MT_KEY);
+    lua_pushliteral(L, "luapay.array");
+    lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, "array_mt");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+}

@@ -1,0 +1,339 @@
+--- luapay.http: the request pipeline every provider call goes through.
+--
+--   local http = require "luapay.http"
+--   local client = http.new{ timeout_ms = 30000, deadline_ms = 60000, retries = 2 }
+--   local res, err = client:request{
+--       method = "POST", url = "https://api.example.com/v1/pay",
+--       query = { page = 2, status = { "a", "b" } },   -- ?page=2&status=a&status=b
+--       json = { amount = 1000 } | form = { ... } | body = "raw",
+--       basic = { "user", "pass" } | bearer = "token",
+--       headers = { ["X-Request-Id"] = "..." },
+--       idempotent = true,                             -- safe to resend after it was sent
+--   }
+--   res = { status, headers, body, json, attempts, elapsed }
+--   err = luapay.errors object with attempts and elapsed
+--
+-- Retries happen only where they are safe: when the request cannot have
+-- reached the server (connection refused, DNS, connect timeout), or when the
+-- caller marks the request idempotent (the provider deduplicates it, e.g. by
+-- ecommpay payment_id or Trustly MessageID); then also network errors, read
+-- timeouts and HTTP 429/502/503/504. Backoff: 0.5 s doubling, capped at 5 s,
+-- with jitter (each delay is drawn from [d/2, d]); Retry-After is honoured up
+-- to the cap. One overall deadline bounds every attempt and every wait.
+--
+-- The transport is chosen by where the code runs: the libcurl client of the
+-- core outside nginx, cosockets inside nginx (never blocking a worker). Any
+-- function or table with `request(req)` can be passed as `transport`; so can
+-- `sleep`, `clock` and `random`.
+local cjson = require "cjson.safe"
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+
+local http = {}
+
+local BACKOFF_BASE, BACKOFF_CAP = 0.5, 5
+local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+
+---------------------------------------------------------------------------
+-- Encoding
+---------------------------------------------------------------------------
+
+--- JSON bodies are encoded by the core (core.json_encode), not lua-cjson:
+-- Debian's lua-cjson 2.1.0 prints at most 14 significant digits, so an
+-- integer above 10^14 would be sent as 1.2345678901234e+14. The core prints
+-- integers exactly and sorts object keys, so equal tables give equal bodies.
+--
+-- Empty arrays: Lua has one empty table for [] and {}, and an empty table
+-- encodes as {}. Mark a table with http.array(t) (core.array_mt) to send []
+-- when it is empty. Responses are decoded with lua-cjson (cjson.safe); JSON
+-- null decodes to cjson.null, which core.null equals and encodes as null.
+http.array_mt = core.array_mt
+http.null = core.null
+
+function http.array(t)
+    return setmetatable(t or {}, core.array_mt)
+end
+
+--- http.encode_json(value) -> text | nil, err
+http.encode_json = core.json_encode
+
+--- http.decode_json(text) -> value | nil, err
+http.decode_json = cjson.decode
+
+--- Percent-encodes everything but RFC 3986's unreserved characters.
+function http.escape(s)
+    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local function scalar(v, name)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "boolean" then return tostring(v) end
+    if t == "number" then
+        if v ~= v or v == math.huge or v == -math.huge then
+            error(("luapay.http: %s is not a finite number"):format(name), 3)
+        end
+        if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+        if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
+        return ("%.16g"):format(v)
+    end
+    error(("luapay.http: %s must be a string, number or boolean, got %s"):format(name, t), 3)
+end
+
+--- http.encode_query(params) -> "a=1&b=x&b=y": keys in byte order, an array
+-- value repeats its key in array order, everything percent-encoded.
+function http.encode_query(params)
+    local keys = {}
+    for k in pairs(params) do
+        if type(k) ~= "string" then error("luapay.http: query and form keys must be strings", 2) end
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        local v = params[k]
+        local list = type(v) == "table" and v or { v }
+        for _, item in ipairs(list) do
+            parts[#parts + 1] = http.escape(k) .. "=" .. http.escape(scalar(item, k))
+        end
+    end
+    return table.concat(parts, "&")
+end
+
+--- Header values for HTTP Basic and Bearer authentication.
+function http.basic_auth(user, password)
+    if type(user) ~= "string" or type(password) ~= "string" then
+        error("luapay.http: basic auth needs a user and a password string", 2)
+    end
+    if user:find(":", 1, true) then error("luapay.http: a basic auth user may not contain ':'", 2) end
+    return "Basic " .. core.base64_encode(user .. ":" .. password)
+end
+
+function http.bearer_auth(token)
+    if type(token) ~= "string" or token == "" then error("luapay.http: bearer auth needs a token string", 2) end
+    return "Bearer " .. token
+end
+
+--- Case-insensitive lookup of a response or request header.
+function http.header(headers, name)
+    local v = headers[name:lower()]
+    if v == nil then
+        local lname = name:lower()
+        for k, x in pairs(headers) do
+            if k:lower() == lname then return x end
+        end
+    end
+    return v
+end
+
+---------------------------------------------------------------------------
+-- Environment: inside nginx or not
+---------------------------------------------------------------------------
+
+local function in_nginx()
+    return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
+end
+http.in_nginx = in_nginx
+
+local function default_clock()
+    if in_nginx() then
+        ngx.update_time()
+        return ngx.now()
+    end
+    return core.monotime()
+end
+
+local function default_sleep(seconds)
+    if in_nginx() then return ngx.sleep(seconds) end
+    return core.sleep(seconds)
+end
+
+--- The transport for where the code runs: cosockets inside nginx, the
+-- core's libcurl client elsewhere.
+function http.default_transport(opts)
+    opts = opts or {}
+    local topts = {
+        timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
+        verify = opts.verify, ca_file = opts.ca_file, proxy = opts.proxy,
+        user_agent = opts.user_agent,
+    }
+    if in_nginx() then return require("luapay.http.cosocket").new(topts) end
+    return core.http_client(topts)
+end
+
+---------------------------------------------------------------------------
+-- The pipeline
+---------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+http.Client = Client
+
+local function check_ms(v, name)
+    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math.floor(v)) then
+        error(("luapay.http: %s must be a positive whole number of milliseconds"):format(name), 3)
+    end
+    return v
+end
+
+--- http.new(opts) -> client. opts: transport, timeout_ms (per attempt,
+-- 30000), connect_timeout_ms (10000), deadline_ms (overall, 60000), retries
+-- (extra attempts where safe, 2), verify, ca_file, proxy, user_agent, live
+-- (refuses verify = false), sleep, clock, random.
+function http.new(opts)
+    opts = opts or {}
+    if opts.verify == false and opts.live then
+        error("luapay.http: TLS verification cannot be switched off in live mode", 2)
+    end
+    local self = setmetatable({}, Client)
+    self.timeout_ms = check_ms(opts.timeout_ms, "timeout_ms") or 30000
+    self.connect_timeout_ms = check_ms(opts.connect_timeout_ms, "connect_timeout_ms") or 10000
+    self.deadline_ms = check_ms(opts.deadline_ms, "deadline_ms") or 60000
+    self.retries = opts.retries or 2
+    if type(self.retries) ~= "number" or self.retries < 0 or self.retries ~= math.floor(self.retries) then
+        error("luapay.http: retries must be a whole number >= 0", 2)
+    end
+    self.user_agent = opts.user_agent or ("luapay/" .. core.VERSION .. " (" .. (jit and jit.version or _VERSION) .. ")")
+    self.transport = opts.transport or http.default_transport{
+        timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms, verify = opts.verify,
+        ca_file = opts.ca_file, proxy = opts.proxy, user_agent = self.user_agent,
+    }
+    self.sleep = opts.sleep or default_sleep
+    self.clock = opts.clock or default_clock
+    self.random = opts.random or math.random
+    return self
+end
+
+-- Builds the transport request once; it is the same for every attempt.
+local function prepare(self, req)
+    if type(req) ~= "table" then error("luapay.http: request needs a table", 3) end
+    if type(req.url) ~= "string" then error("luapay.http: request needs a url string", 3) end
+    local url = req.url
+    if req.query and next(req.query) then
+        url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(req.query)
+    end
+    local headers, index = {}, {}
+    local function set(name, value)
+        local lname = name:lower()
+        if index[lname] then headers[index[lname]] = nil end
+        index[lname] = name
+        headers[name] = value
+    end
+    set("Accept", "application/json")
+    set("User-Agent", self.user_agent)
+    local body = req.body
+    if req.json ~= nil then
+        local err
+        body, err = http.encode_json(req.json)
+        if not body then return nil, errors.new("validation", "request body cannot be encoded as JSON: " .. err) end
+        set("Content-Type", "application/json; charset=utf-8")
+    elseif req.form ~= nil then
+        body = http.encode_query(req.form)
+        set("Content-Type", "application/x-www-form-urlencoded")
+    end
+    if req.basic then set("Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
+    if req.bearer then set("Authorization", http.bearer_auth(req.bearer)) end
+    for name, value in pairs(req.headers or {}) do set(name, value) end
+    return {
+        method = req.method or (body and "POST" or "GET"),
+        url = url,
+        headers = headers,
+        body = body,
+    }
+end
+
+local function call_transport(transport, treq)
+    local ok, res, err
+    if type(transport) == "function" then
+        ok, res, err = pcall(transport, treq)
+    else
+        ok, res, err = pcall(transport.request, transport, treq)
+    end
+    if not ok then -- a transport that raises is treated as a network failure of unknown reach
+        return nil, errors.new("network", "transport raised an error: " .. tostring(res), { sent = true })
+    end
+    if res then return res end
+    if errors.is(err) then return nil, err end
+    if type(err) == "table" then return nil, errors.new(errors.TYPES[err.type] and err.type or "network", err.message or "transport failed", err) end
+    return nil, errors.new("network", tostring(err or "transport failed"), { sent = true })
+end
+
+-- May this outcome be retried? Failures that cannot have reached the server
+-- always; the rest only for idempotent requests. TLS and configuration
+-- failures never: a retry cannot fix them.
+local function retryable(req, res, err)
+    if res then return req.idempotent == true and RETRY_STATUS[res.status] == true end
+    if err.type == "tls" or err.type == "config" or err.type == "validation" then return false end
+    if err.sent == false then return true end
+    return req.idempotent == true and (err.type == "network" or err.type == "timeout")
+end
+
+local function retry_after(res)
+    local v = res and http.header(res.headers or {}, "retry-after")
+    if type(v) == "table" then v = v[1] end
+    return tonumber(v)
+end
+
+--- The n-th delay (n from 1): 0.5, 1, 2, 4, 5, 5, ... with jitter.
+function http.backoff(n, random)
+    local d = math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ^ (n - 1))
+    return d / 2 + (d / 2) * (random or math.random)()
+end
+
+function Client:request(req)
+    local treq, perr = prepare(self, req)
+    if not treq then return nil, perr end
+    local start = self.clock()
+    local deadline = start + (req.deadline_ms or self.deadline_ms) / 1000
+    local max_attempts = 1 + (req.retries or self.retries)
+    local attempts, res, err = 0, nil, nil
+    while true do
+        local remaining_ms = math.floor((deadline - self.clock()) * 1000)
+        if remaining_ms < 1 then
+            if not (res or err) then err = errors.new("timeout", "deadline reached before the request was sent", { sent = false }) end
+            break
+        end
+        attempts = attempts + 1
+        treq.timeout_ms = math.min(req.timeout_ms or self.timeout_ms, remaining_ms)
+        treq.connect_timeout_ms = math.min(req.connect_timeout_ms or self.connect_timeout_ms, treq.timeout_ms)
+        res, err = call_transport(self.transport, treq)
+        local again = retryable(req, res, err)
+        if not again or attempts >= max_attempts then break end
+        local delay = http.backoff(attempts, self.random)
+        local hint = retry_after(res)
+        if hint then delay = math.min(BACKOFF_CAP, math.max(delay, hint)) end
+        if self.clock() + delay >= deadline then break end
+        self.sleep(delay)
+    end
+    local elapsed = self.clock() - start
+    if err then
+        err.attempts, err.elapsed = attempts, elapsed
+        err.retryable = retryable(req, nil, err)
+        return nil, err
+    end
+    res.attempts, res.elapsed = attempts, elapsed
+    if req.decode ~= false and res.body and res.body ~= "" then
+        local ctype = http.header(res.headers or {}, "content-type")
+        if type(ctype) == "string" and (ctype:find("json", 1, true)) then
+            res.json, res.json_error = http.decode_json(res.body)
+        end
+    end
+    return res
+end
+
+--- The error for a response whose status the caller did not expect.
+function http.status_error(res, what)
+    local snippet = type(res.body) == "string" and res.body:sub(1, 300) or nil
+    return errors.new("http", ("%s answered HTTP %d"):format(what or "the server", res.status), {
+        http_status = res.status, raw = snippet, attempts = res.attempts, elapsed = res.elapsed,
+        request_id = http.header(res.headers or {}, "x-request-id"),
+        retryable = RETRY_STATUS[res.status] == true,
+    })
+end
+
+function Client:close()
+    local t = self.transport
+    if type(t) ~= "function" and t.close then t:close() end
+end
+
+return http

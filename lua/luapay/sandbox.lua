@@ -1,0 +1,256 @@
+--- luapay.sandbox: fake provider servers on loopback, for specs, the demo
+-- and the REPL. Starts Debian's nginx with the Lua module on a free loopback
+-- port, from a configuration generated into a temporary prefix; requests are
+-- routed by path prefix to handler modules that run inside nginx (LuaJIT)
+-- and can use luapay itself (the core built for LuaJIT, cosockets).
+--
+--   local sandbox = require "luapay.sandbox"
+--   local sb = assert(sandbox.start{
+--       routes = { ["/ecommpay/"] = "luapay.sandbox.ecommpay" },
+--       config = { ... },            -- handed to handlers (router.config)
+--       tls = { cert = "server.pem", key = "server.key" },  -- also serve HTTPS
+--       trusted_ca = "ca.pem",       -- lua_ssl_trusted_certificate
+--   })
+--   sb.url, sb.tls_url, sb.port, sb.tls_port
+--   sb:error_log(), sb:errors(), sb:stop()
+--
+-- A handler module has handle(path, config): path is the URI after the
+-- route's prefix; it answers with the ngx API. config.ports = {http, https}
+-- are the sandbox's own ports. An optional log(path, config) runs in the log
+-- phase.
+local core = require "luapay.core"
+
+local sandbox = {}
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+local NGINX_MODULES = "/usr/lib/nginx/modules"
+local START_TIMEOUT, STOP_TIMEOUT = 5, 10
+
+local function sh_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function run(cmd)
+    local ok = os.execute(cmd)
+    return ok == true or ok == 0
+end
+
+local function capture(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function write_file(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+
+local function absolute(path)
+    if path:sub(1, 1) == "/" then return path end
+    local cwd = os.getenv("PWD") or capture("pwd"):gsub("%s+$", "")
+    return cwd .. "/" .. path:gsub("^%./", "")
+end
+
+local function alive(pid)
+    return run("kill -0 " .. pid .. " 2>/dev/null")
+end
+
+-- This file is <root>/lua/luapay/sandbox.lua in a checkout, or
+-- <share>/lua/5.x/luapay/sandbox.lua when installed.
+local function source_dirs()
+    local src = debug.getinfo(1, "S").source:gsub("^@", "")
+    local lua_dir = absolute(src):gsub("/luapay/sandbox%.lua$", "")
+    local root = lua_dir:gsub("/lua$", "")
+    return lua_dir, root
+end
+
+--- Serializes plain data (strings, numbers, booleans, tables) as Lua source.
+local function serialize(v)
+    local t = type(v)
+    if t == "string" then return (("%q"):format(v):gsub("\n", "n")) end
+    if t == "number" then
+        if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+        return ("%.17g"):format(v)
+    end
+    if t == "boolean" or t == "nil" then return tostring(v) end
+    if t == "table" then
+        local parts = {}
+        for k, x in pairs(v) do parts[#parts + 1] = "[" .. serialize(k) .. "]=" .. serialize(x) end
+        table.sort(parts)
+        return "{" .. table.concat(parts, ",") .. "}"
+    end
+    error("luapay.sandbox: cannot pass a " .. t .. " to the handlers")
+end
+sandbox.serialize = serialize
+
+local function random_port()
+    local b = core.random_bytes(2)
+    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
+end
+
+local function nginx_conf(opts, port, tls_port)
+    local lua_dir, root = source_dirs()
+    local lpath = { lua_dir .. "/?.lua", lua_dir .. "/?/init.lua" }
+    for p in (opts.lua_path or ""):gmatch("[^;]+") do table.insert(lpath, 1, absolute(p)) end
+    local cpath = {}
+    local built = root .. "/build/luajit/luapay/core.so"
+    if read_file(built) then cpath[#cpath + 1] = root .. "/build/luajit/?.so" end
+    for p in (opts.lua_cpath or ""):gmatch("[^;]+") do table.insert(cpath, 1, absolute(p)) end
+
+    local dicts = { luapay_sandbox = "16m" }
+    for name, size in pairs(opts.shared_dicts or {}) do dicts[name] = size end
+
+    local c = {}
+    local function add(fmt, ...) c[#c + 1] = fmt:format(...) end
+    add("load_module %s/ndk_http_module.so;", NGINX_MODULES)
+    add("load_module %s/ngx_http_lua_module.so;", NGINX_MODULES)
+    -- As root, nginx would run workers as nobody, who may not read a
+    -- checkout under /root; the sandbox only ever listens on loopback.
+    if capture("id -u"):match("^0") then add("user root;") end
+    add("daemon on;")
+    add("worker_processes %d;", opts.workers or 1)
+    add("pid logs/nginx.pid;")
+    add("error_log logs/error.log %s;", opts.log_level or "warn")
+    for name, value in pairs(opts.env or {}) do add("env %s=%s;", name, value) end
+    add("events { worker_connections 1024; }")
+    add("http {")
+    add("  access_log off;")
+    for _, t in ipairs({ "client_body", "proxy", "fastcgi", "uwsgi", "scgi" }) do
+        add("  %s_temp_path tmp/%s;", t, t)
+    end
+    add("  client_max_body_size 32m;")
+    add("  client_body_buffer_size 32m;")
+    add("  keepalive_requests 1000000;")
+    add("  lua_package_path '%s;;';", table.concat(lpath, ";"))
+    if #cpath > 0 then add("  lua_package_cpath '%s;;';", table.concat(cpath, ";")) end
+    for name, size in pairs(dicts) do add("  lua_shared_dict %s %s;", name, size) end
+    add("  lua_socket_log_errors off;")
+    if opts.trusted_ca then
+        add("  lua_ssl_trusted_certificate %s;", absolute(opts.trusted_ca))
+        add("  lua_ssl_verify_depth 4;")
+    end
+    add("  init_by_lua_block { require('luapay.sandbox.router').init(%s) }",
+        serialize({ routes = opts.routes or {}, config = opts.config or {}, ports = { http = port, https = tls_port } }))
+    add("  server {")
+    add("    listen 127.0.0.1:%d;", port)
+    if tls_port then
+        add("    listen 127.0.0.1:%d ssl;", tls_port)
+        add("    ssl_certificate %s;", absolute(opts.tls.cert))
+        add("    ssl_certificate_key %s;", absolute(opts.tls.key))
+    end
+    add("    location / {")
+    add("      content_by_lua_block { require('luapay.sandbox.router').handle() }")
+    add("      log_by_lua_block { require('luapay.sandbox.router').log() }")
+    add("    }")
+    add("  }")
+    add("}")
+    return table.concat(c, "\n") .. "\n"
+end
+
+--- sandbox.start(opts) -> sandbox | nil, err. opts: routes, config, tls,
+-- trusted_ca, port, tls_port, workers, shared_dicts, lua_path, lua_cpath,
+-- env, log_level, nginx (the binary; default /usr/sbin/nginx).
+function sandbox.start(opts)
+    opts = opts or {}
+    local nginx = opts.nginx or os.getenv("LUAPAY_NGINX") or "/usr/sbin/nginx"
+    local prefix = capture("mktemp -d /tmp/luapay-sandbox.XXXXXX"):gsub("%s+$", "")
+    if prefix == "" then return nil, "luapay.sandbox: mktemp failed" end
+    run("mkdir -p " .. sh_quote(prefix .. "/conf") .. " " .. sh_quote(prefix .. "/logs") .. " " .. sh_quote(prefix .. "/tmp"))
+
+    local last_err
+    for _ = 1, 20 do
+        local port = opts.port or random_port()
+        local tls_port = opts.tls and (opts.tls_port or random_port()) or nil
+        write_file(prefix .. "/conf/nginx.conf", nginx_conf(opts, port, tls_port))
+        local started = run(("%s -p %s -c conf/nginx.conf -e logs/error.log >%s 2>&1"):format(
+            sh_quote(nginx), sh_quote(prefix), sh_quote(prefix .. "/logs/start.out")))
+        if started then
+            local pid
+            local wait_until = core.monotime() + START_TIMEOUT
+            repeat
+                pid = tonumber(read_file(prefix .. "/logs/nginx.pid") or "")
+                if not pid then core.sleep(0.01) end
+            until pid or core.monotime() > wait_until
+            if not pid then return nil, "luapay.sandbox: nginx started but wrote no pid file" end
+            local self = setmetatable({
+                prefix = prefix, pid = pid, port = port, tls_port = tls_port,
+                url = ("http://127.0.0.1:%d"):format(port),
+                tls_url = tls_port and ("https://127.0.0.1:%d"):format(tls_port) or nil,
+                keep = opts.keep,
+            }, Sandbox)
+            return self
+        end
+        last_err = (read_file(prefix .. "/logs/start.out") or "") .. (read_file(prefix .. "/logs/error.log") or "")
+        if not last_err:find("Address already in use", 1, true) or opts.port then break end
+        os.remove(prefix .. "/logs/error.log")
+    end
+    if not opts.keep then run("rm -rf " .. sh_quote(prefix)) end
+    return nil, "luapay.sandbox: nginx did not start: " .. (last_err or "?"):gsub("%s+$", "")
+end
+
+--- The pids of the master and its workers, while running.
+function Sandbox:pids()
+    local pids = { self.pid }
+    for pid in capture("pgrep -P " .. self.pid .. " 2>/dev/null"):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+    return pids
+end
+
+function Sandbox:error_log()
+    return read_file(self.prefix .. "/logs/error.log") or ""
+end
+
+--- Lines of the error log at level error or worse (crit, alert, emerg).
+function Sandbox:errors()
+    local lines = {}
+    for line in self:error_log():gmatch("[^\n]+") do
+        if line:find(" %[error%] ") or line:find(" %[crit%] ") or line:find(" %[alert%] ") or line:find(" %[emerg%] ") then
+            lines[#lines + 1] = line
+        end
+    end
+    return lines
+end
+
+--- Stops nginx (fast shutdown) and waits until the master and every worker
+-- have exited. Returns true, or nil and the pids still alive.
+function Sandbox:stop()
+    if self.stopped then return true end
+    local pids = self:pids()
+    run("kill -TERM " .. self.pid .. " 2>/dev/null")
+    local deadline = core.monotime() + STOP_TIMEOUT
+    local left
+    repeat
+        left = {}
+        for _, pid in ipairs(pids) do
+            if alive(pid) then left[#left + 1] = pid end
+        end
+        if #left > 0 then core.sleep(0.01) end
+    until #left == 0 or core.monotime() > deadline
+    if #left > 0 then
+        run("kill -KILL " .. table.concat(left, " ") .. " 2>/dev/null")
+        return nil, "luapay.sandbox: nginx did not stop in time; killed " .. table.concat(left, " ")
+    end
+    self.stopped = true
+    self.final_log = self:error_log()
+    if not self.keep then run("rm -rf " .. sh_quote(self.prefix)) end
+    return true
+end
+
+Sandbox.__close = Sandbox.stop
+Sandbox.__gc = function(self)
+    if not self.stopped then pcall(self.stop, self) end
+end
+
+return sandbox

@@ -1,0 +1,126 @@
+--- Request scenarios that run the same way through both transports: the
+-- libcurl client (spec process) and cosockets (inside the sandbox's nginx,
+-- via /t/run). Each returns plain data that the spec asserts on.
+local http = require "luapay.http"
+
+local cases = {}
+
+local function client(opts)
+    opts = opts or {}
+    opts.sleep = opts.sleep or function() end -- retries without waiting
+    return http.new(opts)
+end
+
+local function observe_error(err)
+    return { type = err.type, message = err.message, attempts = err.attempts, sent = err.sent }
+end
+
+function cases.status_and_headers(env)
+    local c = client()
+    local out = {}
+    for _, code in ipairs({ 200, 404, 500, 503 }) do
+        local res, err = c:request{ url = env.url .. "/t/status/" .. code, retries = 0 }
+        if not res then return observe_error(err) end
+        out[#out + 1] = { status = res.status, x_test = res.headers["x-test"], body = res.body,
+            content_type = res.headers["content-type"] }
+    end
+    return out
+end
+
+function cases.big_body(env)
+    local res, err = client():request{ url = env.url .. "/t/big?bytes=5242880" }
+    if not res then return observe_error(err) end
+    local core = require "luapay.core"
+    return { length = #res.body, sha256 = core.digest("sha256", res.body, "hex"),
+        expected_sha256 = res.headers["x-body-sha256"] }
+end
+
+function cases.keepalive(env)
+    local c = client()
+    local connections, last_requests = {}, nil
+    for _ = 1, 100 do
+        local res, err = c:request{ url = env.url .. "/t/conn" }
+        if not res then return observe_error(err) end
+        local conn, n = res.body:match("^(%d+) (%d+)$")
+        connections[conn] = true
+        last_requests = tonumber(n)
+    end
+    local distinct = 0
+    for _ in pairs(connections) do distinct = distinct + 1 end
+    return { distinct_connections = distinct, requests_on_last = last_requests }
+end
+
+function cases.read_timeout(env)
+    local res, err = client{ timeout_ms = 300, retries = 0 }:request{ url = env.url .. "/t/slow?ms=3000" }
+    if res then return { status = res.status } end
+    return observe_error(err)
+end
+
+function cases.refused(_)
+    local res, err = client{ retries = 0 }:request{ url = "http://127.0.0.1:1/" }
+    if res then return { status = res.status } end
+    return observe_error(err)
+end
+
+function cases.chunked(env)
+    local res, err = client():request{ url = env.url .. "/t/chunked" }
+    if not res then return observe_error(err) end
+    return { body = res.body, transfer_encoding = res.headers["transfer-encoding"] }
+end
+
+function cases.json_and_query(env)
+    local res, err = client():request{
+        method = "POST", url = env.url .. "/t/echo",
+        query = { q = "a b&c=d/é", list = { "x", "y" }, n = 42 },
+        json = { items = http.array(), big = 123456789012345 },
+        headers = { ["X-Custom"] = "yes" },
+        basic = { "merchant", "s3cret" },
+    }
+    if not res then return observe_error(err) end
+    local echo = res.json
+    return { status = res.status, method = echo.method, args = echo.args, body = echo.body,
+        content_type = echo.headers["content-type"], custom = echo.headers["x-custom"],
+        authorization = echo.headers["authorization"], attempts = res.attempts }
+end
+
+function cases.post_not_retried(env)
+    local c = client{ retries = 2 }
+    local _, err = c:request{ method = "POST", url = env.url .. "/t/drop?key=" .. env.key, body = "pay 10 EUR" }
+    local count = c:request{ url = env.url .. "/t/count?key=" .. env.key }
+    local out = observe_error(err)
+    out.server_saw = tonumber(count.body)
+    return out
+end
+
+function cases.idempotent_retried(env)
+    local c = client{ retries = 2 }
+    local _, err = c:request{ method = "POST", url = env.url .. "/t/drop?key=" .. env.key, body = "pay 10 EUR",
+        idempotent = true }
+    local count = c:request{ url = env.url .. "/t/count?key=" .. env.key }
+    local out = observe_error(err)
+    out.server_saw = tonumber(count.body)
+    return out
+end
+
+function cases.flaky_idempotent(env)
+    local res, err = client{ retries = 3 }:request{
+        method = "POST", url = env.url .. "/t/flaky?fail=2&key=" .. env.key, body = "x", idempotent = true }
+    if not res then return observe_error(err) end
+    return { status = res.status, attempts = res.attempts, attempt_seen = res.json.attempt }
+end
+
+function cases.tls_self_signed(env, opts)
+    local res, err = client(opts):request{ url = env.tls_url .. "/t/status/200", retries = 0 }
+    if res then return { status = res.status, body = res.body } end
+    return observe_error(err)
+end
+
+-- The upstream waits until two requests of the key are in; only a worker
+-- that is not blocked can serve both.
+function cases.barrier(env)
+    local res, err = client():request{ url = env.url .. "/t/barrier?n=2&key=" .. env.key }
+    if not res then return observe_error(err) end
+    return { body = res.body }
+end
+
+return cases
