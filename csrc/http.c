@@ -2,13 +2,19 @@
  * so connections are kept alive and reused across requests of that client.
  *
  *   client = core.http_client{timeout_ms, connect_timeout_ms, verify, ca_file, proxy, user_agent}
- *   res, err = client:request{method, url, headers, body, timeout_ms, connect_timeout_ms}
+ *   res, err = client:request{method, url, headers, body, timeout_ms, connect_timeout_ms, idempotent}
  *   res = {status, headers = {name = value | {value, ...}}, body}
  *   err = {type = "timeout"|"network"|"tls"|"config", message, sent, curl_code}
  *
  * `sent` says whether request bytes may have reached the server, which decides
  * whether the pipeline may retry a request that is not idempotent. HTTP 4xx
- * and 5xx are responses, not errors. */
+ * and 5xx are responses, not errors.
+ *
+ * libcurl silently resends a request when a reused connection closes before
+ * any answer, even a POST the server did receive. So a request that is not
+ * idempotent (by method, or marked `idempotent = true` by the caller because
+ * the provider deduplicates it) goes on a fresh connection, where libcurl
+ * never resends. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,6 +277,10 @@ static int l_request(lua_State *L) {
     if (!string_field(L, 2, "url", &url, NULL)) luapay_arg_error(L, 2, "request", "url", "string expected");
     string_field(L, 2, "method", &method, NULL);
     string_field(L, 2, "body", &body, &body_len);
+    lua_getfield(L, 2, "idempotent");
+    int idempotent = lua_toboolean(L, -1) || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                     strcmp(method, "OPTIONS") == 0;
+    lua_pop(L, 1);
     for (const char *m = method; *m; m++)
         if (*m < 'A' || *m > 'Z') luapay_arg_error(L, 2, "request", "method", "an upper-case HTTP method expected");
     long timeout_ms = opt_ms(L, 2, "request", "timeout_ms", c->timeout_ms);
@@ -294,6 +304,7 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (!idempotent) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
     if (c->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);

@@ -239,6 +239,7 @@ local function prepare(self, req)
         url = url,
         headers = headers,
         body = body,
+        idempotent = req.idempotent == true,
     }
 end
 

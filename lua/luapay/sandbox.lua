@@ -32,13 +32,17 @@ local function sh_quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Sanitizer runtimes preloaded into a test process are not for the tools
+-- and servers it starts (pgrep even hangs under libasan).
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
+
 local function run(cmd)
-    local ok = os.execute(cmd)
+    local ok = os.execute(CLEAN_ENV .. cmd)
     return ok == true or ok == 0
 end
 
 local function capture(cmd)
-    local p = io.popen(cmd)
+    local p = io.popen(CLEAN_ENV .. cmd)
     local out = p:read("*a")
     p:close()
     return out
@@ -64,8 +68,37 @@ local function absolute(path)
     return cwd .. "/" .. path:gsub("^%./", "")
 end
 
+-- A zombie counts as gone: the daemonized master is reaped by init, which
+-- in a container may take a while.
 local function alive(pid)
-    return run("kill -0 " .. pid .. " 2>/dev/null")
+    local stat = read_file("/proc/" .. pid .. "/stat")
+    if stat then return not stat:match("^%d+ %b() Z") end
+    return run("kill -0 " .. pid .. " 2>/dev/null") -- no /proc: ask the kernel
+end
+
+local function children(pid)
+    local pids = {}
+    for child in capture("pgrep -P " .. pid .. " 2>/dev/null"):gmatch("%d+") do pids[#pids + 1] = tonumber(child) end
+    return pids
+end
+
+-- Fast shutdown of an nginx master and its workers; waits until all are
+-- gone, killing what is left after STOP_TIMEOUT. Returns the pids killed.
+local function terminate(master)
+    local pids = children(master)
+    table.insert(pids, 1, master)
+    run("kill -TERM " .. master .. " 2>/dev/null")
+    local deadline = core.monotime() + STOP_TIMEOUT
+    local left
+    repeat
+        left = {}
+        for _, pid in ipairs(pids) do
+            if alive(pid) then left[#left + 1] = pid end
+        end
+        if #left > 0 then core.sleep(0.01) end
+    until #left == 0 or core.monotime() > deadline
+    if #left > 0 then run("kill -KILL " .. table.concat(left, " ") .. " 2>/dev/null") end
+    return left
 end
 
 -- This file is <root>/lua/luapay/sandbox.lua in a checkout, or
@@ -185,6 +218,8 @@ function sandbox.start(opts)
                 if not pid then core.sleep(0.01) end
             until pid or core.monotime() > wait_until
             if not pid then return nil, "luapay.sandbox: nginx started but wrote no pid file" end
+            -- Ready means every worker is up, so pids() and stop() see them all.
+            while #children(pid) < (opts.workers or 1) and core.monotime() < wait_until do core.sleep(0.005) end
             local self = setmetatable({
                 prefix = prefix, pid = pid, port = port, tls_port = tls_port,
                 url = ("http://127.0.0.1:%d"):format(port),
@@ -193,6 +228,9 @@ function sandbox.start(opts)
             }, Sandbox)
             return self
         end
+        -- A failed start may still have left a master behind: never leak one.
+        local stray = tonumber(read_file(prefix .. "/logs/nginx.pid") or "")
+        if stray and alive(stray) then terminate(stray) end
         last_err = (read_file(prefix .. "/logs/start.out") or "") .. (read_file(prefix .. "/logs/error.log") or "")
         if not last_err:find("Address already in use", 1, true) or opts.port then break end
         os.remove(prefix .. "/logs/error.log")
@@ -203,8 +241,8 @@ end
 
 --- The pids of the master and its workers, while running.
 function Sandbox:pids()
-    local pids = { self.pid }
-    for pid in capture("pgrep -P " .. self.pid .. " 2>/dev/null"):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+    local pids = children(self.pid)
+    table.insert(pids, 1, self.pid)
     return pids
 end
 
@@ -227,24 +265,13 @@ end
 -- have exited. Returns true, or nil and the pids still alive.
 function Sandbox:stop()
     if self.stopped then return true end
-    local pids = self:pids()
-    run("kill -TERM " .. self.pid .. " 2>/dev/null")
-    local deadline = core.monotime() + STOP_TIMEOUT
-    local left
-    repeat
-        left = {}
-        for _, pid in ipairs(pids) do
-            if alive(pid) then left[#left + 1] = pid end
-        end
-        if #left > 0 then core.sleep(0.01) end
-    until #left == 0 or core.monotime() > deadline
-    if #left > 0 then
-        run("kill -KILL " .. table.concat(left, " ") .. " 2>/dev/null")
-        return nil, "luapay.sandbox: nginx did not stop in time; killed " .. table.concat(left, " ")
-    end
+    local killed = terminate(self.pid)
     self.stopped = true
     self.final_log = self:error_log()
     if not self.keep then run("rm -rf " .. sh_quote(self.prefix)) end
+    if #killed > 0 then
+        return nil, "luapay.sandbox: nginx did not stop in time; killed " .. table.concat(killed, " ")
+    end
     return true
 end
 

@@ -85,6 +85,7 @@ end
 
 function cases.post_not_retried(env)
     local c = client{ retries = 2 }
+    c:request{ url = env.url .. "/t/conn" } -- leaves a kept-alive connection to reuse
     local _, err = c:request{ method = "POST", url = env.url .. "/t/drop?key=" .. env.key, body = "pay 10 EUR" }
     local count = c:request{ url = env.url .. "/t/count?key=" .. env.key }
     local out = observe_error(err)

@@ -6,7 +6,10 @@ local core = require "luapay.core"
 local dict = ngx.shared.luapay_sandbox
 local H = {}
 
-local function arg(name) return ngx.var["arg_" .. name] end
+local function arg(name)
+    local v = ngx.var["arg_" .. name]
+    return v and ngx.unescape_uri(v)
+end
 
 local function json(status, value)
     ngx.status = status
@@ -110,7 +113,7 @@ H["run"] = function(_, config)
     local cases = require "support.transport_cases"
     local env = {
         url = "http://127.0.0.1:" .. config.ports.http,
-        tls_url = config.ports.https and ("https://127.0.0.1:" .. config.ports.https),
+        tls_url = arg("tls_url") or (config.ports.https and ("https://127.0.0.1:" .. config.ports.https)),
         key = arg("key"),
     }
     local observed = cases[arg("case")](env)

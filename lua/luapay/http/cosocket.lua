@@ -131,9 +131,10 @@ local function timeout_or_network(err, what, timeout_ms, sent)
     return fail("network", ("%s failed: %s"):format(what == "read" and "receiving the response" or what, err), sent)
 end
 
--- One exchange on one connection. Returns res | nil, err, stale where stale
--- means a reused keep-alive connection turned out closed before any byte of
--- the answer: the server dropped it while idle, so the request never arrived.
+-- One exchange on one connection. A pooled connection that the server closes
+-- while idle is dropped from the pool by nginx itself; one that closes after
+-- the request went out is an error, never a silent resend (the server may
+-- have acted on it).
 local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
     local sock = ngx.socket.tcp()
     sock:settimeouts(connect_ms, timeout_ms, timeout_ms)
@@ -147,9 +148,12 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         end
         return fail("network", ("connection to %s:%d failed: %s"):format(u.host, u.port, tostring(err)), false)
     end
-    local reused = (sock:getreusedtimes() or 0) > 0
-    if u.tls and not reused then
-        local session, herr = sock:sslhandshake(nil, u.host, self.verify)
+    if u.tls and (sock:getreusedtimes() or 0) == 0 then
+        -- lua-resty-core 0.1.25 raises an assertion, instead of returning the
+        -- error, when a handshake that completed at once failed verification
+        -- (nginx has closed the socket by then); that is all it can mean.
+        local ok, session, herr = pcall(sock.sslhandshake, sock, nil, u.host, self.verify)
+        if not ok then session, herr = nil, "certificate verification failed" end
         if not session then
             sock:close()
             if herr == "timeout" then return fail("timeout", "connect timeout: TLS handshake with " .. u.host .. " timed out", false) end
@@ -191,7 +195,6 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
     local sent_bytes, serr = sock:send(lines)
     if not sent_bytes then
         sock:close()
-        if reused then return nil, nil, true end
         return timeout_or_network(serr, "send", timeout_ms, true)
     end
 
@@ -200,7 +203,6 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         status_line, rerr = sock:receive("*l")
         if not status_line then
             sock:close()
-            if reused and rerr == "closed" then return nil, nil, true end
             return timeout_or_network(rerr, "read", timeout_ms, true)
         end
         local status = tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
@@ -250,12 +252,7 @@ function Transport:request(req)
     ngx.update_time()
     local deadline = ngx.now() + timeout_ms / 1000
     req.method = req.method or "GET"
-    local res, err, stale = exchange(self, u, req, timeout_ms, connect_ms, deadline)
-    if stale then -- once more, as libcurl does; a second stale pooled connection is an error
-        res, err, stale = exchange(self, u, req, timeout_ms, connect_ms, deadline)
-        if stale then return fail("network", "the server closed the kept-alive connection", true) end
-    end
-    return res, err
+    return exchange(self, u, req, timeout_ms, connect_ms, deadline)
 end
 
 function Transport.close() end

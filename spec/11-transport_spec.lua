@@ -1,0 +1,226 @@
+-- Both transports against real servers on loopback: the core's libcurl
+-- client from this process, and the cosocket transport inside the sandbox's
+-- nginx (driven over HTTP through /t/run). The same scenarios
+-- (spec/support/transport_cases.lua) must give the same observations.
+local core = require "luapay.core"
+local http = require "luapay.http"
+local sandbox = require "luapay.sandbox"
+local cases = require "support.transport_cases"
+local certs = require "support.certs"
+
+local ROUTES = { ["/t/"] = "support.transport_handlers" }
+
+local function unique_key()
+    return core.hex_encode(core.random_bytes(8))
+end
+
+describe("transports against the sandbox", function()
+    local sb, tls, env
+
+    setup(function()
+        tls = certs.generate()
+        sb = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", tls = { cert = tls.cert, key = tls.key },
+            trusted_ca = tls.ca })
+        env = { url = sb.url, tls_url = sb.tls_url }
+    end)
+
+    teardown(function()
+        local problems = sb:errors()
+        assert(sb:stop())
+        tls.cleanup()
+        assert.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+    end)
+
+    -- Runs a case here (libcurl) or inside nginx (cosockets).
+    local runners = {
+        libcurl = function(name)
+            env.key = unique_key()
+            return cases[name](env)
+        end,
+        cosocket = function(name)
+            local c = core.http_client{ timeout_ms = 20000 }
+            local res = assert(c:request{ url = sb.url .. "/t/run?case=" .. name .. "&key=" .. unique_key() })
+            c:close()
+            assert.equal(200, res.status, res.body)
+            return assert(http.decode_json(res.body))
+        end,
+    }
+
+    for transport, run in pairs(runners) do
+        describe("through " .. transport, function()
+            it("gives status codes as responses, with lower-cased and repeated headers", function()
+                local out = run("status_and_headers")
+                for i, code in ipairs({ 200, 404, 500, 503 }) do
+                    assert.equal(code, out[i].status)
+                    assert.same({ "one", "two" }, out[i].x_test)
+                    assert.equal("status " .. code, out[i].body)
+                    assert.equal("text/plain", out[i].content_type)
+                end
+            end)
+
+            it("receives a 5 MB binary body intact", function()
+                local out = run("big_body")
+                assert.equal(5242880, out.length)
+                assert.equal(out.expected_sha256, out.sha256)
+            end)
+
+            it("reuses one connection for 100 requests (the server's connection number)", function()
+                local out = run("keepalive")
+                assert.equal(1, out.distinct_connections)
+                assert.is_true(out.requests_on_last >= 100)
+            end)
+
+            it("gives a read timeout as a timeout error", function()
+                local out = run("read_timeout")
+                assert.equal("timeout", out.type)
+                assert.matches("^read timeout", out.message)
+                assert.is_true(out.sent)
+            end)
+
+            it("gives a refused port as a network error that was not sent", function()
+                local out = run("refused")
+                assert.equal("network", out.type)
+                assert.matches("refused", out.message:lower())
+                assert.is_false(out.sent)
+            end)
+
+            it("reads a chunked body", function()
+                local out = run("chunked")
+                assert.equal("part1-part2", out.body)
+                assert.equal("chunked", out.transfer_encoding)
+            end)
+
+            it("sends JSON, query strings and basic auth as the server sees them", function()
+                local out = run("json_and_query")
+                assert.equal(200, out.status)
+                assert.equal("POST", out.method)
+                assert.equal("list=x&list=y&n=42&q=a%20b%26c%3Dd%2F%C3%A9", out.args)
+                assert.equal('{"big":123456789012345,"items":[]}', out.body)
+                assert.equal("application/json; charset=utf-8", out.content_type)
+                assert.equal("yes", out.custom)
+                assert.equal("Basic " .. core.base64_encode("merchant:s3cret"), out.authorization)
+            end)
+
+            it("does not resend a POST once the server has received it, even on a reused connection", function()
+                local out = run("post_not_retried")
+                assert.equal("network", out.type)
+                assert.equal(1, out.attempts)
+                assert.equal(1, out.server_saw)
+            end)
+
+            it("resends an idempotent POST, which the server then sees each time", function()
+                local out = run("idempotent_retried")
+                assert.equal(3, out.attempts)
+                assert.equal(3, out.server_saw)
+            end)
+
+            it("retries an idempotent request through 503s to success", function()
+                local out = run("flaky_idempotent")
+                assert.equal(200, out.status)
+                assert.equal(3, out.attempts)
+                assert.equal(3, out.attempt_seen)
+            end)
+        end)
+    end
+
+    describe("TLS", function()
+        it("libcurl rejects a certificate from an unknown CA by default, saying how to pass one", function()
+            local out = cases.tls_self_signed(env)
+            assert.equal("tls", out.type)
+            assert.matches("ca_file", out.message)
+            assert.is_false(out.sent)
+        end)
+
+        it("libcurl accepts it with the CA file, verification still on", function()
+            local out = cases.tls_self_signed(env, { ca_file = tls.ca })
+            assert.equal(200, out.status)
+        end)
+
+        it("cosockets verify against lua_ssl_trusted_certificate", function()
+            local c = core.http_client{}
+            local res = assert(c:request{ url = sb.url .. "/t/run?case=tls_self_signed" })
+            assert.equal(200, http.decode_json(res.body).status)
+        end)
+
+        it("cosockets reject the certificate when nginx does not trust its CA, naming the directive", function()
+            local other = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua" })
+            local c = core.http_client{}
+            -- the case inside `other` calls the first sandbox's TLS port
+            local res = assert(c:request{ url = other.url .. "/t/run?case=tls_self_signed&tls_url=" .. http.escape(sb.tls_url) })
+            assert(other:stop())
+            local out = http.decode_json(res.body)
+            assert.equal(200, res.status, res.body)
+            assert.equal("tls", out.type, out.message)
+            assert.matches("lua_ssl_trusted_certificate", out.message)
+        end)
+    end)
+
+    describe("inside nginx", function()
+        it("refuses to work in a phase without cosockets, naming the phase", function()
+            local key = unique_key()
+            local c = core.http_client{}
+            assert.equal(200, c:request{ url = sb.url .. "/t/phase?key=" .. key }.status)
+            local result
+            for _ = 1, 100 do -- the log phase runs after the answer was sent
+                result = c:request{ url = sb.url .. "/t/result?key=" .. key }.body
+                if result ~= "" then break end
+                core.sleep(0.01)
+            end
+            assert.equal("config: nginx's 'log' phase has no cosockets, and luapay never blocks a worker:"
+                .. " call the provider from rewrite, access or content, or from a timer (ngx.timer.at)", result)
+        end)
+
+        it("serves two handlers in flight at once on one worker", function()
+            local key = unique_key()
+            local url = sb.url .. "/t/run?case=barrier&key=" .. key
+            local out = os.tmpname()
+            -- one request from a background curl process, one from here
+            os.execute("env -u LD_PRELOAD curl -s -m 10 -o " .. out .. " '" .. url .. "' &")
+            local res = assert(core.http_client{}:request{ url = url })
+            local other
+            for _ = 1, 500 do
+                local f = io.open(out, "rb")
+                other = f and f:read("*a") or ""
+                if f then f:close() end
+                if other ~= "" then break end
+                core.sleep(0.01)
+            end
+            os.remove(out)
+            assert.equal("together", http.decode_json(res.body).body)
+            assert.equal("together", http.decode_json(other).body)
+        end)
+    end)
+end)
+
+describe("the pipeline with the real libcurl transport", function()
+    it("retries a refused connection and succeeds once the server is up", function()
+        -- a free port: nothing answers there yet
+        local port
+        repeat
+            port = 20000 + (core.random_bytes(1):byte() * 150)
+            local _, err = core.http_client{}:request{ url = "http://127.0.0.1:" .. port .. "/" }
+        until err and err.sent == false
+        local sb
+        local client = http.new{ retries = 3, random = function() return 0 end,
+            sleep = function() -- the server comes up during the first wait
+                if not sb then sb = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", port = port }) end
+            end }
+        local res, err = client:request{ method = "POST", url = "http://127.0.0.1:" .. port .. "/t/echo", body = "once" }
+        if sb then assert(sb:stop()) end
+        assert.is_nil(err)
+        assert.equal(200, res.status)
+        assert.equal(2, res.attempts)
+        assert.equal("once", res.json.body)
+    end)
+
+    it("honours the deadline across a slow answer", function()
+        local sb = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua" })
+        local client = http.new{ timeout_ms = 10000, deadline_ms = 700, retries = 3 }
+        local res, err = client:request{ url = sb.url .. "/t/slow?ms=5000", idempotent = true }
+        assert(sb:stop())
+        assert.is_nil(res)
+        assert.equal("timeout", err.type)
+        assert.equal(1, err.attempts) -- no time was left for a second attempt
+        assert.is_true(err.elapsed < 3, "took " .. err.elapsed .. " s")
+    end)
+end)

@@ -1,0 +1,77 @@
+-- The sandbox's own life cycle: nginx on a free loopback port from a
+-- generated prefix, handler modules, the error log, a clean stop.
+local core = require "luapay.core"
+local sandbox = require "luapay.sandbox"
+
+-- Running, as opposed to gone or a zombie waiting for init to reap it.
+local function is_alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if not f then return false end
+    local stat = f:read("*a")
+    f:close()
+    return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+local function exists(path)
+    local ok = os.execute("test -e " .. path)
+    return ok == true or ok == 0
+end
+
+describe("luapay.sandbox", function()
+    it("starts nginx on loopback, routes to handlers, and stops leaving no process or file", function()
+        local sb = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua", workers = 2 })
+        assert.matches("^http://127%.0%.0%.1:%d+$", sb.url)
+        local pids = sb:pids()
+        assert.equal(3, #pids) -- the master and two workers
+        for _, pid in ipairs(pids) do assert.is_true(is_alive(pid)) end
+
+        local c = core.http_client{}
+        local res = assert(c:request{ url = sb.url .. "/b/ok" })
+        assert.equal("fine", res.body)
+        res = assert(c:request{ url = sb.url .. "/nowhere" })
+        assert.equal(404, res.status)
+        c:close()
+
+        local prefix = sb.prefix
+        assert.is_true(sb:stop())
+        for _, pid in ipairs(pids) do assert.is_false(is_alive(pid), "pid " .. pid .. " survived") end
+        assert.is_false(exists(prefix))
+        assert.is_true(sb:stop()) -- stopping twice is harmless
+    end)
+
+    it("hands a failing handler's error to the spec through the error log", function()
+        local sb = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua" })
+        local res = assert(core.http_client{}:request{ url = sb.url .. "/b/raise" })
+        assert.equal(500, res.status)
+        local errors = sb:errors()
+        assert(sb:stop())
+        assert.equal(1, #errors)
+        assert.matches("handler failed on purpose", errors[1])
+    end)
+
+    it("fails to start with nginx's reason when a handler module cannot load, leaving nothing behind", function()
+        local before = io.popen("env -u LD_PRELOAD pgrep -c -f luapay-sandbox"):read("*a")
+        local sb, err = sandbox.start{ routes = { ["/x/"] = "support.no_such_module" }, lua_path = "spec/?.lua" }
+        assert.is_nil(sb)
+        assert.matches("nginx did not start", err)
+        assert.matches("support.no_such_module", err)
+        assert.equal(before, io.popen("env -u LD_PRELOAD pgrep -c -f luapay-sandbox"):read("*a"))
+    end)
+
+    it("runs two sandboxes side by side on different ports", function()
+        local a = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua" })
+        local b = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua" })
+        assert.are_not.equal(a.port, b.port)
+        local c = core.http_client{}
+        assert.equal("fine", c:request{ url = a.url .. "/b/ok" }.body)
+        assert.equal("fine", c:request{ url = b.url .. "/b/ok" }.body)
+        assert(a:stop())
+        assert(b:stop())
+    end)
+
+    it("passes plain data to the handlers as Lua source", function()
+        local data = { name = "x\"y\n\\z", n = 42, f = 1.5, list = { 1, "two", true }, nested = { deep = { ok = false } } }
+        local chunk = assert((loadstring or load)("return " .. sandbox.serialize(data)))
+        assert.same(data, chunk())
+    end)
+end)
