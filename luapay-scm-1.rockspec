@@ -34,6 +34,8 @@ build = {
             sources = {
                 "csrc/core.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
                 "csrc/pkey.c", "csrc/random.c",
+                "csrc/checks.c", "csrc/clearing.c", "csrc/money.c", "csrc/pattern.c",
+                "csrc/refdata.c", "csrc/validate.c",
             },
             defines = { "_GNU_SOURCE" },
             incdirs = { "$(OPENSSL_INCDIR)" },

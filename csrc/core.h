@@ -52,7 +52,10 @@ extern const luaL_Reg luapay_hash_funcs[];
 extern const luaL_Reg luapay_random_funcs[];
 extern const luaL_Reg luapay_equal_funcs[];
 extern const luaL_Reg luapay_pkey_funcs[];
+extern const luaL_Reg luapay_validate_funcs[];
+extern const luaL_Reg luapay_money_funcs[];
 
 void luapay_pkey_register(lua_State *L);
+void luapay_validate_register(lua_State *L);
 
 #endif
