@@ -21,6 +21,11 @@ int luapay_utf8_count(const char *str, size_t n, size_t *chars) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, count = 0;
     while (i < n) {
+        uint64_t word;
+        if (n - i >= 8 && (memcpy(&word, s + i, 8), (word & 0x8080808080808080ULL) == 0)) {
+            i += 8, count += 8; /* eight ASCII bytes at once */
+            continue;
+        }
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -92,6 +97,15 @@ static int is_host(const char *s, size_t n) {
     return label > 0 && s[n - 1] != '-';
 }
 
+/* RFC 3986 unreserved and reserved characters ('%' is checked apart). */
+static int url_char(unsigned char c) {
+    static const unsigned char table[16] = {
+        0x00, 0x00, 0x00, 0x00, 0xDA, 0xFF, 0xFF, 0xAF, /* ! # $ & ' ( ) * + , - . / 0-9 : ; = ? */
+        0xFF, 0xFF, 0xFF, 0xAF, 0xFE, 0xFF, 0xFF, 0x47, /* @ A-Z [ ] _ a-z ~ */
+    };
+    return c < 128 && (table[c >> 3] >> (c & 7)) & 1;
+}
+
 /* An absolute http or https URL (RFC 3986 characters only, so non-ASCII must
  * be percent-encoded): scheme "://" host [":" port] then an optional path,
  * query and fragment. No user:password@ part: a callback or return URL with
@@ -130,7 +144,7 @@ int luapay_is_url(const char *s, size_t n) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
             if (i + 2 >= n || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2])) return 0;
-        } else if (!(is_alpha(c) || is_digit(c) || (c != 0 && strchr("-._~:/?#[]@!$&'()*+,;=", c) != NULL))) {
+        } else if (!url_char(c)) {
             return 0;
         }
     }

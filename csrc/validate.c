@@ -94,6 +94,7 @@
 #define SCHEMA_MT "luapay.schema"
 #define MAX_DEPTH 32
 #define ENUM_LIST_MAX 8 /* longer enums are not listed in messages */
+#define PTRMAP_MIN 8    /* shorter lists are scanned */
 
 enum vtype {
     T_ANY, T_STRING, T_ENUM, T_BOOLEAN, T_INTEGER, T_NUMBER, T_AMOUNT, T_DECIMAL,
@@ -169,12 +170,37 @@ typedef struct {
 enum { CLEAR_NONE, CLEAR_NUMBER, CLEAR_BANK_CODE };
 
 typedef struct vnode vnode;
-struct vnode {
-    enum vtype type;
-    int required, secret, additional, allow_negative, positive;
-    vstr name; /* as a field of its object */
+/* Maps anchored string pointers to list indexes (open addressing), for
+ * lists too long to scan: enums, the clearinghouse names, wide objects. */
+typedef struct {
+    const char **keys; /* NULL: empty slot */
+    int *index;
+    unsigned bits;
+} ptrmap;
 
+/* The members the walker reads on every value come first. */
+struct vnode {
+    unsigned char type; /* enum vtype */
+    unsigned char required, secret, additional, allow_negative, positive, clearing;
+    int key_ref; /* the name's index in the schema's uservalue table */
+    vstr name;   /* as a field of its object */
+    vnode **fields; /* sorted by name */
+    size_t nfields;
+    ptrmap field_map; /* when nfields > PTRMAP_MIN */
     size_t min_len, max_len; /* characters; max_len SIZE_MAX: none */
+    luapay_pattern *pattern;
+    size_t nenums, nforbid, npb, nrif;
+    /* rules on siblings: indexes into the parent's fields, -1 for none */
+    int clearing_sib, pattern_by_sib, required_if_sib;
+
+    vstr *enums;      /* sorted, for search */
+    ptrmap enum_map;  /* when nenums > PTRMAP_MIN */
+    vstr *enum_order; /* as declared, for messages */
+    unsigned *forbid; /* code points */
+    unsigned char forbid_ascii[16]; /* bit per ASCII character */
+    int forbid_non_ascii;           /* some forbidden character is not ASCII */
+    vstr forbid_src;
+
     int has_min, has_max;
     int64_t imin, imax;        /* integer, amount */
     lua_Number nmin, nmax;     /* number */
@@ -182,28 +208,11 @@ struct vnode {
     int decimals;
     size_t max_digits; /* 0: none */
 
-    luapay_pattern *pattern;
-    unsigned *forbid; /* code points */
-    size_t nforbid;
-    vstr forbid_src;
-    vstr *enums; /* sorted, for search */
-    vstr *enum_order; /* as declared, for messages */
-    size_t nenums;
-
-    /* rules on siblings: indexes into the parent's fields, -1 for none */
-    int clearing;
-    int clearing_sib;
-    int pattern_by_sib;
     vstr *pb_keys; /* sorted */
     luapay_pattern **pb_patterns;
-    size_t npb;
-    int required_if_sib;
     vconst *rif;
-    size_t nrif;
     vstr sib_name[3]; /* names to resolve: clearing, pattern_by, required_if */
 
-    vnode **fields; /* sorted by name */
-    size_t nfields;
     vnode *items;
     size_t min_items, max_items;
 };
@@ -222,6 +231,8 @@ typedef struct {
     luapay_pattern *patterns;           /* every compiled pattern, for regfree */
     luapay_pattern **clearing_number;   /* per Figure 32 row, when used */
     luapay_pattern **clearing_bank_code; /* NULL entries: the row wants a BIC */
+    vstr *clearing_names;                /* the rows' names as anchored Lua strings */
+    ptrmap clearing_map;
     vnode *root;
 } schema_ud;
 
@@ -253,6 +264,32 @@ static vstr arena_str(lua_State *L, schema_ud *S, const char *s, size_t len) {
     return v;
 }
 
+static unsigned ptr_hash(const char *p, unsigned bits) {
+    return (unsigned)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+}
+
+static void ptrmap_build(lua_State *L, schema_ud *S, ptrmap *m, const vstr *list, size_t n) {
+    unsigned bits = 4;
+    while (((size_t)1 << bits) < 2 * n) bits++;
+    size_t size = (size_t)1 << bits;
+    m->keys = (const char **)arena_alloc(L, S, size * sizeof *m->keys);
+    m->index = (int *)arena_alloc(L, S, size * sizeof *m->index);
+    m->bits = bits;
+    for (size_t i = 0; i < n; i++) {
+        unsigned h = ptr_hash(list[i].s, bits);
+        while (m->keys[h] != NULL) h = (h + 1) & (unsigned)(size - 1);
+        m->keys[h] = list[i].s;
+        m->index[h] = (int)i;
+    }
+}
+
+static int ptrmap_find(const ptrmap *m, const char *p) {
+    unsigned mask = (1u << m->bits) - 1, h = ptr_hash(p, m->bits);
+    for (; m->keys[h] != NULL; h = (h + 1) & mask)
+        if (m->keys[h] == p) return m->index[h];
+    return -1;
+}
+
 static void schema_release(schema_ud *S) {
     for (luapay_pattern *p = S->patterns; p != NULL; p = p->next) luapay_pattern_free(p);
     S->patterns = NULL;
@@ -263,6 +300,7 @@ static void schema_release(schema_ud *S) {
     }
     S->root = NULL;
     S->clearing_number = S->clearing_bank_code = NULL;
+    S->clearing_names = NULL;
 }
 
 /* ---- compiler ------------------------------------------------------- */
@@ -272,9 +310,24 @@ typedef struct {
     schema_ud *S;
     const char *fn, *argname;
     int arg;
+    int anchor; /* stack index of the schema's uservalue table */
+    int nanchored;
     char path[256];
     size_t pathlen;
 } compiler;
+
+/* Field names and enum values stay Lua strings, kept alive by the schema's
+ * uservalue table. Lua interns strings (LuaJIT all of them, Lua 5.4 the
+ * short ones), so a key from the value is usually the very same object: the
+ * walker compares pointers first and bytes only when that finds nothing. */
+static vstr anchor_string(compiler *c, int idx) {
+    lua_State *L = c->L;
+    vstr v;
+    lua_pushvalue(L, idx);
+    v.s = lua_tolstring(L, -1, &v.len);
+    lua_rawseti(L, c->anchor, ++c->nanchored);
+    return v;
+}
 
 static int cerror(compiler *c, const char *fmt, ...) {
     lua_State *L = c->L;
@@ -411,11 +464,12 @@ static void compile_enum(compiler *c, int idx, int o, vnode *nd, int (*ok)(const
                    luaL_typename(L, -1));
         const char *s = lua_tolstring(L, -1, &len);
         if (ok != NULL && !ok(s, len)) cerror(c, "'%s' item %d ('%s') is not a valid code", option_names[o], (int)i + 1, s);
-        nd->enum_order[i] = nd->enums[i] = arena_str(L, c->S, s, len);
+        nd->enum_order[i] = nd->enums[i] = anchor_string(c, -1);
         lua_pop(L, 1);
     }
     nd->nenums = n;
     qsort(nd->enums, n, sizeof(vstr), vstr_cmp);
+    if (n > PTRMAP_MIN) ptrmap_build(L, c->S, &nd->enum_map, nd->enums, n);
     lua_pop(L, 1);
 }
 
@@ -435,6 +489,10 @@ static void compile_forbid(compiler *c, int idx, vnode *nd) {
         if (extra) cp &= 0x3Fu >> extra;
         for (size_t e = 1; e <= extra; e++) cp = (cp << 6) | (p[i + e] & 0x3F);
         nd->forbid[k] = cp;
+        if (cp < 128)
+            nd->forbid_ascii[cp >> 3] = (unsigned char)(nd->forbid_ascii[cp >> 3] | (1u << (cp & 7)));
+        else
+            nd->forbid_non_ascii = 1;
         i += extra + 1;
     }
     nd->nforbid = chars;
@@ -449,13 +507,19 @@ static void compile_clearing_table(compiler *c) {
     size_t n = luapay_clearing_count;
     luapay_pattern **num = (luapay_pattern **)arena_alloc(c->L, S, n * sizeof *num);
     luapay_pattern **bank = (luapay_pattern **)arena_alloc(c->L, S, n * sizeof *bank);
+    vstr *names = (vstr *)arena_alloc(c->L, S, n * sizeof *names);
     for (size_t i = 0; i < n; i++) {
         const luapay_clearing_row *r = &luapay_clearing_rows[i];
+        lua_pushstring(c->L, r->name);
+        names[i] = anchor_string(c, -1);
+        lua_pop(c->L, 1);
         num[i] = compile_pattern(c, r->number, strlen(r->number), "Figure 32 pattern");
         if (r->bank_code) bank[i] = compile_pattern(c, r->bank_code, strlen(r->bank_code), "Figure 32 pattern");
     }
     S->clearing_number = num;
     S->clearing_bank_code = bank;
+    S->clearing_names = names;
+    ptrmap_build(c->L, S, &S->clearing_map, names, n);
 }
 
 static void compile_required_if(compiler *c, int idx, vnode *nd) {
@@ -567,6 +631,13 @@ static int field_cmp(const void *a, const void *b) {
 }
 
 static int find_field(const vnode *obj, const char *s, size_t len) {
+    if (obj->field_map.keys != NULL) {
+        int i = ptrmap_find(&obj->field_map, s);
+        if (i >= 0) return i;
+    } else {
+        for (size_t i = 0; i < obj->nfields; i++)
+            if (obj->fields[i]->name.s == s) return (int)i;
+    }
     size_t lo = 0, hi = obj->nfields;
     vstr key = {s, len};
     while (lo < hi) {
@@ -605,13 +676,19 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
         const char *k = lua_tolstring(L, -2, &len);
         size_t saved = path_push(c, k, len, 1);
         vnode *f = compile_node(c, lua_gettop(L), depth + 1);
-        f->name = arena_str(L, c->S, k, len);
+        f->name = anchor_string(c, -2);
+        f->key_ref = c->nanchored;
         nd->fields[i++] = f;
         path_pop(c, saved);
         lua_pop(L, 1);
     }
     nd->nfields = n;
     qsort(nd->fields, n, sizeof(vnode *), field_cmp);
+    if (n > PTRMAP_MIN) {
+        vstr *names = (vstr *)arena_alloc(L, c->S, n * sizeof(vstr));
+        for (i = 0; i < n; i++) names[i] = nd->fields[i]->name;
+        ptrmap_build(L, c->S, &nd->field_map, names, n);
+    }
 
     /* sibling rules name fields of this object */
     static const char *const rule_names[] = {"clearing", "pattern_by", "required_if"};
@@ -657,7 +734,7 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         if (strcmp(type_names[i], tname) == 0) type = i;
     if (type < 0) cerror(c, "unknown type '%s'", tname);
     lua_pop(L, 1);
-    nd->type = (enum vtype)type;
+    nd->type = (unsigned char)type;
 
     /* every key must be an option of this type */
     lua_pushnil(L);
@@ -675,8 +752,8 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         lua_pop(L, 1);
     }
 
-    nd->required = opt_bool(c, idx, O_REQUIRED, 0);
-    nd->secret = opt_bool(c, idx, O_SECRET, 0);
+    nd->required = (unsigned char)opt_bool(c, idx, O_REQUIRED, 0);
+    nd->secret = (unsigned char)opt_bool(c, idx, O_SECRET, 0);
     if (get_opt(c, idx, O_DESCRIPTION) != LUA_TNIL && lua_type(L, -1) != LUA_TSTRING)
         cerror(c, "'description' must be a string");
     lua_pop(L, 1);
@@ -784,9 +861,13 @@ static schema_ud *compile_schema(lua_State *L, int idx, const char *fn, int arg,
     memset(S, 0, sizeof *S);
     luaL_getmetatable(L, SCHEMA_MT);
     lua_setmetatable(L, -2);
-    compiler c = {L, S, fn, argname, arg, {0}, 0};
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    luapay_setuservalue(L, -3);
+    compiler c = {L, S, fn, argname, arg, lua_gettop(L), 0, {0}, 0};
     S->root = compile_node(&c, idx, 0);
     no_siblings(&c, S->root);
+    lua_pop(L, 1);
     return S;
 }
 
@@ -801,7 +882,8 @@ typedef struct {
 typedef struct {
     lua_State *L;
     const schema_ud *S;
-    int out; /* stack slot of the violations table (nil until the first) */
+    int anchor; /* stack slot of the schema's uservalue table */
+    int out;    /* stack slot of the violations table (nil until the first) */
     int count;
     int depth;
     const char *root_name; /* messages for the root: "value" or check's name */
@@ -855,8 +937,8 @@ static void report(walker *w, const vnode *nd, const char *code, const char *fmt
     lua_rawseti(L, w->out, ++w->count);
 }
 
-static int is_absent(lua_State *L, int idx) {
-    int t = lua_type(L, idx);
+/* nil, or JSON null (a NULL lightuserdata such as cjson.null); t = lua_type(L, idx) */
+static int is_absent(lua_State *L, int idx, int t) {
     return t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
 }
 
@@ -883,11 +965,29 @@ static void report_enum(walker *w, const vnode *nd) {
     lua_pop(L, 1);
 }
 
+/* Index in a sorted list of anchored strings: by pointer, else by bytes. */
+static int find_anchored(const vstr *list, size_t n, const ptrmap *m, const char *s, size_t len) {
+    if (m->keys != NULL) {
+        int i = ptrmap_find(m, s);
+        if (i >= 0) return i;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (list[i].s == s) return (int)i;
+    }
+    const vstr *hit = vstr_find(list, n, s, len);
+    return hit ? (int)(hit - list) : -1;
+}
+
 static int in_enum(const vnode *nd, const char *s, size_t len) {
-    return nd->nenums == 0 || vstr_find(nd->enums, nd->nenums, s, len) != NULL;
+    return nd->nenums == 0 || find_anchored(nd->enums, nd->nenums, &nd->enum_map, s, len) >= 0;
 }
 
 static int has_forbidden(const vnode *nd, const unsigned char *s, size_t n) {
+    if (!nd->forbid_non_ascii) {
+        for (size_t i = 0; i < n; i++)
+            if (s[i] < 128 && (nd->forbid_ascii[s[i] >> 3] >> (s[i] & 7)) & 1) return 1;
+        return 0;
+    }
     for (size_t i = 0; i < n;) {
         unsigned cp = s[i];
         size_t extra = cp < 0x80 ? 0 : cp < 0xE0 ? 1 : cp < 0xF0 ? 2 : 3;
@@ -918,7 +1018,7 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
     size_t klen;
     if (nd->clearing != CLEAR_NONE) {
         const char *ch = sibling_string(w, slots, nd->clearing_sib, &klen);
-        int row = ch ? luapay_clearing_find(ch, klen) : -1;
+        int row = ch ? find_anchored(w->S->clearing_names, luapay_clearing_count, &w->S->clearing_map, ch, klen) : -1;
         if (row >= 0) {
             const char *name = parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
             if (nd->clearing == CLEAR_NUMBER) {
@@ -945,9 +1045,8 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
     }
 }
 
-static void check_string(walker *w, const vnode *nd, const vnode *parent, int idx, int slots) {
-    size_t n, chars;
-    const char *s = lua_tolstring(w->L, idx, &n);
+static void check_string(walker *w, const vnode *nd, const vnode *parent, const char *s, size_t n, int slots) {
+    size_t chars;
     if (!luapay_utf8_count(s, n, &chars)) {
         report(w, nd, "utf8", "is not valid UTF-8");
     } else {
@@ -991,7 +1090,7 @@ static void check_decimal(walker *w, const vnode *nd, const char *s, size_t n) {
     }
 }
 
-static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int slots);
+static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int t, int slots);
 
 static void push_seg(walker *w, const char *name, size_t len, int64_t index) {
     seg *s = &w->path[w->depth++];
@@ -1034,12 +1133,10 @@ static int rule_holds(lua_State *L, const vnode *nd, int v) {
     return 0;
 }
 
-static void walk_object(walker *w, const vnode *nd, int idx) {
+/* Fills the field slots from every key of the table (additional = false):
+ * each key is either a declared field or a violation. */
+static void visit_keys(walker *w, const vnode *nd, int idx, int slots) {
     lua_State *L = w->L;
-    int nf = (int)nd->nfields;
-    if (!lua_checkstack(L, nf + 8)) luaL_error(L, "validate: stack overflow");
-    int slots = lua_gettop(L) + 1;
-    for (int i = 0; i < nf; i++) lua_pushnil(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int f = -1;
@@ -1051,19 +1148,37 @@ static void walk_object(walker *w, const vnode *nd, int idx) {
         if (f >= 0) {
             lua_replace(L, slots + f);
         } else {
-            if (!nd->additional) report_unknown_key(w, lua_gettop(L) - 1);
+            report_unknown_key(w, lua_gettop(L) - 1);
             lua_pop(L, 1);
         }
+    }
+}
+
+static void walk_object(walker *w, const vnode *nd, int idx) {
+    lua_State *L = w->L;
+    int nf = (int)nd->nfields;
+    if (!lua_checkstack(L, nf + 8)) luaL_error(L, "validate: stack overflow");
+    int slots = lua_gettop(L) + 1;
+    if (nd->additional) {
+        /* a raw lookup per declared field is cheaper than visiting every key */
+        for (int i = 0; i < nf; i++) {
+            lua_rawgeti(L, w->anchor, nd->fields[i]->key_ref);
+            lua_rawget(L, idx);
+        }
+    } else {
+        for (int i = 0; i < nf; i++) lua_pushnil(L);
+        visit_keys(w, nd, idx, slots);
     }
     for (int i = 0; i < nf; i++) {
         const vnode *f = nd->fields[i];
         int v = slots + i;
         push_seg(w, f->name.s, f->name.len, 0);
-        if (is_absent(L, v)) {
+        int t = lua_type(L, v);
+        if (is_absent(L, v, t)) {
             if (f->required || (f->required_if_sib >= 0 && rule_holds(L, f, slots + f->required_if_sib)))
                 report(w, f, "required", "is required");
         } else {
-            walk_value(w, f, nd, v, slots);
+            walk_value(w, f, nd, v, t, slots);
         }
         w->depth--;
     }
@@ -1095,15 +1210,14 @@ static void walk_array(walker *w, const vnode *nd, int idx) {
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, (int)i);
         push_seg(w, NULL, 0, (int64_t)i);
-        walk_value(w, nd->items, NULL, lua_gettop(L), 0);
+        walk_value(w, nd->items, NULL, lua_gettop(L), lua_type(L, -1), 0);
         w->depth--;
         lua_pop(L, 1);
     }
 }
 
-static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int slots) {
+static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int t, int slots) {
     lua_State *L = w->L;
-    int t = lua_type(L, idx);
     size_t n;
     const char *s;
     int64_t iv;
@@ -1181,7 +1295,7 @@ static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx,
     s = lua_tolstring(L, idx, &n);
     switch (nd->type) {
     case T_STRING:
-        check_string(w, nd, parent, idx, slots);
+        check_string(w, nd, parent, s, n, slots);
         return;
     case T_ENUM:
         if (!in_enum(nd, s, n)) report_enum(w, nd);
@@ -1317,19 +1431,22 @@ static void sort_violations(lua_State *L, int out, int count) {
 }
 
 /* Walks the value at `idx` with the schema; leaves true, or nil and the list. */
-static int run(lua_State *L, const schema_ud *S, int idx, const char *root_name) {
+static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *root_name) {
     walker w;
     w.L = L;
     w.S = S;
     w.count = 0;
     w.depth = 0;
     w.root_name = root_name;
+    luapay_getuservalue(L, sidx);
+    w.anchor = lua_gettop(L);
     lua_pushnil(L);
     w.out = lua_gettop(L);
-    if (is_absent(L, idx))
+    int t = lua_type(L, idx);
+    if (is_absent(L, idx, t))
         report(&w, S->root, "required", "is required");
     else
-        walk_value(&w, S->root, NULL, idx, 0);
+        walk_value(&w, S->root, NULL, idx, t, 0);
     if (w.count == 0) {
         lua_pushboolean(L, 1);
         return 1;
@@ -1363,7 +1480,7 @@ static int l_schema(lua_State *L) {
 static int l_validate(lua_State *L) {
     const schema_ud *S = check_schema(L, 1, "validate");
     lua_settop(L, 2);
-    return run(L, S, 2, "value");
+    return run(L, 1, S, 2, "value");
 }
 
 /* core.check(type, value [, opts [, name]]) -> true | nil, message, code */
@@ -1389,7 +1506,7 @@ static int l_check(lua_State *L) {
     lua_pushvalue(L, 1);
     lua_setfield(L, 5, "type");
     schema_ud *S = compile_schema(L, 5, "check", 3, "opts");
-    int nres = run(L, S, 2, name);
+    int nres = run(L, lua_gettop(L), S, 2, name);
     if (nres == 1) return 1;
     lua_rawgeti(L, -1, 1);
     lua_getfield(L, -1, "message");
@@ -1407,7 +1524,7 @@ static int l_schema_close(lua_State *L) {
 static int l_schema_validate(lua_State *L) {
     const schema_ud *S = check_schema(L, 1, "schema:validate");
     lua_settop(L, 2);
-    return run(L, S, 2, "value");
+    return run(L, 1, S, 2, "value");
 }
 
 static int l_schema_tostring(lua_State *L) {
