@@ -4,7 +4,6 @@
  * checked. An embedded NUL fails every format, never truncates it. */
 #include <arpa/inet.h>
 #include <string.h>
-#include <strings.h>
 
 #include "checks.h"
 
@@ -60,20 +59,24 @@ int luapay_utf8_count(const char *str, size_t n, size_t *chars) {
  * domain of non-empty dot-separated labels with at least one dot, no white
  * space or control characters, valid UTF-8, at most 254 characters. */
 int luapay_is_email(const char *s, size_t n) {
-    size_t chars;
-    if (!luapay_utf8_count(s, n, &chars) || chars > 254) return 0;
-    const char *at = memchr(s, '@', n);
-    if (at == NULL || at == s || memchr(at + 1, '@', n - (size_t)(at - s) - 1) != NULL) return 0;
+    size_t at = SIZE_MAX;
+    int high = 0, dot = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == 0x7F) return 0;
+        if (c >= 0x80) {
+            high = 1;
+        } else if (c == '@') {
+            if (at != SIZE_MAX) return 0;
+            at = i;
+        } else if (c == '.' && at != SIZE_MAX) {
+            if (i == at + 1 || s[i - 1] == '.') return 0; /* empty domain label */
+            dot = 1;
+        }
     }
-    const char *d = at + 1, *end = s + n;
-    if (d == end || memchr(d, '.', (size_t)(end - d)) == NULL) return 0;
-    if (*d == '.' || end[-1] == '.') return 0;
-    for (const char *p = d; p + 1 < end; p++)
-        if (p[0] == '.' && p[1] == '.') return 0;
-    return 1;
+    if (at == SIZE_MAX || at == 0 || !dot || s[n - 1] == '.') return 0;
+    size_t chars;
+    return (!high && n <= 254) || (luapay_utf8_count(s, n, &chars) && chars <= 254);
 }
 
 /* A host name of LDH labels (a trailing dot allowed), an IPv4 address, or an
@@ -111,13 +114,12 @@ static int url_char(unsigned char c) {
  * query and fragment. No user:password@ part: a callback or return URL with
  * credentials in it is a mistake. */
 int luapay_is_url(const char *s, size_t n) {
-    size_t i;
-    if (n > 7 && strncasecmp(s, "http://", 7) == 0)
-        i = 7;
-    else if (n > 8 && strncasecmp(s, "https://", 8) == 0)
-        i = 8;
-    else
+    size_t i = 4;
+    if (n < 8 || (s[0] | 0x20) != 'h' || (s[1] | 0x20) != 't' || (s[2] | 0x20) != 't' || (s[3] | 0x20) != 'p')
         return 0;
+    if ((s[4] | 0x20) == 's') i++;
+    if (n - i < 4 || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/') return 0;
+    i += 3;
     size_t host = i;
     while (i < n && s[i] != '/' && s[i] != '?' && s[i] != '#') i++;
     const char *auth = s + host;

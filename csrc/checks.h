@@ -78,6 +78,7 @@ typedef struct luapay_pattern {
     regex_t re;
     int compiled;           /* re needs regfree */
     int natoms;             /* -1: no fast program, use regexec */
+    int linear;             /* only the last atom has a repeat range */
     size_t max_len;         /* longest match of the fast program, SIZE_MAX if unbounded */
     luapay_pat_atom atoms[LUAPAY_PAT_MAX_ATOMS];
     const char *source;

@@ -117,6 +117,9 @@ static void compile_fast(luapay_pattern *pat, const char *src) {
     }
     pat->max_len = max_len;
     pat->natoms = natoms;
+    pat->linear = 1;
+    for (int k = 0; k + 1 < natoms; k++)
+        if (pat->atoms[k].min != pat->atoms[k].max) pat->linear = 0;
 }
 
 int luapay_pattern_compile(luapay_pattern *p, const char *source, char *err, size_t errlen) {
@@ -129,6 +132,23 @@ int luapay_pattern_compile(luapay_pattern *p, const char *source, char *err, siz
     p->source = source;
     compile_fast(p, source);
     return 0;
+}
+
+/* Every atom but the last repeats a fixed number of times: one pass. */
+static int linear_match(const luapay_pattern *p, const unsigned char *s, size_t n) {
+    size_t pos = 0;
+    for (int k = 0; k < p->natoms; k++) {
+        const luapay_pat_atom *a = &p->atoms[k];
+        size_t count = a->min;
+        if (k == p->natoms - 1) {
+            count = n - pos;
+            if (n < pos || count < a->min || (a->max != UNBOUNDED && count > a->max)) return 0;
+        }
+        if (n - pos < count) return 0;
+        for (size_t end = pos + count; pos < end; pos++)
+            if (!has_bit(a, s[pos])) return 0;
+    }
+    return pos == n;
 }
 
 /* The set of input positions the atoms so far can end at, one atom at a time. */
@@ -165,11 +185,12 @@ static int fast_match(const luapay_pattern *p, const unsigned char *s, size_t n)
 /* s must be NUL-terminated at n (Lua strings are). A string with an embedded
  * NUL never matches: regexec would see only the part before it. */
 int luapay_pattern_match(const luapay_pattern *p, const char *s, size_t n) {
-    if (memchr(s, 0, n) != NULL) return 0;
     if (p->natoms >= 0) {
         if (n > p->max_len) return 0;
-        if (n <= FAST_MAX_INPUT) return fast_match(p, (const unsigned char *)s, n);
+        if (p->linear) return linear_match(p, (const unsigned char *)s, n); /* NUL is in no set */
+        if (n <= FAST_MAX_INPUT) return memchr(s, 0, n) == NULL && fast_match(p, (const unsigned char *)s, n);
     }
+    if (memchr(s, 0, n) != NULL) return 0;
     return regexec(&p->re, s, 0, NULL, 0) == 0;
 }
 

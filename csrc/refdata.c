@@ -124,15 +124,19 @@ static const iban_row iban_lengths[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Binary search over rows of `width` bytes whose first `keylen` bytes are the key. */
+/* Binary search over rows of `width` bytes whose first `keylen` (2 or 3)
+ * bytes are the key; the bytes are compared inline, as one integer. */
 static const void *find(const void *base, size_t n, size_t width, const char *key, size_t keylen) {
+    unsigned k = 0;
+    for (size_t i = 0; i < keylen; i++) k = k << 8 | (unsigned char)key[i];
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const char *row = (const char *)base + mid * width;
-        int c = memcmp(key, row, keylen);
-        if (c == 0) return row;
-        if (c < 0)
+        const unsigned char *row = (const unsigned char *)base + mid * width;
+        unsigned r = 0;
+        for (size_t i = 0; i < keylen; i++) r = r << 8 | row[i];
+        if (k == r) return row;
+        if (k < r)
             hi = mid;
         else
             lo = mid + 1;

@@ -215,6 +215,7 @@ struct vnode {
 
     vnode *items;
     size_t min_items, max_items;
+    size_t stack_need; /* Lua stack slots the walk of this value may use */
 };
 
 typedef struct ablock {
@@ -852,6 +853,12 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
     default:
         break;
     }
+    /* the walker checks the stack once per call, for the deepest path */
+    size_t deepest = 0;
+    for (size_t i = 0; i < nd->nfields; i++)
+        if (nd->fields[i]->stack_need > deepest) deepest = nd->fields[i]->stack_need;
+    if (nd->items != NULL) deepest = nd->items->stack_need;
+    nd->stack_need = nd->nfields + 4 + deepest;
     return nd;
 }
 
@@ -1133,47 +1140,42 @@ static int rule_holds(lua_State *L, const vnode *nd, int v) {
     return 0;
 }
 
-/* Fills the field slots from every key of the table (additional = false):
- * each key is either a declared field or a violation. */
-static void visit_keys(walker *w, const vnode *nd, int idx, int slots) {
+/* additional = false: the table may hold only the declared fields. Counting
+ * its keys is enough when every one of them was found; only then is each
+ * key looked up again, to name the unknown ones. */
+static void check_unknown_keys(walker *w, const vnode *nd, int idx, int present) {
     lua_State *L = w->L;
+    int keys = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        int f = -1;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            size_t len;
-            const char *k = lua_tolstring(L, -2, &len);
-            f = find_field(nd, k, len);
-        }
-        if (f >= 0) {
-            lua_replace(L, slots + f);
-        } else {
-            report_unknown_key(w, lua_gettop(L) - 1);
-            lua_pop(L, 1);
-        }
+        lua_pop(L, 1);
+        keys++;
+    }
+    if (keys == present) return;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        size_t len;
+        if (lua_type(L, -1) != LUA_TSTRING || find_field(nd, lua_tolstring(L, -1, &len), len) < 0)
+            report_unknown_key(w, lua_gettop(L));
     }
 }
 
 static void walk_object(walker *w, const vnode *nd, int idx) {
     lua_State *L = w->L;
     int nf = (int)nd->nfields;
-    if (!lua_checkstack(L, nf + 8)) luaL_error(L, "validate: stack overflow");
-    int slots = lua_gettop(L) + 1;
-    if (nd->additional) {
-        /* a raw lookup per declared field is cheaper than visiting every key */
-        for (int i = 0; i < nf; i++) {
-            lua_rawgeti(L, w->anchor, nd->fields[i]->key_ref);
-            lua_rawget(L, idx);
-        }
-    } else {
-        for (int i = 0; i < nf; i++) lua_pushnil(L);
-        visit_keys(w, nd, idx, slots);
+    int slots = lua_gettop(L) + 1, present = 0;
+    /* a raw lookup per declared field: cheaper than visiting every key */
+    for (int i = 0; i < nf; i++) {
+        lua_rawgeti(L, w->anchor, nd->fields[i]->key_ref);
+        lua_rawget(L, idx);
     }
     for (int i = 0; i < nf; i++) {
         const vnode *f = nd->fields[i];
         int v = slots + i;
         push_seg(w, f->name.s, f->name.len, 0);
         int t = lua_type(L, v);
+        present += t != LUA_TNIL;
         if (is_absent(L, v, t)) {
             if (f->required || (f->required_if_sib >= 0 && rule_holds(L, f, slots + f->required_if_sib)))
                 report(w, f, "required", "is required");
@@ -1182,6 +1184,7 @@ static void walk_object(walker *w, const vnode *nd, int idx) {
         }
         w->depth--;
     }
+    if (!nd->additional) check_unknown_keys(w, nd, idx, present);
     lua_settop(L, slots - 1);
 }
 
@@ -1206,7 +1209,6 @@ static void walk_array(walker *w, const vnode *nd, int idx) {
     if (n < nd->min_items) report(w, nd, "items", "must have at least %d items", (int)nd->min_items);
     if (n > nd->max_items) report(w, nd, "items", "must have at most %d items", (int)nd->max_items);
     if (nd->items == NULL) return;
-    if (!lua_checkstack(L, 4)) luaL_error(L, "validate: stack overflow");
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, (int)i);
         push_seg(w, NULL, 0, (int64_t)i);
@@ -1438,6 +1440,8 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     w.count = 0;
     w.depth = 0;
     w.root_name = root_name;
+    if (S->root->stack_need > 1000000 || !lua_checkstack(L, (int)S->root->stack_need + 8))
+        luaL_error(L, "validate: schema too large for the Lua stack");
     luapay_getuservalue(L, sidx);
     w.anchor = lua_gettop(L);
     lua_pushnil(L);
@@ -1521,8 +1525,13 @@ static int l_schema_close(lua_State *L) {
     return 0;
 }
 
+/* schema:validate(value): the method's upvalue is the schema metatable, so
+ * recognising the schema costs no registry lookup. */
 static int l_schema_validate(lua_State *L) {
-    const schema_ud *S = check_schema(L, 1, "schema:validate");
+    schema_ud *S = (schema_ud *)lua_touserdata(L, 1);
+    if (S == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+        S = check_schema(L, 1, "schema:validate"); /* raises with the usual message */
+    if (S->root == NULL) luaL_error(L, "luapay.schema: schema is closed");
     lua_settop(L, 2);
     return run(L, 1, S, 2, "value");
 }
@@ -1572,10 +1581,12 @@ const luaL_Reg luapay_validate_funcs[] = {
     {NULL, NULL},
 };
 
-/* Expects the context on top of the stack; pops it. */
+/* Expects the context on top of the stack; pops it. The methods need no
+ * context: their upvalue is the metatable itself. */
 void luapay_validate_register(lua_State *L) {
+    lua_pop(L, 1);
     luaL_newmetatable(L, SCHEMA_MT);
-    lua_insert(L, -2);
+    lua_pushvalue(L, -1);
     luaL_setfuncs(L, schema_methods, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
