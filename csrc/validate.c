@@ -832,6 +832,9 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         break;
     }
     case T_EMAIL:
+        nd->max_len = 254; /* and the format allows no more */
+        opt_size(c, idx, O_MAX_LEN, &nd->max_len);
+        break;
     case T_URL:
         opt_size(c, idx, O_MAX_LEN, &nd->max_len);
         break;
@@ -1057,8 +1060,10 @@ static void check_string(walker *w, const vnode *nd, const vnode *parent, const 
     if (!luapay_utf8_count(s, n, &chars)) {
         report(w, nd, "utf8", "is not valid UTF-8");
     } else {
-        if (chars < nd->min_len) report(w, nd, "min_len", "must be at least %d characters", (int)nd->min_len);
-        if (chars > nd->max_len) report(w, nd, "max_len", "must be at most %d characters", (int)nd->max_len);
+        if (chars < nd->min_len)
+            report(w, nd, "min_len", "must be at least %d character%s", (int)nd->min_len, nd->min_len == 1 ? "" : "s");
+        if (chars > nd->max_len)
+            report(w, nd, "max_len", "must be at most %d character%s", (int)nd->max_len, nd->max_len == 1 ? "" : "s");
         if (nd->nforbid > 0 && has_forbidden(nd, (const unsigned char *)s, n))
             report(w, nd, "forbidden", "must not contain any of %s", nd->forbid_src.s);
     }
@@ -1115,9 +1120,13 @@ static void report_unknown_key(walker *w, int key) {
         push_seg(w, k, len, 0);
     } else if (luapay_read_integer(L, key, &i) == LUAPAY_MINOR_OK) {
         push_seg(w, NULL, 0, i);
-    } else {
-        const char *t = luaL_typename(L, key);
+    } else { /* a float, boolean or table key: named by its type only */
+        const char *t = lua_pushfstring(L, "(%s key)", luaL_typename(L, key));
         push_seg(w, t, strlen(t), 0);
+        report(w, NULL, "unknown", "is not an allowed field");
+        lua_pop(L, 1);
+        w->depth--;
+        return;
     }
     report(w, NULL, "unknown", "is not an allowed field");
     w->depth--;
@@ -1155,9 +1164,9 @@ static void check_unknown_keys(walker *w, const vnode *nd, int idx, int present)
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        size_t len;
-        if (lua_type(L, -1) != LUA_TSTRING || find_field(nd, lua_tolstring(L, -1, &len), len) < 0)
-            report_unknown_key(w, lua_gettop(L));
+        size_t len = 0;
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (k == NULL || find_field(nd, k, len) < 0) report_unknown_key(w, lua_gettop(L));
     }
 }
 
@@ -1206,8 +1215,10 @@ static void walk_array(walker *w, const vnode *nd, int idx) {
         report(w, nd, "type", "must be an array (a table with keys 1..n only)");
         return;
     }
-    if (n < nd->min_items) report(w, nd, "items", "must have at least %d items", (int)nd->min_items);
-    if (n > nd->max_items) report(w, nd, "items", "must have at most %d items", (int)nd->max_items);
+    if (n < nd->min_items)
+        report(w, nd, "items", "must have at least %d item%s", (int)nd->min_items, nd->min_items == 1 ? "" : "s");
+    if (n > nd->max_items)
+        report(w, nd, "items", "must have at most %d item%s", (int)nd->max_items, nd->max_items == 1 ? "" : "s");
     if (nd->items == NULL) return;
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, (int)i);
@@ -1348,7 +1359,7 @@ static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx,
     case T_URL: {
         size_t chars;
         if (luapay_utf8_count(s, n, &chars) && chars > nd->max_len)
-            report(w, nd, "max_len", "must be at most %d characters", (int)nd->max_len);
+            report(w, nd, "max_len", "must be at most %d character%s", (int)nd->max_len, nd->max_len == 1 ? "" : "s");
         else if (nd->type == T_EMAIL ? !luapay_is_email(s, n) : !luapay_is_url(s, n))
             report(w, nd, "format", nd->type == T_EMAIL ? "is not a valid e-mail address" : "is not an absolute http(s) URL");
         return;
