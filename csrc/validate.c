@@ -80,9 +80,12 @@
  * byte by byte, a path before its extensions ("account" < "account.number" <
  * "account_id", "items[2]" < "items[10]"); then by code (byte order).
  *
- * Memory: a compiled schema owns one arena (nodes, strings, patterns);
- * close/__gc/__close share one idempotent release. No global mutable state:
- * the Figure 32 patterns are compiled per schema that uses them. */
+ * Memory: a compiled schema owns one arena (nodes, strings, patterns) and a
+ * uservalue table keeping its field names and enum values alive as Lua
+ * strings; close/__gc/__close share one idempotent release. No global
+ * mutable state: the Figure 32 patterns are compiled per schema that uses
+ * them. core.check compiles its one-field schema on every call: for a
+ * pattern used often, compile a schema once. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
