@@ -11,7 +11,6 @@ static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static int is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 static int is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
 static int is_alnum_upper(unsigned char c) { return is_upper(c) || is_digit(c); }
-static int is_alpha(unsigned char c) { return is_upper(c) || is_lower(c); }
 static int is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
@@ -21,9 +20,18 @@ int luapay_utf8_count(const char *str, size_t n, size_t *chars) {
     size_t i = 0, count = 0;
     while (i < n) {
         uint64_t word;
-        if (n - i >= 8 && (memcpy(&word, s + i, 8), (word & 0x8080808080808080ULL) == 0)) {
-            i += 8, count += 8; /* eight ASCII bytes at once */
-            continue;
+        if (n - i >= 8) {
+            memcpy(&word, s + i, 8);
+            if ((word & 0x8080808080808080ULL) == 0) {
+                i += 8, count += 8; /* eight ASCII bytes at once */
+                continue;
+            }
+        } else if (n >= 8) {
+            memcpy(&word, s + n - 8, 8); /* the last eight bytes, overlapping */
+            if ((word & 0x8080808080808080ULL) == 0) {
+                count += n - i;
+                break;
+            }
         }
         unsigned char c = s[i];
         if (c < 0x80) {
@@ -79,74 +87,71 @@ int luapay_is_email(const char *s, size_t n) {
     return (!high && n <= 254) || (luapay_utf8_count(s, n, &chars) && chars <= 254);
 }
 
-/* A host name of LDH labels (a trailing dot allowed), an IPv4 address, or an
- * IPv6 address in brackets. */
-static int is_host(const char *s, size_t n) {
-    if (n == 0) return 0;
-    if (s[0] == '[') return n > 2 && s[n - 1] == ']' && luapay_is_ipv6(s + 1, n - 2);
-    if (s[n - 1] == '.') n--;
-    size_t label = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-') return 0;
-            label = 0;
-        } else if (is_alpha(c) || is_digit(c) || (c == '-' && label > 0)) {
-            if (++label > 63) return 0;
-        } else {
-            return 0;
-        }
-    }
-    return label > 0 && s[n - 1] != '-';
-}
+/* ASCII classes for URLs: 1 letter or digit, 2 '-', 3 '.', 4 another RFC 3986
+ * unreserved or reserved character, 5 '%'; 0 is not allowed. */
+static const unsigned char url_chars[128] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 4, 0, 4, 4, 5, 4, 4, 4, 4, 4, 4, 4, 2, 3, 4,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 0, 4, 0, 4,
+    4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 0, 4, 0, 4,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 4, 0,
+};
 
-/* RFC 3986 unreserved and reserved characters ('%' is checked apart). */
-static int url_char(unsigned char c) {
-    static const unsigned char table[16] = {
-        0x00, 0x00, 0x00, 0x00, 0xDA, 0xFF, 0xFF, 0xAF, /* ! # $ & ' ( ) * + , - . / 0-9 : ; = ? */
-        0xFF, 0xFF, 0xFF, 0xAF, 0xFE, 0xFF, 0xFF, 0x47, /* @ A-Z [ ] _ a-z ~ */
-    };
-    return c < 128 && (table[c >> 3] >> (c & 7)) & 1;
-}
+static int url_class(unsigned char c) { return c < 128 ? url_chars[c] : 0; }
 
 /* An absolute http or https URL (RFC 3986 characters only, so non-ASCII must
  * be percent-encoded): scheme "://" host [":" port] then an optional path,
- * query and fragment. No user:password@ part: a callback or return URL with
- * credentials in it is a mistake. */
-int luapay_is_url(const char *s, size_t n) {
+ * query and fragment. The host is LDH labels (a trailing dot allowed; an
+ * IPv4 address is such a name) or an IPv6 address in brackets. No
+ * user:password@ part: a callback or return URL with credentials in it is a
+ * mistake. */
+int luapay_is_url(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
     size_t i = 4;
     if (n < 8 || (s[0] | 0x20) != 'h' || (s[1] | 0x20) != 't' || (s[2] | 0x20) != 't' || (s[3] | 0x20) != 'p')
         return 0;
     if ((s[4] | 0x20) == 's') i++;
     if (n - i < 4 || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/') return 0;
     i += 3;
-    size_t host = i;
-    while (i < n && s[i] != '/' && s[i] != '?' && s[i] != '#') i++;
-    const char *auth = s + host;
-    size_t alen = i - host, hlen = alen;
-    if (memchr(auth, '@', alen) != NULL) return 0;
-    /* the port: after the last ':' that is not inside an IPv6 literal */
-    const char *close = alen > 0 && auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
-    const char *colon = NULL;
-    for (const char *p = close ? close : auth; p < auth + alen; p++)
-        if (*p == ':') colon = p;
-    if (colon != NULL) {
-        size_t digits = (size_t)(auth + alen - colon - 1);
-        unsigned long port = 0;
-        if (digits == 0 || digits > 5) return 0;
-        for (const char *p = colon + 1; p < auth + alen; p++) {
-            if (!is_digit((unsigned char)*p)) return 0;
-            port = port * 10 + (unsigned long)(*p - '0');
+    if (s[i] == '[') {
+        size_t start = ++i;
+        while (i < n && s[i] != ']') i++;
+        if (i == n || !luapay_is_ipv6(str + start, i - start)) return 0;
+        i++;
+    } else {
+        size_t label = 0, start = i;
+        for (; i < n; i++) {
+            int k = url_class(s[i]);
+            if (k == 1) {
+                label++;
+            } else if (k == 2) {
+                if (label++ == 0) return 0; /* labels start with a letter or digit */
+            } else if (k == 3) {
+                if (label == 0 || s[i - 1] == '-') return 0;
+                label = 0;
+            } else {
+                break;
+            }
+            if (label > 63) return 0;
         }
-        if (port == 0 || port > 65535) return 0;
-        hlen = (size_t)(colon - auth);
+        /* not empty, no '-' at the end, at most one trailing dot */
+        if (i == start || s[i - 1] == '-' || (label == 0 && (i - start < 2 || s[i - 2] == '.'))) return 0;
     }
-    if (!is_host(auth, hlen)) return 0;
+    if (i < n && s[i] == ':') {
+        size_t digits = 0;
+        unsigned long port = 0;
+        for (i++; i < n && is_digit(s[i]) && digits < 6; i++, digits++) port = port * 10 + (unsigned long)(s[i] - '0');
+        if (digits == 0 || port == 0 || port > 65535) return 0;
+    }
+    if (i < n && s[i] != '/' && s[i] != '?' && s[i] != '#') return 0;
     for (; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2])) return 0;
-        } else if (!url_char(c)) {
+        int k = url_class(s[i]);
+        if (k == 5) {
+            if (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return 0;
+        } else if (k == 0) {
             return 0;
         }
     }
@@ -209,8 +214,18 @@ static int pton(int af, const char *s, size_t n) {
     return inet_pton(af, buf, addr) == 1;
 }
 
-/* Dotted decimal, four parts 0-255, no leading zeros (glibc's inet_pton). */
-int luapay_is_ipv4(const char *s, size_t n) { return pton(AF_INET, s, n); }
+/* Dotted decimal, four parts 0-255, no leading zeros (as inet_pton). */
+int luapay_is_ipv4(const char *s, size_t n) {
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0 && (i >= n || s[i++] != '.')) return 0;
+        size_t start = i;
+        unsigned v = 0;
+        while (i < n && is_digit((unsigned char)s[i]) && i - start < 3) v = v * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || v > 255 || (s[start] == '0' && i - start > 1)) return 0;
+    }
+    return i == n;
+}
 
 /* RFC 4291 text forms, "::" and an embedded IPv4 tail; no zone ("%eth0"). */
 int luapay_is_ipv6(const char *s, size_t n) { return pton(AF_INET6, s, n); }

@@ -576,6 +576,8 @@ describe("objects and arrays", function()
         assert.same({ path = "", code = "type", message = "value: must be an object (a table), got string" }, v[1])
         _, v = core.validate(S, nil)
         assert.same({ { "", "required" } }, pairs_of(v))
+        assert.same({ { "", "required" } }, pairs_of(select(2, core.validate(S))))
+        assert.same({ { "", "required" } }, pairs_of(select(2, S:validate())))
     end)
 
     it("check arrays: a sequence, its length and each element", function()
