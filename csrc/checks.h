@@ -31,9 +31,8 @@ typedef struct {
     const char *number;    /* ERE */
 } luapay_clearing_row;
 
-extern const luapay_clearing_row luapay_clearing_rows[];
+extern const luapay_clearing_row luapay_clearing_rows[]; /* sorted by name */
 extern const size_t luapay_clearing_count;
-int luapay_clearing_find(const char *s, size_t len); /* row index or -1 */
 
 /* checks.c: each takes bytes and a length (embedded NULs fail) and returns 1
  * when the value is well-formed. */

@@ -4,8 +4,6 @@
  * account.number. The regexes are kept exactly as printed. The printed table
  * has 29 rows (the brief speaks of 32); every printed row is here. Where the
  * bank_code cell is blank the docs say bank_code is a BIC/SWIFT code. */
-#include <string.h>
-
 #include "checks.h"
 
 /* Sorted by name (byte order), as printed. */
@@ -42,20 +40,3 @@ const luapay_clearing_row luapay_clearing_rows[] = {
 };
 
 const size_t luapay_clearing_count = sizeof luapay_clearing_rows / sizeof luapay_clearing_rows[0];
-
-int luapay_clearing_find(const char *s, size_t len) {
-    size_t lo = 0, hi = luapay_clearing_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *name = luapay_clearing_rows[mid].name;
-        size_t nlen = strlen(name);
-        int c = memcmp(s, name, len < nlen ? len : nlen);
-        if (c == 0) c = len < nlen ? -1 : len > nlen;
-        if (c == 0) return (int)mid;
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return -1;
-}
