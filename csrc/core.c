@@ -113,7 +113,6 @@ LUAPAY_EXPORT int luaopen_luapay_core(lua_State *L) {
     }
     lua_pushvalue(L, -2);
     luapay_pkey_register(L); /* pops the context it takes as upvalue */
-    lua_pushvalue(L, -2);
     luapay_validate_register(L);
     lua_pushliteral(L, LUAPAY_CORE_VERSION);
     lua_setfield(L, -2, "VERSION");

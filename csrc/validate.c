@@ -1601,10 +1601,9 @@ const luaL_Reg luapay_validate_funcs[] = {
     {NULL, NULL},
 };
 
-/* Expects the context on top of the stack; pops it. The methods need no
- * context: their upvalue is the metatable itself. */
+/* The schema metatable. The methods need no context: their upvalue is the
+ * metatable itself. Leaves the stack as it was. */
 void luapay_validate_register(lua_State *L) {
-    lua_pop(L, 1);
     luaL_newmetatable(L, SCHEMA_MT);
     lua_pushvalue(L, -1);
     luaL_setfuncs(L, schema_methods, 1);
