@@ -84,8 +84,9 @@
  * uservalue table keeping its field names and enum values alive as Lua
  * strings; close/__gc/__close share one idempotent release. No global
  * mutable state: the Figure 32 patterns are compiled per schema that uses
- * them. core.check compiles its one-field schema on every call: for a
- * pattern used often, compile a schema once. */
+ * them. core.check without options keeps one compiled schema per type in
+ * the registry; with options it compiles them on every call: for a pattern
+ * used often, compile a schema once. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,6 +96,7 @@
 #include "checks.h"
 
 #define SCHEMA_MT "luapay.schema"
+#define CHECK_CACHE "luapay.check_cache" /* registry: type name -> compiled schema */
 #define MAX_DEPTH 32
 #define ENUM_LIST_MAX 8 /* longer enums are not listed in messages */
 #define PTRMAP_MIN 8    /* shorter lists are scanned */
@@ -1517,19 +1519,42 @@ static int l_check(lua_State *L) {
         luapay_arg_error(L, 3, "check", "opts", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 3)));
     const char *name = lua_isnoneornil(L, 4) ? "value" : luapay_check_string(L, 4, "check", "name", NULL);
     lua_settop(L, 4);
-    /* the node's table: a copy of opts with type set */
-    lua_newtable(L);
-    if (lua_istable(L, 3)) {
+    schema_ud *S;
+    if (lua_isnil(L, 3)) {
+        /* no options: one compiled schema per type, cached per Lua state */
+        lua_getfield(L, LUA_REGISTRYINDEX, CHECK_CACHE);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, LUA_REGISTRYINDEX, CHECK_CACHE);
+        }
+        lua_pushvalue(L, 1);
+        lua_rawget(L, 5);
+        S = (schema_ud *)luaL_testudata(L, -1, SCHEMA_MT);
+        if (S == NULL || S->root == NULL) {
+            lua_pop(L, 1);
+            lua_createtable(L, 0, 1);
+            lua_pushvalue(L, 1);
+            lua_setfield(L, -2, "type");
+            S = compile_schema(L, lua_gettop(L), "check", 3, "opts");
+            lua_pushvalue(L, 1);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 5);
+        }
+    } else {
+        /* the node's table: a copy of opts with type set */
+        lua_newtable(L);
         lua_pushnil(L);
         while (lua_next(L, 3)) {
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, 5);
         }
+        lua_pushvalue(L, 1);
+        lua_setfield(L, 5, "type");
+        S = compile_schema(L, 5, "check", 3, "opts");
     }
-    lua_pushvalue(L, 1);
-    lua_setfield(L, 5, "type");
-    schema_ud *S = compile_schema(L, 5, "check", 3, "opts");
     int nres = run(L, lua_gettop(L), S, 2, name);
     if (nres == 1) return 1;
     lua_rawgeti(L, -1, 1);

@@ -759,6 +759,16 @@ describe("core.check for values that are not schema-shaped", function()
             { core.check("decimal", "103", { decimals = 2 }, "Amount") })
     end)
 
+    it("names the value as asked, also for the checks it keeps compiled", function()
+        for _, name in ipairs { "customer.email", "Email", "value" } do
+            assert.equal(name .. ": is not a valid e-mail address", select(2, core.check("email", "x", nil, name)))
+        end
+        for _ = 1, 3 do
+            assert.is_true(core.check("email", "anna@example.se"))
+            assert.equal("format", select(3, core.check("email", "anna@example")))
+        end
+    end)
+
     it("raises for misuse", function()
         assert_raises("check: bad argument #1 'type' (string expected, got number)", core.check, 1, "x")
         assert_raises("check: bad argument #1 'type' (unknown type 'strnig')", core.check, "strnig", "x")
