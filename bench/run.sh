@@ -1,6 +1,7 @@
 #!/bin/bash
 # `make bench`: builds the core for Lua 5.4 and LuaJIT and the plain-C
-# baseline, runs each bench and prints one table with ratios (binding / C).
+# baseline, runs each bench and prints one table with ratios (binding / C);
+# then validation: a compiled C schema against the same checks in plain Lua.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ for _ in $(seq "$rounds"); do
     build/bench/crypto_bench $keys >> $out/c.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -26,3 +29,10 @@ echo "crypto (ops/s, best of $rounds rounds; ratio = binding / plain C on the sa
 join <(best $out/lua54.txt) <(best $out/luajit.txt) | join - <(best $out/c.txt) |
     awk 'BEGIN { printf "%-22s %12s %12s %12s %8s %8s\n", "operation", "Lua 5.4", "LuaJIT", "plain C", "5.4/C", "JIT/C" }
          { printf "%-22s %12d %12d %12d %8.2f %8.2f\n", $1, $2, $3, $4, $2 / $4, $3 / $4 }'
+
+echo
+echo "validation (ops/s, best of $rounds rounds): an ecommpay Trustly payout request (21 fields,"
+echo "nested objects, the Figure 32 clearinghouse rule); compiled C schema vs the same checks in plain Lua"
+for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["validation_c"], r["validation_lua"] }'; done |
+    awk 'BEGIN { printf "%-10s %14s %14s %8s\n", "VM", "C schema", "plain Lua", "C/Lua" }
+         { printf "%-10s %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3 }'

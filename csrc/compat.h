@@ -13,4 +13,13 @@
 #define lua_rawlen(L, i) lua_objlen(L, i)
 #endif
 
+/* A userdata's table: set pops it from the top, get pushes it. */
+#if LUA_VERSION_NUM >= 504
+#define luapay_setuservalue(L, idx) lua_setiuservalue(L, idx, 1)
+#define luapay_getuservalue(L, idx) lua_getiuservalue(L, idx, 1)
+#else
+#define luapay_setuservalue(L, idx) lua_setfenv(L, idx)
+#define luapay_getuservalue(L, idx) lua_getfenv(L, idx)
+#endif
+
 #endif
