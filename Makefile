@@ -68,10 +68,12 @@ bench: deps
 demo: all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) examples/demo.lua
 
+LUA_SOURCES := $(shell find lua/luapay -name '*.lua' | sort)
+
 install: $(CORE)
-	install -d $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay
+	install -d $(DESTDIR)$(LUA_CMOD)/luapay
 	install -m 755 $(CORE) $(DESTDIR)$(LUA_CMOD)/luapay/core.so
-	install -m 644 lua/luapay/*.lua $(DESTDIR)$(LUA_LMOD)/luapay/
+	for f in $(LUA_SOURCES); do install -D -m 644 $$f $(DESTDIR)$(LUA_LMOD)/$${f#lua/}; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay

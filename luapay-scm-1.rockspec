@@ -47,5 +47,9 @@ build = {
         },
         ["luapay"] = "lua/luapay/init.lua",
         ["luapay.errors"] = "lua/luapay/errors.lua",
+        ["luapay.http"] = "lua/luapay/http.lua",
+        ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
+        ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
+        ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
     },
 }
