@@ -96,7 +96,7 @@ static void ctx_init(lua_State *L, luapay_ctx *ctx) {
 LUAPAY_EXPORT int luaopen_luapay_core(lua_State *L) {
     const luaL_Reg *const lists[] = {luapay_encode_funcs, luapay_hash_funcs,
                                      luapay_random_funcs, luapay_equal_funcs, luapay_pkey_funcs,
-                                     luapay_http_funcs, luapay_clock_funcs, luapay_json_funcs,
+                                     luapay_http_funcs, luapay_clock_funcs, luapay_json_funcs, luapay_json_decode_funcs,
                                      luapay_validate_funcs, luapay_money_funcs};
 
     luapay_ctx *ctx = (luapay_ctx *)lua_newuserdata(L, sizeof *ctx);
@@ -116,6 +116,7 @@ LUAPAY_EXPORT int luaopen_luapay_core(lua_State *L) {
     luapay_pkey_register(L); /* pops the context it takes as upvalue */
     luapay_http_register(L);
     luapay_json_register(L);
+    luapay_json_decode_register(L);
     luapay_validate_register(L);
     lua_pushliteral(L, LUAPAY_CORE_VERSION);
     lua_setfield(L, -2, "VERSION");

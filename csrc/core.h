@@ -66,12 +66,14 @@ extern const luaL_Reg luapay_pkey_funcs[];
 extern const luaL_Reg luapay_http_funcs[];
 extern const luaL_Reg luapay_clock_funcs[];
 extern const luaL_Reg luapay_json_funcs[];
+extern const luaL_Reg luapay_json_decode_funcs[];
 extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);
 void luapay_json_register(lua_State *L);
+void luapay_json_decode_register(lua_State *L);
 void luapay_validate_register(lua_State *L);
 
 #endif

@@ -7,7 +7,9 @@
  *
  *   core.json_encode(value) -> text | nil, err
  *   core.array_mt: tables with this metatable are arrays even when empty
- *   core.null (= cjson.null, the NULL light userdata) encodes as null */
+ *   core.null (= cjson.null, the NULL light userdata) encodes as null
+ *   number objects (core.json_number, json_decode's lexemes) are written as
+ *   their text, so a decoded body encodes back to the same numbers */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,11 +104,22 @@ static int encode_table(encoder *e, int idx, int depth) {
     /* Each level holds a key and a value on the stack; a C function is only
      * promised LUA_MINSTACK slots. */
     luaL_checkstack(L, 4, "json_encode: nesting");
-    int is_marked_array = 0;
+    int is_marked_array = 0, is_number = 0;
     if (lua_getmetatable(L, idx)) {
         luaL_getmetatable(L, ARRAY_MT_KEY);
         is_marked_array = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
+        luaL_getmetatable(L, "luapay.json_number");
+        is_number = lua_rawequal(L, -1, -3);
+        lua_pop(L, 3);
+    }
+    if (is_number) { /* its text was checked when the object was made */
+        size_t n;
+        lua_rawgeti(L, idx, 1);
+        const char *text = lua_tolstring(L, -1, &n);
+        if (text) add(e, text, n);
+        lua_pop(L, 1);
+        if (!text) e->err = "a number object without its text";
+        return text != NULL;
     }
     size_t n = lua_rawlen(L, idx), count = 0, string_keys = 0;
     lua_pushnil(L);
