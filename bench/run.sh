@@ -36,3 +36,12 @@ echo "nested objects, the Figure 32 clearinghouse rule); compiled C schema vs th
 for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["validation_c"], r["validation_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %14s %14s %8s\n", "VM", "C schema", "plain Lua", "C/Lua" }
          { printf "%-10s %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3 }'
+
+echo
+echo "transport (requests/s over loopback; the sandbox's nginx runs one worker)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/transport_bench.lua 2000 3 > $out/transport.txt
+awk '{ v[$1] = $2 } END {
+    printf "%-46s %10s %10s %7s\n", "measure", "luapay", "reference", "ratio"
+    printf "%-46s %10d %10d %7.2f\n", "sequential GETs: libcurl client vs curl CLI", v["libcurl_seq"], v["curl_cli_seq"], v["libcurl_seq"] / v["curl_cli_seq"]
+    printf "%-46s %10d %10d %7.2f\n", "nginx: +1 cosocket upstream call vs direct", v["nginx_cosocket_upstream"], v["nginx_direct"], v["nginx_cosocket_upstream"] / v["nginx_direct"]
+    printf "sandbox start %.0f ms, stop %.0f ms\n", v["sandbox_start_ms"], v["sandbox_stop_ms"] }' $out/transport.txt
