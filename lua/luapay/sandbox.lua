@@ -129,10 +129,14 @@ local function serialize(v)
 end
 sandbox.serialize = serialize
 
+-- Below Linux's ephemeral range (32768-60999 by default), where outgoing
+-- connections take their local ports and a bind could fail even though
+-- nothing listens.
 local function random_port()
     local b = core.random_bytes(2)
-    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
+    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 12000
 end
+sandbox.random_port = random_port
 
 local function nginx_conf(opts, port, tls_port)
     local lua_dir, root = source_dirs()
