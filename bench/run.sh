@@ -18,10 +18,10 @@ rm -f $out/*.txt
 # rate: a shared VM steals CPU in bursts, and best-of-N filters those out.
 for _ in $(seq "$rounds"); do
     build/bench/crypto_bench $keys >> $out/c.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -39,7 +39,7 @@ for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1]
 
 echo
 echo "transport (requests/s over loopback; the sandbox's nginx runs one worker)"
-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/transport_bench.lua 2000 3 > $out/transport.txt
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/transport_bench.lua 2000 3 > $out/transport.txt
 awk '{ v[$1] = $2 } END {
     printf "%-46s %10s %10s %7s\n", "measure", "luapay", "reference", "ratio"
     printf "%-46s %10d %10d %7.2f\n", "sequential GETs: libcurl client vs curl CLI", v["libcurl_seq"], v["curl_cli_seq"], v["libcurl_seq"] / v["curl_cli_seq"]
