@@ -16,10 +16,11 @@ function util.fixture(name)
     --- Asserts that f(...) raises an error ending with `expected` (luaL_error
 -- prefixes the caller's position).
 function util.assert_raises(expected, f, ...)
+    local check = require "luassert" -- a module does not see busted's spec environment
     local ok, err = pcall(f, ...)
-    assert.is_false(ok)
-    assert.is_string(err)
-    assert.equal(expected, err:sub(-#expected), "got: " .. err)
+    check.is_false(ok)
+    check.is_string(err)
+    check.equal(expected, err:sub(-#expected), "got: " .. err)
 end
 
 return util.read("spec/fixtures/" .. name)
@@ -32,10 +33,11 @@ end
 --- Asserts that f(...) raises an error ending with `expected` (luaL_error
 -- prefixes the caller's position).
 function util.assert_raises(expected, f, ...)
+    local check = require "luassert" -- a module does not see busted's spec environment
     local ok, err = pcall(f, ...)
-    assert.is_false(ok)
-    assert.is_string(err)
-    assert.equal(expected, err:sub(-#expected), "got: " .. err)
+    check.is_false(ok)
+    check.is_string(err)
+    check.equal(expected, err:sub(-#expected), "got: " .. err)
 end
 
 return util
