@@ -50,6 +50,7 @@ build = {
         ["luapay.errors"] = "lua/luapay/errors.lua",
         ["luapay.http"] = "lua/luapay/http.lua",
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
+        ["luapay.pretty"] = "lua/luapay/pretty.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
     },
