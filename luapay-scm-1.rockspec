@@ -47,11 +47,16 @@ build = {
             libraries = { "crypto", "curl" },
         },
         ["luapay"] = "lua/luapay/init.lua",
+        ["luapay.cli"] = "lua/luapay/cli.lua",
         ["luapay.errors"] = "lua/luapay/errors.lua",
         ["luapay.http"] = "lua/luapay/http.lua",
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.pretty"] = "lua/luapay/pretty.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
+        ["luapay.sandbox.providers"] = "lua/luapay/sandbox/providers.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+    },
+    install = {
+        bin = { luapay = "bin/luapay" },
     },
 }
