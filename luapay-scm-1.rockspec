@@ -51,5 +51,7 @@ build = {
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+        ["luapay.sandbox.trustpay"] = "lua/luapay/sandbox/trustpay.lua",
+        ["luapay.trustpay"] = "lua/luapay/trustpay.lua",
     },
 }
