@@ -579,10 +579,14 @@ local CALLS = {
 local ID_FIELDS = { PaymentRequestId = true, AccountId = true, PaymentId = true, OrderId = true, TransactionId = true,
     DebtorAccount = true, AbaCode = true, BsbCode = true, TransitCode = true,
     SymbolConstant = true, SymbolSpecific = true, SymbolVariable = true }
+local function integral(v) -- also 652801.0, as lua-cjson decodes JSON integers in Lua 5.4
+    return type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 2 ^ 53
+end
+
 local function normalize(params)
     local p = copy(params)
     for k, v in pairs(p) do
-        if ID_FIELDS[k] and type(v) == "number" and is_integer(v) and v >= 0 then p[k] = int_string(v) end
+        if ID_FIELDS[k] and integral(v) then p[k] = ("%.0f"):format(v) end
         if k == "IsRedirect" and type(v) == "boolean" then p[k] = v and "True" or "False" end
     end
     return p
@@ -906,10 +910,14 @@ local function to_number_id(v)
     return v
 end
 
--- Adds amounts in minor units (hundredths: TrustPay writes two decimals)
--- next to TrustPay's own fields.
+-- Ids as integers (lua-cjson gives Lua 5.4 floats for JSON integers), and
+-- amounts in minor units (hundredths: TrustPay writes two decimals) next to
+-- TrustPay's own fields.
 local function decorate_transaction(tx)
     if type(tx) ~= "table" then return tx end
+    for _, k in ipairs({ "TransactionId", "PaymentId", "OrderId", "AccountId" }) do
+        if math.tointeger and type(tx[k]) == "number" then tx[k] = math.tointeger(tx[k]) or tx[k] end
+    end
     if tx.Amount ~= nil then tx.amount = hundredths(tx.Amount) end
     if tx.RefundedAmount ~= nil then tx.refunded_amount = hundredths(tx.RefundedAmount) end
     return tx
@@ -919,7 +927,9 @@ end
 function Client:accounts()
     local t, err = self:banking_call("GetAccountList", {})
     if not t then return nil, err end
-    return t.AccountList or {}
+    local list = type(t.AccountList) == "table" and t.AccountList or {}
+    for _, a in ipairs(list) do decorate_transaction(a) end
+    return list
 end
 
 local ACCOUNT_ID = str(10, { required = true, pattern = NUMERIC10 })
@@ -932,7 +942,7 @@ function Client:account(id)
     if not ok then return nil, err end
     local t, cerr = self:banking_call("GetAccountDetails", { AccountId = to_number_id(p.AccountId) })
     if not t then return nil, cerr end
-    return t.AccountDetails
+    return decorate_transaction(t.AccountDetails)
 end
 
 local HISTORY_SCHEMA = core.schema{ type = "object", additional = false, fields = {
@@ -1144,7 +1154,7 @@ local function order_rules(o, prefix, today)
             v[#v + 1] = violation(prefix .. "CreditorAddress", "max_len", "must be at most 35 characters for an order that is not SEPA")
         end
     end
-    if type(o.RequestedExecutionDate) == "string" and o.RequestedExecutionDate:match("^%d%d%d%d%-%d%d%-%d%d$")
+    if type(o.RequestedExecutionDate) == "string" and core.check("date", o.RequestedExecutionDate) == true
         and o.RequestedExecutionDate < today then
         v[#v + 1] = violation(prefix .. "RequestedExecutionDate", "range", "must be today or later")
     end
