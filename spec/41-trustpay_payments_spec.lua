@@ -315,3 +315,18 @@ describe("TrustPay payments in the sandbox", function()
         end)
     end)
 end)
+
+describe("examples/trustpay_card.lua", function()
+    it("runs against its own sandbox and shows the payment, the notification and the refund", function()
+        local lua, build = "lua5.4", "build/lua5.4"
+        if jit then lua, build = "luajit", "build/luajit" end
+        local p = io.popen(("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s examples/trustpay_card.lua 2>&1; echo \"exit=$?\"")
+            :format(build, lua))
+        local out = p:read("*a")
+        p:close()
+        assert.matches("exit=0", out, 1, true)
+        assert.matches("notification, verified by the shop%s+ORD%-1001 succeeded 2500 EUR", out)
+        assert.matches("refund notification%s+refund refunded 1000 EUR", out)
+        assert.matches("1011 Unsupported transaction", out, 1, true)
+    end)
+end)
