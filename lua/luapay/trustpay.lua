@@ -1180,7 +1180,7 @@ local function el(name, ...)
     if inner == "" then return "" end
     return "<" .. name .. ">" .. inner .. "</" .. name .. ">"
 end
-local function tx(name, value)
+local function leaf(name, value)
     if value == nil or value == "" then return "" end
     return "<" .. name .. ">" .. esc(value) .. "</" .. name .. ">"
 end
@@ -1192,38 +1192,38 @@ local function payment_xml(o, n)
     local sepa = is_sepa(o)
     local clearing = ""
     for _, c in ipairs(CLEARING) do
-        if o[c[1]] then clearing = el("ClrSysMmbId", el("ClrSysId", tx("Cd", c[2])), tx("MmbId", o[c[1]])) end
+        if o[c[1]] then clearing = el("ClrSysMmbId", el("ClrSysId", leaf("Cd", c[2])), leaf("MmbId", o[c[1]])) end
     end
-    local account = core.check("iban", o.CreditorAccount) == true and tx("IBAN", o.CreditorAccount)
-        or el("Othr", tx("Id", o.CreditorAccount))
+    local account = core.check("iban", o.CreditorAccount) == true and leaf("IBAN", o.CreditorAccount)
+        or el("Othr", leaf("Id", o.CreditorAccount))
     local symbols = ""
     if o.SymbolVariable or o.SymbolSpecific or o.SymbolConstant then
         symbols = (o.SymbolVariable and "/VS" .. o.SymbolVariable or "") .. (o.SymbolSpecific and "/SS" .. o.SymbolSpecific or "")
             .. (o.SymbolConstant and "/KS" .. o.SymbolConstant or "")
     end
     return el("PmtInf",
-        tx("PmtInfId", tostring(n)),
-        tx("PmtMtd", "TRF"),
-        tx("NbOfTxs", "1"),
-        tx("CtrlSum", amount),
-        sepa and el("PmtTpInf", el("SvcLvl", tx("Cd", "SEPA"))) or "",
-        tx("ReqdExctnDt", o.RequestedExecutionDate),
-        el("Dbtr", tx("Nm", o.DebtorName), el("PstlAdr", tx("TwnNm", o.CityCode), tx("AdrLine", o.Address))),
-        el("DbtrAcct", el("Id", el("Othr", tx("Id", o.DebtorAccount))), tx("Ccy", o.Currency)),
-        el("DbtrAgt", el("FinInstnId", tx("BIC", "TPAYSKBX"))),
-        tx("ChrgBr", sepa and "SLEV" or "SHAR"),
+        leaf("PmtInfId", tostring(n)),
+        leaf("PmtMtd", "TRF"),
+        leaf("NbOfTxs", "1"),
+        leaf("CtrlSum", amount),
+        sepa and el("PmtTpInf", el("SvcLvl", leaf("Cd", "SEPA"))) or "",
+        leaf("ReqdExctnDt", o.RequestedExecutionDate),
+        el("Dbtr", leaf("Nm", o.DebtorName), el("PstlAdr", leaf("TwnNm", o.CityCode), leaf("AdrLine", o.Address))),
+        el("DbtrAcct", el("Id", el("Othr", leaf("Id", o.DebtorAccount))), leaf("Ccy", o.Currency)),
+        el("DbtrAgt", el("FinInstnId", leaf("BIC", "TPAYSKBX"))),
+        leaf("ChrgBr", sepa and "SLEV" or "SHAR"),
         el("CdtTrfTxInf",
-            el("PmtId", tx("EndToEndId", o.EndToEndReference or "NOTPROVIDED")),
+            el("PmtId", leaf("EndToEndId", o.EndToEndReference or "NOTPROVIDED")),
             '<Amt><InstdAmt Ccy="' .. esc(o.Currency) .. '">' .. amount .. "</InstdAmt></Amt>",
-            el("IntrmyAgt1", el("FinInstnId", tx("Nm", o.CorrespondentBank))),
-            el("CdtrAgt", el("FinInstnId", tx("BIC", o.CreditorBankBic), clearing, tx("Nm", o.CreditorBankName),
-                el("PstlAdr", tx("TwnNm", o.CreditorBankCity), tx("Ctry", o.CreditorBankCountry), tx("AdrLine", o.CreditorBankAddress)))),
-            el("Cdtr", tx("Nm", o.CreditorName),
-                el("PstlAdr", tx("TwnNm", o.CreditorCity), tx("Ctry", o.CreditorCountry), tx("AdrLine", o.CreditorAddress))),
+            el("IntrmyAgt1", el("FinInstnId", leaf("Nm", o.CorrespondentBank))),
+            el("CdtrAgt", el("FinInstnId", leaf("BIC", o.CreditorBankBic), clearing, leaf("Nm", o.CreditorBankName),
+                el("PstlAdr", leaf("TwnNm", o.CreditorBankCity), leaf("Ctry", o.CreditorBankCountry), leaf("AdrLine", o.CreditorBankAddress)))),
+            el("Cdtr", leaf("Nm", o.CreditorName),
+                el("PstlAdr", leaf("TwnNm", o.CreditorCity), leaf("Ctry", o.CreditorCountry), leaf("AdrLine", o.CreditorAddress))),
             el("CdtrAcct", el("Id", account)),
-            el("RmtInf", tx("Ustrd", o.Description),
-                symbols ~= "" and el("Strd", el("CdtrRefInf", tx("Ref", symbols))) or "",
-                o.ClientReference and el("Strd", tx("AddtlRmtInf", "CREF:" .. o.ClientReference)) or "")))
+            el("RmtInf", leaf("Ustrd", o.Description),
+                symbols ~= "" and el("Strd", el("CdtrRefInf", leaf("Ref", symbols))) or "",
+                o.ClientReference and el("Strd", leaf("AddtlRmtInf", "CREF:" .. o.ClientReference)) or "")))
 end
 
 local function utc_now() return os.date("!%Y-%m-%dT%H:%M:%S") end
@@ -1270,8 +1270,8 @@ local function order_document(orders, single)
     return '<?xml version="1.0" encoding="UTF-8"?>'
         .. '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.03" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
         .. el("CstmrCdtTrfInitn",
-            el("GrpHdr", tx("MsgId", first.MessageId), tx("CreDtTm", created), tx("NbOfTxs", tostring(#list)),
-                tx("CtrlSum", decimal2(total)), el("InitgPty", tx("Nm", first.DebtorName))),
+            el("GrpHdr", leaf("MsgId", first.MessageId), leaf("CreDtTm", created), leaf("NbOfTxs", tostring(#list)),
+                leaf("CtrlSum", decimal2(total)), el("InitgPty", leaf("Nm", first.DebtorName))),
             table.concat(payments))
         .. "</Document>"
 end
