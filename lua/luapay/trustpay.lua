@@ -597,10 +597,10 @@ local function check_request(spec, params, what)
     local ok, violations = spec.schema:validate(params)
     violations = ok and {} or violations
     local seen = {}
-    for _, v in ipairs(violations) do seen[v.path] = true end
+    for _, v in ipairs(violations) do seen[v.path .. ":" .. v.code] = true end
     for _, name in ipairs(trustpay.signed_fields[spec.kind]) do
         local v = params[name]
-        if type(v) == "string" and v:find("/", 1, true) and not seen[name] then
+        if type(v) == "string" and v:find("/", 1, true) and not seen[name .. ":forbidden"] then
             violations[#violations + 1] = violation(name, "forbidden",
                 "must not contain '/': TrustPay joins the signed values with '/', so it could not be signed unambiguously")
         end
