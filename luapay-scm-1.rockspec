@@ -55,6 +55,8 @@ build = {
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.providers"] = "lua/luapay/sandbox/providers.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+        ["luapay.sandbox.trustpay"] = "lua/luapay/sandbox/trustpay.lua",
+        ["luapay.trustpay"] = "lua/luapay/trustpay.lua",
     },
     install = {
         bin = { luapay = "bin/luapay" },
