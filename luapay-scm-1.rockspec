@@ -48,6 +48,7 @@ build = {
         },
         ["luapay"] = "lua/luapay/init.lua",
         ["luapay.cli"] = "lua/luapay/cli.lua",
+        ["luapay.cli.trustpay"] = "lua/luapay/cli/trustpay.lua",
         ["luapay.errors"] = "lua/luapay/errors.lua",
         ["luapay.http"] = "lua/luapay/http.lua",
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",

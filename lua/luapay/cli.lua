@@ -26,10 +26,19 @@ local cli = {}
 
 cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 
--- Provider commands register here: cli.providers[name] = { sign = fn,
--- verify = fn, call = fn, export = fn, urls = { kind = fn } }. Each fn
--- takes (ctx, args) and returns a result table or nil, err.
+-- Provider commands live in luapay.cli.<provider> (loaded when present):
+-- { sign = fn, verify = fn, call = fn, export = fn, urls = { kind = fn },
+-- repl_client = fn(sandbox), repl_name }. Each fn takes (ctx, positional
+-- args, options) and returns a result table or nil, err.
 cli.providers = {}
+
+function cli.load_providers()
+    for _, name in ipairs(require("luapay.sandbox.providers").NAMES) do
+        if not cli.providers[name] and package.searchpath("luapay.cli." .. name, package.path) then
+            cli.providers[name] = require("luapay.cli." .. name)
+        end
+    end
+end
 
 local Usage = {}  -- error raised for usage problems
 local Config = {} -- ... and for configuration problems
@@ -86,7 +95,7 @@ end
 --- Decodes JSON input or raises a usage error naming where it broke.
 function cli.json_input(text, what)
     local value, err = core.json_decode(text)
-    if value == nil then usage_error(("%s is not valid JSON (%s)"):format(what or "the input", err)) end
+    if value == nil then usage_error(("invalid JSON in %s (%s)"):format(what or "the input", err)) end
     return value
 end
 
@@ -283,7 +292,7 @@ local function provider_command(capability, min_args)
 end
 
 local function cmd_url(argv)
-    local pos, opts = cli.parse(argv, {})
+    local pos, opts = cli.parse(argv, { sandbox = true })
     if opts.help then
         io.write(cli.commands.url.help, "\n")
         return cli.EXIT.OK
@@ -407,11 +416,12 @@ canonical string that was signed. Credentials come from the configuration.]] },
 
 Verifies a saved callback or notification body (file, or standard input)
 and prints the event. Exit 1 when the signature does not verify.]] },
-    url = { run = cmd_url, usage = "usage: luapay url <kind> [file]",
-        help = [[usage: luapay url <kind> [file]
+    url = { run = cmd_url, usage = "usage: luapay url <kind> [file] [--sandbox]",
+        help = [[usage: luapay url <kind> [file] [--sandbox]
 
 Builds a payment URL for the customer's browser from the JSON parameters in
-file (or standard input). Kinds: ecommpay-page, trustpay-wire, trustpay-card.]] },
+file (or standard input), for the configured account or the running sandbox.
+Kinds: ecommpay-page, trustpay-wire, trustpay-card.]] },
     call = { run = provider_command("call", 2), usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
         help = [[usage: luapay call <provider> <method> [json] [--sandbox]
 
@@ -446,6 +456,7 @@ end
 --- Runs the command line; returns the exit code. Errors end in one line
 -- on standard error.
 function cli.main(argv)
+    cli.load_providers()
     local name = argv[1]
     if name == nil or name == "-h" or name == "--help" or name == "help" then
         io.write(cli.help(), "\n")
