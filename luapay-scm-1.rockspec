@@ -51,5 +51,12 @@ build = {
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+        ["luapay.pager"] = "lua/luapay/pager.lua",
+        ["luapay.begateway"] = "lua/luapay/begateway.lua",
+        ["luapay.trustly_na"] = "lua/luapay/trustly_na.lua",
+        ["luapay.sandbox.dataset"] = "lua/luapay/sandbox/dataset.lua",
+        ["luapay.sandbox.control"] = "lua/luapay/sandbox/control.lua",
+        ["luapay.sandbox.begateway"] = "lua/luapay/sandbox/begateway.lua",
+        ["luapay.sandbox.trustly_na"] = "lua/luapay/sandbox/trustly_na.lua",
     },
 }
