@@ -71,7 +71,7 @@ local EXPORT = core.schema{
         },
         resume = {
             type = "object", additional = false,
-            fields = { date = { type = "string", required = true, min_len = 1 }, uid = { type = "string", min_len = 1 } },
+            fields = { date = { type = "string", min_len = 1 }, uid = { type = "string", min_len = 1 } },
         },
     },
 }
@@ -180,6 +180,10 @@ function begateway.export_request(params)
             violations[#violations + 1] = { path = name, code = "format", message = name .. ": is not a real date and time" }
             bad[name] = true
         end
+    end
+    -- A cursor is {} (the start of the period) or {date, uid}, as err.resume gives it.
+    if type(norm.resume) == "table" and norm.resume.uid ~= nil and norm.resume.date == nil then
+        violations[#violations + 1] = { path = "resume.date", code = "required", message = "resume.date: is required with resume.uid" }
     end
     if not bad.date_from and not bad.date_to and norm.date_from and norm.date_to then
         local from, to = epoch(norm.date_from), epoch(norm.date_to)
