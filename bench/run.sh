@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make bench`: builds the core for Lua 5.4 and LuaJIT and the plain-C
 # baseline, runs each bench and prints one table with ratios (binding / C);
-# then validation: a compiled C schema against the same checks in plain Lua.
+# then validation: a compiled C schema against the same checks in plain Lua;
+# then reconciliation: streaming through the paging iterators from the
+# sandbox, and peak memory against the length of the period.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +38,6 @@ echo "nested objects, the Figure 32 clearinghouse rule); compiled C schema vs th
 for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["validation_c"], r["validation_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %14s %14s %8s\n", "VM", "C schema", "plain Lua", "C/Lua" }
          { printf "%-10s %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3 }'
+
+echo
+LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/recon_bench.lua "${BENCH_RECON_ROUNDS:-3}"

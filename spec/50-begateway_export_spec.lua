@@ -329,6 +329,29 @@ describe("beGateway DWH export", function()
             assert.is_nil((it()))
         end)
 
+        it("shows a mid-way error in a loop over a stored iterator too, and keeps a first-page error as it.err", function()
+            control("fail", "after=1&status=500")
+            local it = dwh:export(with(WEEK, { limit = 1000 }))
+            local n, seen = 0, nil
+            for tx, err in it do
+                if not tx then
+                    assert.is_false(tx)
+                    seen = err
+                    break
+                end
+                n = n + 1
+            end
+            assert.equal(1000, n)
+            assert.equal(500, seen.http_status)
+
+            control("fail", "after=0&status=500")
+            local first = dwh:export(with(WEEK, { limit = 1000 }))
+            for _ in first do n = n + 1 end
+            assert.equal(1000, n)
+            assert.equal(500, first.err.http_status)
+            assert.same({}, first.err.resume)
+        end)
+
         it("starts over from the period's start when the first page fails", function()
             control("fail", "after=0&status=500&times=1")
             local got, err = until_error(dwh, with(WEEK, { limit = 1000 }))

@@ -18,6 +18,12 @@
 -- and the iterator keeps the error as `it.err` after the loop. After the
 -- error, or at the end, it returns nil.
 --
+-- A loop is recognised by the arguments `for` passes: the state (the
+-- iterator itself, as `client:export{...}` returns it twice) or the
+-- previous item. A loop over a detached iterator (`local it =
+-- client:export{...}; for tx, err in it do`) whose very first call fails
+-- cannot be told from a direct call: check it.err after such a loop.
+--
 -- fetch(cursor) -> items (array), next_cursor | nil (last page) | nil, nil, err
 local pager = {}
 
@@ -43,16 +49,17 @@ function pager.new(fetch, cursor, err)
     return self, self
 end
 
-local function fail(self, state, err)
+local function fail(self, in_loop, err)
     self.done = true
     self.err = err
-    if state == self then return false, err end
+    if in_loop then return false, err end
     return nil, err
 end
 
-function Pager.__call(self, state)
+function Pager.__call(self, state, previous)
     if self.done then return nil end
-    if self.pending_err then return fail(self, state, self.pending_err) end
+    local in_loop = state == self or previous ~= nil
+    if self.pending_err then return fail(self, in_loop, self.pending_err) end
     while true do
         if self.pos < self.n then
             local pos = self.pos + 1
@@ -75,7 +82,7 @@ function Pager.__call(self, state)
         if not items then
             err.resume = copy(self.cursor)
             err.page = self.pages + 1
-            return fail(self, state, err)
+            return fail(self, in_loop, err)
         end
         self.pages = self.pages + 1
         self.items, self.n, self.nxt = items, #items, nxt

@@ -147,7 +147,11 @@ local function payments(conf)
     local n = #list
     local out = setmetatable({}, core.array_mt)
     local seen = 0
-    for k = 1, n do
+    local first = 1
+    if next(want) == nil then -- no filter: startIndex is a position
+        first, seen = start + 1, start
+    end
+    for k = first, n do
         local c = list[sort == "asc" and k or n + 1 - k]
         if match(c) then
             if seen >= start then
