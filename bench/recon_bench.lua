@@ -72,7 +72,8 @@ local sb3, sb10 = start(3), start(10)
 print()
 print("peak memory streaming everything (KB): heap = peak collectgarbage(\"count\") sampled per transaction,")
 print("RSS = VmHWM of the process; 7.5k and 25k = the data set 3 and 10 times over 21 and 70 days; x = 25k / 2.5k.")
-print("A page is the unit: the peak reaches about two decoded pages once a run is a few pages long, and stays.")
+print("A page is the unit: the peak settles at two to three decoded pages once a run is several pages long, and stays")
+print("there; with pages of 1000 the 2.5k run is only 2.5 pages, too short for the collector to settle (compare 7.5k, 25k).")
 print(("%-20s %5s %-8s %9s %9s %9s %9s %9s %9s %6s %6s"):format("iterator", "page", "VM", "heap 2.5k", "heap 7.5k", "heap 25k",
     "RSS 2.5k", "RSS 7.5k", "RSS 25k", "heap x", "RSS x"))
 for _, case in ipairs(CASES) do
