@@ -58,6 +58,13 @@ build = {
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
         ["luapay.sandbox.trustpay"] = "lua/luapay/sandbox/trustpay.lua",
         ["luapay.trustpay"] = "lua/luapay/trustpay.lua",
+        ["luapay.pager"] = "lua/luapay/pager.lua",
+        ["luapay.begateway"] = "lua/luapay/begateway.lua",
+        ["luapay.trustly_na"] = "lua/luapay/trustly_na.lua",
+        ["luapay.sandbox.dataset"] = "lua/luapay/sandbox/dataset.lua",
+        ["luapay.sandbox.control"] = "lua/luapay/sandbox/control.lua",
+        ["luapay.sandbox.begateway"] = "lua/luapay/sandbox/begateway.lua",
+        ["luapay.sandbox.trustly_na"] = "lua/luapay/sandbox/trustly_na.lua",
     },
     install = {
         bin = { luapay = "bin/luapay" },

@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make bench`: builds the core for Lua 5.4 and LuaJIT and the plain-C
 # baseline, runs each bench and prints one table with ratios (binding / C);
-# then validation: a compiled C schema against the same checks in plain Lua.
+# then validation: a compiled C schema against the same checks in plain Lua;
+# then reconciliation: streaming through the paging iterators from the
+# sandbox, and peak memory against the length of the period.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,3 +59,6 @@ join <(best $out/trustpay_lua54.txt) <(best $out/trustpay_luajit.txt) |
          END { printf "%-18s %12s %12s %10s %10s\n", "operation", "Lua 5.4", "LuaJIT", "5.4/hmac", "JIT/hmac"
                for (i = 1; i <= n; i++) { k = names[i]
                    printf "%-18s %12d %12d %10.4f %10.4f\n", k, r54[k], rjit[k], r54[k] / r54["tp_hmac"], rjit[k] / rjit["tp_hmac"] } }'
+
+echo
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/recon_bench.lua "${BENCH_RECON_ROUNDS:-3}"

@@ -1,0 +1,550 @@
+--- luapay.begateway: beGateway's DWH transaction export, streamed page by
+-- page, its gateway notifications, and a reconciliation CSV writer.
+--
+--   local begateway = require "luapay.begateway"
+--   local dwh = begateway.new{ psp_id = "1", secret = "...", dwh_url = "https://dwh.example.com" }
+--   for tx, err in dwh:export{
+--       date_from = "2024-06-03T00:00:00", date_to = "2024-06-03T23:59:59",
+--       response_parameters = { "main", "gateway", "commission" },
+--       filter = { type = { "payment", "refund" }, currency = "EUR,USD" },
+--       limit = 1000,
+--   } do
+--       if not tx then error(err) end        -- err.resume continues there
+--       print(tx.uid, tx.status, tx.amount, tx.currency)
+--   end
+--
+-- POST {dwh_url}/api/v2/transactions/export, HTTP Basic with the PSP id and
+-- secret, JSON in and out. The export follows the cursor: each answer's
+-- pagination.next_date and next_uid become the next request's date_from and
+-- uid_from until has_next_page is false. (In descending order the cursor
+-- date moves date_to instead: date_from stays the start of the period.)
+local core = require "luapay.core"
+local http = require "luapay.http"
+local errors = require "luapay.errors"
+local pager = require "luapay.pager"
+
+local begateway = {}
+
+begateway.EXPORT_PATH = "/api/v2/transactions/export"
+begateway.MAX_DAYS = 90
+begateway.MAX_LIMIT = 1000
+
+-- The seed's value lists.
+begateway.TYPES = {
+    "authorization", "payment", "tokenization", "payout", "capture", "void", "refund", "credit", "chargeback",
+}
+begateway.DATE_TYPES = { "created_at", "paid_at", "updated_at" }
+begateway.METHOD_TYPES = { "credit_card", "alternative" }
+begateway.SORT_ORDERS = { "asc", "desc" }
+begateway.STATUSES = { "successful", "failed", "incomplete", "error", "pending" }
+begateway.RESPONSE_GROUPS = {
+    "main", "shop", "merchant", "gateway", "provider_raw", "links", "three_d_secure_verification",
+    "method", "customer", "recipient", "be_protected_verification", "smart_routing_verification",
+    "avs_cvc_verification", "provider_response", "additional_data", "commission", "adjustments",
+}
+
+local DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
+local ID = { type = "integer", min = 1 }
+
+-- The export request after normalization (comma-joined strings split into
+-- arrays), compiled once.
+local EXPORT = core.schema{
+    type = "object", additional = false,
+    fields = {
+        date_from = { type = "string", required = true, pattern = DATE_PATTERN },
+        date_to = { type = "string", required = true, pattern = DATE_PATTERN },
+        date_type = { type = "enum", values = begateway.DATE_TYPES },
+        response_parameters = { type = "array", min_items = 1, items = { type = "enum", values = begateway.RESPONSE_GROUPS } },
+        limit = { type = "integer", min = 1, max = begateway.MAX_LIMIT },
+        sort_order = { type = "enum", values = begateway.SORT_ORDERS },
+        filter = {
+            type = "object", additional = false,
+            fields = {
+                merchant_id = { type = "array", min_items = 1, items = ID },
+                shop_id = { type = "array", min_items = 1, items = ID },
+                gateway_id = { type = "array", min_items = 1, items = ID },
+                type = { type = "array", min_items = 1, items = { type = "enum", values = begateway.TYPES } },
+                currency = { type = "array", min_items = 1, items = { type = "currency" } },
+                test = { type = "boolean" },
+                method_type = { type = "enum", values = begateway.METHOD_TYPES },
+            },
+        },
+        resume = {
+            type = "object", additional = false,
+            fields = { date = { type = "string", min_len = 1 }, uid = { type = "string", min_len = 1 } },
+        },
+    },
+}
+
+local LIST_FILTERS = { merchant_id = "id", shop_id = "id", gateway_id = "id", type = "word", currency = "word" }
+
+---------------------------------------------------------------------------
+-- Helpers
+---------------------------------------------------------------------------
+
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = math.floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = math.floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+-- "YYYY-MM-DDThh:mm:ss" -> seconds since the epoch (UTC), already checked
+-- by the schema pattern and core.check("datetime").
+local function epoch(s)
+    local y, mo, d, h, mi, se = s:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)$")
+    return days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+end
+
+-- A list filter as given (array, comma-joined string, one value) -> array.
+local function split_list(v, kind)
+    local items
+    if type(v) == "table" then
+        items = {}
+        for i, x in ipairs(v) do items[i] = x end
+    elseif type(v) == "string" then
+        items = {}
+        for part in (v .. ","):gmatch("([^,]*),") do items[#items + 1] = (part:gsub("^%s+", ""):gsub("%s+$", "")) end
+    else
+        items = { v }
+    end
+    if kind == "id" then
+        for i, x in ipairs(items) do
+            if type(x) == "string" and x:match("^%d+$") and #x <= 15 then items[i] = tonumber(x) end
+        end
+    end
+    return items
+end
+
+local function path_key(p)
+    return (p:gsub("%[(%d+)%]", function(d) return ("[%012d]"):format(tonumber(d)) end))
+end
+
+local function sort_violations(list)
+    table.sort(list, function(a, b)
+        local ka, kb = path_key(a.path), path_key(b.path)
+        if ka ~= kb then return ka < kb end
+        return a.code < b.code
+    end)
+    return list
+end
+begateway._sort_violations = sort_violations
+
+local function validation_error(what, violations)
+    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
+        { fields = sort_violations(violations) })
+end
+
+local function id_string(v)
+    if math.type then
+        local i = math.tointeger(v)
+        if i then return ("%d"):format(i) end
+    end
+    return ("%.0f"):format(v)
+end
+
+local function join(list, kind)
+    local parts = {}
+    for i, v in ipairs(list) do parts[i] = kind == "id" and id_string(v) or v end
+    return table.concat(parts, ",")
+end
+
+--- begateway.export_request(params) -> normalized request, wire body | nil,
+-- err. Pure: what client:export sends for its first page (without the
+-- cursor), after checking every field. Exposed for tests and logging.
+function begateway.export_request(params)
+    if type(params) ~= "table" then error("begateway.export: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2) end
+    local norm = {}
+    for k, v in pairs(params) do norm[k] = v end
+    if type(params.response_parameters) == "string" then
+        norm.response_parameters = split_list(params.response_parameters, "word")
+    end
+    if type(params.filter) == "table" then
+        local f = {}
+        for k, v in pairs(params.filter) do
+            f[k] = LIST_FILTERS[k] and split_list(v, LIST_FILTERS[k]) or v
+        end
+        norm.filter = f
+    end
+    local ok, violations = EXPORT:validate(norm)
+    violations = ok and {} or violations
+    -- Dates the pattern lets through must also be real, in order, and
+    -- within 90 days of each other.
+    local bad = {}
+    for _, v in ipairs(violations) do bad[v.path] = true end
+    for _, name in ipairs({ "date_from", "date_to" }) do
+        if not bad[name] and type(norm[name]) == "string" and not core.check("datetime", norm[name]) then
+            violations[#violations + 1] = { path = name, code = "format", message = name .. ": is not a real date and time" }
+            bad[name] = true
+        end
+    end
+    -- A cursor is {} (the start of the period) or {date, uid}, as err.resume gives it.
+    if type(norm.resume) == "table" and norm.resume.uid ~= nil and norm.resume.date == nil then
+        violations[#violations + 1] = { path = "resume.date", code = "required", message = "resume.date: is required with resume.uid" }
+    end
+    if not bad.date_from and not bad.date_to and norm.date_from and norm.date_to then
+        local from, to = epoch(norm.date_from), epoch(norm.date_to)
+        if from > to then
+            violations[#violations + 1] = { path = "date_from", code = "range", message = "date_from: must not be after date_to" }
+        elseif to - from > begateway.MAX_DAYS * 86400 then
+            violations[#violations + 1] = { path = "date_from", code = "range",
+                message = "date_from: must be within " .. begateway.MAX_DAYS .. " days before date_to" }
+        end
+    end
+    if #violations > 0 then return nil, validation_error("begateway export", violations) end
+
+    local filter = { date_from = norm.date_from, date_to = norm.date_to, date_type = norm.date_type }
+    for k, v in pairs(norm.filter or {}) do
+        filter[k] = LIST_FILTERS[k] and join(v, LIST_FILTERS[k]) or v
+    end
+    local body = { filter = filter }
+    if norm.response_parameters then body.response_parameters = table.concat(norm.response_parameters, ",") end
+    if norm.limit or norm.sort_order then
+        body.options = { limit = norm.limit and tonumber(id_string(norm.limit)), sort_order = norm.sort_order }
+    end
+    return norm, body
+end
+
+---------------------------------------------------------------------------
+-- The client
+---------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+begateway.Client = Client
+
+local function check_option(opts, name, kind, required)
+    local v = opts[name]
+    if v == nil then
+        if required then error("begateway.new: option '" .. name .. "' is required", 3) end
+        return nil
+    end
+    if kind == "id" then
+        if type(v) == "number" and v == math.floor(v) and v > 0 then return id_string(v) end
+        if type(v) == "string" and v ~= "" and not v:find(":", 1, true) then return v end
+        error("begateway.new: option '" .. name .. "' must be an id (a positive integer or a string without ':')", 3)
+    end
+    if type(v) ~= kind or (kind == "string" and v == "") then
+        error("begateway.new: option '" .. name .. "' must be a non-empty " .. kind, 3)
+    end
+    return v
+end
+
+--- begateway.public_key(key) -> core.pkey | nil, err. The shop's public key
+-- as the back office shows it (base64 DER, no armor), as PEM, or a
+-- core.pkey already.
+function begateway.public_key(key)
+    if type(key) == "userdata" then return key end
+    if type(key) ~= "string" then return nil, "public key must be a PEM or base64 string" end
+    local pem = key
+    if not key:find("-----BEGIN", 1, true) then
+        local b64 = key:gsub("%s+", "")
+        local lines = {}
+        for i = 1, #b64, 64 do lines[#lines + 1] = b64:sub(i, i + 63) end
+        pem = "-----BEGIN PUBLIC KEY-----\n" .. table.concat(lines, "\n") .. "\n-----END PUBLIC KEY-----\n"
+    end
+    return core.pkey(pem)
+end
+
+--- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
+-- deadline_ms, shop_id, shop_key, public_key} -> client.
+-- psp_id and secret authenticate the DWH export. For notifications:
+-- public_key (the shop's RSA key: Content-Signature is then required), or
+-- the Basic credentials shop_id/shop_key (default: psp_id/secret).
+function begateway.new(opts)
+    if type(opts) ~= "table" then error("begateway.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    local self = setmetatable({}, Client)
+    self.psp_id = check_option(opts, "psp_id", "id", true)
+    self.secret = check_option(opts, "secret", "string", true)
+    local url = check_option(opts, "dwh_url", "string", true)
+    if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
+    self.dwh_url = url:gsub("/+$", "")
+    self.shop_id = check_option(opts, "shop_id", "id", false)
+    self.shop_key = check_option(opts, "shop_key", "string", false)
+    if (self.shop_id == nil) ~= (self.shop_key == nil) then
+        error("begateway.new: options 'shop_id' and 'shop_key' go together", 2)
+    end
+    if opts.public_key ~= nil then
+        local key, err = begateway.public_key(opts.public_key)
+        if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
+        self.public_key = key
+    end
+    self.http = opts.http or http.new{
+        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
+        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
+    }
+    return self
+end
+
+-- The error for an answer that is not a page of transactions.
+local function response_error(res)
+    local body = type(res.json) == "table" and res.json or nil
+    local message = body and (body.message or body.error)
+    if res.status ~= 200 and type(message) == "string" and res.status >= 400 and res.status < 500 and res.status ~= 401 and res.status ~= 403 then
+        return errors.new("provider", "beGateway DWH refused the export: " .. message, {
+            http_status = res.status, code = body.code, raw = res.body and res.body:sub(1, 300),
+        })
+    end
+    return http.status_error(res, "beGateway DWH")
+end
+
+local function malformed(res, what)
+    return errors.new("provider", "beGateway DWH answered an unexpected export page: " .. what, {
+        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
+    })
+end
+
+--- client:export{date_from, date_to, date_type, response_parameters,
+-- filter = {merchant_id, shop_id, gateway_id, type, currency, test,
+-- method_type}, limit, sort_order, resume} -> iterator over transactions.
+-- List filters take a Lua array or a comma-joined string. Everything is
+-- checked before the first request: a bad field makes the iterator yield a
+-- validation error and send nothing.
+function Client:export(params)
+    local norm, body = begateway.export_request(params)
+    if not norm then return pager.new(nil, nil, body) end
+    local desc = norm.sort_order == "desc"
+    local url = self.dwh_url .. begateway.EXPORT_PATH
+    local auth = { self.psp_id, self.secret }
+    local client = self.http
+
+    local function fetch(cursor)
+        local filter = {}
+        for k, v in pairs(body.filter) do filter[k] = v end
+        if cursor.date then
+            if desc then filter.date_to = cursor.date else filter.date_from = cursor.date end
+            filter.uid_from = cursor.uid
+        end
+        local res, err = client:request{
+            method = "POST", url = url, basic = auth, idempotent = true, -- a read: resending is harmless
+            json = { response_parameters = body.response_parameters, options = body.options, filter = filter },
+        }
+        if not res then return nil, nil, err end
+        if res.status ~= 200 then return nil, nil, response_error(res) end
+        local data = type(res.json) == "table" and res.json.data
+        if type(data) ~= "table" then return nil, nil, malformed(res, "no data object") end
+        local txs, page = data.transactions, data.pagination
+        if type(txs) ~= "table" then return nil, nil, malformed(res, "no transactions array") end
+        if type(page) ~= "table" then return nil, nil, malformed(res, "no pagination object") end
+        if page.has_next_page ~= true then return txs, nil end
+        if type(page.next_date) ~= "string" or type(page.next_uid) ~= "string" then
+            return nil, nil, malformed(res, "has_next_page without next_date and next_uid")
+        end
+        if page.next_date == cursor.date and page.next_uid == cursor.uid then
+            return nil, nil, malformed(res, "the cursor did not move")
+        end
+        return txs, { date = page.next_date, uid = page.next_uid }
+    end
+
+    local start = norm.resume and { date = norm.resume.date, uid = norm.resume.uid } or {}
+    return pager.new(fetch, start)
+end
+
+---------------------------------------------------------------------------
+-- Notifications
+---------------------------------------------------------------------------
+
+local function integer(v)
+    if type(v) ~= "number" then return nil end
+    if math.tointeger then return math.tointeger(v) end
+    if v == math.floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return v end
+end
+
+local SUCCESS_STATUS = {
+    authorization = "authorized", refund = "refunded", void = "canceled", chargeback = "reversed",
+}
+local OTHER_STATUS = {
+    failed = "failed", error = "failed", pending = "pending", incomplete = "pending", expired = "canceled",
+}
+
+--- begateway.event(tx) -> the common event for a transaction object (a
+-- notification's `transaction`, or an exported one).
+function begateway.event(tx, raw)
+    local status
+    if tx.status == "successful" then
+        status = SUCCESS_STATUS[tx.type] or "succeeded"
+    else
+        status = OTHER_STATUS[tx.status] or "pending"
+    end
+    local merchant_ref = tx.tracking_id
+    if merchant_ref == http.null then merchant_ref = nil end
+    return {
+        provider = "begateway",
+        kind = tx.type,
+        status = status,
+        merchant_ref = merchant_ref,
+        provider_ref = tx.uid,
+        amount = integer(tx.amount),
+        currency = type(tx.currency) == "string" and tx.currency or nil,
+        raw = raw or tx,
+    }
+end
+
+local function header(headers, name)
+    local v = http.header(headers, name)
+    if type(v) == "table" then
+        if #v ~= 1 then return nil, #v > 1 end
+        v = v[1]
+    end
+    return v
+end
+
+local function sig_error(message)
+    return errors.new("signature", "beGateway notification: " .. message)
+end
+
+--- begateway.verify_webhook(raw_body, headers, opts) -> event | nil, err.
+-- opts: public_key (core.pkey, PEM or base64 DER), or shop_id and shop_key.
+-- With a public key the Content-Signature header (base64 RSA PKCS#1 v1.5
+-- SHA-256 over the raw body) is required and final; without one the
+-- request's HTTP Basic credentials must be the shop's.
+function begateway.verify_webhook(raw_body, headers, opts)
+    if type(raw_body) ~= "string" then error("begateway.webhook: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2) end
+    if type(headers) ~= "table" then error("begateway.webhook: bad argument #2 'headers' (table expected, got " .. type(headers) .. ")", 2) end
+    opts = opts or {}
+    if opts.public_key ~= nil then
+        local key, kerr = begateway.public_key(opts.public_key)
+        if not key then return nil, errors.new("config", "beGateway notification: the public key is not usable (" .. tostring(kerr) .. ")") end
+        local value, repeated = header(headers, "Content-Signature")
+        if repeated then return nil, sig_error("more than one Content-Signature header") end
+        if type(value) ~= "string" or value == "" then return nil, sig_error("no Content-Signature header") end
+        local sig = core.base64_decode((value:gsub("%s+", "")))
+        if not sig then return nil, sig_error("Content-Signature is not base64") end
+        if not key:verify(raw_body, sig, "sha256") then return nil, sig_error("Content-Signature does not match the body") end
+    else
+        if type(opts.shop_id) ~= "string" or type(opts.shop_key) ~= "string" then
+            error("begateway.webhook: bad argument #3 'opts' (public_key, or shop_id and shop_key expected)", 2)
+        end
+        local value, repeated = header(headers, "Authorization")
+        if repeated then return nil, sig_error("more than one Authorization header") end
+        local b64 = type(value) == "string" and value:match("^[Bb]asic%s+(%S+)%s*$")
+        if not b64 then return nil, sig_error("no HTTP Basic credentials") end
+        local given = core.base64_decode(b64)
+        if not given then return nil, sig_error("the Basic credentials are not base64") end
+        if not core.equal(given, opts.shop_id .. ":" .. opts.shop_key) then
+            return nil, sig_error("the Basic credentials are not the shop's")
+        end
+    end
+    local body, jerr = http.decode_json(raw_body)
+    if type(body) ~= "table" or type(body.transaction) ~= "table" then
+        return nil, errors.new("provider", "beGateway notification: the body is not a transaction (" .. tostring(jerr or "no transaction object") .. ")")
+    end
+    local tx = body.transaction
+    if type(tx.uid) ~= "string" or type(tx.status) ~= "string" then
+        return nil, errors.new("provider", "beGateway notification: the transaction has no uid or status")
+    end
+    return begateway.event(tx, body)
+end
+
+--- client:webhook(raw_body, headers) -> event | nil, err, with the
+-- client's public_key, or shop_id/shop_key (default psp_id/secret).
+function Client:webhook(raw_body, headers)
+    if self.public_key then
+        return begateway.verify_webhook(raw_body, headers, { public_key = self.public_key })
+    end
+    return begateway.verify_webhook(raw_body, headers, {
+        shop_id = self.shop_id or self.psp_id, shop_key = self.shop_key or self.secret,
+    })
+end
+
+---------------------------------------------------------------------------
+-- Reconciliation CSV
+---------------------------------------------------------------------------
+
+local function number_text(v)
+    if v ~= v or v == math.huge or v == -math.huge then return "" end
+    if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
+    return ("%.17g"):format(v)
+end
+
+--- begateway.field(tx, path) -> the value at a dotted path ("gateway.type",
+-- "commission.rates.psp_fee", "recipient.customer.email"); a numeric part
+-- indexes an array (1-based). nil when any step is missing or null.
+function begateway.field(tx, path)
+    local v = tx
+    for part in path:gmatch("[^%.]+") do
+        if type(v) ~= "table" then return nil end
+        local x = v[part]
+        if x == nil and part:match("^%d+$") then x = v[tonumber(part)] end
+        v = x
+    end
+    if v == http.null then return nil end
+    return v
+end
+
+--- begateway.csv_cell(value) -> the RFC 4180 field: numbers exact (no
+-- "3000.0"), booleans true/false, nil and null empty, tables as JSON;
+-- quoted when it holds a comma, a quote, CR or LF (quotes doubled).
+function begateway.csv_cell(v)
+    local t = type(v)
+    local s
+    if v == nil or v == http.null then
+        s = ""
+    elseif t == "number" then
+        s = number_text(v)
+    elseif t == "boolean" then
+        s = tostring(v)
+    elseif t == "table" then
+        s = http.encode_json(v) or ""
+    else
+        s = tostring(v)
+    end
+    if s:find('[,"\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+    return s
+end
+
+--- begateway.csv(iterator, fields, file) -> rows written | nil, err.
+-- Writes a header line of the field paths, then one CRLF-terminated line
+-- per transaction the iterator yields, streaming (one line at a time).
+-- file: an open file (or anything with :write), or a path to create. An
+-- error from the iterator stops the file there and is returned with
+-- err.rows (the lines written) and err.resume (where the export stopped).
+function begateway.csv(iterator, fields, file)
+    if type(iterator) ~= "function" and not (type(iterator) == "table" and getmetatable(iterator) and getmetatable(iterator).__call) then
+        error("begateway.csv: bad argument #1 'iterator' (an export iterator expected, got " .. type(iterator) .. ")", 2)
+    end
+    if type(fields) ~= "table" or #fields == 0 then error("begateway.csv: bad argument #2 'fields' (a non-empty list of paths expected)", 2) end
+    for i, f in ipairs(fields) do
+        if type(f) ~= "string" or f == "" then error("begateway.csv: bad argument #2 'fields' (field " .. i .. " is not a path string)", 2) end
+    end
+    local out, close = file, false
+    if type(file) == "string" then
+        local f, ferr = io.open(file, "wb")
+        if not f then return nil, errors.new("config", "begateway.csv: cannot create the file: " .. tostring(ferr)) end
+        out, close = f, true
+    elseif not (type(file) == "userdata" or type(file) == "table") or not file.write then
+        error("begateway.csv: bad argument #3 'file' (a file or a path expected, got " .. type(file) .. ")", 2)
+    end
+    local function write(line)
+        local ok, werr = out:write(line)
+        if not ok then return nil, errors.new("config", "begateway.csv: write failed: " .. tostring(werr)) end
+        return true
+    end
+    local cells = {}
+    for i, f in ipairs(fields) do cells[i] = begateway.csv_cell(f) end
+    local ok, err = write(table.concat(cells, ",") .. "\r\n")
+    local rows = 0
+    while ok do
+        local tx, ierr = iterator()
+        if not tx then
+            if ierr then
+                err = ierr
+                err.rows = rows
+                ok = nil
+            end
+            break
+        end
+        for i, f in ipairs(fields) do cells[i] = begateway.csv_cell(begateway.field(tx, f)) end
+        ok, err = write(table.concat(cells, ",") .. "\r\n")
+        if ok then rows = rows + 1 end
+    end
+    if close then out:close() end
+    if not ok then return nil, err end
+    return rows
+end
+
+return begateway

@@ -1,0 +1,105 @@
+--- luapay.pager: the iterator behind every provider list (beGateway's
+-- export, Trustly North America's payments). It holds one page at a time,
+-- yields its items one by one and asks for the next page only when the
+-- current one is used up, so a whole period streams in constant memory.
+--
+--   for tx, err in client:export{...} do
+--       if not tx then ... err.resume ... break end
+--   end
+--
+-- An error ends the stream and carries `resume`, the cursor of the page
+-- that could not be fetched: nothing before it is lost and nothing after
+-- it was yielded, so passing it back (`export{..., resume = err.resume}`)
+-- continues exactly there.
+--
+-- Lua's generic `for` stops at a nil first value, so inside a `for` the
+-- error comes as `false, err` (the loop body sees it); called directly,
+-- the iterator returns `nil, err`. Either way `if not tx then` catches it,
+-- and the iterator keeps the error as `it.err` after the loop. After the
+-- error, or at the end, it returns nil.
+--
+-- A loop is recognised by the arguments `for` passes: the state (the
+-- iterator itself, as `client:export{...}` returns it twice) or the
+-- previous item. A loop over a detached iterator (`local it =
+-- client:export{...}; for tx, err in it do`) whose very first call fails
+-- cannot be told from a direct call: check it.err after such a loop.
+--
+-- fetch(cursor) -> items (array), next_cursor | nil (last page) | nil, nil, err
+local pager = {}
+
+local Pager = {}
+Pager.__index = Pager
+
+local function copy(t)
+    if type(t) ~= "table" then return t end
+    local c = {}
+    for k, v in pairs(t) do c[k] = v end
+    return c
+end
+pager.copy = copy
+
+--- pager.new(fetch, cursor [, err]) -> iterator, iterator. With err the
+-- iterator yields that error first and fetches nothing (a request refused
+-- before sending).
+function pager.new(fetch, cursor, err)
+    local self = setmetatable({
+        fetch = fetch, cursor = cursor, items = nil, n = 0, pos = 0, nxt = nil,
+        done = false, count = 0, pages = 0, pending_err = err,
+    }, Pager)
+    return self, self
+end
+
+local function fail(self, in_loop, err)
+    self.done = true
+    self.err = err
+    if in_loop then return false, err end
+    return nil, err
+end
+
+function Pager.__call(self, state, previous)
+    if self.done then return nil end
+    local in_loop = state == self or previous ~= nil
+    if self.pending_err then return fail(self, in_loop, self.pending_err) end
+    while true do
+        if self.pos < self.n then
+            local pos = self.pos + 1
+            self.pos = pos
+            local item = self.items[pos]
+            self.items[pos] = nil -- the page lets go of what was yielded
+            self.count = self.count + 1
+            return item
+        end
+        if self.items then
+            if self.nxt == nil then
+                self.done = true
+                self.items = nil
+                return nil
+            end
+            self.cursor = self.nxt
+        end
+        self.items, self.n, self.pos = nil, 0, 0
+        local items, nxt, err = self.fetch(self.cursor)
+        if not items then
+            err.resume = copy(self.cursor)
+            err.page = self.pages + 1
+            return fail(self, in_loop, err)
+        end
+        self.pages = self.pages + 1
+        self.items, self.n, self.nxt = items, #items, nxt
+    end
+end
+
+--- it:collect() -> array of every item | nil, err (for small periods).
+function Pager:collect()
+    local all = {}
+    while true do
+        local item, err = self()
+        if item == nil then
+            if err then return nil, err end
+            return all
+        end
+        all[#all + 1] = item
+    end
+end
+
+return pager

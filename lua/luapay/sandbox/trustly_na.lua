@@ -1,0 +1,180 @@
+--- The Trustly North America fake, mounted at /trustly_na/ (a client's
+-- base_url is {sb.url}/trustly_na). Serves GET payments over the generated
+-- data set (luapay.sandbox.dataset): HTTP Basic accessId:accessKey, the
+-- seed's query arguments (array ones repeated), every filter, the seed's
+-- payment objects, paging by startIndex and count (default 25, at most
+-- 100). Settings from config.trustly_na: access_id ("luapay-access-id"),
+-- access_key ("luapay-access-key"), scale (1: 2,500 payments over 7 days).
+--
+-- Where the docs are silent: createdAt/updatedAt filters are Unix
+-- milliseconds like the payments' own fields, bounds inclusive; sortOrder
+-- defaults to desc as documented; ties are ordered by paymentId; an
+-- argument the API does not list is refused (400), so a client bug shows.
+-- Control endpoints: luapay.sandbox.control (_control/reset|fail|stats).
+local core = require "luapay.core"
+local dataset = require "luapay.sandbox.dataset"
+local control = require "luapay.sandbox.control"
+
+local F = {}
+F.DEFAULTS = { access_id = "luapay-access-id", access_key = "luapay-access-key", scale = 1 }
+
+local function settings(config)
+    local c = config.trustly_na or {}
+    return {
+        access_id = c.access_id or F.DEFAULTS.access_id, access_key = c.access_key or F.DEFAULTS.access_key,
+        scale = c.scale or F.DEFAULTS.scale,
+    }
+end
+
+local state
+local function data(conf)
+    if state then return state end
+    local ds = dataset.new{ scale = conf.scale }
+    local cores = {}
+    for i = 1, ds.tna_total do cores[i] = ds:tna_core(i) end
+    state = { ds = ds, cores = cores, orders = {} }
+    return state
+end
+
+local function order(st, by)
+    local list = st.orders[by]
+    if list then return list end
+    list = {}
+    for i, c in ipairs(st.cores) do list[i] = c end
+    table.sort(list, function(a, b)
+        if a[by] ~= b[by] then return a[by] < b[by] end
+        return a.paymentId < b.paymentId
+    end)
+    st.orders[by] = list
+    return list
+end
+
+local function bad(message)
+    control.json(400, { errors = { { domain = "Payment", code = 400, location = "query", message = message,
+        occurredAt = math.floor(ngx.now() * 1000) } } })
+end
+
+local ARRAYS = { paymentType = { 1, 6 }, ["authorization.status"] = { 1, 7 }, ["verification.status"] = { 1, 4 } }
+local STRINGS = {
+    merchantReference = "merchantReference", paymentId = "paymentId", ["merchant.merchantId"] = "merchantId",
+    description = "description", ["paymentProvider.paymentProviderId"] = "paymentProviderId",
+    ["customer.customerId"] = "customerId", fingerprint = "fingerprint",
+}
+local STAMPS = { "createdAt.start", "createdAt.end", "updatedAt.start", "updatedAt.end" }
+local AMOUNTS = { "amount.min", "amount.max", "paid.min", "paid.max", "refunded.min", "refunded.max" }
+local KNOWN = { orderBy = true, sortOrder = true, startIndex = true, count = true }
+for k in pairs(ARRAYS) do KNOWN[k] = true end
+for k in pairs(STRINGS) do KNOWN[k] = true end
+for _, k in ipairs(STAMPS) do KNOWN[k] = true end
+for _, k in ipairs(AMOUNTS) do KNOWN[k] = true end
+
+local function cents(s)
+    local w, f = s:match("^(%d+)%.(%d%d)$")
+    return w and tonumber(w) * 100 + tonumber(f)
+end
+
+local function payments(conf)
+    local args = ngx.req.get_uri_args(200)
+    for k in pairs(args) do
+        if not KNOWN[k] then return bad("unknown argument " .. k) end
+    end
+    local want = {}
+    for name, range in pairs(ARRAYS) do
+        local v = args[name]
+        if v ~= nil then
+            local set = {}
+            for _, x in ipairs(type(v) == "table" and v or { v }) do
+                local n = tonumber(x)
+                if not n or not tostring(x):match("^%d+$") or n < range[1] or n > range[2] then return bad("invalid " .. name) end
+                set[n] = true
+            end
+            want[name] = set
+        end
+    end
+    for name in pairs(STRINGS) do
+        local v = args[name]
+        if type(v) == "table" then return bad("repeated " .. name) end
+        want[name] = v
+    end
+    for _, name in ipairs(STAMPS) do
+        local v = args[name]
+        if v ~= nil then
+            if type(v) ~= "string" or not v:match("^%d+$") then return bad("invalid " .. name) end
+            want[name] = tonumber(v)
+        end
+    end
+    for _, name in ipairs(AMOUNTS) do
+        local v = args[name]
+        if v ~= nil then
+            want[name] = type(v) == "string" and cents(v)
+            if not want[name] then return bad("invalid " .. name) end
+        end
+    end
+    local by = args.orderBy or "createdAt"
+    if by ~= "createdAt" and by ~= "updatedAt" then return bad("invalid orderBy") end
+    local sort = args.sortOrder or "desc"
+    if sort ~= "asc" and sort ~= "desc" then return bad("invalid sortOrder") end
+    local start = tonumber(args.startIndex or "0")
+    if type(args.startIndex or "0") ~= "string" or not start or start < 0 or start ~= math.floor(start) then return bad("invalid startIndex") end
+    local count = tonumber(args.count or "25")
+    if type(args.count or "25") ~= "string" or not count or count < 1 or count > 100 or count ~= math.floor(count) then
+        return bad("invalid count")
+    end
+
+    local function range(v, lo, hi)
+        return (lo == nil or v >= lo) and (hi == nil or v <= hi)
+    end
+    local function match(c)
+        return (not want.paymentType or want.paymentType[c.paymentType])
+            and (not want["authorization.status"] or want["authorization.status"][c.auth])
+            and (not want["verification.status"] or want["verification.status"][c.verification])
+            and (not want.merchantReference or want.merchantReference == c.merchantReference)
+            and (not want.paymentId or want.paymentId == c.paymentId)
+            and (not want["merchant.merchantId"] or want["merchant.merchantId"] == "1002463580")
+            and (not want.description or want.description == "Order " .. c.merchantReference)
+            and (not want["paymentProvider.paymentProviderId"] or want["paymentProvider.paymentProviderId"] == c.paymentProviderId)
+            and (not want["customer.customerId"] or want["customer.customerId"] == c.customerId)
+            and (not want.fingerprint or want.fingerprint == c.fingerprint)
+            and range(c.createdAt, want["createdAt.start"], want["createdAt.end"])
+            and range(c.updatedAt, want["updatedAt.start"], want["updatedAt.end"])
+            and range(c.amount, want["amount.min"], want["amount.max"])
+            and range(c.paid, want["paid.min"], want["paid.max"])
+            and range(c.refunded, want["refunded.min"], want["refunded.max"])
+    end
+
+    local st = data(conf)
+    local list = order(st, by)
+    local n = #list
+    local out = setmetatable({}, core.array_mt)
+    local seen = 0
+    local first = 1
+    if next(want) == nil then -- no filter: startIndex is a position
+        first, seen = start + 1, start
+    end
+    for k = first, n do
+        local c = list[sort == "asc" and k or n + 1 - k]
+        if match(c) then
+            if seen >= start then
+                out[#out + 1] = st.ds:trustly_na(c.i, c)
+                if #out == count then break end
+            end
+            seen = seen + 1
+        end
+    end
+    control.json(200, { payments = out, startIndex = start, itemsPerPage = count })
+end
+
+function F.handle(path, config)
+    if control.handle("trustly_na", path) then return end
+    if path ~= "payments" then return control.json(404, { errors = { { code = 404, message = "Not found" } } }) end
+    if ngx.req.get_method() ~= "GET" then return control.json(405, { errors = { { code = 405, message = "Method not allowed" } } }) end
+    local conf = settings(config)
+    if control.before("trustly_na", ngx.var.args or "") then return end
+    if not control.basic_ok(conf.access_id, conf.access_key) then
+        ngx.header["WWW-Authenticate"] = 'Basic realm="Trustly"'
+        return control.json(401, { errors = { { domain = "Authentication", code = 401, message = "Unauthorized" } } })
+    end
+    return payments(conf)
+end
+
+return F

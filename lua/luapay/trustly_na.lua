@@ -1,0 +1,524 @@
+--- luapay.trustly_na: Trustly North America (formerly PayWithMyBank) List
+-- Payments as a paging iterator, the Lightbox/establish requestSignature,
+-- and event notification checks.
+--
+--   local trustly_na = require "luapay.trustly_na"
+--   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "sandbox" }
+--   for p, err in tna:payments{
+--       paymentType = { "Instant", "Deferred" }, ["authorization.status"] = { 2, 3 },
+--       ["createdAt.start"] = 1717372800000, ["createdAt.end"] = 1717459199999,
+--       ["amount.min"] = 1000,                      -- minor units (10.00 USD), or "10.00"
+--   } do
+--       if not p then error(err) end              -- err.resume continues there
+--       print(p.paymentId, p.merchantReference, p.amount, p.auth.status)
+--   end
+--
+-- GET {base}/payments with HTTP Basic accessId:accessKey. The query keeps
+-- the API's names (dotted ones as they are); an array filter repeats its
+-- argument (paymentType=1&paymentType=2). Pages go by startIndex and count
+-- (at most 100); unless told otherwise the iterator asks for orderBy =
+-- createdAt and sortOrder = asc, so payments created while it runs land
+-- after the pages already read instead of shifting them.
+local core = require "luapay.core"
+local http = require "luapay.http"
+local errors = require "luapay.errors"
+local pager = require "luapay.pager"
+
+local trustly_na = {}
+
+trustly_na.BASE_URLS = {
+    sandbox = "https://sandbox.trustly.one/api/v1",
+    production = "https://api.trustly.one/api/v1",
+}
+trustly_na.MAX_COUNT = 100
+
+---------------------------------------------------------------------------
+-- The seed's tables (code -> name)
+---------------------------------------------------------------------------
+
+--- paymentType: 1 Instant, 2 Deferred, 3 Recurring, 4 Disbursement,
+-- 5 Verification, 6 Retrieval.
+trustly_na.payment_types = { "Instant", "Deferred", "Recurring", "Disbursement", "Verification", "Retrieval" }
+
+--- auth.status, the payment's bank authorization (filter authorization.status).
+trustly_na.authorization_statuses = { "Pending", "Authorized", "Finished", "Expired", "Failed", "Canceled", "Voided" }
+
+--- verification.status.
+trustly_na.verification_statuses = { "Automatic", "ToVerify", "Verified", "Refused" }
+
+--- Transaction Status Values (authorizationStatus, notifications' status).
+trustly_na.transaction_statuses = {
+    [0] = "New", "Pending", "Authorized", "Processed", "Completed", "Failed", "Expired", "Canceled",
+    "Denied", "Disputed", "Reversed", "PartiallyRefunded", "Refunded", "Voided", "OnHold",
+}
+
+--- transactionType of a notification.
+trustly_na.transaction_types = {
+    [0] = "External", "Authorize", "Pay", "Capture", "Refund", "Reverse", "Deposit", "Reclaim",
+    "Representment", [10] = "Preauthorization",
+}
+
+--- system, paymentProviderSubtype and country of a payment.
+trustly_na.payment_systems = { [-1] = "None", [1] = "PayWithMyBank", [2] = "TrustlyAB" }
+trustly_na.payment_provider_subtypes = { [1000] = "EasyOnline", [2000] = "MEC", [2001] = "MCD" }
+trustly_na.countries = { "US", "CA", "UK", "DE", "AU" }
+
+-- name or code -> code string, for a table above
+local function codes_of(names, first)
+    local map = {}
+    for code = first, #names do
+        map[names[code]] = tostring(code)
+        map[tostring(code)] = tostring(code)
+    end
+    return map
+end
+
+local ENUMS = {
+    paymentType = codes_of(trustly_na.payment_types, 1),
+    ["authorization.status"] = codes_of(trustly_na.authorization_statuses, 1),
+    ["verification.status"] = codes_of(trustly_na.verification_statuses, 1),
+}
+
+local function code_list(map)
+    local list = {}
+    for k, v in pairs(map) do
+        if k == v then list[#list + 1] = v end
+    end
+    table.sort(list, function(a, b) return tonumber(a) < tonumber(b) end)
+    return list
+end
+
+local STRING = { type = "string", min_len = 1, max_len = 255 }
+local STAMP = { type = "integer", min = 0 }
+local AMOUNT = { type = "decimal", decimals = 2, max_digits = 10 }
+
+local QUERY = core.schema{
+    type = "object", additional = false,
+    fields = {
+        paymentType = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS.paymentType) } },
+        merchantReference = STRING,
+        ["authorization.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["authorization.status"]) } },
+        ["verification.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["verification.status"]) } },
+        paymentId = { type = "string", min_len = 1, max_len = 15 },
+        ["merchant.merchantId"] = STRING,
+        description = STRING,
+        ["paymentProvider.paymentProviderId"] = STRING,
+        ["customer.customerId"] = STRING,
+        fingerprint = STRING,
+        ["createdAt.start"] = STAMP, ["createdAt.end"] = STAMP,
+        ["updatedAt.start"] = STAMP, ["updatedAt.end"] = STAMP,
+        ["amount.min"] = AMOUNT, ["amount.max"] = AMOUNT,
+        ["paid.min"] = AMOUNT, ["paid.max"] = AMOUNT,
+        ["refunded.min"] = AMOUNT, ["refunded.max"] = AMOUNT,
+        orderBy = { type = "enum", values = { "createdAt", "updatedAt" } },
+        sortOrder = { type = "enum", values = { "asc", "desc" } },
+        startIndex = { type = "integer", min = 0 },
+        count = { type = "integer", min = 1, max = trustly_na.MAX_COUNT },
+        resume = {
+            type = "object", additional = false,
+            fields = { startIndex = { type = "integer", min = 0, required = true } },
+        },
+    },
+}
+
+local RANGES = {
+    { "createdAt.start", "createdAt.end" }, { "updatedAt.start", "updatedAt.end" },
+    { "amount.min", "amount.max" }, { "paid.min", "paid.max" }, { "refunded.min", "refunded.max" },
+}
+
+---------------------------------------------------------------------------
+-- Helpers
+---------------------------------------------------------------------------
+
+local function is_array(t)
+    if next(t) == nil then return true end
+    local n = #t
+    if n == 0 then return false end
+    for k in pairs(t) do
+        if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then return false end
+    end
+    return true
+end
+
+-- {createdAt = {start = 1}} -> {["createdAt.start"] = 1}; arrays stay.
+local function flatten(t, prefix, out)
+    for k, v in pairs(t) do
+        local key = prefix and (prefix .. "." .. tostring(k)) or k
+        if type(v) == "table" and getmetatable(v) == nil and not is_array(v) then
+            flatten(v, key, out)
+        else
+            out[key] = v
+        end
+    end
+    return out
+end
+
+local function integer_text(v)
+    if math.type then
+        local i = math.tointeger(v)
+        return i and ("%d"):format(i)
+    end
+    if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
+end
+
+local function enum_value(map, v)
+    if type(v) == "number" then v = integer_text(v) or tostring(v) end
+    if type(v) == "string" and map[v] then return map[v] end
+    return v
+end
+
+-- minor units -> "10.00"; a float or negative number is a violation.
+local function amount_value(v, path, violations)
+    if type(v) == "number" then
+        local s = core.to_decimal(v, "USD")
+        if s then return s end
+        violations[#violations + 1] = { path = path, code = "type",
+            message = path .. ": must be an integer amount in minor units or a decimal string like \"10.00\"" }
+        return nil
+    end
+    return v
+end
+
+local function path_key(p)
+    return (p:gsub("%[(%d+)%]", function(d) return ("[%012d]"):format(tonumber(d)) end))
+end
+
+local function validation_error(what, violations)
+    table.sort(violations, function(a, b)
+        local ka, kb = path_key(a.path), path_key(b.path)
+        if ka ~= kb then return ka < kb end
+        return a.code < b.code
+    end)
+    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
+        { fields = violations })
+end
+
+--- trustly_na.payments_query(params) -> query table (what the first page
+-- sends, without startIndex/count) | nil, err. Pure: names and codes are
+-- turned into the API's codes, amounts in minor units into "10.00", and
+-- every value is checked.
+function trustly_na.payments_query(params)
+    if type(params) ~= "table" then
+        error("trustly_na.payments: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
+    local resume = params.resume
+    local flat = {}
+    for k, v in pairs(params) do
+        if k ~= "resume" then
+            if type(v) == "table" and getmetatable(v) == nil and not is_array(v) then
+                flatten(v, k, flat)
+            else
+                flat[k] = v
+            end
+        end
+    end
+    flat.resume = resume
+    for key, map in pairs(ENUMS) do
+        local v = flat[key]
+        if v ~= nil then
+            local list = type(v) == "table" and v or { v }
+            local out = {}
+            for i, x in ipairs(list) do out[i] = enum_value(map, x) end
+            if type(v) == "table" and #out == 0 then out = v end
+            flat[key] = out
+        end
+    end
+    local own = {}
+    for _, r in ipairs(RANGES) do
+        if r[1]:match("^%a+%.min$") then
+            flat[r[1]] = amount_value(flat[r[1]], r[1], own)
+            flat[r[2]] = amount_value(flat[r[2]], r[2], own)
+        end
+    end
+    local ok, violations = QUERY:validate(flat)
+    violations = ok and {} or violations
+    for _, v in ipairs(own) do violations[#violations + 1] = v end
+    local bad = {}
+    for _, v in ipairs(violations) do bad[v.path] = true end
+    for _, r in ipairs(RANGES) do
+        local lo, hi = flat[r[1]], flat[r[2]]
+        if lo ~= nil and hi ~= nil and not bad[r[1]] and not bad[r[2]] then
+            if type(lo) == "string" then lo, hi = core.to_minor(lo, "USD"), core.to_minor(hi, "USD") end
+            if lo > hi then
+                violations[#violations + 1] = { path = r[1], code = "range", message = r[1] .. ": must not be above " .. r[2] }
+            end
+        end
+    end
+    if #violations > 0 then return nil, validation_error("trustly_na payments", violations) end
+    flat.resume = nil
+    for key in pairs(ENUMS) do
+        if flat[key] ~= nil then flat[key] = http.array(flat[key]) end
+    end
+    for _, k in ipairs({ "createdAt.start", "createdAt.end", "updatedAt.start", "updatedAt.end", "startIndex", "count" }) do
+        if flat[k] ~= nil then flat[k] = integer_text(flat[k]) end
+    end
+    return flat
+end
+
+---------------------------------------------------------------------------
+-- The client
+---------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+trustly_na.Client = Client
+
+local function required_string(opts, name)
+    local v = opts[name]
+    if v == nil then error("trustly_na.new: option '" .. name .. "' is required", 3) end
+    if type(v) ~= "string" or v == "" then error("trustly_na.new: option '" .. name .. "' must be a non-empty string", 3) end
+    return v
+end
+
+--- trustly_na.new{access_id, access_key, environment = "sandbox" |
+-- "production", base_url, transport, timeout_ms, retries, deadline_ms} ->
+-- client. base_url (e.g. a sandbox fake) wins over environment.
+function trustly_na.new(opts)
+    if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    local self = setmetatable({}, Client)
+    self.access_id = required_string(opts, "access_id")
+    if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
+    self.access_key = required_string(opts, "access_key")
+    local base = opts.base_url
+    if base == nil then
+        local env = opts.environment or "sandbox"
+        base = trustly_na.BASE_URLS[env]
+        if not base then error("trustly_na.new: option 'environment' must be \"sandbox\" or \"production\"", 2) end
+    elseif type(base) ~= "string" or not base:match("^https?://[^/]") then
+        error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
+    end
+    self.base_url = base:gsub("/+$", "")
+    self.http = opts.http or http.new{
+        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
+        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
+        live = opts.environment == "production",
+    }
+    return self
+end
+
+local function response_error(res)
+    local body = type(res.json) == "table" and res.json or nil
+    local first = body and type(body.errors) == "table" and body.errors[1]
+    if type(first) == "table" and type(first.message) == "string" and res.status ~= 401 and res.status ~= 403 then
+        return errors.new("provider", "Trustly refused the payments query: " .. first.message, {
+            http_status = res.status, code = first.code, raw = res.body and res.body:sub(1, 300),
+        })
+    end
+    return http.status_error(res, "Trustly")
+end
+
+--- client:payments{paymentType, merchantReference, ["authorization.status"],
+-- ["verification.status"], paymentId, ["merchant.merchantId"], description,
+-- ["paymentProvider.paymentProviderId"], ["customer.customerId"],
+-- fingerprint, ["createdAt.start"|"end"], ["updatedAt.start"|"end"] (Unix
+-- ms), ["amount.min"|"max"], ["paid.min"|"max"], ["refunded.min"|"max"]
+-- (minor units or "10.00"), orderBy, sortOrder, startIndex, count (page
+-- size, 1-100, default 100), resume} -> iterator over payments. Nested
+-- tables work too ({createdAt = {start = ...}}). A bad value makes the
+-- iterator yield a validation error and send nothing.
+function Client:payments(params)
+    local query, err = trustly_na.payments_query(params)
+    if not query then return pager.new(nil, nil, err) end
+    local per_page = tonumber(query.count) or trustly_na.MAX_COUNT
+    query.count = integer_text(per_page)
+    query.orderBy = query.orderBy or "createdAt"
+    query.sortOrder = query.sortOrder or "asc"
+    local first = tonumber(query.startIndex) or 0
+    query.startIndex = nil
+    if type(params.resume) == "table" then first = params.resume.startIndex end
+    local url = self.base_url .. "/payments"
+    local auth = { self.access_id, self.access_key }
+    local client = self.http
+
+    local function fetch(cursor)
+        query.startIndex = integer_text(cursor.startIndex)
+        local res, rerr = client:request{ method = "GET", url = url, query = query, basic = auth, idempotent = true }
+        if not res then return nil, nil, rerr end
+        if res.status ~= 200 then return nil, nil, response_error(res) end
+        local list = type(res.json) == "table" and res.json.payments
+        if type(list) ~= "table" then
+            return nil, nil, errors.new("provider", "Trustly answered a payments page without a payments array", {
+                http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
+            })
+        end
+        local n = #list
+        if n == 0 or n < per_page then return list, nil end
+        return list, { startIndex = cursor.startIndex + n }
+    end
+
+    return pager.new(fetch, { startIndex = first })
+end
+
+---------------------------------------------------------------------------
+-- requestSignature (Lightbox establishData, POST /establish)
+---------------------------------------------------------------------------
+
+--- The documented order of the signed fields.
+trustly_na.SIGNATURE_FIELDS = {
+    "accessId", "merchantId", "description", "currency", "amount", "displayAmount", "minimumBalance",
+    "merchantReference", "paymentType", "timeZone",
+    "recurrence.startDate", "recurrence.endDate", "recurrence.frequency", "recurrence.frequencyUnit",
+    "recurrence.frequencyUnitType", "recurrence.recurringAmount", "recurrence.automaticCapture",
+    "verification.status", "verification.verifyCustomer",
+    "customer.customerId", "customer.externalId", "customer.name", "customer.vip", "customer.taxId",
+    "customer.driverLicense.number", "customer.driverLicense.state",
+    "customer.address.address1", "customer.address.address2", "customer.address.city",
+    "customer.address.state", "customer.address.zip", "customer.address.country",
+    "customer.phone", "customer.email", "customer.balance", "customer.currency", "customer.enrollDate",
+    "customer.dateOfBirth",
+    "account.nameOnAccount", "account.name", "account.type", "account.profile", "account.accountNumber",
+    "account.routingNumber",
+    "transactionId",
+}
+
+local function lookup(params, path)
+    local v = params[path]
+    if v ~= nil then return v end
+    v = params
+    for part in path:gmatch("[^%.]+") do
+        if type(v) ~= "table" then return nil end
+        v = v[part]
+    end
+    return v
+end
+
+local function signed_text(v, path)
+    local t = type(v)
+    if v == nil or v == http.null or v == false or v == "" then return nil end
+    if t == "string" then return v end
+    if t == "boolean" then return "true" end
+    if t == "number" then
+        if v == 0 then return nil end
+        return integer_text(v) or ("%.17g"):format(v)
+    end
+    error("trustly_na.request_signature: field '" .. path .. "' must be a string, number or boolean, got " .. t, 3)
+end
+
+--- trustly_na.signature_string(params) -> "accessId=...&merchantId=..."
+-- The fields of SIGNATURE_FIELDS present in params (nested tables or flat
+-- dotted keys), in that order, values raw (not URL-encoded). Like Trustly's
+-- example code, empty strings, false and 0 count as absent.
+function trustly_na.signature_string(params)
+    if type(params) ~= "table" then
+        error("trustly_na.request_signature: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
+    local parts = {}
+    for _, path in ipairs(trustly_na.SIGNATURE_FIELDS) do
+        local s = signed_text(lookup(params, path), path)
+        if s then parts[#parts + 1] = path .. "=" .. s end
+    end
+    return table.concat(parts, "&")
+end
+
+local ALGS = { HmacSHA1 = "sha1", sha1 = "sha1", HmacSHA512 = "sha512", sha512 = "sha512" }
+
+--- trustly_na.request_signature(params, access_key [, alg]) -> base64
+-- HMAC-SHA1 of signature_string(params) keyed with the access key; with
+-- alg "HmacSHA512" (beta) an HMAC-SHA512 prefixed "HmacSHA512:".
+function trustly_na.request_signature(params, access_key, alg)
+    if type(access_key) ~= "string" or access_key == "" then
+        error("trustly_na.request_signature: bad argument #2 'access_key' (non-empty string expected, got " .. type(access_key) .. ")", 2)
+    end
+    local md = ALGS[alg or "HmacSHA1"]
+    if not md then error("trustly_na.request_signature: bad argument #3 'alg' (HmacSHA1 or HmacSHA512 expected)", 2) end
+    local mac = core.hmac(md, access_key, trustly_na.signature_string(params), "base64")
+    if md == "sha512" then return "HmacSHA512:" .. mac end
+    return mac
+end
+
+---------------------------------------------------------------------------
+-- Event notifications
+---------------------------------------------------------------------------
+
+local function percent_decode(s)
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- trustly_na.parse_form(body) -> table of the form's fields ("+" is a
+-- space, %XX decoded; a repeated field keeps its last value).
+function trustly_na.parse_form(body)
+    local out = {}
+    for pair in body:gmatch("[^&]+") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        out[percent_decode((k:gsub("%+", " ")))] = percent_decode((v:gsub("%+", " ")))
+    end
+    return out
+end
+
+local TX_STATUS = {
+    [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
+    "failed", "reversed", "reversed", "partially_refunded", "refunded", "canceled", "pending",
+}
+local KINDS = {
+    [0] = "external", "authorization", "payment", "capture", "refund", "reversal", "payout", "reclaim",
+    "representment", [10] = "preauthorization",
+}
+
+--- trustly_na.event(fields) -> the common event for a notification's fields.
+function trustly_na.event(f)
+    local status_code = tonumber(f.status)
+    local kind = KINDS[tonumber(f.transactionType)] or (f.eventType and f.eventType:lower()) or "payment"
+    local status = TX_STATUS[status_code] or "pending"
+    if kind == "refund" and (status_code == 3 or status_code == 4) then status = "refunded" end
+    if kind == "reversal" and (status_code == 3 or status_code == 4) then status = "reversed" end
+    local currency = f.currency ~= "" and f.currency or "USD"
+    local amount = f.amount and f.amount ~= "" and core.to_minor(f.amount, currency) or nil
+    return {
+        provider = "trustly_na",
+        kind = kind,
+        status = status,
+        merchant_ref = f.merchantReference ~= "" and f.merchantReference or nil,
+        provider_ref = f.objectId or f.transactionId,
+        amount = amount,
+        currency = amount and currency or nil,
+        raw = f,
+    }
+end
+
+local function sig_error(message)
+    return errors.new("signature", "Trustly notification: " .. message)
+end
+
+--- trustly_na.verify_notification(raw_body, authorization, access_id,
+-- access_key) -> event | nil, err. authorization: the Authorization header
+-- (or a headers table). It is "Basic base64(accessId:signature)" with
+-- signature = base64 HMAC-SHA1 (or "HmacSHA512:" + HMAC-SHA512) keyed with
+-- the access key over the URL-decoded body in the order received. Whether
+-- "+" counts as an encoded space is not documented: a body with "+" is
+-- accepted if either reading verifies.
+function trustly_na.verify_notification(raw_body, authorization, access_id, access_key)
+    if type(raw_body) ~= "string" then
+        error("trustly_na.notification: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+    end
+    if type(access_id) ~= "string" or type(access_key) ~= "string" or access_key == "" then
+        error("trustly_na.notification: access_id and access_key strings expected", 2)
+    end
+    if type(authorization) == "table" then authorization = http.header(authorization, "Authorization") end
+    if type(authorization) == "table" then return nil, sig_error("more than one Authorization header") end
+    local b64 = type(authorization) == "string" and authorization:match("^[Bb]asic%s+(%S+)%s*$")
+    if not b64 then return nil, sig_error("no HTTP Basic Authorization header") end
+    local decoded = core.base64_decode(b64)
+    local id, sig = (decoded or ""):match("^([^:]*):(.+)$")
+    if not id then return nil, sig_error("the Authorization header is not accessId:signature") end
+    if not core.equal(id, access_id) then return nil, sig_error("the accessId is not ours") end
+    local md = "sha1"
+    local alg, rest = sig:match("^(HmacSHA%d+):(.+)$")
+    if alg then
+        md = ALGS[alg]
+        if not md then return nil, sig_error("unknown signature algorithm") end
+        sig = rest
+    end
+    local ok = core.equal(core.hmac(md, access_key, percent_decode(raw_body), "base64"), sig)
+    if not ok and raw_body:find("+", 1, true) then
+        ok = core.equal(core.hmac(md, access_key, percent_decode((raw_body:gsub("%+", " "))), "base64"), sig)
+    end
+    if not ok then return nil, sig_error("the signature does not match the body") end
+    return trustly_na.event(trustly_na.parse_form(raw_body))
+end
+
+--- client:notification(raw_body, authorization) -> event | nil, err
+function Client:notification(raw_body, authorization)
+    return trustly_na.verify_notification(raw_body, authorization, self.access_id, self.access_key)
+end
+
+return trustly_na
