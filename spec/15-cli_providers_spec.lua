@@ -69,3 +69,58 @@ describe("luapay with TrustPay", function()
         for _, e in ipairs({ err }) do assert.equal(1, select(2, e:gsub("\n", ""))) end
     end)
 end)
+
+describe("luapay export and webhooks (beGateway, Trustly NA)", function()
+    setup(function() assert.equal(0, select(3, luapay("sandbox start"))) end)
+    teardown(function() luapay("sandbox stop") end)
+
+    it("streams a beGateway day as JSON lines, every one a transaction of that day", function()
+        local out, err, code = luapay("export begateway --from 2024-06-03 --to 2024-06-03 --sandbox")
+        assert.equal(0, code, err)
+        local n = 0
+        for line in out:gmatch("[^\n]+") do
+            local tx = assert(core.json_decode(line))
+            assert.equal("2024-06-03", tx.created_at:sub(1, 10))
+            n = n + 1
+        end
+        assert.is_true(n > 100)
+    end)
+
+    it("writes a Trustly NA period to CSV with a progress line on stderr", function()
+        local csv = os.tmpname()
+        local out, err, code = luapay("export trustly-na --from 2024-06-01 --to 2024-06-20 --sandbox --csv " .. csv)
+        assert.equal(0, code, err)
+        local written = core.json_decode(out).written
+        local f = io.open(csv, "rb")
+        local text = f:read("*a")
+        f:close()
+        os.remove(csv)
+        assert.equal(written + 1, select(2, text:gsub("\r\n", "")))
+        assert.matches("^paymentId,merchantReference,", text)
+        assert.matches("luapay: 1000 transactions so far", err)
+    end)
+
+    it("refuses a bad period with a usage error", function()
+        local _, err, code = luapay("export begateway --from yesterday --to 2024-06-03 --sandbox")
+        assert.equal(2, code)
+        assert.equal("luapay: --from must be YYYY-MM-DD or YYYY-MM-DDThh:mm:ss\n", err)
+    end)
+
+    it("verifies a signed beGateway webhook and rejects a tampered one", function()
+        local util = require "support.util"
+        local key = assert(core.pkey(util.fixture("keys/provider_private.pem")))
+        local body = core.json_encode{ transaction = { uid = "u-1", status = "successful", type = "payment",
+            amount = 1000, currency = "EUR", tracking_id = "ORD-1" } }
+        local sig = core.base64_encode(key:sign(body, "sha256"))
+        local env = "LUAPAY_BEGATEWAY_PSP_ID=1 LUAPAY_BEGATEWAY_SECRET=x LUAPAY_BEGATEWAY_DWH_URL=http://127.0.0.1:1"
+            .. " LUAPAY_BEGATEWAY_PUBLIC_KEY=spec/fixtures/keys/provider_public.pem"
+        local out, err, code = luapay("verify begateway --signature " .. sig, body, env)
+        assert.equal(0, code, err)
+        local event = core.json_decode(out)
+        assert.equal("succeeded", event.status)
+        assert.equal("ORD-1", event.merchant_ref)
+        _, err, code = luapay("verify begateway --signature " .. sig, body:gsub("1000", "9000"), env)
+        assert.equal(1, code)
+        assert.matches("^luapay: luapay signature error", err)
+    end)
+end)

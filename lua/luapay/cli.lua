@@ -193,11 +193,21 @@ function cli.running_sandbox()
     return sb
 end
 
+-- The sandbox's base URL and, per provider, the settings a client needs
+-- (public test credentials, printed as they are: that is their point).
 local function describe_sandbox(sb)
     local providers = require "luapay.sandbox.providers"
     local out = { url = sb.url, providers = {} }
-    for _, name in ipairs(providers.available()) do out.providers[name] = providers.describe(name, sb) end
+    for _, name in ipairs(providers.available()) do
+        local adapter = cli.providers[name]
+        out.providers[name] = adapter and adapter.sandbox_settings and adapter.sandbox_settings(sb.url .. "/" .. name)
+            or providers.describe(name, sb)
+    end
     return out
+end
+
+local function print_sandbox(sb)
+    io.stdout:write(core.json_encode(describe_sandbox(sb)), "\n")
 end
 
 local function cmd_sandbox(argv)
@@ -210,7 +220,7 @@ local function cmd_sandbox(argv)
     if action == "start" then
         local running = cli.running_sandbox()
         if running then
-            cli.print_json(describe_sandbox(running))
+            print_sandbox(running)
             return cli.EXIT.OK
         end
         local sandbox = require "luapay.sandbox"
@@ -220,7 +230,7 @@ local function cmd_sandbox(argv)
         local f = assert(io.open(state_path(), "wb"))
         f:write(core.json_encode(sb:state()))
         f:close()
-        cli.print_json(describe_sandbox(sb))
+        print_sandbox(sb)
         return cli.EXIT.OK
     elseif action == "status" then
         local sb, err = cli.running_sandbox()
@@ -228,7 +238,7 @@ local function cmd_sandbox(argv)
             io.stderr:write("luapay: ", err, "\n")
             return cli.EXIT.FAILED
         end
-        cli.print_json(describe_sandbox(sb))
+        print_sandbox(sb)
         return cli.EXIT.OK
     elseif action == "stop" then
         local sb = cli.running_sandbox()
@@ -259,7 +269,7 @@ end
 
 local function provider(name, capability)
     if not name then usage_error("which provider? (" .. provider_names() .. ")") end
-    local p = cli.providers[name:gsub("%-", "_")]
+    local p = cli.providers[(name:gsub("%-", "_"))] -- trustly-na is trustly_na
     if not p then usage_error(("unknown provider '%s' (%s)"):format(name, provider_names())) end
     if capability and not p[capability] then
         usage_error(("'%s' has no %s command"):format(name, capability))
@@ -267,13 +277,14 @@ local function provider(name, capability)
     return p
 end
 
--- Runs a provider function and prints its result; maps errors to exit codes.
+-- Prints a provider function's result (false: it printed its own output);
+-- maps errors to exit codes.
 local function finish(result, err)
     if result == nil then
         io.stderr:write("luapay: ", tostring(err), "\n")
         return cli.EXIT.FAILED
     end
-    cli.print_json(result)
+    if result ~= false then cli.print_json(result) end
     return cli.EXIT.OK
 end
 

@@ -1,0 +1,56 @@
+--- `luapay` subcommands for beGateway: export, verify (webhooks).
+local begateway = require "luapay.begateway"
+local cli = require "luapay.cli"
+local export = require "luapay.cli.export"
+
+local adapter = { name = "begateway", repl_name = "begateway_client" }
+
+local FIELDS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key" }
+local CSV_FIELDS = { "uid", "tracking_id", "type", "status", "amount", "currency", "created_at", "paid_at" }
+
+function adapter.sandbox_settings(base_url)
+    local fake = require "luapay.sandbox.begateway"
+    return { psp_id = fake.DEFAULTS.psp_id, secret = fake.DEFAULTS.secret, dwh_url = base_url }
+end
+
+local function settings(ctx)
+    if ctx.opts.sandbox then
+        local sb, err = cli.running_sandbox()
+        if not sb then cli.config_error(err) end
+        return adapter.sandbox_settings(sb.url .. "/begateway")
+    end
+    return cli.require_settings(cli.provider_settings(ctx.config, "begateway", FIELDS), "begateway",
+        { "psp_id", "secret", "dwh_url" })
+end
+
+-- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
+local function client_of(s)
+    local key = s.public_key
+    if key and not key:find("-----BEGIN", 1, true) and key:find("/", 1, true) then key = cli.read_input(key) end
+    return begateway.new{ psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id,
+        shop_key = s.shop_key, public_key = key }
+end
+
+function adapter.repl_client(sb)
+    return client_of(adapter.sandbox_settings(sb.url .. "/begateway"))
+end
+
+function adapter.export(ctx, _, opts)
+    local c = client_of(settings(ctx))
+    local it = c:export{
+        date_from = export.datetime(opts.from, "from"), date_to = export.datetime(opts.to, "to", true),
+        limit = 1000, response_parameters = { "main" },
+    }
+    local result, err = export.stream(it, opts.csv, CSV_FIELDS)
+    if err then return nil, err end
+    return result or false
+end
+
+-- A saved webhook body; --signature (Content-Signature) or --authorization.
+function adapter.verify(ctx, pos, opts)
+    local body = cli.read_input(pos[2])
+    local headers = { ["content-signature"] = opts.signature, authorization = opts.authorization }
+    return client_of(settings(ctx)):webhook(body, headers)
+end
+
+return adapter

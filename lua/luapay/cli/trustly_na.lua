@@ -1,0 +1,50 @@
+--- `luapay` subcommands for Trustly North America: export, verify.
+local cli = require "luapay.cli"
+local export = require "luapay.cli.export"
+local trustly_na = require "luapay.trustly_na"
+
+local adapter = { name = "trustly_na", repl_name = "trustly_na_client" }
+
+local FIELDS = { "access_id", "access_key", "environment", "base_url" }
+local CSV_FIELDS = { "paymentId", "merchantReference", "paymentType", "amount", "paid", "currency", "createdAt",
+    "auth.status", "auth.message" }
+
+function adapter.sandbox_settings(base_url)
+    local fake = require "luapay.sandbox.trustly_na"
+    return { access_id = fake.DEFAULTS.access_id, access_key = fake.DEFAULTS.access_key, base_url = base_url }
+end
+
+local function settings(ctx)
+    if ctx.opts.sandbox then
+        local sb, err = cli.running_sandbox()
+        if not sb then cli.config_error(err) end
+        return adapter.sandbox_settings(sb.url .. "/trustly_na")
+    end
+    return cli.require_settings(cli.provider_settings(ctx.config, "trustly_na", FIELDS), "trustly_na",
+        { "access_id", "access_key" })
+end
+
+local function client_of(s)
+    return trustly_na.new{ access_id = s.access_id, access_key = s.access_key, environment = s.environment,
+        base_url = s.base_url }
+end
+
+function adapter.repl_client(sb)
+    return client_of(adapter.sandbox_settings(sb.url .. "/trustly_na"))
+end
+
+function adapter.export(ctx, _, opts)
+    local from = export.unix_ms(export.datetime(opts.from, "from"))
+    local to = export.unix_ms(export.datetime(opts.to, "to", true)) + 999
+    local it = client_of(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to } }
+    local result, err = export.stream(it, opts.csv, CSV_FIELDS)
+    if err then return nil, err end
+    return result or false
+end
+
+-- A saved notification body, with --authorization (the Authorization header).
+function adapter.verify(ctx, pos, opts)
+    return client_of(settings(ctx)):notification(cli.read_input(pos[2]), opts.authorization)
+end
+
+return adapter
