@@ -659,6 +659,17 @@ static int find_field(const vnode *obj, const char *s, size_t len) {
     return -1;
 }
 
+static size_t count_fields(compiler *c, int fields) {
+    size_t n = 0;
+    lua_pushnil(c->L);
+    while (lua_next(c->L, fields)) {
+        if (lua_type(c->L, -2) != LUA_TSTRING) cerror(c, "'fields' keys must be strings");
+        n++;
+        lua_pop(c->L, 1);
+    }
+    return n;
+}
+
 static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
     lua_State *L = c->L;
     int t = get_opt(c, idx, O_FIELDS);
@@ -668,17 +679,14 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
     }
     if (t != LUA_TTABLE) cerror(c, "'fields' must be a table of field schemas");
     int fields = lua_gettop(L);
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, fields)) {
-        if (lua_type(L, -2) != LUA_TSTRING) cerror(c, "'fields' keys must be strings");
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = count_fields(c, fields);
     nd->fields = (vnode **)arena_alloc(L, c->S, (n ? n : 1) * sizeof(vnode *));
     size_t i = 0;
     lua_pushnil(L);
     while (lua_next(L, fields)) {
+        /* compiling a field may run Lua code (an __index on its schema table)
+         * that adds or removes fields: the array holds exactly n */
+        if (i == n || lua_type(L, -2) != LUA_TSTRING) cerror(c, "'fields' changed while it was being compiled");
         size_t len;
         const char *k = lua_tolstring(L, -2, &len);
         size_t saved = path_push(c, k, len, 1);
@@ -689,6 +697,7 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
         path_pop(c, saved);
         lua_pop(L, 1);
     }
+    if (i != n || count_fields(c, fields) != n) cerror(c, "'fields' changed while it was being compiled");
     nd->nfields = n;
     qsort(nd->fields, n, sizeof(vnode *), field_cmp);
     if (n > PTRMAP_MIN) {

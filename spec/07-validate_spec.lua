@@ -838,6 +838,27 @@ describe("a bad schema", function()
         assert.matches("schema nested deeper than 32 levels", select(2, pcall(core.schema, loop)))
     end)
 
+    it("raises, and writes nothing out of bounds, when compiling a field adds or removes fields", function()
+        -- a field's schema with an __index that changes the very `fields` table being compiled
+        local function mutating(fields, change)
+            return setmetatable({}, { __index = function(_, k)
+                if k == "type" then return "string" end
+                change(fields)
+            end })
+        end
+        local grown, added = {}, 0 -- hundreds of fields, some visited by the running traversal
+        grown.a = mutating(grown, function(f)
+            for _ = 1, 100 do added = added + 1; f["k" .. added] = { type = "string" } end
+        end)
+        assert.matches("'fields' changed while it was being compiled",
+            select(2, pcall(core.schema, { type = "object", fields = grown })))
+        local shrunk = {}
+        for i = 1, 20 do shrunk["f" .. i] = mutating(shrunk, function(f) for k in pairs(f) do f[k] = nil end end) end
+        assert.matches("'fields' changed while it was being compiled",
+            select(2, pcall(core.schema, { type = "object", fields = shrunk })))
+        collectgarbage()
+    end)
+
     it("raises when validate is given something else than a compiled schema", function()
         assert_raises("validate: bad argument #1 'schema' (compiled schema expected (core.schema{...}), got table)",
             core.validate, { type = "any" }, 1)
