@@ -15,8 +15,10 @@
  *     required_if {field = "sibling", equals = v} or {field = ..., ["in"] = {v, ...}}:
  *                 required when the sibling field of the same object has
  *                 that value (v: string, number or boolean)
- *     secret      boolean: the violation carries secret = true (messages
- *                 never contain any value, secret or not)
+ *     secret      boolean: the violations of the field and of everything in
+ *                 it carry secret = true (messages never contain any value,
+ *                 secret or not; unknown keys inside a secret value are named
+ *                 by their type only, "(string key)")
  *     description string, ignored
  *
  *   type        value                      options
@@ -64,7 +66,7 @@
  *
  * core.validate(schema, value) -> true | nil, violations. Each violation is
  * {path = "account.number", code = "pattern", message = "account.number: ..."}
- * (+ secret = true for secret fields). Paths are dotted, array elements
+ * (+ secret = true within secret fields). Paths are dotted, array elements
  * "items[1]" (1-based); the root is "" (messages say "value"). Codes:
  *   required  a required field is absent     type      wrong Lua type
  *   unknown   a field the schema forbids     utf8      invalid UTF-8
@@ -911,6 +913,7 @@ typedef struct {
     int out;    /* stack slot of the violations table (nil until the first) */
     int count;
     int depth;
+    int secret; /* > 0: inside a secret value */
     const char *root_name; /* messages for the root: "value" or check's name */
     seg path[MAX_DEPTH + 3];
 } walker;
@@ -955,7 +958,7 @@ COLD static void report(walker *w, const vnode *nd, const char *code, const char
     lua_setfield(L, -2, "path");
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
-    if (nd != NULL && nd->secret) {
+    if (w->secret > 0 || (nd != NULL && nd->secret)) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "secret");
     }
@@ -1050,7 +1053,7 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
         const char *ch = sibling_string(w, slots, nd->clearing_sib, &klen);
         int row = ch ? find_anchored(w->S->clearing_names, luapay_clearing_count, &w->S->clearing_map, ch, klen) : -1;
         if (row >= 0) {
-            const char *name = parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
+            const char *name = w->secret > 0 || parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
             if (nd->clearing == CLEAR_NUMBER) {
                 if (!luapay_pattern_match(w->S->clearing_number[row], s, n))
                     report(w, nd, "pattern", "does not match the %s account number format", name);
@@ -1067,7 +1070,7 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
         const vstr *k = v ? vstr_find(nd->pb_keys, nd->npb, v, klen) : NULL;
         if (k != NULL && !luapay_pattern_match(nd->pb_patterns[k - nd->pb_keys], s, n)) {
             const vnode *sib = parent->fields[nd->pattern_by_sib];
-            if (sib->secret)
+            if (w->secret > 0 || sib->secret)
                 report(w, nd, "pattern", "does not match the pattern chosen by %s", sib->name.s);
             else
                 report(w, nd, "pattern", "does not match the pattern for %s %s", sib->name.s, k->s);
@@ -1134,22 +1137,20 @@ static void push_seg(walker *w, const char *name, size_t len, int64_t index) {
 COLD static void report_unknown_key(walker *w, int key) {
     lua_State *L = w->L;
     int64_t i;
-    if (lua_type(L, key) == LUA_TSTRING) {
+    int top = lua_gettop(L);
+    if (w->secret == 0 && lua_type(L, key) == LUA_TSTRING) {
         size_t len;
         const char *k = lua_tolstring(L, key, &len);
         push_seg(w, k, len, 0);
-    } else if (luapay_read_integer(L, key, &i) == LUAPAY_MINOR_OK) {
+    } else if (w->secret == 0 && luapay_read_integer(L, key, &i) == LUAPAY_MINOR_OK) {
         push_seg(w, NULL, 0, i);
-    } else { /* a float, boolean or table key: named by its type only */
+    } else { /* a float, boolean or table key, or any key of a secret value: named by its type only */
         const char *t = lua_pushfstring(L, "(%s key)", luaL_typename(L, key));
         push_seg(w, t, strlen(t), 0);
-        report(w, NULL, "unknown", "is not an allowed field");
-        lua_pop(L, 1);
-        w->depth--;
-        return;
     }
     report(w, NULL, "unknown", "is not an allowed field");
     w->depth--;
+    lua_settop(L, top);
 }
 
 static int rule_holds(lua_State *L, const vnode *nd, int v) {
@@ -1305,16 +1306,22 @@ static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx,
         }
         return;
     case T_OBJECT:
-        if (t != LUA_TTABLE)
+        if (t != LUA_TTABLE) {
             report(w, nd, "type", "must be an object (a table), got %s", type_of(L, idx));
-        else
+        } else {
+            w->secret += nd->secret; /* what is inside a secret value is secret */
             walk_object(w, nd, idx);
+            w->secret -= nd->secret;
+        }
         return;
     case T_ARRAY:
-        if (t != LUA_TTABLE)
+        if (t != LUA_TTABLE) {
             report(w, nd, "type", "must be an array (a table), got %s", type_of(L, idx));
-        else
+        } else {
+            w->secret += nd->secret;
             walk_array(w, nd, idx);
+            w->secret -= nd->secret;
+        }
         return;
     default:
         break;
@@ -1470,6 +1477,7 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     w.S = S;
     w.count = 0;
     w.depth = 0;
+    w.secret = 0;
     w.root_name = root_name;
     if (S->root->stack_need > 1000000 || !lua_checkstack(L, (int)S->root->stack_need + 8))
         luaL_error(L, "validate: schema too large for the Lua stack");

@@ -742,6 +742,37 @@ describe("secret fields", function()
         assert.same({ path = "password", code = "utf8", message = "password: is not valid UTF-8", secret = true }, v[1])
     end)
 
+    it("keep what is inside a secret object or array secret, unknown keys included", function()
+        local S = core.schema{ type = "object", fields = {
+            card = { type = "object", secret = true, additional = false, fields = {
+                pan = { type = "string", pattern = "^[0-9]{16}$" },
+                clearinghouse = { type = "enum", values = CLEARINGHOUSES },
+                number = { type = "string", clearing = "number" },
+            } },
+            pins = { type = "array", secret = true, items = { type = "string", pattern = "^[0-9]{4}$" } },
+            open = { type = "object", additional = false },
+        } }
+        local _, v = S:validate({
+            card = { pan = "4111x", ["4111111111111111"] = "cvv 123", [4111111111111111] = true,
+                     clearinghouse = "SWEDEN", number = "x" },
+            pins = { "12345" },
+            open = { extra = 1 },
+        })
+        assert.same({ { "card.(number key)", "unknown" }, { "card.(string key)", "unknown" }, { "card.number", "pattern" },
+            { "card.pan", "pattern" }, { "open.extra", "unknown" }, { "pins[1]", "pattern" } }, pairs_of(v))
+        for _, violation in ipairs(v) do
+            if violation.path == "open.extra" then
+                assert.is_nil(violation.secret)
+            else
+                assert.is_true(violation.secret, violation.path)
+            end
+            for _, part in ipairs { "4111", "cvv", "SWEDEN", "12345" } do
+                assert.is_nil(violation.message:find(part, 1, true), violation.message)
+                assert.is_nil(violation.path:find(part, 1, true), violation.path)
+            end
+        end
+    end)
+
     it("mark only secret fields as secret", function()
         local _, v = core.validate(payout_schema(), { general = {}, payment = {}, customer = {}, account = {} })
         for _, violation in ipairs(v) do assert.is_nil(violation.secret) end
