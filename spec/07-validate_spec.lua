@@ -370,6 +370,44 @@ describe("the fast path for anchored patterns", function()
         end
         assert.is_true(compared > 20000)
     end)
+
+    -- "(" .. p .. ")" means the same as p in an ERE (anchors may sit in a
+    -- group) and never takes the fast path, which wants a leading '^'. The
+    -- pieces include every shape the fast path must leave to regexec or
+    -- parse exactly: alternation, groups, escapes, '.', classes, negated and
+    -- odd brackets ("[]a]", "[a-]", "[a-c-e]"), stacked or odd repeats.
+    it("agrees with regexec on random patterns built from tricky pieces, falling back where it must", function()
+        math.randomseed(97)
+        local pieces = { "a", "b", "Z", "0", "9", "-", "_", ":", " ", "~", ".", "\\.", "\\$", "\\[", "\\{", "\\\\",
+            "\\^", "[a-c]", "[]a]", "[a-]", "[-a]", "[^a]", "[a-c-e]", "[]-a]", "[!--]", "[[:digit:]]", "[[.a.]]", "[$]",
+            "[\\]", "[.]", "[*+?]", "[{}]", "[ -~]", "[A-Za-z0-9_-]", "(a|b)", "(ab)", "((a)b)", "a|b", "|", "^", "$", "é",
+            "[é]", "{", "}" }
+        local repeats = { "", "", "", "?", "*", "+", "{2}", "{0,2}", "{1,}", "{,2}", "{2}{3}", "*?", "{0}", "{1,300}" }
+        local chars = { "a", "b", "c", "Z", "0", "9", "-", "_", ":", " ", "~", ".", "$", "[", "]", "{", "}", "\\", "^",
+            "é", "!", "*", "e" }
+        local patterns, compared = 0, 0
+        for _ = 1, 700 do
+            local p = { math.random(8) > 1 and "^" or "" }
+            for _ = 1, math.random(5) do p[#p + 1] = pieces[math.random(#pieces)] .. repeats[math.random(#repeats)] end
+            if math.random(8) > 1 then p[#p + 1] = "$" end
+            p = table.concat(p)
+            local ok, direct = pcall(core.schema, { type = "string", pattern = p })
+            local ok2, grouped = pcall(core.schema, { type = "string", pattern = "(" .. p .. ")" })
+            if ok and ok2 then
+                patterns = patterns + 1
+                for _ = 1, 20 do
+                    local s = {}
+                    for i = 1, math.random(0, math.random(12) == 1 and 300 or 8) do s[i] = chars[math.random(#chars)] end
+                    s = table.concat(s)
+                    local a, b = direct:validate(s) == true, grouped:validate(s) == true
+                    if a ~= b then error(("pattern %q disagrees on %q: direct %s, regexec %s"):format(p, s, a, b)) end
+                    compared = compared + 1
+                end
+            end
+        end
+        assert.is_true(patterns > 350, "patterns: " .. patterns)
+        assert.is_true(compared > 7000)
+    end)
 end)
 
 describe("integers and amounts", function()
