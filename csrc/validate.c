@@ -44,7 +44,8 @@
  *   "locale"    ll_CC (Trustly): language _ country   enum
  *   "iban"      ISO 13616, electronic format: registry country, length, mod 97
  *   "bic"       ISO 9362: 8 or 11 characters, a valid country
- *   "email"     one @, a dot in the domain, no spaces, <= 254 characters   max_len
+ *   "email"     one @, a dot in the domain, no white space or control characters
+ *               (ASCII or not), <= 254 characters   max_len
  *   "url"       absolute http(s) URL, no credentials   max_len
  *   "date"      YYYY-MM-DD, a real day (leap years)
  *   "datetime"  YYYY-MM-DDThh:mm:ss[.fraction][Z|+hh:mm|-hh:mm]

@@ -545,6 +545,14 @@ describe("e-mail, URL, dates, IP addresses", function()
             "anna\0@example.se", "anna\195@example.se", "anna.example.se", "" })
         refuses("email", "max_len", { ("a"):rep(64) .. "@" .. ("b"):rep(187) .. ".se" })
         refuses("email", "max_len", { "anna@example.se" }, { max_len = 10 })
+        -- white space and control characters beyond ASCII too: NBSP, NEL, U+1680, U+2000, U+200A, U+2028,
+        -- U+2029, U+202F, U+205F, U+3000
+        refuses("email", "format", { "anna\194\160@example.se", "anna@example.se\194\133", "anna\225\154\128@example.se",
+            "anna\226\128\128@example.se", "anna\226\128\138@example.se", "anna@example.se\226\128\168",
+            "anna@example.se\226\128\169", "anna\226\128\175@example.se", "anna\226\129\159@example.se",
+            "anna\227\128\128@example.se" })
+        accepts("email", { "anna\194\161@example.se", "anna@ex\226\128\139ample.se", "anna@\227\128\129.se",
+            "\226\130\172@example.se" })
     end)
 
     it("takes absolute http(s) URLs only, within a maximum length", function()
