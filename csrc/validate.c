@@ -361,6 +361,25 @@ static void path_pop(compiler *c, size_t saved) {
     c->path[saved] = '\0';
 }
 
+/* A Lua string (which may hold NUL bytes) equal to a C literal. */
+static int lit_eq(const char *s, size_t len, const char *lit) {
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+/* For messages: pushes the name with each NUL byte shown as \0. */
+static const char *push_name(lua_State *L, const char *s, size_t len) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\0')
+            luaL_addchar(&b, s[i]);
+        else
+            luaL_addstring(&b, "\\0");
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
 /* Pushes option `o` of the schema table at idx; returns its Lua type. */
 static int get_opt(compiler *c, int idx, int o) {
     lua_getfield(c->L, idx, option_names[o]);
@@ -543,8 +562,9 @@ static void compile_required_if(compiler *c, int idx, vnode *nd) {
     int rule = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, rule)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-        if (k == NULL || (strcmp(k, "field") != 0 && strcmp(k, "equals") != 0 && strcmp(k, "in") != 0))
+        size_t klen = 0;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+        if (k == NULL || (!lit_eq(k, klen, "field") && !lit_eq(k, klen, "equals") && !lit_eq(k, klen, "in")))
             cerror(c, "'required_if' takes only field, equals and in");
         lua_pop(L, 1);
     }
@@ -747,11 +767,11 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
 
     size_t len;
     if (get_opt(c, idx, O_TYPE) != LUA_TSTRING) cerror(c, "'type' must be a string, got %s", luaL_typename(L, -1));
-    const char *tname = lua_tostring(L, -1);
+    const char *tname = lua_tolstring(L, -1, &len);
     int type = -1;
     for (int i = 0; type_names[i] != NULL; i++)
-        if (strcmp(type_names[i], tname) == 0) type = i;
-    if (type < 0) cerror(c, "unknown type '%s'", tname);
+        if (lit_eq(tname, len, type_names[i])) type = i;
+    if (type < 0) cerror(c, "unknown type '%s'", push_name(L, tname, len));
     lua_pop(L, 1);
     nd->type = (unsigned char)type;
 
@@ -760,11 +780,11 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
     while (lua_next(L, idx)) {
         int o = -1;
         if (lua_type(L, -2) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -2);
+            const char *k = lua_tolstring(L, -2, &len);
             for (int i = 0; i < O_COUNT; i++)
-                if (strcmp(option_names[i], k) == 0) o = i;
+                if (lit_eq(k, len, option_names[i])) o = i;
             if (o < 0 || !(type_options[type] & B(o)))
-                cerror(c, "unknown option '%s' for type '%s'", k, type_names[type]);
+                cerror(c, "unknown option '%s' for type '%s'", push_name(L, k, len), type_names[type]);
         } else {
             cerror(c, "option names must be strings");
         }
@@ -791,9 +811,9 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         compile_enum(c, idx, O_ENUM, nd, NULL);
         const char *cl = opt_string(c, idx, O_CLEARING, &len);
         if (cl != NULL) {
-            if (strcmp(cl, "number") == 0)
+            if (lit_eq(cl, len, "number"))
                 nd->clearing = CLEAR_NUMBER;
-            else if (strcmp(cl, "bank_code") == 0)
+            else if (lit_eq(cl, len, "bank_code"))
                 nd->clearing = CLEAR_BANK_CODE;
             else
                 cerror(c, "'clearing' must be \"number\" or \"bank_code\"");
@@ -1529,10 +1549,11 @@ static int l_validate(lua_State *L) {
 
 /* core.check(type, value [, opts [, name]]) -> true | nil, message, code */
 static int l_check(lua_State *L) {
-    const char *type = luapay_check_string(L, 1, "check", "type", NULL);
+    size_t tlen;
+    const char *type = luapay_check_string(L, 1, "check", "type", &tlen);
     int known = 0;
-    for (int i = 0; type_names[i] != NULL; i++) known |= strcmp(type_names[i], type) == 0;
-    if (!known) luapay_arg_error(L, 1, "check", "type", lua_pushfstring(L, "unknown type '%s'", type));
+    for (int i = 0; type_names[i] != NULL; i++) known |= lit_eq(type, tlen, type_names[i]);
+    if (!known) luapay_arg_error(L, 1, "check", "type", lua_pushfstring(L, "unknown type '%s'", push_name(L, type, tlen)));
     if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
         luapay_arg_error(L, 3, "check", "opts", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 3)));
     const char *name = lua_isnoneornil(L, 4) ? "value" : luapay_check_string(L, 4, "check", "name", NULL);

@@ -849,6 +849,7 @@ describe("core.check for values that are not schema-shaped", function()
     it("raises for misuse", function()
         assert_raises("check: bad argument #1 'type' (string expected, got number)", core.check, 1, "x")
         assert_raises("check: bad argument #1 'type' (unknown type 'strnig')", core.check, "strnig", "x")
+        assert_raises("check: bad argument #1 'type' (unknown type 'email\\0junk')", core.check, "email\0junk", "x")
         assert_raises("check: bad argument #3 'opts' (table expected, got string)", core.check, "string", "x", "max_len")
         assert_raises("check: bad argument #3 'opts' ('max_len' must be a non-negative integer)", core.check, "string", "x", { max_len = "3" })
         assert_raises("check: bad argument #3 'opts' ('required_if' is only for fields of an object)", core.check,
@@ -889,6 +890,16 @@ describe("a bad schema", function()
         { "decimal bounds with other decimals", { type = "decimal", decimals = 2, min = "0.0" },
           "('min' must be a decimal string with 2 decimals)" },
         { "a forbid that is not text", { type = "string", forbid = "" }, "('forbid' must be a non-empty UTF-8 string)" },
+        -- a name is all of its bytes: "string\0x" is not "string"
+        { "a type name with a NUL byte", { type = "string\0x" }, "(unknown type 'string\\0x')" },
+        { "an option name with a NUL byte", { type = "string", ["max_len\0"] = 3 },
+          "(unknown option 'max_len\\0' for type 'string')" },
+        { "a clearing column with a NUL byte",
+          { type = "object", fields = { clearinghouse = { type = "any" }, n = { type = "string", clearing = "number\0" } } },
+          "(n: 'clearing' must be \"number\" or \"bank_code\")" },
+        { "a required_if key with a NUL byte",
+          { type = "object", fields = { a = { type = "any" }, b = { type = "any", required_if = { field = "a", ["in\0"] = { 1 }, equals = 1 } } } },
+          "(b: 'required_if' takes only field, equals and in)" },
     }
     for _, c in ipairs(cases) do
         it("raises for " .. c[1], function()
