@@ -23,8 +23,9 @@
  *
  *   type        value                      options
  *   "any"       anything present
- *   "string"    a string of valid UTF-8    min_len, max_len (characters), pattern (POSIX ERE,
- *                                          searched as regexec does: anchor it with ^...$),
+ *   "string"    a string of valid UTF-8    min_len, max_len (characters), pattern (POSIX ERE
+ *                                          over bytes in the C locale, whatever the process
+ *                                          locale; searched as regexec does: anchor it with ^...$),
  *                                          forbid (a string of forbidden characters),
  *                                          enum ({"A", "B"}), clearing, pattern_by
  *   "enum"      a string among `values`    values = {"C", "R", "U"} (required)

@@ -261,6 +261,27 @@ describe("strings", function()
         refuses("string", "pattern", { "12\0" }, { pattern = "^[0-9]{2,3}$" })
     end)
 
+    it("match bytes in the C locale, whatever locale the host process has set", function()
+        -- in a UTF-8 locale regexec would take "é" as one character for '.', and
+        -- in en_US.UTF-8 glibc's [0-9] would also take Arabic-Indic digits
+        local saved = os.setlocale(nil, "all")
+        local utf8_locale = os.setlocale("C.UTF-8", "all") or os.setlocale("C.utf8", "all")
+            or os.setlocale("en_US.UTF-8", "all")
+        if not utf8_locale then
+            pending("no UTF-8 locale installed")
+            return
+        end
+        local ok, err = pcall(function()
+            local one = core.schema{ type = "string", pattern = "^(.)$" } -- '.' and groups: regexec
+            assert.is_true(one:validate("e"))
+            assert.same({ { "", "pattern" } }, pairs_of(select(2, one:validate("é"))))
+            assert.is_true(core.check("string", "é", { pattern = "^.{2}$" }))
+            refuses("string", "pattern", { "\217\161\217\162", "\195\133B12" }, { pattern = "^([0-9A-Z])+$" })
+        end)
+        os.setlocale(saved, "all")
+        assert(ok, err)
+    end)
+
     it("refuse forbidden characters (a TrustPay Reference may not contain < or >)", function()
         local reference = { max_len = 35, forbid = "<>" }
         accepts("string", { "order-4711", "Å/ö 12" }, reference)
