@@ -63,9 +63,25 @@ int luapay_utf8_count(const char *str, size_t n, size_t *chars) {
     return 1;
 }
 
+/* In valid UTF-8: a C1 control (U+0080..U+009F) or a Unicode White_Space
+ * character beyond ASCII (U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000). */
+static int has_wide_space_or_control(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0xC2 && s[i + 1] <= 0xA0) return 1; /* U+0080..U+00A0 */
+        if (s[i] == 0xE1 && s[i + 1] == 0x9A && s[i + 2] == 0x80) return 1;
+        if (s[i] == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] <= 0x8A || s[i + 2] == 0xA8 || s[i + 2] == 0xA9 || s[i + 2] == 0xAF))
+            return 1;
+        if (s[i] == 0xE2 && s[i + 1] == 0x81 && s[i + 2] == 0x9F) return 1;
+        if (s[i] == 0xE3 && s[i + 1] == 0x80 && s[i + 2] == 0x80) return 1;
+    }
+    return 0;
+}
+
 /* Pragmatic, as providers check it: one '@', a non-empty local part, a
  * domain of non-empty dot-separated labels with at least one dot, no white
- * space or control characters, valid UTF-8, at most 254 characters. */
+ * space or control characters (ASCII or not), valid UTF-8, at most 254
+ * characters. */
 int luapay_is_email(const char *s, size_t n) {
     size_t at = SIZE_MAX;
     int high = 0, dot = 0;
@@ -84,7 +100,9 @@ int luapay_is_email(const char *s, size_t n) {
     }
     if (at == SIZE_MAX || at == 0 || !dot || s[n - 1] == '.') return 0;
     size_t chars;
-    return (!high && n <= 254) || (luapay_utf8_count(s, n, &chars) && chars <= 254);
+    if (!high) return n <= 254;
+    return luapay_utf8_count(s, n, &chars) && chars <= 254 &&
+           !has_wide_space_or_control((const unsigned char *)s, n);
 }
 
 /* ASCII classes for URLs: 1 letter or digit, 2 '-', 3 '.', 4 another RFC 3986

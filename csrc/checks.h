@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <locale.h>
 #include <regex.h>
 
 #include "core.h"
@@ -65,7 +66,9 @@ int luapay_decimal_cmp(const luapay_decimal *a, const luapay_decimal *b);
 
 /* pattern.c: a POSIX ERE compiled once (regcomp, REG_EXTENDED | REG_NOSUB)
  * plus, for the common anchored shape ^[class]{m,n}...$, a small
- * single-character-atom program that answers without regexec. */
+ * single-character-atom program that answers without regexec. regcomp and
+ * regexec always run in the C locale (uselocale), whatever locale the host
+ * process has set: a pattern means the same bytes everywhere. */
 #define LUAPAY_PAT_MAX_ATOMS 32
 
 typedef struct {
@@ -76,6 +79,7 @@ typedef struct {
 typedef struct luapay_pattern {
     regex_t re;
     int compiled;           /* re needs regfree */
+    locale_t c_locale;      /* the C locale regcomp and regexec run in; (locale_t)0: none */
     int natoms;             /* -1: no fast program, use regexec */
     int linear;             /* only the last atom has a repeat range */
     size_t max_len;         /* longest match of the fast program, SIZE_MAX if unbounded */

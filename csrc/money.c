@@ -26,8 +26,10 @@ static enum luapay_minor_status read_int(lua_State *L, int idx, int64_t *out, in
 #endif
     lua_Number d = lua_tonumber(L, idx);
     if (isnan(d) || isinf(d)) return LUAPAY_MINOR_NOT_FINITE;
-    if (!floats_ok) return LUAPAY_MINOR_FLOAT;
+    /* the size before the subtype: a float beyond 2^53 is a float in both
+     * VMs and must get the same answer from both */
     if (d > MINOR_LIMIT_DOUBLE || d < -MINOR_LIMIT_DOUBLE) return LUAPAY_MINOR_TOO_LARGE;
+    if (!floats_ok) return LUAPAY_MINOR_FLOAT;
     int64_t v = (int64_t)d;
     if ((lua_Number)v != d) return LUAPAY_MINOR_FLOAT;
     *out = v;

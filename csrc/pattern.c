@@ -1,5 +1,11 @@
 /* POSIX extended regular expressions for field patterns, compiled once.
  *
+ * regcomp and regexec follow the calling thread's locale: in en_US.UTF-8
+ * glibc's [0-9] also matches Arabic-Indic digits and [A-Z] matches 'Å'
+ * (ranges follow the collation order). A field pattern must not change its
+ * meaning with the host process's setlocale, so both run in the C locale,
+ * switched in for the call with uselocale: bytes and ASCII ranges.
+ *
  * regcomp/regexec is the authority, but glibc's regexec costs about as much
  * as a whole request's other checks. Most payment patterns have one shape,
  * an anchored run of single-character atoms: ^AT[0-9]{18}$, ^[0-9]{4,5}$.
@@ -7,7 +13,8 @@
  * atom) answered by a reachable-positions scan; anything else (groups,
  * alternation, '.', negated or multibyte brackets, character classes, back
  * references, unanchored patterns) goes to regexec. The program only takes
- * ASCII sets, so it agrees with regexec in the C locale and in UTF-8 ones. */
+ * ASCII sets, so it agrees with regexec in the C locale. */
+#include <stdio.h>
 #include <string.h>
 
 #include "checks.h"
@@ -123,9 +130,18 @@ static void compile_fast(luapay_pattern *pat, const char *src) {
 }
 
 int luapay_pattern_compile(luapay_pattern *p, const char *source, char *err, size_t errlen) {
+    p->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (p->c_locale == (locale_t)0) {
+        snprintf(err, errlen, "out of memory (the C locale)");
+        return REG_ESPACE;
+    }
+    locale_t saved = uselocale(p->c_locale);
     int rc = regcomp(&p->re, source, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) regerror(rc, &p->re, err, errlen);
+    uselocale(saved);
     if (rc != 0) {
-        regerror(rc, &p->re, err, errlen);
+        freelocale(p->c_locale);
+        p->c_locale = (locale_t)0;
         return rc;
     }
     p->compiled = 1;
@@ -191,10 +207,15 @@ int luapay_pattern_match(const luapay_pattern *p, const char *s, size_t n) {
         if (n <= FAST_MAX_INPUT) return memchr(s, 0, n) == NULL && fast_match(p, (const unsigned char *)s, n);
     }
     if (memchr(s, 0, n) != NULL) return 0;
-    return regexec(&p->re, s, 0, NULL, 0) == 0;
+    locale_t saved = uselocale(p->c_locale);
+    int rc = regexec(&p->re, s, 0, NULL, 0);
+    uselocale(saved);
+    return rc == 0;
 }
 
 void luapay_pattern_free(luapay_pattern *p) {
     if (p->compiled) regfree(&p->re);
     p->compiled = 0;
+    if (p->c_locale != (locale_t)0) freelocale(p->c_locale);
+    p->c_locale = (locale_t)0;
 }

@@ -15,14 +15,17 @@
  *     required_if {field = "sibling", equals = v} or {field = ..., ["in"] = {v, ...}}:
  *                 required when the sibling field of the same object has
  *                 that value (v: string, number or boolean)
- *     secret      boolean: the violation carries secret = true (messages
- *                 never contain any value, secret or not)
+ *     secret      boolean: the violations of the field and of everything in
+ *                 it carry secret = true (messages never contain any value,
+ *                 secret or not; unknown keys inside a secret value are named
+ *                 by their type only, "(string key)")
  *     description string, ignored
  *
  *   type        value                      options
  *   "any"       anything present
- *   "string"    a string of valid UTF-8    min_len, max_len (characters), pattern (POSIX ERE,
- *                                          searched as regexec does: anchor it with ^...$),
+ *   "string"    a string of valid UTF-8    min_len, max_len (characters), pattern (POSIX ERE
+ *                                          over bytes in the C locale, whatever the process
+ *                                          locale; searched as regexec does: anchor it with ^...$),
  *                                          forbid (a string of forbidden characters),
  *                                          enum ({"A", "B"}), clearing, pattern_by
  *   "enum"      a string among `values`    values = {"C", "R", "U"} (required)
@@ -42,7 +45,8 @@
  *   "locale"    ll_CC (Trustly): language _ country   enum
  *   "iban"      ISO 13616, electronic format: registry country, length, mod 97
  *   "bic"       ISO 9362: 8 or 11 characters, a valid country
- *   "email"     one @, a dot in the domain, no spaces, <= 254 characters   max_len
+ *   "email"     one @, a dot in the domain, no white space or control characters
+ *               (ASCII or not), <= 254 characters   max_len
  *   "url"       absolute http(s) URL, no credentials   max_len
  *   "date"      YYYY-MM-DD, a real day (leap years)
  *   "datetime"  YYYY-MM-DDThh:mm:ss[.fraction][Z|+hh:mm|-hh:mm]
@@ -64,7 +68,7 @@
  *
  * core.validate(schema, value) -> true | nil, violations. Each violation is
  * {path = "account.number", code = "pattern", message = "account.number: ..."}
- * (+ secret = true for secret fields). Paths are dotted, array elements
+ * (+ secret = true within secret fields). Paths are dotted, array elements
  * "items[1]" (1-based); the root is "" (messages say "value"). Codes:
  *   required  a required field is absent     type      wrong Lua type
  *   unknown   a field the schema forbids     utf8      invalid UTF-8
@@ -358,6 +362,25 @@ static void path_pop(compiler *c, size_t saved) {
     c->path[saved] = '\0';
 }
 
+/* A Lua string (which may hold NUL bytes) equal to a C literal. */
+static int lit_eq(const char *s, size_t len, const char *lit) {
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+/* For messages: pushes the name with each NUL byte shown as \0. */
+static const char *push_name(lua_State *L, const char *s, size_t len) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\0')
+            luaL_addchar(&b, s[i]);
+        else
+            luaL_addstring(&b, "\\0");
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
 /* Pushes option `o` of the schema table at idx; returns its Lua type. */
 static int get_opt(compiler *c, int idx, int o) {
     lua_getfield(c->L, idx, option_names[o]);
@@ -540,8 +563,9 @@ static void compile_required_if(compiler *c, int idx, vnode *nd) {
     int rule = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, rule)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-        if (k == NULL || (strcmp(k, "field") != 0 && strcmp(k, "equals") != 0 && strcmp(k, "in") != 0))
+        size_t klen = 0;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+        if (k == NULL || (!lit_eq(k, klen, "field") && !lit_eq(k, klen, "equals") && !lit_eq(k, klen, "in")))
             cerror(c, "'required_if' takes only field, equals and in");
         lua_pop(L, 1);
     }
@@ -659,6 +683,17 @@ static int find_field(const vnode *obj, const char *s, size_t len) {
     return -1;
 }
 
+static size_t count_fields(compiler *c, int fields) {
+    size_t n = 0;
+    lua_pushnil(c->L);
+    while (lua_next(c->L, fields)) {
+        if (lua_type(c->L, -2) != LUA_TSTRING) cerror(c, "'fields' keys must be strings");
+        n++;
+        lua_pop(c->L, 1);
+    }
+    return n;
+}
+
 static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
     lua_State *L = c->L;
     int t = get_opt(c, idx, O_FIELDS);
@@ -668,17 +703,14 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
     }
     if (t != LUA_TTABLE) cerror(c, "'fields' must be a table of field schemas");
     int fields = lua_gettop(L);
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, fields)) {
-        if (lua_type(L, -2) != LUA_TSTRING) cerror(c, "'fields' keys must be strings");
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = count_fields(c, fields);
     nd->fields = (vnode **)arena_alloc(L, c->S, (n ? n : 1) * sizeof(vnode *));
     size_t i = 0;
     lua_pushnil(L);
     while (lua_next(L, fields)) {
+        /* compiling a field may run Lua code (an __index on its schema table)
+         * that adds or removes fields: the array holds exactly n */
+        if (i == n || lua_type(L, -2) != LUA_TSTRING) cerror(c, "'fields' changed while it was being compiled");
         size_t len;
         const char *k = lua_tolstring(L, -2, &len);
         size_t saved = path_push(c, k, len, 1);
@@ -689,6 +721,7 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
         path_pop(c, saved);
         lua_pop(L, 1);
     }
+    if (i != n || count_fields(c, fields) != n) cerror(c, "'fields' changed while it was being compiled");
     nd->nfields = n;
     qsort(nd->fields, n, sizeof(vnode *), field_cmp);
     if (n > PTRMAP_MIN) {
@@ -735,11 +768,11 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
 
     size_t len;
     if (get_opt(c, idx, O_TYPE) != LUA_TSTRING) cerror(c, "'type' must be a string, got %s", luaL_typename(L, -1));
-    const char *tname = lua_tostring(L, -1);
+    const char *tname = lua_tolstring(L, -1, &len);
     int type = -1;
     for (int i = 0; type_names[i] != NULL; i++)
-        if (strcmp(type_names[i], tname) == 0) type = i;
-    if (type < 0) cerror(c, "unknown type '%s'", tname);
+        if (lit_eq(tname, len, type_names[i])) type = i;
+    if (type < 0) cerror(c, "unknown type '%s'", push_name(L, tname, len));
     lua_pop(L, 1);
     nd->type = (unsigned char)type;
 
@@ -748,11 +781,11 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
     while (lua_next(L, idx)) {
         int o = -1;
         if (lua_type(L, -2) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -2);
+            const char *k = lua_tolstring(L, -2, &len);
             for (int i = 0; i < O_COUNT; i++)
-                if (strcmp(option_names[i], k) == 0) o = i;
+                if (lit_eq(k, len, option_names[i])) o = i;
             if (o < 0 || !(type_options[type] & B(o)))
-                cerror(c, "unknown option '%s' for type '%s'", k, type_names[type]);
+                cerror(c, "unknown option '%s' for type '%s'", push_name(L, k, len), type_names[type]);
         } else {
             cerror(c, "option names must be strings");
         }
@@ -779,9 +812,9 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         compile_enum(c, idx, O_ENUM, nd, NULL);
         const char *cl = opt_string(c, idx, O_CLEARING, &len);
         if (cl != NULL) {
-            if (strcmp(cl, "number") == 0)
+            if (lit_eq(cl, len, "number"))
                 nd->clearing = CLEAR_NUMBER;
-            else if (strcmp(cl, "bank_code") == 0)
+            else if (lit_eq(cl, len, "bank_code"))
                 nd->clearing = CLEAR_BANK_CODE;
             else
                 cerror(c, "'clearing' must be \"number\" or \"bank_code\"");
@@ -902,6 +935,7 @@ typedef struct {
     int out;    /* stack slot of the violations table (nil until the first) */
     int count;
     int depth;
+    int secret; /* > 0: inside a secret value */
     const char *root_name; /* messages for the root: "value" or check's name */
     seg path[MAX_DEPTH + 3];
 } walker;
@@ -946,7 +980,7 @@ COLD static void report(walker *w, const vnode *nd, const char *code, const char
     lua_setfield(L, -2, "path");
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
-    if (nd != NULL && nd->secret) {
+    if (w->secret > 0 || (nd != NULL && nd->secret)) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "secret");
     }
@@ -1041,7 +1075,7 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
         const char *ch = sibling_string(w, slots, nd->clearing_sib, &klen);
         int row = ch ? find_anchored(w->S->clearing_names, luapay_clearing_count, &w->S->clearing_map, ch, klen) : -1;
         if (row >= 0) {
-            const char *name = parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
+            const char *name = w->secret > 0 || parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
             if (nd->clearing == CLEAR_NUMBER) {
                 if (!luapay_pattern_match(w->S->clearing_number[row], s, n))
                     report(w, nd, "pattern", "does not match the %s account number format", name);
@@ -1058,7 +1092,7 @@ static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *pare
         const vstr *k = v ? vstr_find(nd->pb_keys, nd->npb, v, klen) : NULL;
         if (k != NULL && !luapay_pattern_match(nd->pb_patterns[k - nd->pb_keys], s, n)) {
             const vnode *sib = parent->fields[nd->pattern_by_sib];
-            if (sib->secret)
+            if (w->secret > 0 || sib->secret)
                 report(w, nd, "pattern", "does not match the pattern chosen by %s", sib->name.s);
             else
                 report(w, nd, "pattern", "does not match the pattern for %s %s", sib->name.s, k->s);
@@ -1125,22 +1159,20 @@ static void push_seg(walker *w, const char *name, size_t len, int64_t index) {
 COLD static void report_unknown_key(walker *w, int key) {
     lua_State *L = w->L;
     int64_t i;
-    if (lua_type(L, key) == LUA_TSTRING) {
+    int top = lua_gettop(L);
+    if (w->secret == 0 && lua_type(L, key) == LUA_TSTRING) {
         size_t len;
         const char *k = lua_tolstring(L, key, &len);
         push_seg(w, k, len, 0);
-    } else if (luapay_read_integer(L, key, &i) == LUAPAY_MINOR_OK) {
+    } else if (w->secret == 0 && luapay_read_integer(L, key, &i) == LUAPAY_MINOR_OK) {
         push_seg(w, NULL, 0, i);
-    } else { /* a float, boolean or table key: named by its type only */
+    } else { /* a float, boolean or table key, or any key of a secret value: named by its type only */
         const char *t = lua_pushfstring(L, "(%s key)", luaL_typename(L, key));
         push_seg(w, t, strlen(t), 0);
-        report(w, NULL, "unknown", "is not an allowed field");
-        lua_pop(L, 1);
-        w->depth--;
-        return;
     }
     report(w, NULL, "unknown", "is not an allowed field");
     w->depth--;
+    lua_settop(L, top);
 }
 
 static int rule_holds(lua_State *L, const vnode *nd, int v) {
@@ -1296,16 +1328,22 @@ static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx,
         }
         return;
     case T_OBJECT:
-        if (t != LUA_TTABLE)
+        if (t != LUA_TTABLE) {
             report(w, nd, "type", "must be an object (a table), got %s", type_of(L, idx));
-        else
+        } else {
+            w->secret += nd->secret; /* what is inside a secret value is secret */
             walk_object(w, nd, idx);
+            w->secret -= nd->secret;
+        }
         return;
     case T_ARRAY:
-        if (t != LUA_TTABLE)
+        if (t != LUA_TTABLE) {
             report(w, nd, "type", "must be an array (a table), got %s", type_of(L, idx));
-        else
+        } else {
+            w->secret += nd->secret;
             walk_array(w, nd, idx);
+            w->secret -= nd->secret;
+        }
         return;
     default:
         break;
@@ -1461,6 +1499,7 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     w.S = S;
     w.count = 0;
     w.depth = 0;
+    w.secret = 0;
     w.root_name = root_name;
     if (S->root->stack_need > 1000000 || !lua_checkstack(L, (int)S->root->stack_need + 8))
         luaL_error(L, "validate: schema too large for the Lua stack");
@@ -1511,10 +1550,11 @@ static int l_validate(lua_State *L) {
 
 /* core.check(type, value [, opts [, name]]) -> true | nil, message, code */
 static int l_check(lua_State *L) {
-    const char *type = luapay_check_string(L, 1, "check", "type", NULL);
+    size_t tlen;
+    const char *type = luapay_check_string(L, 1, "check", "type", &tlen);
     int known = 0;
-    for (int i = 0; type_names[i] != NULL; i++) known |= strcmp(type_names[i], type) == 0;
-    if (!known) luapay_arg_error(L, 1, "check", "type", lua_pushfstring(L, "unknown type '%s'", type));
+    for (int i = 0; type_names[i] != NULL; i++) known |= lit_eq(type, tlen, type_names[i]);
+    if (!known) luapay_arg_error(L, 1, "check", "type", lua_pushfstring(L, "unknown type '%s'", push_name(L, type, tlen)));
     if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
         luapay_arg_error(L, 3, "check", "opts", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 3)));
     const char *name = lua_isnoneornil(L, 4) ? "value" : luapay_check_string(L, 4, "check", "name", NULL);

@@ -68,6 +68,16 @@ describe("a merchant pricing in minor units", function()
         end
     end)
 
+    it("gives both VMs' floats beyond 2^53 the same answer: too large, in money and in validation", function()
+        -- 2^53 + 2 and -2^60 are floats in Lua 5.4 and numbers in LuaJIT
+        for _, big in ipairs { 2 ^ 53 + 2, -2 ^ 60, 1e300 } do
+            assert.equal("to_decimal: amount beyond 2^53 minor units", select(2, core.to_decimal(big, "EUR")))
+            assert.same({ nil, "value: must be at most 2^53 minor units in size", "range" },
+                { core.check("amount", big, { allow_negative = true }) })
+            assert.same({ nil, "value: must be within -2^53..2^53", "range" }, { core.check("integer", big) })
+        end
+    end)
+
     local malformed = {
         { "1.5", "EUR", "to_minor: EUR amounts have exactly 2 decimals" },
         { "1.500", "EUR", "to_minor: EUR amounts have exactly 2 decimals" },
