@@ -186,6 +186,7 @@ function ecommpay.event(body)
         project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
         payment_status = payment_status,
         payment_type = payment_type,
+        payment_amount = to_integer(field(payment, "sum", "amount")), -- what the payment holds now
         operation_type = operation_type,
         operation_status = operation_status,
         request_id = text(field(operation, "request_id")),
