@@ -177,12 +177,14 @@ static int render_lexeme(walker *w, const char *s, size_t n) {
             return luapay_buf_add(b, text, len);
         }
     }
-    /* Not integral, or beyond 2^53: PHP renders the double it read. The text
-     * is NUL-terminated: it is a Lua string. */
+    /* Not integral, or beyond 2^53: PHP renders the double it read (also when
+     * that double is integral: 9007199254740993.0). The text is NUL-terminated:
+     * it is a Lua string. */
     double v = strtod(s, NULL);
     char out[64];
     if (isinf(v)) return luapay_buf_add(b, v < 0 ? "-INF" : "INF", v < 0 ? 4 : 3);
-    size_t len = render_double(v, out);
+    if (v == 0) return luapay_buf_add(b, "0", 1); /* underflow: 1e-400 */
+    size_t len = php_double(v, out);
     return luapay_buf_add(b, out, len);
 }
 
