@@ -47,10 +47,12 @@ build = {
             libraries = { "crypto", "curl" },
         },
         ["luapay"] = "lua/luapay/init.lua",
+        ["luapay.ecommpay"] = "lua/luapay/ecommpay.lua",
         ["luapay.errors"] = "lua/luapay/errors.lua",
         ["luapay.http"] = "lua/luapay/http.lua",
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
+        ["luapay.sandbox.ecommpay"] = "lua/luapay/sandbox/ecommpay.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
     },
 }

@@ -26,6 +26,9 @@
 --     rejects a successful payout; ecommpay reverses it (reversal callback)
 --   GET  /ecommpay/sandbox/requests: how many Gate requests the fake received
 --   GET  /ecommpay/sandbox/payment/{project_id}/{payment_id}: the state
+--   POST /ecommpay/sandbox/inbox/{name}: a stand-in for the merchant's
+--     callback endpoint (keeps the raw body, answers 200 "OK"); GET gives
+--     the bodies received so far as a JSON array of strings
 --
 -- The merchant balance per currency starts at config balance (minor units,
 -- default 1,000,000.00); purchases add to it, refunds and payouts take from
@@ -564,6 +567,20 @@ function M.handle(path, config)
     if project then return customer_decision(c, project, ngx.unescape_uri(payment_id)) end
     project, payment_id = path:match("^sandbox/bank_reject/(%d+)/(.+)$")
     if project then return bank_reject(c, project, ngx.unescape_uri(payment_id)) end
+    local inbox = path:match("^sandbox/inbox/([%w_%-%.]+)$")
+    if inbox then
+        local key = "ecommpay:inbox:" .. inbox
+        local list = core.json_decode(dict():get(key) or "[]")
+        if ngx.req.get_method() == "POST" then
+            ngx.req.read_body()
+            list[#list + 1] = ngx.req.get_body_data() or ""
+            dict():set(key, encode(array(list)))
+            ngx.header["Content-Type"] = "text/plain"
+            ngx.print("OK")
+            return
+        end
+        return reply(200, array(list))
+    end
     if path == "sandbox/requests" then
         return reply(200, { requests = dict():get("ecommpay:requests") or 0 })
     end
