@@ -9,8 +9,8 @@
  * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
  *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
  *    at any depth; empty objects and arrays give nothing, not even the key.
- *    Tables with keys 1..n (or core.array_mt) are arrays, tables with string
- *    keys objects; anything else is an error, not a guess.
+ *    Tables with keys 1..n are arrays, tables with string keys objects (an
+ *    empty one is either); anything else is an error, not a guess.
  * 2. Values: strings verbatim; true/false as 1/0; null (core.null ==
  *    cjson.null) as empty, key kept; numbers as PHP's (string) renders them
  *    (below); number objects (core.json_decode's lexemes, core.number_mt)
@@ -57,6 +57,7 @@ typedef union {
 typedef struct {
     lua_State *L;
     int callback;    /* drop "signature" keys */
+    int number_mt;   /* stack index of core.number_mt */
     luapay_buf *key; /* the current path, grown and cut back while walking */
     luapay_buf *data;    /* per entry: path bytes, a NUL (strnatcmp reads one past the end), value */
     luapay_buf *entries; /* entry_off records */
@@ -311,9 +312,8 @@ static int emit(walker *w, int idx, int depth) {
     int t = lua_type(L, idx);
     if (t == LUA_TTABLE) {
         if (lua_getmetatable(L, idx)) {
-            luaL_getmetatable(L, "luapay.json_number");
-            int is_number = lua_rawequal(L, -1, -2);
-            lua_pop(L, 2);
+            int is_number = lua_rawequal(L, -1, w->number_mt);
+            lua_pop(L, 1);
             if (is_number) t = LUA_TNONE; /* a scalar, below */
         }
         if (t == LUA_TTABLE) return walk(w, idx, depth + 1);
@@ -372,21 +372,20 @@ static int emit(walker *w, int idx, int depth) {
     return 1;
 }
 
-/* A table: an array (keys 1..n, or core.array_mt) or an object (string keys). */
+/* A table: an array (keys 1..n) or an object (string keys). */
 static int walk(walker *w, int idx, int depth) {
     lua_State *L = w->L;
     if (depth > MAX_DEPTH) return fail(w, "nested too deeply (a cycle?)");
     luaL_checkstack(L, 6, "ecommpay_canonical: nesting");
-    size_t n = lua_rawlen(L, idx), count = 0, string_keys = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        count++;
-        if (lua_type(L, -2) == LUA_TSTRING) string_keys++;
-        lua_pop(L, 1);
-    }
-    if (count == 0) return 1; /* {} and [] give nothing */
-    size_t base = w->key->len;
-    if (count == n && string_keys == 0) {
+    size_t n = lua_rawlen(L, idx), base = w->key->len;
+    if (n > 0) { /* an array, if 1..n are all its keys */
+        size_t count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            count++;
+            lua_pop(L, 1);
+        }
+        if (count != n) return fail(w, "a table mixes array and object keys (or has non-string keys)");
         for (size_t i = 1; i <= n; i++) {
             char index[24];
             int len = snprintf(index, sizeof index, "%zu", i - 1);
@@ -399,9 +398,13 @@ static int walk(walker *w, int idx, int depth) {
         }
         return 1;
     }
-    if (string_keys != count) return fail(w, "a table mixes array and object keys (or has non-string keys)");
+    /* An object (or empty: {} and [] give nothing). */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return fail(w, "a table mixes array and object keys (or has non-string keys)");
+        }
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen); /* a string key: safe during lua_next */
         int skip = (klen == 10 && memcmp(k, "frame_mode", 10) == 0) ||
@@ -440,6 +443,8 @@ static int l_ecommpay_canonical(lua_State *L) {
     w.key = luapay_buf_box(L);     /* 2 */
     w.data = luapay_buf_box(L);    /* 3 */
     w.entries = luapay_buf_box(L); /* 4 */
+    luaL_getmetatable(L, "luapay.json_number"); /* 5 */
+    w.number_mt = 5;
     int ok = walk(&w, 1, 0);
     if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
     if (!ok) {
