@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make bench`: builds the core for Lua 5.4 and LuaJIT and the plain-C
 # baseline, runs each bench and prints one table with ratios (binding / C);
-# then validation: a compiled C schema against the same checks in plain Lua.
+# then validation: a compiled C schema against the same checks in plain Lua;
+# then ecommpay: signing and callback checks with the canonical string in C
+# against a plain-Lua canonical string.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,8 @@ for _ in $(seq "$rounds"); do
     LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/ecommpay_bench.lua >> $out/ecommpay_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/ecommpay_bench.lua >> $out/ecommpay_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -36,3 +40,11 @@ echo "nested objects, the Figure 32 clearinghouse rule); compiled C schema vs th
 for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["validation_c"], r["validation_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %14s %14s %8s\n", "VM", "C schema", "plain Lua", "C/Lua" }
          { printf "%-10s %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3 }'
+
+echo
+echo "ecommpay (ops/s, best of $rounds rounds): HMAC-SHA512 signatures of the gate_trustly_sale_request_unicode"
+echo "vector and verified callbacks (callback_root_signature_trustly_sale_success, raw body to event);"
+echo "luapay (canonical string in C) vs a plain-Lua canonical string, both with core.hmac"
+for vm in lua54 luajit; do best $out/ecommpay_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["sign_c"], r["sign_lua"], r["verify_c"], r["verify_lua"] }'; done |
+    awk 'BEGIN { printf "%-10s %12s %12s %8s %14s %14s %8s\n", "VM", "sign luapay", "sign Lua", "ratio", "verify luapay", "verify Lua", "ratio" }
+         { printf "%-10s %12d %12d %8.2f %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3, $4, $5, $4 / $5 }'
