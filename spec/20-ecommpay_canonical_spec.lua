@@ -132,6 +132,36 @@ describe("core.ecommpay_canonical", function()
                 canonical { a5 = "1", a05 = "1", a06 = "1", x10 = "1", x9 = "1" })
             assert.equal("01:a;1:b;2:c;010:d", canonical { ["1"] = "b", ["01"] = "a", ["2"] = "c", ["010"] = "d" })
         end)
+
+        it("orders random paths as a line-by-line port of PHP's strnatcmp does", function()
+            local strnatcmp = require "support.strnatcmp"
+            local alphabet = { "a", "b", "Z", "0", "0", "1", "2", "9", " ", "-", "_", ".", "\t" }
+            local seed = 12345
+            local function random(n) -- a small LCG: the same cases on every VM
+                seed = (seed * 1103515245 + 12345) % 2147483648
+                return seed % n + 1
+            end
+            for _ = 1, 300 do
+                local t, keys = {}, {}
+                for _ = 1, random(12) do
+                    local k = {}
+                    for i = 1, random(7) do k[i] = alphabet[random(#alphabet)] end
+                    k = table.concat(k)
+                    if not t[k] then
+                        t[k] = "v"
+                        keys[#keys + 1] = k
+                    end
+                end
+                table.sort(keys, function(x, y)
+                    local r = strnatcmp(x, y)
+                    if r ~= 0 then return r < 0 end
+                    return x < y
+                end)
+                local expected = {}
+                for i, k in ipairs(keys) do expected[i] = k .. ":v" end
+                assert.equal(table.concat(expected, ";"), canonical(t))
+            end
+        end)
     end)
 
     describe("refusals", function()

@@ -106,10 +106,13 @@ local function text(v)
     return tostring(v)
 end
 
-local function field(t, ...)
-    for i = 1, select("#", ...) do
+-- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is nil.
+local function field(t, a, b)
+    if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+    t = t[a]
+    if b ~= nil then
         if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
-        t = t[select(i, ...)]
+        t = t[b]
     end
     if t == null then return nil end
     return t
