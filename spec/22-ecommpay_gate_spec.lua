@@ -208,11 +208,11 @@ describe("ecommpay Gate requests", function()
                           "recurring.scheduled_payment_id enum", "recurring.start_date required",
                           "recurring.time required", "recurring_register enum" }, paths_of(err))
             req.payment.amount, req.recurring_register = 0, true
-            req.recurring = { type = "R", time = "25:00:00", expiry_year = "2030", expiry_month = "13", expiry_day = "31",
+            req.recurring = { type = "R", time = "25:00:00", expiry_year = 2030, expiry_month = "13", expiry_day = "3x",
                               interval = 0, amount = 500, period = "X", scheduled_payment_id = "v1-s", start_date = "2027-01-01" }
             _, err = gate:account_verification("trustly", req)
-            assert.same({ "recurring.expiry_month pattern", "recurring.interval range", "recurring.period enum",
-                          "recurring.start_date pattern", "recurring.time pattern" }, paths_of(err))
+            assert.same({ "recurring.expiry_day type", "recurring.expiry_month range", "recurring.interval range",
+                          "recurring.period enum", "recurring.start_date pattern", "recurring.time pattern" }, paths_of(err))
             req.recurring = { type = "X" }
             _, err = gate:account_verification("trustly", req)
             assert.same({ "recurring.type enum" }, paths_of(err))

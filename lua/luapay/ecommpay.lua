@@ -392,9 +392,10 @@ local function build_schema(op, trustly)
         fields.recurring = { type = "object", required = true, fields = {
             type = { type = "enum", required = true, values = { "C", "R", "U" } },
             time = { type = "string", required_if = R, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$" },
-            expiry_year = { type = "string", required_if = R, pattern = "^[0-9]{4}$" },
-            expiry_month = { type = "string", required_if = R, pattern = "^(0[1-9]|1[0-2])$" },
-            expiry_day = { type = "string", required_if = R, pattern = "^(0[1-9]|[12][0-9]|3[01])$" },
+            -- "2030" or 2030, "06" or 6: checked in extra_checks
+            expiry_year = { type = "any", required_if = R },
+            expiry_month = { type = "any", required_if = R },
+            expiry_day = { type = "any", required_if = R },
             interval = { type = "integer", required_if = R, min = 1 },
             amount = { type = "amount", required_if = R, min = 1 },
             period = { type = "enum", required_if = R, values = { "D", "W", "M", "Q", "Y" } },
@@ -470,6 +471,8 @@ for _, op in ipairs(OPERATIONS) do
     SCHEMAS.other[op] = build_schema(op, false)
 end
 
+local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_year", 2000, 9999 } }
+
 local function is_integer(v)
     return type(v) == "number" and v == math.floor(v) and (not math_type or math_type(v) == "integer")
 end
@@ -496,6 +499,17 @@ local function extra_checks(op, trustly, r, out)
             out[#out + 1] = violation("recurring_register", "enum", "must be true to register COF purchases")
         end
         local rec = type(r.recurring) == "table" and r.recurring or {}
+        for _, e in ipairs(EXPIRY) do
+            local v = rec[e[1]]
+            if v ~= nil and v ~= null then
+                local n = type(v) == "string" and v:find("^%d%d?%d?%d?$") and tonumber(v) or (is_integer(v) and v)
+                if not n then
+                    out[#out + 1] = violation("recurring." .. e[1], "type", "must be an integer or a string of digits")
+                elseif n < e[2] or n > e[3] then
+                    out[#out + 1] = violation("recurring." .. e[1], "range", ("must be within %d..%d"):format(e[2], e[3]))
+                end
+            end
+        end
         if type(rec.scheduled_payment_id) == "string" and rec.scheduled_payment_id == general.payment_id then
             out[#out + 1] = violation("recurring.scheduled_payment_id", "enum",
                 "must differ from general.payment_id (the registering payment)")
