@@ -155,15 +155,14 @@ static int render_lexeme(walker *w, const char *s, size_t n) {
     char digits[20];
     size_t nd = 0, nonzero_tail = 0;
     long scale = exp - (long)(frac_end - frac_start);
-    int too_many = 0;
     for (size_t k = int_start; k < frac_end; k++) {
         if (k == int_end) continue; /* the '.' */
         if (nd == 0 && s[k] == '0') continue;
         if (nd < sizeof digits) digits[nd] = s[k];
-        else too_many = 1;
         nd++;
         if (s[k] != '0') nonzero_tail = nd;
     }
+    int too_many = nonzero_tail > sizeof digits; /* more than 2^53 has anyway */
     if (nd == 0) return luapay_buf_add(b, "0", 1); /* 0.0, -0e5 */
     /* Trailing zeros move into the scale: 2.50e1 -> 25 x 10^0. */
     scale += (long)(nd - nonzero_tail);
