@@ -43,8 +43,9 @@ for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1]
 
 echo
 echo "ecommpay (ops/s, best of $rounds rounds): HMAC-SHA512 signatures of the gate_trustly_sale_request_unicode"
-echo "vector and verified callbacks (callback_root_signature_trustly_sale_success, raw body to event);"
-echo "luapay (canonical string in C) vs a plain-Lua canonical string, both with core.hmac"
+echo "vector, and verified callbacks (callback_root_signature_trustly_sale_success): luapay's verify_callback"
+echo "(exact JSON reader, canonical string in C, the event) vs cjson.decode + a plain-Lua canonical string"
+echo "(no event); both sides use core.hmac"
 for vm in lua54 luajit; do best $out/ecommpay_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["sign_c"], r["sign_lua"], r["verify_c"], r["verify_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %12s %12s %8s %14s %14s %8s\n", "VM", "sign luapay", "sign Lua", "ratio", "verify luapay", "verify Lua", "ratio" }
          { printf "%-10s %12d %12d %8.2f %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3, $4, $5, $4 / $5 }'
