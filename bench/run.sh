@@ -4,6 +4,8 @@
 # then validation: a compiled C schema against the same checks in plain Lua;
 # then reconciliation: streaming through the paging iterators from the
 # sandbox, and peak memory against the length of the period.
+# then ecommpay: signing and callback checks with the canonical string in C
+# against a plain-Lua canonical string.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,8 @@ for _ in $(seq "$rounds"); do
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustpay_bench.lua >> $out/trustpay_lua54.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustpay_bench.lua >> $out/trustpay_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/ecommpay_bench.lua >> $out/ecommpay_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/ecommpay_bench.lua >> $out/ecommpay_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -62,3 +66,12 @@ join <(best $out/trustpay_lua54.txt) <(best $out/trustpay_luajit.txt) |
 
 echo
 LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/recon_bench.lua "${BENCH_RECON_ROUNDS:-3}"
+
+echo
+echo "ecommpay (ops/s, best of $rounds rounds): HMAC-SHA512 signatures of the gate_trustly_sale_request_unicode"
+echo "vector, and verified callbacks (callback_root_signature_trustly_sale_success): luapay's verify_callback"
+echo "(exact JSON reader, canonical string in C, the event) vs cjson.decode + a plain-Lua canonical string"
+echo "(no event); both sides use core.hmac"
+for vm in lua54 luajit; do best $out/ecommpay_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["sign_c"], r["sign_lua"], r["verify_c"], r["verify_lua"] }'; done |
+    awk 'BEGIN { printf "%-10s %12s %12s %8s %14s %14s %8s\n", "VM", "sign luapay", "sign Lua", "ratio", "verify luapay", "verify Lua", "ratio" }
+         { printf "%-10s %12d %12d %8.2f %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3, $4, $5, $4 / $5 }'

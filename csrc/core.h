@@ -69,6 +69,7 @@ extern const luaL_Reg luapay_json_funcs[];
 extern const luaL_Reg luapay_json_decode_funcs[];
 extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
+extern const luaL_Reg luapay_ecommpay_funcs[];
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

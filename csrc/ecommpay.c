@@ -1,0 +1,512 @@
+/* The ecommpay canonical string: what ecommpay signs with HMAC-SHA512 in Gate
+ * requests, Payment Page URLs and callbacks (the reference is the PHP SDK,
+ * SignatureHandler::getParamsToSign + Callback::removeParam).
+ *
+ *   core.ecommpay_canonical(params [, opts]) -> string | nil, err
+ *     opts.callback = true: every key named "signature" is left out at any
+ *     depth (as ecommpay's Callback does before checking a callback)
+ *
+ * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
+ *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
+ *    at any depth; empty objects and arrays give nothing, not even the key.
+ *    Tables with keys 1..n are arrays, tables with string keys objects (an
+ *    empty one is either); anything else is an error, not a guess.
+ * 2. Values: strings verbatim; true/false as 1/0; null (core.null ==
+ *    cjson.null) as empty, key kept; numbers as PHP's (string) renders them
+ *    (below); number objects (core.json_decode's lexemes, core.number_mt)
+ *    from their text.
+ * 3. Sort by path as PHP's ksort(SORT_NATURAL) does (strnatcmp_ex, case
+ *    sensitive); join the entries with ';'.
+ *
+ * Numbers. lua-cjson reads every JSON number as a double, and PHP would have
+ * seen an integer token, so an integral double within +-2^53 is written as an
+ * integer; Lua 5.4 integers in plain decimal; other doubles as PHP's
+ * (string)$float with precision 14 (zend_gcvt: "0.3", "1.0E+20", "1.5E-7").
+ * A number object's text is used exactly, never through a double: an integer
+ * text as written (any length: 2^63-1 and beyond, also under LuaJIT; "-0" is
+ * 0, as PHP reads it), a float text whose value is integral within +-2^53
+ * ("1.0", "1e2", "2.50e1") as that integer, digit by digit; other float texts
+ * as PHP renders the double they denote. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define MAX_DEPTH 64
+#define TWO_POW_53 9007199254740992.0
+#define TWO_POW_53_DIGITS "9007199254740992"
+
+typedef struct {
+    size_t path, path_len, value, value_len; /* offsets into data */
+} entry_off;
+
+typedef struct {
+    const char *path, *value;
+    size_t path_len, value_len;
+} entry;
+
+/* Entries are recorded as offsets while the data buffer may still move, then
+ * turned into pointers in place for the sort. */
+typedef union {
+    entry_off off;
+    entry ptr;
+} record;
+
+typedef struct {
+    lua_State *L;
+    int callback;    /* drop "signature" keys */
+    int number_mt;   /* stack index of core.number_mt */
+    luapay_buf *key; /* the current path, grown and cut back while walking */
+    luapay_buf *data;    /* per entry: path bytes, a NUL (strnatcmp reads one past the end), value */
+    luapay_buf *entries; /* entry_off records */
+    const char *err;     /* static text */
+    char errpath[160];   /* where, for the message (keys only, never values) */
+} walker;
+
+/* ---------------------------------------------------------------------
+ * PHP's (string)$float, precision 14
+ * ------------------------------------------------------------------- */
+
+/* zend_gcvt(value, 14, '.', 'E') for a finite, non-zero double. printf's %.13e
+ * rounds the exact binary value to 14 significant digits, half to even, as
+ * zend_dtoa's mode 2 does. */
+static size_t php_double(double v, char *out) {
+    char tmp[48], digits[16];
+    char *o = out;
+    snprintf(tmp, sizeof tmp, "%.13e", fabs(v)); /* d.ddddddddddddde[+-]XX */
+    size_t nd = 0;
+    digits[nd++] = tmp[0];
+    for (int i = 2; i < 15; i++) digits[nd++] = tmp[i];
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    int decpt = atoi(tmp + 16) + 1; /* value = 0.DIGITS x 10^decpt */
+    if (v < 0) *o++ = '-';
+    if (decpt < 0 ? decpt < -3 : decpt > 14) { /* exponential: 1.0E+20, 1.5E-7 */
+        int e = decpt - 1;
+        *o++ = digits[0];
+        *o++ = '.';
+        if (nd == 1) *o++ = '0';
+        for (size_t i = 1; i < nd; i++) *o++ = digits[i];
+        *o++ = 'E';
+        *o++ = e < 0 ? '-' : '+';
+        o += sprintf(o, "%d", e < 0 ? -e : e);
+    } else if (decpt <= 0) { /* 0.0001 */
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = decpt; i < 0; i++) *o++ = '0';
+        for (size_t i = 0; i < nd; i++) *o++ = digits[i];
+    } else { /* 123.45, 1200 */
+        for (int i = 0; i < decpt; i++) *o++ = (size_t)i < nd ? digits[i] : '0';
+        if ((size_t)decpt < nd) {
+            *o++ = '.';
+            for (size_t i = (size_t)decpt; i < nd; i++) *o++ = digits[i];
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+/* A Lua number; out has room for 64 bytes. 0 for NaN and infinities. */
+static size_t render_double(double v, char *out) {
+    if (!isfinite(v)) return 0;
+    if (v == 0) return (size_t)sprintf(out, "0"); /* also -0.0: PHP saw the token 0 */
+    if (v == floor(v) && fabs(v) <= TWO_POW_53) return (size_t)sprintf(out, "%.0f", v);
+    return php_double(v, out);
+}
+
+/* A number object's text (checked JSON number syntax) into b. */
+static int render_lexeme(walker *w, const char *s, size_t n) {
+    luapay_buf *b = w->data;
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && s[i] == '-') neg = 1, i++;
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    size_t int_end = i, frac_start = i, frac_end = i;
+    if (i < n && s[i] == '.') {
+        frac_start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        frac_end = i;
+    }
+    long exp = 0;
+    int has_exp = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        has_exp = 1;
+        i++;
+        int eneg = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (exp < 100000) exp = exp * 10 + (s[i] - '0');
+            i++;
+        }
+        if (eneg) exp = -exp;
+    }
+    if (int_end == int_start || i != n) {
+        w->err = "a number object whose text is not a JSON number";
+        return 0;
+    }
+    if (frac_start == frac_end && !has_exp) { /* an integer text: as written */
+        if (int_end - int_start == 1 && s[int_start] == '0') return luapay_buf_add(b, "0", 1);
+        return luapay_buf_add(b, s, n);
+    }
+    /* A float text. Its significant digits: the integer and fraction digits
+     * without leading zeros; value = DIGITS x 10^scale. */
+    char digits[20];
+    size_t nd = 0, nonzero_tail = 0;
+    long scale = exp - (long)(frac_end - frac_start);
+    for (size_t k = int_start; k < frac_end; k++) {
+        if (k == int_end) continue; /* the '.' */
+        if (nd == 0 && s[k] == '0') continue;
+        if (nd < sizeof digits) digits[nd] = s[k];
+        nd++;
+        if (s[k] != '0') nonzero_tail = nd;
+    }
+    int too_many = nonzero_tail > sizeof digits; /* more than 2^53 has anyway */
+    if (nd == 0) return luapay_buf_add(b, "0", 1); /* 0.0, -0e5 */
+    /* Trailing zeros move into the scale: 2.50e1 -> 25 x 10^0. */
+    scale += (long)(nd - nonzero_tail);
+    nd = nonzero_tail;
+    if (!too_many && scale >= 0 && (long)nd + scale <= 16) {
+        char text[20];
+        size_t len = 0;
+        for (size_t k = 0; k < nd; k++) text[len++] = digits[k];
+        for (long k = 0; k < scale; k++) text[len++] = '0';
+        if (len < 16 || memcmp(text, TWO_POW_53_DIGITS, 16) <= 0) {
+            if (neg) luapay_buf_add(b, "-", 1);
+            return luapay_buf_add(b, text, len);
+        }
+    }
+    /* Not integral, or beyond 2^53: PHP renders the double it read (also when
+     * that double is integral: 9007199254740993.0). The text is NUL-terminated:
+     * it is a Lua string. */
+    double v = strtod(s, NULL);
+    char out[64];
+    if (isinf(v)) return luapay_buf_add(b, v < 0 ? "-INF" : "INF", v < 0 ? 4 : 3);
+    if (v == 0) return luapay_buf_add(b, "0", 1); /* underflow: 1e-400 */
+    size_t len = php_double(v, out);
+    return luapay_buf_add(b, out, len);
+}
+
+/* ---------------------------------------------------------------------
+ * PHP's strnatcmp_ex (ext/standard/strnatcmp.c), case sensitive. Both
+ * strings are followed by a NUL byte, which it may read (as PHP reads the
+ * zend_string terminator).
+ * ------------------------------------------------------------------- */
+
+static int is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+static int is_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Right-aligned digit runs: the longer run wins, else the first difference. */
+static int compare_right(const char **a, const char *aend, const char **b, const char *bend) {
+    int bias = 0;
+    for (;; (*a)++, (*b)++) {
+        int da = *a < aend && is_digit((unsigned char)**a), db = *b < bend && is_digit((unsigned char)**b);
+        if (!da && !db) return bias;
+        if (!da) return -1;
+        if (!db) return +1;
+        if (**a < **b) {
+            if (!bias) bias = -1;
+        } else if (**a > **b) {
+            if (!bias) bias = +1;
+        }
+    }
+}
+
+/* Left-aligned (fractional) digit runs: the first difference wins. */
+static int compare_left(const char **a, const char *aend, const char **b, const char *bend) {
+    for (;; (*a)++, (*b)++) {
+        int da = *a < aend && is_digit((unsigned char)**a), db = *b < bend && is_digit((unsigned char)**b);
+        if (!da && !db) return 0;
+        if (!da) return -1;
+        if (!db) return +1;
+        if (**a < **b) return -1;
+        if (**a > **b) return +1;
+    }
+}
+
+static int strnatcmp_php(const char *a, size_t a_len, const char *b, size_t b_len, int leading) {
+    const char *ap = a, *bp = b, *aend = a + a_len, *bend = b + b_len;
+    if (a_len == 0 || b_len == 0) return a_len == b_len ? 0 : (a_len > b_len ? 1 : -1);
+    for (;;) {
+        unsigned char ca = (unsigned char)*ap, cb = (unsigned char)*bp;
+        while (leading && ca == '0' && ap + 1 < aend && is_digit((unsigned char)ap[1])) ca = (unsigned char)*++ap;
+        while (leading && cb == '0' && bp + 1 < bend && is_digit((unsigned char)bp[1])) cb = (unsigned char)*++bp;
+        leading = 0;
+        while (is_space(ca)) ca = (unsigned char)*++ap;
+        while (is_space(cb)) cb = (unsigned char)*++bp;
+        if (is_digit(ca) && is_digit(cb)) {
+            int fractional = ca == '0' || cb == '0';
+            int result = fractional ? compare_left(&ap, aend, &bp, bend) : compare_right(&ap, aend, &bp, bend);
+            if (result != 0) return result;
+            if (ap == aend && bp == bend) return 0;
+            if (ap == aend) return -1;
+            if (bp == bend) return 1;
+            ca = (unsigned char)*ap;
+            cb = (unsigned char)*bp;
+        }
+        if (ca < cb) return -1;
+        if (ca > cb) return +1;
+        ++ap;
+        ++bp;
+        if (ap >= aend && bp >= bend) return 0;
+        if (ap >= aend) return -1;
+        if (bp >= bend) return 1;
+    }
+}
+
+/* The same order, faster. Both strings are walked in lockstep through their
+ * common prefix, so strnatcmp only needs to start where the runs of digits
+ * and spaces around the first difference start: it is at the top of its loop
+ * there with the same state in both strings (just after a byte that is
+ * neither a digit nor a space). Without a digit or space at the difference
+ * itself, that is a plain byte comparison. */
+static int natural_cmp(const char *a, size_t a_len, const char *b, size_t b_len) {
+    size_t n = a_len < b_len ? a_len : b_len, i = 0;
+    while (i < n && a[i] == b[i]) i++;
+    unsigned char x = i < a_len ? (unsigned char)a[i] : 0, y = i < b_len ? (unsigned char)b[i] : 0;
+    if (a_len && b_len && a[0] != '0' && !is_digit(x) && !is_digit(y) && !is_space(x) && !is_space(y)) {
+        if (x != y) return x < y ? -1 : 1;
+        return a_len == b_len ? 0 : (a_len < b_len ? -1 : 1);
+    }
+    size_t j = i;
+    while (j > 0 && (is_digit((unsigned char)a[j - 1]) || is_space((unsigned char)a[j - 1]))) j--;
+    return strnatcmp_php(a + j, a_len - j, b + j, b_len - j, j == 0);
+}
+
+/* PHP 8's sort is stable; the order of equal paths (" a" and "a", "01" and
+ * "1") would be the body's order, which a Lua table has lost: bytes decide. */
+static int entry_cmp(const void *x, const void *y) {
+    const entry *a = &(*(const record *const *)x)->ptr, *b = &(*(const record *const *)y)->ptr;
+    int r = natural_cmp(a->path, a->path_len, b->path, b->path_len);
+    if (r) return r;
+    size_t n = a->path_len < b->path_len ? a->path_len : b->path_len;
+    r = memcmp(a->path, b->path, n);
+    if (r) return r;
+    return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
+}
+
+/* ---------------------------------------------------------------------
+ * The walk
+ * ------------------------------------------------------------------- */
+
+static int fail(walker *w, const char *msg) {
+    if (!w->err) {
+        w->err = msg;
+        size_t n = w->key->len < sizeof w->errpath - 1 ? w->key->len : sizeof w->errpath - 1;
+        if (n) memcpy(w->errpath, w->key->data, n);
+        w->errpath[n] = '\0';
+    }
+    return 0;
+}
+
+/* Appends ":" (below the top level) and the key, with ':' doubled. */
+static void push_key(walker *w, const char *k, size_t n) {
+    if (w->key->len) luapay_buf_add(w->key, ":", 1);
+    const char *p = k, *end = k + n;
+    while (p < end) {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!colon) {
+            luapay_buf_add(w->key, p, (size_t)(end - p));
+            break;
+        }
+        luapay_buf_add(w->key, p, (size_t)(colon - p) + 1);
+        luapay_buf_add(w->key, ":", 1);
+        p = colon + 1;
+    }
+}
+
+static int walk(walker *w, int idx, int depth);
+
+/* The value at idx under the current path: an entry, or a recursion. */
+static int emit(walker *w, int idx, int depth) {
+    lua_State *L = w->L;
+    int t = lua_type(L, idx);
+    if (t == LUA_TTABLE) {
+        if (lua_getmetatable(L, idx)) {
+            int is_number = lua_rawequal(L, -1, w->number_mt);
+            lua_pop(L, 1);
+            if (is_number) t = LUA_TNONE; /* a scalar, below */
+        }
+        if (t == LUA_TTABLE) return walk(w, idx, depth + 1);
+    }
+    entry_off e;
+    e.path = w->data->len;
+    e.path_len = w->key->len;
+    luapay_buf_add(w->data, w->key->data, w->key->len);
+    luapay_buf_add(w->data, "", 1);
+    e.value = w->data->len;
+    switch (t) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        luapay_buf_add(w->data, s, n);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        luapay_buf_add(w->data, lua_toboolean(L, idx) ? "1" : "0", 1);
+        break;
+    case LUA_TNUMBER: {
+        char out[64];
+        size_t n;
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, idx)) {
+            n = (size_t)snprintf(out, sizeof out, LUA_INTEGER_FMT, lua_tointeger(L, idx));
+        } else
+#endif
+        {
+            n = render_double((double)lua_tonumber(L, idx), out);
+            if (n == 0) return fail(w, "NaN and infinity cannot be signed");
+        }
+        luapay_buf_add(w->data, out, n);
+        break;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) != NULL) return fail(w, "a light userdata other than null");
+        break; /* null: empty value, key kept */
+    case LUA_TNONE: { /* a number object */
+        lua_rawgeti(L, idx, 1);
+        size_t n;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        int ok = s != NULL && render_lexeme(w, s, n);
+        lua_pop(L, 1);
+        if (!ok) return fail(w, "a number object whose text is not a JSON number");
+        break;
+    }
+    default:
+        return fail(w, "a value is not a string, number, boolean, table or null");
+    }
+    e.value_len = w->data->len - e.value;
+    record r;
+    memset(&r, 0, sizeof r);
+    r.off = e;
+    luapay_buf_add(w->entries, &r, sizeof r);
+    return 1;
+}
+
+/* A table: an array (keys 1..n) or an object (string keys). */
+static int walk(walker *w, int idx, int depth) {
+    lua_State *L = w->L;
+    if (depth > MAX_DEPTH) return fail(w, "nested too deeply (a cycle?)");
+    luaL_checkstack(L, 6, "ecommpay_canonical: nesting");
+    size_t n = lua_rawlen(L, idx), base = w->key->len;
+    if (n > 0) { /* an array, if 1..n are all its keys */
+        size_t count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            count++;
+            lua_pop(L, 1);
+        }
+        if (count != n) return fail(w, "a table mixes array and object keys (or has non-string keys)");
+        for (size_t i = 1; i <= n; i++) {
+            char index[24];
+            int len = snprintf(index, sizeof index, "%zu", i - 1);
+            push_key(w, index, (size_t)len);
+            lua_rawgeti(L, idx, (int)i);
+            int ok = emit(w, lua_gettop(L), depth);
+            lua_pop(L, 1);
+            w->key->len = base;
+            if (!ok) return 0;
+        }
+        return 1;
+    }
+    /* An object (or empty: {} and [] give nothing). */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return fail(w, "a table mixes array and object keys (or has non-string keys)");
+        }
+        size_t klen;
+        const char *k = lua_tolstring(L, -2, &klen); /* a string key: safe during lua_next */
+        int skip = (klen == 10 && memcmp(k, "frame_mode", 10) == 0) ||
+                   (w->callback && klen == 9 && memcmp(k, "signature", 9) == 0);
+        if (!skip) {
+            push_key(w, k, klen);
+            int ok = emit(w, lua_gettop(L), depth);
+            w->key->len = base;
+            if (!ok) {
+                lua_pop(L, 2);
+                return 0;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
+static int l_ecommpay_canonical(lua_State *L) {
+    if (lua_type(L, 1) != LUA_TTABLE)
+        luapay_arg_error(L, 1, "ecommpay_canonical", "params",
+                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+    int callback = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        if (!lua_istable(L, 2)) luapay_arg_error(L, 2, "ecommpay_canonical", "opts", "table expected");
+        lua_getfield(L, 2, "callback");
+        callback = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
+    walker w;
+    memset(&w, 0, sizeof w);
+    w.L = L;
+    w.callback = callback;
+    w.key = luapay_buf_box(L);     /* 2 */
+    w.data = luapay_buf_box(L);    /* 3 */
+    w.entries = luapay_buf_box(L); /* 4 */
+    luaL_getmetatable(L, "luapay.json_number"); /* 5 */
+    w.number_mt = 5;
+    int ok = walk(&w, 1, 0);
+    if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
+    if (!ok) {
+        lua_pushnil(L);
+        if (w.errpath[0]) lua_pushfstring(L, "ecommpay_canonical: %s (at %s)", w.err, w.errpath);
+        else lua_pushfstring(L, "ecommpay_canonical: %s", w.err);
+        return 2;
+    }
+    /* Offsets become pointers now that data no longer moves; the sort moves
+     * pointers to the records (kept in the path buffer, no longer needed). */
+    size_t count = w.entries->len / sizeof(record);
+    record *list = (record *)w.entries->data;
+    luapay_buf *order = w.key;
+    order->len = 0;
+    for (size_t i = 0; i < count; i++) {
+        entry_off o = list[i].off;
+        entry e = {w.data->data + o.path, w.data->data + o.value, o.path_len, o.value_len};
+        list[i].ptr = e;
+        record *r = &list[i];
+        luapay_buf_add(order, &r, sizeof r);
+    }
+    if (order->oom) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "ecommpay_canonical: out of memory");
+        return 2;
+    }
+    record **sorted = (record **)order->data;
+    if (count > 1) qsort(sorted, count, sizeof *sorted, entry_cmp);
+    luaL_Buffer out;
+    luaL_buffinit(L, &out);
+    for (size_t i = 0; i < count; i++) {
+        const entry *e = &sorted[i]->ptr;
+        if (i) luaL_addchar(&out, ';');
+        luaL_addlstring(&out, e->path, e->path_len);
+        luaL_addchar(&out, ':');
+        luaL_addlstring(&out, e->value, e->value_len);
+    }
+    luaL_pushresult(&out);
+    luapay_buf_free(w.key);
+    luapay_buf_free(w.data);
+    luapay_buf_free(w.entries);
+    return 1;
+}
+
+const luaL_Reg luapay_ecommpay_funcs[] = {
+    {"ecommpay_canonical", l_ecommpay_canonical},
+    {NULL, NULL},
+};

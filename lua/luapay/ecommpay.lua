@@ -1,0 +1,800 @@
+--- luapay.ecommpay: ecommpay's Gate API and Payment Page, for the Trustly
+-- method (and any other method of the same online-banking endpoint group).
+--
+-- Pure functions (no I/O):
+--   ecommpay.string_to_sign(params)            --> the canonical string
+--   ecommpay.signature(params, secret)         --> base64 HMAC-SHA512 of it
+--   ecommpay.verify_callback(raw_body, secret) --> event | nil, err
+--   ecommpay.payment_page_url(params, secret [, base_url]) --> url
+--
+-- A client for Gate:
+--   local gate = ecommpay.new{ project_id = 1625, secret = "...",
+--                              callback_url = "https://shop.example/ecommpay" }
+--   local res, err = gate:sale("trustly", { general = { payment_id = "order-42" },
+--       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
+--   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
+--   local event, err = gate:callback(raw_body)   -- the signed callback, verified
+--   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
+--
+-- Requests keep ecommpay's own field names (general, payment, customer,
+-- return_url, recurring, account, additional_data, ...). Amounts are integers
+-- in minor units, as ecommpay wants them on the wire. Every request is
+-- checked against the fields the Trustly documentation requires for that
+-- operation before anything is sent; general.project_id is filled in and
+-- general.signature computed by the client.
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+local http = require "luapay.http"
+
+local ecommpay = {}
+
+ecommpay.API_URL = "https://api.ecommpay.com"
+ecommpay.PAYMENT_PAGE_URL = "https://paymentpage.ecommpay.com"
+
+--- The currencies of the Trustly method as ecommpay documents them. BGN is
+-- kept although ISO 4217 withdrew it in January 2026 (Bulgaria adopted the
+-- euro), so it is checked against this list, not the core's ISO table: the
+-- provider decides what it still accepts, and amounts go to ecommpay in
+-- minor units, so no exponent is needed to send them.
+ecommpay.TRUSTLY_CURRENCIES = { "EUR", "BGN", "CZK", "DKK", "GBP", "HUF", "NOK", "PLN", "RON", "SEK" }
+
+--- The smallest Trustly purchase the documentation states: 1.00 EUR. (It
+-- says "or equivalent" for other currencies; without exchange rates only the
+-- EUR minimum is checked here.)
+ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
+
+local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+local math_type = math.type
+
+---------------------------------------------------------------------------
+-- Signing
+---------------------------------------------------------------------------
+
+local function argerror(fn, n, name, msg)
+    error(("ecommpay.%s: bad argument #%d '%s' (%s)"):format(fn, n, name, msg), 3)
+end
+
+local function check_secret(fn, n, secret)
+    if type(secret) ~= "string" or secret == "" then
+        argerror(fn, n, "secret", "a non-empty string expected, got " .. (secret == "" and "an empty string" or type(secret)))
+    end
+end
+
+--- The string ecommpay signs: the parameters flattened to path:value, sorted
+-- in PHP's natural order, joined by ';' (see csrc/ecommpay.c). Pass the
+-- parameters without their signature.
+function ecommpay.string_to_sign(params)
+    if type(params) ~= "table" then argerror("string_to_sign", 1, "params", "table expected, got " .. type(params)) end
+    local s, err = core.ecommpay_canonical(params)
+    if not s then error("ecommpay.string_to_sign: " .. err, 2) end
+    return s
+end
+
+--- base64(HMAC-SHA512(secret, string_to_sign(params))).
+function ecommpay.signature(params, secret)
+    if type(params) ~= "table" then argerror("signature", 1, "params", "table expected, got " .. type(params)) end
+    check_secret("signature", 2, secret)
+    local s, err = core.ecommpay_canonical(params)
+    if not s then error("ecommpay.signature: " .. err, 2) end
+    return core.hmac("sha512", secret, s, "base64")
+end
+
+---------------------------------------------------------------------------
+-- Callbacks
+---------------------------------------------------------------------------
+
+-- A Lua number from a number object (or a number): an integer when the text
+-- is one (Lua 5.4 integers; under LuaJIT exact up to 2^53).
+local function to_number(v)
+    if getmetatable(v) == number_mt then v = tonumber(v[1]) end
+    if type(v) ~= "number" then return nil end
+    if math.tointeger then return math.tointeger(v) or v end
+    return v
+end
+
+local function to_integer(v)
+    v = to_number(v)
+    if v == nil or v ~= math.floor(v) or math.abs(v) > 2 ^ 53 then return nil end
+    if math.tointeger then return math.tointeger(v) end
+    return v
+end
+
+local function text(v)
+    if v == nil or v == null then return nil end
+    if getmetatable(v) == number_mt then return v[1] end
+    if type(v) == "table" then return nil end
+    return tostring(v)
+end
+
+-- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is nil.
+local function field(t, a, b)
+    if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+    t = t[a]
+    if b ~= nil then
+        if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+        t = t[b]
+    end
+    if t == null then return nil end
+    return t
+end
+
+-- A copy with number objects as plain values (text for what a form carries).
+local function plain(v, as_text)
+    if getmetatable(v) == number_mt then return as_text and v[1] or to_number(v) end
+    if type(v) ~= "table" then return v end
+    local t = {}
+    for k, x in pairs(v) do t[k] = plain(x, as_text) end
+    return setmetatable(t, getmetatable(v) == array_mt and array_mt or nil)
+end
+
+--- payment.status (and operation.status) onto the common statuses.
+ecommpay.STATUS = {
+    ["success"] = "succeeded",
+    ["decline"] = "failed",
+    ["processing"] = "pending",
+    ["awaiting 3ds result"] = "pending",
+    ["awaiting redirect result"] = "pending",
+    ["awaiting customer"] = "pending",
+    ["awaiting clarification"] = "pending",
+    ["awaiting customer action"] = "pending",
+    ["awaiting capture"] = "authorized",
+    ["refunded"] = "refunded",
+    ["partially refunded"] = "partially_refunded",
+    ["reversed"] = "reversed",
+    ["partially reversed"] = "reversed",
+    ["cancelled"] = "canceled",
+    ["canceled"] = "canceled",
+    ["error"] = "failed",
+    ["internal error"] = "failed",
+    ["external error"] = "failed",
+    ["expired"] = "failed",
+}
+
+local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
+                           ["external error"] = true, ["expired"] = true }
+
+-- operation.type onto the event kind.
+local function kind_of(operation_type, payment_type)
+    if operation_type == nil then
+        if payment_type == "purchase" then return "sale" end
+        return payment_type and (payment_type:gsub(" ", "_")) or "payment"
+    end
+    if operation_type == "reversal" and payment_type == "payout" then return "payout_reversal" end
+    return (operation_type:gsub(" ", "_"))
+end
+
+--- The common event for a verified callback (or a status answer) body.
+function ecommpay.event(body)
+    local payment, operation = field(body, "payment") or {}, field(body, "operation")
+    local payment_status = text(field(payment, "status"))
+    local operation_status = text(field(operation, "status"))
+    local operation_type = text(field(operation, "type"))
+    local payment_type = text(field(payment, "type"))
+    local status = ecommpay.STATUS[payment_status or ""]
+    -- A declined refund or payout leaves the payment as it was: the
+    -- operation's failure is what this callback reports.
+    if FAILED_OPERATION[operation_status or ""] then status = "failed" end
+    if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
+    local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
+    local event = {
+        provider = "ecommpay",
+        kind = kind_of(operation_type, payment_type),
+        status = status or "pending",
+        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
+        provider_ref = text(field(operation, "id")),
+        amount = to_integer(field(sum, "amount")),
+        currency = text(field(sum, "currency")),
+        raw = body,
+        -- ecommpay's own words, for what the common shape does not carry
+        project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
+        payment_status = payment_status,
+        payment_type = payment_type,
+        payment_amount = to_integer(field(payment, "sum", "amount")), -- what the payment holds now
+        operation_type = operation_type,
+        operation_status = operation_status,
+        request_id = text(field(operation, "request_id")),
+        code = text(field(operation, "code")),
+        message = text(field(operation, "message")),
+        customer_id = text(field(body, "customer", "id")),
+    }
+    local errs = field(body, "errors")
+    if type(errs) == "table" and #errs > 0 then event.errors = plain(errs, true) end
+    local redirect = field(body, "redirect_data")
+    if type(redirect) == "table" and text(redirect.url) and text(redirect.url) ~= "" then
+        event.redirect = {
+            url = text(redirect.url),
+            method = text(redirect.method) or "GET",
+            body = type(redirect.body) == "table" and plain(redirect.body, true) or {},
+        }
+    end
+    local recurring = field(body, "recurring")
+    if type(recurring) == "table" and field(recurring, "id") ~= nil then
+        event.recurring = plain(recurring)
+        event.recurring.id = to_integer(recurring.id) or text(recurring.id)
+    end
+    return event
+end
+
+local function signature_error(message)
+    return nil, errors.new("signature", message)
+end
+
+--- Verifies a callback on its raw body and returns the common event. The
+-- signature is the root `signature` (Payment Page) or `general.signature`
+-- (Gate); every `signature` key is left out of the signed string, at any
+-- depth. Numbers are taken from their text, so 2^63-1 or 1.0 sign exactly
+-- as ecommpay signed them, under Lua 5.4 and LuaJIT alike.
+function ecommpay.verify_callback(raw_body, secret)
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        argerror("verify_callback", 1, "raw_body", "the raw body string expected (verify before decoding), got " .. type(raw_body))
+    end
+    check_secret("verify_callback", 2, secret)
+    if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
+    local body, derr = core.json_decode(raw_body, { numbers = "lexeme" })
+    if not body then return signature_error("callback body is not JSON (" .. derr .. ")") end
+    if type(body) ~= "table" or getmetatable(body) ~= nil then
+        return signature_error("callback body is not a JSON object")
+    end
+    local sig = body.signature
+    if type(sig) ~= "string" and type(body.general) == "table" then sig = body.general.signature end
+    if type(sig) ~= "string" or sig == "" then return signature_error("callback carries no signature") end
+    local s, err = core.ecommpay_canonical(body, { callback = true })
+    if not s then return signature_error("callback cannot be signed: " .. err) end
+    if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
+        return signature_error("callback signature does not match")
+    end
+    return ecommpay.event(body)
+end
+
+---------------------------------------------------------------------------
+-- Payment Page
+---------------------------------------------------------------------------
+
+-- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
+local function urlencode(s)
+    return (s:gsub("[^%w%-%._]", function(c)
+        if c == " " then return "+" end
+        return ("%%%02X"):format(c:byte())
+    end))
+end
+ecommpay.urlencode = urlencode
+
+-- The order of the query: the PHP SDK's Payment sets project_id,
+-- interface_type and payment_id first; then the payment and customer
+-- basics as the documentation lists them; then the rest in byte order.
+local PAGE_ORDER = { "project_id", "interface_type", "payment_id", "payment_amount", "payment_currency",
+                     "customer_id", "payment_description", "language_code", "redirect", "redirect_success_url" }
+local PAGE_RANK = {}
+for i, k in ipairs(PAGE_ORDER) do PAGE_RANK[k] = i end
+
+-- Payment Page parameters are flat strings: booleans 1/0, integers in
+-- decimal, objects (payment_extra_param, booking_info, ...) as JSON.
+local function page_value(name, v)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "boolean" then return v and "1" or "0" end
+    if t == "number" then
+        if math_type and math_type(v) == "integer" then return ("%d"):format(v) end
+        if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
+        argerror("payment_page_url", 1, "params", name .. " is a float: send amounts as integers in minor units")
+    end
+    if getmetatable(v) == number_mt then return v[1] end
+    if t == "table" then
+        local json, err = core.json_encode(v)
+        if not json then argerror("payment_page_url", 1, "params", name .. ": " .. err) end
+        return json
+    end
+    argerror("payment_page_url", 1, "params", name .. " cannot be sent (" .. t .. ")")
+end
+
+--- The signed Payment Page URL: base .. "/payment?" .. query .. "&signature=" ..
+-- signature, as ecommpay's PHP SDK builds it. nil and null values are left
+-- out; a `signature` in params is replaced.
+function ecommpay.payment_page_url(params, secret, base_url)
+    if type(params) ~= "table" then argerror("payment_page_url", 1, "params", "table expected, got " .. type(params)) end
+    check_secret("payment_page_url", 2, secret)
+    if base_url ~= nil and type(base_url) ~= "string" then
+        argerror("payment_page_url", 3, "base_url", "string expected, got " .. type(base_url))
+    end
+    local values, keys = {}, {}
+    for k, v in pairs(params) do
+        if type(k) ~= "string" then argerror("payment_page_url", 1, "params", "keys must be strings") end
+        if k ~= "signature" and v ~= null then
+            values[k] = page_value(k, v)
+            keys[#keys + 1] = k
+        end
+    end
+    table.sort(keys, function(a, b)
+        local ra, rb = PAGE_RANK[a] or math.huge, PAGE_RANK[b] or math.huge
+        if ra ~= rb then return ra < rb end
+        return a < b
+    end)
+    local query = {}
+    for i, k in ipairs(keys) do query[i] = urlencode(k) .. "=" .. urlencode(values[k]) end
+    local sig = core.hmac("sha512", secret, assert(core.ecommpay_canonical(values)), "base64")
+    query[#query + 1] = "signature=" .. urlencode(sig)
+    return ((base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")) .. "/payment?" .. table.concat(query, "&")
+end
+
+---------------------------------------------------------------------------
+-- Request schemas (compiled once, at load)
+---------------------------------------------------------------------------
+
+local CLEARINGHOUSES = {}
+for i, row in ipairs(core.clearinghouses()) do CLEARINGHOUSES[i] = row.name end
+
+-- One schema per operation, for Trustly (every rule of its documentation)
+-- and for other methods of the endpoint group (types only, and the fields
+-- every Gate request needs).
+local function build_schema(op, trustly)
+    local function req(s)
+        if trustly then s.required = true end
+        return s
+    end
+    local currency = trustly and { type = "enum", values = ecommpay.TRUSTLY_CURRENCIES } or { type = "currency" }
+    local function currency_field(required)
+        local c = { required = required or nil }
+        for k, v in pairs(currency) do c[k] = v end
+        return c
+    end
+    local party = { "PERSON", "ORGANISATION" }
+    local fields = {
+        general = { type = "object", required = true, fields = {
+            project_id = { type = "integer", required = true, min = 1 },
+            payment_id = { type = "string", required = true, min_len = 1, max_len = 255 },
+            merchant_callback_url = { type = "url", max_len = 2048 },
+        } },
+        payment = { type = "object", required = true, fields = {
+            amount = { type = "amount", required = true, min = 1 },
+            currency = currency_field(true),
+            description = { type = "string", max_len = 255 },
+        } },
+        customer = { type = "object", required = trustly, fields = {
+            id = req { type = "string", min_len = 1, max_len = 255 },
+            ip_address = req { type = "ip" },
+        } },
+        return_url = { type = "object", fields = {
+            success = { type = "url", max_len = 2048 },
+            decline = { type = "url", max_len = 2048 },
+            ["return"] = { type = "url", max_len = 2048 },
+        } },
+    }
+    local customer = fields.customer.fields
+    local function return_urls_required()
+        fields.return_url.required = trustly
+        fields.return_url.fields.success.required = trustly
+        fields.return_url.fields.decline.required = trustly
+    end
+    if op == "sale" then
+        customer.first_name = req { type = "string", min_len = 1, max_len = 255 }
+        customer.last_name = req { type = "string", min_len = 1, max_len = 255 }
+        customer.email = req { type = "email" }
+        customer.country = req { type = "country" }
+        customer.language = req { type = "language" }
+        return_urls_required()
+        fields.recurring_register = { type = "boolean" }
+        fields.additional_data = { type = "object", fields = {
+            beneficiary = { type = "object", fields = {
+                party_type = { type = "enum", required = true, values = party },
+                first_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
+                last_name = { type = "string", required = true, min_len = 1, max_len = 255 },
+                country = { type = "country", required = true },
+            } },
+        } }
+    elseif op == "sale_saved" or op == "recurring" then
+        fields.recurring_id = { type = "integer", required = true, min = 1 }
+        if op == "sale_saved" then return_urls_required() end
+    elseif op == "account_verification" then
+        fields.payment.fields.amount = { type = "amount", required = true, min = 0, max = 0 }
+        return_urls_required()
+        fields.recurring_register = { type = "boolean", required = true }
+        local R = { field = "type", equals = "R" }
+        fields.recurring = { type = "object", required = true, fields = {
+            type = { type = "enum", required = true, values = { "C", "R", "U" } },
+            time = { type = "string", required_if = R, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$" },
+            -- "2030" or 2030, "06" or 6: checked in extra_checks
+            expiry_year = { type = "any", required_if = R },
+            expiry_month = { type = "any", required_if = R },
+            expiry_day = { type = "any", required_if = R },
+            interval = { type = "integer", required_if = R, min = 1 },
+            amount = { type = "amount", required_if = R, min = 1 },
+            period = { type = "enum", required_if = R, values = { "D", "W", "M", "Q", "Y" } },
+            scheduled_payment_id = { type = "string", required_if = R, min_len = 1, max_len = 255 },
+            start_date = { type = "string", required_if = R,
+                           pattern = "^(0[1-9]|[12][0-9]|3[01])-(0[1-9]|1[0-2])-[0-9]{4}$" },
+        } }
+    elseif op == "refund" then
+        -- A full refund sends neither amount nor currency; a partial one both.
+        fields.payment.fields.amount = { type = "amount", min = 1 }
+        fields.payment.fields.currency = currency_field(false)
+        fields.payment.fields.description = { type = "string", required = true, min_len = 1, max_len = 255 }
+        fields.payment.fields.merchant_refund_id = { type = "string", min_len = 1, max_len = 255 }
+        fields.customer = { type = "object", required = true, fields = {
+            ip_address = { type = "ip", required = true },
+        } }
+    elseif op == "payout" then
+        customer.first_name = req { type = "string", min_len = 1, max_len = 255 }
+        customer.last_name = req { type = "string", min_len = 1, max_len = 255 }
+        fields.account = { type = "object", required = trustly, fields = {
+            clearinghouse = req { type = "enum", values = CLEARINGHOUSES },
+            number = req { type = "string", clearing = "number" },
+            bank_code = req { type = "string", clearing = "bank_code" },
+        } }
+        fields.additional_data = { type = "object", fields = {
+            sender = { type = "object", fields = {
+                party_type = { type = "enum", required = true, values = party },
+                first_name = { type = "string", required = true, min_len = 1, max_len = 255 },
+                last_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
+                address = { type = "string", required = true, min_len = 1, max_len = 255 },
+                country = { type = "country", required = true },
+            } },
+        } }
+    elseif op == "page" then
+        local page = {
+            project_id = { type = "integer", required = true, min = 1 },
+            payment_id = { type = "string", required = true, min_len = 1, max_len = 255 },
+            payment_amount = { type = "amount", required = true, min = 1 },
+            payment_currency = currency_field(true),
+            customer_id = { type = "string", required = true, min_len = 1, max_len = 255 },
+            customer_first_name = { type = "string", max_len = 255 },
+            customer_last_name = { type = "string", max_len = 255 },
+            customer_email = { type = "email" },
+            customer_country = { type = "country" },
+            language_code = { type = "language" },
+            force_payment_method = { type = "string", max_len = 255 },
+            identify_doc_number = { type = "string", max_len = 255 },
+            redirect_success_url = { type = "url", max_len = 2048 },
+            redirect_fail_url = { type = "url", max_len = 2048 },
+            merchant_success_url = { type = "url", max_len = 2048 },
+            merchant_fail_url = { type = "url", max_len = 2048 },
+            merchant_callback_url = { type = "url", max_len = 2048 },
+            payment_extra_param = { type = "object", fields = {
+                beneficiary = { type = "object", fields = {
+                    party_type = { type = "enum", required = true, values = party },
+                    first_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
+                    last_name = { type = "string", required = true, min_len = 1, max_len = 255 },
+                    country = { type = "country", required = true },
+                } },
+            } },
+        }
+        return core.schema { type = "object", fields = page }
+    elseif op == "status" then
+        return core.schema { type = "object", fields = { general = fields.general } }
+    end
+    return core.schema { type = "object", fields = fields }
+end
+
+local OPERATIONS = { "sale", "sale_saved", "recurring", "account_verification", "refund", "payout", "page", "status" }
+local SCHEMAS = { trustly = {}, other = {} }
+for _, op in ipairs(OPERATIONS) do
+    SCHEMAS.trustly[op] = build_schema(op, true)
+    SCHEMAS.other[op] = build_schema(op, false)
+end
+
+local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_year", 2000, 9999 } }
+
+local function is_integer(v)
+    return type(v) == "number" and v == math.floor(v) and (not math_type or math_type(v) == "integer")
+end
+
+-- Rules a schema cannot say: sibling values that must agree.
+local function violation(path, code, message)
+    return { path = path, code = code, message = path .. ": " .. message }
+end
+
+local function extra_checks(op, trustly, r, out)
+    local payment = type(r.payment) == "table" and r.payment or {}
+    local general = type(r.general) == "table" and r.general or {}
+    local amount, currency = payment.amount, payment.currency
+    if op == "page" then amount, currency = r.payment_amount, r.payment_currency end
+    if trustly and (op == "sale" or op == "page") and type(currency) == "string" and is_integer(amount) then
+        local min = ecommpay.TRUSTLY_MIN_PURCHASE[currency]
+        if min and amount < min then
+            out[#out + 1] = violation(op == "page" and "payment_amount" or "payment.amount", "range",
+                ("a Trustly purchase is at least %s %s"):format(core.to_decimal(min, currency), currency))
+        end
+    end
+    if op == "account_verification" then
+        if r.recurring_register == false then
+            out[#out + 1] = violation("recurring_register", "enum", "must be true to register COF purchases")
+        end
+        local rec = type(r.recurring) == "table" and r.recurring or {}
+        for _, e in ipairs(EXPIRY) do
+            local v = rec[e[1]]
+            if v ~= nil and v ~= null then
+                local n = type(v) == "string" and v:find("^%d%d?%d?%d?$") and tonumber(v) or (is_integer(v) and v)
+                if not n then
+                    out[#out + 1] = violation("recurring." .. e[1], "type", "must be an integer or a string of digits")
+                elseif n < e[2] or n > e[3] then
+                    out[#out + 1] = violation("recurring." .. e[1], "range", ("must be within %d..%d"):format(e[2], e[3]))
+                end
+            end
+        end
+        if type(rec.scheduled_payment_id) == "string" and rec.scheduled_payment_id == general.payment_id then
+            out[#out + 1] = violation("recurring.scheduled_payment_id", "enum",
+                "must differ from general.payment_id (the registering payment)")
+        end
+    end
+    if op == "refund" then
+        local has_amount = amount ~= nil and amount ~= null
+        local has_currency = currency ~= nil and currency ~= null
+        if has_amount and not has_currency then
+            out[#out + 1] = violation("payment.currency", "required", "is required with payment.amount (a partial refund)")
+        elseif has_currency and not has_amount then
+            out[#out + 1] = violation("payment.amount", "required", "is required with payment.currency (a partial refund)")
+        end
+    end
+end
+
+
+-- Inserts the extra violations among the schema's, keeping path order.
+local function merge(violations, extra)
+    for _, v in ipairs(extra) do
+        local at = #violations + 1
+        for i, w in ipairs(violations) do
+            if w.path > v.path or (w.path == v.path and w.code > v.code) then
+                at = i
+                break
+            end
+        end
+        table.insert(violations, at, v)
+    end
+    return violations
+end
+
+--- ecommpay.validate(op, method, request) -> true | nil, err (validation,
+-- with `fields`). op: sale sale_saved recurring account_verification refund
+-- payout page status. Trustly's rules apply when method is "trustly" (for
+-- "page": force_payment_method "online-banking-trustly").
+function ecommpay.validate(op, method, request)
+    local trustly = method == "trustly"
+    local schema = (trustly and SCHEMAS.trustly or SCHEMAS.other)[op]
+    if not schema then error("ecommpay.validate: bad argument #1 'op' (unknown operation '" .. tostring(op) .. "')", 2) end
+    local ok, violations = schema:validate(request)
+    local extra = {}
+    if type(request) == "table" then extra_checks(op, trustly, request, extra) end
+    if ok and #extra == 0 then return true end
+    violations = merge(violations or {}, extra)
+    local what = op == "page" and "Payment Page" or ("the " .. op .. " request")
+    return nil, errors.new("validation", ("ecommpay: %s is invalid (%d problem%s)"):format(
+        what, #violations, #violations == 1 and "" or "s"), { fields = violations })
+end
+
+---------------------------------------------------------------------------
+-- The Gate client
+---------------------------------------------------------------------------
+
+local Gate = {}
+Gate.__index = Gate
+ecommpay.Gate = Gate
+
+-- Secrets live here, not in the client table, so printing or serializing a
+-- client never shows them.
+local secrets = setmetatable({}, { __mode = "k" })
+
+local function option_error(name, msg)
+    error(("ecommpay.new: option '%s' %s"):format(name, msg), 3)
+end
+
+--- ecommpay.new{project_id, secret, base_url, payment_page_base,
+-- callback_url, transport, timeout_ms, deadline_ms, retries, verify,
+-- ca_file, live, sleep, clock, random} -> gate
+function ecommpay.new(opts)
+    if type(opts) ~= "table" then error("ecommpay.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    local project_id = opts.project_id
+    if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
+        option_error("project_id", "must be a positive integer (the project ID from ecommpay)")
+    end
+    if type(opts.secret) ~= "string" or opts.secret == "" then
+        option_error("secret", "must be a non-empty string (the project's secret key)")
+    end
+    for _, name in ipairs { "base_url", "payment_page_base", "callback_url" } do
+        local v = opts[name]
+        if v ~= nil and (type(v) ~= "string" or not v:find("^https?://[^/]")) then
+            option_error(name, "must be an http(s) URL")
+        end
+    end
+    local self = setmetatable({
+        project_id = math.tointeger and math.tointeger(project_id) or project_id,
+        base_url = (opts.base_url or ecommpay.API_URL):gsub("/+$", ""),
+        payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
+        callback_url = opts.callback_url,
+    }, Gate)
+    secrets[self] = opts.secret
+    self.http = http.new {
+        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
+        connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
+        ca_file = opts.ca_file, live = opts.live, sleep = opts.sleep, clock = opts.clock, random = opts.random,
+        user_agent = opts.user_agent,
+    }
+    return self
+end
+
+function Gate:__tostring()
+    return ("ecommpay gate (project %s, %s)"):format(tostring(self.project_id), self.base_url)
+end
+
+-- A deep copy of plain request data (arrays and number objects keep their
+-- metatables), so the caller's table is never changed.
+local function copy(v, depth)
+    if type(v) ~= "table" then return v end
+    depth = (depth or 0) + 1
+    if depth > 32 then error("ecommpay: request nested too deeply (a cycle?)", 4) end
+    local mt = getmetatable(v)
+    if mt == number_mt then return v end
+    local t = {}
+    for k, x in pairs(v) do t[k] = copy(x, depth) end
+    return setmetatable(t, mt == array_mt and array_mt or nil)
+end
+
+local function check_method(fn, method)
+    if type(method) ~= "string" or not method:find("^[%w_%-]+$") then
+        error(("ecommpay: %s: bad argument #1 'method' (a payment method name such as \"trustly\" expected, got %s)")
+            :format(fn, type(method) == "string" and ("%q"):format(method) or type(method)), 3)
+    end
+end
+
+-- The body to send: a copy with general.project_id (and the default
+-- callback URL) filled in, without any signature of the caller's.
+local function prepare(self, fn, req)
+    if type(req) ~= "table" then
+        error(("ecommpay: %s: bad argument #2 'request' (table expected, got %s)"):format(fn, type(req)), 3)
+    end
+    local body = copy(req)
+    if body.general == nil then body.general = {} end
+    if type(body.general) == "table" then
+        local g = body.general
+        g.signature = nil
+        if g.project_id == nil then g.project_id = self.project_id end
+        if g.merchant_callback_url == nil and self.callback_url then g.merchant_callback_url = self.callback_url end
+    end
+    return body
+end
+
+-- ecommpay's error answer as a provider error: its code, message and the
+-- per-field list.
+local function provider_error(res, doc)
+    local fields
+    if type(doc.errors) == "table" then
+        fields = {}
+        for _, e in ipairs(doc.errors) do
+            if type(e) == "table" then
+                local path = text(e.field)
+                fields[#fields + 1] = {
+                    path = path or "", code = text(e.code), description = text(e.description),
+                    message = (path and path ~= "" and (path .. ": ") or "") .. (text(e.message) or "invalid"),
+                }
+            end
+        end
+    end
+    local message = text(doc.message) or ("ecommpay answered HTTP " .. res.status)
+    return errors.new("provider", message, {
+        http_status = res.status, code = text(doc.code), request_id = text(doc.request_id),
+        payment_id = text(doc.payment_id), fields = fields, raw = res.body,
+        retryable = res.status >= 500, attempts = res.attempts, elapsed = res.elapsed,
+    })
+end
+
+-- Signs and sends a body; returns the decoded answer (numbers from their
+-- text when `exact`) or nil, err.
+local function send(self, path, body, idempotent, exact)
+    body.general.signature = nil
+    body.general.signature = core.hmac("sha512", secrets[self], assert(core.ecommpay_canonical(body)), "base64")
+    local res, err = self.http:request {
+        method = "POST", url = self.base_url .. path, json = body, idempotent = idempotent, decode = false,
+    }
+    if not res then return nil, err end
+    local doc = type(res.body) == "string" and res.body ~= "" and core.json_decode(res.body, exact and { numbers = "lexeme" } or nil)
+    if type(doc) ~= "table" then
+        if res.status == 200 then
+            return nil, errors.new("provider", "ecommpay answered HTTP 200 without a JSON object", {
+                http_status = 200, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil })
+        end
+        return nil, http.status_error(res, "ecommpay")
+    end
+    if res.status ~= 200 or doc.status == "error" then return nil, provider_error(res, doc) end
+    return doc, nil, res
+end
+
+local PATHS = {
+    sale = "/sale", sale_saved = "/sale/saved", recurring = "/recurring",
+    account_verification = "/account_verification", refund = "/refund", payout = "/payout",
+}
+
+-- One Gate operation of the online-banking group.
+local function operation(op)
+    return function(self, method, req)
+        check_method(op, method)
+        local body = prepare(self, op, req)
+        local ok, err = ecommpay.validate(op, method, body)
+        if not ok then return nil, err end
+        if body.general.project_id ~= self.project_id then
+            return nil, errors.new("validation", "ecommpay: general.project_id is not this client's project", {
+                fields = { violation("general.project_id", "enum", "must be the client's project_id") } })
+        end
+        -- ecommpay refuses a second request with the same payment_id, so a
+        -- resend cannot pay twice. Refunds reuse the payment's ID and are
+        -- deduplicated only by payment.merchant_refund_id.
+        local idempotent = op ~= "refund" or (type(body.payment) == "table" and body.payment.merchant_refund_id ~= nil)
+        local doc, serr = send(self, "/v2/payment/online-banking/" .. method .. PATHS[op], body, idempotent)
+        if not doc then return nil, serr end
+        return {
+            status = text(doc.status), request_id = text(doc.request_id),
+            project_id = to_integer(doc.project_id) or doc.project_id, payment_id = text(doc.payment_id),
+        }
+    end
+end
+
+--- gate:sale(method, request): a purchase (POST /v2/payment/online-banking/{method}/sale).
+Gate.sale = operation("sale")
+--- gate:sale_saved(method, request): a OneClick purchase with recurring_id.
+Gate.sale_saved = operation("sale_saved")
+--- gate:recurring(method, request): a regular payment or autopayment with recurring_id.
+Gate.recurring = operation("recurring")
+--- gate:account_verification(method, request): COF registration (amount 0).
+Gate.account_verification = operation("account_verification")
+--- gate:refund(method, request): a full refund, or a partial one with amount and currency.
+Gate.refund = operation("refund")
+--- gate:payout(method, request): a payout to account {number, clearinghouse, bank_code}.
+Gate.payout = operation("payout")
+
+--- gate:status(payment_id) -> event | nil, err: the payment's state now
+-- (POST /v2/payment/status), in the shape of a callback event. A signed
+-- answer is verified; a wrong signature is an error.
+function Gate:status(payment_id)
+    local body = { general = { project_id = self.project_id, payment_id = payment_id } }
+    local ok, err = ecommpay.validate("status", nil, body)
+    if not ok then return nil, err end
+    local doc, serr, res = send(self, "/v2/payment/status", body, true, true)
+    if not doc then return nil, serr end
+    if doc.signature ~= nil or (type(doc.general) == "table" and doc.general.signature ~= nil) then
+        local event, verr = ecommpay.verify_callback(res.body, secrets[self])
+        if not event then return nil, verr end
+        return event
+    end
+    return ecommpay.event(doc)
+end
+
+--- gate:callback(raw_body) -> event | nil, err (type "signature").
+function Gate:callback(raw_body)
+    return ecommpay.verify_callback(raw_body, secrets[self])
+end
+
+--- gate:callback_response(ok) -> {status, body, headers}: what to answer
+-- ecommpay. 200 "OK" once the callback is verified and handled; 400
+-- otherwise (a forged or broken callback; ecommpay resends what was not
+-- acknowledged).
+function Gate:callback_response(ok)
+    if ok then
+        return { status = 200, body = "OK", headers = { ["Content-Type"] = "text/plain" } }
+    end
+    return { status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } }
+end
+
+--- gate:payment_page(params) -> url | nil, err: a signed Payment Page URL
+-- for this project, checked first (project_id filled in; with
+-- force_payment_method = "online-banking-trustly" Trustly's rules apply).
+function Gate:payment_page(params)
+    if type(params) ~= "table" then
+        error("ecommpay: payment_page: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
+    local p = copy(params)
+    if p.project_id == nil then p.project_id = self.project_id end
+    if p.merchant_callback_url == nil and self.callback_url then p.merchant_callback_url = self.callback_url end
+    local trustly = p.force_payment_method == "online-banking-trustly"
+    local check = p
+    if type(p.payment_extra_param) == "string" then -- already JSON: check what it says
+        check = {}
+        for k, v in pairs(p) do check[k] = v end
+        check.payment_extra_param = core.json_decode(p.payment_extra_param)
+        if type(check.payment_extra_param) ~= "table" then
+            return nil, errors.new("validation", "ecommpay: Payment Page is invalid (1 problem)", {
+                fields = { violation("payment_extra_param", "type", "must be an object or its JSON text") } })
+        end
+    end
+    local ok, err = ecommpay.validate("page", trustly and "trustly" or nil, check)
+    if not ok then return nil, err end
+    return ecommpay.payment_page_url(p, secrets[self], self.payment_page_base)
+end
+
+return ecommpay
