@@ -50,6 +50,7 @@ build = {
         ["luapay.begateway"] = "lua/luapay/begateway.lua",
         ["luapay.cli"] = "lua/luapay/cli.lua",
         ["luapay.cli.begateway"] = "lua/luapay/cli/begateway.lua",
+        ["luapay.cli.ecommpay"] = "lua/luapay/cli/ecommpay.lua",
         ["luapay.cli.export"] = "lua/luapay/cli/export.lua",
         ["luapay.cli.trustly_na"] = "lua/luapay/cli/trustly_na.lua",
         ["luapay.cli.trustpay"] = "lua/luapay/cli/trustpay.lua",

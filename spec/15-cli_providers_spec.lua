@@ -124,3 +124,50 @@ describe("luapay export and webhooks (beGateway, Trustly NA)", function()
         assert.matches("^luapay: luapay signature error", err)
     end)
 end)
+
+describe("luapay with ecommpay", function()
+    setup(function() assert.equal(0, select(3, luapay("sandbox start"))) end)
+    teardown(function() luapay("sandbox stop") end)
+    local creds = "LUAPAY_ECOMMPAY_PROJECT_ID=1625 LUAPAY_ECOMMPAY_SECRET=luapay-ecommpay-sandbox-secret"
+
+    it("signs a request and explains the canonical string", function()
+        local out, err, code = luapay("sign ecommpay --explain",
+            '{"general":{"project_id":1625,"payment_id":"p-1"},"payment":{"amount":1000,"currency":"EUR"}}', creds)
+        assert.equal(0, code, err)
+        local signed = core.json_decode(out)
+        assert.equal("general:payment_id:p-1;general:project_id:1625;payment:amount:1000;payment:currency:EUR", signed.string_to_sign)
+        assert.equal(core.hmac("sha512", "luapay-ecommpay-sandbox-secret", signed.string_to_sign, "base64"), signed.signature)
+    end)
+
+    it("verifies a saved callback and refuses a tampered copy", function()
+        local ecommpay = require "luapay.ecommpay"
+        local body = { payment = { id = "p-1", status = "success", amount = 1000, currency = "EUR" },
+            operation = { type = "sale", status = "success", sum_initial = { amount = 1000, currency = "EUR" } }, project_id = 1625 }
+        body.signature = ecommpay.signature(body, "luapay-ecommpay-sandbox-secret")
+        local raw = core.json_encode(body)
+        local out, err, code = luapay("verify ecommpay", raw, creds)
+        assert.equal(0, code, err)
+        assert.equal("succeeded", core.json_decode(out).status)
+        _, err, code = luapay("verify ecommpay", (raw:gsub("1000", "9000")), creds)
+        assert.equal(1, code)
+        assert.matches("^luapay: luapay signature error", err)
+    end)
+
+    it("makes a sale against the sandbox, which a duplicate payment_id then fails", function()
+        local req = '{"general":{"payment_id":"cli-' .. core.hex_encode(core.random_bytes(4)) .. '"},"payment":{"amount":2500,"currency":"EUR"},'
+            .. '"customer":{"id":"c-42","ip_address":"198.51.100.7","first_name":"Asa","last_name":"L","email":"asa@example.se","country":"SE","language":"sv"},'
+            .. '"return_url":{"success":"https://shop.example/ok","decline":"https://shop.example/no"}}'
+        local out, err, code = luapay("call ecommpay sale --sandbox '" .. req .. "'")
+        assert.equal(0, code, err)
+        assert.equal("success", core.json_decode(out).status)
+        _, err, code = luapay("call ecommpay sale --sandbox '" .. req .. "'")
+        assert.equal(1, code)
+        assert.matches("^luapay: ", err)
+    end)
+
+    it("builds a Payment Page URL", function()
+        local out, err, code = luapay("url ecommpay-page", '{"payment_id":"p-9","payment_amount":1000,"payment_currency":"EUR","customer_id":"c-1"}', creds)
+        assert.equal(0, code, err)
+        assert.matches("^https://paymentpage%.ecommpay%.com/payment%?project_id=1625&payment_id=p%-9", core.json_decode(out).url)
+    end)
+end)
