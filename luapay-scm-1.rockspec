@@ -39,7 +39,7 @@ build = {
                 "csrc/core.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
                 "csrc/http.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
                 "csrc/pattern.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
-                "csrc/validate.c",
+                "csrc/trustly.c", "csrc/validate.c",
             },
             defines = { "_GNU_SOURCE" },
             incdirs = { "$(OPENSSL_INCDIR)" },
