@@ -52,5 +52,8 @@ build = {
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+        ["luapay.sandbox.trustly"] = "lua/luapay/sandbox/trustly.lua",
+        ["luapay.trustly"] = "lua/luapay/trustly.lua",
+        ["luapay.trustly.keys"] = "lua/luapay/trustly/keys.lua",
     },
 }
