@@ -78,7 +78,7 @@ function M.handle(path, config)
             dict():incr("shop:rejected", 1, 0)
             ngx.status = 403
             ngx.header["Content-Type"] = "text/plain"
-            ngx.print("rejected: ", err.type)
+            ngx.print("notification rejected")
             return
         end
         local status = apply(note)

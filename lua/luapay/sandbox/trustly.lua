@@ -10,13 +10,15 @@
 --   POST /trustly/simulate/<orderid>/<action>  the customer's side: approve, cancel; and
 --                                       Trustly's: debit (a credited deposit fails later).
 --                                       Query: order=pending,credit,... (the notifications in
---                                       this order), repeat=<method>|none, amount=10.00
+--                                       this order; a method listed twice is delivered
+--                                       twice, same uuid and notificationid), repeat=<method>
+--                                       |none (which one to deliver twice), amount=10.00
 --   GET  /trustly/orders/<orderid>      the order and every notification delivered for it,
 --                                       with the merchant's answer and whether it verified
 --   POST /trustly/fault?mode=M&count=N  the next N API calls misbehave: bad_signature,
 --                                       foreign_uuid, drop (act, remember the UUID, close
 --                                       without answering), drop_forget (the same, but the
---                                       UUID is forgotten), http_500 (answer 500, do nothing)
+--                                       UUID is forgotten), http_503 (answer 503, do nothing)
 --   POST /trustly/notify                send one notification now: body {url, method, data,
 --                                       tamper}; answers what the merchant sent back
 --
@@ -259,13 +261,18 @@ local function schedule(s, order, methods, opts)
             list[i], list[j] = list[j], list[i]
         end
     end
-    local items = {}
+    local items, made = {}, {}
     for _, m in ipairs(list) do
-        local extra = m == "account" and account_data(order) or opts.extra
-        items[#items + 1] = { method = m, data = notification_data(m, order, extra) }
+        if made[m] then -- listed twice: the same notification delivered again
+            items[#items + 1] = { method = m, repeat_of = m }
+        else
+            local extra = m == "account" and account_data(order) or opts.extra
+            items[#items + 1] = { method = m, data = notification_data(m, order, extra) }
+            made[m] = true
+        end
     end
     local again = opts["repeat"]
-    if again == nil and #items > 0 then again = list[math.random(#list)] end
+    if again == nil and #items > 0 and not opts.fixed then again = list[math.random(#list)] end
     if again and again ~= "none" then
         for i, item in ipairs(items) do
             if item.method == again then
@@ -502,7 +509,7 @@ local function api(s)
     ngx.req.read_body()
     local raw = ngx.req.get_body_data() or ""
     local fault = take_fault()
-    if fault == "http_500" then return reply(500, "internal error", "text/plain") end
+    if fault == "http_503" then return reply(503, "busy", "text/plain") end
 
     local doc = core.json_decode(raw, { numbers = "lexeme" })
     local params = type(doc) == "table" and doc.params
@@ -613,7 +620,7 @@ end
 
 local function set_fault()
     local mode, count = query("mode"), tonumber(query("count") or "1")
-    local known = { bad_signature = true, foreign_uuid = true, drop = true, drop_forget = true, http_500 = true }
+    local known = { bad_signature = true, foreign_uuid = true, drop = true, drop_forget = true, http_503 = true }
     if not known[mode] then return reply(400, cjson.encode({ error = "unknown fault mode" })) end
     store("fault", { mode = mode, count = count })
     return reply(200, cjson.encode({ mode = mode, count = count }))
