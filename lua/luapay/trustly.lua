@@ -550,7 +550,7 @@ end
 
 local function is_integer(v)
     if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53
+    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
 end
 
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
