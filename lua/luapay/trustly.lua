@@ -70,7 +70,7 @@ trustly.ERRORS = {
 local HINTS = {
     [602] = "this merchant account may not call this method",
     [607] = "the calling IP address is not on Trustly's allow list",
-    [615] = "the amount must be greater than 0 with 2 decimals",
+    [615] = "the amount is not accepted (it must be greater than 0, with 2 decimals)",
     [616] = "the username or password is wrong",
     [622] = "the currency code is not accepted",
     [623] = "a value or parameter does not have the expected format",
@@ -146,13 +146,8 @@ function trustly.sign(method, uuid, data, private_key)
     return b64encode(key:sign(method .. uuid .. serialize(data), "sha1"))
 end
 
---- trustly.verify(method, uuid, data, sig_b64, public_key) -> true | nil, err
--- err is a luapay error of type "signature". Verify what was received:
--- decode the body with core.json_decode(raw, {numbers = "lexeme"}) so that
--- numbers keep the text they were signed as.
-function trustly.verify(method, uuid, data, sig_b64, public_key)
-    check_method_uuid("verify", method, uuid)
-    local key = key_arg(public_key, "verify", "public_key", false)
+-- The check itself, with a loaded key.
+local function verify_with(key, method, uuid, data, sig_b64)
     if type(sig_b64) ~= "string" or sig_b64 == "" then
         return nil, errors.new("signature", "the message carries no signature")
     end
@@ -162,6 +157,15 @@ function trustly.verify(method, uuid, data, sig_b64, public_key)
         return nil, errors.new("signature", "the signature does not match the message (wrong key, or the message was altered)")
     end
     return true
+end
+
+--- trustly.verify(method, uuid, data, sig_b64, public_key) -> true | nil, err
+-- err is a luapay error of type "signature". Verify what was received:
+-- decode the body with core.json_decode(raw, {numbers = "lexeme"}) so that
+-- numbers keep the text they were signed as.
+function trustly.verify(method, uuid, data, sig_b64, public_key)
+    check_method_uuid("verify", method, uuid)
+    return verify_with(key_arg(public_key, "verify", "public_key", false), method, uuid, data, sig_b64)
 end
 
 ---------------------------------------------------------------------------
@@ -241,8 +245,10 @@ local function plain(v)
 end
 trustly.plain = plain
 
+local LEXEMES = { numbers = "lexeme" }
+local json_decode = core.json_decode
 local function decode(raw)
-    return core.json_decode(raw, { numbers = "lexeme" })
+    return json_decode(raw, LEXEMES)
 end
 
 local function str(v)
@@ -300,7 +306,7 @@ function trustly.read_answer(raw, method, uuid, public_key)
         return sig_error(("Trustly's answer is for method %s, not %s"):format(tostring(a_method), method),
             { request_id = uuid, uuid = uuid, method = method, raw = raw })
     end
-    local ok, verr = trustly.verify(a_method, a_uuid, part.data, part.signature, key)
+    local ok, verr = verify_with(key, a_method, a_uuid, part.data, part.signature)
     if not ok then
         verr.message = "Trustly's answer to " .. method .. " failed verification: " .. verr.message
         verr.request_id, verr.uuid, verr.method, verr.raw = uuid, uuid, method, raw
@@ -351,7 +357,7 @@ function trustly.read_notification(raw, public_key)
         return sig_error("not a Trustly notification (a JSON-RPC request with method and params.uuid)", { raw = raw:sub(1, 300) })
     end
     local method, uuid, data = doc.method, params.uuid, params.data
-    local ok, verr = trustly.verify(method, uuid, data, params.signature, key)
+    local ok, verr = verify_with(key, method, uuid, data, params.signature)
     if not ok then
         verr.message = "the " .. method .. " notification failed verification: " .. verr.message
         verr.method, verr.uuid, verr.raw = method, uuid, raw
