@@ -123,3 +123,21 @@ describe("examples/nginx/trustly.conf", function()
         assert.equal(405, res.status)
     end)
 end)
+
+describe("examples/trustly_deposit.lua", function()
+    it("runs from the deposit to the refund against its own sandbox", function()
+        local build = os.getenv("LUAPAY_BUILD") or "build/lua5.4"
+        local lua, cpath = "lua5.4", "build/lua5.4/?.so;;"
+        if build:find("luajit", 1, true) then lua, cpath = "luajit", "build/luajit/?.so;;" end
+        local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='"
+            .. cpath .. "' " .. lua .. " examples/trustly_deposit.lua 2>&1; echo \"exit=$?\"")
+        local out = p:read("*a")
+        p:close()
+        assert.matches("exit=0\n$", out)
+        assert.matches("Deposit: order %d+", out)
+        assert.matches("The shop's order: succeeded, 10300 minor units of SEK", out)
+        assert.matches("Refund of 30%.00 SEK: result 1", out)
+        assert.matches("code 615", out)
+        assert.not_matches("signature INVALID", out)
+    end)
+end)
