@@ -74,9 +74,10 @@ install: $(CORE)
 	install -d $(DESTDIR)$(LUA_CMOD)/luapay
 	install -m 755 $(CORE) $(DESTDIR)$(LUA_CMOD)/luapay/core.so
 	for f in $(LUA_SOURCES); do install -D -m 644 $$f $(DESTDIR)$(LUA_LMOD)/$${f#lua/}; done
+	install -D -m 755 bin/luapay $(DESTDIR)$(PREFIX)/bin/luapay
 
 uninstall:
-	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay
+	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay $(DESTDIR)$(PREFIX)/bin/luapay
 
 clean:
 	rm -rf build

@@ -1,27 +1,8 @@
 -- luapay.core side of the crypto bench: the same operations as
 -- bench/crypto_bench.c, through the Lua binding. Prints "name ops_per_second".
 local core = require "luapay.core"
-local clock = os.clock
-local MIN_SECONDS = 0.5
-
-local function rate(op)
-    local n, batch, start = 0, 16, clock()
-    local elapsed
-    repeat
-        for _ = 1, batch do op() end
-        n = n + batch
-        batch = batch * 2
-        elapsed = clock() - start
-    until elapsed >= MIN_SECONDS
-    return n / elapsed
-end
-
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local bench = require "util"
+local rate, read = bench.rate, bench.read
 
 local msg = {}
 for i = 0, 399 do msg[#msg + 1] = string.char(97 + i % 26) end

@@ -24,12 +24,14 @@ msgs="deposit=$out/deposit.msg notification=$out/notification.msg"
 # rate: a shared VM steals CPU in bursts, and best-of-N filters those out.
 for _ in $(seq "$rounds"); do
     build/bench/crypto_bench $keys $msgs >> $out/c.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys >> $out/trustly_lua54.txt
-    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustly_bench.lua $keys >> $out/trustly_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/validate_bench.lua >> $out/validate_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustpay_bench.lua >> $out/trustpay_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustpay_bench.lua >> $out/trustpay_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys >> $out/trustly_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustly_bench.lua $keys >> $out/trustly_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -44,6 +46,25 @@ echo "nested objects, the Figure 32 clearinghouse rule); compiled C schema vs th
 for vm in lua54 luajit; do best $out/validate_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["validation_c"], r["validation_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %14s %14s %8s\n", "VM", "C schema", "plain Lua", "C/Lua" }
          { printf "%-10s %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3 }'
+
+echo
+echo "transport (requests/s over loopback; the sandbox's nginx runs one worker)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/transport_bench.lua 2000 3 > $out/transport.txt
+awk '{ v[$1] = $2 } END {
+    printf "%-46s %10s %10s %7s\n", "measure", "luapay", "reference", "ratio"
+    printf "%-46s %10d %10d %7.2f\n", "sequential GETs: libcurl client vs curl CLI", v["libcurl_seq"], v["curl_cli_seq"], v["libcurl_seq"] / v["curl_cli_seq"]
+    printf "%-46s %10d %10d %7.2f\n", "nginx: +1 cosocket upstream call vs direct", v["nginx_cosocket_upstream"], v["nginx_direct"], v["nginx_cosocket_upstream"] / v["nginx_direct"]
+    printf "sandbox start %.0f ms, stop %.0f ms\n", v["sandbox_start_ms"], v["sandbox_stop_ms"] }' $out/transport.txt
+
+echo
+echo "TrustPay (ops/s, best of $rounds rounds): a card pop-up URL (validation, message, HMAC, query),"
+echo "a card notification verified into the event, a pain.001 document of 100 orders;"
+echo "ratio = the call / the bare core.hmac over the same message (tp_hmac)"
+join <(best $out/trustpay_lua54.txt) <(best $out/trustpay_luajit.txt) |
+    awk '{ r54[$1] = $2; rjit[$1] = $3; names[++n] = $1 }
+         END { printf "%-18s %12s %12s %10s %10s\n", "operation", "Lua 5.4", "LuaJIT", "5.4/hmac", "JIT/hmac"
+               for (i = 1; i <= n; i++) { k = names[i]
+                   printf "%-18s %12d %12d %10.4f %10.4f\n", k, r54[k], rjit[k], r54[k] / r54["tp_hmac"], rjit[k] / rjit["tp_hmac"] } }'
 
 echo
 echo "trustly (ops/s, best of $rounds rounds; ratio = luapay / plain C doing only the RSA operation over"

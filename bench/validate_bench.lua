@@ -1,23 +1,10 @@
 -- Validation bench: a full ecommpay Trustly payout request (21 fields in
--- (The ecommpay docs also list BGN for Trustly; ISO 4217 withdrew it in 2026-01.)
 -- nested objects, the Figure 32 clearinghouse rule) checked by a schema
 -- compiled into luapay.core, against the same checks written in plain Lua
 -- with string patterns, in the same run. Prints "name ops_per_second".
+-- (The ecommpay docs also list BGN for Trustly; ISO 4217 withdrew it in 2026-01.)
 local core = require "luapay.core"
-local clock = os.clock
-local MIN_SECONDS = 0.5
-
-local function rate(op)
-    local n, batch, start = 0, 16, clock()
-    local elapsed
-    repeat
-        for _ = 1, batch do op() end
-        n = n + batch
-        batch = batch * 2
-        elapsed = clock() - start
-    until elapsed >= MIN_SECONDS
-    return n / elapsed
-end
+local rate = require("util").rate
 
 local CURRENCIES = { "EUR", "CZK", "DKK", "GBP", "HUF", "NOK", "PLN", "RON", "SEK" }
 local clearing_names = {}

@@ -8,7 +8,7 @@ set -eu
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang
-nginx-core libnginx-mod-http-lua openssl wrk"
+nginx-core libnginx-mod-http-lua openssl wrk curl procps"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -1,14 +1,7 @@
 local core = require "luapay.core"
 local util = require "support.util"
 
--- Programmer misuse raises an error that names the function and argument,
--- prefixed (as luaL_error does) with the caller's position.
-local function assert_raises(expected, f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok)
-    assert.is_string(err)
-    assert.equal(expected, err:sub(-#expected), "got: " .. err)
-end
+local assert_raises = require("support.util").assert_raises
 
 describe("misuse of luapay.core", function()
     local pem = util.fixture("keys/merchant_private.pem")

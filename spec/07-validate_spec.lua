@@ -7,12 +7,7 @@ local TWO53 = LUA54 and math.tointeger(2 ^ 53) or 2 ^ 53
 local CLEARINGHOUSES = {}
 for i, row in ipairs(core.clearinghouses()) do CLEARINGHOUSES[i] = row.name end
 
-local function assert_raises(expected, f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok)
-    assert.is_string(err)
-    assert.equal(expected, err:sub(-#expected), "got: " .. err)
-end
+local assert_raises = require("support.util").assert_raises
 
 -- {path, code} pairs of a validation result, for compact comparisons.
 local function pairs_of(violations)

@@ -197,7 +197,7 @@ describe("the pipeline with the real libcurl transport", function()
         -- a free port: nothing answers there yet
         local port
         repeat
-            port = 20000 + (core.random_bytes(1):byte() * 150)
+            port = sandbox.random_port()
             local _, err = core.http_client{}:request{ url = "http://127.0.0.1:" .. port .. "/" }
         until err and err.sent == false
         local sb

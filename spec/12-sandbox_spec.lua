@@ -75,3 +75,29 @@ describe("luapay.sandbox", function()
         assert.same(data, chunk())
     end)
 end)
+
+describe("a detached sandbox", function()
+    it("outlives the process that started it and is stopped from another", function()
+        local script = [[
+            local sandbox = require "luapay.sandbox"
+            local sb = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua", detach = true })
+            io.write(require("luapay.core").json_encode(sb:state()))
+        ]]
+        -- the other process runs without the sanitizer runtime, so the plain build
+        local build = (os.getenv("LUAPAY_BUILD") or "build/lua5.4"):gsub("%-asan$", "")
+        local cmd = ("env -u LD_PRELOAD LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' %s -e %q"):format(
+            build, jit and "luajit" or "lua5.4", script)
+        local p = io.popen(cmd)
+        local state = core.json_decode(p:read("*a"))
+        p:close()
+        assert.is_table(state)
+        local sb = assert(sandbox.attach(state))
+        assert.equal("fine", core.http_client{}:request{ url = sb.url .. "/b/ok" }.body)
+        assert.is_true(sb:stop())
+        assert.is_false(is_alive(state.pid))
+        assert.is_false(exists(state.prefix))
+        local again, err = sandbox.attach(state)
+        assert.is_nil(again)
+        assert.matches("not running", err)
+    end)
+end)

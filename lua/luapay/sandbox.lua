@@ -131,10 +131,14 @@ local function serialize(v)
 end
 sandbox.serialize = serialize
 
+-- Below Linux's ephemeral range (32768-60999 by default), where outgoing
+-- connections take their local ports and a bind could fail even though
+-- nothing listens.
 local function random_port()
     local b = core.random_bytes(2)
-    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
+    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 12000
 end
+sandbox.random_port = random_port
 
 local function nginx_conf(opts, port, tls_port)
     local lua_dir, root = source_dirs()
@@ -198,7 +202,9 @@ end
 
 --- sandbox.start(opts) -> sandbox | nil, err. opts: routes, config, tls,
 -- trusted_ca, port, tls_port, workers, shared_dicts, lua_path, lua_cpath,
--- env, log_level, http_config (text added to the http block), nginx (the
+-- env, log_level, http_config (text added to the http block), keep (the
+-- prefix after stop), detach (keep running after this process ends; see
+-- Sandbox:state and sandbox.attach), nginx (the
 -- binary; default /usr/sbin/nginx).
 function sandbox.start(opts)
     opts = opts or {}
@@ -228,7 +234,8 @@ function sandbox.start(opts)
                 prefix = prefix, pid = pid, port = port, tls_port = tls_port,
                 url = ("http://127.0.0.1:%d"):format(port),
                 tls_url = tls_port and ("https://127.0.0.1:%d"):format(tls_port) or nil,
-                keep = opts.keep,
+                keep = opts.keep or opts.detach,
+                detached = opts.detach, -- outlives this process (`luapay sandbox start`)
             }, Sandbox)
             return self
         end
@@ -241,6 +248,29 @@ function sandbox.start(opts)
     end
     if not opts.keep then run("rm -rf " .. sh_quote(prefix)) end
     return nil, "luapay.sandbox: nginx did not start: " .. (last_err or "?"):gsub("%s+$", "")
+end
+
+--- What another process needs to find this sandbox again (plain data).
+function Sandbox:state()
+    return { pid = self.pid, prefix = self.prefix, port = self.port, tls_port = self.tls_port,
+             url = self.url, tls_url = self.tls_url }
+end
+
+--- sandbox.attach(state) -> the sandbox described by Sandbox:state(), if it
+-- still runs (the `luapay sandbox` command starts it in one process and
+-- stops it from another); nil, err otherwise.
+function sandbox.attach(state)
+    if type(state) ~= "table" or not tonumber(state.pid) or type(state.prefix) ~= "string" then
+        return nil, "luapay.sandbox: not a sandbox state"
+    end
+    local pid_text = read_file(state.prefix .. "/logs/nginx.pid")
+    if tonumber(pid_text or "") ~= tonumber(state.pid) or not alive(state.pid) then
+        return nil, "luapay.sandbox: the sandbox is not running"
+    end
+    local self = setmetatable({}, Sandbox)
+    for k, v in pairs(state) do self[k] = v end
+    self.remove_on_stop, self.detached = true, true
+    return self
 end
 
 --- The pids of the master and its workers, while running.
@@ -272,7 +302,7 @@ function Sandbox:stop()
     local killed = terminate(self.pid)
     self.stopped = true
     self.final_log = self:error_log()
-    if not self.keep then run("rm -rf " .. sh_quote(self.prefix)) end
+    if not self.keep or self.remove_on_stop then run("rm -rf " .. sh_quote(self.prefix)) end
     if #killed > 0 then
         return nil, "luapay.sandbox: nginx did not stop in time; killed " .. table.concat(killed, " ")
     end
@@ -280,8 +310,9 @@ function Sandbox:stop()
 end
 
 Sandbox.__close = Sandbox.stop
+-- A sandbox is stopped with the process that started it, unless detached.
 Sandbox.__gc = function(self)
-    if not self.stopped then pcall(self.stop, self) end
+    if not self.stopped and not self.detached then pcall(self.stop, self) end
 end
 
 return sandbox

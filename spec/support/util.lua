@@ -13,11 +13,31 @@ function util.read(path)
 end
 
 function util.fixture(name)
-    return util.read("spec/fixtures/" .. name)
+    --- Asserts that f(...) raises an error ending with `expected` (luaL_error
+-- prefixes the caller's position).
+function util.assert_raises(expected, f, ...)
+    local check = require "luassert" -- a module does not see busted's spec environment
+    local ok, err = pcall(f, ...)
+    check.is_false(ok)
+    check.is_string(err)
+    check.equal(expected, err:sub(-#expected), "got: " .. err)
+end
+
+return util.read("spec/fixtures/" .. name)
 end
 
 function util.json_fixture(name)
     return require("cjson").decode(util.fixture(name))
+end
+
+--- Asserts that f(...) raises an error ending with `expected` (luaL_error
+-- prefixes the caller's position).
+function util.assert_raises(expected, f, ...)
+    local check = require "luassert" -- a module does not see busted's spec environment
+    local ok, err = pcall(f, ...)
+    check.is_false(ok)
+    check.is_string(err)
+    check.equal(expected, err:sub(-#expected), "got: " .. err)
 end
 
 return util

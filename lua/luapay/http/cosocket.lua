@@ -53,9 +53,11 @@ function cosocket.parse_url(url)
              authority = authority }
 end
 
-local function lower_headers(lines)
+-- Parses the header lines of a response head (the text before the blank
+-- line, status line first): lower-cased names, repeated ones as lists.
+local function parse_headers(head)
     local headers = {}
-    for _, line in ipairs(lines) do
+    for line in head:gmatch("\r\n([^\r\n]*)") do
         local name, value = line:match("^([^:]+):[ \t]*(.-)[ \t]*$")
         if name then
             name = name:lower()
@@ -198,30 +200,23 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         return timeout_or_network(serr, "send", timeout_ms, true)
     end
 
-    local status_line, rerr
+    -- One read for the whole head: far fewer calls into nginx than a
+    -- receive per header line.
+    local read_head = sock:receiveuntil("\r\n\r\n")
     repeat -- skip interim 1xx answers such as 100 Continue
-        status_line, rerr = sock:receive("*l")
-        if not status_line then
+        local head, rerr = read_head()
+        if not head then
             sock:close()
             return timeout_or_network(rerr, "read", timeout_ms, true)
         end
+        local status_line = head:match("^[^\r\n]*")
         local status = tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
         if not status then
             sock:close()
             return fail("network", "malformed status line from " .. u.host, true)
         end
-        local header_lines = {}
-        while true do
-            local line, herr = sock:receive("*l")
-            if not line then
-                sock:close()
-                return timeout_or_network(herr, "read", timeout_ms, true)
-            end
-            if line == "" then break end
-            header_lines[#header_lines + 1] = line
-        end
         if status >= 200 or status == 101 then
-            local headers = lower_headers(header_lines)
+            local headers = parse_headers(head)
             local body, reusable = read_body(sock, headers, status, req.method, deadline)
             if not body then
                 sock:close()

@@ -645,6 +645,21 @@ local function notify_now(s)
     return reply(200, cjson.encode(entry))
 end
 
+--- What a client needs to talk to this fake at base_url (the sandbox's
+-- /trustly): the endpoint, the default credentials and the test key files
+-- (the merchant's private key; the fake's public key, standing in for
+-- Trustly's).
+function M.describe(base_url)
+    local keys = root_dir() .. "/spec/fixtures/keys/"
+    return {
+        base_url = base_url .. "/api/1",
+        credentials = {
+            username = "merchant_username", password = "merchant_password",
+            private_key_file = keys .. "merchant_private.pem", trustly_public_key_file = keys .. "provider_public.pem",
+        },
+    }
+end
+
 function M.handle(path, config)
     local s = conf(config)
     local first, rest = path:match("^([^/]*)/?(.*)$")

@@ -1,0 +1,101 @@
+--- `luapay` subcommands for TrustPay: sign, verify, url, call.
+local cli = require "luapay.cli"
+local trustpay = require "luapay.trustpay"
+
+local adapter = { name = "trustpay", repl_name = "trustpay_client" }
+
+local FIELDS = { "account_id", "secret", "base_url", "banking_username", "banking_password", "banking_base_url" }
+
+--- Settings for the fake at base_url (the sandbox's test account).
+function adapter.sandbox_settings(base_url)
+    local fake = require "luapay.sandbox.trustpay"
+    return {
+        account_id = fake.DEFAULTS.account_id, secret = fake.DEFAULTS.secret, base_url = base_url,
+        banking_username = fake.DEFAULTS.banking.username, banking_password = fake.DEFAULTS.banking.password,
+        banking_base_url = base_url,
+    }
+end
+
+local function client_of(s)
+    local banking
+    if s.banking_username then
+        banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
+    end
+    return trustpay.new{ account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking }
+end
+
+local function client(ctx)
+    local s
+    if ctx.opts.sandbox then
+        local sb, err = cli.running_sandbox()
+        if not sb then cli.config_error(err) end
+        s = adapter.sandbox_settings(sb.url .. "/trustpay")
+    else
+        s = cli.require_settings(cli.provider_settings(ctx.config, "trustpay", FIELDS), "trustpay", { "account_id", "secret" })
+    end
+    return client_of(s)
+end
+
+function adapter.repl_client(sb)
+    return client_of(adapter.sandbox_settings(sb.url .. "/trustpay"))
+end
+
+-- Input: {"kind": "card_purchase", "fields": {...}} -> the signed message.
+function adapter.sign(ctx, pos, opts)
+    local input = cli.json_input(cli.read_input(pos[2]), "the request")
+    if type(input) ~= "table" or type(input.kind) ~= "string" or type(input.fields) ~= "table" then
+        cli.usage_error('a TrustPay request to sign is {"kind": "<message kind>", "fields": {...}}')
+    end
+    local s = opts.sandbox and adapter.sandbox_settings("")
+        or cli.require_settings(cli.provider_settings(ctx.config, "trustpay", FIELDS), "trustpay", { "secret" })
+    local values, err = trustpay.message(input.kind, input.fields)
+    if not values then return nil, err end
+    local out = { kind = input.kind, Signature = trustpay.signature(s.secret, values) }
+    if opts.explain then out.signed_message = table.concat(values, "/") end
+    return out
+end
+
+-- Input: the notification's query string, or a JSON object of its parameters.
+function adapter.verify(ctx, pos, opts)
+    local text = cli.read_input(pos[2]):gsub("%s+$", "")
+    local params = text
+    if text:sub(1, 1) == "{" then params = cli.json_input(text, "the notification") end
+    local event, err = client(ctx):notification(params)
+    if not event then return nil, err end
+    if opts.explain then event.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
+    return event
+end
+
+local function url_builder(method)
+    return function(ctx, pos)
+        local params = cli.json_input(cli.read_input(pos[2]), "the payment parameters")
+        local url, err = client(ctx)[method](client(ctx), params)
+        if not url then return nil, err end
+        return { url = url }
+    end
+end
+
+adapter.urls = {
+    ["trustpay-wire"] = url_builder("wire_payment_url"),
+    ["trustpay-card"] = url_builder("card_payment_url"),
+}
+
+local CALLS = {
+    refund = true, wire_refund = true, capture = true, recurring_charge = true, accounts = true,
+    account = true, transaction = true, order = true, refund_payment = true, create_order = true,
+}
+
+function adapter.call(ctx, pos)
+    local method = pos[2]
+    if not CALLS[method] then
+        local names = {}
+        for k in pairs(CALLS) do names[#names + 1] = k end
+        table.sort(names)
+        cli.usage_error(("unknown TrustPay method '%s' (%s)"):format(tostring(method), table.concat(names, ", ")))
+    end
+    local params = pos[3] and cli.json_input(pos[3], "the request") or nil
+    local c = client(ctx)
+    return c[method](c, params)
+end
+
+return adapter

@@ -1,0 +1,89 @@
+--- luapay.pretty: values as readable Lua-like text for the REPL and the
+-- command line: nested tables indented, keys sorted, arrays in order,
+-- secrets masked (luapay.errors.mask), cycles shown once.
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+
+local pretty = {}
+
+local IDENT = "^[%a_][%w_]*$"
+local KEYWORDS = {
+    ["and"] = true, ["break"] = true, ["do"] = true, ["else"] = true, ["elseif"] = true, ["end"] = true,
+    ["false"] = true, ["for"] = true, ["function"] = true, ["goto"] = true, ["if"] = true, ["in"] = true,
+    ["local"] = true, ["nil"] = true, ["not"] = true, ["or"] = true, ["repeat"] = true, ["return"] = true,
+    ["then"] = true, ["true"] = true, ["until"] = true, ["while"] = true,
+}
+
+local function key_order(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta == "number" end -- array part first
+    if ta == "number" or ta == "string" then return a < b end
+    return tostring(a) < tostring(b)
+end
+
+local function scalar(v)
+    local t = type(v)
+    if t == "string" then return ("%q"):format(v):gsub("\\\n", "\\n") end
+    if t == "number" and math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+    if t == "number" then return ("%.17g"):format(v):gsub("^(%-?%d+)$", "%1.0") end
+    if v == core.null then return "null" end
+    return tostring(v)
+end
+
+local function render(v, indent, seen, out, depth)
+    if type(v) ~= "table" or getmetatable(v) and getmetatable(v).__tostring then
+        out[#out + 1] = (scalar(v))
+        return
+    end
+    if seen[v] then
+        out[#out + 1] = "<cycle>"
+        return
+    end
+    if depth > 12 then
+        out[#out + 1] = "{...}"
+        return
+    end
+    seen[v] = true
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, key_order)
+    if #keys == 0 then
+        out[#out + 1] = "{}"
+        seen[v] = nil
+        return
+    end
+    local n = #v
+    local inner = indent .. "  "
+    out[#out + 1] = "{\n"
+    for _, k in ipairs(keys) do
+        out[#out + 1] = inner
+        if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then
+            if type(k) == "string" and k:match(IDENT) and not KEYWORDS[k] then
+                out[#out + 1] = k
+            else
+                out[#out + 1] = "[" .. (scalar(k)) .. "]"
+            end
+            out[#out + 1] = " = "
+        end
+        render(v[k], inner, seen, out, depth + 1)
+        out[#out + 1] = ",\n"
+    end
+    out[#out + 1] = indent .. "}"
+    seen[v] = nil
+end
+
+--- pretty.format(value) -> text, with secrets masked.
+function pretty.format(value)
+    local out = {}
+    render(errors.mask(value), "", {}, out, 0)
+    return table.concat(out)
+end
+
+--- pretty.print(...): each value formatted, tab-separated like print.
+function pretty.print(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = pretty.format((select(i, ...))) end
+    print(table.concat(parts, "\t"))
+end
+
+return pretty

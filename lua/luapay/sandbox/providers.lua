@@ -1,0 +1,36 @@
+--- The provider fakes the sandbox can host, each mounted at /<name>/.
+-- A fake module may offer describe(base_url) -> {base_url, credentials}
+-- so the `luapay` command and the REPL can configure a client for it.
+local providers = {}
+
+providers.NAMES = { "ecommpay", "trustly", "trustpay", "begateway", "trustly_na" }
+
+local function module_of(name)
+    return "luapay.sandbox." .. name
+end
+
+--- The fakes present in this installation, in the order of NAMES.
+function providers.available()
+    local list = {}
+    for _, name in ipairs(providers.NAMES) do
+        if package.searchpath(module_of(name), package.path) then list[#list + 1] = name end
+    end
+    return list
+end
+
+--- Routes for sandbox.start hosting every available fake.
+function providers.routes()
+    local routes = {}
+    for _, name in ipairs(providers.available()) do routes["/" .. name .. "/"] = module_of(name) end
+    return routes
+end
+
+--- What a client needs to talk to the fake of `name` in sandbox `sb`.
+function providers.describe(name, sb)
+    local base_url = sb.url .. "/" .. name
+    local fake = require(module_of(name))
+    if fake.describe then return fake.describe(base_url, sb) end
+    return { base_url = base_url, credentials = {} }
+end
+
+return providers

@@ -1,0 +1,122 @@
+-- The luapay command: help, exit codes, configuration, the background
+-- sandbox and the REPL. Provider subcommands are specified with each provider.
+local cli = require "luapay.cli"
+local core = require "luapay.core"
+
+-- Runs bin/luapay in a shell (stdin from `input`), returns stdout, stderr, code.
+local function luapay(args, input, env)
+    local out, err = os.tmpname(), os.tmpname()
+    local cmd = ("env -u LD_PRELOAD LUAPAY_SANDBOX_STATE=%s %s bin/luapay %s > %s 2> %s"):format(
+        os.getenv("LUAPAY_TEST_STATE") or "/tmp/luapay-cli-spec.json", env or "", args, out, err)
+    if input then
+        local inp = os.tmpname()
+        local f = io.open(inp, "wb")
+        f:write(input)
+        f:close()
+        cmd = cmd .. " < " .. inp
+    end
+    local ok, _, code = os.execute(cmd)
+    if type(ok) == "number" then code = ok / 256 end -- LuaJIT: the raw wait status
+    local function slurp(p)
+        local f = io.open(p, "rb")
+        local s = f:read("*a")
+        f:close()
+        os.remove(p)
+        return s
+    end
+    return slurp(out), slurp(err), code
+end
+
+describe("luapay command", function()
+    it("prints its help, with the commands and the exit codes", function()
+        local out, _, code = luapay("--help")
+        assert.equal(0, code)
+        for _, word in ipairs({ "sandbox start|stop|status", "sign <provider>", "verify <provider>", "url <kind>",
+            "call <provider> <method>", "export begateway|trustly-na", "repl", "exit codes" }) do
+            assert.truthy(out:find(word, 1, true), word)
+        end
+    end)
+
+    it("has --help on every subcommand", function()
+        for _, name in ipairs(cli.ORDER) do
+            local out, _, code = luapay(name .. " --help")
+            assert.equal(0, code, name)
+            assert.matches("^usage: luapay " .. name, out)
+        end
+    end)
+
+    it("answers a usage error with one line and exit 2", function()
+        local out, err, code = luapay("bogus")
+        assert.equal(2, code)
+        assert.equal("", out)
+        assert.equal("luapay: unknown command 'bogus' (try luapay --help)\n", err)
+        _, err, code = luapay("sign no-such-provider")
+        assert.equal(2, code)
+        assert.matches("^luapay: unknown provider 'no%-such%-provider'", err)
+        assert.equal(1, select(2, err:gsub("\n", "")))
+        _, _, code = luapay("")
+        assert.equal(2, code)
+    end)
+
+    it("starts a background sandbox, reports it, and stops it leaving nothing running", function()
+        local out, err, code = luapay("sandbox start")
+        assert.equal(0, code, err)
+        local started = core.json_decode(out)
+        assert.matches("^http://127%.0%.0%.1:%d+$", started.url)
+        out, _, code = luapay("sandbox status")
+        assert.equal(0, code)
+        assert.equal(started.url, core.json_decode(out).url)
+        out, _, code = luapay("sandbox start") -- already running: the same one
+        assert.equal(started.url, core.json_decode(out).url)
+        _, _, code = luapay("sandbox stop")
+        assert.equal(0, code)
+        _, err, code = luapay("sandbox status")
+        assert.equal(1, code)
+        assert.matches("no sandbox is running", err)
+    end)
+
+    it("runs a REPL that prints values readably and masks secrets", function()
+        local out, _, code = luapay("repl", 'x = 20 + 1\nx * 2\nfunction twice(a)\nreturn a * 2\nend\ntwice(4), { password = "hunter2", id = 7 }\nerror("boom")\n')
+        assert.equal(0, code)
+        assert.truthy(out:find("luapay> 42\n", 1, true))
+        assert.truthy(out:find("8\t{\n  id = 7,\n  password = \"***\",\n}", 1, true))
+        assert.truthy(out:find("repl:1: boom", 1, true))
+        assert.is_nil(out:find("hunter2", 1, true))
+    end)
+end)
+
+describe("luapay configuration", function()
+    local path = os.tmpname()
+    teardown(function() os.remove(path) end)
+
+    local function env_of(vars)
+        return function(name) return vars[name] end
+    end
+
+    it("reads the config file as a plain table, then the environment", function()
+        local f = io.open(path, "w")
+        f:write('return { trustly = { username = "file-user", password = "file-pw" } }')
+        f:close()
+        local env = env_of{ LUAPAY_CONFIG = path, LUAPAY_TRUSTLY_PASSWORD = "env-pw" }
+        local config = cli.load_config(env)
+        local s = cli.provider_settings(config, "trustly", { "username", "password" }, env)
+        assert.same({ username = "file-user", password = "env-pw" }, s)
+    end)
+
+    it("gives the config file no access to globals", function()
+        local f = io.open(path, "w")
+        f:write('return { x = os.getenv("HOME") }')
+        f:close()
+        local ok, err = pcall(cli.load_config, env_of{ LUAPAY_CONFIG = path })
+        assert.is_false(ok)
+        assert.matches("must return a table", err.message)
+    end)
+
+    it("names missing credentials and the variables for them, never a value", function()
+        local ok, err = pcall(cli.require_settings, { username = "u", password = "s3cret" }, "trustly",
+            { "username", "password", "private_key" })
+        assert.is_false(ok)
+        assert.matches("missing credentials for trustly: private_key %(LUAPAY_TRUSTLY_PRIVATE_KEY%)", err.message)
+        assert.is_nil(err.message:find("s3cret", 1, true))
+    end)
+end)
