@@ -6,6 +6,8 @@
 # sandbox, and peak memory against the length of the period.
 # then ecommpay: signing and callback checks with the canonical string in C
 # against a plain-Lua canonical string.
+# then Trustly: requests signed and notifications verified through luapay
+# against plain C doing only the RSA operation over the same plaintext.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +20,14 @@ keys="spec/fixtures/keys/merchant_private.pem spec/fixtures/keys/merchant_public
 out=build/bench
 rounds=${BENCH_ROUNDS:-5}
 rm -f $out/*.txt
+# The plaintexts Trustly signs for the bench's Deposit and credit notification,
+# for the plain-C side to sign and verify byte for byte the same.
+LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys --write $out
+msgs="deposit=$out/deposit.msg notification=$out/notification.msg"
 # The three programs take turns for several rounds and each keeps its best
 # rate: a shared VM steals CPU in bursts, and best-of-N filters those out.
 for _ in $(seq "$rounds"); do
-    build/bench/crypto_bench $keys >> $out/c.txt
+    build/bench/crypto_bench $keys $msgs >> $out/c.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/crypto_bench.lua $keys >> $out/lua54.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/crypto_bench.lua $keys >> $out/luajit.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/validate_bench.lua >> $out/validate_lua54.txt
@@ -30,6 +36,8 @@ for _ in $(seq "$rounds"); do
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustpay_bench.lua >> $out/trustpay_luajit.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/ecommpay_bench.lua >> $out/ecommpay_lua54.txt
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/ecommpay_bench.lua >> $out/ecommpay_luajit.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys >> $out/trustly_lua54.txt
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/luajit/?.so;;" luajit bench/trustly_bench.lua $keys >> $out/trustly_luajit.txt
 done
 best() { awk '$2 > best[$1] { best[$1] = $2 } END { for (k in best) print k, best[k] }' "$1" | sort; }
 
@@ -75,3 +83,19 @@ echo "(no event); both sides use core.hmac"
 for vm in lua54 luajit; do best $out/ecommpay_$vm.txt | awk -v vm="$vm" '{ r[$1] = $2 } END { print vm, r["sign_c"], r["sign_lua"], r["verify_c"], r["verify_lua"] }'; done |
     awk 'BEGIN { printf "%-10s %12s %12s %8s %14s %14s %8s\n", "VM", "sign luapay", "sign Lua", "ratio", "verify luapay", "verify Lua", "ratio" }
          { printf "%-10s %12d %12d %8.2f %14d %14d %8.2f\n", ($1 == "lua54" ? "Lua 5.4" : "LuaJIT"), $2, $3, $2 / $3, $4, $5, $4 / $5 }'
+
+echo
+echo "trustly (ops/s, best of $rounds rounds; ratio = luapay / plain C doing only the RSA operation over"
+echo "the same plaintext: a 13-attribute Deposit, a credit notification; RSA-2048, SHA-1)"
+c_of() { best $out/c.txt | awk -v k="$1" '$1 == k { print $2 }'; }
+{
+    echo "trustly_sign $(c_of deposit_sign) request signed: serialize, RSA, base64"
+    echo "trustly_request $(c_of deposit_sign) request built: validate, sign, JSON"
+    echo "trustly_notification $(c_of notification_verify) notification verified: decode, serialize, RSA, event"
+} | sort > $out/trustly_c.txt
+join <(best $out/trustly_lua54.txt) <(best $out/trustly_luajit.txt) | join - $out/trustly_c.txt |
+    awk 'BEGIN { printf "%-54s %10s %10s %10s %7s %7s\n", "operation", "Lua 5.4", "LuaJIT", "plain C", "5.4/C", "JIT/C" }
+         { label = $5; for (i = 6; i <= NF; i++) label = label " " $i
+           printf "%-54s %10d %10d %10d %7.2f %7.2f\n", label, $2, $3, $4, $2 / $4, $3 / $4 }'
+best $out/trustly_lua54.txt | awk '$1 == "trustly_serialize" { s54 = $2 } END { printf "(serialize alone, the Deposit Data: %d/s in Lua 5.4", s54 }'
+best $out/trustly_luajit.txt | awk '$1 == "trustly_serialize" { printf ", %d/s in LuaJIT)\n", $2 }'

@@ -58,6 +58,10 @@ luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on 
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
 
+/* The JSON text of a number (json_encode.c) into out (64 bytes): its
+ * length, 0 if not finite. */
+size_t luapay_json_number_text(lua_State *L, int idx, char *out);
+
 extern const luaL_Reg luapay_encode_funcs[];
 extern const luaL_Reg luapay_hash_funcs[];
 extern const luaL_Reg luapay_random_funcs[];
@@ -70,6 +74,7 @@ extern const luaL_Reg luapay_json_decode_funcs[];
 extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
+extern const luaL_Reg luapay_trustly_funcs[];
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

@@ -59,30 +59,38 @@ static void add_string(encoder *e, const char *s, size_t n) {
     add_char(e, '"');
 }
 
-static int add_number(encoder *e, int idx) {
-    char num[64];
+/* The JSON text of the number at idx, into out (64 bytes); returns its
+ * length, or 0 for NaN and infinity. Shared with Trustly's serialization,
+ * which must sign numbers exactly as this encoder sends them. */
+size_t luapay_json_number_text(lua_State *L, int idx, char *out) {
     int len;
 #if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(e->L, idx)) {
-        len = snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
-        add(e, num, (size_t)len);
-        return 1;
+    if (lua_isinteger(L, idx)) {
+        len = snprintf(out, 64, LUA_INTEGER_FMT, lua_tointeger(L, idx));
+        return (size_t)len;
     }
 #endif
-    lua_Number v = lua_tonumber(e->L, idx);
-    if (!isfinite(v)) {
+    lua_Number v = lua_tonumber(L, idx);
+    if (!isfinite(v)) return 0;
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        len = snprintf(out, 64, "%.0f", v);
+    } else { /* the shortest of 15..17 digits that reads back as the same double */
+        for (int digits = 15; digits <= 17; digits++) {
+            len = snprintf(out, 64, "%.*g", digits, v);
+            if (strtod(out, NULL) == v) break;
+        }
+    }
+    return (size_t)len;
+}
+
+static int add_number(encoder *e, int idx) {
+    char num[64];
+    size_t len = luapay_json_number_text(e->L, idx, num);
+    if (len == 0) {
         e->err = "NaN and infinity have no JSON form";
         return 0;
     }
-    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
-        len = snprintf(num, sizeof num, "%.0f", v);
-    } else { /* the shortest of 15..17 digits that reads back as the same double */
-        for (int digits = 15; digits <= 17; digits++) {
-            len = snprintf(num, sizeof num, "%.*g", digits, v);
-            if (strtod(num, NULL) == v) break;
-        }
-    }
-    add(e, num, (size_t)len);
+    add(e, num, len);
     return 1;
 }
 

@@ -10,6 +10,8 @@
 --       config = { ... },            -- handed to handlers (router.config)
 --       tls = { cert = "server.pem", key = "server.key" },  -- also serve HTTPS
 --       trusted_ca = "ca.pem",       -- lua_ssl_trusted_certificate
+--       http_config = "server { ... }",  -- more http-level configuration,
+--                                        -- e.g. an example's own server block
 --   })
 --   sb.url, sb.tls_url, sb.port, sb.tls_port
 --   sb:error_log(), sb:errors(), sb:stop()
@@ -193,14 +195,16 @@ local function nginx_conf(opts, port, tls_port)
     add("      log_by_lua_block { require('luapay.sandbox.router').log() }")
     add("    }")
     add("  }")
+    if opts.http_config then add("%s", opts.http_config) end
     add("}")
     return table.concat(c, "\n") .. "\n"
 end
 
 --- sandbox.start(opts) -> sandbox | nil, err. opts: routes, config, tls,
 -- trusted_ca, port, tls_port, workers, shared_dicts, lua_path, lua_cpath,
--- env, log_level, keep (the prefix after stop), detach (keep running after
--- this process ends; see Sandbox:state and sandbox.attach), nginx (the
+-- env, log_level, http_config (text added to the http block), keep (the
+-- prefix after stop), detach (keep running after this process ends; see
+-- Sandbox:state and sandbox.attach), nginx (the
 -- binary; default /usr/sbin/nginx).
 function sandbox.start(opts)
     opts = opts or {}

@@ -1,0 +1,89 @@
+-- Trustly through luapay: requests signed and notifications verified per
+-- second, to set against plain C doing only the RSA operation over the same
+-- plaintext (bench/crypto_bench.c name=file). Prints "name ops_per_second".
+--
+--   trustly_bench.lua private.pem public.pem            the figures
+--   trustly_bench.lua private.pem public.pem --write DIR  the plaintexts for the C side:
+--                                                        DIR/deposit.msg, DIR/notification.msg
+--
+-- One key pair signs and checks everything (the notification as if Trustly
+-- had signed it with it): RSA-2048 with e = 65537 costs the same with any key.
+local core = require "luapay.core"
+local trustly = require "luapay.trustly"
+local clock = os.clock
+local MIN_SECONDS = 0.5
+
+local function rate(op)
+    local n, batch, start = 0, 16, clock()
+    local elapsed
+    repeat
+        for _ = 1, batch do op() end
+        n = n + batch
+        batch = batch * 2
+        elapsed = clock() - start
+    until elapsed >= MIN_SECONDS
+    return n / elapsed
+end
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local priv = assert(core.pkey(read(arg[1])))
+local pub = assert(core.pkey(read(arg[2])))
+
+-- The Deposit of the vectors (13 attributes, 3 levels).
+local uuid = "258a2184-2842-4b85-85ca-293525152425"
+local deposit = {
+    Username = "merchant_username", Password = "merchant_password",
+    NotificationURL = "https://example.com/trustly/notify/a2b63j23dj23883jhfhfh",
+    EndUserID = "12345", MessageID = "deposit-0001",
+    Attributes = {
+        Country = "SE", Locale = "sv_SE", Currency = "SEK", Amount = "103.00", IP = "123.123.123.123",
+        MobilePhone = "+46709876543", Firstname = "John", Lastname = "Doe", Email = "test@example.com",
+        NationalIdentificationNumber = "790131-1234", ShopperStatement = "MyBrand.com",
+        SuccessURL = "https://example.com/success", FailURL = "https://example.com/fail",
+    },
+}
+local credit = {
+    amount = "49.90", currency = "SEK", messageid = "deposit-0001", orderid = "1234567890", enduserid = "12345",
+    notificationid = "9876543210", timestamp = "2024-05-01 12:34:56.789012+02", attributes = {},
+}
+local notification_uuid = "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60"
+local notification = trustly.notification("credit", notification_uuid, credit, priv)
+
+if arg[3] == "--write" then
+    local function write(name, text)
+        local f = assert(io.open(arg[4] .. "/" .. name, "wb"))
+        f:write(text)
+        f:close()
+    end
+    write("deposit.msg", trustly.plaintext("Deposit", uuid, deposit))
+    write("notification.msg", trustly.plaintext("credit", notification_uuid, credit))
+    return
+end
+
+-- A Deposit as the client builds it before sending: validated, converted,
+-- signed, encoded (everything but the network).
+local caller_data = {
+    NotificationURL = deposit.NotificationURL, EndUserID = "12345", MessageID = "deposit-0001",
+    Attributes = {},
+}
+for k, v in pairs(deposit.Attributes) do caller_data.Attributes[k] = v end
+caller_data.Attributes.Amount = 10300
+
+local sign, serialize, prepare, request, read_notification =
+    trustly.sign, trustly.serialize, trustly.prepare, trustly.request, trustly.read_notification
+
+print(("trustly_serialize %.0f"):format(rate(function() return serialize(deposit) end)))
+print(("trustly_sign %.0f"):format(rate(function() return sign("Deposit", uuid, deposit, priv) end)))
+print(("trustly_request %.0f"):format(rate(function()
+    local data = assert(prepare("Deposit", caller_data, "merchant_username", "merchant_password"))
+    return request("Deposit", uuid, data, priv)
+end)))
+print(("trustly_notification %.0f"):format(rate(function()
+    return assert(read_notification(notification, pub))
+end)))

@@ -1,0 +1,235 @@
+/* Trustly's serialization: the text its RSA-SHA1 signatures are made over,
+ * method .. uuid .. serialize(data) (protocol notes, section 3).
+ *
+ *   core.trustly_serialize(data) -> string
+ *
+ *   object        each key in byte order (memcmp, shorter first on a tie),
+ *                 the key then serialize(value); a null member still emits
+ *                 its key
+ *   array         serialize(element) for each element in order, no indexes
+ *   string        the raw bytes: no quotes, no escaping
+ *   null, {}, []  "" (core.null / cjson.null, an empty table of either kind)
+ *   number        its JSON text, exactly as core.json_encode writes it (the
+ *                 tree that is signed is the tree that is sent)
+ *   number object a table with core.number_mt (core.json_decode's lexemes,
+ *                 core.json_number): its text, so a received message is
+ *                 checked over the digits it was signed with
+ *   boolean       "true" / "false". The official clients disagree (Python
+ *                 True/False, PHP 1/"", Java and JS true/false) and the API
+ *                 never uses booleans; the vectors use true/false, and
+ *                 luapay.trustly refuses booleans in requests.
+ *
+ * Tables are told apart as core.json_encode does: keys exactly 1..n (or
+ * core.array_mt) make an array, string keys an object; anything else (mixed
+ * keys, holes, a function value, NaN, nesting deeper than 64: a cycle)
+ * raises with the path of the offending value, e.g.
+ * "trustly_serialize: bad argument #1 'data' (Attributes.Amount: a function
+ * cannot be serialized)". Buffers live in userdata, so raising leaks
+ * nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define FN "trustly_serialize"
+#define MAX_DEPTH 64
+#define ARRAY_MT_KEY "luapay.array_mt"
+#define NUMBER_MT_KEY "luapay.json_number"
+#define SMALL_SORT 16
+
+/* Where the walker is, for error messages: a chain of frames on the C stack. */
+typedef struct frame {
+    const struct frame *up;
+    const char *key; /* an object member, or NULL for an array element */
+    size_t klen, index;
+} frame;
+
+typedef struct {
+    const char *s;
+    size_t n;
+} key_ref;
+
+typedef struct {
+    lua_State *L;
+    luapay_buf *out;  /* boxed at stack index 2 */
+    luapay_buf *keys; /* boxed at stack index 3: key_ref entries, one segment per open object */
+} walker;
+
+static void describe_path(const frame *f, char *dst, size_t cap) {
+    const frame *chain[MAX_DEPTH + 2];
+    int n = 0;
+    for (; f != NULL && n < MAX_DEPTH + 2; f = f->up) chain[n++] = f;
+    size_t len = 0;
+    dst[0] = '\0';
+    for (int i = n - 1; i >= 0 && len + 1 < cap; i--) {
+        int w;
+        if (chain[i]->key != NULL) {
+            int klen = chain[i]->klen > 64 ? 64 : (int)chain[i]->klen;
+            w = snprintf(dst + len, cap - len, "%s%.*s", len ? "." : "", klen, chain[i]->key);
+        } else {
+            w = snprintf(dst + len, cap - len, "[%zu]", chain[i]->index);
+        }
+        if (w < 0) break;
+        len += (size_t)w;
+        if (len >= cap) len = cap - 1;
+    }
+}
+
+static int fail(walker *w, const frame *at, const char *what) {
+    char path[256];
+    describe_path(at, path, sizeof path);
+    if (path[0] == '\0') return luapay_arg_error(w->L, 1, FN, "data", what);
+    return luapay_arg_error(w->L, 1, FN, "data", lua_pushfstring(w->L, "%s: %s", path, what));
+}
+
+static void add(walker *w, const char *s, size_t n) {
+    luapay_buf_add(w->out, s, n);
+}
+
+static int key_cmp(const key_ref *a, const key_ref *b) {
+    int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+    if (c != 0) return c;
+    return (a->n > b->n) - (a->n < b->n);
+}
+
+static int key_cmp_q(const void *a, const void *b) {
+    return key_cmp((const key_ref *)a, (const key_ref *)b);
+}
+
+/* Objects have a handful of keys: insertion sort beats qsort's calls. */
+static void sort_keys(key_ref *k, size_t n) {
+    if (n > SMALL_SORT) {
+        qsort(k, n, sizeof *k, key_cmp_q);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        key_ref x = k[i];
+        size_t j = i;
+        while (j > 0 && key_cmp(&k[j - 1], &x) > 0) {
+            k[j] = k[j - 1];
+            j--;
+        }
+        k[j] = x;
+    }
+}
+
+static void walk(walker *w, int idx, const frame *at, int depth);
+
+static void walk_table(walker *w, int idx, const frame *at, int depth) {
+    lua_State *L = w->L;
+    if (depth > MAX_DEPTH) fail(w, at, "nested too deeply (a cycle?)");
+    luaL_checkstack(L, 4, FN ": nesting");
+    int marked_array = 0;
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, NUMBER_MT_KEY);
+        int is_number = lua_rawequal(L, -1, -2);
+        luaL_getmetatable(L, ARRAY_MT_KEY);
+        marked_array = lua_rawequal(L, -1, -3);
+        lua_pop(L, 3);
+        if (is_number) {
+            lua_rawgeti(L, idx, 1);
+            if (lua_type(L, -1) != LUA_TSTRING) fail(w, at, "a number object without its text");
+            size_t n;
+            const char *text = lua_tolstring(L, -1, &n);
+            add(w, text, n);
+            lua_pop(L, 1);
+            return;
+        }
+    }
+
+    /* One pass: count the keys and note the string ones in this object's
+     * segment of the key stack. The key strings stay alive as keys of the
+     * table, which is on the stack. */
+    size_t base = w->keys->len, count = 0, string_keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            key_ref k;
+            k.s = lua_tolstring(L, -2, &k.n);
+            luapay_buf_add(w->keys, &k, sizeof k);
+            string_keys++;
+        }
+        lua_pop(L, 1);
+    }
+    if (w->keys->oom) luaL_error(L, FN ": out of memory");
+    if (count == 0) return; /* {} and [] alike */
+
+    size_t n = lua_rawlen(L, idx);
+    if (string_keys == 0 && count == n) {
+        for (size_t i = 1; i <= n; i++) {
+            frame f = {at, NULL, 0, i};
+            lua_rawgeti(L, idx, (int)i);
+            walk(w, lua_gettop(L), &f, depth + 1);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    if (string_keys != count || marked_array)
+        fail(w, at, "a table mixes array and object keys (or has non-string keys)");
+
+    sort_keys((key_ref *)(w->keys->data + base), count);
+    for (size_t i = 0; i < count; i++) {
+        /* re-read the entry each time: nested objects may move the stack */
+        key_ref k = ((const key_ref *)(w->keys->data + base))[i];
+        frame f = {at, k.s, k.n, 0};
+        add(w, k.s, k.n);
+        lua_pushlstring(L, k.s, k.n);
+        lua_rawget(L, idx);
+        walk(w, lua_gettop(L), &f, depth + 1);
+        lua_pop(L, 1);
+    }
+    w->keys->len = base;
+}
+
+static void walk(walker *w, int idx, const frame *at, int depth) {
+    lua_State *L = w->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        add(w, s, n);
+        return;
+    }
+    case LUA_TNUMBER: {
+        char num[64];
+        size_t n = luapay_json_number_text(L, idx, num);
+        if (n == 0) fail(w, at, "NaN and infinity cannot be serialized");
+        add(w, num, n);
+        return;
+    }
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) add(w, "true", 4);
+        else add(w, "false", 5);
+        return;
+    case LUA_TNIL: /* only at the top: no Data at all */
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) return; /* null */
+        break;
+    case LUA_TTABLE:
+        walk_table(w, idx, at, depth);
+        return;
+    default:
+        break;
+    }
+    fail(w, at, lua_pushfstring(L, "a %s cannot be serialized", luaL_typename(L, idx)));
+}
+
+/* core.trustly_serialize(data) -> string */
+static int l_trustly_serialize(lua_State *L) {
+    lua_settop(L, 1);
+    walker w = {L, luapay_buf_box(L), luapay_buf_box(L)};
+    walk(&w, 1, NULL, 0);
+    if (w.out->oom) return luaL_error(L, FN ": out of memory");
+    lua_pushlstring(L, w.out->data ? w.out->data : "", w.out->len);
+    luapay_buf_free(w.out);
+    luapay_buf_free(w.keys);
+    return 1;
+}
+
+const luaL_Reg luapay_trustly_funcs[] = {
+    {"trustly_serialize", l_trustly_serialize},
+    {NULL, NULL},
+};

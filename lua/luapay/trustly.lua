@@ -1,0 +1,804 @@
+--- luapay.trustly: Trustly's JSON-RPC 1.1 merchant API (Europe, api/1).
+--
+-- Every message is signed: RSA PKCS#1 v1.5 with SHA-1 over
+-- method .. uuid .. serialize(data), base64. The merchant signs its requests
+-- and its answers to notifications with its own key; Trustly signs its
+-- answers and notifications with the key published for the environment
+-- (bundled in luapay.trustly.keys).
+--
+--   local trustly = require "luapay.trustly"
+--   trustly.serialize(data)                              --> string (the C core)
+--   trustly.sign(method, uuid, data, private_key)        --> base64 signature
+--   trustly.verify(method, uuid, data, sig_b64, public_key) --> true | nil, err
+--
+--   local client = trustly.new{
+--       username = "...", password = "...",
+--       private_key = pem_or_core_pkey,         -- the merchant's key
+--       environment = "test",                   -- or "live"
+--   }
+--   local data, err = client:deposit{
+--       NotificationURL = "https://shop.example/trustly/notify/k3j2h4",
+--       EndUserID = "user-42", MessageID = "order-1001",
+--       Attributes = { Currency = "EUR", Amount = 10050,  -- minor units or "100.50"
+--           Firstname = "Ann", Lastname = "Ek", Country = "SE", Locale = "sv_SE",
+--           SuccessURL = "https://shop.example/ok", FailURL = "https://shop.example/fail" },
+--   }
+--   --> data = { orderid = "1234567890", url = "https://..." }: redirect the customer to url
+--
+-- Requests keep Trustly's own field names, Data and Attributes exactly as in
+-- its documentation. Username and Password go inside Data (the client adds
+-- them), a UUID is made for every call and a MessageID where the method takes
+-- one and the caller gives none. Every request is validated before anything
+-- is sent; the answer must carry the request's uuid and Trustly's valid
+-- signature, or the call fails with an error of type "signature".
+--
+-- Notifications: client:notification(raw_body) verifies one and returns the
+-- common event; client:notification_response(note, "OK") is the signed answer
+-- to send back (HTTP 200, application/json). Account, Pending and Credit may
+-- arrive in any order, and Trustly delivers the same notificationid again
+-- until it gets a valid answer: process each notificationid once, and answer
+-- a repeat with the status you gave the first time.
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+local http = require "luapay.http"
+local keys = require "luapay.trustly.keys"
+
+local trustly = {}
+
+trustly.VERSION = "1.1"
+trustly.ENDPOINTS = {
+    test = "https://test.trustly.com/api/1",
+    live = "https://api.trustly.com/1",
+}
+trustly.keys = keys
+
+--- Trustly's error codes (docs, "Error messages").
+trustly.ERRORS = {
+    [602] = "ERROR_FUNCTION_ACCESS_DENIED",
+    [607] = "ERROR_HOST_ACCESS_DENIED",
+    [615] = "ERROR_INVALID_AMOUNT",
+    [616] = "ERROR_INVALID_CREDENTIALS",
+    [620] = "ERROR_UNKNOWN",
+    [622] = "ERROR_INVALID_CURRENCY_CODE",
+    [623] = "ERROR_INVALID_PARAMETERS",
+    [636] = "ERROR_UNABLE_TO_VERIFY_RSA_SIGNATURE",
+    [637] = "ERROR_DUPLICATE_MESSAGE_ID",
+    [638] = "ERROR_ENDUSER_IS_BLOCKED",
+    [639] = "ERROR_NO_PUBLIC_KEY",
+}
+
+local HINTS = {
+    [602] = "this merchant account may not call this method",
+    [607] = "the calling IP address is not on Trustly's allow list",
+    [615] = "the amount is not accepted (it must be greater than 0, with 2 decimals)",
+    [616] = "the username or password is wrong",
+    [622] = "the currency code is not accepted",
+    [623] = "a value or parameter does not have the expected format",
+    [636] = "Trustly could not verify the request's signature: wrong private key, or Trustly holds another public key for this merchant",
+    [637] = "the MessageID was used before",
+    [638] = "the end user is blocked",
+    [639] = "Trustly has no public key for this merchant",
+}
+
+---------------------------------------------------------------------------
+-- Keys
+---------------------------------------------------------------------------
+
+-- PEM text -> core.pkey. Parsing a PEM costs more than the serialization,
+-- so the last few keys seen as text are kept (they are in memory already).
+local pem_cache, pem_cache_size, PEM_CACHE_MAX = {}, 0, 8
+
+local function is_pkey(v)
+    local mt = type(v) == "userdata" and getmetatable(v)
+    return type(mt) == "table" and mt.__name == "luapay.pkey"
+end
+
+--- trustly.load_key(pem_or_pkey [, passphrase]) -> key | nil, err
+function trustly.load_key(key, passphrase)
+    if is_pkey(key) then return key end
+    if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
+    local cached = passphrase == nil and pem_cache[key]
+    if cached then return cached end
+    local k, err = core.pkey(key, passphrase)
+    if not k then return nil, err end
+    if passphrase == nil then
+        if pem_cache_size >= PEM_CACHE_MAX then pem_cache, pem_cache_size = {}, 0 end
+        pem_cache[key] = k
+        pem_cache_size = pem_cache_size + 1
+    end
+    return k
+end
+
+local function key_arg(key, fn, name, want_private)
+    local k, err = trustly.load_key(key)
+    if not k then error(("trustly.%s: bad argument '%s' (%s)"):format(fn, name, err), 3) end
+    if want_private and not k:is_private() then
+        error(("trustly.%s: bad argument '%s' (a private key is needed to sign)"):format(fn, name), 3)
+    end
+    return k
+end
+
+---------------------------------------------------------------------------
+-- Signatures (pure)
+---------------------------------------------------------------------------
+
+--- trustly.serialize(data) -> the text signatures are made over.
+trustly.serialize = core.trustly_serialize
+
+local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
+
+local function check_method_uuid(fn, method, uuid)
+    if type(method) ~= "string" then error(("trustly.%s: bad argument #1 'method' (string expected, got %s)"):format(fn, type(method)), 3) end
+    if type(uuid) ~= "string" then error(("trustly.%s: bad argument #2 'uuid' (string expected, got %s)"):format(fn, type(uuid)), 3) end
+end
+
+--- trustly.plaintext(method, uuid, data) -> method .. uuid .. serialize(data)
+function trustly.plaintext(method, uuid, data)
+    check_method_uuid("plaintext", method, uuid)
+    return method .. uuid .. serialize(data)
+end
+
+--- trustly.sign(method, uuid, data, private_key) -> base64 signature.
+-- private_key: PEM text or a core.pkey.
+function trustly.sign(method, uuid, data, private_key)
+    check_method_uuid("sign", method, uuid)
+    local key = key_arg(private_key, "sign", "private_key", true)
+    return b64encode(key:sign(method .. uuid .. serialize(data), "sha1"))
+end
+
+-- The check itself, with a loaded key.
+local function verify_with(key, method, uuid, data, sig_b64)
+    if type(sig_b64) ~= "string" or sig_b64 == "" then
+        return nil, errors.new("signature", "the message carries no signature")
+    end
+    local sig = b64decode(sig_b64)
+    if not sig then return nil, errors.new("signature", "the signature is not valid base64") end
+    if not key:verify(method .. uuid .. serialize(data), sig, "sha1") then
+        return nil, errors.new("signature", "the signature does not match the message (wrong key, or the message was altered)")
+    end
+    return true
+end
+
+--- trustly.verify(method, uuid, data, sig_b64, public_key) -> true | nil, err
+-- err is a luapay error of type "signature". Verify what was received:
+-- decode the body with core.json_decode(raw, {numbers = "lexeme"}) so that
+-- numbers keep the text they were signed as.
+function trustly.verify(method, uuid, data, sig_b64, public_key)
+    check_method_uuid("verify", method, uuid)
+    return verify_with(key_arg(public_key, "verify", "public_key", false), method, uuid, data, sig_b64)
+end
+
+---------------------------------------------------------------------------
+-- Envelopes (pure): what the merchant sends, and what Trustly sends
+---------------------------------------------------------------------------
+
+local encode_json = core.json_encode
+
+local function encode(doc)
+    local text, err = encode_json(doc)
+    if not text then error("luapay.trustly: " .. err, 3) end
+    return text
+end
+
+--- trustly.request(method, uuid, data, private_key) -> JSON text of a signed
+-- request: {"method", "params": {"Signature", "UUID", "Data"}, "version": "1.1"}.
+function trustly.request(method, uuid, data, private_key)
+    local sig = trustly.sign(method, uuid, data, private_key)
+    return encode({ method = method, params = { Signature = sig, UUID = uuid, Data = data }, version = trustly.VERSION })
+end
+
+--- trustly.notification_response(method, uuid, status, private_key) -> JSON
+-- text of the merchant's signed answer to a notification (status "OK" or
+-- "FAILED").
+function trustly.notification_response(method, uuid, status, private_key)
+    if status ~= "OK" and status ~= "FAILED" then
+        error("trustly.notification_response: bad argument #3 'status' (\"OK\" or \"FAILED\" expected)", 2)
+    end
+    local data = { status = status }
+    local sig = trustly.sign(method, uuid, data, private_key)
+    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION })
+end
+
+-- What Trustly itself sends, for fakes and tests: a signed success answer,
+-- a signed error answer and a notification request.
+
+--- trustly.answer(method, uuid, data, private_key) -> JSON text
+function trustly.answer(method, uuid, data, private_key)
+    local sig = trustly.sign(method, uuid, data, private_key)
+    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION })
+end
+
+--- trustly.error_answer(method, uuid, code, message, private_key) -> JSON text
+function trustly.error_answer(method, uuid, code, message, private_key)
+    local data = { code = code, message = message }
+    local sig = trustly.sign(method, uuid, data, private_key)
+    return encode({
+        version = trustly.VERSION,
+        error = { name = "JSONRPCError", code = code, message = message,
+                  error = { signature = sig, uuid = uuid, method = method, data = data } },
+    })
+end
+
+--- trustly.notification(method, uuid, data, private_key) -> JSON text
+function trustly.notification(method, uuid, data, private_key)
+    local sig = trustly.sign(method, uuid, data, private_key)
+    return encode({ method = method, params = { signature = sig, uuid = uuid, data = data }, version = trustly.VERSION })
+end
+
+---------------------------------------------------------------------------
+-- Reading what Trustly sends (pure)
+---------------------------------------------------------------------------
+
+local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+
+--- A received tree for the caller: number objects become Lua numbers
+-- (integers where the text is one), arrays keep core.array_mt, null stays
+-- core.null.
+local function plain(v)
+    if type(v) ~= "table" then return v end
+    local mt = getmetatable(v)
+    if mt == number_mt then return tonumber(v[1]) end
+    local out = {}
+    for k, x in pairs(v) do out[k] = plain(x) end
+    if mt == array_mt then setmetatable(out, array_mt) end
+    return out
+end
+trustly.plain = plain
+
+local LEXEMES = { numbers = "lexeme" }
+local json_decode = core.json_decode
+local function decode(raw)
+    return json_decode(raw, LEXEMES)
+end
+
+local function str(v)
+    return type(v) == "string" and v or nil
+end
+
+local function sig_error(message, extra)
+    return nil, errors.new("signature", message, extra)
+end
+
+local function provider_error(method, code, message, extra)
+    local name = message or trustly.ERRORS[code] or "ERROR_UNKNOWN"
+    local text = ("Trustly refused %s: %s"):format(method or "the call", name)
+    if code then text = text .. (" (%s)"):format(tostring(code)) end
+    local hint = HINTS[code]
+    if hint then text = text .. ": " .. hint end
+    extra = extra or {}
+    extra.code, extra.name, extra.retryable = code, name, false
+    return errors.new("provider", text, extra)
+end
+
+--- trustly.read_answer(raw_body, method, uuid, public_key) -> data | nil, err
+-- Checks Trustly's answer to a request made with this method and uuid: the
+-- answer's uuid and method must be the request's and its signature must
+-- verify with Trustly's key (else an error of type "signature"). Returns
+-- result.data, or a "provider" error with Trustly's code and message.
+function trustly.read_answer(raw, method, uuid, public_key)
+    local key = key_arg(public_key, "read_answer", "public_key", false)
+    local doc = type(raw) == "string" and decode(raw)
+    if type(doc) ~= "table" then
+        return nil, errors.new("http", "Trustly's answer is not a JSON-RPC document", { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
+    end
+    local result, err = doc.result, doc.error
+    local part, is_error
+    if type(result) == "table" then
+        part = result
+    elseif type(err) == "table" then
+        is_error = true
+        part = err.error
+        if type(part) ~= "table" or part.signature == nil or part.signature == null then
+            -- A protocol-level error (bad JSON, unknown method, ...): uuid and
+            -- method are null and nothing is signed, so it proves nothing.
+            local code = type(err.code) == "table" and tonumber(err.code[1]) or tonumber(err.code)
+            return nil, provider_error(method, code, str(err.message), { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
+        end
+    else
+        return nil, errors.new("http", "Trustly's answer has neither result nor error", { raw = raw:sub(1, 300) })
+    end
+    local a_method, a_uuid = str(part.method), str(part.uuid)
+    if a_uuid ~= uuid then
+        return sig_error(("Trustly's answer carries uuid %s, not the request's %s"):format(tostring(a_uuid), uuid),
+            { request_id = uuid, uuid = uuid, method = method, raw = raw })
+    end
+    if a_method ~= method then
+        return sig_error(("Trustly's answer is for method %s, not %s"):format(tostring(a_method), method),
+            { request_id = uuid, uuid = uuid, method = method, raw = raw })
+    end
+    local ok, verr = verify_with(key, a_method, a_uuid, part.data, part.signature)
+    if not ok then
+        verr.message = "Trustly's answer to " .. method .. " failed verification: " .. verr.message
+        verr.request_id, verr.uuid, verr.method, verr.raw = uuid, uuid, method, raw
+        return nil, verr
+    end
+    if is_error then
+        local data = type(part.data) == "table" and part.data or {}
+        local code = plain(data.code)
+        if code == nil then code = plain(err.code) end
+        return nil, provider_error(method, tonumber(code), str(data.message) or str(err.message),
+            { signed = true, request_id = uuid, uuid = uuid, method = method, raw = raw })
+    end
+    return plain(part.data)
+end
+
+-- Notification methods -> event kind and status.
+local NOTIFICATIONS = {
+    pending = { "payment", "pending" },
+    credit = { "payment", "succeeded" },
+    debit = { "payment", "reversed" },
+    cancel = { "payment", "canceled" },
+    account = { "account" },
+    payoutconfirmation = { "payout", "succeeded" },
+}
+trustly.NOTIFICATION_METHODS = { "account", "cancel", "credit", "debit", "payoutconfirmation", "pending" }
+
+--- trustly.read_notification(raw_body, public_key) -> event | nil, err
+-- Verifies a notification Trustly sent (methods pending, credit, debit,
+-- cancel, account, payoutconfirmation) and returns the common event
+--   {provider = "trustly", kind, status, merchant_ref = messageid,
+--    provider_ref = orderid, amount (minor units), currency, raw}
+-- plus method, uuid, notificationid, orderid, messageid, enduserid, data.
+-- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
+-- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
+-- succeeded), "account" (status "authorized" when data.verified is "1",
+-- else "pending"; data.accountid and data.attributes describe the account
+-- and, after SelectAccount, the direct debit mandate).
+-- Anything that is not a notification signed by Trustly's key is an error
+-- of type "signature": answer it with an HTTP error and nothing signed.
+function trustly.read_notification(raw, public_key)
+    local key = key_arg(public_key, "read_notification", "public_key", false)
+    if type(raw) ~= "string" then
+        error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
+    end
+    local doc = decode(raw)
+    local params = type(doc) == "table" and doc.params
+    if type(params) ~= "table" or type(doc.method) ~= "string" or type(params.uuid) ~= "string" then
+        return sig_error("not a Trustly notification (a JSON-RPC request with method and params.uuid)", { raw = raw:sub(1, 300) })
+    end
+    local method, uuid, data = doc.method, params.uuid, params.data
+    local ok, verr = verify_with(key, method, uuid, data, params.signature)
+    if not ok then
+        verr.message = "the " .. method .. " notification failed verification: " .. verr.message
+        verr.method, verr.uuid, verr.raw = method, uuid, raw
+        return nil, verr
+    end
+    local map = NOTIFICATIONS[method]
+    if not map then
+        return nil, errors.new("validation", ("a signed notification with a method luapay does not know: %s"):format(method),
+            { code = "unsupported", method = method, uuid = uuid, raw = raw, data = plain(data) })
+    end
+    data = type(data) == "table" and plain(data) or {}
+    local status = map[2]
+    if map[1] == "account" then status = data.verified == "1" and "authorized" or "pending" end
+    local currency, amount = str(data.currency), nil
+    if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
+    return {
+        provider = "trustly",
+        kind = map[1],
+        status = status,
+        merchant_ref = str(data.messageid),
+        provider_ref = str(data.orderid),
+        amount = amount,
+        currency = currency,
+        raw = raw,
+        method = method,
+        uuid = uuid,
+        notificationid = str(data.notificationid),
+        orderid = str(data.orderid),
+        messageid = str(data.messageid),
+        enduserid = str(data.enduserid),
+        data = data,
+    }
+end
+
+---------------------------------------------------------------------------
+-- Request validation: one compiled schema per method
+---------------------------------------------------------------------------
+
+local function merged(...)
+    local out = {}
+    for i = 1, select("#", ...) do
+        for k, v in pairs((select(i, ...))) do out[k] = v end
+    end
+    return out
+end
+
+local CREDENTIALS = {
+    Username = { type = "string", required = true, min_len = 1 },
+    Password = { type = "string", required = true, min_len = 1, secret = true },
+}
+local REQUIRED_STRING = { type = "string", required = true, min_len = 1 }
+local AMOUNT = { type = "decimal", decimals = 2, positive = true, required = true }
+local CURRENCY = { type = "currency", required = true }
+local URL = { type = "url", required = true }
+local ZERO_ONE = { type = "enum", values = { "0", "1" } }
+local END_USER = { type = "any", required = true } -- a string or an integer: checked below
+local SHOPPER_STATEMENT = { type = "string", min_len = 1, pattern = "^[-A-Za-z0-9._ ]+$" }
+local SENDER_INFORMATION = {
+    type = "object",
+    fields = {
+        Partytype = { type = "enum", values = { "PERSON", "ORGANISATION" }, required = true },
+        Firstname = { type = "string" }, Lastname = { type = "string" },
+        CountryCode = { type = "country", required = true },
+        CustomerID = { type = "string" }, Address = { type = "string" },
+        DateOfBirth = { type = "date" },
+    },
+}
+local RECIPIENT_INFORMATION = merged(SENDER_INFORMATION, {})
+
+-- Attributes shared by the methods that open the Trustly checkout.
+local CHECKOUT_ATTRIBUTES = {
+    Firstname = REQUIRED_STRING, Lastname = REQUIRED_STRING,
+    Country = { type = "country", required = true },
+    Locale = { type = "locale", required = true },
+    SuccessURL = URL, FailURL = URL,
+    Email = { type = "email" },
+    MobilePhone = { type = "string", pattern = "^\\+?[0-9][-0-9 ()]{4,}$" },
+    NationalIdentificationNumber = { type = "string" },
+    DateOfBirth = { type = "date" },
+    TemplateURL = { type = "url" },
+    URLTarget = { type = "string" },
+    IP = { type = "ip" },
+    ShopperStatement = { type = "string", min_len = 1 },
+}
+
+local METHODS = {
+    Deposit = {
+        message_id = true, idempotent = true, amount = "Attributes",
+        fields = {
+            NotificationURL = URL, EndUserID = END_USER, MessageID = REQUIRED_STRING,
+            Attributes = { type = "object", required = true, fields = merged(CHECKOUT_ATTRIBUTES, {
+                Currency = CURRENCY,
+                Amount = { type = "decimal", decimals = 2, positive = true },
+                SuggestedMinAmount = { type = "decimal", decimals = 2, positive = true },
+                SuggestedMaxAmount = { type = "decimal", decimals = 2, positive = true },
+                RequestKYC = ZERO_ONE,
+                AccountID = { type = "string" },
+                RecipientInformation = RECIPIENT_INFORMATION,
+            }) },
+        },
+    },
+    SelectAccount = {
+        message_id = true, idempotent = true,
+        fields = {
+            NotificationURL = URL, EndUserID = END_USER, MessageID = REQUIRED_STRING,
+            Attributes = { type = "object", required = true, fields = merged(CHECKOUT_ATTRIBUTES, {
+                RequestDirectDebitMandate = ZERO_ONE,
+                Email = { type = "email", required_if = { field = "RequestDirectDebitMandate", equals = "1" } },
+            }) },
+        },
+    },
+    Refund = {
+        amount = "Data",
+        -- No MessageID: nothing but the UUID would deduplicate a resent
+        -- refund, so luapay never resends one that may have arrived.
+        fields = {
+            OrderID = REQUIRED_STRING, Amount = AMOUNT, Currency = CURRENCY,
+            Attributes = { type = "object", fields = { ExternalReference = { type = "string" } } },
+        },
+    },
+    Charge = {
+        message_id = true, idempotent = true, amount = "Data",
+        fields = {
+            AccountID = REQUIRED_STRING, NotificationURL = URL, EndUserID = END_USER, MessageID = REQUIRED_STRING,
+            Amount = AMOUNT, Currency = CURRENCY,
+            Attributes = { type = "object", required = true, fields = {
+                ShopperStatement = merged(SHOPPER_STATEMENT, { required = true }),
+                Email = { type = "email", required = true },
+                PaymentDate = { type = "date" },
+                ExternalReference = { type = "string" },
+            } },
+        },
+    },
+    CancelCharge = {
+        idempotent = true,
+        fields = { OrderID = REQUIRED_STRING },
+    },
+    AccountPayout = {
+        message_id = true, idempotent = true, amount = "Data",
+        fields = {
+            NotificationURL = URL, AccountID = REQUIRED_STRING, EndUserID = END_USER, MessageID = REQUIRED_STRING,
+            Amount = AMOUNT, Currency = CURRENCY,
+            Attributes = { type = "object", required = true, fields = {
+                ShopperStatement = { type = "string", required = true, min_len = 1 },
+                SenderInformation = SENDER_INFORMATION,
+                ExternalReference = { type = "string" },
+            } },
+        },
+    },
+    Balance = { idempotent = true, fields = {} },
+}
+
+for _, m in pairs(METHODS) do
+    m.schema = core.schema({ type = "object", fields = merged(CREDENTIALS, m.fields) })
+end
+local GENERIC_SCHEMA = core.schema({ type = "object", fields = CREDENTIALS })
+trustly.METHODS = METHODS
+
+-- Values Trustly's serialization cannot carry faithfully, anywhere in Data:
+-- booleans (the official clients disagree on their text: send "1"/"0"),
+-- functions and userdata, tables mixing array and object keys.
+local function check_values(v, path, out)
+    local t = type(v)
+    if t == "boolean" then
+        out[#out + 1] = { path = path, code = "type", message = path .. ": must not be a boolean (Trustly takes \"1\" or \"0\")" }
+    elseif t == "table" then
+        local mt = getmetatable(v)
+        if mt == number_mt then return end
+        local count, strings = 0, 0
+        for k in pairs(v) do
+            count = count + 1
+            if type(k) == "string" then strings = strings + 1 end
+        end
+        if strings > 0 and strings ~= count or strings == 0 and count ~= #v then
+            out[#out + 1] = { path = path, code = "type", message = path .. ": mixes array and object keys" }
+            return
+        end
+        for k, x in pairs(v) do
+            local sub = type(k) == "string" and (path == "" and k or path .. "." .. k) or ("%s[%d]"):format(path, k)
+            check_values(x, sub, out)
+        end
+    elseif t == "function" or t == "thread" or (t == "userdata" and v ~= null) then
+        out[#out + 1] = { path = path, code = "type", message = path .. ": a " .. t .. " cannot be sent" }
+    end
+end
+
+local function copy(v)
+    if type(v) ~= "table" then return v end
+    local mt = getmetatable(v)
+    if mt == number_mt then return v end
+    local out = {}
+    for k, x in pairs(v) do out[k] = copy(x) end
+    if mt == array_mt then setmetatable(out, array_mt) end
+    return out
+end
+
+local function is_integer(v)
+    if math.type then return math.type(v) == "integer" end
+    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
+end
+
+-- Amount in minor units -> Trustly's decimal string, with the Currency next
+-- to it (Data.Currency, or Attributes.Currency for Deposit).
+local function convert_amount(Data, where, out)
+    local holder = where == "Data" and Data or Data.Attributes
+    if type(holder) ~= "table" then return end
+    local amount = holder.Amount
+    if type(amount) ~= "number" and not (type(amount) == "table" and getmetatable(amount) == number_mt) then return end
+    local path = where == "Data" and "Amount" or "Attributes.Amount"
+    if type(amount) == "table" then amount = tonumber(amount[1]) end
+    if not is_integer(amount) then
+        out[#out + 1] = { path = path, code = "type",
+            message = path .. ": an amount is an integer in minor units or a decimal string such as \"103.00\", not a float" }
+        return
+    end
+    local currency = holder.Currency
+    local cur = type(currency) == "string" and core.currency(currency)
+    if not cur then
+        out[#out + 1] = { path = path, code = "format",
+            message = path .. ": an amount in minor units needs a valid Currency to be converted" }
+        return
+    end
+    local text = core.to_decimal(amount, currency)
+    if not text then
+        out[#out + 1] = { path = path, code = "range", message = path .. ": must be a positive amount within 2^53 minor units" }
+        return
+    end
+    holder.Amount = text
+end
+
+local function path_less(a, b)
+    if a.path ~= b.path then return a.path < b.path end
+    return a.code < b.code
+end
+
+--- trustly.prepare(method, data, username, password) -> Data | nil, err
+-- The Data that will be signed and sent: a copy of data with the
+-- credentials, a MessageID where the method takes one (a new UUID when the
+-- caller gives none), amounts in minor units converted to decimal strings,
+-- Refund's Attributes as null when absent; validated against the method's
+-- schema. A bad request gives a "validation" error listing every field.
+function trustly.prepare(method, data, username, password)
+    if data ~= nil and type(data) ~= "table" then
+        error(("luapay.trustly: %s data must be a table, got %s"):format(method, type(data)), 3)
+    end
+    local spec = METHODS[method]
+    local Data = copy(data or {})
+    Data.Username, Data.Password = username, password
+    local custom = {}
+    if spec then
+        if spec.message_id and Data.MessageID == nil then Data.MessageID = core.uuid4() end
+        if spec.amount then convert_amount(Data, spec.amount, custom) end
+        if method == "Refund" and Data.Attributes == nil then Data.Attributes = null end
+        local e = Data.EndUserID
+        if spec.fields.EndUserID and e ~= nil and not (type(e) == "string" and e ~= "" or is_integer(e) and e >= 0) then
+            custom[#custom + 1] = { path = "EndUserID", code = "type", message = "EndUserID: must be a non-empty string or an integer" }
+        end
+        local url = Data.NotificationURL
+        if type(url) == "string" and url:find("?", 1, true) then
+            custom[#custom + 1] = { path = "NotificationURL", code = "forbidden", message = "NotificationURL: must not contain '?'" }
+        end
+    end
+    check_values(Data, "", custom)
+    local ok, violations = (spec and spec.schema or GENERIC_SCHEMA):validate(Data)
+    if ok and #custom == 0 then return Data, spec end
+    local seen, fields = {}, {}
+    for _, v in ipairs(custom) do
+        fields[#fields + 1] = v
+        seen[v.path] = true
+    end
+    for _, v in ipairs(violations or {}) do
+        if not seen[v.path] then fields[#fields + 1] = v end
+    end
+    table.sort(fields, path_less)
+    local paths = {}
+    for i, f in ipairs(fields) do paths[i] = f.path end
+    return nil, errors.new("validation", ("invalid %s request: %s"):format(method, table.concat(paths, ", ")), { fields = fields })
+end
+
+---------------------------------------------------------------------------
+-- The client
+---------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+trustly.Client = Client
+
+local secrets = setmetatable({}, { __mode = "k" }) -- client -> password, out of sight of dumps
+
+local function opt_error(name, message)
+    error(("luapay.trustly: option '%s' %s"):format(name, message), 3)
+end
+
+--- trustly.new(opts) -> client. opts: username, password, private_key (PEM
+-- or core.pkey; private_key_passphrase for an encrypted PEM), environment
+-- ("test" (default) or "live"), trustly_public_key (PEM or core.pkey;
+-- default: the bundled key of the environment), base_url (default: the
+-- environment's endpoint), and for luapay.http: transport, timeout_ms,
+-- deadline_ms, retries, verify, ca_file, proxy, user_agent, sleep, clock,
+-- random. verify = false is refused in live mode, and so is a plain-http
+-- base_url.
+function trustly.new(opts)
+    if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
+    if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
+    if type(opts.password) ~= "string" or opts.password == "" then opt_error("password", "must be a non-empty string") end
+    local env = opts.environment or "test"
+    if env ~= "test" and env ~= "live" then opt_error("environment", "must be \"test\" or \"live\"") end
+    local live = env == "live"
+
+    if opts.private_key == nil then opt_error("private_key", "is required (the merchant's RSA private key, PEM or core.pkey)") end
+    local private_key, kerr = trustly.load_key(opts.private_key, opts.private_key_passphrase)
+    if not private_key then opt_error("private_key", "cannot be read: " .. tostring(kerr)) end
+    if not private_key:is_private() then opt_error("private_key", "must be a private key (it signs requests)") end
+
+    local public_key = opts.trustly_public_key or keys[env]
+    local pub, perr = trustly.load_key(public_key)
+    if not pub then opt_error("trustly_public_key", "cannot be read: " .. tostring(perr)) end
+
+    local url = opts.base_url or trustly.ENDPOINTS[env]
+    if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
+    if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
+    if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
+
+    local self = setmetatable({
+        username = opts.username,
+        environment = env,
+        url = url,
+        private_key = private_key,
+        trustly_public_key = pub,
+        http = http.new{
+            transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
+            connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
+            ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent, live = live,
+            sleep = opts.sleep, clock = opts.clock, random = opts.random,
+        },
+    }, Client)
+    secrets[self] = opts.password
+    return self
+end
+
+function Client:__tostring()
+    return ("luapay.trustly client (%s, %s)"):format(self.environment, self.url)
+end
+
+--- client:call(method, data) -> result.data | nil, err
+-- Any API method: data is Data without the credentials. Known methods are
+-- validated against their required fields; other methods only for values
+-- that cannot be signed faithfully. A request is resent (same UUID, same
+-- MessageID: Trustly deduplicates it) only for methods that take a
+-- MessageID, Balance and CancelCharge; never a Refund once it may have
+-- arrived. ERROR_DUPLICATE_MESSAGE_ID (637) on a resent request comes back
+-- with replayed = true: an earlier attempt reached Trustly.
+function Client:call(method, data)
+    if type(method) ~= "string" or not method:match("^%a+$") then
+        error("luapay.trustly: call needs a method name such as \"Deposit\"", 2)
+    end
+    local Data, spec_or_err = trustly.prepare(method, data, self.username, secrets[self])
+    if not Data then return nil, spec_or_err end
+    local spec = spec_or_err
+    local idempotent
+    if spec then idempotent = spec.idempotent == true else idempotent = Data.MessageID ~= nil end
+
+    local uuid = core.uuid4()
+    local body = trustly.request(method, uuid, Data, self.private_key)
+    local res, err = self.http:request{
+        method = "POST", url = self.url, body = body, decode = false, idempotent = idempotent,
+        headers = { ["Content-Type"] = "application/json; charset=utf-8" },
+    }
+    if not res then
+        err.request_id, err.uuid, err.method = uuid, uuid, method
+        return nil, err
+    end
+    local result, aerr = trustly.read_answer(res.body or "", method, uuid, self.trustly_public_key)
+    if not result then
+        if aerr.type == "http" and res.status ~= 200 then -- not JSON-RPC: say what HTTP said
+            aerr = http.status_error(res, "Trustly")
+            aerr.request_id, aerr.uuid, aerr.method = uuid, uuid, method
+            return nil, aerr
+        end
+        aerr.http_status, aerr.attempts, aerr.elapsed = res.status, res.attempts, res.elapsed
+        if aerr.code == 637 and res.attempts > 1 then
+            aerr.replayed = true
+            aerr.message = aerr.message .. "; this request was resent after an attempt that got no answer,"
+                .. " so that attempt reached Trustly: look the order up by its MessageID"
+        end
+        return nil, aerr
+    end
+    return result
+end
+
+--- client:deposit(data) -> {orderid, url} | nil, err
+-- Data: NotificationURL, EndUserID, MessageID (made when absent), Attributes
+-- {Currency, Amount (minor units or "103.00"), Firstname, Lastname, Country,
+-- Locale, SuccessURL, FailURL, Email, MobilePhone, ShopperStatement, IP, ...}.
+function Client:deposit(data) return self:call("Deposit", data) end
+
+--- client:refund{OrderID, Amount, Currency [, Attributes = {ExternalReference}]}
+-- -> {orderid, result = "1"} | nil, err
+function Client:refund(data) return self:call("Refund", data) end
+
+--- client:select_account(data) -> {orderid, url} | nil, err
+-- Attributes.RequestDirectDebitMandate = "1" (with Email) registers a
+-- direct debit mandate; the account notification then carries accountid.
+function Client:select_account(data) return self:call("SelectAccount", data) end
+
+--- client:charge{AccountID, NotificationURL, EndUserID, MessageID, Amount,
+-- Currency, Attributes = {ShopperStatement, Email, PaymentDate}} ->
+-- {orderid, result = "1"} or a business rejection {result = "0", rejected = "ERROR_..."}
+function Client:charge(data) return self:call("Charge", data) end
+
+--- client:cancel_charge{OrderID} -> {result = "1", rejected = null} | rejection | nil, err
+function Client:cancel_charge(data) return self:call("CancelCharge", data) end
+
+--- client:account_payout{NotificationURL, AccountID, EndUserID, MessageID,
+-- Amount, Currency, Attributes = {ShopperStatement, SenderInformation}} -> {orderid, result}
+function Client:account_payout(data) return self:call("AccountPayout", data) end
+
+--- client:balance() -> array of {currency, balance} | nil, err
+-- Trustly asks for at most one call every 15 minutes.
+function Client:balance() return self:call("Balance", {}) end
+
+--- client:notification(raw_body) -> event | nil, err (see trustly.read_notification)
+function Client:notification(raw_body)
+    return trustly.read_notification(raw_body, self.trustly_public_key)
+end
+
+--- client:notification_response(note, status) -> JSON text, signed with the
+-- merchant's key. note: the event from client:notification (or any table
+-- with method and uuid); status: "OK" or "FAILED".
+function Client:notification_response(note, status)
+    if type(note) ~= "table" or type(note.method) ~= "string" or type(note.uuid) ~= "string" then
+        error("luapay.trustly: notification_response needs the notification (a table with method and uuid)", 2)
+    end
+    if status ~= "OK" and status ~= "FAILED" then
+        error("luapay.trustly: notification_response status must be \"OK\" or \"FAILED\"", 2)
+    end
+    return trustly.notification_response(note.method, note.uuid, status, self.private_key)
+end
+
+function Client:close()
+    self.http:close()
+end
+
+return trustly

@@ -1,0 +1,104 @@
+--- The merchant's side of Trustly notifications, for the specs: a sandbox
+-- route (mounted at /shop/) that uses luapay.trustly inside nginx, as a shop
+-- would, and records what it got.
+--
+--   POST /shop/notify/<secret>   client:notification(raw) -> answer signed OK;
+--                                anything that fails verification -> 403, nothing signed
+--   GET  /shop/orders/<orderid>  {state, accountid, events = [...], duplicates}
+--   GET  /shop/rejected          how many notifications were refused
+--
+-- config.shop: username, password, private_key (merchant PEM),
+-- trustly_public_key (the fake's public PEM).
+local cjson = require "cjson.safe"
+local trustly = require "luapay.trustly"
+
+local M = {}
+local client
+
+local function dict() return ngx.shared.luapay_sandbox end
+
+local function get_client(config)
+    if not client then
+        local c = config.shop
+        client = trustly.new{
+            username = c.username, password = c.password, private_key = c.private_key,
+            trustly_public_key = c.trustly_public_key, environment = "test",
+        }
+    end
+    return client
+end
+
+local function load(key, default)
+    local text = dict():get("shop:" .. key)
+    if text == nil then return default end
+    return cjson.decode(text)
+end
+
+local function store(key, value)
+    dict():set("shop:" .. key, cjson.encode(value))
+end
+
+-- What a shop does with each event: payment status only moves forward,
+-- whatever order the notifications arrive in.
+local RANK = { pending = 1, succeeded = 2, canceled = 2, reversed = 3 }
+
+local function apply(note)
+    local order = load("order:" .. note.orderid, { events = {}, duplicates = 0 })
+    local first = load("seen:" .. note.notificationid)
+    if first then
+        order.duplicates = order.duplicates + 1
+        store("order:" .. note.orderid, order)
+        return first -- the same answer as the first time
+    end
+    order.events[#order.events + 1] = {
+        method = note.method, kind = note.kind, status = note.status, amount = note.amount,
+        currency = note.currency, notificationid = note.notificationid, messageid = note.messageid,
+        provider_ref = note.provider_ref, merchant_ref = note.merchant_ref,
+    }
+    if note.kind == "account" then
+        order.accountid = note.data.accountid
+        order.mandate = note.data.attributes and note.data.attributes.directdebitmandate
+    elseif note.kind == "payment" then
+        if (RANK[note.status] or 0) > (RANK[order.state] or 0) then order.state = note.status end
+    elseif note.kind == "payout" then
+        order.payouts = (order.payouts or 0) + 1
+    end
+    store("order:" .. note.orderid, order)
+    store("seen:" .. note.notificationid, "OK")
+    return "OK"
+end
+
+function M.handle(path, config)
+    local c = get_client(config)
+    if path:match("^notify/") then
+        ngx.req.read_body()
+        local raw = ngx.req.get_body_data() or ""
+        local note, err = c:notification(raw)
+        if not note then
+            dict():incr("shop:rejected", 1, 0)
+            ngx.status = 403
+            ngx.header["Content-Type"] = "text/plain"
+            ngx.print("notification rejected")
+            return
+        end
+        local status = apply(note)
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print(c:notification_response(note, status))
+        return
+    end
+    local orderid = path:match("^orders/(%d+)$")
+    ngx.header["Content-Type"] = "application/json"
+    if orderid then
+        local order = load("order:" .. orderid, { events = {}, duplicates = 0 })
+        order.events = setmetatable(order.events, cjson.empty_array_mt)
+        ngx.print(cjson.encode(order))
+        return
+    end
+    if path == "rejected" then
+        ngx.print(cjson.encode({ rejected = dict():get("shop:rejected") or 0 }))
+        return
+    end
+    ngx.exit(404)
+end
+
+return M
