@@ -1,0 +1,81 @@
+--- `luapay` subcommands for Trustly: sign, verify, call.
+local cli = require "luapay.cli"
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+local trustly = require "luapay.trustly"
+
+local adapter = { name = "trustly", repl_name = "trustly_client" }
+
+local FIELDS = { "username", "password", "private_key", "environment", "base_url", "trustly_public_key" }
+
+-- A key setting is the PEM itself or the path of a file holding it.
+local function pem(value)
+    if value and not value:find("-----BEGIN", 1, true) then return cli.read_input(value) end
+    return value
+end
+
+function adapter.sandbox_settings(base_url)
+    local d = require("luapay.sandbox.trustly").describe(base_url)
+    return { username = d.credentials.username, password = d.credentials.password, base_url = d.base_url,
+        private_key = d.credentials.private_key_file, trustly_public_key = d.credentials.trustly_public_key_file }
+end
+
+local function settings(ctx)
+    if ctx.opts.sandbox then
+        local sb, err = cli.running_sandbox()
+        if not sb then cli.config_error(err) end
+        return adapter.sandbox_settings(sb.url .. "/trustly")
+    end
+    return cli.require_settings(cli.provider_settings(ctx.config, "trustly", FIELDS), "trustly",
+        { "username", "password", "private_key" })
+end
+
+local function client_of(s)
+    return trustly.new{ username = s.username, password = s.password, private_key = pem(s.private_key),
+        environment = s.environment, base_url = s.base_url, trustly_public_key = pem(s.trustly_public_key) }
+end
+
+function adapter.repl_client(sb)
+    return client_of(adapter.sandbox_settings(sb.url .. "/trustly"))
+end
+
+-- Input: {"method": "Deposit", "data": {...} [, "uuid": "..."]} -> the signed
+-- JSON-RPC request; --explain adds the plaintext that was signed.
+function adapter.sign(ctx, pos, opts)
+    local input = cli.json_input(cli.read_input(pos[2]), "the request")
+    if type(input) ~= "table" or type(input.method) ~= "string" or type(input.data) ~= "table" then
+        cli.usage_error('a Trustly request to sign is {"method": "Deposit", "data": {...}}')
+    end
+    local key, err = core.pkey(pem(settings(ctx).private_key))
+    if not key then cli.config_error("the Trustly private key cannot be read: " .. err) end
+    local uuid = input.uuid or core.uuid4()
+    local out = { request = core.json_decode(trustly.request(input.method, uuid, input.data, key)) }
+    if opts.explain then -- the credentials are in Data: keep the password out of the output
+        out.plaintext = errors.redact(trustly.plaintext(input.method, uuid, input.data), { input.data.Password })
+    end
+    return out
+end
+
+-- A saved notification body -> the verified event.
+function adapter.verify(ctx, pos, opts)
+    local body = cli.read_input(pos[2])
+    local note, err = client_of(settings(ctx)):notification(body)
+    if not note then return nil, err end
+    if opts.explain then
+        local decoded = core.json_decode(body, { numbers = "lexeme" })
+        note.plaintext = trustly.plaintext(decoded.method, decoded.params.uuid, decoded.params.data)
+    end
+    return note
+end
+
+-- call trustly <Method> [json Data]: Deposit, Refund, Balance, ... (any API method).
+function adapter.call(ctx, pos)
+    local method = pos[2]
+    if type(method) ~= "string" or not method:match("^%u%a+$") then
+        cli.usage_error("a Trustly method name such as Deposit, Refund or Balance")
+    end
+    local data = pos[3] and cli.json_input(pos[3], "the request data") or nil
+    return client_of(settings(ctx)):call(method, data)
+end
+
+return adapter
