@@ -1,0 +1,32 @@
+-- The README's REPL tour works when pasted into `luapay repl`.
+local util = require "support.util"
+
+describe("README", function()
+    it("has a REPL session that runs in luapay repl without an error", function()
+        local readme = util.read("README.md")
+        local section = readme:match("\n## Play with it: `luapay repl`\n(.-)\n## ")
+        assert.is_string(section)
+        local code = section:match("```lua\n(.-)```")
+        assert.is_string(code)
+        local input = os.tmpname()
+        local f = io.open(input, "wb")
+        f:write(code)
+        f:close()
+        local p = io.popen("env -u LD_PRELOAD LUAPAY_CONFIG=/nonexistent bin/luapay repl < " .. input .. " 2>&1")
+        local out = p:read("*a")
+        p:close()
+        os.remove(input)
+        -- every line ran: no Lua error, no unfinished chunk left at the end
+        assert.is_nil(out:find("repl:%d+:"), out)
+        assert.is_nil(out:find("stack traceback", 1, true), out)
+        assert.is_nil(out:find(">> \n", 1, true), out)
+        -- and did what the comments say
+        assert.truthy(out:find('"1.50"\t150', 1, true), out)
+        assert.truthy(out:find('status = "success"', 1, true), out)
+        assert.truthy(out:find("luapay validation error", 1, true), out)
+        assert.truthy(out:find("/trustpay/mapi5/Card/PayPopup?AccountId=", 1, true), out)
+        assert.truthy(out:find('password = "***"', 1, true), out)
+        assert.is_nil(out:find("hunter2", 1, true), out)
+        assert.is_nil(out:find("merchant_password", 1, true), out)
+    end)
+end)
