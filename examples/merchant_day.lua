@@ -103,36 +103,7 @@ local TRUSTLY_KEYS = {
     trustly = read(TRUSTLY.trustly_public_key_file),   -- stands in for Trustly's published key
 }
 
----------------------------------------------------------------------------
--- The sandbox: every fake provider, and the shop's endpoints at /shop/
----------------------------------------------------------------------------
-
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local routes = providers.routes()
-routes["/shop/"] = "merchant_day_shop"
-local sb, serr = sandbox.start{
-    routes = routes,
-    lua_path = here .. "/?.lua",
-    config = { shop = {
-        -- The shop's side has the real credentials: what fails on request is
-        -- the merchant's calls.
-        ecommpay = { project_id = ECOMMPAY.PROJECT_ID, secret = ECOMMPAY.SECRET },
-        trustly = { username = TRUSTLY.username, password = TRUSTLY.password,
-                    private_key = TRUSTLY_KEYS.merchant, trustly_public_key = TRUSTLY_KEYS.trustly },
-        trustpay = { account_id = TRUSTPAY.account_id, secret = TRUSTPAY.secret },
-    } },
-}
-if not sb then
-    io.stderr:write("merchant_day: cannot start the sandbox: ", tostring(serr), "\n")
-    os.exit(1)
-end
-local SHOP = sb.url .. "/shop"
-
-print(bold("luapay " .. luapay.VERSION .. ": a merchant's day against the sandbox"))
-print(dim(("sandbox %s, nginx pids %s; fakes: %s"):format(sb.url, table.concat(sb:pids(), " "),
-    table.concat(providers.available(), " "))))
-print()
-print(bold(LINE:format("#", "provider", "operation", "amount", "status")))
+local sb, SHOP -- the sandbox, and the shop's address on it: set when the day starts
 
 ---------------------------------------------------------------------------
 -- The merchant's books for the summary
@@ -235,14 +206,19 @@ end
 -- The steps
 ---------------------------------------------------------------------------
 
-local gate = luapay.ecommpay.new{
-    project_id = ECOMMPAY.PROJECT_ID,
-    secret = credential("ecommpay", ECOMMPAY.SECRET),
-    base_url = sb.url .. "/ecommpay", -- default: https://api.ecommpay.com
-}
+local gate -- one ecommpay client for the day (steps 1 and 4)
+local function ecommpay_gate()
+    gate = gate or luapay.ecommpay.new{
+        project_id = ECOMMPAY.PROJECT_ID,
+        secret = credential("ecommpay", ECOMMPAY.SECRET),
+        base_url = sb.url .. "/ecommpay", -- default: https://api.ecommpay.com
+    }
+    return gate
+end
 
 -- 1. ecommpay: a Trustly purchase of 25.00 EUR.
 local function ecommpay_purchase()
+    local gate = ecommpay_gate()
     local payment_id = "order-1001"
     op("ecommpay")
     check(gate:sale("trustly", {
@@ -269,15 +245,14 @@ local function ecommpay_purchase()
 end
 
 -- 2. Trustly: a deposit of 103.00 SEK, its notifications, a refund of 30.00 SEK.
-local trustly_client = luapay.trustly.new{
-    username = TRUSTLY.username,
-    password = credential("trustly", TRUSTLY.password),
-    private_key = TRUSTLY_KEYS.merchant,
-    trustly_public_key = TRUSTLY_KEYS.trustly, -- against Trustly: leave out, luapay bundles its keys
-    base_url = sb.url .. "/trustly/api/1",     -- against Trustly: leave out (environment = "test" | "live")
-}
-
 local function trustly_deposit()
+    local trustly_client = luapay.trustly.new{
+        username = TRUSTLY.username,
+        password = credential("trustly", TRUSTLY.password),
+        private_key = TRUSTLY_KEYS.merchant,
+        trustly_public_key = TRUSTLY_KEYS.trustly, -- against Trustly: leave out, luapay bundles its keys
+        base_url = sb.url .. "/trustly/api/1",     -- against Trustly: leave out (environment = "test" | "live")
+    }
     op("trustly")
     local deposit = check(trustly_client:deposit{
         NotificationURL = SHOP .. "/trustly/4f1c2b7e9a0d", -- hard to guess, no '?'
@@ -316,13 +291,12 @@ local function trustly_deposit()
 end
 
 -- 3. TrustPay: a card preauthorization of 60.00 EUR, then a capture of 54.50.
-local tp = luapay.trustpay.new{
-    account_id = TRUSTPAY.account_id,
-    secret = credential("trustpay", TRUSTPAY.secret),
-    base_url = sb.url .. "/trustpay", -- default: https://amapi.trustpay.eu
-}
-
 local function trustpay_card()
+    local tp = luapay.trustpay.new{
+        account_id = TRUSTPAY.account_id,
+        secret = credential("trustpay", TRUSTPAY.secret),
+        base_url = sb.url .. "/trustpay", -- default: https://amapi.trustpay.eu
+    }
     local reference = "ORD-1003"
     op("trustpay")
     local url = check(tp:preauthorization_url{
@@ -361,6 +335,7 @@ end
 
 -- 4. ecommpay: a Trustly payout of 40.00 EUR to a German account.
 local function ecommpay_payout()
+    local gate = ecommpay_gate()
     local payout_id = "payout-0998"
     local request = {
         general = { payment_id = payout_id, merchant_callback_url = SHOP .. "/ecommpay/" .. payout_id },
@@ -480,41 +455,35 @@ local STEPS = {
 }
 
 ---------------------------------------------------------------------------
+-- The sandbox: every fake provider, and the shop's endpoints at /shop/
+---------------------------------------------------------------------------
+
+local function start_sandbox()
+    local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+    local routes = providers.routes()
+    routes["/shop/"] = "merchant_day_shop"
+    local err
+    sb, err = sandbox.start{
+        routes = routes,
+        lua_path = here .. "/?.lua",
+        config = { shop = {
+            -- The shop's side has the real credentials: what fails on
+            -- request is the merchant's calls.
+            ecommpay = { project_id = ECOMMPAY.PROJECT_ID, secret = ECOMMPAY.SECRET },
+            trustly = { username = TRUSTLY.username, password = TRUSTLY.password,
+                        private_key = TRUSTLY_KEYS.merchant, trustly_public_key = TRUSTLY_KEYS.trustly },
+            trustpay = { account_id = TRUSTPAY.account_id, secret = TRUSTPAY.secret },
+        } },
+    }
+    if not sb then
+        io.stderr:write("merchant_day: cannot start the sandbox: ", tostring(err), "\n")
+        os.exit(1)
+    end
+    SHOP = sb.url .. "/shop"
+end
+
+---------------------------------------------------------------------------
 -- The day
----------------------------------------------------------------------------
-
-local failed = {}
-local function stop_and_exit(code)
-    browser:close()
-    sb:stop()
-    os.exit(code)
-end
-
-for n, s in ipairs(STEPS) do
-    local names, what, fn = s[1], s[2], s[3]
-    local who = {}
-    for i, p in ipairs(names) do who[i] = TITLE[p] end
-    current = nil
-    local ok, amount, status = pcall(fn)
-    if not ok and tostring(amount):find("interrupted!", 1, true) then -- Ctrl-C: clean up, then stop
-        io.stderr:write("\ninterrupted\n")
-        stop_and_exit(130)
-    end
-    if ok then
-        print(LINE:format(n, table.concat(who, ", "), what, amount, green(status)))
-    else
-        failed[#failed + 1] = n
-        if current then
-            books[current].failed = true
-        else
-            for _, p in ipairs(names) do books[p].failed = true end
-        end
-        print(LINE:format(n, table.concat(who, ", "), what, "-", red("FAILED") .. " " .. one_line(amount)))
-    end
-end
-
----------------------------------------------------------------------------
--- The summary, then the sandbox stops
 ---------------------------------------------------------------------------
 
 local function totals(t)
@@ -523,24 +492,62 @@ local function totals(t)
     return #parts > 0 and table.concat(parts, ", ") or "-"
 end
 
-local SUMMARY = "%-12s %10s   %-20s %-20s %s"
-print()
-print(bold(SUMMARY:format("provider", "operations", "money in", "money out", "status")))
-for _, p in ipairs(PROVIDERS) do
-    local b = books[p]
-    print(SUMMARY:format(TITLE[p], b.ops, totals(b.money_in), totals(b.money_out),
-        b.failed and red("FAILED") or b.ops == 0 and dim("not reached") or green("ok")))
+-- Runs the steps and prints the summary; returns how many steps failed.
+local function day()
+    print(bold("luapay " .. luapay.VERSION .. ": a merchant's day against the sandbox"))
+    print(dim(("sandbox %s, nginx pids %s; fakes: %s"):format(sb.url, table.concat(sb:pids(), " "),
+        table.concat(providers.available(), " "))))
+    print()
+    print(bold(LINE:format("#", "provider", "operation", "amount", "status")))
+    local failed = 0
+    for n, s in ipairs(STEPS) do
+        local names, what, fn = s[1], s[2], s[3]
+        local who = {}
+        for i, p in ipairs(names) do who[i] = TITLE[p] end
+        current = nil
+        local ok, amount, status = pcall(fn)
+        if not ok and tostring(amount):find("interrupted!", 1, true) then error(amount, 0) end -- Ctrl-C
+        if ok then
+            print(LINE:format(n, table.concat(who, ", "), what, amount, green(status)))
+        else
+            failed = failed + 1
+            if current then
+                books[current].failed = true
+            else
+                for _, p in ipairs(names) do books[p].failed = true end
+            end
+            print(LINE:format(n, table.concat(who, ", "), what, "-", red("FAILED") .. " " .. one_line(amount)))
+        end
+    end
+
+    local SUMMARY = "%-12s %10s   %-20s %-20s %s"
+    print()
+    print(bold(SUMMARY:format("provider", "operations", "money in", "money out", "status")))
+    for _, p in ipairs(PROVIDERS) do
+        local b = books[p]
+        print(SUMMARY:format(TITLE[p], b.ops, totals(b.money_in), totals(b.money_out),
+            b.failed and red("FAILED") or b.ops == 0 and dim("not reached") or green("ok")))
+    end
+    return failed
 end
 
+start_sandbox()
+-- Whatever happens during the day (even Ctrl-C), the sandbox is stopped.
+local ok, failed = xpcall(day, debug.traceback)
 browser:close()
 local problems = sb:errors()
 local stopped, stop_err = sb:stop()
+if not ok then
+    local interrupted = tostring(failed):find("interrupted!", 1, true)
+    io.stderr:write(interrupted and "\ninterrupted\n" or ("merchant_day: " .. tostring(failed) .. "\n"))
+    os.exit(interrupted and 130 or 1)
+end
 print()
 if #problems > 0 then
     print(red(("the sandbox logged %d error%s:"):format(#problems, #problems == 1 and "" or "s")))
     for _, line in ipairs(problems) do print("  " .. line) end
 end
 if not stopped then print(red(tostring(stop_err))) end
-print(("%d steps: %d ok, %d failed, in %.1f s; sandbox %s"):format(#STEPS, #STEPS - #failed, #failed,
+print(("%d steps: %d ok, %d failed, in %.1f s; sandbox %s"):format(#STEPS, #STEPS - failed, failed,
     core.monotime() - started, stopped and "stopped" or "NOT stopped"))
-os.exit((#failed == 0 and #problems == 0 and stopped) and 0 or 1)
+os.exit((failed == 0 and #problems == 0 and stopped) and 0 or 1)
