@@ -53,6 +53,8 @@ local function dict() return ngx.shared.luapay_sandbox end
 
 local function root_dir()
     local src = debug.getinfo(1, "S").source:gsub("^@", "")
+    -- relative to the current directory when LUA_PATH says "lua/?.lua"
+    if src:sub(1, 1) ~= "/" then src = "./" .. src end
     return (src:gsub("/lua/luapay/sandbox/trustly%.lua$", ""))
 end
 

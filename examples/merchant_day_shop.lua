@@ -1,0 +1,131 @@
+--- The merchant's web endpoints for examples/merchant_day.lua: what a shop
+-- exposes to its payment providers, as it would run in OpenResty. The
+-- sandbox serves it at /shop/, next to the fake providers (inside nginx,
+-- LuaJIT, cosockets). Each endpoint verifies what arrives with luapay,
+-- answers the provider the way it expects, and keeps the verified event
+-- in the shared dict, the stand-in for the shop's database:
+--
+--   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:callback, then
+--                                     gate:callback_response (200 "OK" or 400)
+--   POST /shop/trustly/<token>        a Trustly notification: client:notification,
+--                                     processed once per notificationid, answered
+--                                     with client:notification_response (signed "OK");
+--                                     403 and nothing signed when it does not verify
+--   GET  /shop/trustpay?<query>       a TrustPay notification: client:notification,
+--                                     200 "OK" (400 when it does not verify)
+--   GET  /shop/inbox/<provider>/<ref> what the shop has recorded for an order, in
+--                                     arrival order (JSON array; ecommpay: the raw
+--                                     bodies, for the merchant's script to read)
+--
+-- config.shop: ecommpay = {project_id, secret}, trustly = {username, password,
+-- private_key, trustly_public_key} (PEM texts), trustpay = {account_id, secret}.
+local cjson = require "cjson.safe"
+local ecommpay = require "luapay.ecommpay"
+local trustly = require "luapay.trustly"
+local trustpay = require "luapay.trustpay"
+
+local shop = {}
+
+local clients = {} -- one client per provider and nginx worker
+
+local function client(config, name)
+    if not clients[name] then
+        local c = config.shop[name]
+        if name == "ecommpay" then
+            clients[name] = ecommpay.new{ project_id = c.project_id, secret = c.secret }
+        elseif name == "trustly" then
+            clients[name] = trustly.new{ username = c.username, password = c.password, private_key = c.private_key,
+                                         trustly_public_key = c.trustly_public_key, environment = "test" }
+        else
+            clients[name] = trustpay.new{ account_id = c.account_id, secret = c.secret }
+        end
+    end
+    return clients[name]
+end
+
+local function db() return ngx.shared.luapay_sandbox end
+
+-- Appends to an order's record (a worker runs one handler at a time between
+-- I/O calls, so get and set are not interleaved).
+local function record(provider, ref, entry)
+    local key = "shop:" .. provider .. ":" .. tostring(ref)
+    local list = cjson.decode(db():get(key) or "[]") or {}
+    list[#list + 1] = entry
+    db():set(key, cjson.encode(list))
+end
+
+local function answer(status, body, ctype)
+    ngx.status = status
+    ngx.header["Content-Type"] = ctype or "text/plain"
+    ngx.print(body)
+    return ngx.exit(status)
+end
+
+local function raw_body()
+    ngx.req.read_body()
+    return ngx.req.get_body_data() or ""
+end
+
+-- ecommpay: the raw body is what was signed; verify before anything else.
+local function ecommpay_callback(config, payment_id)
+    local gate = client(config, "ecommpay")
+    local raw = raw_body()
+    local event, err = gate:callback(raw)
+    local reply = gate:callback_response(event ~= nil)
+    if event then
+        record("ecommpay", event.merchant_ref, { body = raw, answered = reply.status })
+    else
+        ngx.log(ngx.WARN, "shop: ecommpay callback for ", payment_id, " refused: ", tostring(err))
+        record("ecommpay", "rejected", { body = raw, answered = reply.status })
+    end
+    return answer(reply.status, reply.body, reply.headers["Content-Type"])
+end
+
+-- Trustly: Pending, Account and Credit come in any order and one may come
+-- twice; each notificationid is processed once, a repeat gets the same answer.
+local function trustly_notification(config)
+    local c = client(config, "trustly")
+    local note, err = c:notification(raw_body())
+    if not note then
+        ngx.log(ngx.WARN, "shop: Trustly notification refused: ", tostring(err))
+        return answer(403, "notification refused")
+    end
+    local first = db():add("shop:trustly:seen:" .. note.notificationid, true)
+    if first then
+        record("trustly", note.orderid, {
+            method = note.method, kind = note.kind, status = note.status, amount = note.amount,
+            currency = note.currency, notificationid = note.notificationid,
+            accountid = note.kind == "account" and note.data.accountid or nil,
+        })
+    end
+    return answer(200, c:notification_response(note, "OK"), "application/json")
+end
+
+-- TrustPay: the notification is the query string of a GET.
+local function trustpay_notification(config)
+    local event, err = client(config, "trustpay"):notification(ngx.var.args or "")
+    if not event then
+        ngx.log(ngx.WARN, "shop: TrustPay notification refused: ", tostring(err))
+        return answer(400, "notification refused")
+    end
+    record("trustpay", event.merchant_ref, {
+        kind = event.kind, status = event.status, amount = event.amount, currency = event.currency,
+        result_code = event.result_code, payment_request_id = event.provider_ref,
+        card_mask = event.card and event.card.CardMask or nil,
+    })
+    return answer(200, "OK")
+end
+
+function shop.handle(path, config)
+    local payment_id = path:match("^ecommpay/(.+)$")
+    if payment_id and ngx.req.get_method() == "POST" then return ecommpay_callback(config, payment_id) end
+    if path:match("^trustly/[%w_%-]+$") and ngx.req.get_method() == "POST" then return trustly_notification(config) end
+    if path == "trustpay" then return trustpay_notification(config) end
+    local provider, ref = path:match("^inbox/(%w+)/(.+)$")
+    if provider then
+        return answer(200, db():get("shop:" .. provider .. ":" .. ngx.unescape_uri(ref)) or "[]", "application/json")
+    end
+    return answer(404, "no such shop endpoint: /shop/" .. path)
+end
+
+return shop
