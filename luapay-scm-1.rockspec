@@ -68,6 +68,7 @@ build = {
         ["luapay.sandbox.ecommpay"] = "lua/luapay/sandbox/ecommpay.lua",
         ["luapay.sandbox.providers"] = "lua/luapay/sandbox/providers.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
+        ["luapay.sandbox.test_keys"] = "lua/luapay/sandbox/test_keys.lua",
         ["luapay.sandbox.trustly"] = "lua/luapay/sandbox/trustly.lua",
         ["luapay.sandbox.trustly_na"] = "lua/luapay/sandbox/trustly_na.lua",
         ["luapay.sandbox.trustpay"] = "lua/luapay/sandbox/trustpay.lua",

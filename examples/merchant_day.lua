@@ -85,22 +85,16 @@ local function credential(provider, value)
     return value
 end
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
 
 -- The fakes' test credentials (what `luapay sandbox start` prints).
 local ECOMMPAY = require "luapay.sandbox.ecommpay"                  -- PROJECT_ID, SECRET
-local TRUSTLY = require("luapay.sandbox.trustly").describe("").credentials -- username, password, key files
+local TRUSTLY = require("luapay.sandbox.trustly").describe("").credentials -- username, password, test keys
 local TRUSTPAY = require("luapay.sandbox.trustpay").DEFAULTS          -- account_id, secret
 local BEGATEWAY = require("luapay.sandbox.begateway").DEFAULTS        -- psp_id, secret
 local TRUSTLY_NA = require("luapay.sandbox.trustly_na").DEFAULTS      -- access_id, access_key
 local TRUSTLY_KEYS = {
-    merchant = read(TRUSTLY.private_key_file),          -- the shop signs with it
-    trustly = read(TRUSTLY.trustly_public_key_file),   -- stands in for Trustly's published key
+    merchant = TRUSTLY.private_key,          -- the shop signs with it
+    trustly = TRUSTLY.trustly_public_key,    -- stands in for Trustly's published key
 }
 
 local sb, SHOP -- the sandbox, and the shop's address on it: set when the day starts

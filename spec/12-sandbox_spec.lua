@@ -101,3 +101,18 @@ describe("a detached sandbox", function()
         assert.matches("not running", err)
     end)
 end)
+
+describe("the sandbox's bundled test keys", function()
+    it("are the test key pairs of spec/fixtures, and they match each other", function()
+        local util = require "support.util"
+        local keys = require "luapay.sandbox.test_keys"
+        for _, name in ipairs({ "merchant_private", "merchant_public", "provider_private", "provider_public" }) do
+            assert.equal(util.fixture("keys/" .. name .. ".pem"):gsub("%s+$", ""), (keys[name]:gsub("%s+$", "")))
+        end
+        for _, who in ipairs({ "merchant", "provider" }) do
+            local priv = assert(core.pkey(keys[who .. "_private"]))
+            local pub = assert(core.pkey(keys[who .. "_public"]))
+            assert.is_true(pub:verify("m", priv:sign("m", "sha1"), "sha1"))
+        end
+    end)
+end)

@@ -17,7 +17,7 @@ end
 function adapter.sandbox_settings(base_url)
     local d = require("luapay.sandbox.trustly").describe(base_url)
     return { username = d.credentials.username, password = d.credentials.password, base_url = d.base_url,
-        private_key = d.credentials.private_key_file, trustly_public_key = d.credentials.trustly_public_key_file }
+        private_key = d.credentials.private_key, trustly_public_key = d.credentials.trustly_public_key }
 end
 
 local function settings(ctx)

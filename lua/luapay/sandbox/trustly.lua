@@ -29,14 +29,15 @@
 --
 -- config.trustly (all optional): username, password ("merchant_username",
 -- "merchant_password"), private_key (the fake's PEM; default
--- spec/fixtures/keys/provider_private.pem), merchant_public_key (default
--- spec/fixtures/keys/merchant_public.pem), balances ({EUR = "10000.00", ...}),
+-- luapay.sandbox.test_keys.provider_private), merchant_public_key (default
+-- luapay.sandbox.test_keys.merchant_public), balances ({EUR = "10000.00", ...}),
 -- payout_confirmation (default true: a payoutconfirmation after Refund and
 -- AccountPayout). Where the real API gives no documented code, the fake
 -- answers 615 ERROR_INVALID_AMOUNT for a refund above what is left of the
 -- deposit and 623 ERROR_INVALID_PARAMETERS for an unknown order or account.
 local cjson = require "cjson.safe"
 local core = require "luapay.core"
+local test_keys = require "luapay.sandbox.test_keys"
 local http = require "luapay.http"
 local trustly = require "luapay.trustly"
 
@@ -51,20 +52,7 @@ local function dict() return ngx.shared.luapay_sandbox end
 -- Settings and keys
 ---------------------------------------------------------------------------
 
-local function root_dir()
-    local src = debug.getinfo(1, "S").source:gsub("^@", "")
-    -- relative to the current directory when LUA_PATH says "lua/?.lua"
-    if src:sub(1, 1) ~= "/" then src = "./" .. src end
-    return (src:gsub("/lua/luapay/sandbox/trustly%.lua$", ""))
-end
 
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
 
 local settings
 local function conf(config)
@@ -72,9 +60,8 @@ local function conf(config)
     local c = (config or {}).trustly or {}
     local seed = core.random_bytes(4)
     math.randomseed(((seed:byte(1) * 256 + seed:byte(2)) * 256 + seed:byte(3)) * 256 + seed:byte(4))
-    local fixtures = root_dir() .. "/spec/fixtures/keys/"
-    local priv = c.private_key or read_file(fixtures .. "provider_private.pem")
-    local pub = c.merchant_public_key or read_file(fixtures .. "merchant_public.pem")
+    local priv = c.private_key or test_keys.provider_private
+    local pub = c.merchant_public_key or test_keys.merchant_public
     settings = {
         username = c.username or "merchant_username",
         password = c.password or "merchant_password",
@@ -648,16 +635,15 @@ local function notify_now(s)
 end
 
 --- What a client needs to talk to this fake at base_url (the sandbox's
--- /trustly): the endpoint, the default credentials and the test key files
+-- /trustly): the endpoint, the default credentials and the test keys as PEM
 -- (the merchant's private key; the fake's public key, standing in for
 -- Trustly's).
 function M.describe(base_url)
-    local keys = root_dir() .. "/spec/fixtures/keys/"
     return {
         base_url = base_url .. "/api/1",
         credentials = {
             username = "merchant_username", password = "merchant_password",
-            private_key_file = keys .. "merchant_private.pem", trustly_public_key_file = keys .. "provider_public.pem",
+            private_key = test_keys.merchant_private, trustly_public_key = test_keys.provider_public,
         },
     }
 end

@@ -1,0 +1,89 @@
+--- Test-only RSA key pairs for the sandbox's fakes (the same as
+-- spec/fixtures/keys): `merchant_*` is the merchant's key, `provider_*`
+-- stands in for a provider that signs with RSA (Trustly). Bundled so an
+-- installed `luapay sandbox` works without the source tree. Never use them
+-- for anything but the sandbox: the private halves are public knowledge.
+return {
+    merchant_private = [[
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDHAREcCasNoLDd
+bJhXRuDwpu26GmV7Enn67O6CQhTxILx3KYfIQH2Cix16Gzdp7pWvXepmZrxhALFT
+c+N5yvsCm3ltqjtY/KBsUdmRt4fOKR+RHkA4zjiJEXhbrnCOtEDdQ8i99kDZXEST
+TeYW0gPSrdfEGvzqssP14KBd52AiYPFcTs/40lqilYa75tnCu1BLJNPgrczFXCSx
+rXoNui9e8FJZDLAX/7vU+d5dQ2zrPp0gMqeGs3hiwvAMAO8k7rjip/1+AbrmoIdy
+E3zWFMXeMQWPMpA6Pxugo2QHBpD8QnTMuKSGEzjKTySNai0N5T/huGcfwNFEkHkf
+iyJ/tHhnAgMBAAECggEADDYM1Uos3tl9HEJR6i/y8GzSYP1YhVta4oKLYUNgy+C5
+ghwXIt9rVC3pI7S0+Oo5g2tF37RutsGk+1iF+IphcvM5EIuhSlu4XXZXJohx7AYF
++Gw4NTHZH/blnKFxBPnR//ij+QrwtOW+gupOM8+0ZOusNgSjEhKX0NW+U7J+oIHh
+Sc0JqmBqN8wHDhSZkd1CQcOEZGBomsTzvIjke+Ct9yb7LnuLYSAAgzLu93jTryhJ
+THFgdNFHMqSZTL5Supwb8nQRnsjah/6Ujy26DY6f3fqvlwlP4ekpfpRT5rGb8lwb
+SUvvHtVg69QuxUq8PICJy63Y97lQbND0ZDVJoG+bYQKBgQD/FLsX51mEB7zF5L4l
+hvm54q3MYiBxPeSa5yLcEZlyu2/Ypv1rTubvQsG3zhC2Vwe6et593KNlNddA0/n7
+E3fPAC3SFLPUjbDahlMaywcn1AJRDLvOjjzpbViCi6Fv0r0J972QABj2jrzJrBme
+O/wc1ICBmZstXE4kI/sfq2TuiQKBgQDHuJ1WlHog0VdhYaqggYc7WNZhZ9//Rqdp
++eZr2GegZypnxyFIq+0GWgQ2aXPO5c8S8Z85HKp0vg7PRafvXu35mZPda5WDo+Rh
+taQvfS2JvVaQmv88yIQP10oRbxzc9Ufx/ZvD5oHi2Wl78YigQaorGF9OR4ZpHUya
+rcqtwx3zbwKBgCUvjn7TmTcoMZrf1+B8ptc0doW/IF+h2DvEyk4uuqIBNTLuVS9Z
+l0z1/GuhPMp4MYY790d97MwKZ1DqFh1GH0csDYH8xqKL7WZOArt7MZXa0GOkaZSZ
+I8QbzrVpSaWVoT1cwmPFv93hvR/hWPK6Z+yEBh/elsKsHDAklq1tPQ+RAoGBAJph
+j2WUog7qIvRIjZ9CYKk0U4q5w8FM+S4HGOE2R2wLMxFDMOw+0Zo+TNFOlFFS/M00
+7pI0IWLaYxI/Ur/KjoOI/m6CsfEu5+PLh52Z0nCNZfOjjDaM/OBN15hAXnxCMZnS
+Iuy8KpyS2GIRYz4VZBep4EnfKfvoxQUv3+KPV4CLAoGBANNyQ/n9zP4Av+0v28fu
+/T4bsHoNTTDf5KMGs8aLDhVmDZCIFKerYOVN5yI+l0l6O9s/KbfA0E/+srHBeb/6
+4XcgBj0+jaigs7RLkE4hee57mdepRpVcC9uszTJnlgSjH5vfUnBfpmk5rxL7wj42
+I3sAbO9NiozLbIMxNEYMuNO/
+-----END PRIVATE KEY-----
+]],
+    merchant_public = [[
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxwERHAmrDaCw3WyYV0bg
+8KbtuhplexJ5+uzugkIU8SC8dymHyEB9gosdehs3ae6Vr13qZma8YQCxU3Pjecr7
+Apt5bao7WPygbFHZkbeHzikfkR5AOM44iRF4W65wjrRA3UPIvfZA2VxEk03mFtID
+0q3XxBr86rLD9eCgXedgImDxXE7P+NJaopWGu+bZwrtQSyTT4K3MxVwksa16Dbov
+XvBSWQywF/+71PneXUNs6z6dIDKnhrN4YsLwDADvJO644qf9fgG65qCHchN81hTF
+3jEFjzKQOj8boKNkBwaQ/EJ0zLikhhM4yk8kjWotDeU/4bhnH8DRRJB5H4sif7R4
+ZwIDAQAB
+-----END PUBLIC KEY-----
+]],
+    provider_private = [[
+-----BEGIN PRIVATE KEY-----
+MIIEuwIBADANBgkqhkiG9w0BAQEFAASCBKUwggShAgEAAoIBAQC9qX5t/Uh2JENY
+qIX+L+Nrs38fwaytktOkrMBGvaSUYXxgvrNvzuE5j/vxHvNkTwXGHygpvGW75wEV
+VSvcd9xMuLz+invaouqFgcxv7LSV3XoOaBREpjLua5KWmB7KUSnRMVv0nzRy5RA/
+4C2IXXGofOYdFr6JEOe43oIThmyGFQjNCxWYlc9hHaQaLt6SuOwhXGw92d+xC8qD
+DgujBTtT6R7yISe1zABlutJ0NXSdmCGg8AC0sIPq8VJx2tbXV80bdKuWI0HKLEFa
+GgJ3etzkDLjp7j2KZ8juXrNF4b6gGHi/vwlTNKCqD15fvZNx6q2xtq3iRckF0PNo
+adYirIuBAgMBAAECgf9xKnEFr9tMotaMUAGjaW+JE9EGYclmx/UAjRMtInrRDlno
+X+ExFX/NmNv7Qzx23a/UR0LvpDoPpAZBdFB3fA02ugQK3RaJnivQ/WG+Zr5ZrYzm
+i7OMQp6hJA6TTLEShtsstwbnLxdcdtD7TAffFeJ7Zgrn0Gpf3nZlGF8Ex3B5j4xk
+ccK5SNZvaI5pHzJ4IAjFgv+bTl+Tql3evLvlxhv/yrGl3H14PdbBHNcqo74JB93b
+pr9Pr1x3c2E0FzfmLaHaXZN99lVpGR2nWNXd8Ex4hZZ1urVQRfyb4zxxj2ZAnlzn
+sn1LRAGCRx7bRByYWCOee0dsAAB50qX6bm3p9uUCgYEA4ktcEej0RFT/KcQu361e
+orS3/b92IcVByfxA4tCBQ++yvnIS4c+75gtMCPm1Aj+FH+HyaLH5HCZ6MHXOsoQu
+wLq/8MvPGKrTT7qiZcYeNDhYjJ2h+LjAFF6Q76UFxLGgnLEutL8NG3yOyb5Lxhgq
+qWN35wv+T4s4ORzCUrCwdA0CgYEA1o8ab+vjo9F3vGt9F3aek1bHLIO+sfd0n65u
+S19ICjUIYkb7L/nJMj4F4bsPDe/XrODl9EAAcE/iO0jFduHJ4tiKHKcR1YniU6mV
+zBk63MbR0qp1DC8enOB1njPYd/Dzr5rStPXE+Z1QmW7v+FHc9AbQwSIRIl7RgGPS
+Z6HtVEUCgYBAL7nsxpPKcgVyNlhJT6ahJftuOQlr6MSRY0CQVS3lNC8R/89FR6P3
+S0sE3Lcv7Q54jaExexG6n1tXNYMsdXvBZPceeODEEWggnEKF9Z0JmNXdBLU1lEm/
+PVeE8dzh/rQc3dDuqaYxHrJtnNFnXeFz7GfNHETFESsgX/zqcX2LXQKBgQDOYljL
+z9voeFT0qXBqYW+nypFMAG4uQhmsf90YI07ogprN7fkw7NTbv01pFMYmYc7UPID1
+sZq6bhzvadCHyiioTCKN7Sb6gOd0EmxFJv+33od2XQC595k6za5Vvwk6VkwRXpvP
+9ZjDgs9Ex7GM6zHeia/EF0DkDtD27w41IU1pAQKBgHfqEwenprlpyuaSl4C8Mab7
+xq8YrkfTiVJ5llUklhJWSgWwSzPQkE2ZtJ12V8hwkE3QDmOVjEYUnBu+x8D7yZXg
+Z4MnymwwAr0l+EfWdYmjTeNUxQd1FcI8yrTy9q8IPxBMmZ69K88UpCOKw7eT64Vn
+t9R8tgr438j9pioxJYiC
+-----END PRIVATE KEY-----
+]],
+    provider_public = [[
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAval+bf1IdiRDWKiF/i/j
+a7N/H8GsrZLTpKzARr2klGF8YL6zb87hOY/78R7zZE8Fxh8oKbxlu+cBFVUr3Hfc
+TLi8/op72qLqhYHMb+y0ld16DmgURKYy7muSlpgeylEp0TFb9J80cuUQP+AtiF1x
+qHzmHRa+iRDnuN6CE4ZshhUIzQsVmJXPYR2kGi7ekrjsIVxsPdnfsQvKgw4LowU7
+U+ke8iEntcwAZbrSdDV0nZghoPAAtLCD6vFScdrW11fNG3SrliNByixBWhoCd3rc
+5Ay46e49imfI7l6zReG+oBh4v78JUzSgqg9eX72Tceqtsbat4kXJBdDzaGnWIqyL
+gQIDAQAB
+-----END PUBLIC KEY-----
+]],
+}
