@@ -7,20 +7,8 @@
 local cjson = require "cjson"
 local core = require "luapay.core"
 local ecommpay = require "luapay.ecommpay"
-local clock = os.clock
-local MIN_SECONDS = 0.5
-
-local function rate(op)
-    local n, batch, start = 0, 16, clock()
-    local elapsed
-    repeat
-        for _ = 1, batch do op() end
-        n = n + batch
-        batch = batch * 2
-        elapsed = clock() - start
-    until elapsed >= MIN_SECONDS
-    return n / elapsed
-end
+local bench = require "util"
+local rate = bench.rate
 
 ---------------------------------------------------------------------------
 -- The plain-Lua canonical string: flatten, PHP values, strnatcmp, join.

@@ -22,7 +22,7 @@ rounds=${BENCH_ROUNDS:-5}
 rm -f $out/*.txt
 # The plaintexts Trustly signs for the bench's Deposit and credit notification,
 # for the plain-C side to sign and verify byte for byte the same.
-LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys --write $out
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/trustly_bench.lua $keys --write $out
 msgs="deposit=$out/deposit.msg notification=$out/notification.msg"
 # The three programs take turns for several rounds and each keeps its best
 # rate: a shared VM steals CPU in bursts, and best-of-N filters those out.

@@ -10,27 +10,10 @@
 -- had signed it with it): RSA-2048 with e = 65537 costs the same with any key.
 local core = require "luapay.core"
 local trustly = require "luapay.trustly"
-local clock = os.clock
-local MIN_SECONDS = 0.5
+local bench = require "util"
+local rate = bench.rate
 
-local function rate(op)
-    local n, batch, start = 0, 16, clock()
-    local elapsed
-    repeat
-        for _ = 1, batch do op() end
-        n = n + batch
-        batch = batch * 2
-        elapsed = clock() - start
-    until elapsed >= MIN_SECONDS
-    return n / elapsed
-end
-
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = bench.read
 
 local priv = assert(core.pkey(read(arg[1])))
 local pub = assert(core.pkey(read(arg[2])))

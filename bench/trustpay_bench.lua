@@ -7,20 +7,8 @@
 local core = require "luapay.core"
 local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
-local clock = os.clock
-local MIN_SECONDS = 0.3
-
-local function rate(op)
-    local n, batch, start = 0, 8, clock()
-    local elapsed
-    repeat
-        for _ = 1, batch do op() end
-        n = n + batch
-        batch = batch * 2
-        elapsed = clock() - start
-    until elapsed >= MIN_SECONDS
-    return n / elapsed
-end
+local bench = require "util"
+local rate = bench.rate
 
 local tp = trustpay.new{ account_id = "4107111111", secret = "123456", transport = function() end }
 local params = {

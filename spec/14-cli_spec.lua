@@ -3,29 +3,7 @@
 local cli = require "luapay.cli"
 local core = require "luapay.core"
 
--- Runs bin/luapay in a shell (stdin from `input`), returns stdout, stderr, code.
-local function luapay(args, input, env)
-    local out, err = os.tmpname(), os.tmpname()
-    local cmd = ("env -u LD_PRELOAD LUAPAY_SANDBOX_STATE=%s %s bin/luapay %s > %s 2> %s"):format(
-        os.getenv("LUAPAY_TEST_STATE") or "/tmp/luapay-cli-spec.json", env or "", args, out, err)
-    if input then
-        local inp = os.tmpname()
-        local f = io.open(inp, "wb")
-        f:write(input)
-        f:close()
-        cmd = cmd .. " < " .. inp
-    end
-    local ok, _, code = os.execute(cmd)
-    if type(ok) == "number" then code = ok / 256 end -- LuaJIT: the raw wait status
-    local function slurp(p)
-        local f = io.open(p, "rb")
-        local s = f:read("*a")
-        f:close()
-        os.remove(p)
-        return s
-    end
-    return slurp(out), slurp(err), code
-end
+local luapay = require("support.cli").run
 
 describe("luapay command", function()
     it("prints its help, with the commands and the exit codes", function()

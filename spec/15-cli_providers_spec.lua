@@ -1,25 +1,11 @@
 -- The luapay command's provider subcommands against a background sandbox.
 local core = require "luapay.core"
 
-local STATE = "/tmp/luapay-cli-providers-spec.json"
+local run = require("support.cli").run
 
+-- No config file: credentials come from the environment or --sandbox.
 local function luapay(args, input, env)
-    local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
-    local f = io.open(inp, "wb")
-    f:write(input or "")
-    f:close()
-    local ok, _, code = os.execute(("env -u LD_PRELOAD LUAPAY_CONFIG=/nonexistent LUAPAY_SANDBOX_STATE=%s %s bin/luapay %s < %s > %s 2> %s")
-        :format(STATE, env or "", args, inp, out, err))
-    if type(ok) == "number" then code = ok / 256 end
-    local function slurp(p)
-        local h = io.open(p, "rb")
-        local s = h:read("*a")
-        h:close()
-        os.remove(p)
-        return s
-    end
-    os.remove(inp)
-    return slurp(out), slurp(err), code
+    return run(args, input, "LUAPAY_CONFIG=/nonexistent " .. (env or ""), "/tmp/luapay-cli-providers-spec.json")
 end
 
 describe("luapay with TrustPay", function()

@@ -169,6 +169,18 @@ function cli.require_settings(settings, provider, required)
     return settings
 end
 
+--- A provider command's settings: with --sandbox, the running sandbox's
+-- test settings for the adapter's fake; otherwise the configured ones, the
+-- `required` fields checked.
+function cli.settings(ctx, adapter, fields, required)
+    if ctx.opts.sandbox then
+        local sb, err = cli.running_sandbox()
+        if not sb then config_error(err) end
+        return adapter.sandbox_settings(sb.url .. "/" .. adapter.name)
+    end
+    return cli.require_settings(cli.provider_settings(ctx.config, adapter.name, fields), adapter.name, required)
+end
+
 ---------------------------------------------------------------------------
 -- The background sandbox
 ---------------------------------------------------------------------------

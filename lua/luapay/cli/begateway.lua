@@ -14,13 +14,7 @@ function adapter.sandbox_settings(base_url)
 end
 
 local function settings(ctx)
-    if ctx.opts.sandbox then
-        local sb, err = cli.running_sandbox()
-        if not sb then cli.config_error(err) end
-        return adapter.sandbox_settings(sb.url .. "/begateway")
-    end
-    return cli.require_settings(cli.provider_settings(ctx.config, "begateway", FIELDS), "begateway",
-        { "psp_id", "secret", "dwh_url" })
+    return cli.settings(ctx, adapter, FIELDS, { "psp_id", "secret", "dwh_url" })
 end
 
 -- public_key: the PEM (or bare base64) itself, or the path of a file holding it.

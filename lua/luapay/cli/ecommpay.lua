@@ -14,12 +14,7 @@ function adapter.sandbox_settings(base_url)
 end
 
 local function settings(ctx)
-    if ctx.opts.sandbox then
-        local sb, err = cli.running_sandbox()
-        if not sb then cli.config_error(err) end
-        return adapter.sandbox_settings(sb.url .. "/ecommpay")
-    end
-    return cli.require_settings(cli.provider_settings(ctx.config, "ecommpay", FIELDS), "ecommpay", { "project_id", "secret" })
+    return cli.settings(ctx, adapter, FIELDS, { "project_id", "secret" })
 end
 
 local function gate_of(s)

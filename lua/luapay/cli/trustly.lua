@@ -21,13 +21,7 @@ function adapter.sandbox_settings(base_url)
 end
 
 local function settings(ctx)
-    if ctx.opts.sandbox then
-        local sb, err = cli.running_sandbox()
-        if not sb then cli.config_error(err) end
-        return adapter.sandbox_settings(sb.url .. "/trustly")
-    end
-    return cli.require_settings(cli.provider_settings(ctx.config, "trustly", FIELDS), "trustly",
-        { "username", "password", "private_key" })
+    return cli.settings(ctx, adapter, FIELDS, { "username", "password", "private_key" })
 end
 
 local function client_of(s)

@@ -15,13 +15,7 @@ function adapter.sandbox_settings(base_url)
 end
 
 local function settings(ctx)
-    if ctx.opts.sandbox then
-        local sb, err = cli.running_sandbox()
-        if not sb then cli.config_error(err) end
-        return adapter.sandbox_settings(sb.url .. "/trustly_na")
-    end
-    return cli.require_settings(cli.provider_settings(ctx.config, "trustly_na", FIELDS), "trustly_na",
-        { "access_id", "access_key" })
+    return cli.settings(ctx, adapter, FIELDS, { "access_id", "access_key" })
 end
 
 local function client_of(s)

@@ -25,15 +25,7 @@ local function client_of(s)
 end
 
 local function client(ctx)
-    local s
-    if ctx.opts.sandbox then
-        local sb, err = cli.running_sandbox()
-        if not sb then cli.config_error(err) end
-        s = adapter.sandbox_settings(sb.url .. "/trustpay")
-    else
-        s = cli.require_settings(cli.provider_settings(ctx.config, "trustpay", FIELDS), "trustpay", { "account_id", "secret" })
-    end
-    return client_of(s)
+    return client_of(cli.settings(ctx, adapter, FIELDS, { "account_id", "secret" }))
 end
 
 function adapter.repl_client(sb)
@@ -46,8 +38,7 @@ function adapter.sign(ctx, pos, opts)
     if type(input) ~= "table" or type(input.kind) ~= "string" or type(input.fields) ~= "table" then
         cli.usage_error('a TrustPay request to sign is {"kind": "<message kind>", "fields": {...}}')
     end
-    local s = opts.sandbox and adapter.sandbox_settings("")
-        or cli.require_settings(cli.provider_settings(ctx.config, "trustpay", FIELDS), "trustpay", { "secret" })
+    local s = opts.sandbox and adapter.sandbox_settings("") or cli.settings(ctx, adapter, FIELDS, { "secret" })
     local values, err = trustpay.message(input.kind, input.fields)
     if not values then return nil, err end
     local out = { kind = input.kind, Signature = trustpay.signature(s.secret, values) }
