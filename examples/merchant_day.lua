@@ -361,35 +361,9 @@ end
 -- 5. Reconciliation of one day of the fakes' data set.
 local DAY = "2024-06-03"
 
--- The shop's orders for the day. In a real shop this is a database query;
--- here it is derived from the data set, with planted differences for the
--- reconciliation to find (as in examples/reconcile.lua).
-local function load_orders(day_start, day_end)
-    local ds = dataset.new()
-    local orders = {}
-    for i = 1, ds.bg_live do
-        local c = ds:bg_core(i)
-        if c.created_at >= day_start and c.created_at <= day_end and c.status == "successful"
-            and (c.type == "payment" or c.type == "capture") then
-            orders[#orders + 1] = { ref = c.tracking_id, amount = c.amount, currency = c.currency }
-        end
-    end
-    for i = 1, ds.tna_total do
-        local c = ds:tna_core(i)
-        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 3 then
-            orders[#orders + 1] = { ref = c.merchantReference, amount = c.paid, currency = "USD" }
-        end
-    end
-    -- planted: two payments the shop never recorded, one order stored with
-    -- a wrong amount, two orders nobody paid
-    table.remove(orders, 7)
-    table.remove(orders, #orders - 3)
-    orders[12].amount = orders[12].amount + 1
-    orders[#orders + 1] = { ref = "BG-900001", amount = 4999, currency = "EUR" }
-    orders[#orders + 1] = { ref = "TNA-900002", amount = 12000, currency = "USD" }
-    return orders
-end
-
+-- The shop's orders for the day come from dataset.shop_orders (in a real
+-- shop, a database query), with planted differences for the reconciliation
+-- to find, as in examples/reconcile.lua.
 local function reconcile()
     local bg = luapay.begateway.new{ psp_id = BEGATEWAY.psp_id, secret = credential("begateway", BEGATEWAY.secret),
                                      dwh_url = sb.url .. "/begateway" }
@@ -398,7 +372,7 @@ local function reconcile()
                                        base_url = sb.url .. "/trustly_na" }
     local day_start = assert(dataset.parse_iso(DAY .. "T00:00:00"))
     local day_end = day_start + 86400000 - 1
-    local orders = load_orders(day_start, day_end)
+    local orders = dataset.shop_orders(day_start, day_end)
     local by_ref = {}
     for _, o in ipairs(orders) do by_ref[o.ref] = o end
 

@@ -64,3 +64,26 @@ describe("luapay.errors", function()
         assert.equal("pw", cfg.Password)
     end)
 end)
+
+describe("errors.sort_fields", function()
+    it("orders violations as core.validate does", function()
+        local core = require "luapay.core"
+        local schema = core.schema{ type = "object", fields = {
+            account = { type = "object", required = true, fields = { number = { type = "string", required = true } } },
+            account_id = { type = "integer", required = true },
+            items = { type = "array", items = { type = "integer" } },
+        } }
+        local items = {}
+        for i = 1, 11 do items[i] = "x" end
+        local _, violations = schema:validate{ account = {}, items = items }
+        local shuffled = {}
+        for i = #violations, 1, -1 do shuffled[#shuffled + 1] = violations[i] end
+        errors.sort_fields(shuffled)
+        local order, expected = {}, {}
+        for i, v in ipairs(shuffled) do order[i], expected[i] = v.path .. "/" .. v.code, violations[i].path .. "/" .. violations[i].code end
+        assert.same(expected, order)
+        assert.equal("account.number", shuffled[1].path)
+        assert.equal("items[2]", shuffled[4].path)
+        assert.equal("items[10]", shuffled[12].path)
+    end)
+end)

@@ -119,19 +119,7 @@ local function split_list(v, kind)
     return items
 end
 
-local function path_key(p)
-    return (p:gsub("%[(%d+)%]", function(d) return ("[%012d]"):format(tonumber(d)) end))
-end
-
-local function sort_violations(list)
-    table.sort(list, function(a, b)
-        local ka, kb = path_key(a.path), path_key(b.path)
-        if ka ~= kb then return ka < kb end
-        return a.code < b.code
-    end)
-    return list
-end
-begateway._sort_violations = sort_violations
+local sort_violations = errors.sort_fields
 
 local function validation_error(what, violations)
     return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),

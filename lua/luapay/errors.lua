@@ -45,6 +45,22 @@ function errors.new(kind, message, extra)
     return setmetatable(e, Error)
 end
 
+--- errors.sort_fields(list) -> list, sorted in place into core.validate's
+-- order: by path, array indexes compared as numbers (items[2] before
+-- items[10]) and a path before its extensions, then by code. Providers that
+-- add violations of their own keep one order for the merchant.
+function errors.sort_fields(list)
+    local function key(p)
+        return (p:gsub("%[(%d+)%]", function(d) return ("[%012d]"):format(tonumber(d)) end))
+    end
+    table.sort(list, function(a, b)
+        local ka, kb = key(a.path), key(b.path)
+        if ka ~= kb then return ka < kb end
+        return a.code < b.code
+    end)
+    return list
+end
+
 --- errors.is(value [, type]): is value a luapay error (of that type)?
 function errors.is(value, kind)
     return getmetatable(value) == Error and (kind == nil or value.type == kind)

@@ -179,16 +179,8 @@ local function amount_value(v, path, violations)
     return v
 end
 
-local function path_key(p)
-    return (p:gsub("%[(%d+)%]", function(d) return ("[%012d]"):format(tonumber(d)) end))
-end
-
 local function validation_error(what, violations)
-    table.sort(violations, function(a, b)
-        local ka, kb = path_key(a.path), path_key(b.path)
-        if ka ~= kb then return ka < kb end
-        return a.code < b.code
-    end)
+    errors.sort_fields(violations)
     return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
         { fields = violations })
 end

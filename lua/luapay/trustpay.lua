@@ -172,20 +172,7 @@ local function int_string(v)
     return ("%.0f"):format(v)
 end
 
--- Path order of the validation violations (core.validate's order): array
--- indexes as numbers, a path before its extensions, then the code.
-local function path_key(p)
-    return (p:gsub("%[(%d+)%]", function(n) return ("[%010d]"):format(tonumber(n)) end))
-end
-
-local function sort_violations(list)
-    table.sort(list, function(a, b)
-        local ka, kb = path_key(a.path), path_key(b.path)
-        if ka ~= kb then return ka < kb end
-        return a.code < b.code
-    end)
-    return list
-end
+local sort_violations = errors.sort_fields -- core.validate's order
 
 local function violation(path, code, message)
     return { path = path, code = code, message = (path == "" and "value" or path) .. ": " .. message }

@@ -572,4 +572,34 @@ function DS:trustly_na(i, c)
     }
 end
 
+--- The shop's orders for one day of this data set, for the reconciliation
+-- examples: in a real shop a database query. Derived from the successful
+-- beGateway payments and captures and the finished Trustly NA payments of
+-- [day_start, day_end] (Unix ms), with planted differences for the
+-- reconciliation to find: two payments the shop never recorded, one order
+-- stored with a wrong amount, two orders nobody paid.
+function dataset.shop_orders(day_start, day_end)
+    local ds = dataset.new()
+    local orders = {}
+    for i = 1, ds.bg_live do
+        local c = ds:bg_core(i)
+        if c.created_at >= day_start and c.created_at <= day_end and c.status == "successful"
+            and (c.type == "payment" or c.type == "capture") then
+            orders[#orders + 1] = { ref = c.tracking_id, amount = c.amount, currency = c.currency }
+        end
+    end
+    for i = 1, ds.tna_total do
+        local c = ds:tna_core(i)
+        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 3 then
+            orders[#orders + 1] = { ref = c.merchantReference, amount = c.paid, currency = "USD" }
+        end
+    end
+    table.remove(orders, 7)
+    table.remove(orders, #orders - 3)
+    orders[12].amount = orders[12].amount + 1
+    orders[#orders + 1] = { ref = "BG-900001", amount = 4999, currency = "EUR" }
+    orders[#orders + 1] = { ref = "TNA-900002", amount = 12000, currency = "USD" }
+    return orders
+end
+
 return dataset
