@@ -3,6 +3,7 @@
 -- nginx (driven over HTTP through /t/run). The same scenarios
 -- (spec/support/transport_cases.lua) must give the same observations.
 local core = require "luapay.core"
+local util = require "support.util"
 local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
 local cases = require "support.transport_cases"
@@ -25,10 +26,8 @@ describe("transports against the sandbox", function()
     end)
 
     teardown(function()
-        local problems = sb:errors()
-        assert(sb:stop())
         tls.cleanup()
-        assert.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+        util.stop_sandbox(sb)
     end)
 
     -- Runs a case here (libcurl) or inside nginx (cosockets).

@@ -2,6 +2,7 @@
 -- merchant's requests, ecommpay's synchronous answers, and the signed
 -- callbacks the merchant endpoint receives and verifies.
 local H = require "support.ecommpay"
+local util = require "support.util"
 
 describe("ecommpay Trustly against the sandbox", function()
     local sb, gate
@@ -12,9 +13,7 @@ describe("ecommpay Trustly against the sandbox", function()
     end)
 
     teardown(function()
-        local errs = sb:errors()
-        sb:stop()
-        assert.same({}, errs)
+        util.stop_sandbox(sb)
     end)
 
     -- The callbacks of a channel, verified by the merchant's client.

@@ -4,6 +4,7 @@
 -- expected transactions come from the same generated data set the fake
 -- serves (luapay.sandbox.dataset), computed here independently of paging.
 local core = require "luapay.core"
+local util = require "support.util"
 local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
 local begateway = require "luapay.begateway"
@@ -82,10 +83,8 @@ describe("beGateway DWH export", function()
     end)
 
     teardown(function()
-        local problems = sb:errors()
         control_client:close()
-        assert(sb:stop())
-        assert.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+        util.stop_sandbox(sb)
     end)
 
     before_each(function() control("reset") end)

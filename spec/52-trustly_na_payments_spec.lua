@@ -4,6 +4,7 @@
 -- repeated) and narrow the stream as the data set says, a failed page
 -- resumes without loss or duplicates, and bad values never leave.
 local core = require "luapay.core"
+local util = require "support.util"
 local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
 local trustly_na = require "luapay.trustly_na"
@@ -85,10 +86,8 @@ describe("Trustly North America payments", function()
     end)
 
     teardown(function()
-        local problems = sb:errors()
         control_client:close()
-        assert(sb:stop())
-        assert.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+        util.stop_sandbox(sb)
     end)
 
     before_each(function() control("reset") end)

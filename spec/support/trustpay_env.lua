@@ -21,11 +21,10 @@ function env.start(config)
     return self
 end
 
+--- Stops the world; the sandbox must stop cleanly with no errors logged.
 function env:stop()
-    local problems = self.sb:errors()
     self.browser:close()
-    assert(self.sb:stop())
-    return problems
+    require("support.util").stop_sandbox(self.sb)
 end
 
 --- A client of the fake. opts override the defaults.

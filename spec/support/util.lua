@@ -23,6 +23,16 @@ function util.assert_raises(expected, f, ...)
     check.equal(expected, err:sub(-#expected), "got: " .. err)
 end
 
+--- Stops a sandbox for a spec's teardown: it must stop cleanly and must
+-- have logged nothing at level error or worse (the lines are the message).
+function util.stop_sandbox(sb)
+    local check = require "luassert"
+    local problems = sb:errors()
+    local stopped, err = sb:stop()
+    check.is_true(stopped, err)
+    check.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+end
+
 return util.read("spec/fixtures/" .. name)
 end
 
@@ -38,6 +48,16 @@ function util.assert_raises(expected, f, ...)
     check.is_false(ok)
     check.is_string(err)
     check.equal(expected, err:sub(-#expected), "got: " .. err)
+end
+
+--- Stops a sandbox for a spec's teardown: it must stop cleanly and must
+-- have logged nothing at level error or worse (the lines are the message).
+function util.stop_sandbox(sb)
+    local check = require "luassert"
+    local problems = sb:errors()
+    local stopped, err = sb:stop()
+    check.is_true(stopped, err)
+    check.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
 end
 
 return util
