@@ -646,3 +646,15 @@ describe("trustpay pain.001 orders (pure)", function()
         assert.same({ ":items" }, paths(err))
     end)
 end)
+
+describe("trustpay misuse", function()
+    it("raises at the caller's line when a URL builder or a background call gets no table", function()
+        local c = trustpay.new{ account_id = "4107111111", secret = "123456", transport = function() error("not sent") end }
+        for _, method in ipairs({ "card_payment_url", "wire_payment_url", "refund", "capture" }) do
+            local line = debug.getinfo(1, "l").currentline + 1
+            local ok, err = pcall(function() c[method](c, "Amount=1") end) -- not a tail call: the frame stays
+            assert.is_false(ok)
+            assert.matches(":" .. line .. ": trustpay: " .. method .. " needs a table of parameters$", err)
+        end
+    end)
+end)

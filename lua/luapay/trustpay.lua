@@ -693,16 +693,22 @@ local function signed_query(self, spec, params)
     return q
 end
 
+-- What every URL builder and background call does first: check the
+-- parameters against the method's table, then sign them. -> query | nil, err
+local function checked_query(self, method, spec, params)
+    if type(params) ~= "table" then error("trustpay: " .. method .. " needs a table of parameters", 3) end
+    params = normalize(params)
+    local ok, err = check_request(spec, params, method)
+    if not ok then return nil, err end
+    return signed_query(self, spec, params)
+end
+
 for method, spec in pairs(URLS) do
     --- client:<kind>_url(params) -> url | nil, err. The URL for the
     -- customer's browser (iframe pop-up, or redirect with IsRedirect).
     Client[method] = function(self, params)
-        if type(params) ~= "table" then error("trustpay: " .. method .. " needs a table of parameters", 2) end
-        params = normalize(params)
-        local ok, err = check_request(spec, params, method)
-        if not ok then return nil, err end
-        local q, qerr = signed_query(self, spec, params)
-        if not q then return nil, qerr end
+        local q, err = checked_query(self, method, spec, params)
+        if not q then return nil, err end
         return self.base_url .. spec.path .. "?" .. http.encode_query(q)
     end
 end
@@ -736,11 +742,7 @@ for method, spec in pairs(CALLS) do
     -- acquirer} | nil, err. A result code of 1000 or more is an error of
     -- type provider (code = the result code, err.result = the same table).
     Client[method] = function(self, params)
-        if type(params) ~= "table" then error("trustpay: " .. method .. " needs a table of parameters", 2) end
-        params = normalize(params)
-        local ok, err = check_request(spec, params, method)
-        if not ok then return nil, err end
-        local q, qerr = signed_query(self, spec, params)
+        local q, qerr = checked_query(self, method, spec, params)
         if not q then return nil, qerr end
         -- TrustPay does not deduplicate these: never resent once sent.
         local res, rerr = self.http:request{ method = "GET", url = self.base_url .. spec.path, query = q, decode = false }
