@@ -27,9 +27,11 @@ local cli = {}
 cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 
 -- Provider commands live in luapay.cli.<provider> (loaded when present):
--- { sign = fn, verify = fn, call = fn, export = fn, urls = { kind = fn },
--- repl_client = fn(sandbox), repl_name }. Each fn takes (ctx, positional
--- args, options) and returns a result table or nil, err.
+-- { name, sandbox_settings = fn(base_url), client = fn(settings), sign = fn,
+-- verify = fn, call = fn, export = fn, urls = { kind = fn }, repl_name }.
+-- The command fns take (ctx, positional args, options) and return a result
+-- table or nil, err; the REPL builds its clients from client and
+-- sandbox_settings.
 cli.providers = {}
 
 function cli.load_providers()
@@ -400,12 +402,12 @@ local function cmd_repl(argv)
     env.sandbox = sb
     local names = {}
     for name, p in pairs(cli.providers) do
-        if p.repl_client then
-            local ok, client = pcall(p.repl_client, sb)
-            if ok and client then
-                env[p.repl_name or name] = client
-                names[#names + 1] = p.repl_name or name
-            end
+        local ok, client = pcall(p.client, p.sandbox_settings(sb.url .. "/" .. name))
+        if ok then
+            env[p.repl_name or name] = client
+            names[#names + 1] = p.repl_name or name
+        else
+            io.stderr:write(("luapay: no %s client in this REPL: %s\n"):format(name, tostring(client)))
         end
     end
     table.sort(names)

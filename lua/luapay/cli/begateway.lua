@@ -18,19 +18,16 @@ local function settings(ctx)
 end
 
 -- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
-local function client_of(s)
+--- A client for the given settings (the sandbox's or the configured ones).
+function adapter.client(s)
     local key = s.public_key
     if key and not key:find("-----BEGIN", 1, true) and key:find("/", 1, true) then key = cli.read_input(key) end
     return begateway.new{ psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id,
         shop_key = s.shop_key, public_key = key }
 end
 
-function adapter.repl_client(sb)
-    return client_of(adapter.sandbox_settings(sb.url .. "/begateway"))
-end
-
 function adapter.export(ctx, _, opts)
-    local c = client_of(settings(ctx))
+    local c = adapter.client(settings(ctx))
     local it = c:export{
         date_from = export.datetime(opts.from, "from"), date_to = export.datetime(opts.to, "to", true),
         limit = 1000, response_parameters = { "main" },
@@ -44,7 +41,7 @@ end
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
     local headers = { ["content-signature"] = opts.signature, authorization = opts.authorization }
-    return client_of(settings(ctx)):webhook(body, headers)
+    return adapter.client(settings(ctx)):webhook(body, headers)
 end
 
 return adapter

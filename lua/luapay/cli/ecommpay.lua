@@ -17,15 +17,12 @@ local function settings(ctx)
     return cli.settings(ctx, adapter, FIELDS, { "project_id", "secret" })
 end
 
-local function gate_of(s)
+--- A client for the given settings (the sandbox's or the configured ones).
+function adapter.client(s)
     local project_id = tonumber(s.project_id)
     if not project_id then cli.config_error("ecommpay project_id must be a number") end
     return ecommpay.new{ project_id = project_id, secret = s.secret, base_url = s.base_url,
         payment_page_base = s.payment_page_base }
-end
-
-function adapter.repl_client(sb)
-    return gate_of(adapter.sandbox_settings(sb.url .. "/ecommpay"))
 end
 
 -- A request's JSON -> its signature (and the canonical string with --explain).
@@ -52,7 +49,7 @@ end
 adapter.urls = {
     ["ecommpay-page"] = function(ctx, pos)
         local params = cli.json_input(cli.read_input(pos[2]), "the payment parameters")
-        local url, err = gate_of(settings(ctx)):payment_page(params)
+        local url, err = adapter.client(settings(ctx)):payment_page(params)
         if not url then return nil, err end
         return { url = url }
     end,
@@ -69,7 +66,7 @@ function adapter.call(ctx, pos)
         cli.usage_error(("unknown ecommpay operation '%s' (%s)"):format(tostring(op), table.concat(names, ", ")))
     end
     local input = cli.json_input(pos[3] or cli.read_input(nil), "the request")
-    local gate = gate_of(settings(ctx))
+    local gate = adapter.client(settings(ctx))
     if op == "status" then return gate:status(input.payment_id or input) end
     local method, request = "trustly", input
     if type(input) == "table" and input.request then method, request = input.method or method, input.request end

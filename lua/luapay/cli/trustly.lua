@@ -24,13 +24,10 @@ local function settings(ctx)
     return cli.settings(ctx, adapter, FIELDS, { "username", "password", "private_key" })
 end
 
-local function client_of(s)
+--- A client for the given settings (the sandbox's or the configured ones).
+function adapter.client(s)
     return trustly.new{ username = s.username, password = s.password, private_key = pem(s.private_key),
         environment = s.environment, base_url = s.base_url, trustly_public_key = pem(s.trustly_public_key) }
-end
-
-function adapter.repl_client(sb)
-    return client_of(adapter.sandbox_settings(sb.url .. "/trustly"))
 end
 
 -- Input: {"method": "Deposit", "data": {...} [, "uuid": "..."]} -> the signed
@@ -53,7 +50,7 @@ end
 -- A saved notification body -> the verified event.
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
-    local note, err = client_of(settings(ctx)):notification(body)
+    local note, err = adapter.client(settings(ctx)):notification(body)
     if not note then return nil, err end
     if opts.explain then
         local decoded = core.json_decode(body, { numbers = "lexeme" })
@@ -69,7 +66,7 @@ function adapter.call(ctx, pos)
         cli.usage_error("a Trustly method name such as Deposit, Refund or Balance")
     end
     local data = pos[3] and cli.json_input(pos[3], "the request data") or nil
-    return client_of(settings(ctx)):call(method, data)
+    return adapter.client(settings(ctx)):call(method, data)
 end
 
 return adapter

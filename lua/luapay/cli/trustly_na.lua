@@ -18,19 +18,16 @@ local function settings(ctx)
     return cli.settings(ctx, adapter, FIELDS, { "access_id", "access_key" })
 end
 
-local function client_of(s)
+--- A client for the given settings (the sandbox's or the configured ones).
+function adapter.client(s)
     return trustly_na.new{ access_id = s.access_id, access_key = s.access_key, environment = s.environment,
         base_url = s.base_url }
-end
-
-function adapter.repl_client(sb)
-    return client_of(adapter.sandbox_settings(sb.url .. "/trustly_na"))
 end
 
 function adapter.export(ctx, _, opts)
     local from = export.unix_ms(export.datetime(opts.from, "from"))
     local to = export.unix_ms(export.datetime(opts.to, "to", true)) + 999
-    local it = client_of(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to } }
+    local it = adapter.client(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to } }
     local result, err = export.stream(it, opts.csv, CSV_FIELDS)
     if err then return nil, err end
     return result or false
@@ -38,7 +35,7 @@ end
 
 -- A saved notification body, with --authorization (the Authorization header).
 function adapter.verify(ctx, pos, opts)
-    return client_of(settings(ctx)):notification(cli.read_input(pos[2]), opts.authorization)
+    return adapter.client(settings(ctx)):notification(cli.read_input(pos[2]), opts.authorization)
 end
 
 return adapter

@@ -16,7 +16,8 @@ function adapter.sandbox_settings(base_url)
     }
 end
 
-local function client_of(s)
+--- A client for the given settings (the sandbox's or the configured ones).
+function adapter.client(s)
     local banking
     if s.banking_username then
         banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
@@ -25,11 +26,7 @@ local function client_of(s)
 end
 
 local function client(ctx)
-    return client_of(cli.settings(ctx, adapter, FIELDS, { "account_id", "secret" }))
-end
-
-function adapter.repl_client(sb)
-    return client_of(adapter.sandbox_settings(sb.url .. "/trustpay"))
+    return adapter.client(cli.settings(ctx, adapter, FIELDS, { "account_id", "secret" }))
 end
 
 -- Input: {"kind": "card_purchase", "fields": {...}} -> the signed message.
