@@ -30,3 +30,29 @@ describe("luapay-scm-1.rockspec", function()
         end
     end)
 end)
+
+describe("make install", function()
+    it("honours PREFIX and DESTDIR, installs every module and the command, and uninstalls them", function()
+        local p = io.popen("mktemp -d /tmp/luapay-install.XXXXXX")
+        local dest = p:read("*l")
+        p:close()
+        local function make(target)
+            local ok = os.execute(("env -u LD_PRELOAD make -s %s LUA=lua5.4 PREFIX=/opt/lp DESTDIR=%s >/dev/null 2>&1"):format(target, dest))
+            return ok == true or ok == 0
+        end
+        local function exists(path)
+            local f = io.open(dest .. path, "rb")
+            if f then f:close() end
+            return f ~= nil
+        end
+        assert.is_true(make("install"))
+        local wanted = { "/opt/lp/lib/lua/5.4/luapay/core.so", "/opt/lp/bin/luapay" }
+        for _, file in ipairs(lines_of("find lua/luapay -name '*.lua' | sort")) do
+            wanted[#wanted + 1] = "/opt/lp/share/lua/5.4/" .. file:gsub("^lua/", "")
+        end
+        for _, path in ipairs(wanted) do assert.is_true(exists(path), path .. " not installed") end
+        assert.is_true(make("uninstall"))
+        for _, path in ipairs(wanted) do assert.is_false(exists(path), path .. " left behind") end
+        os.execute("rm -rf " .. dest)
+    end)
+end)

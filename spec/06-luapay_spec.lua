@@ -9,9 +9,22 @@ describe("require 'luapay'", function()
     end)
 
     it("loads a provider module only when it is first used", function()
-        assert.is_nil(rawget(luapay, "trustly"))
-        assert.is_nil(package.loaded["luapay.fake_provider"])
-        assert.is_nil(luapay.no_such_thing)
+        -- a fresh interpreter: this one has loaded the providers already
+        local script = [[
+            local luapay = require "luapay"
+            local before = package.loaded["luapay.trustly"] ~= nil or package.loaded["luapay.ecommpay"] ~= nil
+            local t = luapay.trustly
+            io.write(tostring(before), " ", tostring(t == require "luapay.trustly"), " ",
+                tostring(rawget(luapay, "trustly") == t), " ", tostring(package.loaded["luapay.ecommpay"] ~= nil), " ",
+                tostring(luapay.no_such_thing))
+        ]]
+        local build = (os.getenv("LUAPAY_BUILD") or "build/lua5.4"):gsub("%-asan$", "")
+        local p = io.popen(("env -u LD_PRELOAD LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s -e %q"):format(
+            build, jit and "luajit" or "lua5.4", script))
+        local out = p:read("*a")
+        p:close()
+        -- nothing loaded up front; trustly on first use, cached; ecommpay still not loaded
+        assert.equal("false true true false nil", out)
     end)
 end)
 
