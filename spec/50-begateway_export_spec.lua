@@ -65,13 +65,10 @@ describe("beGateway DWH export", function()
         return out
     end
 
-    -- Streams an export to the end; fails the test on an error.
+    -- Streams an export to the end through the pager; fails the test on an error.
     local function stream(c, params)
-        local got = {}
-        for tx, err in c:export(params) do
-            assert(tx, err and tostring(err))
-            got[#got + 1] = tx
-        end
+        local got, err = c:export(params):collect()
+        assert(got, err and tostring(err))
         return got
     end
 
