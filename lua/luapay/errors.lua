@@ -92,17 +92,26 @@ local function forms_of(secret, user)
     return list
 end
 
+local RETIRED = 4 -- replaced secrets still recognised, per owner
+
 -- Stores one secret of owner (nil removes it). A string registers its text
 -- forms; a key object replaces the value but keeps the forms of the text
--- it was read from.
+-- it was read from. The forms of a replaced or removed secret stay
+-- registered for a while: a dropped token may still be valid, and an
+-- answer may echo it after the client let go of it.
 local function keep(owner, name, value)
     local entry = vault[owner]
     if not entry then
-        entry = { values = {}, forms = {} }
+        entry = { values = {}, forms = {}, retired = {} }
         vault[owner] = entry
     end
     entry.values[name] = value
     if value == nil or type(value) == "string" then
+        local old = entry.forms[name]
+        if old then
+            table.insert(entry.retired, 1, old)
+            entry.retired[RETIRED + 1] = nil
+        end
         local users = basic_users[getmetatable(owner)]
         local user = users and users[name] and rawget(owner, users[name])
         entry.forms[name] = value and #value >= errors.MIN_SECRET and forms_of(value, user and tostring(user)) or nil
@@ -115,15 +124,17 @@ local function live_forms()
     if next(vault) == nil then return nil end
     if cached_version ~= version then
         local list, seen = {}, {}
-        for _, entry in pairs(vault) do
-            for _, forms in pairs(entry.forms) do
-                for _, f in ipairs(forms) do
-                    if not seen[f] then
-                        seen[f] = true
-                        list[#list + 1] = f
-                    end
+        local function add(forms)
+            for _, f in ipairs(forms) do
+                if not seen[f] then
+                    seen[f] = true
+                    list[#list + 1] = f
                 end
             end
+        end
+        for _, entry in pairs(vault) do
+            for _, forms in pairs(entry.forms) do add(forms) end
+            for _, forms in ipairs(entry.retired) do add(forms) end
         end
         table.sort(list, function(a, b) return #a > #b end)
         cached, cached_version = list, version
@@ -330,6 +341,9 @@ function errors.secrets_of(owner)
         local entry = vault[o]
         if not entry then return end
         for _, forms in pairs(entry.forms) do
+            for _, f in ipairs(forms) do list[#list + 1] = f end
+        end
+        for _, forms in ipairs(entry.retired) do
             for _, f in ipairs(forms) do list[#list + 1] = f end
         end
     end
