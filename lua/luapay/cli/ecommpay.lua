@@ -2,7 +2,7 @@
 local cli = require "luapay.cli"
 local ecommpay = require "luapay.ecommpay"
 
-local adapter = { name = "ecommpay", repl_name = "gate" }
+local adapter = { name = "ecommpay", repl_name = "gate", secrets = { "secret" } }
 
 local FIELDS = { "project_id", "secret", "base_url", "payment_page_base" }
 local CALLS = { sale = true, sale_saved = true, recurring = true, account_verification = true, refund = true,

@@ -2,7 +2,7 @@
 local cli = require "luapay.cli"
 local trustpay = require "luapay.trustpay"
 
-local adapter = { name = "trustpay", repl_name = "trustpay_client" }
+local adapter = { name = "trustpay", repl_name = "trustpay_client", secrets = { "secret", "banking_password" } }
 
 local FIELDS = { "account_id", "secret", "base_url", "banking_username", "banking_password", "banking_base_url" }
 
