@@ -9,7 +9,7 @@ local util = require "support.util"
 
 local run = require("support.cli").run
 
-local STATE = "/tmp/luapay-cli-safety-spec.json"
+local STATE = "safety"
 
 local function luapay(args, input, env)
     return run(args, input, env, STATE)
@@ -262,5 +262,252 @@ describe("luapay export when a page fails", function()
         local _, err, code = luapay("export begateway --from 2024-06-01 --to 2024-06-01 --sandbox --resume nope", nil, SANDBOX_ENV)
         assert.equal(2, code)
         assert.matches("^luapay: %-%-resume", err)
+    end)
+end)
+
+---------------------------------------------------------------------------
+-- Secrets
+---------------------------------------------------------------------------
+
+describe("luapay output never holds a configured secret", function()
+    -- Distinct planted credentials, one per secret setting; the Trustly
+    -- password is a number in the config file.
+    local S = {
+        ecommpay = "ecp-Secret-91f3a7c2", trustly_password = 31415926535, trustpay = "tp-Secret-0b7d44e1",
+        trustpay_banking = "tp-BankPw-e3a1f09c", begateway = "bg-Secret-7aa2c9d4",
+        begateway_shop = "bg-ShopKey-41de77b0", trustly_na = "tna-AccessKey-9d02c8aa",
+    }
+    local dir, key_pem, key_file, config_file, csv_file
+    local outputs -- { {label, text}, ... } everything the command printed or wrote
+
+    local function sh(cmd)
+        local ok = os.execute(cmd)
+        assert(ok == true or ok == 0, cmd)
+    end
+
+    setup(function()
+        dir = os.tmpname()
+        os.remove(dir)
+        sh("mkdir -p " .. dir)
+        key_file = dir .. "/merchant_private.pem"
+        sh("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " .. key_file .. " 2>/dev/null")
+        key_pem = util.read(key_file)
+        config_file = dir .. "/config.lua"
+        csv_file = dir .. "/export.csv"
+        live_sandbox()
+    end)
+    teardown(function() sh("rm -rf " .. dir) end)
+    before_each(function() outputs = {} end)
+
+    -- A config file pointing every provider at urls[provider].
+    local function configure(urls)
+        write(config_file, ([[
+return {
+    ecommpay = { project_id = 1625, secret = %q, base_url = %q },
+    trustly = { username = "shop", password = %d, private_key = %q, base_url = %q },
+    trustpay = { account_id = "4107111111", secret = %q, base_url = %q,
+                 banking_username = "bank-user", banking_password = %q, banking_base_url = %q },
+    begateway = { psp_id = "1", secret = %q, dwh_url = %q, shop_id = "361", shop_key = %q },
+    trustly_na = { access_id = "tna-id", access_key = %q, base_url = %q },
+}
+]]):format(S.ecommpay, urls.ecommpay, S.trustly_password, key_file, urls.trustly, S.trustpay, urls.trustpay,
+            S.trustpay_banking, urls.trustpay, S.begateway, urls.begateway, S.begateway_shop, S.trustly_na, urls.trustly_na))
+    end
+
+    local function probe(args, input, env)
+        local out, err, code = luapay(args, input, "LUAPAY_CONFIG=" .. config_file .. " " .. (env or ""))
+        outputs[#outputs + 1] = { args, out .. err }
+        return out, err, code
+    end
+
+    local function forms(secret)
+        secret = tostring(secret)
+        local b64 = core.base64_encode(secret)
+        return { raw = secret, base64 = b64, base64_unpadded = (b64:gsub("=+$", "")),
+            hex = core.hex_encode(secret), HEX = core.hex_encode(secret, true) }
+    end
+
+    -- Every form of every planted secret, and of the private key: its PEM
+    -- body whole and line by line, and its DER in hex.
+    local function all_forms()
+        local list = {}
+        for name, secret in pairs(S) do
+            for form, text in pairs(forms(secret)) do list[#list + 1] = { name .. " (" .. form .. ")", text } end
+        end
+        local body = key_pem:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", "")
+        list[#list + 1] = { "the private key's body", (body:gsub("%s+", "")) }
+        for line in body:gmatch("%S+") do list[#list + 1] = { "a line of the private key's body", line } end
+        local der = core.base64_decode((body:gsub("%s+", "")))
+        list[#list + 1] = { "the private key's DER (hex)", core.hex_encode(der) }
+        list[#list + 1] = { "the private key's DER (HEX)", core.hex_encode(der, true) }
+        return list
+    end
+
+    -- Every leak found, "<what> in `luapay <args>`", so that one run lists them all.
+    local function assert_no_secret()
+        local leaks, forms_list = {}, all_forms()
+        for _, o in ipairs(outputs) do
+            for _, f in ipairs(forms_list) do
+                if o[2]:find(f[2], 1, true) then leaks[#leaks + 1] = ("%s in `luapay %s`"):format(f[1], o[1]) end
+            end
+        end
+        assert.same({}, leaks)
+    end
+
+    local function basic(user, password) return "Basic " .. core.base64_encode(user .. ":" .. password) end
+
+    -- Every command a merchant may run against the configured account.
+    local function every_command()
+        local ecommpay = require "luapay.ecommpay"
+        probe("sign ecommpay --explain", '{"general":{"project_id":1625,"payment_id":"p-1"},"payment":{"amount":1000,"currency":"EUR"}}')
+        probe("sign trustpay --explain", '{"kind":"refund","fields":{"AccountId":"4107111111","Amount":150,"Currency":"EUR","Reference":"R-1"}}')
+        probe("sign trustly --explain", ('{"method":"Balance","data":{"Username":"shop","Password":%d}}'):format(S.trustly_password))
+        probe("sign trustly", '{"method":"Balance","data":{"Username":"shop","Password":"x"}}')
+
+        local cb = { payment = { id = "p-1", status = "success", amount = 1000, currency = "EUR" },
+            operation = { type = "sale", status = "success", sum_initial = { amount = 1000, currency = "EUR" } }, project_id = 1625 }
+        cb.signature = ecommpay.signature(cb, S.ecommpay)
+        local raw = core.json_encode(cb)
+        probe("verify ecommpay --explain", raw)
+        probe("verify ecommpay", (raw:gsub("1000", "9000")))
+        probe("verify trustpay --explain", "AccountId=4107111111&Type=CRDT&Amount=1.00&Currency=EUR&ResultCode=0&Signature=00")
+        probe("verify trustly", '{"method":"credit","params":{"uuid":"u","signature":"c2ln","data":{"orderid":"1"}},"version":"1.1"}')
+        probe("verify trustly", "not json")
+        local webhook = core.json_encode{ transaction = { uid = "u-1", status = "successful", type = "payment",
+            amount = 1000, currency = "EUR", tracking_id = "ORD-1" } }
+        probe("verify begateway --authorization " .. q(basic("361", S.begateway_shop)), webhook)
+        probe("verify begateway --authorization " .. q(basic("361", "wrong")), webhook)
+        probe("verify begateway --signature c2ln", webhook)
+        probe("verify trustly-na --authorization " .. q(basic("tna-id", S.trustly_na)), "a=b")
+
+        probe("call ecommpay status '{\"payment_id\":\"p-1\"}'")
+        probe("call ecommpay sale '{\"general\":{\"payment_id\":\"p-2\"},\"payment\":{\"amount\":2500,\"currency\":\"EUR\"},"
+            .. "\"customer\":{\"id\":\"c-42\",\"ip_address\":\"198.51.100.7\",\"first_name\":\"Asa\",\"last_name\":\"L\","
+            .. "\"email\":\"asa@example.se\",\"country\":\"SE\",\"language\":\"sv\"},"
+            .. "\"return_url\":{\"success\":\"https://shop.example/ok\",\"decline\":\"https://shop.example/no\"}}'")
+        probe("call trustly Balance")
+        probe("call trustpay accounts")
+        probe("call trustpay refund '{\"Amount\":150,\"Currency\":\"EUR\",\"Reference\":\"R-1\",\"PaymentRequestId\":\"123\"}'")
+
+        for _, provider in ipairs({ "begateway", "trustly-na" }) do
+            probe("export " .. provider .. " --from 2024-06-03 --to 2024-06-03")
+            os.remove(csv_file)
+            os.remove(csv_file .. ".partial")
+            probe("export " .. provider .. " --from 2024-06-03 --to 2024-06-03 --csv " .. csv_file)
+            for _, path in ipairs({ csv_file, csv_file .. ".partial" }) do
+                if exists(path) then outputs[#outputs + 1] = { "export " .. provider .. " (the CSV file)", util.read(path) } end
+            end
+        end
+
+        probe("url ecommpay-page", '{"payment_id":"p-9","payment_amount":1000,"payment_currency":"EUR","customer_id":"c-1"}')
+        probe("url trustpay-card", '{"Amount":2500,"Currency":"EUR","Reference":"ORD-7","CardHolder":"Jane Doe",'
+            .. '"BillingStreet":"Main 1","BillingCity":"Bratislava","BillingPostcode":"81101","BillingCountry":"SK","Email":"jane@example.com"}')
+        probe("url trustpay-wire", '{"Amount":2500,"Currency":"EUR","Reference":"ORD-8"}')
+        probe("--help")
+    end
+
+    local function everywhere(path)
+        local url = live_sandbox().url
+        return { ecommpay = url .. path, trustly = url .. path, trustpay = url .. path, begateway = url .. path,
+            trustly_na = url .. path }
+    end
+
+    it("hides a secret from the command's output in every form it may take", function()
+        local cli = require "luapay.cli"
+        local secret = "out-Filter/Secret+\"7x"
+        cli.add_secret(secret)
+        cli.add_secret(key_pem)
+        cli.add_secret(27182818284)
+        local body = key_pem:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", "")
+        local der = core.base64_decode((body:gsub("%s+", "")))
+        for _, form in ipairs({ secret, core.json_encode(secret):sub(2, -2), "out-Filter%2FSecret%2B%227x",
+            core.base64_encode(secret), core.hex_encode(secret), core.hex_encode(secret, true), "27182818284",
+            core.hex_encode("27182818284"), key_pem, body:match("%S+"), (body:gsub("%s+", "")), core.hex_encode(der) }) do
+            assert.equal("a [REDACTED] b", cli.redact("a " .. form .. " b"), form)
+        end
+        assert.equal("a short one b", cli.redact("a short one b"))
+    end)
+
+    it("hides them from every command against the provider fakes (wrong credentials)", function()
+        local url = live_sandbox().url
+        configure{ ecommpay = url .. "/ecommpay", trustly = url .. "/trustly/api/1", trustpay = url .. "/trustpay",
+            begateway = url .. "/begateway", trustly_na = url .. "/trustly_na" }
+        every_command()
+        assert_no_secret()
+    end)
+
+    for _, status in ipairs({ "200", "401", "500" }) do
+        it("hides them from every command against a server that echoes the request with HTTP " .. status, function()
+            configure(everywhere("/live/" .. status))
+            every_command()
+            assert_no_secret()
+        end)
+    end
+
+    it("sign trustly --explain redacts the credentials whatever the key's case or the value's type", function()
+        configure(everywhere("/live/500"))
+        local pw = ("%d"):format(S.trustly_password)
+        for _, data in ipairs({
+            '{"Username":"shop","password":"' .. pw .. '"}',     -- lower case key
+            '{"Username":"shop","Password":' .. pw .. '}',       -- a number
+            '{"Username":"shop","Password":"' .. pw .. '"}',
+            '{"Username":"shop","Notes":"' .. pw .. '"}',        -- the configured password under any key
+            '{"Username":"shop","Attributes":{"PASSWORD":"other-pass-2024"}}',
+        }) do
+            local out, err, code = probe("sign trustly --explain", '{"method":"Balance","uuid":"u-1","data":' .. data .. '}')
+            assert.equal(0, code, err)
+            local plaintext = core.json_decode(out).plaintext
+            assert.matches("^Balanceu%-1", plaintext)
+            assert.is_nil(plaintext:find("other-pass-2024", 1, true), plaintext)
+            assert.is_nil(out:find("other-pass-2024", 1, true), out)
+        end
+        assert_no_secret()
+    end)
+
+    it("names a broken config file and the line at fault, never its text", function()
+        -- A forgotten closing quote: Lua's message quotes the rest of the line.
+        write(config_file, 'return {\n    ecommpay = { project_id = 1625,\n        secret = "' .. S.ecommpay .. ', base_url = "x" },\n}\n')
+        local _, err, code = probe("call ecommpay status '{\"payment_id\":\"p-1\"}'")
+        assert.equal(3, code)
+        assert.equal("luapay: config file " .. config_file .. ": syntax error on line 3"
+            .. " (its text is not shown: it holds credentials)\n", err)
+        -- A password without quotes runs as arithmetic on globals named by it.
+        write(config_file, 'return { trustpay = { account_id = "4107111111",\n secret = Tq7xWm-Zp94Rk } }\n')
+        _, err, code = probe("sign trustpay", '{"kind":"refund","fields":{}}')
+        assert.equal(3, code)
+        assert.matches("^luapay: config file .*: error on line 2; it must return a table", err)
+        assert.is_nil(err:find("Tq7xWm", 1, true), err)
+        assert.is_nil(err:find("Zp94Rk", 1, true), err)
+        assert_no_secret()
+    end)
+
+    it("never echoes a key setting: a bare base64 body, a file holding one, a bad path", function()
+        configure(everywhere("/live/500"))
+        local body = key_pem:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", ""):gsub("%s+", "")
+        local body_file = dir .. "/body.b64"
+        write(body_file, key_pem:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-\n?", ""))
+        for _, setting in ipairs({ body, body_file, "/no/such/dir/" .. body:sub(1, 40) }) do
+            local env = "LUAPAY_TRUSTLY_PRIVATE_KEY=" .. q(setting)
+            local _, err, code = probe("sign trustly", '{"method":"Balance","data":{"Username":"shop"}}', env)
+            assert.equal(3, code, err)
+            _, err, code = probe("call trustly Balance", nil, env)
+            assert.not_equal(0, code, err)
+            assert.is_nil(err:find(body:sub(1, 40), 1, true), err)
+        end
+        assert_no_secret()
+    end)
+
+    it("prints the sandbox's test credentials, never the configured ones", function()
+        configure(everywhere("/live/500"))
+        finally(function() luapay("sandbox stop", nil, "LUAPAY_CONFIG=/nonexistent") end)
+        local out, err, code = probe("sandbox start")
+        assert.equal(0, code, err)
+        assert.is_table(core.json_decode(out).providers.trustly)
+        probe("sandbox status")
+        probe("call trustly Balance --sandbox")
+        probe("export begateway --from 2024-06-03 --to 2024-06-03 --sandbox")
+        probe("sandbox stop")
+        probe("repl", "gate\n")
+        assert_no_secret()
     end)
 end)
