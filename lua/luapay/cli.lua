@@ -168,6 +168,13 @@ function cli.parse(argv, options)
     return pos, opts
 end
 
+-- Positionals beyond what a command takes are refused, not ignored: a flag
+-- typed without its dashes (`export begateway sandbox ...`) must not go live.
+local function check_count(pos, command, min_args, max_args)
+    if #pos < min_args then usage_error(command.usage) end
+    if #pos > max_args then usage_error("too many arguments; " .. command.usage) end
+end
+
 --- The text of a file, or of standard input when path is nil or "-".
 function cli.read_input(path)
     local f, err = io.stdin, nil
@@ -369,6 +376,7 @@ local function cmd_sandbox(argv)
         cli.out(cli.commands.sandbox.help, "\n")
         return opts.help and cli.EXIT.OK or cli.EXIT.USAGE
     end
+    check_count(pos, cli.commands.sandbox, 1, 1)
     local action = pos[1]
     if action == "start" then
         local running = cli.running_sandbox()
@@ -457,7 +465,7 @@ local function command_options(capability)
     return all
 end
 
-local function provider_command(capability, min_args)
+local function provider_command(capability, min_args, max_args)
     return function(argv)
         local command = cli.commands[capability]
         local pos, opts = cli.parse(argv, command_options(capability))
@@ -465,7 +473,7 @@ local function provider_command(capability, min_args)
             cli.out(command.help, "\n")
             return cli.EXIT.OK
         end
-        if #pos < min_args then usage_error(command.usage) end
+        check_count(pos, command, min_args, max_args)
         local p = provider(pos[1], capability)
         local own = p.options and p.options[capability] or {}
         for name in pairs(opts) do
@@ -484,8 +492,8 @@ local function cmd_url(argv)
         cli.out(cli.commands.url.help, "\n")
         return cli.EXIT.OK
     end
+    check_count(pos, cli.commands.url, 1, 2)
     local kind = pos[1]
-    if not kind then usage_error(cli.commands.url.usage) end
     for _, p in pairs(cli.providers) do
         local build = p.urls and p.urls[kind]
         if build then return finish(build({ opts = opts, config = cli.load_config() }, pos, opts)) end
@@ -550,11 +558,12 @@ function cli.repl(env, input, output, prompt)
 end
 
 local function cmd_repl(argv)
-    local _, opts = cli.parse(argv, cli.commands.repl.options)
+    local pos, opts = cli.parse(argv, cli.commands.repl.options)
     if opts.help then
         cli.out(cli.commands.repl.help, "\n")
         return cli.EXIT.OK
     end
+    check_count(pos, cli.commands.repl, 0, 0)
     local luapay = require "luapay"
     local sandbox = require "luapay.sandbox"
     local providers = require "luapay.sandbox.providers"
@@ -594,7 +603,7 @@ cli.commands = {
 Runs the fake providers on loopback in the background (nginx), and prints
 their base URLs and test credentials as JSON. `stop` ends it and removes its
 files; `status` prints the same as `start` while it runs (exit 1 if not).]] },
-    sign = { run = provider_command("sign", 1), options = { explain = FLAG, sandbox = FLAG },
+    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG },
         usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox]",
         help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox]
 
@@ -602,7 +611,7 @@ Signs the JSON request in file (standard input without one) the way the
 provider expects, and prints the signed request. --explain also prints the
 canonical string that was signed (credentials in it redacted). Credentials
 come from the configuration, or the running sandbox's with --sandbox.]] },
-    verify = { run = provider_command("verify", 1), options = { explain = FLAG, sandbox = FLAG },
+    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG },
         usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox]",
         help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox]
        luapay verify begateway [file] [--signature SIG | --authorization HEADER]
@@ -618,14 +627,14 @@ the Authorization header; Trustly NA: --authorization.]] },
 Builds a payment URL for the customer's browser from the JSON parameters in
 file (or standard input), for the configured account or the running sandbox.
 Kinds: ecommpay-page, trustpay-wire, trustpay-card.]] },
-    call = { run = provider_command("call", 2), options = { sandbox = FLAG },
+    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG },
         usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
         help = [[usage: luapay call <provider> <method> [json] [--sandbox]
 
 Makes one API call with the JSON request given (or from standard input)
 against the configured account, or against the running sandbox with
 --sandbox, and prints the answer.]] },
-    export = { run = provider_command("export", 1),
+    export = { run = provider_command("export", 1, 1),
         options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
         usage = "usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
         help = [[usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
