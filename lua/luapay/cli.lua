@@ -209,8 +209,8 @@ end
 cli.default_config_path = default_config_path
 
 -- A Lua error about the config file, as its line number only: the rest of
--- the message may quote the source ("near '\"the password'"), which holds
--- the credentials.
+-- the message may quote the source (an unfinished string quotes the rest of
+-- its line), and the source holds the credentials.
 local function config_line(err)
     local line = type(err) == "string" and err:match("^config:(%d+):")
     return line and (" on line " .. line) or ""

@@ -57,7 +57,8 @@ end
 local function url_builder(method)
     return function(ctx, pos)
         local params = cli.json_input(cli.read_input(pos[2]), "the payment parameters")
-        local url, err = client(ctx)[method](client(ctx), params)
+        local c = client(ctx)
+        local url, err = c[method](c, params)
         if not url then return nil, err end
         return { url = url }
     end
