@@ -267,6 +267,16 @@ describe("luapay export when a page fails", function()
         end)
     end
 
+    it("a request refused before anything is sent exits 1 with the reason, not an empty success", function()
+        for _, args in ipairs({ "export begateway --from 2024-01-01 --to 2024-12-31 --sandbox",
+            "export trustly-na --from 2024-06-02 --to 2024-06-01 --sandbox" }) do
+            local out, err, code = luapay(args, nil, SANDBOX_ENV)
+            assert.equal(1, code, args)
+            assert.equal("", out)
+            assert.matches("^luapay: luapay validation error: ", err)
+        end
+    end)
+
     it("refuses a cursor that is not JSON", function()
         local _, err, code = luapay("export begateway --from 2024-06-01 --to 2024-06-01 --sandbox --resume nope", nil, SANDBOX_ENV)
         assert.equal(2, code)
