@@ -153,7 +153,9 @@ function cli.parse(argv, options)
             end
             if opts[name] ~= nil then usage_error("option --" .. name .. " is given twice") end
             if kind == "flag" then
-                if eq ~= "" then usage_error(("option --%s takes no value (write --%s alone, or leave it out)"):format(name, name)) end
+                if eq ~= "" then
+                    usage_error(("option --%s takes no value (write --%s alone, or leave it out)"):format(name, name))
+                end
                 value = true
             elseif eq == "" then
                 i = i + 1
@@ -299,6 +301,15 @@ function cli.key(value, name, secret)
     f:close()
     if secret then cli.add_secret(text) end
     return text
+end
+
+--- cli.new_client(new, opts) -> new(opts). A provider's constructor raises
+-- for an option it refuses (a bad key, a malformed URL): for the command
+-- that is a configuration error (exit 3), not an internal one.
+function cli.new_client(new, opts)
+    local ok, client = pcall(new, opts)
+    if not ok then config_error((tostring(client):gsub("^[^\n:]+:%d+: ", ""))) end
+    return client
 end
 
 --- Raises a configuration error listing the missing required settings,
@@ -578,7 +589,8 @@ local function cmd_repl(argv)
             env[p.repl_name or name] = client
             names[#names + 1] = p.repl_name or name
         else
-            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, tostring(client)))
+            local why = type(client) == "table" and client.message or tostring(client)
+            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, why))
         end
     end
     table.sort(names)

@@ -23,8 +23,10 @@ end
 --- A client for the given settings (the sandbox's or the configured ones).
 -- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
 function adapter.client(s)
-    return begateway.new{ psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id,
-        shop_key = s.shop_key, public_key = cli.key(s.public_key, "begateway public_key") }
+    return cli.new_client(begateway.new, {
+        psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id, shop_key = s.shop_key,
+        public_key = cli.key(s.public_key, "begateway public_key"),
+    })
 end
 
 function adapter.export(ctx, _, opts)

@@ -24,8 +24,8 @@ end
 
 --- A client for the given settings (the sandbox's or the configured ones).
 function adapter.client(s)
-    return trustly.new{ username = s.username, password = s.password, private_key = private_key(s),
-        environment = s.environment, base_url = s.base_url, trustly_public_key = public_key(s) }
+    return cli.new_client(trustly.new, { username = s.username, password = s.password, private_key = private_key(s),
+        environment = s.environment, base_url = s.base_url, trustly_public_key = public_key(s) })
 end
 
 -- A copy of value in which whatever errors.mask hides (masked is its

@@ -23,8 +23,9 @@ end
 
 --- A client for the given settings (the sandbox's or the configured ones).
 function adapter.client(s)
-    return trustly_na.new{ access_id = s.access_id, access_key = s.access_key, environment = s.environment,
-        base_url = s.base_url }
+    return cli.new_client(trustly_na.new, {
+        access_id = s.access_id, access_key = s.access_key, environment = s.environment, base_url = s.base_url,
+    })
 end
 
 function adapter.export(ctx, _, opts)

@@ -22,7 +22,9 @@ function adapter.client(s)
     if s.banking_username then
         banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
     end
-    return trustpay.new{ account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking }
+    return cli.new_client(trustpay.new, {
+        account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking,
+    })
 end
 
 local function client(ctx)
