@@ -661,7 +661,8 @@ is in it: a file named FILE is always complete.
 When a page fails the export stops with exit 1 and says on standard error
 why, how many transactions came before it (printed, or in FILE.partial),
 and the cursor that continues exactly after them: run the same command
-with --resume CURSOR (the JSON printed) for the rest.]] },
+with --resume CURSOR (the JSON printed) for the rest. With --csv FILE the
+resumed run appends to FILE.partial and renames it once complete.]] },
     repl = { run = cmd_repl, options = {}, usage = "usage: luapay repl",
         help = [[usage: luapay repl
 

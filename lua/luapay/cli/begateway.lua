@@ -35,7 +35,7 @@ function adapter.export(ctx, _, opts)
         date_from = export.datetime(opts.from, "from"), date_to = export.datetime(opts.to, "to", true),
         limit = 1000, response_parameters = { "main" }, resume = export.resume(opts.resume),
     }
-    return export.stream(it, opts.csv, CSV_FIELDS)
+    return export.stream(it, opts, CSV_FIELDS)
 end
 
 -- A saved webhook body; --signature (Content-Signature) or --authorization.

@@ -54,30 +54,66 @@ local function incomplete(err, count, where)
         shell_quote(core.json_encode(err.resume)))
 end
 
---- export.stream(iterator, csv_path, fields) -> result | false | nil, err.
--- Streams the iterator to stdout as JSON lines (false: printed), or into
--- csv_path: written as csv_path .. ".partial" and renamed only once the
--- whole period is in it, so a file of that name is always complete. A page
--- that fails ends the stream with an error that says so and how to resume;
--- a partial CSV stays as .partial, its rows continued by the resumed run.
-function export.stream(iterator, csv_path, fields)
+-- The CSV file a resumed export continues: FILE.partial as the failed run
+-- left it, opened for appending, and the rows already in it. Anything else
+-- is a usage error, before a request is sent: a resumed run that started a
+-- new file would end as a FILE holding only the rest.
+local function continue_partial(partial, fields)
+    local f = io.open(partial, "rb")
+    local header = f and f:read("*l")
+    local rows = -1
+    if header then
+        rows = 0
+        for _ in f:lines() do rows = rows + 1 end
+    end
+    if f then f:close() end
+    if header ~= table.concat(fields, ",") .. "\r" then
+        cli.usage_error(("--resume with --csv continues %s, which is not there or not this export's"):format(partial))
+    end
+    return assert(io.open(partial, "ab")), rows
+end
+
+--- export.stream(iterator, opts, fields) -> result | false | nil, err.
+-- Streams the iterator to stdout as JSON lines (false: printed), or with
+-- opts.csv into that file: written as FILE.partial and renamed only once
+-- the whole period is in it, so a file of that name is always complete. A
+-- page that fails ends the stream with an error that says so and how to
+-- resume; the resumed run (opts.resume) appends to FILE.partial.
+function export.stream(iterator, opts, fields)
     local count = 0
     local function progress()
         count = count + 1
         if count % PROGRESS_EVERY == 0 then cli.err(("luapay: %d transactions so far\n"):format(count)) end
     end
-    if csv_path then
-        local partial = csv_path .. ".partial"
+    if opts.csv then
+        local partial = opts.csv .. ".partial"
+        local out, before = partial, 0
+        if opts.resume then
+            local f
+            f, before = continue_partial(partial, fields)
+            local header = true -- begateway.csv writes it first; FILE.partial has it
+            out = {
+                write = function(_, text)
+                    if header then
+                        header = false
+                        return true
+                    end
+                    return f:write(text)
+                end,
+                close = function() f:close() end,
+            }
+        end
         local counted = function()
             local tx, err = iterator()
             if tx then progress() end
             return tx, err
         end
-        local rows, err = begateway.csv(counted, fields, partial)
-        if not rows then return nil, incomplete(err, count, ", kept in " .. partial) end
-        local ok, rerr = os.rename(partial, csv_path)
-        if not ok then return nil, ("cannot rename %s to %s: %s"):format(partial, csv_path, tostring(rerr)) end
-        return { written = rows, file = csv_path }
+        local rows, err = begateway.csv(counted, fields, out)
+        if type(out) == "table" then out:close() end
+        if not rows then return nil, incomplete(err, before + count, ", kept in " .. partial) end
+        local ok, rerr = os.rename(partial, opts.csv)
+        if not ok then return nil, ("cannot rename %s to %s: %s"):format(partial, opts.csv, tostring(rerr)) end
+        return { written = before + rows, file = opts.csv }
     end
     -- Called directly, never by a generic for: a for loop ends silently on
     -- the nil a detached pager returns when its very first page fails.

@@ -33,7 +33,7 @@ function adapter.export(ctx, _, opts)
     local to = export.unix_ms(export.datetime(opts.to, "to", true)) + 999
     local it = adapter.client(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to },
         resume = export.resume(opts.resume) }
-    return export.stream(it, opts.csv, CSV_FIELDS)
+    return export.stream(it, opts, CSV_FIELDS)
 end
 
 -- A saved notification body, with --authorization (the Authorization header).
