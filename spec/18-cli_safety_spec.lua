@@ -542,7 +542,7 @@ return {
         probe("call trustly Balance --sandbox")
         probe("export begateway --from 2024-06-03 --to 2024-06-03 --sandbox")
         probe("sandbox stop")
-        probe("repl", "gate\n")
+        probe("repl", 'gate\nrequire("luapay.cli").load_config()\n')
         assert_no_secret()
     end)
 end)

@@ -597,7 +597,11 @@ local function cmd_repl(argv)
     cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
     if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
     cli.out("globals: luapay, core, pretty, sandbox; end with Ctrl-D\n")
-    cli.repl(env)
+    -- What the session prints passes through the same filter as the commands.
+    cli.repl(env, io.stdin, {
+        write = function(_, ...) cli.out(...) end,
+        flush = function() io.stdout:flush() end,
+    })
     sb:stop()
     return cli.EXIT.OK
 end
