@@ -13,6 +13,8 @@
 --   local res, err = gate:sale("trustly", { general = { payment_id = "order-42" },
 --       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
+--   (plus replayed = true and payment = <status event> when the answer was
+--   lost and the payment was found through status)
 --   local event, err = gate:callback(raw_body)   -- the signed callback, verified
 --   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
 --
