@@ -23,6 +23,17 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false is allowed only against a loopback host (the sandbox).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    local host = authority:gsub("^.*@", ""):lower() -- no credentials in the message
+    host = host:match("^%[(.*)%]") or host:match("^[^:]*")
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: option 'verify' can be false only for a loopback host (the sandbox), not %q"):format(fn_name, host), 3)
+end
+
 local begateway = {}
 
 begateway.EXPORT_PATH = "/api/v2/transactions/export"
@@ -238,7 +249,8 @@ function begateway.public_key(key)
 end
 
 --- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
--- deadline_ms, shop_id, shop_key, public_key} -> client.
+-- deadline_ms, verify, ca_file, shop_id, shop_key, public_key} -> client.
+-- verify = false is refused unless dwh_url is a loopback host (the sandbox).
 -- psp_id and secret authenticate the DWH export. For notifications:
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
@@ -250,6 +262,7 @@ function begateway.new(opts)
     local url = check_option(opts, "dwh_url", "string", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
+    check_verify_option(opts.verify, self.dwh_url, "begateway.new")
     self.shop_id = check_option(opts, "shop_id", "id", false)
     self.shop_key = check_option(opts, "shop_key", "string", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then

@@ -43,6 +43,17 @@ local errors = require "luapay.errors"
 local http = require "luapay.http"
 local keys = require "luapay.trustly.keys"
 
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false is allowed only against a loopback host (the sandbox).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    local host = authority:gsub("^.*@", ""):lower() -- no credentials in the message
+    host = host:match("^%[(.*)%]") or host:match("^[^:]*")
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: option 'verify' can be false only for a loopback host (the sandbox), not %q"):format(fn_name, host), 3)
+end
+
 local trustly = {}
 
 trustly.VERSION = "1.1"
@@ -657,8 +668,8 @@ end
 -- default: the bundled key of the environment), base_url (default: the
 -- environment's endpoint), and for luapay.http: transport, timeout_ms,
 -- deadline_ms, retries, verify, ca_file, proxy, user_agent, sleep, clock,
--- random. verify = false is refused in live mode, and so is a plain-http
--- base_url.
+-- random. verify = false is refused unless base_url is a loopback host
+-- (the sandbox); live mode also refuses a plain-http base_url.
 function trustly.new(opts)
     if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
@@ -680,6 +691,7 @@ function trustly.new(opts)
     if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
     if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
     if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
+    check_verify_option(opts.verify, url, "luapay.trustly")
 
     local self = setmetatable({
         username = opts.username,

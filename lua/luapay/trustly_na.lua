@@ -24,6 +24,17 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false is allowed only against a loopback host (the sandbox).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    local host = authority:gsub("^.*@", ""):lower() -- no credentials in the message
+    host = host:match("^%[(.*)%]") or host:match("^[^:]*")
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: option 'verify' can be false only for a loopback host (the sandbox), not %q"):format(fn_name, host), 3)
+end
+
 local trustly_na = {}
 
 trustly_na.BASE_URLS = {
@@ -263,8 +274,9 @@ local function required_string(opts, name)
 end
 
 --- trustly_na.new{access_id, access_key, environment = "sandbox" |
--- "production", base_url, transport, timeout_ms, retries, deadline_ms} ->
--- client. base_url (e.g. a sandbox fake) wins over environment.
+-- "production", base_url, transport, timeout_ms, retries, deadline_ms,
+-- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
+-- environment. verify = false is refused unless base_url is a loopback host.
 function trustly_na.new(opts)
     if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     local self = setmetatable({}, Client)
@@ -280,6 +292,7 @@ function trustly_na.new(opts)
         error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
     end
     self.base_url = base:gsub("/+$", "")
+    check_verify_option(opts.verify, self.base_url, "trustly_na.new")
     self.http = opts.http or http.new{
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
