@@ -269,6 +269,14 @@ describe("Trustly NA notifications", function()
         end)
     end)
 
+    it("report a refund as refunded only once Completed: Processed is pending, Failed failed", function()
+        for status, want in pairs({ [1] = "pending", [3] = "pending", [4] = "refunded", [5] = "failed", [8] = "failed" }) do
+            local body = ("transactionType=4&status=%d&objectId=1&merchantReference=r&amount=5.00&currency=USD"):format(status)
+            local event = assert(tna:notification(body, authorization(body)))
+            assert.same({ "refund", want }, { event.kind, event.status }, "status " .. status)
+        end
+    end)
+
     it("raises on misuse", function()
         assert.has_error(function() tna:notification(nil, "Basic x") end,
             "trustly_na.notification: bad argument #1 'raw_body' (string expected, got nil)")

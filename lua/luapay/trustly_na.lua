@@ -464,7 +464,9 @@ function trustly_na.event(f)
     local status_code = tonumber(f.status)
     local kind = KINDS[tonumber(f.transactionType)] or (f.eventType and f.eventType:lower()) or "payment"
     local status = TX_STATUS[status_code] or "pending"
-    if kind == "refund" and (status_code == 3 or status_code == 4) then status = "refunded" end
+    -- Processed: the ACH is submitted, not yet completed; a refund is done
+    -- only once Completed ("funds transferred"), as a payment succeeds.
+    if kind == "refund" and status_code == 4 then status = "refunded" end
     if kind == "reversal" and (status_code == 3 or status_code == 4) then status = "reversed" end
     local currency = f.currency ~= "" and f.currency or "USD"
     local amount = f.amount and f.amount ~= "" and core.to_minor(f.amount, currency) or nil
