@@ -188,6 +188,12 @@ describe("Trustly notifications, one by one", function()
         assert.same({ "refund", "failed" }, { failed.kind, failed.status })
         local paid = assert(c:notification(money("payoutconfirmation", "800", "25.00", "n-10")))
         assert.same({ "refund", "refunded" }, { paid.kind, paid.status })
+        -- a Refund through client:call is known too; one refused before sending is not
+        c:call("Refund", { OrderID = "801", Amount = "7.00", Currency = "EUR" })
+        assert.equal("refund", assert(c:notification(money("credit", "801", "7.00", "n-13"))).kind)
+        local _, invalid = c:refund{ OrderID = "802", Amount = 700, Currency = "EUR", Attributes = { ExternalReference = true } }
+        assert.equal("validation", invalid.type)
+        assert.equal("payment", assert(c:notification(money("credit", "802", "7.00", "n-14"))).kind)
     end)
 
     it("keep the store where the caller says: two clients sharing one see each other's refunds", function()

@@ -452,6 +452,12 @@ local function known_refund(store, orderid, amount, currency)
     end
 end
 
+-- A "1"/"0" flag as text (Trustly sends strings; a number would mean the same).
+local function flag(v)
+    if type(v) == "number" then return tostring(math.floor(v)) end
+    return str(v)
+end
+
 -- kind, status and the refund answered, for a verified notification.
 local function meaning(method, data, amount, currency, store)
     local map = NOTIFICATIONS[method]
@@ -461,17 +467,17 @@ local function meaning(method, data, amount, currency, store)
         -- Trustly's account notification tells the status of a direct-debit
         -- mandate (active or inactive), or describes the account a deposit
         -- came from: only an active mandate authorizes charging it.
-        local mandate = type(data.attributes) == "table" and data.attributes.directdebitmandate or nil
+        local mandate = type(data.attributes) == "table" and flag(data.attributes.directdebitmandate) or nil
         if mandate == "1" then
             status = "authorized"
         elseif mandate ~= nil then
             status = "canceled"
         else
-            status = data.verified == "1" and "succeeded" or "pending"
+            status = flag(data.verified) == "1" and "succeeded" or "pending"
         end
         return kind, status
     end
-    if data.refund == "1" and REFUND_STATUS[method] then
+    if flag(data.refund) == "1" and REFUND_STATUS[method] then
         return "refund", REFUND_STATUS[method], { orderid = orderid, amount = amount, currency = currency }
     end
     if method == "credit" and store and orderid then
@@ -886,6 +892,8 @@ function Client:call(method, data)
     end
     local Data, spec_or_err = trustly.prepare(method, data, self.username, secrets[self])
     if not Data then return nil, spec_or_err end
+    -- Known before it is sent: a credit answering it may come at any time.
+    if method == "Refund" then trustly.record_refund(self.store, Data.OrderID, Data.Amount, Data.Currency) end
     local spec = spec_or_err
     local idempotent
     if spec then idempotent = spec.idempotent == true else idempotent = Data.MessageID ~= nil end
@@ -925,15 +933,11 @@ end
 function Client:deposit(data) return self:call("Deposit", data) end
 
 --- client:refund{OrderID, Amount, Currency [, Attributes = {ExternalReference}]}
--- -> {orderid, result = "1"} | nil, err. The refund is told to the client's
--- store before it is sent, so that the notifications answering it (a credit
--- when it fails, a payout confirmation when it is paid) are read as such.
-function Client:refund(data)
-    if type(data) == "table" and type(data.Currency) == "string" then
-        trustly.record_refund(self.store, data.OrderID, data.Amount, data.Currency)
-    end
-    return self:call("Refund", data)
-end
+-- -> {orderid, result = "1"} | nil, err. The refund (this or any Refund
+-- through client:call) is told to the client's store once validated, before
+-- it is sent, so that the notifications answering it (a credit when it
+-- fails, a payout confirmation when it is paid) are read as such.
+function Client:refund(data) return self:call("Refund", data) end
 
 --- client:record_refund(orderid, amount, currency) -> true | nil, why:
 -- a refund made elsewhere (another process, the back office), for the
