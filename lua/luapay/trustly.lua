@@ -45,13 +45,16 @@
 -- (option store: ngx.shared.DICT, any object with get and set, default
 -- trustly.memory_store() for this process only): client:refund records each
 -- refund before sending it, client:record_refund adds those made elsewhere,
--- and each order's first credit is remembered. A later credit for the amount
--- and currency of a refund on that order is reported {kind = "refund",
--- status = "failed", refund = {orderid, amount, currency}}, and a payout
--- confirmation for it {kind = "refund", status = "refunded"}. Notifications
--- Trustly flags refund = "1" are the refund's whatever the store says. Give
--- the notifications and the refunds one store (inside nginx, a shared dict;
--- across hosts, your database behind get and set).
+-- and an order's first credit that answers no refund is remembered as the
+-- deposit's. Any other credit for the amount and currency of a refund on
+-- that order is reported {kind = "refund", status = "failed", refund =
+-- {orderid, amount, currency}} (refund what was credited: a deposit's own
+-- credit arriving after a refund of its full amount would read as that
+-- refund failing), and a payout confirmation for it {kind = "refund",
+-- status = "refunded"}. Notifications Trustly flags refund = "1" are the
+-- refund's whatever the store says. Give the notifications and the refunds
+-- one store (inside nginx, a shared dict; across hosts, your database
+-- behind get and set).
 --
 -- An account notification is "authorized" only with an active direct-debit
 -- mandate (attributes.directdebitmandate = "1"); "0" (inactive) is
@@ -483,8 +486,9 @@ local function meaning(method, data, amount, currency, store)
     if method == "credit" and store and orderid then
         -- "If the refund fails, Trustly will send a Credit notification" on
         -- the deposit's order: a credit for the amount of a refund made on it
-        -- is that refund failing, unless it is the deposit's own credit
-        -- (delivered again). An order's first credit is its deposit's.
+        -- is that refund failing (a shop refunds what was credited), unless
+        -- it is the credit remembered as the deposit's (delivered again). An
+        -- order's first credit not answering a refund is the deposit's.
         local first = store:get(STORE_PREFIX .. "credit:" .. orderid)
         local refund = first ~= notificationid and known_refund(store, orderid, amount, currency)
         if refund then return "refund", "failed", refund end
