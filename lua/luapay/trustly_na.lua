@@ -25,14 +25,17 @@ local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
 -- TODO: replace with http.check_verify_option after merge
--- verify = false is allowed only against a loopback host (the sandbox).
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
 local function check_verify_option(verify, url, fn_name)
     if verify ~= false then return end
     local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    local host = authority:gsub("^.*@", ""):lower() -- no credentials in the message
-    host = host:match("^%[(.*)%]") or host:match("^[^:]*")
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
     if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: option 'verify' can be false only for a loopback host (the sandbox), not %q"):format(fn_name, host), 3)
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
 end
 
 local trustly_na = {}
