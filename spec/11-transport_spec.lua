@@ -107,6 +107,38 @@ describe("transports against the sandbox", function()
                 assert.equal(1, out.server_saw)
             end)
 
+            it("does not resend a GET not declared idempotent after a reused connection dropped it (TrustPay refunds)", function()
+                local out = run("get_not_retried")
+                for i = 1, 2 do
+                    assert.equal("network", out.errors[i].type)
+                    assert.equal(1, out.errors[i].attempts)
+                    assert.is_true(out.errors[i].sent)
+                end
+                assert.same({ 1, 1 }, out.server_saw)
+            end)
+
+            it("gives a request not declared idempotent a connection of its own", function()
+                local out = run("fresh_connections")
+                assert.is_string(out.connections[1], out.message)
+                assert.is_true(out.connections[1] ~= out.connections[2] and out.connections[2] ~= out.connections[3])
+            end)
+
+            it("raises on CR, LF or NUL in the URL, method or a header, before anything is sent", function()
+                local out = run("transport_misuse")
+                assert.same({ "url", "url", "url", "method", "method", "headers", "headers", "headers" }, out.fields)
+                assert.equal(0, out.server_saw)
+            end)
+
+            it("refuses verify = false for any host but a loopback one, before anything is sent", function()
+                local out = run("verify_off_elsewhere")
+                for i = 1, 3 do
+                    assert.equal("config", out.refused[i].type, out.refused[i].message)
+                    assert.is_false(out.refused[i].sent)
+                    assert.matches("verify = false is allowed only for loopback hosts", out.refused[i].message, 1, true)
+                end
+                assert.equal(200, out.loopback)
+            end)
+
             it("resends an idempotent POST, which the server then sees each time", function()
                 local out = run("idempotent_retried")
                 assert.equal(3, out.attempts)
