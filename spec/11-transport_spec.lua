@@ -173,6 +173,72 @@ describe("transports against the sandbox", function()
             assert.equal(200, http.decode_json(res.body).status)
         end)
 
+        -- A server that speaks TLS 1.1 only, and clients whose OpenSSL would
+        -- allow it (Debian's default security level refuses TLS < 1.2 by
+        -- itself; a permissive OPENSSL_CONF, as some hosts have, does not):
+        -- luapay still refuses it.
+        describe("TLS 1.2 at least", function()
+            local old_port, dir, nginx_wrapper
+
+            local function write(path, text)
+                local f = assert(io.open(path, "w"))
+                f:write(text)
+                f:close()
+            end
+
+            setup(function()
+                dir = tls.dir
+                write(dir .. "/permissive.cnf", table.concat({
+                    "openssl_conf = openssl_init", "[openssl_init]", "ssl_conf = ssl_sect", "[ssl_sect]",
+                    "system_default = system_default_sect", "[system_default_sect]",
+                    "CipherString = DEFAULT:@SECLEVEL=0", "MinProtocol = TLSv1", "" }, "\n"))
+                nginx_wrapper = dir .. "/nginx"
+                write(nginx_wrapper, ("#!/bin/sh\nOPENSSL_CONF=%s/permissive.cnf exec /usr/sbin/nginx \"$@\"\n"):format(dir))
+                os.execute("chmod +x " .. nginx_wrapper)
+                old_port = sandbox.random_port()
+            end)
+
+            local function tls11_server()
+                return ([[
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_protocols TLSv1.1;
+    ssl_ciphers DEFAULT:@SECLEVEL=0;
+    location / { return 200 "TLS 1.1"; }
+  }]]):format(old_port, tls.cert, tls.key)
+            end
+
+            it("libcurl refuses a server that offers only TLS 1.1", function()
+                local old = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", http_config = tls11_server() })
+                local script = dir .. "/old_tls.lua"
+                write(script, ([[
+                    local core = require "luapay.core"
+                    local res, err = core.http_client{ ca_file = %q }:request{ url = "https://127.0.0.1:%d/" }
+                    io.write(res and ("HTTP " .. res.status) or (err.type .. ": " .. err.message))
+                ]]):format(tls.ca, old_port))
+                local lua = jit and "luajit" or "lua5.4"
+                local p = io.popen(("OPENSSL_CONF=%s/permissive.cnf LUA_CPATH='%s/?.so' %s %s 2>&1"):format(
+                    dir, os.getenv("LUAPAY_BUILD") or "build/lua5.4", lua, script))
+                local out = p:read("*a")
+                p:close()
+                assert(old:stop())
+                assert.matches("^tls: TLS failure", out)
+            end)
+
+            it("the sandbox's cosockets refuse it (lua_ssl_protocols TLSv1.2 TLSv1.3)", function()
+                local old = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", trusted_ca = tls.ca,
+                    nginx = nginx_wrapper, http_config = tls11_server() })
+                local c = core.http_client{}
+                local res = assert(c:request{ url = old.url .. "/t/run?case=tls_self_signed&tls_url="
+                    .. http.escape("https://127.0.0.1:" .. old_port) })
+                assert(old:stop())
+                local out = http.decode_json(res.body)
+                assert.equal("tls", out.type, res.body)
+            end)
+        end)
+
         it("cosockets reject the certificate when nginx does not trust its CA, naming the directive", function()
             local other = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua" })
             local c = core.http_client{}
