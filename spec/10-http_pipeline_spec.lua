@@ -301,6 +301,13 @@ describe("the request's credentials never reach an error", function()
         end }):request{ url = "https://x.test/", basic = { USER, PASS } }
         local e = http.status_error(res, "x")
         assert.is_nil(e.raw:find(B64:sub(1, 4), 1, true))
+        -- nor of a token longer than the snippet (a JWT)
+        local jwt = ("eyJhbGciOiJSUzI1NiJ9."):rep(40)
+        res = client(scripted{ function(req)
+            return { status = 500, headers = {}, body = ("x"):rep(200) .. req.headers.Authorization }
+        end }):request{ url = "https://x.test/", bearer = jwt }
+        e = http.status_error(res, "x")
+        assert.is_nil(e.raw:find("eyJhbGciOiJSUzI1NiJ9", 1, true), e.raw)
     end)
 
     it("from the errors the pipeline builds out of a transport's error or raise", function()

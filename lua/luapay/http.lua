@@ -470,13 +470,17 @@ function http.status_error(res, what)
     local unknown = res.idempotent ~= true and type(status) == "number" and status >= 500 and status <= 599
     local message = ("%s answered HTTP %d"):format(what or "the server", status)
     if unknown then message = message .. ": " .. OUTCOME_UNKNOWN end
+    local req = request_of[res]
+    local secrets = req and secrets_of(req) or {}
     local snippet
     if type(res.body) == "string" then
-        -- redact before cutting, so no part of a secret is left at the cut
-        snippet = http.redact(res, res.body:sub(1, 600)):sub(1, 300)
+        -- redact a window that holds every secret starting in the first 300
+        -- bytes whole, then cut: no part of a secret is left at the cut
+        local window = 300 + (secrets[1] and #secrets[1] or 0)
+        snippet = errors.redact(res.body:sub(1, window), secrets):sub(1, 300)
     end
     local request_id = http.header(res.headers or {}, "x-request-id")
-    if type(request_id) == "string" then request_id = http.redact(res, request_id) end
+    if type(request_id) == "string" then request_id = errors.redact(request_id, secrets) end
     return errors.new("http", message, {
         http_status = status, raw = snippet, attempts = res.attempts, elapsed = res.elapsed,
         request_id = request_id, sent = true,
