@@ -21,10 +21,11 @@
  * cap is kept and libcurl closes the connection of an aborted transfer.
  *
  * Resending: libcurl silently resends a request when a reused connection
- * closes before any answer, even one the server did receive. So a request
- * that is not declared `idempotent = true` by the caller (whatever its
- * method: a GET refund is not idempotent) goes on a fresh connection, where
- * libcurl never resends.
+ * closes before any answer, even one the server did receive (and on an
+ * HTTP/2 stream the server refused). So a request that is not declared
+ * `idempotent = true` by the caller (whatever its method: a GET refund is not
+ * idempotent) goes on a fresh connection, over HTTP/1.1, where libcurl never
+ * resends.
  *
  * TLS: 1.2 at least; verification is on unless verify = false, which is
  * honoured only for loopback hosts (127.0.0.0/8, ::1, localhost): a request
@@ -552,8 +553,12 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* libcurl resends only on a reused connection: none for these. */
-    if (!idempotent) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    /* libcurl resends a request only on a reused connection, or on an HTTP/2
+     * stream the server refused: neither for these. */
+    if (!idempotent) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_PROXY_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);

@@ -69,6 +69,15 @@ describe("transports against the sandbox", function()
                 assert.is_true(out.requests_on_last >= 100)
             end)
 
+            it("holds the caps set on the client, to the byte", function()
+                local out = run("client_caps")
+                assert.equal(1000, out.got[1])
+                assert.same({ type = "http", message = "the response body is larger than max_body_bytes (1000 bytes)", sent = true,
+                    http_status = 200 }, out.got[2])
+                assert.same({ type = "http", message = "the response head is larger than max_head_bytes (100 bytes)" }, out.got[3])
+                assert.same({ "max_body_bytes", "max_head_bytes", "max_body_bytes" }, out.bad)
+            end)
+
             it("gives a read timeout as a timeout error", function()
                 local out = run("read_timeout")
                 assert.equal("timeout", out.type)

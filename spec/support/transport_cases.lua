@@ -147,6 +147,25 @@ function cases.transport_misuse(env)
     return out
 end
 
+-- Caps set on the client: a body of exactly the cap passes, one byte more
+-- is an error of type http; so is a head over its cap. Bad caps raise.
+function cases.client_caps(env)
+    local c = client{ max_body_bytes = 1000, max_head_bytes = 4096, retries = 0 }
+    local out = { got = {}, bad = {} }
+    for _, n in ipairs({ 1000, 1001 }) do
+        local res, err = c:request{ url = env.url .. "/t/big?bytes=" .. n, idempotent = true }
+        out.got[#out.got + 1] = res and #res.body or { type = err.type, message = err.message, sent = err.sent, http_status = err.http_status }
+    end
+    local small = client{ max_head_bytes = 100, retries = 0 }
+    local _, err = small:request{ url = env.url .. "/t/status/200", idempotent = true }
+    out.got[#out.got + 1] = { type = err.type, message = err.message }
+    for _, opts in ipairs({ { max_body_bytes = 0 }, { max_head_bytes = 1.5 }, { max_body_bytes = "1m" } }) do
+        local ok, e = pcall(http.default_transport, opts)
+        out.bad[#out.bad + 1] = ok and "accepted" or tostring(e):match("max_%a+_bytes")
+    end
+    return out
+end
+
 -- verify = false is for loopback hosts only: to any other host the request
 -- is refused before anything is sent, whichever transport. 192.0.2.1 is
 -- TEST-NET-1: nothing answers there.
