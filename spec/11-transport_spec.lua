@@ -69,6 +69,13 @@ describe("transports against the sandbox", function()
                 assert.is_true(out.requests_on_last >= 100)
             end)
 
+            it("keeps the request's credentials out of the error when a server echoes them", function()
+                local out = run("echo_credentials")
+                assert.is_true(out.echoed) -- the server did echo them
+                assert.equal(3, out.redacted)
+                assert.same({}, out.leaks)
+            end)
+
             it("holds the caps set on the client, to the byte", function()
                 local out = run("client_caps")
                 assert.equal(1000, out.got[1])

@@ -147,6 +147,30 @@ function cases.transport_misuse(env)
     return out
 end
 
+-- A server that echoes the request (body and X-Request-Id) with a 502:
+-- the error keeps nothing of the credentials, in any form.
+function cases.echo_credentials(env)
+    local core = require "luapay.core"
+    local user, password, token = "merchant-7", "p4ss:w0rd-9c1e", "tok-3b9f1c7d"
+    local c = client{ retries = 0 }
+    local out = { leaks = {} }
+    for _, auth in ipairs({ { basic = { user, password } }, { bearer = token }, { headers = { authorization = "ApiKey " .. token } } }) do
+        local req = { method = "POST", url = env.url .. "/t/echo?status=502", body = "refund", basic = auth.basic,
+            bearer = auth.bearer, headers = auth.headers }
+        local res, err = c:request(req)
+        if not res then return observe_error(err) end
+        local e = http.status_error(res, "the echo server")
+        out.echoed = out.echoed or res.body:find(core.base64_encode(user .. ":" .. password), 1, true) ~= nil
+        for _, text in ipairs({ e.message, e.raw, e.request_id or "", tostring(e) }) do
+            for _, secret in ipairs({ user .. ":" .. password, core.base64_encode(user .. ":" .. password), password, token }) do
+                if text:find(secret, 1, true) then out.leaks[#out.leaks + 1] = secret end
+            end
+        end
+        out.redacted = (out.redacted or 0) + (e.raw:find("[REDACTED]", 1, true) and 1 or 0)
+    end
+    return out
+end
+
 -- Caps set on the client: a body of exactly the cap passes, one byte more
 -- is an error of type http; so is a head over its cap. Bad caps raise.
 function cases.client_caps(env)

@@ -47,9 +47,12 @@ H["slow"] = function()
     ngx.print("slow")
 end
 
+-- The request as the server saw it; ?status= sets the status, and the
+-- Authorization header is echoed in X-Request-Id too (a careless server).
 H["echo"] = function()
     ngx.req.read_body()
-    json(200, {
+    ngx.header["X-Request-Id"] = ngx.var.http_authorization
+    json(tonumber(arg("status")) or 200, {
         method = ngx.req.get_method(),
         args = ngx.var.args or "",
         headers = ngx.req.get_headers(),
