@@ -340,10 +340,12 @@ describe("http.check_verify_option", function()
 
     it("raises a misuse error naming the function for any other host", function()
         for _, url in ipairs({ "https://api.ecommpay.com/v2", "https://10.0.0.1/", "https://127.0.0.1.example.com/",
-            "https://localhost.example.com/", "https://[::2]/", "https://user@api.example.com/" }) do
+            "https://localhost.example.com/", "https://[::2]/", "https://user:Pa55@api.example.com/",
+            "https://127.0.0.1@evil.example/" }) do
             local ok, err = pcall(http.check_verify_option, false, url, "trustpay.new")
             assert.is_false(ok, url)
-            assert.matches("trustpay.new: 'verify' can be false only for a loopback host", err, 1, true)
+            assert.matches("trustpay.new: verify = false is allowed only for a loopback URL (the sandbox), not for host '", err, 1, true)
+            assert.not_matches("Pa55", err)
         end
         assert.has_error(function() http.check_verify_option("no", "https://127.0.0.1/", "x.new") end,
             "x.new: 'verify' must be a boolean, got string")

@@ -205,11 +205,12 @@ function http.check_verify_option(verify, url, fn_name)
     end
     local host = type(url) == "string" and core.url_host(url)
     if not host then
-        error(("%s: 'verify = false' needs the URL it applies to, got %s"):format(fn_name, type(url)), 3)
+        error(("%s: verify = false needs the URL it applies to, got %s"):format(fn_name, type(url)), 3)
     end
     if not core.is_loopback_host(host) then
-        error(("%s: 'verify' can be false only for a loopback host (127.0.0.0/8, ::1, localhost), not %s:"
-            .. " keep TLS verification on (ca_file for a private CA)"):format(fn_name, host), 3)
+        -- names the host only: a URL may carry credentials
+        error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+            :format(fn_name, host), 3)
     end
 end
 

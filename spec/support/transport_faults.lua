@@ -1,4 +1,4 @@
---- The fault matrix's client side (spec/18-fault_matrix_spec.lua): one call
+--- The fault matrix's client side (spec/19-fault_matrix_spec.lua): one call
 -- through the pipeline against a misbehaving endpoint of the sandbox
 -- (spec/support/transport_handlers.lua, /t/fault/<name>), run with the
 -- libcurl client (spec process) or with cosockets (inside nginx, /t/matrix).

@@ -92,7 +92,7 @@ H["count"] = function()
 end
 
 ---------------------------------------------------------------------------
--- Faults for spec/18-fault_matrix_spec.lua. Each counts the request's
+-- Faults for spec/19-fault_matrix_spec.lua. Each counts the request's
 -- arrival under its X-Fault-Id header, then misbehaves; /t/arrivals tells
 -- how often a request arrived.
 ---------------------------------------------------------------------------
