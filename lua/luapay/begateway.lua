@@ -388,7 +388,8 @@ end
 
 -- tx -> the event, or nil and why tx is not a documented transaction.
 local function read(tx, raw)
-    if type(tx.uid) ~= "string" or tx.uid == "" then return nil, "transaction.uid is missing" end
+    if tx.uid == nil or tx.uid == http.null or tx.uid == "" then return nil, "transaction.uid is missing" end
+    if type(tx.uid) ~= "string" then return nil, "transaction.uid is not a string" end
     if tx.type == nil or tx.type == http.null then return nil, "transaction.type is missing" end
     if not SUCCESSFUL[tx.type] then
         return nil, "transaction.type" .. shown(tx.type) .. " is not one beGateway documents (" .. TYPE_NAMES .. ")"
