@@ -11,7 +11,7 @@ function H.handle(path, config)
     end
     if path == "proxy" then -- answers after one upstream call through cosockets
         upstream = upstream or http.new{ retries = 0 }
-        local res, err = upstream:request{ url = "http://127.0.0.1:" .. config.ports.http .. "/b/hello" }
+        local res, err = upstream:request{ url = "http://127.0.0.1:" .. config.ports.http .. "/b/hello", idempotent = true }
         if not res then
             ngx.status = 502
             return ngx.print(err.message)

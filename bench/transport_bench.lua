@@ -21,10 +21,12 @@ end
 
 -- libcurl through luapay.core, one client, N sequential GETs
 local client = core.http_client{}
-assert(client:request{ url = url }.body == "hello") -- connect once before timing
+-- reads declared idempotent: only those share kept-alive connections
+local req = { url = url, idempotent = true }
+assert(client:request(req).body == "hello") -- connect once before timing
 local secs = timed(function()
     for _ = 1, N do
-        local res = client:request{ url = url }
+        local res = client:request(req)
         if res.status ~= 200 then error("unexpected status " .. res.status) end
     end
 end)

@@ -145,13 +145,211 @@ describe("responses", function()
 
     it("returns 4xx and 5xx as responses with attempts and elapsed time", function()
         local c = client(scripted{ { status = 503 } })
-        local res = c:request{ url = "https://x.test/" }
+        local res = c:request{ url = "https://x.test/", idempotent = true, retries = 0 }
         assert.equal(503, res.status)
         assert.equal(1, res.attempts)
         assert.equal(0, res.elapsed)
         local e = http.status_error(res, "ecommpay")
         assert.equal("http", e.type)
         assert.equal("luapay http error: ecommpay answered HTTP 503 (HTTP 503)", tostring(e))
+    end)
+end)
+
+describe("the outcome of a request that is not idempotent", function()
+    local OUTCOME = "outcome is unknown: do not resend it blindly; find out with a status call or from the provider's notification"
+
+    it("records on the response whether the request was declared idempotent (the method does not tell)", function()
+        local c = client(scripted{ { status = 200 } })
+        assert.is_false(c:request{ method = "GET", url = "https://x.test/refund" }.idempotent)
+        assert.is_true(c:request{ method = "POST", url = "https://x.test/", body = "x", idempotent = true }.idempotent)
+    end)
+
+    it("a 5xx to a GET refund is not retryable, was sent, and the message says how to find out", function()
+        for _, code in ipairs({ 500, 502, 503, 504 }) do
+            local t = scripted{ { status = code, headers = { ["retry-after"] = "1" } }, { status = 200 } }
+            local res = client(t, { retries = 3 }):request{ method = "GET", url = "https://x.test/refund?id=1" }
+            assert.equal(1, #t.seen)
+            local e = http.status_error(res, "TrustPay refund")
+            assert.is_false(e.retryable)
+            assert.is_true(e.sent)
+            assert.equal(code, e.http_status)
+            assert.equal("TrustPay refund answered HTTP " .. code .. ": the request was sent and may have been carried out, so its "
+                .. OUTCOME, e.message)
+        end
+    end)
+
+    it("an idempotent request keeps its retry behaviour: 429/502/503/504 retryable, 500 not", function()
+        for code, expected in pairs({ [429] = true, [500] = false, [502] = true, [503] = true, [504] = true }) do
+            local res = client(scripted{ { status = code } }, { retries = 0 }):request{ url = "https://x.test/", idempotent = true }
+            local e = http.status_error(res, "x")
+            assert.equal(expected, e.retryable, code)
+            assert.equal("x answered HTTP " .. code, e.message)
+        end
+    end)
+
+    it("a 429 was refused unread: retryable even when the request is not idempotent", function()
+        local res = client(scripted{ { status = 429 } }):request{ method = "POST", url = "https://x.test/", body = "x" }
+        assert.is_true(http.status_error(res, "x").retryable)
+    end)
+
+    it("a response the pipeline did not make counts as not idempotent", function()
+        local e = http.status_error({ status = 503, headers = {}, body = "" }, "x")
+        assert.is_false(e.retryable)
+    end)
+
+    it("a network error or timeout after sending says the outcome is unknown, not retryable", function()
+        for _, step in ipairs({
+            { type = "network", message = "connection reset", sent = true },
+            { type = "timeout", message = "read timeout", sent = true },
+            { type = "network", message = "who knows" }, -- a transport that does not say: it may have been sent
+        }) do
+            local t = scripted{ step, { status = 200 } }
+            local _, err = client(t, { retries = 3 }):request{ method = "GET", url = "https://x.test/capture" }
+            assert.equal(1, #t.seen)
+            assert.is_true(err.sent)
+            assert.is_false(err.retryable)
+            assert.equal(step.message .. "; the request was sent and may have been carried out, so its " .. OUTCOME, err.message)
+        end
+    end)
+
+    it("a failure before sending is retried and says nothing of an unknown outcome", function()
+        local t = scripted{ { type = "network", message = "connection refused", sent = false } }
+        local _, err = client(t, { retries = 1 }):request{ method = "POST", url = "https://x.test/", body = "x" }
+        assert.equal(2, #t.seen)
+        assert.equal("connection refused", err.message)
+        assert.is_true(err.retryable)
+    end)
+end)
+
+describe("misuse raises before anything is sent", function()
+    local cases = {
+        { "url", { url = "https://x.test/a\r\nX-Injected: 1" } },
+        { "url", { url = "https://x.test/a\nb" } },
+        { "url", { url = "https://x.test/a\0b" } },
+        { "method", { method = "GET\r\nX: y", url = "https://x.test/" } },
+        { "method", { method = "get", url = "https://x.test/" } },
+        { "method", { method = "", url = "https://x.test/" } },
+        { "headers", { url = "https://x.test/", headers = { ["X-A"] = "v\r\nX-Injected: 1" } } },
+        { "headers", { url = "https://x.test/", headers = { ["X-A"] = "v\0" } } },
+        { "headers", { url = "https://x.test/", headers = { ["X-A\r\nX-B"] = "v" } } },
+        { "headers", { url = "https://x.test/", headers = { ["X-A:"] = "v" } } },
+        { "headers", { url = "https://x.test/", headers = { ["X-A"] = { "ok", "v\n" } } } },
+        { "headers", { url = "https://x.test/", bearer = "tok\r\nX-Injected: 1" } },
+    }
+    for i, case in ipairs(cases) do
+        it(("a bad %s (case %d)"):format(case[1], i), function()
+            local t = scripted{ { status = 200 } }
+            local ok, err = pcall(client(t).request, client(t), case[2])
+            assert.is_false(ok)
+            assert.matches("luapay.http: request: bad argument #1 '" .. case[1] .. "'", err, 1, true)
+            assert.equal(0, #t.seen)
+        end)
+    end
+
+    it("hands the caps to the transport, checked", function()
+        local t = scripted{ { status = 200 } }
+        assert(client(t):request{ url = "https://x.test/", max_head_bytes = 100, max_body_bytes = 1000 })
+        assert.equal(100, t.seen[1].max_head_bytes)
+        assert.equal(1000, t.seen[1].max_body_bytes)
+        assert.has_error(function() client(t):request{ url = "https://x.test/", max_body_bytes = 0 } end)
+        assert.has_error(function() client(t):request{ url = "https://x.test/", max_head_bytes = "1k" } end)
+    end)
+end)
+
+describe("the request's credentials never reach an error", function()
+    local USER, PASS, TOKEN, KEY = "merchant-7", "p4ss:w0rd/+x", "tok-3b9f1c", "ApiKey k-7f3e2a"
+    local B64 = require("luapay.core").base64_encode(USER .. ":" .. PASS)
+
+    -- A server that echoes the request it got, in its body and X-Request-Id.
+    local function echo(status)
+        return function(req)
+            local lines = { req.method .. " " .. req.url }
+            for k, v in pairs(req.headers) do lines[#lines + 1] = k .. ": " .. v end
+            local text = table.concat(lines, "\n")
+            return { status = status, headers = { ["x-request-id"] = req.headers.Authorization }, body = text }
+        end
+    end
+
+    local function assert_clean(err, ...)
+        for _, s in ipairs({ err.message, err.raw, err.request_id, tostring(err) }) do
+            for _, secret in ipairs({ ... }) do
+                assert.is_nil(s:find(secret, 1, true), ("%q leaks in %q"):format(secret, s))
+            end
+        end
+    end
+
+    it("Basic user:password, plain and base64, from status_error's raw, request_id and tostring", function()
+        local res = client(scripted{ echo(502) }):request{ url = "https://x.test/", basic = { USER, PASS },
+            headers = { ["X-Echo"] = USER .. ":" .. PASS .. " and " .. PASS } }
+        local e = http.status_error(res, "x")
+        assert.matches("[REDACTED]", e.raw, 1, true)
+        assert.matches("GET https://x.test/", e.raw, 1, true) -- the rest stays, for diagnosis
+        assert_clean(e, B64, USER .. ":" .. PASS, PASS)
+    end)
+
+    it("a Bearer token and a caller's own Authorization header, whatever its case", function()
+        local e = http.status_error(client(scripted{ echo(500) }):request{ url = "https://x.test/", bearer = TOKEN }, "x")
+        assert_clean(e, TOKEN)
+        e = http.status_error(client(scripted{ echo(500) }):request{ url = "https://x.test/",
+            headers = { authorization = KEY, ["X-Copy"] = "k-7f3e2a" } }, "x")
+        assert_clean(e, KEY, "k-7f3e2a")
+    end)
+
+    it("no part of a secret is left where the snippet is cut", function()
+        local res = client(scripted{ function(req)
+            return { status = 500, headers = {}, body = ("x"):rep(290) .. req.headers.Authorization }
+        end }):request{ url = "https://x.test/", basic = { USER, PASS } }
+        local e = http.status_error(res, "x")
+        assert.is_nil(e.raw:find(B64:sub(1, 4), 1, true))
+        -- nor of a token longer than the snippet (a JWT)
+        local jwt = ("eyJhbGciOiJSUzI1NiJ9."):rep(40)
+        res = client(scripted{ function(req)
+            return { status = 500, headers = {}, body = ("x"):rep(200) .. req.headers.Authorization }
+        end }):request{ url = "https://x.test/", bearer = jwt }
+        e = http.status_error(res, "x")
+        assert.is_nil(e.raw:find("eyJhbGciOiJSUzI1NiJ9", 1, true), e.raw)
+    end)
+
+    it("from the errors the pipeline builds out of a transport's error or raise", function()
+        local _, err = client(scripted{ function(req)
+            return nil, { type = "network", message = "peer said: " .. req.headers.Authorization, raw = req.headers.Authorization, sent = true }
+        end }):request{ url = "https://x.test/", basic = { USER, PASS } }
+        assert_clean(err, B64, PASS)
+        _, err = client(function(req) error("boom " .. req.headers.Authorization) end):request{ url = "https://x.test/", bearer = TOKEN }
+        assert_clean(err, TOKEN)
+    end)
+
+    it("and from what a provider builds with http.redact", function()
+        local res = client(scripted{ echo(200) }):request{ url = "https://x.test/", basic = { USER, PASS }, secrets = { "sig-secret" },
+            headers = { ["X-Sig"] = "sig-secret" } }
+        local text = http.redact(res, res.body)
+        for _, secret in ipairs({ B64, PASS, "sig-secret" }) do assert.is_nil(text:find(secret, 1, true)) end
+        assert.equal("plain", http.redact({}, "plain"))
+    end)
+end)
+
+describe("http.check_verify_option", function()
+    it("lets verify be switched off for loopback hosts only", function()
+        for _, url in ipairs({ "https://127.0.0.1:8443/api", "http://127.9.8.7/", "https://localhost/x", "https://LOCALHOST:1/",
+            "https://[::1]:8443/" }) do
+            http.check_verify_option(false, url, "provider.new")
+        end
+        http.check_verify_option(nil, "https://api.example.com/", "provider.new")
+        http.check_verify_option(true, "https://api.example.com/", "provider.new")
+    end)
+
+    it("raises a misuse error naming the function for any other host", function()
+        for _, url in ipairs({ "https://api.ecommpay.com/v2", "https://10.0.0.1/", "https://127.0.0.1.example.com/",
+            "https://localhost.example.com/", "https://[::2]/", "https://user:Pa55@api.example.com/",
+            "https://127.0.0.1@evil.example/" }) do
+            local ok, err = pcall(http.check_verify_option, false, url, "trustpay.new")
+            assert.is_false(ok, url)
+            assert.matches("trustpay.new: verify = false is allowed only for a loopback URL (the sandbox), not for host '", err, 1, true)
+            assert.not_matches("Pa55", err)
+        end
+        assert.has_error(function() http.check_verify_option("no", "https://127.0.0.1/", "x.new") end,
+            "x.new: 'verify' must be a boolean, got string")
+        assert.has_error(function() http.check_verify_option(false, nil, "x.new") end)
     end)
 end)
 

@@ -69,6 +69,22 @@ describe("transports against the sandbox", function()
                 assert.is_true(out.requests_on_last >= 100)
             end)
 
+            it("keeps the request's credentials out of the error when a server echoes them", function()
+                local out = run("echo_credentials")
+                assert.is_true(out.echoed) -- the server did echo them
+                assert.equal(3, out.redacted)
+                assert.same({}, out.leaks)
+            end)
+
+            it("holds the caps set on the client, to the byte", function()
+                local out = run("client_caps")
+                assert.equal(1000, out.got[1])
+                assert.same({ type = "http", message = "the response body is larger than max_body_bytes (1000 bytes)", sent = true,
+                    http_status = 200 }, out.got[2])
+                assert.same({ type = "http", message = "the response head is larger than max_head_bytes (100 bytes)" }, out.got[3])
+                assert.same({ "max_body_bytes", "max_head_bytes", "max_body_bytes" }, out.bad)
+            end)
+
             it("gives a read timeout as a timeout error", function()
                 local out = run("read_timeout")
                 assert.equal("timeout", out.type)
@@ -107,6 +123,38 @@ describe("transports against the sandbox", function()
                 assert.equal(1, out.server_saw)
             end)
 
+            it("does not resend a GET not declared idempotent after a reused connection dropped it (TrustPay refunds)", function()
+                local out = run("get_not_retried")
+                for i = 1, 2 do
+                    assert.equal("network", out.errors[i].type)
+                    assert.equal(1, out.errors[i].attempts)
+                    assert.is_true(out.errors[i].sent)
+                end
+                assert.same({ 1, 1 }, out.server_saw)
+            end)
+
+            it("gives a request not declared idempotent a connection of its own", function()
+                local out = run("fresh_connections")
+                assert.is_string(out.connections[1], out.message)
+                assert.is_true(out.connections[1] ~= out.connections[2] and out.connections[2] ~= out.connections[3])
+            end)
+
+            it("raises on CR, LF or NUL in the URL, method or a header, before anything is sent", function()
+                local out = run("transport_misuse")
+                assert.same({ "url", "url", "url", "method", "method", "headers", "headers", "headers" }, out.fields)
+                assert.equal(0, out.server_saw)
+            end)
+
+            it("refuses verify = false for any host but a loopback one, before anything is sent", function()
+                local out = run("verify_off_elsewhere")
+                for i = 1, 3 do
+                    assert.equal("config", out.refused[i].type, out.refused[i].message)
+                    assert.is_false(out.refused[i].sent)
+                    assert.matches("verify = false is allowed only for loopback hosts", out.refused[i].message, 1, true)
+                end
+                assert.equal(200, out.loopback)
+            end)
+
             it("resends an idempotent POST, which the server then sees each time", function()
                 local out = run("idempotent_retried")
                 assert.equal(3, out.attempts)
@@ -139,6 +187,72 @@ describe("transports against the sandbox", function()
             local c = core.http_client{}
             local res = assert(c:request{ url = sb.url .. "/t/run?case=tls_self_signed" })
             assert.equal(200, http.decode_json(res.body).status)
+        end)
+
+        -- A server that speaks TLS 1.1 only, and clients whose OpenSSL would
+        -- allow it (Debian's default security level refuses TLS < 1.2 by
+        -- itself; a permissive OPENSSL_CONF, as some hosts have, does not):
+        -- luapay still refuses it.
+        describe("TLS 1.2 at least", function()
+            local old_port, dir, nginx_wrapper
+
+            local function write(path, text)
+                local f = assert(io.open(path, "w"))
+                f:write(text)
+                f:close()
+            end
+
+            setup(function()
+                dir = tls.dir
+                write(dir .. "/permissive.cnf", table.concat({
+                    "openssl_conf = openssl_init", "[openssl_init]", "ssl_conf = ssl_sect", "[ssl_sect]",
+                    "system_default = system_default_sect", "[system_default_sect]",
+                    "CipherString = DEFAULT:@SECLEVEL=0", "MinProtocol = TLSv1", "" }, "\n"))
+                nginx_wrapper = dir .. "/nginx"
+                write(nginx_wrapper, ("#!/bin/sh\nOPENSSL_CONF=%s/permissive.cnf exec /usr/sbin/nginx \"$@\"\n"):format(dir))
+                os.execute("chmod +x " .. nginx_wrapper)
+                old_port = sandbox.random_port()
+            end)
+
+            local function tls11_server()
+                return ([[
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_protocols TLSv1.1;
+    ssl_ciphers DEFAULT:@SECLEVEL=0;
+    location / { return 200 "TLS 1.1"; }
+  }]]):format(old_port, tls.cert, tls.key)
+            end
+
+            it("libcurl refuses a server that offers only TLS 1.1", function()
+                local old = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", http_config = tls11_server() })
+                local script = dir .. "/old_tls.lua"
+                write(script, ([[
+                    local core = require "luapay.core"
+                    local res, err = core.http_client{ ca_file = %q }:request{ url = "https://127.0.0.1:%d/" }
+                    io.write(res and ("HTTP " .. res.status) or (err.type .. ": " .. err.message))
+                ]]):format(tls.ca, old_port))
+                local lua = jit and "luajit" or "lua5.4"
+                local p = io.popen(("OPENSSL_CONF=%s/permissive.cnf LUA_CPATH='%s/?.so' %s %s 2>&1"):format(
+                    dir, os.getenv("LUAPAY_BUILD") or "build/lua5.4", lua, script))
+                local out = p:read("*a")
+                p:close()
+                assert(old:stop())
+                assert.matches("^tls: TLS failure", out)
+            end)
+
+            it("the sandbox's cosockets refuse it (lua_ssl_protocols TLSv1.2 TLSv1.3)", function()
+                local old = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua", trusted_ca = tls.ca,
+                    nginx = nginx_wrapper, http_config = tls11_server() })
+                local c = core.http_client{}
+                local res = assert(c:request{ url = old.url .. "/t/run?case=tls_self_signed&tls_url="
+                    .. http.escape("https://127.0.0.1:" .. old_port) })
+                assert(old:stop())
+                local out = http.decode_json(res.body)
+                assert.equal("tls", out.type, res.body)
+            end)
         end)
 
         it("cosockets reject the certificate when nginx does not trust its CA, naming the directive", function()

@@ -5,7 +5,7 @@ local run = require("support.cli").run
 
 -- No config file: credentials come from the environment or --sandbox.
 local function luapay(args, input, env)
-    return run(args, input, "LUAPAY_CONFIG=/nonexistent " .. (env or ""), "/tmp/luapay-cli-providers-spec.json")
+    return run(args, input, "LUAPAY_CONFIG=/nonexistent " .. (env or ""), "providers")
 end
 
 describe("luapay with TrustPay", function()

@@ -9,15 +9,17 @@ local ecommpay = require "luapay.ecommpay"
 local SECRET = "gate-spec-secret-91c2"
 
 -- A transport that records each request and answers from a list (the last
--- answer repeats; {ok = true} is a success).
+-- answer repeats; {ok = true} is a success: ecommpay's documented answer
+-- for the request's payment).
 local function recorder(answers)
     local t = { sent = {} }
     function t.request(_, req)
         t.sent[#t.sent + 1] = req
         local a = answers and (answers[#t.sent] or answers[#answers])
         if a == nil or a.ok then
-            return { status = 200, headers = { ["content-type"] = "application/json" },
-                     body = '{"status":"success","request_id":"req-1","project_id":200,"payment_id":"p"}' }
+            local general = cjson.decode(req.body).general
+            return { status = 200, headers = { ["content-type"] = "application/json" }, body = cjson.encode {
+                status = "success", request_id = "req-1", project_id = general.project_id, payment_id = general.payment_id } }
         end
         if a.network then return nil, { type = "network", message = "connection reset", sent = true } end
         return { status = a.status, headers = { ["content-type"] = a.ctype or "application/json" }, body = a.body }
@@ -91,7 +93,7 @@ describe("ecommpay Gate requests", function()
             return_url = RETURN_URL,
         }
         local res = assert(gate:sale("trustly", req))
-        assert.same({ status = "success", request_id = "req-1", project_id = 200, payment_id = "p" }, res)
+        assert.same({ status = "success", request_id = "req-1", project_id = 200, payment_id = "order-42" }, res)
         assert.equal(1, #t.sent)
         local sent = t.sent[1]
         assert.equal("POST", sent.method)
@@ -273,16 +275,18 @@ describe("ecommpay Gate requests", function()
         assert.is_true(t.sent[1].idempotent)
     end)
 
-    it("does not resend a refund without merchant_refund_id (ecommpay could refund twice)", function()
+    it("never resends a refund once it may have arrived, merchant_refund_id or not (ecommpay could refund twice)", function()
         local refund = { general = { payment_id = "p" }, payment = { description = "d" }, customer = { ip_address = "198.51.100.7" } }
-        local t = recorder { { network = true } }
-        local _, err = new_gate(t):refund("trustly", refund)
-        assert.equal("network", err.type)
-        assert.equal(1, #t.sent)
-        refund.payment.merchant_refund_id = "refund-1"
-        t = recorder { { network = true }, { network = true }, { ok = true } }
-        assert(new_gate(t):refund("trustly", refund))
-        assert.equal(3, #t.sent)
+        for _, refund_id in ipairs { false, "refund-1" } do
+            refund.payment.merchant_refund_id = refund_id or nil
+            local t = recorder { { network = true }, { ok = true } }
+            local _, err = new_gate(t):refund("trustly", refund)
+            assert.equal("network", err.type)
+            assert.is_false(err.retryable)
+            assert.matches("outcome of this refund is unknown", err.message, 1, true)
+            assert.equal(1, #t.sent)
+            assert.is_false(t.sent[1].idempotent)
+        end
     end)
 
     it("returns ecommpay's error code, message and field list as a provider error", function()
@@ -310,19 +314,23 @@ describe("ecommpay Gate requests", function()
         assert.matches("without a JSON object", err.message)
     end)
 
-    it("checks the status answer's signature when it carries one", function()
+    it("takes only a signed status answer about the payment asked for", function()
         local doc = { project_id = 200, payment = { id = "p", status = "success", type = "purchase", sum = { amount = 100, currency = "EUR" } },
                       operation = { id = 5, type = "sale", status = "success", sum_initial = { amount = 100, currency = "EUR" } } }
-        local plain = cjson.encode(doc)
-        local event = assert(new_gate(recorder { { status = 200, body = plain } }):status("p"))
-        assert.same({ "sale", "succeeded", 100 }, { event.kind, event.status, event.amount })
+        local _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p")
+        assert.equal("provider", err.type)
+        assert.matches("without a signature", err.message, 1, true)
 
         doc.signature = ecommpay.signature(doc, SECRET)
-        event = assert(new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p"))
-        assert.equal("succeeded", event.status)
+        local event = assert(new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p"))
+        assert.same({ "sale", "succeeded", 100 }, { event.kind, event.status, event.amount })
+
+        _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("q")
+        assert.equal("provider", err.type)
+        assert.matches('without the status of payment "q"', err.message, 1, true)
 
         doc.signature = ecommpay.signature(doc, "another secret")
-        local _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p")
+        _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p")
         assert.equal("signature", err.type)
 
         local t = recorder()

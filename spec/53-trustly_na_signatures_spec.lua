@@ -193,6 +193,90 @@ describe("Trustly NA notifications", function()
         end
     end)
 
+    -- The signature covers the URL-decoded body, which cannot tell a field
+    -- separator from an "&" or "=" sent encoded: the fields must be the
+    -- signed text's, and a body that reads otherwise is refused.
+    describe("read the fields from the very text that verified", function()
+        -- a genuine refund notification, signed as Trustly signs it
+        local REFUND = "merchantId=1002463580&merchantReference=order-7&paymentType=1&eventType=Refund"
+            .. "&transactionType=4&objectId=1002593600&objectType=Transaction&status=4&statusMessage=Completed"
+            .. "&amount=25.00&currency=USD&createdAt=1556234040954"
+        local function refused(body, auth)
+            local event, err = tna:notification(body, auth)
+            assert.is_nil(event, body)
+            assert.equal("signature", err.type)
+            assert.not_matches(ACCESS_KEY, tostring(err))
+            return err
+        end
+
+        it("a genuine refund is a refund", function()
+            local event = assert(tna:notification(REFUND, authorization(REFUND)))
+            assert.same({ "refund", "refunded", 2500, "order-7" }, { event.kind, event.status, event.amount, event.merchant_ref })
+        end)
+
+        it("refuse a refund rewritten with %26/%3D into a successful payment", function()
+            local forged = REFUND:gsub("order%-7&paymentType=1&eventType=Refund&transactionType=4",
+                "order-7%%26paymentType%%3D1%%26eventType%%3DRefund%%26transactionType%%3D4")
+            assert.not_equal(REFUND, forged)
+            assert.equal(url_decode(REFUND), url_decode(forged)) -- the signature still verifies
+            local err = refused(forged, authorization(REFUND))
+            assert.matches("encoded '&' or '='", err.message)
+        end)
+
+        it("refuse a failed payment rewritten into a succeeded one", function()
+            -- genuine: the message text holds "&status=4", sent encoded
+            local genuine = "merchantReference=order-8&transactionType=2&objectId=1002593601&status=5"
+                .. "&statusMessage=Failed&message=retry%26status%3D4&amount=10.00&currency=USD"
+            local forged = genuine:gsub("%%26", "&"):gsub("%%3D", "=")
+            assert.equal(url_decode(genuine), url_decode(forged))
+            local err = refused(forged, authorization(genuine))
+            assert.matches("'status' appears twice", err.message)
+            -- the genuine body is refused too: its signed text reads two statuses
+            refused(genuine, authorization(genuine))
+        end)
+
+        it("refuse every %26/%3D rewrite of a genuine notification that changes its fields", function()
+            local auth = authorization(REFUND)
+            local genuine = assert(tna:notification(REFUND, auth))
+            local n = 0
+            for i = 1, #REFUND do
+                local c = REFUND:sub(i, i)
+                if c == "&" or c == "=" then
+                    local forged = REFUND:sub(1, i - 1) .. (c == "&" and "%26" or "%3D") .. REFUND:sub(i + 1)
+                    local event = tna:notification(forged, auth)
+                    if event then -- only a rewrite that leaves every field as signed may pass
+                        assert.same(genuine.raw, event.raw, forged)
+                    end
+                    n = n + 1
+                end
+            end
+            assert.equal(select(2, REFUND:gsub("[&=]", "")), n)
+        end)
+
+        it("refuse a key repeated with another value, even when each is signed", function()
+            local body = "transactionType=2&status=5&objectId=9&status=4"
+            local err = refused(body, authorization(body))
+            assert.matches("'status' appears twice", err.message)
+            body = "transactionType=2&status=4&objectId=9&status=4" -- the same value twice means one thing
+            assert.equal("succeeded", assert(tna:notification(body, authorization(body))).status)
+        end)
+
+        it("still decode what is encoded inside values that hold no separator", function()
+            local body = "merchantReference=order%2F9%20a&transactionType=2&status=4&objectId=9&timeZone=Etc%2FUTC"
+            local event = assert(tna:notification(body, authorization(body)))
+            assert.equal("order/9 a", event.merchant_ref)
+            assert.equal("Etc/UTC", event.raw.timeZone)
+        end)
+    end)
+
+    it("report a refund as refunded only once Completed: Processed is pending, Failed failed", function()
+        for status, want in pairs({ [1] = "pending", [3] = "pending", [4] = "refunded", [5] = "failed", [8] = "failed" }) do
+            local body = ("transactionType=4&status=%d&objectId=1&merchantReference=r&amount=5.00&currency=USD"):format(status)
+            local event = assert(tna:notification(body, authorization(body)))
+            assert.same({ "refund", want }, { event.kind, event.status }, "status " .. status)
+        end
+    end)
+
     it("raises on misuse", function()
         assert.has_error(function() tna:notification(nil, "Basic x") end,
             "trustly_na.notification: bad argument #1 'raw_body' (string expected, got nil)")

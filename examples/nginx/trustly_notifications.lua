@@ -7,7 +7,11 @@
 -- $trustly_private_key (a PEM file), $trustly_public_key (a PEM file, or
 -- empty for the key luapay bundles for the environment).
 --
--- The shared dict `trustly_orders` stands in for the shop's database.
+-- The shared dict `trustly_orders` stands in for the shop's database; it is
+-- also the store luapay reads refunds from, so that a credit answering a
+-- failed refund is a refund failing, not money received: refunds made
+-- from here (a client with store = ngx.shared.trustly_orders) are in it,
+-- others go in with trustly.record_refund(ngx.shared.trustly_orders, ...).
 local cjson = require "cjson.safe"
 local trustly = require "luapay.trustly"
 
@@ -50,6 +54,9 @@ local function process(note)
         order.accountid = note.data.accountid -- e.g. for refunds, payouts, direct debit
     elseif note.kind == "payout" then
         order.payouts = (order.payouts or 0) + 1
+    elseif note.kind == "refund" then -- note.status: pending, refunded or failed
+        order.refunds = order.refunds or {}
+        order.refunds[#order.refunds + 1] = { status = note.status, amount = note.amount }
     end
     db():set("order:" .. note.orderid, cjson.encode(order))
     return "OK" -- "FAILED" only when the shop must refuse it (e.g. a debit on a withdrawal)
@@ -61,7 +68,7 @@ function M.handle()
     local raw = ngx.req.get_body_data()
     if not raw then return ngx.exit(413) end -- larger than client_body_buffer_size
 
-    local note, err = trustly.read_notification(raw, trustly_key())
+    local note, err = trustly.read_notification(raw, trustly_key(), db())
     local private_key = key_from_file(ngx.var.trustly_private_key)
     if not note then
         if err.type == "validation" and err.method then

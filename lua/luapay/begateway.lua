@@ -23,6 +23,20 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
+end
+
 local begateway = {}
 
 begateway.EXPORT_PATH = "/api/v2/transactions/export"
@@ -243,7 +257,8 @@ function begateway.public_key(key)
 end
 
 --- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
--- deadline_ms, shop_id, shop_key, public_key} -> client.
+-- deadline_ms, verify, ca_file, shop_id, shop_key, public_key} -> client.
+-- verify = false is refused unless dwh_url is a loopback host (the sandbox).
 -- psp_id and secret authenticate the DWH export. For notifications:
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
@@ -255,11 +270,18 @@ function begateway.new(opts)
     local url = check_option(opts, "dwh_url", "string", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
+    check_verify_option(opts.verify, self.dwh_url, "begateway.new")
     self.shop_id = check_option(opts, "shop_id", "id", false)
     self.shop_key = check_option(opts, "shop_key", "string", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then
         error("begateway.new: options 'shop_id' and 'shop_key' go together", 2)
     end
+    -- accept_test = true: client:webhook also returns test transactions (no
+    -- money moved); by default they are refused.
+    if opts.accept_test ~= nil and type(opts.accept_test) ~= "boolean" then
+        error("begateway.new: option 'accept_test' must be a boolean", 2)
+    end
+    self.accept_test = opts.accept_test == true
     if opts.public_key ~= nil then
         local key, err = begateway.public_key(opts.public_key)
         if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
@@ -346,34 +368,69 @@ local function integer(v)
     if v == math.floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return v end
 end
 
-local SUCCESS_STATUS = {
-    authorization = "authorized", refund = "refunded", void = "canceled", chargeback = "reversed",
+-- What each documented transaction type means when it is successful: the
+-- money moved as that type says (a refund went back to the customer, a
+-- chargeback took a payment back), or nothing moved (an authorization, a
+-- tokenization, a void).
+local SUCCESSFUL = {
+    payment = "succeeded", capture = "succeeded", authorization = "authorized", tokenization = "succeeded",
+    payout = "succeeded", credit = "succeeded", void = "canceled", refund = "refunded", chargeback = "reversed",
 }
-local OTHER_STATUS = {
+-- Every other status, whatever the type: a failed refund is a failed refund.
+-- The seed lists successful, failed, incomplete, error and pending; beGateway's
+-- webhook page adds expired (the customer never paid in time).
+local UNSUCCESSFUL = {
     failed = "failed", error = "failed", pending = "pending", incomplete = "pending", expired = "canceled",
 }
 
---- begateway.event(tx) -> the common event for a transaction object (a
--- notification's `transaction`, or an exported one).
-function begateway.event(tx, raw)
-    local status
-    if tx.status == "successful" then
-        status = SUCCESS_STATUS[tx.type] or "succeeded"
-    else
-        status = OTHER_STATUS[tx.status] or "pending"
+local TYPE_NAMES = table.concat(begateway.TYPES, ", ")
+local STATUS_NAMES = table.concat(begateway.STATUSES, ", ") .. ", expired"
+
+-- A field's value for a message: short strings only.
+local function shown(v)
+    return type(v) == "string" and #v <= 40 and not v:find("[%c']") and (" '" .. v .. "'") or ""
+end
+
+-- tx -> the event, or nil and why tx is not a documented transaction.
+local function read(tx, raw)
+    if tx.uid == nil or tx.uid == http.null or tx.uid == "" then return nil, "transaction.uid is missing" end
+    if type(tx.uid) ~= "string" then return nil, "transaction.uid is not a string" end
+    if tx.type == nil or tx.type == http.null then return nil, "transaction.type is missing" end
+    if not SUCCESSFUL[tx.type] then
+        return nil, "transaction.type" .. shown(tx.type) .. " is not one beGateway documents (" .. TYPE_NAMES .. ")"
+    end
+    if tx.status == nil or tx.status == http.null then return nil, "transaction.status is missing" end
+    if tx.status ~= "successful" and not UNSUCCESSFUL[tx.status] then
+        return nil, "transaction.status" .. shown(tx.status) .. " is not one beGateway documents (" .. STATUS_NAMES .. ")"
+    end
+    if tx.test ~= nil and tx.test ~= http.null and type(tx.test) ~= "boolean" then
+        return nil, "transaction.test is not a boolean"
     end
     local merchant_ref = tx.tracking_id
     if merchant_ref == http.null then merchant_ref = nil end
     return {
         provider = "begateway",
         kind = tx.type,
-        status = status,
+        status = tx.status == "successful" and SUCCESSFUL[tx.type] or UNSUCCESSFUL[tx.status],
+        test = tx.test == true,
         merchant_ref = merchant_ref,
         provider_ref = tx.uid,
         amount = integer(tx.amount),
         currency = type(tx.currency) == "string" and tx.currency or nil,
         raw = raw or tx,
     }
+end
+
+--- begateway.event(tx [, raw]) -> the common event | nil, err, for a
+-- transaction object (a notification's `transaction`, or an exported one).
+-- kind is beGateway's type; test = true for a test transaction (no money
+-- moved). A transaction without a documented type and status is a
+-- `provider` error naming the field, never an event.
+function begateway.event(tx, raw)
+    if type(tx) ~= "table" then error("begateway.event: bad argument #1 'tx' (table expected, got " .. type(tx) .. ")", 2) end
+    local event, why = read(tx, raw)
+    if not event then return nil, errors.new("provider", "beGateway transaction: " .. why) end
+    return event
 end
 
 local function header(headers, name)
@@ -425,22 +482,31 @@ function begateway.verify_webhook(raw_body, headers, opts)
     if type(body) ~= "table" or type(body.transaction) ~= "table" then
         return nil, errors.new("provider", "beGateway notification: the body is not a transaction (" .. tostring(jerr or "no transaction object") .. ")")
     end
-    local tx = body.transaction
-    if type(tx.uid) ~= "string" or type(tx.status) ~= "string" then
-        return nil, errors.new("provider", "beGateway notification: the transaction has no uid or status")
-    end
-    return begateway.event(tx, body)
+    local event, why = read(body.transaction, body)
+    if not event then return nil, errors.new("provider", "beGateway notification: " .. why) end
+    return event
 end
 
 --- client:webhook(raw_body, headers) -> event | nil, err, with the
--- client's public_key, or shop_id/shop_key (default psp_id/secret).
+-- client's public_key, or shop_id/shop_key (default psp_id/secret). A test
+-- transaction (no money moved) is a `provider` error (code
+-- "test_transaction", the event as err.event) unless the client was built
+-- with accept_test = true.
 function Client:webhook(raw_body, headers)
+    local event, err
     if self.public_key then
-        return begateway.verify_webhook(raw_body, headers, { public_key = self.public_key })
+        event, err = begateway.verify_webhook(raw_body, headers, { public_key = self.public_key })
+    else
+        event, err = begateway.verify_webhook(raw_body, headers, {
+            shop_id = self.shop_id or self.psp_id, shop_key = self.shop_key or self.secret,
+        })
     end
-    return begateway.verify_webhook(raw_body, headers, {
-        shop_id = self.shop_id or self.psp_id, shop_key = self.shop_key or self.secret,
-    })
+    if event and event.test and not self.accept_test then
+        return nil, errors.new("provider", "beGateway notification: transaction" .. shown(event.provider_ref)
+            .. " is a test transaction (no money moved), refused: the client was not built with accept_test = true",
+            { code = "test_transaction", event = event })
+    end
+    return event, err
 end
 
 ---------------------------------------------------------------------------

@@ -5,8 +5,12 @@
 --   luapay verify <provider> [file] [--explain]
 --   luapay url <kind> [file]
 --   luapay call <provider> <method> [json] [--sandbox]
---   luapay export <provider> --from DATE --to DATE [--csv FILE] [--sandbox]
+--   luapay export <provider> --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
 --   luapay repl
+--
+-- Options are parsed strictly (cli.parse): an unknown, repeated or
+-- value-less option, or a value given to a flag, is a usage error and
+-- nothing runs.
 --
 -- Exit codes: 0 done; 1 the operation failed (a provider error or decline,
 -- a signature that does not verify, a network error); 2 usage (unknown
@@ -17,9 +21,12 @@
 -- (default ~/.config/luapay/config.lua, a Lua table:
 -- `return { trustly = { username = "...", ... } }`, read without access to
 -- any global), then environment variables LUAPAY_<PROVIDER>_<FIELD>, e.g.
--- LUAPAY_TRUSTLY_USERNAME. Secrets are never printed.
+-- LUAPAY_TRUSTLY_USERNAME. Secrets are never printed: each adapter lists
+-- its secret fields, and everything the command prints passes through
+-- cli.out / cli.err, which hide their configured values in any form.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local http = require "luapay.http"
 local pretty = require "luapay.pretty"
 
 local cli = {}
@@ -28,7 +35,9 @@ cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 
 -- Provider commands live in luapay.cli.<provider> (loaded when present):
 -- { name, sandbox_settings = fn(base_url), client = fn(settings), sign = fn,
--- verify = fn, call = fn, export = fn, urls = { kind = fn }, repl_name }.
+-- verify = fn, call = fn, export = fn, urls = { kind = fn }, repl_name,
+-- secrets = { field, ... } (the settings never printed), options =
+-- { capability = { name = "flag"|"value" } } (options of its own) }.
 -- The command fns take (ctx, positional args, options) and return a result
 -- table or nil, err; the REPL builds its clients from client and
 -- sandbox_settings.
@@ -50,36 +59,122 @@ local function config_error(msg) error(setmetatable({ message = msg }, Config), 
 cli.usage_error, cli.config_error = usage_error, config_error
 
 ---------------------------------------------------------------------------
--- Arguments, input, output
+-- Output: no configured secret is ever printed
 ---------------------------------------------------------------------------
 
---- Splits argv into positionals and options: --name value, --name=value,
--- and the flags listed in `flags` (no value).
-function cli.parse(argv, flags)
+-- Shorter values are left alone: no provider issues credentials that short,
+-- and hiding them would garble ordinary words and numbers.
+cli.MIN_SECRET = 6
+
+local hidden, hidden_list = {}, {} -- the text to hide, as a set and longest first
+
+local function hide(text)
+    if #text >= cli.MIN_SECRET and not hidden[text] then
+        hidden[text] = true
+        hidden_list[#hidden_list + 1] = text
+        table.sort(hidden_list, function(a, b) return #a > #b end)
+    end
+end
+
+local function number_text(v)
+    if v == math.floor(v) and math.abs(v) < 2 ^ 63 then return ("%d"):format(v) end
+    return ("%.17g"):format(v)
+end
+
+--- cli.add_secret(value): value (text or a number) is never printed by the
+-- command: not as is, nor JSON-escaped, URL-encoded, in base64 or in hex;
+-- a key (PEM or its bare base64 body) neither whole nor line by line, nor
+-- as the hex of its DER.
+function cli.add_secret(value)
+    if type(value) == "number" then value = number_text(value) end
+    if type(value) ~= "string" or #value < cli.MIN_SECRET then return end
+    local b64 = core.base64_encode(value)
+    for _, form in ipairs({ value, (core.json_encode(value) or ""):sub(2, -2), http.escape(value), b64,
+        (b64:gsub("=+$", "")), core.hex_encode(value), core.hex_encode(value, true) }) do
+        hide(form)
+    end
+    local body = value:gsub("%-%-%-%-%-[^\n]-%-%-%-%-%-", "")
+    if body:match("^[%w+/=%s]+$") and #body >= 64 then
+        hide((body:gsub("%s+", "")))
+        for line in body:gmatch("%S+") do hide(line) end
+        local der = core.base64_decode((body:gsub("%s+", "")))
+        if der then
+            hide(core.hex_encode(der))
+            hide(core.hex_encode(der, true))
+        end
+    end
+end
+
+--- cli.redact(text) -> text with every hidden secret form "[REDACTED]".
+function cli.redact(text)
+    for _, secret in ipairs(hidden_list) do
+        if text:find(secret, 1, true) then text = errors.redact(text, { secret }) end
+    end
+    return text
+end
+
+--- cli.out(...) and cli.err(...): write to standard output or error,
+-- secrets hidden. The command prints through nothing else.
+function cli.out(...) io.stdout:write(cli.redact(table.concat({ ... }))) end
+function cli.err(...) io.stderr:write(cli.redact(table.concat({ ... }))) end
+
+---------------------------------------------------------------------------
+-- Arguments, input
+---------------------------------------------------------------------------
+
+--- cli.parse(argv, options) -> positionals, opts: the one option parser of
+-- every subcommand, strict so that a typo can never change what is done.
+-- options maps each name to "flag" (no value) or "value" (one value, as
+-- `--name value` or `--name=value`). Usage errors, raised before anything
+-- runs: an option not in options; a flag given a value (`--sandbox=false`
+-- is refused, never read as the flag); an option without its value (at the
+-- end, empty, or followed by another `--option`: write `--name=--x` for
+-- such a value); an option given twice. `--` ends the options; `-` alone
+-- is a positional (standard input); -h and --help set opts.help.
+function cli.parse(argv, options)
     local pos, opts = {}, {}
-    local i = 1
+    local i, options_done = 1, false
     while i <= #argv do
         local a = argv[i]
-        local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-        if name then
-            opts[name] = value
+        if options_done or a == "-" or a:sub(1, 1) ~= "-" then
+            pos[#pos + 1] = a
+        elseif a == "--" then
+            options_done = true
         elseif a == "-h" or a == "--help" then
             opts.help = true
-        elseif a:match("^%-%-[%w%-]+$") then
-            name = a:sub(3)
-            if flags[name] then
-                opts[name] = true
-            else
-                i = i + 1
-                if argv[i] == nil then usage_error("option --" .. name .. " needs a value") end
-                opts[name] = argv[i]
-            end
         else
-            pos[#pos + 1] = a
+            -- Only the name is ever echoed: a value may be a credential.
+            local name, eq, value = a:match("^%-%-(%w[%w%-]*)(=?)(.*)$")
+            local kind = name and options[name]
+            if not kind then
+                usage_error(name and ("unknown option --" .. name)
+                    or a:match("^%-%w$") and ("unknown option " .. a)
+                    or "unknown option (put -- before an argument that starts with '-')")
+            end
+            if opts[name] ~= nil then usage_error("option --" .. name .. " is given twice") end
+            if kind == "flag" then
+                if eq ~= "" then
+                    usage_error(("option --%s takes no value (write --%s alone, or leave it out)"):format(name, name))
+                end
+                value = true
+            elseif eq == "" then
+                i = i + 1
+                value = argv[i]
+                if value and value:sub(1, 2) == "--" then value = nil end
+            end
+            if value == nil or value == "" then usage_error("option --" .. name .. " needs a value") end
+            opts[name] = value
         end
         i = i + 1
     end
     return pos, opts
+end
+
+-- Positionals beyond what a command takes are refused, not ignored: a flag
+-- typed without its dashes (`export begateway sandbox ...`) must not go live.
+local function check_count(pos, command, min_args, max_args)
+    if #pos < min_args then usage_error(command.usage) end
+    if #pos > max_args then usage_error("too many arguments; " .. command.usage) end
 end
 
 --- The text of a file, or of standard input when path is nil or "-".
@@ -102,7 +197,7 @@ function cli.json_input(text, what)
 end
 
 function cli.print_json(value)
-    io.stdout:write(core.json_encode(errors.mask(value)) or pretty.format(value), "\n")
+    cli.out(core.json_encode(errors.mask(value)) or pretty.format(value), "\n")
 end
 
 ---------------------------------------------------------------------------
@@ -115,8 +210,17 @@ local function default_config_path()
 end
 cli.default_config_path = default_config_path
 
+-- A Lua error about the config file, as its line number only: the rest of
+-- the message may quote the source (an unfinished string quotes the rest of
+-- its line), and the source holds the credentials.
+local function config_line(err)
+    local line = type(err) == "string" and err:match("^config:(%d+):")
+    return line and (" on line " .. line) or ""
+end
+
 --- The configuration table: the file (if any), then LUAPAY_<P>_<F>
--- variables for the given provider's fields.
+-- variables for the given provider's fields. A broken file is named with
+-- the line at fault, never with its text.
 function cli.load_config(env)
     env = env or os.getenv
     local path = env("LUAPAY_CONFIG") or default_config_path()
@@ -127,32 +231,85 @@ function cli.load_config(env)
         f:close()
         local chunk, err
         if setfenv then
-            chunk, err = loadstring(text, "@" .. path)
+            chunk, err = loadstring(text, "=config")
             if chunk then setfenv(chunk, {}) end
         else
-            chunk, err = load(text, "@" .. path, "t", {})
+            chunk, err = load(text, "=config", "t", {})
         end
-        if not chunk then config_error("config file " .. path .. ": " .. err) end
+        local hint = " (its text is not shown: it holds credentials)"
+        if not chunk then config_error("config file " .. path .. ": syntax error" .. config_line(err) .. hint) end
         local ok, value = pcall(chunk)
-        if not ok or type(value) ~= "table" then
-            config_error("config file " .. path .. " must return a table" .. (ok and "" or (": " .. tostring(value))))
+        if not ok then
+            config_error("config file " .. path .. ": error" .. config_line(value)
+                .. "; it must return a table of plain values, without access to globals" .. hint)
         end
+        if type(value) ~= "table" then config_error("config file " .. path .. " must return a table") end
         config = value
     end
     return config
 end
 
 --- Settings of one provider: the config file's section, overridden by
--- LUAPAY_<PROVIDER>_<FIELD> for each field in `fields`.
+-- LUAPAY_<PROVIDER>_<FIELD> for each field in `fields`. A number in the
+-- file is the same setting as its text in the environment.
 function cli.provider_settings(config, provider, fields, env)
     env = env or os.getenv
+    local section = config[provider]
+    if section ~= nil and type(section) ~= "table" then
+        config_error(("config file %s: '%s' must be a table of settings"):format(default_config_path(), provider))
+    end
     local settings = {}
-    for k, v in pairs(config[provider] or {}) do settings[k] = v end
+    for k, v in pairs(section or {}) do settings[k] = type(v) == "number" and number_text(v) or v end
     for _, field in ipairs(fields) do
         local v = env(("LUAPAY_%s_%s"):format(provider:upper(), field:upper()))
         if v and v ~= "" then settings[field] = v end
     end
     return settings
+end
+
+-- Hides every configured secret (the fields each adapter lists, from the
+-- file and the environment) before the command runs. A broken file is
+-- reported by the command that needs it.
+local function hide_configured_secrets()
+    local ok, config = pcall(cli.load_config)
+    if not ok then config = {} end
+    for name, adapter in pairs(cli.providers) do
+        local secrets = adapter.secrets or {}
+        local got, settings = pcall(cli.provider_settings, config, name, secrets)
+        if got then
+            for _, field in ipairs(secrets) do cli.add_secret(settings[field]) end
+        end
+    end
+end
+
+--- cli.key(value, name [, secret]) -> the key text for the provider, or nil.
+-- A key setting is the PEM itself (or its bare base64 body, as some back
+-- offices show it), or the path of a file holding either. Neither the
+-- setting nor the file's text is echoed in an error: either may be the key.
+-- secret: the file's text is a secret too (a private key).
+function cli.key(value, name, secret)
+    if value == nil or value == "" then return nil end
+    local problem = name .. " must be a PEM key or the path of a readable file holding one"
+    if type(value) ~= "string" then config_error(problem) end
+    if value:find("-----BEGIN", 1, true) then return value end
+    local f = io.open(value, "rb")
+    if not f then
+        if value:match("^[%w+/=%s]+$") and #value >= 64 then return value end -- a bare body
+        config_error(problem)
+    end
+    local text = f:read("*a") or ""
+    f:close()
+    if secret then cli.add_secret(text) end
+    return text
+end
+
+--- cli.new_client(new, opts) -> new(opts). A provider's constructor raises
+-- for an option it refuses (a bad key, a malformed URL): for the command
+-- that is a configuration error (exit 3), not an internal one.
+function cli.new_client(new, opts)
+    local ok, client = pcall(new, opts)
+    if not ok then config_error((tostring(client):gsub("^[^\n:]+:%d+: ", ""))) end
+    return client
 end
 
 --- Raises a configuration error listing the missing required settings,
@@ -221,15 +378,16 @@ local function describe_sandbox(sb)
 end
 
 local function print_sandbox(sb)
-    io.stdout:write(core.json_encode(describe_sandbox(sb)), "\n")
+    cli.out(core.json_encode(describe_sandbox(sb)), "\n")
 end
 
 local function cmd_sandbox(argv)
-    local pos, opts = cli.parse(argv, {})
+    local pos, opts = cli.parse(argv, cli.commands.sandbox.options)
     if opts.help or not pos[1] then
-        io.write(cli.commands.sandbox.help, "\n")
+        cli.out(cli.commands.sandbox.help, "\n")
         return opts.help and cli.EXIT.OK or cli.EXIT.USAGE
     end
+    check_count(pos, cli.commands.sandbox, 1, 1)
     local action = pos[1]
     if action == "start" then
         local running = cli.running_sandbox()
@@ -249,7 +407,7 @@ local function cmd_sandbox(argv)
     elseif action == "status" then
         local sb, err = cli.running_sandbox()
         if not sb then
-            io.stderr:write("luapay: ", err, "\n")
+            cli.err("luapay: ", err, "\n")
             return cli.EXIT.FAILED
         end
         print_sandbox(sb)
@@ -260,11 +418,11 @@ local function cmd_sandbox(argv)
             local ok, err = sb:stop()
             os.remove(state_path())
             if not ok then
-                io.stderr:write("luapay: ", err, "\n")
+                cli.err("luapay: ", err, "\n")
                 return cli.EXIT.FAILED
             end
         end
-        io.write("sandbox stopped\n")
+        cli.out("sandbox stopped\n")
         return cli.EXIT.OK
     end
     usage_error("unknown sandbox action '" .. action .. "' (start, stop or status)")
@@ -295,35 +453,58 @@ end
 -- maps errors to exit codes.
 local function finish(result, err)
     if result == nil then
-        io.stderr:write("luapay: ", tostring(err), "\n")
+        cli.err("luapay: ", tostring(err), "\n")
         return cli.EXIT.FAILED
     end
     if result ~= false then cli.print_json(result) end
     return cli.EXIT.OK
 end
 
-local function provider_command(capability, min_args)
+-- The options a provider command accepts: its own, and those its adapters
+-- add (one table, so every subcommand parses with the same rules).
+local function command_options(capability)
+    local all = {}
+    for name, kind in pairs(cli.commands[capability].options) do all[name] = kind end
+    for pname, p in pairs(cli.providers) do
+        for name, kind in pairs(p.options and p.options[capability] or {}) do
+            if all[name] and all[name] ~= kind then
+                error(("luapay.cli.%s: option --%s is a %s elsewhere"):format(pname, name, all[name]))
+            end
+            all[name] = kind
+        end
+    end
+    return all
+end
+
+local function provider_command(capability, min_args, max_args)
     return function(argv)
-        local pos, opts = cli.parse(argv, { explain = true, sandbox = true })
+        local command = cli.commands[capability]
+        local pos, opts = cli.parse(argv, command_options(capability))
         if opts.help then
-            io.write(cli.commands[capability].help, "\n")
+            cli.out(command.help, "\n")
             return cli.EXIT.OK
         end
-        if #pos < min_args then usage_error(cli.commands[capability].usage) end
+        check_count(pos, command, min_args, max_args)
         local p = provider(pos[1], capability)
+        local own = p.options and p.options[capability] or {}
+        for name in pairs(opts) do
+            if not command.options[name] and not own[name] then
+                usage_error(("option --%s is not one of 'luapay %s %s'"):format(name, capability, pos[1]))
+            end
+        end
         local ctx = { opts = opts, config = cli.load_config() }
         return finish(p[capability](ctx, pos, opts))
     end
 end
 
 local function cmd_url(argv)
-    local pos, opts = cli.parse(argv, { sandbox = true })
+    local pos, opts = cli.parse(argv, cli.commands.url.options)
     if opts.help then
-        io.write(cli.commands.url.help, "\n")
+        cli.out(cli.commands.url.help, "\n")
         return cli.EXIT.OK
     end
+    check_count(pos, cli.commands.url, 1, 2)
     local kind = pos[1]
-    if not kind then usage_error(cli.commands.url.usage) end
     for _, p in pairs(cli.providers) do
         local build = p.urls and p.urls[kind]
         if build then return finish(build({ opts = opts, config = cli.load_config() }, pos, opts)) end
@@ -388,11 +569,12 @@ function cli.repl(env, input, output, prompt)
 end
 
 local function cmd_repl(argv)
-    local _, opts = cli.parse(argv, {})
+    local pos, opts = cli.parse(argv, cli.commands.repl.options)
     if opts.help then
-        io.write(cli.commands.repl.help, "\n")
+        cli.out(cli.commands.repl.help, "\n")
         return cli.EXIT.OK
     end
+    check_count(pos, cli.commands.repl, 0, 0)
     local luapay = require "luapay"
     local sandbox = require "luapay.sandbox"
     local providers = require "luapay.sandbox.providers"
@@ -407,14 +589,19 @@ local function cmd_repl(argv)
             env[p.repl_name or name] = client
             names[#names + 1] = p.repl_name or name
         else
-            io.stderr:write(("luapay: no %s client in this REPL: %s\n"):format(name, tostring(client)))
+            local why = type(client) == "table" and client.message or tostring(client)
+            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, why))
         end
     end
     table.sort(names)
-    io.write(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
-    if #names > 0 then io.write("clients for the sandbox: ", table.concat(names, ", "), "\n") end
-    io.write("globals: luapay, core, pretty, sandbox; end with Ctrl-D\n")
-    cli.repl(env)
+    cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
+    if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
+    cli.out("globals: luapay, core, pretty, sandbox; end with Ctrl-D\n")
+    -- What the session prints passes through the same filter as the commands.
+    cli.repl(env, io.stdin, {
+        write = function(_, ...) cli.out(...) end,
+        flush = function() io.stdout:flush() end,
+    })
     sb:stop()
     return cli.EXIT.OK
 end
@@ -423,43 +610,64 @@ end
 -- Commands and main
 ---------------------------------------------------------------------------
 
+local FLAG, VALUE = "flag", "value"
+
 cli.commands = {
-    sandbox = { run = cmd_sandbox, usage = "usage: luapay sandbox start|stop|status",
+    sandbox = { run = cmd_sandbox, options = {}, usage = "usage: luapay sandbox start|stop|status",
         help = [[usage: luapay sandbox start|stop|status
 
 Runs the fake providers on loopback in the background (nginx), and prints
 their base URLs and test credentials as JSON. `stop` ends it and removes its
 files; `status` prints the same as `start` while it runs (exit 1 if not).]] },
-    sign = { run = provider_command("sign", 1), usage = "usage: luapay sign <provider> [file] [--explain]",
-        help = [[usage: luapay sign <provider> [file] [--explain]
+    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG },
+        usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox]",
+        help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox]
 
 Signs the JSON request in file (standard input without one) the way the
 provider expects, and prints the signed request. --explain also prints the
-canonical string that was signed. Credentials come from the configuration.]] },
-    verify = { run = provider_command("verify", 1), usage = "usage: luapay verify <provider> [file] [--explain]",
-        help = [[usage: luapay verify <provider> [file] [--explain]
+canonical string that was signed (credentials in it redacted). Credentials
+come from the configuration, or the running sandbox's with --sandbox.]] },
+    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG },
+        usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox]",
+        help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox]
+       luapay verify begateway [file] [--signature SIG | --authorization HEADER]
+       luapay verify trustly-na [file] --authorization HEADER
 
 Verifies a saved callback or notification body (file, or standard input)
-and prints the event. Exit 1 when the signature does not verify.]] },
-    url = { run = cmd_url, usage = "usage: luapay url <kind> [file] [--sandbox]",
+and prints the event. Exit 1 when the signature does not verify.
+beGateway: --signature is the Content-Signature header, --authorization
+the Authorization header; Trustly NA: --authorization.]] },
+    url = { run = cmd_url, options = { sandbox = FLAG }, usage = "usage: luapay url <kind> [file] [--sandbox]",
         help = [[usage: luapay url <kind> [file] [--sandbox]
 
 Builds a payment URL for the customer's browser from the JSON parameters in
 file (or standard input), for the configured account or the running sandbox.
 Kinds: ecommpay-page, trustpay-wire, trustpay-card.]] },
-    call = { run = provider_command("call", 2), usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
+    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG },
+        usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
         help = [[usage: luapay call <provider> <method> [json] [--sandbox]
 
 Makes one API call with the JSON request given (or from standard input)
 against the configured account, or against the running sandbox with
 --sandbox, and prints the answer.]] },
-    export = { run = provider_command("export", 1),
-        usage = "usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--sandbox]",
-        help = [[usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--sandbox]
+    export = { run = provider_command("export", 1, 1),
+        options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
+        usage = "usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
+        help = [[usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
 
 Streams every transaction of the period, as JSON lines or into a CSV file,
-with a progress line on standard error for long exports.]] },
-    repl = { run = cmd_repl, usage = "usage: luapay repl",
+with a progress line on standard error for long exports. DATE is YYYY-MM-DD
+(the whole day) or YYYY-MM-DDThh:mm:ss.
+
+--csv FILE writes FILE.partial and renames it to FILE once the whole period
+is in it: a file named FILE is always complete.
+
+When a page fails the export stops with exit 1 and says on standard error
+why, how many transactions came before it (printed, or in FILE.partial),
+and the cursor that continues exactly after them: run the same command
+with --resume CURSOR (the JSON printed) for the rest. With --csv FILE the
+resumed run appends to FILE.partial and renames it once complete.]] },
+    repl = { run = cmd_repl, options = {}, usage = "usage: luapay repl",
         help = [[usage: luapay repl
 
 An interactive Lua session with luapay loaded, a sandbox running, and one
@@ -473,6 +681,11 @@ function cli.help()
     local lines = { "usage: luapay <command> [arguments] [--help]", "", "commands:" }
     for _, name in ipairs(cli.ORDER) do lines[#lines + 1] = "  " .. cli.commands[name].usage:gsub("^usage: luapay ", "") end
     lines[#lines + 1] = ""
+    lines[#lines + 1] = [[options: --name value or --name=value; a flag (--sandbox, --explain) takes no
+value, so --sandbox=false is a usage error, never the sandbox. An unknown,
+repeated or value-less option is a usage error and nothing is done or sent;
+-- ends the options (for an argument that starts with '-').]]
+    lines[#lines + 1] = ""
     lines[#lines + 1] = "exit codes: 0 done, 1 the operation failed, 2 usage, 3 configuration"
     lines[#lines + 1] = "configuration: " .. default_config_path() .. " and LUAPAY_<PROVIDER>_<FIELD> variables"
     return table.concat(lines, "\n")
@@ -482,29 +695,30 @@ end
 -- on standard error.
 function cli.main(argv)
     cli.load_providers()
+    hide_configured_secrets()
     local name = argv[1]
     if name == nil or name == "-h" or name == "--help" or name == "help" then
-        io.write(cli.help(), "\n")
+        cli.out(cli.help(), "\n")
         return name and cli.EXIT.OK or cli.EXIT.USAGE
     end
     local command = cli.commands[name]
     local rest = {}
     for i = 2, #argv do rest[#rest + 1] = argv[i] end
     if not command then
-        io.stderr:write(("luapay: unknown command '%s' (try luapay --help)\n"):format(name))
+        cli.err(("luapay: unknown command '%s' (try luapay --help)\n"):format(name))
         return cli.EXIT.USAGE
     end
     local ok, result = pcall(command.run, rest)
     if ok then return result end
     local mt = getmetatable(result)
     if mt == Usage then
-        io.stderr:write("luapay: ", result.message, "\n")
+        cli.err("luapay: ", result.message, "\n")
         return cli.EXIT.USAGE
     elseif mt == Config then
-        io.stderr:write("luapay: ", result.message, "\n")
+        cli.err("luapay: ", result.message, "\n")
         return cli.EXIT.CONFIG
     end
-    io.stderr:write("luapay: internal error: ", tostring(result):gsub("\n.*", ""), "\n")
+    cli.err("luapay: internal error: ", (tostring(result):gsub("\n.*", "")), "\n")
     return cli.EXIT.FAILED
 end
 

@@ -13,6 +13,8 @@
 --   local res, err = gate:sale("trustly", { general = { payment_id = "order-42" },
 --       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
+--   (plus replayed = true and payment = <status event> when the answer was
+--   lost and the payment was found through status)
 --   local event, err = gate:callback(raw_body)   -- the signed callback, verified
 --   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
 --
@@ -27,6 +29,20 @@ local errors = require "luapay.errors"
 local http = require "luapay.http"
 
 local ecommpay = {}
+
+-- TODO: replace with http.check_verify_option after merge.
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
+end
 
 ecommpay.API_URL = "https://api.ecommpay.com"
 ecommpay.PAYMENT_PAGE_URL = "https://paymentpage.ecommpay.com"
@@ -599,6 +615,7 @@ function ecommpay.new(opts)
         payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
         callback_url = opts.callback_url,
     }, Gate)
+    check_verify_option(opts.verify, self.base_url, "ecommpay.new")
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
     self.http = http.new {
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
@@ -648,6 +665,26 @@ local function prepare(self, fn, req)
     return body
 end
 
+-- Every Gate call of the client, in one place: its path and whether a
+-- resend is safe. A payment_id is "unique within the project": ecommpay
+-- refuses a second request with one it has seen, so a purchase, a COF
+-- payment, an account verification or a payout resent after a lost answer
+-- cannot happen twice (the resend gets an error answer, and the call finds
+-- its payment through status: see replay below). A refund names the payment
+-- it refunds by that payment_id, so the ID is no key for the refund itself,
+-- and the documentation gives refunds none (merchant_refund_id is only
+-- echoed in callbacks): a resent refund could refund twice, so it is never
+-- resent once it may have arrived. The status call only reads.
+local CALLS = {
+    sale = { name = "sale", path = "/sale", idempotent = true },
+    sale_saved = { name = "sale_saved", path = "/sale/saved", idempotent = true },
+    recurring = { name = "recurring", path = "/recurring", idempotent = true },
+    account_verification = { name = "account_verification", path = "/account_verification", idempotent = true },
+    payout = { name = "payout", path = "/payout", idempotent = true },
+    refund = { name = "refund", path = "/refund", idempotent = false },
+    status = { name = "status", path = "/v2/payment/status", idempotent = true },
+}
+
 -- ecommpay's error answer as a provider error: its code, message and the
 -- per-field list.
 local function provider_error(res, doc)
@@ -672,34 +709,107 @@ local function provider_error(res, doc)
     })
 end
 
--- Signs and sends a body; returns the decoded answer (numbers from their
--- text when `exact`) or nil, err.
-local function send(self, path, body, idempotent, exact)
+-- A 200 that is not what ecommpay documents for the call: an error, with
+-- nothing of the answer taken as success data.
+local function malformed(res, call, problem)
+    return errors.new("provider", ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem), {
+        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
+        attempts = res.attempts, elapsed = res.elapsed,
+    })
+end
+
+-- A sent call that got no clear answer (a 5xx, a lost or unreadable
+-- answer) may have been carried out. One that is not idempotent must not be
+-- resent, it could happen twice: not retryable. Either way the message says
+-- how to find out.
+local function outcome_unknown(err, call, payment_id)
+    local how = ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
+    if call.idempotent then
+        err.message = ("%s; ecommpay may have taken the %s request: %s"):format(err.message, call.name, how)
+    else
+        err.retryable, err.sent = false, true
+        err.message = ("%s; the outcome of this %s is unknown (ecommpay may have carried it out): do not send it again, %s")
+            :format(err.message, call.name, how)
+    end
+    return err
+end
+
+-- Signs and sends a body. Returns the decoded answer to a 200 (numbers
+-- from their text when `exact`) and the response, for the caller to check
+-- against what ecommpay documents; or nil, err.
+local function send(self, call, url, body, exact)
     body.general.signature = nil
     body.general.signature = core.hmac("sha512", self.secret, assert(core.ecommpay_canonical(body)), "base64")
     local res, err = self.http:request {
-        method = "POST", url = self.base_url .. path, json = body, idempotent = idempotent, decode = false,
+        method = "POST", url = url, json = body, idempotent = call.idempotent, decode = false,
     }
-    if not res then return nil, err end
-    local doc = type(res.body) == "string" and res.body ~= "" and core.json_decode(res.body, exact and { numbers = "lexeme" } or nil)
-    if type(doc) ~= "table" then
-        if res.status == 200 then
-            return nil, errors.new("provider", "ecommpay answered HTTP 200 without a JSON object", {
-                http_status = 200, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil })
+    local payment_id, is_operation = body.general.payment_id, call ~= CALLS.status
+    if not res then
+        if is_operation and err.sent ~= false and (err.type == "network" or err.type == "timeout") then
+            outcome_unknown(err, call, payment_id)
         end
-        return nil, http.status_error(res, "ecommpay")
+        return nil, err
     end
-    if res.status ~= 200 or doc.status == "error" then return nil, provider_error(res, doc) end
-    return doc, nil, res
+    local doc = type(res.body) == "string" and res.body ~= "" and core.json_decode(res.body, exact and { numbers = "lexeme" } or nil)
+    local object = type(doc) == "table" and getmetatable(doc) == nil
+    if res.status ~= 200 or (object and doc.status == "error") then
+        err = object and provider_error(res, doc) or http.status_error(res, "ecommpay")
+        if res.status >= 500 and is_operation then outcome_unknown(err, call, payment_id) end
+        return nil, err
+    end
+    if not object then
+        err = malformed(res, call, "without a JSON object")
+        if is_operation then outcome_unknown(err, call, payment_id) end
+        return nil, err
+    end
+    return doc, res
 end
 
-local PATHS = {
-    sale = "/sale", sale_saved = "/sale/saved", recurring = "/recurring",
-    account_verification = "/account_verification", refund = "/refund", payout = "/payout",
-}
+-- The synchronous answer ecommpay documents for a request it accepted:
+-- {status = "success", request_id, project_id, payment_id}, for this
+-- project and payment. -> result | nil, what is wrong
+local function accepted(self, body, doc)
+    if text(doc.status) ~= "success" then return nil, "without status \"success\"" end
+    local request_id = text(doc.request_id)
+    if not request_id or request_id == "" then return nil, "without a request_id" end
+    if text(doc.payment_id) ~= body.general.payment_id then return nil, "for another payment_id" end
+    if to_integer(doc.project_id) ~= self.project_id then return nil, "for another project_id" end
+    return { status = "success", request_id = request_id, project_id = self.project_id, payment_id = text(doc.payment_id) }
+end
+
+-- Is the payment ecommpay holds under this payment_id the one the request
+-- asked for? Its first operation (the one the request made) has the
+-- request's amount and currency. -> that operation, or nil
+local function made_by(body, event)
+    local ops = field(event.raw, "operations")
+    local first = type(ops) == "table" and ops[1] or field(event.raw, "operation")
+    local sum = field(first, "sum_initial") or field(event.raw, "payment", "sum")
+    local payment = type(body.payment) == "table" and body.payment or {}
+    if to_integer(field(sum, "amount")) ~= to_integer(payment.amount) or text(field(sum, "currency")) ~= payment.currency then
+        return nil
+    end
+    return first or {}
+end
+
+-- The pipeline resends an idempotent call after a lost answer; ecommpay
+-- then refuses the payment_id it has just seen, although the first attempt
+-- made the payment. So an error answer after more than one attempt is
+-- checked with status: a payment made by this request comes back as the
+-- call's result, marked replayed (the payment's state in `payment`).
+local function replay(self, body, err)
+    if err.type ~= "provider" or (err.attempts or 1) < 2 or (err.http_status or 0) >= 500 then return nil end
+    local event = self:status(body.general.payment_id)
+    local first = event and made_by(body, event)
+    if not first then return nil end
+    return {
+        status = "success", request_id = text(field(first, "request_id")) or event.request_id, project_id = self.project_id,
+        payment_id = body.general.payment_id, replayed = true, payment = event,
+    }
+end
 
 -- One Gate operation of the online-banking group.
 local function operation(op)
+    local call = CALLS[op]
     return function(self, method, req)
         check_method(op, method)
         local body = prepare(self, op, req)
@@ -709,16 +819,15 @@ local function operation(op)
             return nil, errors.new("validation", "ecommpay: general.project_id is not this client's project", {
                 fields = { violation("general.project_id", "enum", "must be the client's project_id") } })
         end
-        -- ecommpay refuses a second request with the same payment_id, so a
-        -- resend cannot pay twice. Refunds reuse the payment's ID and are
-        -- deduplicated only by payment.merchant_refund_id.
-        local idempotent = op ~= "refund" or (type(body.payment) == "table" and body.payment.merchant_refund_id ~= nil)
-        local doc, serr = send(self, "/v2/payment/online-banking/" .. method .. PATHS[op], body, idempotent)
-        if not doc then return nil, serr end
-        return {
-            status = text(doc.status), request_id = text(doc.request_id),
-            project_id = to_integer(doc.project_id) or doc.project_id, payment_id = text(doc.payment_id),
-        }
+        local doc, res_or_err = send(self, call, self.base_url .. "/v2/payment/online-banking/" .. method .. call.path, body)
+        if not doc then
+            local replayed = call.idempotent and replay(self, body, res_or_err)
+            if replayed then return replayed end
+            return nil, res_or_err
+        end
+        local result, problem = accepted(self, body, doc)
+        if result then return result end
+        return nil, outcome_unknown(malformed(res_or_err, call, problem), call, body.general.payment_id)
     end
 end
 
@@ -736,20 +845,31 @@ Gate.refund = operation("refund")
 Gate.payout = operation("payout")
 
 --- gate:status(payment_id) -> event | nil, err: the payment's state now
--- (POST /v2/payment/status), in the shape of a callback event. A signed
--- answer is verified; a wrong signature is an error.
+-- (POST /v2/payment/status), in the shape of a callback event. ecommpay
+-- signs this answer as it signs callbacks: an unsigned answer, or one that
+-- is not about this payment of this project, is a provider error; a wrong
+-- signature a signature error.
 function Gate:status(payment_id)
+    local call = CALLS.status
     local body = { general = { project_id = self.project_id, payment_id = payment_id } }
     local ok, err = ecommpay.validate("status", nil, body)
     if not ok then return nil, err end
-    local doc, serr, res = send(self, "/v2/payment/status", body, true, true)
-    if not doc then return nil, serr end
-    if doc.signature ~= nil or (type(doc.general) == "table" and doc.general.signature ~= nil) then
-        local event, verr = ecommpay.verify_callback(res.body, self.secret)
-        if not event then return nil, verr end
-        return event
+    local doc, res_or_err = send(self, call, self.base_url .. call.path, body, true)
+    if not doc then return nil, res_or_err end
+    local res = res_or_err
+    local general = field(doc, "general")
+    if type(doc.signature) ~= "string" and type(field(general, "signature")) ~= "string" then
+        return nil, malformed(res, call, "without a signature")
     end
-    return ecommpay.event(doc)
+    local event, verr = ecommpay.verify_callback(res.body, self.secret)
+    if not event then return nil, verr end
+    if text(field(doc, "payment", "id")) ~= payment_id or type(text(field(doc, "payment", "status"))) ~= "string" then
+        return nil, malformed(res, call, "without the status of payment " .. ("%q"):format(payment_id))
+    end
+    if to_integer(field(doc, "project_id") or field(general, "project_id")) ~= self.project_id then
+        return nil, malformed(res, call, "for another project_id")
+    end
+    return event
 end
 
 --- gate:callback(raw_body) -> event | nil, err (type "signature").

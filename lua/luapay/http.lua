@@ -9,17 +9,42 @@
 --       basic = { "user", "pass" } | bearer = "token",
 --       headers = { ["X-Request-Id"] = "..." },
 --       idempotent = true,                             -- safe to resend after it was sent
+--       secrets = { "..." },                           -- more strings to keep out of errors
+--       max_head_bytes = 65536, max_body_bytes = 16777216,
 --   }
---   res = { status, headers, body, json, attempts, elapsed }
---   err = luapay.errors object with attempts and elapsed
+--   res = { status, headers, body, json, attempts, elapsed, idempotent }
+--   err = luapay.errors object with attempts, elapsed, sent, retryable
 --
--- Retries happen only where they are safe: when the request cannot have
--- reached the server (connection refused, DNS, connect timeout), or when the
--- caller marks the request idempotent (the provider deduplicates it, e.g. by
--- ecommpay payment_id or Trustly MessageID); then also network errors, read
--- timeouts and HTTP 429/502/503/504. Backoff: 0.5 s doubling, capped at 5 s,
--- with jitter (each delay is drawn from [d/2, d]); Retry-After is honoured up
--- to the cap. One overall deadline bounds every attempt and every wait.
+-- Idempotency is declared by the caller, never inferred from the method (a
+-- GET refund is not idempotent). Retries happen only where they are safe:
+-- when the request cannot have reached the server (connection refused, DNS,
+-- connect timeout), or when the caller marks the request idempotent (the
+-- provider deduplicates it, e.g. by ecommpay payment_id or Trustly
+-- MessageID); then also network errors, read timeouts and HTTP
+-- 429/502/503/504. Backoff: 0.5 s doubling, capped at 5 s, with jitter (each
+-- delay is drawn from [d/2, d]); Retry-After is honoured up to the cap. One
+-- overall deadline bounds every attempt and every wait. Neither transport
+-- resends on its own: a request not declared idempotent never goes out on a
+-- reused keep-alive connection.
+--
+-- A request that is not idempotent and may have reached the server (a
+-- network error or timeout after sending, an answer beyond a size cap, a
+-- 5xx through http.status_error) ends in an error with sent = true,
+-- retryable = false and a message saying that its outcome is unknown and
+-- how to find it out (a status call, the provider's notification).
+--
+-- Size caps: a response head beyond max_head_bytes (default 64 KiB) or a
+-- body beyond max_body_bytes (default 16 MiB) is an error of type "http"
+-- (sent = true, never retried); set both on http.new or per request.
+--
+-- Credentials of the request (Basic user:password in plain and base64 form,
+-- the password, a Bearer token, any Authorization header value, and the
+-- request's `secrets`) never appear in an error the pipeline builds
+-- (message, raw, request_id, so neither in tostring(err)), even when a
+-- server echoes the request.
+--
+-- Misuse raises before anything is sent: CR, LF or NUL in the method, URL
+-- or a header; a method that is not an upper-case token.
 --
 -- The transport is chosen by where the code runs: the libcurl client of the
 -- core outside nginx, cosockets inside nginx (never blocking a worker). Any
@@ -33,6 +58,10 @@ local http = {}
 
 local BACKOFF_BASE, BACKOFF_CAP = 0.5, 5
 local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+
+-- Said of a request that is not idempotent and may have reached the server.
+local OUTCOME_UNKNOWN = "the request was sent and may have been carried out, so its outcome is unknown:"
+    .. " do not resend it blindly; find out with a status call or from the provider's notification"
 
 ---------------------------------------------------------------------------
 -- Encoding
@@ -155,10 +184,107 @@ function http.default_transport(opts)
     local topts = {
         timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
         verify = opts.verify, ca_file = opts.ca_file, proxy = opts.proxy,
-        user_agent = opts.user_agent,
+        user_agent = opts.user_agent, max_head_bytes = opts.max_head_bytes,
+        max_body_bytes = opts.max_body_bytes,
     }
     if in_nginx() then return require("luapay.http.cosocket").new(topts) end
     return core.http_client(topts)
+end
+
+--- http.check_verify_option(verify, url, fn_name): for provider
+-- constructors, with each base URL the client will call. Raises a misuse
+-- error naming fn_name when verify is false and the URL's host is not a
+-- loopback host (127.0.0.0/8, ::1, localhost): TLS verification may be
+-- switched off for a local sandbox only. verify must be nil or a boolean.
+-- (Both transports refuse such a request anyway, before sending it.)
+function http.check_verify_option(verify, url, fn_name)
+    fn_name = fn_name or "luapay.http"
+    if verify == nil or verify == true then return end
+    if verify ~= false then
+        error(("%s: 'verify' must be a boolean, got %s"):format(fn_name, type(verify)), 3)
+    end
+    local host = type(url) == "string" and core.url_host(url)
+    if not host then
+        error(("%s: verify = false needs the URL it applies to, got %s"):format(fn_name, type(url)), 3)
+    end
+    if not core.is_loopback_host(host) then
+        -- names the host only: a URL may carry credentials
+        error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+            :format(fn_name, host), 3)
+    end
+end
+
+---------------------------------------------------------------------------
+-- Keeping a request's credentials out of errors
+---------------------------------------------------------------------------
+
+-- The caller's request behind a response, for http.status_error and
+-- http.redact (weak: it goes with the response).
+local request_of = setmetatable({}, { __mode = "k" })
+
+local function add_authorization(list, value)
+    if type(value) ~= "string" or value == "" then return end
+    list[#list + 1] = value
+    local scheme, cred = value:match("^(%S+)%s+(.+)$")
+    if not cred then return end
+    list[#list + 1] = cred
+    if scheme:lower() == "basic" then
+        local plain = core.base64_decode(cred)
+        if plain then
+            list[#list + 1] = plain
+            list[#list + 1] = plain:match("^[^:]*:(.+)$")
+        end
+    end
+end
+
+-- Every form of the request's credentials, longest first.
+local function secrets_of(req)
+    local list = {}
+    if type(req.basic) == "table" and type(req.basic[1]) == "string" and type(req.basic[2]) == "string" then
+        list[#list + 1] = req.basic[1] .. ":" .. req.basic[2]
+        list[#list + 1] = core.base64_encode(req.basic[1] .. ":" .. req.basic[2])
+        list[#list + 1] = req.basic[2]
+    end
+    if type(req.bearer) == "string" then list[#list + 1] = req.bearer end
+    if type(req.headers) == "table" then
+        for name, value in pairs(req.headers) do
+            if type(name) == "string" and name:lower() == "authorization" then
+                if type(value) == "table" then
+                    for _, v in ipairs(value) do add_authorization(list, v) end
+                else
+                    add_authorization(list, value)
+                end
+            end
+        end
+    end
+    if type(req.secrets) == "table" then
+        for _, v in ipairs(req.secrets) do
+            if type(v) == "string" then list[#list + 1] = v end
+        end
+    end
+    table.sort(list, function(a, b) return #a > #b end)
+    return list
+end
+
+--- http.redact(res, text) -> text without the credentials of the request
+-- that `res` answers (see above). For providers that build errors of their
+-- own from a response body, which a server may have filled with an echo of
+-- the request.
+function http.redact(res, text)
+    local req = request_of[res]
+    if not req or text == nil then return text end
+    return errors.redact(text, secrets_of(req))
+end
+
+-- Takes the request's credentials out of every string of an error that
+-- tostring shows or that carries server text.
+local function scrub(err, req)
+    local secrets = secrets_of(req)
+    if #secrets == 0 then return err end
+    for _, k in ipairs({ "message", "raw", "request_id", "code" }) do
+        if type(err[k]) == "string" then err[k] = errors.redact(err[k], secrets) end
+    end
+    return err
 end
 
 ---------------------------------------------------------------------------
@@ -178,7 +304,8 @@ end
 
 --- http.new(opts) -> client. opts: transport, timeout_ms (per attempt,
 -- 30000), connect_timeout_ms (10000), deadline_ms (overall, 60000), retries
--- (extra attempts where safe, 2), verify, ca_file, proxy, user_agent, live
+-- (extra attempts where safe, 2), verify (false: loopback hosts only), ca_file,
+-- proxy, user_agent, max_head_bytes (65536), max_body_bytes (16777216), live
 -- (refuses verify = false), sleep, clock, random.
 function http.new(opts)
     opts = opts or {}
@@ -197,6 +324,7 @@ function http.new(opts)
     self.transport = opts.transport or http.default_transport{
         timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms, verify = opts.verify,
         ca_file = opts.ca_file, proxy = opts.proxy, user_agent = self.user_agent,
+        max_head_bytes = opts.max_head_bytes, max_body_bytes = opts.max_body_bytes,
     }
     self.sleep = opts.sleep or default_sleep
     self.clock = opts.clock or default_clock
@@ -234,13 +362,17 @@ local function prepare(self, req)
     if req.basic then set("Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
     if req.bearer then set("Authorization", http.bearer_auth(req.bearer)) end
     for name, value in pairs(req.headers or {}) do set(name, value) end
-    return {
+    -- Raises, naming the field, on CR, LF or NUL in the method, URL or a
+    -- header, before any transport sees the request.
+    return core.check_request({
         method = req.method or (body and "POST" or "GET"),
         url = url,
         headers = headers,
         body = body,
         idempotent = req.idempotent == true,
-    }
+        max_head_bytes = req.max_head_bytes,
+        max_body_bytes = req.max_body_bytes,
+    }, "luapay.http: request")
 end
 
 local function call_transport(transport, treq)
@@ -309,10 +441,15 @@ function Client:request(req)
     local elapsed = self.clock() - start
     if err then
         err.attempts, err.elapsed = attempts, elapsed
+        if err.sent == nil then err.sent = true end -- not known: it may have been
         err.retryable = retryable(req, nil, err)
-        return nil, err
+        if err.sent and not treq.idempotent and (err.type == "network" or err.type == "timeout" or err.type == "http") then
+            err.message = tostring(err.message) .. "; " .. OUTCOME_UNKNOWN
+        end
+        return nil, scrub(err, req)
     end
-    res.attempts, res.elapsed = attempts, elapsed
+    res.attempts, res.elapsed, res.idempotent = attempts, elapsed, treq.idempotent
+    request_of[res] = req
     if req.decode ~= false and res.body and res.body ~= "" then
         local ctype = http.header(res.headers or {}, "content-type")
         if type(ctype) == "string" and (ctype:find("json", 1, true)) then
@@ -322,13 +459,33 @@ function Client:request(req)
     return res
 end
 
---- The error for a response whose status the caller did not expect.
+--- http.status_error(res, what) -> the error for a response whose status
+-- the caller did not expect: type "http", http_status, raw (the start of the
+-- body), request_id, sent = true. retryable follows res.idempotent, which
+-- the pipeline records on every response: an idempotent request may be
+-- resent after 429, 502, 503 and 504; one that is not (res.idempotent not
+-- true) only after 429 (refused unread), and a 5xx says that its outcome is
+-- unknown and how to find it out. The request's credentials are redacted.
 function http.status_error(res, what)
-    local snippet = type(res.body) == "string" and res.body:sub(1, 300) or nil
-    return errors.new("http", ("%s answered HTTP %d"):format(what or "the server", res.status), {
-        http_status = res.status, raw = snippet, attempts = res.attempts, elapsed = res.elapsed,
-        request_id = http.header(res.headers or {}, "x-request-id"),
-        retryable = RETRY_STATUS[res.status] == true,
+    local status = res.status
+    local unknown = res.idempotent ~= true and type(status) == "number" and status >= 500 and status <= 599
+    local message = ("%s answered HTTP %d"):format(what or "the server", status)
+    if unknown then message = message .. ": " .. OUTCOME_UNKNOWN end
+    local req = request_of[res]
+    local secrets = req and secrets_of(req) or {}
+    local snippet
+    if type(res.body) == "string" then
+        -- redact a window that holds every secret starting in the first 300
+        -- bytes whole, then cut: no part of a secret is left at the cut
+        local window = 300 + (secrets[1] and #secrets[1] or 0)
+        snippet = errors.redact(res.body:sub(1, window), secrets):sub(1, 300)
+    end
+    local request_id = http.header(res.headers or {}, "x-request-id")
+    if type(request_id) == "string" then request_id = errors.redact(request_id, secrets) end
+    return errors.new("http", message, {
+        http_status = status, raw = snippet, attempts = res.attempts, elapsed = res.elapsed,
+        request_id = request_id, sent = true,
+        retryable = status == 429 or (res.idempotent == true and RETRY_STATUS[status] == true),
     })
 end
 

@@ -177,6 +177,8 @@ local function nginx_conf(opts, port, tls_port)
     if #cpath > 0 then add("  lua_package_cpath '%s;;';", table.concat(cpath, ";")) end
     for name, size in pairs(dicts) do add("  lua_shared_dict %s %s;", name, size) end
     add("  lua_socket_log_errors off;")
+    -- calls out (cosockets) as luapay asks of every nginx: TLS 1.2 at least
+    add("  lua_ssl_protocols TLSv1.2 TLSv1.3;")
     if opts.trusted_ca then
         add("  lua_ssl_trusted_certificate %s;", absolute(opts.trusted_ca))
         add("  lua_ssl_verify_depth 4;")

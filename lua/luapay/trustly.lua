@@ -38,10 +38,46 @@
 -- arrive in any order, and Trustly delivers the same notificationid again
 -- until it gets a valid answer: process each notificationid once, and answer
 -- a repeat with the status you gave the first time.
+--
+-- Refunds: "If the refund fails, Trustly will send a Credit notification",
+-- on the deposit's order, like the deposit's own credit. Only what the
+-- merchant knows tells them apart, so the client keeps it in a store
+-- (option store: ngx.shared.DICT, any object with get and set, default
+-- trustly.memory_store() for this process only): client:refund records each
+-- refund before sending it, client:record_refund adds those made elsewhere,
+-- and an order's first credit that answers no refund is remembered as the
+-- deposit's. Any other credit for the amount and currency of a refund on
+-- that order is reported {kind = "refund", status = "failed", refund =
+-- {orderid, amount, currency}} (refund what was credited: a deposit's own
+-- credit arriving after a refund of its full amount would read as that
+-- refund failing), and a payout confirmation for it {kind = "refund",
+-- status = "refunded"}. Notifications Trustly flags refund = "1" are the
+-- refund's whatever the store says. Give the notifications and the refunds
+-- one store (inside nginx, a shared dict; across hosts, your database
+-- behind get and set).
+--
+-- An account notification is "authorized" only with an active direct-debit
+-- mandate (attributes.directdebitmandate = "1"); "0" (inactive) is
+-- "canceled". A Refund or AccountPayout that Trustly answers with a result
+-- other than "1" is a "provider" error, never data.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
 local keys = require "luapay.trustly.keys"
+
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
+end
 
 local trustly = {}
 
@@ -255,6 +291,11 @@ local function str(v)
     return type(v) == "string" and v or nil
 end
 
+local function is_integer(v)
+    if math.type then return math.type(v) == "integer" end
+    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
+end
+
 local function sig_error(message, extra)
     return nil, errors.new("signature", message, extra)
 end
@@ -270,11 +311,18 @@ local function provider_error(method, code, message, extra)
     return errors.new("provider", text, extra)
 end
 
+-- Calls that move money and answer result "1" when Trustly accepted them
+-- (Refund: "If the refund request is not accepted, you will get an error");
+-- any other result is a refusal, never data a caller could take for success.
+-- (Charge and CancelCharge answer result "0" with a rejected code: results.)
+local ACCEPTED_BY_RESULT = { Refund = true, AccountPayout = true }
+
 --- trustly.read_answer(raw_body, method, uuid, public_key) -> data | nil, err
 -- Checks Trustly's answer to a request made with this method and uuid: the
 -- answer's uuid and method must be the request's and its signature must
 -- verify with Trustly's key (else an error of type "signature"). Returns
--- result.data, or a "provider" error with Trustly's code and message.
+-- result.data, or a "provider" error with Trustly's code and message (also
+-- for a Refund or AccountPayout answered with a result other than "1").
 function trustly.read_answer(raw, method, uuid, public_key)
     local key = key_arg(public_key, "read_answer", "public_key", false)
     local doc = type(raw) == "string" and decode(raw)
@@ -319,7 +367,18 @@ function trustly.read_answer(raw, method, uuid, public_key)
         return nil, provider_error(method, tonumber(code), str(data.message) or str(err.message),
             { signed = true, request_id = uuid, uuid = uuid, method = method, raw = raw })
     end
-    return plain(part.data)
+    local data = plain(part.data)
+    if ACCEPTED_BY_RESULT[method] then
+        local result = type(data) == "table" and data.result
+        if result ~= "1" and result ~= 1 then
+            local rejected = type(data) == "table" and str(data.rejected) or nil
+            return nil, errors.new("provider", ("Trustly did not accept the %s: result %s%s"):format(method,
+                result and ("%q"):format(tostring(result)) or "missing", rejected and (" (" .. rejected .. ")") or ""),
+                { name = rejected, result = result or nil, data = data, signed = true, retryable = false,
+                  request_id = uuid, uuid = uuid, method = method, raw = raw })
+        end
+    end
+    return data
 end
 
 -- Notification methods -> event kind and status.
@@ -333,23 +392,144 @@ local NOTIFICATIONS = {
 }
 trustly.NOTIFICATION_METHODS = { "account", "cancel", "credit", "debit", "payoutconfirmation", "pending" }
 
---- trustly.read_notification(raw_body, public_key) -> event | nil, err
+-- The same methods about a refund: notifications flagged refund = "1", or
+-- related to a refund the merchant made. A credit or cancel answering a
+-- refund says it failed (the money came back, or never left); a debit or a
+-- payout confirmation says it left.
+local REFUND_STATUS = {
+    pending = "pending", credit = "failed", cancel = "failed", debit = "refunded", payoutconfirmation = "refunded",
+}
+
+---------------------------------------------------------------------------
+-- What the merchant knows about refunds (a store)
+---------------------------------------------------------------------------
+
+-- A store is anything with get(self, key) -> string | nil and set(self, key,
+-- string): ngx.shared.DICT as it is, a Redis or database wrapper, or
+-- trustly.memory_store(). Keys: luapay:trustly:refund:<orderid>:<currency>:<minor
+-- units> for each refund made, luapay:trustly:credit:<orderid> for the
+-- notificationid of an order's first credit (the deposit's).
+local STORE_PREFIX = "luapay:trustly:"
+
+--- trustly.memory_store() -> a store in this process's memory (the
+-- client's default; not shared between processes or nginx workers).
+function trustly.memory_store()
+    local t = {}
+    return {
+        get = function(_, k) return t[k] end,
+        set = function(_, k, v) t[k] = v; return true end,
+    }
+end
+
+local function is_store(v)
+    local ok, get, set = pcall(function() return v.get, v.set end)
+    return ok and type(get) == "function" and type(set) == "function"
+end
+
+local function minor_units(amount, currency)
+    if type(amount) == "string" then return core.to_minor(amount, currency) end
+    if is_integer(amount) and amount > 0 then return amount end
+end
+
+local function refund_key(orderid, amount, currency)
+    return ("%srefund:%s:%s:%d"):format(STORE_PREFIX, orderid, currency, amount)
+end
+
+--- trustly.record_refund(store, orderid, amount, currency) -> true | nil, why
+-- Tells the store about a refund made on an order (amount in minor units or
+-- "30.00"), so that the notifications answering it are read as such.
+-- client:refund records its own; record those made elsewhere with this.
+function trustly.record_refund(store, orderid, amount, currency)
+    if not is_store(store) then error("trustly.record_refund: bad argument #1 'store' (get and set expected)", 2) end
+    local minor = type(currency) == "string" and minor_units(amount, currency)
+    if type(orderid) ~= "string" or orderid == "" or not minor then
+        return nil, "a refund needs an OrderID, a positive amount and its currency"
+    end
+    store:set(refund_key(orderid, minor, currency), "1")
+    return true
+end
+
+-- The refund this notification answers, if the store knows of one: same
+-- order, same amount and currency.
+local function known_refund(store, orderid, amount, currency)
+    if not (store and orderid and amount and currency) then return nil end
+    if store:get(refund_key(orderid, amount, currency)) then
+        return { orderid = orderid, amount = amount, currency = currency }
+    end
+end
+
+-- A "1"/"0" flag as text (Trustly sends strings; a number would mean the same).
+local function flag(v)
+    if type(v) == "number" then return tostring(math.floor(v)) end
+    return str(v)
+end
+
+-- kind, status and the refund answered, for a verified notification.
+local function meaning(method, data, amount, currency, store)
+    local map = NOTIFICATIONS[method]
+    local kind, status = map[1], map[2]
+    local orderid, notificationid = str(data.orderid), str(data.notificationid)
+    if kind == "account" then
+        -- Trustly's account notification tells the status of a direct-debit
+        -- mandate (active or inactive), or describes the account a deposit
+        -- came from: only an active mandate authorizes charging it.
+        local mandate = type(data.attributes) == "table" and flag(data.attributes.directdebitmandate) or nil
+        if mandate == "1" then
+            status = "authorized"
+        elseif mandate ~= nil then
+            status = "canceled"
+        else
+            status = flag(data.verified) == "1" and "succeeded" or "pending"
+        end
+        return kind, status
+    end
+    if flag(data.refund) == "1" and REFUND_STATUS[method] then
+        return "refund", REFUND_STATUS[method], { orderid = orderid, amount = amount, currency = currency }
+    end
+    if method == "credit" and store and orderid then
+        -- "If the refund fails, Trustly will send a Credit notification" on
+        -- the deposit's order: a credit for the amount of a refund made on it
+        -- is that refund failing (a shop refunds what was credited), unless
+        -- it is the credit remembered as the deposit's (delivered again). An
+        -- order's first credit not answering a refund is the deposit's.
+        local first = store:get(STORE_PREFIX .. "credit:" .. orderid)
+        local refund = first ~= notificationid and known_refund(store, orderid, amount, currency)
+        if refund then return "refund", "failed", refund end
+        if first == nil and notificationid then store:set(STORE_PREFIX .. "credit:" .. orderid, notificationid) end
+    elseif method == "payoutconfirmation" then
+        local refund = known_refund(store, orderid, amount, currency)
+        if refund then return "refund", "refunded", refund end
+    end
+    return kind, status
+end
+
+--- trustly.read_notification(raw_body, public_key [, store]) -> event | nil, err
 -- Verifies a notification Trustly sent (methods pending, credit, debit,
 -- cancel, account, payoutconfirmation) and returns the common event
 --   {provider = "trustly", kind, status, merchant_ref = messageid,
 --    provider_ref = orderid, amount (minor units), currency, raw}
--- plus method, uuid, notificationid, orderid, messageid, enduserid, data.
+-- plus method, uuid, notificationid, orderid, messageid, enduserid, data,
+-- and refund = {orderid, amount, currency} when it answers a refund.
 -- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
 -- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
--- succeeded), "account" (status "authorized" when data.verified is "1",
--- else "pending"; data.accountid and data.attributes describe the account
--- and, after SelectAccount, the direct debit mandate).
+-- succeeded), "account" (attributes.directdebitmandate "1": authorized, an
+-- active direct-debit mandate; "0": canceled, no active mandate; without
+-- one, succeeded when data.verified is "1", else pending), "refund"
+-- (pending; credit or cancel -> failed; debit or payoutconfirmation ->
+-- refunded) for a notification flagged refund = "1", or a credit or payout
+-- confirmation for the amount of a refund the store knows on that order
+-- (see trustly.record_refund). The store is also told each order's first
+-- credit. Without a store a credit answering a failed refund cannot be told
+-- from a payment: give one.
 -- Anything that is not a notification signed by Trustly's key is an error
 -- of type "signature": answer it with an HTTP error and nothing signed.
-function trustly.read_notification(raw, public_key)
+function trustly.read_notification(raw, public_key, store)
     local key = key_arg(public_key, "read_notification", "public_key", false)
     if type(raw) ~= "string" then
         error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
+    end
+    if store ~= nil and not is_store(store) then
+        error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
     end
     local doc = decode(raw)
     local params = type(doc) == "table" and doc.params
@@ -363,19 +543,17 @@ function trustly.read_notification(raw, public_key)
         verr.method, verr.uuid, verr.raw = method, uuid, raw
         return nil, verr
     end
-    local map = NOTIFICATIONS[method]
-    if not map then
+    if not NOTIFICATIONS[method] then
         return nil, errors.new("validation", ("a signed notification with a method luapay does not know: %s"):format(method),
             { code = "unsupported", method = method, uuid = uuid, raw = raw, data = plain(data) })
     end
     data = type(data) == "table" and plain(data) or {}
-    local status = map[2]
-    if map[1] == "account" then status = data.verified == "1" and "authorized" or "pending" end
     local currency, amount = str(data.currency), nil
     if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
+    local kind, status, refund = meaning(method, data, amount, currency, store)
     return {
         provider = "trustly",
-        kind = map[1],
+        kind = kind,
         status = status,
         merchant_ref = str(data.messageid),
         provider_ref = str(data.orderid),
@@ -388,6 +566,7 @@ function trustly.read_notification(raw, public_key)
         orderid = str(data.orderid),
         messageid = str(data.messageid),
         enduserid = str(data.enduserid),
+        refund = refund,
         data = data,
     }
 end
@@ -554,11 +733,6 @@ local function copy(v)
     return out
 end
 
-local function is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
-end
-
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
 -- to it (Data.Currency, or Attributes.Currency for Deposit).
 local function convert_amount(Data, where, out)
@@ -659,8 +833,11 @@ end
 -- default: the bundled key of the environment), base_url (default: the
 -- environment's endpoint), and for luapay.http: transport, timeout_ms,
 -- deadline_ms, retries, verify, ca_file, proxy, user_agent, sleep, clock,
--- random. verify = false is refused in live mode, and so is a plain-http
--- base_url.
+-- random. verify = false is refused unless base_url is a loopback host
+-- (the sandbox); live mode also refuses a plain-http base_url. store:
+-- where the client keeps what it knows about refunds and credits (see
+-- trustly.read_notification; default trustly.memory_store(), this process
+-- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
 function trustly.new(opts)
     if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
@@ -682,12 +859,18 @@ function trustly.new(opts)
     if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
     if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
     if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
+    check_verify_option(opts.verify, url, "luapay.trustly")
+
+    if opts.store ~= nil and not is_store(opts.store) then
+        opt_error("store", "must have get and set (ngx.shared.DICT, trustly.memory_store(), ...)")
+    end
 
     local self = setmetatable({
         username = opts.username,
         environment = env,
         url = url,
         trustly_public_key = pub,
+        store = opts.store or trustly.memory_store(),
         http = http.new{
             transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
             connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
@@ -716,6 +899,8 @@ function Client:call(method, data)
     end
     local Data, spec_or_err = trustly.prepare(method, data, self.username, self.password)
     if not Data then return nil, spec_or_err end
+    -- Known before it is sent: a credit answering it may come at any time.
+    if method == "Refund" then trustly.record_refund(self.store, Data.OrderID, Data.Amount, Data.Currency) end
     local spec = spec_or_err
     local idempotent
     if spec then idempotent = spec.idempotent == true else idempotent = Data.MessageID ~= nil end
@@ -755,8 +940,18 @@ end
 function Client:deposit(data) return self:call("Deposit", data) end
 
 --- client:refund{OrderID, Amount, Currency [, Attributes = {ExternalReference}]}
--- -> {orderid, result = "1"} | nil, err
+-- -> {orderid, result = "1"} | nil, err. The refund (this or any Refund
+-- through client:call) is told to the client's store once validated, before
+-- it is sent, so that the notifications answering it (a credit when it
+-- fails, a payout confirmation when it is paid) are read as such.
 function Client:refund(data) return self:call("Refund", data) end
+
+--- client:record_refund(orderid, amount, currency) -> true | nil, why:
+-- a refund made elsewhere (another process, the back office), for the
+-- store (see trustly.record_refund).
+function Client:record_refund(orderid, amount, currency)
+    return trustly.record_refund(self.store, orderid, amount, currency)
+end
 
 --- client:select_account(data) -> {orderid, url} | nil, err
 -- Attributes.RequestDirectDebitMandate = "1" (with Email) registers a
@@ -779,9 +974,10 @@ function Client:account_payout(data) return self:call("AccountPayout", data) end
 -- Trustly asks for at most one call every 15 minutes.
 function Client:balance() return self:call("Balance", {}) end
 
---- client:notification(raw_body) -> event | nil, err (see trustly.read_notification)
+--- client:notification(raw_body) -> event | nil, err (see
+-- trustly.read_notification), read with the client's store.
 function Client:notification(raw_body)
-    return trustly.read_notification(raw_body, self.trustly_public_key)
+    return trustly.read_notification(raw_body, self.trustly_public_key, self.store)
 end
 
 --- client:notification_response(note, status) -> JSON text, signed with the

@@ -24,6 +24,20 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+-- TODO: replace with http.check_verify_option after merge
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
+end
+
 local trustly_na = {}
 
 trustly_na.BASE_URLS = {
@@ -268,8 +282,9 @@ local function required_string(opts, name)
 end
 
 --- trustly_na.new{access_id, access_key, environment = "sandbox" |
--- "production", base_url, transport, timeout_ms, retries, deadline_ms} ->
--- client. base_url (e.g. a sandbox fake) wins over environment.
+-- "production", base_url, transport, timeout_ms, retries, deadline_ms,
+-- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
+-- environment. verify = false is refused unless base_url is a loopback host.
 function trustly_na.new(opts)
     if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     local self = setmetatable({}, Client)
@@ -285,6 +300,7 @@ function trustly_na.new(opts)
         error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
     end
     self.base_url = base:gsub("/+$", "")
+    check_verify_option(opts.verify, self.base_url, "trustly_na.new")
     self.http = opts.http or http.new{
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
@@ -456,7 +472,9 @@ function trustly_na.event(f)
     local status_code = tonumber(f.status)
     local kind = KINDS[tonumber(f.transactionType)] or (f.eventType and f.eventType:lower()) or "payment"
     local status = TX_STATUS[status_code] or "pending"
-    if kind == "refund" and (status_code == 3 or status_code == 4) then status = "refunded" end
+    -- Processed: the ACH is submitted, not yet completed; a refund is done
+    -- only once Completed ("funds transferred"), as a payment succeeds.
+    if kind == "refund" and status_code == 4 then status = "refunded" end
     if kind == "reversal" and (status_code == 3 or status_code == 4) then status = "reversed" end
     local currency = f.currency ~= "" and f.currency or "USD"
     local amount = f.amount and f.amount ~= "" and core.to_minor(f.amount, currency) or nil
@@ -476,13 +494,55 @@ local function sig_error(message)
     return errors.new("signature", "Trustly notification: " .. message)
 end
 
+-- A form text as a list of {key, value}: pairs split at "&" (empty pieces
+-- skipped), each at its first "="; decode(piece) is applied to each key and
+-- value on its own.
+local function form_pairs(text, decode)
+    local list = {}
+    for pair in text:gmatch("[^&]+") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        list[#list + 1] = { decode(k), decode(v) }
+    end
+    return list
+end
+
+local function same(x) return x end
+
+-- The fields of the signed text (the URL-decoded body: the very bytes the
+-- signature covers), or nil and why the body is refused. The signature
+-- cannot tell a field separator from an "&" inside a value, so the raw body,
+-- each key and value decoded on its own, must split into exactly the same
+-- fields as the signed text (no encoded "&", and no encoded "=" in a key),
+-- and a key may not appear twice with different values.
+local function signed_fields(raw, signed, decode)
+    local fields, from_raw = {}, form_pairs(raw, decode)
+    local from_signed = form_pairs(signed, same)
+    local ambiguous = "a key or value holds an encoded '&' or '=', so the signed text has other fields than the body"
+    if #from_raw ~= #from_signed then return nil, ambiguous end
+    for i, p in ipairs(from_signed) do
+        local r = from_raw[i]
+        if r[1] ~= p[1] or r[2] ~= p[2] then return nil, ambiguous end
+        local k, v = p[1], p[2]
+        if fields[k] ~= nil and fields[k] ~= v then
+            return nil, "the field '" .. k .. "' appears twice with different values"
+        end
+        fields[k] = v
+    end
+    return fields
+end
+
 --- trustly_na.verify_notification(raw_body, authorization, access_id,
 -- access_key) -> event | nil, err. authorization: the Authorization header
 -- (or a headers table). It is "Basic base64(accessId:signature)" with
 -- signature = base64 HMAC-SHA1 (or "HmacSHA512:" + HMAC-SHA512) keyed with
 -- the access key over the URL-decoded body in the order received. Whether
 -- "+" counts as an encoded space is not documented: a body with "+" is
--- accepted if either reading verifies.
+-- accepted if either reading verifies, and read as the one that verified.
+-- The fields come from the text that verified; a body whose fields differ
+-- from that text's (an "&" or "=" sent encoded inside a key or value, which
+-- the signature cannot tell from a separator) or that repeats a key with
+-- another value is refused as a "signature" error: look the payment up
+-- (client:payments{paymentId = ...}) instead.
 function trustly_na.verify_notification(raw_body, authorization, access_id, access_key)
     if type(raw_body) ~= "string" then
         error("trustly_na.notification: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
@@ -505,12 +565,18 @@ function trustly_na.verify_notification(raw_body, authorization, access_id, acce
         if not md then return nil, sig_error("unknown signature algorithm") end
         sig = rest
     end
-    local ok = core.equal(core.hmac(md, access_key, percent_decode(raw_body), "base64"), sig)
+    local decode = percent_decode
+    local signed = percent_decode(raw_body)
+    local ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
     if not ok and raw_body:find("+", 1, true) then
-        ok = core.equal(core.hmac(md, access_key, percent_decode((raw_body:gsub("%+", " "))), "base64"), sig)
+        decode = function(s) return percent_decode((s:gsub("%+", " "))) end
+        signed = decode(raw_body)
+        ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
     end
     if not ok then return nil, sig_error("the signature does not match the body") end
-    return trustly_na.event(trustly_na.parse_form(raw_body))
+    local fields, why = signed_fields(raw_body, signed, decode)
+    if not fields then return nil, sig_error("refused: " .. why .. "; look the payment up instead") end
+    return trustly_na.event(fields)
 end
 
 --- client:notification(raw_body, authorization) -> event | nil, err

@@ -23,6 +23,20 @@ local http = require "luapay.http"
 
 local trustpay = {}
 
+-- TODO: replace with http.check_verify_option after merge.
+-- verify = false (no TLS verification) only for a loopback host, the
+-- sandbox: anywhere else, the production endpoints above all, it raises.
+-- The message names the host only (a URL may carry credentials).
+local function check_verify_option(verify, url, fn_name)
+    if verify ~= false then return end
+    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+    authority = authority:gsub("^.*@", "")
+    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
+    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
+    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
+        :format(fn_name, host), 3)
+end
+
 trustpay.DEFAULT_BASE_URL = "https://amapi.trustpay.eu"
 trustpay.DEFAULT_BANKING_URL = "https://api.trustpay.eu"
 
@@ -553,12 +567,23 @@ local URLS = {
         schema = browser_schema{ card = true, languages = CARD_LANGUAGES } },
 }
 
--- The background calls, answered with a result code.
+-- The background calls, answered with a result code. Each is a GET, and
+-- none is idempotent: TrustPay documents no key it would deduplicate them by
+-- (Reference is the merchant's own, PaymentRequestId names the original
+-- payment), so a resent refund refunds again, a resent capture or recurring
+-- charge takes money again. They are never resent once they may have
+-- arrived, whatever HTTP says of GET. `find_out` is how to learn the outcome
+-- of one that got no clear answer.
+local NOTIFIED = "wait for TrustPay's notification for this Reference (and PaymentRequestId) at your NotificationUrl"
 local CALLS = {
-    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(false) },
-    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(false) },
-    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(false) },
-    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(true) },
+    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+        find_out = NOTIFIED .. " (a DBIT notification), or look the refund up in TrustPay's merchant portal" },
+    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(false), idempotent = false,
+        find_out = NOTIFIED .. " (a DBIT notification), or look it up in the account's history (client:transactions)" },
+    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+        find_out = NOTIFIED .. " (ResultCode 3 for a capture), or look it up in TrustPay's merchant portal" },
+    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(true), idempotent = false,
+        find_out = NOTIFIED .. " (ResultCode 3 for a charge), or look it up in TrustPay's merchant portal" },
 }
 
 -- Normalizes what a merchant may reasonably pass: integer ids as strings,
@@ -651,6 +676,8 @@ function trustpay.new(opts)
             base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }, Banking)
         banking.password = b.password
     end
+    check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
+    if banking then check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
     local pipeline = http.new{
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, verify = opts.verify, ca_file = opts.ca_file, live = opts.live,
@@ -677,6 +704,23 @@ local secrets_of = errors.secrets_of
 local function status_error(self, res, what)
     local err = http.status_error(res, what)
     if err.raw then err.raw = errors.redact(err.raw, secrets_of(self)) end
+    return err
+end
+
+-- Was a sent call left without a clear answer (a 5xx, a connection lost
+-- after sending, an answer that cannot be read)? Then it may have been
+-- carried out.
+local function unanswered(res, err)
+    if res then return res.status >= 500 end
+    return err.sent ~= false and (err.type == "network" or err.type == "timeout")
+end
+
+-- Such a call that is not idempotent must not be sent again: it could
+-- happen twice. Not retryable; the message says how to find out.
+local function outcome_unknown(err, what, find_out)
+    err.retryable, err.sent = false, true
+    err.message = ("%s; the outcome of this %s is unknown (TrustPay may have carried it out): do not send it again, %s")
+        :format(err.message, what, find_out)
     return err
 end
 
@@ -746,14 +790,23 @@ for method, spec in pairs(CALLS) do
     Client[method] = function(self, params)
         local q, qerr = checked_query(self, method, spec, params)
         if not q then return nil, qerr end
-        -- TrustPay does not deduplicate these: never resent once sent.
-        local res, rerr = self.http:request{ method = "GET", url = self.base_url .. spec.path, query = q, decode = false }
-        if not res then return nil, rerr end
-        if res.status ~= 200 then return nil, status_error(self, res, "TrustPay " .. method) end
+        local res, rerr = self.http:request{ method = "GET", url = self.base_url .. spec.path, query = q,
+                                             decode = false, idempotent = spec.idempotent }
+        if not res then
+            if not spec.idempotent and unanswered(nil, rerr) then outcome_unknown(rerr, method, spec.find_out) end
+            return nil, rerr
+        end
+        if res.status ~= 200 then
+            local err = status_error(self, res, "TrustPay " .. method)
+            if not spec.idempotent and unanswered(res) then outcome_unknown(err, method, spec.find_out) end
+            return nil, err
+        end
         local result = parse_result(res.body)
         if not result then
-            return nil, errors.new("provider", "TrustPay " .. method .. ": the answer has no ResultCode",
-                { raw = errors.redact(res.body:sub(1, 300), secrets_of(self)) })
+            local err = errors.new("provider", "TrustPay " .. method .. ": the answer has no ResultCode",
+                { http_status = res.status, raw = errors.redact(res.body:sub(1, 300), secrets_of(self)) })
+            if not spec.idempotent then outcome_unknown(err, method, spec.find_out) end
+            return nil, err
         end
         result.raw = res.body
         if result.result_code >= 1000 then
@@ -857,6 +910,7 @@ function Client:access_token(force)
         method = "POST", url = self.banking.base_url .. "/api/oauth2/token",
         form = { grant_type = "client_credentials" },
         basic = { self.banking.username, self.banking.password },
+        idempotent = true, -- a second token moves no money, and the newest one is kept
     }
     if not res then return nil, err end
     if res.status ~= 200 then return nil, status_error(self, res, "TrustPay OAuth token request") end
@@ -871,27 +925,56 @@ function Client:access_token(force)
     return self.token
 end
 
+-- API Banking methods: whether a resend is safe, and for those that move
+-- money how to learn the outcome of one left without a clear answer. Reads
+-- are idempotent. An order and a refund order are not: TrustPay documents no
+-- key it deduplicates them by (MessageId is the pain.001 message ID, and
+-- nothing says TrustPay refuses one it has seen), so a resent order could be
+-- paid twice. A method not listed here counts as not idempotent.
+local ORDER_FIND_OUT = "look for the order in the account's history (client:transactions, e.g. by ClientReference)"
+    .. " or in TrustPay Internet Banking; with its OrderId, client:order(OrderId) gives its state"
+local BANKING_CALLS = {
+    GetAccountList = { idempotent = true }, GetAccountDetails = { idempotent = true },
+    GetTransactionHistory = { idempotent = true }, GetTransactionDetails = { idempotent = true },
+    GetStatement = { idempotent = true }, GetOrderDetails = { idempotent = true },
+    CreateOrder = { idempotent = false, find_out = ORDER_FIND_OUT },
+    CreateOrders = { idempotent = false, find_out = ORDER_FIND_OUT },
+    RefundPayment = { idempotent = false, find_out = "look for the refund order in the account's history"
+        .. " (client:transactions) or in TrustPay Internet Banking; with its OrderId, client:order(OrderId) gives its state" },
+}
+local UNLISTED = { idempotent = false, find_out = "look the result up in TrustPay Internet Banking" }
+
 -- One API Banking call: POST JSON with the bearer token; a 401 fetches a
 -- new token and tries once more (a 401 is refused before anything is done).
 function Client:banking_call(method, body)
     if not self.banking then return no_banking() end
     local what = "TrustPay API Banking " .. method
+    local call = BANKING_CALLS[method] or UNLISTED
     local res, err
     for attempt = 1, 2 do
         local token, terr = self:access_token(attempt == 2)
         if not token then return nil, terr end
         res, err = self.http:request{
             method = "POST", url = self.banking.base_url .. "/ApiBanking/" .. method,
-            json = body or {}, bearer = token,
+            json = body or {}, bearer = token, idempotent = call.idempotent,
         }
-        if not res then return nil, err end
+        if not res then
+            if not call.idempotent and unanswered(nil, err) then outcome_unknown(err, method, call.find_out) end
+            return nil, err
+        end
         if res.status ~= 401 then break end
         self.token = nil
     end
-    if res.status ~= 200 then return nil, status_error(self, res, what) end
+    if res.status ~= 200 then
+        err = status_error(self, res, what)
+        if not call.idempotent and unanswered(res) then outcome_unknown(err, method, call.find_out) end
+        return nil, err
+    end
     local t = res.json or cjson.decode(res.body or "")
     if type(t) ~= "table" then
-        return nil, errors.new("provider", what .. ": the answer is not JSON", { http_status = res.status })
+        err = errors.new("provider", what .. ": the answer is not JSON", { http_status = res.status })
+        if not call.idempotent then outcome_unknown(err, method, call.find_out) end
+        return nil, err
     end
     return t
 end

@@ -9,16 +9,23 @@ local function slurp(path)
     return s
 end
 
+-- The background sandboxes' state files are named after a temporary file
+-- of this process, so that test runs side by side (other checkouts, CI)
+-- never stop each other's sandbox.
+local state_prefix = os.tmpname()
+os.remove(state_prefix)
+
 --- cli.run(args, input, env, state) -> stdout, stderr, exit code.
 -- input goes to standard input; env is extra "NAME=value ..." text; state
--- names the file of the background sandbox (specs keep their own).
+-- names the background sandbox (each spec file keeps its own).
 function cli.run(args, input, env, state)
+    state = ("%s-%s.json"):format(state_prefix, state or "cli")
     local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
     local f = io.open(inp, "wb")
     f:write(input or "")
     f:close()
     local ok, _, code = os.execute(("env -u LD_PRELOAD LUAPAY_SANDBOX_STATE=%s %s bin/luapay %s < %s > %s 2> %s")
-        :format(state or "/tmp/luapay-cli-spec.json", env or "", args, inp, out, err))
+        :format(state, env or "", args, inp, out, err))
     if type(ok) == "number" then code = ok / 256 end -- LuaJIT: the raw wait status
     os.remove(inp)
     return slurp(out), slurp(err), code

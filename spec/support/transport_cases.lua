@@ -35,11 +35,12 @@ function cases.big_body(env)
         expected_sha256 = res.headers["x-body-sha256"] }
 end
 
+-- Only requests declared idempotent may share a kept-alive connection.
 function cases.keepalive(env)
     local c = client()
     local connections, last_requests = {}, nil
     for _ = 1, 100 do
-        local res, err = c:request{ url = env.url .. "/t/conn" }
+        local res, err = c:request{ url = env.url .. "/t/conn", idempotent = true }
         if not res then return observe_error(err) end
         local conn, n = res.body:match("^(%d+) (%d+)$")
         connections[conn] = true
@@ -85,11 +86,126 @@ end
 
 function cases.post_not_retried(env)
     local c = client{ retries = 2 }
-    c:request{ url = env.url .. "/t/conn" } -- leaves a kept-alive connection to reuse
+    c:request{ url = env.url .. "/t/conn", idempotent = true } -- leaves a kept-alive connection to reuse
     local _, err = c:request{ method = "POST", url = env.url .. "/t/drop?key=" .. env.key, body = "pay 10 EUR" }
     local count = c:request{ url = env.url .. "/t/count?key=" .. env.key }
     local out = observe_error(err)
     out.server_saw = tonumber(count.body)
+    return out
+end
+
+-- TrustPay's refunds are GETs: the method says nothing of idempotency.
+function cases.get_not_retried(env)
+    local c = client{ retries = 2 }
+    local out = { errors = {}, server_saw = {} }
+    for i = 1, 2 do
+        c:request{ url = env.url .. "/t/conn", idempotent = true } -- leaves a kept-alive connection to reuse
+        local _, err = c:request{ method = "GET", url = env.url .. "/t/drop?key=" .. env.key .. i }
+        local count = c:request{ url = env.url .. "/t/count?key=" .. env.key .. i }
+        out.errors[i] = observe_error(err)
+        out.server_saw[i] = tonumber(count.body)
+    end
+    return out
+end
+
+-- A connection that carried a request not declared idempotent is not
+-- given to the next request (libcurl: a fresh connection for each; cosockets:
+-- a fresh one, closed after).
+function cases.fresh_connections(env)
+    local c = client()
+    local seen = {}
+    for i = 1, 3 do
+        local res, err = c:request{ url = env.url .. "/t/conn" }
+        if not res then return observe_error(err) end
+        seen[i] = res.body:match("^(%d+)")
+    end
+    return { connections = seen }
+end
+
+-- Misuse reaching a transport directly (no pipeline in front) raises before
+-- anything is sent, naming the field.
+function cases.transport_misuse(env)
+    local transport = http.default_transport{}
+    local out = { fields = {} }
+    local url = env.url .. "/t/drop?key=" .. env.key
+    for i, req in ipairs({
+        { url = url .. "\r\nX-Injected: 1" },
+        { url = url .. " HTTP/1.1\r\nHost: evil" },
+        { url = url .. "\0" },
+        { url = url, method = "GET /x HTTP/1.1\r\n" },
+        { url = url, method = "get" },
+        { url = url, headers = { ["X-A"] = "v\r\nX-Injected: 1" } },
+        { url = url, headers = { ["X-A"] = "v\0w" } },
+        { url = url, headers = { ["X-A\nB"] = "v" } },
+    }) do
+        local ok, err = pcall(transport.request, transport, req)
+        out.fields[i] = ok and "not raised" or tostring(err):match("bad argument #%d '(%a+)'") or tostring(err)
+    end
+    transport:close()
+    local count = http.new{}:request{ url = env.url .. "/t/count?key=" .. env.key }
+    out.server_saw = tonumber(count.body)
+    return out
+end
+
+-- A server that echoes the request (body and X-Request-Id) with a 502:
+-- the error keeps nothing of the credentials, in any form.
+function cases.echo_credentials(env)
+    local core = require "luapay.core"
+    local user, password, token = "merchant-7", "p4ss:w0rd-9c1e", "tok-3b9f1c7d"
+    local c = client{ retries = 0 }
+    local out = { leaks = {} }
+    for _, auth in ipairs({ { basic = { user, password } }, { bearer = token }, { headers = { authorization = "ApiKey " .. token } } }) do
+        local req = { method = "POST", url = env.url .. "/t/echo?status=502", body = "refund", basic = auth.basic,
+            bearer = auth.bearer, headers = auth.headers }
+        local res, err = c:request(req)
+        if not res then return observe_error(err) end
+        local e = http.status_error(res, "the echo server")
+        out.echoed = out.echoed or res.body:find(core.base64_encode(user .. ":" .. password), 1, true) ~= nil
+        for _, text in ipairs({ e.message, e.raw, e.request_id or "", tostring(e) }) do
+            for _, secret in ipairs({ user .. ":" .. password, core.base64_encode(user .. ":" .. password), password, token }) do
+                if text:find(secret, 1, true) then out.leaks[#out.leaks + 1] = secret end
+            end
+        end
+        out.redacted = (out.redacted or 0) + (e.raw:find("[REDACTED]", 1, true) and 1 or 0)
+    end
+    return out
+end
+
+-- Caps set on the client: a body of exactly the cap passes, one byte more
+-- is an error of type http; so is a head over its cap. Bad caps raise.
+function cases.client_caps(env)
+    local c = client{ max_body_bytes = 1000, max_head_bytes = 4096, retries = 0 }
+    local out = { got = {}, bad = {} }
+    for _, n in ipairs({ 1000, 1001 }) do
+        local res, err = c:request{ url = env.url .. "/t/big?bytes=" .. n, idempotent = true }
+        out.got[#out.got + 1] = res and #res.body or { type = err.type, message = err.message, sent = err.sent, http_status = err.http_status }
+    end
+    local small = client{ max_head_bytes = 100, retries = 0 }
+    local _, err = small:request{ url = env.url .. "/t/status/200", idempotent = true }
+    out.got[#out.got + 1] = { type = err.type, message = err.message }
+    for _, opts in ipairs({ { max_body_bytes = 0 }, { max_head_bytes = 1.5 }, { max_body_bytes = "1m" } }) do
+        local ok, e = pcall(http.default_transport, opts)
+        out.bad[#out.bad + 1] = ok and "accepted" or tostring(e):match("max_%a+_bytes")
+    end
+    return out
+end
+
+-- verify = false is for loopback hosts only: to any other host the request
+-- is refused before anything is sent, whichever transport. 192.0.2.1 is
+-- TEST-NET-1: nothing answers there.
+function cases.verify_off_elsewhere(env)
+    local out = { refused = {} }
+    for i, url in ipairs({ "https://192.0.2.1/", "https://localhost.example/", "http://192.0.2.1:" .. env.url:match(":(%d+)$") .. "/" }) do
+        local transport = http.default_transport{ verify = false, connect_timeout_ms = 300, timeout_ms = 300 }
+        local res, err = transport:request{ method = "GET", url = url }
+        out.refused[i] = res and { status = res.status } or { type = err.type, message = err.message, sent = err.sent }
+        transport:close()
+    end
+    -- and to loopback, with a certificate no one trusts, it works
+    local transport = http.default_transport{ verify = false }
+    local res, err = transport:request{ method = "GET", url = env.tls_url .. "/t/status/200" }
+    out.loopback = res and res.status or err.message
+    transport:close()
     return out
 end
 

@@ -47,9 +47,12 @@ H["slow"] = function()
     ngx.print("slow")
 end
 
+-- The request as the server saw it; ?status= sets the status, and the
+-- Authorization header is echoed in X-Request-Id too (a careless server).
 H["echo"] = function()
     ngx.req.read_body()
-    json(200, {
+    ngx.header["X-Request-Id"] = ngx.var.http_authorization
+    json(tonumber(arg("status")) or 200, {
         method = ngx.req.get_method(),
         args = ngx.var.args or "",
         headers = ngx.req.get_headers(),
@@ -86,6 +89,147 @@ end
 H["count"] = function()
     ngx.header["Content-Type"] = "text/plain"
     ngx.print(dict:get("count:" .. arg("key")) or 0)
+end
+
+---------------------------------------------------------------------------
+-- Faults for spec/19-fault_matrix_spec.lua. Each counts the request's
+-- arrival under its X-Fault-Id header, then misbehaves; /t/arrivals tells
+-- how often a request arrived.
+---------------------------------------------------------------------------
+
+local function count_arrival()
+    local id = ngx.req.get_headers()["x-fault-id"]
+    if id then dict:incr("arrivals:" .. id, 1, 0) end
+end
+
+H["arrivals"] = function()
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print(dict:get("arrivals:" .. arg("id")) or 0)
+end
+
+-- The downstream connection as a raw socket, the request body read.
+local function raw_socket()
+    local sock = assert(ngx.req.socket(true))
+    local length = tonumber(ngx.var.http_content_length or 0)
+    if length > 0 then assert(sock:receive(length)) end
+    return sock
+end
+
+-- SO_LINGER {on, 0}: closing the connection then sends RST, not FIN. The
+-- Lua module has no such option, so find this connection's descriptor by
+-- its two ports.
+local function linger_zero()
+    local ffi = require "ffi"
+    pcall(ffi.cdef, [[
+        struct luapay_linger { int l_onoff; int l_linger; };
+        int setsockopt(int fd, int level, int name, const void *value, unsigned int len);
+        int getsockname(int fd, void *addr, unsigned int *len);
+        int getpeername(int fd, void *addr, unsigned int *len);
+    ]])
+    local addr, len = ffi.new("uint8_t[128]"), ffi.new("unsigned int[1]")
+    local function port(f, fd) -- sockaddr_in: family (2 bytes), port (network order)
+        len[0] = 128
+        if f(fd, addr, len) ~= 0 or addr[0] ~= 2 then return nil end
+        return addr[2] * 256 + addr[3]
+    end
+    local remote, here = tonumber(ngx.var.remote_port), tonumber(ngx.var.server_port)
+    for fd = 3, 1023 do
+        if port(ffi.C.getpeername, fd) == remote and port(ffi.C.getsockname, fd) == here then
+            local l = ffi.new("struct luapay_linger", 1, 0)
+            return ffi.C.setsockopt(fd, 1 --[[SOL_SOCKET]], 13 --[[SO_LINGER]], l, ffi.sizeof(l)) == 0
+        end
+    end
+end
+
+local BLOCK = ("0123456789abcdef"):rep(4096) -- 64 KiB
+
+-- Streams up to `limit` bytes in 64 KiB blocks, each flushed (so nothing
+-- piles up here), until done or the client has gone.
+local function stream(limit)
+    local sent = 0
+    while sent < limit do
+        ngx.print(BLOCK)
+        if not ngx.flush(true) then return end
+        sent = sent + #BLOCK
+    end
+end
+
+local FAULTS = {
+    -- reads the request, then closes without a word
+    drop = function()
+        ngx.req.read_body()
+        ngx.exit(444)
+    end,
+    -- reads the request, then resets the connection
+    reset = function()
+        ngx.req.read_body()
+        assert(linger_zero(), "no descriptor for this connection")
+        ngx.exit(444)
+    end,
+    -- never answers (the client's deadline is far shorter)
+    hang = function()
+        ngx.sleep(5)
+        ngx.exit(444)
+    end,
+    -- a complete, valid answer, one byte every 100 ms (about 10 s)
+    trickle = function()
+        local sock = raw_socket()
+        local text = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 32\r\n\r\n" .. ("t"):rep(32)
+        for i = 1, #text do
+            if not sock:send(text:sub(i, i)) then return ngx.exit(444) end
+            ngx.sleep(0.1)
+        end
+    end,
+    -- 4 MiB of header lines before the blank line
+    huge_head = function()
+        local sock = raw_socket()
+        if not sock:send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n") then return ngx.exit(444) end
+        local line = "X-Filler: " .. ("h"):rep(1000) .. "\r\n"
+        local batch = line:rep(64)
+        for _ = 1, 64 do
+            if not sock:send(batch) then return ngx.exit(444) end
+        end
+        sock:send("Content-Length: 2\r\n\r\nok")
+    end,
+    -- a Content-Length of 32 MiB, and the bytes
+    huge_body = function()
+        ngx.header["Content-Type"] = "application/octet-stream"
+        ngx.header["Content-Length"] = 32 * 1024 * 1024
+        stream(32 * 1024 * 1024)
+    end,
+    -- chunked, with no end in sight (stops after 256 MiB or when the client goes)
+    endless_body = function()
+        ngx.header["Content-Type"] = "application/octet-stream"
+        stream(256 * 1024 * 1024)
+    end,
+    busy = function()
+        ngx.status = 503
+        ngx.header["Content-Type"] = "text/plain"
+        ngx.print("busy")
+    end,
+    busy_retry_after = function()
+        ngx.status = 503
+        ngx.header["Retry-After"] = "1"
+        ngx.header["Content-Type"] = "text/plain"
+        ngx.print("busy, come back in a second")
+    end,
+    bad_json = function()
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print('{"status": "ok", oops')
+    end,
+}
+
+H["fault"] = function(rest)
+    local fault = assert(FAULTS[rest], "no such fault")
+    count_arrival()
+    return fault()
+end
+
+-- Runs a fault scenario of spec/support/transport_faults.lua through the
+-- cosocket transport and answers with what it observed.
+H["matrix"] = function(_, config)
+    local env = { url = "http://127.0.0.1:" .. config.ports.http, key = arg("key") }
+    json(200, require("support.transport_faults").run(env, arg("fault"), arg("variant")))
 end
 
 H["result"] = function()

@@ -4,11 +4,17 @@
 --
 --   POST /shop/notify/<secret>   client:notification(raw) -> answer signed OK;
 --                                anything that fails verification -> 403, nothing signed
---   GET  /shop/orders/<orderid>  {state, accountid, events = [...], duplicates}
+--   POST /shop/refund/<orderid>?amount=<minor units>&currency=EUR
+--                                the shop's back office refunds (client:refund from
+--                                inside nginx): {result} or {error = {type, code, message}}
+--   GET  /shop/orders/<orderid>  {state, accountid, events = [...], duplicates, refunds}
 --   GET  /shop/rejected          how many notifications were refused
 --
 -- config.shop: username, password, private_key (merchant PEM),
--- trustly_public_key (the fake's public PEM).
+-- trustly_public_key (the fake's public PEM). The shop calls the fake in
+-- the same nginx (/trustly/api/1 on the host it was called on).
+-- The client keeps what it knows about refunds in the shared dict, as a
+-- shop inside nginx would (every worker sees it).
 local cjson = require "cjson.safe"
 local trustly = require "luapay.trustly"
 
@@ -23,6 +29,8 @@ local function get_client(config)
         client = trustly.new{
             username = c.username, password = c.password, private_key = c.private_key,
             trustly_public_key = c.trustly_public_key, environment = "test",
+            base_url = ngx.var.scheme .. "://" .. ngx.var.http_host .. "/trustly/api/1",
+            store = ngx.shared.luapay_sandbox,
         }
     end
     return client
@@ -62,6 +70,9 @@ local function apply(note)
         if (RANK[note.status] or 0) > (RANK[order.state] or 0) then order.state = note.status end
     elseif note.kind == "payout" then
         order.payouts = (order.payouts or 0) + 1
+    elseif note.kind == "refund" then
+        order.refunds = order.refunds or {}
+        order.refunds[#order.refunds + 1] = { status = note.status, amount = note.amount, currency = note.currency }
     end
     store("order:" .. note.orderid, order)
     store("seen:" .. note.notificationid, "OK")
@@ -84,6 +95,14 @@ function M.handle(path, config)
         local status = apply(note)
         ngx.header["Content-Type"] = "application/json"
         ngx.print(c:notification_response(note, status))
+        return
+    end
+    local refund_of = path:match("^refund/(%d+)$")
+    if refund_of then
+        local args = ngx.req.get_uri_args()
+        local r, err = c:refund{ OrderID = refund_of, Amount = tonumber(args.amount), Currency = args.currency }
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print(cjson.encode(r and { result = r } or { error = { type = err.type, code = err.code, message = err.message } }))
         return
     end
     local orderid = path:match("^orders/(%d+)$")

@@ -3,7 +3,10 @@ local begateway = require "luapay.begateway"
 local cli = require "luapay.cli"
 local export = require "luapay.cli.export"
 
-local adapter = { name = "begateway", repl_name = "begateway_client" }
+local adapter = {
+    name = "begateway", repl_name = "begateway_client", secrets = { "secret", "shop_key" },
+    options = { verify = { signature = "value", authorization = "value" } },
+}
 
 local FIELDS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key" }
 local CSV_FIELDS = { "uid", "tracking_id", "type", "status", "amount", "currency", "created_at", "paid_at" }
@@ -17,24 +20,22 @@ local function settings(ctx)
     return cli.settings(ctx, adapter, FIELDS, { "psp_id", "secret", "dwh_url" })
 end
 
--- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
 --- A client for the given settings (the sandbox's or the configured ones).
+-- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
 function adapter.client(s)
-    local key = s.public_key
-    if key and not key:find("-----BEGIN", 1, true) and key:find("/", 1, true) then key = cli.read_input(key) end
-    return begateway.new{ psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id,
-        shop_key = s.shop_key, public_key = key }
+    return cli.new_client(begateway.new, {
+        psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id, shop_key = s.shop_key,
+        public_key = cli.key(s.public_key, "begateway public_key"),
+    })
 end
 
 function adapter.export(ctx, _, opts)
     local c = adapter.client(settings(ctx))
     local it = c:export{
         date_from = export.datetime(opts.from, "from"), date_to = export.datetime(opts.to, "to", true),
-        limit = 1000, response_parameters = { "main" },
+        limit = 1000, response_parameters = { "main" }, resume = export.resume(opts.resume),
     }
-    local result, err = export.stream(it, opts.csv, CSV_FIELDS)
-    if err then return nil, err end
-    return result or false
+    return export.stream(it, opts, CSV_FIELDS)
 end
 
 -- A saved webhook body; --signature (Content-Signature) or --authorization.

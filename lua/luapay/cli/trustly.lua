@@ -4,15 +4,13 @@ local core = require "luapay.core"
 local errors = require "luapay.errors"
 local trustly = require "luapay.trustly"
 
-local adapter = { name = "trustly", repl_name = "trustly_client" }
+local adapter = { name = "trustly", repl_name = "trustly_client", secrets = { "password", "private_key" } }
 
 local FIELDS = { "username", "password", "private_key", "environment", "base_url", "trustly_public_key" }
 
--- A key setting is the PEM itself or the path of a file holding it.
-local function pem(value)
-    if value and not value:find("-----BEGIN", 1, true) then return cli.read_input(value) end
-    return value
-end
+-- Key settings: the PEM itself or the path of a file holding it.
+local function private_key(s) return cli.key(s.private_key, "trustly private_key", true) end
+local function public_key(s) return cli.key(s.trustly_public_key, "trustly trustly_public_key") end
 
 function adapter.sandbox_settings(base_url)
     local d = require("luapay.sandbox.trustly").describe(base_url)
@@ -26,8 +24,26 @@ end
 
 --- A client for the given settings (the sandbox's or the configured ones).
 function adapter.client(s)
-    return trustly.new{ username = s.username, password = s.password, private_key = pem(s.private_key),
-        environment = s.environment, base_url = s.base_url, trustly_public_key = pem(s.trustly_public_key) }
+    return cli.new_client(trustly.new, { username = s.username, password = s.password, private_key = private_key(s),
+        environment = s.environment, base_url = s.base_url, trustly_public_key = public_key(s) })
+end
+
+-- A copy of value in which whatever errors.mask hides (masked is its
+-- result) is "[REDACTED]": the credentials in Data, whatever the key's case
+-- or the value's type.
+local function redacted(value, masked)
+    local out = {}
+    for k, v in pairs(value) do
+        local m = type(masked) == "table" and masked[k]
+        if type(v) == "table" and type(m) == "table" then
+            out[k] = redacted(v, m)
+        elseif m == v then
+            out[k] = v
+        else
+            out[k] = "[REDACTED]"
+        end
+    end
+    return setmetatable(out, getmetatable(value))
 end
 
 -- Input: {"method": "Deposit", "data": {...} [, "uuid": "..."]} -> the signed
@@ -37,12 +53,14 @@ function adapter.sign(ctx, pos, opts)
     if type(input) ~= "table" or type(input.method) ~= "string" or type(input.data) ~= "table" then
         cli.usage_error('a Trustly request to sign is {"method": "Deposit", "data": {...}}')
     end
-    local key, err = core.pkey(pem(settings(ctx).private_key))
+    local s = settings(ctx)
+    local key, err = core.pkey(private_key(s) or "")
     if not key then cli.config_error("the Trustly private key cannot be read: " .. err) end
     local uuid = input.uuid or core.uuid4()
     local out = { request = core.json_decode(trustly.request(input.method, uuid, input.data, key)) }
-    if opts.explain then -- the credentials are in Data: keep the password out of the output
-        out.plaintext = errors.redact(trustly.plaintext(input.method, uuid, input.data), { input.data.Password })
+    if opts.explain then -- the credentials are in Data: keep them out of the output
+        local data = redacted(input.data, errors.mask(input.data))
+        out.plaintext = errors.redact(trustly.plaintext(input.method, uuid, data), { s.password })
     end
     return out
 end

@@ -3,7 +3,10 @@ local cli = require "luapay.cli"
 local export = require "luapay.cli.export"
 local trustly_na = require "luapay.trustly_na"
 
-local adapter = { name = "trustly_na", repl_name = "trustly_na_client" }
+local adapter = {
+    name = "trustly_na", repl_name = "trustly_na_client", secrets = { "access_key" },
+    options = { verify = { authorization = "value" } },
+}
 
 local FIELDS = { "access_id", "access_key", "environment", "base_url" }
 local CSV_FIELDS = { "paymentId", "merchantReference", "paymentType", "amount", "paid", "currency", "createdAt",
@@ -20,17 +23,17 @@ end
 
 --- A client for the given settings (the sandbox's or the configured ones).
 function adapter.client(s)
-    return trustly_na.new{ access_id = s.access_id, access_key = s.access_key, environment = s.environment,
-        base_url = s.base_url }
+    return cli.new_client(trustly_na.new, {
+        access_id = s.access_id, access_key = s.access_key, environment = s.environment, base_url = s.base_url,
+    })
 end
 
 function adapter.export(ctx, _, opts)
     local from = export.unix_ms(export.datetime(opts.from, "from"))
     local to = export.unix_ms(export.datetime(opts.to, "to", true)) + 999
-    local it = adapter.client(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to } }
-    local result, err = export.stream(it, opts.csv, CSV_FIELDS)
-    if err then return nil, err end
-    return result or false
+    local it = adapter.client(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to },
+        resume = export.resume(opts.resume) }
+    return export.stream(it, opts, CSV_FIELDS)
 end
 
 -- A saved notification body, with --authorization (the Authorization header).

@@ -2,7 +2,7 @@
 local cli = require "luapay.cli"
 local trustpay = require "luapay.trustpay"
 
-local adapter = { name = "trustpay", repl_name = "trustpay_client" }
+local adapter = { name = "trustpay", repl_name = "trustpay_client", secrets = { "secret", "banking_password" } }
 
 local FIELDS = { "account_id", "secret", "base_url", "banking_username", "banking_password", "banking_base_url" }
 
@@ -22,7 +22,9 @@ function adapter.client(s)
     if s.banking_username then
         banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
     end
-    return trustpay.new{ account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking }
+    return cli.new_client(trustpay.new, {
+        account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking,
+    })
 end
 
 local function client(ctx)
@@ -57,7 +59,8 @@ end
 local function url_builder(method)
     return function(ctx, pos)
         local params = cli.json_input(cli.read_input(pos[2]), "the payment parameters")
-        local url, err = client(ctx)[method](client(ctx), params)
+        local c = client(ctx)
+        local url, err = c[method](c, params)
         if not url then return nil, err end
         return { url = url }
     end

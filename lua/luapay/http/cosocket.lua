@@ -1,24 +1,69 @@
 --- luapay.http.cosocket: the transport used inside nginx. HTTP/1.1 over
 -- ngx.socket.tcp, so a request yields to nginx's event loop instead of
 -- blocking the worker. Same contract as the core's libcurl client:
---   request{method, url, headers, body, timeout_ms, connect_timeout_ms}
---     -> {status, headers, body} | nil, {type, message, sent}
--- Connections are kept alive in a pool per host, port, TLS, server name and
--- verification (setkeepalive). TLS verification is on unless verify = false;
--- nginx verifies against `lua_ssl_trusted_certificate`.
+--   request{method, url, headers, body, timeout_ms, connect_timeout_ms,
+--           idempotent, max_head_bytes, max_body_bytes}
+--     -> {status, headers, body} | nil, {type, message, sent [, http_status]}
+--
+-- Deadline: timeout_ms bounds connect, TLS handshake, send and every read
+-- together. Each socket operation gets only what is left of it, and reads
+-- take whatever has arrived (receiveany), so a server that trickles its
+-- answer a byte at a time cannot stretch it (nginx restarts a read timer
+-- whenever some bytes arrive). connect_timeout_ms bounds connect and
+-- handshake. One limit remains: a single send restarts its timer whenever
+-- the peer takes some bytes; a request that fits the socket's send buffer
+-- (payment API requests do) is written at once.
+--
+-- Caps: a head (interim 1xx heads included) beyond max_head_bytes (64 KiB)
+-- or a body beyond max_body_bytes (16 MiB; a Content-Length above it is
+-- refused before reading) ends the exchange with an error of type "http",
+-- sent = true; the connection is closed, nothing beyond the cap is read.
+--
+-- Resending: this transport never resends. A request that is not declared
+-- idempotent also never goes out on a kept-alive connection: a pooled
+-- connection may be closed by the server's idle timeout just as the request
+-- goes out, which would turn a request the server never read into an
+-- "outcome unknown" failure. It takes a fresh connection (its own pool name,
+-- never filled) and closes it afterwards; idempotent requests share the pool.
+--
+-- TLS: verification is on unless verify = false, which is refused (a config
+-- error, nothing sent) for any host but a loopback one (127.0.0.0/8, ::1,
+-- localhost). nginx verifies against `lua_ssl_trusted_certificate`, and its
+-- `lua_ssl_protocols` sets the TLS versions: set it to `TLSv1.2 TLSv1.3`
+-- (the Lua module's default still allows TLSv1 and TLSv1.1).
+--
+-- Misuse (CR, LF or NUL in the method, URL or a header; a method that is
+-- not upper case) raises before anything is sent: core.check_request, the
+-- libcurl client's own check.
+local core = require "luapay.core"
+
 local cosocket = {}
 
 local Transport = {}
 Transport.__index = Transport
 
 local DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS = 30000, 10000
+local DEFAULT_MAX_HEAD, DEFAULT_MAX_BODY = 64 * 1024, 16 * 1024 * 1024
 local KEEPALIVE_IDLE_MS, KEEPALIVE_POOL_SIZE = 60000, 32
+local READ_SIZE = 65536 -- most a read asks for; nginx gives at most lua_socket_buffer_size
+local LINE_MAX = 4096   -- a chunk-size line
+
+local floor, min, max, concat = math.floor, math.min, math.max, table.concat
+local check_request, is_loopback_host = core.check_request, core.is_loopback_host
 
 -- Phases in which the Lua module provides cosockets.
 local COSOCKET_PHASES = {
     rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
 }
+
+local function check_cap(v, name, def)
+    if v == nil then return def end
+    if type(v) ~= "number" or v < 1 or v > 2 ^ 32 or v ~= floor(v) then
+        error(("luapay.http.cosocket: %s must be a whole number of bytes from 1 to 4294967296"):format(name), 3)
+    end
+    return v
+end
 
 function cosocket.new(opts)
     opts = opts or {}
@@ -29,6 +74,8 @@ function cosocket.new(opts)
         user_agent = opts.user_agent,
         pool_size = opts.pool_size or KEEPALIVE_POOL_SIZE,
         keepalive_ms = opts.keepalive_ms or KEEPALIVE_IDLE_MS,
+        max_head_bytes = check_cap(opts.max_head_bytes, "max_head_bytes", DEFAULT_MAX_HEAD),
+        max_body_bytes = check_cap(opts.max_body_bytes, "max_body_bytes", DEFAULT_MAX_BODY),
     }, Transport)
 end
 
@@ -79,49 +126,157 @@ local function single(v)
     return v
 end
 
--- Reads the body as the response frames it; returns body, reusable.
-local function read_body(sock, headers, status, method, deadline)
-    if method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then
-        return "", true
+---------------------------------------------------------------------------
+-- Reading within the deadline. The bytes read past what a step needs stay
+-- in a string `buf` from position `pos`; a step returns the new buf, pos.
+---------------------------------------------------------------------------
+
+-- Read errors for an exceeded cap (trailers of a chunked body count as head).
+local HEAD_TOO_LARGE, BODY_TOO_LARGE = {}, {}
+
+local function ms_left(deadline)
+    ngx.update_time()
+    return floor((deadline - ngx.now()) * 1000)
+end
+
+-- Whatever has arrived, at most `size` bytes, waiting no longer than the
+-- deadline allows.
+local function receive_some(sock, deadline, size)
+    local ms = ms_left(deadline)
+    if ms < 1 then return nil, "timeout" end
+    sock:settimeout(ms)
+    return sock:receiveany(size)
+end
+
+-- Reads up to the blank line ending a head of at most `cap` bytes. Returns
+-- head, buf, pos (the bytes after it) or nil, err.
+local function read_head(sock, deadline, cap, buf, pos)
+    local parts, n, seen = {}, 0, 0
+    local data, tail = buf:sub(pos), ""
+    while true do
+        if data ~= "" then
+            local joined = tail .. data -- the blank line may straddle two reads
+            local e = joined:find("\r\n\r\n", 1, true)
+            if e then
+                local last = e + 3 - #tail -- the head's last byte within data
+                if seen + last > cap then return nil, HEAD_TOO_LARGE end
+                n = n + 1
+                parts[n] = data:sub(1, last)
+                return concat(parts, "", 1, n), data, last + 1
+            end
+            seen = seen + #data
+            if seen > cap then return nil, HEAD_TOO_LARGE end
+            n = n + 1
+            parts[n] = data
+            tail = joined:sub(-3)
+        end
+        local err
+        data, err = receive_some(sock, deadline, READ_SIZE)
+        if not data then return nil, err end
     end
-    local function remaining()
-        ngx.update_time()
-        return math.max(1, math.floor((deadline - ngx.now()) * 1000))
+end
+
+-- Appends the next k bytes to parts; returns buf, pos, n or nil, err. Never
+-- reads past them, so nothing of a next response is consumed.
+local function take(sock, deadline, buf, pos, k, parts, n)
+    local avail = #buf - pos + 1
+    if avail >= k then
+        n = n + 1
+        parts[n] = buf:sub(pos, pos + k - 1)
+        return buf, pos + k, n
+    end
+    if avail > 0 then
+        n = n + 1
+        parts[n] = buf:sub(pos)
+        k = k - avail
+    end
+    while k > 0 do
+        local data, err = receive_some(sock, deadline, min(k, READ_SIZE))
+        if not data then return nil, err end
+        n = n + 1
+        parts[n] = data
+        k = k - #data
+    end
+    return "", 1, n
+end
+
+-- The next line (without CRLF), at most `limit` bytes: line, buf, pos.
+local function read_line(sock, deadline, buf, pos, limit)
+    while true do
+        local e = buf:find("\r\n", pos, true)
+        if e then return buf:sub(pos, e - 1), buf, e + 2 end
+        if #buf - pos + 1 > limit then return nil, "malformed chunked body (line too long)" end
+        local data, err = receive_some(sock, deadline, READ_SIZE)
+        if not data then return nil, err end
+        buf, pos = buf:sub(pos) .. data, 1
+    end
+end
+
+-- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
+local function read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
+    local parts, n, total = {}, 0, 0
+    local line, err
+    while true do
+        line, buf, pos = read_line(sock, deadline, buf, pos, LINE_MAX)
+        if not line then return nil, buf end
+        local size = tonumber(line:match("^%s*(%x+)%s*;?") or "", 16)
+        if not size then return nil, "malformed chunked body (bad chunk size line)" end
+        if size == 0 then break end
+        total = total + size
+        if total > cap then return nil, BODY_TOO_LARGE end
+        buf, pos, n = take(sock, deadline, buf, pos, size, parts, n)
+        if not buf then return nil, pos end
+        line, buf, pos = read_line(sock, deadline, buf, pos, 2)
+        if line ~= "" then return nil, line and "malformed chunked body (bad chunk end)" or buf end
+    end
+    repeat -- trailer lines until the blank line
+        line, buf, pos = read_line(sock, deadline, buf, pos, trailer_cap)
+        if not line then return nil, buf end
+        trailer_cap = trailer_cap - #line - 2
+        if trailer_cap < 0 then return nil, HEAD_TOO_LARGE end
+    until line == ""
+    return concat(parts, "", 1, n), buf, pos
+end
+
+-- A body that ends when the server closes: body or nil, err.
+local function read_to_close(sock, deadline, cap, buf, pos)
+    local parts, n, have = { buf:sub(pos) }, 1, #buf - pos + 1
+    if have > cap then return nil, BODY_TOO_LARGE end
+    while true do
+        local data, err = receive_some(sock, deadline, READ_SIZE)
+        if not data then
+            if err == "closed" then return concat(parts, "", 1, n) end
+            return nil, err
+        end
+        have = have + #data
+        if have > cap then return nil, BODY_TOO_LARGE end
+        n = n + 1
+        parts[n] = data
+    end
+end
+
+-- Reads the body as the response frames it: body, reusable or nil, err.
+local function read_body(sock, deadline, headers, status, method, cap, trailer_cap, buf, pos)
+    if method == "HEAD" or status == 204 or status == 304 then
+        return "", pos > #buf
     end
     local te = single(headers["transfer-encoding"])
     if te and te:lower():find("chunked", 1, true) then
+        local body, rest, rpos = read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
+        if not body then return nil, rest end
+        return body, rpos > #rest
+    end
+    local length = headers["content-length"]
+    if length ~= nil then
+        length = tonumber(single(length))
+        if not length or length < 0 or length ~= floor(length) then return nil, "malformed Content-Length" end
+        if length > cap then return nil, BODY_TOO_LARGE end
         local parts = {}
-        while true do
-            sock:settimeout(remaining())
-            local line, err = sock:receive("*l")
-            if not line then return nil, err end
-            local size = tonumber(line:match("^%s*(%x+)"), 16)
-            if not size then return nil, "bad chunk size line" end
-            if size == 0 then
-                repeat -- trailers until the blank line
-                    line, err = sock:receive("*l")
-                    if not line then return nil, err end
-                until line == ""
-                return table.concat(parts), true
-            end
-            sock:settimeout(remaining())
-            local chunk, cerr = sock:receive(size)
-            if not chunk then return nil, cerr end
-            parts[#parts + 1] = chunk
-            local crlf, lerr = sock:receive("*l")
-            if crlf ~= "" then return nil, lerr or "bad chunk terminator" end
-        end
+        local rest, rpos, n = take(sock, deadline, buf, pos, length, parts, 0)
+        if not rest then return nil, rpos end
+        return concat(parts, "", 1, n), rpos > #rest
     end
-    local length = tonumber(single(headers["content-length"]))
-    if length then
-        if length == 0 then return "", true end
-        sock:settimeout(remaining())
-        local body, err = sock:receive(length)
-        if not body then return nil, err end
-        return body, true
-    end
-    sock:settimeout(remaining()) -- no framing: the body ends when the server closes
-    local body, err = sock:receive("*a")
+    local body, err = read_to_close(sock, deadline, cap, buf, pos)
     if not body then return nil, err end
     return body, false
 end
@@ -133,16 +288,31 @@ local function timeout_or_network(err, what, timeout_ms, sent)
     return fail("network", ("%s failed: %s"):format(what == "read" and "receiving the response" or what, err), sent)
 end
 
--- One exchange on one connection. A pooled connection that the server closes
--- while idle is dropped from the pool by nginx itself; one that closes after
--- the request went out is an error, never a silent resend (the server may
--- have acted on it).
-local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
+local function too_large(what, cap, status)
+    local _, e = fail("http", ("the response %s is larger than max_%s_bytes (%d bytes)"):format(what, what, cap), true)
+    e.http_status = status
+    return nil, e
+end
+
+---------------------------------------------------------------------------
+-- One exchange
+---------------------------------------------------------------------------
+
+-- Connects (a fresh connection unless the request is idempotent) and does
+-- the TLS handshake on a new connection: sock or nil, err.
+local function connect(self, u, idempotent, connect_ms, deadline)
     local sock = ngx.socket.tcp()
-    sock:settimeouts(connect_ms, timeout_ms, timeout_ms)
-    local pool = ("%s:%d:%s:%s:%s"):format(u.host, u.port, u.tls and "tls" or "tcp", u.host,
-        self.verify and "verify" or "noverify")
-    local ok, err = sock:connect(u.host, u.port, { pool = pool, pool_size = self.pool_size })
+    ngx.update_time()
+    local connect_deadline = min(deadline, ngx.now() + connect_ms / 1000)
+    local ms = max(1, ms_left(connect_deadline))
+    sock:settimeouts(ms, ms, ms)
+    local pool = ("%s:%d:%s:%s"):format(u.host, u.port, u.tls and "tls" or "tcp", self.verify and "verify" or "noverify")
+    local ok, err
+    if idempotent then
+        ok, err = sock:connect(u.host, u.port, { pool = pool, pool_size = self.pool_size })
+    else
+        ok, err = sock:connect(u.host, u.port, { pool = pool .. ":fresh" }) -- never filled: always a new one
+    end
     if not ok then
         if err == "timeout" then return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false) end
         if err and err:find("no resolver defined", 1, true) then
@@ -151,11 +321,17 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         return fail("network", ("connection to %s:%d failed: %s"):format(u.host, u.port, tostring(err)), false)
     end
     if u.tls and (sock:getreusedtimes() or 0) == 0 then
+        ms = ms_left(connect_deadline)
+        if ms < 1 then
+            sock:close()
+            return fail("timeout", "connect timeout: no time left for the TLS handshake with " .. u.host, false)
+        end
+        sock:settimeouts(ms, ms, ms)
         -- lua-resty-core 0.1.25 raises an assertion, instead of returning the
         -- error, when a handshake that completed at once failed verification
         -- (nginx has closed the socket by then); that is all it can mean.
-        local ok, session, herr = pcall(sock.sslhandshake, sock, nil, u.host, self.verify)
-        if not ok then session, herr = nil, "certificate verification failed" end
+        local hok, session, herr = pcall(sock.sslhandshake, sock, nil, u.host, self.verify)
+        if not hok then session, herr = nil, "certificate verification failed" end
         if not session then
             sock:close()
             if herr == "timeout" then return fail("timeout", "connect timeout: TLS handshake with " .. u.host .. " timed out", false) end
@@ -167,48 +343,75 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
             return fail("tls", ("TLS handshake with %s failed: %s%s"):format(u.host, tostring(herr), hint), false)
         end
     end
+    return sock
+end
 
+local function request_bytes(self, u, req)
+    local method = req.method or "GET"
     local lines = {
-        req.method, " ", u.path, " HTTP/1.1\r\n",
+        method, " ", u.path, " HTTP/1.1\r\n",
         "Host: ", u.authority, "\r\n",
         "Connection: keep-alive\r\n",
     }
-    local has_ua = false
+    local n, has_ua = #lines, false
     for name, value in pairs(req.headers or {}) do
-        local values = type(value) == "table" and value or { value }
-        if name:lower() == "user-agent" then has_ua = true end
-        if name:lower() ~= "host" and name:lower() ~= "content-length" and name:lower() ~= "connection" then
-            for _, v in ipairs(values) do
-                if tostring(name):find("[:\r\n]") or tostring(v):find("[\r\n]") then
-                    sock:close()
-                    return fail("config", "header names and values must not contain CR or LF", false)
+        local lname = name:lower()
+        if lname == "user-agent" then has_ua = true end
+        if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
+            if type(value) == "table" then
+                for i = 1, #value do
+                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
+                    n = n + 4
                 end
-                lines[#lines + 1] = name .. ": " .. v .. "\r\n"
+            else
+                lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
+                n = n + 4
             end
         end
     end
-    if not has_ua and self.user_agent then lines[#lines + 1] = "User-Agent: " .. self.user_agent .. "\r\n" end
-    if req.body or req.method == "POST" or req.method == "PUT" or req.method == "PATCH" then
-        lines[#lines + 1] = "Content-Length: " .. #(req.body or "") .. "\r\n"
+    if not has_ua and self.user_agent then
+        lines[n + 1], lines[n + 2], lines[n + 3] = "User-Agent: ", self.user_agent, "\r\n"
+        n = n + 3
     end
-    lines[#lines + 1] = "\r\n"
-    lines[#lines + 1] = req.body or ""
+    local body = req.body
+    if body or method == "POST" or method == "PUT" or method == "PATCH" then
+        lines[n + 1] = "Content-Length: " .. #(body or "") .. "\r\n"
+        n = n + 1
+    end
+    lines[n + 1] = "\r\n"
+    lines[n + 2] = body or ""
+    return lines
+end
 
-    local sent_bytes, serr = sock:send(lines)
+-- One exchange on one connection. A connection that closes after the
+-- request went out is an error, never a silent resend (the server may have
+-- acted on it).
+local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
+    local sock, cerr = connect(self, u, req.idempotent == true, connect_ms, deadline)
+    if not sock then return nil, cerr end
+
+    local ms = ms_left(deadline)
+    if ms < 1 then
+        sock:close()
+        return fail("timeout", ("connect timeout: no time left to send within %d ms"):format(timeout_ms), false)
+    end
+    sock:settimeout(ms)
+    local sent_bytes, serr = sock:send(request_bytes(self, u, req))
     if not sent_bytes then
         sock:close()
         return timeout_or_network(serr, "send", timeout_ms, true)
     end
 
-    -- One read for the whole head: far fewer calls into nginx than a
-    -- receive per header line.
-    local read_head = sock:receiveuntil("\r\n\r\n")
+    local head_cap, body_cap = req.max_head_bytes or self.max_head_bytes, req.max_body_bytes or self.max_body_bytes
+    local buf, pos, head = "", 1, nil
     repeat -- skip interim 1xx answers such as 100 Continue
-        local head, rerr = read_head()
+        head, buf, pos = read_head(sock, deadline, head_cap, buf, pos)
         if not head then
             sock:close()
-            return timeout_or_network(rerr, "read", timeout_ms, true)
+            if buf == HEAD_TOO_LARGE then return too_large("head", req.max_head_bytes or self.max_head_bytes) end
+            return timeout_or_network(buf, "read", timeout_ms, true)
         end
+        head_cap = head_cap - #head
         local status_line = head:match("^[^\r\n]*")
         local status = tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
         if not status then
@@ -217,14 +420,16 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         end
         if status >= 200 or status == 101 then
             local headers = parse_headers(head)
-            local body, reusable = read_body(sock, headers, status, req.method, deadline)
+            local body, reusable = read_body(sock, deadline, headers, status, req.method, body_cap, head_cap, buf, pos)
             if not body then
                 sock:close()
+                if reusable == HEAD_TOO_LARGE then return too_large("head", req.max_head_bytes or self.max_head_bytes, status) end
+                if reusable == BODY_TOO_LARGE then return too_large("body", body_cap, status) end
                 return timeout_or_network(reusable, "read", timeout_ms, true)
             end
             local conn = single(headers["connection"])
-            local http10 = status_line:match("^HTTP/1%.0") ~= nil
-            if reusable and not (conn and conn:lower() == "close") and not http10 then
+            if reusable and req.idempotent == true and not (conn and conn:lower() == "close")
+                and not status_line:match("^HTTP/1%.0") then
                 sock:setkeepalive(self.keepalive_ms, self.pool_size)
             else
                 sock:close()
@@ -235,6 +440,7 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
 end
 
 function Transport:request(req)
+    check_request(req, "luapay.http.cosocket: request")
     local phase = ngx.get_phase()
     if not COSOCKET_PHASES[phase] then
         return fail("config", ("nginx's '%s' phase has no cosockets, and luapay never blocks a worker:"
@@ -242,12 +448,14 @@ function Transport:request(req)
     end
     local u, uerr = cosocket.parse_url(req.url)
     if not u then return fail("config", uerr, false) end
+    if not self.verify and not is_loopback_host(u.host) then
+        return fail("config", "verify = false is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost):"
+            .. " nothing was sent; keep verification on (lua_ssl_trusted_certificate for a private CA)", false)
+    end
     local timeout_ms = req.timeout_ms or self.timeout_ms
-    local connect_ms = math.min(req.connect_timeout_ms or self.connect_timeout_ms, timeout_ms)
+    local connect_ms = min(req.connect_timeout_ms or self.connect_timeout_ms, timeout_ms)
     ngx.update_time()
-    local deadline = ngx.now() + timeout_ms / 1000
-    req.method = req.method or "GET"
-    return exchange(self, u, req, timeout_ms, connect_ms, deadline)
+    return exchange(self, u, req, timeout_ms, connect_ms, ngx.now() + timeout_ms / 1000)
 end
 
 function Transport.close() end

@@ -15,13 +15,28 @@
 --  * test = false (the default) selects live transactions, true test ones.
 --  * options.sort_order (the seed's table) or sort_direction (its example).
 -- Control endpoints: luapay.sandbox.control (_control/reset|fail|stats).
+--
+-- Gateway notifications, as beGateway sends them to a shop:
+--   POST notify   body {url, i, set}: sends transaction i of the data set to
+--                 url as {"transaction": {...}} (the main group: type, status,
+--                 amount, test as the export shows them), with beGateway's
+--                 Content-Signature (RSA SHA-256 over the body, the fake's key
+--                 luapay.sandbox.test_keys.provider_private) and the Basic
+--                 credentials of the transaction's shop (its shop_id and
+--                 config.begateway.shop_key, "begateway-shop-key"). set = {k = v}
+--                 overrides fields (null removes one). Answers {http_status,
+--                 body} of the shop's reply, or {error}.
+--   POST inbox/N  a stand-in for the shop's endpoint: keeps the body and the
+--                 Authorization and Content-Signature headers, answers "OK";
+--                 GET inbox/N gives the list kept.
 local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local dataset = require "luapay.sandbox.dataset"
 local control = require "luapay.sandbox.control"
+local test_keys = require "luapay.sandbox.test_keys"
 
 local F = {}
-F.DEFAULTS = { psp_id = "1", secret = "begateway-dwh-secret", scale = 1 }
+F.DEFAULTS = { psp_id = "1", secret = "begateway-dwh-secret", scale = 1, shop_key = "begateway-shop-key" }
 
 local TYPES, CURRENCY, METHODS, DATE_TYPES, GROUPS = {}, {}, {}, {}, {}
 for _, t in ipairs({ "authorization", "payment", "tokenization", "payout", "capture", "void", "refund", "credit", "chargeback" }) do TYPES[t] = true end
@@ -34,7 +49,7 @@ local function settings(config)
     local c = config.begateway or {}
     return {
         psp_id = tostring(c.psp_id or F.DEFAULTS.psp_id), secret = c.secret or F.DEFAULTS.secret,
-        scale = c.scale or F.DEFAULTS.scale,
+        scale = c.scale or F.DEFAULTS.scale, shop_key = c.shop_key or F.DEFAULTS.shop_key,
     }
 end
 
@@ -219,8 +234,59 @@ local function export(conf, req)
     })
 end
 
+---------------------------------------------------------------------------
+-- Notifications
+---------------------------------------------------------------------------
+
+local signing_key
+local function notify(conf)
+    ngx.req.read_body()
+    local req = cjson.decode(ngx.req.get_body_data() or "")
+    local st = data(conf)
+    if type(req) ~= "table" or type(req.url) ~= "string" or type(req.i) ~= "number"
+        or req.i < 1 or req.i > st.ds.bg_total or req.i ~= math.floor(req.i) then
+        return control.json(400, { error = "body: {url, i (1.." .. st.ds.bg_total .. "), set}" })
+    end
+    local tx = st.ds:begateway(req.i, { main = true })
+    for k, v in pairs(type(req.set) == "table" and req.set or {}) do
+        if v == cjson.null then tx[k] = nil else tx[k] = v end
+    end
+    local body = assert(core.json_encode{ transaction = tx })
+    signing_key = signing_key or assert(core.pkey(test_keys.provider_private))
+    local client = require("luapay.http").new{ retries = 0, timeout_ms = 5000, deadline_ms = 5000 }
+    local res, err = client:request{
+        method = "POST", url = req.url, body = body, decode = false,
+        basic = { tostring(st.ds:bg_core(req.i).shop_id), conf.shop_key },
+        headers = {
+            ["Content-Type"] = "application/json",
+            ["Content-Signature"] = core.base64_encode(signing_key:sign(body, "sha256")),
+        },
+    }
+    if not res then return control.json(200, { error = err.message }) end
+    return control.json(200, { http_status = res.status, body = res.body })
+end
+
+-- The shop's endpoint, for specs: what arrived, in order.
+local function inbox(name)
+    local key = "begateway:inbox:" .. name
+    local d = ngx.shared.luapay_sandbox
+    local list = cjson.decode(d:get(key) or "[]")
+    if ngx.req.get_method() ~= "POST" then return control.json(200, setmetatable(list, core.array_mt)) end
+    ngx.req.read_body()
+    list[#list + 1] = {
+        body = ngx.req.get_body_data() or "", authorization = ngx.var.http_authorization or cjson.null,
+        content_signature = ngx.var.http_content_signature or cjson.null,
+    }
+    d:set(key, assert(core.json_encode(setmetatable(list, core.array_mt))))
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print("OK")
+end
+
 function F.handle(path, config)
     if control.handle("begateway", path) then return end
+    if path == "notify" and ngx.req.get_method() == "POST" then return notify(settings(config)) end
+    local name = path:match("^inbox/([%w_%-%.]+)$")
+    if name then return inbox(name) end
     if path ~= "api/v2/transactions/export" then
         return control.json(404, { message = "Not found" })
     end

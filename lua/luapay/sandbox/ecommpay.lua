@@ -25,6 +25,12 @@
 --   POST /ecommpay/sandbox/bank_reject/{project_id}/{payment_id}: the bank
 --     rejects a successful payout; ecommpay reverses it (reversal callback)
 --   GET  /ecommpay/sandbox/requests: how many Gate requests the fake received
+--   POST /ecommpay/sandbox/lose_answer?how=drop|<HTTP status>[&times=N][&sign=1]
+--     the next N Gate requests (default 1) are carried out as usual, then
+--     their answer is lost on the way back: "drop" closes the connection
+--     without an answer; a status answers with it and this request's body
+--     instead (signed at the root with sign=1, as ecommpay signs a status
+--     answer), or a proxy's HTML page when the body is empty
 --   GET  /ecommpay/sandbox/payment/{project_id}/{payment_id}: the state
 --   POST /ecommpay/sandbox/inbox/{name}: a stand-in for the merchant's
 --     callback endpoint (keeps the raw body, answers 200 "OK"); GET gives
@@ -117,7 +123,39 @@ local function get(t, path)
     return t
 end
 
+-- A planned lost answer (sandbox/lose_answer) takes the place of a Gate
+-- answer, once the request was carried out. True when it answered.
+local function lost_answer()
+    local d = ngx.shared.luapay_sandbox
+    local secret = ngx.ctx.ecommpay_secret
+    if not secret or (d:get("ecommpay:lose:times") or 0) < 1 then return false end
+    d:incr("ecommpay:lose:times", -1)
+    local how = d:get("ecommpay:lose:how")
+    if how == "drop" then
+        ngx.exit(444) -- nginx closes the connection without a word
+        return true
+    end
+    local status, body = tonumber(how) or 500, d:get("ecommpay:lose:body") or ""
+    ngx.status = status
+    if body == "" then
+        ngx.header["Content-Type"] = "text/html"
+        ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
+    else
+        if d:get("ecommpay:lose:sign") then
+            local doc = assert(core.json_decode(body, { numbers = "lexeme" }))
+            doc.signature = nil
+            doc.signature = core.hmac("sha512", secret, assert(core.ecommpay_canonical(doc)), "base64")
+            body = encode(doc)
+        end
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print(body)
+    end
+    ngx.exit(status)
+    return true
+end
+
 local function reply(status, value)
+    if lost_answer() then return end
     ngx.status = status
     ngx.header["Content-Type"] = "application/json"
     ngx.print(encode(value))
@@ -312,6 +350,7 @@ local function read_request(c)
     local sig = general.signature
     local expected = core.hmac("sha512", secret, assert(core.ecommpay_canonical(body, { callback = true })), "base64")
     if type(sig) ~= "string" or not core.equal(expected, sig) then return fail(400, "signature", general) end
+    ngx.ctx.ecommpay_secret = secret -- from here on the request is carried out: its answer may be lost
     return body, secret
 end
 
@@ -411,13 +450,8 @@ handlers.refund = function(c, body)
         or not (state.status == "success" or state.status == "partially refunded") then
         return fail(400, "not_allowed", general)
     end
-    local refund_id = get(body, "payment.merchant_refund_id")
-    state.refund_ids = state.refund_ids or {}
-    if refund_id and state.refund_ids[refund_id] then -- a resend: the same answer, nothing new
-        local op = state.operations[state.refund_ids[refund_id]]
-        return reply(200, { status = "success", request_id = op.request_id, project_id = state.project_id,
-                            payment_id = state.payment_id })
-    end
+    -- Every refund request is a new refund: the documentation gives refunds
+    -- no key of their own (general.payment_id names the refunded payment).
     local available = state.amount - state.refunded
     local amount = num(get(body, "payment.amount")) or available
     local currency = get(body, "payment.currency") or state.currency
@@ -432,7 +466,6 @@ handlers.refund = function(c, body)
         state.status = state.refunded == state.amount and "refunded" or "partially refunded"
         adjust_balance(c, state.project_id, state.currency, -amount)
     end
-    if refund_id then state.refund_ids[refund_id] = #state.operations end
     state.callback_url = get(general, "merchant_callback_url") or state.callback_url
     save(state)
     send_callbacks(c, state, { callback_body(state, op) })
@@ -580,6 +613,15 @@ function M.handle(path, config)
             return
         end
         return reply(200, array(list))
+    end
+    if path == "sandbox/lose_answer" then
+        ngx.req.read_body()
+        local d = dict()
+        d:set("ecommpay:lose:times", tonumber(ngx.var.arg_times) or 1)
+        d:set("ecommpay:lose:how", ngx.var.arg_how or "drop")
+        d:set("ecommpay:lose:body", ngx.req.get_body_data() or "")
+        d:set("ecommpay:lose:sign", ngx.var.arg_sign == "1")
+        return reply(200, { ok = true })
     end
     if path == "sandbox/requests" then
         return reply(200, { requests = dict():get("ecommpay:requests") or 0 })

@@ -18,7 +18,12 @@
 --   POST /trustly/fault?mode=M&count=N  the next N API calls misbehave: bad_signature,
 --                                       foreign_uuid, drop (act, remember the UUID, close
 --                                       without answering), drop_forget (the same, but the
---                                       UUID is forgotten), http_503 (answer 503, do nothing)
+--                                       UUID is forgotten), http_503 (answer 503, do nothing);
+--                                       or the next N Refunds: refund_fails (accepted with
+--                                       result "1", then it fails: no payout confirmation,
+--                                       a credit notification for the refund's amount on the
+--                                       deposit's order, as Trustly does), refund_not_accepted
+--                                       (a signed answer with result "0", nothing done)
 --   POST /trustly/notify                send one notification now: body {url, method, data,
 --                                       tamper}; answers what the merchant sent back
 --
@@ -375,6 +380,15 @@ function API.SelectAccount(_, data)
     }
 end
 
+-- The fault the next Refund meets (refund_fails, refund_not_accepted), if any.
+local function take_refund_fault()
+    local fault = load("refund_fault")
+    if not fault or fault.count <= 0 then return nil end
+    fault.count = fault.count - 1
+    store("refund_fault", fault)
+    return fault.mode
+end
+
 function API.Refund(s, data)
     if missing(data, { "OrderID", "Amount", "Currency" }) then return fail(623) end
     local order = load("order:" .. s_(data.OrderID))
@@ -387,14 +401,20 @@ function API.Refund(s, data)
     local left = minor(order.amount, order.currency) - minor(order.refunded, order.currency)
     local want = minor(data.Amount, data.Currency)
     if want > left then return fail(615) end
+    local fault = take_refund_fault()
+    if fault == "refund_not_accepted" then return { orderid = order.orderid, result = "0" } end
+    local refund = { orderid = order.orderid, messageid = order.messageid, enduserid = order.enduserid,
+                     amount = data.Amount, currency = data.Currency, notification_url = order.notification_url }
+    if fault == "refund_fails" then
+        -- accepted, then it fails: the money stays, and Trustly sends a
+        -- credit for it on the deposit's order
+        schedule(s, refund, { "credit" }, { ["repeat"] = "none" })
+        return { orderid = order.orderid, result = "1" }
+    end
     order.refunded = decimal(minor(order.refunded, order.currency) + want, order.currency)
     store("order:" .. order.orderid, order)
     balance_add(s, order.currency, -want)
-    if s.payout_confirmation then
-        local refund = { orderid = order.orderid, messageid = order.messageid, enduserid = order.enduserid,
-                         amount = data.Amount, currency = data.Currency, notification_url = order.notification_url }
-        schedule(s, refund, { "payoutconfirmation" }, { ["repeat"] = "none" })
-    end
+    if s.payout_confirmation then schedule(s, refund, { "payoutconfirmation" }, { ["repeat"] = "none" }) end
     return { orderid = order.orderid, result = "1" }
 end
 
@@ -610,8 +630,9 @@ end
 local function set_fault()
     local mode, count = query("mode"), tonumber(query("count") or "1")
     local known = { bad_signature = true, foreign_uuid = true, drop = true, drop_forget = true, http_503 = true }
-    if not known[mode] then return reply(400, cjson.encode({ error = "unknown fault mode" })) end
-    store("fault", { mode = mode, count = count })
+    local refund = { refund_fails = true, refund_not_accepted = true }
+    if not known[mode] and not refund[mode] then return reply(400, cjson.encode({ error = "unknown fault mode" })) end
+    store(refund[mode] and "refund_fault" or "fault", { mode = mode, count = count })
     return reply(200, cjson.encode({ mode = mode, count = count }))
 end
 

@@ -24,6 +24,13 @@
 --   GET  /trustpay/_sandbox/payment?id=N      the fake's record of a payment (JSON)
 --   GET  /trustpay/_sandbox/order?id=N        an order as the fake parsed its XML (JSON)
 --   GET  /trustpay/_sandbox/stats             {tokens_issued, banking_calls}
+--   POST /trustpay/_sandbox/lose_next?answer=drop|<HTTP status>
+--       the next background call or API Banking call (not the token) is
+--       carried out as usual, then its answer is lost on the way back:
+--       "drop" closes the connection without an answer, a status answers
+--       with it and a proxy's HTML page
+--   GET  /trustpay/_sandbox/arrivals?Reference=R
+--       {count}: how many background calls with that Reference arrived
 --
 -- Settings come from config.trustpay: accounts = {["<AccountId>"] = "<secret>"}
 -- (or account_id + secret), banking = {username, password}, token_ttl
@@ -62,7 +69,27 @@ local function settings(config)
     }
 end
 
+-- A planned lost answer (_sandbox/lose_next) takes the place of the answer
+-- to a call that was carried out. True when it answered.
+local function lost_answer()
+    if not ngx.ctx.trustpay_call then return false end
+    local how = dict():get("tp:lose_next")
+    if not how then return false end
+    dict():delete("tp:lose_next")
+    if how == "drop" then
+        ngx.exit(444) -- nginx closes the connection without a word
+        return true
+    end
+    local status = tonumber(how) or 500
+    ngx.status = status
+    ngx.header["Content-Type"] = "text/html"
+    ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
+    ngx.exit(status)
+    return true
+end
+
 local function json_out(status, value, headers)
+    if lost_answer() then return end
     ngx.status = status
     ngx.header["Content-Type"] = "application/json; charset=utf-8"
     for k, v in pairs(headers or {}) do ngx.header[k] = v end
@@ -186,6 +213,7 @@ local TEST_CARDS = {
 }
 
 local function background_answer(method, code, acquirer)
+    if lost_answer() then return end
     ngx.status = 200
     ngx.header["Content-Type"] = "application/json; charset=utf-8"
     if method == "card" then
@@ -231,8 +259,8 @@ local function background(s, method, pt, args, secret)
             Reference = args.Reference }
         local n = method == "wire" and wire_notification(secret, refund, 0, { Type = "DBIT" })
             or card_notification(secret, refund, 0, { Type = "DBIT" })
-        background_answer(method, 0)
-        return notify(original.NotificationUrl or s.notification_url, { n })
+        notify(original.NotificationUrl or s.notification_url, { n })
+        return background_answer(method, 0)
     end
     if pt == 6 then
         if not PREAUTH[original.PaymentType] or original.state ~= "authorized" or amount > original.amount then
@@ -240,11 +268,11 @@ local function background(s, method, pt, args, secret)
         end
         original.state, original.captured = "captured", amount
         save("tp:pay:" .. original.id, original)
-        background_answer(method, 3)
         local captured = {}
         for k, v in pairs(original) do captured[k] = v end
         captured.amount = amount
-        return notify(original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
+        notify(original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
+        return background_answer(method, 3)
     end
     -- 4: a subsequent recurring payment on the initial one's card
     if (original.PaymentType ~= 3 and original.PaymentType ~= 12) or (original.state ~= "paid" and original.state ~= "authorized"
@@ -259,8 +287,8 @@ local function background(s, method, pt, args, secret)
         initial = original.id,
     }
     save("tp:pay:" .. pay.id, pay)
-    background_answer(method, 3)
-    return notify(pay.NotificationUrl or s.notification_url, { card_notification(secret, pay, 3) })
+    notify(pay.NotificationUrl or s.notification_url, { card_notification(secret, pay, 3) })
+    return background_answer(method, 3)
 end
 
 local function mapi(s, method)
@@ -282,7 +310,11 @@ local function mapi(s, method)
     local secret = s.accounts[args.AccountId]
     if not secret then return fail(1002, "unknown account") end
     if not trustpay.verify(secret, kind, args, args.Signature) then return fail(1004, "invalid signature") end
-    if is_background then return background(s, method, pt, args, secret) end
+    if is_background then
+        dict():incr("tp:arrivals:" .. args.Reference, 1, 0)
+        ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
+        return background(s, method, pt, args, secret)
+    end
 
     if method == "card" then
         for _, k in ipairs(SCA_FIELDS) do
@@ -751,6 +783,7 @@ local function banking(s, method)
     ngx.req.read_body()
     local body = cjson.decode(ngx.req.get_body_data() or "")
     if type(body) ~= "table" then return banking_error(400, "The request body must be JSON") end
+    ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
     return handler(s, body)
 end
 
@@ -766,6 +799,15 @@ function CONTROLS.fail_next()
     local args = request_args()
     save("tp:next_result", { ResultCode = tonumber(args.ResultCode), AcquirerResponseId = args.AcquirerResponseId })
     return json_out(200, { ok = true })
+end
+
+function CONTROLS.lose_next()
+    dict():set("tp:lose_next", request_args().answer or "drop")
+    return json_out(200, { ok = true })
+end
+
+function CONTROLS.arrivals()
+    return json_out(200, { count = dict():get("tp:arrivals:" .. (request_args().Reference or "")) or 0 })
 end
 
 function CONTROLS.expire_tokens()
