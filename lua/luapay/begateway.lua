@@ -214,9 +214,14 @@ end
 -- The client
 ---------------------------------------------------------------------------
 
-local Client = {}
-Client.__index = Client
+--- The options that are secrets: kept in luapay.errors' vault, not in the
+-- client table, and redacted from every error and printout (also as the
+-- HTTP Basic credentials psp_id:secret and shop_id:shop_key).
+begateway.SECRET_OPTIONS = { "secret", "shop_key" }
+
+local Client = errors.secret_fields({}, begateway.SECRET_OPTIONS, { secret = "psp_id", shop_key = "shop_id" })
 begateway.Client = Client
+Client.__tostring = errors.describe("luapay.begateway client", { "psp $psp_id", "$dwh_url" })
 
 local function check_option(opts, name, kind, required)
     local v = opts[name]

@@ -580,13 +580,12 @@ end
 -- The Gate client
 ---------------------------------------------------------------------------
 
-local Gate = {}
-Gate.__index = Gate
-ecommpay.Gate = Gate
+--- The options that are secrets: kept in luapay.errors' vault, not in the
+-- client table, and redacted from every error and printout.
+ecommpay.SECRET_OPTIONS = { "secret" }
 
--- Secrets live here, not in the client table, so printing or serializing a
--- client never shows them.
-local secrets = setmetatable({}, { __mode = "k" })
+local Gate = errors.secret_fields({}, ecommpay.SECRET_OPTIONS)
+ecommpay.Gate = Gate
 
 local function option_error(name, msg)
     error(("ecommpay.new: option '%s' %s"):format(name, msg), 3)
@@ -617,7 +616,7 @@ function ecommpay.new(opts)
         callback_url = opts.callback_url,
     }, Gate)
     check_verify_option(opts.verify, self.base_url, "ecommpay.new")
-    secrets[self] = opts.secret
+    errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
     self.http = http.new {
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
@@ -627,9 +626,7 @@ function ecommpay.new(opts)
     return self
 end
 
-function Gate:__tostring()
-    return ("ecommpay gate (project %s, %s)"):format(tostring(self.project_id), self.base_url)
-end
+Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
 
 -- A deep copy of plain request data (arrays and number objects keep their
 -- metatables), so the caller's table is never changed.
@@ -742,7 +739,7 @@ end
 -- against what ecommpay documents; or nil, err.
 local function send(self, call, url, body, exact)
     body.general.signature = nil
-    body.general.signature = core.hmac("sha512", secrets[self], assert(core.ecommpay_canonical(body)), "base64")
+    body.general.signature = core.hmac("sha512", self.secret, assert(core.ecommpay_canonical(body)), "base64")
     local res, err = self.http:request {
         method = "POST", url = url, json = body, idempotent = call.idempotent, decode = false,
     }
@@ -864,7 +861,7 @@ function Gate:status(payment_id)
     if type(doc.signature) ~= "string" and type(field(general, "signature")) ~= "string" then
         return nil, malformed(res, call, "without a signature")
     end
-    local event, verr = ecommpay.verify_callback(res.body, secrets[self])
+    local event, verr = ecommpay.verify_callback(res.body, self.secret)
     if not event then return nil, verr end
     if text(field(doc, "payment", "id")) ~= payment_id or type(text(field(doc, "payment", "status"))) ~= "string" then
         return nil, malformed(res, call, "without the status of payment " .. ("%q"):format(payment_id))
@@ -877,7 +874,7 @@ end
 
 --- gate:callback(raw_body) -> event | nil, err (type "signature").
 function Gate:callback(raw_body)
-    return ecommpay.verify_callback(raw_body, secrets[self])
+    return ecommpay.verify_callback(raw_body, self.secret)
 end
 
 --- gate:callback_response(ok) -> {status, body, headers}: what to answer
@@ -914,7 +911,7 @@ function Gate:payment_page(params)
     end
     local ok, err = ecommpay.validate("page", trustly and "trustly" or nil, check)
     if not ok then return nil, err end
-    return ecommpay.payment_page_url(p, secrets[self], self.payment_page_base)
+    return ecommpay.payment_page_url(p, self.secret, self.payment_page_base)
 end
 
 return ecommpay

@@ -1,6 +1,6 @@
 --- luapay.pretty: values as readable Lua-like text for the REPL and the
 -- command line: nested tables indented, keys sorted, arrays in order,
--- secrets masked (luapay.errors.mask), cycles shown once.
+-- secrets masked (luapay.errors.mask and errors.hide), cycles shown once.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 
@@ -72,11 +72,13 @@ local function render(v, indent, seen, out, depth)
     seen[v] = nil
 end
 
---- pretty.format(value) -> text, with secrets masked.
+--- pretty.format(value) -> text, with secrets masked: secret-named keys
+-- show "***", and no client's secret shows in any form (errors.mask; a
+-- client or an error shows as its tostring, which hides them too).
 function pretty.format(value)
     local out = {}
     render(errors.mask(value), "", {}, out, 0)
-    return table.concat(out)
+    return errors.hide(table.concat(out))
 end
 
 --- pretty.print(...): each value formatted, tab-separated like print.

@@ -815,11 +815,13 @@ end
 -- The client
 ---------------------------------------------------------------------------
 
-local Client = {}
-Client.__index = Client
-trustly.Client = Client
+--- The options that are secrets: kept in luapay.errors' vault, not in the
+-- client table, and redacted from every error and printout (a PEM key's
+-- text too; the client signs with the key read from it).
+trustly.SECRET_OPTIONS = { "password", "private_key", "private_key_passphrase" }
 
-local secrets = setmetatable({}, { __mode = "k" }) -- client -> password, out of sight of dumps
+local Client = errors.secret_fields({}, trustly.SECRET_OPTIONS)
+trustly.Client = Client
 
 local function opt_error(name, message)
     error(("luapay.trustly: option '%s' %s"):format(name, message), 3)
@@ -867,7 +869,6 @@ function trustly.new(opts)
         username = opts.username,
         environment = env,
         url = url,
-        private_key = private_key,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
         http = http.new{
@@ -877,13 +878,12 @@ function trustly.new(opts)
             sleep = opts.sleep, clock = opts.clock, random = opts.random,
         },
     }, Client)
-    secrets[self] = opts.password
+    errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
+    self.private_key = private_key
     return self
 end
 
-function Client:__tostring()
-    return ("luapay.trustly client (%s, %s)"):format(self.environment, self.url)
-end
+Client.__tostring = errors.describe("luapay.trustly client", { "$environment", "user $username", "$url" })
 
 --- client:call(method, data) -> result.data | nil, err
 -- Any API method: data is Data without the credentials. Known methods are
@@ -897,7 +897,7 @@ function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
         error("luapay.trustly: call needs a method name such as \"Deposit\"", 2)
     end
-    local Data, spec_or_err = trustly.prepare(method, data, self.username, secrets[self])
+    local Data, spec_or_err = trustly.prepare(method, data, self.username, self.password)
     if not Data then return nil, spec_or_err end
     -- Known before it is sent: a credit answering it may come at any time.
     if method == "Refund" then trustly.record_refund(self.store, Data.OrderID, Data.Amount, Data.Currency) end

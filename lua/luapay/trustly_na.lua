@@ -265,9 +265,14 @@ end
 -- The client
 ---------------------------------------------------------------------------
 
-local Client = {}
-Client.__index = Client
+--- The options that are secrets: kept in luapay.errors' vault, not in the
+-- client table, and redacted from every error and printout (also as the
+-- HTTP Basic credentials access_id:access_key).
+trustly_na.SECRET_OPTIONS = { "access_key" }
+
+local Client = errors.secret_fields({}, trustly_na.SECRET_OPTIONS, { access_key = "access_id" })
 trustly_na.Client = Client
+Client.__tostring = errors.describe("luapay.trustly_na client", { "access id $access_id", "$base_url" })
 
 local function required_string(opts, name)
     local v = opts[name]

@@ -625,13 +625,18 @@ end
 -- The client
 ---------------------------------------------------------------------------
 
-local Client = {}
-Client.__index = Client
-trustpay.Client = Client
+--- The options that are secrets: kept in luapay.errors' vault, not in the
+-- client table, and redacted from every error and printout; so is the
+-- API Banking OAuth token the client fetches.
+trustpay.SECRET_OPTIONS = { "secret", "banking.password" }
 
-function Client.__tostring(self)
-    return "luapay.trustpay client (account " .. self.account_id .. ")"
-end
+local Client = errors.secret_fields({}, { "secret", "token" })
+trustpay.Client = Client
+Client.__tostring = errors.describe("luapay.trustpay client", { "account $account_id" })
+
+-- The client's API Banking part {username, password, base_url}; the
+-- password is sent as HTTP Basic with the username.
+local Banking = errors.secret_fields({}, { "password" }, { password = "username" })
 
 local function check_url(v, name)
     if v ~= nil and (type(v) ~= "string" or not v:match("^https?://[^/]+")) then
@@ -667,8 +672,9 @@ function trustpay.new(opts)
         if type(b.password) ~= "string" or b.password == "" then
             error("trustpay.new: 'banking.password' must be a non-empty string", 2)
         end
-        banking = { username = b.username, password = b.password,
-            base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }
+        banking = setmetatable({ username = b.username,
+            base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }, Banking)
+        banking.password = b.password
     end
     check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
     if banking then check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
@@ -677,26 +683,22 @@ function trustpay.new(opts)
         retries = opts.retries, verify = opts.verify, ca_file = opts.ca_file, live = opts.live,
         sleep = opts.sleep, clock = opts.clock, random = opts.random,
     }
-    return setmetatable({
+    local self = setmetatable({
         account_id = account_id,
-        secret = opts.secret,
         base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL,
         banking = banking,
         http = pipeline,
         clock = opts.clock or pipeline.clock,
     }, Client)
+    self.secret = opts.secret
+    return self
 end
 
 function Client:close()
     self.http:close()
 end
 
-local function secrets_of(self)
-    local s = { self.secret }
-    if self.banking then s[#s + 1] = self.banking.password end
-    if self.token then s[#s + 1] = self.token end
-    return s
-end
+local secrets_of = errors.secrets_of
 
 -- http.status_error with any secret taken out of the body snippet.
 local function status_error(self, res, what)
