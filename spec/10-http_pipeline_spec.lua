@@ -173,7 +173,7 @@ describe("the outcome of a request that is not idempotent", function()
             assert.is_false(e.retryable)
             assert.is_true(e.sent)
             assert.equal(code, e.http_status)
-            assert.equal("TrustPay refund answered HTTP " .. code .. ": the request was sent and may have been carried out, so its "
+            assert.equal("TrustPay refund answered HTTP " .. code .. "; the request was sent and may have been carried out, so its "
                 .. OUTCOME, e.message)
         end
     end)

@@ -283,7 +283,7 @@ describe("ecommpay Gate requests", function()
             local _, err = new_gate(t):refund("trustly", refund)
             assert.equal("network", err.type)
             assert.is_false(err.retryable)
-            assert.matches("outcome of this refund is unknown", err.message, 1, true)
+            assert.matches("its outcome is unknown: do not resend it", err.message, 1, true)
             assert.equal(1, #t.sent)
             assert.is_false(t.sent[1].idempotent)
         end

@@ -23,20 +23,6 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
--- TODO: replace with http.check_verify_option after merge
--- verify = false (no TLS verification) only for a loopback host, the
--- sandbox: anywhere else, the production endpoints above all, it raises.
--- The message names the host only (a URL may carry credentials).
-local function check_verify_option(verify, url, fn_name)
-    if verify ~= false then return end
-    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    authority = authority:gsub("^.*@", "")
-    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
-    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-        :format(fn_name, host), 3)
-end
-
 local begateway = {}
 
 begateway.EXPORT_PATH = "/api/v2/transactions/export"
@@ -270,7 +256,7 @@ function begateway.new(opts)
     local url = check_option(opts, "dwh_url", "string", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
-    check_verify_option(opts.verify, self.dwh_url, "begateway.new")
+    http.check_verify_option(opts.verify, self.dwh_url, "begateway.new")
     self.shop_id = check_option(opts, "shop_id", "id", false)
     self.shop_key = check_option(opts, "shop_key", "string", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then

@@ -30,20 +30,6 @@ local http = require "luapay.http"
 
 local ecommpay = {}
 
--- TODO: replace with http.check_verify_option after merge.
--- verify = false (no TLS verification) only for a loopback host, the
--- sandbox: anywhere else, the production endpoints above all, it raises.
--- The message names the host only (a URL may carry credentials).
-local function check_verify_option(verify, url, fn_name)
-    if verify ~= false then return end
-    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    authority = authority:gsub("^.*@", "")
-    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
-    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-        :format(fn_name, host), 3)
-end
-
 ecommpay.API_URL = "https://api.ecommpay.com"
 ecommpay.PAYMENT_PAGE_URL = "https://paymentpage.ecommpay.com"
 
@@ -615,7 +601,7 @@ function ecommpay.new(opts)
         payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
         callback_url = opts.callback_url,
     }, Gate)
-    check_verify_option(opts.verify, self.base_url, "ecommpay.new")
+    http.check_verify_option(opts.verify, self.base_url, "ecommpay.new")
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
     self.http = http.new {
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
@@ -718,48 +704,57 @@ local function malformed(res, call, problem)
     })
 end
 
--- A sent call that got no clear answer (a 5xx, a lost or unreadable
--- answer) may have been carried out. One that is not idempotent must not be
--- resent, it could happen twice: not retryable. Either way the message says
--- how to find out.
-local function outcome_unknown(err, call, payment_id)
-    local how = ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
-    if call.idempotent then
-        err.message = ("%s; ecommpay may have taken the %s request: %s"):format(err.message, call.name, how)
-    else
-        err.retryable, err.sent = false, true
-        err.message = ("%s; the outcome of this %s is unknown (ecommpay may have carried it out): do not send it again, %s")
-            :format(err.message, call.name, how)
-    end
+-- How to learn what became of an operation whose answer was lost.
+local function how_to_find_out(payment_id)
+    return ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
+end
+
+-- A sent operation that got no clear answer (a 5xx, a lost or unreadable
+-- answer) may have been carried out. One that is not idempotent must not
+-- be resent, it could happen twice (http.outcome_unknown: not retryable);
+-- an idempotent one was resent as far as the pipeline could. Either way the
+-- message says how to find out.
+local function outcome_unknown(err, call, find_out)
+    if not call.idempotent then return http.outcome_unknown(err, find_out) end
+    err.message = ("%s; ecommpay may have taken the %s request: %s"):format(err.message, call.name, find_out)
     return err
 end
 
 -- Signs and sends a body. Returns the decoded answer to a 200 (numbers
 -- from their text when `exact`) and the response, for the caller to check
--- against what ecommpay documents; or nil, err.
+-- against what ecommpay documents; or nil, err. The pipeline marks its own
+-- errors of an operation that is not idempotent (find_out); the rest is
+-- marked here.
 local function send(self, call, url, body, exact)
     body.general.signature = nil
     body.general.signature = core.hmac("sha512", self.secret, assert(core.ecommpay_canonical(body)), "base64")
+    local is_operation = call ~= CALLS.status
+    local find_out = is_operation and how_to_find_out(body.general.payment_id) or nil
     local res, err = self.http:request {
-        method = "POST", url = url, json = body, idempotent = call.idempotent, decode = false,
+        method = "POST", url = url, json = body, idempotent = call.idempotent, decode = false, find_out = find_out,
     }
-    local payment_id, is_operation = body.general.payment_id, call ~= CALLS.status
     if not res then
-        if is_operation and err.sent ~= false and (err.type == "network" or err.type == "timeout") then
-            outcome_unknown(err, call, payment_id)
+        if is_operation and call.idempotent and err.sent ~= false and (err.type == "network" or err.type == "timeout") then
+            outcome_unknown(err, call, find_out)
         end
         return nil, err
     end
     local doc = type(res.body) == "string" and res.body ~= "" and core.json_decode(res.body, exact and { numbers = "lexeme" } or nil)
     local object = type(doc) == "table" and getmetatable(doc) == nil
     if res.status ~= 200 or (object and doc.status == "error") then
-        err = object and provider_error(res, doc) or http.status_error(res, "ecommpay")
-        if res.status >= 500 and is_operation then outcome_unknown(err, call, payment_id) end
+        local unanswered = res.status >= 500 and is_operation
+        if object then
+            err = provider_error(res, doc)
+            if unanswered then outcome_unknown(err, call, find_out) end
+        else
+            err = http.status_error(res, "ecommpay")
+            if unanswered and call.idempotent then outcome_unknown(err, call, find_out) end
+        end
         return nil, err
     end
     if not object then
         err = malformed(res, call, "without a JSON object")
-        if is_operation then outcome_unknown(err, call, payment_id) end
+        if is_operation then outcome_unknown(err, call, find_out) end
         return nil, err
     end
     return doc, res
@@ -827,7 +822,8 @@ local function operation(op)
         end
         local result, problem = accepted(self, body, doc)
         if result then return result end
-        return nil, outcome_unknown(malformed(res_or_err, call, problem), call, body.general.payment_id)
+        return nil, outcome_unknown(malformed(res_or_err, call, problem), call,
+            how_to_find_out(body.general.payment_id))
     end
 end
 

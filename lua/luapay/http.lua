@@ -10,6 +10,7 @@
 --       headers = { ["X-Request-Id"] = "..." },
 --       idempotent = true,                             -- safe to resend after it was sent
 --       secrets = { "..." },                           -- more strings to keep out of errors
+--       find_out = "ask client:status(...)",           -- said when the outcome is unknown
 --       max_head_bytes = 65536, max_body_bytes = 16777216,
 --   }
 --   res = { status, headers, body, json, attempts, elapsed, idempotent }
@@ -31,7 +32,9 @@
 -- network error or timeout after sending, an answer beyond a size cap, a
 -- 5xx through http.status_error) ends in an error with sent = true,
 -- retryable = false and a message saying that its outcome is unknown and
--- how to find it out (a status call, the provider's notification).
+-- how to find it out: the request's `find_out` (a provider names its status
+-- call or notification), else a generic hint. Providers mark errors of their
+-- own (an answer they cannot read) the same way with http.outcome_unknown.
 --
 -- Size caps: a response head beyond max_head_bytes (default 64 KiB) or a
 -- body beyond max_body_bytes (default 16 MiB) is an error of type "http"
@@ -61,7 +64,18 @@ local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
 
 -- Said of a request that is not idempotent and may have reached the server.
 local OUTCOME_UNKNOWN = "the request was sent and may have been carried out, so its outcome is unknown:"
-    .. " do not resend it blindly; find out with a status call or from the provider's notification"
+    .. " do not resend it blindly; "
+local FIND_OUT = "find out with a status call or from the provider's notification"
+
+--- http.outcome_unknown(err [, find_out]) -> err, marked as the failure of
+-- a request that is not idempotent and may have been carried out: sent =
+-- true, retryable = false, and the message says so and how to find out
+-- (find_out, e.g. "ask gate:status(\"p1\")"; a generic hint without it).
+function http.outcome_unknown(err, find_out)
+    err.sent, err.retryable = true, false
+    err.message = tostring(err.message) .. "; " .. OUTCOME_UNKNOWN .. (find_out or FIND_OUT)
+    return err
+end
 
 ---------------------------------------------------------------------------
 -- Encoding
@@ -444,7 +458,7 @@ function Client:request(req)
         if err.sent == nil then err.sent = true end -- not known: it may have been
         err.retryable = retryable(req, nil, err)
         if err.sent and not treq.idempotent and (err.type == "network" or err.type == "timeout" or err.type == "http") then
-            err.message = tostring(err.message) .. "; " .. OUTCOME_UNKNOWN
+            http.outcome_unknown(err, req.find_out)
         end
         return nil, scrub(err, req)
     end
@@ -470,8 +484,8 @@ function http.status_error(res, what)
     local status = res.status
     local unknown = res.idempotent ~= true and type(status) == "number" and status >= 500 and status <= 599
     local message = ("%s answered HTTP %d"):format(what or "the server", status)
-    if unknown then message = message .. ": " .. OUTCOME_UNKNOWN end
     local req = request_of[res]
+    if unknown then message = message .. "; " .. OUTCOME_UNKNOWN .. (req and req.find_out or FIND_OUT) end
     local secrets = req and secrets_of(req) or {}
     local snippet
     if type(res.body) == "string" then

@@ -65,20 +65,6 @@ local errors = require "luapay.errors"
 local http = require "luapay.http"
 local keys = require "luapay.trustly.keys"
 
--- TODO: replace with http.check_verify_option after merge
--- verify = false (no TLS verification) only for a loopback host, the
--- sandbox: anywhere else, the production endpoints above all, it raises.
--- The message names the host only (a URL may carry credentials).
-local function check_verify_option(verify, url, fn_name)
-    if verify ~= false then return end
-    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    authority = authority:gsub("^.*@", "")
-    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
-    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-        :format(fn_name, host), 3)
-end
-
 local trustly = {}
 
 trustly.VERSION = "1.1"
@@ -859,7 +845,7 @@ function trustly.new(opts)
     if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
     if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
     if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
-    check_verify_option(opts.verify, url, "luapay.trustly")
+    http.check_verify_option(opts.verify, url, "luapay.trustly")
 
     if opts.store ~= nil and not is_store(opts.store) then
         opt_error("store", "must have get and set (ngx.shared.DICT, trustly.memory_store(), ...)")

@@ -24,20 +24,6 @@ local http = require "luapay.http"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
--- TODO: replace with http.check_verify_option after merge
--- verify = false (no TLS verification) only for a loopback host, the
--- sandbox: anywhere else, the production endpoints above all, it raises.
--- The message names the host only (a URL may carry credentials).
-local function check_verify_option(verify, url, fn_name)
-    if verify ~= false then return end
-    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    authority = authority:gsub("^.*@", "")
-    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
-    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-        :format(fn_name, host), 3)
-end
-
 local trustly_na = {}
 
 trustly_na.BASE_URLS = {
@@ -300,7 +286,7 @@ function trustly_na.new(opts)
         error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
     end
     self.base_url = base:gsub("/+$", "")
-    check_verify_option(opts.verify, self.base_url, "trustly_na.new")
+    http.check_verify_option(opts.verify, self.base_url, "trustly_na.new")
     self.http = opts.http or http.new{
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,

@@ -23,20 +23,6 @@ local http = require "luapay.http"
 
 local trustpay = {}
 
--- TODO: replace with http.check_verify_option after merge.
--- verify = false (no TLS verification) only for a loopback host, the
--- sandbox: anywhere else, the production endpoints above all, it raises.
--- The message names the host only (a URL may carry credentials).
-local function check_verify_option(verify, url, fn_name)
-    if verify ~= false then return end
-    local authority = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]*)") or ""
-    authority = authority:gsub("^.*@", "")
-    local host = (authority:match("^%[([^%]]*)%]") or authority:match("^[^:]*")):lower()
-    if host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") then return end
-    error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-        :format(fn_name, host), 3)
-end
-
 trustpay.DEFAULT_BASE_URL = "https://amapi.trustpay.eu"
 trustpay.DEFAULT_BANKING_URL = "https://api.trustpay.eu"
 
@@ -676,8 +662,8 @@ function trustpay.new(opts)
             base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }, Banking)
         banking.password = b.password
     end
-    check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
-    if banking then check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
+    http.check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
+    if banking then http.check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
     local pipeline = http.new{
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, verify = opts.verify, ca_file = opts.ca_file, live = opts.live,
@@ -699,30 +685,6 @@ function Client:close()
 end
 
 local secrets_of = errors.secrets_of
-
--- http.status_error with any secret taken out of the body snippet.
-local function status_error(self, res, what)
-    local err = http.status_error(res, what)
-    if err.raw then err.raw = errors.redact(err.raw, secrets_of(self)) end
-    return err
-end
-
--- Was a sent call left without a clear answer (a 5xx, a connection lost
--- after sending, an answer that cannot be read)? Then it may have been
--- carried out.
-local function unanswered(res, err)
-    if res then return res.status >= 500 end
-    return err.sent ~= false and (err.type == "network" or err.type == "timeout")
-end
-
--- Such a call that is not idempotent must not be sent again: it could
--- happen twice. Not retryable; the message says how to find out.
-local function outcome_unknown(err, what, find_out)
-    err.retryable, err.sent = false, true
-    err.message = ("%s; the outcome of this %s is unknown (TrustPay may have carried it out): do not send it again, %s")
-        :format(err.message, what, find_out)
-    return err
-end
 
 -- The signed query of a request kind (AccountId and PaymentType added).
 local function signed_query(self, spec, params)
@@ -791,21 +753,14 @@ for method, spec in pairs(CALLS) do
         local q, qerr = checked_query(self, method, spec, params)
         if not q then return nil, qerr end
         local res, rerr = self.http:request{ method = "GET", url = self.base_url .. spec.path, query = q,
-                                             decode = false, idempotent = spec.idempotent }
-        if not res then
-            if not spec.idempotent and unanswered(nil, rerr) then outcome_unknown(rerr, method, spec.find_out) end
-            return nil, rerr
-        end
-        if res.status ~= 200 then
-            local err = status_error(self, res, "TrustPay " .. method)
-            if not spec.idempotent and unanswered(res) then outcome_unknown(err, method, spec.find_out) end
-            return nil, err
-        end
+                                             decode = false, idempotent = spec.idempotent, find_out = spec.find_out }
+        if not res then return nil, rerr end
+        if res.status ~= 200 then return nil, http.status_error(res, "TrustPay " .. method) end
         local result = parse_result(res.body)
         if not result then
             local err = errors.new("provider", "TrustPay " .. method .. ": the answer has no ResultCode",
-                { http_status = res.status, raw = errors.redact(res.body:sub(1, 300), secrets_of(self)) })
-            if not spec.idempotent then outcome_unknown(err, method, spec.find_out) end
+                { http_status = res.status, raw = res.body:sub(1, 300) })
+            if not spec.idempotent then http.outcome_unknown(err, spec.find_out) end
             return nil, err
         end
         result.raw = res.body
@@ -913,7 +868,7 @@ function Client:access_token(force)
         idempotent = true, -- a second token moves no money, and the newest one is kept
     }
     if not res then return nil, err end
-    if res.status ~= 200 then return nil, status_error(self, res, "TrustPay OAuth token request") end
+    if res.status ~= 200 then return nil, http.status_error(res, "TrustPay OAuth token request") end
     local t = res.json or cjson.decode(res.body or "")
     if type(t) ~= "table" or type(t.access_token) ~= "string" or t.access_token == "" then
         return nil, errors.new("provider", "TrustPay OAuth: the answer has no access_token", { http_status = res.status })
@@ -956,24 +911,19 @@ function Client:banking_call(method, body)
         if not token then return nil, terr end
         res, err = self.http:request{
             method = "POST", url = self.banking.base_url .. "/ApiBanking/" .. method,
-            json = body or {}, bearer = token, idempotent = call.idempotent,
+            json = body or {}, bearer = token, idempotent = call.idempotent, find_out = call.find_out,
         }
-        if not res then
-            if not call.idempotent and unanswered(nil, err) then outcome_unknown(err, method, call.find_out) end
-            return nil, err
-        end
+        if not res then return nil, err end
         if res.status ~= 401 then break end
         self.token = nil
     end
     if res.status ~= 200 then
-        err = status_error(self, res, what)
-        if not call.idempotent and unanswered(res) then outcome_unknown(err, method, call.find_out) end
-        return nil, err
+        return nil, http.status_error(res, what)
     end
     local t = res.json or cjson.decode(res.body or "")
     if type(t) ~= "table" then
         err = errors.new("provider", what .. ": the answer is not JSON", { http_status = res.status })
-        if not call.idempotent then outcome_unknown(err, method, call.find_out) end
+        if not call.idempotent then http.outcome_unknown(err, call.find_out) end
         return nil, err
     end
     return t
