@@ -59,15 +59,13 @@ describe("Trustly against the sandbox", function()
 
     -- The fake's view of an order once every notification has been delivered.
     local function delivered(orderid)
-        local deadline = core.monotime() + 20
-        while true do
-            local order = get_json("/trustly/orders/" .. orderid)
-            if order.done or core.monotime() > deadline then
-                assert.is_true(order.done, "notifications still under way")
-                return order
-            end
-            core.sleep(0.02)
-        end
+        local order
+        util.wait_for(function()
+            order = get_json("/trustly/orders/" .. orderid)
+            return order.done
+        end)
+        assert.is_true(order.done, "notifications still under way")
+        return order
     end
 
     local function shop(orderid) return (get_json("/shop/orders/" .. orderid)) end

@@ -13,27 +13,7 @@ function util.read(path)
 end
 
 function util.fixture(name)
-    --- Asserts that f(...) raises an error ending with `expected` (luaL_error
--- prefixes the caller's position).
-function util.assert_raises(expected, f, ...)
-    local check = require "luassert" -- a module does not see busted's spec environment
-    local ok, err = pcall(f, ...)
-    check.is_false(ok)
-    check.is_string(err)
-    check.equal(expected, err:sub(-#expected), "got: " .. err)
-end
-
---- Stops a sandbox for a spec's teardown: it must stop cleanly and must
--- have logged nothing at level error or worse (the lines are the message).
-function util.stop_sandbox(sb)
-    local check = require "luassert"
-    local problems = sb:errors()
-    local stopped, err = sb:stop()
-    check.is_true(stopped, err)
-    check.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
-end
-
-return util.read("spec/fixtures/" .. name)
+    return util.read("spec/fixtures/" .. name)
 end
 
 function util.json_fixture(name)
@@ -58,6 +38,18 @@ function util.stop_sandbox(sb)
     local stopped, err = sb:stop()
     check.is_true(stopped, err)
     check.same({}, problems, "the sandbox logged errors:\n" .. table.concat(problems, "\n"))
+end
+
+--- Polls until done(), at most `seconds` (20), 20 ms apart; returns done()'s
+-- last value (false when time ran out). For fakes that finish asynchronously.
+function util.wait_for(done, seconds)
+    local core = require "luapay.core"
+    local deadline = core.monotime() + (seconds or 20)
+    while true do
+        local v = done()
+        if v or core.monotime() > deadline then return v end
+        core.sleep(0.02)
+    end
 end
 
 return util

@@ -380,12 +380,14 @@ function API.SelectAccount(_, data)
     }
 end
 
--- The fault the next Refund meets (refund_fails, refund_not_accepted), if any.
-local function take_refund_fault()
-    local fault = load("refund_fault")
+-- The fault the next call meets, if any: under "fault" for any method,
+-- "refund_fault" (refund_fails, refund_not_accepted) for the next Refund.
+local function take_fault(name)
+    name = name or "fault"
+    local fault = load(name)
     if not fault or fault.count <= 0 then return nil end
     fault.count = fault.count - 1
-    store("refund_fault", fault)
+    store(name, fault)
     return fault.mode
 end
 
@@ -401,7 +403,7 @@ function API.Refund(s, data)
     local left = minor(order.amount, order.currency) - minor(order.refunded, order.currency)
     local want = minor(data.Amount, data.Currency)
     if want > left then return fail(615) end
-    local fault = take_refund_fault()
+    local fault = take_fault("refund_fault")
     if fault == "refund_not_accepted" then return { orderid = order.orderid, result = "0" } end
     local refund = { orderid = order.orderid, messageid = order.messageid, enduserid = order.enduserid,
                      amount = data.Amount, currency = data.Currency, notification_url = order.notification_url }
@@ -495,14 +497,6 @@ local function reply(status, body, ctype)
     ngx.status = status
     ngx.header["Content-Type"] = ctype or "application/json; charset=utf-8"
     ngx.print(body)
-end
-
-local function take_fault()
-    local fault = load("fault")
-    if not fault or fault.count <= 0 then return nil end
-    fault.count = fault.count - 1
-    store("fault", fault)
-    return fault.mode
 end
 
 local function unsigned_error(code, message)
