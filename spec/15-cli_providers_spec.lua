@@ -109,6 +109,25 @@ describe("luapay export and webhooks (beGateway, Trustly NA)", function()
         assert.equal(1, code)
         assert.matches("^luapay: luapay signature error", err)
     end)
+
+    it("takes the sandbox's test webhooks with --sandbox; a live configuration refuses a test transaction", function()
+        local util = require "support.util"
+        local key = assert(core.pkey(util.fixture("keys/provider_private.pem")))
+        local body = core.json_encode{ transaction = { uid = "u-2", status = "successful", type = "payment",
+            amount = 1000, currency = "EUR", tracking_id = "ORD-2", test = true } }
+        local sig = core.base64_encode(key:sign(body, "sha256"))
+        local out, err, code = luapay("verify begateway --sandbox --signature " .. sig, body)
+        assert.equal(0, code, err)
+        local event = core.json_decode(out)
+        assert.is_true(event.test)
+        assert.equal("ORD-2", event.merchant_ref)
+        local env = "LUAPAY_BEGATEWAY_PSP_ID=1 LUAPAY_BEGATEWAY_SECRET=x LUAPAY_BEGATEWAY_DWH_URL=http://127.0.0.1:1"
+            .. " LUAPAY_BEGATEWAY_PUBLIC_KEY=spec/fixtures/keys/provider_public.pem"
+        out, err, code = luapay("verify begateway --signature " .. sig, body, env)
+        assert.equal(1, code)
+        assert.equal("", out)
+        assert.matches("test transaction", err)
+    end)
 end)
 
 describe("luapay with ecommpay", function()
