@@ -172,6 +172,10 @@ describe("beGateway transaction types and statuses", function()
             { "a status beGateway does not document", { status = "approved" },
               "transaction.status 'approved' is not one beGateway documents (successful, failed, incomplete, error, pending, expired)" },
             { "a status that is not a string", { status = true }, "transaction.status is not one beGateway documents" },
+            { "a success without an amount", { amount = http.null }, "transaction.amount is not a whole number of minor units" },
+            { "a success with a fractional amount", { amount = 12.5 }, "transaction.amount is not a whole number of minor units" },
+            { "a success with an amount as text", { amount = "1250" }, "transaction.amount is not a whole number of minor units" },
+            { "a success without a currency", { currency = http.null }, "transaction.currency is missing" },
         }
         for _, case in ipairs(cases) do
             it(case[1], function()

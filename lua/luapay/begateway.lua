@@ -392,6 +392,14 @@ local function read(tx, raw)
     if tx.test ~= nil and tx.test ~= http.null and type(tx.test) ~= "boolean" then
         return nil, "transaction.test is not a boolean"
     end
+    local amount = integer(tx.amount)
+    local currency = type(tx.currency) == "string" and tx.currency ~= "" and tx.currency or nil
+    -- A success that moved or reserved money says how much: without it the
+    -- event could not be matched against the order.
+    if tx.status == "successful" and tx.type ~= "tokenization" then
+        if not amount or amount < 0 then return nil, "transaction.amount is not a whole number of minor units" end
+        if not currency then return nil, "transaction.currency is missing" end
+    end
     local merchant_ref = tx.tracking_id
     if merchant_ref == http.null then merchant_ref = nil end
     return {
@@ -401,8 +409,8 @@ local function read(tx, raw)
         test = tx.test == true,
         merchant_ref = merchant_ref,
         provider_ref = tx.uid,
-        amount = integer(tx.amount),
-        currency = type(tx.currency) == "string" and tx.currency or nil,
+        amount = amount,
+        currency = currency,
         raw = raw or tx,
     }
 end
