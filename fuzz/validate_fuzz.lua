@@ -208,7 +208,7 @@ for i = 1, iters do
         for _ = 1, 3 do
             local ty = types[R(#types)]
             if ty == "enum" then ty = "string" end
-            local ok1, a, b = pcall(core.check, ty, rvalue(0, {}))
+            local ok1, a = pcall(core.check, ty, rvalue(0, {}))
             if not ok1 then error("core.check raised: " .. tostring(a)) end
             pcall(core.to_decimal, rvalue(0, {}), currencies[R(#currencies)])
             pcall(core.to_minor, rvalue(0, {}), rvalue(0, {}))

@@ -219,7 +219,6 @@ describe("beGateway DWH export", function()
         end)
 
         it("moves date_from and uid_from to the last answer's next_date and next_uid", function()
-            local first = {}
             local calls = {}
             local spy = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway",
                 transport = {
@@ -230,7 +229,7 @@ describe("beGateway DWH export", function()
                         return res, err
                     end,
                 } }
-            first = stream(spy, with(WEEK, { limit = 1000 }))
+            local first = stream(spy, with(WEEK, { limit = 1000 }))
             assert.equal(2500, #first)
             assert.equal(3, #calls)
             assert.is_nil(calls[1].sent.filter.uid_from)

@@ -355,12 +355,12 @@ function trustly.read_answer(raw, method, uuid, public_key)
     end
     local data = plain(part.data)
     if ACCEPTED_BY_RESULT[method] then
-        local result = type(data) == "table" and data.result
-        if result ~= "1" and result ~= 1 then
+        local accepted = type(data) == "table" and data.result
+        if accepted ~= "1" and accepted ~= 1 then
             local rejected = type(data) == "table" and str(data.rejected) or nil
             return nil, errors.new("provider", ("Trustly did not accept the %s: result %s%s"):format(method,
-                result and ("%q"):format(tostring(result)) or "missing", rejected and (" (" .. rejected .. ")") or ""),
-                { name = rejected, result = result or nil, data = data, signed = true, retryable = false,
+                accepted and ("%q"):format(tostring(accepted)) or "missing", rejected and (" (" .. rejected .. ")") or ""),
+                { name = rejected, result = accepted or nil, data = data, signed = true, retryable = false,
                   request_id = uuid, uuid = uuid, method = method, raw = raw })
         end
     end

@@ -684,8 +684,6 @@ function Client:close()
     self.http:close()
 end
 
-local secrets_of = errors.secrets_of
-
 -- The signed query of a request kind (AccountId and PaymentType added).
 local function signed_query(self, spec, params)
     local p = copy(params)

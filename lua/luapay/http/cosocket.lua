@@ -215,7 +215,7 @@ end
 -- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
 local function read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
     local parts, n, total = {}, 0, 0
-    local line, err
+    local line
     while true do
         line, buf, pos = read_line(sock, deadline, buf, pos, LINE_MAX)
         if not line then return nil, buf end
@@ -403,8 +403,9 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
     end
 
     local head_cap, body_cap = req.max_head_bytes or self.max_head_bytes, req.max_body_bytes or self.max_body_bytes
-    local buf, pos, head = "", 1, nil
+    local buf, pos = "", 1
     repeat -- skip interim 1xx answers such as 100 Continue
+        local head
         head, buf, pos = read_head(sock, deadline, head_cap, buf, pos)
         if not head then
             sock:close()
