@@ -867,7 +867,8 @@ describe("core.check for values that are not schema-shaped", function()
         assert_raises("check: bad argument #1 'type' (unknown type 'strnig')", core.check, "strnig", "x")
         assert_raises("check: bad argument #1 'type' (unknown type 'email\\0junk')", core.check, "email\0junk", "x")
         assert_raises("check: bad argument #3 'opts' (table expected, got string)", core.check, "string", "x", "max_len")
-        assert_raises("check: bad argument #3 'opts' ('max_len' must be a non-negative integer)", core.check, "string", "x", { max_len = "3" })
+        assert_raises("check: bad argument #3 'opts' ('max_len' must be a non-negative integer)",
+            core.check, "string", "x", { max_len = "3" })
         assert_raises("check: bad argument #3 'opts' ('required_if' is only for fields of an object)", core.check,
             "string", "x", { required_if = { field = "a", equals = 1 } })
         assert_raises("check: bad argument #4 'name' (string expected, got table)", core.check, "string", "x", nil, {})
@@ -895,7 +896,8 @@ describe("a bad schema", function()
           { type = "object", fields = { a = { type = "string", required_if = { field = "nope", equals = 1 } } } },
           "(a: 'required_if' names 'nope', which is not another field of this object)" },
         { "required_if with both equals and in",
-          { type = "object", fields = { a = { type = "any" }, b = { type = "any", required_if = { field = "a", equals = 1, ["in"] = { 2 } } } } },
+          { type = "object", fields = { a = { type = "any" },
+              b = { type = "any", required_if = { field = "a", equals = 1, ["in"] = { 2 } } } } },
           "(b: 'required_if' needs exactly one of equals and in)" },
         { "clearing outside an object", { type = "string", clearing = "number" }, "('clearing' is only for fields of an object)" },
         { "clearing without a clearinghouse field",
@@ -914,7 +916,8 @@ describe("a bad schema", function()
           { type = "object", fields = { clearinghouse = { type = "any" }, n = { type = "string", clearing = "number\0" } } },
           "(n: 'clearing' must be \"number\" or \"bank_code\")" },
         { "a required_if key with a NUL byte",
-          { type = "object", fields = { a = { type = "any" }, b = { type = "any", required_if = { field = "a", ["in\0"] = { 1 }, equals = 1 } } } },
+          { type = "object", fields = { a = { type = "any" },
+              b = { type = "any", required_if = { field = "a", ["in\0"] = { 1 }, equals = 1 } } } },
           "(b: 'required_if' takes only field, equals and in)" },
     }
     for _, c in ipairs(cases) do

@@ -55,10 +55,12 @@ describe("luapay command", function()
     end)
 
     it("runs a REPL that prints values readably and masks secrets", function()
-        local out, err, code = luapay("repl", 'x = 20 + 1\nx * 2\nfunction twice(a)\nreturn a * 2\nend\ntwice(4), { password = "hunter2", id = 7 }\nerror("boom")\n')
+        local out, err, code = luapay("repl",
+            'x = 20 + 1\nx * 2\nfunction twice(a)\nreturn a * 2\nend\ntwice(4), { password = "hunter2", id = 7 }\nerror("boom")\n')
         assert.equal(0, code)
         assert.equal("", err) -- every provider's client was configured
-        assert.truthy(out:find("clients for the sandbox: begateway_client, gate, trustly_client, trustly_na_client, trustpay_client\n", 1, true), out)
+        assert.truthy(out:find("clients for the sandbox: begateway_client, gate, trustly_client, trustly_na_client, trustpay_client\n",
+            1, true), out)
         assert.truthy(out:find("luapay> 42\n", 1, true))
         assert.truthy(out:find("8\t{\n  id = 7,\n  password = \"***\",\n}", 1, true))
         assert.truthy(out:find("repl:1: boom", 1, true))

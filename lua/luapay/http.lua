@@ -401,7 +401,9 @@ local function call_transport(transport, treq)
     end
     if res then return res end
     if errors.is(err) then return nil, err end
-    if type(err) == "table" then return nil, errors.new(errors.TYPES[err.type] and err.type or "network", err.message or "transport failed", err) end
+    if type(err) == "table" then
+        return nil, errors.new(errors.TYPES[err.type] and err.type or "network", err.message or "transport failed", err)
+    end
     return nil, errors.new("network", tostring(err or "transport failed"), { sent = true })
 end
 

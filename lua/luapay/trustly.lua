@@ -150,7 +150,9 @@ trustly.serialize = core.trustly_serialize
 local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
 
 local function check_method_uuid(fn, method, uuid)
-    if type(method) ~= "string" then error(("trustly.%s: bad argument #1 'method' (string expected, got %s)"):format(fn, type(method)), 3) end
+    if type(method) ~= "string" then
+        error(("trustly.%s: bad argument #1 'method' (string expected, got %s)"):format(fn, type(method)), 3)
+    end
     if type(uuid) ~= "string" then error(("trustly.%s: bad argument #2 'uuid' (string expected, got %s)"):format(fn, type(uuid)), 3) end
 end
 
@@ -313,7 +315,8 @@ function trustly.read_answer(raw, method, uuid, public_key)
     local key = key_arg(public_key, "read_answer", "public_key", false)
     local doc = type(raw) == "string" and decode(raw)
     if type(doc) ~= "table" then
-        return nil, errors.new("http", "Trustly's answer is not a JSON-RPC document", { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
+        return nil, errors.new("http", "Trustly's answer is not a JSON-RPC document",
+            { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
     end
     local result, err = doc.result, doc.error
     local part, is_error
@@ -326,7 +329,8 @@ function trustly.read_answer(raw, method, uuid, public_key)
             -- A protocol-level error (bad JSON, unknown method, ...): uuid and
             -- method are null and nothing is signed, so it proves nothing.
             local code = type(err.code) == "table" and tonumber(err.code[1]) or tonumber(err.code)
-            return nil, provider_error(method, code, str(err.message), { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
+            return nil, provider_error(method, code, str(err.message),
+                { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
         end
     else
         return nil, errors.new("http", "Trustly's answer has neither result nor error", { raw = raw:sub(1, 300) })

@@ -97,8 +97,10 @@ local QUERY = core.schema{
     fields = {
         paymentType = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS.paymentType) } },
         merchantReference = STRING,
-        ["authorization.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["authorization.status"]) } },
-        ["verification.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["verification.status"]) } },
+        ["authorization.status"] = { type = "array", min_items = 1,
+            items = { type = "enum", values = code_list(ENUMS["authorization.status"]) } },
+        ["verification.status"] = { type = "array", min_items = 1,
+            items = { type = "enum", values = code_list(ENUMS["verification.status"]) } },
         paymentId = { type = "string", min_len = 1, max_len = 15 },
         ["merchant.merchantId"] = STRING,
         description = STRING,

@@ -52,8 +52,10 @@ trustpay.signed_fields = {
     recurring_initial_preauthorization = BASE .. " " .. SCA,
     preauthorization                   = BASE .. " " .. SCA,
     capture                            = BASE .. " PaymentRequestId",
-    wire_notification                  = "AccountId Amount Currency Type ResultCode CounterAccount CounterAccountName OrderId PaymentId Reference RefuseReason",
-    card_notification                  = "AccountId Amount Currency Reference Type ResultCode PaymentRequestId CardId CardMask CardExpiration AuthNumber",
+    wire_notification                  = "AccountId Amount Currency Type ResultCode CounterAccount CounterAccountName"
+                                         .. " OrderId PaymentId Reference RefuseReason",
+    card_notification                  = "AccountId Amount Currency Reference Type ResultCode PaymentRequestId"
+                                         .. " CardId CardMask CardExpiration AuthNumber",
 }
 for kind, list in pairs(trustpay.signed_fields) do
     local names = {}
@@ -85,6 +87,9 @@ local function code_list(rows)
     return t
 end
 
+-- One code a line, its text as TrustPay's documentation words it (so it
+-- can be compared line by line), whatever the line's length.
+-- luacheck: push no max line length
 trustpay.result_codes = code_list{
     { 0, "Success", "Payment was successfully processed. When received in notification, funds have been credited to the merchant account - merchant can provide goods or services without delay" },
     { 1, "Pending", "Payment may have been payed, but the real result is not known yet (for example client made offline payment or TrustPay still waits for notification from bank)." },
@@ -108,6 +113,7 @@ trustpay.result_codes = code_list{
     { 1100, "General Error", "Internal error has occurred. Please contact TrustPay to resolve this issue." },
     { 1101, "Unsupported currency conversion", "Currency conversion for requested currencies is not supported." },
 }
+-- luacheck: pop
 
 trustpay.acquirer_codes = {
     ["100.100.303"] = "Rejected - card expired",
@@ -390,7 +396,8 @@ local function verify(secret, kind, fields, signature)
         end
         if core.equal(core.hmac("sha256", secret, table.concat(slots, "/"), "HEX"), got) then return true end
     end
-    return nil, errors.new("signature", "TrustPay " .. kind .. ": the signature does not match (wrong secret, or the parameters were changed)")
+    return nil, errors.new("signature",
+        "TrustPay " .. kind .. ": the signature does not match (wrong secret, or the parameters were changed)")
 end
 
 --- trustpay.verify(secret, kind, fields, signature) -> true | nil, err.
@@ -1239,7 +1246,8 @@ local function payment_xml(o, n)
             '<Amt><InstdAmt Ccy="' .. esc(o.Currency) .. '">' .. amount .. "</InstdAmt></Amt>",
             el("IntrmyAgt1", el("FinInstnId", leaf("Nm", o.CorrespondentBank))),
             el("CdtrAgt", el("FinInstnId", leaf("BIC", o.CreditorBankBic), clearing, leaf("Nm", o.CreditorBankName),
-                el("PstlAdr", leaf("TwnNm", o.CreditorBankCity), leaf("Ctry", o.CreditorBankCountry), leaf("AdrLine", o.CreditorBankAddress)))),
+                el("PstlAdr", leaf("TwnNm", o.CreditorBankCity), leaf("Ctry", o.CreditorBankCountry),
+                    leaf("AdrLine", o.CreditorBankAddress)))),
             el("Cdtr", leaf("Nm", o.CreditorName),
                 el("PstlAdr", leaf("TwnNm", o.CreditorCity), leaf("Ctry", o.CreditorCountry), leaf("AdrLine", o.CreditorAddress))),
             el("CdtrAcct", el("Id", account)),
@@ -1327,7 +1335,8 @@ function Client:create_orders(orders)
     return ids
 end
 
-local ORDER_ID_SCHEMA = core.schema{ type = "object", additional = false, fields = { OrderId = str(10, { required = true, pattern = NUMERIC10 }) } }
+local ORDER_ID_SCHEMA = core.schema{ type = "object", additional = false,
+    fields = { OrderId = str(10, { required = true, pattern = NUMERIC10 }) } }
 
 --- client:order(id) -> OrderDetail (+ Xml) | nil, err
 function Client:order(id)

@@ -314,7 +314,9 @@ local function connect(self, u, idempotent, connect_ms, deadline)
         ok, err = sock:connect(u.host, u.port, { pool = pool .. ":fresh" }) -- never filled: always a new one
     end
     if not ok then
-        if err == "timeout" then return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false) end
+        if err == "timeout" then
+            return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false)
+        end
         if err and err:find("no resolver defined", 1, true) then
             return fail("config", "nginx cannot resolve " .. u.host .. ": add a `resolver` directive to the http block", false)
         end
@@ -336,7 +338,8 @@ local function connect(self, u, idempotent, connect_ms, deadline)
             sock:close()
             if herr == "timeout" then return fail("timeout", "connect timeout: TLS handshake with " .. u.host .. " timed out", false) end
             local hint = ""
-            if self.verify and herr and (herr:find("verif", 1, true) or herr:find("certificate", 1, true) or herr:find("issuer", 1, true)) then
+            if self.verify and herr
+                and (herr:find("verif", 1, true) or herr:find("certificate", 1, true) or herr:find("issuer", 1, true)) then
                 hint = "; nginx checks certificates against lua_ssl_trusted_certificate: set it in the http block"
                     .. " (e.g. lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;) or to your private CA's file"
             end
