@@ -13,7 +13,7 @@
 --   local res, err = gate:sale("trustly", { general = { payment_id = "order-42" },
 --       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
---   (plus replayed = true and payment = <status event> when the answer was
+--   (plus replayed = true and payment = the status event when the answer was
 --   lost and the payment was found through status)
 --   local event, err = gate:callback(raw_body)   -- the signed callback, verified
 --   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
@@ -50,6 +50,7 @@ local math_type = math.type
 
 ---------------------------------------------------------------------------
 -- Signing
+-- @section signing
 ---------------------------------------------------------------------------
 
 local function argerror(fn, n, name, msg)
@@ -83,6 +84,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Callbacks
+-- @section callbacks
 ---------------------------------------------------------------------------
 
 -- A Lua number from a number object (or a number): an integer when the text
@@ -250,6 +252,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Payment Page
+-- @section payment_page
 ---------------------------------------------------------------------------
 
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
@@ -320,6 +323,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Request schemas (compiled once, at load)
+-- @section request_schemas
 ---------------------------------------------------------------------------
 
 local CLEARINGHOUSES = {}
@@ -564,6 +568,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The Gate client
+-- @section the_gate_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the

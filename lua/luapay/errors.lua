@@ -38,6 +38,7 @@ end
 -- "user:secret" where it is sent as HTTP Basic. Errors (errors.new and
 -- tostring), errors.mask and luapay.pretty replace every registered form
 -- by "[REDACTED]", whichever client it belongs to.
+-- @section the_vault
 
 --- A secret shorter than this cannot be told apart from ordinary text (a
 -- password "p" would take every "p" out of every message): it is kept in

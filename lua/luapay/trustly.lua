@@ -104,6 +104,7 @@ local HINTS = {
 
 ---------------------------------------------------------------------------
 -- Keys
+-- @section keys
 ---------------------------------------------------------------------------
 
 -- PEM text -> core.pkey. Parsing a PEM costs more than the serialization,
@@ -142,6 +143,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Signatures (pure)
+-- @section signatures
 ---------------------------------------------------------------------------
 
 --- trustly.serialize(data) -> the text signatures are made over.
@@ -194,6 +196,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Envelopes (pure): what the merchant sends, and what Trustly sends
+-- @section envelopes
 ---------------------------------------------------------------------------
 
 local encode_json = core.json_encode
@@ -251,6 +254,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Reading what Trustly sends (pure)
+-- @section reading
 ---------------------------------------------------------------------------
 
 local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
@@ -392,6 +396,7 @@ local REFUND_STATUS = {
 
 ---------------------------------------------------------------------------
 -- What the merchant knows about refunds (a store)
+-- @section refund_store
 ---------------------------------------------------------------------------
 
 -- A store is anything with get(self, key) -> string | nil and set(self, key,
@@ -563,6 +568,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Request validation: one compiled schema per method
+-- @section request_validation
 ---------------------------------------------------------------------------
 
 local function merged(...)
@@ -803,6 +809,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the

@@ -34,6 +34,7 @@ trustly_na.MAX_COUNT = 100
 
 ---------------------------------------------------------------------------
 -- The seed's tables (code -> name)
+-- @section code_tables
 ---------------------------------------------------------------------------
 
 --- paymentType: 1 Instant, 2 Deferred, 3 Recurring, 4 Disbursement,
@@ -130,6 +131,7 @@ local RANGES = {
 
 ---------------------------------------------------------------------------
 -- Helpers
+-- @section helpers
 ---------------------------------------------------------------------------
 
 local function is_array(t)
@@ -251,6 +253,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the
@@ -352,6 +355,7 @@ end
 
 ---------------------------------------------------------------------------
 -- requestSignature (Lightbox establishData, POST /establish)
+-- @section requestsignature
 ---------------------------------------------------------------------------
 
 --- The documented order of the signed fields.
@@ -429,6 +433,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Event notifications
+-- @section event_notifications
 ---------------------------------------------------------------------------
 
 local function percent_decode(s)

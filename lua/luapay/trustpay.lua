@@ -28,6 +28,7 @@ trustpay.DEFAULT_BANKING_URL = "https://api.trustpay.eu"
 
 ---------------------------------------------------------------------------
 -- Signing: one line per message kind
+-- @section signing
 ---------------------------------------------------------------------------
 
 -- The signed fields of each message, in signing order. A field that is
@@ -79,6 +80,7 @@ local REQUEST_REQUIRED = { "AccountId", "Amount", "Currency", "Reference", "Paym
 
 ---------------------------------------------------------------------------
 -- Code lists from the seed
+-- @section code_lists
 ---------------------------------------------------------------------------
 
 local function code_list(rows)
@@ -160,6 +162,7 @@ local CARD_LANGUAGES = { "en", "sk", "cs", "bg", "hr", "da", "nl", "et", "fi", "
 
 ---------------------------------------------------------------------------
 -- Small helpers
+-- @section small_helpers
 ---------------------------------------------------------------------------
 
 local function copy(t)
@@ -200,6 +203,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Amounts: minor units <-> TrustPay's two decimals
+-- @section amounts
 ---------------------------------------------------------------------------
 
 --- trustpay.amount(minor, currency) -> "1.50" | nil, message. TrustPay
@@ -265,6 +269,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Messages and signatures
+-- @section messages
 ---------------------------------------------------------------------------
 
 -- A value as it appears on the wire, or nil, reason.
@@ -410,6 +415,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Query strings
+-- @section query_strings
 ---------------------------------------------------------------------------
 
 local function unescape(s)
@@ -457,6 +463,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Result codes -> the common event's status
+-- @section result_codes
 ---------------------------------------------------------------------------
 
 local function result_of(code)
@@ -484,6 +491,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Schemas (compiled once)
+-- @section schemas
 ---------------------------------------------------------------------------
 
 local NUMERIC10 = "^[0-9]{1,10}$"
@@ -616,6 +624,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the
@@ -717,8 +726,13 @@ local function checked_query(self, method, spec, params)
 end
 
 for method, spec in pairs(URLS) do
-    --- client:<kind>_url(params) -> url | nil, err. The URL for the
-    -- customer's browser (iframe pop-up, or redirect with IsRedirect).
+    --- client:KIND_url(params) -> url | nil, err. The URL for the
+    -- customer's browser (iframe pop-up, or redirect with IsRedirect), one
+    -- method per key of URLS: wire_payment_url, card_payment_url,
+    -- card_on_file_register_url, card_on_file_purchase_url,
+    -- card_on_file_preauthorization_url, recurring_initial_url,
+    -- recurring_initial_preauthorization_url, preauthorization_url.
+    -- @function Client:KIND_url
     Client[method] = function(self, params)
         local q, err = checked_query(self, method, spec, params)
         if not q then return nil, err end
@@ -754,6 +768,7 @@ for method, spec in pairs(CALLS) do
     -- {result_code, result = {name, description}, acquirer_response_id,
     -- acquirer} | nil, err. A result code of 1000 or more is an error of
     -- type provider (code = the result code, err.result = the same table).
+    -- @function Client:refund
     Client[method] = function(self, params)
         local q, qerr = checked_query(self, method, spec, params)
         if not q then return nil, qerr end
@@ -848,6 +863,7 @@ end
 
 ---------------------------------------------------------------------------
 -- API Banking
+-- @section api_banking
 ---------------------------------------------------------------------------
 
 -- How long before expires_in a cached token is replaced.
@@ -1111,6 +1127,7 @@ end
 
 ---------------------------------------------------------------------------
 -- pain.001.001.03 orders
+-- @section payment_orders
 ---------------------------------------------------------------------------
 
 local function order_fields(single)

@@ -129,6 +129,7 @@ end
 ---------------------------------------------------------------------------
 -- Reading within the deadline. The bytes read past what a step needs stay
 -- in a string `buf` from position `pos`; a step returns the new buf, pos.
+-- @section reading_within_the_deadline
 ---------------------------------------------------------------------------
 
 -- Read errors for an exceeded cap (trailers of a chunked body count as head).
@@ -296,6 +297,7 @@ end
 
 ---------------------------------------------------------------------------
 -- One exchange
+-- @section one_exchange
 ---------------------------------------------------------------------------
 
 -- Connects (a fresh connection unless the request is idempotent) and does
