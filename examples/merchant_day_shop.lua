@@ -11,6 +11,9 @@
 --                                     processed once per notificationid, answered
 --                                     with client:notification_response (signed "OK");
 --                                     403 and nothing signed when it does not verify
+--   POST /shop/trustly/refund/<orderid>?amount=<minor units>&currency=SEK
+--                                     the back office refunds through the shop's
+--                                     client (its store then knows the refund)
 --   GET  /shop/trustpay?<query>       a TrustPay notification: client:notification,
 --                                     200 "OK" (400 when it does not verify)
 --   GET  /shop/inbox/<provider>/<ref> what the shop has recorded for an order, in
@@ -34,8 +37,13 @@ local function client(config, name)
         if name == "ecommpay" then
             clients[name] = ecommpay.new{ project_id = c.project_id, secret = c.secret }
         elseif name == "trustly" then
+            -- The store is shared by every worker: it tells the credit of a
+            -- failed refund (made below) from money received.
             clients[name] = trustly.new{ username = c.username, password = c.password, private_key = c.private_key,
-                                         trustly_public_key = c.trustly_public_key, environment = "test" }
+                                         trustly_public_key = c.trustly_public_key, environment = "test",
+                                         store = ngx.shared.luapay_sandbox,
+                                         -- against Trustly: leave out (the environment's URL)
+                                         base_url = ("http://127.0.0.1:%d/trustly/api/1"):format(config.ports.http) }
         else
             clients[name] = trustpay.new{ account_id = c.account_id, secret = c.secret }
         end
@@ -101,6 +109,17 @@ local function trustly_notification(config)
     return answer(200, c:notification_response(note, "OK"), "application/json")
 end
 
+-- Trustly: the back office refunds through the shop's client, so that the
+-- shop's store knows the refund when its notifications come.
+local function trustly_refund(config, orderid)
+    local args = ngx.req.get_uri_args()
+    local refund, err = client(config, "trustly"):refund{
+        OrderID = orderid, Amount = tonumber(args.amount), Currency = args.currency,
+    }
+    if not refund then return answer(502, cjson.encode{ error = tostring(err) }, "application/json") end
+    return answer(200, cjson.encode(refund), "application/json")
+end
+
 -- TrustPay: the notification is the query string of a GET.
 local function trustpay_notification(config)
     local event, err = client(config, "trustpay"):notification(ngx.var.args or "")
@@ -120,6 +139,8 @@ function shop.handle(path, config)
     local payment_id = path:match("^ecommpay/(.+)$")
     if payment_id and ngx.req.get_method() == "POST" then return ecommpay_callback(config, payment_id) end
     if path:match("^trustly/[%w_%-]+$") and ngx.req.get_method() == "POST" then return trustly_notification(config) end
+    local refund_of = path:match("^trustly/refund/(%d+)$")
+    if refund_of and ngx.req.get_method() == "POST" then return trustly_refund(config, refund_of) end
     if path == "trustpay" then return trustpay_notification(config) end
     local provider, ref = path:match("^inbox/(%w+)/(.+)$")
     if provider then

@@ -12,7 +12,9 @@
 -- whenever some bytes arrive). connect_timeout_ms bounds connect and
 -- handshake. One limit remains: a single send restarts its timer whenever
 -- the peer takes some bytes; a request that fits the socket's send buffer
--- (payment API requests do) is written at once.
+-- (payment API requests do) is written at once. Name resolution is
+-- nginx's `resolver`, bounded by its `resolver_timeout` (default 30 s), not
+-- by timeout_ms: set resolver_timeout below your deadlines.
 --
 -- Caps: a head (interim 1xx heads included) beyond max_head_bytes (64 KiB)
 -- or a body beyond max_body_bytes (16 MiB; a Content-Length above it is
