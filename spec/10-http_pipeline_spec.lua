@@ -406,6 +406,18 @@ describe("retries", function()
         assert.is_true(http.status_error(res, "x").delivered_before)
     end)
 
+    it("marks the failure of a request that may have been carried out: outcome_unknown, may_have_happened", function()
+        local err = http.outcome_unknown(errors.new("network", "reset", { retryable = true }), "ask x:status()")
+        assert.same({ true, false }, { err.sent, err.retryable })
+        assert.matches("reset; the request was sent and may have been carried out, so its outcome is unknown:"
+            .. " do not resend it blindly; ask x:status()", err.message, 1, true)
+        for _, retryable in ipairs({ true, false }) do
+            err = http.may_have_happened(errors.new("http", "HTTP 502", { retryable = retryable }), "X may have taken it", "ask x:status()")
+            assert.same({ true, retryable }, { err.sent, err.retryable })
+            assert.equal("HTTP 502; X may have taken it: ask x:status()", err.message)
+        end
+    end)
+
     it("never retries TLS or configuration failures", function()
         for _, kind in ipairs({ "tls", "config" }) do
             local t = scripted{ { type = kind, message = "no", sent = false } }

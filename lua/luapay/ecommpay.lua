@@ -744,8 +744,7 @@ end
 -- message says how to find out.
 local function outcome_unknown(err, call, find_out)
     if not call.idempotent then return http.outcome_unknown(err, find_out) end
-    err.message = ("%s; ecommpay may have taken the %s request: %s"):format(err.message, call.name, find_out)
-    return err
+    return http.may_have_happened(err, ("ecommpay may have taken the %s request"):format(call.name), find_out)
 end
 
 -- Signs and sends a body. Returns the decoded answer to a 200 (numbers

@@ -44,7 +44,8 @@
 -- retryable = false and a message saying that its outcome is unknown and
 -- how to find it out: the request's `find_out` (a provider names its status
 -- call or notification), else a generic hint. Providers mark errors of their
--- own (an answer they cannot read) the same way with http.outcome_unknown.
+-- own (an answer they cannot read) the same way with http.outcome_unknown,
+-- and those of idempotent requests with http.may_have_happened.
 --
 -- Size caps: a response head beyond max_head_bytes (default 64 KiB) or a
 -- body beyond max_body_bytes (default 16 MiB) is an error of type "http"
@@ -84,6 +85,17 @@ local FIND_OUT = "find out with a status call or from the provider's notificatio
 function http.outcome_unknown(err, find_out)
     err.sent, err.retryable = true, false
     err.message = tostring(err.message) .. "; " .. OUTCOME_UNKNOWN .. (find_out or FIND_OUT)
+    return err
+end
+
+--- http.may_have_happened(err, what, find_out) -> err, marked as the
+-- failure of an idempotent request that may have been carried out: sent =
+-- true, retryable as it was (a boolean: resending is safe, the provider
+-- deduplicates it), and the message says what may have happened (e.g.
+-- "ecommpay may have taken the sale request") and how to find out.
+function http.may_have_happened(err, what, find_out)
+    err.sent, err.retryable = true, err.retryable == true
+    err.message = ("%s; %s: %s"):format(tostring(err.message), what, find_out or FIND_OUT)
     return err
 end
 
