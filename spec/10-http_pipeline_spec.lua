@@ -397,12 +397,14 @@ describe("retries", function()
             { "a read timeout, then refused", { timeout, refused }, true },
             { "a failure of unknown reach, then an answer", { unknown, { status = 201 } }, true },
         }) do
-            local res, err = client(scripted(case[2]), { retries = #case[2] - 1 }):request{ url = "https://x.test/", idempotent = true }
+            local c = client(scripted(case[2]), { retries = #case[2] - 1 })
+            local res, err = c:request{ url = "https://x.test/", idempotent = true }
             assert.equal(#case[2], (res or err).attempts, case[1])
             assert.equal(case[3], (res or err).delivered_before, case[1])
         end
         -- and the error built from such a response says it too
-        local res = client(scripted{ reset, { status = 504 } }, { retries = 1 }):request{ url = "https://x.test/", idempotent = true }
+        local c = client(scripted{ reset, { status = 504 } }, { retries = 1 })
+        local res = c:request{ url = "https://x.test/", idempotent = true }
         assert.is_true(http.status_error(res, "x").delivered_before)
     end)
 
@@ -412,7 +414,8 @@ describe("retries", function()
         assert.matches("reset; the request was sent and may have been carried out, so its outcome is unknown:"
             .. " do not resend it blindly; ask x:status()", err.message, 1, true)
         for _, retryable in ipairs({ true, false }) do
-            err = http.may_have_happened(errors.new("http", "HTTP 502", { retryable = retryable }), "X may have taken it", "ask x:status()")
+            err = http.may_have_happened(errors.new("http", "HTTP 502", { retryable = retryable }),
+                "X may have taken it", "ask x:status()")
             assert.same({ true, retryable }, { err.sent, err.retryable })
             assert.equal("HTTP 502; X may have taken it: ask x:status()", err.message)
         end

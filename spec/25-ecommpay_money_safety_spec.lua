@@ -110,17 +110,18 @@ describe("ecommpay money safety against the sandbox", function()
             return r
         end
 
+        local sale, payout = { "sale", 1000, "EUR", "customer-1" }, { "payout", 1000, "EUR", "customer-1" }
         for _, case in ipairs {
             -- what differs; the earlier payment; the new request
-            { "another amount", { "sale", 1000, "EUR", "customer-1" }, { "sale", 2000, "EUR", "customer-1" } },
-            { "the same amount in another currency", { "sale", 1000, "SEK", "customer-1" }, { "sale", 1000, "EUR", "customer-1" } },
-            { "the same amount and currency, another customer", { "sale", 1000, "EUR", "customer-7" }, { "sale", 1000, "EUR", "customer-1" } },
-            { "the same amount, currency and customer, a payout", { "payout", 1000, "EUR", "customer-1" }, { "sale", 1000, "EUR", "customer-1" } },
-            { "the same amount, currency and customer, a sale", { "sale", 1000, "EUR", "customer-1" }, { "payout", 1000, "EUR", "customer-1" } },
-            { "a payout of the same amount to another account",
-              { "payout", 1000, "EUR", "customer-1" }, { "payout", 1000, "EUR", "customer-1", "9994567890" } },
+            { "another amount", sale, { "sale", 2000, "EUR", "customer-1" } },
+            { "the same amount in another currency", { "sale", 1000, "SEK", "customer-1" }, sale },
+            { "the same amount and currency, another customer", { "sale", 1000, "EUR", "customer-7" }, sale },
+            { "the same amount, currency and customer, a payout", payout, sale },
+            { "the same amount, currency and customer, a sale", sale, payout },
+            { "a payout to another account", payout, { "payout", 1000, "EUR", "customer-1", "9994567890" } },
         } do
-            it("is not confused with another payment that has the payment_id (" .. case[1] .. "): the duplicate error stands", function()
+            local name = "is not confused with an earlier payment under its payment_id (" .. case[1] .. ")"
+            it(name .. ": the duplicate error stands", function()
                 local id = H.unique("taken")
                 local earlier, new = case[2], case[3]
                 local gate = fresh_gate()
@@ -155,7 +156,7 @@ describe("ecommpay money safety against the sandbox", function()
             }
         end
 
-        it("is not taken for this request's when no earlier attempt was sent, even if it matches in every field", function()
+        it("is not taken for this request's when no earlier attempt was sent, though it matches in all", function()
             local id = H.unique("yesterday")
             assert(fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
             local before = H.requests(sb)
@@ -169,7 +170,7 @@ describe("ecommpay money safety against the sandbox", function()
             assert.equal(before + 1, H.requests(sb)) -- the refused resend, and no status call
         end)
 
-        it("when the status call fails too, the duplicate error says the outcome is unknown and how to find out", function()
+        it("when the status call fails too, the refusal says the outcome is unknown and how to find out", function()
             local id = H.unique("nostatus")
             assert(fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
             lose("503")

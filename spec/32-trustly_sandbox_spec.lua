@@ -448,7 +448,7 @@ describe("Trustly against the sandbox", function()
             { "not_rpc_200", "a 200 JSON that is no JSON-RPC answer", 200 },
             { "unsigned_502", "a 502 with an unsigned JSON error", 502 },
         } do
-            it("a Refund answered with " .. case[2] .. " is of unknown outcome, never Trustly's refusal, and not resent", function()
+            it("a Refund answered with " .. case[2] .. ": outcome unknown, no refusal, not resent", function()
                 local d = credited_deposit(5000)
                 local t = recording()
                 local c = new_client{ transport = t }

@@ -316,7 +316,8 @@ function trustly.read_answer(raw, method, uuid, public_key)
     local key = key_arg(public_key, "read_answer", "public_key", false)
     local doc = type(raw) == "string" and decode(raw)
     if type(doc) ~= "table" then
-        return nil, errors.new("http", "the answer is not a JSON-RPC document", { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
+        return nil, errors.new("http", "the answer is not a JSON-RPC document",
+            { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
     end
     local result, err = doc.result, doc.error
     local part, is_error
@@ -886,13 +887,14 @@ Client.__tostring = errors.describe("luapay.trustly client", { "$environment", "
 -- notifications tell, and the back office.
 local function how_to_find_out(method, Data, idempotent)
     if method == "Refund" then
-        return ("check order %s in Trustly's back office before refunding again; Trustly's notifications on the order"
-            .. " tell what became of the refund (a credit: it failed; a payoutconfirmation, where enabled: it was paid)")
-            :format(tostring(Data.OrderID))
+        return ("check order %s in Trustly's back office before refunding again; Trustly's notifications"
+            .. " on the order tell what became of the refund (a credit: it failed; a payoutconfirmation,"
+            .. " where enabled: it was paid)"):format(tostring(Data.OrderID))
     end
     if Data.MessageID ~= nil then
-        return ("send it again with the same MessageID %q (Trustly takes a MessageID once: a 637 says an earlier"
-            .. " request took it), or wait for Trustly's notifications with that messageid"):format(tostring(Data.MessageID))
+        return ("send it again with the same MessageID %q (Trustly takes a MessageID once: a 637 says an"
+            .. " earlier request took it), or wait for Trustly's notifications with that messageid")
+            :format(tostring(Data.MessageID))
     end
     if idempotent then return "sending it again is safe" end
     return "wait for Trustly's notifications, or check the order in Trustly's back office"
