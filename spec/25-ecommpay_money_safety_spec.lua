@@ -156,7 +156,7 @@ describe("ecommpay money safety against the sandbox", function()
             }
         end
 
-        it("is not taken for this request's when no earlier attempt was sent, though it matches in all", function()
+        it("is not taken for this request's when no earlier attempt was sent, though every field matches", function()
             local id = H.unique("yesterday")
             assert(fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
             local before = H.requests(sb)
