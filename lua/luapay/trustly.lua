@@ -971,12 +971,12 @@ function Client:call(method, data)
         return nil, ids(aerr)
     end
     if res.status ~= 200 and aerr.type ~= "signature" then
-        -- not a signed answer: say what HTTP said
+        -- say what HTTP said, and what an unsigned error document says
+        local said = aerr.type == "provider" and aerr.name or nil
         aerr = http.status_error(res, "Trustly")
-        -- refused unread (429), or a 5xx status_error has already said the outcome is unknown
-        if res.status == 429 or (not idempotent and res.status >= 500 and res.status <= 599) then
-            return nil, ids(aerr)
-        end
+        aerr.message = ("the answer to %s was HTTP %d%s"):format(method, res.status,
+            said and (", an unsigned error that proves nothing: " .. said) or "")
+        if res.status == 429 then return nil, ids(aerr) end -- refused unread
     else
         aerr.http_status, aerr.attempts, aerr.elapsed = res.status, res.attempts, res.elapsed
         aerr.delivered_before = res.delivered_before
