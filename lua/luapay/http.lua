@@ -501,11 +501,12 @@ end
 
 --- http.status_error(res, what) -> the error for a response whose status
 -- the caller did not expect: type "http", http_status, raw (the start of the
--- body), request_id, sent = true, delivered_before. retryable follows res.idempotent, which
--- the pipeline records on every response: an idempotent request may be
--- resent after 429, 502, 503 and 504; one that is not (res.idempotent not
--- true) only after 429 (refused unread), and a 5xx says that its outcome is
--- unknown and how to find it out. The request's credentials are redacted.
+-- body), request_id, sent = true, delivered_before. retryable follows
+-- res.idempotent, which the pipeline records on every response: an
+-- idempotent request may be resent after 429, 502, 503 and 504; one that is
+-- not (res.idempotent not true) only after 429 (refused unread), and a 5xx
+-- says that its outcome is unknown and how to find it out. The request's
+-- credentials are redacted.
 function http.status_error(res, what)
     local status = res.status
     local unknown = res.idempotent ~= true and type(status) == "number" and status >= 500 and status <= 599
