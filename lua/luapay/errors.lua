@@ -198,7 +198,20 @@ function errors.forms_of(secret, user)
     table.sort(list, function(a, b) return #a > #b end)
     return list
 end
-local forms_of = errors.forms_of
+-- The forms of a secret, computed once per (secret, user) while any owner
+-- holds them: clients made per request with the same credentials (as in
+-- an nginx handler) share one list. Keys: the secret's length fixes where
+-- it ends, so no two pairs share a key. Callers never change a list.
+local forms_cache = setmetatable({}, { __mode = "v" })
+local function forms_of(secret, user)
+    local key = #secret .. ":" .. secret .. (user and ("\0" .. user) or "")
+    local forms = forms_cache[key]
+    if not forms then
+        forms = errors.forms_of(secret, user)
+        forms_cache[key] = forms
+    end
+    return forms
+end
 
 local RETIRED = 4 -- replaced secrets still recognised, per owner
 
