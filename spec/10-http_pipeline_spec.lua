@@ -386,6 +386,42 @@ describe("retries", function()
         for i = 2, 4 do assert.equal(t.seen[1].body, t.seen[i].body) end
     end)
 
+    it("says whether an attempt before the last one may have reached the server (delivered_before)", function()
+        local timeout = { type = "timeout", message = "read timeout", sent = true }
+        local unknown = { type = "network", message = "transport failed" } -- sent not known: it may have been
+        for _, case in ipairs({
+            { "one attempt", { { status = 200 } }, false },
+            { "refused twice, then an answer", { refused, refused, { status = 200 } }, false },
+            { "refused, then a reset", { refused, reset }, false },
+            { "a reset, then an answer", { reset, { status = 200 } }, true },
+            { "a 503 (a proxy's or the server's), then an answer", { { status = 503 }, { status = 200 } }, true },
+            { "a read timeout, then refused", { timeout, refused }, true },
+            { "a failure of unknown reach, then an answer", { unknown, { status = 201 } }, true },
+        }) do
+            local c = client(scripted(case[2]), { retries = #case[2] - 1 })
+            local res, err = c:request{ url = "https://x.test/", idempotent = true }
+            assert.equal(#case[2], (res or err).attempts, case[1])
+            assert.equal(case[3], (res or err).delivered_before, case[1])
+        end
+        -- and the error built from such a response says it too
+        local c = client(scripted{ reset, { status = 504 } }, { retries = 1 })
+        local res = c:request{ url = "https://x.test/", idempotent = true }
+        assert.is_true(http.status_error(res, "x").delivered_before)
+    end)
+
+    it("marks the failure of a request that may have been carried out: outcome_unknown, may_have_happened", function()
+        local err = http.outcome_unknown(errors.new("network", "reset", { retryable = true }), "ask x:status()")
+        assert.same({ true, false }, { err.sent, err.retryable })
+        assert.matches("reset; the request was sent and may have been carried out, so its outcome is unknown:"
+            .. " do not resend it blindly; ask x:status()", err.message, 1, true)
+        for _, retryable in ipairs({ true, false }) do
+            err = http.may_have_happened(errors.new("http", "HTTP 502", { retryable = retryable }),
+                "X may have taken it", "ask x:status()")
+            assert.same({ true, retryable }, { err.sent, err.retryable })
+            assert.equal("HTTP 502; X may have taken it: ask x:status()", err.message)
+        end
+    end)
+
     it("never retries TLS or configuration failures", function()
         for _, kind in ipairs({ "tls", "config" }) do
             local t = scripted{ { type = kind, message = "no", sent = false } }

@@ -467,6 +467,25 @@ return {
         assert.equal("a short one b", cli.redact("a short one b"))
     end)
 
+    it("hides a secret as luapay.errors does, with one minimum length, and keeps it out of errors too", function()
+        local cli = require "luapay.cli"
+        local errors = require "luapay.errors"
+        local secret = "cli-Secret/9+x"
+        cli.add_secret(secret)
+        cli.add_secret("k3Y9") -- as short as errors.MIN_SECRET
+        cli.add_secret("q7!") -- shorter: not searched for
+        assert.equal(4, errors.MIN_SECRET)
+        for _, form in ipairs({ "k3Y9", core.base64_encode("k3Y9"),
+            core.base64_encode("ab" .. secret .. "yz"):sub(4, -4), -- inside a longer base64 text
+            "cli-Secret%2f9%2bx",                                    -- percent-encoded in lower case
+            (core.base64_encode(secret):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }):gsub("=+$", "")) }) do
+            assert.equal("a [REDACTED] b", cli.redact("a " .. form .. " b"), form)
+            local err = errors.new("http", "a " .. form .. " b")
+            assert.equal("luapay http error: a [REDACTED] b", tostring(err), form)
+        end
+        assert.equal("a q7! b", cli.redact("a q7! b"))
+    end)
+
     it("hides them from every command against the provider fakes (wrong credentials)", function()
         local url = live_sandbox().url
         configure{ ecommpay = url .. "/ecommpay", trustly = url .. "/trustly/api/1", trustpay = url .. "/trustpay",

@@ -89,17 +89,98 @@ describe("ecommpay money safety against the sandbox", function()
             assert.equal(1, #H.state(sb, id).operations)
         end)
 
-        it("is not confused with another payment that has the payment_id: the duplicate error stands", function()
-            local gate = fresh_gate()
-            local id = H.unique("taken")
-            assert(gate:sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
-            lose("drop")
-            local res, err = fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 2000, "EUR"))
+        -- The payment_id was used before by another payment; the new request
+        -- gets a 5xx (a proxy's or ecommpay's, nothing tells which), is resent
+        -- and refused as a duplicate. Whatever the status answer shows that
+        -- the request did not ask for, the duplicate error stands.
+        -- A sale or a payout of amount in currency for a customer (to an account).
+        local function request(op, id, amount, currency, customer, account)
+            local r
+            if op == "payout" then
+                r = {
+                    general = { payment_id = id, merchant_callback_url = H.callback_url(sb, id) },
+                    payment = { amount = amount, currency = currency },
+                    customer = { ip_address = "203.0.113.20", first_name = "Nils", last_name = "Holm" },
+                    account = { clearinghouse = "SWEDEN", bank_code = "5000", number = account or "1234567890" },
+                }
+            else
+                r = H.sale_request(id, H.callback_url(sb, id), amount, currency)
+            end
+            r.customer.id = customer
+            return r
+        end
+
+        local sale, payout = { "sale", 1000, "EUR", "customer-1" }, { "payout", 1000, "EUR", "customer-1" }
+        for _, case in ipairs {
+            -- what differs; the earlier payment; the new request
+            { "another amount", sale, { "sale", 2000, "EUR", "customer-1" } },
+            { "the same amount in another currency", { "sale", 1000, "SEK", "customer-1" }, sale },
+            { "the same amount and currency, another customer", { "sale", 1000, "EUR", "customer-7" }, sale },
+            { "the same amount, currency and customer, a payout", payout, sale },
+            { "the same amount, currency and customer, a sale", sale, payout },
+            { "a payout to another account", payout, { "payout", 1000, "EUR", "customer-1", "9994567890" } },
+        } do
+            local name = "is not confused with an earlier payment under its payment_id (" .. case[1] .. ")"
+            it(name .. ": the duplicate error stands", function()
+                local id = H.unique("taken")
+                local earlier, new = case[2], case[3]
+                local gate = fresh_gate()
+                assert(gate[earlier[1]](gate, "trustly", request(earlier[1], id, earlier[2], earlier[3], earlier[4])))
+                lose("503")
+                gate = fresh_gate()
+                local res, err = gate[new[1]](gate, "trustly", request(new[1], id, new[2], new[3], new[4], new[5]))
+                assert.is_nil(res)
+                assert.equal("provider", err.type)
+                assert.equal("1004", err.code) -- the fake's code for a payment_id it has seen
+                assert.is_nil(err.replayed)
+                assert.equal(2, err.attempts)
+                assert.is_true(err.delivered_before)
+                local state = H.state(sb, id)
+                assert.same({ earlier[2], earlier[3], 1 }, { state.amount, state.currency, #state.operations })
+            end)
+        end
+
+        -- A transport over real HTTP whose first attempt fails before sending
+        -- (connection refused), or that never gets a status call through.
+        local function faulty(first_refused, status_refused)
+            local inner, n = core.http_client {}, 0
+            return {
+                request = function(_, req)
+                    n = n + 1
+                    if (first_refused and n == 1) or (status_refused and req.url:find("/payment/status", 1, true)) then
+                        return nil, { type = "network", message = "connection refused", sent = false }
+                    end
+                    return inner:request(req)
+                end,
+                close = function() inner:close() end,
+            }
+        end
+
+        it("is not taken for this request's when no earlier attempt was sent, though every field matches", function()
+            local id = H.unique("yesterday")
+            assert(fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
+            local before = H.requests(sb)
+            local gate = H.gate(sb, { sleep = no_sleep, transport = faulty(true) })
+            local res, err = gate:sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR"))
             assert.is_nil(res)
-            assert.equal("provider", err.type)
-            assert.equal("1004", err.code) -- the fake's code for a payment_id it has seen
+            assert.equal("1004", err.code)
+            assert.equal(2, err.attempts)
+            assert.is_false(err.delivered_before)
             assert.is_nil(err.replayed)
-            assert.equal(1000, H.state(sb, id).amount)
+            assert.equal(before + 1, H.requests(sb)) -- the refused resend, and no status call
+        end)
+
+        it("when the status call fails too, the refusal says the outcome is unknown and how to find out", function()
+            local id = H.unique("nostatus")
+            assert(fresh_gate():sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR")))
+            lose("503")
+            local gate = H.gate(sb, { sleep = no_sleep, transport = faulty(false, true) })
+            local res, err = gate:sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1000, "EUR"))
+            assert.is_nil(res)
+            assert.equal("1004", err.code)
+            assert.matches("ecommpay may have taken the sale request", err.message, 1, true)
+            assert.matches('ask gate:status("' .. id .. '") or wait for ecommpay\'s callback', err.message, 1, true)
+            assert.is_true(err.sent)
         end)
     end)
 

@@ -332,6 +332,54 @@ describe("a Trustly answer", function()
         assert.equal("provider", err.type)
         assert.equal(620, err.code)
         assert.is_false(err.signed)
+        assert.is_true(err.sent)
+        assert.matches("an unsigned error answer to Balance, which proves nothing: ERROR_UNKNOWN (620)",
+            err.message, 1, true)
+        assert.matches("Trustly may have taken the Balance request: sending it again is safe", err.message, 1, true)
+    end)
+
+    it("that is not Trustly's signed answer leaves a Refund's outcome unknown, whatever it says", function()
+        local unsigned_rpc = '{"version":"1.1","error":{"name":"JSONRPCError","code":620,"message":"ERROR_UNKNOWN",'
+            .. '"error":{"uuid":null,"method":null,"signature":null,"data":{"code":620,"message":"ERROR_UNKNOWN"}}}}'
+        local function answer(status, ctype, body)
+            return function() return { status = status, headers = { ["content-type"] = ctype }, body = body } end
+        end
+        for _, case in ipairs {
+            { "200 HTML", answer(200, "text/html", "<html>gateway hiccup</html>") },
+            { "200 JSON, no JSON-RPC", answer(200, "application/json", '{"version":"1.1"}') },
+            { "502 unsigned JSON error", answer(502, "application/json", '{"error":{"message":"upstream timeout"}}') },
+            { "502 HTML", answer(502, "text/html", "<html>bad gateway</html>") },
+            { "400 unsigned JSON error", answer(400, "application/json", '{"error":{"message":"no such order"}}') },
+            { "200 unsigned protocol error", answer(200, "application/json", unsigned_rpc) },
+            { "200 result signed with another key", function(doc)
+                return trustly.answer(doc.method, doc.params.UUID, { orderid = "123", result = "1" }, MERCHANT_PRIVATE)
+            end },
+        } do
+            local t = scripted(case[2])
+            local r, err = client{ transport = t }:refund{ OrderID = "123", Amount = 1000, Currency = "EUR" }
+            assert.is_nil(r, case[1])
+            assert.is_true(err.sent, case[1])
+            assert.is_false(err.retryable, case[1])
+            assert.not_matches("Trustly refused", err.message, 1, true)
+            assert.matches("its outcome is unknown: do not resend it blindly; check order 123 in Trustly's back office",
+                err.message, 1, true)
+            assert.equal(1, #t.requests, case[1])
+        end
+    end)
+
+    it("lost after sending says how to find out what became of the call", function()
+        local t = { request = function()
+            return nil, { type = "network", message = "connection reset", sent = true }
+        end }
+        local _, err = client{ transport = t, retries = 1 }:deposit(deposit())
+        assert.is_true(err.sent)
+        assert.equal("order-1001", err.message_id)
+        assert.matches('Trustly may have taken the Deposit request: send it again with the same MessageID "order-1001"',
+            err.message, 1, true)
+        _, err = client{ transport = t }:refund{ OrderID = "77", Amount = 100, Currency = "EUR" }
+        assert.is_false(err.retryable)
+        assert.matches("its outcome is unknown: do not resend it blindly; check order 77 in Trustly's back office",
+            err.message, 1, true)
     end)
 
     it("is waited for again only where resending is safe", function()

@@ -416,7 +416,7 @@ describe("Trustly against the sandbox", function()
             assert.matches("^%d+$", d.orderid)
         end)
 
-        it("report 637 on a resent request as a replay: the first attempt reached Trustly", function()
+        it("report 637 on a resend after an attempt that may have reached Trustly as a replay", function()
             local c = new_client{ transport = recording() }
             get_json("/trustly/fault?mode=drop_forget&count=1", "POST")
             local r, err = c:deposit(deposit_data())
@@ -424,7 +424,8 @@ describe("Trustly against the sandbox", function()
             assert.equal(637, err.code)
             assert.is_true(err.replayed)
             assert.equal(2, err.attempts)
-            assert.matches("reached Trustly", err.message)
+            assert.is_true(err.delivered_before)
+            assert.matches("may have reached Trustly", err.message)
         end)
 
         it("never resend a Refund that may have arrived", function()
@@ -440,6 +441,72 @@ describe("Trustly against the sandbox", function()
             -- it did arrive: only 40.00 is left to refund
             local _, over = client:refund{ OrderID = d.orderid, Amount = 4001, Currency = "EUR" }
             assert.equal(615, over.code)
+        end)
+
+        -- Only Trustly's signed answer says what became of a request. The fake
+        -- carries the request out, then answers what a proxy might.
+        for _, case in ipairs {
+            { "html_200", "a 200 HTML page", 200 },
+            { "not_rpc_200", "a 200 JSON that is no JSON-RPC answer", 200 },
+            { "unsigned_502", "a 502 with an unsigned JSON error", 502,
+              "an unsigned error that proves nothing: upstream timed out" },
+        } do
+            it("a Refund answered with " .. case[2] .. ": outcome unknown, no refusal, not resent", function()
+                local d = credited_deposit(5000)
+                local t = recording()
+                local c = new_client{ transport = t }
+                get_json("/trustly/fault?mode=" .. case[1] .. "&count=1", "POST")
+                local r, err = c:refund{ OrderID = d.orderid, Amount = 1000, Currency = "EUR" }
+                assert.is_nil(r)
+                assert.equal("http", err.type)
+                assert.equal(case[3], err.http_status)
+                assert.is_true(err.sent)
+                assert.is_false(err.retryable)
+                assert.not_matches("Trustly refused", err.message, 1, true)
+                if case[4] then assert.matches(case[4], err.message, 1, true) end
+                assert.matches("its outcome is unknown: do not resend it blindly", err.message, 1, true)
+                assert.matches("check order " .. d.orderid .. " in Trustly's back office", err.message, 1, true)
+                assert.equal("Refund", err.method)
+                assert.equal(1, #t.bodies)
+                -- it was carried out: only 40.00 is left to refund
+                local _, over = client:refund{ OrderID = d.orderid, Amount = 4001, Currency = "EUR" }
+                assert.equal(615, over.code)
+            end)
+        end
+
+        it("a Deposit answered with a 200 HTML page is of unknown outcome; the error names its MessageID", function()
+            local data = deposit_data()
+            get_json("/trustly/fault?mode=html_200&count=1", "POST")
+            local r, err = client:deposit(data)
+            assert.is_nil(r)
+            assert.equal("http", err.type)
+            assert.is_true(err.sent)
+            assert.equal(data.MessageID, err.message_id)
+            assert.matches("Trustly may have taken the Deposit request: send it again with the same MessageID \""
+                .. data.MessageID .. "\"", err.message, 1, true)
+            -- it was: Trustly took the MessageID
+            local _, dup = client:deposit(data)
+            assert.equal(637, dup.code)
+        end)
+
+        it("a 637 after attempts that were never sent is another request's MessageID, not a replay", function()
+            local data = deposit_data()
+            assert(client:deposit(data))
+            -- the first attempt is refused before sending; the resend meets the MessageID taken
+            local inner, n = core.http_client{ timeout_ms = 10000 }, 0
+            local c = new_client{ transport = { request = function(_, req)
+                n = n + 1
+                if n == 1 then return nil, { type = "network", message = "connection refused", sent = false } end
+                return inner:request(req)
+            end, close = function() inner:close() end } }
+            local r, err = c:deposit(data)
+            assert.is_nil(r)
+            assert.equal(637, err.code)
+            assert.equal(2, err.attempts)
+            assert.is_nil(err.replayed)
+            assert.not_matches("reached Trustly", err.message, 1, true)
+            assert.is_false(err.delivered_before)
+            c:close()
         end)
 
         it("a server error on an idempotent call is retried and succeeds", function()

@@ -3,6 +3,7 @@
 -- the transaction history over several pages, statements, pain.001 orders
 -- with hostile text, and refunds.
 local core = require "luapay.core"
+local http = require "luapay.http"
 local env = require "support.trustpay_env"
 
 local function paths(err)
@@ -114,6 +115,82 @@ describe("TrustPay API Banking in the sandbox", function()
             assert.is_nil(tostring(err):find("wrong-password-42", 1, true))
             assert.is_nil((err.raw or ""):find("wrong-password-42", 1, true))
         end)
+    end)
+
+    -- The fake carries out the next token request (call = "token") or API
+    -- Banking call, then answers 200 with body instead.
+    local function answer_next(body, call)
+        local path = "/trustpay/_sandbox/answer_next?body=" .. http.escape(body) .. (call and "&call=" .. call or "")
+        assert.equal(200, world:post(path).status)
+    end
+
+    describe("a token that could not go into a header", function()
+        local BAD = {
+            ["CR LF and a header"] = '"abc\\r\\nX-Injected: 1"', ["LF"] = '"abc\\ndef"', ["NUL"] = '"abc\\u0000def"',
+            ["a space"] = '"abc def"', ["a quote"] = '"abc\\"def"', ["non-ASCII"] = '"abcd\\u00e9f"', ["empty"] = '""',
+            ["too long"] = '"' .. ("a"):rep(4097) .. '"', ["a number"] = "12345", ["an object"] = '{"a":"b"}',
+        }
+        for what, token in pairs(BAD) do
+            it("(" .. what .. ") is a provider error, and nothing is sent with it", function()
+                local client = world:client()
+                local before = world:stats().banking_calls
+                answer_next('{"access_token":' .. token .. ',"token_type":"Bearer","expires_in":1799}', "token")
+                local ok, list, err = pcall(client.accounts, client)
+                assert.is_true(ok, "raised: " .. tostring(list))
+                assert.is_nil(list)
+                assert.equal("provider", err.type)
+                assert.matches("TrustPay OAuth: the answer's access_token is not a Bearer token", err.message, 1, true)
+                assert.equal(before, world:stats().banking_calls)
+            end)
+        end
+
+        it("with an expires_in that is no number of seconds is a provider error", function()
+            local client = world:client()
+            for _, v in ipairs({ "-1", "1e999", '"soon"' }) do
+                answer_next('{"access_token":"abc","token_type":"Bearer","expires_in":' .. v .. '}', "token")
+                local list, err = client:accounts()
+                assert.is_nil(list, v)
+                assert.equal("provider", err.type)
+                assert.matches("expires_in is not a number of seconds", err.message, 1, true)
+            end
+        end)
+
+        it("of every RFC 6750 b64token character is taken", function()
+            local client = world:client()
+            answer_next('{"access_token":"aZ09-._~+/==","token_type":"Bearer","expires_in":1799}', "token")
+            assert.equal("aZ09-._~+/==", assert(client:access_token()))
+        end)
+    end)
+
+    describe("an answer without what TrustPay documents for a read", function()
+        -- each read, the answer TrustPay documents for it, and what is missing
+        local READS = {
+            { "accounts", function(c) return c:accounts() end, "no AccountList list" },
+            { "accounts, not a list of objects", function(c) return c:accounts() end,
+                "AccountList is not a list of objects", '{"AccountList":[1,2]}' },
+            { "account", function(c) return c:account(4107111111) end, "no AccountDetails object" },
+            { "transactions", function(c) return c:transactions(filter())() end, "no Transactions list" },
+            { "transactions, null", function(c) return c:transactions(filter())() end, "no Transactions list",
+                '{"Transactions":null,"TotalCount":25}' },
+            { "transaction", function(c) return c:transaction{ TransactionId = 652801 } end,
+                "no TransactionDetails object" },
+            { "order", function(c) return c:order(123456789) end, "no OrderDetail object" },
+            { "statement", function(c) return c:statement(filter{ FileFormat = "Csv" }) end, "no StatementBytes" },
+        }
+        for _, r in ipairs(READS) do
+            it("(" .. r[1] .. ") is a provider error naming what is missing", function()
+                local client = world:client()
+                assert(client:access_token())
+                answer_next(r[4] or '{"ResultCode":"0"}')
+                local res, err = r[2](client)
+                assert.is_falsy(res)
+                assert.equal("provider", err.type)
+                assert.matches(r[3], err.message, 1, true)
+                assert.equal(200, err.http_status)
+                assert.is_not_true(err.retryable)
+                assert.not_matches("outcome is unknown", err.message, 1, true) -- a read moves no money
+            end)
+        end
     end)
 
     describe("accounts", function()

@@ -11,6 +11,7 @@
 -- transport fix (libcurl must not resend a GET by itself, issue 12): it
 -- fails on a branch without it.
 local core = require "luapay.core"
+local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
 local env = require "support.trustpay_env"
 
@@ -39,6 +40,12 @@ describe("TrustPay money safety in the sandbox", function()
     -- The next background or API Banking call is carried out, then its answer is lost.
     local function lose(answer)
         assert.equal(200, world:post("/trustpay/_sandbox/lose_next?answer=" .. answer).status)
+    end
+
+    -- The next background or API Banking call is carried out, then answered
+    -- 200 with body, which is not what TrustPay documents.
+    local function answer_next(body)
+        assert.equal(200, world:post("/trustpay/_sandbox/answer_next?body=" .. http.escape(body)).status)
     end
 
     local function arrivals(ref)
@@ -94,6 +101,24 @@ describe("TrustPay money safety in the sandbox", function()
                 if method == "refund" then assert.equal(2000, payment(id).refunded) end
             end)
 
+            for _, body in ipairs { '{"ResultCode":7}', '{"ResultCode":"3.5"}', '{"ResultCode":-1}',
+                                    '{"ResultCode":true}', '{}' } do
+                it("answered 200 with " .. body .. " after it was carried out says the outcome is unknown", function()
+                    local tp = client()
+                    local id = make(tp)
+                    local ref = reference("SHAPE")
+                    answer_next(body)
+                    local params = { Amount = 1500, Currency = "EUR", Reference = ref, PaymentRequestId = id }
+                    local res, err = tp[method](tp, params)
+                    assert.is_nil(res, "an answer TrustPay does not document came back as a success")
+                    assert.equal("provider", err.type)
+                    assert.matches("ResultCode", err.message, 1, true)
+                    outcome_unknown(err, method)
+                    assert.equal(1, arrivals(ref))
+                    if method == "refund" then assert.equal(1500, payment(id).refunded) end
+                end)
+            end
+
             for _, status in ipairs { 500, 502, 503, 504 } do
                 it("answered " .. status .. " after it was carried out is not retryable and says how to find out", function()
                     local tp = client()
@@ -143,6 +168,82 @@ describe("TrustPay money safety in the sandbox", function()
                 assert.matches("client:order(OrderId)", err.message, 1, true)
             end)
         end
+
+        local function placed_unknown(err, what)
+            assert.equal("provider", err.type)
+            assert.matches(what, err.message, 1, true)
+            assert.equal(200, err.http_status)
+            assert.is_true(err.sent)
+            assert.is_false(err.retryable)
+            assert.matches("its outcome is unknown: do not resend it", err.message, 1, true)
+            assert.matches("client:order(OrderId)", err.message, 1, true)
+        end
+
+        for _, body in ipairs { '{"ResultCode":"0"}', '{"OrderId":null}', '{"OrderId":"12345678901"}',
+                                '{"OrderId":"12a"}', '{"OrderId":1.5}', '{"OrderId":true}', "[]" } do
+            it("an order answered 200 with " .. body .. " is an error: it may have been placed", function()
+                local tp = client()
+                assert(tp:access_token())
+                local before = world:stats().banking_calls
+                answer_next(body)
+                local ids = { tp:create_order(order()) }
+                assert.equal(2, #ids, "create_order returned " .. #ids .. " values")
+                assert.is_nil(ids[1])
+                placed_unknown(ids[2], "TrustPay API Banking CreateOrder: the answer has no OrderId")
+                assert.equal(before + 1, world:stats().banking_calls)
+            end)
+
+            it("a refund order answered 200 with " .. body .. " is an error: it may have been placed", function()
+                local tp = client()
+                local tx = credit(tp)
+                local before = world:stats().banking_calls
+                answer_next(body)
+                local id, err = tp:refund_payment{ PaymentId = tx.PaymentId, Amount = 100, Currency = "EUR",
+                                                   BeneficiaryName = "Eva" }
+                assert.is_nil(id)
+                assert.is_table(err, "refund_payment returned no error")
+                placed_unknown(err, "TrustPay API Banking RefundPayment: the answer has no OrderId")
+                assert.equal(before + 1, world:stats().banking_calls)
+            end)
+        end
+
+        local function two_orders()
+            local a, b = order(), order()
+            a.CityCode, b.CityCode = nil, nil -- CreateOrders has none
+            b.MessageId, b.Amount = a.MessageId, 500
+            return { a, b }
+        end
+
+        local PER = "the answer's OrderIds does not hold one id per order: "
+        for _, case in ipairs {
+            { '{"ResultCode":"0"}', "the answer has no OrderIds list" },
+            { '{"OrderIds":{"a":"123456789"}}', "OrderIds is not a list" },
+            { '{"OrderIds":[]}', PER .. "0 for the 2 orders sent" },
+            { '{"OrderIds":["123456789"]}', PER .. "1 for the 2 orders sent" },
+            { '{"OrderIds":["1","2","3"]}', PER .. "3 for the 2 orders sent" },
+            { '{"OrderIds":["123456789","x"]}', "the answer's OrderIds[2] is not an id (Numeric(10))" },
+            { '{"OrderIds":["123456789",null]}', "the answer's OrderIds[2] is not an id (Numeric(10))" },
+        } do
+            it("orders answered 200 with " .. case[1] .. " are an error: they may have been placed", function()
+                local tp = client()
+                assert(tp:access_token())
+                local before = world:stats().banking_calls
+                answer_next(case[1])
+                local ids, err = tp:create_orders(two_orders())
+                assert.is_nil(ids, "an answer without an id per order came back as a success")
+                placed_unknown(err, "TrustPay API Banking CreateOrders: " .. case[2])
+                assert.equal(before + 1, world:stats().banking_calls)
+            end)
+        end
+
+        it("gives an id TrustPay writes as a JSON number as its digits", function()
+            local tp = client()
+            assert(tp:access_token())
+            answer_next('{"OrderId":123456789}')
+            assert.equal("123456789", assert(tp:create_order(order())))
+            answer_next('{"OrderIds":[123456790,"123456791"]}')
+            assert.same({ "123456790", "123456791" }, assert(tp:create_orders(two_orders())))
+        end)
 
         it("a refund order answered 503 is sent once and says how to find it", function()
             local tp = client()

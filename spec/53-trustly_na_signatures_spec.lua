@@ -262,6 +262,10 @@ describe("Trustly NA notifications", function()
             assert.equal("succeeded", assert(tna:notification(body, authorization(body))).status)
         end)
 
+        it("offer no other reader of the raw body (parse_form read it last-value-wins, unverified)", function()
+            assert.is_nil(trustly_na.parse_form)
+        end)
+
         it("still decode what is encoded inside values that hold no separator", function()
             local body = "merchantReference=order%2F9%20a&transactionType=2&status=4&objectId=9&timeZone=Etc%2FUTC"
             local event = assert(tna:notification(body, authorization(body)))

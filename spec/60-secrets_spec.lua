@@ -37,15 +37,25 @@ local PKCS1_PEM = util.fixture("keys/merchant_private_pkcs1.pem")
 local PROVIDER_PUBLIC = util.fixture("keys/provider_public.pem")
 local MERCHANT_PUBLIC = util.fixture("keys/merchant_public.pem")
 
+-- Random letters with a space, punctuation and non-ASCII between them, as
+-- a real password may have them: then every echoed form (JSON, percent- and
+-- form-encoded, HTML) differs from the raw text.
+local BETWEEN = { " ", "&", "<", ">", "/", "+", "=", "\"", "'", "%", "é", "€" }
+local function planted_mixed()
+    local letters, out = planted(), {}
+    for i, c in ipairs(BETWEEN) do out[#out + 1] = letters:sub(2 * i - 1, 2 * i) .. c end
+    return table.concat(out) .. letters:sub(-4)
+end
+
 -- One secret per option, each recognisable on its own.
 local S = {
-    ecommpay_secret = planted(),
+    ecommpay_secret = planted_mixed(),
     trustly_password = planted(),
     trustly_passphrase = "correct horse", -- the fixture's key is encrypted with it
     trustly_wrong_passphrase = planted(),
     trustly_junk_key = planted(),
     trustpay_secret = planted(),
-    trustpay_banking_password = planted(),
+    trustpay_banking_password = planted_mixed(),
     trustpay_token = planted(),
     begateway_secret = planted(),
     begateway_shop_key = planted(),
@@ -66,6 +76,37 @@ local USER = {
 local W = 12
 local windows = {} -- window text -> the secret it belongs to
 
+-- The ways other software writes a text, for the forms a server or a log
+-- may echo a secret in (written out here, not taken from luapay.errors).
+local function pct(s, lower, plus)
+    return (s:gsub("[^%w%-%._~]", function(c)
+        if c == " " and plus then return "+" end
+        return (lower and "%%%02x" or "%%%02X"):format(c:byte())
+    end))
+end
+local NON_ASCII = { ["é"] = "00e9", ["€"] = "20ac" }
+local function json_ascii(s, upper) -- as PHP and Python write JSON (Jackson in upper case)
+    local json = core.json_encode(s):sub(2, -2)
+    for c, code in pairs(NON_ASCII) do json = json:gsub(c, "\\u" .. (upper and code:upper() or code)) end
+    return json
+end
+local function b64url(s, padded)
+    local e = b64(s):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })
+    return padded and e or (e:gsub("=+$", ""))
+end
+local function html(s)
+    return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
+end
+local function echoed_forms(secret)
+    return {
+        json = core.json_encode(secret):sub(2, -2),
+        json_ascii = json_ascii(secret), json_ascii_upper = json_ascii(secret, true),
+        pct = pct(secret), pct_lower = pct(secret, true),
+        form = pct(secret, false, true), form_lower = pct(secret, true, true),
+        base64url = b64url(secret, true), base64url_unpadded = b64url(secret), html = html(secret),
+    }
+end
+
 local function watch(name, form)
     for _, f in ipairs({ form, (form:gsub("/", "\\/")) }) do -- lua-cjson writes "/" as "\/"
         for i = 1, #f - W + 1 do windows[f:sub(i, i + W - 1)] = name end
@@ -74,6 +115,7 @@ end
 
 for name, secret in pairs(S) do
     watch(name, secret)
+    for _, form in pairs(echoed_forms(secret)) do watch(name, form) end
     watch(name, b64(secret))
     watch(name, hex(secret))
     watch(name, hex(secret, true))
@@ -444,6 +486,69 @@ describe("no secret in any output", function()
                 assert_clean("trustly_na.new", msg)
             end
         end)
+    end)
+
+    it("hides a secret in every form a server or a log may echo it in", function()
+        local secret = S.ecommpay_secret -- letters, a space, punctuation and non-ASCII
+        local g = ecommpay.new(with{ project_id = 1625, secret = secret, base_url = sb.url .. "/ecommpay" })
+        local forms = echoed_forms(secret)
+        forms.raw, forms.base64, forms.hex = secret, b64(secret), hex(secret)
+        forms.json_php = forms.json_ascii:gsub("/", "\\/") -- PHP's json_encode
+        forms.json_dotnet = forms.json_ascii_upper:gsub('\\"', "\\u0022") -- .NET's System.Text.Json
+            :gsub("[<>&'+]", function(c) return ("\\u%04X"):format(c:byte()) end)
+        for name, form in pairs(forms) do
+            local err = errors.new("http", "the server said [" .. form .. "]", { raw = "[" .. form .. "]" })
+            assert.equal("the server said [[REDACTED]]", err.message, name)
+            assert.equal("[[REDACTED]]", err.raw, name)
+            assert.equal("luapay http error: the server said [[REDACTED]]", tostring(err), name)
+            assert.equal("[[REDACTED]]", errors.hide("[" .. form .. "]"), name)
+        end
+        assert.truthy(g)
+    end)
+
+    it("hides a client's key by its body however wrapped, and by the hex of its DER", function()
+        local c = trustly.new(with{ username = "tly-user", password = planted(), private_key = PKCS1_PEM,
+            trustly_public_key = PROVIDER_PUBLIC, base_url = sb.url .. "/trustly/api/1" })
+        local body = PKCS1_PEM:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", "")
+        local joined = body:gsub("%s+", "")
+        local der = assert(core.base64_decode(joined))
+        for _, form in ipairs({ joined, body:match("%S+"), hex(der), hex(der, true) }) do
+            assert.equal("key: [REDACTED].", errors.hide("key: " .. form .. "."), form:sub(1, 20))
+        end
+        assert.truthy(c)
+    end)
+
+    it("shows no credentials of a URL: not in a client's description, nor in any error", function()
+        local function absent(label, text, needles)
+            for _, n in ipairs(needles) do
+                assert.is_nil(tostring(text):find(n, 1, true), ("%s shows %s: %s"):format(label, n, tostring(text)))
+            end
+        end
+        local pw = { planted(), planted(), planted(), planted() }
+        local needles = {}
+        for _, p in ipairs(pw) do needles[#needles + 1] = p end
+        local b = begateway.new(with{ psp_id = "9", secret = planted(),
+            dwh_url = "https://proxyuser:" .. pw[1] .. "@dwh.example.com" })
+        local t = trustpay.new(with{ account_id = "4107111111", secret = planted(),
+            base_url = "https://tp:" .. pw[2] .. "@amapi.example.com",
+            banking = { username = "u", password = planted(), base_url = "https://bk:" .. pw[3] .. "@api.example.com" } })
+        -- a server that echoes the request: libcurl sends the URL's credentials as HTTP Basic
+        local echo = sb.url:gsub("^http://", "http://gw:" .. pw[4] .. "@") .. "/echo/400t"
+        local g = ecommpay.new(with{ project_id = 1625, secret = planted(), base_url = echo })
+        needles[#needles + 1] = b64("gw:" .. pw[4])
+        for label, c in pairs({ begateway = b, trustpay = t, ecommpay = g }) do
+            absent(label .. ": tostring", tostring(c), { "proxyuser", "//tp:", "//gw:", "//bk:", "@" })
+            absent(label .. ": pretty", pretty.format(c), needles)
+            absent(label .. ": errors.mask", pretty.format(errors.mask(c)), needles)
+            absent(label .. ": the REPL", repl_output(c), needles)
+        end
+        assert.equal("luapay.begateway client (psp 9, https://dwh.example.com)", tostring(b))
+        local _, err = g:status("p-1")
+        assert.equal(400, err.http_status)
+        assert_redacted("the echo of the URL's credentials", { message = err.raw })
+        for _, text in ipairs(texts(err)) do absent("the error", text, needles) end
+        absent("tostring(err)", tostring(err), needles)
+        for i, p in ipairs(pw) do assert.equal("[REDACTED]", errors.hide(p), "password " .. i) end
     end)
 
     it("masks secrets by what they are: declared values anywhere, and keys never masked before", function()

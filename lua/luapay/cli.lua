@@ -26,7 +26,6 @@
 -- cli.out / cli.err, which hide their configured values in any form.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
-local http = require "luapay.http"
 local pretty = require "luapay.pretty"
 
 local cli = {}
@@ -62,56 +61,24 @@ cli.usage_error, cli.config_error = usage_error, config_error
 -- Output: no configured secret is ever printed
 ---------------------------------------------------------------------------
 
--- Shorter values are left alone: no provider issues credentials that short,
--- and hiding them would garble ordinary words and numbers.
-cli.MIN_SECRET = 6
-
-local hidden, hidden_list = {}, {} -- the text to hide, as a set and longest first
-
-local function hide(text)
-    if #text >= cli.MIN_SECRET and not hidden[text] then
-        hidden[text] = true
-        hidden_list[#hidden_list + 1] = text
-        table.sort(hidden_list, function(a, b) return #a > #b end)
-    end
-end
-
 local function number_text(v)
     if v == math.floor(v) and math.abs(v) < 2 ^ 63 then return ("%d"):format(v) end
     return ("%.17g"):format(v)
 end
 
 --- cli.add_secret(value): value (text or a number) is never printed by the
--- command: not as is, nor JSON-escaped, URL-encoded, in base64 or in hex;
--- a key (PEM or its bare base64 body) neither whole nor line by line, nor
--- as the hex of its DER.
+-- command, in any form luapay.errors knows (errors.forms_of: as is, JSON-
+-- and URL-encoded, in base64 and hex; a key whole, line by line and as the
+-- hex of its DER). It is registered with errors.add_secret, so no error
+-- shows it either; values shorter than errors.MIN_SECRET are not searched for.
 function cli.add_secret(value)
     if type(value) == "number" then value = number_text(value) end
-    if type(value) ~= "string" or #value < cli.MIN_SECRET then return end
-    local b64 = core.base64_encode(value)
-    for _, form in ipairs({ value, (core.json_encode(value) or ""):sub(2, -2), http.escape(value), b64,
-        (b64:gsub("=+$", "")), core.hex_encode(value), core.hex_encode(value, true) }) do
-        hide(form)
-    end
-    local body = value:gsub("%-%-%-%-%-[^\n]-%-%-%-%-%-", "")
-    if body:match("^[%w+/=%s]+$") and #body >= 64 then
-        hide((body:gsub("%s+", "")))
-        for line in body:gmatch("%S+") do hide(line) end
-        local der = core.base64_decode((body:gsub("%s+", "")))
-        if der then
-            hide(core.hex_encode(der))
-            hide(core.hex_encode(der, true))
-        end
-    end
+    if type(value) == "string" then errors.add_secret(value) end
 end
 
---- cli.redact(text) -> text with every hidden secret form "[REDACTED]".
-function cli.redact(text)
-    for _, secret in ipairs(hidden_list) do
-        if text:find(secret, 1, true) then text = errors.redact(text, { secret }) end
-    end
-    return text
-end
+--- cli.redact(text) -> text with every secret (configured or of a client)
+-- "[REDACTED]", in any of its forms.
+cli.redact = errors.hide
 
 --- cli.out(...) and cli.err(...): write to standard output or error,
 -- secrets hidden. The command prints through nothing else.

@@ -14,7 +14,7 @@
 --       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
 --   (plus replayed = true and payment = the status event when the answer was
---   lost and the payment was found through status)
+--   lost and the payment was found through status, see below)
 --   local event, err = gate:callback(raw_body)   -- the signed callback, verified
 --   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
 --
@@ -24,6 +24,26 @@
 -- checked against the fields the Trustly documentation requires for that
 -- operation before anything is sent; general.project_id is filled in and
 -- general.signature computed by the client.
+--
+-- Lost answers. A purchase, COF payment, account verification or payout is
+-- resent with its payment_id after a lost answer or a 502/503/504 (ecommpay
+-- refuses a payment_id it has seen, so nothing is made twice). When the
+-- resend is refused and an earlier attempt may have reached ecommpay (the
+-- pipeline's delivered_before), the client asks status and returns the
+-- payment it finds as the call's result, replayed = true, if the request
+-- could have made it: the first operation's type is the call's, its amount
+-- and currency are the request's, and so are the customer id and account
+-- number where the status answer shows them (a masked number must agree in
+-- what it shows). Otherwise the refusal is the call's error; if status
+-- cannot be asked, the error says the outcome is unknown and how to find
+-- out. Left ambiguous: a 5xx from a proxy that never reached ecommpay
+-- counts as "may have reached it", so a payment_id the merchant used before
+-- for a payment of the same type, amount, currency, customer and account
+-- is taken for this call's payment. ecommpay asks for payment_ids unique
+-- within the project: never reuse one. (operation.created_date would tell
+-- an older payment, but neither its format nor ecommpay's clock is
+-- documented, so it is not used; it is in res.payment.raw for a caller that
+-- wants to check.) A refund is never resent once it may have arrived.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
@@ -666,12 +686,19 @@ end
 -- and the documentation gives refunds none (merchant_refund_id is only
 -- echoed in callbacks): a resent refund could refund twice, so it is never
 -- resent once it may have arrived. The status call only reads.
+--
+-- operation_types: the operation.type (ecommpay's documented values) of
+-- the first operation of a payment the call makes, for replay below. No
+-- type is documented for /sale/saved (a OneClick purchase): sale or
+-- recurring.
 local CALLS = {
-    sale = { name = "sale", path = "/sale", idempotent = true },
-    sale_saved = { name = "sale_saved", path = "/sale/saved", idempotent = true },
-    recurring = { name = "recurring", path = "/recurring", idempotent = true },
-    account_verification = { name = "account_verification", path = "/account_verification", idempotent = true },
-    payout = { name = "payout", path = "/payout", idempotent = true },
+    sale = { name = "sale", path = "/sale", idempotent = true, operation_types = { sale = true } },
+    sale_saved = { name = "sale_saved", path = "/sale/saved", idempotent = true,
+                   operation_types = { sale = true, recurring = true } },
+    recurring = { name = "recurring", path = "/recurring", idempotent = true, operation_types = { recurring = true } },
+    account_verification = { name = "account_verification", path = "/account_verification", idempotent = true,
+                             operation_types = { ["account verification"] = true } },
+    payout = { name = "payout", path = "/payout", idempotent = true, operation_types = { payout = true } },
     refund = { name = "refund", path = "/refund", idempotent = false },
     status = { name = "status", path = "/v2/payment/status", idempotent = true },
 }
@@ -697,6 +724,7 @@ local function provider_error(res, doc)
         http_status = res.status, code = text(doc.code), request_id = text(doc.request_id),
         payment_id = text(doc.payment_id), fields = fields, raw = res.body,
         retryable = res.status >= 500, attempts = res.attempts, elapsed = res.elapsed,
+        delivered_before = res.delivered_before, sent = true,
     })
 end
 
@@ -705,7 +733,7 @@ end
 local function malformed(res, call, problem)
     return errors.new("provider", ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem), {
         http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
-        attempts = res.attempts, elapsed = res.elapsed,
+        attempts = res.attempts, elapsed = res.elapsed, sent = true,
     })
 end
 
@@ -721,8 +749,7 @@ end
 -- message says how to find out.
 local function outcome_unknown(err, call, find_out)
     if not call.idempotent then return http.outcome_unknown(err, find_out) end
-    err.message = ("%s; ecommpay may have taken the %s request: %s"):format(err.message, call.name, find_out)
-    return err
+    return http.may_have_happened(err, ("ecommpay may have taken the %s request"):format(call.name), find_out)
 end
 
 -- Signs and sends a body. Returns the decoded answer to a 200 (numbers
@@ -777,29 +804,53 @@ local function accepted(self, body, doc)
     return { status = "success", request_id = request_id, project_id = self.project_id, payment_id = text(doc.payment_id) }
 end
 
--- Is the payment ecommpay holds under this payment_id the one the request
--- asked for? Its first operation (the one the request made) has the
--- request's amount and currency. -> that operation, or nil
-local function made_by(body, event)
+-- A masked account number in a status answer ("SE35******1234") against
+-- the request's: the characters it shows, before and after the mask, are
+-- the request's.
+local function same_account(shown, number)
+    local head, tail = shown:match("^([^*]*)%*+([^*]*)$")
+    if not head then return shown == number end
+    return #number >= #head + #tail and number:sub(1, #head) == head and number:sub(#number - #tail + 1) == tail
+end
+
+-- Is the payment ecommpay holds under this payment_id one this request
+-- could have made? Its first operation (the one the request would have
+-- made) is of the call's type, for the request's amount and currency; the
+-- customer id and the account number are the request's where both the
+-- request and the answer carry them. -> that operation, or nil
+local function made_by(call, body, event)
     local ops = field(event.raw, "operations")
     local first = type(ops) == "table" and ops[1] or field(event.raw, "operation")
+    if type(first) ~= "table" or not call.operation_types[text(field(first, "type")) or ""] then return nil end
     local sum = field(first, "sum_initial") or field(event.raw, "payment", "sum")
     local payment = type(body.payment) == "table" and body.payment or {}
     if to_integer(field(sum, "amount")) ~= to_integer(payment.amount) or text(field(sum, "currency")) ~= payment.currency then
         return nil
     end
-    return first or {}
+    local customer, want = text(field(event.raw, "customer", "id")), text(field(body, "customer", "id"))
+    if customer and customer ~= "" and want and customer ~= want then return nil end
+    local shown, number = text(field(event.raw, "account", "number")), text(field(body, "account", "number"))
+    if shown and shown ~= "" and number and not same_account(shown, number) then return nil end
+    return first
 end
 
 -- The pipeline resends an idempotent call after a lost answer; ecommpay
 -- then refuses the payment_id it has just seen, although the first attempt
--- made the payment. So an error answer after more than one attempt is
--- checked with status: a payment made by this request comes back as the
--- call's result, marked replayed (the payment's state in `payment`).
-local function replay(self, body, err)
-    if err.type ~= "provider" or (err.attempts or 1) < 2 or (err.http_status or 0) >= 500 then return nil end
-    local event = self:status(body.general.payment_id)
-    local first = event and made_by(body, event)
+-- made the payment. So an error answer to a call whose earlier attempt may
+-- have reached ecommpay (delivered_before; a 5xx from a proxy counts, it
+-- cannot be told from ecommpay's) is checked with status: a payment this
+-- request could have made (made_by) comes back as the call's result,
+-- marked replayed (the payment's state in `payment`). When status fails,
+-- nothing is known: the error says how to find out.
+local function replay(self, call, body, err)
+    if err.type ~= "provider" or not err.delivered_before or (err.http_status or 0) >= 500 then return nil end
+    local payment_id = body.general.payment_id
+    local event = self:status(payment_id)
+    if not event then
+        outcome_unknown(err, call, how_to_find_out(payment_id))
+        return nil
+    end
+    local first = made_by(call, body, event)
     if not first then return nil end
     return {
         status = "success", request_id = text(field(first, "request_id")) or event.request_id, project_id = self.project_id,
@@ -821,7 +872,7 @@ local function operation(op)
         end
         local doc, res_or_err = send(self, call, self.base_url .. "/v2/payment/online-banking/" .. method .. call.path, body)
         if not doc then
-            local replayed = call.idempotent and replay(self, body, res_or_err)
+            local replayed = call.idempotent and replay(self, call, body, res_or_err)
             if replayed then return replayed end
             return nil, res_or_err
         end

@@ -32,25 +32,102 @@ end
 -- A provider declares which fields of its client are secrets
 -- (errors.secret_fields); their values live here, keyed weakly by the
 -- client, so nothing that walks a client (pretty, a REPL, a serializer)
--- finds them. Each secret string is also registered in the forms an answer
--- may echo it back in: raw, JSON-escaped, percent-encoded, base64 (alone
--- and at any offset inside a longer base64 text), hex, and base64 of
--- "user:secret" where it is sent as HTTP Basic. Errors (errors.new and
--- tostring), errors.mask and luapay.pretty replace every registered form
--- by "[REDACTED]", whichever client it belongs to.
+-- finds them. The password in a URL a client holds
+-- ("https://user:password@host") is kept as one of its secrets too. Each
+-- secret string is registered in every form an answer or an output may
+-- echo it in (errors.forms_of). Secrets that belong to no client (the
+-- command line's configured values, a merchant's own) are added with
+-- errors.add_secret. Errors (errors.new and tostring), errors.hide,
+-- errors.mask and luapay.pretty replace every registered form by
+-- "[REDACTED]", whichever client it belongs to.
 -- @section the_vault
 
---- A secret shorter than this cannot be told apart from ordinary text (a
--- password "p" would take every "p" out of every message): it is kept in
--- the vault but not searched for.
+--- The shortest secret that is searched for, in the vault and on the
+-- command line alike. 4, not more: a secret of 4 or 5 bytes (a test
+-- password, a short PIN-like key) is still a secret, and DESIGN.md allows
+-- none in any output; the price, look-alike text shown as "[REDACTED]", is
+-- visible and only paid by whoever configured so short a credential. Not
+-- less: a value of 1 to 3 bytes cannot be told apart from ordinary text
+-- (a password "p" would take every "p" out of every message) and protects
+-- nothing anyway; it is kept in the vault but not searched for.
 errors.MIN_SECRET = 4
+
+-- A key's body is also searched for line by line, and a base64 text at an
+-- offset by its inner part: pieces shorter than this (a PEM's short last
+-- line, "AQAB") are common base64 text, not the secret.
+local MIN_PIECE, MIN_INNER = 16, 8
 
 local vault = setmetatable({}, { __mode = "k" }) -- owner -> { values = {name = v}, forms = {name = {text...}} }
 local basic_users = setmetatable({}, { __mode = "k" }) -- class -> { secret field = field of its Basic user }
 local version, cached, cached_version = 0, nil, -1
 
-local function percent_encode(s)
-    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+-- Percent-encoded as RFC 3986 (space as %20) or as an HTML form (space as
+-- "+"), in upper- or lower-case hex.
+local function percent_encode(s, case, plus)
+    local fmt = case == "upper" and "%%%02X" or "%%%02x"
+    return (s:gsub("[^%w%-%._~]", function(c)
+        if c == " " and plus then return "+" end
+        return fmt:format(c:byte())
+    end))
+end
+
+-- s with each UTF-8 character beyond ASCII as \uXXXX (a surrogate pair
+-- above U+FFFF), as PHP, Python and Jackson write JSON; nil when s is not
+-- UTF-8 (no JSON writer accepts it).
+local function json_ascii(s, case)
+    local fmt = case == "upper" and "\\u%04X" or "\\u%04x"
+    local ok = true
+    local out = s:gsub("[\128-\255][\128-\191]*", function(c)
+        local b, n = c:byte(1), #c
+        local cp, min
+        if n == 2 and b >= 0xC2 and b <= 0xDF then
+            cp, min = b - 0xC0, 0x80
+        elseif n == 3 and b >= 0xE0 and b <= 0xEF then
+            cp, min = b - 0xE0, 0x800
+        elseif n == 4 and b >= 0xF0 and b <= 0xF4 then
+            cp, min = b - 0xF0, 0x10000
+        else
+            ok = false
+            return c
+        end
+        for i = 2, n do cp = cp * 64 + c:byte(i) - 0x80 end
+        if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then
+            ok = false
+            return c
+        end
+        if cp < 0x10000 then return fmt:format(cp) end
+        cp = cp - 0x10000
+        return fmt:format(0xD800 + math.floor(cp / 1024)) .. fmt:format(0xDC00 + cp % 1024)
+    end)
+    return ok and out or nil
+end
+
+-- The ways a JSON writer may put a string between its quotes: UTF-8 as is
+-- (lua-cjson, Go) or as \uXXXX (PHP, Python in lower case; Jackson in
+-- upper), "/" as is or as "\/" (PHP, lua-cjson), and .NET's
+-- System.Text.Json, which also writes " < > & ' + ` as \u00XX.
+local function json_forms(secret)
+    local json = core.json_encode(secret)
+    if not json then return {} end
+    json = json:sub(2, -2)
+    local upper = json_ascii(json, "upper")
+    local list = {}
+    for _, f in ipairs({ json, json_ascii(json, "lower") or json, upper or json }) do
+        list[#list + 1] = f
+        list[#list + 1] = (f:gsub("/", "\\/"))
+    end
+    if upper then
+        local function u(c) return ("\\u%04X"):format(c:byte()) end
+        list[#list + 1] = (upper:gsub('\\"', "\\u0022"):gsub("[<>&'+`]", u))
+    end
+    return list
+end
+
+-- base64 in both alphabets (standard, and URL-safe "-_"), with and without
+-- its "=" padding.
+local function base64_forms(encoded)
+    local url = encoded:gsub("[+/]", { ["+"] = "-", ["/"] = "_" })
+    return { encoded, (encoded:gsub("=+$", "")), url, (url:gsub("=+$", "")) }
 end
 
 -- The part of base64(offset zero bytes .. s) that depends on s alone: what
@@ -60,64 +137,166 @@ local function base64_core(s, offset)
     return encoded:sub(math.ceil(8 * offset / 6) + 1, math.floor(8 * (offset + #s) / 6))
 end
 
--- Every text form of a secret string, longest first.
-local function forms_of(secret, user)
+local HTML = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+--- errors.forms_of(secret [, user]) -> every text form of a secret string
+-- an output may show it in, longest first: as is and HTML-escaped; as JSON
+-- writers escape it (json_forms); each of those percent-encoded (upper- or
+-- lower-case hex, space as %20 or "+"); in base64 (both alphabets, padded
+-- or not, alone and at any offset inside a longer base64 text) and hex; and
+-- base64 of "user:secret" where it is sent as HTTP Basic. A base64 text
+-- form also comes with "\/" and percent-encoded. A key (a PEM, or its bare
+-- base64 body) also by the lines of its body, the body joined, and the hex
+-- of its DER. Forms shorter than errors.MIN_SECRET are left out. The vault
+-- computes them once per secret it is given, not per output.
+function errors.forms_of(secret, user)
     local list, seen = {}, {}
     local function add(f, min)
-        if #f >= (min or errors.MIN_SECRET) and not seen[f] then
+        if f and #f >= (min or errors.MIN_SECRET) and not seen[f] then
             seen[f] = true
             list[#list + 1] = f
         end
     end
-    local function echoed(f, min) -- as is, as lua-cjson writes it ("\/"), percent-encoded
+    local function encoded(f, min) -- a form inside JSON or a URL
         add(f, min)
         add((f:gsub("/", "\\/")), min)
-        add(percent_encode(f), min)
+        add(percent_encode(f, "upper"), min)
+        add(percent_encode(f, "lower"), min)
     end
-    echoed(secret)
-    local json = core.json_encode(secret)
-    if json then echoed(json:sub(2, -2)) end
-    echoed(core.base64_encode(secret))
+    add((secret:gsub("[&<>\"']", HTML)))
+    local texts = json_forms(secret)
+    table.insert(texts, 1, secret)
+    for _, text in ipairs(texts) do
+        add(text)
+        for _, case in ipairs({ "upper", "lower" }) do
+            add(percent_encode(text, case))
+            add(percent_encode(text, case, true))
+        end
+    end
+    for _, f in ipairs(base64_forms(core.base64_encode(secret))) do encoded(f) end
     add(core.hex_encode(secret))
     add(core.hex_encode(secret, true))
-    for offset = 0, 2 do echoed(base64_core(secret, offset), 8) end
-    if user then echoed(core.base64_encode(user .. ":" .. secret)) end
-    -- A PEM key: its base64 body, joined and line by line (it may come back
-    -- without its armour or wrapped differently).
+    for offset = 0, 2 do
+        for _, f in ipairs(base64_forms(base64_core(secret, offset))) do encoded(f, MIN_INNER) end
+    end
+    if user then
+        for _, f in ipairs(base64_forms(core.base64_encode(user .. ":" .. secret))) do encoded(f) end
+    end
+    -- A key: the base64 body of a PEM (its armour may be gone, its lines
+    -- wrapped differently) or a bare body as some back offices show it.
     local body = secret:match("%-%-%-%-%-BEGIN [^\n]*%-%-%-%-%-(.-)%-%-%-%-%-END")
+    if not body and #secret >= 64 and secret:match("^[%w+/=%s]+$") then body = secret end
     if body then
-        for line in body:gmatch("[%w%+/=]+") do add(line, 16) end
-        add((body:gsub("%s+", "")), 16)
+        for line in body:gmatch("[%w+/=]+") do add(line, MIN_PIECE) end
+        local joined = body:gsub("%s+", "")
+        add(joined, MIN_PIECE)
+        local der = joined:match("^[%w+/=]+$") and core.base64_decode(joined)
+        if der then
+            add(core.hex_encode(der), MIN_PIECE)
+            add(core.hex_encode(der, true), MIN_PIECE)
+        end
     end
     table.sort(list, function(a, b) return #a > #b end)
     return list
 end
+-- The forms of a secret, computed once per (secret, user) while any owner
+-- holds them: clients made per request with the same credentials (as in
+-- an nginx handler) share one list. Keys: the secret's length fixes where
+-- it ends, so no two pairs share a key. Callers never change a list.
+local forms_cache = setmetatable({}, { __mode = "v" })
+local function forms_of(secret, user)
+    local key = #secret .. ":" .. secret .. (user and ("\0" .. user) or "")
+    local forms = forms_cache[key]
+    if not forms then
+        forms = errors.forms_of(secret, user)
+        forms_cache[key] = forms
+    end
+    return forms
+end
 
 local RETIRED = 4 -- replaced secrets still recognised, per owner
 
--- Stores one secret of owner (nil removes it). A string registers its text
--- forms; a key object replaces the value but keeps the forms of the text
--- it was read from. The forms of a replaced or removed secret stay
--- registered for a while: a dropped token may still be valid, and an
--- answer may echo it after the client let go of it.
-local function keep(owner, name, value)
+local function entry_of(owner)
     local entry = vault[owner]
     if not entry then
-        entry = { values = {}, forms = {}, retired = {} }
+        entry = { values = {}, forms = {}, retired = {}, urls = {} }
         vault[owner] = entry
     end
+    return entry
+end
+
+-- Registers forms (nil: none) under name. The forms of a replaced or
+-- removed secret stay registered for a while: a dropped token may still be
+-- valid, and an answer may echo it after the client let go of it.
+local function set_forms(entry, name, forms)
+    local old = entry.forms[name]
+    if old then
+        table.insert(entry.retired, 1, old)
+        entry.retired[RETIRED + 1] = nil
+    end
+    entry.forms[name] = forms
+    version = version + 1
+end
+
+local function unescape(s)
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The secret in a URL's userinfo: the password of "user:password@", or the
+-- whole userinfo without ":" (a token given as the user); and its user.
+local function url_secret(url)
+    local userinfo = url:match("^%a[%w+.-]*://([^/?#]*)@")
+    if not userinfo then return nil end
+    local user, password = userinfo:match("^([^:]*):(.*)$")
+    if not user then return unescape(userinfo) end
+    if password == "" then return nil end
+    return unescape(password), unescape(user)
+end
+
+-- Keeps the secret of owner's field `name` when it holds a URL with
+-- credentials (and forgets it when the field no longer does).
+local function keep_url(owner, name, value)
+    local entry = vault[owner]
+    if entry and entry.urls[name] == value then return end
+    local secret, user
+    if type(value) == "string" then secret, user = url_secret(value) end
+    if not secret and not (entry and entry.forms["@" .. name]) then return end
+    entry = entry_of(owner)
+    entry.urls[name] = value
+    set_forms(entry, "@" .. name, secret and #secret >= errors.MIN_SECRET and forms_of(secret, user) or nil)
+end
+
+-- Stores one secret of owner (nil removes it). A string registers its text
+-- forms; a key object replaces the value but keeps the forms of the text
+-- it was read from. Also registers the credentials of the URLs owner holds
+-- (a client's table is filled before its secrets are set).
+local function keep(owner, name, value)
+    local entry = entry_of(owner)
+    if entry.values[name] == value and value ~= nil then return end
     entry.values[name] = value
     if value == nil or type(value) == "string" then
-        local old = entry.forms[name]
-        if old then
-            table.insert(entry.retired, 1, old)
-            entry.retired[RETIRED + 1] = nil
-        end
         local users = basic_users[getmetatable(owner)]
         local user = users and users[name] and rawget(owner, users[name])
-        entry.forms[name] = value and #value >= errors.MIN_SECRET and forms_of(value, user and tostring(user)) or nil
-        version = version + 1
+        local forms = value and #value >= errors.MIN_SECRET and forms_of(value, user and tostring(user)) or nil
+        set_forms(entry, name, forms)
     end
+    for k, v in next, owner do
+        if type(k) == "string" and type(v) == "string" then keep_url(owner, k, v) end
+    end
+end
+
+-- Secrets of no client: kept for the life of the process.
+local LOOSE = {}
+
+--- errors.add_secret(value): from now on value (a string) is hidden like a
+-- client's secret, in every form, from every error and output. For
+-- secrets that belong to no client: the command line registers its
+-- configured credentials here. Adding the same value again does nothing.
+function errors.add_secret(value)
+    if type(value) ~= "string" then
+        error("errors.add_secret: bad argument #1 'value' (string expected, got " .. type(value) .. ")", 2)
+    end
+    keep(LOOSE, value, value)
 end
 
 -- Every registered form of every live owner, longest first; nil when none.
@@ -303,7 +482,9 @@ end
 -- Class keep the named fields in the vault: `obj.secret = v` stores v
 -- there and `obj.secret` reads it back, and the table never holds it.
 -- basic maps a secret field to the field holding the user it is sent with
--- as HTTP Basic ({secret = "psp_id"}); set the user first. Sets
+-- as HTTP Basic ({secret = "psp_id"}); set the user first. A field that
+-- holds a URL with credentials keeps their password in the vault too (the
+-- URL itself stays, and shows with "[REDACTED]" for it). Sets
 -- Class.__index and Class.__newindex.
 function errors.secret_fields(Class, names, basic)
     local secret = {}
@@ -321,7 +502,12 @@ function errors.secret_fields(Class, names, basic)
         return v
     end
     Class.__newindex = function(self, k, v)
-        if secret[k] then keep(self, k, v) else rawset(self, k, v) end
+        if secret[k] then
+            keep(self, k, v)
+        else
+            rawset(self, k, v)
+            if type(k) == "string" then keep_url(self, k, v) end
+        end
     end
     return Class
 end
@@ -356,7 +542,9 @@ end
 
 --- errors.describe(label, parts) -> a __tostring for a client: label, then
 -- the parts in parentheses, each "$field" replaced by the field's value as
--- the table holds it (never a secret: those live in the vault).
+-- the table holds it (never a secret: those live in the vault), and any URL
+-- in it without its userinfo ("https://user:password@host" shows as
+-- "https://host").
 --   Client.__tostring = errors.describe("luapay.x client", { "$environment", "user $username" })
 function errors.describe(label, parts)
     return function(self)
@@ -364,7 +552,8 @@ function errors.describe(label, parts)
         for i, p in ipairs(parts) do
             out[i] = p:gsub("%$([%a_][%w_]*)", function(k) return tostring(rawget(self, k)) end)
         end
-        return errors.hide(label .. " (" .. table.concat(out, ", ") .. ")")
+        local text = label .. " (" .. table.concat(out, ", ") .. ")"
+        return errors.hide((text:gsub("(%a[%w+.-]*://)[^/?#%s]*@", "%1")))
     end
 end
 

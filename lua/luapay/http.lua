@@ -13,8 +13,8 @@
 --       find_out = "ask client:status(...)",           -- said when the outcome is unknown
 --       max_head_bytes = 65536, max_body_bytes = 16777216,
 --   }
---   res = { status, headers, body, json, attempts, elapsed, idempotent }
---   err = luapay.errors object with attempts, elapsed, sent, retryable
+--   res = { status, headers, body, json, attempts, elapsed, idempotent, delivered_before }
+--   err = luapay.errors object with attempts, elapsed, sent, retryable, delivered_before
 --
 -- Idempotency is declared by the caller, never inferred from the method (a
 -- GET refund is not idempotent). Retries happen only where they are safe:
@@ -28,13 +28,24 @@
 -- resends on its own: a request not declared idempotent never goes out on a
 -- reused keep-alive connection.
 --
+-- delivered_before (on the response and on the error, always a boolean):
+-- an attempt before the last one may have reached the server, because it
+-- got an answer of any status or failed after sending (sent ~= false).
+-- Nothing tells a 503 from a proxy in front of the server from the
+-- server's own, so an answer counts. A provider may read the refusal of a
+-- resent request as "an earlier attempt did it" (ecommpay's duplicate
+-- payment_id, Trustly's duplicate MessageID) only when it is true; false
+-- means every earlier attempt failed before sending, so the refusal is
+-- about some other request.
+--
 -- A request that is not idempotent and may have reached the server (a
 -- network error or timeout after sending, an answer beyond a size cap, a
 -- 5xx through http.status_error) ends in an error with sent = true,
 -- retryable = false and a message saying that its outcome is unknown and
 -- how to find it out: the request's `find_out` (a provider names its status
 -- call or notification), else a generic hint. Providers mark errors of their
--- own (an answer they cannot read) the same way with http.outcome_unknown.
+-- own (an answer they cannot read) the same way with http.outcome_unknown,
+-- and those of idempotent requests with http.may_have_happened.
 --
 -- Size caps: a response head beyond max_head_bytes (default 64 KiB) or a
 -- body beyond max_body_bytes (default 16 MiB) is an error of type "http"
@@ -74,6 +85,17 @@ local FIND_OUT = "find out with a status call or from the provider's notificatio
 function http.outcome_unknown(err, find_out)
     err.sent, err.retryable = true, false
     err.message = tostring(err.message) .. "; " .. OUTCOME_UNKNOWN .. (find_out or FIND_OUT)
+    return err
+end
+
+--- http.may_have_happened(err, what, find_out) -> err, marked as the
+-- failure of an idempotent request that may have been carried out: sent =
+-- true, retryable as it was (a boolean: resending is safe, the provider
+-- deduplicates it), and the message says what may have happened (e.g.
+-- "ecommpay may have taken the sale request") and how to find out.
+function http.may_have_happened(err, what, find_out)
+    err.sent, err.retryable = true, err.retryable == true
+    err.message = ("%s; %s: %s"):format(tostring(err.message), what, find_out or FIND_OUT)
     return err
 end
 
@@ -440,12 +462,15 @@ function Client:request(req)
     local deadline = start + (req.deadline_ms or self.deadline_ms) / 1000
     local max_attempts = 1 + (req.retries or self.retries)
     local attempts, res, err = 0, nil, nil
+    local delivered_before = false
     while true do
         local remaining_ms = math.floor((deadline - self.clock()) * 1000)
         if remaining_ms < 1 then
             if not (res or err) then err = errors.new("timeout", "deadline reached before the request was sent", { sent = false }) end
             break
         end
+        -- the attempt before this one may have reached the server
+        if res or (err and err.sent ~= false) then delivered_before = true end
         attempts = attempts + 1
         treq.timeout_ms = math.min(req.timeout_ms or self.timeout_ms, remaining_ms)
         treq.connect_timeout_ms = math.min(req.connect_timeout_ms or self.connect_timeout_ms, treq.timeout_ms)
@@ -460,7 +485,7 @@ function Client:request(req)
     end
     local elapsed = self.clock() - start
     if err then
-        err.attempts, err.elapsed = attempts, elapsed
+        err.attempts, err.elapsed, err.delivered_before = attempts, elapsed, delivered_before
         if err.sent == nil then err.sent = true end -- not known: it may have been
         err.retryable = retryable(req, nil, err)
         if err.sent and not treq.idempotent and (err.type == "network" or err.type == "timeout" or err.type == "http") then
@@ -469,6 +494,7 @@ function Client:request(req)
         return nil, scrub(err, req)
     end
     res.attempts, res.elapsed, res.idempotent = attempts, elapsed, treq.idempotent
+    res.delivered_before = delivered_before
     request_of[res] = req
     if req.decode ~= false and res.body and res.body ~= "" then
         local ctype = http.header(res.headers or {}, "content-type")
@@ -481,11 +507,12 @@ end
 
 --- http.status_error(res, what) -> the error for a response whose status
 -- the caller did not expect: type "http", http_status, raw (the start of the
--- body), request_id, sent = true. retryable follows res.idempotent, which
--- the pipeline records on every response: an idempotent request may be
--- resent after 429, 502, 503 and 504; one that is not (res.idempotent not
--- true) only after 429 (refused unread), and a 5xx says that its outcome is
--- unknown and how to find it out. The request's credentials are redacted.
+-- body), request_id, sent = true, delivered_before. retryable follows
+-- res.idempotent, which the pipeline records on every response: an
+-- idempotent request may be resent after 429, 502, 503 and 504; one that is
+-- not (res.idempotent not true) only after 429 (refused unread), and a 5xx
+-- says that its outcome is unknown and how to find it out. The request's
+-- credentials are redacted.
 function http.status_error(res, what)
     local status = res.status
     local unknown = res.idempotent ~= true and type(status) == "number" and status >= 500 and status <= 599
@@ -504,7 +531,7 @@ function http.status_error(res, what)
     if type(request_id) == "string" then request_id = errors.redact(request_id, secrets) end
     return errors.new("http", message, {
         http_status = status, raw = snippet, attempts = res.attempts, elapsed = res.elapsed,
-        request_id = request_id, sent = true,
+        request_id = request_id, sent = true, delivered_before = res.delivered_before,
         retryable = status == 429 or (res.idempotent == true and RETRY_STATUS[status] == true),
     })
 end

@@ -292,9 +292,12 @@ local function sig_error(message, extra)
     return nil, errors.new("signature", message, extra)
 end
 
+-- extra.signed = false: an error answer nobody signed, which proves
+-- nothing (a proxy may have written it), so it is not called Trustly's.
 local function provider_error(method, code, message, extra)
     local name = message or trustly.ERRORS[code] or "ERROR_UNKNOWN"
-    local text = ("Trustly refused %s: %s"):format(method or "the call", name)
+    local text = ((extra and extra.signed == false) and "an unsigned error answer to %s, which proves nothing: %s"
+        or "Trustly refused %s: %s"):format(method or "the call", name)
     if code then text = text .. (" (%s)"):format(tostring(code)) end
     local hint = HINTS[code]
     if hint then text = text .. ": " .. hint end
@@ -319,7 +322,7 @@ function trustly.read_answer(raw, method, uuid, public_key)
     local key = key_arg(public_key, "read_answer", "public_key", false)
     local doc = type(raw) == "string" and decode(raw)
     if type(doc) ~= "table" then
-        return nil, errors.new("http", "Trustly's answer is not a JSON-RPC document",
+        return nil, errors.new("http", "the answer is not a JSON-RPC document",
             { raw = type(raw) == "string" and raw:sub(1, 300) or nil })
     end
     local result, err = doc.result, doc.error
@@ -337,7 +340,7 @@ function trustly.read_answer(raw, method, uuid, public_key)
                 { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
         end
     else
-        return nil, errors.new("http", "Trustly's answer has neither result nor error", { raw = raw:sub(1, 300) })
+        return nil, errors.new("http", "the answer has neither result nor error", { raw = raw:sub(1, 300) })
     end
     local a_method, a_uuid = str(part.method), str(part.uuid)
     if a_uuid ~= uuid then
@@ -618,6 +621,13 @@ local CHECKOUT_ATTRIBUTES = {
     ShopperStatement = { type = "string", min_len = 1 },
 }
 
+-- Every method the client knows, with `idempotent`: may the same request
+-- be sent again once it may have reached Trustly? Yes where Trustly
+-- deduplicates it by MessageID (message_id: the client makes one when the
+-- caller gives none), where it only reads (Balance) and where doing it twice
+-- does what doing it once does (CancelCharge). No for Refund: it has no
+-- MessageID, nothing would deduplicate it. A method not listed here is
+-- idempotent when its Data carries a MessageID.
 local METHODS = {
     Deposit = {
         message_id = true, idempotent = true, amount = "Attributes",
@@ -645,7 +655,7 @@ local METHODS = {
         },
     },
     Refund = {
-        amount = "Data",
+        idempotent = false, amount = "Data",
         -- No MessageID: nothing but the UUID would deduplicate a resent
         -- refund, so luapay never resends one that may have arrived.
         fields = {
@@ -882,14 +892,51 @@ end
 
 Client.__tostring = errors.describe("luapay.trustly client", { "$environment", "user $username", "$url" })
 
+-- How to learn what became of a call that may have reached Trustly but got
+-- no signed answer. Trustly offers no status lookup for an order: its
+-- notifications tell, and the back office.
+local function how_to_find_out(method, Data, idempotent)
+    if method == "Refund" then
+        return ("check order %s in Trustly's back office before refunding again; Trustly's notifications"
+            .. " on the order tell what became of the refund (a credit: it failed; a payoutconfirmation,"
+            .. " where enabled: it was paid)"):format(tostring(Data.OrderID))
+    end
+    if Data.MessageID ~= nil then
+        return ("send it again with the same MessageID %q (Trustly takes a MessageID once: a 637 says an"
+            .. " earlier request took it), or wait for Trustly's notifications with that messageid")
+            :format(tostring(Data.MessageID))
+    end
+    if idempotent then return "sending it again is safe" end
+    return "wait for Trustly's notifications, or check the order in Trustly's back office"
+end
+
+-- A call that may have been carried out without a signed answer saying
+-- so: a call that is not idempotent must not be resent blindly
+-- (http.outcome_unknown); an idempotent one may be, and the message says
+-- how to find out either way.
+local function outcome_unknown(err, method, idempotent, find_out)
+    if not idempotent then return http.outcome_unknown(err, find_out) end
+    return http.may_have_happened(err, ("Trustly may have taken the %s request"):format(method), find_out)
+end
+
 --- client:call(method, data) -> result.data | nil, err
 -- Any API method: data is Data without the credentials. Known methods are
 -- validated against their required fields; other methods only for values
 -- that cannot be signed faithfully. A request is resent (same UUID, same
--- MessageID: Trustly deduplicates it) only for methods that take a
--- MessageID, Balance and CancelCharge; never a Refund once it may have
--- arrived. ERROR_DUPLICATE_MESSAGE_ID (637) on a resent request comes back
--- with replayed = true: an earlier attempt reached Trustly.
+-- MessageID: Trustly deduplicates it) only where METHODS declares it
+-- idempotent; never a Refund once it may have arrived.
+--
+-- Only Trustly's signed answer says what became of a request: its result,
+-- or its refusal (a "provider" error with signed = true). Anything else
+-- once the request may have reached Trustly (a lost answer, an unsigned
+-- error document, an answer that is not JSON-RPC or whose signature fails,
+-- any HTTP status but a 429) leaves the outcome unknown: the error has sent
+-- = true and says how to find out; for a call that is not idempotent also
+-- retryable = false. Errors carry request_id (= uuid), method and message_id.
+--
+-- ERROR_DUPLICATE_MESSAGE_ID (637) on a resent request whose earlier
+-- attempt may have reached Trustly (the pipeline's delivered_before) comes
+-- back with replayed = true: that attempt probably took the MessageID.
 function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
         error("luapay.trustly: call needs a method name such as \"Deposit\"", 2)
@@ -901,33 +948,50 @@ function Client:call(method, data)
     local spec = spec_or_err
     local idempotent
     if spec then idempotent = spec.idempotent == true else idempotent = Data.MessageID ~= nil end
+    local find_out = how_to_find_out(method, Data, idempotent)
 
     local uuid = core.uuid4()
     local body = trustly.request(method, uuid, Data, self.private_key)
     local res, err = self.http:request{
-        method = "POST", url = self.url, body = body, decode = false, idempotent = idempotent,
+        method = "POST", url = self.url, body = body, decode = false, idempotent = idempotent, find_out = find_out,
         headers = { ["Content-Type"] = "application/json; charset=utf-8" },
     }
+    local function ids(e)
+        e.request_id, e.uuid, e.method, e.message_id = uuid, uuid, method, Data.MessageID
+        return e
+    end
     if not res then
-        err.request_id, err.uuid, err.method = uuid, uuid, method
-        return nil, err
+        -- the pipeline has marked a call that is not idempotent
+        if idempotent and err.sent and (err.type == "network" or err.type == "timeout" or err.type == "http") then
+            outcome_unknown(err, method, true, find_out)
+        end
+        return nil, ids(err)
     end
     local result, aerr = trustly.read_answer(res.body or "", method, uuid, self.trustly_public_key)
-    if not result then
-        if aerr.type == "http" and res.status ~= 200 then -- not JSON-RPC: say what HTTP said
-            aerr = http.status_error(res, "Trustly")
-            aerr.request_id, aerr.uuid, aerr.method = uuid, uuid, method
-            return nil, aerr
-        end
+    if result then return result end
+    if aerr.signed then -- Trustly's own refusal
         aerr.http_status, aerr.attempts, aerr.elapsed = res.status, res.attempts, res.elapsed
-        if aerr.code == 637 and res.attempts > 1 then
+        aerr.sent, aerr.delivered_before = true, res.delivered_before
+        if aerr.code == 637 and res.delivered_before then
             aerr.replayed = true
-            aerr.message = aerr.message .. "; this request was resent after an attempt that got no answer,"
-                .. " so that attempt reached Trustly: look the order up by its MessageID"
+            aerr.message = aerr.message .. ("; an earlier attempt of this request got no signed answer and may have"
+                .. " reached Trustly, taking the MessageID (else another request used it): look the order up by"
+                .. " MessageID %q in its notifications or Trustly's back office"):format(tostring(Data.MessageID))
         end
-        return nil, aerr
+        return nil, ids(aerr)
     end
-    return result
+    if res.status ~= 200 and aerr.type ~= "signature" then
+        -- say what HTTP said, and what an unsigned error document says
+        local said = aerr.type == "provider" and aerr.name or nil
+        aerr = http.status_error(res, "Trustly")
+        aerr.message = ("the answer to %s was HTTP %d%s"):format(method, res.status,
+            said and (", an unsigned error that proves nothing: " .. said) or "")
+        if res.status == 429 then return nil, ids(aerr) end -- refused unread
+    else
+        aerr.http_status, aerr.attempts, aerr.elapsed = res.status, res.attempts, res.elapsed
+        aerr.delivered_before = res.delivered_before
+    end
+    return nil, ids(outcome_unknown(aerr, method, idempotent, find_out))
 end
 
 --- client:deposit(data) -> {orderid, url} | nil, err

@@ -440,17 +440,6 @@ local function percent_decode(s)
     return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- trustly_na.parse_form(body) -> table of the form's fields ("+" is a
--- space, %XX decoded; a repeated field keeps its last value).
-function trustly_na.parse_form(body)
-    local out = {}
-    for pair in body:gmatch("[^&]+") do
-        local k, v = pair:match("^([^=]*)=?(.*)$")
-        out[percent_decode((k:gsub("%+", " ")))] = percent_decode((v:gsub("%+", " ")))
-    end
-    return out
-end
-
 local TX_STATUS = {
     [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
     "failed", "reversed", "reversed", "partially_refunded", "refunded", "canceled", "pending",

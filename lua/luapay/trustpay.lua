@@ -740,16 +740,24 @@ for method, spec in pairs(URLS) do
     end
 end
 
+-- A result code as TrustPay writes it, Numeric(4): a JSON number or a
+-- string of digits; nil for anything else.
+local function result_code(v)
+    if type(v) == "string" and v:match("^%d%d?%d?%d?$") then v = tonumber(v) end
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > 9999 then return nil end
+    return math.tointeger and math.tointeger(v) or v
+end
+
 -- A background call's answer: {"ResultCode": 0} or, as the documentation
 -- prints it, {'ResultCode':3,'AcquirerResponseId':'000.000.000'}.
 local function parse_result(body)
     local t = cjson.decode(body or "")
     local code, acq
     if type(t) == "table" then
-        code, acq = tonumber(t.ResultCode), t.AcquirerResponseId
+        code, acq = result_code(t.ResultCode), t.AcquirerResponseId
         if acq == cjson.null then acq = nil end
     else
-        code = tonumber((body or ""):match("[\"']ResultCode[\"']%s*:%s*[\"']?(%d+)"))
+        code = result_code((body or ""):match("[\"']ResultCode[\"']%s*:%s*[\"']?(%d+)[\"']?%s*[,}]"))
         acq = (body or ""):match("[\"']AcquirerResponseId[\"']%s*:%s*[\"']([^\"']*)[\"']")
     end
     if code == nil then return nil end
@@ -777,8 +785,13 @@ for method, spec in pairs(CALLS) do
         if not res then return nil, rerr end
         if res.status ~= 200 then return nil, http.status_error(res, "TrustPay " .. method) end
         local result = parse_result(res.body)
-        if not result then
-            local err = errors.new("provider", "TrustPay " .. method .. ": the answer has no ResultCode",
+        -- Below 1000 a code says how the call went: one TrustPay does not
+        -- document says nothing, though the call may have been carried out.
+        local problem = not result and "the answer has no ResultCode (Numeric(4), as TrustPay documents it)"
+            or result.result_code < 1000 and not trustpay.result_codes[result.result_code]
+            and ("the answer's ResultCode %d is not one TrustPay documents"):format(result.result_code)
+        if problem then
+            local err = errors.new("provider", "TrustPay " .. method .. ": " .. problem,
                 { http_status = res.status, raw = res.body:sub(1, 300) })
             if not spec.idempotent then http.outcome_unknown(err, spec.find_out) end
             return nil, err
@@ -875,6 +888,13 @@ local function no_banking()
     return nil, errors.new("config", "TrustPay API Banking needs banking = {username, password} in trustpay.new")
 end
 
+-- An OAuth access token as RFC 6750 lets it follow "Bearer " (b64token);
+-- TrustPay documents Varchar(235), the bound leaves it room to grow.
+local MAX_TOKEN = 4096
+local function bearer_token(v)
+    return type(v) == "string" and #v <= MAX_TOKEN and v:find("^[%w%-%._~%+/]+=*$") ~= nil
+end
+
 -- The OAuth token: client credentials with HTTP Basic, cached until
 -- shortly before it expires.
 function Client:access_token(force)
@@ -891,10 +911,21 @@ function Client:access_token(force)
     if not res then return nil, err end
     if res.status ~= 200 then return nil, http.status_error(res, "TrustPay OAuth token request") end
     local t = res.json or cjson.decode(res.body or "")
-    if type(t) ~= "table" or type(t.access_token) ~= "string" or t.access_token == "" then
+    if type(t) ~= "table" or t.access_token == nil then
         return nil, errors.new("provider", "TrustPay OAuth: the answer has no access_token", { http_status = res.status })
     end
-    local expires_in = tonumber(t.expires_in) or 0
+    -- The token goes into the next requests' Authorization header: only what
+    -- a Bearer header may carry (never a CR or LF a server slipped in).
+    if not bearer_token(t.access_token) then
+        return nil, errors.new("provider", ("TrustPay OAuth: the answer's access_token is not a Bearer token"
+            .. " (RFC 6750 b64token characters, 1 to %d of them)"):format(MAX_TOKEN), { http_status = res.status })
+    end
+    local expires_in = t.expires_in -- without it (RFC 6749: optional) the token is not reused
+    if expires_in == nil or expires_in == cjson.null then expires_in = 0 else expires_in = tonumber(expires_in) end
+    if not expires_in or expires_in ~= expires_in or expires_in < 0 or expires_in == math.huge then
+        return nil, errors.new("provider", "TrustPay OAuth: the answer's expires_in is not a number of seconds",
+            { http_status = res.status })
+    end
     self.token = t.access_token
     self.token_expires = started + expires_in - token_margin(expires_in)
     self.tokens_fetched = (self.tokens_fetched or 0) + 1
@@ -922,7 +953,11 @@ local UNLISTED = { idempotent = false, find_out = "look the result up in TrustPa
 
 -- One API Banking call: POST JSON with the bearer token; a 401 fetches a
 -- new token and tries once more (a 401 is refused before anything is done).
-function Client:banking_call(method, body)
+-- -> the answer's JSON object | nil, err. check(answer) -> nil, or what the
+-- answer lacks of what TrustPay documents for the method: then it is a
+-- provider error, and for a call that moves money one whose outcome is
+-- unknown (the order may have been placed all the same).
+function Client:banking_call(method, body, check)
     if not self.banking then return no_banking() end
     local what = "TrustPay API Banking " .. method
     local call = BANKING_CALLS[method] or UNLISTED
@@ -942,12 +977,43 @@ function Client:banking_call(method, body)
         return nil, http.status_error(res, what)
     end
     local t = res.json or cjson.decode(res.body or "")
-    if type(t) ~= "table" then
-        err = errors.new("provider", what .. ": the answer is not JSON", { http_status = res.status })
+    local problem = type(t) ~= "table" and "the answer is not a JSON object" or check and check(t)
+    if problem then
+        err = errors.new("provider", what .. ": " .. problem,
+            { http_status = res.status, raw = http.redact(res, (res.body or ""):sub(1, 300)) })
         if not call.idempotent then http.outcome_unknown(err, call.find_out) end
         return nil, err
     end
     return t
+end
+
+-- What an answer must hold, as TrustPay documents it: check functions for
+-- banking_call, each saying what is missing.
+local function object(name)
+    return function(t)
+        if type(t[name]) ~= "table" then return "the answer has no " .. name .. " object" end
+    end
+end
+
+local function list_of_objects(name)
+    return function(t)
+        local list = t[name]
+        if type(list) ~= "table" then return "the answer has no " .. name .. " list" end
+        for k, v in pairs(list) do
+            if type(k) ~= "number" or type(v) ~= "table" then return name .. " is not a list of objects" end
+        end
+    end
+end
+
+-- An id as TrustPay writes it, Numeric(10): a JSON number or a string of
+-- digits, as a string; nil for anything else.
+local function numeric10(v)
+    if type(v) == "string" and v:match("^%d+$") and #v <= 10 then return v end
+    if type(v) == "number" and v == math.floor(v) and v >= 0 and v < 1e10 then return ("%.0f"):format(v) end
+end
+
+local function order_id(t)
+    if not numeric10(t.OrderId) then return "the answer has no OrderId (Numeric(10))" end
 end
 
 local function to_number_id(v)
@@ -970,11 +1036,10 @@ end
 
 --- client:accounts() -> AccountList | nil, err
 function Client:accounts()
-    local t, err = self:banking_call("GetAccountList", {})
+    local t, err = self:banking_call("GetAccountList", {}, list_of_objects("AccountList"))
     if not t then return nil, err end
-    local list = type(t.AccountList) == "table" and t.AccountList or {}
-    for _, a in ipairs(list) do decorate_transaction(a) end
-    return list
+    for _, a in ipairs(t.AccountList) do decorate_transaction(a) end
+    return t.AccountList
 end
 
 local ACCOUNT_ID = str(10, { required = true, pattern = NUMERIC10 })
@@ -985,7 +1050,8 @@ function Client:account(id)
     local p = normalize{ AccountId = id }
     local ok, err = validate(ACCOUNT_SCHEMA, p, "account")
     if not ok then return nil, err end
-    local t, cerr = self:banking_call("GetAccountDetails", { AccountId = to_number_id(p.AccountId) })
+    local t, cerr = self:banking_call("GetAccountDetails", { AccountId = to_number_id(p.AccountId) },
+        object("AccountDetails"))
     if not t then return nil, cerr end
     return decorate_transaction(t.AccountDetails)
 end
@@ -1054,14 +1120,14 @@ function Client:transactions(filter)
             return decorate_transaction(buffer[i])
         end
         if last then done = true return nil end
-        local t, cerr = self:banking_call("GetTransactionHistory", { Filter = f, Paging = { Page = page, PageSize = size } })
+        local query = { Filter = f, Paging = { Page = page, PageSize = size } }
+        local t, cerr = self:banking_call("GetTransactionHistory", query, list_of_objects("Transactions"))
         if not t then
             done = true
             cerr.page = page -- resume here: transactions{..., Page = err.page}
             return false, cerr
         end
-        buffer, i = t.Transactions or {}, 0
-        if buffer == cjson.null then buffer = {} end
+        buffer, i = t.Transactions, 0
         page = page + 1
         seen = seen + #buffer
         local total = tonumber(t.TotalCount)
@@ -1093,7 +1159,8 @@ function Client:transaction(ids)
     end
     local ok, err = validate(DETAILS_SCHEMA, p, "transaction", extra)
     if not ok then return nil, err end
-    local t, cerr = self:banking_call("GetTransactionDetails", { [given[1]] = to_number_id(p[given[1]]) })
+    local t, cerr = self:banking_call("GetTransactionDetails", { [given[1]] = to_number_id(p[given[1]]) },
+        object("TransactionDetails"))
     if not t then return nil, cerr end
     local tx = decorate_transaction(t.TransactionDetails)
     if type(tx) == "table" and t.Xml ~= nil and t.Xml ~= cjson.null then tx.Xml = t.Xml end
@@ -1115,11 +1182,10 @@ function Client:statement(filter)
     local ok, err = validate(STATEMENT_SCHEMA, p, "statement", date_order(p))
     if not ok then return nil, err end
     p.AccountId = to_number_id(p.AccountId)
-    local t, cerr = self:banking_call("GetStatement", { Filter = p })
+    local t, cerr = self:banking_call("GetStatement", { Filter = p }, function(a)
+        if type(a.StatementBytes) ~= "string" then return "the answer has no StatementBytes" end
+    end)
     if not t then return nil, cerr end
-    if type(t.StatementBytes) ~= "string" then
-        return nil, errors.new("provider", "TrustPay GetStatement: the answer has no StatementBytes")
-    end
     local bytes, derr = core.base64_decode(t.StatementBytes)
     if not bytes then return nil, errors.new("provider", "TrustPay GetStatement: StatementBytes is not Base64: " .. derr) end
     return bytes
@@ -1335,9 +1401,9 @@ function trustpay.orders_xml(orders) return order_document(orders, false) end
 function Client:create_order(order)
     local xml, err = order_document(order, true)
     if not xml then return nil, err end
-    local t, cerr = self:banking_call("CreateOrder", { Xml = xml })
+    local t, cerr = self:banking_call("CreateOrder", { Xml = xml }, order_id)
     if not t then return nil, cerr end
-    return t.OrderId ~= nil and tostring(t.OrderId) or nil
+    return numeric10(t.OrderId)
 end
 
 --- client:create_orders(orders) -> {OrderId, ...} | nil, err. One pain.001
@@ -1345,10 +1411,23 @@ end
 function Client:create_orders(orders)
     local xml, err = order_document(orders, false)
     if not xml then return nil, err end
-    local t, cerr = self:banking_call("CreateOrders", { Xml = xml })
-    if not t then return nil, cerr end
     local ids = {}
-    for i, id in ipairs(type(t.OrderIds) == "table" and t.OrderIds or {}) do ids[i] = tostring(id) end
+    -- one id per order sent, each Numeric(10)
+    local t, cerr = self:banking_call("CreateOrders", { Xml = xml }, function(a)
+        local list = a.OrderIds
+        if type(list) ~= "table" then return "the answer has no OrderIds list" end
+        for k in pairs(list) do
+            if type(k) ~= "number" then return "OrderIds is not a list" end
+        end
+        for i, id in ipairs(list) do
+            ids[i] = numeric10(id)
+            if not ids[i] then return ("the answer's OrderIds[%d] is not an id (Numeric(10))"):format(i) end
+        end
+        if #ids ~= #orders then
+            return ("the answer's OrderIds does not hold one id per order: %d for the %d orders sent"):format(#ids, #orders)
+        end
+    end)
+    if not t then return nil, cerr end
     return ids
 end
 
@@ -1360,13 +1439,16 @@ function Client:order(id)
     local p = normalize{ OrderId = id }
     local ok, err = validate(ORDER_ID_SCHEMA, p, "order")
     if not ok then return nil, err end
-    local t, cerr = self:banking_call("GetOrderDetails", { OrderId = to_number_id(p.OrderId) })
+    -- The documentation's example says OrderDetail, its table TransactionDetails.
+    local t, cerr = self:banking_call("GetOrderDetails", { OrderId = to_number_id(p.OrderId) }, function(a)
+        if type(a.OrderDetail) ~= "table" and type(a.OrderDetails) ~= "table" then
+            return "the answer has no OrderDetail object"
+        end
+    end)
     if not t then return nil, cerr end
-    local detail = t.OrderDetail or t.OrderDetails
-    if type(detail) == "table" then
-        if detail.Amount ~= nil then detail.amount = hundredths(detail.Amount) end
-        if t.Xml ~= nil and t.Xml ~= cjson.null then detail.Xml = t.Xml end
-    end
+    local detail = type(t.OrderDetail) == "table" and t.OrderDetail or t.OrderDetails
+    if detail.Amount ~= nil then detail.amount = hundredths(detail.Amount) end
+    if t.Xml ~= nil and t.Xml ~= cjson.null then detail.Xml = t.Xml end
     return detail
 end
 
@@ -1395,9 +1477,9 @@ function Client:refund_payment(params)
     local t, cerr = self:banking_call("RefundPayment", {
         PaymentId = to_number_id(p.PaymentId), Amount = amount,
         BeneficiaryName = p.BeneficiaryName, Description = p.Description,
-    })
+    }, order_id)
     if not t then return nil, cerr end
-    return t.OrderId ~= nil and tostring(t.OrderId) or nil
+    return numeric10(t.OrderId)
 end
 
 return trustpay

@@ -18,7 +18,11 @@
 --   POST /trustly/fault?mode=M&count=N  the next N API calls misbehave: bad_signature,
 --                                       foreign_uuid, drop (act, remember the UUID, close
 --                                       without answering), drop_forget (the same, but the
---                                       UUID is forgotten), http_503 (answer 503, do nothing);
+--                                       UUID is forgotten), http_503 (answer 503, do nothing),
+--                                       html_200, not_rpc_200, unsigned_502 (act, remember the
+--                                       UUID, and answer what a proxy or a broken gateway might:
+--                                       200 HTML, 200 JSON that is no JSON-RPC answer, 502 with
+--                                       an unsigned JSON error);
 --                                       or the next N Refunds: refund_fails (accepted with
 --                                       result "1", then it fails: no payout confirmation,
 --                                       a credit notification for the refund's amount on the
@@ -548,6 +552,9 @@ local function api(s)
     end
     if fault ~= "drop_forget" then dict():set(P .. "uuid:" .. uuid, body) end
     if fault == "drop" or fault == "drop_forget" then return ngx.exit(444) end
+    if fault == "html_200" then return reply(200, "<html><body>gateway hiccup</body></html>", "text/html") end
+    if fault == "not_rpc_200" then return reply(200, '{"version":"1.1"}') end
+    if fault == "unsigned_502" then return reply(502, '{"error":{"message":"upstream timed out","code":502}}') end
     return reply(200, body)
 end
 
@@ -623,7 +630,8 @@ end
 
 local function set_fault()
     local mode, count = query("mode"), tonumber(query("count") or "1")
-    local known = { bad_signature = true, foreign_uuid = true, drop = true, drop_forget = true, http_503 = true }
+    local known = { bad_signature = true, foreign_uuid = true, drop = true, drop_forget = true, http_503 = true,
+                    html_200 = true, not_rpc_200 = true, unsigned_502 = true }
     local refund = { refund_fails = true, refund_not_accepted = true }
     if not known[mode] and not refund[mode] then return reply(400, cjson.encode({ error = "unknown fault mode" })) end
     store(refund[mode] and "refund_fault" or "fault", { mode = mode, count = count })

@@ -29,6 +29,10 @@
 --       carried out as usual, then its answer is lost on the way back:
 --       "drop" closes the connection without an answer, a status answers
 --       with it and a proxy's HTML page
+--   POST /trustpay/_sandbox/answer_next?body=TEXT[&call=token]
+--       the next background call or API Banking call (with call=token: the
+--       next token request) is carried out as usual, then answered 200 with
+--       TEXT as its JSON body, in place of what TrustPay documents
 --   GET  /trustpay/_sandbox/arrivals?Reference=R
 --       {count}: how many background calls with that Reference arrived
 --
@@ -69,10 +73,22 @@ local function settings(config)
     }
 end
 
--- A planned lost answer (_sandbox/lose_next) takes the place of the answer
--- to a call that was carried out. True when it answered.
+-- A planned answer (_sandbox/answer_next) or lost answer
+-- (_sandbox/lose_next) takes the place of the answer to a call that was
+-- carried out. True when it answered.
 local function lost_answer()
-    if not ngx.ctx.trustpay_call then return false end
+    local which = ngx.ctx.trustpay_call and "call" or ngx.ctx.trustpay_token and "token"
+    if not which then return false end
+    local body = dict():get("tp:answer_next:" .. which)
+    if body then
+        dict():delete("tp:answer_next:" .. which)
+        ngx.status = 200
+        ngx.header["Content-Type"] = "application/json; charset=utf-8"
+        ngx.print(body)
+        ngx.exit(200)
+        return true
+    end
+    if which ~= "call" then return false end
     local how = dict():get("tp:lose_next")
     if not how then return false end
     dict():delete("tp:lose_next")
@@ -432,6 +448,7 @@ local function token(s)
     local tok = core.hex_encode(core.random_bytes(24))
     dict():set("tp:token:" .. tok, true, s.token_ttl)
     dict():incr("tp:tokens_issued", 1, 0)
+    ngx.ctx.trustpay_token = true -- issued: its answer may be replaced (answer_next)
     return json_out(200, { access_token = tok, token_type = "Bearer", expires_in = s.token_ttl })
 end
 
@@ -808,6 +825,12 @@ end
 
 function CONTROLS.lose_next()
     dict():set("tp:lose_next", request_args().answer or "drop")
+    return json_out(200, { ok = true })
+end
+
+function CONTROLS.answer_next()
+    local args = request_args()
+    dict():set("tp:answer_next:" .. (args.call == "token" and "token" or "call"), args.body or "")
     return json_out(200, { ok = true })
 end
 
