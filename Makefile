@@ -3,6 +3,8 @@
 #   make LUA=luajit           the same source for LuaJIT -> build/luajit/luapay/core.so
 #   make SANITIZE=1           with ASan + UBSan          -> build/lua5.4-asan/luapay/core.so
 #   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
+#   make lint                 luacheck over the tree (.luacheckrc), zero warnings wanted
+#   make doc                  the API reference (ldoc, config.ld) -> build/doc/index.html
 
 LUA      ?= lua5.4
 CC       ?= cc
@@ -43,7 +45,7 @@ LIBS    := $(shell $(PKG_CONFIG) --libs $(DEPS_PC) 2>/dev/null || echo -lcrypto 
 LUA_CMOD := $(PREFIX)/lib/lua/$(LUA_V)
 LUA_LMOD := $(PREFIX)/share/lua/$(LUA_V)
 
-.PHONY: all deps test bench demo install uninstall clean
+.PHONY: all deps test lint doc bench demo install uninstall clean
 
 all: $(CORE)
 
@@ -61,6 +63,16 @@ $(CORE): $(OBJS)
 
 test: deps
 	@scripts/test.sh
+
+# Exits non-zero on any warning; `make test` counts it as one check.
+lint: deps
+	@luacheck --no-color --codes -q .
+
+# Any ldoc warning (a doc comment it cannot place) fails the build.
+doc: deps
+	@rm -rf build/doc
+	@ldoc --fatalwarnings -q .
+	@echo "API reference: build/doc/index.html"
 
 bench: deps
 	@bench/run.sh

@@ -35,7 +35,6 @@ local function strnatcmp(a, b)
         if isdigit(ca) and isdigit(cb) then
             local result
             if ca == 48 or cb == 48 then
-                result = nil
                 while true do
                     local da, db = isdigit(byte(a, ai)), isdigit(byte(b, bi))
                     if not da and not db then result = 0 break end

@@ -14,7 +14,8 @@ local ds = dataset.new{ scale = scale }
 local it
 if provider == "begateway" then
     local begateway = require "luapay.begateway"
-    local dwh = begateway.new{ psp_id = "1", secret = "begateway-dwh-secret", dwh_url = url .. "/begateway", timeout_ms = 120000, deadline_ms = 120000 }
+    local dwh = begateway.new{ psp_id = "1", secret = "begateway-dwh-secret", dwh_url = url .. "/begateway",
+        timeout_ms = 120000, deadline_ms = 120000 }
     it = dwh:export{
         date_from = dataset.iso(ds.start_ms, true), date_to = dataset.iso(ds.end_ms, true),
         response_parameters = { "main", "gateway", "commission" }, limit = page,

@@ -200,14 +200,14 @@ end
 -- The steps
 ---------------------------------------------------------------------------
 
-local gate -- one ecommpay client for the day (steps 1 and 4)
+local the_gate -- one ecommpay client for the day (steps 1 and 4)
 local function ecommpay_gate()
-    gate = gate or luapay.ecommpay.new{
+    the_gate = the_gate or luapay.ecommpay.new{
         project_id = ECOMMPAY.PROJECT_ID,
         secret = credential("ecommpay", ECOMMPAY.SECRET),
         base_url = sb.url .. "/ecommpay", -- default: https://api.ecommpay.com
     }
-    return gate
+    return the_gate
 end
 
 -- 1. ecommpay: a Trustly purchase of 25.00 EUR.

@@ -56,7 +56,8 @@ local function match(provider, ref, amount, currency)
     if not order then
         report("payment without order", ref, provider .. " " .. money(amount, currency))
     elseif order.amount ~= amount or order.currency ~= currency then
-        report("amount differs", ref, ("order %s, %s paid %s"):format(money(order.amount, order.currency), provider, money(amount, currency)))
+        report("amount differs", ref,
+            ("order %s, %s paid %s"):format(money(order.amount, order.currency), provider, money(amount, currency)))
         order.matched = true
     else
         order.matched = true

@@ -1,9 +1,10 @@
 #!/bin/bash
 # The test command (README: `make test`). Builds the core every way CI checks
-# it, runs every busted suite under Lua 5.4 and LuaJIT, then the Lua 5.4 suite
-# again with the core under AddressSanitizer + UBSan (leak detection on), and
-# ends with one line "N passed, N failed" over all runs. Exits non-zero if any
-# build or run fails.
+# it, runs luacheck (zero warnings) and ldoc (the reference builds without a
+# warning), runs every busted suite under Lua 5.4 and LuaJIT, then the Lua 5.4
+# suite again with the core under AddressSanitizer + UBSan (leak detection
+# on), and ends with one line "N passed, N failed" over all runs (luacheck and
+# ldoc count one check each). Exits non-zero if any build, check or run fails.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,18 @@ build() { # make args...; a build failure counts as a failed check
         failed=$((failed + 1))
         status=1
         return 1
+    fi
+}
+
+check() { # NAME COMMAND...: one counted check; the command prints what is wrong
+    local name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "CHECK FAILED: $name"
+        failed=$((failed + 1))
+        status=1
     fi
 }
 
@@ -69,6 +82,11 @@ else
     failed=$((failed + 1))
     status=1
 fi
+
+step "luacheck (.luacheckrc; zero warnings)"
+check "luacheck" make -s --no-print-directory lint
+step "ldoc (config.ld; the API reference builds without a warning)"
+check "ldoc" make -s --no-print-directory doc
 
 run_suite "Lua 5.4" lua5.4 build/lua5.4
 run_suite "LuaJIT" luajit build/luajit

@@ -37,7 +37,8 @@ describe("make install", function()
         local dest = p:read("*l")
         p:close()
         local function make(target)
-            local ok = os.execute(("env -u LD_PRELOAD make -s %s LUA=lua5.4 PREFIX=/opt/lp DESTDIR=%s >/dev/null 2>&1"):format(target, dest))
+            local ok = os.execute(("env -u LD_PRELOAD make -s %s LUA=lua5.4 PREFIX=/opt/lp DESTDIR=%s >/dev/null 2>&1")
+                :format(target, dest))
             return ok == true or ok == 0
         end
         local function exists(path)

@@ -312,7 +312,8 @@ describe("the request's credentials never reach an error", function()
 
     it("from the errors the pipeline builds out of a transport's error or raise", function()
         local _, err = client(scripted{ function(req)
-            return nil, { type = "network", message = "peer said: " .. req.headers.Authorization, raw = req.headers.Authorization, sent = true }
+            return nil, { type = "network", message = "peer said: " .. req.headers.Authorization,
+                raw = req.headers.Authorization, sent = true }
         end }):request{ url = "https://x.test/", basic = { USER, PASS } }
         assert_clean(err, B64, PASS)
         _, err = client(function(req) error("boom " .. req.headers.Authorization) end):request{ url = "https://x.test/", bearer = TOKEN }
@@ -438,7 +439,8 @@ describe("retries", function()
     end)
 
     it("honours Retry-After up to the 5 s cap", function()
-        local t = scripted{ { status = 429, headers = { ["retry-after"] = "3" } }, { status = 503, headers = { ["retry-after"] = "120" } }, { status = 200 } }
+        local t = scripted{ { status = 429, headers = { ["retry-after"] = "3" } },
+            { status = 503, headers = { ["retry-after"] = "120" } }, { status = 200 } }
         local c, time = client(t, { retries = 2 })
         assert.equal(200, c:request{ url = "https://x.test/", idempotent = true }.status)
         assert.same({ 3, 5 }, time.slept)

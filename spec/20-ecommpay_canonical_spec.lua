@@ -110,7 +110,8 @@ describe("core.ecommpay_canonical", function()
 
         it("skips frame_mode at any depth and drops empty objects and arrays entirely", function()
             assert.equal("n:keep:yes;x:", canonical {
-                frame_mode = "popup", n = { frame_mode = "iframe", keep = "yes", e = {}, a = core.array_mt and setmetatable({}, core.array_mt) },
+                frame_mode = "popup",
+                n = { frame_mode = "iframe", keep = "yes", e = {}, a = core.array_mt and setmetatable({}, core.array_mt) },
                 x = "", only_empty = { {}, { {} } },
             })
             assert.equal("", canonical {})

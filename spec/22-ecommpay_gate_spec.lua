@@ -315,7 +315,8 @@ describe("ecommpay Gate requests", function()
     end)
 
     it("takes only a signed status answer about the payment asked for", function()
-        local doc = { project_id = 200, payment = { id = "p", status = "success", type = "purchase", sum = { amount = 100, currency = "EUR" } },
+        local doc = { project_id = 200,
+                      payment = { id = "p", status = "success", type = "purchase", sum = { amount = 100, currency = "EUR" } },
                       operation = { id = 5, type = "sale", status = "success", sum_initial = { amount = 100, currency = "EUR" } } }
         local _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p")
         assert.equal("provider", err.type)

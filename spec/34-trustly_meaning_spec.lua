@@ -255,7 +255,8 @@ describe("Trustly answers", function()
             NotificationURL = "https://shop.example/n", AccountID = "4000000001", EndUserID = "u", MessageID = "p-1",
             Amount = 1000, Currency = "EUR", Attributes = { ShopperStatement = "Shop" },
         }
-        for _, data in ipairs({ { orderid = "1", result = "0" }, { orderid = "1" }, { orderid = "1", result = "0", rejected = "ERROR_X" } }) do
+        local refused = { { orderid = "1", result = "0" }, { orderid = "1" }, { orderid = "1", result = "0", rejected = "ERROR_X" } }
+        for _, data in ipairs(refused) do
             local r, err = answering(data):account_payout(payout)
             assert.is_nil(r)
             assert.equal("provider", err.type)
@@ -265,7 +266,8 @@ describe("Trustly answers", function()
             assert.equal("provider", err.type)
             if data.rejected then assert.equal("ERROR_X", err.name) end
         end
-        assert.same({ orderid = "1", result = "1" }, answering({ orderid = "1", result = "1" }):refund{ OrderID = "1", Amount = 100, Currency = "EUR" })
+        assert.same({ orderid = "1", result = "1" },
+            answering({ orderid = "1", result = "1" }):refund{ OrderID = "1", Amount = 100, Currency = "EUR" })
         -- Charge keeps its business rejections as results
         local charge = answering({ orderid = core.null, result = "0", rejected = "ERROR_MANDATE_NOT_FOUND" }):charge{
             AccountID = "1", NotificationURL = "https://shop.example/n", EndUserID = "u", MessageID = "c-1", Amount = 100,

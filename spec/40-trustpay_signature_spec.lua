@@ -179,7 +179,8 @@ describe("trustpay signing", function()
     end)
 
     it("fills PaymentType from the kind and refuses a contradicting one", function()
-        local values = assert(trustpay.message("capture", { AccountId = "1", Amount = 100, Currency = "EUR", Reference = "r", PaymentRequestId = "5" }))
+        local values = assert(trustpay.message("capture",
+            { AccountId = "1", Amount = 100, Currency = "EUR", Reference = "r", PaymentRequestId = "5" }))
         assert.equal("1/1.00/EUR/r/6/5", table.concat(values, "/"))
         local _, err = trustpay.message("capture", { AccountId = "1", Amount = 100, Currency = "EUR", Reference = "r", PaymentType = 8 })
         assert.same({ "PaymentType:enum" }, paths(err))
@@ -251,7 +252,8 @@ describe("trustpay payment URLs", function()
         { "wire_payment_url", "wire_purchase", "/mapi5/wire/paypopup", {} },
         { "card_payment_url", "card_purchase", "/mapi5/Card/PayPopup", SCA },
         { "card_on_file_register_url", "card_on_file_register", "/mapi5/Card/PayPopup", SCA },
-        { "card_on_file_purchase_url", "card_on_file_purchase", "/mapi5/Card/PayPopup", with_sca{ CardId = "8a8394855cfd3692015d0dc3f793355b" } },
+        { "card_on_file_purchase_url", "card_on_file_purchase", "/mapi5/Card/PayPopup",
+          with_sca{ CardId = "8a8394855cfd3692015d0dc3f793355b" } },
         { "card_on_file_preauthorization_url", "card_on_file_preauthorization", "/mapi5/Card/PayPopup", with_sca{ CardId = "8a83" } },
         { "recurring_initial_url", "recurring_initial", "/mapi5/Card/PayPopup", SCA },
         { "recurring_initial_preauthorization_url", "recurring_initial_preauthorization", "/mapi5/Card/PayPopup", SCA },
@@ -386,8 +388,10 @@ describe("trustpay notifications", function()
         assert.is_nil(tostring(err):find(v.secret, 1, true))
         assert.is_nil(tostring(err):find(v.signature, 1, true))
         event, err = tp:notification(query(v, { Signature = "" }))
+        assert.is_nil(event)
         assert.equal("signature", err.type)
         event, err = client{ account_id = "4107111111", secret = "other" }:notification(query(v))
+        assert.is_nil(event)
         assert.equal("signature", err.type)
     end)
 
@@ -454,7 +458,8 @@ end)
 
 describe("trustpay redirect results", function()
     it("parses what the browser brings back, marked unverified", function()
-        local r = client():redirect_result("https://shop.example/ok?Reference=1234567890&ResultCode=1014&AcquirerResponseId=800.100.155&PaymentRequestId=4337417657")
+        local r = client():redirect_result("https://shop.example/ok?Reference=1234567890&ResultCode=1014"
+            .. "&AcquirerResponseId=800.100.155&PaymentRequestId=4337417657")
         assert.is_false(r.verified)
         assert.equal("1234567890", r.Reference)
         assert.equal(1014, r.ResultCode)

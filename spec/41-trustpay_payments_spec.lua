@@ -152,7 +152,8 @@ describe("TrustPay payments in the sandbox", function()
 
         it("succeeds with each of the documented good test cards", function()
             for _, card in ipairs({ "4200000000000000", "4200000000001234", "4200000000005555" }) do
-                local paid, box = checkout("card_payment_url", sca{ Amount = 100, Currency = "EUR", Reference = reference("G") }, "card=" .. card)
+                local paid, box = checkout("card_payment_url", sca{ Amount = 100, Currency = "EUR", Reference = reference("G") },
+                    "card=" .. card)
                 assert.equal(3, paid.ResultCode)
                 assert.equal("420000******" .. card:sub(-4), events(box, 1)[1].card.CardMask)
             end
@@ -163,7 +164,8 @@ describe("TrustPay payments in the sandbox", function()
             local id, code = world:open(assert(other:card_payment_url(sca{ Amount = 100, Currency = "EUR", Reference = "r" })))
             assert.is_nil(id)
             assert.equal(1004, code)
-            id, code = world:open(assert(world:client{ account_id = "4107000001" }:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = "r" }))
+            local other_account = world:client{ account_id = "4107000001" }
+            id, code = world:open(assert(other_account:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = "r" }))
             assert.is_nil(id)
             assert.equal(1002, code)
         end)
@@ -177,16 +179,19 @@ describe("TrustPay payments in the sandbox", function()
             local card_id = reg.card.CardId
             assert.matches("^%x+$", card_id)
 
-            local again, box2 = checkout("card_on_file_purchase_url", sca{ Amount = 4200, Currency = "EUR", Reference = reference("COF"), CardId = card_id })
+            local again, box2 = checkout("card_on_file_purchase_url",
+                sca{ Amount = 4200, Currency = "EUR", Reference = reference("COF"), CardId = card_id })
             assert.equal(3, again.ResultCode)
             local ev = events(box2, 1)[1]
             assert.equal(card_id, ev.card.CardId)
             assert.equal("succeeded", ev.status)
 
-            local pre, box3, id = checkout("card_on_file_preauthorization_url", sca{ Amount = 9900, Currency = "EUR", Reference = reference("COF"), CardId = card_id })
+            local pre, box3, id = checkout("card_on_file_preauthorization_url",
+                sca{ Amount = 9900, Currency = "EUR", Reference = reference("COF"), CardId = card_id })
             assert.equal(5, pre.ResultCode)
             assert.equal("authorized", events(box3, 1)[1].status)
-            assert.equal(3, assert(tp:capture{ Amount = 9900, Currency = "EUR", Reference = reference("CAP"), PaymentRequestId = id }).result_code)
+            local captured = assert(tp:capture{ Amount = 9900, Currency = "EUR", Reference = reference("CAP"), PaymentRequestId = id })
+            assert.equal(3, captured.result_code)
         end)
 
         it("refuses a CardId TrustPay never issued", function()
@@ -233,7 +238,8 @@ describe("TrustPay payments in the sandbox", function()
 
     describe("recurring payments", function()
         it("charges again in the background after an initial payment", function()
-            local paid, box, initial = checkout("recurring_initial_url", sca{ Amount = 999, Currency = "EUR", Reference = reference("SUB") })
+            local paid, box, initial = checkout("recurring_initial_url",
+                sca{ Amount = 999, Currency = "EUR", Reference = reference("SUB") })
             assert.equal(3, paid.ResultCode)
             assert.equal("succeeded", events(box, 1)[1].status)
             local ref = reference("SUB-2")
@@ -246,7 +252,8 @@ describe("TrustPay payments in the sandbox", function()
         end)
 
         it("starts with a 0.00 preauthorization and charges later", function()
-            local paid, box, initial = checkout("recurring_initial_preauthorization_url", sca{ Amount = 0, Currency = "EUR", Reference = reference("RIP") })
+            local paid, box, initial = checkout("recurring_initial_preauthorization_url",
+                sca{ Amount = 0, Currency = "EUR", Reference = reference("RIP") })
             assert.equal(5, paid.ResultCode)
             local ev = events(box, 1)[1]
             assert.equal(0, ev.amount)
@@ -319,8 +326,8 @@ describe("examples/trustpay_card.lua", function()
     it("runs against its own sandbox and shows the payment, the notification and the refund", function()
         local lua, build = "lua5.4", "build/lua5.4"
         if jit then lua, build = "luajit", "build/luajit" end
-        local p = io.popen(("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s examples/trustpay_card.lua 2>&1; echo \"exit=$?\"")
-            :format(build, lua))
+        local p = io.popen(("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'"
+            .. " %s examples/trustpay_card.lua 2>&1; echo \"exit=$?\""):format(build, lua))
         local out = p:read("*a")
         p:close()
         assert.matches("exit=0", out, 1, true)

@@ -205,7 +205,8 @@ describe("beGateway DWH export", function()
         end
 
         it("sends the filters as the seed's comma-joined strings", function()
-            stream(dwh, with(WEEK, { filter = { type = { "payment", "refund" }, currency = { "EUR", "USD" }, merchant_id = { 1245 }, test = false },
+            stream(dwh, with(WEEK, {
+                filter = { type = { "payment", "refund" }, currency = { "EUR", "USD" }, merchant_id = { 1245 }, test = false },
                 limit = 1000, response_parameters = { "main", "gateway" }, date_type = "created_at" }))
             local sent = assert(http.decode_json(control("stats").last))
             assert.equal("main,gateway", sent.response_parameters)
@@ -219,7 +220,6 @@ describe("beGateway DWH export", function()
         end)
 
         it("moves date_from and uid_from to the last answer's next_date and next_uid", function()
-            local first = {}
             local calls = {}
             local spy = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway",
                 transport = {
@@ -230,7 +230,7 @@ describe("beGateway DWH export", function()
                         return res, err
                     end,
                 } }
-            first = stream(spy, with(WEEK, { limit = 1000 }))
+            local first = stream(spy, with(WEEK, { limit = 1000 }))
             assert.equal(2500, #first)
             assert.equal(3, #calls)
             assert.is_nil(calls[1].sent.filter.uid_from)
@@ -389,7 +389,8 @@ describe("beGateway DWH export", function()
             { "test as a string", with(WEEK, { filter = { test = "false" } }), { "filter.test type" } },
             { "an unknown sort order", with(WEEK, { sort_order = "up" }), { "sort_order enum" } },
             { "an unknown date_type", with(WEEK, { date_type = "settled_at" }), { "date_type enum" } },
-            { "an unknown response group", with(WEEK, { response_parameters = { "main", "everything" } }), { "response_parameters[2] enum" } },
+            { "an unknown response group", with(WEEK, { response_parameters = { "main", "everything" } }),
+              { "response_parameters[2] enum" } },
             { "unknown fields", with(WEEK, { filter = { status = "successful" }, page = 2 }), { "filter.status unknown", "page unknown" } },
             { "a resume cursor without a date", with(WEEK, { resume = { uid = "x" } }), { "resume.date required" } },
             { "everything wrong at once", { date_from = "yesterday", limit = "100", filter = { type = "sale" } },
@@ -420,8 +421,10 @@ describe("beGateway DWH export", function()
         end)
 
         it("raises on misuse: no table, or a client without credentials", function()
-            assert.has_error(function() dwh:export("2024-06-01") end, "begateway.export: bad argument #1 'params' (table expected, got string)")
-            assert.has_error(function() begateway.new{ secret = SECRET, dwh_url = sb.url } end, "begateway.new: option 'psp_id' is required")
+            assert.has_error(function() dwh:export("2024-06-01") end,
+                "begateway.export: bad argument #1 'params' (table expected, got string)")
+            assert.has_error(function() begateway.new{ secret = SECRET, dwh_url = sb.url } end,
+                "begateway.new: option 'psp_id' is required")
             assert.has_error(function() begateway.new{ psp_id = PSP, dwh_url = sb.url } end, "begateway.new: option 'secret' is required")
             assert.has_error(function() begateway.new{ psp_id = PSP, secret = SECRET } end, "begateway.new: option 'dwh_url' is required")
             assert.has_error(function() begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = "dwh.example.com" } end,

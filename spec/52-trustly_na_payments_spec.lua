@@ -103,7 +103,8 @@ describe("Trustly North America payments", function()
     end)
 
     it("pages of 25 give the same stream and stop at the short last page", function()
-        local day = { ["createdAt.start"] = dataset.parse_iso("2024-06-02T00:00:00"), ["createdAt.end"] = dataset.parse_iso("2024-06-02T23:59:59") + 999 }
+        local day = { ["createdAt.start"] = dataset.parse_iso("2024-06-02T00:00:00"),
+                      ["createdAt.end"] = dataset.parse_iso("2024-06-02T23:59:59") + 999 }
         local want = expected(function(c) return c.createdAt >= day["createdAt.start"] and c.createdAt <= day["createdAt.end"] end)
         local got = stream(tna, with(day, { count = 25 }))
         assert.same(ids(want), ids(got))

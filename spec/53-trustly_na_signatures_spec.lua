@@ -145,7 +145,8 @@ describe("Trustly NA notifications", function()
 
     it("accept '+' whether the sender read it as a space or as a plus", function()
         local body = "merchantReference=order+1&status=4&transactionType=2&objectId=9&amount=12.34&currency=USD"
-        local as_space = core.hmac("sha1", ACCESS_KEY, "merchantReference=order 1&status=4&transactionType=2&objectId=9&amount=12.34&currency=USD", "base64")
+        local as_space = core.hmac("sha1", ACCESS_KEY,
+            "merchantReference=order 1&status=4&transactionType=2&objectId=9&amount=12.34&currency=USD", "base64")
         local event = assert(tna:notification(body, "Basic " .. core.base64_encode(ACCESS_ID .. ":" .. as_space)))
         assert.equal("order 1", event.merchant_ref)
         assert.is_table((tna:notification(body, authorization(body))))

@@ -80,6 +80,7 @@ local LIST_FILTERS = { merchant_id = "id", shop_id = "id", gateway_id = "id", ty
 
 ---------------------------------------------------------------------------
 -- Helpers
+-- @section helpers
 ---------------------------------------------------------------------------
 
 local function days_from_civil(y, m, d)
@@ -198,6 +199,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the
@@ -284,7 +286,8 @@ end
 local function response_error(res)
     local body = type(res.json) == "table" and res.json or nil
     local message = body and (body.message or body.error)
-    if res.status ~= 200 and type(message) == "string" and res.status >= 400 and res.status < 500 and res.status ~= 401 and res.status ~= 403 then
+    if res.status ~= 200 and type(message) == "string" and res.status >= 400 and res.status < 500
+        and res.status ~= 401 and res.status ~= 403 then
         return errors.new("provider", "beGateway DWH refused the export: " .. message, {
             http_status = res.status, code = body.code, raw = res.body and res.body:sub(1, 300),
         })
@@ -346,6 +349,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Notifications
+-- @section notifications
 ---------------------------------------------------------------------------
 
 local function integer(v)
@@ -446,12 +450,18 @@ end
 -- SHA-256 over the raw body) is required and final; without one the
 -- request's HTTP Basic credentials must be the shop's.
 function begateway.verify_webhook(raw_body, headers, opts)
-    if type(raw_body) ~= "string" then error("begateway.webhook: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2) end
-    if type(headers) ~= "table" then error("begateway.webhook: bad argument #2 'headers' (table expected, got " .. type(headers) .. ")", 2) end
+    if type(raw_body) ~= "string" then
+        error("begateway.webhook: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+    end
+    if type(headers) ~= "table" then
+        error("begateway.webhook: bad argument #2 'headers' (table expected, got " .. type(headers) .. ")", 2)
+    end
     opts = opts or {}
     if opts.public_key ~= nil then
         local key, kerr = begateway.public_key(opts.public_key)
-        if not key then return nil, errors.new("config", "beGateway notification: the public key is not usable (" .. tostring(kerr) .. ")") end
+        if not key then
+            return nil, errors.new("config", "beGateway notification: the public key is not usable (" .. tostring(kerr) .. ")")
+        end
         local value, repeated = header(headers, "Content-Signature")
         if repeated then return nil, sig_error("more than one Content-Signature header") end
         if type(value) ~= "string" or value == "" then return nil, sig_error("no Content-Signature header") end
@@ -474,7 +484,8 @@ function begateway.verify_webhook(raw_body, headers, opts)
     end
     local body, jerr = http.decode_json(raw_body)
     if type(body) ~= "table" or type(body.transaction) ~= "table" then
-        return nil, errors.new("provider", "beGateway notification: the body is not a transaction (" .. tostring(jerr or "no transaction object") .. ")")
+        return nil, errors.new("provider", "beGateway notification: the body is not a transaction ("
+            .. tostring(jerr or "no transaction object") .. ")")
     end
     local event, why = read(body.transaction, body)
     if not event then return nil, errors.new("provider", "beGateway notification: " .. why) end
@@ -505,6 +516,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Reconciliation CSV
+-- @section reconciliation_csv
 ---------------------------------------------------------------------------
 
 local function number_text(v)
@@ -560,9 +572,13 @@ function begateway.csv(iterator, fields, file)
     if type(iterator) ~= "function" and not (type(iterator) == "table" and getmetatable(iterator) and getmetatable(iterator).__call) then
         error("begateway.csv: bad argument #1 'iterator' (an export iterator expected, got " .. type(iterator) .. ")", 2)
     end
-    if type(fields) ~= "table" or #fields == 0 then error("begateway.csv: bad argument #2 'fields' (a non-empty list of paths expected)", 2) end
+    if type(fields) ~= "table" or #fields == 0 then
+        error("begateway.csv: bad argument #2 'fields' (a non-empty list of paths expected)", 2)
+    end
     for i, f in ipairs(fields) do
-        if type(f) ~= "string" or f == "" then error("begateway.csv: bad argument #2 'fields' (field " .. i .. " is not a path string)", 2) end
+        if type(f) ~= "string" or f == "" then
+            error("begateway.csv: bad argument #2 'fields' (field " .. i .. " is not a path string)", 2)
+        end
     end
     local out, close = file, false
     if type(file) == "string" then

@@ -146,8 +146,9 @@ end
 
 --- The text of a file, or of standard input when path is nil or "-".
 function cli.read_input(path)
-    local f, err = io.stdin, nil
+    local f = io.stdin
     if path and path ~= "-" then
+        local err
         f, err = io.open(path, "rb")
         if not f then usage_error("cannot read " .. path .. ": " .. tostring(err)) end
     end

@@ -13,7 +13,7 @@
 --   local res, err = gate:sale("trustly", { general = { payment_id = "order-42" },
 --       payment = { amount = 1000, currency = "EUR" }, customer = {...}, return_url = {...} })
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
---   (plus replayed = true and payment = <status event> when the answer was
+--   (plus replayed = true and payment = the status event when the answer was
 --   lost and the payment was found through status, see below)
 --   local event, err = gate:callback(raw_body)   -- the signed callback, verified
 --   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
@@ -70,6 +70,7 @@ local math_type = math.type
 
 ---------------------------------------------------------------------------
 -- Signing
+-- @section signing
 ---------------------------------------------------------------------------
 
 local function argerror(fn, n, name, msg)
@@ -103,6 +104,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Callbacks
+-- @section callbacks
 ---------------------------------------------------------------------------
 
 -- A Lua number from a number object (or a number): an integer when the text
@@ -270,6 +272,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Payment Page
+-- @section payment_page
 ---------------------------------------------------------------------------
 
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
@@ -340,6 +343,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Request schemas (compiled once, at load)
+-- @section request_schemas
 ---------------------------------------------------------------------------
 
 local CLEARINGHOUSES = {}
@@ -584,6 +588,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The Gate client
+-- @section the_gate_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the

@@ -40,6 +40,7 @@ end
 -- errors.add_secret. Errors (errors.new and tostring), errors.hide,
 -- errors.mask and luapay.pretty replace every registered form by
 -- "[REDACTED]", whichever client it belongs to.
+-- @section the_vault
 
 --- The shortest secret that is searched for, in the vault and on the
 -- command line alike. 4, not more: a secret of 4 or 5 bytes (a test

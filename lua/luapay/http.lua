@@ -101,6 +101,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Encoding
+-- @section encoding
 ---------------------------------------------------------------------------
 
 --- JSON bodies are encoded by the core (core.json_encode), not lua-cjson:
@@ -193,6 +194,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Environment: inside nginx or not
+-- @section environment
 ---------------------------------------------------------------------------
 
 local function in_nginx()
@@ -252,6 +254,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Keeping a request's credentials out of errors
+-- @section credentials
 ---------------------------------------------------------------------------
 
 -- The caller's request behind a response, for http.status_error and
@@ -325,6 +328,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The pipeline
+-- @section the_pipeline
 ---------------------------------------------------------------------------
 
 local Client = {}
@@ -423,7 +427,9 @@ local function call_transport(transport, treq)
     end
     if res then return res end
     if errors.is(err) then return nil, err end
-    if type(err) == "table" then return nil, errors.new(errors.TYPES[err.type] and err.type or "network", err.message or "transport failed", err) end
+    if type(err) == "table" then
+        return nil, errors.new(errors.TYPES[err.type] and err.type or "network", err.message or "transport failed", err)
+    end
     return nil, errors.new("network", tostring(err or "transport failed"), { sent = true })
 end
 

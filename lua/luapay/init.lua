@@ -4,6 +4,17 @@
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 
+--- What `require "luapay"` returns.
+-- @field VERSION the library's version, "0.1.0"
+-- @field core luapay.core, the C core (README.md, "The core")
+-- @field errors luapay.errors
+-- @field http luapay.http, loaded on first use
+-- @field ecommpay luapay.ecommpay, loaded on first use
+-- @field trustly luapay.trustly, loaded on first use
+-- @field trustpay luapay.trustpay, loaded on first use
+-- @field begateway luapay.begateway, loaded on first use
+-- @field trustly_na luapay.trustly_na, loaded on first use
+-- @table luapay
 local luapay = {
     VERSION = "0.1.0",
     core = core,

@@ -104,6 +104,7 @@ local HINTS = {
 
 ---------------------------------------------------------------------------
 -- Keys
+-- @section keys
 ---------------------------------------------------------------------------
 
 -- PEM text -> core.pkey. Parsing a PEM costs more than the serialization,
@@ -142,6 +143,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Signatures (pure)
+-- @section signatures
 ---------------------------------------------------------------------------
 
 --- trustly.serialize(data) -> the text signatures are made over.
@@ -150,7 +152,9 @@ trustly.serialize = core.trustly_serialize
 local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
 
 local function check_method_uuid(fn, method, uuid)
-    if type(method) ~= "string" then error(("trustly.%s: bad argument #1 'method' (string expected, got %s)"):format(fn, type(method)), 3) end
+    if type(method) ~= "string" then
+        error(("trustly.%s: bad argument #1 'method' (string expected, got %s)"):format(fn, type(method)), 3)
+    end
     if type(uuid) ~= "string" then error(("trustly.%s: bad argument #2 'uuid' (string expected, got %s)"):format(fn, type(uuid)), 3) end
 end
 
@@ -192,6 +196,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Envelopes (pure): what the merchant sends, and what Trustly sends
+-- @section envelopes
 ---------------------------------------------------------------------------
 
 local encode_json = core.json_encode
@@ -249,6 +254,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Reading what Trustly sends (pure)
+-- @section reading
 ---------------------------------------------------------------------------
 
 local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
@@ -330,7 +336,8 @@ function trustly.read_answer(raw, method, uuid, public_key)
             -- A protocol-level error (bad JSON, unknown method, ...): uuid and
             -- method are null and nothing is signed, so it proves nothing.
             local code = type(err.code) == "table" and tonumber(err.code[1]) or tonumber(err.code)
-            return nil, provider_error(method, code, str(err.message), { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
+            return nil, provider_error(method, code, str(err.message),
+                { signed = false, request_id = uuid, uuid = uuid, method = method, raw = raw })
         end
     else
         return nil, errors.new("http", "the answer has neither result nor error", { raw = raw:sub(1, 300) })
@@ -359,12 +366,12 @@ function trustly.read_answer(raw, method, uuid, public_key)
     end
     local data = plain(part.data)
     if ACCEPTED_BY_RESULT[method] then
-        local result = type(data) == "table" and data.result
-        if result ~= "1" and result ~= 1 then
+        local accepted = type(data) == "table" and data.result
+        if accepted ~= "1" and accepted ~= 1 then
             local rejected = type(data) == "table" and str(data.rejected) or nil
             return nil, errors.new("provider", ("Trustly did not accept the %s: result %s%s"):format(method,
-                result and ("%q"):format(tostring(result)) or "missing", rejected and (" (" .. rejected .. ")") or ""),
-                { name = rejected, result = result or nil, data = data, signed = true, retryable = false,
+                accepted and ("%q"):format(tostring(accepted)) or "missing", rejected and (" (" .. rejected .. ")") or ""),
+                { name = rejected, result = accepted or nil, data = data, signed = true, retryable = false,
                   request_id = uuid, uuid = uuid, method = method, raw = raw })
         end
     end
@@ -392,6 +399,7 @@ local REFUND_STATUS = {
 
 ---------------------------------------------------------------------------
 -- What the merchant knows about refunds (a store)
+-- @section refund_store
 ---------------------------------------------------------------------------
 
 -- A store is anything with get(self, key) -> string | nil and set(self, key,
@@ -563,6 +571,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Request validation: one compiled schema per method
+-- @section request_validation
 ---------------------------------------------------------------------------
 
 local function merged(...)
@@ -810,6 +819,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the

@@ -34,6 +34,7 @@ trustly_na.MAX_COUNT = 100
 
 ---------------------------------------------------------------------------
 -- The seed's tables (code -> name)
+-- @section code_tables
 ---------------------------------------------------------------------------
 
 --- paymentType: 1 Instant, 2 Deferred, 3 Recurring, 4 Disbursement,
@@ -97,8 +98,10 @@ local QUERY = core.schema{
     fields = {
         paymentType = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS.paymentType) } },
         merchantReference = STRING,
-        ["authorization.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["authorization.status"]) } },
-        ["verification.status"] = { type = "array", min_items = 1, items = { type = "enum", values = code_list(ENUMS["verification.status"]) } },
+        ["authorization.status"] = { type = "array", min_items = 1,
+            items = { type = "enum", values = code_list(ENUMS["authorization.status"]) } },
+        ["verification.status"] = { type = "array", min_items = 1,
+            items = { type = "enum", values = code_list(ENUMS["verification.status"]) } },
         paymentId = { type = "string", min_len = 1, max_len = 15 },
         ["merchant.merchantId"] = STRING,
         description = STRING,
@@ -128,6 +131,7 @@ local RANGES = {
 
 ---------------------------------------------------------------------------
 -- Helpers
+-- @section helpers
 ---------------------------------------------------------------------------
 
 local function is_array(t)
@@ -249,6 +253,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the
@@ -350,6 +355,7 @@ end
 
 ---------------------------------------------------------------------------
 -- requestSignature (Lightbox establishData, POST /establish)
+-- @section requestsignature
 ---------------------------------------------------------------------------
 
 --- The documented order of the signed fields.
@@ -427,6 +433,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Event notifications
+-- @section event_notifications
 ---------------------------------------------------------------------------
 
 local function percent_decode(s)

@@ -28,6 +28,7 @@ trustpay.DEFAULT_BANKING_URL = "https://api.trustpay.eu"
 
 ---------------------------------------------------------------------------
 -- Signing: one line per message kind
+-- @section signing
 ---------------------------------------------------------------------------
 
 -- The signed fields of each message, in signing order. A field that is
@@ -52,8 +53,10 @@ trustpay.signed_fields = {
     recurring_initial_preauthorization = BASE .. " " .. SCA,
     preauthorization                   = BASE .. " " .. SCA,
     capture                            = BASE .. " PaymentRequestId",
-    wire_notification                  = "AccountId Amount Currency Type ResultCode CounterAccount CounterAccountName OrderId PaymentId Reference RefuseReason",
-    card_notification                  = "AccountId Amount Currency Reference Type ResultCode PaymentRequestId CardId CardMask CardExpiration AuthNumber",
+    wire_notification                  = "AccountId Amount Currency Type ResultCode CounterAccount CounterAccountName"
+                                         .. " OrderId PaymentId Reference RefuseReason",
+    card_notification                  = "AccountId Amount Currency Reference Type ResultCode PaymentRequestId"
+                                         .. " CardId CardMask CardExpiration AuthNumber",
 }
 for kind, list in pairs(trustpay.signed_fields) do
     local names = {}
@@ -77,6 +80,7 @@ local REQUEST_REQUIRED = { "AccountId", "Amount", "Currency", "Reference", "Paym
 
 ---------------------------------------------------------------------------
 -- Code lists from the seed
+-- @section code_lists
 ---------------------------------------------------------------------------
 
 local function code_list(rows)
@@ -85,6 +89,9 @@ local function code_list(rows)
     return t
 end
 
+-- One code a line, its text as TrustPay's documentation words it (so it
+-- can be compared line by line), whatever the line's length.
+-- luacheck: push no max line length
 trustpay.result_codes = code_list{
     { 0, "Success", "Payment was successfully processed. When received in notification, funds have been credited to the merchant account - merchant can provide goods or services without delay" },
     { 1, "Pending", "Payment may have been payed, but the real result is not known yet (for example client made offline payment or TrustPay still waits for notification from bank)." },
@@ -108,6 +115,7 @@ trustpay.result_codes = code_list{
     { 1100, "General Error", "Internal error has occurred. Please contact TrustPay to resolve this issue." },
     { 1101, "Unsupported currency conversion", "Currency conversion for requested currencies is not supported." },
 }
+-- luacheck: pop
 
 trustpay.acquirer_codes = {
     ["100.100.303"] = "Rejected - card expired",
@@ -154,6 +162,7 @@ local CARD_LANGUAGES = { "en", "sk", "cs", "bg", "hr", "da", "nl", "et", "fi", "
 
 ---------------------------------------------------------------------------
 -- Small helpers
+-- @section small_helpers
 ---------------------------------------------------------------------------
 
 local function copy(t)
@@ -194,6 +203,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Amounts: minor units <-> TrustPay's two decimals
+-- @section amounts
 ---------------------------------------------------------------------------
 
 --- trustpay.amount(minor, currency) -> "1.50" | nil, message. TrustPay
@@ -259,6 +269,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Messages and signatures
+-- @section messages
 ---------------------------------------------------------------------------
 
 -- A value as it appears on the wire, or nil, reason.
@@ -390,7 +401,8 @@ local function verify(secret, kind, fields, signature)
         end
         if core.equal(core.hmac("sha256", secret, table.concat(slots, "/"), "HEX"), got) then return true end
     end
-    return nil, errors.new("signature", "TrustPay " .. kind .. ": the signature does not match (wrong secret, or the parameters were changed)")
+    return nil, errors.new("signature",
+        "TrustPay " .. kind .. ": the signature does not match (wrong secret, or the parameters were changed)")
 end
 
 --- trustpay.verify(secret, kind, fields, signature) -> true | nil, err.
@@ -403,6 +415,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Query strings
+-- @section query_strings
 ---------------------------------------------------------------------------
 
 local function unescape(s)
@@ -450,6 +463,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Result codes -> the common event's status
+-- @section result_codes
 ---------------------------------------------------------------------------
 
 local function result_of(code)
@@ -477,6 +491,7 @@ end
 
 ---------------------------------------------------------------------------
 -- Schemas (compiled once)
+-- @section schemas
 ---------------------------------------------------------------------------
 
 local NUMERIC10 = "^[0-9]{1,10}$"
@@ -609,6 +624,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The client
+-- @section the_client
 ---------------------------------------------------------------------------
 
 --- The options that are secrets: kept in luapay.errors' vault, not in the
@@ -684,8 +700,6 @@ function Client:close()
     self.http:close()
 end
 
-local secrets_of = errors.secrets_of
-
 -- The signed query of a request kind (AccountId and PaymentType added).
 local function signed_query(self, spec, params)
     local p = copy(params)
@@ -712,8 +726,13 @@ local function checked_query(self, method, spec, params)
 end
 
 for method, spec in pairs(URLS) do
-    --- client:<kind>_url(params) -> url | nil, err. The URL for the
-    -- customer's browser (iframe pop-up, or redirect with IsRedirect).
+    --- client:KIND_url(params) -> url | nil, err. The URL for the
+    -- customer's browser (iframe pop-up, or redirect with IsRedirect), one
+    -- method per key of URLS: wire_payment_url, card_payment_url,
+    -- card_on_file_register_url, card_on_file_purchase_url,
+    -- card_on_file_preauthorization_url, recurring_initial_url,
+    -- recurring_initial_preauthorization_url, preauthorization_url.
+    -- @function Client:KIND_url
     Client[method] = function(self, params)
         local q, err = checked_query(self, method, spec, params)
         if not q then return nil, err end
@@ -757,6 +776,7 @@ for method, spec in pairs(CALLS) do
     -- {result_code, result = {name, description}, acquirer_response_id,
     -- acquirer} | nil, err. A result code of 1000 or more is an error of
     -- type provider (code = the result code, err.result = the same table).
+    -- @function Client:refund
     Client[method] = function(self, params)
         local q, qerr = checked_query(self, method, spec, params)
         if not q then return nil, qerr end
@@ -856,6 +876,7 @@ end
 
 ---------------------------------------------------------------------------
 -- API Banking
+-- @section api_banking
 ---------------------------------------------------------------------------
 
 -- How long before expires_in a cached token is replaced.
@@ -1172,6 +1193,7 @@ end
 
 ---------------------------------------------------------------------------
 -- pain.001.001.03 orders
+-- @section payment_orders
 ---------------------------------------------------------------------------
 
 local function order_fields(single)
@@ -1307,7 +1329,8 @@ local function payment_xml(o, n)
             '<Amt><InstdAmt Ccy="' .. esc(o.Currency) .. '">' .. amount .. "</InstdAmt></Amt>",
             el("IntrmyAgt1", el("FinInstnId", leaf("Nm", o.CorrespondentBank))),
             el("CdtrAgt", el("FinInstnId", leaf("BIC", o.CreditorBankBic), clearing, leaf("Nm", o.CreditorBankName),
-                el("PstlAdr", leaf("TwnNm", o.CreditorBankCity), leaf("Ctry", o.CreditorBankCountry), leaf("AdrLine", o.CreditorBankAddress)))),
+                el("PstlAdr", leaf("TwnNm", o.CreditorBankCity), leaf("Ctry", o.CreditorBankCountry),
+                    leaf("AdrLine", o.CreditorBankAddress)))),
             el("Cdtr", leaf("Nm", o.CreditorName),
                 el("PstlAdr", leaf("TwnNm", o.CreditorCity), leaf("Ctry", o.CreditorCountry), leaf("AdrLine", o.CreditorAddress))),
             el("CdtrAcct", el("Id", account)),
@@ -1408,7 +1431,8 @@ function Client:create_orders(orders)
     return ids
 end
 
-local ORDER_ID_SCHEMA = core.schema{ type = "object", additional = false, fields = { OrderId = str(10, { required = true, pattern = NUMERIC10 }) } }
+local ORDER_ID_SCHEMA = core.schema{ type = "object", additional = false,
+    fields = { OrderId = str(10, { required = true, pattern = NUMERIC10 }) } }
 
 --- client:order(id) -> OrderDetail (+ Xml) | nil, err
 function Client:order(id)

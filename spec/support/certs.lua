@@ -16,7 +16,8 @@ function certs.generate()
     sh(("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj '/CN=luapay test CA'"):format(dir, ec))
     sh(("cd %s && openssl req %s -keyout server.key -out server.csr -subj '/CN=127.0.0.1'"):format(dir, ec))
     sh(("cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf"):format(dir))
-    sh(("cd %s && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf"):format(dir))
+    sh(("cd %s && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem"
+        .. " -days 2 -extfile ext.cnf"):format(dir))
     return {
         dir = dir, ca = dir .. "/ca.pem", cert = dir .. "/server.pem", key = dir .. "/server.key",
         cleanup = function() os.execute("rm -rf " .. dir) end,

@@ -178,7 +178,8 @@ function cases.client_caps(env)
     local out = { got = {}, bad = {} }
     for _, n in ipairs({ 1000, 1001 }) do
         local res, err = c:request{ url = env.url .. "/t/big?bytes=" .. n, idempotent = true }
-        out.got[#out.got + 1] = res and #res.body or { type = err.type, message = err.message, sent = err.sent, http_status = err.http_status }
+        out.got[#out.got + 1] = res and #res.body
+            or { type = err.type, message = err.message, sent = err.sent, http_status = err.http_status }
     end
     local small = client{ max_head_bytes = 100, retries = 0 }
     local _, err = small:request{ url = env.url .. "/t/status/200", idempotent = true }

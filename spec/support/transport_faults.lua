@@ -71,22 +71,24 @@ function faults.run(env, fault, variant)
     reset_peak()
     local peak = peak_kb()
     local started = now()
-    local res, err = c:request{
-        method = v.method, url = env.url .. "/t/fault/" .. fault, body = v.body, idempotent = v.idempotent,
-        headers = { ["X-Fault-Id"] = id }, max_body_bytes = faults.MAX_BODY_BYTES,
-    }
-    local out = { elapsed = now() - started, grown_kb = peak_kb() - peak, slept = slept, idempotent = v.idempotent == true,
-        deadline = deadline_ms / 1000 }
-    if res then
-        out.status, out.attempts, out.json_error = res.status, res.attempts, res.json_error ~= nil
-        local e = http.status_error(res, "the fault server")
-        out.status_error = { retryable = e.retryable, sent = e.sent, message = e.message }
-    else
-        out.attempts = err.attempts
-        out.error = { type = err.type, message = err.message, sent = err.sent, retryable = err.retryable,
-            http_status = err.http_status }
+    local out
+    do -- the answer is let go of before the next requests
+        local res, err = c:request{
+            method = v.method, url = env.url .. "/t/fault/" .. fault, body = v.body, idempotent = v.idempotent,
+            headers = { ["X-Fault-Id"] = id }, max_body_bytes = faults.MAX_BODY_BYTES,
+        }
+        out = { elapsed = now() - started, grown_kb = peak_kb() - peak, slept = slept, idempotent = v.idempotent == true,
+            deadline = deadline_ms / 1000 }
+        if res then
+            out.status, out.attempts, out.json_error = res.status, res.attempts, res.json_error ~= nil
+            local e = http.status_error(res, "the fault server")
+            out.status_error = { retryable = e.retryable, sent = e.sent, message = e.message }
+        else
+            out.attempts = err.attempts
+            out.error = { type = err.type, message = err.message, sent = err.sent, retryable = err.retryable,
+                http_status = err.http_status }
+        end
     end
-    res, err = nil, nil
 
     local after = c:request{ url = env.url .. "/t/conn", idempotent = true }
     out.conn_before, out.conn_after = connection_of(before), connection_of(after)

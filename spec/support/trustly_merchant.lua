@@ -84,7 +84,7 @@ function M.handle(path, config)
     if path:match("^notify/") then
         ngx.req.read_body()
         local raw = ngx.req.get_body_data() or ""
-        local note, err = c:notification(raw)
+        local note = c:notification(raw)
         if not note then
             dict():incr("shop:rejected", 1, 0)
             ngx.status = 403

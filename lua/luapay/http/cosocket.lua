@@ -131,6 +131,7 @@ end
 ---------------------------------------------------------------------------
 -- Reading within the deadline. The bytes read past what a step needs stay
 -- in a string `buf` from position `pos`; a step returns the new buf, pos.
+-- @section reading_within_the_deadline
 ---------------------------------------------------------------------------
 
 -- Read errors for an exceeded cap (trailers of a chunked body count as head).
@@ -217,7 +218,7 @@ end
 -- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
 local function read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
     local parts, n, total = {}, 0, 0
-    local line, err
+    local line
     while true do
         line, buf, pos = read_line(sock, deadline, buf, pos, LINE_MAX)
         if not line then return nil, buf end
@@ -298,6 +299,7 @@ end
 
 ---------------------------------------------------------------------------
 -- One exchange
+-- @section one_exchange
 ---------------------------------------------------------------------------
 
 -- Connects (a fresh connection unless the request is idempotent) and does
@@ -316,7 +318,9 @@ local function connect(self, u, idempotent, connect_ms, deadline)
         ok, err = sock:connect(u.host, u.port, { pool = pool .. ":fresh" }) -- never filled: always a new one
     end
     if not ok then
-        if err == "timeout" then return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false) end
+        if err == "timeout" then
+            return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false)
+        end
         if err and err:find("no resolver defined", 1, true) then
             return fail("config", "nginx cannot resolve " .. u.host .. ": add a `resolver` directive to the http block", false)
         end
@@ -338,7 +342,8 @@ local function connect(self, u, idempotent, connect_ms, deadline)
             sock:close()
             if herr == "timeout" then return fail("timeout", "connect timeout: TLS handshake with " .. u.host .. " timed out", false) end
             local hint = ""
-            if self.verify and herr and (herr:find("verif", 1, true) or herr:find("certificate", 1, true) or herr:find("issuer", 1, true)) then
+            if self.verify and herr
+                and (herr:find("verif", 1, true) or herr:find("certificate", 1, true) or herr:find("issuer", 1, true)) then
                 hint = "; nginx checks certificates against lua_ssl_trusted_certificate: set it in the http block"
                     .. " (e.g. lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;) or to your private CA's file"
             end
@@ -405,8 +410,9 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
     end
 
     local head_cap, body_cap = req.max_head_bytes or self.max_head_bytes, req.max_body_bytes or self.max_body_bytes
-    local buf, pos, head = "", 1, nil
+    local buf, pos = "", 1
     repeat -- skip interim 1xx answers such as 100 Continue
+        local head
         head, buf, pos = read_head(sock, deadline, head_cap, buf, pos)
         if not head then
             sock:close()

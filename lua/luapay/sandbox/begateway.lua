@@ -39,7 +39,8 @@ local F = {}
 F.DEFAULTS = { psp_id = "1", secret = "begateway-dwh-secret", scale = 1, shop_key = "begateway-shop-key" }
 
 local TYPES, CURRENCY, METHODS, DATE_TYPES, GROUPS = {}, {}, {}, {}, {}
-for _, t in ipairs({ "authorization", "payment", "tokenization", "payout", "capture", "void", "refund", "credit", "chargeback" }) do TYPES[t] = true end
+for _, t in ipairs({ "authorization", "payment", "tokenization", "payout", "capture", "void", "refund", "credit",
+    "chargeback" }) do TYPES[t] = true end
 for _, m in ipairs({ "credit_card", "alternative" }) do METHODS[m] = true end
 for _, d in ipairs({ "created_at", "paid_at", "updated_at" }) do DATE_TYPES[d] = true end
 for _, g in ipairs(dataset.BG_GROUPS) do GROUPS[g] = true end

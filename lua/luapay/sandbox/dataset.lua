@@ -263,7 +263,7 @@ local COMMISSION_TYPES = {
 
 local GROUPS = {}
 
-GROUPS.shop = function(self, c)
+GROUPS.shop = function(_, c)
     return {
         business_category_id = "5", business_category_key = "it", city = NULL,
         company_name = "Demo Company", contact_email = "demo_company@example.com",
@@ -274,7 +274,7 @@ GROUPS.shop = function(self, c)
     }
 end
 
-GROUPS.merchant = function(self, c)
+GROUPS.merchant = function(_, c)
     return {
         bank_id = 1854, city = "Vilnius", company_name = "Merchant " .. c.merchant_id, country = "LT",
         created_at = "2023-11-30T12:35:39.928000Z", email = "merchant" .. c.merchant_id .. "@example.com",
@@ -283,7 +283,7 @@ GROUPS.merchant = function(self, c)
     }
 end
 
-GROUPS.gateway = function(self, c)
+GROUPS.gateway = function(_, c)
     local g = gateway_of(c.gateway_id)
     return { agent_id = n(g.agent_id), connection_type = NULL, id = g.id, note = NULL, type = g.type, vendor = g.vendor }
 end
@@ -297,7 +297,7 @@ GROUPS.provider_raw = function(self, c)
     }
 end
 
-GROUPS.links = function(self, c)
+GROUPS.links = function(_, c)
     return {
         notification_url = NULL,
         receipt_url = "https://backoffice.example.com/customer/transactions/" .. c.uid,
@@ -363,7 +363,7 @@ end
 
 GROUPS.be_protected_verification = function() return NULL end
 
-GROUPS.smart_routing_verification = function(self, c)
+GROUPS.smart_routing_verification = function(_, c)
     return {
         status = "successful",
         data = {
@@ -375,14 +375,14 @@ GROUPS.smart_routing_verification = function(self, c)
     }
 end
 
-GROUPS.avs_cvc_verification = function(self, c)
+GROUPS.avs_cvc_verification = function(_, c)
     if c.method_type ~= "credit_card" then return NULL end
     return { avs_verification = { result_code = "1" }, cvc_verification = { result_code = "1" } }
 end
 
 GROUPS.provider_response = function() return NULL end
 
-GROUPS.additional_data = function(self, c)
+GROUPS.additional_data = function(_, c)
     return { contract = setmetatable({ "recurring" }, core.array_mt), order_ref = c.tracking_id }
 end
 
@@ -410,7 +410,7 @@ GROUPS.commission = function(self, c)
     }
 end
 
-GROUPS.adjustments = function(self, c)
+GROUPS.adjustments = function(_, c)
     return { adjustment_amount = 0, initial_amount = c.amount, surcharge_info = NULL }
 end
 

@@ -461,7 +461,7 @@ function API.CancelCharge(s, data)
     if missing(data, { "OrderID" }) then return fail(623) end
     local order = load("order:" .. s_(data.OrderID))
     if not order or order.method ~= "Charge" then return fail(623) end
-    if order.status ~= "pending" or not (order.payment_date > today()) then
+    if order.status ~= "pending" or order.payment_date <= today() then
         return { result = "0", rejected = "ERROR_CHARGE_ALREADY_PROCESSED" }
     end
     order.status = "canceled"
@@ -661,9 +661,9 @@ end
 -- /trustly): the endpoint, the default credentials and the test keys as PEM
 -- (the merchant's private key; the fake's public key, standing in for
 -- Trustly's).
-function M.describe(base_url)
+function M.describe(url)
     return {
-        base_url = base_url .. "/api/1",
+        base_url = url .. "/api/1",
         credentials = {
             username = "merchant_username", password = "merchant_password",
             private_key = test_keys.merchant_private, trustly_public_key = test_keys.provider_public,

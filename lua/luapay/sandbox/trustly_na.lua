@@ -115,7 +115,9 @@ local function payments(conf)
     local sort = args.sortOrder or "desc"
     if sort ~= "asc" and sort ~= "desc" then return bad("invalid sortOrder") end
     local start = tonumber(args.startIndex or "0")
-    if type(args.startIndex or "0") ~= "string" or not start or start < 0 or start ~= math.floor(start) then return bad("invalid startIndex") end
+    if type(args.startIndex or "0") ~= "string" or not start or start < 0 or start ~= math.floor(start) then
+        return bad("invalid startIndex")
+    end
     local count = tonumber(args.count or "25")
     if type(args.count or "25") ~= "string" or not count or count < 1 or count > 100 or count ~= math.floor(count) then
         return bad("invalid count")

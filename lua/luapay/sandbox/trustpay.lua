@@ -266,8 +266,11 @@ local function background(s, method, pt, args, secret)
     end
     if pt == 8 then
         local available
-        if original.state == "paid" or original.state == "captured" then available = (original.captured or original.amount) - (original.refunded or 0)
-        elseif original.state == "authorized" then available = original.amount - (original.refunded or 0) end
+        if original.state == "paid" or original.state == "captured" then
+            available = (original.captured or original.amount) - (original.refunded or 0)
+        elseif original.state == "authorized" then
+            available = original.amount - (original.refunded or 0)
+        end
         if not available or amount > available then return background_answer(method, 1011) end
         original.refunded = (original.refunded or 0) + amount
         save("tp:pay:" .. original.id, original)
@@ -378,7 +381,8 @@ local function simulate(s)
         pay.state = "canceled"
         save(key, pay)
         answer.ResultCode = 1005
-        answer.redirect = redirect_url(pay.CancelUrl, { Reference = pay.Reference, ResultCode = "1005", PaymentRequestId = tostring(pay.id) })
+        answer.redirect = redirect_url(pay.CancelUrl,
+            { Reference = pay.Reference, ResultCode = "1005", PaymentRequestId = tostring(pay.id) })
         return json_out(200, answer)
     end
     local url = pay.NotificationUrl or s.notification_url
@@ -731,7 +735,8 @@ function BANKING.GetStatement(s, body)
     if f.FileFormat == "Csv" then
         local lines = { "TransactionId;Date;Amount;Currency;CounterAccount;CounterAccountName" }
         for _, tx in ipairs(rows) do
-            lines[#lines + 1] = table.concat({ tx.TransactionId, tx.Date, ("%s%s"):format(tx.cents < 0 and "-" or "", two(math.abs(tx.cents))),
+            local amount = ("%s%s"):format(tx.cents < 0 and "-" or "", two(math.abs(tx.cents)))
+            lines[#lines + 1] = table.concat({ tx.TransactionId, tx.Date, amount,
                 tx.Currency, tx.CounterAccount, tx.CounterAccountName }, ";")
         end
         out = table.concat(lines, "\r\n") .. "\r\n"
