@@ -8,6 +8,7 @@ local core = require "luapay.core"
 local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local util = require "support.util"
+local fake = require "support.trustly_fake"
 
 local MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
 local PROVIDER_PUBLIC = util.fixture("keys/provider_public.pem")
@@ -46,10 +47,7 @@ describe("Trustly against the sandbox", function()
         util.stop_sandbox(sb)
     end)
 
-    local function get_json(path, method)
-        local res = assert(web:request{ method = method or "GET", url = sb.url .. path })
-        return cjson.decode(res.body), res.status
-    end
+    local function get_json(path, method) return fake.get_json(web, sb.url, path, method) end
 
     local function simulate(orderid, action, query)
         local body, status = get_json(("/trustly/simulate/%s/%s%s"):format(orderid, action, query or ""), "POST")
@@ -57,16 +55,7 @@ describe("Trustly against the sandbox", function()
         return body
     end
 
-    -- The fake's view of an order once every notification has been delivered.
-    local function delivered(orderid)
-        local order
-        util.wait_for(function()
-            order = get_json("/trustly/orders/" .. orderid)
-            return order.done
-        end)
-        assert.is_true(order.done, "notifications still under way")
-        return order
-    end
+    local function delivered(orderid) return fake.delivered(web, sb.url, orderid) end
 
     local function shop(orderid) return (get_json("/shop/orders/" .. orderid)) end
 

@@ -4,11 +4,11 @@
 -- accept is an error. End to end against the sandbox's fake (the shop in
 -- nginx refunds from its back office and reads the notifications with its
 -- store in the shared dict), and per notification with signed bodies.
-local cjson = require "cjson"
 local core = require "luapay.core"
 local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local util = require "support.util"
+local fake = require "support.trustly_fake"
 
 local MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
 local PROVIDER_PRIVATE = util.fixture("keys/provider_private.pem")
@@ -44,20 +44,9 @@ describe("Trustly against the fake, the shop reading what Trustly meant", functi
         util.stop_sandbox(sb)
     end)
 
-    local function get_json(path, method)
-        local res = assert(web:request{ method = method or "GET", url = sb.url .. path })
-        return cjson.decode(res.body), res.status
-    end
+    local function get_json(path, method) return fake.get_json(web, sb.url, path, method) end
 
-    local function delivered(orderid)
-        local order
-        util.wait_for(function()
-            order = get_json("/trustly/orders/" .. orderid)
-            return order.done
-        end)
-        assert.is_true(order.done, "notifications still under way")
-        return order
-    end
+    local function delivered(orderid) return fake.delivered(web, sb.url, orderid) end
 
     local function shop(orderid) return (get_json("/shop/orders/" .. orderid)) end
 
