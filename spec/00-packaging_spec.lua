@@ -50,7 +50,7 @@ describe("the provider registry (luapay.providers)", function()
     -- Every problem found, each naming the provider and what is missing,
     -- so one run says everything a new provider still needs.
     local function check(problems, ok, ...)
-        if not ok then problems[#problems + 1] = select("#", ...) > 0 and string.format(...) or "?" end
+        if not ok then problems[#problems + 1] = string.format(...) end
     end
     local function assert_none(problems)
         assert.equal("", table.concat(problems, "\n"))
@@ -79,6 +79,8 @@ describe("the provider registry (luapay.providers)", function()
                                    { "luapay.cli.", "its command adapter" } } do
                 local module = part[1] .. name
                 local file = "lua/" .. module:gsub("%.", "/") .. ".lua"
+                local package_file = file:gsub("%.lua$", "/init.lua") -- a module split into a directory
+                if not exists(file) and exists(package_file) then file = package_file end
                 check(problems, exists(file), "%s: %s %s is missing", name, part[2], file)
                 check(problems, modules[module] == file, "%s: the rockspec does not install %s as %s", name, module, file)
             end
@@ -95,8 +97,9 @@ describe("the provider registry (luapay.providers)", function()
         assert.equal(registry.NAMES, sandbox_providers.NAMES)
         for _, name in ipairs(registry.NAMES) do
             local ok, module = pcall(require, "luapay." .. name)
-            check(problems, ok and luapay[name] == module, "%s: require 'luapay' has no lazy field %s", name, name)
-            check(problems, ok and type(module) == "table" and type(module.new) == "function",
+            check(problems, ok, "%s: luapay.%s does not load", name, name)
+            check(problems, not ok or luapay[name] == module, "%s: require 'luapay' has no lazy field %s", name, name)
+            check(problems, not ok or type(module) == "table" and type(module.new) == "function",
                 "%s: luapay.%s has no new constructor", name, name)
             local fake = routes["/" .. name .. "/"]
             check(problems, fake == "luapay.sandbox." .. name, "%s: the sandbox does not host it at /%s/", name, name)
@@ -122,7 +125,8 @@ describe("the provider registry (luapay.providers)", function()
         for _, dir in ipairs{ "sandbox", "cli" } do
             for _, file in ipairs(lines_of("find lua/luapay/" .. dir .. " -maxdepth 1 -name '*.lua' | sort")) do
                 local name = file:match("([^/]+)%.lua$")
-                check(problems, name == "providers" or not exists("lua/luapay/" .. name .. ".lua") or registry.BY_NAME[name],
+                local is_provider = exists("lua/luapay/" .. name .. ".lua") or exists("lua/luapay/" .. name .. "/init.lua")
+                check(problems, name == "providers" or not is_provider or registry.BY_NAME[name],
                     "%s and lua/luapay/%s.lua make %s a provider, but lua/luapay/providers.lua does not list it",
                     file, name, name)
             end
