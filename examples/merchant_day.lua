@@ -29,6 +29,7 @@
 local luapay = require "luapay"
 local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
+local registry = require "luapay.providers"
 local providers = require "luapay.sandbox.providers"
 local dataset = require "luapay.sandbox.dataset"
 local core = luapay.core
@@ -65,9 +66,9 @@ end
 -- The providers, their test credentials, and failures on request
 ---------------------------------------------------------------------------
 
-local PROVIDERS = { "ecommpay", "trustly", "trustpay", "begateway", "trustly_na" }
-local TITLE = { ecommpay = "ecommpay", trustly = "Trustly", trustpay = "TrustPay", begateway = "beGateway",
-                trustly_na = "Trustly NA" }
+local PROVIDERS = registry.NAMES
+local TITLE = {}
+for _, p in ipairs(registry.LIST) do TITLE[p.name] = p.title end
 
 local FAIL = {}
 for name in (os.getenv("LUAPAY_DEMO_FAIL") or ""):gmatch("[^,%s]+") do

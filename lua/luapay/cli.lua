@@ -32,7 +32,8 @@ local cli = {}
 
 cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 
--- Provider commands live in luapay.cli.<provider> (loaded when present):
+-- Provider commands live in luapay.cli.<provider>, one per provider in the
+-- registry (luapay.providers), loaded when present:
 -- { name, sandbox_settings = fn(base_url), client = fn(settings), sign = fn,
 -- verify = fn, call = fn, export = fn, urls = { kind = fn }, repl_name,
 -- secrets = { field, ... } (the settings never printed), options =
@@ -43,7 +44,7 @@ cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 cli.providers = {}
 
 function cli.load_providers()
-    for _, name in ipairs(require("luapay.sandbox.providers").NAMES) do
+    for _, name in ipairs(require("luapay.providers").NAMES) do
         if not cli.providers[name] and package.searchpath("luapay.cli." .. name, package.path) then
             cli.providers[name] = require("luapay.cli." .. name)
         end

@@ -3,6 +3,7 @@
 -- merchant who only needs Trustly never loads the others.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local providers = require "luapay.providers"
 
 --- What `require "luapay"` returns.
 -- @field VERSION the library's version, "0.1.0"
@@ -14,6 +15,7 @@ local errors = require "luapay.errors"
 -- @field trustpay luapay.trustpay, loaded on first use
 -- @field begateway luapay.begateway, loaded on first use
 -- @field trustly_na luapay.trustly_na, loaded on first use
+-- (and every other provider in luapay.providers, the same way)
 -- @table luapay
 local luapay = {
     VERSION = "0.1.0",
@@ -21,14 +23,9 @@ local luapay = {
     errors = errors,
 }
 
-local lazy = {
-    http = "luapay.http",
-    ecommpay = "luapay.ecommpay",
-    trustly = "luapay.trustly",
-    trustpay = "luapay.trustpay",
-    begateway = "luapay.begateway",
-    trustly_na = "luapay.trustly_na",
-}
+-- Loaded on first use: the pipeline and every registered provider.
+local lazy = { http = "luapay.http" }
+for _, name in ipairs(providers.NAMES) do lazy[name] = providers.module(name) end
 
 return setmetatable(luapay, {
     __index = function(t, name)

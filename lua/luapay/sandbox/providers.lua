@@ -1,9 +1,13 @@
---- The provider fakes the sandbox can host, each mounted at /<name>/.
+--- The provider fakes the sandbox can host, each mounted at /<name>/: one
+-- per provider in the registry (luapay.providers), in luapay.sandbox.<name>.
 -- A fake module may offer describe(base_url) -> {base_url, credentials}
 -- so the `luapay` command and the REPL can configure a client for it.
+local registry = require "luapay.providers"
+
 local providers = {}
 
-providers.NAMES = { "ecommpay", "trustly", "trustpay", "begateway", "trustly_na" }
+-- The registry's names (kept here too: scripts and specs read it).
+providers.NAMES = registry.NAMES
 
 local function module_of(name)
     return "luapay.sandbox." .. name
