@@ -141,6 +141,11 @@ function Client:banking_call(method, body, check)
     return t
 end
 
+---------------------------------------------------------------------------
+-- Accounts, transactions, statements
+-- @section accounts
+---------------------------------------------------------------------------
+
 -- What an answer must hold, as TrustPay documents it: check functions for
 -- banking_call, each saying what is missing.
 local function object(name)
