@@ -77,6 +77,9 @@ build = {
         ["luapay.trustly.keys"] = "lua/luapay/trustly/keys.lua",
         ["luapay.trustly_na"] = "lua/luapay/trustly_na.lua",
         ["luapay.trustpay"] = "lua/luapay/trustpay.lua",
+        ["luapay.trustpay.banking"] = "lua/luapay/trustpay/banking.lua",
+        ["luapay.trustpay.fields"] = "lua/luapay/trustpay/fields.lua",
+        ["luapay.trustpay.payment_order"] = "lua/luapay/trustpay/payment_order.lua",
     },
     install = {
         bin = { luapay = "bin/luapay" },
