@@ -18,11 +18,7 @@ local function rockspec_modules()
     return spec.build.modules
 end
 
-local function exists(path)
-    local f = io.open(path, "rb")
-    if f then f:close() end
-    return f ~= nil
-end
+local exists = util.exists
 
 describe("luapay-scm-1.rockspec", function()
     local modules = rockspec_modules()

@@ -196,11 +196,7 @@ describe("transports against the sandbox", function()
         describe("TLS 1.2 at least", function()
             local old_port, dir, nginx_wrapper
 
-            local function write(path, text)
-                local f = assert(io.open(path, "w"))
-                f:write(text)
-                f:close()
-            end
+            local write = util.write
 
             setup(function()
                 dir = tls.dir

@@ -12,6 +12,18 @@ function util.read(path)
     return s
 end
 
+function util.write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+
+function util.exists(path)
+    local f = io.open(path, "rb")
+    if f then f:close() end
+    return f ~= nil
+end
+
 function util.fixture(name)
     return util.read("spec/fixtures/" .. name)
 end
