@@ -134,6 +134,14 @@ for _, p in ipairs(PROVIDERS) do
             t:close()
         end)
 
+        it("collecting a client leaves its transport to whatever still uses it (an iterator)", function()
+            local pipeline = mod.new(p.base).http
+            collectgarbage()
+            collectgarbage()
+            assert.not_matches("(closed)", tostring(pipeline.transport), 1, true)
+            pipeline:close()
+        end)
+
         it("raises on use after close, naming the method", function()
             local c = mod.new(p.base)
             c:close()

@@ -1,6 +1,6 @@
 --- luapay.provider: the toolkit every provider module uses for the parts of
 -- the provider contract that are the same everywhere: the constructor's
--- option check and the client's lifetime (close, `<close>`, __gc).
+-- option check and the client's lifetime (close, `<close>`).
 local provider = {}
 
 --- provider.check_options(fn, opts, accepted): raises naming fn and the
@@ -45,8 +45,8 @@ local function release(self)
 end
 
 --- provider.lifetime(Class, name): gives the client class of provider name
--- an idempotent close (also __close, for Lua 5.4's `local c <close> =`,
--- and __gc), and makes every other method raise a misuse error naming it
+-- an idempotent close (also __close, for Lua 5.4's `local c <close> =`),
+-- and makes every other method raise a misuse error naming it
 -- once the client is closed. Call it after the class's last method.
 function provider.lifetime(Class, name)
     for k, f in pairs(Class) do
@@ -63,9 +63,9 @@ function provider.lifetime(Class, name)
     -- calling it again does nothing.
     Class.close = release
     Class.__close = release
-    -- A finalizer must not raise (Lua 5.4 only warns, and LuaJIT ignores
-    -- __gc on tables: the handle's own __gc frees it there).
-    Class.__gc = function(self) pcall(release, self) end
+    -- No __gc on the client: an iterator (luapay.pager) keeps using the
+    -- pipeline after its client is collected. The libcurl handle's own __gc
+    -- (idempotent with close) frees it once nothing refers to it.
     return Class
 end
 
