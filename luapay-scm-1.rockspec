@@ -61,6 +61,7 @@ build = {
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.pager"] = "lua/luapay/pager.lua",
         ["luapay.pretty"] = "lua/luapay/pretty.lua",
+        ["luapay.provider"] = "lua/luapay/provider.lua",
         ["luapay.providers"] = "lua/luapay/providers.lua",
         ["luapay.sandbox"] = "lua/luapay/sandbox.lua",
         ["luapay.sandbox.begateway"] = "lua/luapay/sandbox/begateway.lua",

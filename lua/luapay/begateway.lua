@@ -20,6 +20,7 @@
 -- date moves date_to instead: date_from stays the start of the period.)
 local core = require "luapay.core"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
@@ -244,6 +245,10 @@ function begateway.public_key(key)
     return core.pkey(pem)
 end
 
+--- The options begateway.new accepts; any other raises.
+begateway.OPTIONS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key", "accept_test", "http",
+    "transport", "timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+
 --- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
 -- deadline_ms, verify, ca_file, shop_id, shop_key, public_key} -> client.
 -- verify = false is refused unless dwh_url is a loopback host (the sandbox).
@@ -252,6 +257,7 @@ end
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
 function begateway.new(opts)
     if type(opts) ~= "table" then error("begateway.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    provider.check_options("begateway.new", opts, begateway.OPTIONS)
     local self = setmetatable({}, Client)
     self.psp_id = check_option(opts, "psp_id", "id", true)
     self.secret = check_option(opts, "secret", "string", true)
@@ -279,7 +285,7 @@ function begateway.new(opts)
         transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
         retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
     }
-    return self
+    return provider.client(self, opts)
 end
 
 -- The error for an answer that is not a page of transactions.
@@ -615,5 +621,7 @@ function begateway.csv(iterator, fields, file)
     if not ok then return nil, err end
     return rows
 end
+
+provider.lifetime(Client, "begateway")
 
 return begateway

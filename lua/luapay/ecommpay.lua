@@ -47,6 +47,7 @@
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 
 local ecommpay = {}
 
@@ -602,11 +603,18 @@ local function option_error(name, msg)
     error(("ecommpay.new: option '%s' %s"):format(name, msg), 3)
 end
 
+--- The options ecommpay.new accepts; any other raises.
+ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "callback_url", "transport",
+    "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "live", "user_agent",
+    "sleep", "clock", "random" }
+
 --- ecommpay.new{project_id, secret, base_url, payment_page_base,
--- callback_url, transport, timeout_ms, deadline_ms, retries, verify,
--- ca_file, live, sleep, clock, random} -> gate
+-- callback_url, transport, timeout_ms, connect_timeout_ms, deadline_ms,
+-- retries, verify, ca_file, live, user_agent, sleep, clock, random} -> gate.
+-- An unknown option raises.
 function ecommpay.new(opts)
     if type(opts) ~= "table" then error("ecommpay.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
     local project_id = opts.project_id
     if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
         option_error("project_id", "must be a positive integer (the project ID from ecommpay)")
@@ -634,7 +642,7 @@ function ecommpay.new(opts)
         ca_file = opts.ca_file, live = opts.live, sleep = opts.sleep, clock = opts.clock, random = opts.random,
         user_agent = opts.user_agent,
     }
-    return self
+    return provider.client(self, opts)
 end
 
 Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
@@ -965,5 +973,7 @@ function Gate:payment_page(params)
     if not ok then return nil, err end
     return ecommpay.payment_page_url(p, self.secret, self.payment_page_base)
 end
+
+provider.lifetime(Gate, "ecommpay")
 
 return ecommpay

@@ -63,6 +63,7 @@
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 local keys = require "luapay.trustly.keys"
 
 local trustly = {}
@@ -834,6 +835,11 @@ local function opt_error(name, message)
     error(("luapay.trustly: option '%s' %s"):format(name, message), 3)
 end
 
+--- The options trustly.new accepts; any other raises.
+trustly.OPTIONS = { "username", "password", "private_key", "private_key_passphrase", "environment",
+    "trustly_public_key", "base_url", "store", "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms",
+    "retries", "verify", "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+
 --- trustly.new(opts) -> client. opts: username, password, private_key (PEM
 -- or core.pkey; private_key_passphrase for an encrypted PEM), environment
 -- ("test" (default) or "live"), trustly_public_key (PEM or core.pkey;
@@ -847,6 +853,7 @@ end
 -- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
 function trustly.new(opts)
     if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
+    provider.check_options("trustly.new", opts, trustly.OPTIONS)
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
     if type(opts.password) ~= "string" or opts.password == "" then opt_error("password", "must be a non-empty string") end
     local env = opts.environment or "test"
@@ -887,7 +894,7 @@ function trustly.new(opts)
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
     self.private_key = private_key
-    return self
+    return provider.client(self, opts)
 end
 
 Client.__tostring = errors.describe("luapay.trustly client", { "$environment", "user $username", "$url" })
@@ -1054,8 +1061,6 @@ function Client:notification_response(note, status)
     return trustly.notification_response(note.method, note.uuid, status, self.private_key)
 end
 
-function Client:close()
-    self.http:close()
-end
+provider.lifetime(Client, "trustly")
 
 return trustly

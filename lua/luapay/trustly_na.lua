@@ -21,6 +21,7 @@
 -- after the pages already read instead of shifting them.
 local core = require "luapay.core"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
@@ -272,12 +273,17 @@ local function required_string(opts, name)
     return v
 end
 
+--- The options trustly_na.new accepts; any other raises.
+trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "http", "transport", "timeout_ms",
+    "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+
 --- trustly_na.new{access_id, access_key, environment = "sandbox" |
 -- "production", base_url, transport, timeout_ms, retries, deadline_ms,
 -- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
 -- environment. verify = false is refused unless base_url is a loopback host.
 function trustly_na.new(opts)
     if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
+    provider.check_options("trustly_na.new", opts, trustly_na.OPTIONS)
     local self = setmetatable({}, Client)
     self.access_id = required_string(opts, "access_id")
     if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
@@ -297,7 +303,7 @@ function trustly_na.new(opts)
         retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
         live = opts.environment == "production",
     }
-    return self
+    return provider.client(self, opts)
 end
 
 local function response_error(res)
@@ -565,5 +571,7 @@ end
 function Client:notification(raw_body, authorization)
     return trustly_na.verify_notification(raw_body, authorization, self.access_id, self.access_key)
 end
+
+provider.lifetime(Client, "trustly_na")
 
 return trustly_na

@@ -23,6 +23,7 @@ local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 local api_banking = require "luapay.trustpay.banking"
 local payment_order = require "luapay.trustpay.payment_order"
 local tp_fields = require "luapay.trustpay.fields"
@@ -529,11 +530,18 @@ local function check_url(v, name)
     return v and (v:gsub("/+$", ""))
 end
 
+--- The options trustpay.new accepts, and those of its banking table; any
+-- other raises.
+trustpay.OPTIONS = { "account_id", "secret", "base_url", "banking", "transport", "timeout_ms", "deadline_ms",
+    "retries", "verify", "ca_file", "live", "sleep", "clock", "random" }
+trustpay.BANKING_OPTIONS = { "username", "password", "base_url" }
+
 --- trustpay.new{account_id, secret, base_url, banking = {username,
 -- password, base_url}, transport, timeout_ms, deadline_ms, retries, verify,
 -- ca_file, clock} -> client. Raises on misuse, naming the option.
 function trustpay.new(opts)
     if type(opts) ~= "table" then error("trustpay.new: needs an options table", 2) end
+    provider.check_options("trustpay.new", opts, trustpay.OPTIONS)
     local account_id = opts.account_id
     if type(account_id) == "number" and is_integer(account_id) then account_id = int_string(account_id) end
     if type(account_id) ~= "string" or not account_id:match("^%d+$") or #account_id > 10 then
@@ -550,6 +558,7 @@ function trustpay.new(opts)
     if opts.banking ~= nil then
         local b = opts.banking
         if type(b) ~= "table" then error("trustpay.new: 'banking' must be a table {username, password, base_url}", 2) end
+        provider.check_options("trustpay.new", b, trustpay.BANKING_OPTIONS, "banking.")
         if type(b.username) ~= "string" or b.username == "" or b.username:find(":", 1, true) then
             error("trustpay.new: 'banking.username' must be a non-empty string without ':'", 2)
         end
@@ -575,11 +584,7 @@ function trustpay.new(opts)
         clock = opts.clock or pipeline.clock,
     }, Client)
     self.secret = opts.secret
-    return self
-end
-
-function Client:close()
-    self.http:close()
+    return provider.client(self, opts)
 end
 
 -- The signed query of a request kind (AccountId and PaymentType added).
@@ -755,5 +760,7 @@ function Client:redirect_result(params)
         raw = p,
     }
 end
+
+provider.lifetime(Client, "trustpay")
 
 return trustpay

@@ -1,0 +1,72 @@
+--- luapay.provider: the toolkit every provider module uses for the parts of
+-- the provider contract that are the same everywhere: the constructor's
+-- option check and the client's lifetime (close, `<close>`).
+local provider = {}
+
+--- provider.check_options(fn, opts, accepted): raises naming fn and the
+-- option when opts holds a key not in accepted (the list of option names
+-- next to the constructor), so that a typo such as `enviroment = "live"`
+-- fails instead of silently giving a test client. fn is how the error
+-- names the constructor ("trustly.new", or "trustpay.new: option 'banking'"
+-- style prefixes for a nested table: pass the prefix for its keys).
+function provider.check_options(fn, opts, accepted, prefix)
+    local known = {}
+    for _, name in ipairs(accepted) do known[name] = true end
+    local unknown = {}
+    for k in pairs(opts) do
+        if not known[k] then unknown[#unknown + 1] = tostring(k) end
+    end
+    if #unknown == 0 then return end
+    table.sort(unknown) -- the same message whatever the table's order
+    error(("%s: unknown option '%s%s' (accepted: %s)"):format(
+        fn, prefix or "", unknown[1], table.concat(accepted, ", ")), 3)
+end
+
+-- The clients closed and the clients whose pipeline and transport are
+-- their own (built by the constructor, not passed in), weakly keyed: the
+-- client table carries no field for them.
+local closed = setmetatable({}, { __mode = "k" })
+local owned = setmetatable({}, { __mode = "k" })
+
+--- provider.client(self, opts) -> self. Records whether the client built
+-- its transport itself (neither `http` nor `transport` given): only then
+-- does close release it, since a pipeline or transport passed in may be
+-- shared by other clients and is its owner's to close.
+function provider.client(self, opts)
+    owned[self] = opts.http == nil and opts.transport == nil
+    return self
+end
+
+local function release(self)
+    if closed[self] then return end
+    closed[self] = true
+    local pipeline = rawget(self, "http")
+    if owned[self] and pipeline then pipeline:close() end
+end
+
+--- provider.lifetime(Class, name): gives the client class of provider name
+-- an idempotent close (also __close, for Lua 5.4's `local c <close> =`),
+-- and makes every other method raise a misuse error naming it
+-- once the client is closed. Call it after the class's last method.
+function provider.lifetime(Class, name)
+    for k, f in pairs(Class) do
+        if type(k) == "string" and type(f) == "function" and k:sub(1, 2) ~= "__" and k ~= "close" then
+            Class[k] = function(self, ...)
+                if closed[self] then
+                    error(("%s: client:%s called after client:close()"):format(name, k), 2)
+                end
+                return f(self, ...)
+            end
+        end
+    end
+    --- client:close(): releases the client's transport (the libcurl handle);
+    -- calling it again does nothing.
+    Class.close = release
+    Class.__close = release
+    -- No __gc on the client: an iterator (luapay.pager) keeps using the
+    -- pipeline after its client is collected. The libcurl handle's own __gc
+    -- (idempotent with close) frees it once nothing refers to it.
+    return Class
+end
+
+return provider
