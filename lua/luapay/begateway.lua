@@ -358,11 +358,7 @@ end
 -- @section notifications
 ---------------------------------------------------------------------------
 
-local function integer(v)
-    if type(v) ~= "number" then return nil end
-    if math.tointeger then return math.tointeger(v) end
-    if v == math.floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return v end
-end
+local integer = provider.integer
 
 -- What each documented transaction type means when it is successful: the
 -- money moved as that type says (a refund went back to the customer, a

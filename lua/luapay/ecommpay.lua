@@ -500,9 +500,7 @@ end
 
 local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_year", 2000, 9999 } }
 
-local function is_integer(v)
-    return type(v) == "number" and v == math.floor(v) and (not math_type or math_type(v) == "integer")
-end
+local is_integer = provider.is_integer
 
 -- Rules a schema cannot say: sibling values that must agree.
 local function violation(path, code, message)

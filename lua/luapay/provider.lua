@@ -1,7 +1,31 @@
 --- luapay.provider: the toolkit every provider module uses for the parts of
 -- the provider contract that are the same everywhere: the constructor's
--- option check and the client's lifetime (close, `<close>`).
+-- option check and the client's lifetime (close, `<close>`), and the small
+-- value helpers every provider needs (integers, copies).
 local provider = {}
+
+-- The largest whole number a double holds exactly, and all below it: under
+-- LuaJIT (no integer subtype) an "integer" is a whole number within it, so
+-- that 2^60 or math.huge is never taken as an exact count of minor units.
+local EXACT = 2 ^ 53
+
+--- provider.is_integer(v) -> boolean: v is an integer. Under Lua 5.4 an
+-- integer subtype (3.0 is not); under LuaJIT a whole number of magnitude
+-- at most 2^53 (finite, exact in a double).
+function provider.is_integer(v)
+    if math.type then return math.type(v) == "integer" end
+    return type(v) == "number" and v == math.floor(v) and v >= -EXACT and v <= EXACT
+end
+
+--- provider.integer(v) -> integer | nil: a number with an integral value
+-- (also 652801.0, as lua-cjson decodes JSON integers under Lua 5.4) as an
+-- integer; nil for anything else, and under LuaJIT beyond 2^53.
+function provider.integer(v)
+    if type(v) ~= "number" then return nil end
+    if math.tointeger then return math.tointeger(v) end
+    if v == math.floor(v) and v >= -EXACT and v <= EXACT then return v end
+    return nil
+end
 
 --- provider.check_options(fn, opts, accepted): raises naming fn and the
 -- option when opts holds a key not in accepted (the list of option names

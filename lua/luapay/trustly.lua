@@ -284,10 +284,7 @@ local function str(v)
     return type(v) == "string" and v or nil
 end
 
-local function is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
-end
+local is_integer = provider.is_integer
 
 local function sig_error(message, extra)
     return nil, errors.new("signature", message, extra)
@@ -750,6 +747,10 @@ local function convert_amount(Data, where, out)
     local path = where == "Data" and "Amount" or "Attributes.Amount"
     if type(amount) == "table" then amount = tonumber(amount[1]) end
     if not is_integer(amount) then
+        if amount == math.floor(amount) and amount - amount == 0 then -- whole, past 2^53 (LuaJIT)
+            out[#out + 1] = { path = path, code = "range", message = path .. ": must be a positive amount within 2^53 minor units" }
+            return
+        end
         out[#out + 1] = { path = path, code = "type",
             message = path .. ": an amount is an integer in minor units or a decimal string such as \"103.00\", not a float" }
         return

@@ -4,6 +4,7 @@
 -- the validation errors they give. No I/O.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local provider = require "luapay.provider"
 
 local fields = {}
 
@@ -20,10 +21,7 @@ function fields.copy(t)
 end
 
 -- An integer: under LuaJIT a whole number that a double holds exactly.
-function fields.is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and math.abs(v) <= 2 ^ 53
-end
+fields.is_integer = provider.is_integer
 
 -- An integer as its digits (no exponent, no ".0").
 function fields.int_string(v)
