@@ -26,4 +26,22 @@ describe("luapay.provider toolkit", function()
         assert.is_nil(provider.integer(math.huge))
         if not math.type then assert.is_nil(provider.integer(2 ^ 60)) end
     end)
+
+    it("copy is deep, keeps JSON number objects and arrays, and refuses a cycle for every provider", function()
+        local core = require "luapay.core"
+        local n = setmetatable({ "1.10" }, core.number_mt)
+        local src = { a = { b = n }, list = setmetatable({ 1, 2 }, core.array_mt) }
+        local c = provider.copy(src)
+        assert.are_not.equal(src.a, c.a)
+        assert.equal(n, c.a.b)
+        assert.equal(core.array_mt, getmetatable(c.list))
+        local cycle = {}
+        cycle.self = cycle
+        assert.error_matches(function() provider.copy(cycle, "who") end, "who: request nested too deeply")
+        -- Trustly's copy had no depth limit: a cycle overflowed the C stack.
+        local trustly = require "luapay.trustly"
+        local ok, err = pcall(trustly.prepare, "Refund", { OrderID = "1", Attributes = cycle }, "u", "p")
+        assert.is_false(ok)
+        assert.matches("nested too deeply", err)
+    end)
 end)

@@ -645,18 +645,7 @@ end
 
 Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
 
--- A deep copy of plain request data (arrays and number objects keep their
--- metatables), so the caller's table is never changed.
-local function copy(v, depth)
-    if type(v) ~= "table" then return v end
-    depth = (depth or 0) + 1
-    if depth > 32 then error("ecommpay: request nested too deeply (a cycle?)", 4) end
-    local mt = getmetatable(v)
-    if mt == number_mt then return v end
-    local t = {}
-    for k, x in pairs(v) do t[k] = copy(x, depth) end
-    return setmetatable(t, mt == array_mt and array_mt or nil)
-end
+local function copy(v) return provider.copy(v, "ecommpay") end
 
 local function check_method(fn, method)
     if type(method) ~= "string" or not method:find("^[%w_%-]+$") then

@@ -2,6 +2,8 @@
 -- the provider contract that are the same everywhere: the constructor's
 -- option check and the client's lifetime (close, `<close>`), and the small
 -- value helpers every provider needs (integers, copies).
+local core = require "luapay.core"
+
 local provider = {}
 
 -- The largest whole number a double holds exactly, and all below it: under
@@ -44,6 +46,23 @@ function provider.check_options(fn, opts, accepted, prefix)
     table.sort(unknown) -- the same message whatever the table's order
     error(("%s: unknown option '%s%s' (accepted: %s)"):format(
         fn, prefix or "", unknown[1], table.concat(accepted, ", ")), 3)
+end
+
+--- provider.copy(v, who) -> a deep copy of plain request data, so that
+-- the caller's table is never changed. JSON number objects (core.number_mt)
+-- are kept as they are, arrays keep core.array_mt; other metatables are
+-- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
+function provider.copy(v, who)
+    local function copy(x, depth)
+        if type(x) ~= "table" then return x end
+        local mt = getmetatable(x)
+        if mt == core.number_mt then return x end
+        if depth > 32 then error((who or "luapay") .. ": request nested too deeply (a cycle?)", 0) end
+        local t = {}
+        for k, y in pairs(x) do t[k] = copy(y, depth + 1) end
+        return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+    end
+    return copy(v, 1)
 end
 
 -- The clients closed and the clients whose pipeline and transport are

@@ -727,15 +727,7 @@ local function check_values(v, path, out)
     end
 end
 
-local function copy(v)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt == number_mt then return v end
-    local out = {}
-    for k, x in pairs(v) do out[k] = copy(x) end
-    if mt == array_mt then setmetatable(out, array_mt) end
-    return out
-end
+local function copy(v) return provider.copy(v, "luapay.trustly") end
 
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
 -- to it (Data.Currency, or Attributes.Currency for Deposit).

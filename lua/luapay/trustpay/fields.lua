@@ -13,12 +13,8 @@ local fields = {}
 -- @section integers_and_errors
 ---------------------------------------------------------------------------
 
--- A shallow copy.
-function fields.copy(t)
-    local c = {}
-    for k, v in pairs(t) do c[k] = v end
-    return c
-end
+-- A copy of request data (luapay.provider's, shared by every provider).
+fields.copy = provider.copy
 
 -- An integer: under LuaJIT a whole number that a double holds exactly.
 fields.is_integer = provider.is_integer
