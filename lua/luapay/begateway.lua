@@ -121,12 +121,7 @@ local function split_list(v, kind)
     return items
 end
 
-local sort_violations = errors.sort_fields
-
-local function validation_error(what, violations)
-    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
-        { fields = sort_violations(violations) })
-end
+local validation_error, violation = errors.validation, errors.violation
 
 local function id_string(v)
     if math.type then
@@ -167,21 +162,20 @@ function begateway.export_request(params)
     for _, v in ipairs(violations) do bad[v.path] = true end
     for _, name in ipairs({ "date_from", "date_to" }) do
         if not bad[name] and type(norm[name]) == "string" and not core.check("datetime", norm[name]) then
-            violations[#violations + 1] = { path = name, code = "format", message = name .. ": is not a real date and time" }
+            violations[#violations + 1] = violation(name, "format", "is not a real date and time")
             bad[name] = true
         end
     end
     -- A cursor is {} (the start of the period) or {date, uid}, as err.resume gives it.
     if type(norm.resume) == "table" and norm.resume.uid ~= nil and norm.resume.date == nil then
-        violations[#violations + 1] = { path = "resume.date", code = "required", message = "resume.date: is required with resume.uid" }
+        violations[#violations + 1] = violation("resume.date", "required", "is required with resume.uid")
     end
     if not bad.date_from and not bad.date_to and norm.date_from and norm.date_to then
         local from, to = epoch(norm.date_from), epoch(norm.date_to)
         if from > to then
-            violations[#violations + 1] = { path = "date_from", code = "range", message = "date_from: must not be after date_to" }
+            violations[#violations + 1] = violation("date_from", "range", "must not be after date_to")
         elseif to - from > begateway.MAX_DAYS * 86400 then
-            violations[#violations + 1] = { path = "date_from", code = "range",
-                message = "date_from: must be within " .. begateway.MAX_DAYS .. " days before date_to" }
+            violations[#violations + 1] = violation("date_from", "range", "must be within " .. begateway.MAX_DAYS .. " days before date_to")
         end
     end
     if #violations > 0 then return nil, validation_error("begateway export", violations) end

@@ -503,9 +503,7 @@ local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_y
 local is_integer = provider.is_integer
 
 -- Rules a schema cannot say: sibling values that must agree.
-local function violation(path, code, message)
-    return { path = path, code = code, message = path .. ": " .. message }
-end
+local violation = errors.violation
 
 local function extra_checks(op, trustly, r, out)
     local payment = type(r.payment) == "table" and r.payment or {}

@@ -285,6 +285,7 @@ local function str(v)
 end
 
 local is_integer = provider.is_integer
+local violation = errors.violation
 
 local function sig_error(message, extra)
     return nil, errors.new("signature", message, extra)
@@ -705,7 +706,7 @@ trustly.METHODS = METHODS
 local function check_values(v, path, out)
     local t = type(v)
     if t == "boolean" then
-        out[#out + 1] = { path = path, code = "type", message = path .. ": must not be a boolean (Trustly takes \"1\" or \"0\")" }
+        out[#out + 1] = violation(path, "type", "must not be a boolean (Trustly takes \"1\" or \"0\")")
     elseif t == "table" then
         local mt = getmetatable(v)
         if mt == number_mt then return end
@@ -715,7 +716,7 @@ local function check_values(v, path, out)
             if type(k) == "string" then strings = strings + 1 end
         end
         if strings > 0 and strings ~= count or strings == 0 and count ~= #v then
-            out[#out + 1] = { path = path, code = "type", message = path .. ": mixes array and object keys" }
+            out[#out + 1] = violation(path, "type", "mixes array and object keys")
             return
         end
         for k, x in pairs(v) do
@@ -723,7 +724,7 @@ local function check_values(v, path, out)
             check_values(x, sub, out)
         end
     elseif t == "function" or t == "thread" or (t == "userdata" and v ~= null) then
-        out[#out + 1] = { path = path, code = "type", message = path .. ": a " .. t .. " cannot be sent" }
+        out[#out + 1] = violation(path, "type", "a " .. t .. " cannot be sent")
     end
 end
 
@@ -740,23 +741,22 @@ local function convert_amount(Data, where, out)
     if type(amount) == "table" then amount = tonumber(amount[1]) end
     if not is_integer(amount) then
         if amount == math.floor(amount) and amount - amount == 0 then -- whole, past 2^53 (LuaJIT)
-            out[#out + 1] = { path = path, code = "range", message = path .. ": must be a positive amount within 2^53 minor units" }
+            out[#out + 1] = violation(path, "range", "must be a positive amount within 2^53 minor units")
             return
         end
-        out[#out + 1] = { path = path, code = "type",
-            message = path .. ": an amount is an integer in minor units or a decimal string such as \"103.00\", not a float" }
+        out[#out + 1] = violation(path, "type",
+            "an amount is an integer in minor units or a decimal string such as \"103.00\", not a float")
         return
     end
     local currency = holder.Currency
     local cur = type(currency) == "string" and core.currency(currency)
     if not cur then
-        out[#out + 1] = { path = path, code = "format",
-            message = path .. ": an amount in minor units needs a valid Currency to be converted" }
+        out[#out + 1] = violation(path, "format", "an amount in minor units needs a valid Currency to be converted")
         return
     end
     local text = core.to_decimal(amount, currency)
     if not text then
-        out[#out + 1] = { path = path, code = "range", message = path .. ": must be a positive amount within 2^53 minor units" }
+        out[#out + 1] = violation(path, "range", "must be a positive amount within 2^53 minor units")
         return
     end
     holder.Amount = text
@@ -787,11 +787,11 @@ function trustly.prepare(method, data, username, password)
         if method == "Refund" and Data.Attributes == nil then Data.Attributes = null end
         local e = Data.EndUserID
         if spec.fields.EndUserID and e ~= nil and not (type(e) == "string" and e ~= "" or is_integer(e) and e >= 0) then
-            custom[#custom + 1] = { path = "EndUserID", code = "type", message = "EndUserID: must be a non-empty string or an integer" }
+            custom[#custom + 1] = violation("EndUserID", "type", "must be a non-empty string or an integer")
         end
         local url = Data.NotificationURL
         if type(url) == "string" and url:find("?", 1, true) then
-            custom[#custom + 1] = { path = "NotificationURL", code = "forbidden", message = "NotificationURL: must not contain '?'" }
+            custom[#custom + 1] = violation("NotificationURL", "forbidden", "must not contain '?'")
         end
     end
     check_values(Data, "", custom)

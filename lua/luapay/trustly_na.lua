@@ -25,6 +25,8 @@ local provider = require "luapay.provider"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+local validation_error, violation = errors.validation, errors.violation
+
 local trustly_na = {}
 
 trustly_na.BASE_URLS = {
@@ -177,18 +179,12 @@ local function amount_value(v, path, violations)
     if type(v) == "number" then
         local s = core.to_decimal(v, "USD")
         if s then return s end
-        violations[#violations + 1] = { path = path, code = "type",
-            message = path .. ": must be an integer amount in minor units or a decimal string like \"10.00\"" }
+        violations[#violations + 1] = violation(path, "type", "must be an integer amount in minor units or a decimal string like \"10.00\"")
         return nil
     end
     return v
 end
 
-local function validation_error(what, violations)
-    errors.sort_fields(violations)
-    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
-        { fields = violations })
-end
 
 --- trustly_na.payments_query(params) -> query table (what the first page
 -- sends, without startIndex/count) | nil, err. Pure: names and codes are
@@ -237,7 +233,7 @@ function trustly_na.payments_query(params)
         if lo ~= nil and hi ~= nil and not bad[r[1]] and not bad[r[2]] then
             if type(lo) == "string" then lo, hi = core.to_minor(lo, "USD"), core.to_minor(hi, "USD") end
             if lo > hi then
-                violations[#violations + 1] = { path = r[1], code = "range", message = r[1] .. ": must not be above " .. r[2] }
+                violations[#violations + 1] = violation(r[1], "range", "must not be above " .. r[2])
             end
         end
     end

@@ -26,15 +26,11 @@ function fields.int_string(v)
 end
 
 -- One entry of a validation error's fields, worded as core.validate words them.
-function fields.violation(path, code, message)
-    return { path = path, code = code, message = (path == "" and "value" or path) .. ": " .. message }
-end
+fields.violation = errors.violation
 
 -- nil and the validation error of what (a method) listing its violations.
 function fields.invalid(what, violations)
-    errors.sort_fields(violations) -- core.validate's order
-    return nil, errors.new("validation", ("%s: %d invalid field%s"):format(what, #violations, #violations == 1 and "" or "s"),
-        { fields = violations })
+    return nil, errors.validation(what, violations)
 end
 
 -- true, or nil and one validation error for the schema's violations and extra ones.
