@@ -735,14 +735,9 @@ local function how_to_find_out(payment_id)
     return ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
 end
 
--- A sent operation that got no clear answer (a 5xx, a lost or unreadable
--- answer) may have been carried out. One that is not idempotent must not
--- be resent, it could happen twice (http.outcome_unknown: not retryable);
--- an idempotent one was resent as far as the pipeline could. Either way the
--- message says how to find out.
+-- A sent operation with no clear answer (see http.mark_unknown).
 local function outcome_unknown(err, call, find_out)
-    if not call.idempotent then return http.outcome_unknown(err, find_out) end
-    return http.may_have_happened(err, ("ecommpay may have taken the %s request"):format(call.name), find_out)
+    return http.mark_unknown(err, call.idempotent, ("ecommpay may have taken the %s request"):format(call.name), find_out)
 end
 
 -- Signs and sends a body. Returns the decoded answer to a 200 (numbers

@@ -99,6 +99,18 @@ function http.may_have_happened(err, what, find_out)
     return err
 end
 
+--- http.mark_unknown(err, idempotent, what, find_out) -> err: a sent request
+-- that got no clear answer (a 5xx, a lost or unreadable answer) may have
+-- been carried out. One that is not idempotent must not be resent, it could
+-- happen twice (http.outcome_unknown: not retryable); an idempotent one was
+-- resent as far as the pipeline could (http.may_have_happened with what,
+-- e.g. "Trustly may have taken the Refund request"). Either way the message
+-- says how to find out.
+function http.mark_unknown(err, idempotent, what, find_out)
+    if not idempotent then return http.outcome_unknown(err, find_out) end
+    return http.may_have_happened(err, what, find_out)
+end
+
 ---------------------------------------------------------------------------
 -- Encoding
 -- @section encoding

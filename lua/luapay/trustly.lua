@@ -910,13 +910,10 @@ local function how_to_find_out(method, Data, idempotent)
     return "wait for Trustly's notifications, or check the order in Trustly's back office"
 end
 
--- A call that may have been carried out without a signed answer saying
--- so: a call that is not idempotent must not be resent blindly
--- (http.outcome_unknown); an idempotent one may be, and the message says
--- how to find out either way.
+-- A call that may have been carried out without a signed answer saying so
+-- (see http.mark_unknown).
 local function outcome_unknown(err, method, idempotent, find_out)
-    if not idempotent then return http.outcome_unknown(err, find_out) end
-    return http.may_have_happened(err, ("Trustly may have taken the %s request"):format(method), find_out)
+    return http.mark_unknown(err, idempotent, ("Trustly may have taken the %s request"):format(method), find_out)
 end
 
 --- client:call(method, data) -> result.data | nil, err
