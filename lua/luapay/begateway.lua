@@ -284,21 +284,14 @@ end
 
 -- The error for an answer that is not a page of transactions.
 local function response_error(res)
-    local body = type(res.json) == "table" and res.json or nil
-    local message = body and (body.message or body.error)
-    if res.status ~= 200 and type(message) == "string" and res.status >= 400 and res.status < 500
-        and res.status ~= 401 and res.status ~= 403 then
-        return errors.new("provider", "beGateway DWH refused the export: " .. message, {
-            http_status = res.status, code = body.code, raw = res.body and res.body:sub(1, 300),
-        })
-    end
-    return http.status_error(res, "beGateway DWH")
+    local body = type(res.json) == "table" and res.json or {}
+    local message = res.status >= 400 and res.status < 500 and (body.message or body.error)
+    return http.refused(res, "beGateway DWH",
+        type(message) == "string" and "beGateway DWH refused the export: " .. message or nil, body.code)
 end
 
 local function malformed(res, what)
-    return errors.new("provider", "beGateway DWH answered an unexpected export page: " .. what, {
-        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
-    })
+    return http.malformed(res, "beGateway DWH answered an unexpected export page: " .. what)
 end
 
 --- client:export{date_from, date_to, date_type, response_parameters,

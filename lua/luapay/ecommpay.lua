@@ -724,10 +724,7 @@ end
 -- A 200 that is not what ecommpay documents for the call: an error, with
 -- nothing of the answer taken as success data.
 local function malformed(res, call, problem)
-    return errors.new("provider", ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem), {
-        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
-        attempts = res.attempts, elapsed = res.elapsed, sent = true,
-    })
+    return http.malformed(res, ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem))
 end
 
 -- How to learn what became of an operation whose answer was lost.

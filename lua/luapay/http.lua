@@ -548,6 +548,32 @@ function http.status_error(res, what)
     })
 end
 
+--- http.malformed(res, message) -> the "provider" error for an answer
+-- that is not what the provider documents for the call: nothing of it is
+-- taken as data. http_status, raw (the start of the body, the request's
+-- credentials redacted), attempts, elapsed, sent = true.
+function http.malformed(res, message)
+    return errors.new("provider", message, {
+        http_status = res.status, raw = type(res.body) == "string" and http.redact(res, res.body:sub(1, 300)) or nil,
+        attempts = res.attempts, elapsed = res.elapsed, sent = true,
+    })
+end
+
+--- http.refused(res, what, message, code) -> the error for a response that
+-- is not a 200: the provider's refusal ("provider", message and code read
+-- from its error document by the caller) when it gave a message, except for
+-- 401 and 403 (the credentials, not the request: an "http" error as
+-- http.status_error(res, what) gives, as for any other status).
+function http.refused(res, what, message, code)
+    if type(message) == "string" and res.status ~= 401 and res.status ~= 403 then
+        return errors.new("provider", message, {
+            http_status = res.status, code = code,
+            raw = type(res.body) == "string" and http.redact(res, res.body:sub(1, 300)) or nil,
+        })
+    end
+    return http.status_error(res, what)
+end
+
 function Client:close()
     local t = self.transport
     if type(t) ~= "function" and t.close then t:close() end

@@ -303,14 +303,10 @@ function trustly_na.new(opts)
 end
 
 local function response_error(res)
-    local body = type(res.json) == "table" and res.json or nil
-    local first = body and type(body.errors) == "table" and body.errors[1]
-    if type(first) == "table" and type(first.message) == "string" and res.status ~= 401 and res.status ~= 403 then
-        return errors.new("provider", "Trustly refused the payments query: " .. first.message, {
-            http_status = res.status, code = first.code, raw = res.body and res.body:sub(1, 300),
-        })
-    end
-    return http.status_error(res, "Trustly")
+    local body = type(res.json) == "table" and res.json or {}
+    local first = type(body.errors) == "table" and type(body.errors[1]) == "table" and body.errors[1] or {}
+    return http.refused(res, "Trustly",
+        type(first.message) == "string" and "Trustly refused the payments query: " .. first.message or nil, first.code)
 end
 
 --- client:payments{paymentType, merchantReference, ["authorization.status"],
