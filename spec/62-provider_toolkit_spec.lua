@@ -54,4 +54,25 @@ describe("luapay.provider toolkit", function()
         assert.equal("x.y: 2 invalid fields", err.message)
         assert.same({ "a", "b" }, { err.fields[1].path, err.fields[2].path })
     end)
+
+    it("option checks are the toolkit's: one wording, raised at the constructor's caller", function()
+        local function raises(f, pattern)
+            local ok, err = pcall(f)
+            assert.is_false(ok)
+            assert.matches("^spec/62%-provider_toolkit_spec%.lua:%d+: " .. pattern, err)
+        end
+        for _, name in ipairs { "ecommpay", "begateway", "trustly_na" } do
+            local m = require("luapay." .. name)
+            raises(function() m.new("x") end, name .. "%.new: bad argument #1 'opts' %(table expected, got string%)")
+        end
+        local trustly_na = require "luapay.trustly_na"
+        raises(function() trustly_na.new { access_key = "k" } end, "trustly_na%.new: option 'access_id' is required")
+        local begateway = require "luapay.begateway"
+        raises(function() begateway.new { psp_id = 1, secret = "", dwh_url = "https://x" } end,
+            "begateway%.new: option 'secret' must be a non%-empty string")
+        raises(function() begateway.new { psp_id = "a:b", secret = "s", dwh_url = "https://x" } end,
+            "begateway%.new: option 'psp_id' must be an id")
+        local trustly = require "luapay.trustly"
+        raises(function() trustly.new { username = "" } end, "luapay%.trustly: option 'username' must be a non%-empty string")
+    end)
 end)

@@ -206,21 +206,16 @@ local Client = errors.secret_fields({}, begateway.SECRET_OPTIONS, { secret = "ps
 begateway.Client = Client
 Client.__tostring = errors.describe("luapay.begateway client", { "psp $psp_id", "$dwh_url" })
 
-local function check_option(opts, name, kind, required)
+-- An id option: a positive integer or a string without ':' (HTTP Basic's separator).
+local function id_option(opts, name, required)
     local v = opts[name]
     if v == nil then
-        if required then error("begateway.new: option '" .. name .. "' is required", 3) end
+        if required then provider.option_error("begateway.new", name, "is required", 4) end
         return nil
     end
-    if kind == "id" then
-        if type(v) == "number" and v == math.floor(v) and v > 0 then return id_string(v) end
-        if type(v) == "string" and v ~= "" and not v:find(":", 1, true) then return v end
-        error("begateway.new: option '" .. name .. "' must be an id (a positive integer or a string without ':')", 3)
-    end
-    if type(v) ~= kind or (kind == "string" and v == "") then
-        error("begateway.new: option '" .. name .. "' must be a non-empty " .. kind, 3)
-    end
-    return v
+    if type(v) == "number" and v == math.floor(v) and v > 0 then return id_string(v) end
+    if type(v) == "string" and v ~= "" and not v:find(":", 1, true) then return v end
+    provider.option_error("begateway.new", name, "must be an id (a positive integer or a string without ':')", 4)
 end
 
 --- begateway.public_key(key) -> core.pkey | nil, err. The shop's public key
@@ -250,17 +245,16 @@ begateway.OPTIONS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "pub
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
 function begateway.new(opts)
-    if type(opts) ~= "table" then error("begateway.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("begateway.new", opts, begateway.OPTIONS)
     local self = setmetatable({}, Client)
-    self.psp_id = check_option(opts, "psp_id", "id", true)
-    self.secret = check_option(opts, "secret", "string", true)
-    local url = check_option(opts, "dwh_url", "string", true)
+    self.psp_id = id_option(opts, "psp_id", true)
+    self.secret = provider.string_option("begateway.new", opts, "secret", true)
+    local url = provider.string_option("begateway.new", opts, "dwh_url", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
     http.check_verify_option(opts.verify, self.dwh_url, "begateway.new")
-    self.shop_id = check_option(opts, "shop_id", "id", false)
-    self.shop_key = check_option(opts, "shop_key", "string", false)
+    self.shop_id = id_option(opts, "shop_id", false)
+    self.shop_key = provider.string_option("begateway.new", opts, "shop_key", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then
         error("begateway.new: options 'shop_id' and 'shop_key' go together", 2)
     end

@@ -595,10 +595,6 @@ ecommpay.SECRET_OPTIONS = { "secret" }
 local Gate = errors.secret_fields({}, ecommpay.SECRET_OPTIONS)
 ecommpay.Gate = Gate
 
-local function option_error(name, msg)
-    error(("ecommpay.new: option '%s' %s"):format(name, msg), 3)
-end
-
 --- The options ecommpay.new accepts; any other raises.
 ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "callback_url", "transport",
     "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "live", "user_agent",
@@ -609,19 +605,18 @@ ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "c
 -- retries, verify, ca_file, live, user_agent, sleep, clock, random} -> gate.
 -- An unknown option raises.
 function ecommpay.new(opts)
-    if type(opts) ~= "table" then error("ecommpay.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
     local project_id = opts.project_id
     if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
-        option_error("project_id", "must be a positive integer (the project ID from ecommpay)")
+        provider.option_error("ecommpay.new", "project_id", "must be a positive integer (the project ID from ecommpay)")
     end
     if type(opts.secret) ~= "string" or opts.secret == "" then
-        option_error("secret", "must be a non-empty string (the project's secret key)")
+        provider.option_error("ecommpay.new", "secret", "must be a non-empty string (the project's secret key)")
     end
     for _, name in ipairs { "base_url", "payment_page_base", "callback_url" } do
         local v = opts[name]
         if v ~= nil and (type(v) ~= "string" or not v:find("^https?://[^/]")) then
-            option_error(name, "must be an http(s) URL")
+            provider.option_error("ecommpay.new", name, "must be an http(s) URL")
         end
     end
     local self = setmetatable({

@@ -36,6 +36,9 @@ end
 -- names the constructor ("trustly.new", or "trustpay.new: option 'banking'"
 -- style prefixes for a nested table: pass the prefix for its keys).
 function provider.check_options(fn, opts, accepted, prefix)
+    if type(opts) ~= "table" then
+        error(("%s: bad argument #1 'opts' (table expected, got %s)"):format(fn, type(opts)), 3)
+    end
     local known = {}
     for _, name in ipairs(accepted) do known[name] = true end
     local unknown = {}
@@ -63,6 +66,26 @@ function provider.copy(v, who)
         return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
     end
     return copy(v, 1)
+end
+
+--- provider.option_error(fn, name, message [, level]): raises
+-- "fn: option 'name' message", by default at the caller of the
+-- constructor that calls it.
+function provider.option_error(fn, name, message, level)
+    error(("%s: option '%s' %s"):format(fn, name, message), level or 3)
+end
+
+--- provider.string_option(fn, opts, name, required) -> the option's value:
+-- a non-empty string, or nil when absent and not required. Raises at the
+-- constructor's caller otherwise.
+function provider.string_option(fn, opts, name, required)
+    local v = opts[name]
+    if v == nil then
+        if required then provider.option_error(fn, name, "is required", 4) end
+        return nil
+    end
+    if type(v) ~= "string" or v == "" then provider.option_error(fn, name, "must be a non-empty string", 4) end
+    return v
 end
 
 -- The clients closed and the clients whose pipeline and transport are

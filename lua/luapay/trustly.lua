@@ -825,7 +825,7 @@ local Client = errors.secret_fields({}, trustly.SECRET_OPTIONS)
 trustly.Client = Client
 
 local function opt_error(name, message)
-    error(("luapay.trustly: option '%s' %s"):format(name, message), 3)
+    provider.option_error("luapay.trustly", name, message, 4)
 end
 
 --- The options trustly.new accepts; any other raises.

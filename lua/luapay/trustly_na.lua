@@ -262,13 +262,6 @@ local Client = errors.secret_fields({}, trustly_na.SECRET_OPTIONS, { access_key 
 trustly_na.Client = Client
 Client.__tostring = errors.describe("luapay.trustly_na client", { "access id $access_id", "$base_url" })
 
-local function required_string(opts, name)
-    local v = opts[name]
-    if v == nil then error("trustly_na.new: option '" .. name .. "' is required", 3) end
-    if type(v) ~= "string" or v == "" then error("trustly_na.new: option '" .. name .. "' must be a non-empty string", 3) end
-    return v
-end
-
 --- The options trustly_na.new accepts; any other raises.
 trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "http", "transport", "timeout_ms",
     "deadline_ms", "retries", "verify", "ca_file", "sleep" }
@@ -278,12 +271,11 @@ trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "ht
 -- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
 -- environment. verify = false is refused unless base_url is a loopback host.
 function trustly_na.new(opts)
-    if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("trustly_na.new", opts, trustly_na.OPTIONS)
     local self = setmetatable({}, Client)
-    self.access_id = required_string(opts, "access_id")
+    self.access_id = provider.string_option("trustly_na.new", opts, "access_id", true)
     if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
-    self.access_key = required_string(opts, "access_key")
+    self.access_key = provider.string_option("trustly_na.new", opts, "access_key", true)
     local base = opts.base_url
     if base == nil then
         local env = opts.environment or "sandbox"
