@@ -158,6 +158,47 @@ local function scalar(v, name)
     error(("luapay.http: %s must be a string, number or boolean, got %s"):format(name, t), 3)
 end
 
+--- http.unescape(s [, plus]) -> s with every %XX decoded to its byte, and
+-- with plus also every "+" to a space (a form or query string's reading).
+function http.unescape(s, plus)
+    if plus then s = s:gsub("%+", " ") end
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function plus_unescape(s) return http.unescape(s, true) end
+
+--- http.query_pairs(text [, decode]) -> a list of {key, value} in the order
+-- of text: pairs split at "&" (empty pieces skipped), each at its first
+-- "="; decode (default: http.unescape with "+" a space) applied to each key
+-- and value on its own.
+function http.query_pairs(text, decode)
+    decode = decode or plus_unescape
+    local list = {}
+    for pair in text:gmatch("[^&]+") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        list[#list + 1] = { decode(k), decode(v) }
+    end
+    return list
+end
+
+--- http.decode_query(text [, decode]) -> name -> value | nil, name. Pairs
+-- as http.query_pairs reads them; an empty name is skipped. A name repeated
+-- with the same value is one field; repeated with another value the text
+-- is ambiguous (readers disagree on which one counts: first, last or a
+-- list, and a signature over the text says nothing about which), so it is
+-- refused: nil and the name.
+function http.decode_query(text, decode)
+    local t = {}
+    for _, p in ipairs(http.query_pairs(text, decode)) do
+        local k, v = p[1], p[2]
+        if k ~= "" then
+            if t[k] ~= nil and t[k] ~= v then return nil, k end
+            t[k] = v
+        end
+    end
+    return t
+end
+
 --- http.encode_query(params) -> "a=1&b=x&b=y": keys in byte order, an array
 -- value repeats its key in array order, everything percent-encoded.
 function http.encode_query(params)

@@ -426,9 +426,7 @@ end
 -- @section event_notifications
 ---------------------------------------------------------------------------
 
-local function percent_decode(s)
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
+local percent_decode = http.unescape
 
 local TX_STATUS = {
     [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
@@ -466,18 +464,6 @@ local function sig_error(message)
     return errors.new("signature", "Trustly notification: " .. message)
 end
 
--- A form text as a list of {key, value}: pairs split at "&" (empty pieces
--- skipped), each at its first "="; decode(piece) is applied to each key and
--- value on its own.
-local function form_pairs(text, decode)
-    local list = {}
-    for pair in text:gmatch("[^&]+") do
-        local k, v = pair:match("^([^=]*)=?(.*)$")
-        list[#list + 1] = { decode(k), decode(v) }
-    end
-    return list
-end
-
 local function same(x) return x end
 
 -- The fields of the signed text (the URL-decoded body: the very bytes the
@@ -487,19 +473,15 @@ local function same(x) return x end
 -- fields as the signed text (no encoded "&", and no encoded "=" in a key),
 -- and a key may not appear twice with different values.
 local function signed_fields(raw, signed, decode)
-    local fields, from_raw = {}, form_pairs(raw, decode)
-    local from_signed = form_pairs(signed, same)
+    local from_raw, from_signed = http.query_pairs(raw, decode), http.query_pairs(signed, same)
     local ambiguous = "a key or value holds an encoded '&' or '=', so the signed text has other fields than the body"
     if #from_raw ~= #from_signed then return nil, ambiguous end
     for i, p in ipairs(from_signed) do
         local r = from_raw[i]
         if r[1] ~= p[1] or r[2] ~= p[2] then return nil, ambiguous end
-        local k, v = p[1], p[2]
-        if fields[k] ~= nil and fields[k] ~= v then
-            return nil, "the field '" .. k .. "' appears twice with different values"
-        end
-        fields[k] = v
     end
+    local fields, name = http.decode_query(signed, same)
+    if not fields then return nil, "the field '" .. name .. "' appears twice with different values" end
     return fields
 end
 
