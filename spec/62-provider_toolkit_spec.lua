@@ -75,4 +75,17 @@ describe("luapay.provider toolkit", function()
         local trustly = require "luapay.trustly"
         raises(function() trustly.new { username = "" } end, "luapay%.trustly: option 'username' must be a non%-empty string")
     end)
+
+    it("digits and plain are one reading of numbers for every provider", function()
+        local core = require "luapay.core"
+        assert.equal("9007199254740992", provider.digits(2 ^ 53))
+        assert.equal("42", provider.digits(42))
+        local n = setmetatable({ "652801" }, core.number_mt)
+        local p = provider.plain({ a = n, list = setmetatable({ n }, core.array_mt) })
+        assert.equal(652801, p.a)
+        if math.type then assert.equal("integer", math.type(p.a)) end
+        assert.equal(core.array_mt, getmetatable(p.list))
+        assert.equal("652801", provider.plain(n, true))
+        assert.equal(require("luapay.trustly").plain, provider.plain)
+    end)
 end)

@@ -123,13 +123,7 @@ end
 
 local validation_error, violation = errors.validation, errors.violation
 
-local function id_string(v)
-    if math.type then
-        local i = math.tointeger(v)
-        if i then return ("%d"):format(i) end
-    end
-    return ("%.0f"):format(v)
-end
+local function id_string(v) return provider.digits(provider.integer(v) or v) end
 
 local function join(list, kind)
     local parts = {}

@@ -66,7 +66,7 @@ ecommpay.TRUSTLY_CURRENCIES = { "EUR", "BGN", "CZK", "DKK", "GBP", "HUF", "NOK",
 -- EUR minimum is checked here.)
 ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
-local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+local number_mt, null = core.number_mt, core.null
 local math_type = math.type
 
 ---------------------------------------------------------------------------
@@ -144,13 +144,7 @@ local function field(t, a, b)
 end
 
 -- A copy with number objects as plain values (text for what a form carries).
-local function plain(v, as_text)
-    if getmetatable(v) == number_mt then return as_text and v[1] or to_number(v) end
-    if type(v) ~= "table" then return v end
-    local t = {}
-    for k, x in pairs(v) do t[k] = plain(x, as_text) end
-    return setmetatable(t, getmetatable(v) == array_mt and array_mt or nil)
-end
+local plain = provider.plain
 
 --- payment.status (and operation.status) onto the common statuses.
 ecommpay.STATUS = {

@@ -51,6 +51,30 @@ function provider.check_options(fn, opts, accepted, prefix)
         fn, prefix or "", unknown[1], table.concat(accepted, ", ")), 3)
 end
 
+--- provider.digits(v) -> a whole number as its digits, with no exponent
+-- and no ".0" (an integer subtype with %d, a float rounded with %.0f).
+function provider.digits(v)
+    if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+    return ("%.0f"):format(v)
+end
+
+--- provider.plain(v [, as_text]) -> v with every JSON number object
+-- (core.number_mt, the exact text of a decoded number) made a Lua number,
+-- an integer where its value is one (under LuaJIT: a double), or with
+-- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
+function provider.plain(v, as_text)
+    if type(v) ~= "table" then return v end
+    local mt = getmetatable(v)
+    if mt == core.number_mt then
+        if as_text then return v[1] end
+        local n = tonumber(v[1])
+        return math.tointeger and n and math.tointeger(n) or n
+    end
+    local t = {}
+    for k, x in pairs(v) do t[k] = provider.plain(x, as_text) end
+    return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+end
+
 --- provider.copy(v, who) -> a deep copy of plain request data, so that
 -- the caller's table is never changed. JSON number objects (core.number_mt)
 -- are kept as they are, arrays keep core.array_mt; other metatables are

@@ -258,20 +258,12 @@ end
 -- @section reading
 ---------------------------------------------------------------------------
 
-local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+local number_mt, null = core.number_mt, core.null
 
 --- A received tree for the caller: number objects become Lua numbers
 -- (integers where the text is one), arrays keep core.array_mt, null stays
 -- core.null.
-local function plain(v)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt == number_mt then return tonumber(v[1]) end
-    local out = {}
-    for k, x in pairs(v) do out[k] = plain(x) end
-    if mt == array_mt then setmetatable(out, array_mt) end
-    return out
-end
+local plain = provider.plain
 trustly.plain = plain
 
 local LEXEMES = { numbers = "lexeme" }

@@ -160,12 +160,10 @@ local function flatten(t, prefix, out)
     return out
 end
 
+-- An integral number's digits, or nil.
 local function integer_text(v)
-    if math.type then
-        local i = math.tointeger(v)
-        return i and ("%d"):format(i)
-    end
-    if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
+    local i = provider.integer(v)
+    return i and provider.digits(i)
 end
 
 local function enum_value(map, v)

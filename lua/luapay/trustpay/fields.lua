@@ -20,10 +20,7 @@ fields.copy = provider.copy
 fields.is_integer = provider.is_integer
 
 -- An integer as its digits (no exponent, no ".0").
-function fields.int_string(v)
-    if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
-    return ("%.0f"):format(v)
-end
+fields.int_string = provider.digits
 
 -- One entry of a validation error's fields, worded as core.validate words them.
 fields.violation = errors.violation
