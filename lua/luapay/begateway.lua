@@ -408,14 +408,7 @@ function begateway.event(tx, raw)
     return event
 end
 
-local function header(headers, name)
-    local v = http.header(headers, name)
-    if type(v) == "table" then
-        if #v ~= 1 then return nil, #v > 1 end
-        v = v[1]
-    end
-    return v
-end
+local header = http.single_header
 
 local function sig_error(message)
     return errors.new("signature", "beGateway notification: " .. message)
@@ -449,11 +442,9 @@ function begateway.verify_webhook(raw_body, headers, opts)
         if type(opts.shop_id) ~= "string" or type(opts.shop_key) ~= "string" then
             error("begateway.webhook: bad argument #3 'opts' (public_key, or shop_id and shop_key expected)", 2)
         end
-        local value, repeated = header(headers, "Authorization")
-        if repeated then return nil, sig_error("more than one Authorization header") end
-        local b64 = type(value) == "string" and value:match("^[Bb]asic%s+(%S+)%s*$")
-        if not b64 then return nil, sig_error("no HTTP Basic credentials") end
-        local given = core.base64_decode(b64)
+        local given, why = http.basic_credentials(headers)
+        if why == "repeated" then return nil, sig_error("more than one Authorization header") end
+        if why == "missing" then return nil, sig_error("no HTTP Basic credentials") end
         if not given then return nil, sig_error("the Basic credentials are not base64") end
         if not core.equal(given, opts.shop_id .. ":" .. opts.shop_key) then
             return nil, sig_error("the Basic credentials are not the shop's")

@@ -250,6 +250,33 @@ end
 -- @section environment
 ---------------------------------------------------------------------------
 
+--- http.single_header(headers, name) -> value | nil, repeated: a header
+-- that may appear once (a list of one value is that value; more than one
+-- gives nil, true: which one counts would be a guess).
+function http.single_header(headers, name)
+    local v = http.header(headers, name)
+    if type(v) == "table" then
+        if #v ~= 1 then return nil, #v > 1 end
+        v = v[1]
+    end
+    return v
+end
+
+--- http.basic_credentials(authorization) -> "user:password" | nil, why.
+-- authorization: the Authorization header's value or a headers table. why:
+-- "repeated" (more than one Authorization header), "missing" (no HTTP
+-- Basic credentials) or "base64" (they are not base64).
+function http.basic_credentials(authorization)
+    local value, repeated = authorization, false
+    if type(authorization) == "table" then value, repeated = http.single_header(authorization, "Authorization") end
+    if repeated then return nil, "repeated" end
+    local b64 = type(value) == "string" and value:match("^[Bb]asic%s+(%S+)%s*$")
+    if not b64 then return nil, "missing" end
+    local decoded = core.base64_decode(b64)
+    if not decoded then return nil, "base64" end
+    return decoded
+end
+
 local function in_nginx()
     return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
 end

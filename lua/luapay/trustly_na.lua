@@ -502,11 +502,9 @@ function trustly_na.verify_notification(raw_body, authorization, access_id, acce
     if type(access_id) ~= "string" or type(access_key) ~= "string" or access_key == "" then
         error("trustly_na.notification: access_id and access_key strings expected", 2)
     end
-    if type(authorization) == "table" then authorization = http.header(authorization, "Authorization") end
-    if type(authorization) == "table" then return nil, sig_error("more than one Authorization header") end
-    local b64 = type(authorization) == "string" and authorization:match("^[Bb]asic%s+(%S+)%s*$")
-    if not b64 then return nil, sig_error("no HTTP Basic Authorization header") end
-    local decoded = core.base64_decode(b64)
+    local decoded, problem = http.basic_credentials(authorization)
+    if problem == "repeated" then return nil, sig_error("more than one Authorization header") end
+    if problem == "missing" then return nil, sig_error("no HTTP Basic Authorization header") end
     local id, sig = (decoded or ""):match("^([^:]*):(.+)$")
     if not id then return nil, sig_error("the Authorization header is not accessId:signature") end
     if not core.equal(id, access_id) then return nil, sig_error("the accessId is not ours") end
