@@ -117,12 +117,7 @@ local function to_number(v)
     return v
 end
 
-local function to_integer(v)
-    v = to_number(v)
-    if v == nil or v ~= math.floor(v) or math.abs(v) > 2 ^ 53 then return nil end
-    if math.tointeger then return math.tointeger(v) end
-    return v
-end
+local function to_integer(v) return provider.integer(to_number(v)) end
 
 local function text(v)
     if v == nil or v == null then return nil end

@@ -19,13 +19,14 @@ function provider.is_integer(v)
     return type(v) == "number" and v == math.floor(v) and v >= -EXACT and v <= EXACT
 end
 
---- provider.integer(v) -> integer | nil: a number with an integral value
--- (also 652801.0, as lua-cjson decodes JSON integers under Lua 5.4) as an
--- integer; nil for anything else, and under LuaJIT beyond 2^53.
+--- provider.integer(v) -> integer | nil: an integer, or a float with an
+-- integral value within 2^53 (652801.0, as lua-cjson may decode a JSON
+-- integer) as an integer (under LuaJIT: that double); nil for anything
+-- else (a float past 2^53 no longer says which integer it was).
 function provider.integer(v)
     if type(v) ~= "number" then return nil end
-    if math.tointeger then return math.tointeger(v) end
-    if v == math.floor(v) and v >= -EXACT and v <= EXACT then return v end
+    if math.type and math.type(v) == "integer" then return v end
+    if v == math.floor(v) and v >= -EXACT and v <= EXACT then return math.tointeger and math.tointeger(v) or v end
     return nil
 end
 
