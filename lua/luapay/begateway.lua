@@ -263,10 +263,7 @@ function begateway.new(opts)
         if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
         self.public_key = key
     end
-    self.http = opts.http or http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
-    }
+    self.http = provider.pipeline(opts)
     return provider.client(self, opts)
 end
 

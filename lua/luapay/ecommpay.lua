@@ -616,12 +616,7 @@ function ecommpay.new(opts)
     }, Gate)
     http.check_verify_option(opts.verify, self.base_url, "ecommpay.new")
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
-    self.http = http.new {
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
-        ca_file = opts.ca_file, live = opts.live, sleep = opts.sleep, clock = opts.clock, random = opts.random,
-        user_agent = opts.user_agent,
-    }
+    self.http = provider.pipeline(opts, opts.live)
     return provider.client(self, opts)
 end
 

@@ -3,6 +3,7 @@
 -- option check and the client's lifetime (close, `<close>`), and the small
 -- value helpers every provider needs (integers, copies).
 local core = require "luapay.core"
+local http = require "luapay.http"
 
 local provider = {}
 
@@ -91,6 +92,20 @@ function provider.copy(v, who)
         return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
     end
     return copy(v, 1)
+end
+
+-- The constructor options that go to luapay.http as they are.
+local TRANSPORT_OPTIONS = { "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify",
+    "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+
+--- provider.pipeline(opts, live) -> opts.http, or a new luapay.http
+-- pipeline with the transport options of opts (those the provider's
+-- OPTIONS accept: check_options has refused any other) and live.
+function provider.pipeline(opts, live)
+    if opts.http ~= nil then return opts.http end
+    local hopts = { live = live }
+    for _, name in ipairs(TRANSPORT_OPTIONS) do hopts[name] = opts[name] end
+    return http.new(hopts)
 end
 
 --- provider.option_error(fn, name, message [, level]): raises

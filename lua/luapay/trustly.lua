@@ -870,12 +870,7 @@ function trustly.new(opts)
         url = url,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
-        http = http.new{
-            transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-            connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
-            ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent, live = live,
-            sleep = opts.sleep, clock = opts.clock, random = opts.random,
-        },
+        http = provider.pipeline(opts, live),
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
     self.private_key = private_key

@@ -284,11 +284,7 @@ function trustly_na.new(opts)
     end
     self.base_url = base:gsub("/+$", "")
     http.check_verify_option(opts.verify, self.base_url, "trustly_na.new")
-    self.http = opts.http or http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
-        live = opts.environment == "production",
-    }
+    self.http = provider.pipeline(opts, opts.environment == "production")
     return provider.client(self, opts)
 end
 

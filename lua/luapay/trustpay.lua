@@ -576,11 +576,7 @@ function trustpay.new(opts)
     end
     http.check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
     if banking then http.check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
-    local pipeline = http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, verify = opts.verify, ca_file = opts.ca_file, live = opts.live,
-        sleep = opts.sleep, clock = opts.clock, random = opts.random,
-    }
+    local pipeline = provider.pipeline(opts, opts.live)
     local self = setmetatable({
         account_id = account_id,
         base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL,
