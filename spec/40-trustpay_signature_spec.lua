@@ -379,6 +379,30 @@ describe("trustpay notifications", function()
         assert.equal("Ján Nováček", event.raw.CounterAccountName)
     end)
 
+    it("refuses a field repeated with another value (the signed one and the read one could differ)", function()
+        local v = vector("wire_notification_sovic_test")
+        local tp = client{ account_id = "4107408721", secret = v.secret }
+        -- Signed as sent, then a second Amount appended: a first-wins reader
+        -- verified it and reported the signed 5.90, a last-wins one 9999.00.
+        local event, err = tp:notification(query(v) .. "&Amount=9999.00")
+        assert.is_nil(event)
+        assert.equal("validation", err.type)
+        assert.equal("Amount", err.fields[1].path)
+        assert.matches("appears twice with different values", err.fields[1].message)
+        local t = fields_of(v)
+        t.Signature = v.signature
+        t.Amount = { t.Amount, "9999.00" } -- ngx.req.get_uri_args() gives a repeated one as a list
+        event, err = tp:notification(t)
+        assert.is_nil(event)
+        assert.equal("validation", err.type)
+        -- the same value twice means one thing
+        assert(tp:notification(query(v) .. "&Amount=" .. fields_of(v).Amount))
+        assert.same({ a = "1 2" }, trustpay.parse_query("?a=1+2&a=1%202"))
+        local q, qerr = trustpay.parse_query("a=1&a=2")
+        assert.is_nil(q)
+        assert.matches("^trustpay%.parse_query: 1 invalid field", qerr.message)
+    end)
+
     it("refuses a tampered notification with a signature error that shows no secret", function()
         local v = vector("wire_notification_full")
         local tp = client{ account_id = "4107111111", secret = v.secret }

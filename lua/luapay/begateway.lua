@@ -121,20 +121,9 @@ local function split_list(v, kind)
     return items
 end
 
-local sort_violations = errors.sort_fields
+local validation_error, violation = errors.validation, errors.violation
 
-local function validation_error(what, violations)
-    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
-        { fields = sort_violations(violations) })
-end
-
-local function id_string(v)
-    if math.type then
-        local i = math.tointeger(v)
-        if i then return ("%d"):format(i) end
-    end
-    return ("%.0f"):format(v)
-end
+local function id_string(v) return provider.digits(provider.integer(v) or v) end
 
 local function join(list, kind)
     local parts = {}
@@ -167,21 +156,20 @@ function begateway.export_request(params)
     for _, v in ipairs(violations) do bad[v.path] = true end
     for _, name in ipairs({ "date_from", "date_to" }) do
         if not bad[name] and type(norm[name]) == "string" and not core.check("datetime", norm[name]) then
-            violations[#violations + 1] = { path = name, code = "format", message = name .. ": is not a real date and time" }
+            violations[#violations + 1] = violation(name, "format", "is not a real date and time")
             bad[name] = true
         end
     end
     -- A cursor is {} (the start of the period) or {date, uid}, as err.resume gives it.
     if type(norm.resume) == "table" and norm.resume.uid ~= nil and norm.resume.date == nil then
-        violations[#violations + 1] = { path = "resume.date", code = "required", message = "resume.date: is required with resume.uid" }
+        violations[#violations + 1] = violation("resume.date", "required", "is required with resume.uid")
     end
     if not bad.date_from and not bad.date_to and norm.date_from and norm.date_to then
         local from, to = epoch(norm.date_from), epoch(norm.date_to)
         if from > to then
-            violations[#violations + 1] = { path = "date_from", code = "range", message = "date_from: must not be after date_to" }
+            violations[#violations + 1] = violation("date_from", "range", "must not be after date_to")
         elseif to - from > begateway.MAX_DAYS * 86400 then
-            violations[#violations + 1] = { path = "date_from", code = "range",
-                message = "date_from: must be within " .. begateway.MAX_DAYS .. " days before date_to" }
+            violations[#violations + 1] = violation("date_from", "range", "must be within " .. begateway.MAX_DAYS .. " days before date_to")
         end
     end
     if #violations > 0 then return nil, validation_error("begateway export", violations) end
@@ -212,21 +200,16 @@ local Client = errors.secret_fields({}, begateway.SECRET_OPTIONS, { secret = "ps
 begateway.Client = Client
 Client.__tostring = errors.describe("luapay.begateway client", { "psp $psp_id", "$dwh_url" })
 
-local function check_option(opts, name, kind, required)
+-- An id option: a positive integer or a string without ':' (HTTP Basic's separator).
+local function id_option(opts, name, required)
     local v = opts[name]
     if v == nil then
-        if required then error("begateway.new: option '" .. name .. "' is required", 3) end
+        if required then provider.option_error("begateway.new", name, "is required", 4) end
         return nil
     end
-    if kind == "id" then
-        if type(v) == "number" and v == math.floor(v) and v > 0 then return id_string(v) end
-        if type(v) == "string" and v ~= "" and not v:find(":", 1, true) then return v end
-        error("begateway.new: option '" .. name .. "' must be an id (a positive integer or a string without ':')", 3)
-    end
-    if type(v) ~= kind or (kind == "string" and v == "") then
-        error("begateway.new: option '" .. name .. "' must be a non-empty " .. kind, 3)
-    end
-    return v
+    if type(v) == "number" and v == math.floor(v) and v > 0 then return id_string(v) end
+    if type(v) == "string" and v ~= "" and not v:find(":", 1, true) then return v end
+    provider.option_error("begateway.new", name, "must be an id (a positive integer or a string without ':')", 4)
 end
 
 --- begateway.public_key(key) -> core.pkey | nil, err. The shop's public key
@@ -256,17 +239,16 @@ begateway.OPTIONS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "pub
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
 function begateway.new(opts)
-    if type(opts) ~= "table" then error("begateway.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("begateway.new", opts, begateway.OPTIONS)
     local self = setmetatable({}, Client)
-    self.psp_id = check_option(opts, "psp_id", "id", true)
-    self.secret = check_option(opts, "secret", "string", true)
-    local url = check_option(opts, "dwh_url", "string", true)
+    self.psp_id = id_option(opts, "psp_id", true)
+    self.secret = provider.string_option("begateway.new", opts, "secret", true)
+    local url = provider.string_option("begateway.new", opts, "dwh_url", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
     http.check_verify_option(opts.verify, self.dwh_url, "begateway.new")
-    self.shop_id = check_option(opts, "shop_id", "id", false)
-    self.shop_key = check_option(opts, "shop_key", "string", false)
+    self.shop_id = id_option(opts, "shop_id", false)
+    self.shop_key = provider.string_option("begateway.new", opts, "shop_key", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then
         error("begateway.new: options 'shop_id' and 'shop_key' go together", 2)
     end
@@ -281,30 +263,20 @@ function begateway.new(opts)
         if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
         self.public_key = key
     end
-    self.http = opts.http or http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
-    }
+    self.http = provider.pipeline(opts)
     return provider.client(self, opts)
 end
 
 -- The error for an answer that is not a page of transactions.
 local function response_error(res)
-    local body = type(res.json) == "table" and res.json or nil
-    local message = body and (body.message or body.error)
-    if res.status ~= 200 and type(message) == "string" and res.status >= 400 and res.status < 500
-        and res.status ~= 401 and res.status ~= 403 then
-        return errors.new("provider", "beGateway DWH refused the export: " .. message, {
-            http_status = res.status, code = body.code, raw = res.body and res.body:sub(1, 300),
-        })
-    end
-    return http.status_error(res, "beGateway DWH")
+    local body = type(res.json) == "table" and res.json or {}
+    local message = res.status >= 400 and res.status < 500 and (body.message or body.error)
+    return http.refused(res, "beGateway DWH",
+        type(message) == "string" and "beGateway DWH refused the export: " .. message or nil, body.code)
 end
 
 local function malformed(res, what)
-    return errors.new("provider", "beGateway DWH answered an unexpected export page: " .. what, {
-        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
-    })
+    return http.malformed(res, "beGateway DWH answered an unexpected export page: " .. what)
 end
 
 --- client:export{date_from, date_to, date_type, response_parameters,
@@ -358,11 +330,7 @@ end
 -- @section notifications
 ---------------------------------------------------------------------------
 
-local function integer(v)
-    if type(v) ~= "number" then return nil end
-    if math.tointeger then return math.tointeger(v) end
-    if v == math.floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return v end
-end
+local integer = provider.integer
 
 -- What each documented transaction type means when it is successful: the
 -- money moved as that type says (a refund went back to the customer, a
@@ -437,14 +405,7 @@ function begateway.event(tx, raw)
     return event
 end
 
-local function header(headers, name)
-    local v = http.header(headers, name)
-    if type(v) == "table" then
-        if #v ~= 1 then return nil, #v > 1 end
-        v = v[1]
-    end
-    return v
-end
+local header = http.single_header
 
 local function sig_error(message)
     return errors.new("signature", "beGateway notification: " .. message)
@@ -478,11 +439,9 @@ function begateway.verify_webhook(raw_body, headers, opts)
         if type(opts.shop_id) ~= "string" or type(opts.shop_key) ~= "string" then
             error("begateway.webhook: bad argument #3 'opts' (public_key, or shop_id and shop_key expected)", 2)
         end
-        local value, repeated = header(headers, "Authorization")
-        if repeated then return nil, sig_error("more than one Authorization header") end
-        local b64 = type(value) == "string" and value:match("^[Bb]asic%s+(%S+)%s*$")
-        if not b64 then return nil, sig_error("no HTTP Basic credentials") end
-        local given = core.base64_decode(b64)
+        local given, why = http.basic_credentials(headers)
+        if why == "repeated" then return nil, sig_error("more than one Authorization header") end
+        if why == "missing" then return nil, sig_error("no HTTP Basic credentials") end
         if not given then return nil, sig_error("the Basic credentials are not base64") end
         if not core.equal(given, opts.shop_id .. ":" .. opts.shop_key) then
             return nil, sig_error("the Basic credentials are not the shop's")

@@ -66,7 +66,7 @@ ecommpay.TRUSTLY_CURRENCIES = { "EUR", "BGN", "CZK", "DKK", "GBP", "HUF", "NOK",
 -- EUR minimum is checked here.)
 ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
-local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+local number_mt, null = core.number_mt, core.null
 local math_type = math.type
 
 ---------------------------------------------------------------------------
@@ -117,12 +117,7 @@ local function to_number(v)
     return v
 end
 
-local function to_integer(v)
-    v = to_number(v)
-    if v == nil or v ~= math.floor(v) or math.abs(v) > 2 ^ 53 then return nil end
-    if math.tointeger then return math.tointeger(v) end
-    return v
-end
+local function to_integer(v) return provider.integer(to_number(v)) end
 
 local function text(v)
     if v == nil or v == null then return nil end
@@ -144,13 +139,7 @@ local function field(t, a, b)
 end
 
 -- A copy with number objects as plain values (text for what a form carries).
-local function plain(v, as_text)
-    if getmetatable(v) == number_mt then return as_text and v[1] or to_number(v) end
-    if type(v) ~= "table" then return v end
-    local t = {}
-    for k, x in pairs(v) do t[k] = plain(x, as_text) end
-    return setmetatable(t, getmetatable(v) == array_mt and array_mt or nil)
-end
+local plain = provider.plain
 
 --- payment.status (and operation.status) onto the common statuses.
 ecommpay.STATUS = {
@@ -500,14 +489,10 @@ end
 
 local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_year", 2000, 9999 } }
 
-local function is_integer(v)
-    return type(v) == "number" and v == math.floor(v) and (not math_type or math_type(v) == "integer")
-end
+local is_integer = provider.is_integer
 
 -- Rules a schema cannot say: sibling values that must agree.
-local function violation(path, code, message)
-    return { path = path, code = code, message = path .. ": " .. message }
-end
+local violation = errors.violation
 
 local function extra_checks(op, trustly, r, out)
     local payment = type(r.payment) == "table" and r.payment or {}
@@ -599,10 +584,6 @@ ecommpay.SECRET_OPTIONS = { "secret" }
 local Gate = errors.secret_fields({}, ecommpay.SECRET_OPTIONS)
 ecommpay.Gate = Gate
 
-local function option_error(name, msg)
-    error(("ecommpay.new: option '%s' %s"):format(name, msg), 3)
-end
-
 --- The options ecommpay.new accepts; any other raises.
 ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "callback_url", "transport",
     "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "live", "user_agent",
@@ -613,19 +594,18 @@ ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "c
 -- retries, verify, ca_file, live, user_agent, sleep, clock, random} -> gate.
 -- An unknown option raises.
 function ecommpay.new(opts)
-    if type(opts) ~= "table" then error("ecommpay.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
     local project_id = opts.project_id
     if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
-        option_error("project_id", "must be a positive integer (the project ID from ecommpay)")
+        provider.option_error("ecommpay.new", "project_id", "must be a positive integer (the project ID from ecommpay)")
     end
     if type(opts.secret) ~= "string" or opts.secret == "" then
-        option_error("secret", "must be a non-empty string (the project's secret key)")
+        provider.option_error("ecommpay.new", "secret", "must be a non-empty string (the project's secret key)")
     end
     for _, name in ipairs { "base_url", "payment_page_base", "callback_url" } do
         local v = opts[name]
         if v ~= nil and (type(v) ~= "string" or not v:find("^https?://[^/]")) then
-            option_error(name, "must be an http(s) URL")
+            provider.option_error("ecommpay.new", name, "must be an http(s) URL")
         end
     end
     local self = setmetatable({
@@ -636,29 +616,13 @@ function ecommpay.new(opts)
     }, Gate)
     http.check_verify_option(opts.verify, self.base_url, "ecommpay.new")
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
-    self.http = http.new {
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
-        ca_file = opts.ca_file, live = opts.live, sleep = opts.sleep, clock = opts.clock, random = opts.random,
-        user_agent = opts.user_agent,
-    }
+    self.http = provider.pipeline(opts, opts.live)
     return provider.client(self, opts)
 end
 
 Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
 
--- A deep copy of plain request data (arrays and number objects keep their
--- metatables), so the caller's table is never changed.
-local function copy(v, depth)
-    if type(v) ~= "table" then return v end
-    depth = (depth or 0) + 1
-    if depth > 32 then error("ecommpay: request nested too deeply (a cycle?)", 4) end
-    local mt = getmetatable(v)
-    if mt == number_mt then return v end
-    local t = {}
-    for k, x in pairs(v) do t[k] = copy(x, depth) end
-    return setmetatable(t, mt == array_mt and array_mt or nil)
-end
+local function copy(v) return provider.copy(v, "ecommpay") end
 
 local function check_method(fn, method)
     if type(method) ~= "string" or not method:find("^[%w_%-]+$") then
@@ -739,10 +703,7 @@ end
 -- A 200 that is not what ecommpay documents for the call: an error, with
 -- nothing of the answer taken as success data.
 local function malformed(res, call, problem)
-    return errors.new("provider", ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem), {
-        http_status = res.status, raw = type(res.body) == "string" and res.body:sub(1, 300) or nil,
-        attempts = res.attempts, elapsed = res.elapsed, sent = true,
-    })
+    return http.malformed(res, ("ecommpay answered the %s request with HTTP %d %s"):format(call.name, res.status, problem))
 end
 
 -- How to learn what became of an operation whose answer was lost.
@@ -750,14 +711,9 @@ local function how_to_find_out(payment_id)
     return ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
 end
 
--- A sent operation that got no clear answer (a 5xx, a lost or unreadable
--- answer) may have been carried out. One that is not idempotent must not
--- be resent, it could happen twice (http.outcome_unknown: not retryable);
--- an idempotent one was resent as far as the pipeline could. Either way the
--- message says how to find out.
+-- A sent operation with no clear answer (see http.mark_unknown).
 local function outcome_unknown(err, call, find_out)
-    if not call.idempotent then return http.outcome_unknown(err, find_out) end
-    return http.may_have_happened(err, ("ecommpay may have taken the %s request"):format(call.name), find_out)
+    return http.mark_unknown(err, call.idempotent, ("ecommpay may have taken the %s request"):format(call.name), find_out)
 end
 
 -- Signs and sends a body. Returns the decoded answer to a 200 (numbers

@@ -446,6 +446,21 @@ function errors.sort_fields(list)
     return list
 end
 
+--- errors.violation(path, code, message) -> one entry of a validation
+-- error's fields, worded as core.validate words them ("path: message";
+-- "value: message" for the value itself, path "").
+function errors.violation(path, code, message)
+    return { path = path, code = code, message = (path == "" and "value" or path) .. ": " .. message }
+end
+
+--- errors.validation(what, violations) -> the "validation" error of what (a
+-- function or request) listing its violations, in core.validate's order.
+function errors.validation(what, violations)
+    errors.sort_fields(violations)
+    return errors.new("validation", ("%s: %d invalid field%s"):format(what, #violations, #violations == 1 and "" or "s"),
+        { fields = violations })
+end
+
 --- errors.is(value [, type]): is value a luapay error (of that type)?
 function errors.is(value, kind)
     return getmetatable(value) == Error and (kind == nil or value.type == kind)

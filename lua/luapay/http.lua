@@ -99,6 +99,18 @@ function http.may_have_happened(err, what, find_out)
     return err
 end
 
+--- http.mark_unknown(err, idempotent, what, find_out) -> err: a sent request
+-- that got no clear answer (a 5xx, a lost or unreadable answer) may have
+-- been carried out. One that is not idempotent must not be resent, it could
+-- happen twice (http.outcome_unknown: not retryable); an idempotent one was
+-- resent as far as the pipeline could (http.may_have_happened with what,
+-- e.g. "Trustly may have taken the Refund request"). Either way the message
+-- says how to find out.
+function http.mark_unknown(err, idempotent, what, find_out)
+    if not idempotent then return http.outcome_unknown(err, find_out) end
+    return http.may_have_happened(err, what, find_out)
+end
+
 ---------------------------------------------------------------------------
 -- Encoding
 -- @section encoding
@@ -144,6 +156,47 @@ local function scalar(v, name)
         return ("%.16g"):format(v)
     end
     error(("luapay.http: %s must be a string, number or boolean, got %s"):format(name, t), 3)
+end
+
+--- http.unescape(s [, plus]) -> s with every %XX decoded to its byte, and
+-- with plus also every "+" to a space (a form or query string's reading).
+function http.unescape(s, plus)
+    if plus then s = s:gsub("%+", " ") end
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function plus_unescape(s) return http.unescape(s, true) end
+
+--- http.query_pairs(text [, decode]) -> a list of {key, value} in the order
+-- of text: pairs split at "&" (empty pieces skipped), each at its first
+-- "="; decode (default: http.unescape with "+" a space) applied to each key
+-- and value on its own.
+function http.query_pairs(text, decode)
+    decode = decode or plus_unescape
+    local list = {}
+    for pair in text:gmatch("[^&]+") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        list[#list + 1] = { decode(k), decode(v) }
+    end
+    return list
+end
+
+--- http.decode_query(text [, decode]) -> name -> value | nil, name. Pairs
+-- as http.query_pairs reads them; an empty name is skipped. A name repeated
+-- with the same value is one field; repeated with another value the text
+-- is ambiguous (readers disagree on which one counts: first, last or a
+-- list, and a signature over the text says nothing about which), so it is
+-- refused: nil and the name.
+function http.decode_query(text, decode)
+    local t = {}
+    for _, p in ipairs(http.query_pairs(text, decode)) do
+        local k, v = p[1], p[2]
+        if k ~= "" then
+            if t[k] ~= nil and t[k] ~= v then return nil, k end
+            t[k] = v
+        end
+    end
+    return t
 end
 
 --- http.encode_query(params) -> "a=1&b=x&b=y": keys in byte order, an array
@@ -196,6 +249,33 @@ end
 -- Environment: inside nginx or not
 -- @section environment
 ---------------------------------------------------------------------------
+
+--- http.single_header(headers, name) -> value | nil, repeated: a header
+-- that may appear once (a list of one value is that value; more than one
+-- gives nil, true: which one counts would be a guess).
+function http.single_header(headers, name)
+    local v = http.header(headers, name)
+    if type(v) == "table" then
+        if #v ~= 1 then return nil, #v > 1 end
+        v = v[1]
+    end
+    return v
+end
+
+--- http.basic_credentials(authorization) -> "user:password" | nil, why.
+-- authorization: the Authorization header's value or a headers table. why:
+-- "repeated" (more than one Authorization header), "missing" (no HTTP
+-- Basic credentials) or "base64" (they are not base64).
+function http.basic_credentials(authorization)
+    local value, repeated = authorization, false
+    if type(authorization) == "table" then value, repeated = http.single_header(authorization, "Authorization") end
+    if repeated then return nil, "repeated" end
+    local b64 = type(value) == "string" and value:match("^[Bb]asic%s+(%S+)%s*$")
+    if not b64 then return nil, "missing" end
+    local decoded = core.base64_decode(b64)
+    if not decoded then return nil, "base64" end
+    return decoded
+end
 
 local function in_nginx()
     return type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.get_phase) == "function"
@@ -534,6 +614,32 @@ function http.status_error(res, what)
         request_id = request_id, sent = true, delivered_before = res.delivered_before,
         retryable = status == 429 or (res.idempotent == true and RETRY_STATUS[status] == true),
     })
+end
+
+--- http.malformed(res, message) -> the "provider" error for an answer
+-- that is not what the provider documents for the call: nothing of it is
+-- taken as data. http_status, raw (the start of the body, the request's
+-- credentials redacted), attempts, elapsed, sent = true.
+function http.malformed(res, message)
+    return errors.new("provider", message, {
+        http_status = res.status, raw = type(res.body) == "string" and http.redact(res, res.body:sub(1, 300)) or nil,
+        attempts = res.attempts, elapsed = res.elapsed, sent = true,
+    })
+end
+
+--- http.refused(res, what, message, code) -> the error for a response that
+-- is not a 200: the provider's refusal ("provider", message and code read
+-- from its error document by the caller) when it gave a message, except for
+-- 401 and 403 (the credentials, not the request: an "http" error as
+-- http.status_error(res, what) gives, as for any other status).
+function http.refused(res, what, message, code)
+    if type(message) == "string" and res.status ~= 401 and res.status ~= 403 then
+        return errors.new("provider", message, {
+            http_status = res.status, code = code,
+            raw = type(res.body) == "string" and http.redact(res, res.body:sub(1, 300)) or nil,
+        })
+    end
+    return http.status_error(res, what)
 end
 
 function Client:close()

@@ -1,7 +1,35 @@
 --- luapay.provider: the toolkit every provider module uses for the parts of
 -- the provider contract that are the same everywhere: the constructor's
--- option check and the client's lifetime (close, `<close>`).
+-- option check and the client's lifetime (close, `<close>`), and the small
+-- value helpers every provider needs (integers, copies).
+local core = require "luapay.core"
+local http = require "luapay.http"
+
 local provider = {}
+
+-- The largest whole number a double holds exactly, and all below it: under
+-- LuaJIT (no integer subtype) an "integer" is a whole number within it, so
+-- that 2^60 or math.huge is never taken as an exact count of minor units.
+local EXACT = 2 ^ 53
+
+--- provider.is_integer(v) -> boolean: v is an integer. Under Lua 5.4 an
+-- integer subtype (3.0 is not); under LuaJIT a whole number of magnitude
+-- at most 2^53 (finite, exact in a double).
+function provider.is_integer(v)
+    if math.type then return math.type(v) == "integer" end
+    return type(v) == "number" and v == math.floor(v) and v >= -EXACT and v <= EXACT
+end
+
+--- provider.integer(v) -> integer | nil: an integer, or a float with an
+-- integral value within 2^53 (652801.0, as lua-cjson may decode a JSON
+-- integer) as an integer (under LuaJIT: that double); nil for anything
+-- else (a float past 2^53 no longer says which integer it was).
+function provider.integer(v)
+    if type(v) ~= "number" then return nil end
+    if math.type and math.type(v) == "integer" then return v end
+    if v == math.floor(v) and v >= -EXACT and v <= EXACT then return math.tointeger and math.tointeger(v) or v end
+    return nil
+end
 
 --- provider.check_options(fn, opts, accepted): raises naming fn and the
 -- option when opts holds a key not in accepted (the list of option names
@@ -10,6 +38,9 @@ local provider = {}
 -- names the constructor ("trustly.new", or "trustpay.new: option 'banking'"
 -- style prefixes for a nested table: pass the prefix for its keys).
 function provider.check_options(fn, opts, accepted, prefix)
+    if type(opts) ~= "table" then
+        error(("%s: bad argument #1 'opts' (table expected, got %s)"):format(fn, type(opts)), 3)
+    end
     local known = {}
     for _, name in ipairs(accepted) do known[name] = true end
     local unknown = {}
@@ -20,6 +51,81 @@ function provider.check_options(fn, opts, accepted, prefix)
     table.sort(unknown) -- the same message whatever the table's order
     error(("%s: unknown option '%s%s' (accepted: %s)"):format(
         fn, prefix or "", unknown[1], table.concat(accepted, ", ")), 3)
+end
+
+--- provider.digits(v) -> a whole number as its digits, with no exponent
+-- and no ".0" (an integer subtype with %d, a float rounded with %.0f).
+function provider.digits(v)
+    if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+    return ("%.0f"):format(v)
+end
+
+--- provider.plain(v [, as_text]) -> v with every JSON number object
+-- (core.number_mt, the exact text of a decoded number) made a Lua number,
+-- an integer where its value is one (under LuaJIT: a double), or with
+-- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
+function provider.plain(v, as_text)
+    if type(v) ~= "table" then return v end
+    local mt = getmetatable(v)
+    if mt == core.number_mt then
+        if as_text then return v[1] end
+        local n = tonumber(v[1])
+        return math.tointeger and n and math.tointeger(n) or n
+    end
+    local t = {}
+    for k, x in pairs(v) do t[k] = provider.plain(x, as_text) end
+    return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+end
+
+--- provider.copy(v, who) -> a deep copy of plain request data, so that
+-- the caller's table is never changed. JSON number objects (core.number_mt)
+-- are kept as they are, arrays keep core.array_mt; other metatables are
+-- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
+function provider.copy(v, who)
+    local function copy(x, depth)
+        if type(x) ~= "table" then return x end
+        local mt = getmetatable(x)
+        if mt == core.number_mt then return x end
+        if depth > 32 then error((who or "luapay") .. ": request nested too deeply (a cycle?)", 0) end
+        local t = {}
+        for k, y in pairs(x) do t[k] = copy(y, depth + 1) end
+        return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+    end
+    return copy(v, 1)
+end
+
+-- The constructor options that go to luapay.http as they are.
+local TRANSPORT_OPTIONS = { "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify",
+    "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+
+--- provider.pipeline(opts, live) -> opts.http, or a new luapay.http
+-- pipeline with the transport options of opts (those the provider's
+-- OPTIONS accept: check_options has refused any other) and live.
+function provider.pipeline(opts, live)
+    if opts.http ~= nil then return opts.http end
+    local hopts = { live = live }
+    for _, name in ipairs(TRANSPORT_OPTIONS) do hopts[name] = opts[name] end
+    return http.new(hopts)
+end
+
+--- provider.option_error(fn, name, message [, level]): raises
+-- "fn: option 'name' message", by default at the caller of the
+-- constructor that calls it.
+function provider.option_error(fn, name, message, level)
+    error(("%s: option '%s' %s"):format(fn, name, message), level or 3)
+end
+
+--- provider.string_option(fn, opts, name, required) -> the option's value:
+-- a non-empty string, or nil when absent and not required. Raises at the
+-- constructor's caller otherwise.
+function provider.string_option(fn, opts, name, required)
+    local v = opts[name]
+    if v == nil then
+        if required then provider.option_error(fn, name, "is required", 4) end
+        return nil
+    end
+    if type(v) ~= "string" or v == "" then provider.option_error(fn, name, "must be a non-empty string", 4) end
+    return v
 end
 
 -- The clients closed and the clients whose pipeline and transport are

@@ -258,20 +258,12 @@ end
 -- @section reading
 ---------------------------------------------------------------------------
 
-local number_mt, array_mt, null = core.number_mt, core.array_mt, core.null
+local number_mt, null = core.number_mt, core.null
 
 --- A received tree for the caller: number objects become Lua numbers
 -- (integers where the text is one), arrays keep core.array_mt, null stays
 -- core.null.
-local function plain(v)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt == number_mt then return tonumber(v[1]) end
-    local out = {}
-    for k, x in pairs(v) do out[k] = plain(x) end
-    if mt == array_mt then setmetatable(out, array_mt) end
-    return out
-end
+local plain = provider.plain
 trustly.plain = plain
 
 local LEXEMES = { numbers = "lexeme" }
@@ -284,10 +276,8 @@ local function str(v)
     return type(v) == "string" and v or nil
 end
 
-local function is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and v > -math.huge and v < math.huge
-end
+local is_integer = provider.is_integer
+local violation = errors.violation
 
 local function sig_error(message, extra)
     return nil, errors.new("signature", message, extra)
@@ -708,7 +698,7 @@ trustly.METHODS = METHODS
 local function check_values(v, path, out)
     local t = type(v)
     if t == "boolean" then
-        out[#out + 1] = { path = path, code = "type", message = path .. ": must not be a boolean (Trustly takes \"1\" or \"0\")" }
+        out[#out + 1] = violation(path, "type", "must not be a boolean (Trustly takes \"1\" or \"0\")")
     elseif t == "table" then
         local mt = getmetatable(v)
         if mt == number_mt then return end
@@ -718,7 +708,7 @@ local function check_values(v, path, out)
             if type(k) == "string" then strings = strings + 1 end
         end
         if strings > 0 and strings ~= count or strings == 0 and count ~= #v then
-            out[#out + 1] = { path = path, code = "type", message = path .. ": mixes array and object keys" }
+            out[#out + 1] = violation(path, "type", "mixes array and object keys")
             return
         end
         for k, x in pairs(v) do
@@ -726,19 +716,11 @@ local function check_values(v, path, out)
             check_values(x, sub, out)
         end
     elseif t == "function" or t == "thread" or (t == "userdata" and v ~= null) then
-        out[#out + 1] = { path = path, code = "type", message = path .. ": a " .. t .. " cannot be sent" }
+        out[#out + 1] = violation(path, "type", "a " .. t .. " cannot be sent")
     end
 end
 
-local function copy(v)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt == number_mt then return v end
-    local out = {}
-    for k, x in pairs(v) do out[k] = copy(x) end
-    if mt == array_mt then setmetatable(out, array_mt) end
-    return out
-end
+local function copy(v) return provider.copy(v, "luapay.trustly") end
 
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
 -- to it (Data.Currency, or Attributes.Currency for Deposit).
@@ -750,20 +732,23 @@ local function convert_amount(Data, where, out)
     local path = where == "Data" and "Amount" or "Attributes.Amount"
     if type(amount) == "table" then amount = tonumber(amount[1]) end
     if not is_integer(amount) then
-        out[#out + 1] = { path = path, code = "type",
-            message = path .. ": an amount is an integer in minor units or a decimal string such as \"103.00\", not a float" }
+        if amount == math.floor(amount) and amount - amount == 0 then -- whole, past 2^53 (LuaJIT)
+            out[#out + 1] = violation(path, "range", "must be a positive amount within 2^53 minor units")
+            return
+        end
+        out[#out + 1] = violation(path, "type",
+            "an amount is an integer in minor units or a decimal string such as \"103.00\", not a float")
         return
     end
     local currency = holder.Currency
     local cur = type(currency) == "string" and core.currency(currency)
     if not cur then
-        out[#out + 1] = { path = path, code = "format",
-            message = path .. ": an amount in minor units needs a valid Currency to be converted" }
+        out[#out + 1] = violation(path, "format", "an amount in minor units needs a valid Currency to be converted")
         return
     end
     local text = core.to_decimal(amount, currency)
     if not text then
-        out[#out + 1] = { path = path, code = "range", message = path .. ": must be a positive amount within 2^53 minor units" }
+        out[#out + 1] = violation(path, "range", "must be a positive amount within 2^53 minor units")
         return
     end
     holder.Amount = text
@@ -794,11 +779,11 @@ function trustly.prepare(method, data, username, password)
         if method == "Refund" and Data.Attributes == nil then Data.Attributes = null end
         local e = Data.EndUserID
         if spec.fields.EndUserID and e ~= nil and not (type(e) == "string" and e ~= "" or is_integer(e) and e >= 0) then
-            custom[#custom + 1] = { path = "EndUserID", code = "type", message = "EndUserID: must be a non-empty string or an integer" }
+            custom[#custom + 1] = violation("EndUserID", "type", "must be a non-empty string or an integer")
         end
         local url = Data.NotificationURL
         if type(url) == "string" and url:find("?", 1, true) then
-            custom[#custom + 1] = { path = "NotificationURL", code = "forbidden", message = "NotificationURL: must not contain '?'" }
+            custom[#custom + 1] = violation("NotificationURL", "forbidden", "must not contain '?'")
         end
     end
     check_values(Data, "", custom)
@@ -832,7 +817,7 @@ local Client = errors.secret_fields({}, trustly.SECRET_OPTIONS)
 trustly.Client = Client
 
 local function opt_error(name, message)
-    error(("luapay.trustly: option '%s' %s"):format(name, message), 3)
+    provider.option_error("luapay.trustly", name, message, 4)
 end
 
 --- The options trustly.new accepts; any other raises.
@@ -885,12 +870,7 @@ function trustly.new(opts)
         url = url,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
-        http = http.new{
-            transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-            connect_timeout_ms = opts.connect_timeout_ms, retries = opts.retries, verify = opts.verify,
-            ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent, live = live,
-            sleep = opts.sleep, clock = opts.clock, random = opts.random,
-        },
+        http = provider.pipeline(opts, live),
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
     self.private_key = private_key
@@ -917,13 +897,10 @@ local function how_to_find_out(method, Data, idempotent)
     return "wait for Trustly's notifications, or check the order in Trustly's back office"
 end
 
--- A call that may have been carried out without a signed answer saying
--- so: a call that is not idempotent must not be resent blindly
--- (http.outcome_unknown); an idempotent one may be, and the message says
--- how to find out either way.
+-- A call that may have been carried out without a signed answer saying so
+-- (see http.mark_unknown).
 local function outcome_unknown(err, method, idempotent, find_out)
-    if not idempotent then return http.outcome_unknown(err, find_out) end
-    return http.may_have_happened(err, ("Trustly may have taken the %s request"):format(method), find_out)
+    return http.mark_unknown(err, idempotent, ("Trustly may have taken the %s request"):format(method), find_out)
 end
 
 --- client:call(method, data) -> result.data | nil, err

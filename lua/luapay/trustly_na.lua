@@ -25,6 +25,8 @@ local provider = require "luapay.provider"
 local errors = require "luapay.errors"
 local pager = require "luapay.pager"
 
+local validation_error, violation = errors.validation, errors.violation
+
 local trustly_na = {}
 
 trustly_na.BASE_URLS = {
@@ -158,12 +160,10 @@ local function flatten(t, prefix, out)
     return out
 end
 
+-- An integral number's digits, or nil.
 local function integer_text(v)
-    if math.type then
-        local i = math.tointeger(v)
-        return i and ("%d"):format(i)
-    end
-    if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
+    local i = provider.integer(v)
+    return i and provider.digits(i)
 end
 
 local function enum_value(map, v)
@@ -177,18 +177,12 @@ local function amount_value(v, path, violations)
     if type(v) == "number" then
         local s = core.to_decimal(v, "USD")
         if s then return s end
-        violations[#violations + 1] = { path = path, code = "type",
-            message = path .. ": must be an integer amount in minor units or a decimal string like \"10.00\"" }
+        violations[#violations + 1] = violation(path, "type", "must be an integer amount in minor units or a decimal string like \"10.00\"")
         return nil
     end
     return v
 end
 
-local function validation_error(what, violations)
-    errors.sort_fields(violations)
-    return errors.new("validation", what .. ": " .. #violations .. " invalid field" .. (#violations == 1 and "" or "s"),
-        { fields = violations })
-end
 
 --- trustly_na.payments_query(params) -> query table (what the first page
 -- sends, without startIndex/count) | nil, err. Pure: names and codes are
@@ -237,7 +231,7 @@ function trustly_na.payments_query(params)
         if lo ~= nil and hi ~= nil and not bad[r[1]] and not bad[r[2]] then
             if type(lo) == "string" then lo, hi = core.to_minor(lo, "USD"), core.to_minor(hi, "USD") end
             if lo > hi then
-                violations[#violations + 1] = { path = r[1], code = "range", message = r[1] .. ": must not be above " .. r[2] }
+                violations[#violations + 1] = violation(r[1], "range", "must not be above " .. r[2])
             end
         end
     end
@@ -266,13 +260,6 @@ local Client = errors.secret_fields({}, trustly_na.SECRET_OPTIONS, { access_key 
 trustly_na.Client = Client
 Client.__tostring = errors.describe("luapay.trustly_na client", { "access id $access_id", "$base_url" })
 
-local function required_string(opts, name)
-    local v = opts[name]
-    if v == nil then error("trustly_na.new: option '" .. name .. "' is required", 3) end
-    if type(v) ~= "string" or v == "" then error("trustly_na.new: option '" .. name .. "' must be a non-empty string", 3) end
-    return v
-end
-
 --- The options trustly_na.new accepts; any other raises.
 trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "http", "transport", "timeout_ms",
     "deadline_ms", "retries", "verify", "ca_file", "sleep" }
@@ -282,12 +269,11 @@ trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "ht
 -- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
 -- environment. verify = false is refused unless base_url is a loopback host.
 function trustly_na.new(opts)
-    if type(opts) ~= "table" then error("trustly_na.new: bad argument #1 'opts' (table expected, got " .. type(opts) .. ")", 2) end
     provider.check_options("trustly_na.new", opts, trustly_na.OPTIONS)
     local self = setmetatable({}, Client)
-    self.access_id = required_string(opts, "access_id")
+    self.access_id = provider.string_option("trustly_na.new", opts, "access_id", true)
     if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
-    self.access_key = required_string(opts, "access_key")
+    self.access_key = provider.string_option("trustly_na.new", opts, "access_key", true)
     local base = opts.base_url
     if base == nil then
         local env = opts.environment or "sandbox"
@@ -298,23 +284,15 @@ function trustly_na.new(opts)
     end
     self.base_url = base:gsub("/+$", "")
     http.check_verify_option(opts.verify, self.base_url, "trustly_na.new")
-    self.http = opts.http or http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, sleep = opts.sleep, verify = opts.verify, ca_file = opts.ca_file,
-        live = opts.environment == "production",
-    }
+    self.http = provider.pipeline(opts, opts.environment == "production")
     return provider.client(self, opts)
 end
 
 local function response_error(res)
-    local body = type(res.json) == "table" and res.json or nil
-    local first = body and type(body.errors) == "table" and body.errors[1]
-    if type(first) == "table" and type(first.message) == "string" and res.status ~= 401 and res.status ~= 403 then
-        return errors.new("provider", "Trustly refused the payments query: " .. first.message, {
-            http_status = res.status, code = first.code, raw = res.body and res.body:sub(1, 300),
-        })
-    end
-    return http.status_error(res, "Trustly")
+    local body = type(res.json) == "table" and res.json or {}
+    local first = type(body.errors) == "table" and type(body.errors[1]) == "table" and body.errors[1] or {}
+    return http.refused(res, "Trustly",
+        type(first.message) == "string" and "Trustly refused the payments query: " .. first.message or nil, first.code)
 end
 
 --- client:payments{paymentType, merchantReference, ["authorization.status"],
@@ -442,9 +420,7 @@ end
 -- @section event_notifications
 ---------------------------------------------------------------------------
 
-local function percent_decode(s)
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
+local percent_decode = http.unescape
 
 local TX_STATUS = {
     [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
@@ -482,18 +458,6 @@ local function sig_error(message)
     return errors.new("signature", "Trustly notification: " .. message)
 end
 
--- A form text as a list of {key, value}: pairs split at "&" (empty pieces
--- skipped), each at its first "="; decode(piece) is applied to each key and
--- value on its own.
-local function form_pairs(text, decode)
-    local list = {}
-    for pair in text:gmatch("[^&]+") do
-        local k, v = pair:match("^([^=]*)=?(.*)$")
-        list[#list + 1] = { decode(k), decode(v) }
-    end
-    return list
-end
-
 local function same(x) return x end
 
 -- The fields of the signed text (the URL-decoded body: the very bytes the
@@ -503,19 +467,15 @@ local function same(x) return x end
 -- fields as the signed text (no encoded "&", and no encoded "=" in a key),
 -- and a key may not appear twice with different values.
 local function signed_fields(raw, signed, decode)
-    local fields, from_raw = {}, form_pairs(raw, decode)
-    local from_signed = form_pairs(signed, same)
+    local from_raw, from_signed = http.query_pairs(raw, decode), http.query_pairs(signed, same)
     local ambiguous = "a key or value holds an encoded '&' or '=', so the signed text has other fields than the body"
     if #from_raw ~= #from_signed then return nil, ambiguous end
     for i, p in ipairs(from_signed) do
         local r = from_raw[i]
         if r[1] ~= p[1] or r[2] ~= p[2] then return nil, ambiguous end
-        local k, v = p[1], p[2]
-        if fields[k] ~= nil and fields[k] ~= v then
-            return nil, "the field '" .. k .. "' appears twice with different values"
-        end
-        fields[k] = v
     end
+    local fields, name = http.decode_query(signed, same)
+    if not fields then return nil, "the field '" .. name .. "' appears twice with different values" end
     return fields
 end
 
@@ -538,11 +498,9 @@ function trustly_na.verify_notification(raw_body, authorization, access_id, acce
     if type(access_id) ~= "string" or type(access_key) ~= "string" or access_key == "" then
         error("trustly_na.notification: access_id and access_key strings expected", 2)
     end
-    if type(authorization) == "table" then authorization = http.header(authorization, "Authorization") end
-    if type(authorization) == "table" then return nil, sig_error("more than one Authorization header") end
-    local b64 = type(authorization) == "string" and authorization:match("^[Bb]asic%s+(%S+)%s*$")
-    if not b64 then return nil, sig_error("no HTTP Basic Authorization header") end
-    local decoded = core.base64_decode(b64)
+    local decoded, problem = http.basic_credentials(authorization)
+    if problem == "repeated" then return nil, sig_error("more than one Authorization header") end
+    if problem == "missing" then return nil, sig_error("no HTTP Basic Authorization header") end
     local id, sig = (decoded or ""):match("^([^:]*):(.+)$")
     if not id then return nil, sig_error("the Authorization header is not accessId:signature") end
     if not core.equal(id, access_id) then return nil, sig_error("the accessId is not ours") end

@@ -324,37 +324,42 @@ end
 -- @section query_strings
 ---------------------------------------------------------------------------
 
-local function unescape(s)
-    s = s:gsub("+", " ")
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+local function twice(what, name)
+    return invalid(what, { violation(name, "forbidden", "appears twice with different values") })
 end
 
---- trustpay.parse_query(s) -> table: a query string (or a whole URL) as
--- name -> value; "+" is a space, %XX a byte. A repeated name keeps its
--- first value.
-function trustpay.parse_query(s)
+local function query_table(s, what)
     s = s:match("^[^?]*%?(.*)$") or s
     s = s:gsub("#.*$", "")
-    local t = {}
-    for pair in s:gmatch("[^&]+") do
-        local k, v = pair:match("^([^=]*)=?(.*)$")
-        k = unescape(k)
-        if k ~= "" and t[k] == nil then t[k] = unescape(v) end
-    end
+    local t, name = http.decode_query(s)
+    if not t then return twice(what, name) end
     return t
+end
+
+--- trustpay.parse_query(s) -> table | nil, err: a query string (or a whole
+-- URL) as name -> value; "+" is a space, %XX a byte (http.decode_query).
+-- A name repeated with another value is a "validation" error: which value
+-- counts would be a guess, and the signature does not say.
+function trustpay.parse_query(s)
+    return query_table(s, "trustpay.parse_query")
 end
 
 -- Parameters given as a query string or a table (ngx.req.get_uri_args()),
 -- as strings.
 local function read_params(params, what)
-    if type(params) == "string" then return trustpay.parse_query(params) end
+    if type(params) == "string" then return query_table(params, what) end
     if type(params) ~= "table" then
         error(("trustpay: %s needs a query string or a table, got %s"):format(what, type(params)), 3)
     end
     local t, problems = {}, {}
     for k, v in pairs(params) do
         if type(k) == "string" then
-            if type(v) == "table" then v = v[1] end -- a repeated argument: its first value
+            if type(v) == "table" then -- a repeated argument: one value, or refused as http.decode_query does
+                for i = 2, #v do
+                    if v[i] ~= v[1] then return twice(what, k) end
+                end
+                v = v[1]
+            end
             if type(v) == "number" and is_integer(v) then v = int_string(v) end
             if type(v) == "string" then
                 t[k] = v
@@ -571,11 +576,7 @@ function trustpay.new(opts)
     end
     http.check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
     if banking then http.check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
-    local pipeline = http.new{
-        transport = opts.transport, timeout_ms = opts.timeout_ms, deadline_ms = opts.deadline_ms,
-        retries = opts.retries, verify = opts.verify, ca_file = opts.ca_file, live = opts.live,
-        sleep = opts.sleep, clock = opts.clock, random = opts.random,
-    }
+    local pipeline = provider.pipeline(opts, opts.live)
     local self = setmetatable({
         account_id = account_id,
         base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL,

@@ -4,6 +4,7 @@
 -- the validation errors they give. No I/O.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local provider = require "luapay.provider"
 
 local fields = {}
 
@@ -12,35 +13,21 @@ local fields = {}
 -- @section integers_and_errors
 ---------------------------------------------------------------------------
 
--- A shallow copy.
-function fields.copy(t)
-    local c = {}
-    for k, v in pairs(t) do c[k] = v end
-    return c
-end
+-- A copy of request data (luapay.provider's, shared by every provider).
+fields.copy = provider.copy
 
 -- An integer: under LuaJIT a whole number that a double holds exactly.
-function fields.is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and math.abs(v) <= 2 ^ 53
-end
+fields.is_integer = provider.is_integer
 
 -- An integer as its digits (no exponent, no ".0").
-function fields.int_string(v)
-    if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
-    return ("%.0f"):format(v)
-end
+fields.int_string = provider.digits
 
 -- One entry of a validation error's fields, worded as core.validate words them.
-function fields.violation(path, code, message)
-    return { path = path, code = code, message = (path == "" and "value" or path) .. ": " .. message }
-end
+fields.violation = errors.violation
 
 -- nil and the validation error of what (a method) listing its violations.
 function fields.invalid(what, violations)
-    errors.sort_fields(violations) -- core.validate's order
-    return nil, errors.new("validation", ("%s: %d invalid field%s"):format(what, #violations, #violations == 1 and "" or "s"),
-        { fields = violations })
+    return nil, errors.validation(what, violations)
 end
 
 -- true, or nil and one validation error for the schema's violations and extra ones.
