@@ -5,14 +5,13 @@
 -- nginx), checking every signed answer the shop gives.
 local cjson = require "cjson"
 local core = require "luapay.core"
-local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local util = require "support.util"
 local fake = require "support.trustly_fake"
 
-local MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
-local PROVIDER_PUBLIC = util.fixture("keys/provider_public.pem")
-local USER, PASS = "merchant_username", "merchant_password"
+local MERCHANT_PRIVATE = fake.MERCHANT_PRIVATE
+local PROVIDER_PUBLIC = fake.PROVIDER_PUBLIC
+local USER, PASS = fake.USER, fake.PASS
 
 local function days_from_now(n)
     return os.date("!%Y-%m-%d", os.time() + n * 86400)
@@ -31,12 +30,7 @@ describe("Trustly against the sandbox", function()
     end
 
     setup(function()
-        sb = assert(sandbox.start{
-            routes = { ["/trustly/"] = "luapay.sandbox.trustly", ["/shop/"] = "support.trustly_merchant" },
-            lua_path = "spec/?.lua",
-            config = { shop = { username = USER, password = PASS, private_key = MERCHANT_PRIVATE,
-                                trustly_public_key = PROVIDER_PUBLIC } },
-        })
+        sb = fake.start()
         api_url = sb.url .. "/trustly/api/1"
         web = core.http_client{ timeout_ms = 10000 }
         client = new_client()

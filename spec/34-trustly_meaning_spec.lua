@@ -5,15 +5,14 @@
 -- nginx refunds from its back office and reads the notifications with its
 -- store in the shared dict), and per notification with signed bodies.
 local core = require "luapay.core"
-local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local util = require "support.util"
 local fake = require "support.trustly_fake"
 
-local MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
+local MERCHANT_PRIVATE = fake.MERCHANT_PRIVATE
 local PROVIDER_PRIVATE = util.fixture("keys/provider_private.pem")
-local PROVIDER_PUBLIC = util.fixture("keys/provider_public.pem")
-local USER, PASS = "merchant_username", "merchant_password"
+local PROVIDER_PUBLIC = fake.PROVIDER_PUBLIC
+local USER, PASS = fake.USER, fake.PASS
 
 local function new_client(extra)
     local opts = {
@@ -28,12 +27,7 @@ describe("Trustly against the fake, the shop reading what Trustly meant", functi
     local sb, web, client, api_url
 
     setup(function()
-        sb = assert(sandbox.start{
-            routes = { ["/trustly/"] = "luapay.sandbox.trustly", ["/shop/"] = "support.trustly_merchant" },
-            lua_path = "spec/?.lua",
-            config = { shop = { username = USER, password = PASS, private_key = MERCHANT_PRIVATE,
-                                trustly_public_key = PROVIDER_PUBLIC } },
-        })
+        sb = fake.start()
         api_url = sb.url .. "/trustly/api/1"
         web = core.http_client{ timeout_ms = 10000 }
         client = new_client{ base_url = api_url }

@@ -92,7 +92,7 @@ function faults.run(env, fault, variant)
 
     local after = c:request{ url = env.url .. "/t/conn", idempotent = true }
     out.conn_before, out.conn_after = connection_of(before), connection_of(after)
-    out.arrivals = tonumber(c:request{ url = env.url .. "/t/arrivals?id=" .. id }.body)
+    out.arrivals = tonumber(c:request{ url = env.url .. "/t/count?key=" .. id }.body)
     c:close()
     return out
 end

@@ -93,18 +93,13 @@ end
 
 ---------------------------------------------------------------------------
 -- Faults for spec/19-fault_matrix_spec.lua. Each counts the request's
--- arrival under its X-Fault-Id header, then misbehaves; /t/arrivals tells
--- how often a request arrived.
+-- arrival under its X-Fault-Id header, then misbehaves; /t/count?key=<id>
+-- tells how often a request arrived.
 ---------------------------------------------------------------------------
 
 local function count_arrival()
     local id = ngx.req.get_headers()["x-fault-id"]
-    if id then dict:incr("arrivals:" .. id, 1, 0) end
-end
-
-H["arrivals"] = function()
-    ngx.header["Content-Type"] = "text/plain"
-    ngx.print(dict:get("arrivals:" .. arg("id")) or 0)
+    if id then dict:incr("count:" .. id, 1, 0) end
 end
 
 -- The downstream connection as a raw socket, the request body read.

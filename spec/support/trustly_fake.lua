@@ -5,6 +5,23 @@ local util = require "support.util"
 
 local fake = {}
 
+--- The merchant's credentials the test shop and the specs' clients share.
+fake.USER, fake.PASS = "merchant_username", "merchant_password"
+fake.MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
+fake.PROVIDER_PUBLIC = util.fixture("keys/provider_public.pem")
+
+--- fake.start() -> a sandbox with the Trustly fake at /trustly/ and the test
+-- shop at /shop/, configured with the credentials above.
+function fake.start()
+    local sandbox = require "luapay.sandbox"
+    return assert(sandbox.start{
+        routes = { ["/trustly/"] = "luapay.sandbox.trustly", ["/shop/"] = "support.trustly_merchant" },
+        lua_path = "spec/?.lua",
+        config = { shop = { username = fake.USER, password = fake.PASS, private_key = fake.MERCHANT_PRIVATE,
+                            trustly_public_key = fake.PROVIDER_PUBLIC } },
+    })
+end
+
 --- fake.get_json(web, base_url, path [, method]) -> the decoded body, status
 function fake.get_json(web, base_url, path, method)
     local res = assert(web:request{ method = method or "GET", url = base_url .. path })
