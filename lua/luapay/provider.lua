@@ -94,6 +94,72 @@ function provider.copy(v, who)
     return copy(v, 1)
 end
 
+---------------------------------------------------------------------------
+-- The event: one shape for every verified callback, notification and webhook
+---------------------------------------------------------------------------
+
+--- The kinds of event, the same words for every provider (the provider's
+-- own word for it stays in event.extra): payment (money in from the
+-- customer), authorization (money reserved, not taken), capture (a
+-- reservation taken), void (a reservation released), refund (money given
+-- back by the merchant), payout (money out to the customer), reversal
+-- (money taken back after it moved: a returned debit, a reversed payout),
+-- chargeback (the customer's bank took a payment back), account (the
+-- customer's bank account or mandate: verified, authorized, revoked),
+-- other (a documented event none of these words fits).
+-- @table KINDS
+provider.KINDS = { "payment", "authorization", "capture", "void", "refund", "payout", "reversal", "chargeback",
+    "account", "other" }
+
+--- The statuses, the same words for every provider: pending, authorized,
+-- succeeded, failed, canceled, refunded, partially_refunded, reversed.
+-- @table STATUSES
+provider.STATUSES = { "pending", "authorized", "succeeded", "failed", "canceled", "refunded", "partially_refunded",
+    "reversed" }
+
+local KIND, STATUS = {}, {}
+for _, k in ipairs(provider.KINDS) do KIND[k] = true end
+for _, s in ipairs(provider.STATUSES) do STATUS[s] = true end
+
+-- The common fields; everything else a provider says is under extra.
+local EVENT_FIELDS = { "provider", "kind", "status", "merchant_ref", "provider_ref", "amount", "currency", "raw",
+    "extra" }
+local COMMON = {}
+for _, f in ipairs(EVENT_FIELDS) do COMMON[f] = true end
+
+-- Until 0.3, event.<name> still reads event.extra.<name> (the extras were
+-- top-level fields in 0.1): deprecated, see CHANGELOG.md.
+local event_mt = { __index = function(event, k)
+    local extra = rawget(event, "extra")
+    if type(k) == "string" and not COMMON[k] and type(extra) == "table" then return extra[k] end
+end }
+provider.event_mt = event_mt
+
+--- provider.event(fields) -> the event: {provider, kind, status,
+-- merchant_ref, provider_ref, amount, currency, raw, extra}. kind and status
+-- are words of KINDS and STATUSES; raw is the body exactly as received (a
+-- string); amount an integer in minor units (or nil, as currency);
+-- extra a table of what only this provider says. A field outside that
+-- shape, or a value outside the vocabulary, is the provider module's bug:
+-- it raises.
+function provider.event(f)
+    local who = "luapay.provider.event"
+    for k in pairs(f) do
+        if not COMMON[k] then error(("%s: '%s' is not an event field (put it under extra)"):format(who, tostring(k)), 2) end
+    end
+    if type(f.provider) ~= "string" then error(who .. ": provider must be a string", 2) end
+    if not KIND[f.kind] then error(("%s: kind '%s' is not in provider.KINDS"):format(who, tostring(f.kind)), 2) end
+    if not STATUS[f.status] then
+        error(("%s: status '%s' is not in provider.STATUSES"):format(who, tostring(f.status)), 2)
+    end
+    if type(f.raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 2) end
+    if f.amount ~= nil and not provider.is_integer(f.amount) then error(who .. ": amount must be an integer", 2) end
+    local event = {}
+    for k, v in pairs(f) do event[k] = v end
+    event.extra = f.extra or {}
+    return setmetatable(event, event_mt)
+end
+
 -- The constructor options that go to luapay.http as they are.
 local TRANSPORT_OPTIONS = { "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify",
     "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
