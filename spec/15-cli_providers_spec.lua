@@ -120,7 +120,7 @@ describe("luapay export and webhooks (beGateway, Trustly NA)", function()
         local out, err, code = luapay("verify begateway --sandbox --signature " .. sig, body)
         assert.equal(0, code, err)
         local event = core.json_decode(out)
-        assert.is_true(event.test)
+        assert.is_true(event.extra.test)
         assert.equal("ORD-2", event.merchant_ref)
         local env = "LUAPAY_BEGATEWAY_PSP_ID=1 LUAPAY_BEGATEWAY_SECRET=x LUAPAY_BEGATEWAY_DWH_URL=http://127.0.0.1:1"
             .. " LUAPAY_BEGATEWAY_PUBLIC_KEY=spec/fixtures/keys/provider_public.pem"
