@@ -51,11 +51,7 @@ end
 function adapter.verify(ctx, pos, opts)
     local text = cli.read_input(pos[2]):gsub("%s+$", "")
     local raw = text
-    if text:sub(1, 1) == "{" then
-        local ok, query = pcall(http.encode_query, cli.json_input(text, "the notification"))
-        if not ok then cli.usage_error("a TrustPay notification in JSON is an object of text and number values") end
-        raw = query
-    end
+    if text:sub(1, 1) == "{" then raw = http.encode_query(cli.json_input(text, "the notification")) end
     local event, err = client(ctx):notification(raw)
     if not event then return nil, err end
     if opts.explain then event.extra.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
