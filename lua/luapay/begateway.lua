@@ -440,9 +440,10 @@ local function key_text(v)
 end
 
 -- keys -> a public key | nil, and the Basic pair "id:key" | nil. Raises
--- naming who when keys has neither (or half of one).
-local function notification_keys(who, keys)
-    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), 4) end
+-- naming who when keys has neither (or half of one), at level (of the
+-- caller of notification).
+local function notification_keys(who, keys, level)
+    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), level + 2) end
     if type(keys) ~= "table" then bad("table expected, got " .. type(keys)) end
     if keys.public_key ~= nil then return keys.public_key end
     for _, pair in ipairs({ { "shop_id", "shop_key" }, { "psp_id", "secret" } }) do
@@ -457,16 +458,16 @@ local function notification_keys(who, keys)
     bad("public_key, or shop_id and shop_key, or psp_id and secret expected")
 end
 
--- The verified event of a notification, for who: the public function,
--- which tail-calls it (so level 2 is its caller).
-local function notification(who, raw_body, headers, keys)
+-- The verified event of a notification, for who: the public function;
+-- misuse raises at level (2: notification's caller).
+local function notification(who, level, raw_body, headers, keys)
     if type(raw_body) ~= "string" then
-        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), level)
     end
     if type(headers) ~= "table" then
-        error(("%s: bad argument #2 'headers' (table expected, got %s)"):format(who, type(headers)), 2)
+        error(("%s: bad argument #2 'headers' (table expected, got %s)"):format(who, type(headers)), level)
     end
-    local public_key, shop = notification_keys(who, keys)
+    local public_key, shop = notification_keys(who, keys, level)
     if public_key ~= nil then
         local key, kerr = begateway.public_key(public_key)
         if not key then
@@ -507,7 +508,7 @@ end
 -- true: refusing it is the client's (accept_test). The event: see
 -- begateway.event; raw is raw_body, extra.body the decoded body.
 function begateway.verify_notification(raw_body, headers, keys)
-    return notification("begateway.verify_notification", raw_body, headers, keys)
+    return notification("begateway.verify_notification", 2, raw_body, headers, keys) -- a tail call: 2 is our caller
 end
 
 --- Deprecated (until 0.3): begateway.verify_webhook is
@@ -528,7 +529,7 @@ function Client:notification(raw_body, headers)
     else
         keys = { psp_id = self.psp_id, secret = self.secret }
     end
-    local event, err = notification("begateway.Client:notification", raw_body, headers, keys)
+    local event, err = notification("begateway.Client:notification", 3, raw_body, headers, keys)
     if event and event.extra.test and not self.accept_test then
         return nil, errors.new("provider", "beGateway notification: transaction" .. shown(event.provider_ref)
             .. " is a test transaction (no money moved), refused: the client was not built with accept_test = true",

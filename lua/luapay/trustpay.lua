@@ -562,7 +562,7 @@ local function notification(who, raw_body, headers, keys)
     if not ok then return nil, err end
     local problems = {}
     if p.AccountId ~= account_id then
-        problems[#problems + 1] = violation("AccountId", "enum", "is not this client's account")
+        problems[#problems + 1] = violation("AccountId", "enum", "is not the account_id it is verified for")
     end
     if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
     local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
