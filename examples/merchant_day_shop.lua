@@ -15,7 +15,9 @@
 --                                     the back office refunds through the shop's
 --                                     client (its store then knows the refund)
 --   GET  /shop/trustpay?<query>       a TrustPay notification: client:notification,
---                                     200 "OK" (400 when it does not verify)
+--                                     answered with client:notification_response
+--                                     (200 "OK"; 500, to be called again, when it
+--                                     does not verify)
 --   GET  /shop/inbox/<provider>/<ref> what the shop has recorded for an order, in
 --                                     arrival order (JSON array; ecommpay: the raw
 --                                     bodies, for the merchant's script to read)
@@ -120,19 +122,22 @@ local function trustly_refund(config, orderid)
     return answer(200, cjson.encode(refund), "application/json")
 end
 
--- TrustPay: the notification is the query string of a GET.
+-- TrustPay: the notification is the query string of a GET; the answer
+-- says whether to call again.
 local function trustpay_notification(config)
-    local event, err = client(config, "trustpay"):notification(ngx.var.args or "")
-    if not event then
+    local c = client(config, "trustpay")
+    local event, err = c:notification(ngx.var.args or "")
+    if event then
+        record("trustpay", event.merchant_ref, {
+            kind = event.kind, status = event.status, amount = event.amount, currency = event.currency,
+            result_code = event.extra.result_code, payment_request_id = event.provider_ref,
+            card_mask = event.extra.card and event.extra.card.CardMask or nil,
+        })
+    else
         ngx.log(ngx.WARN, "shop: TrustPay notification refused: ", tostring(err))
-        return answer(400, "notification refused")
     end
-    record("trustpay", event.merchant_ref, {
-        kind = event.kind, status = event.status, amount = event.amount, currency = event.currency,
-        result_code = event.result_code, payment_request_id = event.provider_ref,
-        card_mask = event.card and event.card.CardMask or nil,
-    })
-    return answer(200, "OK")
+    local reply = c:notification_response(event, event ~= nil)
+    return answer(reply.status, reply.body, reply.headers["Content-Type"])
 end
 
 function shop.handle(path, config)

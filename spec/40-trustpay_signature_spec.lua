@@ -344,39 +344,40 @@ describe("trustpay notifications", function()
         local event = assert(tp:notification(query(v)))
         assert.equal("trustpay", event.provider)
         assert.equal("payment", event.kind)
-        assert.equal("wire", event.method)
+        assert.equal("wire", event.extra.method)
         assert.equal("succeeded", event.status)
         assert.equal("204", event.merchant_ref)
         assert.equal("17466360", event.provider_ref)
         assert.equal(590, event.amount)
         assert.equal("EUR", event.currency)
-        assert.equal(0, event.result_code)
-        assert.equal("Success", event.result.name)
-        assert.equal("CRDT", event.raw.Type)
+        assert.equal(0, event.extra.result_code)
+        assert.equal("Success", event.extra.result.name)
+        assert.equal("CRDT", event.extra.type)
+        assert.equal("CRDT", event.extra.params.Type)
+        assert.equal(query(v), event.raw)
     end)
 
     it("verifies a card notification and exposes the card fields", function()
         local v = vector("card_notification_sovic_test")
         local tp = client{ account_id = "4107408721", secret = v.secret }
         local event = assert(tp:notification("https://shop.example/notify?" .. query(v)))
-        assert.equal("card", event.method)
+        assert.equal("card", event.extra.method)
         assert.equal("succeeded", event.status) -- 3 on a card: authorized and captured
         assert.equal("846487", event.provider_ref)
-        assert.equal("420000******1234", event.card.CardMask)
-        assert.equal("0223", event.card.CardExpiration)
-        assert.is_nil(event.card.CardId)
+        assert.equal("420000******1234", event.extra.card.CardMask)
+        assert.equal("0223", event.extra.card.CardExpiration)
+        assert.is_nil(event.extra.card.CardId)
+        assert.equal("https://shop.example/notify?" .. query(v), event.raw)
     end)
 
-    it("accepts a table of parameters, '+' for spaces and non-Latin letters", function()
+    it("accepts '+' for spaces and non-Latin letters", function()
         local v = vector("wire_notification_full")
         local tp = client{ account_id = "4107111111", secret = v.secret }
-        local t = fields_of(v)
-        t.Signature = v.signature
-        local event = assert(tp:notification(t))
-        assert.equal(123456789, event.amount)
         local q = query(v):gsub("%%20", "+")
-        event = assert(tp:notification(q))
-        assert.equal("Ján Nováček", event.raw.CounterAccountName)
+        local event = assert(tp:notification(q))
+        assert.equal(123456789, event.amount)
+        assert.equal("Ján Nováček", event.extra.params.CounterAccountName)
+        assert.equal(q, event.raw)
     end)
 
     it("refuses a field repeated with another value (the signed one and the read one could differ)", function()
@@ -434,11 +435,11 @@ describe("trustpay notifications", function()
         local skipped = core.hmac("sha256", "123456", "4107111111/6.00/EUR/CRDT/0/177561/1234567890", "HEX")
         local slot = core.hmac("sha256", "123456", "4107111111/6.00/EUR/CRDT/0//177561/1234567890", "HEX")
         f.Signature = skipped
-        assert.is_table(tp:notification(f))
+        assert.is_table(tp:notification(http.encode_query(f)))
         f.Signature = slot
-        assert.is_table(tp:notification(f))
+        assert.is_table(tp:notification(http.encode_query(f)))
         f.OrderId = nil -- absent: only the skipped form is right
-        local _, err = tp:notification(f)
+        local _, err = tp:notification(http.encode_query(f))
         assert.equal("signature", err.type)
     end)
 
@@ -454,10 +455,10 @@ describe("trustpay notifications", function()
                     Reference = "r1" }
                 if method == "wire" then f.PaymentId = "1" else f.PaymentRequestId = "2" end
                 f.Signature = assert(trustpay.sign("123456", method .. "_notification", f))
-                local event = assert(tp:notification(f))
+                local event = assert(tp:notification(http.encode_query(f)))
                 local want = map[code] or (code == 1005 and "canceled" or "failed")
                 assert.equal(want, event.status, method .. " " .. code)
-                assert.equal(trustpay.result_codes[code].name, event.result.name)
+                assert.equal(trustpay.result_codes[code].name, event.extra.result.name)
             end
         end
     end)
@@ -467,16 +468,144 @@ describe("trustpay notifications", function()
         local f = { AccountId = "4107111111", Amount = "1.00", Currency = "EUR", Type = "DBIT", ResultCode = "0",
             PaymentRequestId = "2", Reference = "r1-refund" }
         f.Signature = assert(trustpay.sign("123456", "card_notification", f))
-        local event = assert(tp:notification(f))
+        local event = assert(tp:notification(http.encode_query(f)))
         assert.equal("refund", event.kind)
         assert.equal("refunded", event.status)
         assert.equal(100, event.amount)
+        assert.equal("DBIT", event.extra.type)
     end)
 
     it("refuses parameters that are neither a wire nor a card notification", function()
         local _, err = client():notification("AccountId=4107111111&Amount=1.00")
         assert.equal("validation", err.type)
-        assert.has_error(function() client():notification(42) end)
+        assert.has_error(function() client():notification(42) end,
+            "trustpay.Client:notification: bad argument #1 'raw_body' (string expected, got number)")
+    end)
+end)
+
+describe("trustpay.verify_notification (the pure verifier) and the answer", function()
+    local provider = require "luapay.provider"
+    local KEYS = { secret = "123456", account_id = "4107111111" }
+    local F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "0",
+        Reference = "1234567890", PaymentRequestId = "177561", CardId = "8a8294495c589aa3015c63bd6d237e46",
+        CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" }
+
+    -- The query string TrustPay calls with, in its documented example's order.
+    local function signed_query(fields)
+        local sig = assert(trustpay.sign(KEYS.secret, fields.PaymentId and "wire_notification" or "card_notification", fields))
+        local parts = {}
+        for _, k in ipairs({ "AccountId", "Type", "Amount", "Currency", "Reference", "ResultCode", "PaymentId",
+            "PaymentRequestId", "CounterAccountName" }) do
+            if fields[k] then parts[#parts + 1] = k .. "=" .. http.escape(fields[k]) end
+        end
+        parts[#parts + 1] = "Signature=" .. sig
+        for _, k in ipairs({ "CardId", "CardMask", "CardExpiration", "AuthNumber" }) do
+            if fields[k] then parts[#parts + 1] = k .. "=" .. fields[k] end
+        end
+        return table.concat(parts, "&")
+    end
+
+    local function in_vocabulary(event)
+        local kinds, statuses = {}, {}
+        for _, k in ipairs(provider.KINDS) do kinds[k] = true end
+        for _, s in ipairs(provider.STATUSES) do statuses[s] = true end
+        assert.is_true(kinds[event.kind], tostring(event.kind))
+        assert.is_true(statuses[event.status], tostring(event.status))
+    end
+
+    it("verifies with the keys alone, no client, and gives the one event shape", function()
+        local q = signed_query(F)
+        local event = assert(trustpay.verify_notification(q, {}, KEYS))
+        assert.equal(provider.event_mt, getmetatable(event))
+        in_vocabulary(event)
+        assert.same({ "trustpay", "payment", "succeeded", "1234567890", "177561", 600, "EUR" }, { event.provider,
+            event.kind, event.status, event.merchant_ref, event.provider_ref, event.amount, event.currency })
+        assert.equal(q, event.raw) -- the very string received
+        for k in pairs(event) do
+            assert.is_truthy(("provider kind status merchant_ref provider_ref amount currency raw extra"):find(k, 1, true), k)
+        end
+        assert.same({ method = "card", type = "CRDT", result_code = 0, result = trustpay.parse_result('{"ResultCode":0}').result,
+            card = { CardId = F.CardId, CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" },
+            params = trustpay.parse_query(q) }, event.extra)
+        -- the whole URL works too, headers may be nil, account_id a number
+        local url = "https://shop.example/result.php?" .. q
+        event = assert(trustpay.verify_notification(url, nil, { secret = "123456", account_id = 4107111111 }))
+        assert.equal(url, event.raw)
+        -- the client's notification is the same function with its own keys
+        assert.same(trustpay.verify_notification(q, {}, KEYS), client():notification(q, {}))
+    end)
+
+    it("gives a DBIT wire notification as a refund, the provider's words under extra", function()
+        local f = { AccountId = "4107111111", Amount = "1.50", Currency = "EUR", Type = "DBIT", ResultCode = "0",
+            Reference = "r-1", PaymentId = "42", CounterAccountName = "Ján Nováček" }
+        local q = signed_query(f)
+        local event = assert(trustpay.verify_notification(q, {}, KEYS))
+        in_vocabulary(event)
+        assert.same({ "refund", "refunded", "42", 150 }, { event.kind, event.status, event.provider_ref, event.amount })
+        assert.same({ "wire", "DBIT", "Ján Nováček" }, { event.extra.method, event.extra.type, event.extra.params.CounterAccountName })
+        assert.is_nil(event.extra.card)
+        assert.equal(q, event.raw)
+    end)
+
+    it("calls a tampered notification a signature error, and one for another account a validation error", function()
+        local q = signed_query(F)
+        for _, bad in ipairs({ (q:gsub("Amount=6%.00", "Amount=600.00")), (q:gsub("ResultCode=0", "ResultCode=3")),
+            (q:gsub("Type=CRDT", "Type=DBIT")), (q:gsub("Signature=%x", "Signature=0")) }) do
+            assert.not_equal(q, bad)
+            local event, err = trustpay.verify_notification(bad, {}, KEYS)
+            assert.is_nil(event)
+            assert.equal("signature", err.type)
+            assert.is_nil(tostring(err):find("123456", 1, true))
+        end
+        local event, err = trustpay.verify_notification(q, {}, { secret = "654321", account_id = "4107111111" })
+        assert.is_nil(event)
+        assert.equal("signature", err.type)
+        event, err = trustpay.verify_notification(q, {}, { secret = "123456", account_id = "4107000000" })
+        assert.is_nil(event)
+        assert.equal("validation", err.type)
+    end)
+
+    it("raises on misuse, naming the function", function()
+        local q = signed_query(F)
+        local cases = {
+            { function() trustpay.verify_notification(nil, {}, KEYS) end, "#1 'raw_body' (string expected, got nil)" },
+            { function() trustpay.verify_notification(q, "x", KEYS) end, "#2 'headers' (table or nil expected, got string)" },
+            { function() trustpay.verify_notification(q, {}) end, "#3 'keys' (table {secret, account_id} expected, got nil)" },
+            { function() trustpay.verify_notification(q, {}, { account_id = "4107111111" }) end,
+              "#3 'keys' (keys.secret must be a non-empty string)" },
+            { function() trustpay.verify_notification(q, {}, { secret = "123456", account_id = "41x" }) end,
+              "#3 'keys' (keys.account_id must be TrustPay's account or project ID)" },
+        }
+        for _, c in ipairs(cases) do assert.has_error(c[1], "trustpay.verify_notification: bad argument " .. c[2]) end
+        assert.has_error(function() client():notification(q, "x") end,
+            "trustpay.Client:notification: bad argument #2 'headers' (table or nil expected, got string)")
+    end)
+
+    it("still takes a table of parameters (deprecated until 0.3): raw is then the query rebuilt", function()
+        local t = trustpay.parse_query(signed_query(F))
+        local event = assert(client():notification(t))
+        assert.equal(http.encode_query(t), event.raw)
+        assert.equal("succeeded", event.status)
+        event = assert(trustpay.verify_notification(t, nil, KEYS))
+        assert.equal(http.encode_query(t), event.raw)
+        -- and the extras read from the top level, as in 0.1 (deprecated until 0.3)
+        assert.same({ "card", 0, "Success", "0162" }, { event.method, event.result_code, event.result.name, event.card.CardMask })
+    end)
+
+    it("answers 200 OK when the event is recorded, and 500 for TrustPay to call again otherwise", function()
+        local tp = client()
+        local event = assert(tp:notification(signed_query(F)))
+        local ok = { status = 200, headers = { ["Content-Type"] = "text/plain" }, body = "OK" }
+        local again = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
+        assert.same(ok, tp:notification_response(event, true))
+        assert.same(again, tp:notification_response(event, false))
+        assert.same(again, tp:notification_response(nil, true)) -- no event: forged or unreadable
+        assert.same(again, tp:notification_response(nil, false))
+        assert.same(again, tp:notification_response(nil))
+        assert.has_error(function() tp:notification_response("event", true) end,
+            "trustpay.Client:notification_response: bad argument #1 'event' (table or nil expected, got string)")
+        assert.has_error(function() tp:notification_response(event, "yes") end,
+            "trustpay.Client:notification_response: bad argument #2 'received' (boolean expected, got string)")
     end)
 end)
 

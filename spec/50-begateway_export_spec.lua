@@ -439,4 +439,22 @@ describe("beGateway DWH export", function()
         local want = expected(function(x) return not x.test and x.created_at >= lo and x.created_at < lo + 3600000 + 1000 end)
         assert.same(uids(want), uids(list))
     end)
+
+    it("yields the transactions themselves; begateway.event reads one as an event whose raw is its JSON", function()
+        local provider = require "luapay.provider"
+        local list = assert(dwh:export(with(WEEK, { filter = { type = "credit" } })):collect())
+        assert.is_true(#list > 0)
+        for _, tx in ipairs(list) do
+            assert.is_nil(getmetatable(tx)) -- a list item for the CSV, not an event
+            local event = assert(begateway.event(tx))
+            assert.equal(provider.event_mt, getmetatable(event))
+            assert.same({ "payout", "credit", tx.status, tx.uid }, { event.kind, event.extra.type, event.extra.status, event.provider_ref })
+            assert.equal(tx, event.extra.transaction)
+            assert.same(tx, http.decode_json(event.raw))
+            local text = '{"uid":"u-9","type":"payment","status":"pending"}'
+            assert.equal(text, assert(begateway.event(http.decode_json(text), text)).raw)
+        end
+        assert.has_error(function() begateway.event(list[1], {}) end,
+            "begateway.event: bad argument #2 'raw' (string or nil expected, got table)")
+    end)
 end)

@@ -428,10 +428,10 @@ describe("no secret in any output", function()
             local list = {
                 { "export, invalid", first_error(c:export{ date_from = "yesterday" }) },
                 { "export, wrong secret", first_error(c:export(PERIOD)) },
-                { "webhook, wrong shop key", err_of(c:webhook('{"transaction":{}}', basic(USER.begateway_shop_key, "wrong"))) },
-                { "webhook, no transaction", err_of(c:webhook(S.begateway_secret,
+                { "notification, wrong shop key", err_of(c:notification('{"transaction":{}}', basic(USER.begateway_shop_key, "wrong"))) },
+                { "notification, no transaction", err_of(c:notification(S.begateway_secret,
                     basic(USER.begateway_shop_key, S.begateway_shop_key))) },
-                { "webhook, unusable public key", err_of(begateway.verify_webhook("{}", {}, { public_key = "bm90IGEga2V5" })) },
+                { "notification, unusable public key", err_of(begateway.verify_notification("{}", {}, { public_key = "bm90IGEga2V5" })) },
                 { "export, refused", first_error(client(REFUSED):export(PERIOD)) },
             }
             for _, how in ipairs(ECHOES) do

@@ -355,8 +355,18 @@ local function shown(v)
     return type(v) == "string" and #v <= 40 and not v:find("[%c']") and (" '" .. v .. "'") or ""
 end
 
--- tx -> the event, or nil and why tx is not a documented transaction.
-local function read(tx, raw)
+-- beGateway's transaction type -> the common kind (its own word stays in
+-- extra.type). A credit sends money to the customer's card: a payout. A
+-- tokenization stores the customer's card for later charges, moving no
+-- money: the customer's means of payment, an account event.
+local KIND = {
+    payment = "payment", authorization = "authorization", capture = "capture", void = "void", refund = "refund",
+    payout = "payout", credit = "payout", chargeback = "chargeback", tokenization = "account",
+}
+
+-- tx (and the decoded body it came in, if any) -> the event, or nil and
+-- why tx is not a documented transaction. raw: the text as received.
+local function read(tx, raw, body)
     if tx.uid == nil or tx.uid == http.null or tx.uid == "" then return nil, "transaction.uid is missing" end
     if type(tx.uid) ~= "string" then return nil, "transaction.uid is not a string" end
     if tx.type == nil or tx.type == http.null then return nil, "transaction.type is missing" end
@@ -380,26 +390,38 @@ local function read(tx, raw)
     end
     local merchant_ref = tx.tracking_id
     if merchant_ref == http.null then merchant_ref = nil end
-    return {
+    return provider.event{
         provider = "begateway",
-        kind = tx.type,
+        kind = KIND[tx.type],
         status = tx.status == "successful" and SUCCESSFUL[tx.type] or UNSUCCESSFUL[tx.status],
-        test = tx.test == true,
         merchant_ref = merchant_ref,
         provider_ref = tx.uid,
         amount = amount,
         currency = currency,
-        raw = raw or tx,
+        raw = raw,
+        extra = { test = tx.test == true, type = tx.type, status = tx.status, transaction = tx, body = body },
     }
 end
 
 --- begateway.event(tx [, raw]) -> the common event | nil, err, for a
--- transaction object (a notification's `transaction`, or an exported one).
--- kind is beGateway's type; test = true for a test transaction (no money
--- moved). A transaction without a documented type and status is a
--- `provider` error naming the field, never an event.
+-- transaction object: an exported one (client:export yields the
+-- transactions themselves, for the CSV and reconciliation; this reads
+-- one as an event), or a notification's `transaction`. raw: the text it
+-- came in; by default the transaction as JSON. kind is the common kind
+-- (credit: payout, tokenization: account); extra holds beGateway's own
+-- type and status words, test (true for a test transaction: no money
+-- moved) and the transaction. A transaction without a documented type and
+-- status is a `provider` error naming the field, never an event.
 function begateway.event(tx, raw)
     if type(tx) ~= "table" then error("begateway.event: bad argument #1 'tx' (table expected, got " .. type(tx) .. ")", 2) end
+    if raw ~= nil and type(raw) ~= "string" then
+        error("begateway.event: bad argument #2 'raw' (string or nil expected, got " .. type(raw) .. ")", 2)
+    end
+    if raw == nil then
+        local text, jerr = http.encode_json(tx)
+        if not text then return nil, errors.new("provider", "beGateway transaction: not JSON (" .. tostring(jerr) .. ")") end
+        raw = text
+    end
     local event, why = read(tx, raw)
     if not event then return nil, errors.new("provider", "beGateway transaction: " .. why) end
     return event
@@ -411,21 +433,43 @@ local function sig_error(message)
     return errors.new("signature", "beGateway notification: " .. message)
 end
 
---- begateway.verify_webhook(raw_body, headers, opts) -> event | nil, err.
--- opts: public_key (core.pkey, PEM or base64 DER), or shop_id and shop_key.
--- With a public key the Content-Signature header (base64 RSA PKCS#1 v1.5
--- SHA-256 over the raw body) is required and final; without one the
--- request's HTTP Basic credentials must be the shop's.
-function begateway.verify_webhook(raw_body, headers, opts)
+-- A key or id given as a number (an id) or a string.
+local function key_text(v)
+    if type(v) == "number" and integer(v) then return id_string(v) end
+    return v
+end
+
+-- keys -> a public key | nil, and the Basic pair "id:key" | nil. Raises
+-- naming who when keys has neither (or half of one), at level (of the
+-- caller of notification).
+local function notification_keys(who, keys, level)
+    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), level + 2) end
+    if type(keys) ~= "table" then bad("table expected, got " .. type(keys)) end
+    if keys.public_key ~= nil then return keys.public_key end
+    for _, pair in ipairs({ { "shop_id", "shop_key" }, { "psp_id", "secret" } }) do
+        local id, key = key_text(keys[pair[1]]), keys[pair[2]]
+        if id ~= nil or key ~= nil then
+            if type(id) ~= "string" or id == "" or type(key) ~= "string" or key == "" then
+                bad(("%s and %s must both be non-empty strings"):format(pair[1], pair[2]))
+            end
+            return nil, id .. ":" .. key
+        end
+    end
+    bad("public_key, or shop_id and shop_key, or psp_id and secret expected")
+end
+
+-- The verified event of a notification, for who: the public function;
+-- misuse raises at level (2: notification's caller).
+local function notification(who, level, raw_body, headers, keys)
     if type(raw_body) ~= "string" then
-        error("begateway.webhook: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), level)
     end
     if type(headers) ~= "table" then
-        error("begateway.webhook: bad argument #2 'headers' (table expected, got " .. type(headers) .. ")", 2)
+        error(("%s: bad argument #2 'headers' (table expected, got %s)"):format(who, type(headers)), level)
     end
-    opts = opts or {}
-    if opts.public_key ~= nil then
-        local key, kerr = begateway.public_key(opts.public_key)
+    local public_key, shop = notification_keys(who, keys, level)
+    if public_key ~= nil then
+        local key, kerr = begateway.public_key(public_key)
         if not key then
             return nil, errors.new("config", "beGateway notification: the public key is not usable (" .. tostring(kerr) .. ")")
         end
@@ -436,47 +480,77 @@ function begateway.verify_webhook(raw_body, headers, opts)
         if not sig then return nil, sig_error("Content-Signature is not base64") end
         if not key:verify(raw_body, sig, "sha256") then return nil, sig_error("Content-Signature does not match the body") end
     else
-        if type(opts.shop_id) ~= "string" or type(opts.shop_key) ~= "string" then
-            error("begateway.webhook: bad argument #3 'opts' (public_key, or shop_id and shop_key expected)", 2)
-        end
         local given, why = http.basic_credentials(headers)
         if why == "repeated" then return nil, sig_error("more than one Authorization header") end
         if why == "missing" then return nil, sig_error("no HTTP Basic credentials") end
         if not given then return nil, sig_error("the Basic credentials are not base64") end
-        if not core.equal(given, opts.shop_id .. ":" .. opts.shop_key) then
-            return nil, sig_error("the Basic credentials are not the shop's")
-        end
+        if not core.equal(given, shop) then return nil, sig_error("the Basic credentials are not the shop's") end
     end
     local body, jerr = http.decode_json(raw_body)
     if type(body) ~= "table" or type(body.transaction) ~= "table" then
         return nil, errors.new("provider", "beGateway notification: the body is not a transaction ("
             .. tostring(jerr or "no transaction object") .. ")")
     end
-    local event, why = read(body.transaction, body)
+    local event, why = read(body.transaction, raw_body, body)
     if not event then return nil, errors.new("provider", "beGateway notification: " .. why) end
     return event
 end
 
---- client:webhook(raw_body, headers) -> event | nil, err, with the
--- client's public_key, or shop_id/shop_key (default psp_id/secret). A test
--- transaction (no money moved) is a `provider` error (code
--- "test_transaction", the event as err.event) unless the client was built
--- with accept_test = true.
-function Client:webhook(raw_body, headers)
-    local event, err
+--- begateway.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. Pure (no I/O). raw_body: the POST body exactly as received;
+-- headers: the request's (any case; a list value is a repeated header).
+-- keys: {public_key = ...} (core.pkey, PEM or the back office's base64
+-- DER), or {shop_id = ..., shop_key = ...}, or {psp_id = ..., secret =
+-- ...} (a client's default). With a public key the Content-Signature
+-- header (base64 RSA PKCS#1 v1.5 SHA-256 over the raw body) is required
+-- and final; without one the request's HTTP Basic credentials must be the
+-- shop's. A test transaction comes back as an event with extra.test =
+-- true: refusing it is the client's (accept_test). The event: see
+-- begateway.event; raw is raw_body, extra.body the decoded body.
+function begateway.verify_notification(raw_body, headers, keys)
+    return notification("begateway.verify_notification", 2, raw_body, headers, keys) -- a tail call: 2 is our caller
+end
+
+--- Deprecated (until 0.3): begateway.verify_webhook is
+-- begateway.verify_notification (opts were already the keys).
+begateway.verify_webhook = begateway.verify_notification
+
+--- client:notification(raw_body, headers) -> event | nil, err:
+-- begateway.verify_notification with the client's public_key, or
+-- shop_id/shop_key (default psp_id/secret). A test transaction (no money
+-- moved) is a `provider` error (code "test_transaction", the event as
+-- err.event) unless the client was built with accept_test = true.
+function Client:notification(raw_body, headers)
+    local keys
     if self.public_key then
-        event, err = begateway.verify_webhook(raw_body, headers, { public_key = self.public_key })
+        keys = { public_key = self.public_key }
+    elseif self.shop_id then
+        keys = { shop_id = self.shop_id, shop_key = self.shop_key }
     else
-        event, err = begateway.verify_webhook(raw_body, headers, {
-            shop_id = self.shop_id or self.psp_id, shop_key = self.shop_key or self.secret,
-        })
+        keys = { psp_id = self.psp_id, secret = self.secret }
     end
-    if event and event.test and not self.accept_test then
+    local event, err = notification("begateway.Client:notification", 3, raw_body, headers, keys)
+    if event and event.extra.test and not self.accept_test then
         return nil, errors.new("provider", "beGateway notification: transaction" .. shown(event.provider_ref)
             .. " is a test transaction (no money moved), refused: the client was not built with accept_test = true",
             { code = "test_transaction", event = event })
     end
     return event, err
+end
+
+--- Deprecated (until 0.3): client:webhook is client:notification.
+Client.webhook = Client.notification
+
+--- client:notification_response(event, received) -> {status, headers,
+-- body}: what to answer beGateway's POST. received = true (the event is
+-- recorded): 200 "OK". received false or nil, or no event (a forged,
+-- unreadable or refused notification): 500, for beGateway to send it
+-- again. beGateway's documents say neither what it takes as received nor
+-- when it sends again: 200 is the answer every sender takes as delivered,
+-- and a 5xx the one a sender that retries at all retries on.
+function Client:notification_response(event, received)
+    return http.notification_answer("begateway.Client:notification_response", event, received,
+        { status = 200, body = "OK" }, { status = 500, body = "ERROR" })
 end
 
 ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 --   local tp = trustpay.new{ account_id = "4107111111", secret = "...",
 --       banking = { username = "...", password = "..." } }
 --   tp:card_payment_url{ Amount = 150, Currency = "EUR", Reference = "ORD-42", CardHolder = "...", ... }
---   tp:notification(ngx.var.args)               --> event | nil, err
+--   local event, err = tp:notification(ngx.var.args)      --> event | nil, err
+--   local answer = tp:notification_response(event, event ~= nil and recorded) --> {status, headers, body}
 --   tp:refund{ Amount = 150, Currency = "EUR", Reference = "ORD-42-R1", PaymentRequestId = "846487" }
 --   for tx, err in tp:transactions{ AccountId = 4107111111, DateFrom = "2024-03-01", DateTo = "2024-03-31" } do ... end
 --
@@ -509,6 +510,103 @@ local function check_request(spec, params, what)
 end
 
 ---------------------------------------------------------------------------
+-- Notifications
+-- @section notifications
+---------------------------------------------------------------------------
+
+-- The notification's raw text and its parameters | nil, err. A table is
+-- the deprecated form (until 0.3): its raw text is the query rebuilt.
+local function notification_params(raw_body)
+    if type(raw_body) == "string" then
+        local p, err = query_table(raw_body, "TrustPay notification")
+        return raw_body, p, err
+    end
+    local p, err = read_params(raw_body, "TrustPay notification")
+    return p and http.encode_query(p), p, err
+end
+
+-- The keys as verify_notification takes them: {secret, account_id} -> the
+-- secret and the account id as digits. Raises naming who.
+local function notification_keys(who, keys)
+    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), 4) end
+    if type(keys) ~= "table" then bad("table {secret, account_id} expected, got " .. type(keys)) end
+    if type(keys.secret) ~= "string" or keys.secret == "" then bad("keys.secret must be a non-empty string") end
+    local account = keys.account_id
+    if is_integer(account) and account >= 0 then account = int_string(account) end
+    if type(account) ~= "string" or not account:match("^%d+$") then
+        bad("keys.account_id must be TrustPay's account or project ID")
+    end
+    return keys.secret, account
+end
+
+-- The verified event of a notification, for who: the public function,
+-- which tail-calls it (so level 2 is its caller).
+local function notification(who, raw_body, headers, keys)
+    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
+    end
+    local secret, account_id = notification_keys(who, keys)
+    local raw, p, perr = notification_params(raw_body)
+    if not p then return nil, perr end
+    local method
+    if p.PaymentId ~= nil then method = "wire"
+    elseif p.PaymentRequestId ~= nil then method = "card"
+    else
+        return invalid("TrustPay notification", { violation("PaymentId", "required",
+            "is required (PaymentId for a bank transfer, PaymentRequestId for a card payment)") })
+    end
+    local ok, err = verify(secret, method .. "_notification", p, p.Signature)
+    if not ok then return nil, err end
+    local problems = {}
+    if p.AccountId ~= account_id then
+        problems[#problems + 1] = violation("AccountId", "enum", "is not the account_id it is verified for")
+    end
+    if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
+    local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
+    if not code then problems[#problems + 1] = violation("ResultCode", "format", "must be a number") end
+    local amount, why = trustpay.minor(p.Amount, p.Currency)
+    if not amount then problems[#problems + 1] = violation("Amount", "format", why) end
+    if #problems > 0 then return invalid("TrustPay notification", problems) end
+    local card
+    if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
+        card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
+    end
+    return provider.event{
+        provider = "trustpay",
+        -- CRDT: money in (a payment); DBIT: money out of the account for
+        -- this Reference, which the Merchant API sends for a refund.
+        kind = p.Type == "DBIT" and "refund" or "payment",
+        status = trustpay.status(code, method, p.Type),
+        merchant_ref = p.Reference,
+        provider_ref = method == "wire" and p.PaymentId or p.PaymentRequestId,
+        amount = amount,
+        currency = p.Currency,
+        raw = raw,
+        extra = { method = method, type = p.Type, result_code = code, result = result_of(code), card = card, params = p },
+    }
+end
+
+--- trustpay.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. Pure (no I/O). raw_body: the query string TrustPay called the
+-- NotificationUrl with (`ngx.var.args`; a GET), or the whole URL;
+-- headers: the request's (unused: TrustPay signs the parameters), or nil;
+-- keys: {secret = ..., account_id = ...}. Verifies the signature (the wire
+-- or card variant, absent optional fields skipped) and that the
+-- notification is for account_id. The event: kind "payment" (Type CRDT) or
+-- "refund" (DBIT), status from the result code, merchant_ref = Reference,
+-- provider_ref = PaymentId (wire) or PaymentRequestId (card), raw =
+-- raw_body as given, and extra = {method = "wire"|"card", type =
+-- "CRDT"|"DBIT", result_code, result = {name, description}, card =
+-- {CardId, CardMask, CardExpiration, AuthNumber} (a card's, when sent),
+-- params (every parameter, as strings)}.
+function trustpay.verify_notification(raw_body, headers, keys)
+    return notification("trustpay.verify_notification", raw_body, headers, keys)
+end
+
+---------------------------------------------------------------------------
 -- The client
 -- @section the_client
 ---------------------------------------------------------------------------
@@ -694,50 +792,26 @@ for method, spec in pairs(CALLS) do
     end
 end
 
---- client:notification(params) -> event | nil, err. params: the
--- notification's query string (ngx.var.args, or the whole URL) or a table
--- (ngx.req.get_uri_args()). Verifies the signature (wire or card variant,
--- absent optional fields skipped) and returns the common event.
-function Client:notification(params)
-    local p, perr = read_params(params, "notification")
-    if not p then return nil, perr end
-    local method
-    if p.PaymentId ~= nil then method = "wire"
-    elseif p.PaymentRequestId ~= nil then method = "card"
-    else
-        return invalid("TrustPay notification", { violation("PaymentId", "required",
-            "is required (PaymentId for a bank transfer, PaymentRequestId for a card payment)") })
-    end
-    local kind = method .. "_notification"
-    local ok, err = verify(self.secret, kind, p, p.Signature)
-    if not ok then return nil, err end
-    local problems = {}
-    if p.AccountId ~= self.account_id then
-        problems[#problems + 1] = violation("AccountId", "enum", "is not this client's account")
-    end
-    if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
-    local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
-    if not code then problems[#problems + 1] = violation("ResultCode", "format", "must be a number") end
-    local amount, why = trustpay.minor(p.Amount, p.Currency)
-    if not amount then problems[#problems + 1] = violation("Amount", "format", why) end
-    if #problems > 0 then return invalid("TrustPay notification", problems) end
-    local event = {
-        provider = "trustpay",
-        kind = p.Type == "DBIT" and "refund" or "payment",
-        method = method,
-        status = trustpay.status(code, method, p.Type),
-        merchant_ref = p.Reference,
-        provider_ref = method == "wire" and p.PaymentId or p.PaymentRequestId,
-        amount = amount,
-        currency = p.Currency,
-        result_code = code,
-        result = result_of(code),
-        raw = p,
-    }
-    if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
-        event.card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
-    end
-    return event
+--- client:notification(raw_body [, headers]) -> event | nil, err:
+-- trustpay.verify_notification with the client's secret and account_id.
+-- raw_body is the query string TrustPay called the NotificationUrl with
+-- (`ngx.var.args`), or the whole URL. Deprecated until 0.3: a table
+-- (`ngx.req.get_uri_args()`), whose event.raw is then the query rebuilt.
+function Client:notification(raw_body, headers)
+    return notification("trustpay.Client:notification", raw_body, headers,
+        { secret = self.secret, account_id = self.account_id })
+end
+
+--- client:notification_response(event, received) -> {status, headers,
+-- body}: what to answer TrustPay's call. received = true (the event is
+-- recorded): 200 "OK". received false or nil, or no event (a forged or
+-- unreadable notification): 500, for TrustPay to call again. TrustPay's
+-- documentation says neither what it takes as received nor whether it
+-- calls again: 200 is the answer every caller takes as delivered, and
+-- a 5xx the one a caller that retries at all retries on.
+function Client:notification_response(event, received)
+    return http.notification_answer("trustpay.Client:notification_response", event, received,
+        { status = 200, body = "OK" }, { status = 500, body = "ERROR" })
 end
 
 --- client:redirect_result(params) -> table. What the customer's browser

@@ -1,4 +1,4 @@
---- `luapay` subcommands for beGateway: export, verify (webhooks).
+--- `luapay` subcommands for beGateway: export, verify (notifications).
 local begateway = require "luapay.begateway"
 local cli = require "luapay.cli"
 local export = require "luapay.cli.export"
@@ -43,11 +43,11 @@ function adapter.export(ctx, _, opts)
     return export.stream(it, opts, CSV_FIELDS)
 end
 
--- A saved webhook body; --signature (Content-Signature) or --authorization.
+-- A saved notification body; --signature (Content-Signature) or --authorization.
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
     local headers = { ["content-signature"] = opts.signature, authorization = opts.authorization }
-    return adapter.client(settings(ctx)):webhook(body, headers)
+    return adapter.client(settings(ctx)):notification(body, headers)
 end
 
 return adapter

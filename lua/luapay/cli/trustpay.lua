@@ -1,5 +1,6 @@
 --- `luapay` subcommands for TrustPay: sign, verify, url, call.
 local cli = require "luapay.cli"
+local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
 
 local adapter = { name = "trustpay", repl_name = "trustpay_client", secrets = { "secret", "banking_password" } }
@@ -45,14 +46,15 @@ function adapter.sign(ctx, pos, opts)
     return out
 end
 
--- Input: the notification's query string, or a JSON object of its parameters.
+-- Input: the notification's query string, or a JSON object of its
+-- parameters (TrustPay's e-mail notification), verified as that query.
 function adapter.verify(ctx, pos, opts)
     local text = cli.read_input(pos[2]):gsub("%s+$", "")
-    local params = text
-    if text:sub(1, 1) == "{" then params = cli.json_input(text, "the notification") end
-    local event, err = client(ctx):notification(params)
+    local raw = text
+    if text:sub(1, 1) == "{" then raw = http.encode_query(cli.json_input(text, "the notification")) end
+    local event, err = client(ctx):notification(raw)
     if not event then return nil, err end
-    if opts.explain then event.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
+    if opts.explain then event.extra.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
     return event
 end
 
