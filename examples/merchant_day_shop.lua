@@ -5,8 +5,8 @@
 -- answers the provider the way it expects, and keeps the verified event
 -- in the shared dict, the stand-in for the shop's database:
 --
---   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:callback, then
---                                     gate:callback_response (200 "OK" or 400)
+--   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:notification, then
+--                                     gate:notification_response (200 "OK" or 400)
 --   POST /shop/trustly/<token>        a Trustly notification: client:notification,
 --                                     processed once per notificationid, answered
 --                                     with client:notification_response (signed "OK");
@@ -78,8 +78,9 @@ end
 local function ecommpay_callback(config, payment_id)
     local gate = client(config, "ecommpay")
     local raw = raw_body()
-    local event, err = gate:callback(raw)
-    local reply = gate:callback_response(event ~= nil)
+    local event, err = gate:notification(raw, ngx.req.get_headers())
+    -- Recorded first, then acknowledged (200 "OK"); a forgery gets a 400.
+    local reply = gate:notification_response(event, event ~= nil)
     if event then
         record("ecommpay", event.merchant_ref, { body = raw, answered = reply.status })
     else

@@ -233,6 +233,13 @@ function http.bearer_auth(token)
     return "Bearer " .. token
 end
 
+--- http.answer(status, body [, content_type]) -> {status, headers, body}:
+-- an answer for the server code to send (a provider's
+-- client:notification_response), text/plain unless content_type says.
+function http.answer(status, body, content_type)
+    return { status = status, headers = { ["Content-Type"] = content_type or "text/plain" }, body = body }
+end
+
 --- Case-insensitive lookup of a response or request header.
 function http.header(headers, name)
     local v = headers[name:lower()]
