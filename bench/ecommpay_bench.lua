@@ -170,4 +170,4 @@ print(("sign_c %.0f"):format(rate(function() return hmac("sha512", secret, canon
 print(("sign_lua %.0f"):format(rate(function() return hmac("sha512", secret, lua_canonical(params), "base64") end)))
 local raw, ckeys, verify = callback.raw_body, { secret = callback.secret }, ecommpay.verify_notification
 print(("verify_c %.0f"):format(rate(function() return verify(raw, nil, ckeys) end)))
-print(("verify_lua %.0f"):format(rate(function() return lua_verify(raw, csecret) end)))
+print(("verify_lua %.0f"):format(rate(function() return lua_verify(raw, callback.secret) end)))

@@ -568,21 +568,21 @@ end
 -- signed notification of a method luapay does not know is an error of type
 -- "validation" with code "unsupported", method and uuid (it may be
 -- acknowledged: client:notification_response takes it).
-function trustly.verify_notification(raw, headers, keys)
+function trustly.verify_notification(raw, headers, given)
     local fn = "verify_notification"
     if type(raw) ~= "string" then bad_argument(fn, 1, "raw_body", "string expected, got " .. type(raw)) end
     if headers ~= nil and type(headers) ~= "table" then
         bad_argument(fn, 2, "headers", "a table or nil expected, got " .. type(headers))
     end
-    if type(keys) ~= "table" then
-        bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(keys))
+    if type(given) ~= "table" then
+        bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(given))
     end
-    local key, kerr = trustly.load_key(keys.trustly_public_key)
+    local key, kerr = trustly.load_key(given.trustly_public_key)
     if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
-    if keys.store ~= nil and not is_store(keys.store) then
+    if given.store ~= nil and not is_store(given.store) then
         bad_argument(fn, 3, "keys", "keys.store: get and set expected")
     end
-    return read_notification(raw, key, keys.store)
+    return read_notification(raw, key, given.store)
 end
 
 --- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
