@@ -184,7 +184,7 @@ describe("ecommpay.verify_notification", function()
             "ecommpay.verify_notification: bad argument #3 'keys' (keys.secret: a non-empty string expected, got an empty string)")
     end)
 
-    it("keeps the deprecated verify(raw_body, secret) working until 0.3", function()
+    it("keeps the deprecated verify_callback(raw_body, secret) working until 0.3", function()
         local v = vectors.callback_vectors[1]
         for _, x in ipairs(vectors.callback_vectors) do
             if x.expected_valid then v = x break end
