@@ -364,6 +364,9 @@ describe("ecommpay Gate requests", function()
         assert.is_nil(none)
         assert.equal("signature", terr.type)
         for _, received in ipairs { true, false } do
+            for _, not_an_event in ipairs { false, terr, { status = "succeeded" } } do
+                assert.equal(400, gate:notification_response(not_an_event, received).status)
+            end
             assert.same({ status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } },
                 gate:notification_response(none, received))
         end

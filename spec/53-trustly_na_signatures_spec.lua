@@ -190,10 +190,13 @@ describe("Trustly NA notifications", function()
         assert.same({ status = 200, headers = text, body = "OK" }, tna:notification_response(event, true))
         assert.same({ status = 500, headers = text, body = "notification not recorded, send it again" },
             tna:notification_response(event, false))
-        local none = tna:notification(BODY, authorization(BODY, "another-key"))
+        local none, err = tna:notification(BODY, authorization(BODY, "another-key"))
         for _, received in ipairs { true, false } do
             assert.same({ status = 400, headers = text, body = "notification refused" },
                 tna:notification_response(none, received))
+            for _, not_an_event in ipairs { false, err, { status = "succeeded" } } do
+                assert.equal(400, tna:notification_response(not_an_event, received).status)
+            end
         end
     end)
 

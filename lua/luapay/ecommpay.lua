@@ -948,9 +948,12 @@ end
 -- what to answer ecommpay, which resends a callback until it gets a 200.
 -- With an event and received true (recorded): 200 "OK", do not send it
 -- again. With an event not recorded (received false): 500, send it again
--- later. Without an event (a forged or broken callback): 400.
+-- later. Without an event from gate:notification (nil: a forged or broken
+-- callback; an error; any other table): 400.
 function Gate:notification_response(event, received)
-    if event == nil or event == false then return http.answer(400, "ERROR") end
+    if getmetatable(event) ~= provider.event_mt or event.provider ~= "ecommpay" then
+        return http.answer(400, "ERROR")
+    end
     if received then return http.answer(200, "OK") end
     return http.answer(500, "ERROR")
 end

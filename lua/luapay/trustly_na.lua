@@ -573,9 +573,12 @@ end
 -- what to answer Trustly, which sends a notification again every 5 minutes
 -- for 12 hours until it gets an HTTP 200 (within 3 seconds). With an event
 -- and received true (recorded): 200 "OK". With an event not recorded:
--- 500, send it again. Without an event (it did not verify): 400.
+-- 500, send it again. Without an event from client:notification (nil: it
+-- did not verify; an error; any other table): 400.
 function Client:notification_response(event, received)
-    if event == nil or event == false then return http.answer(400, "notification refused") end
+    if getmetatable(event) ~= provider.event_mt or event.provider ~= "trustly_na" then
+        return http.answer(400, "notification refused")
+    end
     if received then return http.answer(200, "OK") end
     return http.answer(500, "notification not recorded, send it again")
 end
