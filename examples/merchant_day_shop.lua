@@ -5,12 +5,12 @@
 -- answers the provider the way it expects, and keeps the verified event
 -- in the shared dict, the stand-in for the shop's database:
 --
---   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:callback, then
---                                     gate:callback_response (200 "OK" or 400)
+--   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:notification, then
+--                                     gate:notification_response (200 "OK" or 400)
 --   POST /shop/trustly/<token>        a Trustly notification: client:notification,
 --                                     processed once per notificationid, answered
 --                                     with client:notification_response (signed "OK");
---                                     403 and nothing signed when it does not verify
+--                                     400 and nothing signed when it does not verify
 --   POST /shop/trustly/refund/<orderid>?amount=<minor units>&currency=SEK
 --                                     the back office refunds through the shop's
 --                                     client (its store then knows the refund)
@@ -80,8 +80,9 @@ end
 local function ecommpay_callback(config, payment_id)
     local gate = client(config, "ecommpay")
     local raw = raw_body()
-    local event, err = gate:callback(raw)
-    local reply = gate:callback_response(event ~= nil)
+    local event, err = gate:notification(raw, ngx.req.get_headers())
+    -- Recorded first, then acknowledged (200 "OK"); a forgery gets a 400.
+    local reply = gate:notification_response(event, event ~= nil)
     if event then
         record("ecommpay", event.merchant_ref, { body = raw, answered = reply.status })
     else
@@ -95,20 +96,23 @@ end
 -- twice; each notificationid is processed once, a repeat gets the same answer.
 local function trustly_notification(config)
     local c = client(config, "trustly")
-    local note, err = c:notification(raw_body())
+    local note, err = c:notification(raw_body(), ngx.req.get_headers())
     if not note then
         ngx.log(ngx.WARN, "shop: Trustly notification refused: ", tostring(err))
-        return answer(403, "notification refused")
+        local refused = c:notification_response(nil, false) -- 400, nothing signed
+        return answer(refused.status, refused.body, refused.headers["Content-Type"])
     end
-    local first = db():add("shop:trustly:seen:" .. note.notificationid, true)
+    local x = note.extra -- Trustly's own fields
+    local first = db():add("shop:trustly:seen:" .. x.notificationid, true)
     if first then
-        record("trustly", note.orderid, {
-            method = note.method, kind = note.kind, status = note.status, amount = note.amount,
-            currency = note.currency, notificationid = note.notificationid,
-            accountid = note.kind == "account" and note.data.accountid or nil,
+        record("trustly", x.orderid, {
+            method = x.method, kind = note.kind, status = note.status, amount = note.amount,
+            currency = note.currency, notificationid = x.notificationid,
+            accountid = note.kind == "account" and x.data.accountid or nil,
         })
     end
-    return answer(200, c:notification_response(note, "OK"), "application/json")
+    local reply = c:notification_response(note, true) -- recorded: 200 and the signed "OK"
+    return answer(reply.status, reply.body, reply.headers["Content-Type"])
 end
 
 -- Trustly: the back office refunds through the shop's client, so that the

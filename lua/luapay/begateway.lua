@@ -549,8 +549,7 @@ Client.webhook = Client.notification
 -- when it sends again: 200 is the answer every sender takes as delivered,
 -- and a 5xx the one a sender that retries at all retries on.
 function Client:notification_response(event, received)
-    return http.notification_answer("begateway.Client:notification_response", event, received,
-        { status = 200, body = "OK" }, { status = 500, body = "ERROR" })
+    return provider.notification_response("begateway.Client:notification_response", "begateway", event, received)
 end
 
 ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 -- Pure functions (no I/O):
 --   ecommpay.string_to_sign(params)            --> the canonical string
 --   ecommpay.signature(params, secret)         --> base64 HMAC-SHA512 of it
---   ecommpay.verify_callback(raw_body, secret) --> event | nil, err
+--   ecommpay.verify_notification(raw_body, headers, {secret = ...}) --> event | nil, err
 --   ecommpay.payment_page_url(params, secret [, base_url]) --> url
 --
 -- A client for Gate:
@@ -15,8 +15,8 @@
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
 --   (plus replayed = true and payment = the status event when the answer was
 --   lost and the payment was found through status, see below)
---   local event, err = gate:callback(raw_body)   -- the signed callback, verified
---   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
+--   local event, err = gate:notification(raw_body) -- the signed callback, verified
+--   local answer = gate:notification_response(event, recorded) -- { status = 200, body = "OK", ... }
 --
 -- Requests keep ecommpay's own field names (general, payment, customer,
 -- return_url, recurring, account, additional_data, ...). Amounts are integers
@@ -42,7 +42,7 @@
 -- is taken for this call's payment. ecommpay asks for payment_ids unique
 -- within the project: never reuse one. (operation.created_date would tell
 -- an older payment, but neither its format nor ecommpay's clock is
--- documented, so it is not used; it is in res.payment.raw for a caller that
+-- documented, so it is not used; it is in res.payment.extra.body for a caller that
 -- wants to check.) A refund is never resent once it may have arrived.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
@@ -104,8 +104,8 @@ function ecommpay.signature(params, secret)
 end
 
 ---------------------------------------------------------------------------
--- Callbacks
--- @section callbacks
+-- Notifications (ecommpay's callbacks)
+-- @section notifications
 ---------------------------------------------------------------------------
 
 -- A Lua number from a number object (or a number): an integer when the text
@@ -164,21 +164,38 @@ ecommpay.STATUS = {
     ["expired"] = "failed",
 }
 
+--- operation.type (or, in a callback without an operation, payment.type)
+-- onto provider.KINDS; a word not listed is "other". The word itself stays
+-- in event.extra.operation_type and payment_type: a reversal of a payout
+-- has payment_type "payout".
+ecommpay.KIND = {
+    ["sale"] = "payment",
+    ["purchase"] = "payment",
+    ["recurring"] = "payment",
+    ["auth"] = "authorization",
+    ["capture"] = "capture",
+    ["cancel"] = "void",
+    ["refund"] = "refund",
+    ["payout"] = "payout",
+    ["reversal"] = "reversal",
+    ["chargeback"] = "chargeback",
+    ["account verification"] = "account",
+    ["account_verification"] = "account",
+    ["verify"] = "account",
+}
+
 local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
                            ["external error"] = true, ["expired"] = true }
 
--- operation.type onto the event kind.
-local function kind_of(operation_type, payment_type)
-    if operation_type == nil then
-        if payment_type == "purchase" then return "sale" end
-        return payment_type and (payment_type:gsub(" ", "_")) or "payment"
-    end
-    if operation_type == "reversal" and payment_type == "payout" then return "payout_reversal" end
-    return (operation_type:gsub(" ", "_"))
-end
-
---- The common event for a verified callback (or a status answer) body.
-function ecommpay.event(body)
+--- ecommpay.event(body [, raw_body]) -> the common event (provider.event)
+-- for a verified callback or status answer: body decoded (with numbers as
+-- core.number_mt lexemes, or plain), raw_body the text it was decoded from
+-- (default: body encoded again). ecommpay's own words are under extra:
+-- project_id, payment_status, payment_type, payment_amount (what the
+-- payment holds now), operation_type, operation_status, request_id, code,
+-- message, customer_id, errors, redirect {url, method, body}, recurring,
+-- and body (the decoded body, numbers as Lua numbers).
+function ecommpay.event(body, raw_body)
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
     local payment_status = text(field(payment, "status"))
     local operation_status = text(field(operation, "status"))
@@ -190,32 +207,24 @@ function ecommpay.event(body)
     if FAILED_OPERATION[operation_status or ""] then status = "failed" end
     if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
     local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
-    local event = {
-        provider = "ecommpay",
-        kind = kind_of(operation_type, payment_type),
-        status = status or "pending",
-        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
-        provider_ref = text(field(operation, "id")),
-        amount = to_integer(field(sum, "amount")),
-        currency = text(field(sum, "currency")),
-        raw = body,
-        -- ecommpay's own words, for what the common shape does not carry
+    local extra = {
         project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
         payment_status = payment_status,
         payment_type = payment_type,
-        payment_amount = to_integer(field(payment, "sum", "amount")), -- what the payment holds now
+        payment_amount = to_integer(field(payment, "sum", "amount")),
         operation_type = operation_type,
         operation_status = operation_status,
         request_id = text(field(operation, "request_id")),
         code = text(field(operation, "code")),
         message = text(field(operation, "message")),
         customer_id = text(field(body, "customer", "id")),
+        body = plain(body),
     }
     local errs = field(body, "errors")
-    if type(errs) == "table" and #errs > 0 then event.errors = plain(errs, true) end
+    if type(errs) == "table" and #errs > 0 then extra.errors = plain(errs, true) end
     local redirect = field(body, "redirect_data")
     if type(redirect) == "table" and text(redirect.url) and text(redirect.url) ~= "" then
-        event.redirect = {
+        extra.redirect = {
             url = text(redirect.url),
             method = text(redirect.method) or "GET",
             body = type(redirect.body) == "table" and plain(redirect.body, true) or {},
@@ -223,26 +232,28 @@ function ecommpay.event(body)
     end
     local recurring = field(body, "recurring")
     if type(recurring) == "table" and field(recurring, "id") ~= nil then
-        event.recurring = plain(recurring)
-        event.recurring.id = to_integer(recurring.id) or text(recurring.id)
+        extra.recurring = plain(recurring)
+        extra.recurring.id = to_integer(recurring.id) or text(recurring.id)
     end
-    return event
+    return provider.event {
+        provider = "ecommpay",
+        kind = ecommpay.KIND[operation_type or payment_type or ""] or "other",
+        status = status or "pending",
+        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
+        provider_ref = text(field(operation, "id")),
+        amount = to_integer(field(sum, "amount")),
+        currency = text(field(sum, "currency")),
+        raw = raw_body or assert(core.json_encode(body)),
+        extra = extra,
+    }
 end
 
 local function signature_error(message)
     return nil, errors.new("signature", message)
 end
 
---- Verifies a callback on its raw body and returns the common event. The
--- signature is the root `signature` (Payment Page) or `general.signature`
--- (Gate); every `signature` key is left out of the signed string, at any
--- depth. Numbers are taken from their text, so 2^63-1 or 1.0 sign exactly
--- as ecommpay signed them, under Lua 5.4 and LuaJIT alike.
-function ecommpay.verify_callback(raw_body, secret)
-    if raw_body ~= nil and type(raw_body) ~= "string" then
-        argerror("verify_callback", 1, "raw_body", "the raw body string expected (verify before decoding), got " .. type(raw_body))
-    end
-    check_secret("verify_callback", 2, secret)
+-- The check itself, once the arguments are known to be right.
+local function verify(raw_body, secret)
     if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
     local body, derr = core.json_decode(raw_body, { numbers = "lexeme" })
     if not body then return signature_error("callback body is not JSON (" .. derr .. ")") end
@@ -257,7 +268,45 @@ function ecommpay.verify_callback(raw_body, secret)
     if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
         return signature_error("callback signature does not match")
     end
-    return ecommpay.event(body)
+    return ecommpay.event(body, raw_body)
+end
+
+local function check_raw_body(fn, raw_body)
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        argerror(fn, 1, "raw_body", "the raw body string expected (verify before decoding), got " .. type(raw_body))
+    end
+end
+
+--- ecommpay.verify_notification(raw_body, headers, keys) -> event | nil, err
+-- Verifies a callback on its raw body (ecommpay signs the body: headers
+-- are not read, pass them or nil) with keys.secret, the project's secret
+-- key, and returns the common event (see ecommpay.event); anything else is
+-- an error of type "signature". The signature is the root `signature`
+-- (Payment Page) or `general.signature` (Gate); every `signature` key is
+-- left out of the signed string, at any depth. Numbers are taken from
+-- their text, so 2^63-1 or 1.0 sign exactly as ecommpay signed them, under
+-- Lua 5.4 and LuaJIT alike.
+function ecommpay.verify_notification(raw_body, headers, keys)
+    check_raw_body("verify_notification", raw_body)
+    if headers ~= nil and type(headers) ~= "table" then
+        argerror("verify_notification", 2, "headers", "a table or nil expected, got " .. type(headers))
+    end
+    if type(keys) ~= "table" then argerror("verify_notification", 3, "keys", "{secret = ...} expected, got " .. type(keys)) end
+    local secret = keys.secret
+    if type(secret) ~= "string" or secret == "" then
+        argerror("verify_notification", 3, "keys", "keys.secret: a non-empty string expected, got "
+            .. (secret == "" and "an empty string" or type(secret)))
+    end
+    return verify(raw_body, secret)
+end
+
+--- ecommpay.verify_callback(raw_body, secret) -> event | nil, err: the
+-- 0.1 name and form of ecommpay.verify_notification(raw_body, nil,
+-- {secret = secret}). Deprecated: removed in 0.3.
+function ecommpay.verify_callback(raw_body, secret)
+    check_raw_body("verify_callback", raw_body)
+    check_secret("verify_callback", 2, secret)
+    return verify(raw_body, secret)
 end
 
 ---------------------------------------------------------------------------
@@ -783,17 +832,18 @@ end
 -- customer id and the account number are the request's where both the
 -- request and the answer carry them. -> that operation, or nil
 local function made_by(call, body, event)
-    local ops = field(event.raw, "operations")
-    local first = type(ops) == "table" and ops[1] or field(event.raw, "operation")
+    local answer = event.extra.body
+    local ops = field(answer, "operations")
+    local first = type(ops) == "table" and ops[1] or field(answer, "operation")
     if type(first) ~= "table" or not call.operation_types[text(field(first, "type")) or ""] then return nil end
-    local sum = field(first, "sum_initial") or field(event.raw, "payment", "sum")
+    local sum = field(first, "sum_initial") or field(answer, "payment", "sum")
     local payment = type(body.payment) == "table" and body.payment or {}
     if to_integer(field(sum, "amount")) ~= to_integer(payment.amount) or text(field(sum, "currency")) ~= payment.currency then
         return nil
     end
-    local customer, want = text(field(event.raw, "customer", "id")), text(field(body, "customer", "id"))
+    local customer, want = text(field(answer, "customer", "id")), text(field(body, "customer", "id"))
     if customer and customer ~= "" and want and customer ~= want then return nil end
-    local shown, number = text(field(event.raw, "account", "number")), text(field(body, "account", "number"))
+    local shown, number = text(field(answer, "account", "number")), text(field(body, "account", "number"))
     if shown and shown ~= "" and number and not same_account(shown, number) then return nil end
     return first
 end
@@ -817,7 +867,7 @@ local function replay(self, call, body, err)
     local first = made_by(call, body, event)
     if not first then return nil end
     return {
-        status = "success", request_id = text(field(first, "request_id")) or event.request_id, project_id = self.project_id,
+        status = "success", request_id = text(field(first, "request_id")) or event.extra.request_id, project_id = self.project_id,
         payment_id = body.general.payment_id, replayed = true, payment = event,
     }
 end
@@ -877,7 +927,7 @@ function Gate:status(payment_id)
     if type(doc.signature) ~= "string" and type(field(general, "signature")) ~= "string" then
         return nil, malformed(res, call, "without a signature")
     end
-    local event, verr = ecommpay.verify_callback(res.body, self.secret)
+    local event, verr = verify(res.body, self.secret)
     if not event then return nil, verr end
     if text(field(doc, "payment", "id")) ~= payment_id or type(text(field(doc, "payment", "status"))) ~= "string" then
         return nil, malformed(res, call, "without the status of payment " .. ("%q"):format(payment_id))
@@ -888,20 +938,33 @@ function Gate:status(payment_id)
     return event
 end
 
---- gate:callback(raw_body) -> event | nil, err (type "signature").
-function Gate:callback(raw_body)
-    return ecommpay.verify_callback(raw_body, self.secret)
+--- gate:notification(raw_body [, headers]) -> event | nil, err: the
+-- callback verified with the client's secret (ecommpay.verify_notification).
+function Gate:notification(raw_body, headers)
+    return ecommpay.verify_notification(raw_body, headers, { secret = self.secret })
 end
 
---- gate:callback_response(ok) -> {status, body, headers}: what to answer
--- ecommpay. 200 "OK" once the callback is verified and handled; 400
--- otherwise (a forged or broken callback; ecommpay resends what was not
--- acknowledged).
+--- gate:notification_response(event, received) -> {status, headers, body}:
+-- what to answer ecommpay, which resends a callback until it gets a 200.
+-- With an event and received true (recorded): 200 "OK", do not send it
+-- again. With an event not recorded (received false): 500, send it again
+-- later. Without an event from gate:notification (nil: a forged or broken
+-- callback; an error; any other table): 400.
+function Gate:notification_response(event, received)
+    return provider.notification_response("ecommpay.Client:notification_response", "ecommpay", event, received)
+end
+
+--- gate:callback(raw_body) -> event | nil, err: the 0.1 name and form of
+-- gate:notification (no second argument is read). Deprecated: removed in 0.3.
+function Gate:callback(raw_body)
+    return ecommpay.verify_notification(raw_body, nil, { secret = self.secret })
+end
+
+--- gate:callback_response(ok) -> {status, body, headers}: the 0.1 answer,
+-- 200 "OK" when ok, else 400. Deprecated (removed in 0.3): use
+-- gate:notification_response(event, received).
 function Gate:callback_response(ok)
-    if ok then
-        return { status = 200, body = "OK", headers = { ["Content-Type"] = "text/plain" } }
-    end
-    return { status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } }
+    return provider.answer(ok and 200 or 400, ok and "OK" or "ERROR")
 end
 
 --- gate:payment_page(params) -> url | nil, err: a signed Payment Page URL

@@ -642,24 +642,6 @@ function http.refused(res, what, message, code)
     return http.status_error(res, what)
 end
 
---- http.notification_answer(who, event, received, ok, again) -> {status,
--- headers, body}: the answer to a provider's notification, given ok and
--- again as {status, body} (text/plain): ok when there is an event and
--- received is true ("recorded, do not send it again"), again otherwise
--- (the answer that makes the provider send it again). Raises naming who
--- (the provider's notification_response, which tail-calls it) when event
--- is neither nil nor a table, or received neither nil nor a boolean.
-function http.notification_answer(who, event, received, ok, again)
-    if event ~= nil and type(event) ~= "table" then
-        error(("%s: bad argument #1 'event' (table or nil expected, got %s)"):format(who, type(event)), 2)
-    end
-    if received ~= nil and type(received) ~= "boolean" then
-        error(("%s: bad argument #2 'received' (boolean expected, got %s)"):format(who, type(received)), 2)
-    end
-    local answer = event ~= nil and received and ok or again
-    return { status = answer.status, headers = { ["Content-Type"] = "text/plain" }, body = answer.body }
-end
-
 function Client:close()
     local t = self.transport
     if type(t) ~= "function" and t.close then t:close() end

@@ -32,12 +32,13 @@
 -- is sent; the answer must carry the request's uuid and Trustly's valid
 -- signature, or the call fails with an error of type "signature".
 --
--- Notifications: client:notification(raw_body) verifies one and returns the
--- common event; client:notification_response(note, "OK") is the signed answer
--- to send back (HTTP 200, application/json). Account, Pending and Credit may
--- arrive in any order, and Trustly delivers the same notificationid again
--- until it gets a valid answer: process each notificationid once, and answer
--- a repeat with the status you gave the first time.
+-- Notifications: client:notification(raw_body, headers) verifies one and
+-- returns the common event; client:notification_response(event, true) is
+-- the answer to send back once it is recorded (HTTP 200, the signed "OK",
+-- application/json). Account, Pending and Credit may arrive in any order,
+-- and Trustly delivers the same notificationid again until it gets a valid
+-- answer: process each notificationid once, and answer a repeat as you
+-- answered the first time.
 --
 -- Refunds: "If the refund fails, Trustly will send a Credit notification",
 -- on the deposit's order, like the deposit's own credit. Only what the
@@ -492,34 +493,8 @@ local function meaning(method, data, amount, currency, store)
     return kind, status
 end
 
---- trustly.read_notification(raw_body, public_key [, store]) -> event | nil, err
--- Verifies a notification Trustly sent (methods pending, credit, debit,
--- cancel, account, payoutconfirmation) and returns the common event
---   {provider = "trustly", kind, status, merchant_ref = messageid,
---    provider_ref = orderid, amount (minor units), currency, raw}
--- plus method, uuid, notificationid, orderid, messageid, enduserid, data,
--- and refund = {orderid, amount, currency} when it answers a refund.
--- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
--- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
--- succeeded), "account" (attributes.directdebitmandate "1": authorized, an
--- active direct-debit mandate; "0": canceled, no active mandate; without
--- one, succeeded when data.verified is "1", else pending), "refund"
--- (pending; credit or cancel -> failed; debit or payoutconfirmation ->
--- refunded) for a notification flagged refund = "1", or a credit or payout
--- confirmation for the amount of a refund the store knows on that order
--- (see trustly.record_refund). The store is also told each order's first
--- credit. Without a store a credit answering a failed refund cannot be told
--- from a payment: give one.
--- Anything that is not a notification signed by Trustly's key is an error
--- of type "signature": answer it with an HTTP error and nothing signed.
-function trustly.read_notification(raw, public_key, store)
-    local key = key_arg(public_key, "read_notification", "public_key", false)
-    if type(raw) ~= "string" then
-        error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
-    end
-    if store ~= nil and not is_store(store) then
-        error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
-    end
+-- The check and the event, once the arguments are known to be right.
+local function read_notification(raw, key, store)
     local doc = decode(raw)
     local params = type(doc) == "table" and doc.params
     if type(params) ~= "table" or type(doc.method) ~= "string" or type(params.uuid) ~= "string" then
@@ -540,7 +515,7 @@ function trustly.read_notification(raw, public_key, store)
     local currency, amount = str(data.currency), nil
     if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
     local kind, status, refund = meaning(method, data, amount, currency, store)
-    return {
+    return provider.event {
         provider = "trustly",
         kind = kind,
         status = status,
@@ -549,15 +524,79 @@ function trustly.read_notification(raw, public_key, store)
         amount = amount,
         currency = currency,
         raw = raw,
-        method = method,
-        uuid = uuid,
-        notificationid = str(data.notificationid),
-        orderid = str(data.orderid),
-        messageid = str(data.messageid),
-        enduserid = str(data.enduserid),
-        refund = refund,
-        data = data,
+        extra = {
+            method = method,
+            uuid = uuid,
+            notificationid = str(data.notificationid),
+            orderid = str(data.orderid),
+            messageid = str(data.messageid),
+            enduserid = str(data.enduserid),
+            refund = refund,
+            data = data,
+        },
     }
+end
+
+local function bad_argument(fn, n, name, message)
+    error(("trustly.%s: bad argument #%d '%s' (%s)"):format(fn, n, name, message), 3)
+end
+
+--- trustly.verify_notification(raw_body, headers, keys) -> event | nil, err
+-- Verifies a notification Trustly sent (methods pending, credit, debit,
+-- cancel, account, payoutconfirmation) with keys.trustly_public_key (PEM
+-- or core.pkey: trustly.keys.test or .live, or the one Trustly gave you)
+-- and returns the common event (provider.event)
+--   {provider = "trustly", kind, status, merchant_ref = messageid,
+--    provider_ref = orderid, amount (minor units), currency, raw (the
+--    body string), extra = {method, uuid, notificationid, orderid,
+--    messageid, enduserid, data, refund}}
+-- with refund = {orderid, amount, currency} when it answers a refund.
+-- Trustly signs the body: headers are not read (pass them, or nil).
+-- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
+-- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
+-- succeeded), "account" (attributes.directdebitmandate "1": authorized, an
+-- active direct-debit mandate; "0": canceled, no active mandate; without
+-- one, succeeded when data.verified is "1", else pending), "refund"
+-- (pending; credit or cancel -> failed; debit or payoutconfirmation ->
+-- refunded) for a notification flagged refund = "1", or a credit or payout
+-- confirmation for the amount of a refund keys.store knows on that order
+-- (see trustly.record_refund). The store is also told each order's first
+-- credit. Without a store a credit answering a failed refund cannot be told
+-- from a payment: give one.
+-- Anything that is not a notification signed by Trustly's key is an error
+-- of type "signature": answer it with an HTTP error and nothing signed. A
+-- signed notification of a method luapay does not know is an error of type
+-- "validation" with code "unsupported", method and uuid (it may be
+-- acknowledged: client:notification_response takes it).
+function trustly.verify_notification(raw, headers, given)
+    local fn = "verify_notification"
+    if type(raw) ~= "string" then bad_argument(fn, 1, "raw_body", "string expected, got " .. type(raw)) end
+    if headers ~= nil and type(headers) ~= "table" then
+        bad_argument(fn, 2, "headers", "a table or nil expected, got " .. type(headers))
+    end
+    if type(given) ~= "table" then
+        bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(given))
+    end
+    local key, kerr = trustly.load_key(given.trustly_public_key)
+    if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
+    if given.store ~= nil and not is_store(given.store) then
+        bad_argument(fn, 3, "keys", "keys.store: get and set expected")
+    end
+    return read_notification(raw, key, given.store)
+end
+
+--- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
+-- err: the 0.1 name and form of trustly.verify_notification(raw_body, nil,
+-- {trustly_public_key = public_key, store = store}). Deprecated: removed in 0.3.
+function trustly.read_notification(raw, public_key, store)
+    local key = key_arg(public_key, "read_notification", "public_key", false)
+    if type(raw) ~= "string" then
+        error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
+    end
+    if store ~= nil and not is_store(store) then
+        error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
+    end
+    return read_notification(raw, key, store)
 end
 
 ---------------------------------------------------------------------------
@@ -834,7 +873,7 @@ trustly.OPTIONS = { "username", "password", "private_key", "private_key_passphra
 -- random. verify = false is refused unless base_url is a loopback host
 -- (the sandbox); live mode also refuses a plain-http base_url. store:
 -- where the client keeps what it knows about refunds and credits (see
--- trustly.read_notification; default trustly.memory_store(), this process
+-- trustly.verify_notification; default trustly.memory_store(), this process
 -- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
 function trustly.new(opts)
     if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
@@ -1019,23 +1058,59 @@ function Client:account_payout(data) return self:call("AccountPayout", data) end
 -- Trustly asks for at most one call every 15 minutes.
 function Client:balance() return self:call("Balance", {}) end
 
---- client:notification(raw_body) -> event | nil, err (see
--- trustly.read_notification), read with the client's store.
-function Client:notification(raw_body)
-    return trustly.read_notification(raw_body, self.trustly_public_key, self.store)
+--- client:notification(raw_body [, headers]) -> event | nil, err: the
+-- notification verified with the client's Trustly key and read with its
+-- store (trustly.verify_notification).
+function Client:notification(raw_body, headers)
+    return trustly.verify_notification(raw_body, headers, { trustly_public_key = self.trustly_public_key,
+        store = self.store })
 end
 
---- client:notification_response(note, status) -> JSON text, signed with the
--- merchant's key. note: the event from client:notification (or any table
--- with method and uuid); status: "OK" or "FAILED".
-function Client:notification_response(note, status)
-    if type(note) ~= "table" or type(note.method) ~= "string" or type(note.uuid) ~= "string" then
-        error("luapay.trustly: notification_response needs the notification (a table with method and uuid)", 2)
+-- The method and uuid of what Trustly signed: a verified event, or the
+-- "unsupported" error of a signed notification of a method luapay does
+-- not know. Anything else (nil, a signature error, any table) gives nil:
+-- nothing is signed for what Trustly did not send.
+local function signed_notification(event)
+    if getmetatable(event) == provider.event_mt and event.provider == "trustly" then
+        return event.extra.method, event.extra.uuid
     end
-    if status ~= "OK" and status ~= "FAILED" then
-        error("luapay.trustly: notification_response status must be \"OK\" or \"FAILED\"", 2)
+    if errors.is(event, "validation") and event.code == "unsupported" and type(event.method) == "string"
+        and type(event.uuid) == "string" then
+        return event.method, event.uuid
     end
-    return trustly.notification_response(note.method, note.uuid, status, self.private_key)
+end
+
+--- client:notification_response(event, received) -> {status, headers, body}:
+-- what to answer Trustly, which sends a notification again until it gets a
+-- valid answer. received true (recorded): HTTP 200, the JSON-RPC answer
+-- with status "OK" signed with the merchant's key (application/json), the
+-- notification is done. received false (not recorded): HTTP 500 with
+-- nothing signed, not a valid answer, so Trustly sends it again. No
+-- verified event (nil, or a signature error): HTTP 400, nothing signed.
+-- A signed "FAILED" is no request to send again but a refusal (on a debit
+-- of a withdrawal it aborts the withdrawal): build it with
+-- trustly.notification_response(method, uuid, "FAILED", private_key).
+--
+-- Deprecated, until 0.3: client:notification_response(note, "OK" |
+-- "FAILED") -> the signed JSON text (the 0.1 form: a string second
+-- argument), note any table with method and uuid.
+function Client:notification_response(event, received)
+    if type(received) == "string" then
+        if type(event) ~= "table" or type(event.method) ~= "string" or type(event.uuid) ~= "string" then
+            error("trustly.Client:notification_response: bad argument #1 'event' (the notification: a table with"
+                .. " method and uuid)", 2)
+        end
+        if received ~= "OK" and received ~= "FAILED" then
+            error("trustly.Client:notification_response: bad argument #2 'status' (\"OK\" or \"FAILED\" expected)", 2)
+        end
+        return trustly.notification_response(event.method, event.uuid, received, self.private_key)
+    end
+    local method, uuid = signed_notification(event)
+    if method and getmetatable(event) ~= provider.event_mt then -- a signed notification luapay does not map
+        event = provider.event { provider = "trustly", kind = "other", status = "pending", raw = event.raw or "" }
+    end
+    return provider.notification_response("trustly.Client:notification_response", "trustly", event, received,
+        function() return trustly.notification_response(method, uuid, "OK", self.private_key), "application/json" end)
 end
 
 provider.lifetime(Client, "trustly")

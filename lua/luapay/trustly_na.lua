@@ -426,15 +426,30 @@ local TX_STATUS = {
     [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
     "failed", "reversed", "reversed", "partially_refunded", "refunded", "canceled", "pending",
 }
-local KINDS = {
-    [0] = "external", "authorization", "payment", "capture", "refund", "reversal", "payout", "reclaim",
-    "representment", [10] = "preauthorization",
+
+--- transactionType (its code, or its name as eventType words it) onto
+-- provider.KINDS: External and Pay are payments; Authorize and
+-- Preauthorization authorizations; Deposit (money to the customer's
+-- account) a payout; Reverse and Reclaim (money taken back after it moved,
+-- such as a returned debit) reversals; Representment (a returned debit
+-- presented again) a payment. Anything else is "other". The word itself
+-- is in event.extra.transactionType.
+trustly_na.KIND = {
+    External = "payment", Authorize = "authorization", Pay = "payment", Capture = "capture", Refund = "refund",
+    Reverse = "reversal", Deposit = "payout", Reclaim = "reversal", Representment = "payment",
+    Preauthorization = "authorization",
 }
 
---- trustly_na.event(fields) -> the common event for a notification's fields.
-function trustly_na.event(f)
+--- trustly_na.event(fields [, raw_body]) -> the common event
+-- (provider.event) for a notification's fields; raw_body is the body as
+-- received (default: the fields encoded again as a query). Trustly's own
+-- words are under extra: fields (every field, decoded), transactionType
+-- (its name: "Pay", "Refund", ...), eventType, transactionStatus (the
+-- name of status: "Authorized", "Completed", ...).
+function trustly_na.event(f, raw_body)
     local status_code = tonumber(f.status)
-    local kind = KINDS[tonumber(f.transactionType)] or (f.eventType and f.eventType:lower()) or "payment"
+    local type_name = trustly_na.transaction_types[tonumber(f.transactionType)]
+    local kind = trustly_na.KIND[type_name or f.eventType or ""] or "other"
     local status = TX_STATUS[status_code] or "pending"
     -- Processed: the ACH is submitted, not yet completed; a refund is done
     -- only once Completed ("funds transferred"), as a payment succeeds.
@@ -442,7 +457,7 @@ function trustly_na.event(f)
     if kind == "reversal" and (status_code == 3 or status_code == 4) then status = "reversed" end
     local currency = f.currency ~= "" and f.currency or "USD"
     local amount = f.amount and f.amount ~= "" and core.to_minor(f.amount, currency) or nil
-    return {
+    return provider.event {
         provider = "trustly_na",
         kind = kind,
         status = status,
@@ -450,7 +465,13 @@ function trustly_na.event(f)
         provider_ref = f.objectId or f.transactionId,
         amount = amount,
         currency = amount and currency or nil,
-        raw = f,
+        raw = raw_body or http.encode_query(f),
+        extra = {
+            fields = f,
+            transactionType = type_name,
+            eventType = f.eventType,
+            transactionStatus = trustly_na.transaction_statuses[status_code],
+        },
     }
 end
 
@@ -479,9 +500,14 @@ local function signed_fields(raw, signed, decode)
     return fields
 end
 
---- trustly_na.verify_notification(raw_body, authorization, access_id,
--- access_key) -> event | nil, err. authorization: the Authorization header
--- (or a headers table). It is "Basic base64(accessId:signature)" with
+local function bad_argument(n, name, message)
+    error(("trustly_na.verify_notification: bad argument #%d '%s' (%s)"):format(n, name, message), 3)
+end
+
+--- trustly_na.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. headers: the request's headers (a table, names in any case), or the
+-- Authorization header's value; keys: {access_id = ..., access_key = ...}.
+-- The Authorization header is "Basic base64(accessId:signature)" with
 -- signature = base64 HMAC-SHA1 (or "HmacSHA512:" + HMAC-SHA512) keyed with
 -- the access key over the URL-decoded body in the order received. Whether
 -- "+" counts as an encoded space is not documented: a body with "+" is
@@ -490,15 +516,25 @@ end
 -- from that text's (an "&" or "=" sent encoded inside a key or value, which
 -- the signature cannot tell from a separator) or that repeats a key with
 -- another value is refused as a "signature" error: look the payment up
--- (client:payments{paymentId = ...}) instead.
-function trustly_na.verify_notification(raw_body, authorization, access_id, access_key)
-    if type(raw_body) ~= "string" then
-        error("trustly_na.notification: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+-- (client:payments{paymentId = ...}) instead. The event: see
+-- trustly_na.event; raw is raw_body.
+--
+-- Deprecated, until 0.3: the 0.1 form verify_notification(raw_body,
+-- authorization, access_id, access_key) (a string third argument).
+function trustly_na.verify_notification(raw_body, headers, keys, access_key)
+    if type(keys) == "string" then keys = { access_id = keys, access_key = access_key } end
+    if type(raw_body) ~= "string" then bad_argument(1, "raw_body", "string expected, got " .. type(raw_body)) end
+    if headers ~= nil and type(headers) ~= "table" and type(headers) ~= "string" then
+        bad_argument(2, "headers", "a table, the Authorization value or nil expected, got " .. type(headers))
     end
-    if type(access_id) ~= "string" or type(access_key) ~= "string" or access_key == "" then
-        error("trustly_na.notification: access_id and access_key strings expected", 2)
+    if type(keys) ~= "table" then
+        bad_argument(3, "keys", "{access_id = ..., access_key = ...} expected, got " .. type(keys))
     end
-    local decoded, problem = http.basic_credentials(authorization)
+    local access_id, key = keys.access_id, keys.access_key
+    if type(access_id) ~= "string" or type(key) ~= "string" or key == "" then
+        bad_argument(3, "keys", "keys.access_id and keys.access_key: strings expected")
+    end
+    local decoded, problem = http.basic_credentials(headers)
     if problem == "repeated" then return nil, sig_error("more than one Authorization header") end
     if problem == "missing" then return nil, sig_error("no HTTP Basic Authorization header") end
     local id, sig = (decoded or ""):match("^([^:]*):(.+)$")
@@ -513,21 +549,34 @@ function trustly_na.verify_notification(raw_body, authorization, access_id, acce
     end
     local decode = percent_decode
     local signed = percent_decode(raw_body)
-    local ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
+    local ok = core.equal(core.hmac(md, key, signed, "base64"), sig)
     if not ok and raw_body:find("+", 1, true) then
         decode = function(s) return percent_decode((s:gsub("%+", " "))) end
         signed = decode(raw_body)
-        ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
+        ok = core.equal(core.hmac(md, key, signed, "base64"), sig)
     end
     if not ok then return nil, sig_error("the signature does not match the body") end
     local fields, why = signed_fields(raw_body, signed, decode)
     if not fields then return nil, sig_error("refused: " .. why .. "; look the payment up instead") end
-    return trustly_na.event(fields)
+    return trustly_na.event(fields, raw_body)
 end
 
---- client:notification(raw_body, authorization) -> event | nil, err
-function Client:notification(raw_body, authorization)
-    return trustly_na.verify_notification(raw_body, authorization, self.access_id, self.access_key)
+--- client:notification(raw_body, headers) -> event | nil, err: the
+-- notification verified with the client's access id and key
+-- (trustly_na.verify_notification). headers: the request's headers, or
+-- the Authorization header's value.
+function Client:notification(raw_body, headers)
+    return trustly_na.verify_notification(raw_body, headers, { access_id = self.access_id, access_key = self.access_key })
+end
+
+--- client:notification_response(event, received) -> {status, headers, body}:
+-- what to answer Trustly, which sends a notification again every 5 minutes
+-- for 12 hours until it gets an HTTP 200 (within 3 seconds). With an event
+-- and received true (recorded): 200 "OK". With an event not recorded:
+-- 500, send it again. Without an event from client:notification (nil: it
+-- did not verify; an error; any other table): 400.
+function Client:notification_response(event, received)
+    return provider.notification_response("trustly_na.Client:notification_response", "trustly_na", event, received)
 end
 
 provider.lifetime(Client, "trustly_na")

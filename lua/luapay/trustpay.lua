@@ -810,8 +810,7 @@ end
 -- calls again: 200 is the answer every caller takes as delivered, and
 -- a 5xx the one a caller that retries at all retries on.
 function Client:notification_response(event, received)
-    return http.notification_answer("trustpay.Client:notification_response", event, received,
-        { status = 200, body = "OK" }, { status = 500, body = "ERROR" })
+    return provider.notification_response("trustpay.Client:notification_response", "trustpay", event, received)
 end
 
 --- client:redirect_result(params) -> table. What the customer's browser

@@ -37,7 +37,7 @@ end
 -- A saved callback body -> the verified event.
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
-    local event, err = ecommpay.verify_callback(body, settings(ctx).secret)
+    local event, err = ecommpay.verify_notification(body, nil, { secret = settings(ctx).secret })
     if not event then return nil, err end
     if opts.explain then
         local decoded = require("luapay.core").json_decode(body, { numbers = "lexeme" })
