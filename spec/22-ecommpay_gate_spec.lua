@@ -364,12 +364,14 @@ describe("ecommpay Gate requests", function()
         assert.is_nil(none)
         assert.equal("signature", terr.type)
         for _, received in ipairs { true, false } do
-            for _, not_an_event in ipairs { false, terr, { status = "succeeded" } } do
+            for _, not_an_event in ipairs { terr, { status = "succeeded" } } do
                 assert.equal(400, gate:notification_response(not_an_event, received).status)
             end
             assert.same({ status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } },
                 gate:notification_response(none, received))
         end
+        assert.has_error(function() gate:notification_response(false, true) end,
+            "ecommpay.Client:notification_response: bad argument #1 'event' (table or nil expected, got boolean)")
     end)
 
     it("keeps the deprecated gate:callback and gate:callback_response(ok) working until 0.3", function()

@@ -592,16 +592,17 @@ describe("trustpay.verify_notification (the pure verifier) and the answer", func
         assert.same({ "card", 0, "Success", "0162" }, { event.method, event.result_code, event.result.name, event.card.CardMask })
     end)
 
-    it("answers 200 OK when the event is recorded, and 500 for TrustPay to call again otherwise", function()
+    it("answers 200 OK when the event is recorded, 500 for TrustPay to call again when not, 400 without an event", function()
         local tp = client()
         local event = assert(tp:notification(signed_query(F)))
         local ok = { status = 200, headers = { ["Content-Type"] = "text/plain" }, body = "OK" }
         local again = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
         assert.same(ok, tp:notification_response(event, true))
         assert.same(again, tp:notification_response(event, false))
-        assert.same(again, tp:notification_response(nil, true)) -- no event: forged or unreadable
-        assert.same(again, tp:notification_response(nil, false))
-        assert.same(again, tp:notification_response(nil))
+        local refused = { status = 400, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
+        assert.same(refused, tp:notification_response(nil, true)) -- no event: forged or unreadable
+        assert.same(refused, tp:notification_response(nil, false))
+        assert.same(refused, tp:notification_response(nil))
         assert.has_error(function() tp:notification_response("event", true) end,
             "trustpay.Client:notification_response: bad argument #1 'event' (table or nil expected, got string)")
         assert.has_error(function() tp:notification_response(event, "yes") end,

@@ -116,10 +116,10 @@ describe("TrustPay payments in the sandbox", function()
             assert.equal("1", world:get("/shop/attempts/" .. box).body)
         end)
 
-        it("500 when the event could not be recorded, or for a notification that does not verify: TrustPay calls again", function()
+        it("500 when the event could not be recorded, 400 for a notification that does not verify: TrustPay calls again", function()
             for _, mode in ipairs({ "busy", "forged" }) do
                 local list, box = calls(mode, 3) -- the fake's three attempts
-                for _, c in ipairs(list) do assert.equal(500, c.answered) end
+                for _, c in ipairs(list) do assert.equal(mode == "busy" and 500 or 400, c.answered) end
                 assert.equal(mode == "busy" and "payment" or false, list[1].kind)
                 assert.equal("3", world:get("/shop/attempts/" .. box).body)
             end

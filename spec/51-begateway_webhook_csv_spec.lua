@@ -282,15 +282,16 @@ describe("begateway.verify_notification (the pure verifier) and the answer", fun
         assert.equal("test_transaction", err.code)
     end)
 
-    it("answers 200 OK when the event is recorded, and 500 for beGateway to send it again otherwise", function()
+    it("answers 200 OK when the event is recorded, 500 for beGateway to send it again when not, 400 without an event", function()
         local c = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = "http://127.0.0.1:1", public_key = PUBLIC_PEM }
         local event = assert(c:notification(body, signed(body)))
         local ok = { status = 200, headers = { ["Content-Type"] = "text/plain" }, body = "OK" }
         local again = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
         assert.same(ok, c:notification_response(event, true))
         assert.same(again, c:notification_response(event, false))
-        assert.same(again, c:notification_response(nil, true))
-        assert.same(again, c:notification_response(nil))
+        local refused = { status = 400, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
+        assert.same(refused, c:notification_response(nil, true))
+        assert.same(refused, c:notification_response(nil))
         assert.has_error(function() c:notification_response(event, 1) end,
             "begateway.Client:notification_response: bad argument #2 'received' (boolean expected, got number)")
         assert.has_error(function() c:notification_response(true, true) end,
@@ -327,12 +328,12 @@ describe("begateway.verify_notification (the pure verifier) and the answer", fun
             assert.same({ raw_exact = true, kind = "payment", status = "succeeded", type = "payment", answered = 200 }, shop)
         end)
 
-        it("gets 500 from a shop that could not record it, or that cannot verify it", function()
+        it("gets 500 from a shop that could not record it, 400 from one that cannot verify it", function()
             local answer, shop = deliver("busy-1")
             assert.same({ http_status = 500, body = "ERROR" }, answer)
             assert.equal("payment", shop.kind)
             answer, shop = deliver("forged-1")
-            assert.same({ http_status = 500, body = "ERROR" }, answer)
+            assert.same({ http_status = 400, body = "ERROR" }, answer)
             assert.is_false(shop.kind)
         end)
     end)
