@@ -453,11 +453,8 @@ GROUPS.adjustments = function(_, c)
     return { adjustment_amount = 0, initial_amount = c.amount, surcharge_info = NULL }
 end
 
-dataset.BG_GROUPS = {
-    "main", "shop", "merchant", "gateway", "provider_raw", "links", "three_d_secure_verification",
-    "method", "customer", "recipient", "be_protected_verification", "smart_routing_verification",
-    "avs_cvc_verification", "provider_response", "additional_data", "commission", "adjustments",
-}
+-- The response groups beGateway documents (the client's own list).
+dataset.BG_GROUPS = require("luapay.begateway").RESPONSE_GROUPS
 
 --- ds:begateway(i [, groups [, core]]) -> the transaction as the DWH export
 -- answers it, with the attribute groups asked for (a set {main = true,

@@ -95,15 +95,7 @@ local function lost_answer()
     local how = dict():get("tp:lose_next")
     if not how then return false end
     dict():delete("tp:lose_next")
-    if how == "drop" then
-        ngx.exit(444) -- nginx closes the connection without a word
-        return true
-    end
-    local status = tonumber(how) or 500
-    ngx.status = status
-    ngx.header["Content-Type"] = "text/html"
-    ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
-    ngx.exit(status)
+    control.lose(how)
     return true
 end
 
