@@ -158,6 +158,16 @@ function cli.read_input(path)
     return text
 end
 
+--- cli.choose(names, word, what) -> word when names[word] is set; else a
+-- usage error listing the names ("unknown ecommpay operation 'x' (a, b)").
+function cli.choose(names, word, what)
+    if names[word] then return word end
+    local list = {}
+    for k in pairs(names) do list[#list + 1] = k end
+    table.sort(list)
+    usage_error(("unknown %s '%s' (%s)"):format(what, tostring(word), table.concat(list, ", ")))
+end
+
 --- Decodes JSON input or raises a usage error naming where it broke.
 function cli.json_input(text, what)
     local value, err = core.json_decode(text)
