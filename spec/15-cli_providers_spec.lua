@@ -193,6 +193,12 @@ describe("luapay with ecommpay", function()
         assert.matches("^luapay: ", err)
     end)
 
+    it("names the operations it knows when given another", function()
+        local _, err, code = luapay("call ecommpay nosuch --sandbox '{}'")
+        assert.equal(2, code)
+        assert.matches("^luapay: unknown ecommpay operation 'nosuch' %(account_verification, payout, recurring, refund, ", err)
+    end)
+
     it("builds a Payment Page URL", function()
         local out, err, code = luapay("url ecommpay-page",
             '{"payment_id":"p-9","payment_amount":1000,"payment_currency":"EUR","customer_id":"c-1"}', creds)

@@ -385,8 +385,61 @@ end
 -- @section request_schemas
 ---------------------------------------------------------------------------
 
+--- ecommpay's payout account table for the Trustly method ("Figure 32" of
+-- its documentation): for each clearinghouse the pattern (POSIX ERE, kept
+-- exactly as printed) of account.number and, where the table gives one, of
+-- account.bank_code; where that cell is blank bank_code is a BIC/SWIFT
+-- code. The printed table has 29 rows; every one is here, sorted by name.
+-- The generic validator checks them as data (pattern_by, ACCOUNT_FORMATS).
+-- @table CLEARINGHOUSES
+ecommpay.CLEARINGHOUSES = {
+    { name = "AUSTRIA", number = "^AT[0-9]{18}$" },
+    { name = "BELGIUM", number = "^BE[0-9]{14}$" },
+    { name = "BULGARIA", number = "^BG[0-9]{2}[A-Z]{4}[0-9]{4}[0-9]{2}[A-Z0-9]{8}$" },
+    { name = "CROATIA", number = "^HR[0-9]{2}[0-9]{7}[0-9]{10}$" },
+    { name = "CYPRUS", number = "^CY[0-9]{10}[0-9A-Z]{16}$" },
+    { name = "CZECH_REPUBLIC", bank_code = "^[0-9]{4}$", number = "^[0-9]{16}$" },
+    { name = "DENMARK", bank_code = "^[0-9]{4}$", number = "^[0-9]{4,10}$" },
+    { name = "ESTONIA", bank_code = "^[0-9]{2}$", number = "^[0-9]{4,14}$" },
+    { name = "FINLAND", number = "^FI[0-9]{16}$" },
+    { name = "FRANCE", number = "^FR[0-9]{12}[0-9A-Z]{11}[0-9]{2}$" },
+    { name = "GERMANY", number = "^DE[0-9]{20}$" },
+    { name = "GREECE", number = "^GR[0-9]{25}$" },
+    { name = "HUNGARY", bank_code = "^[0-9]{8}$", number = "^[0-9]{24}$" },
+    { name = "IRELAND", number = "^IE[0-9]{2}[A-Z]{4}[0-9]{14}$" },
+    { name = "ITALY", number = "^IT[0-9]{2}[A-Z][0-9]{10}[0-9A-Z]{12}$" },
+    { name = "LATVIA", number = "^LV[0-9]{2}[A-Z]{4}[0-9A-Z]{13}$" },
+    { name = "LITHUANIA", number = "^LT[0-9]{18}$" },
+    { name = "LUXEMBOURG", number = "^LU[0-9]{18}$" },
+    { name = "MALTA", number = "^MT[0-9]{2}[A-Z]{4}[0-9]{5}[0-9A-Z]{18}$" },
+    { name = "NETHERLANDS", number = "^NL[0-9]{2}[A-Z]{4}[0-9]{10}$" },
+    { name = "NORWAY", bank_code = "^[0-9]{4}$", number = "^[0-9]{7}$" },
+    { name = "POLAND", number = "^PL[0-9]{26}$" },
+    { name = "PORTUGAL", bank_code = "^[0-9]{8}$", number = "^[0-9]{13}$" },
+    { name = "ROMANIA", number = "^RO[0-9]{2}[A-Z]{4}[0-9A-Z]{16}$" },
+    { name = "SLOVAKIA", number = "^SK[0-9]{22}$" },
+    { name = "SLOVENIA", number = "^SI56[0-9]{15}$" },
+    { name = "SPAIN", number = "^ES[0-9]{22}$" },
+    { name = "SWEDEN", bank_code = "^[0-9]{4,5}$", number = "^[0-9]{1,15}$" },
+    { name = "UNITED_KINGDOM", bank_code = "^[0-9]{6}$", number = "^[0-9]{8}$" },
+}
+
 local CLEARINGHOUSES = {}
-for i, row in ipairs(core.clearinghouses()) do CLEARINGHOUSES[i] = row.name end
+local NUMBER_FORMATS, BANK_CODE_FORMATS = {}, {}
+for i, row in ipairs(ecommpay.CLEARINGHOUSES) do
+    CLEARINGHOUSES[i] = row.name
+    NUMBER_FORMATS[row.name] = row.number
+    BANK_CODE_FORMATS[row.name] = row.bank_code or { format = "bic" }
+end
+
+--- The account fields' rules by clearinghouse, as core.schema's pattern_by
+-- takes them: `{type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number}`.
+-- An unknown or missing clearinghouse skips them (that field reports itself).
+-- @table ACCOUNT_FORMATS
+ecommpay.ACCOUNT_FORMATS = {
+    number = { field = "clearinghouse", patterns = NUMBER_FORMATS, label = "account number" },
+    bank_code = { field = "clearinghouse", patterns = BANK_CODE_FORMATS, label = "bank code" },
+}
 
 -- One schema per operation, for Trustly (every rule of its documentation)
 -- and for other methods of the endpoint group (types only, and the fields
@@ -482,8 +535,8 @@ local function build_schema(op, trustly)
         customer.last_name = req { type = "string", min_len = 1, max_len = 255 }
         fields.account = { type = "object", required = trustly, fields = {
             clearinghouse = req { type = "enum", values = CLEARINGHOUSES },
-            number = req { type = "string", clearing = "number" },
-            bank_code = req { type = "string", clearing = "bank_code" },
+            number = req { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number },
+            bank_code = req { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.bank_code },
         } }
         fields.additional_data = { type = "object", fields = {
             sender = { type = "object", fields = {

@@ -96,6 +96,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The event: one shape for every verified callback, notification and webhook
+-- @section event
 ---------------------------------------------------------------------------
 
 --- The kinds of event, the same words for every provider (the provider's

@@ -58,13 +58,7 @@ adapter.urls = {
 -- call ecommpay <operation> [json]; the payment method defaults to trustly
 -- ({"method": "...", "request": {...}} chooses another).
 function adapter.call(ctx, pos)
-    local op = pos[2]
-    if not CALLS[op] then
-        local names = {}
-        for k in pairs(CALLS) do names[#names + 1] = k end
-        table.sort(names)
-        cli.usage_error(("unknown ecommpay operation '%s' (%s)"):format(tostring(op), table.concat(names, ", ")))
-    end
+    local op = cli.choose(CALLS, pos[2], "ecommpay operation")
     local input = cli.json_input(pos[3] or cli.read_input(nil), "the request")
     local gate = adapter.client(settings(ctx))
     if op == "status" then return gate:status(input.payment_id or input) end

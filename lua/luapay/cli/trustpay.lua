@@ -79,13 +79,7 @@ local CALLS = {
 }
 
 function adapter.call(ctx, pos)
-    local method = pos[2]
-    if not CALLS[method] then
-        local names = {}
-        for k in pairs(CALLS) do names[#names + 1] = k end
-        table.sort(names)
-        cli.usage_error(("unknown TrustPay method '%s' (%s)"):format(tostring(method), table.concat(names, ", ")))
-    end
+    local method = cli.choose(CALLS, pos[2], "TrustPay method")
     local params = pos[3] and cli.json_input(pos[3], "the request") or nil
     local c = client(ctx)
     return c[method](c, params)

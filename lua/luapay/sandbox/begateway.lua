@@ -54,33 +54,6 @@ local function settings(config)
     }
 end
 
--- Per worker: the data set's filter fields, and one sorted order per date type.
-local state
-local function data(conf)
-    if state then return state end
-    local ds = dataset.new{ scale = conf.scale }
-    local cores = {}
-    for i = 1, ds.bg_total do cores[i] = ds:bg_core(i) end
-    state = { ds = ds, cores = cores, orders = {} }
-    return state
-end
-
-local function order(st, date_type)
-    local list = st.orders[date_type]
-    if list then return list end
-    list = {}
-    for _, c in ipairs(st.cores) do
-        if c[date_type] then list[#list + 1] = c end
-    end
-    table.sort(list, function(a, b)
-        local da, db = a[date_type], b[date_type]
-        if da ~= db then return da < db end
-        return a.uid < b.uid
-    end)
-    st.orders[date_type] = list
-    return list
-end
-
 -- First position p with (date, uid) of list[p] >= (ms, uid) (uid nil: the
 -- smallest); #list + 1 when none.
 local function lower_bound(list, dt, ms, uid)
@@ -189,8 +162,8 @@ local function export(conf, req)
             and (not method or c.method_type == method)
     end
 
-    local st = data(conf)
-    local list = order(st, dt)
+    local ds = dataset.shared(conf.scale)
+    local list = ds:sorted("begateway", dt, "uid")
     local picked, nxt = {}, nil
     if sort == "asc" then
         local p = lower_bound(list, dt, from, uid_from)
@@ -215,7 +188,7 @@ local function export(conf, req)
     end
 
     local txs = setmetatable({}, core.array_mt)
-    for k, c in ipairs(picked) do txs[k] = st.ds:begateway(c.i, groups, c) end
+    for k, c in ipairs(picked) do txs[k] = ds:begateway(c.i, groups, c) end
     local first, last = picked[1], picked[#picked]
     local null = core.null
     control.json(200, {
@@ -243,12 +216,12 @@ local signing_key
 local function notify(conf)
     ngx.req.read_body()
     local req = cjson.decode(ngx.req.get_body_data() or "")
-    local st = data(conf)
+    local ds = dataset.shared(conf.scale)
     if type(req) ~= "table" or type(req.url) ~= "string" or type(req.i) ~= "number"
-        or req.i < 1 or req.i > st.ds.bg_total or req.i ~= math.floor(req.i) then
-        return control.json(400, { error = "body: {url, i (1.." .. st.ds.bg_total .. "), set}" })
+        or req.i < 1 or req.i > ds.bg_total or req.i ~= math.floor(req.i) then
+        return control.json(400, { error = "body: {url, i (1.." .. ds.bg_total .. "), set}" })
     end
-    local tx = st.ds:begateway(req.i, { main = true })
+    local tx = ds:begateway(req.i, { main = true })
     for k, v in pairs(type(req.set) == "table" and req.set or {}) do
         if v == cjson.null then tx[k] = nil else tx[k] = v end
     end
@@ -257,7 +230,7 @@ local function notify(conf)
     local client = require("luapay.http").new{ retries = 0, timeout_ms = 5000, deadline_ms = 5000 }
     local res, err = client:request{
         method = "POST", url = req.url, body = body, decode = false,
-        basic = { tostring(st.ds:bg_core(req.i).shop_id), conf.shop_key },
+        basic = { tostring(ds:bg_core(req.i).shop_id), conf.shop_key },
         headers = {
             ["Content-Type"] = "application/json",
             ["Content-Signature"] = core.base64_encode(signing_key:sign(body, "sha256")),

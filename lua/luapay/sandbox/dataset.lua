@@ -162,6 +162,45 @@ function dataset.new(opts)
     return self
 end
 
+-- One data set per scale and nginx worker, for the fakes.
+local shared = {}
+function dataset.shared(scale)
+    scale = scale or 1
+    shared[scale] = shared[scale] or dataset.new{ scale = scale }
+    return shared[scale]
+end
+
+-- The records' cores of each provider: how many, and the method giving one.
+local CORES = { begateway = { "bg_total", "bg_core" }, trustly_na = { "tna_total", "tna_core" } }
+
+--- ds:sorted(provider, key, id) -> the cores of provider ("begateway",
+-- "trustly_na") that have key, sorted by key then id. Each core and each
+-- order is built once per data set (a fake's list pages through them).
+function DS:sorted(provider, key, id)
+    self.sorted_cache = self.sorted_cache or {}
+    local name = provider .. "\0" .. key .. "\0" .. id
+    local list = self.sorted_cache[name]
+    if list then return list end
+    self.cores_cache = self.cores_cache or {}
+    local cores = self.cores_cache[provider]
+    if not cores then
+        local total, make = CORES[provider][1], CORES[provider][2]
+        cores = {}
+        for i = 1, self[total] do cores[i] = self[make](self, i) end
+        self.cores_cache[provider] = cores
+    end
+    list = {}
+    for _, c in ipairs(cores) do
+        if c[key] ~= nil then list[#list + 1] = c end
+    end
+    table.sort(list, function(a, b)
+        if a[key] ~= b[key] then return a[key] < b[key] end
+        return a[id] < b[id]
+    end)
+    self.sorted_cache[name] = list
+    return list
+end
+
 -- Creation time of live record i (1-based) in its slot; ties copy the
 -- record before.
 local function slot_time(self, salt, i, slot_ms)
@@ -414,11 +453,8 @@ GROUPS.adjustments = function(_, c)
     return { adjustment_amount = 0, initial_amount = c.amount, surcharge_info = NULL }
 end
 
-dataset.BG_GROUPS = {
-    "main", "shop", "merchant", "gateway", "provider_raw", "links", "three_d_secure_verification",
-    "method", "customer", "recipient", "be_protected_verification", "smart_routing_verification",
-    "avs_cvc_verification", "provider_response", "additional_data", "commission", "adjustments",
-}
+-- The response groups beGateway documents (the client's own list).
+dataset.BG_GROUPS = require("luapay.begateway").RESPONSE_GROUPS
 
 --- ds:begateway(i [, groups [, core]]) -> the transaction as the DWH export
 -- answers it, with the attribute groups asked for (a set {main = true,

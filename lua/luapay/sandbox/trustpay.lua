@@ -35,6 +35,8 @@
 --       TEXT as its JSON body, in place of what TrustPay documents
 --   GET  /trustpay/_sandbox/arrivals?Reference=R
 --       {count}: how many background calls with that Reference arrived
+--   GET  /trustpay/_control/fail|reset|stats   luapay.sandbox.control's failure
+--       plan, over the API Banking calls that got past the token check
 --
 -- Settings come from config.trustpay: accounts = {["<AccountId>"] = "<secret>"}
 -- (or account_id + secret), banking = {username, password}, token_ttl
@@ -54,6 +56,7 @@ M.DEFAULTS = {
 local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local trustpay = require "luapay.trustpay"
+local control = require "luapay.sandbox.control"
 
 local function dict() return ngx.shared.luapay_sandbox end
 
@@ -92,15 +95,7 @@ local function lost_answer()
     local how = dict():get("tp:lose_next")
     if not how then return false end
     dict():delete("tp:lose_next")
-    if how == "drop" then
-        ngx.exit(444) -- nginx closes the connection without a word
-        return true
-    end
-    local status = tonumber(how) or 500
-    ngx.status = status
-    ngx.header["Content-Type"] = "text/html"
-    ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
-    ngx.exit(status)
+    control.lose(how)
     return true
 end
 
@@ -803,6 +798,7 @@ local function banking(s, method)
     local handler = BANKING[method]
     if not handler then return banking_error(404, "No such method") end
     ngx.req.read_body()
+    if control.before("trustpay", ngx.req.get_body_data()) then return end -- a planned failure (_control/fail)
     local body = cjson.decode(ngx.req.get_body_data() or "")
     if type(body) ~= "table" then return banking_error(400, "The request body must be JSON") end
     ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
@@ -875,8 +871,9 @@ function M.handle(path, config)
     if lower == "api/oauth2/token" then return token(s) end
     local method = path:match("^ApiBanking/(%w+)$")
     if method then return banking(s, method) end
-    local control = path:match("^_sandbox/([%w_]+)$")
-    if control and CONTROLS[control] then return CONTROLS[control](s) end
+    if control.handle("trustpay", path) then return end
+    local name = path:match("^_sandbox/([%w_]+)$")
+    if name and CONTROLS[name] then return CONTROLS[name](s) end
     ngx.status = 404
     ngx.header["Content-Type"] = "text/plain"
     ngx.print("no TrustPay sandbox endpoint ", path)
