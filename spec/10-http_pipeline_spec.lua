@@ -121,7 +121,7 @@ describe("building a request", function()
 
     it("refuses to switch TLS verification off in live mode", function()
         assert.has_error(function() http.new{ verify = false, live = true, transport = scripted{} } end,
-            "luapay.http: TLS verification cannot be switched off in live mode")
+            "luapay.http.new: option 'verify' cannot be false in the live environment: TLS verification stays on")
     end)
 end)
 
@@ -349,7 +349,7 @@ describe("http.check_verify_option", function()
             assert.not_matches("Pa55", err)
         end
         assert.has_error(function() http.check_verify_option("no", "https://127.0.0.1/", "x.new") end,
-            "x.new: 'verify' must be a boolean, got string")
+            "x.new: option 'verify' must be a boolean, got string")
         assert.has_error(function() http.check_verify_option(false, nil, "x.new") end)
     end)
 end)

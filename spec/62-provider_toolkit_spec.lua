@@ -62,7 +62,7 @@ describe("luapay.provider toolkit", function()
             assert.is_false(ok)
             assert.matches("^spec/62%-provider_toolkit_spec%.lua:%d+: " .. pattern, err)
         end
-        for _, name in ipairs { "ecommpay", "begateway", "trustly_na" } do
+        for _, name in ipairs { "ecommpay", "trustly", "trustpay", "begateway", "trustly_na" } do
             local m = require("luapay." .. name)
             raises(function() m.new("x") end, name .. "%.new: bad argument #1 'opts' %(table expected, got string%)")
         end
@@ -74,7 +74,7 @@ describe("luapay.provider toolkit", function()
         raises(function() begateway.new { psp_id = "a:b", secret = "s", dwh_url = "https://x" } end,
             "begateway%.new: option 'psp_id' must be an id")
         local trustly = require "luapay.trustly"
-        raises(function() trustly.new { username = "" } end, "luapay%.trustly: option 'username' must be a non%-empty string")
+        raises(function() trustly.new { username = "" } end, "trustly%.new: option 'username' must be a non%-empty string")
     end)
 
     it("digits and plain are one reading of numbers for every provider", function()
