@@ -622,7 +622,7 @@ function ecommpay.new(opts)
         callback_url = opts.callback_url,
     }, Gate)
     provider.check_urls("ecommpay.new", opts, environment,
-        { { "base_url", self.base_url }, { "payment_page_base", self.payment_page_base } })
+        { { "base_url", self.base_url }, { "payment_page_base", self.payment_page_base, browser = true } })
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
     self.http = provider.pipeline("ecommpay.new", opts, environment == "live")
     return provider.client(self, opts)

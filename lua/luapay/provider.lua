@@ -230,9 +230,11 @@ function provider.environment(fn, opts, old)
 end
 
 --- provider.check_urls(fn, opts, environment, urls): urls is a list of
--- {option name, URL} the client will call. In live: each URL must be https,
--- and verify = false is refused; in either environment verify = false is
--- allowed only for loopback URLs (the sandbox).
+-- {option name, URL [, browser = true]}: the URLs the client calls, or
+-- (browser) builds for the customer's browser. In live: each URL must be
+-- https, and verify = false is refused; in either environment verify =
+-- false is allowed only when every URL the client calls is loopback (the
+-- sandbox).
 function provider.check_urls(fn, opts, environment, urls)
     for _, u in ipairs(urls) do
         if environment == "live" and not u[2]:find("^https://") then
@@ -242,7 +244,9 @@ function provider.check_urls(fn, opts, environment, urls)
     if environment == "live" and opts.verify == false then
         provider.option_error(fn, "verify", "cannot be false in the live environment: TLS verification stays on", 4)
     end
-    for _, u in ipairs(urls) do http.check_verify_option(opts.verify, u[2], fn, 4) end
+    for _, u in ipairs(urls) do
+        if not u.browser then http.check_verify_option(opts.verify, u[2], fn, 4) end
+    end
 end
 
 --- provider.option_error(fn, name, message [, level]): raises

@@ -3,7 +3,7 @@
 -- and event notification checks.
 --
 --   local trustly_na = require "luapay.trustly_na"
---   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "sandbox" }
+--   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "test" }
 --   for p, err in tna:payments{
 --       paymentType = { "Instant", "Deferred" }, ["authorization.status"] = { 2, 3 },
 --       ["createdAt.start"] = 1717372800000, ["createdAt.end"] = 1717459199999,

@@ -306,8 +306,10 @@ local DETAILS_SCHEMA = core.schema{ type = "object", additional = false, fields 
 --- client:transaction{TransactionId | PaymentId | OrderId} (exactly one)
 -- -> TransactionDetails (+ Xml, the order) | nil, err
 function Client:transaction(ids)
-    if type(ids) ~= "table" then error("trustpay.Client:transaction: bad argument #1 'ids' (a table {TransactionId | PaymentId | OrderId} expected, got "
-            .. type(ids) .. ")", 2) end
+    if type(ids) ~= "table" then
+        error("trustpay.Client:transaction: bad argument #1 'ids' (a table {TransactionId | PaymentId | OrderId}"
+            .. " expected, got " .. type(ids) .. ")", 2)
+    end
     local p = normalize(ids)
     local given = {}
     for _, k in ipairs({ "TransactionId", "PaymentId", "OrderId" }) do
@@ -337,7 +339,10 @@ local STATEMENT_SCHEMA = core.schema{ type = "object", additional = false, field
 --- client:statement{AccountId, DateFrom, DateTo, FileFormat} -> the
 -- statement's bytes (decoded from StatementBytes) | nil, err
 function Client:statement(filter)
-    if type(filter) ~= "table" then error("trustpay.Client:statement: bad argument #1 'filter' (table expected, got " .. type(filter) .. ")", 2) end
+    if type(filter) ~= "table" then
+        error("trustpay.Client:statement: bad argument #1 'filter' (table expected, got "
+            .. type(filter) .. ")", 2)
+    end
     local p = normalize(filter)
     local ok, err = validate(STATEMENT_SCHEMA, p, "statement", date_order(p))
     if not ok then return nil, err end
@@ -426,7 +431,10 @@ local REFUND_SCHEMA = core.schema{ type = "object", additional = false, fields =
 -- Description} -> OrderId | nil, err. Currency is not sent: it converts
 -- Amount and decides whether BeneficiaryName is needed (not for CZK).
 function Client:refund_payment(params)
-    if type(params) ~= "table" then error("trustpay.Client:refund_payment: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2) end
+    if type(params) ~= "table" then
+        error("trustpay.Client:refund_payment: bad argument #1 'params' (table expected, got "
+            .. type(params) .. ")", 2)
+    end
     local p = normalize(params)
     local extra = {}
     if p.BeneficiaryName == nil and p.Currency ~= "CZK" then
