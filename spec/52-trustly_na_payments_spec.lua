@@ -265,7 +265,8 @@ describe("Trustly North America payments", function()
         end
 
         it("raises on misuse", function()
-            assert.has_error(function() tna:payments() end, "trustly_na.Client:payments: bad argument #1 'params' (table expected, got nil)")
+            assert.has_error(function() tna:payments() end,
+                "trustly_na.Client:payments: bad argument #1 'params' (table expected, got nil)")
             assert.has_error(function() trustly_na.new{ access_key = ACCESS_KEY } end, "trustly_na.new: option 'access_id' is required")
             assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID } end, "trustly_na.new: option 'access_key' is required")
             assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID, access_key = ACCESS_KEY, environment = "prod" } end,

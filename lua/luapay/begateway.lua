@@ -505,6 +505,9 @@ end
 -- "commission.rates.psp_fee", "recipient.customer.email"); a numeric part
 -- indexes an array (1-based). nil when any step is missing or null.
 function begateway.field(tx, path)
+    if type(path) ~= "string" then
+        error("begateway.field: bad argument #2 'path' (string expected, got " .. type(path) .. ")", 2)
+    end
     local v = tx
     for part in path:gmatch("[^%.]+") do
         if type(v) ~= "table" then return nil end

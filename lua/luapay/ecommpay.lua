@@ -267,6 +267,7 @@ end
 
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
 local function urlencode(s)
+    if type(s) ~= "string" then error("ecommpay.urlencode: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return (s:gsub("[^%w%-%._]", function(c)
         if c == " " then return "+" end
         return ("%%%02X"):format(c:byte())

@@ -119,6 +119,9 @@ end
 
 --- trustly.load_key(pem_or_pkey [, passphrase]) -> key | nil, err
 function trustly.load_key(key, passphrase)
+    if passphrase ~= nil and type(passphrase) ~= "string" then
+        error("trustly.load_key: bad argument #2 'passphrase' (string expected, got " .. type(passphrase) .. ")", 2)
+    end
     if is_pkey(key) then return key end
     if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
     local cached = passphrase == nil and pem_cache[key]

@@ -316,6 +316,9 @@ function trustpay.verify(secret, kind, fields, signature)
     if type(secret) ~= "string" or secret == "" then
         error("trustpay.verify: bad argument #1 'secret' (non-empty string expected, got " .. type(secret) .. ")", 2)
     end
+    if not trustpay.signed_fields[kind] then
+        error(("trustpay.verify: bad argument #2 'kind' (unknown message kind '%s')"):format(tostring(kind)), 2)
+    end
     return verify(secret, kind, fields, signature)
 end
 
@@ -341,6 +344,7 @@ end
 -- A name repeated with another value is a "validation" error: which value
 -- counts would be a guess, and the signature does not say.
 function trustpay.parse_query(s)
+    if type(s) ~= "string" then error("trustpay.parse_query: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return query_table(s, "trustpay.parse_query")
 end
 
@@ -646,6 +650,9 @@ end
 -- A background call's answer: {"ResultCode": 0} or, as the documentation
 -- prints it, {'ResultCode':3,'AcquirerResponseId':'000.000.000'}.
 local function parse_result(body)
+    if body ~= nil and type(body) ~= "string" then
+        error("trustpay.parse_result: bad argument #1 'body' (string expected, got " .. type(body) .. ")", 2)
+    end
     local t = cjson.decode(body or "")
     local code, acq
     if type(t) == "table" then

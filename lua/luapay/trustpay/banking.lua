@@ -112,6 +112,9 @@ local UNLISTED = { idempotent = false, find_out = "look the result up in TrustPa
 -- provider error, and for a call that moves money one whose outcome is
 -- unknown (the order may have been placed all the same).
 function Client:banking_call(method, body, check)
+    if type(method) ~= "string" then
+        error("trustpay.Client:banking_call: bad argument #1 'method' (string expected, got " .. type(method) .. ")", 2)
+    end
     if not self.banking then return no_banking() end
     local what = "TrustPay API Banking " .. method
     local call = BANKING_CALLS[method] or UNLISTED
