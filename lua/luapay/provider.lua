@@ -96,6 +96,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The event: one shape for every verified callback, notification and webhook
+-- @section the_event
 ---------------------------------------------------------------------------
 
 --- The kinds of event, the same words for every provider (the provider's
@@ -160,11 +161,15 @@ function provider.event(f)
     return setmetatable(event, event_mt)
 end
 
+---------------------------------------------------------------------------
+-- The constructor: options, environment, pipeline
+-- @section the_constructor
+---------------------------------------------------------------------------
+
 --- The transport options, the same set for every provider's `new`: `http`
 -- (a ready luapay.http pipeline, alone) or the options provider.pipeline
 -- gives http.new to build one. Each provider's OPTIONS is its own options
 -- and these (provider.options).
--- @table TRANSPORT_OPTIONS
 provider.TRANSPORT_OPTIONS = { "http", "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries",
     "verify", "ca_file", "proxy", "user_agent", "pool_size", "keepalive_ms", "max_head_bytes", "max_body_bytes",
     "sleep", "clock", "random" }
