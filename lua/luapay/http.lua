@@ -485,7 +485,10 @@ function http.new(opts, who, level)
     end
     for _, name in ipairs(CHECKED) do
         local v, check = opts[name], OPTION_CHECKS[name]
-        if v ~= nil and not check[1](v) then refuse(name, "must be " .. check[2] .. ", got " .. type(v)) end
+        if v ~= nil and not check[1](v) then
+            local got = (type(v) == "number" or type(v) == "boolean") and tostring(v) or type(v)
+            refuse(name, "must be " .. check[2] .. ", got " .. got)
+        end
     end
     if opts.transport ~= nil then
         for _, name in ipairs(BUILT_TRANSPORT_ONLY) do

@@ -204,7 +204,8 @@ function provider.pipeline(fn, opts, live)
     end
     local hopts = { live = live }
     for _, name in ipairs(provider.TRANSPORT_OPTIONS) do hopts[name] = opts[name] end
-    return http.new(hopts, fn, 3)
+    local pipeline = http.new(hopts, fn, 3) -- not a tail call: the errors' level counts this frame
+    return pipeline
 end
 
 --- provider.environment(fn, opts [, old]) -> "test" | "live": the
