@@ -169,8 +169,9 @@ describe("transports against the sandbox", function()
 
             it("keeps at most pool_size idle connections", function()
                 local out = run("pool_size")
-                assert.is_false(out.reused_with_1)
-                assert.is_true(out.reused_with_2)
+                assert.is_nil(out.message)
+                assert.is_true(out.reused_with_1 <= 1, "a pool of 1 kept both connections")
+                assert.equal(2, out.reused_with_2)
             end)
 
             it("retries an idempotent request through 503s to success", function()

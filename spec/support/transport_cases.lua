@@ -256,37 +256,40 @@ function cases.keepalive_ms(env)
     return out
 end
 
--- pool_size: how many idle connections a client keeps. libcurl keeps them
--- for every host in one cache: a request to a second host (localhost)
--- pushes out the first host's connection when pool_size is 1. nginx keeps
--- a pool per host: two requests in flight together leave two connections,
--- of which a pool of 1 keeps one.
+-- pool_size: how many idle connections a client keeps. Two connections
+-- are made, then used again: how many of them were kept is how many the
+-- second round reuses. libcurl keeps them for every host in one cache: one
+-- connection to 127.0.0.1 and one to localhost. nginx keeps a pool per
+-- host: two requests in flight together.
 function cases.pool_size(env)
     local out = {}
+    local in_nginx = rawget(_G, "ngx") ~= nil
     for _, size in ipairs({ 1, 2 }) do
         local c = client{ pool_size = size }
-        local reused
-        if rawget(_G, "ngx") then
-            local function round()
-                local threads, seen = {}, {}
+        local function round()
+            local ids, errs = {}, {}
+            if in_nginx then
+                local threads = {}
+                for i = 1, 2 do threads[i] = ngx.thread.spawn(connection, c, env.url .. "/t/conn?ms=100") end
                 for i = 1, 2 do
-                    threads[i] = ngx.thread.spawn(connection, c, env.url .. "/t/conn?ms=100")
+                    local _
+                    _, ids[i], errs[i] = ngx.thread.wait(threads[i])
                 end
-                for i = 1, 2 do
-                    local _, id = ngx.thread.wait(threads[i])
-                    seen[i] = id
+            else
+                for i, url in ipairs({ env.url, (env.url:gsub("127%.0%.0%.1", "localhost")) }) do
+                    ids[i], errs[i] = connection(c, url .. "/t/conn")
                 end
-                return seen
             end
-            local before = round()
-            reused = true
-            for _, id in ipairs(round()) do
-                if id ~= before[1] and id ~= before[2] then reused = false end
-            end
-        else
-            local first = connection(c, env.url .. "/t/conn")
-            connection(c, (env.url:gsub("127%.0%.0%.1", "localhost")) .. "/t/conn")
-            reused = connection(c, env.url .. "/t/conn") == first
+            return ids, errs[1] or errs[2]
+        end
+        local before, err = round()
+        if err then return observe_error(err) end
+        local after
+        after, err = round()
+        if err then return observe_error(err) end
+        local reused = 0
+        for _, id in ipairs(after) do
+            if id == before[1] or id == before[2] then reused = reused + 1 end
         end
         out["reused_with_" .. size] = reused
         c:close()
