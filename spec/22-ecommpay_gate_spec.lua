@@ -74,7 +74,7 @@ describe("ecommpay.new", function()
 
     it("keeps the secret out of the client table and its string form", function()
         local gate = new_gate(recorder())
-        assert.equal("ecommpay gate (project 200, https://api.ecommpay.com)", tostring(gate))
+        assert.equal("luapay.ecommpay client (test, project 200, https://api.ecommpay.com)", tostring(gate))
         for k, v in pairs(gate) do
             assert.are_not.equal(SECRET, v, k)
         end
@@ -132,7 +132,7 @@ describe("ecommpay Gate requests", function()
         }, urls)
         assert.has_error(function() gate:sale("../x", base) end)
         assert.has_error(function() gate:sale("trustly", "not a table") end,
-            "ecommpay: sale: bad argument #2 'request' (table expected, got string)")
+            "ecommpay.Client:sale: bad argument #2 'request' (table expected, got string)")
     end)
 
     describe("checks what the Trustly documentation requires, before sending", function()

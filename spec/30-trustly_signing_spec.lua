@@ -165,7 +165,7 @@ describe("trustly vectors", function()
     it("raises on misuse: a public key to sign with, a non-key, a non-string method", function()
         local v = V.vectors[1]
         assert.has_error(function() trustly.sign(v.method, v.uuid, v.data, merchant_public) end,
-            "trustly.sign: bad argument 'private_key' (a private key is needed to sign)")
+            "trustly.sign: bad argument #4 'private_key' (a private key is needed to sign)")
         assert.error_matches(function() trustly.sign(v.method, v.uuid, v.data, "not a key") end, "no PEM block")
         assert.error_matches(function() trustly.verify(v.method, v.uuid, v.data, "x", 42) end, "PEM string or a core.pkey")
         assert.error_matches(function() trustly.sign(nil, v.uuid, v.data, merchant_private) end, "'method' %(string expected")

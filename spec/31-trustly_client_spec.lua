@@ -68,7 +68,7 @@ describe("trustly.new", function()
             o[name] = value
             return o
         end
-        assert.error_matches(function() trustly.new() end, "options table")
+        assert.error_matches(function() trustly.new() end, "trustly.new: bad argument #1 'opts'")
         assert.error_matches(function() trustly.new(without("username", nil)) end, "option 'username'")
         assert.error_matches(function() trustly.new(without("password", "")) end, "option 'password'")
         assert.error_matches(function() trustly.new(without("private_key", nil)) end, "option 'private_key' is required")
@@ -88,9 +88,9 @@ describe("trustly.new", function()
 
     it("refuses verify = false and plain http in live mode, allows them in test", function()
         local o = { username = "u", password = "p", private_key = MERCHANT_PRIVATE, environment = "live", verify = false }
-        assert.error_matches(function() trustly.new(o) end, "option 'verify' cannot be false in live mode")
+        assert.error_matches(function() trustly.new(o) end, "option 'verify' cannot be false in the live environment")
         o.verify, o.base_url = nil, "http://api.trustly.com/1"
-        assert.error_matches(function() trustly.new(o) end, "must be https in live mode")
+        assert.error_matches(function() trustly.new(o) end, "option 'base_url' must be an https URL in the live environment")
         local t = trustly.new{ username = "u", password = "p", private_key = MERCHANT_PRIVATE, verify = false,
                                base_url = "http://127.0.0.1:1/api/1" }
         assert.equal("http://127.0.0.1:1/api/1", t.url)
@@ -169,7 +169,7 @@ describe("a Trustly request", function()
         assert.equal("123", p.params.Data.OrderID)
         assert.equal(PASSWORD, p.params.Data.Password)
         assert.error_matches(function() client():call("Bad Method", {}) end, "method name")
-        assert.error_matches(function() client():deposit("x") end, "must be a table")
+        assert.error_matches(function() client():deposit("x") end, "trustly.prepare: bad argument #2 'data'")
     end)
 
     describe("validation", function()

@@ -221,19 +221,19 @@ end)
 describe("trustpay.new", function()
     it("raises on misuse, naming the option", function()
         assert.has_error(function() trustpay.new{ secret = "s" } end,
-            "trustpay.new: 'account_id' must be TrustPay's account or project ID (Numeric(10))")
+            "trustpay.new: option 'account_id' must be TrustPay's account or project ID (Numeric(10))")
         assert.has_error(function() trustpay.new{ account_id = "41071111111", secret = "s" } end)
         assert.has_error(function() trustpay.new{ account_id = 4107111111 } end,
-            "trustpay.new: 'secret' must be the account's secret key (a non-empty string)")
+            "trustpay.new: option 'secret' must be the account's secret key (a non-empty string)")
         assert.has_error(function() trustpay.new{ account_id = 1, secret = "s", banking = { username = "u" } } end,
-            "trustpay.new: 'banking.password' must be a non-empty string")
+            "trustpay.new: option 'banking.password' must be a non-empty string")
         assert.has_error(function() trustpay.new{ account_id = 1, secret = "s", base_url = "ftp://x" } end,
-            "trustpay.new: 'base_url' must be an http(s) URL")
+            "trustpay.new: option 'base_url' must be an http(s) URL")
     end)
 
     it("never shows the secret", function()
         local tp = client{ secret = "very-secret-key", banking = { username = "u", password = "p4ssw0rd" } }
-        assert.equal("luapay.trustpay client (account 4107111111)", tostring(tp))
+        assert.equal("luapay.trustpay client (test, account 4107111111)", tostring(tp))
         local masked = require("luapay.errors").mask({ secret = tp.secret, banking = { password = tp.banking.password } })
         assert.equal("***", masked.secret)
         assert.equal("***", masked.banking.password)
@@ -813,7 +813,8 @@ describe("trustpay misuse", function()
             local line = debug.getinfo(1, "l").currentline + 1
             local ok, err = pcall(function() c[method](c, "Amount=1") end) -- not a tail call: the frame stays
             assert.is_false(ok)
-            assert.matches(":" .. line .. ": trustpay: " .. method .. " needs a table of parameters$", err)
+            assert.matches(":" .. line .. ": trustpay.Client:" .. method .. ": bad argument #1 'params' (table expected, got string)",
+                err, 1, true)
         end
     end)
 end)

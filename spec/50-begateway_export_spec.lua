@@ -422,7 +422,7 @@ describe("beGateway DWH export", function()
 
         it("raises on misuse: no table, or a client without credentials", function()
             assert.has_error(function() dwh:export("2024-06-01") end,
-                "begateway.export: bad argument #1 'params' (table expected, got string)")
+                "begateway.Client:export: bad argument #1 'params' (table expected, got string)")
             assert.has_error(function() begateway.new{ secret = SECRET, dwh_url = sb.url } end,
                 "begateway.new: option 'psp_id' is required")
             assert.has_error(function() begateway.new{ psp_id = PSP, dwh_url = sb.url } end, "begateway.new: option 'secret' is required")

@@ -265,18 +265,23 @@ describe("Trustly North America payments", function()
         end
 
         it("raises on misuse", function()
-            assert.has_error(function() tna:payments() end, "trustly_na.payments: bad argument #1 'params' (table expected, got nil)")
+            assert.has_error(function() tna:payments() end,
+                "trustly_na.Client:payments: bad argument #1 'params' (table expected, got nil)")
             assert.has_error(function() trustly_na.new{ access_key = ACCESS_KEY } end, "trustly_na.new: option 'access_id' is required")
             assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID } end, "trustly_na.new: option 'access_key' is required")
-            assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID, access_key = ACCESS_KEY, environment = "live" } end,
-                'trustly_na.new: option \'environment\' must be "sandbox" or "production"')
+            assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID, access_key = ACCESS_KEY, environment = "prod" } end,
+                'trustly_na.new: option \'environment\' must be "test" or "live"')
         end)
     end)
 
     it("picks the documented base URL per environment", function()
         assert.equal("https://sandbox.trustly.one/api/v1", trustly_na.new{ access_id = "a", access_key = "k" }.base_url)
         assert.equal("https://api.trustly.one/api/v1",
+            trustly_na.new{ access_id = "a", access_key = "k", environment = "live" }.base_url)
+        -- the names before 0.2, deprecated until 0.3
+        assert.equal("https://api.trustly.one/api/v1",
             trustly_na.new{ access_id = "a", access_key = "k", environment = "production" }.base_url)
+        assert.equal("test", trustly_na.new{ access_id = "a", access_key = "k", environment = "sandbox" }.environment)
         assert.has_error(function()
             trustly_na.new{ access_id = "a", access_key = "k", environment = "production", verify = false }
         end)

@@ -480,7 +480,7 @@ describe("no secret in any output", function()
 
         it("names the option, never the key, when the configuration is wrong", function()
             for _, extra in ipairs({ { access_id = "a:b" }, { base_url = "ftp://" .. S.trustly_na_access_key },
-                                     { environment = "live" } }) do
+                                     { environment = "prod" } }) do
                 local ok, msg = pcall(client, nil, extra)
                 assert.is_false(ok)
                 assert_clean("trustly_na.new", msg)
@@ -542,7 +542,7 @@ describe("no secret in any output", function()
             absent(label .. ": errors.mask", pretty.format(errors.mask(c)), needles)
             absent(label .. ": the REPL", repl_output(c), needles)
         end
-        assert.equal("luapay.begateway client (psp 9, https://dwh.example.com)", tostring(b))
+        assert.equal("luapay.begateway client (test, psp 9, https://dwh.example.com)", tostring(b))
         local _, err = g:status("p-1")
         assert.equal(400, err.http_status)
         assert_redacted("the echo of the URL's credentials", { message = err.raw })

@@ -5,22 +5,30 @@
 -- raise naming themselves.
 local core = require "luapay.core"
 local http = require "luapay.http"
+local provider = require "luapay.provider"
 local keys = require "luapay.sandbox.test_keys"
 
 local function transport() return core.http_client{} end
 
--- Per provider: the smallest valid options, every accepted option with a
+-- Every transport option (provider.TRANSPORT_OPTIONS) but the two that
+-- bring their own: the options luapay builds a transport and pipeline from.
+local BUILD = {
+    timeout_ms = 1000, connect_timeout_ms = 500, deadline_ms = 2000, retries = 0, verify = true,
+    ca_file = "/etc/ssl/certs/ca-certificates.crt", proxy = "http://127.0.0.1:3128", user_agent = "spec",
+    pool_size = 2, keepalive_ms = 5000, max_head_bytes = 4096, max_body_bytes = 65536,
+    sleep = function() end, clock = function() return 0 end, random = math.random,
+}
+
+-- Per provider: the smallest valid options, every option of its own with a
 -- usable value, a misspelling of a real option, and a method to call.
 local PROVIDERS = {
     {
         name = "ecommpay",
         base = { project_id = 1, secret = "s3cret-ecommpay" },
-        full = {
+        own = {
             project_id = 1, secret = "s3cret-ecommpay", base_url = "https://api.example.com",
             payment_page_base = "https://pp.example.com", callback_url = "https://shop.example.com/cb",
-            transport = transport(), timeout_ms = 1000, connect_timeout_ms = 500, deadline_ms = 2000,
-            retries = 0, verify = true, ca_file = "/etc/ssl/certs/ca-certificates.crt", live = false,
-            user_agent = "spec", sleep = function() end, clock = function() return 0 end, random = math.random,
+            environment = "test", live = false,
         },
         typo = "project_Id",
         method = "status",
@@ -28,13 +36,10 @@ local PROVIDERS = {
     {
         name = "trustly",
         base = { username = "u", password = "p", private_key = keys.merchant_private },
-        full = {
+        own = {
             username = "u", password = "p", private_key = keys.merchant_private, private_key_passphrase = "unused",
             environment = "test", trustly_public_key = keys.provider_public, base_url = "https://t.example.com/api",
-            store = require("luapay.trustly").memory_store(), transport = transport(), timeout_ms = 1000,
-            connect_timeout_ms = 500, deadline_ms = 2000, retries = 0, verify = true,
-            ca_file = "/etc/ssl/certs/ca-certificates.crt", proxy = "http://127.0.0.1:3128", user_agent = "spec",
-            sleep = function() end, clock = function() return 0 end, random = math.random,
+            store = require("luapay.trustly").memory_store(),
         },
         typo = "enviroment",
         method = "deposit",
@@ -42,12 +47,10 @@ local PROVIDERS = {
     {
         name = "trustpay",
         base = { account_id = "4107111111", secret = "s3cret-trustpay" },
-        full = {
+        own = {
             account_id = "4107111111", secret = "s3cret-trustpay", base_url = "https://tp.example.com",
             banking = { username = "bu", password = "bp", base_url = "https://ab.example.com" },
-            transport = transport(), timeout_ms = 1000, deadline_ms = 2000, retries = 0, verify = true,
-            ca_file = "/etc/ssl/certs/ca-certificates.crt", live = false, sleep = function() end,
-            clock = function() return 0 end, random = math.random,
+            environment = "test", live = false,
         },
         typo = "acount_id",
         method = "notification",
@@ -55,12 +58,9 @@ local PROVIDERS = {
     {
         name = "begateway",
         base = { psp_id = 1, secret = "s3cret-begateway", dwh_url = "https://dwh.example.com" },
-        full = {
+        own = {
             psp_id = 1, secret = "s3cret-begateway", dwh_url = "https://dwh.example.com", shop_id = 2,
-            shop_key = "s3cret-shop", public_key = keys.provider_public, accept_test = true,
-            http = http.new{ transport = transport() }, transport = transport(), timeout_ms = 1000,
-            deadline_ms = 2000, retries = 0, verify = true, ca_file = "/etc/ssl/certs/ca-certificates.crt",
-            sleep = function() end,
+            shop_key = "s3cret-shop", public_key = keys.provider_public, accept_test = true, environment = "test",
         },
         typo = "dwh_uri",
         method = "export",
@@ -68,10 +68,8 @@ local PROVIDERS = {
     {
         name = "trustly_na",
         base = { access_id = "id", access_key = "s3cret-na" },
-        full = {
-            access_id = "id", access_key = "s3cret-na", environment = "sandbox", base_url = "https://na.example.com",
-            http = http.new{ transport = transport() }, transport = transport(), timeout_ms = 1000, deadline_ms = 2000,
-            retries = 0, verify = true, ca_file = "/etc/ssl/certs/ca-certificates.crt", sleep = function() end,
+        own = {
+            access_id = "id", access_key = "s3cret-na", environment = "test", base_url = "https://na.example.com",
         },
         typo = "enviroment",
         method = "payments",
@@ -97,13 +95,32 @@ for _, p in ipairs(PROVIDERS) do
     local new = p.name .. ".new"
 
     describe("provider contract: " .. p.name, function()
-        it("lists its options, and accepts every one of them", function()
-            local listed = {}
+        it("lists its own options and the one set of transport options, and accepts every one of them", function()
+            local listed, expected = {}, {}
             for _, name in ipairs(mod.OPTIONS) do listed[name] = true end
-            for name in pairs(p.full) do assert.is_true(listed[name], name .. " is accepted but not listed") end
-            for name in pairs(listed) do assert.is_not_nil(p.full[name], name .. " is listed but not tried") end
-            local c = mod.new(p.full)
+            for name in pairs(p.own) do expected[name] = true end
+            for _, name in ipairs(provider.TRANSPORT_OPTIONS) do expected[name] = true end
+            assert.same(expected, listed)
+            local all = {}
+            for k, v in pairs(p.own) do all[k] = v end
+            for k, v in pairs(BUILD) do all[k] = v end
+            local c = mod.new(all)
+            assert.equal("test", c.environment)
             c:close()
+            c = mod.new(with(with(p.base, "transport", transport()), "timeout_ms", 1000))
+            c:close()
+            c = mod.new(with(p.base, "http", http.new{ transport = transport() }))
+            c:close()
+        end)
+
+        it("raises on a ready pipeline (http) given with another transport option, naming it", function()
+            for name, value in pairs(BUILD) do
+                local opts = with(with(p.base, "http", http.new{ transport = transport() }), name, value)
+                local err = raised(mod.new, opts)
+                assert.matches(new .. ": option '" .. name .. "' cannot be given with 'http'", err, 1, true)
+            end
+            local err = raised(mod.new, with(p.base, "http", {}))
+            assert.matches(new .. ": option 'http' must be a luapay.http pipeline", err, 1, true)
         end)
 
         it("raises on an unknown option, naming it and the function", function()
@@ -146,7 +163,7 @@ for _, p in ipairs(PROVIDERS) do
             local c = mod.new(p.base)
             c:close()
             local err = raised(c[p.method], c, {})
-            assert.matches(p.name .. ": client:" .. p.method .. " called after client:close()", err, 1, true)
+            assert.matches(p.name .. ".Client:" .. p.method .. ": called after client:close()", err, 1, true)
         end)
 
         -- `<close>` is Lua 5.4 syntax: LuaJIT cannot even parse it, so the

@@ -135,7 +135,9 @@ end
 -- err. Pure: what client:export sends for its first page (without the
 -- cursor), after checking every field. Exposed for tests and logging.
 function begateway.export_request(params)
-    if type(params) ~= "table" then error("begateway.export: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2) end
+    if type(params) ~= "table" then
+        error("begateway.export_request: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local norm = {}
     for k, v in pairs(params) do norm[k] = v end
     if type(params.response_parameters) == "string" then
@@ -198,7 +200,7 @@ begateway.SECRET_OPTIONS = { "secret", "shop_key" }
 
 local Client = errors.secret_fields({}, begateway.SECRET_OPTIONS, { secret = "psp_id", shop_key = "shop_id" })
 begateway.Client = Client
-Client.__tostring = errors.describe("luapay.begateway client", { "psp $psp_id", "$dwh_url" })
+Client.__tostring = errors.describe("luapay.begateway client", { "$environment", "psp $psp_id", "$dwh_url" })
 
 -- An id option: a positive integer or a string without ':' (HTTP Basic's separator).
 local function id_option(opts, name, required)
@@ -228,25 +230,30 @@ function begateway.public_key(key)
     return core.pkey(pem)
 end
 
---- The options begateway.new accepts; any other raises.
-begateway.OPTIONS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key", "accept_test", "http",
-    "transport", "timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+--- The options begateway.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+begateway.OPTIONS = provider.options { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key",
+    "accept_test", "environment" }
 
---- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
--- deadline_ms, verify, ca_file, shop_id, shop_key, public_key} -> client.
--- verify = false is refused unless dwh_url is a loopback host (the sandbox).
+--- begateway.new{psp_id, secret, dwh_url, environment = "test" | "live",
+-- shop_id, shop_key, public_key, accept_test, and the transport options
+-- (provider.TRANSPORT_OPTIONS)} -> client. beGateway has one endpoint per
+-- shop, so dwh_url is required in both environments; "live" requires it
+-- to be https and refuses verify = false (which is refused anyway unless
+-- dwh_url is a loopback host, the sandbox). accept_test stays its own
+-- choice in either environment.
 -- psp_id and secret authenticate the DWH export. For notifications:
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
 function begateway.new(opts)
     provider.check_options("begateway.new", opts, begateway.OPTIONS)
-    local self = setmetatable({}, Client)
+    local self = setmetatable({ environment = provider.environment("begateway.new", opts) }, Client)
     self.psp_id = id_option(opts, "psp_id", true)
     self.secret = provider.string_option("begateway.new", opts, "secret", true)
     local url = provider.string_option("begateway.new", opts, "dwh_url", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
-    http.check_verify_option(opts.verify, self.dwh_url, "begateway.new")
+    provider.check_urls("begateway.new", opts, self.environment, { { "dwh_url", self.dwh_url } })
     self.shop_id = id_option(opts, "shop_id", false)
     self.shop_key = provider.string_option("begateway.new", opts, "shop_key", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then
@@ -263,7 +270,7 @@ function begateway.new(opts)
         if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
         self.public_key = key
     end
-    self.http = provider.pipeline(opts)
+    self.http = provider.pipeline("begateway.new", opts, self.environment == "live")
     return provider.client(self, opts)
 end
 
@@ -286,6 +293,9 @@ end
 -- checked before the first request: a bad field makes the iterator yield a
 -- validation error and send nothing.
 function Client:export(params)
+    if type(params) ~= "table" then
+        error("begateway.Client:export: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local norm, body = begateway.export_request(params)
     if not norm then return pager.new(nil, nil, body) end
     local desc = norm.sort_order == "desc"
@@ -568,6 +578,9 @@ end
 -- "commission.rates.psp_fee", "recipient.customer.email"); a numeric part
 -- indexes an array (1-based). nil when any step is missing or null.
 function begateway.field(tx, path)
+    if type(path) ~= "string" then
+        error("begateway.field: bad argument #2 'path' (string expected, got " .. type(path) .. ")", 2)
+    end
     local v = tx
     for part in path:gmatch("[^%.]+") do
         if type(v) ~= "table" then return nil end

@@ -316,6 +316,7 @@ end
 
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
 local function urlencode(s)
+    if type(s) ~= "string" then error("ecommpay.urlencode: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return (s:gsub("[^%w%-%._]", function(c)
         if c == " " then return "+" end
         return ("%%%02X"):format(c:byte())
@@ -683,20 +684,26 @@ end
 -- client table, and redacted from every error and printout.
 ecommpay.SECRET_OPTIONS = { "secret" }
 
+-- The client class (the local keeps its 0.1 name, Gate).
 local Gate = errors.secret_fields({}, ecommpay.SECRET_OPTIONS)
+ecommpay.Client = Gate
+--- Deprecated until 0.3: the client class's 0.1 name, ecommpay.Client.
 ecommpay.Gate = Gate
 
---- The options ecommpay.new accepts; any other raises.
-ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "callback_url", "transport",
-    "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "live", "user_agent",
-    "sleep", "clock", "random" }
+--- The options ecommpay.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises. `live` is deprecated
+-- until 0.3: `live = true` is environment = "live".
+ecommpay.OPTIONS = provider.options { "project_id", "secret", "base_url", "payment_page_base", "callback_url",
+    "environment", "live" }
 
---- ecommpay.new{project_id, secret, base_url, payment_page_base,
--- callback_url, transport, timeout_ms, connect_timeout_ms, deadline_ms,
--- retries, verify, ca_file, live, user_agent, sleep, clock, random} -> gate.
--- An unknown option raises.
+--- ecommpay.new{project_id, secret, environment = "test" | "live",
+-- base_url, payment_page_base, callback_url, and the transport options
+-- (provider.TRANSPORT_OPTIONS)} -> client, an ecommpay.Client. ecommpay
+-- has one endpoint for test and live projects: "live" requires https URLs
+-- and refuses verify = false. An unknown option raises.
 function ecommpay.new(opts)
     provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
+    local environment = provider.environment("ecommpay.new", opts, { live = true })
     local project_id = opts.project_id
     if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
         provider.option_error("ecommpay.new", "project_id", "must be a positive integer (the project ID from ecommpay)")
@@ -711,24 +718,27 @@ function ecommpay.new(opts)
         end
     end
     local self = setmetatable({
+        environment = environment,
         project_id = math.tointeger and math.tointeger(project_id) or project_id,
         base_url = (opts.base_url or ecommpay.API_URL):gsub("/+$", ""),
         payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
         callback_url = opts.callback_url,
     }, Gate)
-    http.check_verify_option(opts.verify, self.base_url, "ecommpay.new")
+    provider.check_urls("ecommpay.new", opts, environment,
+        { { "base_url", self.base_url }, { "payment_page_base", self.payment_page_base, browser = true } })
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
-    self.http = provider.pipeline(opts, opts.live)
+    self.http = provider.pipeline("ecommpay.new", opts, environment == "live")
     return provider.client(self, opts)
 end
 
-Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
+Gate.__tostring = errors.describe("luapay.ecommpay client", { "$environment", "project $project_id", "$base_url" })
 
-local function copy(v) return provider.copy(v, "ecommpay") end
+-- A copy of a request to the client's method fn.
+local function copy(v, fn) return provider.copy(v, "ecommpay.Client:" .. fn) end
 
 local function check_method(fn, method)
     if type(method) ~= "string" or not method:find("^[%w_%-]+$") then
-        error(("ecommpay: %s: bad argument #1 'method' (a payment method name such as \"trustly\" expected, got %s)")
+        error(("ecommpay.Client:%s: bad argument #1 'method' (a payment method name such as \"trustly\" expected, got %s)")
             :format(fn, type(method) == "string" and ("%q"):format(method) or type(method)), 3)
     end
 end
@@ -737,9 +747,9 @@ end
 -- callback URL) filled in, without any signature of the caller's.
 local function prepare(self, fn, req)
     if type(req) ~= "table" then
-        error(("ecommpay: %s: bad argument #2 'request' (table expected, got %s)"):format(fn, type(req)), 3)
+        error(("ecommpay.Client:%s: bad argument #2 'request' (table expected, got %s)"):format(fn, type(req)), 3)
     end
-    local body = copy(req)
+    local body = copy(req, fn)
     if body.general == nil then body.general = {} end
     if type(body.general) == "table" then
         local g = body.general
@@ -1025,9 +1035,9 @@ end
 -- force_payment_method = "online-banking-trustly" Trustly's rules apply).
 function Gate:payment_page(params)
     if type(params) ~= "table" then
-        error("ecommpay: payment_page: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("ecommpay.Client:payment_page: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
-    local p = copy(params)
+    local p = copy(params, "payment_page")
     if p.project_id == nil then p.project_id = self.project_id end
     if p.merchant_callback_url == nil and self.callback_url then p.merchant_callback_url = self.callback_url end
     local trustly = p.force_payment_method == "online-banking-trustly"

@@ -120,6 +120,9 @@ end
 
 --- trustly.load_key(pem_or_pkey [, passphrase]) -> key | nil, err
 function trustly.load_key(key, passphrase)
+    if passphrase ~= nil and type(passphrase) ~= "string" then
+        error("trustly.load_key: bad argument #2 'passphrase' (string expected, got " .. type(passphrase) .. ")", 2)
+    end
     if is_pkey(key) then return key end
     if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
     local cached = passphrase == nil and pem_cache[key]
@@ -134,11 +137,13 @@ function trustly.load_key(key, passphrase)
     return k
 end
 
-local function key_arg(key, fn, name, want_private)
+-- The key argument #n (when given) called name of trustly.fn.
+local function key_arg(key, fn, name, want_private, n)
+    local arg = n and ("#%d '%s'"):format(n, name) or ("'%s'"):format(name)
     local k, err = trustly.load_key(key)
-    if not k then error(("trustly.%s: bad argument '%s' (%s)"):format(fn, name, err), 3) end
+    if not k then error(("trustly.%s: bad argument %s (%s)"):format(fn, arg, err), 3) end
     if want_private and not k:is_private() then
-        error(("trustly.%s: bad argument '%s' (a private key is needed to sign)"):format(fn, name), 3)
+        error(("trustly.%s: bad argument %s (a private key is needed to sign)"):format(fn, arg), 3)
     end
     return k
 end
@@ -170,7 +175,7 @@ end
 -- private_key: PEM text or a core.pkey.
 function trustly.sign(method, uuid, data, private_key)
     check_method_uuid("sign", method, uuid)
-    local key = key_arg(private_key, "sign", "private_key", true)
+    local key = key_arg(private_key, "sign", "private_key", true, 4)
     return b64encode(key:sign(method .. uuid .. serialize(data), "sha1"))
 end
 
@@ -193,7 +198,7 @@ end
 -- numbers keep the text they were signed as.
 function trustly.verify(method, uuid, data, sig_b64, public_key)
     check_method_uuid("verify", method, uuid)
-    return verify_with(key_arg(public_key, "verify", "public_key", false), method, uuid, data, sig_b64)
+    return verify_with(key_arg(public_key, "verify", "public_key", false, 5), method, uuid, data, sig_b64)
 end
 
 ---------------------------------------------------------------------------
@@ -203,9 +208,11 @@ end
 
 local encode_json = core.json_encode
 
-local function encode(doc)
+-- The JSON text of a document trustly.fn builds (fn: the builder's name;
+-- notification_response's call gives none).
+local function encode(doc, fn)
     local text, err = encode_json(doc)
-    if not text then error("luapay.trustly: " .. err, 3) end
+    if not text then error(("trustly.%s: %s"):format(fn or "notification_response", err), 3) end
     return text
 end
 
@@ -213,7 +220,8 @@ end
 -- request: {"method", "params": {"Signature", "UUID", "Data"}, "version": "1.1"}.
 function trustly.request(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ method = method, params = { Signature = sig, UUID = uuid, Data = data }, version = trustly.VERSION })
+    return encode({ method = method, params = { Signature = sig, UUID = uuid, Data = data }, version = trustly.VERSION },
+        "request")
 end
 
 --- trustly.notification_response(method, uuid, status, private_key) -> JSON
@@ -234,7 +242,8 @@ end
 --- trustly.answer(method, uuid, data, private_key) -> JSON text
 function trustly.answer(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION })
+    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION },
+        "answer")
 end
 
 --- trustly.error_answer(method, uuid, code, message, private_key) -> JSON text
@@ -245,13 +254,14 @@ function trustly.error_answer(method, uuid, code, message, private_key)
         version = trustly.VERSION,
         error = { name = "JSONRPCError", code = code, message = message,
                   error = { signature = sig, uuid = uuid, method = method, data = data } },
-    })
+    }, "error_answer")
 end
 
 --- trustly.notification(method, uuid, data, private_key) -> JSON text
 function trustly.notification(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ method = method, params = { signature = sig, uuid = uuid, data = data }, version = trustly.VERSION })
+    return encode({ method = method, params = { signature = sig, uuid = uuid, data = data }, version = trustly.VERSION },
+        "notification")
 end
 
 ---------------------------------------------------------------------------
@@ -311,7 +321,7 @@ local ACCEPTED_BY_RESULT = { Refund = true, AccountPayout = true }
 -- result.data, or a "provider" error with Trustly's code and message (also
 -- for a Refund or AccountPayout answered with a result other than "1").
 function trustly.read_answer(raw, method, uuid, public_key)
-    local key = key_arg(public_key, "read_answer", "public_key", false)
+    local key = key_arg(public_key, "read_answer", "public_key", false, 4)
     local doc = type(raw) == "string" and decode(raw)
     if type(doc) ~= "table" then
         return nil, errors.new("http", "the answer is not a JSON-RPC document",
@@ -759,7 +769,7 @@ local function check_values(v, path, out)
     end
 end
 
-local function copy(v) return provider.copy(v, "luapay.trustly") end
+local function copy(v) return provider.copy(v, "trustly.prepare") end
 
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
 -- to it (Data.Currency, or Attributes.Currency for Deposit).
@@ -806,7 +816,8 @@ end
 -- schema. A bad request gives a "validation" error listing every field.
 function trustly.prepare(method, data, username, password)
     if data ~= nil and type(data) ~= "table" then
-        error(("luapay.trustly: %s data must be a table, got %s"):format(method, type(data)), 3)
+        error(("trustly.prepare: bad argument #2 'data' (a table of %s's Data expected, got %s)"):format(
+            tostring(method), type(data)), 3)
     end
     local spec = METHODS[method]
     local Data = copy(data or {})
@@ -856,33 +867,30 @@ local Client = errors.secret_fields({}, trustly.SECRET_OPTIONS)
 trustly.Client = Client
 
 local function opt_error(name, message)
-    provider.option_error("luapay.trustly", name, message, 4)
+    provider.option_error("trustly.new", name, message, 4)
 end
 
---- The options trustly.new accepts; any other raises.
-trustly.OPTIONS = { "username", "password", "private_key", "private_key_passphrase", "environment",
-    "trustly_public_key", "base_url", "store", "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms",
-    "retries", "verify", "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+--- The options trustly.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+trustly.OPTIONS = provider.options { "username", "password", "private_key", "private_key_passphrase", "environment",
+    "trustly_public_key", "base_url", "store" }
 
 --- trustly.new(opts) -> client. opts: username, password, private_key (PEM
 -- or core.pkey; private_key_passphrase for an encrypted PEM), environment
 -- ("test" (default) or "live"), trustly_public_key (PEM or core.pkey;
 -- default: the bundled key of the environment), base_url (default: the
--- environment's endpoint), and for luapay.http: transport, timeout_ms,
--- deadline_ms, retries, verify, ca_file, proxy, user_agent, sleep, clock,
--- random. verify = false is refused unless base_url is a loopback host
--- (the sandbox); live mode also refuses a plain-http base_url. store:
+-- environment's endpoint), and the transport options
+-- (provider.TRANSPORT_OPTIONS). verify = false is refused unless base_url
+-- is a loopback host (the sandbox); live also refuses it, and a plain-http
+-- base_url. store:
 -- where the client keeps what it knows about refunds and credits (see
 -- trustly.verify_notification; default trustly.memory_store(), this process
 -- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
 function trustly.new(opts)
-    if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
     provider.check_options("trustly.new", opts, trustly.OPTIONS)
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
     if type(opts.password) ~= "string" or opts.password == "" then opt_error("password", "must be a non-empty string") end
-    local env = opts.environment or "test"
-    if env ~= "test" and env ~= "live" then opt_error("environment", "must be \"test\" or \"live\"") end
-    local live = env == "live"
+    local env = provider.environment("trustly.new", opts)
 
     if opts.private_key == nil then opt_error("private_key", "is required (the merchant's RSA private key, PEM or core.pkey)") end
     local private_key, kerr = trustly.load_key(opts.private_key, opts.private_key_passphrase)
@@ -895,9 +903,7 @@ function trustly.new(opts)
 
     local url = opts.base_url or trustly.ENDPOINTS[env]
     if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
-    if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
-    if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
-    http.check_verify_option(opts.verify, url, "luapay.trustly")
+    provider.check_urls("trustly.new", opts, env, { { "base_url", url } })
 
     if opts.store ~= nil and not is_store(opts.store) then
         opt_error("store", "must have get and set (ngx.shared.DICT, trustly.memory_store(), ...)")
@@ -909,7 +915,7 @@ function trustly.new(opts)
         url = url,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
-        http = provider.pipeline(opts, live),
+        http = provider.pipeline("trustly.new", opts, env == "live"),
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
     self.private_key = private_key
@@ -962,7 +968,8 @@ end
 -- back with replayed = true: that attempt probably took the MessageID.
 function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
-        error("luapay.trustly: call needs a method name such as \"Deposit\"", 2)
+        error(("trustly.Client:call: bad argument #1 'method' (a method name such as \"Deposit\" expected, got %s)")
+            :format(type(method) == "string" and ("%q"):format(method) or type(method)), 2)
     end
     local Data, spec_or_err = trustly.prepare(method, data, self.username, self.password)
     if not Data then return nil, spec_or_err end

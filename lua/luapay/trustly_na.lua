@@ -3,7 +3,7 @@
 -- and event notification checks.
 --
 --   local trustly_na = require "luapay.trustly_na"
---   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "sandbox" }
+--   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "test" }
 --   for p, err in tna:payments{
 --       paymentType = { "Instant", "Deferred" }, ["authorization.status"] = { 2, 3 },
 --       ["createdAt.start"] = 1717372800000, ["createdAt.end"] = 1717459199999,
@@ -29,10 +29,13 @@ local validation_error, violation = errors.validation, errors.violation
 
 local trustly_na = {}
 
+--- The endpoint of each environment (sandbox and production: their
+-- names before 0.2, deprecated until 0.3).
 trustly_na.BASE_URLS = {
-    sandbox = "https://sandbox.trustly.one/api/v1",
-    production = "https://api.trustly.one/api/v1",
+    test = "https://sandbox.trustly.one/api/v1",
+    live = "https://api.trustly.one/api/v1",
 }
+trustly_na.BASE_URLS.sandbox, trustly_na.BASE_URLS.production = trustly_na.BASE_URLS.test, trustly_na.BASE_URLS.live
 trustly_na.MAX_COUNT = 100
 
 ---------------------------------------------------------------------------
@@ -190,7 +193,7 @@ end
 -- every value is checked.
 function trustly_na.payments_query(params)
     if type(params) ~= "table" then
-        error("trustly_na.payments: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("trustly_na.payments_query: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
     local resume = params.resume
     local flat = {}
@@ -258,33 +261,34 @@ trustly_na.SECRET_OPTIONS = { "access_key" }
 
 local Client = errors.secret_fields({}, trustly_na.SECRET_OPTIONS, { access_key = "access_id" })
 trustly_na.Client = Client
-Client.__tostring = errors.describe("luapay.trustly_na client", { "access id $access_id", "$base_url" })
+Client.__tostring = errors.describe("luapay.trustly_na client", { "$environment", "access id $access_id", "$base_url" })
 
---- The options trustly_na.new accepts; any other raises.
-trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "http", "transport", "timeout_ms",
-    "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+--- The options trustly_na.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+trustly_na.OPTIONS = provider.options { "access_id", "access_key", "environment", "base_url" }
 
---- trustly_na.new{access_id, access_key, environment = "sandbox" |
--- "production", base_url, transport, timeout_ms, retries, deadline_ms,
--- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
--- environment. verify = false is refused unless base_url is a loopback host.
+--- trustly_na.new{access_id, access_key, environment = "test" | "live",
+-- base_url, and the transport options (provider.TRANSPORT_OPTIONS)} ->
+-- client. environment picks the endpoint (BASE_URLS: Trustly's sandbox or
+-- production; "sandbox" and "production" are deprecated names for them);
+-- base_url (e.g. a sandbox fake) wins over it. "live" requires an https
+-- URL and refuses verify = false, which is refused anyway unless base_url
+-- is a loopback host.
 function trustly_na.new(opts)
     provider.check_options("trustly_na.new", opts, trustly_na.OPTIONS)
     local self = setmetatable({}, Client)
     self.access_id = provider.string_option("trustly_na.new", opts, "access_id", true)
     if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
     self.access_key = provider.string_option("trustly_na.new", opts, "access_key", true)
-    local base = opts.base_url
-    if base == nil then
-        local env = opts.environment or "sandbox"
-        base = trustly_na.BASE_URLS[env]
-        if not base then error("trustly_na.new: option 'environment' must be \"sandbox\" or \"production\"", 2) end
-    elseif type(base) ~= "string" or not base:match("^https?://[^/]") then
+    self.environment = provider.environment("trustly_na.new", opts,
+        { words = { sandbox = "test", production = "live" } })
+    local base = opts.base_url or trustly_na.BASE_URLS[self.environment]
+    if type(base) ~= "string" or not base:match("^https?://[^/]") then
         error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
     end
     self.base_url = base:gsub("/+$", "")
-    http.check_verify_option(opts.verify, self.base_url, "trustly_na.new")
-    self.http = provider.pipeline(opts, opts.environment == "production")
+    provider.check_urls("trustly_na.new", opts, self.environment, { { "base_url", self.base_url } })
+    self.http = provider.pipeline("trustly_na.new", opts, self.environment == "live")
     return provider.client(self, opts)
 end
 
@@ -305,6 +309,9 @@ end
 -- tables work too ({createdAt = {start = ...}}). A bad value makes the
 -- iterator yield a validation error and send nothing.
 function Client:payments(params)
+    if type(params) ~= "table" then
+        error("trustly_na.Client:payments: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local query, err = trustly_na.payments_query(params)
     if not query then return pager.new(nil, nil, err) end
     local per_page = tonumber(query.count) or trustly_na.MAX_COUNT
@@ -380,7 +387,8 @@ local function signed_text(v, path)
         if v == 0 then return nil end
         return integer_text(v) or ("%.17g"):format(v)
     end
-    error("trustly_na.request_signature: field '" .. path .. "' must be a string, number or boolean, got " .. t, 3)
+    error(("trustly_na.signature_string: bad argument #1 'params' (field '%s' must be a string, number or boolean, got %s)")
+        :format(path, t), 3)
 end
 
 --- trustly_na.signature_string(params) -> "accessId=...&merchantId=..."
@@ -389,7 +397,7 @@ end
 -- example code, empty strings, false and 0 count as absent.
 function trustly_na.signature_string(params)
     if type(params) ~= "table" then
-        error("trustly_na.request_signature: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("trustly_na.signature_string: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
     local parts = {}
     for _, path in ipairs(trustly_na.SIGNATURE_FIELDS) do

@@ -317,6 +317,9 @@ function trustpay.verify(secret, kind, fields, signature)
     if type(secret) ~= "string" or secret == "" then
         error("trustpay.verify: bad argument #1 'secret' (non-empty string expected, got " .. type(secret) .. ")", 2)
     end
+    if not trustpay.signed_fields[kind] then
+        error(("trustpay.verify: bad argument #2 'kind' (unknown message kind '%s')"):format(tostring(kind)), 2)
+    end
     return verify(secret, kind, fields, signature)
 end
 
@@ -342,6 +345,7 @@ end
 -- A name repeated with another value is a "validation" error: which value
 -- counts would be a guess, and the signature does not say.
 function trustpay.parse_query(s)
+    if type(s) ~= "string" then error("trustpay.parse_query: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return query_table(s, "trustpay.parse_query")
 end
 
@@ -350,7 +354,8 @@ end
 local function read_params(params, what)
     if type(params) == "string" then return query_table(params, what) end
     if type(params) ~= "table" then
-        error(("trustpay: %s needs a query string or a table, got %s"):format(what, type(params)), 3)
+        error(("trustpay.Client:%s: bad argument #1 'params' (a query string or a table expected, got %s)")
+            :format(what, type(params)), 3)
     end
     local t, problems = {}, {}
     for k, v in pairs(params) do
@@ -618,7 +623,7 @@ trustpay.SECRET_OPTIONS = { "secret", "banking.password" }
 
 local Client = errors.secret_fields({}, { "secret", "token" })
 trustpay.Client = Client
-Client.__tostring = errors.describe("luapay.trustpay client", { "account $account_id" })
+Client.__tostring = errors.describe("luapay.trustpay client", { "$environment", "account $account_id" })
 -- API Banking's methods are the client's too.
 for name, method in pairs(api_banking.methods) do Client[name] = method end
 
@@ -626,58 +631,62 @@ for name, method in pairs(api_banking.methods) do Client[name] = method end
 -- password is sent as HTTP Basic with the username.
 local Banking = errors.secret_fields({}, { "password" }, { password = "username" })
 
+-- Raises at trustpay.new's caller (level: from a helper of new, 5).
+local function option_error(name, message, level) provider.option_error("trustpay.new", name, message, level or 4) end
+
 local function check_url(v, name)
     if v ~= nil and (type(v) ~= "string" or not v:match("^https?://[^/]+")) then
-        error(("trustpay.new: '%s' must be an http(s) URL"):format(name), 3)
+        option_error(name, "must be an http(s) URL", 5)
     end
     return v and (v:gsub("/+$", ""))
 end
 
---- The options trustpay.new accepts, and those of its banking table; any
--- other raises.
-trustpay.OPTIONS = { "account_id", "secret", "base_url", "banking", "transport", "timeout_ms", "deadline_ms",
-    "retries", "verify", "ca_file", "live", "sleep", "clock", "random" }
+--- The options trustpay.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS), and those of its banking table; any other
+-- raises. `live` is deprecated until 0.3: `live = true` is environment = "live".
+trustpay.OPTIONS = provider.options { "account_id", "secret", "base_url", "banking", "environment", "live" }
 trustpay.BANKING_OPTIONS = { "username", "password", "base_url" }
 
---- trustpay.new{account_id, secret, base_url, banking = {username,
--- password, base_url}, transport, timeout_ms, deadline_ms, retries, verify,
--- ca_file, clock} -> client. Raises on misuse, naming the option.
+--- trustpay.new{account_id, secret, environment = "test" | "live",
+-- base_url, banking = {username, password, base_url}, and the transport
+-- options (provider.TRANSPORT_OPTIONS)} -> client. TrustPay has one
+-- endpoint for test and live accounts: "live" requires https URLs and
+-- refuses verify = false. Raises on misuse, naming the option.
 function trustpay.new(opts)
-    if type(opts) ~= "table" then error("trustpay.new: needs an options table", 2) end
     provider.check_options("trustpay.new", opts, trustpay.OPTIONS)
+    local environment = provider.environment("trustpay.new", opts, { live = true })
     local account_id = opts.account_id
     if type(account_id) == "number" and is_integer(account_id) then account_id = int_string(account_id) end
     if type(account_id) ~= "string" or not account_id:match("^%d+$") or #account_id > 10 then
-        error("trustpay.new: 'account_id' must be TrustPay's account or project ID (Numeric(10))", 2)
+        option_error("account_id", "must be TrustPay's account or project ID (Numeric(10))")
     end
     if type(opts.secret) ~= "string" or opts.secret == "" then
-        error("trustpay.new: 'secret' must be the account's secret key (a non-empty string)", 2)
+        option_error("secret", "must be the account's secret key (a non-empty string)")
     end
-    if opts.timeout_ms ~= nil and (type(opts.timeout_ms) ~= "number" or opts.timeout_ms < 1) then
-        error("trustpay.new: 'timeout_ms' must be a positive number of milliseconds", 2)
-    end
-    if opts.clock ~= nil and type(opts.clock) ~= "function" then error("trustpay.new: 'clock' must be a function", 2) end
     local banking
     if opts.banking ~= nil then
         local b = opts.banking
-        if type(b) ~= "table" then error("trustpay.new: 'banking' must be a table {username, password, base_url}", 2) end
+        if type(b) ~= "table" then option_error("banking", "must be a table {username, password, base_url}") end
         provider.check_options("trustpay.new", b, trustpay.BANKING_OPTIONS, "banking.")
         if type(b.username) ~= "string" or b.username == "" or b.username:find(":", 1, true) then
-            error("trustpay.new: 'banking.username' must be a non-empty string without ':'", 2)
+            option_error("banking.username", "must be a non-empty string without ':'")
         end
         if type(b.password) ~= "string" or b.password == "" then
-            error("trustpay.new: 'banking.password' must be a non-empty string", 2)
+            option_error("banking.password", "must be a non-empty string")
         end
         banking = setmetatable({ username = b.username,
             base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }, Banking)
         banking.password = b.password
     end
-    http.check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
-    if banking then http.check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
-    local pipeline = provider.pipeline(opts, opts.live)
+    local base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL
+    local urls = { { "base_url", base_url } }
+    if banking then urls[2] = { "banking.base_url", banking.base_url } end
+    provider.check_urls("trustpay.new", opts, environment, urls)
+    local pipeline = provider.pipeline("trustpay.new", opts, environment == "live")
     local self = setmetatable({
+        environment = environment,
         account_id = account_id,
-        base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL,
+        base_url = base_url,
         banking = banking,
         http = pipeline,
         clock = opts.clock or pipeline.clock,
@@ -704,7 +713,9 @@ end
 -- What every URL builder and background call does first: check the
 -- parameters against the method's table, then sign them. -> query | nil, err
 local function checked_query(self, method, spec, params)
-    if type(params) ~= "table" then error("trustpay: " .. method .. " needs a table of parameters", 3) end
+    if type(params) ~= "table" then
+        error(("trustpay.Client:%s: bad argument #1 'params' (table expected, got %s)"):format(method, type(params)), 3)
+    end
     params = normalize(params)
     local ok, err = check_request(spec, params, method)
     if not ok then return nil, err end
@@ -737,6 +748,9 @@ end
 -- A background call's answer: {"ResultCode": 0} or, as the documentation
 -- prints it, {'ResultCode':3,'AcquirerResponseId':'000.000.000'}.
 local function parse_result(body)
+    if body ~= nil and type(body) ~= "string" then
+        error("trustpay.parse_result: bad argument #1 'body' (string expected, got " .. type(body) .. ")", 2)
+    end
     local t = cjson.decode(body or "")
     local code, acq
     if type(t) == "table" then

@@ -113,6 +113,9 @@ local UNLISTED = { idempotent = false, find_out = "look the result up in TrustPa
 -- provider error, and for a call that moves money one whose outcome is
 -- unknown (the order may have been placed all the same).
 function Client:banking_call(method, body, check)
+    if type(method) ~= "string" then
+        error("trustpay.Client:banking_call: bad argument #1 'method' (string expected, got " .. type(method) .. ")", 2)
+    end
     if not self.banking then return no_banking() end
     local what = "TrustPay API Banking " .. method
     local call = BANKING_CALLS[method] or UNLISTED
@@ -293,7 +296,10 @@ local DETAILS_SCHEMA = core.schema{ type = "object", additional = false, fields 
 --- client:transaction{TransactionId | PaymentId | OrderId} (exactly one)
 -- -> TransactionDetails (+ Xml, the order) | nil, err
 function Client:transaction(ids)
-    if type(ids) ~= "table" then error("trustpay: transaction needs a table {TransactionId | PaymentId | OrderId}", 2) end
+    if type(ids) ~= "table" then
+        error("trustpay.Client:transaction: bad argument #1 'ids' (a table {TransactionId | PaymentId | OrderId}"
+            .. " expected, got " .. type(ids) .. ")", 2)
+    end
     local p = normalize(ids)
     local given = {}
     for _, k in ipairs({ "TransactionId", "PaymentId", "OrderId" }) do
@@ -323,7 +329,10 @@ local STATEMENT_SCHEMA = core.schema{ type = "object", additional = false, field
 --- client:statement{AccountId, DateFrom, DateTo, FileFormat} -> the
 -- statement's bytes (decoded from StatementBytes) | nil, err
 function Client:statement(filter)
-    if type(filter) ~= "table" then error("trustpay: statement needs a filter table", 2) end
+    if type(filter) ~= "table" then
+        error("trustpay.Client:statement: bad argument #1 'filter' (table expected, got "
+            .. type(filter) .. ")", 2)
+    end
     local p = normalize(filter)
     local ok, err = validate(STATEMENT_SCHEMA, p, "statement", date_order(p))
     if not ok then return nil, err end
@@ -412,7 +421,10 @@ local REFUND_SCHEMA = core.schema{ type = "object", additional = false, fields =
 -- Description} -> OrderId | nil, err. Currency is not sent: it converts
 -- Amount and decides whether BeneficiaryName is needed (not for CZK).
 function Client:refund_payment(params)
-    if type(params) ~= "table" then error("trustpay: refund_payment needs a table", 2) end
+    if type(params) ~= "table" then
+        error("trustpay.Client:refund_payment: bad argument #1 'params' (table expected, got "
+            .. type(params) .. ")", 2)
+    end
     local p = normalize(params)
     local extra = {}
     if p.BeneficiaryName == nil and p.Currency ~= "CZK" then
