@@ -196,6 +196,12 @@ local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal erro
 -- message, customer_id, errors, redirect {url, method, body}, recurring,
 -- and body (the decoded body, numbers as Lua numbers).
 function ecommpay.event(body, raw_body)
+    if type(body) ~= "table" then
+        error("ecommpay.event: bad argument #1 'body' (table expected, got " .. type(body) .. ")", 2)
+    end
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        error("ecommpay.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
+    end
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
     local payment_status = text(field(payment, "status"))
     local operation_status = text(field(operation, "status"))

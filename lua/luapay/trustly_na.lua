@@ -455,6 +455,12 @@ trustly_na.KIND = {
 -- (its name: "Pay", "Refund", ...), eventType, transactionStatus (the
 -- name of status: "Authorized", "Completed", ...).
 function trustly_na.event(f, raw_body)
+    if type(f) ~= "table" then
+        error("trustly_na.event: bad argument #1 'fields' (table expected, got " .. type(f) .. ")", 2)
+    end
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        error("trustly_na.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
+    end
     local status_code = tonumber(f.status)
     local type_name = trustly_na.transaction_types[tonumber(f.transactionType)]
     local kind = trustly_na.KIND[type_name or f.eventType or ""] or "other"
