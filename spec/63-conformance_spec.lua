@@ -97,7 +97,7 @@ for _, p in ipairs(PROVIDERS) do
     local mod = require("luapay." .. p.name)
     local new = p.name .. ".new"
 
-    describe("provider contract: " .. p.name, function()
+    describe("conformance: " .. p.name .. ", options and lifetime", function()
         it("lists its own options and the one set of transport options, and accepts every one of them", function()
             local listed, expected = {}, {}
             for _, name in ipairs(mod.OPTIONS) do listed[name] = true end

@@ -1,7 +1,20 @@
---- luapay.provider: the toolkit every provider module uses for the parts of
--- the provider contract that are the same everywhere: the constructor's
--- option check and the client's lifetime (close, `<close>`), and the small
--- value helpers every provider needs (integers, copies).
+--- luapay.provider: the provider contract and the toolkit that implements
+-- its common parts. Every provider module `luapay.<name>` has:
+--
+--  * `<name>.new(opts)`, a `<name>.Client`; options listed in `<name>.OPTIONS`
+--    (its own and `TRANSPORT_OPTIONS`), an unknown one raises;
+--    `environment = "test"` (default) or `"live"`; secrets listed in
+--    `<name>.SECRET_OPTIONS`, held in the vault, never on the client;
+--  * `<name>.verify_notification(raw_body, headers, keys)`, pure, and
+--    `client:notification(raw_body, headers)`: an event (`provider.event`)
+--    or nil and a "signature" (or "validation", "provider") error;
+--  * `client:notification_response(event, received)`: `{status, headers, body}`;
+--  * lists as `luapay.pager` iterators, `err.resume` to continue;
+--  * `client:close()`, also `__close`;
+--  * misuse raising `<name>.<function>: ...`, naming a function that exists.
+--
+-- README.md ("One contract for every provider") says it in full, and
+-- spec/63-conformance_spec.lua checks it on every provider.
 local core = require "luapay.core"
 local http = require "luapay.http"
 
