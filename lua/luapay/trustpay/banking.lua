@@ -257,8 +257,9 @@ end
 -- deprecated until 0.3). An invalid filter is yielded the same way, and
 -- nothing is sent.
 function Client:transactions(filter)
-    if type(filter) ~= "table" then error("trustpay.Client:transactions: bad argument #1 'filter' (table expected, got "
-        .. type(filter) .. ")", 2) end
+    if type(filter) ~= "table" then
+        error("trustpay.Client:transactions: bad argument #1 'filter' (table expected, got " .. type(filter) .. ")", 2)
+    end
     local p = normalize(filter)
     local ok, err = validate(HISTORY_SCHEMA, p, "transactions", date_order(p))
     if not ok then return pager.new(nil, nil, err) end
