@@ -4,7 +4,7 @@ local ecommpay = require "luapay.ecommpay"
 
 local adapter = { name = "ecommpay", repl_name = "gate", secrets = { "secret" } }
 
-local FIELDS = { "project_id", "secret", "base_url", "payment_page_base" }
+local FIELDS = { "project_id", "secret", "environment", "base_url", "payment_page_base" }
 local CALLS = { sale = true, sale_saved = true, recurring = true, account_verification = true, refund = true,
     payout = true, status = true }
 
@@ -21,8 +21,8 @@ end
 function adapter.client(s)
     local project_id = tonumber(s.project_id)
     if not project_id then cli.config_error("ecommpay project_id must be a number") end
-    return cli.new_client(ecommpay.new, { project_id = project_id, secret = s.secret, base_url = s.base_url,
-        payment_page_base = s.payment_page_base })
+    return cli.new_client(ecommpay.new, { project_id = project_id, secret = s.secret, environment = s.environment,
+        base_url = s.base_url, payment_page_base = s.payment_page_base })
 end
 
 -- A request's JSON -> its signature (and the canonical string with --explain).

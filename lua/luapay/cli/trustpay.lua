@@ -5,7 +5,7 @@ local trustpay = require "luapay.trustpay"
 
 local adapter = { name = "trustpay", repl_name = "trustpay_client", secrets = { "secret", "banking_password" } }
 
-local FIELDS = { "account_id", "secret", "base_url", "banking_username", "banking_password", "banking_base_url" }
+local FIELDS = { "account_id", "secret", "environment", "base_url", "banking_username", "banking_password", "banking_base_url" }
 
 --- Settings for the fake at base_url (the sandbox's test account).
 function adapter.sandbox_settings(base_url)
@@ -24,7 +24,8 @@ function adapter.client(s)
         banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
     end
     return cli.new_client(trustpay.new, {
-        account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking,
+        account_id = s.account_id, secret = s.secret, environment = s.environment, base_url = s.base_url,
+        banking = banking,
     })
 end
 
