@@ -133,6 +133,7 @@ local LOADED = "document.readyState === 'complete' && location.href !== 'about:b
 
 --- Opens url in a new tab and waits until it has loaded.
 function Browser:open(url)
+    if self.target then self:call("Target.closeTarget", { targetId = self.target }, false) end
     local target = must(self:call("Target.createTarget", { url = "about:blank" }, false))
     self.target = target.targetId
     self.session = must(self:call("Target.attachToTarget", { targetId = target.targetId, flatten = true }, false)).sessionId
