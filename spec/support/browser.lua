@@ -44,8 +44,8 @@ end
 function browser.start(opts)
     opts = opts or {}
     local bin = assert(browser.binary(), "chromium is not installed (scripts/setup.sh installs it)")
-    local dir = capture("mktemp -d /tmp/luapay-browser.XXXXXX")
-    assert(os.execute("mkfifo " .. sh(dir .. "/in") .. " " .. sh(dir .. "/out")))
+    local dir = capture(CLEAN_ENV .. "mktemp -d /tmp/luapay-browser.XXXXXX")
+    assert(os.execute(CLEAN_ENV .. "mkfifo " .. sh(dir .. "/in") .. " " .. sh(dir .. "/out")))
     local ports = {}
     for i, p in ipairs(opts.ports or {}) do ports[i] = tostring(p) end
     local args = {
