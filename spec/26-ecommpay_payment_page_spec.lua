@@ -197,6 +197,8 @@ describe("ecommpay Payment Page fake over HTTP", function()
             signed { payment_id = "x", payment_amount = 100, payment_currency = "USD", customer_id = "c" })))
         assert.equal("payment_amount must be a positive integer in minor units", error_text(request("GET",
             signed { payment_id = "x", payment_amount = "1.5", payment_currency = "EUR", customer_id = "c" })))
+        assert.equal("payment_amount must be a positive integer in minor units", error_text(request("GET",
+            signed { payment_id = "x", payment_amount = "1" .. ("0"):rep(20), payment_currency = "EUR", customer_id = "c" })))
         assert.matches("^Invalid signature", error_text(request("GET", base .. "project_id=1625")))
     end)
 

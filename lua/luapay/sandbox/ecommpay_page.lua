@@ -75,8 +75,8 @@ local function money(amount, currency)
     return core.to_decimal(amount, currency) or ("%d.%02d"):format(math.floor(amount / 100), amount % 100)
 end
 
--- The signed parameters from a query string: (params, secret) or nil and
--- what is wrong, as the error page says it.
+-- The signed parameters from a query string, or nil and what is wrong, as
+-- the error page says it.
 local function signed_params(c, query)
     local args = ngx.decode_args(query or "", 1000)
     local params, sig = {}, nil
@@ -93,7 +93,7 @@ local function signed_params(c, query)
     for _, name in ipairs(REQUIRED) do
         if (params[name] or "") == "" then return nil, "Required parameter " .. name .. " is missing" end
     end
-    if not params.payment_amount:find("^%d+$") or tonumber(params.payment_amount) < 1 then
+    if not params.payment_amount:find("^%d+$") or #params.payment_amount > 15 or tonumber(params.payment_amount) < 1 then
         return nil, "payment_amount must be a positive integer in minor units"
     end
     if not gate.CURRENCIES[params.payment_currency] then
@@ -102,7 +102,7 @@ local function signed_params(c, query)
     if gate.internal.load(tonumber(params.project_id), params.payment_id) then
         return nil, "Payment " .. params.payment_id .. " already exists in this project"
     end
-    return params, secret
+    return params
 end
 
 local function row(label, value, id)
