@@ -266,9 +266,13 @@ local function verify(raw_body, secret)
     if type(body) ~= "table" or getmetatable(body) ~= nil then
         return signature_error("callback body is not a JSON object")
     end
+    -- As ecommpay's PHP SDK (Callback::getSignature): the root signature
+    -- unless it is absent or null, else general.signature; a signature that
+    -- is there but no string is refused, never passed over.
     local sig = body.signature
-    if type(sig) ~= "string" and type(body.general) == "table" then sig = body.general.signature end
-    if type(sig) ~= "string" or sig == "" then return signature_error("callback carries no signature") end
+    if sig == nil or sig == null then sig = field(body, "general", "signature") end
+    if sig == nil or sig == "" then return signature_error("callback carries no signature") end
+    if type(sig) ~= "string" then return signature_error("callback signature is not a string") end
     local s, err = core.ecommpay_canonical(body, { callback = true })
     if not s then return signature_error("callback cannot be signed: " .. err) end
     if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
@@ -287,11 +291,13 @@ end
 -- Verifies a callback on its raw body (ecommpay signs the body: headers
 -- are not read, pass them or nil) with keys.secret, the project's secret
 -- key, and returns the common event (see ecommpay.event); anything else is
--- an error of type "signature". The signature is the root `signature`
--- (Payment Page) or `general.signature` (Gate); every `signature` key is
--- left out of the signed string, at any depth. Numbers are taken from
--- their text, so 2^63-1 or 1.0 sign exactly as ecommpay signed them, under
--- Lua 5.4 and LuaJIT alike.
+-- an error of type "signature". As in ecommpay's PHP SDK, the signature
+-- is the root `signature` (Payment Page), or `general.signature` (Gate)
+-- when the root one is absent or null; one that is not a string is
+-- refused. Every `signature` key is left out of the signed string, at any
+-- depth, except one whose value is null (signed as empty, as the SDK
+-- does). Numbers are taken from their text, so 2^63-1 or 1.0 sign exactly
+-- as ecommpay signed them, under Lua 5.4 and LuaJIT alike.
 function ecommpay.verify_notification(raw_body, headers, keys)
     check_raw_body("verify_notification", raw_body)
     if headers ~= nil and type(headers) ~= "table" then
