@@ -31,12 +31,11 @@ local function fields_of(res)
 end
 
 describe("ecommpay fidelity to the Trustly document", function()
-    local sb, gate, asking
+    local sb, gate
 
     setup(function()
         sb = H.start { balance = 500000, clarification = true }
         gate = H.gate(sb)
-        asking = H.gate(sb, { clarification = true })
     end)
 
     teardown(function()
@@ -53,6 +52,7 @@ describe("ecommpay fidelity to the Trustly document", function()
         -- "Purchases by using Gate": with clarification support the customer's
         -- details may be left out; ecommpay lists the missing ones in a callback.
         it("a purchase without the customer's details, the callback asking for them, clarify, then the bank", function()
+            local asking = H.gate(sb, { clarification = true })
             local id = H.unique("clarify")
             local req = H.sale_request(id, H.callback_url(sb, id), 2500, "EUR")
             req.customer = { id = "customer-1", ip_address = "198.51.100.7" }
