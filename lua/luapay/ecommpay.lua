@@ -1165,6 +1165,7 @@ function Gate:status(payment_id)
     if to_integer(field(doc, "project_id") or field(general, "project_id")) ~= self.project_id then
         return nil, malformed(res, call, "for another project_id")
     end
+    event.extra.repeated = nil -- an answer, not a callback: it repeats nothing
     return event
 end
 
