@@ -211,6 +211,8 @@ describe("ecommpay fidelity to the Trustly document", function()
             assert.same({ "payment.amount range" }, paths_of(err))
             req.payment.currency, req.payment.amount = "GBP", 100
             assert(strict:sale("trustly", req))
+            local res = raw(sb, "online-banking/trustly/sale", H.sale_request(H.unique("min"), nil, 99, "EUR"))
+            assert.same({ 400, { "payment.amount" } }, { res.status, fields_of(res) })
             assert.has_error(function() H.gate(sb, { min_purchase = { sek = 1 } }) end)
             assert.has_error(function() H.gate(sb, { min_purchase = { SEK = 1.5 } }) end)
         end)
