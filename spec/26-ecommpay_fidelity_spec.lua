@@ -189,6 +189,11 @@ describe("ecommpay fidelity to the Trustly document", function()
                           "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK" }, ecommpay.TRUSTLY_COUNTRIES)
             assert.same({ "CY", "FR", "GR", "HR", "LU", "MT", "PT" }, ecommpay.TRUSTLY_PAYOUT_ONLY)
 
+            local payout = H.unique("payout")
+            assert(gate:payout("trustly", { general = { payment_id = payout }, payment = { amount = 500, currency = "EUR" },
+                customer = { id = "c", ip_address = "198.51.100.7", first_name = "Jean", last_name = "Roux", country = "FR" },
+                account = { clearinghouse = "FRANCE", bank_code = "BNPAFRPPXXX", number = "FR1420041010050500013M02606" } }))
+
             local bad = H.sale_request(H.unique("country"), nil, 2500, "EUR")
             bad.customer.country = "FR"
             local res = raw(sb, "online-banking/trustly/sale", bad)
