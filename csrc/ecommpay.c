@@ -4,7 +4,8 @@
  *
  *   core.ecommpay_canonical(params [, opts]) -> string | nil, err
  *     opts.callback = true: every key named "signature" is left out at any
- *     depth (as ecommpay's Callback does before checking a callback)
+ *     depth unless its value is null (as ecommpay's Callback does before
+ *     checking a callback)
  *
  * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
  *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
@@ -18,15 +19,14 @@
  * 3. Sort by path as PHP's ksort(SORT_NATURAL) does (strnatcmp_ex, case
  *    sensitive); join the entries with ';'.
  *
- * Numbers. lua-cjson reads every JSON number as a double, and PHP would have
- * seen an integer token, so an integral double within +-2^53 is written as an
- * integer; Lua 5.4 integers in plain decimal; other doubles as PHP's
- * (string)$float with precision 14 (zend_gcvt: "0.3", "1.0E+20", "1.5E-7").
- * A number object's text is used exactly, never through a double: an integer
- * text as written (any length: 2^63-1 and beyond, also under LuaJIT; "-0" is
- * 0, as PHP reads it), a float text whose value is integral within +-2^53
- * ("1.0", "1e2", "2.50e1") as that integer, digit by digit; other float texts
- * as PHP renders the double they denote. */
+ * Numbers, as PHP's (string) renders them. Lua 5.4 integers in plain decimal;
+ * Lua 5.4 floats as PHP's (string)$float with precision 14 (zend_gcvt: "1",
+ * "0.3", "1.0E+14", "1.5E-7", "-0"). Under LuaJIT a double cannot be told
+ * from an integer: an integral one within +-2^53 is written as an integer,
+ * any other as a PHP float. A number object's text is read as PHP's
+ * json_decode reads it: an integer text is used as written (any length:
+ * 2^63-1 and beyond, also under LuaJIT; "-0" is 0), a float text ("1.0",
+ * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,6 @@
 
 #define MAX_DEPTH 64
 #define TWO_POW_53 9007199254740992.0
-#define TWO_POW_53_DIGITS "9007199254740992"
 
 typedef struct {
     size_t path, path_len, value, value_len; /* offsets into data */
@@ -107,84 +106,63 @@ static size_t php_double(double v, char *out) {
     return (size_t)(o - out);
 }
 
-/* A Lua number; out has room for 64 bytes. 0 for NaN and infinities. */
-static size_t render_double(double v, char *out) {
-    if (!isfinite(v)) return 0;
-    if (v == 0) return (size_t)sprintf(out, "0"); /* also -0.0: PHP saw the token 0 */
-    if (v == floor(v) && fabs(v) <= TWO_POW_53) return (size_t)sprintf(out, "%.0f", v);
+/* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
+ * 1.0E+14 and up in exponent form and -0.0 as "-0". */
+static size_t php_float(double v, char *out) {
+    if (v == 0) return (size_t)sprintf(out, signbit(v) ? "-0" : "0");
     return php_double(v, out);
 }
 
-/* A number object's text (checked JSON number syntax) into b. */
+/* A Lua number that is not a Lua 5.4 integer; out has room for 64 bytes. 0
+ * for NaN and infinities. Lua 5.4 floats are PHP floats. Under LuaJIT every
+ * number is a double and an integer cannot be told from a float: an integral
+ * one within +-2^53 is taken for the integer it holds (-0.0 too). */
+static size_t render_double(double v, char *out) {
+    if (!isfinite(v)) return 0;
+#if LUA_VERSION_NUM < 503
+    if (v == floor(v) && fabs(v) <= TWO_POW_53) return (size_t)sprintf(out, "%.0f", v == 0 ? 0.0 : v);
+#endif
+    return php_float(v, out);
+}
+
+static size_t digits_at(const char *s, size_t i, size_t n) {
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    return i;
+}
+
+/* A number object's text (checked JSON number syntax) into b, as PHP's
+ * json_decode reads it: an integer text is an integer, written as it is
+ * ("-0" is 0); a float text is the double it denotes, rendered as a PHP float
+ * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). */
 static int render_lexeme(walker *w, const char *s, size_t n) {
     luapay_buf *b = w->data;
-    size_t i = 0;
-    int neg = 0;
-    if (i < n && s[i] == '-') neg = 1, i++;
-    size_t int_start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-    size_t int_end = i, frac_start = i, frac_end = i;
+    size_t int_start = n && s[0] == '-', i = digits_at(s, int_start, n), int_end = i;
+    int is_float = 0;
     if (i < n && s[i] == '.') {
-        frac_start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-        frac_end = i;
+        size_t f = i + 1;
+        i = digits_at(s, f, n);
+        if (i == f) i = n + 1; /* "1." */
+        is_float = 1;
     }
-    long exp = 0;
-    int has_exp = 0;
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        has_exp = 1;
-        i++;
-        int eneg = 0;
-        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            if (exp < 100000) exp = exp * 10 + (s[i] - '0');
-            i++;
-        }
-        if (eneg) exp = -exp;
+        size_t e = i + 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-'));
+        i = digits_at(s, e, n);
+        if (i == e) i = n + 1; /* "1e" */
+        is_float = 1;
     }
     if (int_end == int_start || i != n) {
         w->err = "a number object whose text is not a JSON number";
         return 0;
     }
-    if (frac_start == frac_end && !has_exp) { /* an integer text: as written */
+    if (!is_float) {
         if (int_end - int_start == 1 && s[int_start] == '0') return luapay_buf_add(b, "0", 1);
         return luapay_buf_add(b, s, n);
     }
-    /* A float text. Its significant digits: the integer and fraction digits
-     * without leading zeros; value = DIGITS x 10^scale. */
-    char digits[20];
-    size_t nd = 0, nonzero_tail = 0;
-    long scale = exp - (long)(frac_end - frac_start);
-    for (size_t k = int_start; k < frac_end; k++) {
-        if (k == int_end) continue; /* the '.' */
-        if (nd == 0 && s[k] == '0') continue;
-        if (nd < sizeof digits) digits[nd] = s[k];
-        nd++;
-        if (s[k] != '0') nonzero_tail = nd;
-    }
-    int too_many = nonzero_tail > sizeof digits; /* more than 2^53 has anyway */
-    if (nd == 0) return luapay_buf_add(b, "0", 1); /* 0.0, -0e5 */
-    /* Trailing zeros move into the scale: 2.50e1 -> 25 x 10^0. */
-    scale += (long)(nd - nonzero_tail);
-    nd = nonzero_tail;
-    if (!too_many && scale >= 0 && (long)nd + scale <= 16) {
-        char text[20];
-        size_t len = 0;
-        for (size_t k = 0; k < nd; k++) text[len++] = digits[k];
-        for (long k = 0; k < scale; k++) text[len++] = '0';
-        if (len < 16 || memcmp(text, TWO_POW_53_DIGITS, 16) <= 0) {
-            if (neg) luapay_buf_add(b, "-", 1);
-            return luapay_buf_add(b, text, len);
-        }
-    }
-    /* Not integral, or beyond 2^53: PHP renders the double it read (also when
-     * that double is integral: 9007199254740993.0). The text is NUL-terminated:
-     * it is a Lua string. */
+    /* The text is NUL-terminated: it is a Lua string. */
     double v = strtod(s, NULL);
     char out[64];
     if (isinf(v)) return luapay_buf_add(b, v < 0 ? "-INF" : "INF", v < 0 ? 4 : 3);
-    if (v == 0) return luapay_buf_add(b, "0", 1); /* underflow: 1e-400 */
-    size_t len = php_double(v, out);
+    size_t len = php_float(v, out);
     return luapay_buf_add(b, out, len);
 }
 
@@ -424,8 +402,11 @@ static int walk(walker *w, int idx, int depth) {
         }
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen); /* a string key: safe during lua_next */
+        /* A "signature": null stays: PHP's Callback::removeParam tests isset(),
+         * false for null, and signs it as an empty value. */
         int skip = (klen == 10 && memcmp(k, "frame_mode", 10) == 0) ||
-                   (w->callback && klen == 9 && memcmp(k, "signature", 9) == 0);
+                   (w->callback && klen == 9 && memcmp(k, "signature", 9) == 0 &&
+                    !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL));
         if (!skip) {
             push_key(w, k, klen);
             int ok = emit(w, lua_gettop(L), depth);

@@ -405,7 +405,7 @@ local function reconcile()
     -- Trustly NA: the day's payments whose bank authorization finished.
     op("trustly_na")
     for p, err in tna:payments{
-        createdAt = { start = day_start, ["end"] = day_end }, ["authorization.status"] = { "Finished" },
+        createdAt = { start = day_start, ["end"] = day_end }, ["authorization.status"] = { "Completed" },
     } do
         if not p then fail("Trustly NA payments stopped: " .. one_line(err)) end
         match(p.merchantReference, core.to_minor(p.paid, p.currency), p.currency)

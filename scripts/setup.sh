@@ -5,7 +5,7 @@
 set -eu
 
 # lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`).
-# chromium (headless) drives the ecommpay Payment Page fake in spec 26.
+# chromium (headless) drives the ecommpay Payment Page fake in spec 27.
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted

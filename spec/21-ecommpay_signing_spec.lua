@@ -156,7 +156,7 @@ describe("ecommpay.verify_notification", function()
             { "[1,2]", "callback body is not a JSON object" },
             { '"text"', "callback body is not a JSON object" },
             { '{"payment":{"id":"x"}}', "callback carries no signature" },
-            { '{"signature":17,"general":{}}', "callback carries no signature" },
+            { '{"signature":17,"general":{}}', "callback signature is not a string" },
             { '{"general":{"signature":""}}', "callback carries no signature" },
             { '{"signature":"abc","f":1e400}', "callback signature does not match" },
             { '{"signature":"abc","s":"\\ud800"}', "callback body is not JSON" },
@@ -209,7 +209,7 @@ describe("ecommpay.verify_notification", function()
             ["awaiting 3ds result"] = "pending", ["awaiting redirect result"] = "pending",
             ["awaiting customer"] = "pending", ["awaiting clarification"] = "pending",
             ["awaiting capture"] = "authorized", refunded = "refunded", ["partially refunded"] = "partially_refunded",
-            reversed = "reversed", ["partially reversed"] = "reversed", cancelled = "canceled", canceled = "canceled",
+            reversed = "reversed", ["partially reversed"] = "partially_reversed", cancelled = "canceled", canceled = "canceled",
             error = "failed", ["internal error"] = "failed", ["external error"] = "failed", expired = "failed",
         }
         for ecp, common in pairs(statuses) do

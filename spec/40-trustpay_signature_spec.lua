@@ -3,6 +3,7 @@
 -- builders' validation, notifications and redirects, and the request shapes
 -- of the background calls and API Banking (through a stub transport).
 local core = require "luapay.core"
+local cjson = require "cjson.safe"
 local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
 local util = require "support.util"
@@ -165,17 +166,15 @@ describe("trustpay signing", function()
         assert.same({ "Amount:required", "Currency:required" }, paths(err))
     end)
 
-    it("refuses a value containing '/', naming the field", function()
-        local values, err = trustpay.message("card_purchase", with_sca{ AccountId = "1", Amount = 150, Currency = "EUR",
-            Reference = "ORD/42", BillingStreet = "Main Street 1/2" })
-        assert.is_nil(values)
-        assert.equal("validation", err.type)
-        assert.same({ "BillingStreet:forbidden", "Reference:forbidden" }, paths(err))
-        assert.matches("BillingStreet: must not contain '/'", err.fields[1].message)
-        local sig
-        sig, err = trustpay.signature("123456", { "1", "1.50", "a/b" })
-        assert.is_nil(sig)
-        assert.same({ "values[3]:forbidden" }, paths(err))
+    -- 002 seed, Signature rows: "Slash character ('/') is used as separator"; Reference's footnote forbids
+    -- only < and >. TrustPay signs whatever it is given, so luapay computes the same signature.
+    it("002 seed, Signature: signs values containing '/' as TrustPay does (HMAC over the '/'-joined values)", function()
+        local values = assert(trustpay.message("card_purchase", with_sca{ AccountId = "1", Amount = 150, Currency = "EUR",
+            Reference = "ORD/42", BillingStreet = "Main Street 1/2" }))
+        assert.equal("ORD/42", values[4])
+        local sig = assert(trustpay.signature("123456", { "1", "1.50", "a/b" }))
+        assert.equal(core.hmac("sha256", "123456", "1/1.50/a/b", "HEX"), sig)
+        assert.equal(64, #sig)
     end)
 
     it("fills PaymentType from the kind and refuses a contradicting one", function()
@@ -288,7 +287,7 @@ describe("trustpay payment URLs", function()
         }
         assert.is_nil(url)
         assert.equal("validation", err.type)
-        assert.same({ "Amount:type", "Colour:unknown", "Country:format", "Currency:enum", "Description:max_len",
+        assert.same({ "Amount:type", "Colour:unknown", "Country:enum", "Currency:enum", "Description:max_len",
             "Email:format", "IsRedirect:enum", "Localization:enum", "Reference:forbidden", "Reference:max_len",
             "ReturnUrl:max_len" }, paths(err))
     end)
@@ -305,10 +304,16 @@ describe("trustpay payment URLs", function()
             "Email:format" }, paths(err))
     end)
 
-    it("refuses '/' in a signed field of a URL, naming it", function()
-        local url, err = tp:card_payment_url(with_sca{ Amount = 150, Currency = "EUR", Reference = "r", BillingStreet = "Hlavná 1/3" })
-        assert.is_nil(url)
-        assert.same({ "BillingStreet:forbidden" }, paths(err))
+    it("002 seed, Reference footnote (only < and > forbidden): builds a URL with '/' in a signed field; warnings name it", function()
+        local params = with_sca{ Amount = 150, Currency = "EUR", Reference = "r/1", BillingStreet = "Hlavná 1/3" }
+        local url = assert(tp:card_payment_url(params))
+        local _, q = query_of(url)
+        assert.equal("r/1", q.Reference)
+        local w = trustpay.warnings("card_payment_url", params)
+        local got = {}
+        for _, x in ipairs(w) do got[#got + 1] = x.path end
+        table.sort(got)
+        assert.same({ "BillingPostcode", "BillingStreet", "Reference", "Reference" }, got) -- "602 00" has a space; "/" twice; "r/1" not alphanumeric
     end)
 
     it("allows 0.00 only for a recurring initial preauthorization", function()
@@ -513,6 +518,70 @@ describe("trustpay.verify_notification (the pure verifier) and the answer", func
         assert.is_true(statuses[event.status], tostring(event.status))
     end
 
+    -- 002 seed, "Wire notification v02" and "Card notification v02": "Payment E-mail notification example".
+    -- The wire example writes AccountId, Amount and ResultCode as JSON numbers; the documented signatures
+    -- match no message (protocol notes A.4), so each example is re-signed with the test secret.
+    local WIRE_EMAIL = [[{
+    "AccountId":4107111111,
+    "Type":"CRDT",
+    "Amount":6.00,
+    "Currency":"EUR",
+    "Reference":"1234567890",
+    "ResultCode":0,
+    "PaymentId":"177561",
+    "Signature":"%s",
+    "CounterAccount":"SK3399520000002107425307",
+    "CounterAccountName":"TestAccount"
+}]]
+    local CARD_EMAIL = [[{
+    "AccountId":"4107111111",
+    "Type":"CRDT",
+    "Amount":"6.00",
+    "Currency":"EUR",
+    "PaymentRequestId":"177561",
+    "CardId":"8a8294495c589aa3015c63bd6d237e46",
+    "CardMask":"0162",
+    "CardExpiration":"1020",
+    "AuthNumber":"198159",
+    "Signature":"%s",
+    "ResultCode":"3",
+    "Reference":"1234567890"
+}]]
+    local WIRE_URL = "AccountId=4107111111&Type=CRDT&Amount=6.00&Currency=EUR&ResultCode=0&PaymentId=177561"
+        .. "&Reference=1234567890&CounterAccount=SK3399520000002107425307&CounterAccountName=TestAccount"
+    local WIRE_F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "0",
+        CounterAccount = "SK3399520000002107425307", CounterAccountName = "TestAccount", PaymentId = "177561",
+        Reference = "1234567890" }
+    local CARD_F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "3",
+        Reference = "1234567890", PaymentRequestId = "177561", CardId = "8a8294495c589aa3015c63bd6d237e46",
+        CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" }
+
+    it("002 seed, Payment E-mail notification example: verifies both channels (URL and JSON), the same event", function()
+        local wsig = assert(trustpay.sign(KEYS.secret, "wire_notification", WIRE_F))
+        local csig = assert(trustpay.sign(KEYS.secret, "card_notification", CARD_F))
+        local by_mail = assert(trustpay.verify_notification(WIRE_EMAIL:format(wsig), nil, KEYS))
+        local by_url = assert(trustpay.verify_notification(WIRE_URL .. "&Signature=" .. wsig, nil, KEYS))
+        for _, k in ipairs({ "kind", "status", "merchant_ref", "provider_ref", "amount", "currency" }) do
+            assert.equal(by_url[k], by_mail[k], k)
+        end
+        assert.equal(600, by_mail.amount)
+        assert.equal("wire", by_mail.extra.method)
+        assert.equal("6.00", by_mail.extra.params.Amount)
+        assert.equal(WIRE_EMAIL:format(wsig), by_mail.raw)
+        local card = assert(client():notification(CARD_EMAIL:format(csig)))
+        assert.equal("card", card.extra.method)
+        assert.equal("succeeded", card.status)
+        assert.equal("0162", card.extra.card.CardMask)
+        -- the example decoded (lua-cjson: numbers as doubles) is read as the document writes it
+        local decoded = cjson.decode(WIRE_EMAIL:format(wsig))
+        assert.equal(600, assert(trustpay.verify_notification(decoded, nil, KEYS)).amount)
+        -- a changed value does not verify
+        local _, err = trustpay.verify_notification((WIRE_EMAIL:format(wsig):gsub("6%.00", "60.00")), nil, KEYS)
+        assert.equal("signature", err.type)
+        _, err = trustpay.verify_notification("{not json", nil, KEYS)
+        assert.equal("validation", err.type)
+    end)
+
     it("verifies with the keys alone, no client, and gives the one event shape", function()
         local q = signed_query(F)
         local event = assert(trustpay.verify_notification(q, {}, KEYS))
@@ -684,7 +753,7 @@ describe("trustpay background calls (stub transport)", function()
 
     it("sends nothing for an invalid call", function()
         local transport, seen = stub{}
-        local res, err = client{ transport = transport }:recurring_charge{ Amount = 100, Currency = "EUR", Reference = "a/b" }
+        local res, err = client{ transport = transport }:recurring_charge{ Amount = 100, Currency = "EUR", Reference = "a<b" }
         assert.is_nil(res)
         assert.same({ "PaymentRequestId:required", "Reference:forbidden" }, paths(err))
         assert.equal(0, #seen)

@@ -73,6 +73,28 @@ describe("TrustPay payments in the sandbox", function()
             assert.equal("Currency", err.fields[1].path)
         end)
 
+        -- 002 seed, "Supported countries": CZ and SK for instant bank transfers.
+        it("002 seed, Supported countries: takes Country CZ or SK, refuses others (the client before sending, the fake too)", function()
+            local _, err = tp:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = reference("W"), Country = "DE" }
+            assert.equal("Country", err.fields[1].path)
+            local url = assert(tp:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = reference("W"), Country = "SK" })
+            assert.is_string((world:open(url)))
+            local id, code = world:open((url:gsub("Country=SK", "Country=DE"))) -- Country is not signed
+            assert.is_nil(id)
+            assert.equal(1001, code)
+        end)
+
+        -- 002 seed, "API update 2020 - SCA": CardHolder Varchar(100), at least 3 characters.
+        it("002 seed, API update 2020 - SCA: CardHolder up to 100 characters", function()
+            local ok = assert(tp:card_payment_url(sca{ Amount = 100, Currency = "EUR", Reference = reference("C"),
+                CardHolder = ("Č"):rep(100) }))
+            assert.is_string((world:open(ok)))
+            local _, err = tp:card_payment_url(sca{ Amount = 100, Currency = "EUR", Reference = reference("C"),
+                CardHolder = ("a"):rep(101) })
+            assert.equal("CardHolder", err.fields[1].path)
+            assert.equal("max_len", err.fields[1].code)
+        end)
+
         it("sends the customer who cancels back with 1005", function()
             local paid = checkout("wire_payment_url", { Amount = 100, Currency = "EUR", Reference = reference("W") }, "outcome=cancel")
             assert.equal(1005, paid.ResultCode)
@@ -256,6 +278,29 @@ describe("TrustPay payments in the sandbox", function()
             assert.is_nil(twice)
             assert.equal(1011, err.code)
             assert.equal("Unsupported transaction", err.result.result.name)
+        end)
+
+        -- 002 seed, Capture and Refund: "Parameters are the same as for standard Purchase, but these additional
+        -- parameters have to be added": the billing fields, NotificationUrl and Description are taken too.
+        it("002 seed, Capture/Refund: take the standard Purchase's parameters; their NotificationUrl gets the notification", function()
+            local ref = reference("P")
+            local paid, box, id = checkout("preauthorization_url", sca{ Amount = 10000, Currency = "EUR", Reference = ref })
+            assert.equal(5, paid.ResultCode)
+            events(box, 1)
+            local other_url, other = world:box()
+            local res = assert(tp:capture(sca{ Amount = 8000, Currency = "EUR", Reference = ref, PaymentRequestId = id,
+                NotificationUrl = other_url, Description = "Capture of order 42", Localization = "de", Country = "AT",
+                Url = "https://shop.example/back" }))
+            assert.equal(3, res.result_code)
+            local captured = assert(tp:notification(world:received(other, 1)[1]))
+            assert.equal(8000, captured.amount)
+            assert.equal("succeeded", captured.status)
+            res = assert(tp:refund(sca{ Amount = 1000, Currency = "EUR", Reference = ref .. "R1", PaymentRequestId = id,
+                NotificationUrl = other_url, Description = "Refund 1" }))
+            assert.equal(0, res.result_code)
+            local refunded = assert(tp:notification(world:received(other, 2)[2]))
+            assert.equal("refunded", refunded.status)
+            assert.equal(1000, refunded.amount)
         end)
 
         it("cannot capture a plain purchase or more than was reserved", function()

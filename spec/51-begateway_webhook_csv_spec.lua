@@ -429,6 +429,26 @@ describe("beGateway reconciliation CSV", function()
         assert.matches('\r\n3,"say ""hi""",%-7,', table.concat(out))
     end)
 
+    -- OWASP "CSV Injection": a cell a spreadsheet would run as a formula is prefixed with '.
+    it("guards text starting with =, +, -, @, tab or CR against formula injection; numbers stay numbers", function()
+        local values = {
+            { note = "=HYPERLINK(\"http://evil.example\",\"x\")" }, { note = "+1+2" }, { note = "-2+3" },
+            { note = "@SUM(A1:A2)" }, { note = "\t=1" }, { note = "\r=1" }, { note = "a=1" }, { note = -7 },
+            { note = "=1,2" },
+        }
+        local k = 0
+        local out = {}
+        local sink = { write = function(_, s) out[#out + 1] = s return true end }
+        assert.equal(#values, begateway.csv(function() k = k + 1 return values[k] end, { "note" }, sink))
+        local records = read_csv(table.concat(out))
+        local got = {}
+        for i = 2, #records do got[i - 1] = records[i][1] end
+        assert.same({ "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1+2", "'-2+3", "'@SUM(A1:A2)", "'\t=1",
+            "'\r=1", "a=1", "-7", "'=1,2" }, got)
+        assert.equal("'=1", begateway.csv_cell("=1"))
+        assert.equal("-7", begateway.csv_cell(-7))
+    end)
+
     it("stops at an export error, returning it with the rows written and the cursor", function()
         local res = assert(core.http_client{}:request{ url = sb.url .. "/begateway/_control/fail?after=2&status=500" })
         assert.equal(200, res.status)

@@ -31,7 +31,7 @@ local PROVIDERS = {
         own = {
             project_id = 1, secret = "s3cret-ecommpay", base_url = "https://api.example.com",
             payment_page_base = "https://pp.example.com", callback_url = "https://shop.example.com/cb",
-            environment = "test", live = false,
+            clarification = true, min_purchase = { SEK = 1200 }, environment = "test", live = false,
         },
         typo = "project_Id",
         method = "status",

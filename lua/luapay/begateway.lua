@@ -16,8 +16,11 @@
 -- POST {dwh_url}/api/v2/transactions/export, HTTP Basic with the PSP id and
 -- secret, JSON in and out. The export follows the cursor: each answer's
 -- pagination.next_date and next_uid become the next request's date_from and
--- uid_from until has_next_page is false. (In descending order the cursor
--- date moves date_to instead: date_from stays the start of the period.)
+-- uid_from until has_next_page is false, in both orders, as the seed's
+-- date_from says ("Must equal next_date value from the response to the
+-- previous request"). In descending order the request then no longer holds
+-- the period's start, so the client drops what is older than it and stops.
+-- Pages are decoded by core.json_decode: integers stay integers on every VM.
 local core = require "luapay.core"
 local http = require "luapay.http"
 local provider = require "luapay.provider"
@@ -58,6 +61,7 @@ local EXPORT = core.schema{
         response_parameters = { type = "array", min_items = 1, items = { type = "enum", values = begateway.RESPONSE_GROUPS } },
         limit = { type = "integer", min = 1, max = begateway.MAX_LIMIT },
         sort_order = { type = "enum", values = begateway.SORT_ORDERS },
+        sort_direction = { type = "enum", values = begateway.SORT_ORDERS }, -- the seed's example's name
         filter = {
             type = "object", additional = false,
             fields = {
@@ -66,7 +70,7 @@ local EXPORT = core.schema{
                 gateway_id = { type = "array", min_items = 1, items = ID },
                 type = { type = "array", min_items = 1, items = { type = "enum", values = begateway.TYPES } },
                 currency = { type = "array", min_items = 1, items = { type = "currency" } },
-                test = { type = "boolean" },
+                test = { type = "boolean" }, -- "true"/"false" (the seed's example) are read as booleans
                 method_type = { type = "enum", values = begateway.METHOD_TYPES },
             },
         },
@@ -148,6 +152,8 @@ function begateway.export_request(params)
         for k, v in pairs(params.filter) do
             f[k] = LIST_FILTERS[k] and split_list(v, LIST_FILTERS[k]) or v
         end
+        -- 003 seed, request example: "test": "false"
+        if f.test == "true" or f.test == "false" then f.test = f.test == "true" end
         norm.filter = f
     end
     local ok, violations = EXPORT:validate(norm)
@@ -174,7 +180,13 @@ function begateway.export_request(params)
             violations[#violations + 1] = violation("date_from", "range", "must be within " .. begateway.MAX_DAYS .. " days before date_to")
         end
     end
+    if norm.sort_order and norm.sort_direction and norm.sort_order ~= norm.sort_direction then
+        violations[#violations + 1] = violation("sort_direction", "conflict", "must equal sort_order when both are given")
+    end
     if #violations > 0 then return nil, validation_error("begateway export", violations) end
+    -- The seed's table names it options.sort_order, its example
+    -- options.sort_direction: the one given is sent under its own name.
+    local order = norm.sort_order or norm.sort_direction
 
     local filter = { date_from = norm.date_from, date_to = norm.date_to, date_type = norm.date_type }
     for k, v in pairs(norm.filter or {}) do
@@ -182,9 +194,11 @@ function begateway.export_request(params)
     end
     local body = { filter = filter }
     if norm.response_parameters then body.response_parameters = table.concat(norm.response_parameters, ",") end
-    if norm.limit or norm.sort_order then
-        body.options = { limit = norm.limit and tonumber(id_string(norm.limit)), sort_order = norm.sort_order }
+    if norm.limit or order then
+        body.options = { limit = norm.limit and tonumber(id_string(norm.limit)), sort_order = norm.sort_order,
+            sort_direction = norm.sort_direction }
     end
+    norm.order = order or "asc"
     return norm, body
 end
 
@@ -288,7 +302,8 @@ end
 
 --- client:export{date_from, date_to, date_type, response_parameters,
 -- filter = {merchant_id, shop_id, gateway_id, type, currency, test,
--- method_type}, limit, sort_order, resume} -> iterator over transactions.
+-- method_type}, limit, sort_order (or sort_direction, the seed example's
+-- name), resume} -> iterator over transactions.
 -- List filters take a Lua array or a comma-joined string. Everything is
 -- checked before the first request: a bad field makes the iterator yield a
 -- validation error and send nothing.
@@ -298,7 +313,8 @@ function Client:export(params)
     end
     local norm, body = begateway.export_request(params)
     if not norm then return pager.new(nil, nil, body) end
-    local desc = norm.sort_order == "desc"
+    local desc = norm.order == "desc"
+    local dt, period_start = body.filter.date_type or "created_at", body.filter.date_from
     local url = self.dwh_url .. begateway.EXPORT_PATH
     local auth = { self.psp_id, self.secret }
     local client = self.http
@@ -307,21 +323,40 @@ function Client:export(params)
         local filter = {}
         for k, v in pairs(body.filter) do filter[k] = v end
         if cursor.date then
-            if desc then filter.date_to = cursor.date else filter.date_from = cursor.date end
-            filter.uid_from = cursor.uid
+            -- 003 seed, date_from and uid_from: next_date and next_uid of the previous answer
+            filter.date_from, filter.uid_from = cursor.date, cursor.uid
         end
         local res, err = client:request{
             method = "POST", url = url, basic = auth, idempotent = true, -- a read: resending is harmless
             json = { response_parameters = body.response_parameters, options = body.options, filter = filter },
+            decode = false,
         }
         if not res then return nil, nil, err end
-        if res.status ~= 200 then return nil, nil, response_error(res) end
-        local data = type(res.json) == "table" and res.json.data
+        -- Exact numbers: amount 3000 stays the integer 3000 under Lua 5.4.
+        local doc = type(res.body) == "string" and core.json_decode(res.body) or nil
+        if res.status ~= 200 then
+            res.json = doc
+            return nil, nil, response_error(res)
+        end
+        local data = type(doc) == "table" and doc.data
         if type(data) ~= "table" then return nil, nil, malformed(res, "no data object") end
         local txs, page = data.transactions, data.pagination
         if type(txs) ~= "table" then return nil, nil, malformed(res, "no transactions array") end
         if type(page) ~= "table" then return nil, nil, malformed(res, "no pagination object") end
+        if desc and cursor.date then
+            -- The answer may run past the period's start: keep what is in it, then stop.
+            for k, tx in ipairs(txs) do
+                local d = type(tx) == "table" and tx[dt]
+                if type(d) == "string" and d:sub(1, 19) < period_start then
+                    for j = #txs, k, -1 do txs[j] = nil end
+                    return txs, nil
+                end
+            end
+        end
         if page.has_next_page ~= true then return txs, nil end
+        if desc and type(page.next_date) == "string" and page.next_date:sub(1, 19) < period_start then
+            return txs, nil
+        end
         if type(page.next_date) ~= "string" or type(page.next_uid) ~= "string" then
             return nil, nil, malformed(res, "has_next_page without next_date and next_uid")
         end
@@ -594,7 +629,10 @@ end
 
 --- begateway.csv_cell(value) -> the RFC 4180 field: numbers exact (no
 -- "3000.0"), booleans true/false, nil and null empty, tables as JSON;
--- quoted when it holds a comma, a quote, CR or LF (quotes doubled).
+-- quoted when it holds a comma, a quote, CR or LF (quotes doubled). A
+-- string starting with =, +, -, @, tab or CR gets a leading ' so that a
+-- spreadsheet shows it as text instead of running it as a formula (OWASP,
+-- "CSV Injection"); numbers are written as numbers.
 function begateway.csv_cell(v)
     local t = type(v)
     local s
@@ -608,6 +646,7 @@ function begateway.csv_cell(v)
         s = http.encode_json(v) or ""
     else
         s = tostring(v)
+        if s:find("^[=+%-@\t\r]") then s = "'" .. s end
     end
     if s:find('[,"\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
     return s

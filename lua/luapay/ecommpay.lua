@@ -54,16 +54,31 @@ local ecommpay = {}
 ecommpay.API_URL = "https://api.ecommpay.com"
 ecommpay.PAYMENT_PAGE_URL = "https://paymentpage.ecommpay.com"
 
---- The currencies of the Trustly method as ecommpay documents them. BGN is
--- kept although ISO 4217 withdrew it in January 2026 (Bulgaria adopted the
--- euro), so it is checked against this list, not the core's ISO table: the
--- provider decides what it still accepts, and amounts go to ecommpay in
--- minor units, so no exponent is needed to send them.
+--- The currencies of the Trustly method as ecommpay documents them
+-- ("General information"). The 000 seed prints "EUR, BGN, CZK, DKK, EUR,
+-- HUF, ...": EUR twice and no GBP. The second EUR stands where GBP falls in
+-- the list's alphabetical order, ecommpay's Trustly page lists GBP there,
+-- and the payout table has UNITED_KINGDOM: it is read as GBP, so luapay
+-- does not refuse what ecommpay takes. BGN is kept although ISO 4217
+-- withdrew it in January 2026 (Bulgaria adopted the euro), so it is
+-- checked against this list, not the core's ISO table: the provider
+-- decides what it still accepts, and amounts go to ecommpay in minor
+-- units, so no exponent is needed to send them.
 ecommpay.TRUSTLY_CURRENCIES = { "EUR", "BGN", "CZK", "DKK", "GBP", "HUF", "NOK", "PLN", "RON", "SEK" }
 
---- The smallest Trustly purchase the documentation states: 1.00 EUR. (It
--- says "or equivalent" for other currencies; without exchange rates only the
--- EUR minimum is checked here.)
+--- The countries of the Trustly method ("Countries and regions"), and
+-- those of them marked "Only payouts are supported in these countries": a
+-- purchase, COF payment or account verification for a customer of one of
+-- these, or of a country not listed, is refused.
+ecommpay.TRUSTLY_COUNTRIES = { "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK" }
+ecommpay.TRUSTLY_PAYOUT_ONLY = { "CY", "FR", "GR", "HR", "LU", "MT", "PT" }
+
+--- The smallest Trustly purchase, in minor units per currency: the
+-- documentation's 1.00 EUR ("Amounts, EUR (or equivalent)": purchases only;
+-- COF purchases, refunds and payouts have none). The equivalent in another
+-- currency depends on the day's rate, so only EUR is known here; give the
+-- client the others with the option min_purchase = {SEK = 1200, ...}.
 ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
 local number_mt, null = core.number_mt, core.null
@@ -155,7 +170,7 @@ ecommpay.STATUS = {
     ["refunded"] = "refunded",
     ["partially refunded"] = "partially_refunded",
     ["reversed"] = "reversed",
-    ["partially reversed"] = "reversed",
+    ["partially reversed"] = "partially_reversed",
     ["cancelled"] = "canceled",
     ["canceled"] = "canceled",
     ["error"] = "failed",
@@ -184,6 +199,33 @@ ecommpay.KIND = {
     ["verify"] = "account",
 }
 
+-- The parameters a clarification callback asks for, as dotted paths
+-- ("customer.first_name"), sorted. clarification_fields nests them by
+-- object; a node with `properties` (a JSON schema) lists them there, a
+-- node with a scalar `type` is one parameter, an array holds names.
+local function clarification_paths(node, prefix, out)
+    if type(node) ~= "table" or getmetatable(node) == number_mt then
+        if prefix then out[#out + 1] = prefix end
+        return out
+    end
+    if type(node.properties) == "table" then return clarification_paths(node.properties, prefix, out) end
+    if prefix and type(node.type) == "string" and node.type ~= "object" then
+        out[#out + 1] = prefix
+        return out
+    end
+    if #node > 0 then
+        for _, name in ipairs(node) do
+            local t = text(name)
+            if t then out[#out + 1] = prefix and (prefix .. "." .. t) or t end
+        end
+        return out
+    end
+    for k, v in pairs(node) do
+        if type(k) == "string" then clarification_paths(v, prefix and (prefix .. "." .. k) or k, out) end
+    end
+    return out
+end
+
 local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
                            ["external error"] = true, ["expired"] = true }
 
@@ -194,7 +236,10 @@ local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal erro
 -- project_id, payment_status, payment_type, payment_amount (what the
 -- payment holds now), operation_type, operation_status, request_id, code,
 -- message, customer_id, errors, redirect {url, method, body}, recurring,
--- and body (the decoded body, numbers as Lua numbers).
+-- repeated (true: the repeated success callback of a purchase that
+-- announces its COF registration in recurring), clarification (the
+-- parameters ecommpay asks for, see Client:clarify), and body (the decoded
+-- body, numbers as Lua numbers).
 function ecommpay.event(body, raw_body)
     if type(body) ~= "table" then
         error("ecommpay.event: bad argument #1 'body' (table expected, got " .. type(body) .. ")", 2)
@@ -240,6 +285,17 @@ function ecommpay.event(body, raw_body)
     if type(recurring) == "table" and field(recurring, "id") ~= nil then
         extra.recurring = plain(recurring)
         extra.recurring.id = to_integer(recurring.id) or text(recurring.id)
+        -- 000 seed, "COF purchases registration": after the success callback
+        -- of the purchase comes a repeated one with the recurring object.
+        if operation_type == "sale" and operation_status == "success" and payment_status == "success" then
+            extra.repeated = true
+        end
+    end
+    local wanted = field(body, "clarification_fields")
+    if type(wanted) == "table" and getmetatable(wanted) ~= number_mt then
+        local paths = clarification_paths(wanted, nil, {})
+        table.sort(paths)
+        if #paths > 0 then extra.clarification = paths end
     end
     return provider.event {
         provider = "ecommpay",
@@ -266,9 +322,13 @@ local function verify(raw_body, secret)
     if type(body) ~= "table" or getmetatable(body) ~= nil then
         return signature_error("callback body is not a JSON object")
     end
+    -- As ecommpay's PHP SDK (Callback::getSignature): the root signature
+    -- unless it is absent or null, else general.signature; a signature that
+    -- is there but no string is refused, never passed over.
     local sig = body.signature
-    if type(sig) ~= "string" and type(body.general) == "table" then sig = body.general.signature end
-    if type(sig) ~= "string" or sig == "" then return signature_error("callback carries no signature") end
+    if sig == nil or sig == null then sig = field(body, "general", "signature") end
+    if sig == nil or sig == "" then return signature_error("callback carries no signature") end
+    if type(sig) ~= "string" then return signature_error("callback signature is not a string") end
     local s, err = core.ecommpay_canonical(body, { callback = true })
     if not s then return signature_error("callback cannot be signed: " .. err) end
     if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
@@ -287,11 +347,13 @@ end
 -- Verifies a callback on its raw body (ecommpay signs the body: headers
 -- are not read, pass them or nil) with keys.secret, the project's secret
 -- key, and returns the common event (see ecommpay.event); anything else is
--- an error of type "signature". The signature is the root `signature`
--- (Payment Page) or `general.signature` (Gate); every `signature` key is
--- left out of the signed string, at any depth. Numbers are taken from
--- their text, so 2^63-1 or 1.0 sign exactly as ecommpay signed them, under
--- Lua 5.4 and LuaJIT alike.
+-- an error of type "signature". As in ecommpay's PHP SDK, the signature
+-- is the root `signature` (Payment Page), or `general.signature` (Gate)
+-- when the root one is absent or null; one that is not a string is
+-- refused. Every `signature` key is left out of the signed string, at any
+-- depth, except one whose value is null (signed as empty, as the SDK
+-- does). Numbers are taken from their text, so 2^63-1 or 1.0 sign exactly
+-- as ecommpay signed them, under Lua 5.4 and LuaJIT alike.
 function ecommpay.verify_notification(raw_body, headers, keys)
     check_raw_body("verify_notification", raw_body)
     if headers ~= nil and type(headers) ~= "table" then
@@ -448,12 +510,41 @@ ecommpay.ACCOUNT_FORMATS = {
     bank_code = { field = "clearinghouse", patterns = BANK_CODE_FORMATS, label = "bank code" },
 }
 
+-- The recurring object of a COF registration (000 seed, "COF purchase
+-- registration by using account verification"; a sale that registers COF
+-- purchases sends the same object): the type, and for regular payments (R)
+-- the schedule. start_date is "date and time of the next COF purchase",
+-- with no format given: a string, passed on as it is.
+local function recurring_schema(required)
+    local R = { field = "type", equals = "R" }
+    return { type = "object", required = required or nil, fields = {
+        type = { type = "enum", required = true, values = { "C", "R", "U" } },
+        time = { type = "string", required_if = R, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$" },
+        -- "2030" or 2030, "06" or 6: checked in extra_checks
+        expiry_year = { type = "any", required_if = R },
+        expiry_month = { type = "any", required_if = R },
+        expiry_day = { type = "any", required_if = R },
+        interval = { type = "integer", required_if = R, min = 1 },
+        amount = { type = "amount", required_if = R, min = 1 },
+        period = { type = "enum", required_if = R, values = { "D", "W", "M", "Q", "Y" } },
+        scheduled_payment_id = { type = "string", required_if = R, min_len = 1, max_len = 255 },
+        start_date = { type = "string", required_if = R, min_len = 1, max_len = 255 },
+    } }
+end
+
 -- One schema per operation, for Trustly (every rule of its documentation)
 -- and for other methods of the endpoint group (types only, and the fields
--- every Gate request needs).
-local function build_schema(op, trustly)
+-- every Gate request needs). clarify: the web service supports the
+-- submission of additional payment information, so a purchase may leave
+-- out the customer's names, e-mail, country and language (000 seed,
+-- "Purchases by using Gate"): ecommpay asks for what it needs.
+local function build_schema(op, trustly, clarify)
     local function req(s)
         if trustly then s.required = true end
+        return s
+    end
+    local function asked(s)
+        if trustly and not clarify then s.required = true end
         return s
     end
     local currency = trustly and { type = "enum", values = ecommpay.TRUSTLY_CURRENCIES } or { type = "currency" }
@@ -490,22 +581,30 @@ local function build_schema(op, trustly)
         fields.return_url.fields.success.required = trustly
         fields.return_url.fields.decline.required = trustly
     end
-    if op == "sale" then
-        customer.first_name = req { type = "string", min_len = 1, max_len = 255 }
-        customer.last_name = req { type = "string", min_len = 1, max_len = 255 }
-        customer.email = req { type = "email" }
-        customer.country = req { type = "country" }
-        customer.language = req { type = "language" }
+    local beneficiary = { type = "object", fields = {
+        party_type = { type = "enum", required = true, values = party },
+        first_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
+        last_name = { type = "string", required = true, min_len = 1, max_len = 255 },
+        country = { type = "country", required = true },
+    } }
+    if op == "sale" or op == "clarification" then
+        customer.first_name = asked { type = "string", min_len = 1, max_len = 255 }
+        customer.last_name = asked { type = "string", min_len = 1, max_len = 255 }
+        customer.email = asked { type = "email" }
+        customer.country = asked { type = "country" }
+        customer.language = asked { type = "language" }
+        fields.additional_data = { type = "object", fields = { beneficiary = beneficiary } }
+    end
+    if op == "clarification" then
+        -- general and what ecommpay asked for, nothing required beyond them
+        customer.id, customer.ip_address = { type = "string", min_len = 1, max_len = 255 }, { type = "ip" }
+        fields.customer.required = nil
+        fields.payment, fields.return_url = nil, nil
+        for _, f in pairs(customer) do f.required = nil end
+    elseif op == "sale" then
         return_urls_required()
         fields.recurring_register = { type = "boolean" }
-        fields.additional_data = { type = "object", fields = {
-            beneficiary = { type = "object", fields = {
-                party_type = { type = "enum", required = true, values = party },
-                first_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
-                last_name = { type = "string", required = true, min_len = 1, max_len = 255 },
-                country = { type = "country", required = true },
-            } },
-        } }
+        fields.recurring = recurring_schema(false)
     elseif op == "sale_saved" or op == "recurring" then
         fields.recurring_id = { type = "integer", required = true, min = 1 }
         if op == "sale_saved" then return_urls_required() end
@@ -513,21 +612,7 @@ local function build_schema(op, trustly)
         fields.payment.fields.amount = { type = "amount", required = true, min = 0, max = 0 }
         return_urls_required()
         fields.recurring_register = { type = "boolean", required = true }
-        local R = { field = "type", equals = "R" }
-        fields.recurring = { type = "object", required = true, fields = {
-            type = { type = "enum", required = true, values = { "C", "R", "U" } },
-            time = { type = "string", required_if = R, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$" },
-            -- "2030" or 2030, "06" or 6: checked in extra_checks
-            expiry_year = { type = "any", required_if = R },
-            expiry_month = { type = "any", required_if = R },
-            expiry_day = { type = "any", required_if = R },
-            interval = { type = "integer", required_if = R, min = 1 },
-            amount = { type = "amount", required_if = R, min = 1 },
-            period = { type = "enum", required_if = R, values = { "D", "W", "M", "Q", "Y" } },
-            scheduled_payment_id = { type = "string", required_if = R, min_len = 1, max_len = 255 },
-            start_date = { type = "string", required_if = R,
-                           pattern = "^(0[1-9]|[12][0-9]|3[01])-(0[1-9]|1[0-2])-[0-9]{4}$" },
-        } }
+        fields.recurring = recurring_schema(true)
     elseif op == "refund" then
         -- A full refund sends neither amount nor currency; a partial one both.
         fields.payment.fields.amount = { type = "amount", min = 1 }
@@ -573,14 +658,7 @@ local function build_schema(op, trustly)
             merchant_success_url = { type = "url", max_len = 2048 },
             merchant_fail_url = { type = "url", max_len = 2048 },
             merchant_callback_url = { type = "url", max_len = 2048 },
-            payment_extra_param = { type = "object", fields = {
-                beneficiary = { type = "object", fields = {
-                    party_type = { type = "enum", required = true, values = party },
-                    first_name = { type = "string", max_len = 255, required_if = { field = "party_type", equals = "PERSON" } },
-                    last_name = { type = "string", required = true, min_len = 1, max_len = 255 },
-                    country = { type = "country", required = true },
-                } },
-            } },
+            payment_extra_param = { type = "object", fields = { beneficiary = beneficiary } },
         }
         return core.schema { type = "object", fields = page }
     elseif op == "status" then
@@ -589,12 +667,21 @@ local function build_schema(op, trustly)
     return core.schema { type = "object", fields = fields }
 end
 
-local OPERATIONS = { "sale", "sale_saved", "recurring", "account_verification", "refund", "payout", "page", "status" }
-local SCHEMAS = { trustly = {}, other = {} }
+local OPERATIONS = { "sale", "sale_saved", "recurring", "account_verification", "refund", "payout", "page", "status",
+    "clarification" }
+local SCHEMAS = { trustly = {}, other = {}, trustly_clarify = {}, other_clarify = {} }
 for _, op in ipairs(OPERATIONS) do
     SCHEMAS.trustly[op] = build_schema(op, true)
     SCHEMAS.other[op] = build_schema(op, false)
+    SCHEMAS.trustly_clarify[op] = build_schema(op, true, true)
+    SCHEMAS.other_clarify[op] = build_schema(op, false, true)
 end
+local PURCHASE_COUNTRIES = {}
+for _, c in ipairs(ecommpay.TRUSTLY_COUNTRIES) do PURCHASE_COUNTRIES[c] = true end
+for _, c in ipairs(ecommpay.TRUSTLY_PAYOUT_ONLY) do PURCHASE_COUNTRIES[c] = nil end
+-- The operations that take money from the customer (or register to).
+local PURCHASE = { sale = true, sale_saved = true, recurring = true, account_verification = true, page = true,
+    clarification = true }
 
 local EXPIRY = { { "expiry_day", 1, 31 }, { "expiry_month", 1, 12 }, { "expiry_year", 2000, 9999 } }
 
@@ -603,20 +690,37 @@ local is_integer = provider.is_integer
 -- Rules a schema cannot say: sibling values that must agree.
 local violation = errors.violation
 
-local function extra_checks(op, trustly, r, out)
+local function extra_checks(op, trustly, r, out, min_purchase)
     local payment = type(r.payment) == "table" and r.payment or {}
     local general = type(r.general) == "table" and r.general or {}
     local amount, currency = payment.amount, payment.currency
     if op == "page" then amount, currency = r.payment_amount, r.payment_currency end
     if trustly and (op == "sale" or op == "page") and type(currency) == "string" and is_integer(amount) then
-        local min = ecommpay.TRUSTLY_MIN_PURCHASE[currency]
+        local min = min_purchase and min_purchase[currency] or ecommpay.TRUSTLY_MIN_PURCHASE[currency]
         if min and amount < min then
             out[#out + 1] = violation(op == "page" and "payment_amount" or "payment.amount", "range",
                 ("a Trustly purchase is at least %s %s"):format(core.to_decimal(min, currency), currency))
         end
     end
-    if op == "account_verification" then
-        if r.recurring_register == false then
+    if trustly and PURCHASE[op] then
+        local path, country = "customer.country", type(r.customer) == "table" and r.customer.country
+        if op == "page" then path, country = "customer_country", r.customer_country end
+        if type(country) == "string" and country:find("^%u%u$") and not PURCHASE_COUNTRIES[country] then
+            local payout_only = false
+            for _, c in ipairs(ecommpay.TRUSTLY_PAYOUT_ONLY) do payout_only = payout_only or c == country end
+            out[#out + 1] = violation(path, "enum", payout_only and ("only Trustly payouts are supported in " .. country)
+                or (country .. " is not one of the Trustly method's countries"))
+        end
+    end
+    if op == "clarification" then
+        local given = false
+        for k in pairs(r) do given = given or k ~= "general" end
+        if not given then
+            out[#out + 1] = violation("general", "required", "comes with the parameters ecommpay asked for")
+        end
+    end
+    if op == "account_verification" or (op == "sale" and r.recurring ~= nil) then
+        if op == "account_verification" and r.recurring_register == false then
             out[#out + 1] = violation("recurring_register", "enum", "must be true to register COF purchases")
         end
         local rec = type(r.recurring) == "table" and r.recurring or {}
@@ -663,17 +767,25 @@ local function merge(violations, extra)
     return violations
 end
 
---- ecommpay.validate(op, method, request) -> true | nil, err (validation,
--- with `fields`). op: sale sale_saved recurring account_verification refund
--- payout page status. Trustly's rules apply when method is "trustly" (for
--- "page": force_payment_method "online-banking-trustly").
-function ecommpay.validate(op, method, request)
+--- ecommpay.validate(op, method, request [, opts]) -> true | nil, err
+-- (validation, with `fields`). op: sale sale_saved recurring
+-- account_verification refund payout page status clarification. Trustly's
+-- rules apply when method is "trustly" (for "page": force_payment_method
+-- "online-banking-trustly"). opts.clarification: the web service submits
+-- additional payment information, so a sale may leave out the customer's
+-- names, e-mail, country and language; opts.min_purchase: the smallest
+-- purchase per currency (minor units) over ecommpay.TRUSTLY_MIN_PURCHASE.
+function ecommpay.validate(op, method, request, opts)
+    if opts ~= nil and type(opts) ~= "table" then
+        error("ecommpay.validate: bad argument #4 'opts' (table or nil expected, got " .. type(opts) .. ")", 2)
+    end
+    opts = opts or {}
     local trustly = method == "trustly"
-    local schema = (trustly and SCHEMAS.trustly or SCHEMAS.other)[op]
+    local schema = SCHEMAS[(trustly and "trustly" or "other") .. (opts.clarification and "_clarify" or "")][op]
     if not schema then error("ecommpay.validate: bad argument #1 'op' (unknown operation '" .. tostring(op) .. "')", 2) end
     local ok, violations = schema:validate(request)
     local extra = {}
-    if type(request) == "table" then extra_checks(op, trustly, request, extra) end
+    if type(request) == "table" then extra_checks(op, trustly, request, extra, opts.min_purchase) end
     if ok and #extra == 0 then return true end
     violations = merge(violations or {}, extra)
     local what = op == "page" and "Payment Page" or ("the " .. op .. " request")
@@ -700,13 +812,20 @@ ecommpay.Gate = Gate
 -- provider.TRANSPORT_OPTIONS); any other raises. `live` is deprecated
 -- until 0.3: `live = true` is environment = "live".
 ecommpay.OPTIONS = provider.options { "project_id", "secret", "base_url", "payment_page_base", "callback_url",
-    "environment", "live" }
+    "clarification", "min_purchase", "environment", "live" }
 
 --- ecommpay.new{project_id, secret, environment = "test" | "live",
--- base_url, payment_page_base, callback_url, and the transport options
--- (provider.TRANSPORT_OPTIONS)} -> client, an ecommpay.Client. ecommpay
--- has one endpoint for test and live projects: "live" requires https URLs
--- and refuses verify = false. An unknown option raises.
+-- base_url, payment_page_base, callback_url, clarification, min_purchase,
+-- and the transport options (provider.TRANSPORT_OPTIONS)} -> client, an
+-- ecommpay.Client. ecommpay has one endpoint for test and live projects:
+-- "live" requires https URLs and refuses verify = false. clarification =
+-- true: this web service supports the submission of additional payment
+-- information (000 seed, "Purchases by using Gate"), so a sale may leave
+-- out the customer's names, e-mail, country and language; ecommpay then
+-- asks for them in a callback (event.extra.clarification) and
+-- client:clarify sends them. min_purchase = {SEK = 1200, ...}: the
+-- smallest Trustly purchase in currencies other than EUR (the documented
+-- "1.00 EUR or equivalent"). An unknown option raises.
 function ecommpay.new(opts)
     provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
     local environment = provider.environment("ecommpay.new", opts, { live = true })
@@ -723,8 +842,23 @@ function ecommpay.new(opts)
             provider.option_error("ecommpay.new", name, "must be an http(s) URL")
         end
     end
+    if opts.clarification ~= nil and type(opts.clarification) ~= "boolean" then
+        provider.option_error("ecommpay.new", "clarification", "must be a boolean (the web service submits additional payment information)")
+    end
+    local min_purchase = opts.min_purchase
+    if min_purchase ~= nil then
+        local ok = type(min_purchase) == "table"
+        for k, v in pairs(ok and min_purchase or {}) do
+            ok = ok and type(k) == "string" and k:find("^%u%u%u$") ~= nil and provider.is_integer(v) and v >= 0
+        end
+        if not ok then
+            provider.option_error("ecommpay.new", "min_purchase", "must map currency codes to amounts in minor units ({SEK = 1200})")
+        end
+        min_purchase = setmetatable(provider.copy(min_purchase, "ecommpay.new"), { __index = ecommpay.TRUSTLY_MIN_PURCHASE })
+    end
     local self = setmetatable({
         environment = environment,
+        checks = { clarification = opts.clarification or nil, min_purchase = min_purchase },
         project_id = math.tointeger and math.tointeger(project_id) or project_id,
         base_url = (opts.base_url or ecommpay.API_URL):gsub("/+$", ""),
         payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
@@ -791,6 +925,9 @@ local CALLS = {
     payout = { name = "payout", path = "/payout", idempotent = true, operation_types = { payout = true } },
     refund = { name = "refund", path = "/refund", idempotent = false },
     status = { name = "status", path = "/v2/payment/status", idempotent = true },
+    -- Sending the same parameters again changes nothing; ecommpay refuses
+    -- them once the payment no longer awaits clarification.
+    clarification = { name = "clarification", path = "/v2/payment/clarification", idempotent = true },
 }
 
 -- ecommpay's error answer as a provider error: its code, message and the
@@ -947,7 +1084,7 @@ local function operation(op)
     return function(self, method, req)
         check_method(op, method)
         local body = prepare(self, op, req)
-        local ok, err = ecommpay.validate(op, method, body)
+        local ok, err = ecommpay.validate(op, method, body, self.checks)
         if not ok then return nil, err end
         if body.general.project_id ~= self.project_id then
             return nil, errors.new("validation", "ecommpay: general.project_id is not this client's project", {
@@ -979,6 +1116,30 @@ Gate.refund = operation("refund")
 --- gate:payout(method, request): a payout to account {number, clearinghouse, bank_code}.
 Gate.payout = operation("payout")
 
+--- gate:clarify(request) -> {status, request_id, project_id, payment_id}
+-- | nil, err: the submission of additional payment information (POST
+-- /v2/payment/clarification), the answer to a callback whose
+-- event.extra.clarification lists what ecommpay asks for. request:
+-- {general = {payment_id = ...}, customer = {first_name = ..., ...},
+-- additional_data = {beneficiary = {...}}, ...}, in the objects of the
+-- purchase request; general.project_id is filled in and general.signature
+-- computed as for every Gate request. ecommpay waits for them for 30
+-- minutes; the payment then goes on (the redirect callback) or is declined.
+function Gate:clarify(request)
+    local call = CALLS.clarification
+    if type(request) ~= "table" then
+        error("ecommpay.Client:clarify: bad argument #1 'request' (table expected, got " .. type(request) .. ")", 2)
+    end
+    local body = prepare(self, "clarify", request)
+    local ok, err = ecommpay.validate("clarification", "trustly", body)
+    if not ok then return nil, err end
+    local doc, res_or_err = send(self, call, self.base_url .. call.path, body)
+    if not doc then return nil, res_or_err end
+    local result, problem = accepted(self, body, doc)
+    if result then return result end
+    return nil, outcome_unknown(malformed(res_or_err, call, problem), call, how_to_find_out(body.general.payment_id))
+end
+
 --- gate:status(payment_id) -> event | nil, err: the payment's state now
 -- (POST /v2/payment/status), in the shape of a callback event. ecommpay
 -- signs this answer as it signs callbacks: an unsigned answer, or one that
@@ -1004,6 +1165,7 @@ function Gate:status(payment_id)
     if to_integer(field(doc, "project_id") or field(general, "project_id")) ~= self.project_id then
         return nil, malformed(res, call, "for another project_id")
     end
+    event.extra.repeated = nil -- an answer, not a callback: it repeats nothing
     return event
 end
 
@@ -1057,7 +1219,7 @@ function Gate:payment_page(params)
                 fields = { violation("payment_extra_param", "type", "must be an object or its JSON text") } })
         end
     end
-    local ok, err = ecommpay.validate("page", trustly and "trustly" or nil, check)
+    local ok, err = ecommpay.validate("page", trustly and "trustly" or nil, check, self.checks)
     if not ok then return nil, err end
     return ecommpay.payment_page_url(p, self.secret, self.payment_page_base)
 end

@@ -126,10 +126,11 @@ provider.KINDS = { "payment", "authorization", "capture", "void", "refund", "pay
     "account", "other" }
 
 --- The statuses, the same words for every provider: pending, authorized,
--- succeeded, failed, canceled, refunded, partially_refunded, reversed.
+-- succeeded, failed, canceled, refunded, partially_refunded, reversed,
+-- partially_reversed (part of the money was taken back).
 -- @table STATUSES
 provider.STATUSES = { "pending", "authorized", "succeeded", "failed", "canceled", "refunded", "partially_refunded",
-    "reversed" }
+    "reversed", "partially_reversed" }
 
 local KIND, STATUS = {}, {}
 for _, k in ipairs(provider.KINDS) do KIND[k] = true end

@@ -76,7 +76,9 @@ trustly.ENDPOINTS = {
 }
 trustly.keys = keys
 
---- Trustly's error codes (docs, "Error messages").
+--- Trustly's error codes (docs, "Error messages"). The 001 seed lists none
+-- (it says "See Error handling"); this is the protocol notes' table, which
+-- stops at 639. Any other code is named by the message Trustly sends with it.
 trustly.ERRORS = {
     [602] = "ERROR_FUNCTION_ACCESS_DENIED",
     [607] = "ERROR_HOST_ACCESS_DENIED",
@@ -645,6 +647,9 @@ local SENDER_INFORMATION = {
 }
 local RECIPIENT_INFORMATION = merged(SENDER_INFORMATION, {})
 
+-- An invoice ID or other merchant reference (ExternalReference): text.
+local INVOICE_ID = { type = "string", min_len = 1 }
+
 -- Attributes shared by the methods that open the Trustly checkout.
 local CHECKOUT_ATTRIBUTES = {
     Firstname = REQUIRED_STRING, Lastname = REQUIRED_STRING,
@@ -681,6 +686,8 @@ local METHODS = {
                 RequestKYC = ZERO_ONE,
                 AccountID = { type = "string" },
                 RecipientInformation = RECIPIENT_INFORMATION,
+                -- 001 seed, "Pay by invoice": "include an invoice ID in attribute ExternalReference"
+                ExternalReference = INVOICE_ID,
             }) },
         },
     },
@@ -1027,7 +1034,11 @@ end
 --- client:deposit(data) -> {orderid, url} | nil, err
 -- Data: NotificationURL, EndUserID, MessageID (made when absent), Attributes
 -- {Currency, Amount (minor units or "103.00"), Firstname, Lastname, Country,
--- Locale, SuccessURL, FailURL, Email, MobilePhone, ShopperStatement, IP, ...}.
+-- Locale, SuccessURL, FailURL, Email, MobilePhone, ShopperStatement, IP,
+-- ExternalReference (pay by invoice: the invoice ID, non-empty text), ...}.
+-- Trustly Express: the 001 seed only says "Integrate Trustly Express. See
+-- Trustly Express API" and names none of its attributes, so luapay checks
+-- none; attributes it does not know are sent (and signed) as given.
 function Client:deposit(data) return self:call("Deposit", data) end
 
 --- client:refund{OrderID, Amount, Currency [, Attributes = {ExternalReference}]}

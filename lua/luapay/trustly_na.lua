@@ -47,9 +47,6 @@ trustly_na.MAX_COUNT = 100
 -- 5 Verification, 6 Retrieval.
 trustly_na.payment_types = { "Instant", "Deferred", "Recurring", "Disbursement", "Verification", "Retrieval" }
 
---- auth.status, the payment's bank authorization (filter authorization.status).
-trustly_na.authorization_statuses = { "Pending", "Authorized", "Finished", "Expired", "Failed", "Canceled", "Voided" }
-
 --- verification.status.
 trustly_na.verification_statuses = { "Automatic", "ToVerify", "Verified", "Refused" }
 
@@ -58,6 +55,11 @@ trustly_na.transaction_statuses = {
     [0] = "New", "Pending", "Authorized", "Processed", "Completed", "Failed", "Expired", "Canceled",
     "Denied", "Disputed", "Reversed", "PartiallyRefunded", "Refunded", "Voided", "OnHold",
 }
+
+--- auth.status, the payment's bank authorization (filter authorization.status):
+-- the 004 seed says "See Transaction Status Values", so the same table
+-- (0 New ... 4 Completed ... 14 OnHold).
+trustly_na.authorization_statuses = trustly_na.transaction_statuses
 
 --- transactionType of a notification.
 trustly_na.transaction_types = {
@@ -82,7 +84,7 @@ end
 
 local ENUMS = {
     paymentType = codes_of(trustly_na.payment_types, 1),
-    ["authorization.status"] = codes_of(trustly_na.authorization_statuses, 1),
+    ["authorization.status"] = codes_of(trustly_na.authorization_statuses, 0),
     ["verification.status"] = codes_of(trustly_na.verification_statuses, 1),
 }
 
@@ -96,7 +98,12 @@ local function code_list(map)
 end
 
 local STRING = { type = "string", min_len = 1, max_len = 255 }
+-- 004 seed: createdAt.start etc. are strings ("Returns payments after this
+-- creation date") holding the payments' createdAt/updatedAt ("UNIX
+-- timestamp", which Trustly NA gives in milliseconds): an integer or its
+-- decimal digits.
 local STAMP = { type = "integer", min = 0 }
+local STAMPS = { "createdAt.start", "createdAt.end", "updatedAt.start", "updatedAt.end" }
 local AMOUNT = { type = "decimal", decimals = 2, max_digits = 10 }
 
 local QUERY = core.schema{
@@ -207,6 +214,10 @@ function trustly_na.payments_query(params)
         end
     end
     flat.resume = resume
+    for _, k in ipairs(STAMPS) do
+        local v = flat[k]
+        if type(v) == "string" and v:match("^%d+$") and #v <= 15 then flat[k] = tonumber(v) end
+    end
     for key, map in pairs(ENUMS) do
         local v = flat[key]
         if v ~= nil then

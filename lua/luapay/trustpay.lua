@@ -171,6 +171,10 @@ trustpay.payment_types = {
 
 
 local WIRE_LANGUAGES = { "en", "sk", "cs" }
+--- The 002 seed's "Supported currencies" and "Supported countries" of
+-- instant bank transfers (the wire methods).
+trustpay.WIRE_CURRENCIES = { "CZK", "EUR" }
+trustpay.WIRE_COUNTRIES = { "CZ", "SK" }
 local CARD_LANGUAGES = { "en", "sk", "cs", "bg", "hr", "da", "nl", "et", "fi", "fr", "de", "el", "hu", "it",
     "ja", "lv", "lt", "nb", "pl", "pt", "ro", "ru", "sl", "es", "sv", "uk" }
 
@@ -203,9 +207,10 @@ local function wire_value(name, v, currency)
     return nil, "type", "must be a string or a number, got " .. t
 end
 
--- The values of a message in signing order; with strict, a value holding
--- "/" is refused (TrustPay joins the values with "/" and does not escape).
-local function build(kind, fields, strict)
+-- The values of a message in signing order. A value may hold "/": TrustPay
+-- joins the values with "/" without escaping and signs whatever it is
+-- given (002 seed, every Signature row), so luapay signs it too.
+local function build(kind, fields)
     local names = trustpay.signed_fields[kind]
     if not names then
         error(("trustpay.message: bad argument #1 'kind' (unknown message kind '%s')"):format(tostring(kind)), 3)
@@ -229,10 +234,6 @@ local function build(kind, fields, strict)
                 if name == "PaymentType" and expected_type and s ~= tostring(expected_type) then
                     problems[#problems + 1] = violation(name, "enum", ("must be %d for %s"):format(expected_type, kind))
                 end
-                if strict and s:find("/", 1, true) then
-                    problems[#problems + 1] = violation(name, "forbidden",
-                        "must not contain '/': TrustPay joins the signed values with '/', so it could not be signed unambiguously")
-                end
                 values[#values + 1] = s
             end
         end
@@ -245,15 +246,17 @@ end
 -- message kind in signing order (see trustpay.signed_fields), as strings:
 -- Amount from minor units (with Currency) or a two-decimal string,
 -- PaymentType filled in for request kinds. Absent optional fields are
--- skipped; a value containing "/" is a validation error naming the field.
+-- skipped; a value may contain "/" (see trustpay.warnings).
 function trustpay.message(kind, fields)
-    local values, problems = build(kind, fields, true)
+    local values, problems = build(kind, fields)
     if not values then return invalid("trustpay." .. kind, problems) end
     return values
 end
 
 --- trustpay.signature(secret, values) -> uppercase hex | nil, err.
--- HMAC-SHA256 (computed in the C core) over the values joined by "/".
+-- HMAC-SHA256 (computed in the C core) over the values joined by "/", for
+-- any values, "/" included, as TrustPay computes it; only a value that is
+-- not a string (or an integer) is an error.
 function trustpay.signature(secret, values)
     if type(secret) ~= "string" or secret == "" then
         error("trustpay.signature: bad argument #1 'secret' (non-empty string expected, got " .. type(secret) .. ")", 2)
@@ -266,9 +269,6 @@ function trustpay.signature(secret, values)
         local s = type(v) == "number" and is_integer(v) and int_string(v) or v
         if type(s) ~= "string" then
             problems[#problems + 1] = violation(("values[%d]"):format(i), "type", "must be a string")
-        elseif s:find("/", 1, true) then
-            problems[#problems + 1] = violation(("values[%d]"):format(i), "forbidden",
-                "must not contain '/': TrustPay joins the signed values with '/'")
         end
         parts[i] = s
     end
@@ -291,7 +291,7 @@ local function verify(secret, kind, fields, signature)
     if type(signature) ~= "string" or not signature:match("^%x+$") or #signature ~= 64 then
         return nil, errors.new("signature", "TrustPay " .. kind .. ": Signature is missing or not 64 hex digits")
     end
-    local values, problems = build(kind, fields, false)
+    local values, problems = build(kind, fields)
     if not values then return invalid("TrustPay " .. kind, problems) end
     local got = signature:upper()
     if core.equal(core.hmac("sha256", secret, table.concat(values, "/"), "HEX"), got) then return true end
@@ -366,7 +366,11 @@ local function read_params(params, what)
                 end
                 v = v[1]
             end
-            if type(v) == "number" and is_integer(v) then v = int_string(v) end
+            if getmetatable(v) == core.number_mt then v = tostring(v) end -- a JSON number's own text
+            if k == "Amount" and type(v) == "number" then v = ("%.2f"):format(v) end -- "exactly 2 decimal places"
+            if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+                v = ("%.0f"):format(v) -- also 4107111111.0, as lua-cjson decodes a JSON integer in Lua 5.4
+            end
             if type(v) == "string" then
                 t[k] = v
             elseif v ~= nil then
@@ -422,13 +426,15 @@ local function browser_schema(opts)
         ErrorUrl = { type = "url", max_len = 256 },
         NotificationUrl = { type = "url", max_len = 256 },
         Localization = { type = "language", enum = opts.languages },
-        Country = { type = "country" },
+        -- 002 seed, "Supported countries": CZ and SK for instant bank transfers
+        Country = opts.card and { type = "country" } or { type = "enum", values = trustpay.WIRE_COUNTRIES },
         Description = str(140),
         Email = { type = "email", max_len = 254, required = opts.card },
         IsRedirect = { type = "enum", values = { "True", "False" } },
     }
     if opts.card then
-        f.CardHolder = str(140, { required = true, min_len = 3 })
+        -- 002 seed, "API update 2020 - SCA": Varchar(100) (the Cards table says 3-140; both hold within 100)
+        f.CardHolder = str(100, { required = true, min_len = 3 })
         f.BillingStreet = str(100, { required = true })
         f.BillingCity = str(80, { required = true })
         f.BillingPostcode = str(30, { required = true })
@@ -438,20 +444,32 @@ local function browser_schema(opts)
     return core.schema{ type = "object", additional = false, fields = f }
 end
 
-local function background_schema(sca)
+-- 002 seed, Refund, Capture, subsequent recurring: "Parameters are the same
+-- as for standard Purchase", plus PaymentRequestId; none of the purchase's
+-- SCA fields is required for a background call.
+local function background_schema(wire)
     local f = {
         Amount = { type = "amount", required = true, min = 1 },
-        Currency = { type = "currency", required = true },
+        Currency = { type = "currency", required = true, enum = wire and trustpay.WIRE_CURRENCIES or nil },
         Reference = str(35, { required = true, forbid = "<>" }),
         PaymentRequestId = str(10, { required = true, pattern = NUMERIC10 }),
+        Url = { type = "url", max_len = 256 },
+        ReturnUrl = { type = "url", max_len = 256 },
+        CancelUrl = { type = "url", max_len = 256 },
+        ErrorUrl = { type = "url", max_len = 256 },
+        NotificationUrl = { type = "url", max_len = 256 },
+        Localization = { type = "language", enum = wire and WIRE_LANGUAGES or CARD_LANGUAGES },
+        Country = wire and { type = "enum", values = trustpay.WIRE_COUNTRIES } or { type = "country" },
+        Description = str(140),
+        Email = { type = "email", max_len = 254 },
+        IsRedirect = { type = "enum", values = { "True", "False" } },
     }
-    if sca then
-        f.CardHolder = str(140, { min_len = 3 })
+    if not wire then
+        f.CardHolder = str(100, { min_len = 3 })
         f.BillingStreet = str(100)
         f.BillingCity = str(80)
         f.BillingPostcode = str(30)
         f.BillingCountry = { type = "country" }
-        f.Email = { type = "email", max_len = 254 }
     end
     return core.schema{ type = "object", additional = false, fields = f }
 end
@@ -461,7 +479,7 @@ local CARD_PATH, WIRE_PATH = "/mapi5/Card/PayPopup", "/mapi5/wire/paypopup"
 -- The browser URL builders: method name -> message kind, endpoint, schema.
 local URLS = {
     wire_payment_url = { kind = "wire_purchase", path = WIRE_PATH,
-        schema = browser_schema{ currencies = { "CZK", "EUR" }, languages = WIRE_LANGUAGES } },
+        schema = browser_schema{ currencies = trustpay.WIRE_CURRENCIES, languages = WIRE_LANGUAGES } },
     card_payment_url = { kind = "card_purchase", path = CARD_PATH,
         schema = browser_schema{ card = true, languages = CARD_LANGUAGES } },
     card_on_file_register_url = { kind = "card_on_file_register", path = CARD_PATH,
@@ -487,31 +505,60 @@ local URLS = {
 -- of one that got no clear answer.
 local NOTIFIED = "wait for TrustPay's notification for this Reference (and PaymentRequestId) at your NotificationUrl"
 local CALLS = {
-    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (a DBIT notification), or look the refund up in TrustPay's merchant portal" },
-    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(false), idempotent = false,
+    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(true), idempotent = false,
         find_out = NOTIFIED .. " (a DBIT notification), or look it up in the account's history (client:transactions)" },
-    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (ResultCode 3 for a capture), or look it up in TrustPay's merchant portal" },
-    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(true), idempotent = false,
+    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (ResultCode 3 for a charge), or look it up in TrustPay's merchant portal" },
 }
 
--- Schema violations plus the "/" check of the signed fields.
+-- The schema's violations. What TrustPay accepts is not refused here: see
+-- trustpay.warnings for what it accepts but may garble.
 local function check_request(spec, params, what)
     local ok, violations = spec.schema:validate(params)
-    violations = ok and {} or violations
-    local seen = {}
-    for _, v in ipairs(violations) do seen[v.path .. ":" .. v.code] = true end
+    if not ok then return invalid(what, violations) end
+    return true
+end
+
+-- 002 seed, footnotes of the Cards and SCA tables: "Only alphanumeric
+-- characters are allowed. Other characters may be lost or changed" (Reference,
+-- BillingPostcode); "Only alphanumeric and space characters ... may not be
+-- displayed correctly" (Description).
+local ALNUM_NOTES = { Reference = "^%w*$", BillingPostcode = "^%w*$", Description = "^[%w ]*$" }
+
+--- trustpay.warnings(method, params) -> list of {path, message}, empty when
+-- none. What TrustPay accepts but the 002 seed warns about, for a URL
+-- builder's or background call's params (method: "card_payment_url",
+-- "refund", ...): a signed value holding "/" (the values are joined with "/"
+-- unescaped, so another split gives the same signature), and the
+-- alphanumeric-only notes. The builders send such values as they are.
+function trustpay.warnings(method, params)
+    local spec = URLS[method] or CALLS[method]
+    if not spec then
+        error(("trustpay.warnings: bad argument #1 'method' (unknown method '%s')"):format(tostring(method)), 2)
+    end
+    if type(params) ~= "table" then
+        error("trustpay.warnings: bad argument #2 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
+    local out = {}
     for _, name in ipairs(trustpay.signed_fields[spec.kind]) do
         local v = params[name]
-        if type(v) == "string" and v:find("/", 1, true) and not seen[name .. ":forbidden"] then
-            violations[#violations + 1] = violation(name, "forbidden",
-                "must not contain '/': TrustPay joins the signed values with '/', so it could not be signed unambiguously")
+        if type(v) == "string" and v:find("/", 1, true) then
+            out[#out + 1] = { path = name, message = "contains '/', TrustPay's separator of the signed values" }
         end
     end
-    if #violations > 0 then return invalid(what, violations) end
-    return true
+    for _, name in ipairs({ "BillingPostcode", "Description", "Reference" }) do
+        local v = params[name]
+        if type(v) == "string" and not v:find(ALNUM_NOTES[name]) then
+            out[#out + 1] = { path = name, message = name == "Description"
+                and "has characters other than letters, digits and spaces: they may not be displayed correctly"
+                or "has characters other than letters and digits: they may be lost or changed during payment" }
+        end
+    end
+    return out
 end
 
 ---------------------------------------------------------------------------
@@ -522,6 +569,17 @@ end
 -- The notification's raw text and its parameters | nil, err. A table is
 -- the deprecated form (until 0.3): its raw text is the query rebuilt.
 local function notification_params(raw_body)
+    if type(raw_body) == "string" and raw_body:find("^%s*{") then
+        -- 002 seed, "Payment E-mail notification example": the same
+        -- parameters as a JSON object, numbers as numbers ("Amount":6.00)
+        -- read with their own text.
+        local doc = core.json_decode(raw_body, { numbers = "lexeme" })
+        if type(doc) ~= "table" then
+            return raw_body, invalid("TrustPay notification", { violation("raw_body", "format", "is not a JSON object") })
+        end
+        local p, err = read_params(doc, "TrustPay notification")
+        return raw_body, p, err
+    end
     if type(raw_body) == "string" then
         local p, err = query_table(raw_body, "TrustPay notification")
         return raw_body, p, err

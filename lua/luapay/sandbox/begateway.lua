@@ -10,8 +10,10 @@
 --  * date_from and date_to bound the period, both inclusive; a date without
 --    a fraction covers its whole second (date_to 23:59:59 takes 23:59:59.5).
 --  * Records are ordered by (date of date_type, uid). uid_from names the
---    first record of the page: in ascending order at date_from, in
---    descending order at date_to.
+--    first record of the page, at date_from, in both orders (the seed:
+--    date_from "must equal next_date" of the previous answer). In descending
+--    order with uid_from the request no longer holds the period's start,
+--    so the fake pages on downwards past it: the client stops there.
 --  * test = false (the default) selects live transactions, true test ones.
 --  * options.sort_order (the seed's table) or sort_direction (its example).
 -- Control endpoints: luapay.sandbox.control (_control/reset|fail|stats).
@@ -176,8 +178,9 @@ local function export(conf, req)
             p = p + 1
         end
     else
-        local p = uid_from and upper_bound(list, dt, to_exact, uid_from) or upper_bound(list, dt, to)
-        while p >= 1 and list[p][dt] >= from do
+        local p = uid_from and upper_bound(list, dt, from, uid_from) or upper_bound(list, dt, to)
+        local floor = uid_from and -math.huge or from
+        while p >= 1 and list[p][dt] >= floor do
             local c = list[p]
             if match(c) then
                 if #picked == limit then nxt = c break end

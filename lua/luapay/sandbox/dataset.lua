@@ -513,10 +513,8 @@ end
 ---------------------------------------------------------------------------
 
 local TNA_TYPES = { { 1, 40 }, { 2, 25 }, { 3, 10 }, { 4, 15 }, { 5, 7 }, { 6, 3 } }
--- auth.status: 1 Pending 2 Authorized 3 Finished 4 Expired 5 Failed 6 Canceled 7 Voided
-local TNA_AUTH = { { 3, 55 }, { 2, 15 }, { 1, 8 }, { 4, 6 }, { 5, 8 }, { 6, 5 }, { 7, 3 } }
-local TNA_AUTH_TX_STATUS = { [1] = 1, [2] = 2, [3] = 4, [4] = 6, [5] = 5, [6] = 7, [7] = 13 }
-local TNA_AUTH_MESSAGES = { "Pending", "Authorized", "Finished", "Expired", "Failed", "Canceled", "Voided" }
+-- auth.status: Transaction Status Values (4 Completed, 2 Authorized, 1 Pending, 6 Expired, 5 Failed, 7 Canceled, 13 Voided)
+local TNA_AUTH = { { 4, 55 }, { 2, 15 }, { 1, 8 }, { 6, 6 }, { 5, 8 }, { 7, 5 }, { 13, 3 } }
 local TNA_TX_MESSAGES = {
     [0] = "New", "Pending", "Authorized", "Processed", "Completed", "Failed", "Expired", "Canceled",
     "Denied", "Disputed", "Reversed", "PartiallyRefunded", "Refunded", "Voided", "OnHold",
@@ -537,7 +535,7 @@ function DS:tna_core(i)
     local verification = weighted(r, TNA_VERIFICATION)
     local amount = (ptype == 5 or ptype == 6) and 0 or int(r, 99, 500000)
     local paid, refunded, reversed = 0, 0, 0
-    if auth == 3 then
+    if auth == 4 then -- Completed
         paid = amount
         local x = r() % 20
         if x == 0 then refunded = amount elseif x == 1 then refunded = idiv(amount, 2) elseif x == 2 then reversed = amount end
@@ -561,7 +559,7 @@ function DS:trustly_na(i, c)
     end
     local who = person(self, i, 23)
     local pending = c.auth == 2 and c.amount or 0
-    local tx_status = TNA_AUTH_TX_STATUS[c.auth]
+    local tx_status = c.auth
     if c.refunded > 0 then tx_status = c.refunded == c.amount and 12 or 11 end
     if c.reversed > 0 then tx_status = 10 end
     return {
@@ -584,7 +582,7 @@ function DS:trustly_na(i, c)
         amount = cents(c.amount),
         paymentProvider = { paymentProviderId = bank[1], type = 1, name = bank[2], subType = "1000", country = "US" },
         allowedPaymentProviderType = setmetatable({ 1 }, core.array_mt),
-        auth = { token = hex(r, 16), status = c.auth, message = TNA_AUTH_MESSAGES[c.auth] },
+        auth = { token = hex(r, 16), status = c.auth, message = TNA_TX_MESSAGES[c.auth] },
         authorization = hex(r, 16),
         authorizationStatus = tx_status,
         authorizationStatusMessage = TNA_TX_MESSAGES[tx_status],
@@ -626,7 +624,7 @@ function dataset.shop_orders(day_start, day_end)
     end
     for i = 1, ds.tna_total do
         local c = ds:tna_core(i)
-        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 3 then
+        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 4 then
             orders[#orders + 1] = { ref = c.merchantReference, amount = c.paid, currency = "USD" }
         end
     end

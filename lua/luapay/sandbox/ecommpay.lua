@@ -3,7 +3,8 @@
 --
 --   sandbox.start{ routes = { ["/ecommpay/"] = "luapay.sandbox.ecommpay" },
 --                  config = { ecommpay = { project_id = 1625, secret = "...",
---                                          balance = 100000000, callback_url = nil } } }
+--                                          balance = 100000000, callback_url = nil,
+--                                          clarification = false } } }
 --   gate = ecommpay.new{ project_id = 1625, secret = "...", base_url = sb.url .. "/ecommpay" }
 --
 -- Same endpoints and wire format as ecommpay's Gate: POST JSON to
@@ -18,6 +19,20 @@
 -- timer: for a purchase and an account verification first the callback with
 -- redirect_data (the customer must go to the bank), then the final one.
 --
+-- Submission of additional payment information (config clarification =
+-- true: the merchant's web service supports it): a purchase may leave out
+-- the customer's first_name, last_name, email, country and language. The
+-- payment then awaits clarification: a callback (payment.status "awaiting
+-- clarification") lists the missing ones in clarification_fields, as a
+-- JSON schema per object ({customer = {type = "object", properties =
+-- {first_name = {type = "string"}, ...}, required = [...]}}); POST
+-- /v2/payment/clarification with general and those fields, signed, goes
+-- on to the redirect callback. Without it they are required (400).
+--
+-- The purchase rules of the Trustly method: currencies, 1.00 EUR at least,
+-- no purchase for a customer of a payout-only country (CY FR GR HR LU MT
+-- PT) or of a country not listed, the recurring type C, R or U.
+--
 -- The Payment Page: GET /ecommpay/payment?<signed params>, see
 -- luapay.sandbox.ecommpay_page.
 --
@@ -25,8 +40,9 @@
 --   POST redirect_data.url with decision=approve|decline (and the body
 --     fields of redirect_data): the customer's choice at Trustly; answers
 --     302 to return_url.success or .decline, and sends the final callback
---   POST /ecommpay/sandbox/bank_reject/{project_id}/{payment_id}: the bank
---     rejects a successful payout; ecommpay reverses it (reversal callback)
+--   POST /ecommpay/sandbox/bank_reject/{project_id}/{payment_id}[?amount=N]:
+--     the bank rejects a successful payout; ecommpay reverses it (reversal
+--     callback), or N minor units of it (payment status "partially reversed")
 --   GET  /ecommpay/sandbox/requests: how many Gate requests the fake received
 --   POST /ecommpay/sandbox/lose_answer?how=drop|<HTTP status>[&times=N][&sign=1]
 --     the next N Gate requests (default 1) are carried out as usual, then
@@ -58,6 +74,7 @@ M.CURRENCIES = { EUR = true, BGN = true, CZK = true, DKK = true, GBP = true, HUF
 M.CODES = {
     success = { "0", "Success" },
     awaiting = { "0", "Awaiting customer redirect" },
+    clarification = { "0", "Awaiting clarification" },
     decline = { "20000", "General decline" },
     customer_declined = { "20101", "Declined by the customer" },
     no_funds_merchant = { "20105", "Insufficient funds on merchant balance" },
@@ -84,6 +101,7 @@ local function settings(config)
     return {
         projects = projects,
         balance = c.balance or M.BALANCE,
+        clarification = c.clarification == true,
         callback_url = c.callback_url,
         base = "http://127.0.0.1:" .. config.ports.http .. "/ecommpay",
     }
@@ -245,7 +263,8 @@ local function callback_body(state, op, extra)
         general = { project_id = state.project_id, payment_id = state.payment_id },
         payment = {
             id = state.payment_id, type = state.payment_type, status = state.status, date = now(),
-            method = "Trustly", sum = { amount = state.amount - (state.refunded or 0), currency = state.currency },
+            method = "Trustly",
+            sum = { amount = state.amount - (state.refunded or 0) - (state.reversed or 0), currency = state.currency },
             description = state.description or "",
         },
         customer = { id = state.customer_id or "" },
@@ -320,9 +339,17 @@ end
 -- Requests
 ---------------------------------------------------------------------------
 
+-- What a purchase may leave out when the web service supports clarification.
+local ASKABLE = { "customer.first_name", "customer.last_name", "customer.email", "customer.country",
+                  "customer.language" }
+local PAYOUT_ONLY = { CY = true, FR = true, GR = true, HR = true, LU = true, MT = true, PT = true }
+local PURCHASE_COUNTRIES = {}
+for c in ("AT BE BG CZ DE DK EE ES FI HU IE IT LT LV NL NO PL RO SE SI SK"):gmatch("%u%u") do
+    PURCHASE_COUNTRIES[c] = true
+end
+
 local REQUIRED = {
-    sale = { "payment.amount", "payment.currency", "customer.id", "customer.ip_address", "customer.first_name",
-             "customer.last_name", "customer.email", "customer.country", "customer.language",
+    sale = { "payment.amount", "payment.currency", "customer.id", "customer.ip_address",
              "return_url.success", "return_url.decline" },
     sale_saved = { "payment.amount", "payment.currency", "customer.id", "customer.ip_address",
                    "return_url.success", "return_url.decline", "recurring_id" },
@@ -354,7 +381,7 @@ local function read_request(c)
     return body, secret
 end
 
-local function check_fields(op, body)
+local function check_fields(op, body, c)
     local errs = {}
     local function missing(path, message)
         errs[#errs + 1] = { code = "1001", message = message or "Field is required", field = path }
@@ -362,6 +389,23 @@ local function check_fields(op, body)
     if not str(get(body, "general.payment_id")) then missing("general.payment_id") end
     for _, path in ipairs(REQUIRED[op]) do
         if get(body, path) == nil then missing(path) end
+    end
+    if op == "sale" and not c.clarification then
+        for _, path in ipairs(ASKABLE) do
+            if get(body, path) == nil then missing(path) end
+        end
+    end
+    local country = get(body, "customer.country")
+    if op ~= "payout" and op ~= "refund" and type(country) == "string" and not PURCHASE_COUNTRIES[country] then
+        missing("customer.country", PAYOUT_ONLY[country] and "Only payouts are supported in the country"
+            or "Country is not supported by the method")
+    end
+    local rtype = get(body, "recurring.type")
+    if (op == "sale" or op == "account_verification") and rtype ~= nil and not ({ C = 1, R = 1, U = 1 })[rtype] then
+        missing("recurring.type", "Recurring type must be C, R or U")
+    end
+    if op == "sale" and get(body, "payment.currency") == "EUR" and (num(get(body, "payment.amount")) or 100) < 100 then
+        missing("payment.amount", "Amount is below the method's minimum")
     end
     local currency = get(body, "payment.currency")
     if currency ~= nil and not M.CURRENCIES[currency] then missing("payment.currency", "Currency is not supported by the method") end
@@ -401,18 +445,70 @@ end
 
 local handlers = {}
 
--- A purchase or an account verification: the customer goes to Trustly.
+-- The clarification_fields of a callback: a JSON schema per object.
+local function clarification_fields(paths)
+    local out = {}
+    for _, path in ipairs(paths) do
+        local object, name = path:match("^([^.]+)%.(.+)$")
+        local o = out[object] or { type = "object", properties = {}, required = array() }
+        o.properties[name] = { type = "string" }
+        o.required[#o.required + 1] = name
+        out[object] = o
+    end
+    return out
+end
+
+-- A purchase or an account verification: the customer goes to Trustly,
+-- unless ecommpay asks for the customer's details first.
 local function with_redirect(kind, payment_type)
     return function(c, body)
         local state = new_payment(c, body, payment_type)
         state.recurring_register = get(body, "recurring_register") == true
         state.recurring = get(body, "recurring")
+        local asked = {}
+        if kind == "sale" then
+            for _, path in ipairs(ASKABLE) do
+                if get(body, path) == nil then asked[#asked + 1] = path end
+            end
+        end
+        if #asked > 0 then
+            local op = new_operation(kind, state, "awaiting clarification", "clarification")
+            state.status, state.asked = "awaiting clarification", asked
+            if not create(state) then return fail(400, "duplicate", body.general) end
+            send_callbacks(c, state, { callback_body(state, op, { clarification_fields = clarification_fields(asked) }) })
+            return accepted(state)
+        end
         local op = new_operation(kind, state, "awaiting redirect result", "awaiting")
         state.status = "awaiting redirect result"
         if not create(state) then return fail(400, "duplicate", body.general) end
         send_callbacks(c, state, { callback_body(state, op, { redirect_data = redirect_data(c, state) }) })
         return accepted(state)
     end
+end
+
+-- The submission of additional payment information: every field asked for,
+-- then the purchase goes on to the bank.
+local function clarify(c, body)
+    local general = body.general
+    local state = load(tonumber(str(general.project_id)), str(general.payment_id) or "")
+    if not state then return fail(404, "not_found", general) end
+    if state.status ~= "awaiting clarification" then return fail(400, "not_allowed", general) end
+    local errs = {}
+    for _, path in ipairs(state.asked) do
+        if get(body, path) == nil then errs[#errs + 1] = { code = "1001", message = "Field is required", field = path } end
+    end
+    local country = get(body, "customer.country")
+    if type(country) == "string" and not PURCHASE_COUNTRIES[country] then
+        errs[#errs + 1] = { code = "1001", message = "Country is not supported by the method", field = "customer.country" }
+    end
+    if #errs > 0 then return fail(400, "invalid_request", general, errs) end
+    local op = state.operations[#state.operations]
+    op.status, op.request_id, op.code, op.message = "awaiting redirect result", request_id(), M.CODES.awaiting[1],
+        M.CODES.awaiting[2]
+    state.status, state.asked = "awaiting redirect result", nil
+    save(state)
+    send_callbacks(c, state, { callback_body(state, op, { redirect_data = redirect_data(c, state) }) })
+    return accepted(state)
 end
 
 handlers.sale = with_redirect("sale", "purchase")
@@ -509,7 +605,7 @@ end
 local function gate_request(c, op)
     local body = read_request(c)
     if not body then return end
-    local errs = check_fields(op, body)
+    local errs = check_fields(op, body, c)
     if #errs > 0 then return fail(400, "invalid_request", body.general, errs) end
     return handlers[op](c, body)
 end
@@ -562,9 +658,12 @@ local function bank_reject(c, project, payment_id)
     local state = load(tonumber(project), payment_id)
     if not state then return fail(404, "not_found") end
     if state.payment_type ~= "payout" or state.status ~= "success" then return fail(400, "not_allowed") end
-    local op = new_operation("reversal", state, "success", "bank_rejected")
-    state.status = "reversed"
-    adjust_balance(c, state.project_id, state.currency, state.amount)
+    local amount = tonumber(ngx.var.arg_amount) or state.amount
+    if amount < 1 or amount > state.amount or amount % 1 ~= 0 then return fail(400, "not_allowed") end
+    local op = new_operation("reversal", state, "success", "bank_rejected", amount)
+    state.status = amount < state.amount and "partially reversed" or "reversed"
+    state.reversed = amount
+    adjust_balance(c, state.project_id, state.currency, amount)
     save(state)
     send_callbacks(c, state, { callback_body(state, op) })
     return reply(200, { status = "success", payment_id = state.payment_id })
@@ -588,10 +687,15 @@ function M.handle(path, config)
         end
         return gate_request(c, OPERATIONS[op])
     end
+    if path == "v2/payment/clarification" then
+        local body = read_request(c)
+        if not body then return end
+        return clarify(c, body)
+    end
     if path == "v2/payment/status" then
         local body = read_request(c)
         if not body then return end
-        local errs = check_fields("status", body)
+        local errs = check_fields("status", body, c)
         if #errs > 0 then return fail(400, "invalid_request", body.general, errs) end
         local state = load(tonumber(str(body.general.project_id)), str(body.general.payment_id))
         if not state then return fail(404, "not_found", body.general) end

@@ -31,7 +31,8 @@ local function bad(message)
         occurredAt = math.floor(ngx.now() * 1000) } } })
 end
 
-local ARRAYS = { paymentType = { 1, 6 }, ["authorization.status"] = { 1, 7 }, ["verification.status"] = { 1, 4 } }
+-- authorization.status: the seed's Transaction Status Values, 0 New .. 14 OnHold
+local ARRAYS = { paymentType = { 1, 6 }, ["authorization.status"] = { 0, 14 }, ["verification.status"] = { 1, 4 } }
 local STRINGS = {
     merchantReference = "merchantReference", paymentId = "paymentId", ["merchant.merchantId"] = "merchantId",
     description = "description", ["paymentProvider.paymentProviderId"] = "paymentProviderId",

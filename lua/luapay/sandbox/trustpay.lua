@@ -273,7 +273,7 @@ local function background(s, method, pt, args, secret)
             Reference = args.Reference }
         local n = method == "wire" and wire_notification(secret, refund, 0, { Type = "DBIT" })
             or card_notification(secret, refund, 0, { Type = "DBIT" })
-        notify(original.NotificationUrl or s.notification_url, { n })
+        notify(args.NotificationUrl or original.NotificationUrl or s.notification_url, { n })
         return background_answer(method, 0)
     end
     if pt == 6 then
@@ -285,7 +285,7 @@ local function background(s, method, pt, args, secret)
         local captured = {}
         for k, v in pairs(original) do captured[k] = v end
         captured.amount = amount
-        notify(original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
+        notify(args.NotificationUrl or original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
         return background_answer(method, 3)
     end
     -- 4: a subsequent recurring payment on the initial one's card
@@ -324,6 +324,8 @@ local function mapi(s, method)
     local secret = s.accounts[args.AccountId]
     if not secret then return fail(1002, "unknown account") end
     if not trustpay.verify(secret, kind, args, args.Signature) then return fail(1004, "invalid signature") end
+    -- 002 seed: Refund and Capture take "the same parameters as standard
+    -- Purchase", so their NotificationUrl (unsigned) overrides the payment's.
     if is_background then
         dict():incr("tp:arrivals:" .. args.Reference, 1, 0)
         ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
@@ -336,8 +338,13 @@ local function mapi(s, method)
         end
         if pt == 9 and not args.CardId then return fail(1001, "CardId is required") end
         if args.CardId and not dict():get("tp:card:" .. args.CardId) then return fail(1001, "unknown CardId") end
+        -- 002 seed, "API update 2020 - SCA": CardHolder Varchar(100), at least 3 characters
+        local chars = select(2, args.CardHolder:gsub("[^\128-\191]", ""))
+        if chars < 3 or chars > 100 then return fail(1001, "invalid CardHolder") end
     elseif args.Currency ~= "EUR" and args.Currency ~= "CZK" then
         return fail(1001, "unsupported currency")
+    elseif args.Country and args.Country ~= "CZ" and args.Country ~= "SK" then
+        return fail(1001, "unsupported country") -- 002 seed, "Supported countries" of instant bank transfers
     end
     local amount = cents(args.Amount)
     if amount == 0 and pt ~= 12 then return fail(1001, "Amount must be positive") end
