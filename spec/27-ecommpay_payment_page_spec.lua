@@ -199,6 +199,19 @@ describe("ecommpay Payment Page fake over HTTP", function()
             signed { payment_id = "x", payment_amount = "1.5", payment_currency = "EUR", customer_id = "c" })))
         assert.equal("payment_amount must be a positive integer in minor units", error_text(request("GET",
             signed { payment_id = "x", payment_amount = "1" .. ("0"):rep(20), payment_currency = "EUR", customer_id = "c" })))
+        -- the Trustly document's purchase rules: 1.00 EUR at least, no payout-only country
+        assert.equal("payment_amount is below the method minimum (1.00 EUR)", error_text(request("GET",
+            signed { payment_id = "x", payment_amount = 99, payment_currency = "EUR", customer_id = "c" })))
+        assert.equal("Only payouts are supported in FR", error_text(request("GET", signed {
+            payment_id = "x", payment_amount = 100, payment_currency = "EUR", customer_id = "c", customer_country = "FR" })))
+        assert.equal("Country US is not supported by the method", error_text(request("GET", signed {
+            payment_id = "x", payment_amount = 100, payment_currency = "EUR", customer_id = "c", customer_country = "US" })))
+        local typed = query_of(signed { payment_id = "x", payment_amount = 100, payment_currency = "EUR", customer_id = "c",
+            customer_first_name = "A", customer_last_name = "B", customer_email = "a@b.example" })
+        local res = request("POST", sb.url .. "/ecommpay/payment",
+            { query = typed, decision = "approve", bank = "de-sparkasse", customer_country = "PT" })
+        assert.equal(422, res.status)
+        assert.equal("Only payouts are supported in PT", res.body:match('<p id="problem">(.-)</p>'))
         assert.matches("^Invalid signature", error_text(request("GET", base .. "project_id=1625")))
     end)
 

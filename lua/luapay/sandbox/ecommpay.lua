@@ -745,6 +745,7 @@ end
 
 -- For the Payment Page fake (luapay.sandbox.ecommpay_page): the same state and callbacks.
 M.internal = { load = load, create = create, new_operation = new_operation, adjust_balance = adjust_balance,
-               callback_body = callback_body, send_callbacks = send_callbacks }
+               callback_body = callback_body, send_callbacks = send_callbacks,
+               purchase_countries = PURCHASE_COUNTRIES, payout_only = PAYOUT_ONLY }
 
 return M

@@ -8,8 +8,9 @@
 --     is checked over the decoded parameters, as ecommpay checks it; a wrong
 --     one, an unknown project, a missing required parameter (project_id,
 --     payment_id, payment_amount, payment_currency, customer_id), a currency
---     Trustly does not take or a payment_id already used in the project
---     shows an error page (HTTP 400). Otherwise the page shows the payment
+--     Trustly does not take, a purchase below 1.00 EUR, a customer_country
+--     where Trustly takes no purchase (the Gate fake's lists) or a
+--     payment_id already used in the project shows an error page (HTTP 400). Otherwise the page shows the payment
 --     (amount as money, currency, description, payment id), asks for the
 --     additional parameters the request left out (customer_first_name,
 --     customer_last_name, customer_email, customer_country), lists
@@ -75,6 +76,14 @@ local function money(amount, currency)
     return core.to_decimal(amount, currency) or ("%d.%02d"):format(math.floor(amount / 100), amount % 100)
 end
 
+-- Why Trustly takes no purchase from the country, or nil.
+local function country_problem(cc)
+    local g = gate.internal
+    if g.purchase_countries[cc] then return nil end
+    return g.payout_only[cc] and ("Only payouts are supported in " .. cc)
+        or ("Country " .. cc .. " is not supported by the method")
+end
+
 -- The signed parameters from a query string, or nil and what is wrong, as
 -- the error page says it.
 local function signed_params(c, query)
@@ -98,6 +107,13 @@ local function signed_params(c, query)
     end
     if not gate.CURRENCIES[params.payment_currency] then
         return nil, "Currency " .. params.payment_currency .. " is not available for Trustly"
+    end
+    -- the Trustly document: purchases from 1.00 EUR, and not in the payout-only countries
+    if params.payment_currency == "EUR" and tonumber(params.payment_amount) < 100 then
+        return nil, "payment_amount is below the method minimum (1.00 EUR)"
+    end
+    if (params.customer_country or "") ~= "" and country_problem(params.customer_country) then
+        return nil, country_problem(params.customer_country)
     end
     if gate.internal.load(tonumber(params.project_id), params.payment_id) then
         return nil, "Payment " .. params.payment_id .. " already exists in this project"
@@ -152,7 +168,8 @@ local function problem_of(p, form)
     for _, f in ipairs(ASKED) do
         if (p[f[1]] or "") == "" and (form[f[1]] or "") == "" then return f[2] .. " is required" end
     end
-    local country = ((p.customer_country or "") ~= "" and p.customer_country or form.customer_country or ""):upper()
+    local country = (p.customer_country or "") ~= "" and p.customer_country or form.customer_country or ""
+    if country_problem(country) then return country_problem(country) end
     local _, bank_country = bank_of(form.bank or "")
     if not bank_country then return "Choose your bank" end
     if M.BANKS[country] and bank_country ~= country then return "Choose a bank in " .. country end
