@@ -4,6 +4,8 @@
 --     secret, answers as gate:notification_response says, keeps the raw body
 --   GET  /merchant/callbacks/{name}: the raw bodies received, in order, and
 --     the status each was answered with
+--   GET  /merchant/shop/{page}: the shop's pages a customer comes back to
+--     (the Payment Page's success and fail URLs), as HTML
 local cjson = require "cjson"
 local ecommpay = require "luapay.ecommpay"
 local fake = require "luapay.sandbox.ecommpay"
@@ -41,6 +43,13 @@ function M.handle(path, config)
     if name then
         ngx.header["Content-Type"] = "application/json"
         ngx.print(dict:get("merchant:" .. name) or "[]")
+        return
+    end
+    local page = path:match("^shop/([%w_%-]+)$")
+    if page then
+        ngx.header["Content-Type"] = "text/html; charset=utf-8"
+        ngx.print("<!DOCTYPE html><html><head><title>Shop: ", page, "</title></head><body><h1>Shop: ", page,
+                  "</h1></body></html>")
         return
     end
     return ngx.exit(404)

@@ -33,6 +33,9 @@
 -- no purchase for a customer of a payout-only country (CY FR GR HR LU MT
 -- PT) or of a country not listed, the recurring type C, R or U.
 --
+-- The Payment Page: GET /ecommpay/payment?<signed params>, see
+-- luapay.sandbox.ecommpay_page.
+--
 -- The customer and the bank, simulated:
 --   POST redirect_data.url with decision=approve|decline (and the body
 --     fields of redirect_data): the customer's choice at Trustly; answers
@@ -283,8 +286,9 @@ local function callback_body(state, op, extra)
 end
 
 local function sign(body, secret)
-    body.general.signature = nil
-    body.general.signature = core.hmac("sha512", secret, assert(core.ecommpay_canonical(body)), "base64")
+    local at = body.general or body -- a Payment Page callback has no general: signed at the root
+    at.signature = nil
+    at.signature = core.hmac("sha512", secret, assert(core.ecommpay_canonical(body)), "base64")
     return body
 end
 
@@ -671,6 +675,7 @@ end
 
 function M.handle(path, config)
     local c = settings(config)
+    if path == "payment" then return require("luapay.sandbox.ecommpay_page").handle(c) end
     if path:find("^v2/") then dict():incr("ecommpay:requests", 1, 0) end
     local method, op = path:match("^v2/payment/online%-banking/([%w_%-]+)/(.+)$")
     if method then
@@ -737,5 +742,10 @@ function M.handle(path, config)
     end
     return fail(404, "endpoint")
 end
+
+-- For the Payment Page fake (luapay.sandbox.ecommpay_page): the same state and callbacks.
+M.internal = { load = load, create = create, new_operation = new_operation, adjust_balance = adjust_balance,
+               callback_body = callback_body, send_callbacks = send_callbacks,
+               purchase_countries = PURCHASE_COUNTRIES, payout_only = PAYOUT_ONLY }
 
 return M
