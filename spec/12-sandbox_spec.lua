@@ -49,6 +49,26 @@ describe("luapay.sandbox", function()
         assert.matches("handler failed on purpose", errors[1])
     end)
 
+    it("starts on a port another process holds for a moment, and does not count nginx's bind retries as errors", function()
+        -- nginx retries a taken port 5 times, 0.5 s apart, logging each miss
+        -- as [emerg]: a port freed meanwhile gives a sandbox that runs.
+        local port = 20000 + (core.random_bytes(2):byte(1) * 256 + core.random_bytes(1):byte(1)) % 40000
+        local holder = assert(io.popen(("env -u LD_PRELOAD timeout 0.8 python3 -c "
+            .. "'import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+            .. "s.bind((\"127.0.0.1\",%d));s.listen();print(1,flush=True);time.sleep(0.7)'"):format(port)))
+        assert.equal("1", holder:read("*l"))
+        local sb = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua",
+                                         port = port })
+        holder:close()
+        assert.matches("Address already in use", sb:error_log(), 1, true)
+        local res = assert(core.http_client{}:request{ url = sb.url .. "/b/raise" })
+        assert.equal(500, res.status)
+        local errors = sb:errors()
+        assert(sb:stop())
+        assert.equal(1, #errors) -- the handler's error, and no bind retry
+        assert.matches("handler failed on purpose", errors[1])
+    end)
+
     it("fails to start with nginx's reason when a handler module cannot load, leaving nothing behind", function()
         -- Sandbox masters whose prefix is gone: strays of a failed start.
         -- (Other sandboxes on the machine keep their prefix while they run.)
