@@ -4,8 +4,17 @@
 #ifndef LUAPAY_COMPAT_H
 #define LUAPAY_COMPAT_H
 
+/* The rockspec also builds the core for LuaJIT (the sandbox's nginx runs
+ * it) next to the one for the Lua it installs for. luarocks puts that Lua's
+ * headers first on the include path, so that build names LuaJIT's by their
+ * directory. */
+#ifdef LUAPAY_LUAJIT_HEADERS
+#include <luajit-2.1/lua.h>
+#include <luajit-2.1/lauxlib.h>
+#else
 #include <lua.h>
 #include <lauxlib.h>
+#endif
 
 #if LUA_VERSION_NUM == 501
 #define lua_rawlen(L, i) lua_objlen(L, i)

@@ -64,8 +64,9 @@ local function fill_help()
 end
 
 function cli.load_providers()
-    for _, name in ipairs(require("luapay.providers").NAMES) do
-        if not cli.providers[name] and package.searchpath("luapay.cli." .. name, package.path) then
+    local registry = require "luapay.providers"
+    for _, name in ipairs(registry.NAMES) do
+        if not cli.providers[name] and registry.installed("luapay.cli." .. name) then
             cli.providers[name] = require("luapay.cli." .. name)
         end
     end

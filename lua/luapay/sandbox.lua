@@ -116,12 +116,18 @@ local function source_dirs()
 end
 
 -- nginx runs LuaJIT, which loads the core built for it: a checkout's
--- build/luajit, or the Lua 5.1 core installed next to these modules (make
--- install, luarocks --lua-version=5.1; see README, Build and install).
+-- build/luajit, or the one installed next to these modules: the rockspec's
+-- LuaJIT copy (lib/lua/5.x/luapay/luajit), or the Lua 5.1 core (make
+-- install; luarocks --lua-version=5.1). README, Build and install.
 local function luajit_cpath()
     local lua_dir, root = source_dirs()
-    local prefix = lua_dir:match("^(.*)/share/lua/5%.%d$")
-    for _, dir in ipairs{ root .. "/build/luajit", prefix and prefix .. "/lib/lua/5.1" } do
+    local dirs = { root .. "/build/luajit" }
+    local prefix, v = lua_dir:match("^(.*)/share/lua/(5%.%d)$")
+    if prefix then
+        dirs[2] = prefix .. "/lib/lua/" .. v .. "/luapay/luajit"
+        dirs[3] = prefix .. "/lib/lua/5.1"
+    end
+    for _, dir in ipairs(dirs) do
         local f = io.open(dir .. "/luapay/core.so", "rb")
         if f then
             f:close()
@@ -270,7 +276,7 @@ function sandbox.start(opts)
     last_err = (last_err or "?"):gsub("%s+$", "")
     if last_err:find("module 'luapay.core' not found", 1, true) then
         last_err = last_err .. "\n(nginx runs LuaJIT and needs luapay.core built for it: `make LUA=luajit` in a"
-            .. " checkout, or install luapay for Lua 5.1 next to this one; README, Build and install)"
+            .. " checkout; installed, the rockspec or `make install` adds it; README, Build and install)"
     end
     return nil, "luapay.sandbox: nginx did not start: " .. last_err
 end
