@@ -68,6 +68,20 @@ describe("the sandbox", function()
     end)
 end)
 
+describe("luapay repl under this suite's Lua (what an install for it runs)", function()
+    it("reads a statement over several lines and prints whole numbers as integers", function()
+        local input = os.tmpname()
+        util.write(input, "x = 2500 +\n  1\nprint(x)\nx - 1\n")
+        local out, code = capture(("cd %s && %s LUAPAY_CONFIG=/nonexistent %s bin/luapay repl < %s"):format(
+            sh_quote(ROOT), CLEAN, util.LUA, input))
+        os.remove(input)
+        assert.equal(0, code, out)
+        assert.is_nil(out:find("<eof>", 1, true), out)
+        assert.matches("> 2501\n", out, 1, true)           -- print, whichever Lua
+        assert.matches("luapay> 2500\n", out, 1, true)     -- the REPL's own output
+    end)
+end)
+
 -- The installs compile the core and write whole prefixes: they run once,
 -- in the plain Lua 5.4 suite (the commands install for Lua 5.4), and the
 -- LuaJIT/OpenResty way once, in the LuaJIT suite.
