@@ -552,7 +552,7 @@ function cli.repl(env, input, output, prompt)
         local code = buffer and (buffer .. "\n" .. line) or line
         local chunk, err = compile(code, env)
         buffer = nil
-        if not chunk and err:match("<eof>$") then
+        if not chunk and err:match("<eof>'?$") then -- Lua 5.1 and LuaJIT quote it
             buffer = code
         elseif not chunk then
             output:write(err, "\n")
