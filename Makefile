@@ -93,15 +93,14 @@ install: $(CORE)
 	install -m 755 $(CORE) $(DESTDIR)$(LUA_CMOD)/luapay/core.so
 	for f in $(LUA_SOURCES); do install -D -m 644 $$f $(DESTDIR)$(LUA_LMOD)/$${f#lua/}; done
 	install -D -m 755 bin/luapay $(DESTDIR)$(PREFIX)/bin/luapay
-ifneq ($(LUA_V),5.1)
-	@# the sandbox's nginx runs LuaJIT: it loads the LuaJIT core from lib/lua/5.1
+ifneq ($(LUA),luajit)
+	@# the sandbox's nginx runs LuaJIT: its core, where the rockspec puts it too
 	@$(MAKE) --no-print-directory LUA=luajit SANITIZE= BUILD_TAG=luajit all
-	install -D -m 755 build/luajit/luapay/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/luapay/core.so
+	install -D -m 755 build/luajit/luapay/core.so $(DESTDIR)$(LUA_CMOD)/luapay/luajit/luapay/core.so
 endif
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay $(DESTDIR)$(PREFIX)/bin/luapay
-	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/5.1/luapay/core.so
 
 clean:
 	rm -rf build

@@ -199,7 +199,7 @@ describe("make install", function()
         end
         assert.is_true(make("install"))
         local wanted = { "/opt/lp/lib/lua/5.4/luapay/core.so", "/opt/lp/bin/luapay",
-            "/opt/lp/lib/lua/5.1/luapay/core.so" } -- the LuaJIT core, for the sandbox
+            "/opt/lp/lib/lua/5.4/luapay/luajit/luapay/core.so" } -- the LuaJIT core, for the sandbox
         for _, file in ipairs(lines_of("find lua/luapay -name '*.lua' | sort")) do
             wanted[#wanted + 1] = "/opt/lp/share/lua/5.4/" .. file:gsub("^lua/", "")
         end

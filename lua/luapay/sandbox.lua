@@ -116,9 +116,9 @@ local function source_dirs()
 end
 
 -- nginx runs LuaJIT, which loads the core built for it: a checkout's
--- build/luajit, or the one installed next to these modules: the rockspec's
--- LuaJIT copy (lib/lua/5.x/luapay/luajit), or the Lua 5.1 core (make
--- install; luarocks --lua-version=5.1). README, Build and install.
+-- build/luajit, or the one installed next to these modules (the rockspec
+-- and `make install` put it in lib/lua/5.x/luapay/luajit), or an install
+-- for Lua 5.1's core (LuaJIT loads it). README, Build and install.
 local function luajit_cpath()
     local lua_dir, root = source_dirs()
     local dirs = { root .. "/build/luajit" }
