@@ -1,6 +1,7 @@
 # luapay: build, test, bench, demo, install.
 #   make                      luapay.core for Lua 5.4   -> build/lua5.4/luapay/core.so
 #   make LUA=luajit           the same source for LuaJIT -> build/luajit/luapay/core.so
+#   make LUA=lua5.1 (5.2, 5.3) the same source for PUC Lua -> build/lua5.1/luapay/core.so
 #   make SANITIZE=1           with ASan + UBSan          -> build/lua5.4-asan/luapay/core.so
 #   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
 #   make lint                 luacheck over the tree (.luacheckrc), zero warnings wanted
@@ -11,14 +12,15 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 SANITIZE ?=
 
+# Lua 5.1, 5.2 and 5.3 build the same source too (csrc/compat.h).
 ifeq ($(LUA),luajit)
   LUA_PC := luajit
   LUA_V  := 5.1
-else ifeq ($(LUA),lua5.4)
-  LUA_PC := lua5.4
-  LUA_V  := 5.4
+else ifneq ($(filter lua5.1 lua5.2 lua5.3 lua5.4,$(LUA)),)
+  LUA_PC := $(LUA)
+  LUA_V  := $(LUA:lua%=%)
 else
-  $(error LUA must be lua5.4 or luajit)
+  $(error LUA must be lua5.1, lua5.2, lua5.3, lua5.4 or luajit)
 endif
 
 PKG_CONFIG ?= pkg-config
@@ -91,6 +93,11 @@ install: $(CORE)
 	install -m 755 $(CORE) $(DESTDIR)$(LUA_CMOD)/luapay/core.so
 	for f in $(LUA_SOURCES); do install -D -m 644 $$f $(DESTDIR)$(LUA_LMOD)/$${f#lua/}; done
 	install -D -m 755 bin/luapay $(DESTDIR)$(PREFIX)/bin/luapay
+ifneq ($(LUA),luajit)
+	@# the sandbox's nginx runs LuaJIT: its core, where the rockspec puts it too
+	@$(MAKE) --no-print-directory LUA=luajit SANITIZE= BUILD_TAG=luajit all
+	install -D -m 755 build/luajit/luapay/core.so $(DESTDIR)$(LUA_CMOD)/luapay/luajit/luapay/core.so
+endif
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/luapay $(DESTDIR)$(LUA_LMOD)/luapay $(DESTDIR)$(PREFIX)/bin/luapay

@@ -28,21 +28,35 @@ external_dependencies = {
     -- No header check: Debian keeps curl/curl.h in the multiarch include
     -- directory, which the compiler searches and luarocks does not.
     CURL = { library = "curl" },
+    -- LuaJIT's headers (Debian: libluajit2-5.1-dev; OpenResty: pass
+    -- LUAJIT_DIR=/usr/local/openresty/luajit), for the sandbox's core.
+    LUAJIT = { header = "luajit-2.1/luajit.h" },
+}
+
+local core_sources = {
+    "csrc/buf.c", "csrc/checks.c", "csrc/clock.c",
+    "csrc/core.c", "csrc/ecommpay.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
+    "csrc/http.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
+    "csrc/pattern.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
+    "csrc/trustly.c", "csrc/validate.c",
 }
 
 build = {
     type = "builtin",
     modules = {
         ["luapay.core"] = {
-            sources = {
-                "csrc/buf.c", "csrc/checks.c", "csrc/clock.c",
-                "csrc/core.c", "csrc/ecommpay.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
-                "csrc/http.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
-                "csrc/pattern.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
-                "csrc/trustly.c", "csrc/validate.c",
-            },
+            sources = core_sources,
             defines = { "_GNU_SOURCE" },
             incdirs = { "$(OPENSSL_INCDIR)" },
+            libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+            libraries = { "crypto", "curl" },
+        },
+        -- The same core for LuaJIT, which the sandbox's nginx runs (it adds
+        -- <libdir>/luapay/luajit/?.so to nginx's cpath).
+        ["luapay.luajit.luapay.core"] = {
+            sources = core_sources,
+            defines = { "_GNU_SOURCE", "LUAPAY_LUAJIT_HEADERS" },
+            incdirs = { "$(LUAJIT_INCDIR)", "$(OPENSSL_INCDIR)" },
             libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
             libraries = { "crypto", "curl" },
         },

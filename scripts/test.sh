@@ -1,10 +1,11 @@
 #!/bin/bash
 # The test command (README: `make test`). Builds the core every way CI checks
 # it, runs luacheck (zero warnings) and ldoc (the reference builds without a
-# warning), runs every busted suite under Lua 5.4 and LuaJIT, then the Lua 5.4
-# suite again with the core under AddressSanitizer + UBSan (leak detection
-# on), and ends with one line "N passed, N failed" over all runs (luacheck and
-# ldoc count one check each). Exits non-zero if any build, check or run fails.
+# warning), runs every busted suite under Lua 5.4, LuaJIT, Lua 5.3, 5.2 and
+# 5.1 (Debian's busted runs under each), then the Lua 5.4 suite again with
+# the core under AddressSanitizer + UBSan (leak detection on), and ends with
+# one line "N passed, N failed" over all runs (luacheck and ldoc count one
+# check each). Exits non-zero if any build, check or run fails.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -70,13 +71,17 @@ run_suite() {
     fi
 }
 
-step "build (gcc and clang, -Wall -Wextra -Werror; Lua 5.4, LuaJIT, ASan+UBSan)"
+OLDER_LUAS="lua5.3 lua5.2 lua5.1"
+
+step "build (gcc and clang, -Wall -Wextra -Werror; Lua 5.4, LuaJIT, 5.3, 5.2, 5.1, ASan+UBSan)"
 build LUA=lua5.4
 build LUA=luajit
+for lua in $OLDER_LUAS; do build LUA=$lua; done
 build LUA=lua5.4 SANITIZE=1
 if command -v clang >/dev/null; then
     build LUA=lua5.4 CC=clang BUILD_TAG=clang-lua5.4
     build LUA=luajit CC=clang BUILD_TAG=clang-luajit
+    build LUA=lua5.1 CC=clang BUILD_TAG=clang-lua5.1
 else
     echo "clang missing (scripts/setup.sh installs it)"
     failed=$((failed + 1))
@@ -90,6 +95,7 @@ check "ldoc" make -s --no-print-directory doc
 
 run_suite "Lua 5.4" lua5.4 build/lua5.4
 run_suite "LuaJIT" luajit build/luajit
+for lua in $OLDER_LUAS; do run_suite "Lua ${lua#lua}" "$lua" "build/$lua"; done
 asan_rt=$(cc -print-file-name=libasan.so)
 run_suite "Lua 5.4, core under AddressSanitizer + UBSan" lua5.4 build/lua5.4-asan \
     LD_PRELOAD="$asan_rt" \

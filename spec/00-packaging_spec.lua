@@ -11,11 +11,15 @@ local function lines_of(cmd)
     return out
 end
 
-local function rockspec_modules()
-    local source, spec = util.read("luapay-scm-1.rockspec"), {}
+local function load_rockspec(file)
+    local source, spec = util.read(file), {}
     local chunk = setfenv and setfenv(assert(loadstring(source)), spec) or assert(load(source, "rockspec", "t", spec))
     chunk()
-    return spec.build.modules
+    return spec
+end
+
+local function rockspec_modules()
+    return load_rockspec("luapay-scm-1.rockspec").build.modules
 end
 
 local exists = util.exists
@@ -31,10 +35,37 @@ describe("luapay-scm-1.rockspec", function()
         end
     end)
 
+    it("builds the same core for LuaJIT, for the sandbox's nginx", function()
+        local jit_core = modules["luapay.luajit.luapay.core"]
+        assert.same(modules["luapay.core"].sources, jit_core.sources)
+        assert.truthy(table.concat(jit_core.defines, " "):find("LUAPAY_LUAJIT_HEADERS", 1, true))
+    end)
+
     it("installs every Lua module under its name", function()
         for _, file in ipairs(lines_of("find lua/luapay -name '*.lua' | sort")) do
             local name = file:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
             assert.equal(file, modules[name], name .. " is missing from the rockspec")
+        end
+    end)
+end)
+
+describe("the versioned rockspecs", function()
+    it("are the scm one with a version and its release tag, nothing else", function()
+        local scm = load_rockspec("luapay-scm-1.rockspec")
+        local files = lines_of("ls luapay-*.rockspec")
+        assert.is_true(#files >= 2, "no versioned rockspec")
+        for _, file in ipairs(files) do
+            if file ~= "luapay-scm-1.rockspec" then
+                local spec = load_rockspec(file)
+                local version = file:match("^luapay%-(%d+%.%d+%.%d+)%-%d+%.rockspec$")
+                assert.truthy(version, file .. " is not luapay-X.Y.Z-N.rockspec")
+                assert.equal(file, ("luapay-%s.rockspec"):format(spec.version))
+                assert.equal("v" .. version, spec.source.tag)
+                spec.version, spec.source.tag = scm.version, nil
+                assert.same(scm, spec)
+                assert.truthy(util.read("CHANGELOG.md"):find("## [" .. version .. "]", 1, true),
+                    file .. ": no CHANGELOG heading for " .. version)
+            end
         end
     end)
 end)
@@ -167,7 +198,8 @@ describe("make install", function()
             return ok == true or ok == 0
         end
         assert.is_true(make("install"))
-        local wanted = { "/opt/lp/lib/lua/5.4/luapay/core.so", "/opt/lp/bin/luapay" }
+        local wanted = { "/opt/lp/lib/lua/5.4/luapay/core.so", "/opt/lp/bin/luapay",
+            "/opt/lp/lib/lua/5.4/luapay/luajit/luapay/core.so" } -- the LuaJIT core, for the sandbox
         for _, file in ipairs(lines_of("find lua/luapay -name '*.lua' | sort")) do
             wanted[#wanted + 1] = "/opt/lp/share/lua/5.4/" .. file:gsub("^lua/", "")
         end

@@ -1,5 +1,6 @@
 local luapay = require "luapay"
 local errors = require "luapay.errors"
+local util = require "support.util"
 
 describe("require 'luapay'", function()
     it("gives the version, the core and the error helpers", function()
@@ -18,9 +19,9 @@ describe("require 'luapay'", function()
                 tostring(rawget(luapay, "trustly") == t), " ", tostring(package.loaded["luapay.ecommpay"] ~= nil), " ",
                 tostring(luapay.no_such_thing))
         ]]
-        local build = (os.getenv("LUAPAY_BUILD") or "build/lua5.4"):gsub("%-asan$", "")
+        local build = util.PLAIN_BUILD
         local p = io.popen(("env -u LD_PRELOAD LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s -e %q"):format(
-            build, jit and "luajit" or "lua5.4", script))
+            build, util.LUA, script))
         local out = p:read("*a")
         p:close()
         -- nothing loaded up front; trustly on first use, cached; ecommpay still not loaded

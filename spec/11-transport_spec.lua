@@ -243,9 +243,9 @@ describe("transports against the sandbox", function()
                     local res, err = core.http_client{ ca_file = %q }:request{ url = "https://127.0.0.1:%d/" }
                     io.write(res and ("HTTP " .. res.status) or (err.type .. ": " .. err.message))
                 ]]):format(tls.ca, old_port))
-                local lua = jit and "luajit" or "lua5.4"
+                local lua = util.LUA
                 local p = io.popen(("OPENSSL_CONF=%s/permissive.cnf LUA_CPATH='%s/?.so' %s %s 2>&1"):format(
-                    dir, os.getenv("LUAPAY_BUILD") or "build/lua5.4", lua, script))
+                    dir, os.getenv("LUAPAY_BUILD") or util.PLAIN_BUILD, lua, script))
                 local out = p:read("*a")
                 p:close()
                 assert(old:stop())

@@ -2,6 +2,7 @@
 -- generated prefix, handler modules, the error log, a clean stop.
 local core = require "luapay.core"
 local sandbox = require "luapay.sandbox"
+local util = require "support.util"
 
 -- Running, as opposed to gone or a zombie waiting for init to reap it.
 local function is_alive(pid)
@@ -114,9 +115,9 @@ describe("a detached sandbox", function()
             io.write(require("luapay.core").json_encode(sb:state()))
         ]]
         -- the other process runs without the sanitizer runtime, so the plain build
-        local build = (os.getenv("LUAPAY_BUILD") or "build/lua5.4"):gsub("%-asan$", "")
+        local build = util.PLAIN_BUILD
         local cmd = ("env -u LD_PRELOAD LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' %s -e %q"):format(
-            build, jit and "luajit" or "lua5.4", script)
+            build, util.LUA, script)
         local p = io.popen(cmd)
         local state = core.json_decode(p:read("*a"))
         p:close()
@@ -134,7 +135,6 @@ end)
 
 describe("the sandbox's bundled test keys", function()
     it("are the test key pairs of spec/fixtures, and they match each other", function()
-        local util = require "support.util"
         local keys = require "luapay.sandbox.test_keys"
         for _, name in ipairs({ "merchant_private", "merchant_public", "provider_private", "provider_public" }) do
             assert.equal(util.fixture("keys/" .. name .. ".pem"):gsub("%s+$", ""), (keys[name]:gsub("%s+$", "")))

@@ -2,11 +2,12 @@
 -- one sandbox with every fake provider, five steps of a merchant's day, one
 -- transcript line each, a summary per provider, the sandbox stopped, and an
 -- exit status that says whether every step succeeded.
+local util = require "support.util"
 
 -- The same VM as this suite, with the core built without sanitizers (the
 -- ASan suite preloads libasan, which is not for the subprocess).
-local lua = jit and "luajit" or "lua5.4"
-local build = jit and "build/luajit" or "build/lua5.4"
+local lua = util.LUA
+local build = util.PLAIN_BUILD
 
 local function slurp(path)
     local f = assert(io.open(path, "rb"))

@@ -1,11 +1,12 @@
 -- examples/ecommpay_trustly.lua runs as the README says, against its own
 -- sandbox, and walks through every step.
+local util = require "support.util"
 describe("examples/ecommpay_trustly.lua", function()
     it("runs from the repository root and shows each step of the merchant's day", function()
-        local lua = jit and "luajit" or "lua5.4"
+        local lua = util.LUA
         -- The example loads the plain build of the core: the ASan one needs
         -- its runtime preloaded, which subprocesses must not get.
-        local build = (os.getenv("LUAPAY_BUILD") or "build/lua5.4"):gsub("%-asan$", "")
+        local build = util.PLAIN_BUILD
         local cmd = ("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
             .. "LUA_CPATH='%s/?.so;;' %s examples/ecommpay_trustly.lua 2>&1"):format(build, lua)
         local p = io.popen(cmd)

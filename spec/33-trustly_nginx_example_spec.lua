@@ -124,9 +124,7 @@ end)
 
 describe("examples/trustly_deposit.lua", function()
     it("runs from the deposit to the refund against its own sandbox", function()
-        local build = os.getenv("LUAPAY_BUILD") or "build/lua5.4"
-        local lua, cpath = "lua5.4", "build/lua5.4/?.so;;"
-        if build:find("luajit", 1, true) then lua, cpath = "luajit", "build/luajit/?.so;;" end
+        local lua, cpath = util.LUA, util.PLAIN_BUILD .. "/?.so;;"
         local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='"
             .. cpath .. "' " .. lua .. " examples/trustly_deposit.lua 2>&1; echo \"exit=$?\"")
         local out = p:read("*a")

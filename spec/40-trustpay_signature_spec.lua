@@ -882,7 +882,10 @@ describe("trustpay misuse", function()
             local line = debug.getinfo(1, "l").currentline + 1
             local ok, err = pcall(function() c[method](c, "Amount=1") end) -- not a tail call: the frame stays
             assert.is_false(ok)
-            assert.matches(":" .. line .. ": trustpay.Client:" .. method .. ": bad argument #1 'params' (table expected, got string)",
+            -- PUC Lua 5.1 counts the client's tail call (provider.lifetime) as
+            -- a level of its own, which has no line: the message without it
+            local where = (_VERSION == "Lua 5.1" and not rawget(_G, "jit")) and "" or ":" .. line .. ": "
+            assert.matches(where .. "trustpay.Client:" .. method .. ": bad argument #1 'params' (table expected, got string)",
                 err, 1, true)
         end
     end)

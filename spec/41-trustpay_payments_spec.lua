@@ -6,6 +6,7 @@
 local core = require "luapay.core"
 local trustpay = require "luapay.trustpay"
 local env = require "support.trustpay_env"
+local util = require "support.util"
 
 local sca, reference = env.sca, env.reference
 
@@ -401,8 +402,7 @@ end)
 
 describe("examples/trustpay_card.lua", function()
     it("runs against its own sandbox and shows the payment, the notification and the refund", function()
-        local lua, build = "lua5.4", "build/lua5.4"
-        if jit then lua, build = "luajit", "build/luajit" end
+        local lua, build = util.LUA, util.PLAIN_BUILD
         local p = io.popen(("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;'"
             .. " %s examples/trustpay_card.lua 2>&1; echo \"exit=$?\""):format(build, lua))
         local out = p:read("*a")

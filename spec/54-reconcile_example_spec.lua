@@ -1,6 +1,7 @@
 -- examples/reconcile.lua runs as README says (its own sandbox, both
 -- providers streamed for one day) and finds exactly the differences planted
 -- in its order book.
+local util = require "support.util"
 local function run(cmd)
     local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
     local out = p:read("*a")
@@ -10,8 +11,8 @@ end
 
 describe("examples/reconcile.lua", function()
     -- the same VM as this suite, with the core built without sanitizers
-    local lua = jit and "luajit" or "lua5.4"
-    local build = jit and "build/luajit" or "build/lua5.4"
+    local lua = util.LUA
+    local build = util.PLAIN_BUILD
     local cmd = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='"
         .. build .. "/?.so;;' " .. lua .. " examples/reconcile.lua"
 

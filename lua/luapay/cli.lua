@@ -64,8 +64,9 @@ local function fill_help()
 end
 
 function cli.load_providers()
-    for _, name in ipairs(require("luapay.providers").NAMES) do
-        if not cli.providers[name] and package.searchpath("luapay.cli." .. name, package.path) then
+    local registry = require "luapay.providers"
+    for _, name in ipairs(registry.NAMES) do
+        if not cli.providers[name] and registry.installed("luapay.cli." .. name) then
             cli.providers[name] = require("luapay.cli." .. name)
         end
     end
@@ -551,7 +552,7 @@ function cli.repl(env, input, output, prompt)
         local code = buffer and (buffer .. "\n" .. line) or line
         local chunk, err = compile(code, env)
         buffer = nil
-        if not chunk and err:match("<eof>$") then
+        if not chunk and err:match("<eof>'?$") then -- Lua 5.1 and LuaJIT quote it
             buffer = code
         elseif not chunk then
             output:write(err, "\n")

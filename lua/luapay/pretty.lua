@@ -3,6 +3,7 @@
 -- secrets masked (luapay.errors.mask and errors.hide), cycles shown once.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local provider = require "luapay.provider"
 
 local pretty = {}
 
@@ -24,7 +25,9 @@ end
 local function scalar(v)
     local t = type(v)
     if t == "string" then return ("%q"):format(v):gsub("\\\n", "\\n") end
-    if t == "number" and math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+    -- an integer; without integer subtypes (LuaJIT, Lua 5.1 and 5.2) a whole
+    -- number within 2^53, so that amounts print alike under every Lua
+    if t == "number" and provider.is_integer(v) then return provider.digits(v) end
     if t == "number" then return ("%.17g"):format(v):gsub("^(%-?%d+)$", "%1.0") end
     if v == core.null then return "null" end
     return tostring(v)

@@ -39,4 +39,20 @@ function providers.module(name)
     return nil
 end
 
+--- providers.installed(module) -> whether `require(module)` finds it as a
+-- Lua file on package.path (an installation may leave a fake or an adapter
+-- out). package.searchpath where there is one; Lua 5.1 has none.
+function providers.installed(module)
+    if package.searchpath then return package.searchpath(module, package.path) ~= nil end
+    local file = module:gsub("%.", "/")
+    for template in package.path:gmatch("[^;]+") do
+        local f = io.open((template:gsub("%?", file)), "r")
+        if f then
+            f:close()
+            return true
+        end
+    end
+    return false
+end
+
 return providers

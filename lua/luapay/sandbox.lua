@@ -64,9 +64,12 @@ local function write_file(path, text)
     f:close()
 end
 
+-- Relative to the real working directory: $PWD is only what a shell last
+-- set, and a process started elsewhere (or one that changed directory)
+-- inherits a stale one.
 local function absolute(path)
     if path:sub(1, 1) == "/" then return path end
-    local cwd = os.getenv("PWD") or capture("pwd"):gsub("%s+$", "")
+    local cwd = capture("pwd -P"):gsub("%s+$", "")
     return cwd .. "/" .. path:gsub("^%./", "")
 end
 
@@ -104,12 +107,33 @@ local function terminate(master)
 end
 
 -- This file is <root>/lua/luapay/sandbox.lua in a checkout, or
--- <share>/lua/5.x/luapay/sandbox.lua when installed.
+-- <prefix>/share/lua/5.x/luapay/sandbox.lua when installed.
 local function source_dirs()
     local src = debug.getinfo(1, "S").source:gsub("^@", "")
     local lua_dir = absolute(src):gsub("/luapay/sandbox%.lua$", "")
     local root = lua_dir:gsub("/lua$", "")
     return lua_dir, root
+end
+
+-- nginx runs LuaJIT, which loads the core built for it: a checkout's
+-- build/luajit, or the one installed next to these modules (the rockspec
+-- and `make install` put it in lib/lua/5.x/luapay/luajit), or an install
+-- for Lua 5.1's core (LuaJIT loads it). README, Build and install.
+local function luajit_cpath()
+    local lua_dir, root = source_dirs()
+    local dirs = { root .. "/build/luajit" }
+    local prefix, v = lua_dir:match("^(.*)/share/lua/(5%.%d)$")
+    if prefix then
+        dirs[2] = prefix .. "/lib/lua/" .. v .. "/luapay/luajit"
+        dirs[3] = prefix .. "/lib/lua/5.1"
+    end
+    for _, dir in ipairs(dirs) do
+        local f = io.open(dir .. "/luapay/core.so", "rb")
+        if f then
+            f:close()
+            return dir .. "/?.so"
+        end
+    end
 end
 
 --- Serializes plain data (strings, numbers, booleans, tables) as Lua source.
@@ -141,12 +165,10 @@ end
 sandbox.random_port = random_port
 
 local function nginx_conf(opts, port, tls_port)
-    local lua_dir, root = source_dirs()
+    local lua_dir = source_dirs()
     local lpath = { lua_dir .. "/?.lua", lua_dir .. "/?/init.lua" }
     for p in (opts.lua_path or ""):gmatch("[^;]+") do table.insert(lpath, 1, absolute(p)) end
-    local cpath = {}
-    local built = root .. "/build/luajit/luapay/core.so"
-    if read_file(built) then cpath[#cpath + 1] = root .. "/build/luajit/?.so" end
+    local cpath = { luajit_cpath() }
     for p in (opts.lua_cpath or ""):gmatch("[^;]+") do table.insert(cpath, 1, absolute(p)) end
 
     local dicts = { luapay_sandbox = "16m" }
@@ -220,7 +242,9 @@ function sandbox.start(opts)
         local port = opts.port or random_port()
         local tls_port = opts.tls and (opts.tls_port or random_port()) or nil
         write_file(prefix .. "/conf/nginx.conf", nginx_conf(opts, port, tls_port))
-        local started = run(("%s -p %s -c conf/nginx.conf -e logs/error.log >%s 2>&1"):format(
+        -- LUA_PATH and LUA_CPATH (`luarocks path`) are the caller's Lua's: a
+        -- Lua 5.4 cjson.so would be loaded by nginx's LuaJIT.
+        local started = run(("env -u LUA_PATH -u LUA_CPATH %s -p %s -c conf/nginx.conf -e logs/error.log >%s 2>&1"):format(
             sh_quote(nginx), sh_quote(prefix), sh_quote(prefix .. "/logs/start.out")))
         if started then
             local pid
@@ -249,7 +273,12 @@ function sandbox.start(opts)
         os.remove(prefix .. "/logs/error.log")
     end
     if not opts.keep then run("rm -rf " .. sh_quote(prefix)) end
-    return nil, "luapay.sandbox: nginx did not start: " .. (last_err or "?"):gsub("%s+$", "")
+    last_err = (last_err or "?"):gsub("%s+$", "")
+    if last_err:find("module 'luapay.core' not found", 1, true) then
+        last_err = last_err .. "\n(nginx runs LuaJIT and needs luapay.core built for it: `make LUA=luajit` in a"
+            .. " checkout; installed, the rockspec or `make install` adds it; README, Build and install)"
+    end
+    return nil, "luapay.sandbox: nginx did not start: " .. last_err
 end
 
 --- What another process needs to find this sandbox again (plain data).

@@ -857,7 +857,8 @@ function trustly.prepare(method, data, username, password)
     table.sort(fields, path_less)
     local paths = {}
     for i, f in ipairs(fields) do paths[i] = f.path end
-    return nil, errors.new("validation", ("invalid %s request: %s"):format(method, table.concat(paths, ", ")), { fields = fields })
+    return nil, errors.new("validation", ("invalid %s request: %s"):format(tostring(method), table.concat(paths, ", ")),
+        { fields = fields })
 end
 
 ---------------------------------------------------------------------------

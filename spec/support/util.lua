@@ -1,6 +1,12 @@
 --- Small helpers shared by the specs.
 local util = {}
 
+-- The interpreter running this suite (lua5.1 ... lua5.4, luajit), for the
+-- specs that start another process, and its core built without sanitizers
+-- (a subprocess never gets the ASan runtime preloaded).
+util.LUA = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+util.PLAIN_BUILD = "build/" .. util.LUA
+
 function util.fromhex(h)
     return (h:gsub("%s", ""):gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
 end

@@ -17,7 +17,7 @@ end
 function providers.available()
     local list = {}
     for _, name in ipairs(providers.NAMES) do
-        if package.searchpath(module_of(name), package.path) then list[#list + 1] = name end
+        if registry.installed(module_of(name)) then list[#list + 1] = name end
     end
     return list
 end
