@@ -92,11 +92,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     return luapay_buf_add(&c->head, p, n) ? n : 0;
 }
 
+static int is_field_value(const char *s, size_t n);
+
+/* A string option kept as a C string: a NUL would cut it, and CR or LF in
+ * the user agent would add header lines (libcurl sends it as it is). */
 static char *dup_opt_string(lua_State *L, int t, const char *field) {
     char *copy = NULL;
     lua_getfield(L, t, field);
     if (!lua_isnil(L, -1)) {
-        const char *s = luapay_check_string(L, -1, "http_client", field, NULL);
+        size_t n;
+        const char *s = luapay_check_string(L, -1, "http_client", field, &n);
+        if (!is_field_value(s, n)) luapay_arg_error(L, t, "http_client", field, "must not contain CR, LF or NUL");
         copy = strdup(s);
         if (copy == NULL) luaL_error(L, "http_client: out of memory");
     }
@@ -254,6 +260,17 @@ static int is_clean_url(const char *s, size_t n) {
     return 1;
 }
 
+/* The number of keys of the table on top of the stack. */
+static size_t count_keys(lua_State *L) {
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
 /* Raises "fn: bad argument #arg 'field' (...)" for a request that must not
  * be sent: url a string without control characters or spaces, method nil or
  * an upper-case token, headers nil or {token = value | {value, ...}} with no
@@ -291,6 +308,9 @@ static void check_request(lua_State *L, int t, int arg, const char *fn) {
             luapay_arg_error(L, arg, fn, "headers", "a header name must be a token string (no CR, LF, NUL, space or ':')");
         int list = lua_istable(L, -1);
         int values = list ? (int)lua_rawlen(L, -1) : 1;
+        if (list && (values == 0 || count_keys(L) != (size_t)values))
+            luapay_arg_error(L, arg, fn, "headers",
+                             lua_pushfstring(L, "header '%s': a string or a non-empty list of strings expected", name));
         for (int i = 1; i <= values; i++) {
             if (list) lua_rawgeti(L, -1, i);
             else lua_pushvalue(L, -1);
