@@ -1,5 +1,10 @@
-/* HTTP client over libcurl for use outside nginx: one easy handle per client,
- * so connections are kept alive and reused across requests of that client.
+/* HTTP client over libcurl for use outside nginx: one connection cache (a
+ * share handle) per client, so connections are kept alive and reused across
+ * requests of that client. Each request gets a fresh easy handle: libcurl
+ * before 8.1 (Debian 12 has 7.88) keeps a pointer into the previous
+ * transfer's headers in a reused handle, and a folded header line in the
+ * next answer reads freed memory (curl#11101, found by fuzz/targets/
+ * http_response.lua).
  *
  *   client = core.http_client{timeout_ms, connect_timeout_ms, verify, ca_file, proxy, user_agent,
  *                             max_head_bytes, max_body_bytes}
@@ -54,7 +59,8 @@
 enum { FITS, HEAD_TOO_LARGE, BODY_TOO_LARGE };
 
 typedef struct {
-    CURL *easy; /* NULL once closed */
+    CURL *easy;    /* the last request's handle; NULL once closed */
+    CURLSH *share; /* connections, DNS and TLS sessions across requests */
     long timeout_ms, connect_timeout_ms;
     size_t max_head, max_body; /* the client's caps */
     int verify;
@@ -193,6 +199,8 @@ static int l_is_loopback_host(lua_State *L) {
 static void client_release(http_client *c) {
     if (c->easy) curl_easy_cleanup(c->easy);
     c->easy = NULL;
+    if (c->share) curl_share_cleanup(c->share); /* after its last easy handle */
+    c->share = NULL;
     free(c->ca_file);
     free(c->proxy);
     free(c->user_agent);
@@ -220,8 +228,13 @@ static int l_http_client(lua_State *L) {
     c->ca_file = dup_opt_string(L, 1, "ca_file");
     c->proxy = dup_opt_string(L, 1, "proxy");
     c->user_agent = dup_opt_string(L, 1, "user_agent");
+    c->share = curl_share_init();
     c->easy = curl_easy_init();
-    if (c->easy == NULL) return luaL_error(L, "http_client: curl_easy_init failed");
+    if (c->share == NULL || c->easy == NULL ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+        return luaL_error(L, "http_client: libcurl initialisation failed");
     return 1;
 }
 
@@ -367,7 +380,8 @@ static struct curl_slist *build_headers(lua_State *L, int t) {
 }
 
 /* Pushes the response headers as a table: lower-cased names; a repeated
- * header becomes an array of its values in order. */
+ * header becomes an array of its values in order. A line whose name is not
+ * a token ("\rX: 1", " folded", "X Y: 1") is no header: it is left out. */
 static void push_headers(lua_State *L, const luapay_buf *head) {
     lua_newtable(L);
     const char *p = head->data, *end = head->data + head->len;
@@ -375,7 +389,7 @@ static void push_headers(lua_State *L, const luapay_buf *head) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (colon != NULL && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+        if (colon != NULL && is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
             luaL_Buffer name;
             luaL_buffinit(L, &name);
             for (const char *q = p; q < colon; q++)
@@ -552,9 +566,15 @@ static int l_request(lua_State *L) {
     }
     struct curl_slist *headers = build_headers(L, 2);
 
-    CURL *e = c->easy;
-    /* Reset drops the previous request's options but keeps live connections. */
-    curl_easy_reset(e);
+    /* A fresh handle (see the top); live connections stay in the share. */
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        curl_slist_free_all(headers);
+        return luaL_error(L, "request: out of memory");
+    }
+    curl_easy_cleanup(c->easy);
+    c->easy = e;
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     c->body.len = c->head.len = 0;
     c->body.oom = c->head.oom = 0;
     c->head_cap = head_cap;

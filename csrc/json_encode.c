@@ -192,7 +192,7 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         return 1;
     }
     if (string_keys != count) return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
-    qsort(e->keys->data + base, count, sizeof(key_ref), key_cmp);
+    if (count > 1) qsort(e->keys->data + base, count, sizeof(key_ref), key_cmp);
     add_char(e, '{');
     for (size_t i = 0; i < count; i++) {
         /* re-read the entry each time: nested objects may move the buffer */
