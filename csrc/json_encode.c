@@ -2,8 +2,10 @@
  * with at most 14 significant digits, so 123456789012345 would go out as
  * 1.2345678901234e+14; a payment body must carry integers exactly. This
  * encoder prints Lua 5.4 integers as integers, integral doubles up to 2^53 as
- * integers (LuaJIT has no integer type), other finite doubles with 17
- * significant digits, and sorts object keys so equal tables give equal text.
+ * integers (LuaJIT has no integer type), other finite doubles in the fewest
+ * of 15..17 significant digits that read back the same, always as a float
+ * (2^53 + 2 is 9007199254740994.0), and sorts object keys so equal tables
+ * give equal text.
  *
  *   core.json_encode(value) -> text | nil, err
  *   core.array_mt: tables with this metatable are arrays even when empty
@@ -111,6 +113,14 @@ size_t luapay_json_number_text(lua_State *L, int idx, char *out) {
         for (int digits = 15; digits <= 17; digits++) {
             len = snprintf(out, 64, "%.*g", digits, v);
             if (strtod(out, NULL) == v) break;
+        }
+        /* A whole double past 2^53 can come out as bare digits, which a
+         * reader takes for an integer: ecommpay signs it as PHP's float
+         * ("3.5093342731794E+16"), PHP would read the digits as an int. ".0"
+         * keeps it a float on the wire (found by spec/65's properties). */
+        if (strspn(out, "-0123456789") == (size_t)len) {
+            memcpy(out + len, ".0", 3);
+            len += 2;
         }
     }
     return (size_t)len;

@@ -3,6 +3,7 @@
 -- cyclic data and NaN give clear errors, transport misuse raises before
 -- anything is sent.
 local core = require "luapay.core"
+local ecommpay = require "luapay.ecommpay"
 local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
@@ -40,6 +41,17 @@ describe("core.json_encode", function()
             assert.equal("json_encode: " .. case[2] .. ": invalid UTF-8 in a string (JSON text must be UTF-8)", err)
         end
         assert.equal('"Zoë 💩"', core.json_encode("Zoë 💩"))
+    end)
+
+    -- spec/65's signer-verifier property found it: the digits read as an
+    -- integer, while ecommpay (PHP) signs a float as "3.5093342731794E+16".
+    it("writes a whole double past 2^53 as a float, so an ecommpay callback verifies", function()
+        assert.equal("[9007199254740994.0,-1.152921504606847e+18,1e+300]",
+            core.json_encode({ 2 ^ 53 + 2, -(2 ^ 60), 1e300 }))
+        local secret = "s3cret"
+        local params = { project_id = 1, extra = 35093342731793732 + 0.0 }
+        params.signature = ecommpay.signature(params, secret)
+        assert.truthy(ecommpay.verify_callback(assert(core.json_encode(params)), secret))
     end)
 
     it("names a cycle as a cycle", function()
