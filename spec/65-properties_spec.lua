@@ -286,7 +286,6 @@ describe("signers against their verifiers", function()
             local body = assert(core.json_encode(params))
             local genuine_ok, verr = ecommpay.verify_callback(body, secret)
             if not genuine_ok then
-                local signed = params.signature
                 params.signature = nil
                 error(("the genuine callback does not verify (%s)\nsigned:   %s\nverified: %s\nbody: %s"):format(
                     tostring(verr), ecommpay.string_to_sign(params), tostring(core.ecommpay_canonical(
