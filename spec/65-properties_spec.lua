@@ -5,8 +5,11 @@
 -- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local cjson = require "cjson"
+local begateway = require "luapay.begateway"
 local ecommpay = require "luapay.ecommpay"
+local http = require "luapay.http"
 local trustly = require "luapay.trustly"
+local trustpay = require "luapay.trustpay"
 local util = require "support.util"
 
 local RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
@@ -298,6 +301,97 @@ describe("signers against their verifiers", function()
                     local tree = core.json_decode(m, { numbers = "lexeme" })
                     assert(core.ecommpay_canonical(tree, { callback = true }) == canonical,
                         ("seed %d: a mutated callback verified: %s"):format(seed, m))
+                end
+            end
+        end)
+    end)
+end)
+
+local function random_bytes(R, max)
+    local t = {}
+    for i = 1, R(0, max) do
+        t[i] = R(1, 3) == 1 and string.char(R(0, 255)) or ("a=&+%/ ,\"\r\n;?#"):sub(R(1, 15), R(1, 15))
+    end
+    return table.concat(t)
+end
+
+describe("query strings", function()
+    it("http.decode_query and trustpay.parse_query read back what http.encode_query wrote", function()
+        for_seeds(function(R)
+            local t = {}
+            for _ = 1, R(0, 6) do
+                local k = random_bytes(R, 6)
+                if k ~= "" then t[k] = random_bytes(R, 10) end
+            end
+            local text = http.encode_query(t)
+            assert(same(t, assert(http.decode_query(text))), text)
+            assert(same(t, assert(trustpay.parse_query("https://shop.example/return?" .. text .. "#frag"))), text)
+        end)
+    end)
+end)
+
+-- RFC 4180, strictly: quoted fields with doubled quotes, CRLF between rows.
+local function read_csv(text)
+    local rows, row, i, n = {}, {}, 1, #text
+    while i <= n do
+        local field
+        if text:sub(i, i) == '"' then
+            local parts, j = {}, i + 1
+            while true do
+                local q = assert(text:find('"', j, true), "unterminated quoted field")
+                parts[#parts + 1] = text:sub(j, q - 1)
+                if text:sub(q + 1, q + 1) == '"' then
+                    parts[#parts + 1] = '"'
+                    j = q + 2
+                else
+                    i = q + 1
+                    break
+                end
+            end
+            field = table.concat(parts)
+        else
+            local e = text:find("[,\r]", i) or n + 1
+            field = text:sub(i, e - 1)
+            assert(not field:find('[\n"]'), "a bare quote or LF in an unquoted field")
+            i = e
+        end
+        row[#row + 1] = field
+        local c = text:sub(i, i)
+        if c == "," then
+            i = i + 1
+        else
+            assert(text:sub(i, i + 1) == "\r\n", "a row must end in CRLF")
+            rows[#rows + 1], row, i = row, {}, i + 2
+        end
+    end
+    return rows
+end
+
+describe("begateway.csv_cell", function()
+    it("writes fields an RFC 4180 reader reads back exactly", function()
+        for_seeds(function(R)
+            local values, lines = {}, {}
+            for r = 1, R(1, 4) do
+                local cells = {}
+                values[r] = {}
+                for c = 1, R(1, 5) do
+                    local v = R(1, 4) == 1 and random_number(R) or random_bytes(R, 12)
+                    values[r][c] = v
+                    cells[c] = begateway.csv_cell(v)
+                end
+                lines[r] = table.concat(cells, ",") .. "\r\n"
+            end
+            local rows = read_csv(table.concat(lines))
+            assert.equal(#values, #rows)
+            for r, row in ipairs(rows) do
+                assert.equal(#values[r], #row)
+                for c, cell in ipairs(row) do
+                    local v = values[r][c]
+                    if type(v) == "number" then
+                        assert(tonumber(cell) == v, cell)
+                    else
+                        assert(cell == v, ("%q ~= %q"):format(cell, v))
+                    end
                 end
             end
         end)
