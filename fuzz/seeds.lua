@@ -53,6 +53,40 @@ end
 write("json_encode", "latin1", "Zo\235 \255")
 write("json_encode", "nul-key", "a\0b")
 
+-- Strings of the vectors, for the validator (fuzz/targets/check.lua: the
+-- first byte picks the type, in its TYPES order) and amounts for money.
+local CHECK_TYPES = { "string", "enum", "decimal", "currency", "country", "language", "locale", "iban", "bic",
+    "email", "url", "date", "datetime", "ip", "ipv4", "ipv6" }
+local LOOKS = { decimal = "^%d+%.%d%d$", currency = "^%u%u%u$", country = "^%u%u$", language = "^%l%l$",
+    locale = "^%l%l_%u%u$", iban = "^%u%u%d%d%w+$", bic = "^%u%u%u%u%u%u%w%w", email = "@", url = "^https?://",
+    date = "^%d%d%d%d%-%d%d%-%d%d$", datetime = "^%d%d%d%d%-%d%d%-%d%dT", ip = "^[%x:.]+$", ipv4 = "^[%d.]+$",
+    ipv6 = ":", string = "^%u", enum = "^[CRU]$" }
+local strings, seen = {}, {}
+local function collect(v)
+    if type(v) == "string" and not seen[v] and #v < 200 then
+        seen[v] = true
+        strings[#strings + 1] = v
+    elseif type(v) == "table" and getmetatable(v) ~= core.number_mt then
+        for _, x in pairs(v) do collect(x) end
+    end
+end
+collect(ecommpay)
+collect(trustly)
+collect(trustpay)
+table.sort(strings)
+for i, name in ipairs(CHECK_TYPES) do
+    local n = 0
+    for _, v in ipairs(strings) do
+        if n < 6 and v:find(LOOKS[name]) then
+            n = n + 1
+            write("check", name .. "-" .. n, string.char(i - 1) .. v)
+        end
+    end
+end
+for i, amount in ipairs({ "0", "100", "10.00", "0.01", "103.50", "1.000", "0.0001", "9007199254740.992" }) do
+    write("money", "amount-" .. i, string.char(i - 1) .. amount)
+end
+
 -- base64: the vectors' signatures.
 for i, v in ipairs(ecommpay.vectors) do write("base64", "ecommpay-" .. i, v.signature) end
 for i, v in ipairs(trustly.vectors) do write("base64", "trustly-" .. i, v.signature_base64) end
