@@ -315,6 +315,36 @@ local function random_bytes(R, max)
     return table.concat(t)
 end
 
+describe("TrustPay notifications", function()
+    -- The values TrustPay signs, joined: what a mutated notification must
+    -- keep to verify (TrustPay's "/"-joined text is its own ambiguity).
+    local function signed_text(t)
+        local values = trustpay.message("wire_notification", t)
+        return values and table.concat(values, "/")
+    end
+
+    it("a signed notification verifies; a mutated query only if it signs the same values", function()
+        for_seeds(function(R, seed)
+            local f = { AccountId = tostring(R(1000000, 9999999)), Amount = ("%d.%02d"):format(R(0, 99999), R(0, 99)),
+                Currency = "EUR", Type = R(0, 1) == 1 and "CRDT" or "DBIT", ResultCode = tostring(R(0, 5)),
+                CounterAccount = random_string(R, 10):gsub("/", ""), CounterAccountName = random_string(R, 10):gsub("/", ""),
+                OrderId = tostring(R(1, 10 ^ 9)), PaymentId = tostring(R(1, 10 ^ 9)),
+                Reference = random_string(R, 12):gsub("/", "") }
+            f.Signature = assert(trustpay.sign("s3cret", "wire_notification", f))
+            local query = http.encode_query(f)
+            local genuine = assert(trustpay.parse_query(query))
+            assert.is_true(trustpay.verify("s3cret", "wire_notification", genuine, genuine.Signature))
+            local text = signed_text(genuine)
+            for _ = 1, 4 do
+                local m = trustpay.parse_query(mutate(R, query))
+                if m and trustpay.verify("s3cret", "wire_notification", m, m.Signature) then
+                    assert(signed_text(m) == text, ("seed %d: a mutated notification verified"):format(seed))
+                end
+            end
+        end)
+    end)
+end)
+
 describe("query strings", function()
     it("http.decode_query and trustpay.parse_query read back what http.encode_query wrote", function()
         for_seeds(function(R)
