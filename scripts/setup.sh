@@ -5,10 +5,12 @@
 set -eu
 
 # lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`).
+# libclang-rt-14-dev holds clang's libFuzzer and sanitizer runtimes (`make
+# fuzz`); clang only recommends it, and recommends are not installed.
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
-libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang
+libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang libclang-rt-14-dev
 nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
