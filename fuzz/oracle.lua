@@ -23,6 +23,13 @@ function oracle.same(a, b)
     return true
 end
 
+--- core.json_decode that must succeed (the value may be false).
+function oracle.decode(text, opts)
+    local v, err = core.json_decode(text, opts)
+    if v == nil then error(err .. ": " .. text, 2) end
+    return v
+end
+
 local function byte_less(x, y) return x < y end -- Lua compares strings bytewise in the C locale
 
 --- Trustly's serialization of a decoded tree (csrc/trustly.c's rules).
