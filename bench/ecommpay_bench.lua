@@ -163,11 +163,11 @@ local canonical, hmac = core.ecommpay_canonical, core.hmac
 -- Both sides give the vector's signature, or the figures mean nothing.
 assert(hmac("sha512", secret, canonical(params), "base64") == sale.signature, "luapay: wrong signature")
 assert(hmac("sha512", secret, lua_canonical(params), "base64") == sale.signature, "plain Lua: wrong signature")
-assert(ecommpay.verify_callback(callback.raw_body, callback.secret), "luapay: callback not verified")
+assert(ecommpay.verify_notification(callback.raw_body, nil, { secret = callback.secret }), "luapay: callback not verified")
 assert(lua_verify(callback.raw_body, callback.secret), "plain Lua: callback not verified")
 
 print(("sign_c %.0f"):format(rate(function() return hmac("sha512", secret, canonical(params), "base64") end)))
 print(("sign_lua %.0f"):format(rate(function() return hmac("sha512", secret, lua_canonical(params), "base64") end)))
-local raw, csecret, verify = callback.raw_body, callback.secret, ecommpay.verify_callback
-print(("verify_c %.0f"):format(rate(function() return verify(raw, csecret) end)))
-print(("verify_lua %.0f"):format(rate(function() return lua_verify(raw, csecret) end)))
+local raw, ckeys, verify = callback.raw_body, { secret = callback.secret }, ecommpay.verify_notification
+print(("verify_c %.0f"):format(rate(function() return verify(raw, nil, ckeys) end)))
+print(("verify_lua %.0f"):format(rate(function() return lua_verify(raw, callback.secret) end)))

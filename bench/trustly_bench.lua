@@ -58,8 +58,9 @@ local caller_data = {
 for k, v in pairs(deposit.Attributes) do caller_data.Attributes[k] = v end
 caller_data.Attributes.Amount = 10300
 
-local sign, serialize, prepare, request, read_notification =
-    trustly.sign, trustly.serialize, trustly.prepare, trustly.request, trustly.read_notification
+local sign, serialize, prepare, request, verify_notification =
+    trustly.sign, trustly.serialize, trustly.prepare, trustly.request, trustly.verify_notification
+local notification_keys = { trustly_public_key = pub }
 
 print(("trustly_serialize %.0f"):format(rate(function() return serialize(deposit) end)))
 print(("trustly_sign %.0f"):format(rate(function() return sign("Deposit", uuid, deposit, priv) end)))
@@ -68,5 +69,5 @@ print(("trustly_request %.0f"):format(rate(function()
     return request("Deposit", uuid, data, priv)
 end)))
 print(("trustly_notification %.0f"):format(rate(function()
-    return assert(read_notification(notification, pub))
+    return assert(verify_notification(notification, nil, notification_keys))
 end)))

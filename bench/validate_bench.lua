@@ -4,11 +4,12 @@
 -- with string patterns, in the same run. Prints "name ops_per_second".
 -- (The ecommpay docs also list BGN for Trustly; ISO 4217 withdrew it in 2026-01.)
 local core = require "luapay.core"
+local ecommpay = require "luapay.ecommpay"
 local rate = require("util").rate
 
 local CURRENCIES = { "EUR", "CZK", "DKK", "GBP", "HUF", "NOK", "PLN", "RON", "SEK" }
 local clearing_names = {}
-for i, row in ipairs(core.clearinghouses()) do clearing_names[i] = row.name end
+for i, row in ipairs(ecommpay.CLEARINGHOUSES) do clearing_names[i] = row.name end
 
 -- The request, as a merchant's code would build it.
 local request = {
@@ -57,8 +58,8 @@ local S = core.schema{
         } },
         account = { type = "object", required = true, additional = false, fields = {
             clearinghouse = { type = "enum", required = true, values = clearing_names },
-            number = { type = "string", required = true, clearing = "number" },
-            bank_code = { type = "string", clearing = "bank_code" },
+            number = { type = "string", required = true, pattern_by = ecommpay.ACCOUNT_FORMATS.number },
+            bank_code = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.bank_code },
         } },
         additional_data = { type = "object", fields = {
             sender = { type = "object", fields = {
@@ -102,7 +103,7 @@ local function lua_pattern(ere)
     end))
 end
 local number_pattern, bank_pattern = {}, {}
-for _, row in ipairs(core.clearinghouses()) do
+for _, row in ipairs(ecommpay.CLEARINGHOUSES) do
     number_pattern[row.name] = lua_pattern(row.number)
     bank_pattern[row.name] = row.bank_code and lua_pattern(row.bank_code) or false
 end

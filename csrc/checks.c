@@ -259,7 +259,7 @@ int luapay_is_bic(const char *s, size_t n) {
     return luapay_is_country(s + 4, 2) || memcmp(s + 4, "XK", 2) == 0;
 }
 
-/* Trustly's locale: ll_CC, an ISO 639-1 language and an ISO 3166 country. */
+/* A locale ll_CC: an ISO 639-1 language and an ISO 3166 country. */
 int luapay_is_locale(const char *s, size_t n) {
     return n == 5 && s[2] == '_' && is_lower((unsigned char)s[0]) && is_lower((unsigned char)s[1]) &&
            luapay_is_language(s, 2) && luapay_is_country(s + 3, 2);

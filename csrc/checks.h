@@ -1,5 +1,5 @@
 /* Internal interface of validation and money: the reference tables
- * (refdata.c, clearing.c), the single-value format checks (checks.c), the
+ * (refdata.c), the single-value format checks (checks.c), the
  * pattern matcher (pattern.c) and the amount rule (money.c). Nothing here
  * touches Lua except luapay_read_minor. */
 #ifndef LUAPAY_CHECKS_H
@@ -24,16 +24,6 @@ const luapay_currency *luapay_currency_at(size_t i); /* NULL past the end */
 int luapay_is_country(const char *s, size_t len);
 int luapay_is_language(const char *s, size_t len);
 size_t luapay_iban_length(const char *cc); /* 0: not an IBAN country */
-
-/* clearing.c: ecommpay's payout account table ("Figure 32"). */
-typedef struct {
-    const char *name;      /* the clearinghouse value, e.g. "SWEDEN" */
-    const char *bank_code; /* ERE, or NULL where bank_code is a BIC */
-    const char *number;    /* ERE */
-} luapay_clearing_row;
-
-extern const luapay_clearing_row luapay_clearing_rows[]; /* sorted by name */
-extern const size_t luapay_clearing_count;
 
 /* checks.c: each takes bytes and a length (embedded NULs fail) and returns 1
  * when the value is well-formed. */

@@ -7,7 +7,7 @@
  * http_response.lua).
  *
  *   client = core.http_client{timeout_ms, connect_timeout_ms, verify, ca_file, proxy, user_agent,
- *                             max_head_bytes, max_body_bytes}
+ *                             pool_size, keepalive_ms, max_head_bytes, max_body_bytes}
  *   res, err = client:request{method, url, headers, body, timeout_ms, connect_timeout_ms, idempotent,
  *                             max_head_bytes, max_body_bytes}
  *   res = {status, headers = {name = value | {value, ...}}, body}
@@ -31,6 +31,13 @@
  * `idempotent = true` by the caller (whatever its method: a GET refund is not
  * idempotent) goes on a fresh connection, over HTTP/1.1, where libcurl never
  * resends.
+ *
+ * Kept-alive connections: at most pool_size (default 5, libcurl's) are kept,
+ * the least recently used closed first (CURLOPT_MAXCONNECTS); none is reused
+ * once it has idled keepalive_ms (default 118 s, libcurl's). libcurl counts
+ * idle time in whole seconds (CURLOPT_MAXAGE_CONN), so keepalive_ms is taken
+ * down to whole seconds, at least 1000: a connection is never reused after
+ * idling longer than asked, and may be dropped up to a second earlier.
  *
  * TLS: 1.2 at least; verification is on unless verify = false, which is
  * honoured only for loopback hosts (127.0.0.0/8, ::1, localhost): a request
@@ -62,6 +69,7 @@ typedef struct {
     CURL *easy;    /* the last request's handle; NULL once closed */
     CURLSH *share; /* connections, DNS and TLS sessions across requests */
     long timeout_ms, connect_timeout_ms;
+    long pool_size, keepalive_s; /* 0: libcurl's default */
     size_t max_head, max_body; /* the client's caps */
     int verify;
     char *ca_file, *proxy, *user_agent;
@@ -220,6 +228,19 @@ static int l_http_client(lua_State *L) {
 
     c->timeout_ms = opt_ms(L, 1, "http_client", "timeout_ms", DEFAULT_TIMEOUT_MS);
     c->connect_timeout_ms = opt_ms(L, 1, "http_client", "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS);
+    lua_getfield(L, 1, "pool_size");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 10000) || n != (lua_Number)(long)n)
+            luapay_arg_error(L, 1, "http_client", "pool_size", "a whole number of connections from 1 to 10000 expected");
+        c->pool_size = (long)n;
+    }
+    lua_pop(L, 1);
+    long keepalive_ms = opt_ms(L, 1, "http_client", "keepalive_ms", 0);
+    if (keepalive_ms != 0 && keepalive_ms < 1000)
+        luapay_arg_error(L, 1, "http_client", "keepalive_ms",
+                         "at least 1000 expected: libcurl counts idle time in whole seconds");
+    c->keepalive_s = keepalive_ms / 1000;
     c->max_head = opt_bytes(L, 1, 1, "http_client", "max_head_bytes", (size_t)DEFAULT_MAX_HEAD_BYTES);
     c->max_body = opt_bytes(L, 1, 1, "http_client", "max_body_bytes", (size_t)DEFAULT_MAX_BODY_BYTES);
     lua_getfield(L, 1, "verify");
@@ -593,6 +614,10 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (c->pool_size > 0) curl_easy_setopt(e, CURLOPT_MAXCONNECTS, c->pool_size);
+    /* libcurl drops a connection whose whole seconds of idling exceed this:
+     * n - 1 drops it once it has idled n seconds. */
+    if (c->keepalive_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, c->keepalive_s - 1);
     /* libcurl resends a request only on a reused connection, or on an HTTP/2
      * stream the server refused: neither for these. */
     if (!idempotent) {

@@ -27,7 +27,7 @@
  *                                          over bytes in the C locale, whatever the process
  *                                          locale; searched as regexec does: anchor it with ^...$),
  *                                          forbid (a string of forbidden characters),
- *                                          enum ({"A", "B"}), clearing, pattern_by
+ *                                          enum ({"A", "B"}), pattern_by
  *   "enum"      a string among `values`    values = {"C", "R", "U"} (required)
  *   "boolean"   true or false
  *   "integer"   an integral number, |v| <= 2^53 (100.0 counts, as JSON decoders give it)
@@ -42,7 +42,7 @@
  *   "currency"  an active ISO 4217 code    enum
  *   "country"   an ISO 3166-1 alpha-2 code enum
  *   "language"  an ISO 639-1 code          enum
- *   "locale"    ll_CC (Trustly): language _ country   enum
+ *   "locale"    ll_CC: language _ country  enum
  *   "iban"      ISO 13616, electronic format: registry country, length, mod 97
  *   "bic"       ISO 9362: 8 or 11 characters, a valid country
  *   "email"     one @, a dot in the domain, no white space or control characters
@@ -56,13 +56,16 @@
  *                                          are violations)
  *   "array"     a table with keys 1..n     items (schema of each element), min_items, max_items
  *
- *   Conditional patterns (string fields of an object):
- *     clearing = "number" | "bank_code": the pattern comes from ecommpay's payout
- *       account table (Figure 32) row named by the sibling field `clearinghouse`;
- *       a row without a bank_code pattern wants a BIC there. An unknown or
- *       missing clearinghouse skips the check (that field reports itself).
- *     pattern_by = {field = "sibling", patterns = {VALUE = "ERE", ...}}: the
- *       pattern for the sibling's value; other values skip the check.
+ *   Conditional formats (string fields of an object):
+ *     pattern_by = {field = "sibling", patterns = {VALUE = "ERE" | {format = F}, ...},
+ *                   label = "account number"}:
+ *       the pattern for the sibling's value, or the format F (one of "bic",
+ *       "iban", "email", "url", "date") it asks for; other values, and a
+ *       missing sibling, skip the check (that field reports itself). With a
+ *       label a mismatch says "does not match the VALUE <label> format".
+ *       A provider's tables (account formats by bank, say) are data handed
+ *       in this way, from the provider's Lua module: the core knows no
+ *       provider's field names.
  *
  * VIOLATIONS
  *
@@ -87,8 +90,7 @@
  * Memory: a compiled schema owns one arena (nodes, strings, patterns) and a
  * uservalue table keeping its field names and enum values alive as Lua
  * strings; close/__gc/__close share one idempotent release. No global
- * mutable state: the Figure 32 patterns are compiled per schema that uses
- * them. core.check without options keeps one compiled schema per type in
+ * mutable state. core.check without options keeps one compiled schema per type in
  * the registry; with options it compiles them on every call: for a pattern
  * used often, compile a schema once. */
 #include <math.h>
@@ -121,14 +123,14 @@ static const char *const type_names[] = {
 /* Options; each type allows the common ones plus its own. */
 enum {
     O_TYPE, O_REQUIRED, O_SECRET, O_REQUIRED_IF, O_DESCRIPTION, O_MIN_LEN, O_MAX_LEN,
-    O_PATTERN, O_FORBID, O_ENUM, O_CLEARING, O_PATTERN_BY, O_VALUES, O_MIN, O_MAX,
+    O_PATTERN, O_FORBID, O_ENUM, O_PATTERN_BY, O_VALUES, O_MIN, O_MAX,
     O_ALLOW_NEGATIVE, O_DECIMALS, O_MAX_DIGITS, O_POSITIVE, O_FIELDS, O_ADDITIONAL,
     O_ITEMS, O_MIN_ITEMS, O_MAX_ITEMS, O_COUNT
 };
 
 static const char *const option_names[] = {
     "type", "required", "secret", "required_if", "description", "min_len", "max_len",
-    "pattern", "forbid", "enum", "clearing", "pattern_by", "values", "min", "max",
+    "pattern", "forbid", "enum", "pattern_by", "values", "min", "max",
     "allow_negative", "decimals", "max_digits", "positive", "fields", "additional",
     "items", "min_items", "max_items",
 };
@@ -139,7 +141,7 @@ static const char *const option_names[] = {
 static const unsigned type_options[T_NTYPES] = {
     [T_ANY] = COMMON,
     [T_STRING] = COMMON | B(O_MIN_LEN) | B(O_MAX_LEN) | B(O_PATTERN) | B(O_FORBID) | B(O_ENUM) |
-                 B(O_CLEARING) | B(O_PATTERN_BY),
+                 B(O_PATTERN_BY),
     [T_ENUM] = COMMON | B(O_VALUES),
     [T_BOOLEAN] = COMMON,
     [T_INTEGER] = COMMON | B(O_MIN) | B(O_MAX),
@@ -177,11 +179,28 @@ typedef struct {
     int b;
 } vconst;
 
-enum { CLEAR_NONE, CLEAR_NUMBER, CLEAR_BANK_CODE };
+/* The formats a pattern_by value may ask for instead of a pattern. */
+static int is_iban(const char *s, size_t n) {
+    return luapay_check_iban(s, n) == LUAPAY_IBAN_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*is)(const char *s, size_t n);
+    const char *what; /* for "must be <what> for <value>" */
+} pb_formats[] = {
+    {NULL, NULL, NULL}, /* 0: a pattern */
+    {"bic", luapay_is_bic, "a BIC (SWIFT) code"},
+    {"iban", is_iban, "an IBAN"},
+    {"email", luapay_is_email, "an e-mail address"},
+    {"url", luapay_is_url, "an absolute http(s) URL"},
+    {"date", luapay_is_date, "a date (YYYY-MM-DD)"},
+};
+#define PB_NFORMATS (sizeof pb_formats / sizeof pb_formats[0])
 
 typedef struct vnode vnode;
 /* Maps anchored string pointers to list indexes (open addressing), for
- * lists too long to scan: enums, the clearinghouse names, wide objects. */
+ * lists too long to scan: enums, wide objects. */
 typedef struct {
     const char **keys; /* NULL: empty slot */
     int *index;
@@ -191,7 +210,7 @@ typedef struct {
 /* The members the walker reads on every value come first. */
 struct vnode {
     unsigned char type; /* enum vtype */
-    unsigned char required, secret, additional, allow_negative, positive, clearing;
+    unsigned char required, secret, additional, allow_negative, positive;
     int key_ref; /* the name's index in the schema's uservalue table */
     vstr name;   /* as a field of its object */
     vnode **fields; /* sorted by name */
@@ -201,7 +220,7 @@ struct vnode {
     luapay_pattern *pattern;
     size_t nenums, nforbid, npb, nrif;
     /* rules on siblings: indexes into the parent's fields, -1 for none */
-    int clearing_sib, pattern_by_sib, required_if_sib;
+    int pattern_by_sib, required_if_sib;
 
     vstr *enums;      /* sorted, for search */
     ptrmap enum_map;  /* when nenums > PTRMAP_MIN */
@@ -219,9 +238,11 @@ struct vnode {
     size_t max_digits; /* 0: none */
 
     vstr *pb_keys; /* sorted */
-    luapay_pattern **pb_patterns;
+    luapay_pattern **pb_patterns; /* NULL where the value asks for a format */
+    unsigned char *pb_formats;    /* index into pb_formats, 0: the pattern */
+    vstr pb_label;                /* s NULL: none */
     vconst *rif;
-    vstr sib_name[3]; /* names to resolve: clearing, pattern_by, required_if */
+    vstr sib_name[2]; /* names to resolve: pattern_by, required_if */
 
     vnode *items;
     size_t min_items, max_items;
@@ -239,11 +260,7 @@ typedef struct ablock {
 
 typedef struct {
     ablock *blocks;
-    luapay_pattern *patterns;           /* every compiled pattern, for regfree */
-    luapay_pattern **clearing_number;   /* per Figure 32 row, when used */
-    luapay_pattern **clearing_bank_code; /* NULL entries: the row wants a BIC */
-    vstr *clearing_names;                /* the rows' names as anchored Lua strings */
-    ptrmap clearing_map;
+    luapay_pattern *patterns; /* every compiled pattern, for regfree */
     vnode *root;
 } schema_ud;
 
@@ -310,8 +327,6 @@ static void schema_release(schema_ud *S) {
         S->blocks = next;
     }
     S->root = NULL;
-    S->clearing_number = S->clearing_bank_code = NULL;
-    S->clearing_names = NULL;
 }
 
 /* ---- compiler ------------------------------------------------------- */
@@ -531,27 +546,6 @@ static void compile_forbid(compiler *c, int idx, vnode *nd) {
 
 static vnode *compile_node(compiler *c, int idx, int depth);
 
-static void compile_clearing_table(compiler *c) {
-    schema_ud *S = c->S;
-    if (S->clearing_number != NULL) return;
-    size_t n = luapay_clearing_count;
-    luapay_pattern **num = (luapay_pattern **)arena_alloc(c->L, S, n * sizeof *num);
-    luapay_pattern **bank = (luapay_pattern **)arena_alloc(c->L, S, n * sizeof *bank);
-    vstr *names = (vstr *)arena_alloc(c->L, S, n * sizeof *names);
-    for (size_t i = 0; i < n; i++) {
-        const luapay_clearing_row *r = &luapay_clearing_rows[i];
-        lua_pushstring(c->L, r->name);
-        names[i] = anchor_string(c, -1);
-        lua_pop(c->L, 1);
-        num[i] = compile_pattern(c, r->number, strlen(r->number), "Figure 32 pattern");
-        if (r->bank_code) bank[i] = compile_pattern(c, r->bank_code, strlen(r->bank_code), "Figure 32 pattern");
-    }
-    S->clearing_number = num;
-    S->clearing_bank_code = bank;
-    S->clearing_names = names;
-    ptrmap_build(c->L, S, &S->clearing_map, names, n);
-}
-
 static void compile_required_if(compiler *c, int idx, vnode *nd) {
     lua_State *L = c->L;
     int t = get_opt(c, idx, O_REQUIRED_IF);
@@ -573,7 +567,7 @@ static void compile_required_if(compiler *c, int idx, vnode *nd) {
     if (lua_type(L, -1) != LUA_TSTRING) cerror(c, "'required_if.field' must be a string");
     size_t len;
     const char *f = lua_tolstring(L, -1, &len);
-    nd->sib_name[2] = arena_str(L, c->S, f, len);
+    nd->sib_name[1] = arena_str(L, c->S, f, len);
     lua_pop(L, 1);
 
     lua_getfield(L, rule, "equals");
@@ -618,19 +612,34 @@ static void compile_pattern_by(compiler *c, int idx, vnode *nd) {
     }
     if (t != LUA_TTABLE) cerror(c, "'pattern_by' must be a table {field = ..., patterns = {...}}");
     int rule = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, rule)) {
+        size_t klen;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+        if (k == NULL || !(lit_eq(k, klen, "field") || lit_eq(k, klen, "patterns") || lit_eq(k, klen, "label")))
+            cerror(c, "'pattern_by' takes field, patterns and label");
+        lua_pop(L, 1);
+    }
+    size_t len;
+    lua_getfield(L, rule, "label");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) cerror(c, "'pattern_by.label' must be a string");
+        const char *label = lua_tolstring(L, -1, &len);
+        nd->pb_label = arena_str(L, c->S, label, len);
+    }
+    lua_pop(L, 1);
     lua_getfield(L, rule, "field");
     lua_getfield(L, rule, "patterns");
     if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE)
         cerror(c, "'pattern_by' needs field (a string) and patterns (a table)");
-    size_t len;
     const char *f = lua_tolstring(L, -2, &len);
-    nd->sib_name[1] = arena_str(L, c->S, f, len);
+    nd->sib_name[0] = arena_str(L, c->S, f, len);
     int pats = lua_gettop(L);
     size_t n = 0;
     lua_pushnil(L);
     while (lua_next(L, pats)) {
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-            cerror(c, "'pattern_by.patterns' maps strings to pattern strings");
+        if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TTABLE))
+            cerror(c, "'pattern_by.patterns' maps strings to pattern strings or {format = ...}");
         n++;
         lua_pop(L, 1);
     }
@@ -647,11 +656,25 @@ static void compile_pattern_by(compiler *c, int idx, vnode *nd) {
     nd->pb_keys = keys;
     nd->npb = n;
     nd->pb_patterns = (luapay_pattern **)arena_alloc(L, c->S, (n ? n : 1) * sizeof(luapay_pattern *));
+    nd->pb_formats = (unsigned char *)arena_alloc(L, c->S, n ? n : 1);
     for (i = 0; i < n; i++) {
         lua_pushlstring(L, keys[i].s, keys[i].len);
         lua_rawget(L, pats);
-        const char *src = lua_tolstring(L, -1, &len);
-        nd->pb_patterns[i] = compile_pattern(c, src, len, "pattern_by pattern");
+        nd->pb_patterns[i] = NULL;
+        nd->pb_formats[i] = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *src = lua_tolstring(L, -1, &len);
+            nd->pb_patterns[i] = compile_pattern(c, src, len, "pattern_by pattern");
+        } else {
+            lua_getfield(L, -1, "format");
+            const char *fmt = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+            for (size_t k = 1; fmt != NULL && k < PB_NFORMATS; k++)
+                if (lit_eq(fmt, len, pb_formats[k].name)) nd->pb_formats[i] = (unsigned char)k;
+            if (nd->pb_formats[i] == 0)
+                cerror(c, "'pattern_by.patterns' %s: {format = F} takes \"bic\", \"iban\", \"email\", \"url\" or \"date\"",
+                       keys[i].s);
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
     lua_pop(L, 3);
@@ -731,11 +754,11 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
     }
 
     /* sibling rules name fields of this object */
-    static const char *const rule_names[] = {"clearing", "pattern_by", "required_if"};
+    static const char *const rule_names[] = {"pattern_by", "required_if"};
     for (i = 0; i < n; i++) {
         vnode *f = nd->fields[i];
-        int *sib[3] = {&f->clearing_sib, &f->pattern_by_sib, &f->required_if_sib};
-        for (int r = 0; r < 3; r++) {
+        int *sib[2] = {&f->pattern_by_sib, &f->required_if_sib};
+        for (int r = 0; r < 2; r++) {
             if (f->sib_name[r].s == NULL) continue;
             *sib[r] = find_field(nd, f->sib_name[r].s, f->sib_name[r].len);
             if (*sib[r] < 0 || *sib[r] == (int)i) {
@@ -751,8 +774,8 @@ static void compile_fields(compiler *c, int idx, vnode *nd, int depth) {
 
 /* Rules on siblings need an object around the field. */
 static void no_siblings(compiler *c, const vnode *nd) {
-    static const char *const rule_names[] = {"clearing", "pattern_by", "required_if"};
-    for (int r = 0; r < 3; r++)
+    static const char *const rule_names[] = {"pattern_by", "required_if"};
+    for (int r = 0; r < 2; r++)
         if (nd->sib_name[r].s != NULL) cerror(c, "'%s' is only for fields of an object", rule_names[r]);
 }
 
@@ -764,7 +787,7 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
     vnode *nd = (vnode *)arena_alloc(L, c->S, sizeof *nd);
     nd->max_len = SIZE_MAX;
     nd->max_items = SIZE_MAX;
-    nd->clearing_sib = nd->pattern_by_sib = nd->required_if_sib = -1;
+    nd->pattern_by_sib = nd->required_if_sib = -1;
 
     size_t len;
     if (get_opt(c, idx, O_TYPE) != LUA_TSTRING) cerror(c, "'type' must be a string, got %s", luaL_typename(L, -1));
@@ -810,18 +833,6 @@ static vnode *compile_node(compiler *c, int idx, int depth) {
         }
         compile_forbid(c, idx, nd);
         compile_enum(c, idx, O_ENUM, nd, NULL);
-        const char *cl = opt_string(c, idx, O_CLEARING, &len);
-        if (cl != NULL) {
-            if (lit_eq(cl, len, "number"))
-                nd->clearing = CLEAR_NUMBER;
-            else if (lit_eq(cl, len, "bank_code"))
-                nd->clearing = CLEAR_BANK_CODE;
-            else
-                cerror(c, "'clearing' must be \"number\" or \"bank_code\"");
-            lua_pop(L, 1);
-            nd->sib_name[0] = arena_str(L, c->S, "clearinghouse", 13);
-            compile_clearing_table(c);
-        }
         compile_pattern_by(c, idx, nd);
         break;
     }
@@ -1071,32 +1082,28 @@ static const char *sibling_string(walker *w, int slots, int sib, size_t *len) {
 static void check_sibling_patterns(walker *w, const vnode *nd, const vnode *parent, int slots, const char *s,
                                    size_t n) {
     size_t klen;
-    if (nd->clearing != CLEAR_NONE) {
-        const char *ch = sibling_string(w, slots, nd->clearing_sib, &klen);
-        int row = ch ? find_anchored(w->S->clearing_names, luapay_clearing_count, &w->S->clearing_map, ch, klen) : -1;
-        if (row >= 0) {
-            const char *name = w->secret > 0 || parent->fields[nd->clearing_sib]->secret ? "chosen clearinghouse" : ch;
-            if (nd->clearing == CLEAR_NUMBER) {
-                if (!luapay_pattern_match(w->S->clearing_number[row], s, n))
-                    report(w, nd, "pattern", "does not match the %s account number format", name);
-            } else if (w->S->clearing_bank_code[row] != NULL) {
-                if (!luapay_pattern_match(w->S->clearing_bank_code[row], s, n))
-                    report(w, nd, "pattern", "does not match the %s bank code format", name);
-            } else if (!luapay_is_bic(s, n)) {
-                report(w, nd, "format", "must be a BIC (SWIFT) code for %s", name);
-            }
-        }
-    }
-    if (nd->npb > 0) {
-        const char *v = sibling_string(w, slots, nd->pattern_by_sib, &klen);
-        const vstr *k = v ? vstr_find(nd->pb_keys, nd->npb, v, klen) : NULL;
-        if (k != NULL && !luapay_pattern_match(nd->pb_patterns[k - nd->pb_keys], s, n)) {
-            const vnode *sib = parent->fields[nd->pattern_by_sib];
-            if (w->secret > 0 || sib->secret)
-                report(w, nd, "pattern", "does not match the pattern chosen by %s", sib->name.s);
-            else
-                report(w, nd, "pattern", "does not match the pattern for %s %s", sib->name.s, k->s);
-        }
+    const char *v = sibling_string(w, slots, nd->pattern_by_sib, &klen);
+    const vstr *k = v ? vstr_find(nd->pb_keys, nd->npb, v, klen) : NULL;
+    if (k == NULL) return;
+    size_t at = (size_t)(k - nd->pb_keys);
+    const vnode *sib = parent->fields[nd->pattern_by_sib];
+    int hidden = w->secret > 0 || sib->secret; /* name the sibling, not its value */
+    unsigned char format = nd->pb_formats[at];
+    if (format != 0) {
+        if (pb_formats[format].is(s, n)) return;
+        if (hidden)
+            report(w, nd, "format", "must be %s for chosen %s", pb_formats[format].what, sib->name.s);
+        else
+            report(w, nd, "format", "must be %s for %s", pb_formats[format].what, k->s);
+    } else if (!luapay_pattern_match(nd->pb_patterns[at], s, n)) {
+        if (nd->pb_label.s != NULL && hidden)
+            report(w, nd, "pattern", "does not match the chosen %s %s format", sib->name.s, nd->pb_label.s);
+        else if (nd->pb_label.s != NULL)
+            report(w, nd, "pattern", "does not match the %s %s format", k->s, nd->pb_label.s);
+        else if (hidden)
+            report(w, nd, "pattern", "does not match the pattern chosen by %s", sib->name.s);
+        else
+            report(w, nd, "pattern", "does not match the pattern for %s %s", sib->name.s, k->s);
     }
 }
 
@@ -1115,7 +1122,7 @@ static void check_string(walker *w, const vnode *nd, const vnode *parent, const 
     if (nd->pattern != NULL && !luapay_pattern_match(nd->pattern, s, n))
         report(w, nd, "pattern", "does not match the pattern %s", nd->pattern->source);
     if (!in_enum(nd, s, n)) report_enum(w, nd);
-    if (nd->clearing != CLEAR_NONE || nd->npb > 0) check_sibling_patterns(w, nd, parent, slots, s, n);
+    if (nd->npb > 0) check_sibling_patterns(w, nd, parent, slots, s, n);
 }
 
 static void check_range_i64(walker *w, const vnode *nd, int64_t v) {
@@ -1630,25 +1637,6 @@ static int l_schema_tostring(lua_State *L) {
     return 1;
 }
 
-/* core.clearinghouses() -> {{name, bank_code, number}, ...} (Figure 32) */
-static int l_clearinghouses(lua_State *L) {
-    lua_createtable(L, (int)luapay_clearing_count, 0);
-    for (size_t i = 0; i < luapay_clearing_count; i++) {
-        const luapay_clearing_row *r = &luapay_clearing_rows[i];
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, r->name);
-        lua_setfield(L, -2, "name");
-        if (r->bank_code != NULL) {
-            lua_pushstring(L, r->bank_code);
-            lua_setfield(L, -2, "bank_code");
-        }
-        lua_pushstring(L, r->number);
-        lua_setfield(L, -2, "number");
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-    return 1;
-}
-
 static const luaL_Reg schema_methods[] = {
     {"validate", l_schema_validate},
     {"close", l_schema_close},
@@ -1662,7 +1650,6 @@ const luaL_Reg luapay_validate_funcs[] = {
     {"schema", l_schema},
     {"validate", l_validate},
     {"check", l_check},
-    {"clearinghouses", l_clearinghouses},
     {NULL, NULL},
 };
 

@@ -58,27 +58,29 @@ say("   an invalid one:         %s", tostring(verr))
 
 -- 3. The first callback: verify it (the raw body, as it arrived), then send
 --    the customer to Trustly as redirect_data says.
-local event = assert(gate:callback(nth_callback(1)))
-say("2. callback:               kind=%s status=%s -> redirect the customer: %s %s",
-    event.kind, event.status, event.redirect.method, event.redirect.url)
+local event = assert(gate:notification(nth_callback(1)))
+local redirect = event.extra.redirect -- ecommpay's own fields are under extra
+say("2. callback:               kind=%s (%s) status=%s -> redirect the customer: %s %s",
+    event.kind, event.extra.operation_type, event.status, redirect.method, redirect.url)
 
 -- (The customer approves at their bank; the sandbox simulates it.)
 local form = { decision = "approve" }
-for k, v in pairs(event.redirect.body) do form[k] = v end
-local page = assert(http_client:request { method = "POST", url = event.redirect.url,
+for k, v in pairs(redirect.body) do form[k] = v end
+local page = assert(http_client:request { method = "POST", url = redirect.url,
     body = require("luapay.http").encode_query(form),
     headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
 say("   the customer returns to %s", page.headers.location)
 
--- 4. The final callback. Answer ecommpay with gate:callback_response.
-local final = assert(gate:callback(nth_callback(2)))
-local answer = gate:callback_response(final ~= nil)
+-- 4. The final callback. Record it, then answer ecommpay with
+--    gate:notification_response (received: 200 "OK", ecommpay stops sending it).
+local final = assert(gate:notification(nth_callback(2)))
+local answer = gate:notification_response(final, true)
 say("3. final callback:         %s %s, %d %s, operation %s -> answer %d %s",
     final.kind, final.status, final.amount, final.currency, final.provider_ref, answer.status, answer.body)
 
 -- 5. The payment's state, whenever you need it (POST /v2/payment/status).
 local status = assert(gate:status(payment_id))
-say("4. status:                 %s (%s)", status.status, status.payment_status)
+say("4. status:                 %s (%s)", status.status, status.extra.payment_status)
 
 -- 6. A partial refund of 10.00 EUR: amount and currency; a full one sends neither.
 assert(gate:refund("trustly", {
@@ -86,14 +88,14 @@ assert(gate:refund("trustly", {
     payment = { amount = 1000, currency = "EUR", description = "One mug broke", merchant_refund_id = payment_id .. "-r1" },
     customer = { ip_address = "198.51.100.7" },
 }))
-local refund = assert(gate:callback(nth_callback(3)))
+local refund = assert(gate:notification(nth_callback(3)))
 say("5. refund callback:        %s %s, %d %s refunded, %d left",
-    refund.kind, refund.status, refund.amount, refund.currency, refund.payment_amount)
+    refund.kind, refund.status, refund.amount, refund.currency, refund.extra.payment_amount)
 
 -- 7. A forged callback (amount changed after signing) is refused.
 local forged = nth_callback(2):gsub('"amount":2500', '"amount":250000')
-local bad, ferr = gate:callback(forged)
-say("6. forged callback:        %s -> answer %d", tostring(bad or ferr), gate:callback_response(bad).status)
+local bad, ferr = gate:notification(forged)
+say("6. forged callback:        %s -> answer %d", tostring(bad or ferr), gate:notification_response(bad, false).status)
 
 -- 8. Or let ecommpay's Payment Page take the customer to Trustly directly.
 local url = assert(gate:payment_page {

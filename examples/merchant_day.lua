@@ -225,15 +225,16 @@ local function ecommpay_purchase()
     }))
     -- The first callback: the customer must go to the bank, as redirect_data says.
     op("ecommpay")
-    local first = check(gate:callback(ecommpay_callback(payment_id, 1)))
-    if not first.redirect then fail("the first callback carries no redirect_data (status " .. first.status .. ")") end
+    local first = check(gate:notification(ecommpay_callback(payment_id, 1)))
+    local redirect = first.extra.redirect
+    if not redirect then fail("the first callback carries no redirect_data (status " .. first.status .. ")") end
     local form = { decision = "approve" } -- the customer approves at Trustly (simulated)
-    for k, v in pairs(first.redirect.body) do form[k] = v end
-    local back = visit(first.redirect.method, first.redirect.url, http.encode_query(form), "application/x-www-form-urlencoded")
+    for k, v in pairs(redirect.body) do form[k] = v end
+    local back = visit(redirect.method, redirect.url, http.encode_query(form), "application/x-www-form-urlencoded")
     if back.status ~= 302 then fail("the bank answered HTTP " .. back.status) end
     -- The final callback, verified on its raw body.
     op("ecommpay")
-    local final = check(gate:callback(ecommpay_callback(payment_id, 2)))
+    local final = check(gate:notification(ecommpay_callback(payment_id, 2)))
     if final.status ~= "succeeded" then fail("the purchase ended " .. final.status) end
     book("ecommpay", "money_in", final.amount, final.currency)
     return money(final.amount, final.currency) .. " in", first.status .. " → " .. final.status
@@ -354,9 +355,9 @@ local function ecommpay_payout()
     op("ecommpay")
     check(gate:payout("trustly", request))
     op("ecommpay")
-    local paid = check(gate:callback(ecommpay_callback(payout_id, 1)))
+    local paid = check(gate:notification(ecommpay_callback(payout_id, 1)))
     if paid.kind ~= "payout" or paid.status ~= "succeeded" then
-        fail(("the payout callback says %s %s (%s)"):format(paid.kind, paid.status, tostring(paid.message)))
+        fail(("the payout callback says %s %s (%s)"):format(paid.kind, paid.status, tostring(paid.extra.message)))
     end
     book("ecommpay", "money_out", paid.amount, paid.currency)
     return money(paid.amount, paid.currency) .. " out", paid.status
@@ -404,7 +405,7 @@ local function reconcile()
     -- Trustly NA: the day's payments whose bank authorization finished.
     op("trustly_na")
     for p, err in tna:payments{
-        createdAt = { start = day_start, ["end"] = day_end }, ["authorization.status"] = { "Finished" },
+        createdAt = { start = day_start, ["end"] = day_end }, ["authorization.status"] = { "Completed" },
     } do
         if not p then fail("Trustly NA payments stopped: " .. one_line(err)) end
         match(p.merchantReference, core.to_minor(p.paid, p.currency), p.currency)

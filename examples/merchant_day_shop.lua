@@ -5,17 +5,19 @@
 -- answers the provider the way it expects, and keeps the verified event
 -- in the shared dict, the stand-in for the shop's database:
 --
---   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:callback, then
---                                     gate:callback_response (200 "OK" or 400)
+--   POST /shop/ecommpay/<payment_id>  an ecommpay callback: gate:notification, then
+--                                     gate:notification_response (200 "OK" or 400)
 --   POST /shop/trustly/<token>        a Trustly notification: client:notification,
 --                                     processed once per notificationid, answered
 --                                     with client:notification_response (signed "OK");
---                                     403 and nothing signed when it does not verify
+--                                     400 and nothing signed when it does not verify
 --   POST /shop/trustly/refund/<orderid>?amount=<minor units>&currency=SEK
 --                                     the back office refunds through the shop's
 --                                     client (its store then knows the refund)
 --   GET  /shop/trustpay?<query>       a TrustPay notification: client:notification,
---                                     200 "OK" (400 when it does not verify)
+--                                     answered with client:notification_response
+--                                     (200 "OK"; 500, to be called again, when it
+--                                     does not verify)
 --   GET  /shop/inbox/<provider>/<ref> what the shop has recorded for an order, in
 --                                     arrival order (JSON array; ecommpay: the raw
 --                                     bodies, for the merchant's script to read)
@@ -78,8 +80,9 @@ end
 local function ecommpay_callback(config, payment_id)
     local gate = client(config, "ecommpay")
     local raw = raw_body()
-    local event, err = gate:callback(raw)
-    local reply = gate:callback_response(event ~= nil)
+    local event, err = gate:notification(raw, ngx.req.get_headers())
+    -- Recorded first, then acknowledged (200 "OK"); a forgery gets a 400.
+    local reply = gate:notification_response(event, event ~= nil)
     if event then
         record("ecommpay", event.merchant_ref, { body = raw, answered = reply.status })
     else
@@ -93,20 +96,23 @@ end
 -- twice; each notificationid is processed once, a repeat gets the same answer.
 local function trustly_notification(config)
     local c = client(config, "trustly")
-    local note, err = c:notification(raw_body())
+    local note, err = c:notification(raw_body(), ngx.req.get_headers())
     if not note then
         ngx.log(ngx.WARN, "shop: Trustly notification refused: ", tostring(err))
-        return answer(403, "notification refused")
+        local refused = c:notification_response(nil, false) -- 400, nothing signed
+        return answer(refused.status, refused.body, refused.headers["Content-Type"])
     end
-    local first = db():add("shop:trustly:seen:" .. note.notificationid, true)
+    local x = note.extra -- Trustly's own fields
+    local first = db():add("shop:trustly:seen:" .. x.notificationid, true)
     if first then
-        record("trustly", note.orderid, {
-            method = note.method, kind = note.kind, status = note.status, amount = note.amount,
-            currency = note.currency, notificationid = note.notificationid,
-            accountid = note.kind == "account" and note.data.accountid or nil,
+        record("trustly", x.orderid, {
+            method = x.method, kind = note.kind, status = note.status, amount = note.amount,
+            currency = note.currency, notificationid = x.notificationid,
+            accountid = note.kind == "account" and x.data.accountid or nil,
         })
     end
-    return answer(200, c:notification_response(note, "OK"), "application/json")
+    local reply = c:notification_response(note, true) -- recorded: 200 and the signed "OK"
+    return answer(reply.status, reply.body, reply.headers["Content-Type"])
 end
 
 -- Trustly: the back office refunds through the shop's client, so that the
@@ -120,19 +126,22 @@ local function trustly_refund(config, orderid)
     return answer(200, cjson.encode(refund), "application/json")
 end
 
--- TrustPay: the notification is the query string of a GET.
+-- TrustPay: the notification is the query string of a GET; the answer
+-- says whether to call again.
 local function trustpay_notification(config)
-    local event, err = client(config, "trustpay"):notification(ngx.var.args or "")
-    if not event then
+    local c = client(config, "trustpay")
+    local event, err = c:notification(ngx.var.args or "")
+    if event then
+        record("trustpay", event.merchant_ref, {
+            kind = event.kind, status = event.status, amount = event.amount, currency = event.currency,
+            result_code = event.extra.result_code, payment_request_id = event.provider_ref,
+            card_mask = event.extra.card and event.extra.card.CardMask or nil,
+        })
+    else
         ngx.log(ngx.WARN, "shop: TrustPay notification refused: ", tostring(err))
-        return answer(400, "notification refused")
     end
-    record("trustpay", event.merchant_ref, {
-        kind = event.kind, status = event.status, amount = event.amount, currency = event.currency,
-        result_code = event.result_code, payment_request_id = event.provider_ref,
-        card_mask = event.card and event.card.CardMask or nil,
-    })
-    return answer(200, "OK")
+    local reply = c:notification_response(event, event ~= nil)
+    return answer(reply.status, reply.body, reply.headers["Content-Type"])
 end
 
 function shop.handle(path, config)

@@ -89,7 +89,7 @@ end
 local tna_seen = 0
 for p, err in tna:payments{
     createdAt = { start = day_start, ["end"] = day_end },
-    ["authorization.status"] = { "Finished" },
+    ["authorization.status"] = { "Completed" },
 } do
     if not p then fail("Trustly NA", err) end
     tna_seen = tna_seen + 1

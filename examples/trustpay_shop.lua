@@ -11,23 +11,28 @@ local client -- one TrustPay client per nginx worker
 
 local function orders() return ngx.shared.luapay_sandbox end
 
---- TrustPay calls the NotificationUrl with the result in the query string.
+--- TrustPay calls the NotificationUrl with the result in the query string
+-- (a GET); the answer says whether to call again.
 function shop.notify(config)
     client = client or trustpay.new(config.shop)
     local event, err = client:notification(ngx.var.args or "")
+    local recorded = false
     if not event then
         -- a forged or damaged notification: nothing changes
         ngx.log(ngx.WARN, "shop: notification refused: ", tostring(err))
-        return ngx.exit(ngx.HTTP_BAD_REQUEST)
+    else
+        local n = orders():incr("shop:events", 1, 0)
+        recorded = orders():set("shop:event:" .. n, cjson.encode{
+            kind = event.kind, status = event.status, order = event.merchant_ref, amount = event.amount,
+            currency = event.currency, payment_request_id = event.provider_ref, result = event.extra.result.name,
+            card_mask = event.extra.card and event.extra.card.CardMask or nil,
+        })
     end
-    local n = orders():incr("shop:events", 1, 0)
-    orders():set("shop:event:" .. n, cjson.encode{
-        kind = event.kind, status = event.status, order = event.merchant_ref, amount = event.amount,
-        currency = event.currency, payment_request_id = event.provider_ref, result = event.result.name,
-        card_mask = event.card and event.card.CardMask or nil,
-    })
-    ngx.header["Content-Type"] = "text/plain"
-    ngx.print("OK")
+    -- 200 once recorded; otherwise an answer that makes TrustPay call again
+    local answer = client:notification_response(event, recorded)
+    ngx.status = answer.status
+    for k, v in pairs(answer.headers) do ngx.header[k] = v end
+    ngx.print(answer.body)
 end
 
 --- What the shop has learnt so far (for the example to print).

@@ -131,6 +131,31 @@ describe("the provider registry (luapay.providers)", function()
     end)
 end)
 
+describe("the command's help (luapay.cli)", function()
+    it("lists the providers with an export and the URL kinds as the registry's adapters offer them", function()
+        local registry = require "luapay.providers"
+        local cli = require "luapay.cli"
+        cli.load_providers()
+        local exporters = {}
+        for _, name in ipairs(registry.NAMES) do
+            if cli.providers[name].export then exporters[#exporters + 1] = (name:gsub("_", "-")) end
+        end
+        local words = table.concat(exporters, "|")
+        assert.truthy(cli.commands.export.usage:find("luapay export " .. words .. " --from", 1, true), cli.commands.export.usage)
+        assert.truthy(cli.commands.export.help:find("luapay export " .. words .. " --from", 1, true))
+        for _, name in ipairs(registry.NAMES) do
+            for kind in pairs(cli.providers[name].urls or {}) do
+                assert.truthy(cli.commands.url.help:find(kind, 1, true), kind)
+            end
+        end
+        for _, command in pairs(cli.commands) do
+            assert.is_nil(command.usage:find("{", 1, true), command.usage) -- every list filled in
+            assert.is_nil(command.help:find("{exporters}", 1, true))
+            assert.is_nil(command.help:find("{url kinds}", 1, true))
+        end
+    end)
+end)
+
 describe("make install", function()
     it("honours PREFIX and DESTDIR, installs every module and the command, and uninstalls them", function()
         local p = io.popen("mktemp -d /tmp/luapay-install.XXXXXX")

@@ -1,11 +1,12 @@
 local core = require "luapay.core"
+local ecommpay = require "luapay.ecommpay"
 local cjson = require "cjson"
 
 local LUA54 = math.type ~= nil -- Lua 5.4 has integer and float subtypes; LuaJIT only doubles
 local TWO53 = LUA54 and math.tointeger(2 ^ 53) or 2 ^ 53
 
 local CLEARINGHOUSES = {}
-for i, row in ipairs(core.clearinghouses()) do CLEARINGHOUSES[i] = row.name end
+for i, row in ipairs(ecommpay.CLEARINGHOUSES) do CLEARINGHOUSES[i] = row.name end
 
 local assert_raises = require("support.util").assert_raises
 
@@ -60,8 +61,8 @@ local function payout_schema()
             } },
             account = { type = "object", required = true, fields = {
                 clearinghouse = { type = "enum", required = true, values = CLEARINGHOUSES },
-                number = { type = "string", required = true, clearing = "number" },
-                bank_code = { type = "string", clearing = "bank_code" },
+                number = { type = "string", required = true, pattern_by = ecommpay.ACCOUNT_FORMATS.number },
+                bank_code = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.bank_code },
             } },
             items = { type = "array", min_items = 1, max_items = 10, items = { type = "string", max_len = 35 } },
             recurring = { type = "object", fields = {
@@ -353,7 +354,7 @@ describe("the fast path for anchored patterns", function()
     end
 
     local patterns = {}
-    for _, row in ipairs(core.clearinghouses()) do
+    for _, row in ipairs(ecommpay.CLEARINGHOUSES) do
         patterns[#patterns + 1] = row.number
         if row.bank_code then patterns[#patterns + 1] = row.bank_code end
     end
@@ -703,8 +704,8 @@ describe("the clearinghouse rule (Figure 32)", function()
     local S = core.schema{ type = "object", fields = {
         account = { type = "object", fields = {
             clearinghouse = { type = "enum", required = true, values = CLEARINGHOUSES },
-            number = { type = "string", required = true, clearing = "number" },
-            bank_code = { type = "string", clearing = "bank_code" },
+            number = { type = "string", required = true, pattern_by = ecommpay.ACCOUNT_FORMATS.number },
+            bank_code = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.bank_code },
         } },
     } }
 
@@ -749,7 +750,7 @@ describe("the clearinghouse rule (Figure 32)", function()
         assert.equal(#CLEARINGHOUSES, n)
     end)
 
-    for _, row in ipairs(core.clearinghouses()) do
+    for _, row in ipairs(ecommpay.CLEARINGHOUSES) do
         local name = row.name
         it(("%s: takes a valid account number and bank code, refuses an invalid one"):format(name), function()
             local ex = rows[name]
@@ -775,6 +776,56 @@ describe("the clearinghouse rule (Figure 32)", function()
         assert.same({ { "account.clearinghouse", "enum" } }, pairs_of(v))
         _, v = core.validate(S, { account = { number = "x" } })
         assert.same({ { "account.clearinghouse", "required" } }, pairs_of(v))
+    end)
+end)
+
+describe("pattern_by with a label and formats: a provider's table handed in as data", function()
+    -- The core knows no provider's field names: the same rule with other
+    -- names and another table works the same way.
+    local S = core.schema{ type = "object", fields = {
+        scheme = { type = "enum", values = { "US", "EU", "XX" } },
+        acct = { type = "string", pattern_by = { field = "scheme", label = "routing number",
+            patterns = { US = "^[0-9]{9}$", EU = { format = "iban" } } } },
+        key = { type = "string", secret = true },
+        ref = { type = "string", pattern_by = { field = "key", patterns = { A = "^a+$", B = { format = "email" } },
+            label = "reference" } },
+    } }
+
+    it("checks the pattern or the format the sibling's value chooses, with the label in the message", function()
+        assert.is_true(core.validate(S, { scheme = "US", acct = "123456789" }))
+        assert.is_true(core.validate(S, { scheme = "EU", acct = "DE89370400440532013000" }))
+        assert.is_true(core.validate(S, { scheme = "XX", acct = "anything" })) -- a value without a rule
+        local _, v = core.validate(S, { scheme = "US", acct = "12345" })
+        assert.same({ { path = "acct", code = "pattern", message = "acct: does not match the US routing number format" } }, v)
+        _, v = core.validate(S, { scheme = "EU", acct = "DE89370400440532013001" })
+        assert.same({ { path = "acct", code = "format", message = "acct: must be an IBAN for EU" } }, v)
+    end)
+
+    it("names a secret sibling, never its value", function()
+        local _, v = core.validate(S, { key = "A", ref = "b" })
+        assert.same({ path = "ref", code = "pattern", message = "ref: does not match the chosen key reference format" }, v[1])
+        _, v = core.validate(S, { key = "B", ref = "not mail" })
+        assert.same({ path = "ref", code = "format", message = "ref: must be an e-mail address for chosen key" }, v[1])
+    end)
+
+    it("is the only way to a clearinghouse rule: a field named clearinghouse means nothing by itself", function()
+        assert.is_nil(core.clearinghouses)
+        local plain = core.schema{ type = "object", fields = {
+            clearinghouse = { type = "string" }, number = { type = "string" }, bank_code = { type = "string" } } }
+        assert.is_true(core.validate(plain, { clearinghouse = "SWEDEN", number = "x", bank_code = "y" }))
+    end)
+
+    it("leaves no provider's name or field names in the generic validator's C sources", function()
+        local names = { "clearinghouse", "clearing", "bank_code", "account_number", "ecommpay", "trustly", "trustpay",
+            "begateway", "figure 32" }
+        for _, file in ipairs { "validate.c", "checks.c", "checks.h", "refdata.c", "pattern.c", "money.c" } do
+            local f = assert(io.open("csrc/" .. file, "rb"))
+            local text = f:read("*a"):lower()
+            f:close()
+            for _, name in ipairs(names) do
+                assert.is_nil(text:find(name, 1, true), "csrc/" .. file .. " mentions " .. name)
+            end
+        end
     end)
 end)
 
@@ -809,7 +860,7 @@ describe("secret fields", function()
             card = { type = "object", secret = true, additional = false, fields = {
                 pan = { type = "string", pattern = "^[0-9]{16}$" },
                 clearinghouse = { type = "enum", values = CLEARINGHOUSES },
-                number = { type = "string", clearing = "number" },
+                number = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number },
             } },
             pins = { type = "array", secret = true, items = { type = "string", pattern = "^[0-9]{4}$" } },
             open = { type = "object", additional = false },
@@ -899,12 +950,21 @@ describe("a bad schema", function()
           { type = "object", fields = { a = { type = "any" },
               b = { type = "any", required_if = { field = "a", equals = 1, ["in"] = { 2 } } } } },
           "(b: 'required_if' needs exactly one of equals and in)" },
-        { "clearing outside an object", { type = "string", clearing = "number" }, "('clearing' is only for fields of an object)" },
-        { "clearing without a clearinghouse field",
-          { type = "object", fields = { number = { type = "string", clearing = "number" } } },
-          "(number: 'clearing' names 'clearinghouse', which is not another field of this object)" },
-        { "a bad clearing column", { type = "object", fields = { n = { type = "string", clearing = "iban" } } },
-          "(n: 'clearing' must be \"number\" or \"bank_code\")" },
+        { "clearing, which is ecommpay's rule and not the core's", { type = "string", clearing = "number" },
+          "(unknown option 'clearing' for type 'string')" },
+        { "pattern_by outside an object", { type = "string", pattern_by = { field = "a", patterns = {} } },
+          "('pattern_by' is only for fields of an object)" },
+        { "pattern_by naming no sibling",
+          { type = "object", fields = { number = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number } } },
+          "(number: 'pattern_by' names 'clearinghouse', which is not another field of this object)" },
+        { "a pattern_by format it does not know",
+          { type = "object", fields = { a = { type = "any" },
+              n = { type = "string", pattern_by = { field = "a", patterns = { X = { format = "bank" } } } } } },
+          "(n: 'pattern_by.patterns' X: {format = F} takes \"bic\", \"iban\", \"email\", \"url\" or \"date\")" },
+        { "a pattern_by label that is not a string",
+          { type = "object", fields = { a = { type = "any" },
+              n = { type = "string", pattern_by = { field = "a", patterns = {}, label = 1 } } } },
+          "(n: 'pattern_by.label' must be a string)" },
         { "decimal bounds with other decimals", { type = "decimal", decimals = 2, min = "0.0" },
           "('min' must be a decimal string with 2 decimals)" },
         { "a forbid that is not text", { type = "string", forbid = "" }, "('forbid' must be a non-empty UTF-8 string)" },
@@ -912,9 +972,10 @@ describe("a bad schema", function()
         { "a type name with a NUL byte", { type = "string\0x" }, "(unknown type 'string\\0x')" },
         { "an option name with a NUL byte", { type = "string", ["max_len\0"] = 3 },
           "(unknown option 'max_len\\0' for type 'string')" },
-        { "a clearing column with a NUL byte",
-          { type = "object", fields = { clearinghouse = { type = "any" }, n = { type = "string", clearing = "number\0" } } },
-          "(n: 'clearing' must be \"number\" or \"bank_code\")" },
+        { "a pattern_by key with a NUL byte",
+          { type = "object", fields = { a = { type = "any" },
+              n = { type = "string", pattern_by = { field = "a", patterns = {}, ["label\0"] = "x" } } } },
+          "(n: 'pattern_by' takes field, patterns and label)" },
         { "a required_if key with a NUL byte",
           { type = "object", fields = { a = { type = "any" },
               b = { type = "any", required_if = { field = "a", ["in\0"] = { 1 }, equals = 1 } } } },
@@ -990,7 +1051,7 @@ describe("a compiled schema", function()
         for i = 1, 100 do
             local S = core.schema{ type = "object", fields = {
                 clearinghouse = { type = "enum", values = CLEARINGHOUSES },
-                number = { type = "string", clearing = "number", pattern = "^[0-9]+$" },
+                number = { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number, pattern = "^[0-9]+$" },
             } }
             if i % 2 == 0 then S:close() end
         end

@@ -121,7 +121,7 @@ describe("building a request", function()
 
     it("refuses to switch TLS verification off in live mode", function()
         assert.has_error(function() http.new{ verify = false, live = true, transport = scripted{} } end,
-            "luapay.http: TLS verification cannot be switched off in live mode")
+            "luapay.http.new: option 'verify' cannot be false in the live environment: TLS verification stays on")
     end)
 end)
 
@@ -349,7 +349,7 @@ describe("http.check_verify_option", function()
             assert.not_matches("Pa55", err)
         end
         assert.has_error(function() http.check_verify_option("no", "https://127.0.0.1/", "x.new") end,
-            "x.new: 'verify' must be a boolean, got string")
+            "x.new: option 'verify' must be a boolean, got string")
         assert.has_error(function() http.check_verify_option(false, nil, "x.new") end)
     end)
 end)
@@ -515,5 +515,60 @@ describe("transports", function()
         local t = http.default_transport{}
         assert.equal("luapay.http_client", tostring(t))
         t:close()
+    end)
+end)
+
+describe("http.new's options (the transport options every provider forwards)", function()
+    local provider = require "luapay.provider"
+
+    it("raises on a bad value, naming the option and the caller's function", function()
+        local bad = {
+            transport = 1, timeout_ms = 0, connect_timeout_ms = 1.5, deadline_ms = "1", keepalive_ms = -1,
+            retries = -1, verify = "yes", ca_file = "", proxy = 42, user_agent = "a\r\nX-Injected: 1",
+            pool_size = 0, max_head_bytes = 2 ^ 33, max_body_bytes = 0, sleep = 1, clock = "now", random = {},
+        }
+        for name, value in pairs(bad) do
+            local ok, err = pcall(http.new, { [name] = value })
+            assert.is_false(ok, name)
+            assert.matches("luapay.http.new: option '" .. name .. "' must be ", err, 1, true)
+        end
+        local ok, err = pcall(http.new, { pool_size = 0 }, "trustly.new")
+        assert.is_false(ok)
+        assert.matches("trustly.new: option 'pool_size' must be a whole number", err, 1, true)
+    end)
+
+    it("names every provider transport option (the one set) as an option it takes", function()
+        for _, name in ipairs(provider.TRANSPORT_OPTIONS) do
+            if name ~= "http" then
+                local ok, err = pcall(http.new, { [name] = setmetatable({}, {}) })
+                -- a table is a bad value for each of them but transport (then: no request method)
+                assert.is_false(ok, name)
+                assert.matches("option '" .. name .. "' must be ", err, 1, true)
+            end
+        end
+    end)
+
+    it("refuses, next to a transport passed in, the options that configure the transport luapay builds", function()
+        for name, value in pairs({ ca_file = "/x.pem", proxy = "http://127.0.0.1:3128", pool_size = 2,
+            keepalive_ms = 5000, verify = false }) do
+            local ok, err = pcall(http.new, { transport = scripted{}, [name] = value })
+            assert.is_false(ok, name)
+            assert.matches("luapay.http.new: option '" .. name, err, 1, true)
+            assert.matches("cannot be given with 'transport'", err, 1, true)
+        end
+    end)
+
+    it("gives a transport passed in the client's caps, user agent and timeouts with every request", function()
+        local t = scripted{ { status = 200 } }
+        local c = client(t, { max_head_bytes = 100, max_body_bytes = 200, user_agent = "ua/1", timeout_ms = 900,
+            connect_timeout_ms = 300 })
+        assert(c:request{ url = "https://x.test/" })
+        assert.equal(100, t.seen[1].max_head_bytes)
+        assert.equal(200, t.seen[1].max_body_bytes)
+        assert.equal("ua/1", t.seen[1].headers["User-Agent"])
+        assert.equal(900, t.seen[1].timeout_ms)
+        assert.equal(300, t.seen[1].connect_timeout_ms)
+        assert(c:request{ url = "https://x.test/", max_body_bytes = 50 })
+        assert.equal(50, t.seen[2].max_body_bytes)
     end)
 end)

@@ -161,6 +161,19 @@ describe("transports against the sandbox", function()
                 assert.equal(3, out.server_saw)
             end)
 
+            it("does not reuse a connection that idled longer than keepalive_ms", function()
+                local out = run("keepalive_ms")
+                assert.is_false(out.short_reused)
+                assert.is_true(out.default_reused)
+            end)
+
+            it("keeps at most pool_size idle connections", function()
+                local out = run("pool_size")
+                assert.is_nil(out.message)
+                assert.is_true(out.reused_with_1 <= 1, "a pool of 1 kept both connections")
+                assert.equal(2, out.reused_with_2)
+            end)
+
             it("retries an idempotent request through 503s to success", function()
                 local out = run("flaky_idempotent")
                 assert.equal(200, out.status)
@@ -265,6 +278,23 @@ describe("transports against the sandbox", function()
     end)
 
     describe("inside nginx", function()
+        it("refuses ca_file and proxy when a client is built, saying what to do instead", function()
+            local c = core.http_client{ timeout_ms = 20000 }
+            local res = assert(c:request{ url = sb.url .. "/t/run?case=nginx_refusals&key=" .. unique_key() })
+            c:close()
+            local out = assert(http.decode_json(res.body))
+            for _, who in ipairs({ "luapay.http.new", "ecommpay.new", "luapay.http.cosocket.new" }) do
+                local prefix = who == "luapay.http.new" and "" or who:match("^(%w+)%.new$") or "cosocket"
+                local ca, proxy = out[(prefix ~= "" and prefix .. "_" or "") .. "ca_file"],
+                    out[(prefix ~= "" and prefix .. "_" or "") .. "proxy"]
+                assert.matches(who .. ": option 'ca_file' cannot be honoured inside nginx", ca, 1, true)
+                assert.matches("lua_ssl_trusted_certificate", ca, 1, true)
+                assert.matches(who .. ": option 'proxy' cannot be honoured inside nginx", proxy, 1, true)
+                assert.matches("outside nginx (libcurl)", proxy, 1, true)
+            end
+            assert.equal("ua-spec", out.user_agent)
+        end)
+
         it("refuses to work in a phase without cosockets, naming the phase", function()
             local key = unique_key()
             local c = core.http_client{}
@@ -302,6 +332,25 @@ describe("transports against the sandbox", function()
 end)
 
 describe("the pipeline with the real libcurl transport", function()
+    it("goes through the proxy it is given (the sandbox answering absolute URIs)", function()
+        local sb = assert(sandbox.start{ routes = ROUTES, lua_path = "spec/?.lua" })
+        local res, err = http.new{ proxy = sb.url, retries = 0 }:request{ url = "http://proxied.invalid/t/echo" }
+        assert.is_table(res, err and err.message)
+        assert.equal(200, res.status)
+        assert.equal("proxied.invalid", res.json.headers.host)
+        -- without it, the name does not resolve
+        local _, derr = http.new{ retries = 0 }:request{ url = "http://proxied.invalid/t/echo" }
+        assert.equal("network", derr.type)
+        util.stop_sandbox(sb)
+    end)
+
+    it("refuses keepalive_ms below a second (libcurl counts whole seconds)", function()
+        assert.has_error(function() http.new{ keepalive_ms = 500 } end,
+            "luapay.http.new: option 'keepalive_ms' must be at least 1000 outside nginx: libcurl counts idle time in whole seconds")
+        assert.has_error(function() core.http_client{ keepalive_ms = 500 } end,
+            "http_client: bad argument #1 'keepalive_ms' (at least 1000 expected: libcurl counts idle time in whole seconds)")
+    end)
+
     it("retries a refused connection and succeeds once the server is up", function()
         -- a free port: nothing answers there yet
         local port

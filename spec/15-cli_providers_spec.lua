@@ -34,6 +34,26 @@ describe("luapay with TrustPay", function()
         assert.is_nil(out:find("s3cret", 1, true))
     end)
 
+    it("verifies a notification given as its query string or as TrustPay's e-mail JSON, extras under extra", function()
+        local trustpay = require "luapay.trustpay"
+        local f = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "3",
+            Reference = "ORD-8", PaymentRequestId = "177561", CardMask = "0162" }
+        f.Signature = assert(trustpay.sign("s3cret", "card_notification", f))
+        local query = require("luapay.http").encode_query(f)
+        local env = "LUAPAY_TRUSTPAY_ACCOUNT_ID=4107111111 LUAPAY_TRUSTPAY_SECRET=s3cret"
+        for _, input in ipairs({ query, assert(core.json_encode(f)) }) do
+            local out, err, code = luapay("verify trustpay", input, env)
+            assert.equal(0, code, err)
+            local event = core.json_decode(out)
+            assert.same({ "payment", "succeeded", "ORD-8", 600 }, { event.kind, event.status, event.merchant_ref, event.amount })
+            assert.same({ "card", "CRDT", "0162" }, { event.extra.method, event.extra.type, event.extra.card.CardMask })
+            assert.equal(query, event.raw)
+        end
+        local _, err, code = luapay("verify trustpay", (query:gsub("Amount=6%.00", "Amount=7.00")), env)
+        assert.equal(1, code)
+        assert.matches("^luapay: luapay signature error", err)
+    end)
+
     it("calls API Banking and prints the answer", function()
         local out, err, code = luapay("call trustpay accounts --sandbox")
         assert.equal(0, code, err)
@@ -120,7 +140,7 @@ describe("luapay export and webhooks (beGateway, Trustly NA)", function()
         local out, err, code = luapay("verify begateway --sandbox --signature " .. sig, body)
         assert.equal(0, code, err)
         local event = core.json_decode(out)
-        assert.is_true(event.test)
+        assert.is_true(event.extra.test)
         assert.equal("ORD-2", event.merchant_ref)
         local env = "LUAPAY_BEGATEWAY_PSP_ID=1 LUAPAY_BEGATEWAY_SECRET=x LUAPAY_BEGATEWAY_DWH_URL=http://127.0.0.1:1"
             .. " LUAPAY_BEGATEWAY_PUBLIC_KEY=spec/fixtures/keys/provider_public.pem"
@@ -171,6 +191,12 @@ describe("luapay with ecommpay", function()
         err, code = select(2, luapay("call ecommpay sale --sandbox '" .. req .. "'"))
         assert.equal(1, code)
         assert.matches("^luapay: ", err)
+    end)
+
+    it("names the operations it knows when given another", function()
+        local _, err, code = luapay("call ecommpay nosuch --sandbox '{}'")
+        assert.equal(2, code)
+        assert.matches("^luapay: unknown ecommpay operation 'nosuch' %(account_verification, payout, recurring, refund, ", err)
     end)
 
     it("builds a Payment Page URL", function()

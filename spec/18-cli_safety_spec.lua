@@ -560,3 +560,28 @@ return {
         assert_no_secret()
     end)
 end)
+
+describe("luapay: the environment setting, for every provider", function()
+    -- A command that builds the provider's client, with its credentials.
+    local CASES = {
+        { "ecommpay", "call ecommpay status", '"p1"', "LUAPAY_ECOMMPAY_PROJECT_ID=1 LUAPAY_ECOMMPAY_SECRET=s3cret-x" },
+        { "trustly", "call trustly Balance", "{}", "LUAPAY_TRUSTLY_USERNAME=u LUAPAY_TRUSTLY_PASSWORD=s3cret-x"
+            .. " LUAPAY_TRUSTLY_PRIVATE_KEY=spec/fixtures/keys/merchant_private.pem" },
+        { "trustpay", "call trustpay accounts", "", "LUAPAY_TRUSTPAY_ACCOUNT_ID=1 LUAPAY_TRUSTPAY_SECRET=s3cret-x" },
+        { "begateway", "export begateway --from 2024-06-03 --to 2024-06-03", "", "LUAPAY_BEGATEWAY_PSP_ID=1"
+            .. " LUAPAY_BEGATEWAY_SECRET=s3cret-x LUAPAY_BEGATEWAY_DWH_URL=https://dwh.example" },
+        { "trustly_na", "export trustly-na --from 2024-06-03 --to 2024-06-03", "",
+            "LUAPAY_TRUSTLY_NA_ACCESS_ID=a LUAPAY_TRUSTLY_NA_ACCESS_KEY=s3cret-x" },
+    }
+    for _, c in ipairs(CASES) do
+        local name, args, input, env = c[1], c[2], c[3], c[4]
+        it("is passed to " .. name .. ".new, which refuses a value other than test or live", function()
+            local var = "LUAPAY_" .. name:upper() .. "_ENVIRONMENT=staging"
+            local out, err, code = luapay(args, input, "LUAPAY_CONFIG=/nonexistent " .. env .. " " .. var)
+            assert.equal(3, code, err)
+            assert.equal("", out)
+            assert.matches(name .. ".new: option 'environment' must be \"test\" or \"live\"", err, 1, true)
+            assert.not_matches("s3cret-x", err, 1, true)
+        end)
+    end
+end)

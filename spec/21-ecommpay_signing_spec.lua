@@ -1,4 +1,4 @@
--- ecommpay's pure functions: string_to_sign, signature, verify_callback and
+-- ecommpay's pure functions: string_to_sign, signature, verify_notification and
 -- payment_page_url, on the vectors and on the cases a callback can bring.
 local core = require "luapay.core"
 local ecommpay = require "luapay.ecommpay"
@@ -56,10 +56,14 @@ describe("ecommpay signing", function()
     end)
 end)
 
-describe("ecommpay.verify_callback", function()
+describe("ecommpay.verify_notification", function()
+    local function verify(raw_body, secret)
+        return ecommpay.verify_notification(raw_body, nil, { secret = secret })
+    end
+
     it("accepts the valid callback vectors and rejects the tampered one", function()
         for _, v in ipairs(vectors.callback_vectors) do
-            local event, err = ecommpay.verify_callback(v.raw_body, v.secret)
+            local event, err = verify(v.raw_body, v.secret)
             if v.expected_valid then
                 assert.is_table(event, v.name)
                 assert.equal("ecommpay", event.provider)
@@ -72,27 +76,51 @@ describe("ecommpay.verify_callback", function()
         end
     end)
 
-    it("maps the vectors onto the common event", function()
+    it("maps the vectors onto the common event: raw the body string, ecommpay's words under extra", function()
         local cv = {}
         for _, v in ipairs(vectors.callback_vectors) do cv[v.name] = v end
-        local sale = ecommpay.verify_callback(cv.callback_root_signature_trustly_sale_success.raw_body,
-            cv.callback_root_signature_trustly_sale_success.secret)
-        assert.same({ "sale", "succeeded", "TRUSTLY-0001", "41000000123", 10000, "SEK" },
+        local v = cv.callback_root_signature_trustly_sale_success
+        local sale = verify(v.raw_body, v.secret)
+        assert.same({ "payment", "succeeded", "TRUSTLY-0001", "41000000123", 10000, "SEK" },
             { sale.kind, sale.status, sale.merchant_ref, sale.provider_ref, sale.amount, sale.currency })
-        assert.equal(12345, sale.project_id)
-        assert.equal("K\xC3\xB6p #42 \xE2\x80\x93 caf\xC3\xA9", sale.raw.payment.description)
+        assert.equal(v.raw_body, sale.raw)
+        assert.same({ "sale", "success", 12345 },
+            { sale.extra.operation_type, sale.extra.payment_status, sale.extra.project_id })
+        assert.equal("K\xC3\xB6p #42 \xE2\x80\x93 caf\xC3\xA9", sale.extra.body.payment.description)
+        assert.is_nil(rawget(sale, "project_id")) -- extras only under extra
+        assert.equal(12345, sale.project_id) -- read through until 0.3 (deprecated)
 
-        local v = cv.callback_general_signature_trustly_sale_decline
-        local decline = ecommpay.verify_callback(v.raw_body, v.secret)
-        assert.same({ "sale", "failed", "TRUSTLY-0002", 2500, "EUR", "20000", 12345 },
-            { decline.kind, decline.status, decline.merchant_ref, decline.amount, decline.currency, decline.code,
-              decline.project_id })
-        assert.equal("3028", decline.errors[1].code)
-        assert.is_nil(decline.redirect) -- redirect_data with an empty url is no redirect
+        v = cv.callback_general_signature_trustly_sale_decline
+        local decline = verify(v.raw_body, v.secret)
+        assert.same({ "payment", "failed", "TRUSTLY-0002", 2500, "EUR", "20000", 12345 },
+            { decline.kind, decline.status, decline.merchant_ref, decline.amount, decline.currency, decline.extra.code,
+              decline.extra.project_id })
+        assert.equal("3028", decline.extra.errors[1].code)
+        assert.is_nil(decline.extra.redirect) -- redirect_data with an empty url is no redirect
 
         v = cv.callback_root_signature_refund_success
-        local refund = ecommpay.verify_callback(v.raw_body, v.secret)
-        assert.same({ "refund", "refunded", 10000, 0 }, { refund.kind, refund.status, refund.amount, refund.payment_amount })
+        local refund = verify(v.raw_body, v.secret)
+        assert.same({ "refund", "refunded", 10000, 0 },
+            { refund.kind, refund.status, refund.amount, refund.extra.payment_amount })
+    end)
+
+    it("gives every vector's event in the contract's shape and vocabulary", function()
+        local provider = require "luapay.provider"
+        local kinds, statuses = {}, {}
+        for _, k in ipairs(provider.KINDS) do kinds[k] = true end
+        for _, s in ipairs(provider.STATUSES) do statuses[s] = true end
+        local common = { provider = true, kind = true, status = true, merchant_ref = true, provider_ref = true,
+            amount = true, currency = true, raw = true, extra = true }
+        for _, v in ipairs(vectors.callback_vectors) do
+            local event = verify(v.raw_body, v.secret)
+            if event then
+                assert.is_true(kinds[event.kind], v.name)
+                assert.is_true(statuses[event.status], v.name)
+                assert.equal(v.raw_body, event.raw, v.name)
+                assert.is_table(event.extra.body, v.name)
+                for k in pairs(event) do assert.is_true(common[k], v.name .. ": " .. k) end
+            end
+        end
     end)
 
     it("verifies on the exact text: integers to 2^63-1 and beyond, 1.0, escapes and surrogate pairs", function()
@@ -103,22 +131,22 @@ describe("ecommpay.verify_callback", function()
             'general:payment_id:p/1;general:project_id:7;n:;operation:big:123456789012345678901234;'
             .. 'operation:e:100;operation:half:0.5;operation:id:9223372036854775807;operation:neg:0;'
             .. 'operation:one:1;s:\xC3\xB6\xF0\x9F\x98\x80/"\\', secret)
-        local event, err = ecommpay.verify_callback(raw, secret)
+        local event, err = verify(raw, secret)
         assert.is_nil(err)
         assert.equal("9223372036854775807", event.provider_ref)
         assert.equal("p/1", event.merchant_ref)
         -- one digit changed far beyond 2^53: a double could not tell
         local tampered = raw:gsub("9223372036854775807", "9223372036854775806")
-        assert.is_nil(ecommpay.verify_callback(tampered, secret))
+        assert.is_nil(verify(tampered, secret))
     end)
 
     it("takes the root signature before general.signature and drops nested signature keys", function()
         local secret = "s"
         local raw = signed('{"signature":"SIG","general":{"signature":"ignored","payment_id":"x"},'
             .. '"payment":{"signature":"also ignored","id":"x"}}', "general:payment_id:x;payment:id:x", secret)
-        assert(ecommpay.verify_callback(raw, secret))
+        assert(verify(raw, secret))
         local swapped = raw:gsub('"ignored"', '"changed"')
-        assert(ecommpay.verify_callback(swapped, secret)) -- not part of the signed string
+        assert(verify(swapped, secret)) -- not part of the signed string
     end)
 
     it("rejects what is not a signed JSON object with a signature error", function()
@@ -134,18 +162,37 @@ describe("ecommpay.verify_callback", function()
             { '{"signature":"abc","s":"\\ud800"}', "callback body is not JSON" },
         }
         for _, c in ipairs(cases) do
-            local event, err = ecommpay.verify_callback(c[1], "the-secret")
+            local event, err = verify(c[1], "the-secret")
             assert.is_nil(event, c[1])
             assert.equal("signature", err.type, c[1])
             assert.equal(c[2], err.message:sub(1, #c[2]), c[1])
             assert.is_nil(tostring(err):find("the-secret", 1, true))
         end
-        local event, err = ecommpay.verify_callback(nil, "the-secret")
+        local event, err = verify(nil, "the-secret")
         assert.is_nil(event)
         assert.equal("signature", err.type)
     end)
 
     it("raises when given a decoded table instead of the raw body, or no secret", function()
+        assert.has_error(function() ecommpay.verify_notification({}, nil, { secret = "s" }) end,
+            "ecommpay.verify_notification: bad argument #1 'raw_body' (the raw body string expected (verify before decoding), got table)")
+        assert.has_error(function() ecommpay.verify_notification("{}", "headers", { secret = "s" }) end,
+            "ecommpay.verify_notification: bad argument #2 'headers' (a table or nil expected, got string)")
+        assert.has_error(function() ecommpay.verify_notification("{}", {}, "s") end,
+            "ecommpay.verify_notification: bad argument #3 'keys' ({secret = ...} expected, got string)")
+        assert.has_error(function() ecommpay.verify_notification("{}", {}, { secret = "" }) end,
+            "ecommpay.verify_notification: bad argument #3 'keys' (keys.secret: a non-empty string expected, got an empty string)")
+    end)
+
+    it("keeps the deprecated verify_callback(raw_body, secret) working until 0.3", function()
+        local v = vectors.callback_vectors[1]
+        for _, x in ipairs(vectors.callback_vectors) do
+            if x.expected_valid then v = x break end
+        end
+        local event = assert(ecommpay.verify_callback(v.raw_body, v.secret))
+        assert.same(verify(v.raw_body, v.secret), event)
+        local _, err = ecommpay.verify_callback(v.raw_body:gsub('"', " ", 1), v.secret)
+        assert.equal("signature", err.type)
         assert.has_error(function() ecommpay.verify_callback({}, "s") end,
             "ecommpay.verify_callback: bad argument #1 'raw_body' (the raw body string expected (verify before decoding), got table)")
         assert.has_error(function() ecommpay.verify_callback("{}") end,
@@ -169,11 +216,23 @@ describe("ecommpay.verify_callback", function()
             assert.equal(common, ev(ecp, "sale", "processing").status, ecp)
         end
         assert.equal("pending", ev("something new", "sale", "processing").status)
-        for op, kind in pairs { sale = "sale", refund = "refund", payout = "payout", recurring = "recurring",
-                                ["account verification"] = "account_verification", reversal = "reversal" } do
-            assert.equal(kind, ev("success", op).kind)
+        for op, kind in pairs { sale = "payment", refund = "refund", payout = "payout", recurring = "payment",
+                                ["account verification"] = "account", reversal = "reversal", auth = "authorization",
+                                capture = "capture", cancel = "void", chargeback = "chargeback",
+                                ["something new"] = "other" } do
+            local e = ev("success", op)
+            assert.equal(kind, e.kind, op)
+            assert.equal(op, e.extra.operation_type) -- ecommpay's own word stays
         end
-        assert.equal("payout_reversal", ev("reversed", "reversal", "success", "payout").kind)
+        local reversed_payout = ev("reversed", "reversal", "success", "payout")
+        assert.same({ "reversal", "reversed", "reversal", "payout" }, { reversed_payout.kind, reversed_payout.status,
+            reversed_payout.extra.operation_type, reversed_payout.extra.payment_type })
+        -- without an operation, the payment's type
+        assert.equal("payment", ecommpay.event({ payment = { type = "purchase", status = "success" } }).kind)
+        assert.equal("payout", ecommpay.event({ payment = { type = "payout", status = "success" } }).kind)
+        -- a body given without its text is encoded again: raw is always a string
+        assert.equal('{"payment":{"status":"success","type":"payout"}}',
+            ecommpay.event({ payment = { type = "payout", status = "success" } }).raw)
         -- a declined refund leaves the payment as it was: the operation failed
         local declined_refund = ev("success", "refund", "decline")
         assert.same({ "refund", "failed" }, { declined_refund.kind, declined_refund.status })

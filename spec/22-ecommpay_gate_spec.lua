@@ -74,7 +74,7 @@ describe("ecommpay.new", function()
 
     it("keeps the secret out of the client table and its string form", function()
         local gate = new_gate(recorder())
-        assert.equal("ecommpay gate (project 200, https://api.ecommpay.com)", tostring(gate))
+        assert.equal("luapay.ecommpay client (test, project 200, https://api.ecommpay.com)", tostring(gate))
         for k, v in pairs(gate) do
             assert.are_not.equal(SECRET, v, k)
         end
@@ -132,7 +132,7 @@ describe("ecommpay Gate requests", function()
         }, urls)
         assert.has_error(function() gate:sale("../x", base) end)
         assert.has_error(function() gate:sale("trustly", "not a table") end,
-            "ecommpay: sale: bad argument #2 'request' (table expected, got string)")
+            "ecommpay.Client:sale: bad argument #2 'request' (table expected, got string)")
     end)
 
     describe("checks what the Trustly documentation requires, before sending", function()
@@ -323,8 +323,10 @@ describe("ecommpay Gate requests", function()
         assert.matches("without a signature", err.message, 1, true)
 
         doc.signature = ecommpay.signature(doc, SECRET)
-        local event = assert(new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("p"))
-        assert.same({ "sale", "succeeded", 100 }, { event.kind, event.status, event.amount })
+        local answer = cjson.encode(doc)
+        local event = assert(new_gate(recorder { { status = 200, body = answer } }):status("p"))
+        assert.same({ "payment", "succeeded", 100, "sale" }, { event.kind, event.status, event.amount, event.extra.operation_type })
+        assert.equal(answer, event.raw) -- the answer's body, as received
 
         _, err = new_gate(recorder { { status = 200, body = cjson.encode(doc) } }):status("q")
         assert.equal("provider", err.type)
@@ -340,17 +342,47 @@ describe("ecommpay Gate requests", function()
         assert.equal(0, #t.sent)
     end)
 
-    it("verifies callbacks with its secret and says what to answer", function()
+    it("verifies notifications with its secret and says what to answer", function()
         local gate = new_gate(recorder())
         local v = valid_callback_vector()
-        local _, err = gate:callback(v.raw_body) -- another project's secret
+        local _, err = gate:notification(v.raw_body, {}) -- another project's secret
         assert.equal("signature", err.type)
         local body = { general = { project_id = 200, payment_id = "p" }, payment = { id = "p", status = "success" } }
         body.general.signature = ecommpay.signature(body, SECRET)
-        local event = assert(gate:callback(cjson.encode(body)))
-        assert.equal("succeeded", event.status)
+        local raw = cjson.encode(body)
+        local event = assert(gate:notification(raw, { ["Content-Type"] = "application/json" }))
+        assert.same({ "ecommpay", "succeeded", raw }, { event.provider, event.status, event.raw })
+        -- received: 200 "OK", ecommpay stops sending it
+        assert.same({ status = 200, body = "OK", headers = { ["Content-Type"] = "text/plain" } },
+            gate:notification_response(event, true))
+        -- verified but not recorded: an error status, ecommpay sends it again
+        assert.same({ status = 500, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } },
+            gate:notification_response(event, false))
+        -- nothing verified: 400, and the same whatever received says
+        local tampered = raw:gsub('"success"', '"decline"')
+        local none, terr = gate:notification(tampered)
+        assert.is_nil(none)
+        assert.equal("signature", terr.type)
+        for _, received in ipairs { true, false } do
+            for _, not_an_event in ipairs { terr, { status = "succeeded" } } do
+                assert.equal(400, gate:notification_response(not_an_event, received).status)
+            end
+            assert.same({ status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } },
+                gate:notification_response(none, received))
+        end
+        assert.has_error(function() gate:notification_response(false, true) end,
+            "ecommpay.Client:notification_response: bad argument #1 'event' (table or nil expected, got boolean)")
+    end)
+
+    it("keeps the deprecated gate:callback and gate:callback_response(ok) working until 0.3", function()
+        local gate = new_gate(recorder())
+        local body = { general = { project_id = 200, payment_id = "p" }, payment = { id = "p", status = "success" } }
+        body.general.signature = ecommpay.signature(body, SECRET)
+        local raw = cjson.encode(body)
+        assert.same(gate:notification(raw), assert(gate:callback(raw)))
+        assert.equal("signature", select(2, gate:callback((raw:gsub('"p"', '"q"')))).type)
         assert.same({ status = 200, body = "OK", headers = { ["Content-Type"] = "text/plain" } }, gate:callback_response(true))
-        assert.equal(400, gate:callback_response(false).status)
+        assert.same({ status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } }, gate:callback_response(false))
     end)
 end)
 

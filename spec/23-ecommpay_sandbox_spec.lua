@@ -22,7 +22,7 @@ describe("ecommpay Trustly against the sandbox", function()
         local out = {}
         for i, cb in ipairs(list) do
             assert.equal(200, cb.answered) -- the merchant endpoint accepted it
-            out[i] = assert(gate:callback(cb.body))
+            out[i] = assert(gate:notification(cb.body))
         end
         return out
     end
@@ -36,20 +36,20 @@ describe("ecommpay Trustly against the sandbox", function()
         assert.is_string(res.request_id)
 
         local first = events(id, 1)[1]
-        assert.equal("sale", first.kind)
+        assert.same({ "payment", "sale" }, { first.kind, first.extra.operation_type })
         assert.equal("pending", first.status)
-        assert.equal("awaiting redirect result", first.payment_status)
-        assert.equal("POST", first.redirect.method)
-        assert.matches("^http://127%.0%.0%.1:%d+/ecommpay/customer/", first.redirect.url)
+        assert.equal("awaiting redirect result", first.extra.payment_status)
+        assert.equal("POST", first.extra.redirect.method)
+        assert.matches("^http://127%.0%.0%.1:%d+/ecommpay/customer/", first.extra.redirect.url)
 
         local page = H.customer(first, "approve")
         assert.equal(302, page.status)
         assert.equal("https://shop.example/ok", page.headers.location)
 
         local final = events(id, 2)[2]
-        assert.same({ "ecommpay", "sale", "succeeded", id, 2500, "EUR" },
+        assert.same({ "ecommpay", "payment", "succeeded", id, 2500, "EUR" },
             { final.provider, final.kind, final.status, final.merchant_ref, final.amount, final.currency })
-        assert.is_nil(final.redirect)
+        assert.is_nil(final.extra.redirect)
         -- operation IDs beyond 2^53 come through exactly, under LuaJIT too
         assert.matches("^41%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d$", final.provider_ref)
         assert.are_not.equal(first.provider_ref, final.provider_ref)
@@ -66,9 +66,9 @@ describe("ecommpay Trustly against the sandbox", function()
         assert.equal("https://shop.example/no", page.headers.location)
         local final = events(id, 2)[2]
         assert.equal("failed", final.status)
-        assert.equal("decline", final.payment_status)
-        assert.equal("20101", final.code)
-        assert.equal("20101", final.errors[1].code)
+        assert.equal("decline", final.extra.payment_status)
+        assert.equal("20101", final.extra.code)
+        assert.equal("20101", final.extra.errors[1].code)
         assert.equal("failed", assert(gate:status(id)).status)
     end)
 
@@ -80,8 +80,8 @@ describe("ecommpay Trustly against the sandbox", function()
         H.customer(events(id, 1)[1], "approve")
         local list = events(id, 3) -- redirect, success, then the repeated success with the registration
         assert.equal("succeeded", list[2].status)
-        assert.is_nil(list[2].recurring)
-        local recurring = list[3].recurring
+        assert.is_nil(list[2].extra.recurring)
+        local recurring = list[3].extra.recurring
         assert.equal("C", recurring.type)
         assert.is_number(recurring.id)
 
@@ -94,8 +94,8 @@ describe("ecommpay Trustly against the sandbox", function()
             recurring_id = recurring.id,
         }))
         local event = events(oneclick, 1)[1]
-        assert.same({ "sale", "succeeded", 1200, "SEK" }, { event.kind, event.status, event.amount, event.currency })
-        assert.is_nil(event.redirect)
+        assert.same({ "payment", "succeeded", 1200, "SEK" }, { event.kind, event.status, event.amount, event.currency })
+        assert.is_nil(event.extra.redirect)
 
         -- an unknown recurring_id is declined
         local stranger = H.unique("oneclick")
@@ -125,23 +125,23 @@ describe("ecommpay Trustly against the sandbox", function()
         }))
         assert.equal("success", res.status)
         local first = events(id, 1)[1]
-        assert.equal("account_verification", first.kind)
+        assert.same({ "account", "account verification" }, { first.kind, first.extra.operation_type })
         assert.equal("pending", first.status)
         H.customer(first, "approve")
         local final = events(id, 2)[2]
         assert.equal("succeeded", final.status)
         assert.equal(0, final.amount)
-        assert.equal("R", final.recurring.type)
+        assert.equal("R", final.extra.recurring.type)
 
         local charge = H.unique("regular")
         assert(gate:recurring("trustly", {
             general = { payment_id = charge, merchant_callback_url = H.callback_url(sb, charge) },
             payment = { amount = 990, currency = "EUR" },
             customer = { id = "customer-7", ip_address = "203.0.113.9" },
-            recurring_id = final.recurring.id,
+            recurring_id = final.extra.recurring.id,
         }))
         local event = events(charge, 1)[1]
-        assert.same({ "recurring", "succeeded", 990, "EUR" }, { event.kind, event.status, event.amount, event.currency })
+        assert.same({ "payment", "succeeded", 990, "EUR" }, { event.kind, event.status, event.amount, event.currency })
     end)
 
     it("refunds part, then the rest; a refund above what is left is declined", function()
@@ -164,16 +164,16 @@ describe("ecommpay Trustly against the sandbox", function()
         local partial = events(id, 3)[3]
         assert.same({ "refund", "partially_refunded", 3000, "EUR" },
             { partial.kind, partial.status, partial.amount, partial.currency })
-        assert.equal(7000, partial.payment_amount)
+        assert.equal(7000, partial.extra.payment_amount)
 
         assert(refund(8000, "r2")) -- more than the 70.00 left
         local declined = events(id, 4)[4]
-        assert.same({ "refund", "failed", "20106" }, { declined.kind, declined.status, declined.code })
+        assert.same({ "refund", "failed", "20106" }, { declined.kind, declined.status, declined.extra.code })
 
         assert(refund(nil, "r3")) -- a full refund: what is left
         local full = events(id, 5)[5]
         assert.same({ "refund", "refunded", 7000 }, { full.kind, full.status, full.amount })
-        assert.equal(0, full.payment_amount)
+        assert.equal(0, full.extra.payment_amount)
         assert.equal("refunded", assert(gate:status(id)).status)
     end)
 
@@ -196,12 +196,13 @@ describe("ecommpay Trustly against the sandbox", function()
         local big_id = H.unique("payout")
         assert(payout(big_id, 900000)) -- the balance is 5,000.00 SEK
         local declined = events(big_id, 1)[1]
-        assert.same({ "payout", "failed", "20105" }, { declined.kind, declined.status, declined.code })
-        assert.equal("Insufficient funds on merchant balance", declined.message)
+        assert.same({ "payout", "failed", "20105" }, { declined.kind, declined.status, declined.extra.code })
+        assert.equal("Insufficient funds on merchant balance", declined.extra.message)
 
         assert.equal(200, H.post(sb, ("/ecommpay/sandbox/bank_reject/%d/%s"):format(H.PROJECT_ID, ok_id)).status)
         local reversed = events(ok_id, 2)[2]
-        assert.same({ "payout_reversal", "reversed", 4000 }, { reversed.kind, reversed.status, reversed.amount })
+        assert.same({ "reversal", "reversed", 4000, "payout" },
+            { reversed.kind, reversed.status, reversed.amount, reversed.extra.payment_type })
         assert.equal("reversed", assert(gate:status(ok_id)).status)
     end)
 
@@ -284,10 +285,10 @@ describe("ecommpay Trustly against the sandbox", function()
         local id = H.unique("tamper")
         assert(gate:sale("trustly", H.sale_request(id, H.callback_url(sb, id), 1500)))
         local raw = H.callbacks(sb, id, 1)[1].body
-        assert(gate:callback(raw))
+        assert(gate:notification(raw))
         local tampered = raw:gsub('"amount":1500', '"amount":150000')
         assert.are_not.equal(raw, tampered)
-        local event, err = gate:callback(tampered)
+        local event, err = gate:notification(tampered)
         assert.is_nil(event)
         assert.equal("signature", err.type)
         assert.is_nil(tostring(err):find(H.SECRET, 1, true))

@@ -165,7 +165,7 @@ describe("trustly vectors", function()
     it("raises on misuse: a public key to sign with, a non-key, a non-string method", function()
         local v = V.vectors[1]
         assert.has_error(function() trustly.sign(v.method, v.uuid, v.data, merchant_public) end,
-            "trustly.sign: bad argument 'private_key' (a private key is needed to sign)")
+            "trustly.sign: bad argument #4 'private_key' (a private key is needed to sign)")
         assert.error_matches(function() trustly.sign(v.method, v.uuid, v.data, "not a key") end, "no PEM block")
         assert.error_matches(function() trustly.verify(v.method, v.uuid, v.data, "x", 42) end, "PEM string or a core.pkey")
         assert.error_matches(function() trustly.sign(nil, v.uuid, v.data, merchant_private) end, "'method' %(string expected")
@@ -244,18 +244,51 @@ describe("trustly envelopes", function()
         local text = trustly.notification(doc.method, p.uuid, p.data, provider_private)
         assert.equal(wire(doc), text)
         assert.equal(E.notification_request_credit.serialized, trustly.serialize(p.data))
-        local note = assert(trustly.read_notification(text, provider_public))
+        local note = assert(trustly.verify_notification(text, { ["Content-Type"] = "application/json" },
+            { trustly_public_key = provider_public }))
+        local fields = {}
+        for k, v in pairs(note) do fields[k] = v end -- its own fields, without the metatable
         assert.same({
             provider = "trustly", kind = "payment", status = "succeeded",
             merchant_ref = "deposit-0001", provider_ref = "1234567890", amount = 4990, currency = "SEK",
-            raw = text, method = "credit", uuid = p.uuid, notificationid = "9876543210",
-            orderid = "1234567890", messageid = "deposit-0001", enduserid = "12345",
-            data = {
-                amount = "49.90", currency = "SEK", messageid = "deposit-0001", orderid = "1234567890",
-                enduserid = "12345", notificationid = "9876543210", timestamp = "2024-05-01 12:34:56.789012+02",
-                attributes = {},
+            raw = text,
+            extra = {
+                method = "credit", uuid = p.uuid, notificationid = "9876543210",
+                orderid = "1234567890", messageid = "deposit-0001", enduserid = "12345",
+                data = {
+                    amount = "49.90", currency = "SEK", messageid = "deposit-0001", orderid = "1234567890",
+                    enduserid = "12345", notificationid = "9876543210", timestamp = "2024-05-01 12:34:56.789012+02",
+                    attributes = {},
+                },
             },
-        }, note)
+        }, fields)
+        assert.equal(require("luapay.provider").event_mt, getmetatable(note))
+        assert.equal("credit", note.method) -- the extras still read from the top until 0.3 (deprecated)
+    end)
+
+    it("keeps the deprecated read_notification(raw, public_key [, store]) working until 0.3", function()
+        local text = wire(E.notification_request_credit.json)
+        local note = assert(trustly.read_notification(text, provider_public, trustly.memory_store()))
+        assert.same(assert(trustly.verify_notification(text, nil, { trustly_public_key = provider_public })), note)
+        local _, err = trustly.read_notification(text:gsub('"49.90"', '"49.99"'), provider_public)
+        assert.equal("signature", err.type)
+        assert.error_matches(function() trustly.read_notification({}, provider_public) end,
+            "trustly.read_notification: bad argument #1 'raw_body'", 1, true)
+    end)
+
+    it("raises on misuse of verify_notification, naming it and the argument", function()
+        local text = wire(E.notification_request_credit.json)
+        local keys = { trustly_public_key = provider_public }
+        assert.has_error(function() trustly.verify_notification(nil, nil, keys) end,
+            "trustly.verify_notification: bad argument #1 'raw_body' (string expected, got nil)")
+        assert.has_error(function() trustly.verify_notification(text, "x", keys) end,
+            "trustly.verify_notification: bad argument #2 'headers' (a table or nil expected, got string)")
+        assert.has_error(function() trustly.verify_notification(text, nil, provider_public) end,
+            "trustly.verify_notification: bad argument #3 'keys' ({trustly_public_key = ..., store = ...} expected, got string)")
+        assert.error_matches(function() trustly.verify_notification(text, nil, {}) end,
+            "trustly.verify_notification: bad argument #3 'keys' (keys.trustly_public_key: ", 1, true)
+        assert.has_error(function() trustly.verify_notification(text, nil, { trustly_public_key = provider_public, store = 1 }) end,
+            "trustly.verify_notification: bad argument #3 'keys' (keys.store: get and set expected)")
     end)
 
     it("answers the notification with the signed OK and FAILED documents byte for byte", function()
@@ -269,12 +302,13 @@ describe("trustly envelopes", function()
     it("rejects a tampered notification, one signed with another key, and garbage", function()
         local text = wire(E.notification_request_credit.json)
         local tampered = text:gsub('"49.90"', '"49.99"')
-        local note, err = trustly.read_notification(tampered, provider_public)
+        local keys = { trustly_public_key = provider_public }
+        local note, err = trustly.verify_notification(tampered, nil, keys)
         assert.is_nil(note)
         assert.equal("signature", err.type)
-        assert.is_nil((trustly.read_notification(text, merchant_public)))
+        assert.is_nil((trustly.verify_notification(text, nil, { trustly_public_key = merchant_public })))
         for _, junk in ipairs({ "", "{}", "[1]", "not json", '{"method":"credit","params":{}}' }) do
-            note, err = trustly.read_notification(junk, provider_public)
+            note, err = trustly.verify_notification(junk, nil, keys)
             assert.is_nil(note)
             assert.equal("signature", err.type)
         end

@@ -68,7 +68,7 @@ describe("trustly.new", function()
             o[name] = value
             return o
         end
-        assert.error_matches(function() trustly.new() end, "options table")
+        assert.error_matches(function() trustly.new() end, "trustly.new: bad argument #1 'opts'")
         assert.error_matches(function() trustly.new(without("username", nil)) end, "option 'username'")
         assert.error_matches(function() trustly.new(without("password", "")) end, "option 'password'")
         assert.error_matches(function() trustly.new(without("private_key", nil)) end, "option 'private_key' is required")
@@ -88,9 +88,9 @@ describe("trustly.new", function()
 
     it("refuses verify = false and plain http in live mode, allows them in test", function()
         local o = { username = "u", password = "p", private_key = MERCHANT_PRIVATE, environment = "live", verify = false }
-        assert.error_matches(function() trustly.new(o) end, "option 'verify' cannot be false in live mode")
+        assert.error_matches(function() trustly.new(o) end, "option 'verify' cannot be false in the live environment")
         o.verify, o.base_url = nil, "http://api.trustly.com/1"
-        assert.error_matches(function() trustly.new(o) end, "must be https in live mode")
+        assert.error_matches(function() trustly.new(o) end, "option 'base_url' must be an https URL in the live environment")
         local t = trustly.new{ username = "u", password = "p", private_key = MERCHANT_PRIVATE, verify = false,
                                base_url = "http://127.0.0.1:1/api/1" }
         assert.equal("http://127.0.0.1:1/api/1", t.url)
@@ -169,7 +169,7 @@ describe("a Trustly request", function()
         assert.equal("123", p.params.Data.OrderID)
         assert.equal(PASSWORD, p.params.Data.Password)
         assert.error_matches(function() client():call("Bad Method", {}) end, "method name")
-        assert.error_matches(function() client():deposit("x") end, "must be a table")
+        assert.error_matches(function() client():deposit("x") end, "trustly.prepare: bad argument #2 'data'")
     end)
 
     describe("validation", function()
@@ -431,9 +431,32 @@ describe("client:notification", function()
             messageid = "m", orderid = "1", notificationid = "n2", accountid = "4000000001", verified = "1",
             attributes = { directdebitmandate = "1", clearinghouse = "SWEDEN" } }, PROVIDER_PRIVATE)))
         assert.same({ "account", "authorized", "4000000001", "1" },
-            { account.kind, account.status, account.data.accountid, account.data.attributes.directdebitmandate })
-        assert.equal("u-2", account.uuid)
-        assert.equal("n2", account.notificationid)
+            { account.kind, account.status, account.extra.data.accountid, account.extra.data.attributes.directdebitmandate })
+        assert.equal("u-2", account.extra.uuid)
+        assert.equal("n2", account.extra.notificationid)
+    end)
+
+    it("gives events in the contract's shape: raw the body string, Trustly's words under extra", function()
+        local provider = require "luapay.provider"
+        local kinds, statuses = {}, {}
+        for _, k in ipairs(provider.KINDS) do kinds[k] = true end
+        for _, st in ipairs(provider.STATUSES) do statuses[st] = true end
+        for _, method in ipairs(trustly.NOTIFICATION_METHODS) do
+            local raw = trustly.notification(method, core.uuid4(), data, PROVIDER_PRIVATE)
+            local note = assert(c:notification(raw, { ["Content-Type"] = "application/json" }))
+            assert.is_true(kinds[note.kind], method)
+            assert.is_true(statuses[note.status], method)
+            assert.equal(raw, note.raw)
+            assert.same({ method, "9876543210", "1234567890", "deposit-0001", "12345" }, { note.extra.method,
+                note.extra.notificationid, note.extra.orderid, note.extra.messageid, note.extra.enduserid })
+            for _, k in ipairs { "method", "uuid", "notificationid", "orderid", "messageid", "enduserid", "data" } do
+                assert.is_nil(rawget(note, k), k) -- only under extra
+            end
+            local tampered = raw:gsub("49%.90", "49.99")
+            local none, err = c:notification(tampered)
+            assert.is_nil(none)
+            assert.equal("signature", err.type)
+        end
     end)
 
     it("verifies, but does not map, methods it does not know", function()
@@ -441,22 +464,52 @@ describe("client:notification", function()
         assert.is_nil(note)
         assert.equal("validation", err.type)
         assert.equal("kyc", err.method)
-        -- it can still be answered
-        local answer = core.json_decode(c:notification_response(err, "OK"))
-        assert.equal("u-3", answer.result.uuid)
+        -- Trustly signed it: it can still be acknowledged
+        local answer = c:notification_response(err, true)
+        assert.equal(200, answer.status)
+        assert.equal("u-3", core.json_decode(answer.body).result.uuid)
         err = select(2, c:notification(trustly.notification("kyc", "u-3", { orderid = "1" }, MERCHANT_PRIVATE)))
         assert.equal("signature", err.type)
+        -- a signature error carries method and uuid too, but nothing is signed for it
+        assert.same({ status = 400, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" },
+            c:notification_response(err, true))
     end)
 
-    it("answers with the merchant's signature over method, uuid and status", function()
+    it("answers a recorded notification with HTTP 200 and the merchant's signed OK", function()
         local note = assert(c:notification(trustly.notification("credit", "u-4", data, PROVIDER_PRIVATE)))
+        local answer = c:notification_response(note, true)
+        assert.same({ 200, { ["Content-Type"] = "application/json" } }, { answer.status, answer.headers })
+        assert.equal(trustly.notification_response("credit", "u-4", "OK", MERCHANT_PRIVATE), answer.body)
+        local doc = core.json_decode(answer.body)
+        assert.same({ "credit", "u-4", "OK", "1.1" }, { doc.result.method, doc.result.uuid, doc.result.data.status, doc.version })
+        assert.is_true(trustly.verify("credit", "u-4", { status = "OK" }, doc.result.signature, MERCHANT_PUBLIC))
+    end)
+
+    it("answers what is not recorded with nothing signed, so that Trustly sends it again", function()
+        local note = assert(c:notification(trustly.notification("credit", "u-5", data, PROVIDER_PRIVATE)))
+        local answer = c:notification_response(note, false)
+        assert.same({ status = 500, headers = { ["Content-Type"] = "text/plain" },
+            body = "ERROR" }, answer)
+        -- no verified event: 400, and nothing signed whatever received says
+        for _, received in ipairs { true, false } do
+            for _, event in ipairs { {}, { method = "credit", uuid = "u-5" } } do
+                assert.equal(400, c:notification_response(event, received).status)
+            end
+            assert.equal(400, c:notification_response(nil, received).status)
+        end
+    end)
+
+    it("keeps the deprecated notification_response(note, \"OK\" | \"FAILED\") -> JSON text until 0.3", function()
+        local note = assert(c:notification(trustly.notification("credit", "u-6", data, PROVIDER_PRIVATE)))
         for _, status in ipairs({ "OK", "FAILED" }) do
             local doc = core.json_decode(c:notification_response(note, status))
-            assert.same({ "credit", "u-4", status, "1.1" }, { doc.result.method, doc.result.uuid, doc.result.data.status, doc.version })
-            assert.is_true(trustly.verify("credit", "u-4", { status = status }, doc.result.signature, MERCHANT_PUBLIC))
+            assert.same({ "credit", "u-6", status, "1.1" }, { doc.result.method, doc.result.uuid, doc.result.data.status, doc.version })
+            assert.is_true(trustly.verify("credit", "u-6", { status = status }, doc.result.signature, MERCHANT_PUBLIC))
         end
-        assert.error_matches(function() c:notification_response(note, "ok") end, "OK")
+        assert.has_error(function() c:notification_response(note, "ok") end,
+            "trustly.Client:notification_response: bad argument #2 'status' (\"OK\" or \"FAILED\" expected)")
         assert.error_matches(function() c:notification_response({}, "OK") end, "method and uuid")
-        assert.error_matches(function() c:notification(nil) end, "string expected")
+        assert.has_error(function() c:notification(nil) end,
+            "trustly.verify_notification: bad argument #1 'raw_body' (string expected, got nil)")
     end)
 end)

@@ -87,6 +87,32 @@ describe("Trustly against the sandbox", function()
     end
 
     describe("a deposit", function()
+        -- 001 seed, "Pay by invoice": "Build an integration to Accept one-time payments. In the Deposit API calls,
+        -- include an invoice ID in attribute ExternalReference."
+        it("001 seed, Pay by invoice: sends the invoice ID in Attributes.ExternalReference; the fake keeps it", function()
+            local data = deposit_data()
+            data.Attributes.ExternalReference = "INV-2024-0042"
+            local d = assert(client:deposit(data))
+            local order = get_json("/trustly/orders/" .. d.orderid)
+            assert.equal("INV-2024-0042", order.external_reference)
+            for _, bad in ipairs({ "", 42, { "INV" } }) do
+                local again = deposit_data()
+                again.Attributes.ExternalReference = bad
+                local none, err = client:deposit(again)
+                assert.is_nil(none)
+                assert.equal("validation", err.type)
+                assert.equal("Attributes.ExternalReference", err.fields[1].path)
+            end
+        end)
+
+        -- 001 seed, deposit steps: "Integrate Trustly Express. See Trustly Express API." The seed names no
+        -- attribute of it, so none is checked: what that API documents is sent and signed as given.
+        it("001 seed, Trustly Express: attributes the seed does not list are sent as given", function()
+            local data = deposit_data()
+            data.Attributes.ExpressExample = "1"
+            assert(client:deposit(data))
+        end)
+
         it("is credited: checkout URL and OrderID, then pending, account and credit in any order, one delivered twice", function()
             local data = deposit_data()
             local d, err = client:deposit(data)
@@ -521,7 +547,7 @@ describe("Trustly against the sandbox", function()
         it("a tampered notification is rejected and answered with nothing signed", function()
             local before = get_json("/shop/rejected").rejected
             local entry = notify{ url = sb.url .. "/shop/notify/x", method = "credit", data = credit_data(), tamper = true }
-            assert.equal(403, entry.http_status)
+            assert.equal(400, entry.http_status)
             assert.is_false(entry.verified)
             assert.is_nil(core.json_decode(entry.body or ""))
             assert.not_matches('"signature"', entry.body)

@@ -184,10 +184,17 @@ describe("Trustly notifications, one by one", function()
         local failed = assert(notifications:notification(money("credit", "900", "12.00", "n-11")))
         assert.same({ "refund", "failed" }, { failed.kind, failed.status })
         -- the pure function takes the store too
-        local e = assert(trustly.read_notification(money("credit", "900", "12.00", "n-12"), PROVIDER_PUBLIC, store))
+        local e = assert(trustly.verify_notification(money("credit", "900", "12.00", "n-12"), nil,
+            { trustly_public_key = PROVIDER_PUBLIC, store = store }))
+        assert.same({ "refund", { orderid = "900", amount = 1200, currency = "EUR" } }, { e.kind, e.extra.refund })
+        -- and so does its deprecated 0.1 form, until 0.3
+        e = assert(trustly.read_notification(money("credit", "900", "12.00", "n-13"), PROVIDER_PUBLIC, store))
         assert.equal("refund", e.kind)
         assert.error_matches(function() new_client{ store = {} } end, "option 'store'")
         assert.error_matches(function() trustly.read_notification("{}", PROVIDER_PUBLIC, 1) end, "'store'")
+        assert.error_matches(function()
+            trustly.verify_notification("{}", nil, { trustly_public_key = PROVIDER_PUBLIC, store = 1 })
+        end, "keys.store", 1, true)
     end)
 
     it("read a notification flagged refund = 1 as the refund's", function()

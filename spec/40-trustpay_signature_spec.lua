@@ -3,6 +3,7 @@
 -- builders' validation, notifications and redirects, and the request shapes
 -- of the background calls and API Banking (through a stub transport).
 local core = require "luapay.core"
+local cjson = require "cjson.safe"
 local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
 local util = require "support.util"
@@ -165,17 +166,15 @@ describe("trustpay signing", function()
         assert.same({ "Amount:required", "Currency:required" }, paths(err))
     end)
 
-    it("refuses a value containing '/', naming the field", function()
-        local values, err = trustpay.message("card_purchase", with_sca{ AccountId = "1", Amount = 150, Currency = "EUR",
-            Reference = "ORD/42", BillingStreet = "Main Street 1/2" })
-        assert.is_nil(values)
-        assert.equal("validation", err.type)
-        assert.same({ "BillingStreet:forbidden", "Reference:forbidden" }, paths(err))
-        assert.matches("BillingStreet: must not contain '/'", err.fields[1].message)
-        local sig
-        sig, err = trustpay.signature("123456", { "1", "1.50", "a/b" })
-        assert.is_nil(sig)
-        assert.same({ "values[3]:forbidden" }, paths(err))
+    -- 002 seed, Signature rows: "Slash character ('/') is used as separator"; Reference's footnote forbids
+    -- only < and >. TrustPay signs whatever it is given, so luapay computes the same signature.
+    it("002 seed, Signature: signs values containing '/' as TrustPay does (HMAC over the '/'-joined values)", function()
+        local values = assert(trustpay.message("card_purchase", with_sca{ AccountId = "1", Amount = 150, Currency = "EUR",
+            Reference = "ORD/42", BillingStreet = "Main Street 1/2" }))
+        assert.equal("ORD/42", values[4])
+        local sig = assert(trustpay.signature("123456", { "1", "1.50", "a/b" }))
+        assert.equal(core.hmac("sha256", "123456", "1/1.50/a/b", "HEX"), sig)
+        assert.equal(64, #sig)
     end)
 
     it("fills PaymentType from the kind and refuses a contradicting one", function()
@@ -221,19 +220,19 @@ end)
 describe("trustpay.new", function()
     it("raises on misuse, naming the option", function()
         assert.has_error(function() trustpay.new{ secret = "s" } end,
-            "trustpay.new: 'account_id' must be TrustPay's account or project ID (Numeric(10))")
+            "trustpay.new: option 'account_id' must be TrustPay's account or project ID (Numeric(10))")
         assert.has_error(function() trustpay.new{ account_id = "41071111111", secret = "s" } end)
         assert.has_error(function() trustpay.new{ account_id = 4107111111 } end,
-            "trustpay.new: 'secret' must be the account's secret key (a non-empty string)")
+            "trustpay.new: option 'secret' must be the account's secret key (a non-empty string)")
         assert.has_error(function() trustpay.new{ account_id = 1, secret = "s", banking = { username = "u" } } end,
-            "trustpay.new: 'banking.password' must be a non-empty string")
+            "trustpay.new: option 'banking.password' must be a non-empty string")
         assert.has_error(function() trustpay.new{ account_id = 1, secret = "s", base_url = "ftp://x" } end,
-            "trustpay.new: 'base_url' must be an http(s) URL")
+            "trustpay.new: option 'base_url' must be an http(s) URL")
     end)
 
     it("never shows the secret", function()
         local tp = client{ secret = "very-secret-key", banking = { username = "u", password = "p4ssw0rd" } }
-        assert.equal("luapay.trustpay client (account 4107111111)", tostring(tp))
+        assert.equal("luapay.trustpay client (test, account 4107111111)", tostring(tp))
         local masked = require("luapay.errors").mask({ secret = tp.secret, banking = { password = tp.banking.password } })
         assert.equal("***", masked.secret)
         assert.equal("***", masked.banking.password)
@@ -288,7 +287,7 @@ describe("trustpay payment URLs", function()
         }
         assert.is_nil(url)
         assert.equal("validation", err.type)
-        assert.same({ "Amount:type", "Colour:unknown", "Country:format", "Currency:enum", "Description:max_len",
+        assert.same({ "Amount:type", "Colour:unknown", "Country:enum", "Currency:enum", "Description:max_len",
             "Email:format", "IsRedirect:enum", "Localization:enum", "Reference:forbidden", "Reference:max_len",
             "ReturnUrl:max_len" }, paths(err))
     end)
@@ -305,10 +304,16 @@ describe("trustpay payment URLs", function()
             "Email:format" }, paths(err))
     end)
 
-    it("refuses '/' in a signed field of a URL, naming it", function()
-        local url, err = tp:card_payment_url(with_sca{ Amount = 150, Currency = "EUR", Reference = "r", BillingStreet = "Hlavná 1/3" })
-        assert.is_nil(url)
-        assert.same({ "BillingStreet:forbidden" }, paths(err))
+    it("002 seed, Reference footnote (only < and > forbidden): builds a URL with '/' in a signed field; warnings name it", function()
+        local params = with_sca{ Amount = 150, Currency = "EUR", Reference = "r/1", BillingStreet = "Hlavná 1/3" }
+        local url = assert(tp:card_payment_url(params))
+        local _, q = query_of(url)
+        assert.equal("r/1", q.Reference)
+        local w = trustpay.warnings("card_payment_url", params)
+        local got = {}
+        for _, x in ipairs(w) do got[#got + 1] = x.path end
+        table.sort(got)
+        assert.same({ "BillingPostcode", "BillingStreet", "Reference", "Reference" }, got) -- "602 00" has a space; "/" twice; "r/1" not alphanumeric
     end)
 
     it("allows 0.00 only for a recurring initial preauthorization", function()
@@ -344,39 +349,40 @@ describe("trustpay notifications", function()
         local event = assert(tp:notification(query(v)))
         assert.equal("trustpay", event.provider)
         assert.equal("payment", event.kind)
-        assert.equal("wire", event.method)
+        assert.equal("wire", event.extra.method)
         assert.equal("succeeded", event.status)
         assert.equal("204", event.merchant_ref)
         assert.equal("17466360", event.provider_ref)
         assert.equal(590, event.amount)
         assert.equal("EUR", event.currency)
-        assert.equal(0, event.result_code)
-        assert.equal("Success", event.result.name)
-        assert.equal("CRDT", event.raw.Type)
+        assert.equal(0, event.extra.result_code)
+        assert.equal("Success", event.extra.result.name)
+        assert.equal("CRDT", event.extra.type)
+        assert.equal("CRDT", event.extra.params.Type)
+        assert.equal(query(v), event.raw)
     end)
 
     it("verifies a card notification and exposes the card fields", function()
         local v = vector("card_notification_sovic_test")
         local tp = client{ account_id = "4107408721", secret = v.secret }
         local event = assert(tp:notification("https://shop.example/notify?" .. query(v)))
-        assert.equal("card", event.method)
+        assert.equal("card", event.extra.method)
         assert.equal("succeeded", event.status) -- 3 on a card: authorized and captured
         assert.equal("846487", event.provider_ref)
-        assert.equal("420000******1234", event.card.CardMask)
-        assert.equal("0223", event.card.CardExpiration)
-        assert.is_nil(event.card.CardId)
+        assert.equal("420000******1234", event.extra.card.CardMask)
+        assert.equal("0223", event.extra.card.CardExpiration)
+        assert.is_nil(event.extra.card.CardId)
+        assert.equal("https://shop.example/notify?" .. query(v), event.raw)
     end)
 
-    it("accepts a table of parameters, '+' for spaces and non-Latin letters", function()
+    it("accepts '+' for spaces and non-Latin letters", function()
         local v = vector("wire_notification_full")
         local tp = client{ account_id = "4107111111", secret = v.secret }
-        local t = fields_of(v)
-        t.Signature = v.signature
-        local event = assert(tp:notification(t))
-        assert.equal(123456789, event.amount)
         local q = query(v):gsub("%%20", "+")
-        event = assert(tp:notification(q))
-        assert.equal("Ján Nováček", event.raw.CounterAccountName)
+        local event = assert(tp:notification(q))
+        assert.equal(123456789, event.amount)
+        assert.equal("Ján Nováček", event.extra.params.CounterAccountName)
+        assert.equal(q, event.raw)
     end)
 
     it("refuses a field repeated with another value (the signed one and the read one could differ)", function()
@@ -434,11 +440,11 @@ describe("trustpay notifications", function()
         local skipped = core.hmac("sha256", "123456", "4107111111/6.00/EUR/CRDT/0/177561/1234567890", "HEX")
         local slot = core.hmac("sha256", "123456", "4107111111/6.00/EUR/CRDT/0//177561/1234567890", "HEX")
         f.Signature = skipped
-        assert.is_table(tp:notification(f))
+        assert.is_table(tp:notification(http.encode_query(f)))
         f.Signature = slot
-        assert.is_table(tp:notification(f))
+        assert.is_table(tp:notification(http.encode_query(f)))
         f.OrderId = nil -- absent: only the skipped form is right
-        local _, err = tp:notification(f)
+        local _, err = tp:notification(http.encode_query(f))
         assert.equal("signature", err.type)
     end)
 
@@ -454,10 +460,10 @@ describe("trustpay notifications", function()
                     Reference = "r1" }
                 if method == "wire" then f.PaymentId = "1" else f.PaymentRequestId = "2" end
                 f.Signature = assert(trustpay.sign("123456", method .. "_notification", f))
-                local event = assert(tp:notification(f))
+                local event = assert(tp:notification(http.encode_query(f)))
                 local want = map[code] or (code == 1005 and "canceled" or "failed")
                 assert.equal(want, event.status, method .. " " .. code)
-                assert.equal(trustpay.result_codes[code].name, event.result.name)
+                assert.equal(trustpay.result_codes[code].name, event.extra.result.name)
             end
         end
     end)
@@ -467,16 +473,209 @@ describe("trustpay notifications", function()
         local f = { AccountId = "4107111111", Amount = "1.00", Currency = "EUR", Type = "DBIT", ResultCode = "0",
             PaymentRequestId = "2", Reference = "r1-refund" }
         f.Signature = assert(trustpay.sign("123456", "card_notification", f))
-        local event = assert(tp:notification(f))
+        local event = assert(tp:notification(http.encode_query(f)))
         assert.equal("refund", event.kind)
         assert.equal("refunded", event.status)
         assert.equal(100, event.amount)
+        assert.equal("DBIT", event.extra.type)
     end)
 
     it("refuses parameters that are neither a wire nor a card notification", function()
         local _, err = client():notification("AccountId=4107111111&Amount=1.00")
         assert.equal("validation", err.type)
-        assert.has_error(function() client():notification(42) end)
+        assert.has_error(function() client():notification(42) end,
+            "trustpay.Client:notification: bad argument #1 'raw_body' (string expected, got number)")
+    end)
+end)
+
+describe("trustpay.verify_notification (the pure verifier) and the answer", function()
+    local provider = require "luapay.provider"
+    local KEYS = { secret = "123456", account_id = "4107111111" }
+    local F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "0",
+        Reference = "1234567890", PaymentRequestId = "177561", CardId = "8a8294495c589aa3015c63bd6d237e46",
+        CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" }
+
+    -- The query string TrustPay calls with, in its documented example's order.
+    local function signed_query(fields)
+        local sig = assert(trustpay.sign(KEYS.secret, fields.PaymentId and "wire_notification" or "card_notification", fields))
+        local parts = {}
+        for _, k in ipairs({ "AccountId", "Type", "Amount", "Currency", "Reference", "ResultCode", "PaymentId",
+            "PaymentRequestId", "CounterAccountName" }) do
+            if fields[k] then parts[#parts + 1] = k .. "=" .. http.escape(fields[k]) end
+        end
+        parts[#parts + 1] = "Signature=" .. sig
+        for _, k in ipairs({ "CardId", "CardMask", "CardExpiration", "AuthNumber" }) do
+            if fields[k] then parts[#parts + 1] = k .. "=" .. fields[k] end
+        end
+        return table.concat(parts, "&")
+    end
+
+    local function in_vocabulary(event)
+        local kinds, statuses = {}, {}
+        for _, k in ipairs(provider.KINDS) do kinds[k] = true end
+        for _, s in ipairs(provider.STATUSES) do statuses[s] = true end
+        assert.is_true(kinds[event.kind], tostring(event.kind))
+        assert.is_true(statuses[event.status], tostring(event.status))
+    end
+
+    -- 002 seed, "Wire notification v02" and "Card notification v02": "Payment E-mail notification example".
+    -- The wire example writes AccountId, Amount and ResultCode as JSON numbers; the documented signatures
+    -- match no message (protocol notes A.4), so each example is re-signed with the test secret.
+    local WIRE_EMAIL = [[{
+    "AccountId":4107111111,
+    "Type":"CRDT",
+    "Amount":6.00,
+    "Currency":"EUR",
+    "Reference":"1234567890",
+    "ResultCode":0,
+    "PaymentId":"177561",
+    "Signature":"%s",
+    "CounterAccount":"SK3399520000002107425307",
+    "CounterAccountName":"TestAccount"
+}]]
+    local CARD_EMAIL = [[{
+    "AccountId":"4107111111",
+    "Type":"CRDT",
+    "Amount":"6.00",
+    "Currency":"EUR",
+    "PaymentRequestId":"177561",
+    "CardId":"8a8294495c589aa3015c63bd6d237e46",
+    "CardMask":"0162",
+    "CardExpiration":"1020",
+    "AuthNumber":"198159",
+    "Signature":"%s",
+    "ResultCode":"3",
+    "Reference":"1234567890"
+}]]
+    local WIRE_URL = "AccountId=4107111111&Type=CRDT&Amount=6.00&Currency=EUR&ResultCode=0&PaymentId=177561"
+        .. "&Reference=1234567890&CounterAccount=SK3399520000002107425307&CounterAccountName=TestAccount"
+    local WIRE_F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "0",
+        CounterAccount = "SK3399520000002107425307", CounterAccountName = "TestAccount", PaymentId = "177561",
+        Reference = "1234567890" }
+    local CARD_F = { AccountId = "4107111111", Amount = "6.00", Currency = "EUR", Type = "CRDT", ResultCode = "3",
+        Reference = "1234567890", PaymentRequestId = "177561", CardId = "8a8294495c589aa3015c63bd6d237e46",
+        CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" }
+
+    it("002 seed, Payment E-mail notification example: verifies both channels (URL and JSON), the same event", function()
+        local wsig = assert(trustpay.sign(KEYS.secret, "wire_notification", WIRE_F))
+        local csig = assert(trustpay.sign(KEYS.secret, "card_notification", CARD_F))
+        local by_mail = assert(trustpay.verify_notification(WIRE_EMAIL:format(wsig), nil, KEYS))
+        local by_url = assert(trustpay.verify_notification(WIRE_URL .. "&Signature=" .. wsig, nil, KEYS))
+        for _, k in ipairs({ "kind", "status", "merchant_ref", "provider_ref", "amount", "currency" }) do
+            assert.equal(by_url[k], by_mail[k], k)
+        end
+        assert.equal(600, by_mail.amount)
+        assert.equal("wire", by_mail.extra.method)
+        assert.equal("6.00", by_mail.extra.params.Amount)
+        assert.equal(WIRE_EMAIL:format(wsig), by_mail.raw)
+        local card = assert(client():notification(CARD_EMAIL:format(csig)))
+        assert.equal("card", card.extra.method)
+        assert.equal("succeeded", card.status)
+        assert.equal("0162", card.extra.card.CardMask)
+        -- the example decoded (lua-cjson: numbers as doubles) is read as the document writes it
+        local decoded = cjson.decode(WIRE_EMAIL:format(wsig))
+        assert.equal(600, assert(trustpay.verify_notification(decoded, nil, KEYS)).amount)
+        -- a changed value does not verify
+        local _, err = trustpay.verify_notification((WIRE_EMAIL:format(wsig):gsub("6%.00", "60.00")), nil, KEYS)
+        assert.equal("signature", err.type)
+        _, err = trustpay.verify_notification("{not json", nil, KEYS)
+        assert.equal("validation", err.type)
+    end)
+
+    it("verifies with the keys alone, no client, and gives the one event shape", function()
+        local q = signed_query(F)
+        local event = assert(trustpay.verify_notification(q, {}, KEYS))
+        assert.equal(provider.event_mt, getmetatable(event))
+        in_vocabulary(event)
+        assert.same({ "trustpay", "payment", "succeeded", "1234567890", "177561", 600, "EUR" }, { event.provider,
+            event.kind, event.status, event.merchant_ref, event.provider_ref, event.amount, event.currency })
+        assert.equal(q, event.raw) -- the very string received
+        for k in pairs(event) do
+            assert.is_truthy(("provider kind status merchant_ref provider_ref amount currency raw extra"):find(k, 1, true), k)
+        end
+        assert.same({ method = "card", type = "CRDT", result_code = 0, result = trustpay.parse_result('{"ResultCode":0}').result,
+            card = { CardId = F.CardId, CardMask = "0162", CardExpiration = "1020", AuthNumber = "198159" },
+            params = trustpay.parse_query(q) }, event.extra)
+        -- the whole URL works too, headers may be nil, account_id a number
+        local url = "https://shop.example/result.php?" .. q
+        event = assert(trustpay.verify_notification(url, nil, { secret = "123456", account_id = 4107111111 }))
+        assert.equal(url, event.raw)
+        -- the client's notification is the same function with its own keys
+        assert.same(trustpay.verify_notification(q, {}, KEYS), client():notification(q, {}))
+    end)
+
+    it("gives a DBIT wire notification as a refund, the provider's words under extra", function()
+        local f = { AccountId = "4107111111", Amount = "1.50", Currency = "EUR", Type = "DBIT", ResultCode = "0",
+            Reference = "r-1", PaymentId = "42", CounterAccountName = "Ján Nováček" }
+        local q = signed_query(f)
+        local event = assert(trustpay.verify_notification(q, {}, KEYS))
+        in_vocabulary(event)
+        assert.same({ "refund", "refunded", "42", 150 }, { event.kind, event.status, event.provider_ref, event.amount })
+        assert.same({ "wire", "DBIT", "Ján Nováček" }, { event.extra.method, event.extra.type, event.extra.params.CounterAccountName })
+        assert.is_nil(event.extra.card)
+        assert.equal(q, event.raw)
+    end)
+
+    it("calls a tampered notification a signature error, and one for another account a validation error", function()
+        local q = signed_query(F)
+        for _, bad in ipairs({ (q:gsub("Amount=6%.00", "Amount=600.00")), (q:gsub("ResultCode=0", "ResultCode=3")),
+            (q:gsub("Type=CRDT", "Type=DBIT")), (q:gsub("Signature=%x", "Signature=0")) }) do
+            assert.not_equal(q, bad)
+            local event, err = trustpay.verify_notification(bad, {}, KEYS)
+            assert.is_nil(event)
+            assert.equal("signature", err.type)
+            assert.is_nil(tostring(err):find("123456", 1, true))
+        end
+        local event, err = trustpay.verify_notification(q, {}, { secret = "654321", account_id = "4107111111" })
+        assert.is_nil(event)
+        assert.equal("signature", err.type)
+        event, err = trustpay.verify_notification(q, {}, { secret = "123456", account_id = "4107000000" })
+        assert.is_nil(event)
+        assert.equal("validation", err.type)
+    end)
+
+    it("raises on misuse, naming the function", function()
+        local q = signed_query(F)
+        local cases = {
+            { function() trustpay.verify_notification(nil, {}, KEYS) end, "#1 'raw_body' (string expected, got nil)" },
+            { function() trustpay.verify_notification(q, "x", KEYS) end, "#2 'headers' (table or nil expected, got string)" },
+            { function() trustpay.verify_notification(q, {}) end, "#3 'keys' (table {secret, account_id} expected, got nil)" },
+            { function() trustpay.verify_notification(q, {}, { account_id = "4107111111" }) end,
+              "#3 'keys' (keys.secret must be a non-empty string)" },
+            { function() trustpay.verify_notification(q, {}, { secret = "123456", account_id = "41x" }) end,
+              "#3 'keys' (keys.account_id must be TrustPay's account or project ID)" },
+        }
+        for _, c in ipairs(cases) do assert.has_error(c[1], "trustpay.verify_notification: bad argument " .. c[2]) end
+        assert.has_error(function() client():notification(q, "x") end,
+            "trustpay.Client:notification: bad argument #2 'headers' (table or nil expected, got string)")
+    end)
+
+    it("still takes a table of parameters (deprecated until 0.3): raw is then the query rebuilt", function()
+        local t = trustpay.parse_query(signed_query(F))
+        local event = assert(client():notification(t))
+        assert.equal(http.encode_query(t), event.raw)
+        assert.equal("succeeded", event.status)
+        event = assert(trustpay.verify_notification(t, nil, KEYS))
+        assert.equal(http.encode_query(t), event.raw)
+        -- and the extras read from the top level, as in 0.1 (deprecated until 0.3)
+        assert.same({ "card", 0, "Success", "0162" }, { event.method, event.result_code, event.result.name, event.card.CardMask })
+    end)
+
+    it("answers 200 OK when the event is recorded, 500 for TrustPay to call again when not, 400 without an event", function()
+        local tp = client()
+        local event = assert(tp:notification(signed_query(F)))
+        local ok = { status = 200, headers = { ["Content-Type"] = "text/plain" }, body = "OK" }
+        local again = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
+        assert.same(ok, tp:notification_response(event, true))
+        assert.same(again, tp:notification_response(event, false))
+        local refused = { status = 400, headers = { ["Content-Type"] = "text/plain" }, body = "ERROR" }
+        assert.same(refused, tp:notification_response(nil, true)) -- no event: forged or unreadable
+        assert.same(refused, tp:notification_response(nil, false))
+        assert.same(refused, tp:notification_response(nil))
+        assert.has_error(function() tp:notification_response("event", true) end,
+            "trustpay.Client:notification_response: bad argument #1 'event' (table or nil expected, got string)")
+        assert.has_error(function() tp:notification_response(event, "yes") end,
+            "trustpay.Client:notification_response: bad argument #2 'received' (boolean expected, got string)")
     end)
 end)
 
@@ -554,7 +753,7 @@ describe("trustpay background calls (stub transport)", function()
 
     it("sends nothing for an invalid call", function()
         local transport, seen = stub{}
-        local res, err = client{ transport = transport }:recurring_charge{ Amount = 100, Currency = "EUR", Reference = "a/b" }
+        local res, err = client{ transport = transport }:recurring_charge{ Amount = 100, Currency = "EUR", Reference = "a<b" }
         assert.is_nil(res)
         assert.same({ "PaymentRequestId:required", "Reference:forbidden" }, paths(err))
         assert.equal(0, #seen)
@@ -683,7 +882,8 @@ describe("trustpay misuse", function()
             local line = debug.getinfo(1, "l").currentline + 1
             local ok, err = pcall(function() c[method](c, "Amount=1") end) -- not a tail call: the frame stays
             assert.is_false(ok)
-            assert.matches(":" .. line .. ": trustpay: " .. method .. " needs a table of parameters$", err)
+            assert.matches(":" .. line .. ": trustpay.Client:" .. method .. ": bad argument #1 'params' (table expected, got string)",
+                err, 1, true)
         end
     end)
 end)

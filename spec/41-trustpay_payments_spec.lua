@@ -3,6 +3,7 @@
 -- posts signed notifications to the merchant's notification URL (a real
 -- endpoint in the sandbox), and the merchant verifies them, refunds,
 -- captures and charges again with background calls.
+local core = require "luapay.core"
 local trustpay = require "luapay.trustpay"
 local env = require "support.trustpay_env"
 
@@ -43,20 +44,20 @@ describe("TrustPay payments in the sandbox", function()
             local paid, box, id = checkout("wire_payment_url", { Amount = 1234, Currency = "EUR", Reference = ref })
             assert.equal(0, paid.ResultCode)
             local ev = events(box, 2)
-            assert.equal(2, ev[1].result_code)
+            assert.equal(2, ev[1].extra.result_code)
             assert.equal("pending", ev[1].status)
-            assert.equal(0, ev[2].result_code)
+            assert.equal(0, ev[2].extra.result_code)
             assert.equal("succeeded", ev[2].status)
             for _, e in ipairs(ev) do
-                assert.equal("wire", e.method)
+                assert.equal("wire", e.extra.method)
                 assert.equal(ref, e.merchant_ref)
                 assert.equal(id, e.provider_ref)
                 assert.equal(1234, e.amount)
                 assert.equal("EUR", e.currency)
-                assert.equal("Ján Nováček", e.raw.CounterAccountName)
+                assert.equal("Ján Nováček", e.extra.params.CounterAccountName)
             end
-            assert.is_nil(ev[1].raw.OrderId) -- optional fields come and go; the signature follows
-            assert.is_string(ev[2].raw.OrderId)
+            assert.is_nil(ev[1].extra.params.OrderId) -- optional fields come and go; the signature follows
+            assert.is_string(ev[2].extra.params.OrderId)
             assert.matches("^https://shop%.example/back%?", paid.redirect)
             local back = tp:redirect_result(paid.redirect)
             assert.is_false(back.verified)
@@ -70,6 +71,28 @@ describe("TrustPay payments in the sandbox", function()
             local url, err = tp:wire_payment_url{ Amount = 100, Currency = "USD", Reference = "r" }
             assert.is_nil(url)
             assert.equal("Currency", err.fields[1].path)
+        end)
+
+        -- 002 seed, "Supported countries": CZ and SK for instant bank transfers.
+        it("002 seed, Supported countries: takes Country CZ or SK, refuses others (the client before sending, the fake too)", function()
+            local _, err = tp:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = reference("W"), Country = "DE" }
+            assert.equal("Country", err.fields[1].path)
+            local url = assert(tp:wire_payment_url{ Amount = 100, Currency = "EUR", Reference = reference("W"), Country = "SK" })
+            assert.is_string((world:open(url)))
+            local id, code = world:open((url:gsub("Country=SK", "Country=DE"))) -- Country is not signed
+            assert.is_nil(id)
+            assert.equal(1001, code)
+        end)
+
+        -- 002 seed, "API update 2020 - SCA": CardHolder Varchar(100), at least 3 characters.
+        it("002 seed, API update 2020 - SCA: CardHolder up to 100 characters", function()
+            local ok = assert(tp:card_payment_url(sca{ Amount = 100, Currency = "EUR", Reference = reference("C"),
+                CardHolder = ("Č"):rep(100) }))
+            assert.is_string((world:open(ok)))
+            local _, err = tp:card_payment_url(sca{ Amount = 100, Currency = "EUR", Reference = reference("C"),
+                CardHolder = ("a"):rep(101) })
+            assert.equal("CardHolder", err.fields[1].path)
+            assert.equal("max_len", err.fields[1].code)
         end)
 
         it("sends the customer who cancels back with 1005", function()
@@ -94,20 +117,51 @@ describe("TrustPay payments in the sandbox", function()
         end)
     end)
 
+    describe("the merchant's answer (client:notification_response)", function()
+        -- Pays by card with the notification going to the merchant's handler
+        -- in box mode-<random>; returns TrustPay's calls once there are n.
+        local function calls(mode, n)
+            local box = mode .. "-" .. reference("B")
+            checkout("card_payment_url", sca{ Amount = 700, Currency = "EUR", Reference = reference("A"),
+                NotificationUrl = world.sb.url .. "/shop/answer/" .. box })
+            local list = world:received(box, n)
+            local out = {}
+            for i, text in ipairs(list) do out[i] = assert(require("luapay.http").decode_json(text)) end
+            return out, box
+        end
+
+        it("200 OK for a recorded event: TrustPay calls once; raw is the query it called with", function()
+            local list, box = calls("ok", 1)
+            assert.same({ "payment", "succeeded", "CRDT", 200 }, { list[1].kind, list[1].status, list[1].type, list[1].answered })
+            assert.equal(list[1].args, list[1].raw)
+            core.sleep(0.5) -- the fake calls again within 0.1 s when it is not answered 200
+            assert.equal("1", world:get("/shop/attempts/" .. box).body)
+        end)
+
+        it("500 when the event could not be recorded, 400 for a notification that does not verify: TrustPay calls again", function()
+            for _, mode in ipairs({ "busy", "forged" }) do
+                local list, box = calls(mode, 3) -- the fake's three attempts
+                for _, c in ipairs(list) do assert.equal(mode == "busy" and 500 or 400, c.answered) end
+                assert.equal(mode == "busy" and "payment" or false, list[1].kind)
+                assert.equal("3", world:get("/shop/attempts/" .. box).body)
+            end
+        end)
+    end)
+
     describe("a card payment", function()
         it("is authorized and captured (3) with the SCA fields, then partly refunded", function()
             local ref = reference("C")
             local paid, box, id = checkout("card_payment_url", sca{ Amount = 2500, Currency = "EUR", Reference = ref })
             assert.equal(3, paid.ResultCode)
             local ev = events(box, 1)[1]
-            assert.equal("card", ev.method)
+            assert.equal("card", ev.extra.method)
             assert.equal("succeeded", ev.status)
             assert.equal(id, ev.provider_ref)
             assert.equal(2500, ev.amount)
-            assert.equal("420000******0000", ev.card.CardMask)
-            assert.equal("1230", ev.card.CardExpiration)
-            assert.matches("^%d+$", ev.card.AuthNumber)
-            assert.is_nil(ev.card.CardId)
+            assert.equal("420000******0000", ev.extra.card.CardMask)
+            assert.equal("1230", ev.extra.card.CardExpiration)
+            assert.matches("^%d+$", ev.extra.card.AuthNumber)
+            assert.is_nil(ev.extra.card.CardId)
 
             local res = assert(tp:refund{ Amount = 1000, Currency = "EUR", Reference = ref .. "-R1", PaymentRequestId = id })
             assert.equal(0, res.result_code)
@@ -155,7 +209,7 @@ describe("TrustPay payments in the sandbox", function()
                 local paid, box = checkout("card_payment_url", sca{ Amount = 100, Currency = "EUR", Reference = reference("G") },
                     "card=" .. card)
                 assert.equal(3, paid.ResultCode)
-                assert.equal("420000******" .. card:sub(-4), events(box, 1)[1].card.CardMask)
+                assert.equal("420000******" .. card:sub(-4), events(box, 1)[1].extra.card.CardMask)
             end
         end)
 
@@ -176,14 +230,14 @@ describe("TrustPay payments in the sandbox", function()
             local paid, box = checkout("card_on_file_register_url", sca{ Amount = 100, Currency = "EUR", Reference = reference("COF") })
             assert.equal(3, paid.ResultCode)
             local reg = events(box, 1)[1]
-            local card_id = reg.card.CardId
+            local card_id = reg.extra.card.CardId
             assert.matches("^%x+$", card_id)
 
             local again, box2 = checkout("card_on_file_purchase_url",
                 sca{ Amount = 4200, Currency = "EUR", Reference = reference("COF"), CardId = card_id })
             assert.equal(3, again.ResultCode)
             local ev = events(box2, 1)[1]
-            assert.equal(card_id, ev.card.CardId)
+            assert.equal(card_id, ev.extra.card.CardId)
             assert.equal("succeeded", ev.status)
 
             local pre, box3, id = checkout("card_on_file_preauthorization_url",
@@ -209,8 +263,8 @@ describe("TrustPay payments in the sandbox", function()
             assert.equal(5, paid.ResultCode)
             local first = events(box, 1)[1]
             assert.equal("authorized", first.status)
-            assert.equal(5, first.result_code)
-            assert.equal("AuthorizedOnly", first.result.name)
+            assert.equal(5, first.extra.result_code)
+            assert.equal("AuthorizedOnly", first.extra.result.name)
 
             local res = assert(tp:capture{ Amount = 8000, Currency = "EUR", Reference = ref, PaymentRequestId = id })
             assert.equal(3, res.result_code)
@@ -224,6 +278,29 @@ describe("TrustPay payments in the sandbox", function()
             assert.is_nil(twice)
             assert.equal(1011, err.code)
             assert.equal("Unsupported transaction", err.result.result.name)
+        end)
+
+        -- 002 seed, Capture and Refund: "Parameters are the same as for standard Purchase, but these additional
+        -- parameters have to be added": the billing fields, NotificationUrl and Description are taken too.
+        it("002 seed, Capture/Refund: take the standard Purchase's parameters; their NotificationUrl gets the notification", function()
+            local ref = reference("P")
+            local paid, box, id = checkout("preauthorization_url", sca{ Amount = 10000, Currency = "EUR", Reference = ref })
+            assert.equal(5, paid.ResultCode)
+            events(box, 1)
+            local other_url, other = world:box()
+            local res = assert(tp:capture(sca{ Amount = 8000, Currency = "EUR", Reference = ref, PaymentRequestId = id,
+                NotificationUrl = other_url, Description = "Capture of order 42", Localization = "de", Country = "AT",
+                Url = "https://shop.example/back" }))
+            assert.equal(3, res.result_code)
+            local captured = assert(tp:notification(world:received(other, 1)[1]))
+            assert.equal(8000, captured.amount)
+            assert.equal("succeeded", captured.status)
+            res = assert(tp:refund(sca{ Amount = 1000, Currency = "EUR", Reference = ref .. "R1", PaymentRequestId = id,
+                NotificationUrl = other_url, Description = "Refund 1" }))
+            assert.equal(0, res.result_code)
+            local refunded = assert(tp:notification(world:received(other, 2)[2]))
+            assert.equal("refunded", refunded.status)
+            assert.equal(1000, refunded.amount)
         end)
 
         it("cannot capture a plain purchase or more than was reserved", function()

@@ -271,7 +271,62 @@ describe("TrustPay API Banking in the sandbox", function()
             assert.equal(before, world:stats().banking_calls)
         end)
 
-        it("yields a failure in the middle as false, err with the page to resume from", function()
+        -- The fake lets `after` API Banking calls through, then fails the next one.
+        local function fail_after(after, status)
+            assert.equal(200, world:get("/trustpay/_control/fail?after=" .. after .. "&status=" .. status .. "&times=1").status)
+        end
+
+        local function ids(list)
+            local out = {}
+            for i, tx in ipairs(list) do out[i] = tx.TransactionId end
+            return out
+        end
+
+        for _, case in ipairs({ { "500", "http" }, { "garbage", "provider" } }) do
+            it("ends at a failed page (" .. case[1] .. ") with err.resume, and resume gives exactly the rest", function()
+                local all = collect(tp:transactions(filter{ PageSize = 10 }))
+                assert.equal(25, #all)
+                fail_after(1, case[1]) -- the token is cached: page 0 goes through, page 1 fails
+                local got, failure, after = {}, nil, 0
+                for tx, err in tp:transactions(filter{ PageSize = 10 }) do
+                    if not tx then failure = err else got[#got + 1] = tx end
+                end
+                assert.equal(10, #got)
+                assert.equal(case[2], failure.type)
+                assert.same({ Page = 1 }, failure.resume)
+                assert.equal(1, failure.page) -- deprecated alias until 0.3
+                for tx, err in tp:transactions(filter{ PageSize = 10, resume = failure.resume }) do
+                    assert(tx, err)
+                    got[#got + 1] = tx
+                    after = after + 1
+                end
+                assert.equal(15, after)
+                assert.same(ids(all), ids(got)) -- in order, nothing lost, nothing twice
+            end)
+        end
+
+        it("called directly, returns nil, err at the failed page and then nil", function()
+            fail_after(0, "500")
+            local it = tp:transactions(filter{ PageSize = 10 })
+            local tx, err = it()
+            assert.is_nil(tx)
+            assert.equal(500, err.http_status)
+            assert.same({ Page = 0 }, err.resume)
+            assert.is_nil(it())
+            assert.equal(25, #collect(tp:transactions(filter{ PageSize = 10, resume = err.resume })))
+        end)
+
+        it("refuses a resume that is not {Page = n} before sending", function()
+            local before = world:stats().banking_calls
+            local it = tp:transactions(filter{ resume = { Page = -1, page = 2 } })
+            local tx, err = it()
+            assert.is_nil(tx)
+            assert.equal("validation", err.type)
+            assert.same({ "resume.Page:range", "resume.page:unknown" }, paths(err))
+            assert.equal(before, world:stats().banking_calls)
+        end)
+
+        it("yields a failure in the middle as false, err with the page to resume from (err.page, deprecated)", function()
             local client = world:client()
             local n, failure = 0, nil
             for tx, err in client:transactions(filter{ PageSize = 10 }) do

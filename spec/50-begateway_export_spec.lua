@@ -129,15 +129,84 @@ describe("beGateway DWH export", function()
         end
     end)
 
-    it("streams backwards in descending order, the cursor moving date_to", function()
-        local want = expected(nil, "created_at", true)
-        local got = stream(dwh, with(WEEK, { limit = 300, sort_order = "desc" }))
+    -- A client whose every request and answer is recorded.
+    local function spy_client(calls)
+        return begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway",
+            transport = {
+                inner = core.http_client{},
+                request = function(self, req)
+                    local res, err = self.inner:request(req)
+                    calls[#calls + 1] = { sent = http.decode_json(req.body), got = res and http.decode_json(res.body) }
+                    return res, err
+                end,
+            } }
+    end
+
+    -- 003 seed, "Export transactions", filter.date_from: "Must equal next_date value from the response to
+    -- the previous request"; the same in both orders. Descending, the later requests no longer carry the
+    -- period's start: the client keeps only what is in the period and stops.
+    for _, order in ipairs({ "asc", "desc" }) do
+        it("003 seed, date_from = next_date: pages " .. order .. " moving date_from and uid_from, date_to kept", function()
+            local period = { date_from = "2024-06-03T00:00:00", date_to = "2024-06-05T12:00:00" }
+            local lo, hi = dataset.parse_iso(period.date_from), dataset.parse_iso(period.date_to) + 999
+            local want = expected(function(x) return not x.test and x.created_at >= lo and x.created_at <= hi end,
+                "created_at", order == "desc")
+            local calls = {}
+            local got = stream(spy_client(calls), with(period, { limit = 150, sort_order = order }))
+            assert.same(uids(want), uids(got))
+            assert.is_true(#calls >= 3)
+            assert.equal(period.date_from, calls[1].sent.filter.date_from)
+            assert.is_nil(calls[1].sent.filter.uid_from)
+            for k = 2, #calls do
+                local page = calls[k - 1].got.data.pagination
+                assert.is_true(page.has_next_page)
+                assert.equal(page.next_date, calls[k].sent.filter.date_from)
+                assert.equal(page.next_uid, calls[k].sent.filter.uid_from)
+                assert.equal(period.date_to, calls[k].sent.filter.date_to)
+                assert.equal(order, calls[k].sent.options.sort_order)
+            end
+        end)
+    end
+
+    it("003 seed, request example: options.sort_direction = \"desc\" and filter.test = \"false\" are accepted", function()
+        local calls = {}
+        local got = stream(spy_client(calls), with(WEEK, { response_parameters = "main,gateway",
+            filter = { type = "payment", test = "false", currency = "EUR" }, sort_direction = "desc", limit = 300 }))
+        local want = expected(function(x) return not x.test and x.type == "payment" and x.currency == "EUR" end,
+            "created_at", true)
         assert.same(uids(want), uids(got))
-        local sent = assert(http.decode_json(control("stats").last))
-        assert.equal("desc", sent.options.sort_order)
-        assert.equal(WEEK.date_from, sent.filter.date_from)
-        assert.matches("^2024%-06%-01T.*Z$", sent.filter.date_to) -- the last page starts on the first day
-        assert.is_string(sent.filter.uid_from)
+        assert.equal("desc", calls[1].sent.options.sort_direction)
+        assert.equal(false, calls[1].sent.filter.test)
+        local only_test = stream(dwh, with(WEEK, { filter = { test = "true" } }))
+        assert.same(uids(expected(function(x) return x.test end)), uids(only_test))
+        local _, err = begateway.export_request(with(WEEK, { sort_order = "asc", sort_direction = "desc" }))
+        assert.equal("sort_direction", err.fields[1].path)
+    end)
+
+    it("003 seed, response example: decodes pages exactly, amount 3000 is an integer on every VM", function()
+        local got = stream(dwh, with(WEEK, { limit = 1000 }))
+        for _, tx in ipairs(got) do
+            if math.type then assert.equal("integer", math.type(tx.amount)) end
+            assert.is_string(core.to_decimal(tx.amount, tx.currency))
+        end
+    end)
+
+    it("the fake pages a descending request with uid_from down from date_from (003 seed, date_from)", function()
+        local c = core.http_client{}
+        local function page(filter)
+            local res = assert(c:request{ method = "POST", url = sb.url .. "/begateway" .. begateway.EXPORT_PATH,
+                headers = { Authorization = http.basic_auth(PSP, SECRET), ["Content-Type"] = "application/json" },
+                body = assert(http.encode_json{ filter = filter, options = { sort_direction = "desc", limit = 5 } }) })
+            assert.equal(200, res.status, res.body)
+            return assert(core.json_decode(res.body)).data
+        end
+        local first = page({ date_from = WEEK.date_from, date_to = WEEK.date_to })
+        local second = page({ date_from = first.pagination.next_date, uid_from = first.pagination.next_uid,
+            date_to = WEEK.date_to })
+        local want = expected(nil, "created_at", true)
+        assert.equal(want[6].uid, second.transactions[1].uid)
+        assert.equal(want[10].uid, second.transactions[5].uid)
+        c:close()
     end)
 
     it("keeps transactions that share a created_at apart by uid, across page boundaries", function()
@@ -386,7 +455,8 @@ describe("beGateway DWH export", function()
                 { "filter.merchant_id[2] type", "filter.shop_id[1] range" } },
             { "an empty id list", with(WEEK, { filter = { gateway_id = {} } }), { "filter.gateway_id items" } },
             { "an unknown method_type", with(WEEK, { filter = { method_type = "card" } }), { "filter.method_type enum" } },
-            { "test as a string", with(WEEK, { filter = { test = "false" } }), { "filter.test type" } },
+            { "test as another word", with(WEEK, { filter = { test = "no" } }), { "filter.test type" } },
+            { "an unknown sort_direction", with(WEEK, { sort_direction = "down" }), { "sort_direction enum" } },
             { "an unknown sort order", with(WEEK, { sort_order = "up" }), { "sort_order enum" } },
             { "an unknown date_type", with(WEEK, { date_type = "settled_at" }), { "date_type enum" } },
             { "an unknown response group", with(WEEK, { response_parameters = { "main", "everything" } }),
@@ -422,7 +492,7 @@ describe("beGateway DWH export", function()
 
         it("raises on misuse: no table, or a client without credentials", function()
             assert.has_error(function() dwh:export("2024-06-01") end,
-                "begateway.export: bad argument #1 'params' (table expected, got string)")
+                "begateway.Client:export: bad argument #1 'params' (table expected, got string)")
             assert.has_error(function() begateway.new{ secret = SECRET, dwh_url = sb.url } end,
                 "begateway.new: option 'psp_id' is required")
             assert.has_error(function() begateway.new{ psp_id = PSP, dwh_url = sb.url } end, "begateway.new: option 'secret' is required")
@@ -438,5 +508,23 @@ describe("beGateway DWH export", function()
         local lo = dataset.parse_iso("2024-06-02T10:00:00")
         local want = expected(function(x) return not x.test and x.created_at >= lo and x.created_at < lo + 3600000 + 1000 end)
         assert.same(uids(want), uids(list))
+    end)
+
+    it("yields the transactions themselves; begateway.event reads one as an event whose raw is its JSON", function()
+        local provider = require "luapay.provider"
+        local list = assert(dwh:export(with(WEEK, { filter = { type = "credit" } })):collect())
+        assert.is_true(#list > 0)
+        for _, tx in ipairs(list) do
+            assert.is_nil(getmetatable(tx)) -- a list item for the CSV, not an event
+            local event = assert(begateway.event(tx))
+            assert.equal(provider.event_mt, getmetatable(event))
+            assert.same({ "payout", "credit", tx.status, tx.uid }, { event.kind, event.extra.type, event.extra.status, event.provider_ref })
+            assert.equal(tx, event.extra.transaction)
+            assert.same(tx, http.decode_json(event.raw))
+            local text = '{"uid":"u-9","type":"payment","status":"pending"}'
+            assert.equal(text, assert(begateway.event(http.decode_json(text), text)).raw)
+        end
+        assert.has_error(function() begateway.event(list[1], {}) end,
+            "begateway.event: bad argument #2 'raw' (string or nil expected, got table)")
     end)
 end)

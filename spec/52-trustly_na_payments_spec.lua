@@ -150,7 +150,7 @@ describe("Trustly North America payments", function()
         local cases = {
             { "paymentType by name and code", { paymentType = { "Deferred", 4 } },
                 function(c) return c.paymentType == 2 or c.paymentType == 4 end },
-            { "authorization.status", { ["authorization.status"] = { "Finished" } }, function(c) return c.auth == 3 end },
+            { "authorization.status", { ["authorization.status"] = { "Completed" } }, function(c) return c.auth == 4 end },
             { "verification.status", { ["verification.status"] = { "ToVerify", "Refused" } },
                 function(c) return c.verification == 2 or c.verification == 4 end },
             { "createdAt range", { createdAt = { start = start, ["end"] = start + 6 * 3600000 } },
@@ -165,8 +165,8 @@ describe("Trustly North America payments", function()
             { "customer.customerId", { ["customer.customerId"] = "1003000007" }, function(c) return c.customerId == "1003000007" end },
             { "paymentProvider.paymentProviderId", { ["paymentProvider.paymentProviderId"] = "200013" },
                 function(c) return c.paymentProviderId == "200013" end },
-            { "everything at once", { paymentType = { 1 }, ["authorization.status"] = { 3 }, ["amount.min"] = 50000 },
-                function(c) return c.paymentType == 1 and c.auth == 3 and c.amount >= 50000 end },
+            { "everything at once", { paymentType = { 1 }, ["authorization.status"] = { 4 }, ["amount.min"] = 50000 },
+                function(c) return c.paymentType == 1 and c.auth == 4 and c.amount >= 50000 end },
         }
         for _, case in ipairs(cases) do
             it(case[1], function()
@@ -233,7 +233,8 @@ describe("Trustly North America payments", function()
     describe("invalid filters are refused before anything is sent", function()
         local cases = {
             { "an unknown payment type", { paymentType = { "Instant", "Wire", 7 } }, { "paymentType[2] enum", "paymentType[3] enum" } },
-            { "an unknown authorization status", { ["authorization.status"] = { 0 } }, { "authorization.status[1] enum" } },
+            { "an unknown authorization status", { ["authorization.status"] = { 15, "Finished" } },
+                { "authorization.status[1] enum", "authorization.status[2] enum" } },
             { "an unknown verification status", { verification = { status = { "Maybe" } } }, { "verification.status[1] enum" } },
             { "an empty list", { paymentType = {} }, { "paymentType items" } },
             { "a float amount", { ["amount.min"] = 10.5 }, { "amount.min type" } },
@@ -265,26 +266,63 @@ describe("Trustly North America payments", function()
         end
 
         it("raises on misuse", function()
-            assert.has_error(function() tna:payments() end, "trustly_na.payments: bad argument #1 'params' (table expected, got nil)")
+            assert.has_error(function() tna:payments() end,
+                "trustly_na.Client:payments: bad argument #1 'params' (table expected, got nil)")
             assert.has_error(function() trustly_na.new{ access_key = ACCESS_KEY } end, "trustly_na.new: option 'access_id' is required")
             assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID } end, "trustly_na.new: option 'access_key' is required")
-            assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID, access_key = ACCESS_KEY, environment = "live" } end,
-                'trustly_na.new: option \'environment\' must be "sandbox" or "production"')
+            assert.has_error(function() trustly_na.new{ access_id = ACCESS_ID, access_key = ACCESS_KEY, environment = "prod" } end,
+                'trustly_na.new: option \'environment\' must be "test" or "live"')
         end)
     end)
 
     it("picks the documented base URL per environment", function()
         assert.equal("https://sandbox.trustly.one/api/v1", trustly_na.new{ access_id = "a", access_key = "k" }.base_url)
         assert.equal("https://api.trustly.one/api/v1",
+            trustly_na.new{ access_id = "a", access_key = "k", environment = "live" }.base_url)
+        -- the names before 0.2, deprecated until 0.3
+        assert.equal("https://api.trustly.one/api/v1",
             trustly_na.new{ access_id = "a", access_key = "k", environment = "production" }.base_url)
+        assert.equal("test", trustly_na.new{ access_id = "a", access_key = "k", environment = "sandbox" }.environment)
         assert.has_error(function()
             trustly_na.new{ access_id = "a", access_key = "k", environment = "production", verify = false }
         end)
     end)
 
+    -- 004 seed, "List Payments", auth.status: "Status of the related bank authorization. See Transaction
+    -- Status Values": the filter authorization.status takes that table's values and names.
+    it("004 seed, auth.status: authorization.status takes the Transaction Status Values (4 = Completed)", function()
+        for code = 0, 14 do
+            local q = assert(trustly_na.payments_query{ ["authorization.status"] = { trustly_na.transaction_statuses[code] } })
+            assert.equal(tostring(code), q["authorization.status"][1])
+        end
+        assert.equal("Completed", trustly_na.authorization_statuses[4])
+        assert.equal("Expired", trustly_na.authorization_statuses[6])
+        local got = stream(tna, { ["authorization.status"] = { "Completed" }, count = 100 })
+        assert.is_true(#got > 0)
+        for _, p in ipairs(got) do
+            assert.equal(4, p.auth.status)
+            assert.equal("Completed", p.auth.message)
+        end
+        local new = stream(tna, { ["authorization.status"] = { "New" } })
+        assert.same({}, new) -- 0 is a value the fake takes now (nothing in the data set is New)
+    end)
+
+    -- 004 seed, "List Payments": createdAt/updatedAt filters are strings; payments' createdAt is an integer
+    -- "UNIX timestamp" (milliseconds in Trustly NA's answers): the digits work as well as the integer.
+    it("004 seed, date filters: createdAt.start etc. as the document's string, or an integer", function()
+        local start = dataset.parse_iso("2024-06-04T00:00:00")
+        local as_text = stream(tna, { ["createdAt.start"] = tostring(start), ["createdAt.end"] = tostring(start + 3600000),
+            ["updatedAt.start"] = "0" })
+        local as_int = stream(tna, { createdAt = { start = start, ["end"] = start + 3600000 } })
+        assert.is_true(#as_int > 0)
+        assert.same(ids(as_int), ids(as_text))
+        local q = assert(trustly_na.payments_query{ ["createdAt.start"] = "1717459200000" })
+        assert.equal("1717459200000", q["createdAt.start"])
+    end)
+
     it("has the seed's tables", function()
         assert.same({ "Instant", "Deferred", "Recurring", "Disbursement", "Verification", "Retrieval" }, trustly_na.payment_types)
-        assert.equal("Voided", trustly_na.authorization_statuses[7])
+        assert.equal("Voided", trustly_na.authorization_statuses[13])
         assert.equal("Refused", trustly_na.verification_statuses[4])
         assert.equal("New", trustly_na.transaction_statuses[0])
         assert.equal("OnHold", trustly_na.transaction_statuses[14])

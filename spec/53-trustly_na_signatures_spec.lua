@@ -132,9 +132,72 @@ describe("Trustly NA notifications", function()
         assert.equal("cb180040-7210-4ab9-97b7-415824754802", event.merchant_ref)
         assert.equal("1002593555", event.provider_ref)
         assert.is_nil(event.amount)
-        assert.equal("Authorize", event.raw.eventType)
-        assert.equal("Etc/UTC", event.raw.timeZone)
-        assert.equal("AC100", event.raw["paymentProviderTransaction.status"])
+        assert.equal(BODY, event.raw) -- the body as received
+        assert.same({ "Capture", "Authorize", "Authorized" },
+            { event.extra.transactionType, event.extra.eventType, event.extra.transactionStatus })
+        assert.equal("Authorize", event.extra.fields.eventType)
+        assert.equal("Etc/UTC", event.extra.fields.timeZone)
+        assert.equal("AC100", event.extra.fields["paymentProviderTransaction.status"])
+        for k in pairs(event) do
+            assert.is_truthy(({ provider = 1, kind = 1, status = 1, merchant_ref = 1, provider_ref = 1, amount = 1,
+                currency = 1, raw = 1, extra = 1 })[k], k)
+        end
+    end)
+
+    it("verify with the pure function: headers in any case, keys under the constructor's names", function()
+        local keys = { access_id = ACCESS_ID, access_key = ACCESS_KEY }
+        for _, name in ipairs { "Authorization", "authorization", "AUTHORIZATION" } do
+            local event = assert(trustly_na.verify_notification(BODY, { [name] = authorization(BODY),
+                ["Content-Type"] = "application/x-www-form-urlencoded" }, keys))
+            assert.same({ "capture", "authorized", BODY }, { event.kind, event.status, event.raw })
+        end
+        local event, err = trustly_na.verify_notification(BODY:gsub("status=2", "status=4"),
+            { Authorization = authorization(BODY) }, keys)
+        assert.is_nil(event)
+        assert.equal("signature", err.type)
+        err = select(2, trustly_na.verify_notification(BODY,
+            { Authorization = { authorization(BODY), authorization(BODY) } }, keys))
+        assert.equal("more than one Authorization header", err.message:match(": (.*)$"))
+        -- the 0.1 form, (raw_body, authorization, access_id, access_key): deprecated, until 0.3
+        event = assert(trustly_na.verify_notification(BODY, authorization(BODY), ACCESS_ID, ACCESS_KEY))
+        assert.equal(BODY, event.raw)
+        assert.equal("signature", select(2, trustly_na.verify_notification(BODY, authorization(BODY), ACCESS_ID, "other")).type)
+    end)
+
+    it("map every transactionType onto the common kinds and keep Trustly's word", function()
+        local provider = require "luapay.provider"
+        local kinds = {}
+        for _, k in ipairs(provider.KINDS) do kinds[k] = true end
+        local expect = { [0] = "payment", "authorization", "payment", "capture", "refund", "reversal", "payout",
+            "reversal", "payment", [10] = "authorization" }
+        for code, name in pairs(trustly_na.transaction_types) do
+            local body = ("transactionType=%d&status=4&objectId=1&merchantReference=r"):format(code)
+            local event = assert(tna:notification(body, authorization(body)))
+            assert.equal(expect[code], event.kind, name)
+            assert.is_true(kinds[event.kind], name)
+            assert.equal(name, event.extra.transactionType)
+        end
+        -- without a transactionType, eventType's word; a word luapay does not know is "other"
+        local body = "eventType=Refund&status=4&objectId=1"
+        assert.equal("refund", assert(tna:notification(body, authorization(body))).kind)
+        body = "transactionType=42&status=4&objectId=1"
+        assert.equal("other", assert(tna:notification(body, authorization(body))).kind)
+    end)
+
+    it("answer: 200 once recorded, an error status (sent again) when not, 400 without an event", function()
+        local event = assert(tna:notification(BODY, authorization(BODY)))
+        local text = { ["Content-Type"] = "text/plain" }
+        assert.same({ status = 200, headers = text, body = "OK" }, tna:notification_response(event, true))
+        assert.same({ status = 500, headers = text, body = "ERROR" },
+            tna:notification_response(event, false))
+        local none, err = tna:notification(BODY, authorization(BODY, "another-key"))
+        for _, received in ipairs { true, false } do
+            assert.same({ status = 400, headers = text, body = "ERROR" },
+                tna:notification_response(none, received))
+            for _, not_an_event in ipairs { err, { status = "succeeded" } } do
+                assert.equal(400, tna:notification_response(not_an_event, received).status)
+            end
+        end
     end)
 
     it("accept a headers table and the HmacSHA512 variant", function()
@@ -246,7 +309,7 @@ describe("Trustly NA notifications", function()
                     local forged = REFUND:sub(1, i - 1) .. (c == "&" and "%26" or "%3D") .. REFUND:sub(i + 1)
                     local event = tna:notification(forged, auth)
                     if event then -- only a rewrite that leaves every field as signed may pass
-                        assert.same(genuine.raw, event.raw, forged)
+                        assert.same(genuine.extra.fields, event.extra.fields, forged)
                     end
                     n = n + 1
                 end
@@ -270,7 +333,7 @@ describe("Trustly NA notifications", function()
             local body = "merchantReference=order%2F9%20a&transactionType=2&status=4&objectId=9&timeZone=Etc%2FUTC"
             local event = assert(tna:notification(body, authorization(body)))
             assert.equal("order/9 a", event.merchant_ref)
-            assert.equal("Etc/UTC", event.raw.timeZone)
+            assert.equal("Etc/UTC", event.extra.fields.timeZone)
         end)
     end)
 
@@ -282,8 +345,16 @@ describe("Trustly NA notifications", function()
         end
     end)
 
-    it("raises on misuse", function()
+    it("raises on misuse, naming the function and the argument", function()
         assert.has_error(function() tna:notification(nil, "Basic x") end,
-            "trustly_na.notification: bad argument #1 'raw_body' (string expected, got nil)")
+            "trustly_na.verify_notification: bad argument #1 'raw_body' (string expected, got nil)")
+        assert.has_error(function() trustly_na.verify_notification(BODY, 42, { access_id = "a", access_key = "k" }) end,
+            "trustly_na.verify_notification: bad argument #2 'headers' (a table, the Authorization value or nil expected, got number)")
+        assert.has_error(function() trustly_na.verify_notification(BODY, {}, nil) end,
+            "trustly_na.verify_notification: bad argument #3 'keys' ({access_id = ..., access_key = ...} expected, got nil)")
+        assert.has_error(function() trustly_na.verify_notification(BODY, {}, { access_id = "a" }) end,
+            "trustly_na.verify_notification: bad argument #3 'keys' (keys.access_id and keys.access_key: strings expected)")
+        assert.has_error(function() trustly_na.verify_notification(BODY, "Basic x", "id") end,
+            "trustly_na.verify_notification: bad argument #3 'keys' (keys.access_id and keys.access_key: strings expected)")
     end)
 end)

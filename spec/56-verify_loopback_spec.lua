@@ -10,7 +10,7 @@ local util = require "support.util"
 local MERCHANT_PRIVATE = util.fixture("keys/merchant_private.pem")
 
 local PROVIDERS = {
-    { "Trustly", "luapay.trustly", function(url, verify)
+    { "Trustly", "trustly.new", function(url, verify)
         return trustly.new{ username = "u", password = "p", private_key = MERCHANT_PRIVATE, base_url = url, verify = verify }
     end },
     { "Trustly North America", "trustly_na.new", function(url, verify)

@@ -49,18 +49,18 @@ describe("beGateway test transactions", function()
     local test_body = body_of(ds:begateway(test_i))
     local live_body = body_of(ds:begateway(live_i))
 
-    it("come back from begateway.verify_webhook with test = true, live ones with test = false", function()
+    it("come back from begateway.verify_notification with extra.test = true, live ones with extra.test = false", function()
         assert.is_true(ds:begateway(test_i).test)
-        local event = assert(begateway.verify_webhook(test_body, signed(test_body), { public_key = PUBLIC_PEM }))
-        assert.is_true(event.test)
+        local event = assert(begateway.verify_notification(test_body, signed(test_body), { public_key = PUBLIC_PEM }))
+        assert.is_true(event.extra.test)
         assert.equal("payment", event.kind)
         assert.equal("succeeded", event.status)
         assert.equal(test_c.uid, event.provider_ref)
-        event = assert(begateway.verify_webhook(live_body, signed(live_body), { public_key = PUBLIC_PEM }))
-        assert.is_false(event.test)
+        event = assert(begateway.verify_notification(live_body, signed(live_body), { public_key = PUBLIC_PEM }))
+        assert.is_false(event.extra.test)
     end)
 
-    it("are refused by a live shop's client:webhook as a provider error, whatever the credentials", function()
+    it("are refused by a live shop's client:notification as a provider error, whatever the credentials", function()
         local basic = "Basic " .. core.base64_encode("361:shop-key")
         for _, case in ipairs({
             { shop_client(), signed(test_body) },
@@ -68,25 +68,25 @@ describe("beGateway test transactions", function()
               { Authorization = basic } },
             { shop_client{ accept_test = false }, signed(test_body) },
         }) do
-            local event, err = case[1]:webhook(test_body, case[2])
+            local event, err = case[1]:notification(test_body, case[2])
             assert.is_nil(event)
             assert.equal("provider", err.type)
             assert.equal("test_transaction", err.code)
             assert.equal("beGateway notification: transaction '" .. test_c.uid
                 .. "' is a test transaction (no money moved), refused: the client was not built with accept_test = true", err.message)
-            assert.is_true(err.event.test) -- authentic, for the log
+            assert.is_true(err.event.extra.test) -- authentic, for the log
             assert.not_matches("shop%-key", tostring(err))
         end
-        local event = assert(shop_client():webhook(live_body, signed(live_body)))
-        assert.is_false(event.test)
+        local event = assert(shop_client():notification(live_body, signed(live_body)))
+        assert.is_false(event.extra.test)
         assert.equal("succeeded", event.status)
     end)
 
-    it("are taken, marked test = true, by a client built with accept_test = true", function()
-        local event = assert(shop_client{ accept_test = true }:webhook(test_body, signed(test_body)))
-        assert.is_true(event.test)
+    it("are taken, marked extra.test = true, by a client built with accept_test = true", function()
+        local event = assert(shop_client{ accept_test = true }:notification(test_body, signed(test_body)))
+        assert.is_true(event.extra.test)
         assert.equal("succeeded", event.status)
-        assert.is_false(assert(shop_client{ accept_test = true }:webhook(live_body, signed(live_body))).test)
+        assert.is_false(assert(shop_client{ accept_test = true }:notification(live_body, signed(live_body))).extra.test)
     end)
 
     it("need a test flag that is a boolean, and accept_test must be one", function()
@@ -94,7 +94,7 @@ describe("beGateway test transactions", function()
             local tx = ds:begateway(live_i)
             tx.test = v
             local body = body_of(tx)
-            local event, err = shop_client{ accept_test = true }:webhook(body, signed(body))
+            local event, err = shop_client{ accept_test = true }:notification(body, signed(body))
             assert.is_nil(event)
             assert.equal("provider", err.type)
             assert.equal("beGateway notification: transaction.test is not a boolean", err.message)
@@ -102,7 +102,7 @@ describe("beGateway test transactions", function()
         local tx = ds:begateway(live_i)
         tx.test = nil
         local body = body_of(tx)
-        assert.is_false(assert(shop_client():webhook(body, signed(body))).test)
+        assert.is_false(assert(shop_client():notification(body, signed(body))).extra.test)
         assert.has_error(function() shop_client{ accept_test = "yes" } end, "begateway.new: option 'accept_test' must be a boolean")
     end)
 end)
@@ -112,7 +112,7 @@ describe("beGateway transaction types and statuses", function()
 
     local function webhook(tx)
         local body = body_of(tx)
-        return client:webhook(body, signed(body))
+        return client:notification(body, signed(body))
     end
 
     local function tx(type_, status)
@@ -127,7 +127,7 @@ describe("beGateway transaction types and statuses", function()
         }
         for _, t in ipairs(begateway.TYPES) do
             local event = assert(webhook(tx(t, "successful")))
-            assert.equal(t, event.kind)
+            assert.equal(t, event.extra.type)
             assert.equal(want[t], event.status, t)
             assert.equal(1250, event.amount)
             assert.equal("order-7", event.merchant_ref)
@@ -139,7 +139,7 @@ describe("beGateway transaction types and statuses", function()
         for _, t in ipairs(begateway.TYPES) do
             for s, status in pairs(want) do
                 local event = assert(webhook(tx(t, s)))
-                assert.equal(t, event.kind)
+                assert.equal(t, event.extra.type)
                 assert.equal(status, event.status, t .. "/" .. s)
             end
         end
@@ -228,26 +228,26 @@ describe("beGateway notifications delivered by the sandbox's fake", function()
         local by_key = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway", public_key = PUBLIC_PEM }
         local by_basic = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway",
             shop_id = test_c.shop_id, shop_key = SHOP_KEY }
-        local event = assert(by_key:webhook(live_body, live_headers))
-        assert.same({ live_c.uid, "succeeded", false }, { event.provider_ref, event.status, event.test })
+        local event = assert(by_key:notification(live_body, live_headers))
+        assert.same({ live_c.uid, "succeeded", false }, { event.provider_ref, event.status, event.extra.test })
         for _, c in ipairs({ by_key, by_basic }) do
-            local none, err = c:webhook(test_body, test_headers)
+            local none, err = c:notification(test_body, test_headers)
             assert.is_nil(none)
             assert.equal("test_transaction", err.code)
         end
         local sandbox_shop = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway",
             public_key = PUBLIC_PEM, accept_test = true }
-        event = assert(sandbox_shop:webhook(test_body, test_headers))
-        assert.same({ test_c.uid, "succeeded", true }, { event.provider_ref, event.status, event.test })
+        event = assert(sandbox_shop:notification(test_body, test_headers))
+        assert.same({ test_c.uid, "succeeded", true }, { event.provider_ref, event.status, event.extra.test })
     end)
 
     it("say a failed refund, a chargeback and a type-less transaction as beGateway meant them", function()
         local c = begateway.new{ psp_id = PSP, secret = SECRET, dwh_url = sb.url .. "/begateway", public_key = PUBLIC_PEM }
-        local event = assert(c:webhook(deliver("meaning", (find(false, { type = "refund", status = "failed" })))))
+        local event = assert(c:notification(deliver("meaning", (find(false, { type = "refund", status = "failed" })))))
         assert.same({ "refund", "failed" }, { event.kind, event.status })
-        event = assert(c:webhook(deliver("meaning", (find(false, { type = "chargeback", status = "successful" })))))
+        event = assert(c:notification(deliver("meaning", (find(false, { type = "chargeback", status = "successful" })))))
         assert.same({ "chargeback", "reversed" }, { event.kind, event.status })
-        local none, err = c:webhook(deliver("meaning", (find(false)), { type = http.null }))
+        local none, err = c:notification(deliver("meaning", (find(false)), { type = http.null }))
         assert.is_nil(none)
         assert.equal("provider", err.type)
         assert.equal("beGateway notification: transaction.type is missing", err.message)

@@ -428,10 +428,10 @@ describe("no secret in any output", function()
             local list = {
                 { "export, invalid", first_error(c:export{ date_from = "yesterday" }) },
                 { "export, wrong secret", first_error(c:export(PERIOD)) },
-                { "webhook, wrong shop key", err_of(c:webhook('{"transaction":{}}', basic(USER.begateway_shop_key, "wrong"))) },
-                { "webhook, no transaction", err_of(c:webhook(S.begateway_secret,
+                { "notification, wrong shop key", err_of(c:notification('{"transaction":{}}', basic(USER.begateway_shop_key, "wrong"))) },
+                { "notification, no transaction", err_of(c:notification(S.begateway_secret,
                     basic(USER.begateway_shop_key, S.begateway_shop_key))) },
-                { "webhook, unusable public key", err_of(begateway.verify_webhook("{}", {}, { public_key = "bm90IGEga2V5" })) },
+                { "notification, unusable public key", err_of(begateway.verify_notification("{}", {}, { public_key = "bm90IGEga2V5" })) },
                 { "export, refused", first_error(client(REFUSED):export(PERIOD)) },
             }
             for _, how in ipairs(ECHOES) do
@@ -480,7 +480,7 @@ describe("no secret in any output", function()
 
         it("names the option, never the key, when the configuration is wrong", function()
             for _, extra in ipairs({ { access_id = "a:b" }, { base_url = "ftp://" .. S.trustly_na_access_key },
-                                     { environment = "live" } }) do
+                                     { environment = "prod" } }) do
                 local ok, msg = pcall(client, nil, extra)
                 assert.is_false(ok)
                 assert_clean("trustly_na.new", msg)
@@ -542,7 +542,7 @@ describe("no secret in any output", function()
             absent(label .. ": errors.mask", pretty.format(errors.mask(c)), needles)
             absent(label .. ": the REPL", repl_output(c), needles)
         end
-        assert.equal("luapay.begateway client (psp 9, https://dwh.example.com)", tostring(b))
+        assert.equal("luapay.begateway client (test, psp 9, https://dwh.example.com)", tostring(b))
         local _, err = g:status("p-1")
         assert.equal(400, err.http_status)
         assert_redacted("the echo of the URL's credentials", { message = err.raw })

@@ -62,9 +62,29 @@ describe("luapay.provider toolkit", function()
             assert.is_false(ok)
             assert.matches("^spec/62%-provider_toolkit_spec%.lua:%d+: " .. pattern, err)
         end
-        for _, name in ipairs { "ecommpay", "begateway", "trustly_na" } do
+        for _, name in ipairs { "ecommpay", "trustly", "trustpay", "begateway", "trustly_na" } do
             local m = require("luapay." .. name)
             raises(function() m.new("x") end, name .. "%.new: bad argument #1 'opts' %(table expected, got string%)")
+        end
+        -- the environment, the URLs and the transport options too, for all five
+        local keys = require "luapay.sandbox.test_keys"
+        for name, base in pairs {
+            ecommpay = { project_id = 1, secret = "s" }, trustpay = { account_id = "1", secret = "s" },
+            trustly = { username = "u", password = "p", private_key = keys.merchant_private },
+            begateway = { psp_id = 1, secret = "s", dwh_url = "https://x" }, trustly_na = { access_id = "a", access_key = "k" },
+        } do
+            local m = require("luapay." .. name)
+            local function with(k, v)
+                local o = { [k] = v }
+                for key, x in pairs(base) do o[key] = x end
+                return o
+            end
+            raises(function() m.new(with("timeout_ms", 0)) end, name .. "%.new: option 'timeout_ms' must be a whole number")
+            raises(function() m.new(with("environment", "prod")) end, name .. "%.new: option 'environment' must be")
+            raises(function() m.new(with("verify", false)) end, name .. "%.new: verify = false is allowed only")
+            local o = with("http", require("luapay.http").new {})
+            o.retries = 1
+            raises(function() m.new(o) end, name .. "%.new: option 'retries' cannot be given with 'http'")
         end
         local trustly_na = require "luapay.trustly_na"
         raises(function() trustly_na.new { access_key = "k" } end, "trustly_na%.new: option 'access_id' is required")
@@ -74,7 +94,7 @@ describe("luapay.provider toolkit", function()
         raises(function() begateway.new { psp_id = "a:b", secret = "s", dwh_url = "https://x" } end,
             "begateway%.new: option 'psp_id' must be an id")
         local trustly = require "luapay.trustly"
-        raises(function() trustly.new { username = "" } end, "luapay%.trustly: option 'username' must be a non%-empty string")
+        raises(function() trustly.new { username = "" } end, "trustly%.new: option 'username' must be a non%-empty string")
     end)
 
     it("digits and plain are one reading of numbers for every provider", function()

@@ -398,7 +398,7 @@ local function read_csv(text)
 end
 
 describe("begateway.csv_cell", function()
-    it("writes fields an RFC 4180 reader reads back exactly", function()
+    it("writes fields an RFC 4180 reader reads back exactly (formula guard aside)", function()
         for_seeds(function(R)
             local values, lines = {}, {}
             for r = 1, R(1, 4) do
@@ -419,8 +419,9 @@ describe("begateway.csv_cell", function()
                     local v = values[r][c]
                     if type(v) == "number" then
                         assert(tonumber(cell) == v, cell)
-                    else
-                        assert(cell == v, ("%q ~= %q"):format(cell, v))
+                    else -- a text a spreadsheet would run as a formula gets a leading '
+                        local want = v:find("^[=+%-@\t\r]") and "'" .. v or v
+                        assert(cell == want, ("%q ~= %q"):format(cell, want))
                     end
                 end
             end

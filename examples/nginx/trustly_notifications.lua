@@ -1,8 +1,10 @@
 --- Receives Trustly notifications inside nginx (see trustly.conf).
 --
--- Per notification: verify it (luapay.trustly.read_notification, Trustly's
+-- Per notification: verify it (luapay.trustly.verify_notification, Trustly's
 -- key), process each notificationid once, answer with the merchant's
--- signature (luapay.trustly.notification_response). Settings come from
+-- signature (luapay.trustly.notification_response: the signed status, as
+-- client:notification_response(event, true) sends it, with "FAILED" where
+-- the shop refuses one). Settings come from
 -- nginx variables of the location: $trustly_environment,
 -- $trustly_private_key (a PEM file), $trustly_public_key (a PEM file, or
 -- empty for the key luapay bundles for the environment).
@@ -42,7 +44,8 @@ local function db() return ngx.shared.trustly_orders end
 local RANK = { pending = 1, succeeded = 2, canceled = 2, reversed = 3 }
 
 local function process(note)
-    local order = cjson.decode(db():get("order:" .. note.orderid) or "") or { events = 0 }
+    local x = note.extra -- Trustly's own fields: method, uuid, orderid, notificationid, data, ...
+    local order = cjson.decode(db():get("order:" .. x.orderid) or "") or { events = 0 }
     order.events = order.events + 1
     if note.kind == "payment" then
         if (RANK[note.status] or 0) > (RANK[order.state] or 0) then
@@ -51,14 +54,14 @@ local function process(note)
             order.merchant_ref = note.merchant_ref
         end
     elseif note.kind == "account" then
-        order.accountid = note.data.accountid -- e.g. for refunds, payouts, direct debit
+        order.accountid = x.data.accountid -- e.g. for refunds, payouts, direct debit
     elseif note.kind == "payout" then
         order.payouts = (order.payouts or 0) + 1
     elseif note.kind == "refund" then -- note.status: pending, refunded or failed
         order.refunds = order.refunds or {}
         order.refunds[#order.refunds + 1] = { status = note.status, amount = note.amount }
     end
-    db():set("order:" .. note.orderid, cjson.encode(order))
+    db():set("order:" .. x.orderid, cjson.encode(order))
     return "OK" -- "FAILED" only when the shop must refuse it (e.g. a debit on a withdrawal)
 end
 
@@ -68,32 +71,34 @@ function M.handle()
     local raw = ngx.req.get_body_data()
     if not raw then return ngx.exit(413) end -- larger than client_body_buffer_size
 
-    local note, err = trustly.read_notification(raw, trustly_key(), db())
+    local note, err = trustly.verify_notification(raw, ngx.req.get_headers(),
+        { trustly_public_key = trustly_key(), store = db() })
     local private_key = key_from_file(ngx.var.trustly_private_key)
     if not note then
-        if err.type == "validation" and err.method then
+        if err.type == "validation" and err.code == "unsupported" then
             -- signed by Trustly, but a method this shop does not handle: acknowledge it
             ngx.header["Content-Type"] = "application/json"
             return ngx.print(trustly.notification_response(err.method, err.uuid, "OK", private_key))
         end
         ngx.log(ngx.WARN, "Trustly notification refused: ", err.message)
-        return ngx.exit(403) -- nothing signed for what Trustly did not send
+        return ngx.exit(400) -- nothing signed for what Trustly did not send
     end
 
     -- Once per notificationid (add is atomic across workers); a repeat gets
     -- the answer the first delivery got.
     local status
-    local first = db():add("seen:" .. note.notificationid, "processing")
+    local seen = "seen:" .. note.extra.notificationid
+    local first = db():add(seen, "processing")
     if first then
         status = process(note)
-        db():set("seen:" .. note.notificationid, status)
+        db():set(seen, status)
     else
-        status = db():get("seen:" .. note.notificationid)
+        status = db():get(seen)
         if status == "processing" then status = "OK" end
         db():incr("duplicates", 1, 0)
     end
     ngx.header["Content-Type"] = "application/json"
-    ngx.print(trustly.notification_response(note.method, note.uuid, status, private_key))
+    ngx.print(trustly.notification_response(note.extra.method, note.extra.uuid, status, private_key))
 end
 
 function M.show(orderid)

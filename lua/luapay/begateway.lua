@@ -16,8 +16,11 @@
 -- POST {dwh_url}/api/v2/transactions/export, HTTP Basic with the PSP id and
 -- secret, JSON in and out. The export follows the cursor: each answer's
 -- pagination.next_date and next_uid become the next request's date_from and
--- uid_from until has_next_page is false. (In descending order the cursor
--- date moves date_to instead: date_from stays the start of the period.)
+-- uid_from until has_next_page is false, in both orders, as the seed's
+-- date_from says ("Must equal next_date value from the response to the
+-- previous request"). In descending order the request then no longer holds
+-- the period's start, so the client drops what is older than it and stops.
+-- Pages are decoded by core.json_decode: integers stay integers on every VM.
 local core = require "luapay.core"
 local http = require "luapay.http"
 local provider = require "luapay.provider"
@@ -58,6 +61,7 @@ local EXPORT = core.schema{
         response_parameters = { type = "array", min_items = 1, items = { type = "enum", values = begateway.RESPONSE_GROUPS } },
         limit = { type = "integer", min = 1, max = begateway.MAX_LIMIT },
         sort_order = { type = "enum", values = begateway.SORT_ORDERS },
+        sort_direction = { type = "enum", values = begateway.SORT_ORDERS }, -- the seed's example's name
         filter = {
             type = "object", additional = false,
             fields = {
@@ -66,7 +70,7 @@ local EXPORT = core.schema{
                 gateway_id = { type = "array", min_items = 1, items = ID },
                 type = { type = "array", min_items = 1, items = { type = "enum", values = begateway.TYPES } },
                 currency = { type = "array", min_items = 1, items = { type = "currency" } },
-                test = { type = "boolean" },
+                test = { type = "boolean" }, -- "true"/"false" (the seed's example) are read as booleans
                 method_type = { type = "enum", values = begateway.METHOD_TYPES },
             },
         },
@@ -135,7 +139,9 @@ end
 -- err. Pure: what client:export sends for its first page (without the
 -- cursor), after checking every field. Exposed for tests and logging.
 function begateway.export_request(params)
-    if type(params) ~= "table" then error("begateway.export: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2) end
+    if type(params) ~= "table" then
+        error("begateway.export_request: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local norm = {}
     for k, v in pairs(params) do norm[k] = v end
     if type(params.response_parameters) == "string" then
@@ -146,6 +152,8 @@ function begateway.export_request(params)
         for k, v in pairs(params.filter) do
             f[k] = LIST_FILTERS[k] and split_list(v, LIST_FILTERS[k]) or v
         end
+        -- 003 seed, request example: "test": "false"
+        if f.test == "true" or f.test == "false" then f.test = f.test == "true" end
         norm.filter = f
     end
     local ok, violations = EXPORT:validate(norm)
@@ -172,7 +180,13 @@ function begateway.export_request(params)
             violations[#violations + 1] = violation("date_from", "range", "must be within " .. begateway.MAX_DAYS .. " days before date_to")
         end
     end
+    if norm.sort_order and norm.sort_direction and norm.sort_order ~= norm.sort_direction then
+        violations[#violations + 1] = violation("sort_direction", "conflict", "must equal sort_order when both are given")
+    end
     if #violations > 0 then return nil, validation_error("begateway export", violations) end
+    -- The seed's table names it options.sort_order, its example
+    -- options.sort_direction: the one given is sent under its own name.
+    local order = norm.sort_order or norm.sort_direction
 
     local filter = { date_from = norm.date_from, date_to = norm.date_to, date_type = norm.date_type }
     for k, v in pairs(norm.filter or {}) do
@@ -180,9 +194,11 @@ function begateway.export_request(params)
     end
     local body = { filter = filter }
     if norm.response_parameters then body.response_parameters = table.concat(norm.response_parameters, ",") end
-    if norm.limit or norm.sort_order then
-        body.options = { limit = norm.limit and tonumber(id_string(norm.limit)), sort_order = norm.sort_order }
+    if norm.limit or order then
+        body.options = { limit = norm.limit and tonumber(id_string(norm.limit)), sort_order = norm.sort_order,
+            sort_direction = norm.sort_direction }
     end
+    norm.order = order or "asc"
     return norm, body
 end
 
@@ -198,7 +214,7 @@ begateway.SECRET_OPTIONS = { "secret", "shop_key" }
 
 local Client = errors.secret_fields({}, begateway.SECRET_OPTIONS, { secret = "psp_id", shop_key = "shop_id" })
 begateway.Client = Client
-Client.__tostring = errors.describe("luapay.begateway client", { "psp $psp_id", "$dwh_url" })
+Client.__tostring = errors.describe("luapay.begateway client", { "$environment", "psp $psp_id", "$dwh_url" })
 
 -- An id option: a positive integer or a string without ':' (HTTP Basic's separator).
 local function id_option(opts, name, required)
@@ -228,25 +244,30 @@ function begateway.public_key(key)
     return core.pkey(pem)
 end
 
---- The options begateway.new accepts; any other raises.
-begateway.OPTIONS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key", "accept_test", "http",
-    "transport", "timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+--- The options begateway.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+begateway.OPTIONS = provider.options { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key",
+    "accept_test", "environment" }
 
---- begateway.new{psp_id, secret, dwh_url, transport, timeout_ms, retries,
--- deadline_ms, verify, ca_file, shop_id, shop_key, public_key} -> client.
--- verify = false is refused unless dwh_url is a loopback host (the sandbox).
+--- begateway.new{psp_id, secret, dwh_url, environment = "test" | "live",
+-- shop_id, shop_key, public_key, accept_test, and the transport options
+-- (provider.TRANSPORT_OPTIONS)} -> client. beGateway has one endpoint per
+-- shop, so dwh_url is required in both environments; "live" requires it
+-- to be https and refuses verify = false (which is refused anyway unless
+-- dwh_url is a loopback host, the sandbox). accept_test stays its own
+-- choice in either environment.
 -- psp_id and secret authenticate the DWH export. For notifications:
 -- public_key (the shop's RSA key: Content-Signature is then required), or
 -- the Basic credentials shop_id/shop_key (default: psp_id/secret).
 function begateway.new(opts)
     provider.check_options("begateway.new", opts, begateway.OPTIONS)
-    local self = setmetatable({}, Client)
+    local self = setmetatable({ environment = provider.environment("begateway.new", opts) }, Client)
     self.psp_id = id_option(opts, "psp_id", true)
     self.secret = provider.string_option("begateway.new", opts, "secret", true)
     local url = provider.string_option("begateway.new", opts, "dwh_url", true)
     if not url:match("^https?://[^/]") then error("begateway.new: option 'dwh_url' must be an http(s) URL", 2) end
     self.dwh_url = url:gsub("/+$", "")
-    http.check_verify_option(opts.verify, self.dwh_url, "begateway.new")
+    provider.check_urls("begateway.new", opts, self.environment, { { "dwh_url", self.dwh_url } })
     self.shop_id = id_option(opts, "shop_id", false)
     self.shop_key = provider.string_option("begateway.new", opts, "shop_key", false)
     if (self.shop_id == nil) ~= (self.shop_key == nil) then
@@ -263,7 +284,7 @@ function begateway.new(opts)
         if not key then error("begateway.new: option 'public_key' is not a usable RSA public key (" .. tostring(err) .. ")", 2) end
         self.public_key = key
     end
-    self.http = provider.pipeline(opts)
+    self.http = provider.pipeline("begateway.new", opts, self.environment == "live")
     return provider.client(self, opts)
 end
 
@@ -281,14 +302,19 @@ end
 
 --- client:export{date_from, date_to, date_type, response_parameters,
 -- filter = {merchant_id, shop_id, gateway_id, type, currency, test,
--- method_type}, limit, sort_order, resume} -> iterator over transactions.
+-- method_type}, limit, sort_order (or sort_direction, the seed example's
+-- name), resume} -> iterator over transactions.
 -- List filters take a Lua array or a comma-joined string. Everything is
 -- checked before the first request: a bad field makes the iterator yield a
 -- validation error and send nothing.
 function Client:export(params)
+    if type(params) ~= "table" then
+        error("begateway.Client:export: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local norm, body = begateway.export_request(params)
     if not norm then return pager.new(nil, nil, body) end
-    local desc = norm.sort_order == "desc"
+    local desc = norm.order == "desc"
+    local dt, period_start = body.filter.date_type or "created_at", body.filter.date_from
     local url = self.dwh_url .. begateway.EXPORT_PATH
     local auth = { self.psp_id, self.secret }
     local client = self.http
@@ -297,21 +323,40 @@ function Client:export(params)
         local filter = {}
         for k, v in pairs(body.filter) do filter[k] = v end
         if cursor.date then
-            if desc then filter.date_to = cursor.date else filter.date_from = cursor.date end
-            filter.uid_from = cursor.uid
+            -- 003 seed, date_from and uid_from: next_date and next_uid of the previous answer
+            filter.date_from, filter.uid_from = cursor.date, cursor.uid
         end
         local res, err = client:request{
             method = "POST", url = url, basic = auth, idempotent = true, -- a read: resending is harmless
             json = { response_parameters = body.response_parameters, options = body.options, filter = filter },
+            decode = false,
         }
         if not res then return nil, nil, err end
-        if res.status ~= 200 then return nil, nil, response_error(res) end
-        local data = type(res.json) == "table" and res.json.data
+        -- Exact numbers: amount 3000 stays the integer 3000 under Lua 5.4.
+        local doc = type(res.body) == "string" and core.json_decode(res.body) or nil
+        if res.status ~= 200 then
+            res.json = doc
+            return nil, nil, response_error(res)
+        end
+        local data = type(doc) == "table" and doc.data
         if type(data) ~= "table" then return nil, nil, malformed(res, "no data object") end
         local txs, page = data.transactions, data.pagination
         if type(txs) ~= "table" then return nil, nil, malformed(res, "no transactions array") end
         if type(page) ~= "table" then return nil, nil, malformed(res, "no pagination object") end
+        if desc and cursor.date then
+            -- The answer may run past the period's start: keep what is in it, then stop.
+            for k, tx in ipairs(txs) do
+                local d = type(tx) == "table" and tx[dt]
+                if type(d) == "string" and d:sub(1, 19) < period_start then
+                    for j = #txs, k, -1 do txs[j] = nil end
+                    return txs, nil
+                end
+            end
+        end
         if page.has_next_page ~= true then return txs, nil end
+        if desc and type(page.next_date) == "string" and page.next_date:sub(1, 19) < period_start then
+            return txs, nil
+        end
         if type(page.next_date) ~= "string" or type(page.next_uid) ~= "string" then
             return nil, nil, malformed(res, "has_next_page without next_date and next_uid")
         end
@@ -355,8 +400,18 @@ local function shown(v)
     return type(v) == "string" and #v <= 40 and not v:find("[%c']") and (" '" .. v .. "'") or ""
 end
 
--- tx -> the event, or nil and why tx is not a documented transaction.
-local function read(tx, raw)
+-- beGateway's transaction type -> the common kind (its own word stays in
+-- extra.type). A credit sends money to the customer's card: a payout. A
+-- tokenization stores the customer's card for later charges, moving no
+-- money: the customer's means of payment, an account event.
+local KIND = {
+    payment = "payment", authorization = "authorization", capture = "capture", void = "void", refund = "refund",
+    payout = "payout", credit = "payout", chargeback = "chargeback", tokenization = "account",
+}
+
+-- tx (and the decoded body it came in, if any) -> the event, or nil and
+-- why tx is not a documented transaction. raw: the text as received.
+local function read(tx, raw, body)
     if tx.uid == nil or tx.uid == http.null or tx.uid == "" then return nil, "transaction.uid is missing" end
     if type(tx.uid) ~= "string" then return nil, "transaction.uid is not a string" end
     if tx.type == nil or tx.type == http.null then return nil, "transaction.type is missing" end
@@ -380,26 +435,38 @@ local function read(tx, raw)
     end
     local merchant_ref = tx.tracking_id
     if merchant_ref == http.null then merchant_ref = nil end
-    return {
+    return provider.event{
         provider = "begateway",
-        kind = tx.type,
+        kind = KIND[tx.type],
         status = tx.status == "successful" and SUCCESSFUL[tx.type] or UNSUCCESSFUL[tx.status],
-        test = tx.test == true,
         merchant_ref = merchant_ref,
         provider_ref = tx.uid,
         amount = amount,
         currency = currency,
-        raw = raw or tx,
+        raw = raw,
+        extra = { test = tx.test == true, type = tx.type, status = tx.status, transaction = tx, body = body },
     }
 end
 
 --- begateway.event(tx [, raw]) -> the common event | nil, err, for a
--- transaction object (a notification's `transaction`, or an exported one).
--- kind is beGateway's type; test = true for a test transaction (no money
--- moved). A transaction without a documented type and status is a
--- `provider` error naming the field, never an event.
+-- transaction object: an exported one (client:export yields the
+-- transactions themselves, for the CSV and reconciliation; this reads
+-- one as an event), or a notification's `transaction`. raw: the text it
+-- came in; by default the transaction as JSON. kind is the common kind
+-- (credit: payout, tokenization: account); extra holds beGateway's own
+-- type and status words, test (true for a test transaction: no money
+-- moved) and the transaction. A transaction without a documented type and
+-- status is a `provider` error naming the field, never an event.
 function begateway.event(tx, raw)
     if type(tx) ~= "table" then error("begateway.event: bad argument #1 'tx' (table expected, got " .. type(tx) .. ")", 2) end
+    if raw ~= nil and type(raw) ~= "string" then
+        error("begateway.event: bad argument #2 'raw' (string or nil expected, got " .. type(raw) .. ")", 2)
+    end
+    if raw == nil then
+        local text, jerr = http.encode_json(tx)
+        if not text then return nil, errors.new("provider", "beGateway transaction: not JSON (" .. tostring(jerr) .. ")") end
+        raw = text
+    end
     local event, why = read(tx, raw)
     if not event then return nil, errors.new("provider", "beGateway transaction: " .. why) end
     return event
@@ -411,21 +478,43 @@ local function sig_error(message)
     return errors.new("signature", "beGateway notification: " .. message)
 end
 
---- begateway.verify_webhook(raw_body, headers, opts) -> event | nil, err.
--- opts: public_key (core.pkey, PEM or base64 DER), or shop_id and shop_key.
--- With a public key the Content-Signature header (base64 RSA PKCS#1 v1.5
--- SHA-256 over the raw body) is required and final; without one the
--- request's HTTP Basic credentials must be the shop's.
-function begateway.verify_webhook(raw_body, headers, opts)
+-- A key or id given as a number (an id) or a string.
+local function key_text(v)
+    if type(v) == "number" and integer(v) then return id_string(v) end
+    return v
+end
+
+-- keys -> a public key | nil, and the Basic pair "id:key" | nil. Raises
+-- naming who when keys has neither (or half of one), at level (of the
+-- caller of notification).
+local function notification_keys(who, keys, level)
+    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), level + 2) end
+    if type(keys) ~= "table" then bad("table expected, got " .. type(keys)) end
+    if keys.public_key ~= nil then return keys.public_key end
+    for _, pair in ipairs({ { "shop_id", "shop_key" }, { "psp_id", "secret" } }) do
+        local id, key = key_text(keys[pair[1]]), keys[pair[2]]
+        if id ~= nil or key ~= nil then
+            if type(id) ~= "string" or id == "" or type(key) ~= "string" or key == "" then
+                bad(("%s and %s must both be non-empty strings"):format(pair[1], pair[2]))
+            end
+            return nil, id .. ":" .. key
+        end
+    end
+    bad("public_key, or shop_id and shop_key, or psp_id and secret expected")
+end
+
+-- The verified event of a notification, for who: the public function;
+-- misuse raises at level (2: notification's caller).
+local function notification(who, level, raw_body, headers, keys)
     if type(raw_body) ~= "string" then
-        error("begateway.webhook: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), level)
     end
     if type(headers) ~= "table" then
-        error("begateway.webhook: bad argument #2 'headers' (table expected, got " .. type(headers) .. ")", 2)
+        error(("%s: bad argument #2 'headers' (table expected, got %s)"):format(who, type(headers)), level)
     end
-    opts = opts or {}
-    if opts.public_key ~= nil then
-        local key, kerr = begateway.public_key(opts.public_key)
+    local public_key, shop = notification_keys(who, keys, level)
+    if public_key ~= nil then
+        local key, kerr = begateway.public_key(public_key)
         if not key then
             return nil, errors.new("config", "beGateway notification: the public key is not usable (" .. tostring(kerr) .. ")")
         end
@@ -436,47 +525,76 @@ function begateway.verify_webhook(raw_body, headers, opts)
         if not sig then return nil, sig_error("Content-Signature is not base64") end
         if not key:verify(raw_body, sig, "sha256") then return nil, sig_error("Content-Signature does not match the body") end
     else
-        if type(opts.shop_id) ~= "string" or type(opts.shop_key) ~= "string" then
-            error("begateway.webhook: bad argument #3 'opts' (public_key, or shop_id and shop_key expected)", 2)
-        end
         local given, why = http.basic_credentials(headers)
         if why == "repeated" then return nil, sig_error("more than one Authorization header") end
         if why == "missing" then return nil, sig_error("no HTTP Basic credentials") end
         if not given then return nil, sig_error("the Basic credentials are not base64") end
-        if not core.equal(given, opts.shop_id .. ":" .. opts.shop_key) then
-            return nil, sig_error("the Basic credentials are not the shop's")
-        end
+        if not core.equal(given, shop) then return nil, sig_error("the Basic credentials are not the shop's") end
     end
     local body, jerr = http.decode_json(raw_body)
     if type(body) ~= "table" or type(body.transaction) ~= "table" then
         return nil, errors.new("provider", "beGateway notification: the body is not a transaction ("
             .. tostring(jerr or "no transaction object") .. ")")
     end
-    local event, why = read(body.transaction, body)
+    local event, why = read(body.transaction, raw_body, body)
     if not event then return nil, errors.new("provider", "beGateway notification: " .. why) end
     return event
 end
 
---- client:webhook(raw_body, headers) -> event | nil, err, with the
--- client's public_key, or shop_id/shop_key (default psp_id/secret). A test
--- transaction (no money moved) is a `provider` error (code
--- "test_transaction", the event as err.event) unless the client was built
--- with accept_test = true.
-function Client:webhook(raw_body, headers)
-    local event, err
+--- begateway.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. Pure (no I/O). raw_body: the POST body exactly as received;
+-- headers: the request's (any case; a list value is a repeated header).
+-- keys: {public_key = ...} (core.pkey, PEM or the back office's base64
+-- DER), or {shop_id = ..., shop_key = ...}, or {psp_id = ..., secret =
+-- ...} (a client's default). With a public key the Content-Signature
+-- header (base64 RSA PKCS#1 v1.5 SHA-256 over the raw body) is required
+-- and final; without one the request's HTTP Basic credentials must be the
+-- shop's. A test transaction comes back as an event with extra.test =
+-- true: refusing it is the client's (accept_test). The event: see
+-- begateway.event; raw is raw_body, extra.body the decoded body.
+function begateway.verify_notification(raw_body, headers, keys)
+    return notification("begateway.verify_notification", 2, raw_body, headers, keys) -- a tail call: 2 is our caller
+end
+
+--- Deprecated (until 0.3): begateway.verify_webhook is
+-- begateway.verify_notification (opts were already the keys).
+begateway.verify_webhook = begateway.verify_notification
+
+--- client:notification(raw_body, headers) -> event | nil, err:
+-- begateway.verify_notification with the client's public_key, or
+-- shop_id/shop_key (default psp_id/secret). A test transaction (no money
+-- moved) is a `provider` error (code "test_transaction", the event as
+-- err.event) unless the client was built with accept_test = true.
+function Client:notification(raw_body, headers)
+    local keys
     if self.public_key then
-        event, err = begateway.verify_webhook(raw_body, headers, { public_key = self.public_key })
+        keys = { public_key = self.public_key }
+    elseif self.shop_id then
+        keys = { shop_id = self.shop_id, shop_key = self.shop_key }
     else
-        event, err = begateway.verify_webhook(raw_body, headers, {
-            shop_id = self.shop_id or self.psp_id, shop_key = self.shop_key or self.secret,
-        })
+        keys = { psp_id = self.psp_id, secret = self.secret }
     end
-    if event and event.test and not self.accept_test then
+    local event, err = notification("begateway.Client:notification", 3, raw_body, headers, keys)
+    if event and event.extra.test and not self.accept_test then
         return nil, errors.new("provider", "beGateway notification: transaction" .. shown(event.provider_ref)
             .. " is a test transaction (no money moved), refused: the client was not built with accept_test = true",
             { code = "test_transaction", event = event })
     end
     return event, err
+end
+
+--- Deprecated (until 0.3): client:webhook is client:notification.
+Client.webhook = Client.notification
+
+--- client:notification_response(event, received) -> {status, headers,
+-- body}: what to answer beGateway's POST. received = true (the event is
+-- recorded): 200 "OK". received false or nil, or no event (a forged,
+-- unreadable or refused notification): 500, for beGateway to send it
+-- again. beGateway's documents say neither what it takes as received nor
+-- when it sends again: 200 is the answer every sender takes as delivered,
+-- and a 5xx the one a sender that retries at all retries on.
+function Client:notification_response(event, received)
+    return provider.notification_response("begateway.Client:notification_response", "begateway", event, received)
 end
 
 ---------------------------------------------------------------------------
@@ -495,6 +613,9 @@ end
 -- "commission.rates.psp_fee", "recipient.customer.email"); a numeric part
 -- indexes an array (1-based). nil when any step is missing or null.
 function begateway.field(tx, path)
+    if type(path) ~= "string" then
+        error("begateway.field: bad argument #2 'path' (string expected, got " .. type(path) .. ")", 2)
+    end
     local v = tx
     for part in path:gmatch("[^%.]+") do
         if type(v) ~= "table" then return nil end
@@ -508,7 +629,10 @@ end
 
 --- begateway.csv_cell(value) -> the RFC 4180 field: numbers exact (no
 -- "3000.0"), booleans true/false, nil and null empty, tables as JSON;
--- quoted when it holds a comma, a quote, CR or LF (quotes doubled).
+-- quoted when it holds a comma, a quote, CR or LF (quotes doubled). A
+-- string starting with =, +, -, @, tab or CR gets a leading ' so that a
+-- spreadsheet shows it as text instead of running it as a formula (OWASP,
+-- "CSV Injection"); numbers are written as numbers.
 function begateway.csv_cell(v)
     local t = type(v)
     local s
@@ -522,6 +646,7 @@ function begateway.csv_cell(v)
         s = http.encode_json(v) or ""
     else
         s = tostring(v)
+        if s:find("^[=+%-@\t\r]") then s = "'" .. s end
     end
     if s:find('[,"\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
     return s

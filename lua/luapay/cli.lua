@@ -43,12 +43,33 @@ cli.EXIT = { OK = 0, FAILED = 1, USAGE = 2, CONFIG = 3 }
 -- sandbox_settings.
 cli.providers = {}
 
+-- The help texts' lists of what the adapters offer ({exporters}: the
+-- providers with an export, {url kinds}), in the registry's order.
+local function fill_help()
+    local exporters, kinds = {}, {}
+    for _, name in ipairs(require("luapay.providers").NAMES) do
+        local p = cli.providers[name]
+        if p and p.export then exporters[#exporters + 1] = (name:gsub("_", "-")) end
+        local own = {}
+        for kind in pairs(p and p.urls or {}) do own[#own + 1] = kind end
+        table.sort(own)
+        for _, kind in ipairs(own) do kinds[#kinds + 1] = kind end
+    end
+    local lists = { ["{exporters}"] = table.concat(exporters, "|"), ["{url kinds}"] = table.concat(kinds, ", ") }
+    for _, command in pairs(cli.commands) do
+        for _, field in ipairs({ "usage", "help" }) do
+            command[field] = command[field]:gsub("{[%w ]+}", lists)
+        end
+    end
+end
+
 function cli.load_providers()
     for _, name in ipairs(require("luapay.providers").NAMES) do
         if not cli.providers[name] and package.searchpath("luapay.cli." .. name, package.path) then
             cli.providers[name] = require("luapay.cli." .. name)
         end
     end
+    fill_help()
 end
 
 local Usage = {}  -- error raised for usage problems
@@ -156,6 +177,16 @@ function cli.read_input(path)
     local text = f:read("*a")
     if f ~= io.stdin then f:close() end
     return text
+end
+
+--- cli.choose(names, word, what) -> word when names[word] is set; else a
+-- usage error listing the names ("unknown ecommpay operation 'x' (a, b)").
+function cli.choose(names, word, what)
+    if names[word] then return word end
+    local list = {}
+    for k in pairs(names) do list[#list + 1] = k end
+    table.sort(list)
+    usage_error(("unknown %s '%s' (%s)"):format(what, tostring(word), table.concat(list, ", ")))
 end
 
 --- Decodes JSON input or raises a usage error naming where it broke.
@@ -611,7 +642,7 @@ the Authorization header; Trustly NA: --authorization.]] },
 
 Builds a payment URL for the customer's browser from the JSON parameters in
 file (or standard input), for the configured account or the running sandbox.
-Kinds: ecommpay-page, trustpay-wire, trustpay-card.]] },
+Kinds: {url kinds}.]] },
     call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG },
         usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
         help = [[usage: luapay call <provider> <method> [json] [--sandbox]
@@ -621,8 +652,8 @@ against the configured account, or against the running sandbox with
 --sandbox, and prints the answer.]] },
     export = { run = provider_command("export", 1, 1),
         options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
-        usage = "usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
-        help = [[usage: luapay export begateway|trustly-na --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
+        usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
+        help = [[usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
 
 Streams every transaction of the period, as JSON lines or into a CSV file,
 with a progress line on standard error for long exports. DATE is YYYY-MM-DD

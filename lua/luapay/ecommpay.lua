@@ -4,7 +4,7 @@
 -- Pure functions (no I/O):
 --   ecommpay.string_to_sign(params)            --> the canonical string
 --   ecommpay.signature(params, secret)         --> base64 HMAC-SHA512 of it
---   ecommpay.verify_callback(raw_body, secret) --> event | nil, err
+--   ecommpay.verify_notification(raw_body, headers, {secret = ...}) --> event | nil, err
 --   ecommpay.payment_page_url(params, secret [, base_url]) --> url
 --
 -- A client for Gate:
@@ -15,8 +15,8 @@
 --   --> { status = "success", request_id = "...", project_id = 1625, payment_id = "order-42" }
 --   (plus replayed = true and payment = the status event when the answer was
 --   lost and the payment was found through status, see below)
---   local event, err = gate:callback(raw_body)   -- the signed callback, verified
---   local answer = gate:callback_response(event ~= nil)  -- { status = 200, body = "OK", ... }
+--   local event, err = gate:notification(raw_body) -- the signed callback, verified
+--   local answer = gate:notification_response(event, recorded) -- { status = 200, body = "OK", ... }
 --
 -- Requests keep ecommpay's own field names (general, payment, customer,
 -- return_url, recurring, account, additional_data, ...). Amounts are integers
@@ -42,7 +42,7 @@
 -- is taken for this call's payment. ecommpay asks for payment_ids unique
 -- within the project: never reuse one. (operation.created_date would tell
 -- an older payment, but neither its format nor ecommpay's clock is
--- documented, so it is not used; it is in res.payment.raw for a caller that
+-- documented, so it is not used; it is in res.payment.extra.body for a caller that
 -- wants to check.) A refund is never resent once it may have arrived.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
@@ -104,8 +104,8 @@ function ecommpay.signature(params, secret)
 end
 
 ---------------------------------------------------------------------------
--- Callbacks
--- @section callbacks
+-- Notifications (ecommpay's callbacks)
+-- @section notifications
 ---------------------------------------------------------------------------
 
 -- A Lua number from a number object (or a number): an integer when the text
@@ -164,21 +164,44 @@ ecommpay.STATUS = {
     ["expired"] = "failed",
 }
 
+--- operation.type (or, in a callback without an operation, payment.type)
+-- onto provider.KINDS; a word not listed is "other". The word itself stays
+-- in event.extra.operation_type and payment_type: a reversal of a payout
+-- has payment_type "payout".
+ecommpay.KIND = {
+    ["sale"] = "payment",
+    ["purchase"] = "payment",
+    ["recurring"] = "payment",
+    ["auth"] = "authorization",
+    ["capture"] = "capture",
+    ["cancel"] = "void",
+    ["refund"] = "refund",
+    ["payout"] = "payout",
+    ["reversal"] = "reversal",
+    ["chargeback"] = "chargeback",
+    ["account verification"] = "account",
+    ["account_verification"] = "account",
+    ["verify"] = "account",
+}
+
 local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
                            ["external error"] = true, ["expired"] = true }
 
--- operation.type onto the event kind.
-local function kind_of(operation_type, payment_type)
-    if operation_type == nil then
-        if payment_type == "purchase" then return "sale" end
-        return payment_type and (payment_type:gsub(" ", "_")) or "payment"
+--- ecommpay.event(body [, raw_body]) -> the common event (provider.event)
+-- for a verified callback or status answer: body decoded (with numbers as
+-- core.number_mt lexemes, or plain), raw_body the text it was decoded from
+-- (default: body encoded again). ecommpay's own words are under extra:
+-- project_id, payment_status, payment_type, payment_amount (what the
+-- payment holds now), operation_type, operation_status, request_id, code,
+-- message, customer_id, errors, redirect {url, method, body}, recurring,
+-- and body (the decoded body, numbers as Lua numbers).
+function ecommpay.event(body, raw_body)
+    if type(body) ~= "table" then
+        error("ecommpay.event: bad argument #1 'body' (table expected, got " .. type(body) .. ")", 2)
     end
-    if operation_type == "reversal" and payment_type == "payout" then return "payout_reversal" end
-    return (operation_type:gsub(" ", "_"))
-end
-
---- The common event for a verified callback (or a status answer) body.
-function ecommpay.event(body)
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        error("ecommpay.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
+    end
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
     local payment_status = text(field(payment, "status"))
     local operation_status = text(field(operation, "status"))
@@ -190,32 +213,24 @@ function ecommpay.event(body)
     if FAILED_OPERATION[operation_status or ""] then status = "failed" end
     if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
     local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
-    local event = {
-        provider = "ecommpay",
-        kind = kind_of(operation_type, payment_type),
-        status = status or "pending",
-        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
-        provider_ref = text(field(operation, "id")),
-        amount = to_integer(field(sum, "amount")),
-        currency = text(field(sum, "currency")),
-        raw = body,
-        -- ecommpay's own words, for what the common shape does not carry
+    local extra = {
         project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
         payment_status = payment_status,
         payment_type = payment_type,
-        payment_amount = to_integer(field(payment, "sum", "amount")), -- what the payment holds now
+        payment_amount = to_integer(field(payment, "sum", "amount")),
         operation_type = operation_type,
         operation_status = operation_status,
         request_id = text(field(operation, "request_id")),
         code = text(field(operation, "code")),
         message = text(field(operation, "message")),
         customer_id = text(field(body, "customer", "id")),
+        body = plain(body),
     }
     local errs = field(body, "errors")
-    if type(errs) == "table" and #errs > 0 then event.errors = plain(errs, true) end
+    if type(errs) == "table" and #errs > 0 then extra.errors = plain(errs, true) end
     local redirect = field(body, "redirect_data")
     if type(redirect) == "table" and text(redirect.url) and text(redirect.url) ~= "" then
-        event.redirect = {
+        extra.redirect = {
             url = text(redirect.url),
             method = text(redirect.method) or "GET",
             body = type(redirect.body) == "table" and plain(redirect.body, true) or {},
@@ -223,26 +238,28 @@ function ecommpay.event(body)
     end
     local recurring = field(body, "recurring")
     if type(recurring) == "table" and field(recurring, "id") ~= nil then
-        event.recurring = plain(recurring)
-        event.recurring.id = to_integer(recurring.id) or text(recurring.id)
+        extra.recurring = plain(recurring)
+        extra.recurring.id = to_integer(recurring.id) or text(recurring.id)
     end
-    return event
+    return provider.event {
+        provider = "ecommpay",
+        kind = ecommpay.KIND[operation_type or payment_type or ""] or "other",
+        status = status or "pending",
+        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
+        provider_ref = text(field(operation, "id")),
+        amount = to_integer(field(sum, "amount")),
+        currency = text(field(sum, "currency")),
+        raw = raw_body or assert(core.json_encode(body)),
+        extra = extra,
+    }
 end
 
 local function signature_error(message)
     return nil, errors.new("signature", message)
 end
 
---- Verifies a callback on its raw body and returns the common event. The
--- signature is the root `signature` (Payment Page) or `general.signature`
--- (Gate); every `signature` key is left out of the signed string, at any
--- depth. Numbers are taken from their text, so 2^63-1 or 1.0 sign exactly
--- as ecommpay signed them, under Lua 5.4 and LuaJIT alike.
-function ecommpay.verify_callback(raw_body, secret)
-    if raw_body ~= nil and type(raw_body) ~= "string" then
-        argerror("verify_callback", 1, "raw_body", "the raw body string expected (verify before decoding), got " .. type(raw_body))
-    end
-    check_secret("verify_callback", 2, secret)
+-- The check itself, once the arguments are known to be right.
+local function verify(raw_body, secret)
     if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
     local body, derr = core.json_decode(raw_body, { numbers = "lexeme" })
     if not body then return signature_error("callback body is not JSON (" .. derr .. ")") end
@@ -257,7 +274,45 @@ function ecommpay.verify_callback(raw_body, secret)
     if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
         return signature_error("callback signature does not match")
     end
-    return ecommpay.event(body)
+    return ecommpay.event(body, raw_body)
+end
+
+local function check_raw_body(fn, raw_body)
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        argerror(fn, 1, "raw_body", "the raw body string expected (verify before decoding), got " .. type(raw_body))
+    end
+end
+
+--- ecommpay.verify_notification(raw_body, headers, keys) -> event | nil, err
+-- Verifies a callback on its raw body (ecommpay signs the body: headers
+-- are not read, pass them or nil) with keys.secret, the project's secret
+-- key, and returns the common event (see ecommpay.event); anything else is
+-- an error of type "signature". The signature is the root `signature`
+-- (Payment Page) or `general.signature` (Gate); every `signature` key is
+-- left out of the signed string, at any depth. Numbers are taken from
+-- their text, so 2^63-1 or 1.0 sign exactly as ecommpay signed them, under
+-- Lua 5.4 and LuaJIT alike.
+function ecommpay.verify_notification(raw_body, headers, keys)
+    check_raw_body("verify_notification", raw_body)
+    if headers ~= nil and type(headers) ~= "table" then
+        argerror("verify_notification", 2, "headers", "a table or nil expected, got " .. type(headers))
+    end
+    if type(keys) ~= "table" then argerror("verify_notification", 3, "keys", "{secret = ...} expected, got " .. type(keys)) end
+    local secret = keys.secret
+    if type(secret) ~= "string" or secret == "" then
+        argerror("verify_notification", 3, "keys", "keys.secret: a non-empty string expected, got "
+            .. (secret == "" and "an empty string" or type(secret)))
+    end
+    return verify(raw_body, secret)
+end
+
+--- ecommpay.verify_callback(raw_body, secret) -> event | nil, err: the
+-- 0.1 name and form of ecommpay.verify_notification(raw_body, nil,
+-- {secret = secret}). Deprecated: removed in 0.3.
+function ecommpay.verify_callback(raw_body, secret)
+    check_raw_body("verify_callback", raw_body)
+    check_secret("verify_callback", 2, secret)
+    return verify(raw_body, secret)
 end
 
 ---------------------------------------------------------------------------
@@ -267,6 +322,7 @@ end
 
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
 local function urlencode(s)
+    if type(s) ~= "string" then error("ecommpay.urlencode: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return (s:gsub("[^%w%-%._]", function(c)
         if c == " " then return "+" end
         return ("%%%02X"):format(c:byte())
@@ -336,8 +392,61 @@ end
 -- @section request_schemas
 ---------------------------------------------------------------------------
 
+--- ecommpay's payout account table for the Trustly method ("Figure 32" of
+-- its documentation): for each clearinghouse the pattern (POSIX ERE, kept
+-- exactly as printed) of account.number and, where the table gives one, of
+-- account.bank_code; where that cell is blank bank_code is a BIC/SWIFT
+-- code. The printed table has 29 rows; every one is here, sorted by name.
+-- The generic validator checks them as data (pattern_by, ACCOUNT_FORMATS).
+-- @table CLEARINGHOUSES
+ecommpay.CLEARINGHOUSES = {
+    { name = "AUSTRIA", number = "^AT[0-9]{18}$" },
+    { name = "BELGIUM", number = "^BE[0-9]{14}$" },
+    { name = "BULGARIA", number = "^BG[0-9]{2}[A-Z]{4}[0-9]{4}[0-9]{2}[A-Z0-9]{8}$" },
+    { name = "CROATIA", number = "^HR[0-9]{2}[0-9]{7}[0-9]{10}$" },
+    { name = "CYPRUS", number = "^CY[0-9]{10}[0-9A-Z]{16}$" },
+    { name = "CZECH_REPUBLIC", bank_code = "^[0-9]{4}$", number = "^[0-9]{16}$" },
+    { name = "DENMARK", bank_code = "^[0-9]{4}$", number = "^[0-9]{4,10}$" },
+    { name = "ESTONIA", bank_code = "^[0-9]{2}$", number = "^[0-9]{4,14}$" },
+    { name = "FINLAND", number = "^FI[0-9]{16}$" },
+    { name = "FRANCE", number = "^FR[0-9]{12}[0-9A-Z]{11}[0-9]{2}$" },
+    { name = "GERMANY", number = "^DE[0-9]{20}$" },
+    { name = "GREECE", number = "^GR[0-9]{25}$" },
+    { name = "HUNGARY", bank_code = "^[0-9]{8}$", number = "^[0-9]{24}$" },
+    { name = "IRELAND", number = "^IE[0-9]{2}[A-Z]{4}[0-9]{14}$" },
+    { name = "ITALY", number = "^IT[0-9]{2}[A-Z][0-9]{10}[0-9A-Z]{12}$" },
+    { name = "LATVIA", number = "^LV[0-9]{2}[A-Z]{4}[0-9A-Z]{13}$" },
+    { name = "LITHUANIA", number = "^LT[0-9]{18}$" },
+    { name = "LUXEMBOURG", number = "^LU[0-9]{18}$" },
+    { name = "MALTA", number = "^MT[0-9]{2}[A-Z]{4}[0-9]{5}[0-9A-Z]{18}$" },
+    { name = "NETHERLANDS", number = "^NL[0-9]{2}[A-Z]{4}[0-9]{10}$" },
+    { name = "NORWAY", bank_code = "^[0-9]{4}$", number = "^[0-9]{7}$" },
+    { name = "POLAND", number = "^PL[0-9]{26}$" },
+    { name = "PORTUGAL", bank_code = "^[0-9]{8}$", number = "^[0-9]{13}$" },
+    { name = "ROMANIA", number = "^RO[0-9]{2}[A-Z]{4}[0-9A-Z]{16}$" },
+    { name = "SLOVAKIA", number = "^SK[0-9]{22}$" },
+    { name = "SLOVENIA", number = "^SI56[0-9]{15}$" },
+    { name = "SPAIN", number = "^ES[0-9]{22}$" },
+    { name = "SWEDEN", bank_code = "^[0-9]{4,5}$", number = "^[0-9]{1,15}$" },
+    { name = "UNITED_KINGDOM", bank_code = "^[0-9]{6}$", number = "^[0-9]{8}$" },
+}
+
 local CLEARINGHOUSES = {}
-for i, row in ipairs(core.clearinghouses()) do CLEARINGHOUSES[i] = row.name end
+local NUMBER_FORMATS, BANK_CODE_FORMATS = {}, {}
+for i, row in ipairs(ecommpay.CLEARINGHOUSES) do
+    CLEARINGHOUSES[i] = row.name
+    NUMBER_FORMATS[row.name] = row.number
+    BANK_CODE_FORMATS[row.name] = row.bank_code or { format = "bic" }
+end
+
+--- The account fields' rules by clearinghouse, as core.schema's pattern_by
+-- takes them: `{type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number}`.
+-- An unknown or missing clearinghouse skips them (that field reports itself).
+-- @table ACCOUNT_FORMATS
+ecommpay.ACCOUNT_FORMATS = {
+    number = { field = "clearinghouse", patterns = NUMBER_FORMATS, label = "account number" },
+    bank_code = { field = "clearinghouse", patterns = BANK_CODE_FORMATS, label = "bank code" },
+}
 
 -- One schema per operation, for Trustly (every rule of its documentation)
 -- and for other methods of the endpoint group (types only, and the fields
@@ -433,8 +542,8 @@ local function build_schema(op, trustly)
         customer.last_name = req { type = "string", min_len = 1, max_len = 255 }
         fields.account = { type = "object", required = trustly, fields = {
             clearinghouse = req { type = "enum", values = CLEARINGHOUSES },
-            number = req { type = "string", clearing = "number" },
-            bank_code = req { type = "string", clearing = "bank_code" },
+            number = req { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.number },
+            bank_code = req { type = "string", pattern_by = ecommpay.ACCOUNT_FORMATS.bank_code },
         } }
         fields.additional_data = { type = "object", fields = {
             sender = { type = "object", fields = {
@@ -581,20 +690,26 @@ end
 -- client table, and redacted from every error and printout.
 ecommpay.SECRET_OPTIONS = { "secret" }
 
+-- The client class (the local keeps its 0.1 name, Gate).
 local Gate = errors.secret_fields({}, ecommpay.SECRET_OPTIONS)
+ecommpay.Client = Gate
+--- Deprecated until 0.3: the client class's 0.1 name, ecommpay.Client.
 ecommpay.Gate = Gate
 
---- The options ecommpay.new accepts; any other raises.
-ecommpay.OPTIONS = { "project_id", "secret", "base_url", "payment_page_base", "callback_url", "transport",
-    "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify", "ca_file", "live", "user_agent",
-    "sleep", "clock", "random" }
+--- The options ecommpay.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises. `live` is deprecated
+-- until 0.3: `live = true` is environment = "live".
+ecommpay.OPTIONS = provider.options { "project_id", "secret", "base_url", "payment_page_base", "callback_url",
+    "environment", "live" }
 
---- ecommpay.new{project_id, secret, base_url, payment_page_base,
--- callback_url, transport, timeout_ms, connect_timeout_ms, deadline_ms,
--- retries, verify, ca_file, live, user_agent, sleep, clock, random} -> gate.
--- An unknown option raises.
+--- ecommpay.new{project_id, secret, environment = "test" | "live",
+-- base_url, payment_page_base, callback_url, and the transport options
+-- (provider.TRANSPORT_OPTIONS)} -> client, an ecommpay.Client. ecommpay
+-- has one endpoint for test and live projects: "live" requires https URLs
+-- and refuses verify = false. An unknown option raises.
 function ecommpay.new(opts)
     provider.check_options("ecommpay.new", opts, ecommpay.OPTIONS)
+    local environment = provider.environment("ecommpay.new", opts, { live = true })
     local project_id = opts.project_id
     if type(project_id) ~= "number" or project_id < 1 or project_id ~= math.floor(project_id) or project_id > 2 ^ 53 then
         provider.option_error("ecommpay.new", "project_id", "must be a positive integer (the project ID from ecommpay)")
@@ -609,24 +724,27 @@ function ecommpay.new(opts)
         end
     end
     local self = setmetatable({
+        environment = environment,
         project_id = math.tointeger and math.tointeger(project_id) or project_id,
         base_url = (opts.base_url or ecommpay.API_URL):gsub("/+$", ""),
         payment_page_base = (opts.payment_page_base or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", ""),
         callback_url = opts.callback_url,
     }, Gate)
-    http.check_verify_option(opts.verify, self.base_url, "ecommpay.new")
+    provider.check_urls("ecommpay.new", opts, environment,
+        { { "base_url", self.base_url }, { "payment_page_base", self.payment_page_base, browser = true } })
     errors.keep_secrets(self, opts, ecommpay.SECRET_OPTIONS)
-    self.http = provider.pipeline(opts, opts.live)
+    self.http = provider.pipeline("ecommpay.new", opts, environment == "live")
     return provider.client(self, opts)
 end
 
-Gate.__tostring = errors.describe("ecommpay gate", { "project $project_id", "$base_url" })
+Gate.__tostring = errors.describe("luapay.ecommpay client", { "$environment", "project $project_id", "$base_url" })
 
-local function copy(v) return provider.copy(v, "ecommpay") end
+-- A copy of a request to the client's method fn.
+local function copy(v, fn) return provider.copy(v, "ecommpay.Client:" .. fn) end
 
 local function check_method(fn, method)
     if type(method) ~= "string" or not method:find("^[%w_%-]+$") then
-        error(("ecommpay: %s: bad argument #1 'method' (a payment method name such as \"trustly\" expected, got %s)")
+        error(("ecommpay.Client:%s: bad argument #1 'method' (a payment method name such as \"trustly\" expected, got %s)")
             :format(fn, type(method) == "string" and ("%q"):format(method) or type(method)), 3)
     end
 end
@@ -635,9 +753,9 @@ end
 -- callback URL) filled in, without any signature of the caller's.
 local function prepare(self, fn, req)
     if type(req) ~= "table" then
-        error(("ecommpay: %s: bad argument #2 'request' (table expected, got %s)"):format(fn, type(req)), 3)
+        error(("ecommpay.Client:%s: bad argument #2 'request' (table expected, got %s)"):format(fn, type(req)), 3)
     end
-    local body = copy(req)
+    local body = copy(req, fn)
     if body.general == nil then body.general = {} end
     if type(body.general) == "table" then
         local g = body.general
@@ -783,17 +901,18 @@ end
 -- customer id and the account number are the request's where both the
 -- request and the answer carry them. -> that operation, or nil
 local function made_by(call, body, event)
-    local ops = field(event.raw, "operations")
-    local first = type(ops) == "table" and ops[1] or field(event.raw, "operation")
+    local answer = event.extra.body
+    local ops = field(answer, "operations")
+    local first = type(ops) == "table" and ops[1] or field(answer, "operation")
     if type(first) ~= "table" or not call.operation_types[text(field(first, "type")) or ""] then return nil end
-    local sum = field(first, "sum_initial") or field(event.raw, "payment", "sum")
+    local sum = field(first, "sum_initial") or field(answer, "payment", "sum")
     local payment = type(body.payment) == "table" and body.payment or {}
     if to_integer(field(sum, "amount")) ~= to_integer(payment.amount) or text(field(sum, "currency")) ~= payment.currency then
         return nil
     end
-    local customer, want = text(field(event.raw, "customer", "id")), text(field(body, "customer", "id"))
+    local customer, want = text(field(answer, "customer", "id")), text(field(body, "customer", "id"))
     if customer and customer ~= "" and want and customer ~= want then return nil end
-    local shown, number = text(field(event.raw, "account", "number")), text(field(body, "account", "number"))
+    local shown, number = text(field(answer, "account", "number")), text(field(body, "account", "number"))
     if shown and shown ~= "" and number and not same_account(shown, number) then return nil end
     return first
 end
@@ -817,7 +936,7 @@ local function replay(self, call, body, err)
     local first = made_by(call, body, event)
     if not first then return nil end
     return {
-        status = "success", request_id = text(field(first, "request_id")) or event.request_id, project_id = self.project_id,
+        status = "success", request_id = text(field(first, "request_id")) or event.extra.request_id, project_id = self.project_id,
         payment_id = body.general.payment_id, replayed = true, payment = event,
     }
 end
@@ -877,7 +996,7 @@ function Gate:status(payment_id)
     if type(doc.signature) ~= "string" and type(field(general, "signature")) ~= "string" then
         return nil, malformed(res, call, "without a signature")
     end
-    local event, verr = ecommpay.verify_callback(res.body, self.secret)
+    local event, verr = verify(res.body, self.secret)
     if not event then return nil, verr end
     if text(field(doc, "payment", "id")) ~= payment_id or type(text(field(doc, "payment", "status"))) ~= "string" then
         return nil, malformed(res, call, "without the status of payment " .. ("%q"):format(payment_id))
@@ -888,20 +1007,33 @@ function Gate:status(payment_id)
     return event
 end
 
---- gate:callback(raw_body) -> event | nil, err (type "signature").
-function Gate:callback(raw_body)
-    return ecommpay.verify_callback(raw_body, self.secret)
+--- gate:notification(raw_body [, headers]) -> event | nil, err: the
+-- callback verified with the client's secret (ecommpay.verify_notification).
+function Gate:notification(raw_body, headers)
+    return ecommpay.verify_notification(raw_body, headers, { secret = self.secret })
 end
 
---- gate:callback_response(ok) -> {status, body, headers}: what to answer
--- ecommpay. 200 "OK" once the callback is verified and handled; 400
--- otherwise (a forged or broken callback; ecommpay resends what was not
--- acknowledged).
+--- gate:notification_response(event, received) -> {status, headers, body}:
+-- what to answer ecommpay, which resends a callback until it gets a 200.
+-- With an event and received true (recorded): 200 "OK", do not send it
+-- again. With an event not recorded (received false): 500, send it again
+-- later. Without an event from gate:notification (nil: a forged or broken
+-- callback; an error; any other table): 400.
+function Gate:notification_response(event, received)
+    return provider.notification_response("ecommpay.Client:notification_response", "ecommpay", event, received)
+end
+
+--- gate:callback(raw_body) -> event | nil, err: the 0.1 name and form of
+-- gate:notification (no second argument is read). Deprecated: removed in 0.3.
+function Gate:callback(raw_body)
+    return ecommpay.verify_notification(raw_body, nil, { secret = self.secret })
+end
+
+--- gate:callback_response(ok) -> {status, body, headers}: the 0.1 answer,
+-- 200 "OK" when ok, else 400. Deprecated (removed in 0.3): use
+-- gate:notification_response(event, received).
 function Gate:callback_response(ok)
-    if ok then
-        return { status = 200, body = "OK", headers = { ["Content-Type"] = "text/plain" } }
-    end
-    return { status = 400, body = "ERROR", headers = { ["Content-Type"] = "text/plain" } }
+    return provider.answer(ok and 200 or 400, ok and "OK" or "ERROR")
 end
 
 --- gate:payment_page(params) -> url | nil, err: a signed Payment Page URL
@@ -909,9 +1041,9 @@ end
 -- force_payment_method = "online-banking-trustly" Trustly's rules apply).
 function Gate:payment_page(params)
     if type(params) ~= "table" then
-        error("ecommpay: payment_page: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("ecommpay.Client:payment_page: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
-    local p = copy(params)
+    local p = copy(params, "payment_page")
     if p.project_id == nil then p.project_id = self.project_id end
     if p.merchant_callback_url == nil and self.callback_url then p.merchant_callback_url = self.callback_url end
     local trustly = p.force_payment_method == "online-banking-trustly"

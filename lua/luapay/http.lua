@@ -295,16 +295,31 @@ local function default_sleep(seconds)
     return core.sleep(seconds)
 end
 
---- The transport for where the code runs: cosockets inside nginx, the
--- core's libcurl client elsewhere.
+-- The options the default transport takes (see http.new).
+local TRANSPORT_OPTIONS = { "timeout_ms", "connect_timeout_ms", "verify", "ca_file", "proxy", "user_agent",
+    "pool_size", "keepalive_ms", "max_head_bytes", "max_body_bytes" }
+
+-- The options only the transport luapay builds can honour: refused next
+-- to a transport passed in, which they would not reach.
+local BUILT_TRANSPORT_ONLY = { "ca_file", "proxy", "pool_size", "keepalive_ms" }
+
+-- The option values the core's libcurl client cannot honour: name, what to
+-- do instead | nil. (libcurl counts a connection's idle time in whole seconds.)
+local function libcurl_unsupported(opts)
+    if opts.keepalive_ms ~= nil and opts.keepalive_ms < 1000 then
+        return "keepalive_ms", "must be at least 1000 outside nginx: libcurl counts idle time in whole seconds"
+    end
+    return nil
+end
+
+--- http.default_transport(opts) -> the transport for where the code runs:
+-- cosockets inside nginx, the core's libcurl client elsewhere. opts:
+-- timeout_ms, connect_timeout_ms, verify, ca_file, proxy, user_agent,
+-- pool_size, keepalive_ms, max_head_bytes, max_body_bytes.
 function http.default_transport(opts)
     opts = opts or {}
-    local topts = {
-        timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
-        verify = opts.verify, ca_file = opts.ca_file, proxy = opts.proxy,
-        user_agent = opts.user_agent, max_head_bytes = opts.max_head_bytes,
-        max_body_bytes = opts.max_body_bytes,
-    }
+    local topts = {}
+    for _, name in ipairs(TRANSPORT_OPTIONS) do topts[name] = opts[name] end
     if in_nginx() then return require("luapay.http.cosocket").new(topts) end
     return core.http_client(topts)
 end
@@ -315,20 +330,20 @@ end
 -- loopback host (127.0.0.0/8, ::1, localhost): TLS verification may be
 -- switched off for a local sandbox only. verify must be nil or a boolean.
 -- (Both transports refuse such a request anyway, before sending it.)
-function http.check_verify_option(verify, url, fn_name)
-    fn_name = fn_name or "luapay.http"
+function http.check_verify_option(verify, url, fn_name, level)
+    fn_name, level = fn_name or "luapay.http", level or 3
     if verify == nil or verify == true then return end
     if verify ~= false then
-        error(("%s: 'verify' must be a boolean, got %s"):format(fn_name, type(verify)), 3)
+        error(("%s: option 'verify' must be a boolean, got %s"):format(fn_name, type(verify)), level)
     end
     local host = type(url) == "string" and core.url_host(url)
     if not host then
-        error(("%s: verify = false needs the URL it applies to, got %s"):format(fn_name, type(url)), 3)
+        error(("%s: verify = false needs the URL it applies to, got %s"):format(fn_name, type(url)), level)
     end
     if not core.is_loopback_host(host) then
         -- names the host only: a URL may carry credentials
         error(("%s: verify = false is allowed only for a loopback URL (the sandbox), not for host '%s'")
-            :format(fn_name, host), 3)
+            :format(fn_name, host), level)
     end
 end
 
@@ -415,37 +430,100 @@ local Client = {}
 Client.__index = Client
 http.Client = Client
 
-local function check_ms(v, name)
-    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math.floor(v)) then
-        error(("luapay.http: %s must be a positive whole number of milliseconds"):format(name), 3)
-    end
-    return v
+-- The checks of http.new's options: name -> (value -> true | what it
+-- must be). Each value is checked here once, for both transports.
+local function whole(lo, hi)
+    return function(v) return type(v) == "number" and v >= lo and v <= hi and v == math.floor(v) end
 end
+local MS = whole(1, 86400000)
+local BYTES = whole(1, 2 ^ 32)
+local function nonempty(v) return type(v) == "string" and v ~= "" end
+local function fn(v) return type(v) == "function" end
+local OPTION_CHECKS = {
+    transport = { function(v) return fn(v) or (type(v) == "table" or type(v) == "userdata") and v.request ~= nil end,
+        "a function or an object with request(req)" },
+    timeout_ms = { MS, "a whole number of milliseconds from 1 to 86400000" },
+    connect_timeout_ms = { MS, "a whole number of milliseconds from 1 to 86400000" },
+    deadline_ms = { MS, "a whole number of milliseconds from 1 to 86400000" },
+    keepalive_ms = { MS, "a whole number of milliseconds from 1 to 86400000" },
+    retries = { whole(0, 100), "a whole number from 0 to 100" },
+    verify = { function(v) return type(v) == "boolean" end, "a boolean" },
+    ca_file = { nonempty, "a non-empty string (the path of a PEM file of CA certificates)" },
+    proxy = { nonempty, "a non-empty string (the proxy's URL)" },
+    user_agent = { function(v) return nonempty(v) and not v:find("[%c]") end,
+        "a non-empty string without control characters" },
+    pool_size = { whole(1, 10000), "a whole number of connections from 1 to 10000" },
+    max_head_bytes = { BYTES, "a whole number of bytes from 1 to 4294967296" },
+    max_body_bytes = { BYTES, "a whole number of bytes from 1 to 4294967296" },
+    sleep = { fn, "a function" },
+    clock = { fn, "a function" },
+    random = { fn, "a function" },
+}
+local CHECKED = {} -- in a fixed order: the same message whatever the table's order
+for name in pairs(OPTION_CHECKS) do CHECKED[#CHECKED + 1] = name end
+table.sort(CHECKED)
 
---- http.new(opts) -> client. opts: transport, timeout_ms (per attempt,
--- 30000), connect_timeout_ms (10000), deadline_ms (overall, 60000), retries
--- (extra attempts where safe, 2), verify (false: loopback hosts only), ca_file,
--- proxy, user_agent, max_head_bytes (65536), max_body_bytes (16777216), live
--- (refuses verify = false), sleep, clock, random.
-function http.new(opts)
+--- http.new(opts [, who [, level]]) -> client. opts: transport (built for
+-- where the code runs when absent), timeout_ms (per attempt, 30000),
+-- connect_timeout_ms (10000), deadline_ms (overall, 60000), retries (extra
+-- attempts where safe, 2), verify (false: loopback hosts only), ca_file,
+-- proxy, user_agent, pool_size (kept-alive connections, libcurl 5,
+-- cosockets 32), keepalive_ms (how long one may idle, libcurl 118000 in
+-- whole seconds, cosockets 60000), max_head_bytes (65536), max_body_bytes
+-- (16777216), live (refuses verify = false), sleep, clock, random. A bad
+-- value, or an option the transport cannot honour (inside nginx: ca_file
+-- and proxy; with a transport passed in: ca_file, proxy, pool_size,
+-- keepalive_ms, verify = false, which configure the transport luapay
+-- builds), raises "who: option 'name' ..." (who: "luapay.http.new") at
+-- the caller `level` frames up (1: http.new's caller).
+function http.new(opts, who, level)
     opts = opts or {}
+    who, level = who or "luapay.http.new", (level or 1) + 1
+    local function refuse(name, message) error(("%s: option '%s' %s"):format(who, name, message), level + 1) end
     if opts.verify == false and opts.live then
-        error("luapay.http: TLS verification cannot be switched off in live mode", 2)
+        refuse("verify", "cannot be false in the live environment: TLS verification stays on")
+    end
+    for _, name in ipairs(CHECKED) do
+        local v, check = opts[name], OPTION_CHECKS[name]
+        if v ~= nil and not check[1](v) then
+            local got = (type(v) == "number" or type(v) == "boolean") and tostring(v) or type(v)
+            refuse(name, "must be " .. check[2] .. ", got " .. got)
+        end
+    end
+    if opts.transport ~= nil then
+        for _, name in ipairs(BUILT_TRANSPORT_ONLY) do
+            if opts[name] ~= nil then
+                refuse(name, "configures the transport luapay builds and cannot be given with 'transport'"
+                    .. " (set it on the transport you pass)")
+            end
+        end
+        if opts.verify == false then
+            refuse("verify", "= false configures the transport luapay builds and cannot be given with 'transport'")
+        end
+    else
+        local name, instead
+        if in_nginx() then
+            name, instead = require("luapay.http.cosocket").unsupported(opts)
+        else
+            name, instead = libcurl_unsupported(opts)
+        end
+        if name then refuse(name, instead) end
     end
     local self = setmetatable({}, Client)
-    self.timeout_ms = check_ms(opts.timeout_ms, "timeout_ms") or 30000
-    self.connect_timeout_ms = check_ms(opts.connect_timeout_ms, "connect_timeout_ms") or 10000
-    self.deadline_ms = check_ms(opts.deadline_ms, "deadline_ms") or 60000
+    self.timeout_ms = opts.timeout_ms or 30000
+    self.connect_timeout_ms = opts.connect_timeout_ms or 10000
+    self.deadline_ms = opts.deadline_ms or 60000
     self.retries = opts.retries or 2
-    if type(self.retries) ~= "number" or self.retries < 0 or self.retries ~= math.floor(self.retries) then
-        error("luapay.http: retries must be a whole number >= 0", 2)
-    end
+    self.max_head_bytes, self.max_body_bytes = opts.max_head_bytes, opts.max_body_bytes
     self.user_agent = opts.user_agent or ("luapay/" .. core.VERSION .. " (" .. (jit and jit.version or _VERSION) .. ")")
-    self.transport = opts.transport or http.default_transport{
-        timeout_ms = self.timeout_ms, connect_timeout_ms = self.connect_timeout_ms, verify = opts.verify,
-        ca_file = opts.ca_file, proxy = opts.proxy, user_agent = self.user_agent,
-        max_head_bytes = opts.max_head_bytes, max_body_bytes = opts.max_body_bytes,
-    }
+    if opts.transport then
+        self.transport = opts.transport
+    else
+        local topts = {}
+        for _, name in ipairs(TRANSPORT_OPTIONS) do topts[name] = opts[name] end
+        topts.timeout_ms, topts.connect_timeout_ms, topts.user_agent = self.timeout_ms, self.connect_timeout_ms, self.user_agent
+        self.transport = http.default_transport(topts)
+    end
     self.sleep = opts.sleep or default_sleep
     self.clock = opts.clock or default_clock
     self.random = opts.random or math.random
@@ -490,8 +568,9 @@ local function prepare(self, req)
         headers = headers,
         body = body,
         idempotent = req.idempotent == true,
-        max_head_bytes = req.max_head_bytes,
-        max_body_bytes = req.max_body_bytes,
+        -- the client's caps reach a transport passed in too
+        max_head_bytes = req.max_head_bytes or self.max_head_bytes,
+        max_body_bytes = req.max_body_bytes or self.max_body_bytes,
     }, "luapay.http: request")
 end
 

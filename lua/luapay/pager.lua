@@ -81,7 +81,7 @@ function Pager.__call(self, state, previous)
         local items, nxt, err = self.fetch(self.cursor)
         if not items then
             err.resume = copy(self.cursor)
-            err.page = self.pages + 1
+            if err.page == nil then err.page = self.pages + 1 end -- unless fetch numbers its pages
             return fail(self, in_loop, err)
         end
         self.pages = self.pages + 1

@@ -1,7 +1,20 @@
---- luapay.provider: the toolkit every provider module uses for the parts of
--- the provider contract that are the same everywhere: the constructor's
--- option check and the client's lifetime (close, `<close>`), and the small
--- value helpers every provider needs (integers, copies).
+--- luapay.provider: the provider contract and the toolkit that implements
+-- its common parts. Every provider module `luapay.<name>` has:
+--
+--  * `<name>.new(opts)`, a `<name>.Client`; options listed in `<name>.OPTIONS`
+--    (its own and `TRANSPORT_OPTIONS`), an unknown one raises;
+--    `environment = "test"` (default) or `"live"`; secrets listed in
+--    `<name>.SECRET_OPTIONS`, held in the vault, never on the client;
+--  * `<name>.verify_notification(raw_body, headers, keys)`, pure, and
+--    `client:notification(raw_body, headers)`: an event (`provider.event`)
+--    or nil and a "signature" (or "validation", "provider") error;
+--  * `client:notification_response(event, received)`: `{status, headers, body}`;
+--  * lists as `luapay.pager` iterators, `err.resume` to continue;
+--  * `client:close()`, also `__close`;
+--  * misuse raising `<name>.<function>: ...`, naming a function that exists.
+--
+-- README.md ("One contract for every provider") says it in full, and
+-- spec/63-conformance_spec.lua checks it on every provider.
 local core = require "luapay.core"
 local http = require "luapay.http"
 
@@ -103,6 +116,7 @@ end
 
 ---------------------------------------------------------------------------
 -- The event: one shape for every verified callback, notification and webhook
+-- @section the_event
 ---------------------------------------------------------------------------
 
 --- The kinds of event, the same words for every provider (the provider's
@@ -167,18 +181,127 @@ function provider.event(f)
     return setmetatable(event, event_mt)
 end
 
--- The constructor options that go to luapay.http as they are.
-local TRANSPORT_OPTIONS = { "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries", "verify",
-    "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+--- provider.answer(status, body [, content_type]) -> {status, headers,
+-- body}: an answer for the merchant's server to send, text/plain unless
+-- content_type says.
+function provider.answer(status, body, content_type)
+    return { status = status, headers = { ["Content-Type"] = content_type or "text/plain" }, body = body }
+end
 
---- provider.pipeline(opts, live) -> opts.http, or a new luapay.http
--- pipeline with the transport options of opts (those the provider's
--- OPTIONS accept: check_options has refused any other) and live.
-function provider.pipeline(opts, live)
-    if opts.http ~= nil then return opts.http end
+--- provider.notification_response(who, name, event, received [, ok_body])
+-- -> {status, headers, body}: client:notification_response for provider
+-- name. An event of that provider (from its verifier) and received true:
+-- 200, the body ok_body(event) returns (and its content type), by default
+-- "OK": recorded, do not send it again. That event and received false or
+-- nil: 500, send it again later (every provider resends on a 5xx). No
+-- such event (nil: it did not verify; an error; another provider's): 400,
+-- nothing acknowledged. Raises naming who when event is neither a table
+-- nor nil, or received neither a boolean nor nil.
+function provider.notification_response(who, name, event, received, ok_body)
+    if event ~= nil and type(event) ~= "table" then
+        error(("%s: bad argument #1 'event' (table or nil expected, got %s)"):format(who, type(event)), 3)
+    end
+    if received ~= nil and type(received) ~= "boolean" then
+        error(("%s: bad argument #2 'received' (boolean expected, got %s)"):format(who, type(received)), 3)
+    end
+    if getmetatable(event) ~= event_mt or event.provider ~= name then return provider.answer(400, "ERROR") end
+    if not received then return provider.answer(500, "ERROR") end
+    if ok_body then return provider.answer(200, ok_body(event)) end
+    return provider.answer(200, "OK")
+end
+
+---------------------------------------------------------------------------
+-- The constructor: options, environment, pipeline
+-- @section the_constructor
+---------------------------------------------------------------------------
+
+--- The transport options, the same set for every provider's `new`: `http`
+-- (a ready luapay.http pipeline, alone) or the options provider.pipeline
+-- gives http.new to build one. Each provider's OPTIONS is its own options
+-- and these (provider.options).
+provider.TRANSPORT_OPTIONS = { "http", "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms", "retries",
+    "verify", "ca_file", "proxy", "user_agent", "pool_size", "keepalive_ms", "max_head_bytes", "max_body_bytes",
+    "sleep", "clock", "random" }
+
+--- provider.options(own) -> a new list: the provider's own option names,
+-- then provider.TRANSPORT_OPTIONS (a provider's OPTIONS).
+function provider.options(own)
+    local list = {}
+    for _, name in ipairs(own) do list[#list + 1] = name end
+    for _, name in ipairs(provider.TRANSPORT_OPTIONS) do list[#list + 1] = name end
+    return list
+end
+
+--- provider.pipeline(fn, opts, live) -> opts.http, or a new luapay.http
+-- pipeline built from the transport options of opts, with live (which
+-- refuses verify = false). A ready pipeline comes with none of the others
+-- (they would be ignored: it is built already), and a bad value raises,
+-- naming fn and the option.
+function provider.pipeline(fn, opts, live)
+    if opts.http ~= nil then
+        local h = opts.http
+        if type(h) ~= "table" or type(h.request) ~= "function" then
+            provider.option_error(fn, "http", "must be a luapay.http pipeline (http.new{...})", 4)
+        end
+        for _, name in ipairs(provider.TRANSPORT_OPTIONS) do
+            if name ~= "http" and opts[name] ~= nil then
+                provider.option_error(fn, name, "cannot be given with 'http': that pipeline is built already"
+                    .. " (pass it to http.new instead)", 4)
+            end
+        end
+        return h
+    end
     local hopts = { live = live }
-    for _, name in ipairs(TRANSPORT_OPTIONS) do hopts[name] = opts[name] end
-    return http.new(hopts)
+    for _, name in ipairs(provider.TRANSPORT_OPTIONS) do hopts[name] = opts[name] end
+    local pipeline = http.new(hopts, fn, 3) -- not a tail call: the errors' level counts this frame
+    return pipeline
+end
+
+--- provider.environment(fn, opts [, old]) -> "test" | "live": the
+-- `environment` option, "test" by default. old names the provider's
+-- spellings from before the contract, deprecated until 0.3: `live = true`
+-- (old.live) and environment "sandbox"/"production" (old.words). Both an
+-- old and the new form that disagree raise.
+function provider.environment(fn, opts, old)
+    old = old or {}
+    local env = opts.environment
+    if env ~= nil then
+        local word = old.words and old.words[env] or env
+        if word ~= "test" and word ~= "live" then
+            provider.option_error(fn, "environment", 'must be "test" or "live"', 4)
+        end
+        env = word
+    end
+    if old.live and opts.live ~= nil then
+        if type(opts.live) ~= "boolean" then provider.option_error(fn, "live", "must be a boolean (deprecated: use environment)", 4) end
+        local from_live = opts.live and "live" or "test"
+        if env ~= nil and env ~= from_live then
+            provider.option_error(fn, "live", ("disagrees with environment = %q (live is deprecated: use environment)")
+                :format(env), 4)
+        end
+        env = from_live
+    end
+    return env or "test"
+end
+
+--- provider.check_urls(fn, opts, environment, urls): urls is a list of
+-- {option name, URL [, browser = true]}: the URLs the client calls, or
+-- (browser) builds for the customer's browser. In live: each URL must be
+-- https, and verify = false is refused; in either environment verify =
+-- false is allowed only when every URL the client calls is loopback (the
+-- sandbox).
+function provider.check_urls(fn, opts, environment, urls)
+    for _, u in ipairs(urls) do
+        if environment == "live" and not u[2]:find("^https://") then
+            provider.option_error(fn, u[1], "must be an https URL in the live environment", 4)
+        end
+    end
+    if environment == "live" and opts.verify == false then
+        provider.option_error(fn, "verify", "cannot be false in the live environment: TLS verification stays on", 4)
+    end
+    for _, u in ipairs(urls) do
+        if not u.browser then http.check_verify_option(opts.verify, u[2], fn, 4) end
+    end
 end
 
 --- provider.option_error(fn, name, message [, level]): raises
@@ -232,7 +355,7 @@ function provider.lifetime(Class, name)
         if type(k) == "string" and type(f) == "function" and k:sub(1, 2) ~= "__" and k ~= "close" then
             Class[k] = function(self, ...)
                 if closed[self] then
-                    error(("%s: client:%s called after client:close()"):format(name, k), 2)
+                    error(("%s.Client:%s: called after client:close()"):format(name, k), 2)
                 end
                 return f(self, ...)
             end

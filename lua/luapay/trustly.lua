@@ -32,12 +32,13 @@
 -- is sent; the answer must carry the request's uuid and Trustly's valid
 -- signature, or the call fails with an error of type "signature".
 --
--- Notifications: client:notification(raw_body) verifies one and returns the
--- common event; client:notification_response(note, "OK") is the signed answer
--- to send back (HTTP 200, application/json). Account, Pending and Credit may
--- arrive in any order, and Trustly delivers the same notificationid again
--- until it gets a valid answer: process each notificationid once, and answer
--- a repeat with the status you gave the first time.
+-- Notifications: client:notification(raw_body, headers) verifies one and
+-- returns the common event; client:notification_response(event, true) is
+-- the answer to send back once it is recorded (HTTP 200, the signed "OK",
+-- application/json). Account, Pending and Credit may arrive in any order,
+-- and Trustly delivers the same notificationid again until it gets a valid
+-- answer: process each notificationid once, and answer a repeat as you
+-- answered the first time.
 --
 -- Refunds: "If the refund fails, Trustly will send a Credit notification",
 -- on the deposit's order, like the deposit's own credit. Only what the
@@ -75,7 +76,9 @@ trustly.ENDPOINTS = {
 }
 trustly.keys = keys
 
---- Trustly's error codes (docs, "Error messages").
+--- Trustly's error codes (docs, "Error messages"). The 001 seed lists none
+-- (it says "See Error handling"); this is the protocol notes' table, which
+-- stops at 639. Any other code is named by the message Trustly sends with it.
 trustly.ERRORS = {
     [602] = "ERROR_FUNCTION_ACCESS_DENIED",
     [607] = "ERROR_HOST_ACCESS_DENIED",
@@ -119,6 +122,9 @@ end
 
 --- trustly.load_key(pem_or_pkey [, passphrase]) -> key | nil, err
 function trustly.load_key(key, passphrase)
+    if passphrase ~= nil and type(passphrase) ~= "string" then
+        error("trustly.load_key: bad argument #2 'passphrase' (string expected, got " .. type(passphrase) .. ")", 2)
+    end
     if is_pkey(key) then return key end
     if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
     local cached = passphrase == nil and pem_cache[key]
@@ -133,11 +139,13 @@ function trustly.load_key(key, passphrase)
     return k
 end
 
-local function key_arg(key, fn, name, want_private)
+-- The key argument #n (when given) called name of trustly.fn.
+local function key_arg(key, fn, name, want_private, n)
+    local arg = n and ("#%d '%s'"):format(n, name) or ("'%s'"):format(name)
     local k, err = trustly.load_key(key)
-    if not k then error(("trustly.%s: bad argument '%s' (%s)"):format(fn, name, err), 3) end
+    if not k then error(("trustly.%s: bad argument %s (%s)"):format(fn, arg, err), 3) end
     if want_private and not k:is_private() then
-        error(("trustly.%s: bad argument '%s' (a private key is needed to sign)"):format(fn, name), 3)
+        error(("trustly.%s: bad argument %s (a private key is needed to sign)"):format(fn, arg), 3)
     end
     return k
 end
@@ -169,7 +177,7 @@ end
 -- private_key: PEM text or a core.pkey.
 function trustly.sign(method, uuid, data, private_key)
     check_method_uuid("sign", method, uuid)
-    local key = key_arg(private_key, "sign", "private_key", true)
+    local key = key_arg(private_key, "sign", "private_key", true, 4)
     return b64encode(key:sign(method .. uuid .. serialize(data, "trustly.sign", 3), "sha1"))
 end
 
@@ -192,7 +200,7 @@ end
 -- numbers keep the text they were signed as.
 function trustly.verify(method, uuid, data, sig_b64, public_key)
     check_method_uuid("verify", method, uuid)
-    return verify_with(key_arg(public_key, "verify", "public_key", false), method, uuid, data, sig_b64)
+    return verify_with(key_arg(public_key, "verify", "public_key", false, 5), method, uuid, data, sig_b64)
 end
 
 ---------------------------------------------------------------------------
@@ -202,9 +210,11 @@ end
 
 local encode_json = core.json_encode
 
-local function encode(doc)
+-- The JSON text of a document trustly.fn builds (fn: the builder's name;
+-- notification_response's call gives none).
+local function encode(doc, fn)
     local text, err = encode_json(doc)
-    if not text then error("luapay.trustly: " .. err, 3) end
+    if not text then error(("trustly.%s: %s"):format(fn or "notification_response", err), 3) end
     return text
 end
 
@@ -212,7 +222,8 @@ end
 -- request: {"method", "params": {"Signature", "UUID", "Data"}, "version": "1.1"}.
 function trustly.request(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ method = method, params = { Signature = sig, UUID = uuid, Data = data }, version = trustly.VERSION })
+    return encode({ method = method, params = { Signature = sig, UUID = uuid, Data = data }, version = trustly.VERSION },
+        "request")
 end
 
 --- trustly.notification_response(method, uuid, status, private_key) -> JSON
@@ -233,7 +244,8 @@ end
 --- trustly.answer(method, uuid, data, private_key) -> JSON text
 function trustly.answer(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION })
+    return encode({ result = { signature = sig, uuid = uuid, method = method, data = data }, version = trustly.VERSION },
+        "answer")
 end
 
 --- trustly.error_answer(method, uuid, code, message, private_key) -> JSON text
@@ -244,13 +256,14 @@ function trustly.error_answer(method, uuid, code, message, private_key)
         version = trustly.VERSION,
         error = { name = "JSONRPCError", code = code, message = message,
                   error = { signature = sig, uuid = uuid, method = method, data = data } },
-    })
+    }, "error_answer")
 end
 
 --- trustly.notification(method, uuid, data, private_key) -> JSON text
 function trustly.notification(method, uuid, data, private_key)
     local sig = trustly.sign(method, uuid, data, private_key)
-    return encode({ method = method, params = { signature = sig, uuid = uuid, data = data }, version = trustly.VERSION })
+    return encode({ method = method, params = { signature = sig, uuid = uuid, data = data }, version = trustly.VERSION },
+        "notification")
 end
 
 ---------------------------------------------------------------------------
@@ -310,7 +323,7 @@ local ACCEPTED_BY_RESULT = { Refund = true, AccountPayout = true }
 -- result.data, or a "provider" error with Trustly's code and message (also
 -- for a Refund or AccountPayout answered with a result other than "1").
 function trustly.read_answer(raw, method, uuid, public_key)
-    local key = key_arg(public_key, "read_answer", "public_key", false)
+    local key = key_arg(public_key, "read_answer", "public_key", false, 4)
     local doc = type(raw) == "string" and decode(raw)
     if type(doc) ~= "table" then
         return nil, errors.new("http", "the answer is not a JSON-RPC document",
@@ -492,34 +505,8 @@ local function meaning(method, data, amount, currency, store)
     return kind, status
 end
 
---- trustly.read_notification(raw_body, public_key [, store]) -> event | nil, err
--- Verifies a notification Trustly sent (methods pending, credit, debit,
--- cancel, account, payoutconfirmation) and returns the common event
---   {provider = "trustly", kind, status, merchant_ref = messageid,
---    provider_ref = orderid, amount (minor units), currency, raw}
--- plus method, uuid, notificationid, orderid, messageid, enduserid, data,
--- and refund = {orderid, amount, currency} when it answers a refund.
--- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
--- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
--- succeeded), "account" (attributes.directdebitmandate "1": authorized, an
--- active direct-debit mandate; "0": canceled, no active mandate; without
--- one, succeeded when data.verified is "1", else pending), "refund"
--- (pending; credit or cancel -> failed; debit or payoutconfirmation ->
--- refunded) for a notification flagged refund = "1", or a credit or payout
--- confirmation for the amount of a refund the store knows on that order
--- (see trustly.record_refund). The store is also told each order's first
--- credit. Without a store a credit answering a failed refund cannot be told
--- from a payment: give one.
--- Anything that is not a notification signed by Trustly's key is an error
--- of type "signature": answer it with an HTTP error and nothing signed.
-function trustly.read_notification(raw, public_key, store)
-    local key = key_arg(public_key, "read_notification", "public_key", false)
-    if type(raw) ~= "string" then
-        error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
-    end
-    if store ~= nil and not is_store(store) then
-        error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
-    end
+-- The check and the event, once the arguments are known to be right.
+local function read_notification(raw, key, store)
     local doc = decode(raw)
     local params = type(doc) == "table" and doc.params
     if type(params) ~= "table" or type(doc.method) ~= "string" or type(params.uuid) ~= "string" then
@@ -540,7 +527,7 @@ function trustly.read_notification(raw, public_key, store)
     local currency, amount = str(data.currency), nil
     if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
     local kind, status, refund = meaning(method, data, amount, currency, store)
-    return {
+    return provider.event {
         provider = "trustly",
         kind = kind,
         status = status,
@@ -549,15 +536,79 @@ function trustly.read_notification(raw, public_key, store)
         amount = amount,
         currency = currency,
         raw = raw,
-        method = method,
-        uuid = uuid,
-        notificationid = str(data.notificationid),
-        orderid = str(data.orderid),
-        messageid = str(data.messageid),
-        enduserid = str(data.enduserid),
-        refund = refund,
-        data = data,
+        extra = {
+            method = method,
+            uuid = uuid,
+            notificationid = str(data.notificationid),
+            orderid = str(data.orderid),
+            messageid = str(data.messageid),
+            enduserid = str(data.enduserid),
+            refund = refund,
+            data = data,
+        },
     }
+end
+
+local function bad_argument(fn, n, name, message)
+    error(("trustly.%s: bad argument #%d '%s' (%s)"):format(fn, n, name, message), 3)
+end
+
+--- trustly.verify_notification(raw_body, headers, keys) -> event | nil, err
+-- Verifies a notification Trustly sent (methods pending, credit, debit,
+-- cancel, account, payoutconfirmation) with keys.trustly_public_key (PEM
+-- or core.pkey: trustly.keys.test or .live, or the one Trustly gave you)
+-- and returns the common event (provider.event)
+--   {provider = "trustly", kind, status, merchant_ref = messageid,
+--    provider_ref = orderid, amount (minor units), currency, raw (the
+--    body string), extra = {method, uuid, notificationid, orderid,
+--    messageid, enduserid, data, refund}}
+-- with refund = {orderid, amount, currency} when it answers a refund.
+-- Trustly signs the body: headers are not read (pass them, or nil).
+-- kind: "payment" (pending -> pending, credit -> succeeded, debit ->
+-- reversed, cancel -> canceled), "payout" (payoutconfirmation ->
+-- succeeded), "account" (attributes.directdebitmandate "1": authorized, an
+-- active direct-debit mandate; "0": canceled, no active mandate; without
+-- one, succeeded when data.verified is "1", else pending), "refund"
+-- (pending; credit or cancel -> failed; debit or payoutconfirmation ->
+-- refunded) for a notification flagged refund = "1", or a credit or payout
+-- confirmation for the amount of a refund keys.store knows on that order
+-- (see trustly.record_refund). The store is also told each order's first
+-- credit. Without a store a credit answering a failed refund cannot be told
+-- from a payment: give one.
+-- Anything that is not a notification signed by Trustly's key is an error
+-- of type "signature": answer it with an HTTP error and nothing signed. A
+-- signed notification of a method luapay does not know is an error of type
+-- "validation" with code "unsupported", method and uuid (it may be
+-- acknowledged: client:notification_response takes it).
+function trustly.verify_notification(raw, headers, given)
+    local fn = "verify_notification"
+    if type(raw) ~= "string" then bad_argument(fn, 1, "raw_body", "string expected, got " .. type(raw)) end
+    if headers ~= nil and type(headers) ~= "table" then
+        bad_argument(fn, 2, "headers", "a table or nil expected, got " .. type(headers))
+    end
+    if type(given) ~= "table" then
+        bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(given))
+    end
+    local key, kerr = trustly.load_key(given.trustly_public_key)
+    if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
+    if given.store ~= nil and not is_store(given.store) then
+        bad_argument(fn, 3, "keys", "keys.store: get and set expected")
+    end
+    return read_notification(raw, key, given.store)
+end
+
+--- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
+-- err: the 0.1 name and form of trustly.verify_notification(raw_body, nil,
+-- {trustly_public_key = public_key, store = store}). Deprecated: removed in 0.3.
+function trustly.read_notification(raw, public_key, store)
+    local key = key_arg(public_key, "read_notification", "public_key", false)
+    if type(raw) ~= "string" then
+        error("trustly.read_notification: bad argument #1 'raw_body' (string expected, got " .. type(raw) .. ")", 2)
+    end
+    if store ~= nil and not is_store(store) then
+        error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
+    end
+    return read_notification(raw, key, store)
 end
 
 ---------------------------------------------------------------------------
@@ -596,6 +647,9 @@ local SENDER_INFORMATION = {
 }
 local RECIPIENT_INFORMATION = merged(SENDER_INFORMATION, {})
 
+-- An invoice ID or other merchant reference (ExternalReference): text.
+local INVOICE_ID = { type = "string", min_len = 1 }
+
 -- Attributes shared by the methods that open the Trustly checkout.
 local CHECKOUT_ATTRIBUTES = {
     Firstname = REQUIRED_STRING, Lastname = REQUIRED_STRING,
@@ -632,6 +686,8 @@ local METHODS = {
                 RequestKYC = ZERO_ONE,
                 AccountID = { type = "string" },
                 RecipientInformation = RECIPIENT_INFORMATION,
+                -- 001 seed, "Pay by invoice": "include an invoice ID in attribute ExternalReference"
+                ExternalReference = INVOICE_ID,
             }) },
         },
     },
@@ -720,7 +776,7 @@ local function check_values(v, path, out)
     end
 end
 
-local function copy(v) return provider.copy(v, "luapay.trustly") end
+local function copy(v) return provider.copy(v, "trustly.prepare") end
 
 -- Amount in minor units -> Trustly's decimal string, with the Currency next
 -- to it (Data.Currency, or Attributes.Currency for Deposit).
@@ -767,7 +823,8 @@ end
 -- schema. A bad request gives a "validation" error listing every field.
 function trustly.prepare(method, data, username, password)
     if data ~= nil and type(data) ~= "table" then
-        error(("luapay.trustly: %s data must be a table, got %s"):format(method, type(data)), 3)
+        error(("trustly.prepare: bad argument #2 'data' (a table of %s's Data expected, got %s)"):format(
+            tostring(method), type(data)), 3)
     end
     local spec = METHODS[method]
     local Data = copy(data or {})
@@ -817,33 +874,30 @@ local Client = errors.secret_fields({}, trustly.SECRET_OPTIONS)
 trustly.Client = Client
 
 local function opt_error(name, message)
-    provider.option_error("luapay.trustly", name, message, 4)
+    provider.option_error("trustly.new", name, message, 4)
 end
 
---- The options trustly.new accepts; any other raises.
-trustly.OPTIONS = { "username", "password", "private_key", "private_key_passphrase", "environment",
-    "trustly_public_key", "base_url", "store", "transport", "timeout_ms", "connect_timeout_ms", "deadline_ms",
-    "retries", "verify", "ca_file", "proxy", "user_agent", "sleep", "clock", "random" }
+--- The options trustly.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+trustly.OPTIONS = provider.options { "username", "password", "private_key", "private_key_passphrase", "environment",
+    "trustly_public_key", "base_url", "store" }
 
 --- trustly.new(opts) -> client. opts: username, password, private_key (PEM
 -- or core.pkey; private_key_passphrase for an encrypted PEM), environment
 -- ("test" (default) or "live"), trustly_public_key (PEM or core.pkey;
 -- default: the bundled key of the environment), base_url (default: the
--- environment's endpoint), and for luapay.http: transport, timeout_ms,
--- deadline_ms, retries, verify, ca_file, proxy, user_agent, sleep, clock,
--- random. verify = false is refused unless base_url is a loopback host
--- (the sandbox); live mode also refuses a plain-http base_url. store:
+-- environment's endpoint), and the transport options
+-- (provider.TRANSPORT_OPTIONS). verify = false is refused unless base_url
+-- is a loopback host (the sandbox); live also refuses it, and a plain-http
+-- base_url. store:
 -- where the client keeps what it knows about refunds and credits (see
--- trustly.read_notification; default trustly.memory_store(), this process
+-- trustly.verify_notification; default trustly.memory_store(), this process
 -- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
 function trustly.new(opts)
-    if type(opts) ~= "table" then error("luapay.trustly: new needs an options table", 2) end
     provider.check_options("trustly.new", opts, trustly.OPTIONS)
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
     if type(opts.password) ~= "string" or opts.password == "" then opt_error("password", "must be a non-empty string") end
-    local env = opts.environment or "test"
-    if env ~= "test" and env ~= "live" then opt_error("environment", "must be \"test\" or \"live\"") end
-    local live = env == "live"
+    local env = provider.environment("trustly.new", opts)
 
     if opts.private_key == nil then opt_error("private_key", "is required (the merchant's RSA private key, PEM or core.pkey)") end
     local private_key, kerr = trustly.load_key(opts.private_key, opts.private_key_passphrase)
@@ -856,9 +910,7 @@ function trustly.new(opts)
 
     local url = opts.base_url or trustly.ENDPOINTS[env]
     if type(url) ~= "string" or not url:match("^https?://[^/]") then opt_error("base_url", "must be an http(s) URL") end
-    if live and not url:match("^https://") then opt_error("base_url", "must be https in live mode") end
-    if live and opts.verify == false then opt_error("verify", "cannot be false in live mode: TLS verification stays on") end
-    http.check_verify_option(opts.verify, url, "luapay.trustly")
+    provider.check_urls("trustly.new", opts, env, { { "base_url", url } })
 
     if opts.store ~= nil and not is_store(opts.store) then
         opt_error("store", "must have get and set (ngx.shared.DICT, trustly.memory_store(), ...)")
@@ -870,7 +922,7 @@ function trustly.new(opts)
         url = url,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
-        http = provider.pipeline(opts, live),
+        http = provider.pipeline("trustly.new", opts, env == "live"),
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
     self.private_key = private_key
@@ -923,7 +975,8 @@ end
 -- back with replayed = true: that attempt probably took the MessageID.
 function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
-        error("luapay.trustly: call needs a method name such as \"Deposit\"", 2)
+        error(("trustly.Client:call: bad argument #1 'method' (a method name such as \"Deposit\" expected, got %s)")
+            :format(type(method) == "string" and ("%q"):format(method) or type(method)), 2)
     end
     local Data, spec_or_err = trustly.prepare(method, data, self.username, self.password)
     if not Data then return nil, spec_or_err end
@@ -981,7 +1034,11 @@ end
 --- client:deposit(data) -> {orderid, url} | nil, err
 -- Data: NotificationURL, EndUserID, MessageID (made when absent), Attributes
 -- {Currency, Amount (minor units or "103.00"), Firstname, Lastname, Country,
--- Locale, SuccessURL, FailURL, Email, MobilePhone, ShopperStatement, IP, ...}.
+-- Locale, SuccessURL, FailURL, Email, MobilePhone, ShopperStatement, IP,
+-- ExternalReference (pay by invoice: the invoice ID, non-empty text), ...}.
+-- Trustly Express: the 001 seed only says "Integrate Trustly Express. See
+-- Trustly Express API" and names none of its attributes, so luapay checks
+-- none; attributes it does not know are sent (and signed) as given.
 function Client:deposit(data) return self:call("Deposit", data) end
 
 --- client:refund{OrderID, Amount, Currency [, Attributes = {ExternalReference}]}
@@ -1019,23 +1076,59 @@ function Client:account_payout(data) return self:call("AccountPayout", data) end
 -- Trustly asks for at most one call every 15 minutes.
 function Client:balance() return self:call("Balance", {}) end
 
---- client:notification(raw_body) -> event | nil, err (see
--- trustly.read_notification), read with the client's store.
-function Client:notification(raw_body)
-    return trustly.read_notification(raw_body, self.trustly_public_key, self.store)
+--- client:notification(raw_body [, headers]) -> event | nil, err: the
+-- notification verified with the client's Trustly key and read with its
+-- store (trustly.verify_notification).
+function Client:notification(raw_body, headers)
+    return trustly.verify_notification(raw_body, headers, { trustly_public_key = self.trustly_public_key,
+        store = self.store })
 end
 
---- client:notification_response(note, status) -> JSON text, signed with the
--- merchant's key. note: the event from client:notification (or any table
--- with method and uuid); status: "OK" or "FAILED".
-function Client:notification_response(note, status)
-    if type(note) ~= "table" or type(note.method) ~= "string" or type(note.uuid) ~= "string" then
-        error("luapay.trustly: notification_response needs the notification (a table with method and uuid)", 2)
+-- The method and uuid of what Trustly signed: a verified event, or the
+-- "unsupported" error of a signed notification of a method luapay does
+-- not know. Anything else (nil, a signature error, any table) gives nil:
+-- nothing is signed for what Trustly did not send.
+local function signed_notification(event)
+    if getmetatable(event) == provider.event_mt and event.provider == "trustly" then
+        return event.extra.method, event.extra.uuid
     end
-    if status ~= "OK" and status ~= "FAILED" then
-        error("luapay.trustly: notification_response status must be \"OK\" or \"FAILED\"", 2)
+    if errors.is(event, "validation") and event.code == "unsupported" and type(event.method) == "string"
+        and type(event.uuid) == "string" then
+        return event.method, event.uuid
     end
-    return trustly.notification_response(note.method, note.uuid, status, self.private_key)
+end
+
+--- client:notification_response(event, received) -> {status, headers, body}:
+-- what to answer Trustly, which sends a notification again until it gets a
+-- valid answer. received true (recorded): HTTP 200, the JSON-RPC answer
+-- with status "OK" signed with the merchant's key (application/json), the
+-- notification is done. received false (not recorded): HTTP 500 with
+-- nothing signed, not a valid answer, so Trustly sends it again. No
+-- verified event (nil, or a signature error): HTTP 400, nothing signed.
+-- A signed "FAILED" is no request to send again but a refusal (on a debit
+-- of a withdrawal it aborts the withdrawal): build it with
+-- trustly.notification_response(method, uuid, "FAILED", private_key).
+--
+-- Deprecated, until 0.3: client:notification_response(note, "OK" |
+-- "FAILED") -> the signed JSON text (the 0.1 form: a string second
+-- argument), note any table with method and uuid.
+function Client:notification_response(event, received)
+    if type(received) == "string" then
+        if type(event) ~= "table" or type(event.method) ~= "string" or type(event.uuid) ~= "string" then
+            error("trustly.Client:notification_response: bad argument #1 'event' (the notification: a table with"
+                .. " method and uuid)", 2)
+        end
+        if received ~= "OK" and received ~= "FAILED" then
+            error("trustly.Client:notification_response: bad argument #2 'status' (\"OK\" or \"FAILED\" expected)", 2)
+        end
+        return trustly.notification_response(event.method, event.uuid, received, self.private_key)
+    end
+    local method, uuid = signed_notification(event)
+    if method and getmetatable(event) ~= provider.event_mt then -- a signed notification luapay does not map
+        event = provider.event { provider = "trustly", kind = "other", status = "pending", raw = event.raw or "" }
+    end
+    return provider.notification_response("trustly.Client:notification_response", "trustly", event, received,
+        function() return trustly.notification_response(method, uuid, "OK", self.private_key), "application/json" end)
 end
 
 provider.lifetime(Client, "trustly")

@@ -3,7 +3,7 @@
 -- and event notification checks.
 --
 --   local trustly_na = require "luapay.trustly_na"
---   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "sandbox" }
+--   local tna = trustly_na.new{ access_id = "...", access_key = "...", environment = "test" }
 --   for p, err in tna:payments{
 --       paymentType = { "Instant", "Deferred" }, ["authorization.status"] = { 2, 3 },
 --       ["createdAt.start"] = 1717372800000, ["createdAt.end"] = 1717459199999,
@@ -29,10 +29,13 @@ local validation_error, violation = errors.validation, errors.violation
 
 local trustly_na = {}
 
+--- The endpoint of each environment (sandbox and production: their
+-- names before 0.2, deprecated until 0.3).
 trustly_na.BASE_URLS = {
-    sandbox = "https://sandbox.trustly.one/api/v1",
-    production = "https://api.trustly.one/api/v1",
+    test = "https://sandbox.trustly.one/api/v1",
+    live = "https://api.trustly.one/api/v1",
 }
+trustly_na.BASE_URLS.sandbox, trustly_na.BASE_URLS.production = trustly_na.BASE_URLS.test, trustly_na.BASE_URLS.live
 trustly_na.MAX_COUNT = 100
 
 ---------------------------------------------------------------------------
@@ -44,9 +47,6 @@ trustly_na.MAX_COUNT = 100
 -- 5 Verification, 6 Retrieval.
 trustly_na.payment_types = { "Instant", "Deferred", "Recurring", "Disbursement", "Verification", "Retrieval" }
 
---- auth.status, the payment's bank authorization (filter authorization.status).
-trustly_na.authorization_statuses = { "Pending", "Authorized", "Finished", "Expired", "Failed", "Canceled", "Voided" }
-
 --- verification.status.
 trustly_na.verification_statuses = { "Automatic", "ToVerify", "Verified", "Refused" }
 
@@ -55,6 +55,11 @@ trustly_na.transaction_statuses = {
     [0] = "New", "Pending", "Authorized", "Processed", "Completed", "Failed", "Expired", "Canceled",
     "Denied", "Disputed", "Reversed", "PartiallyRefunded", "Refunded", "Voided", "OnHold",
 }
+
+--- auth.status, the payment's bank authorization (filter authorization.status):
+-- the 004 seed says "See Transaction Status Values", so the same table
+-- (0 New ... 4 Completed ... 14 OnHold).
+trustly_na.authorization_statuses = trustly_na.transaction_statuses
 
 --- transactionType of a notification.
 trustly_na.transaction_types = {
@@ -79,7 +84,7 @@ end
 
 local ENUMS = {
     paymentType = codes_of(trustly_na.payment_types, 1),
-    ["authorization.status"] = codes_of(trustly_na.authorization_statuses, 1),
+    ["authorization.status"] = codes_of(trustly_na.authorization_statuses, 0),
     ["verification.status"] = codes_of(trustly_na.verification_statuses, 1),
 }
 
@@ -93,7 +98,12 @@ local function code_list(map)
 end
 
 local STRING = { type = "string", min_len = 1, max_len = 255 }
+-- 004 seed: createdAt.start etc. are strings ("Returns payments after this
+-- creation date") holding the payments' createdAt/updatedAt ("UNIX
+-- timestamp", which Trustly NA gives in milliseconds): an integer or its
+-- decimal digits.
 local STAMP = { type = "integer", min = 0 }
+local STAMPS = { "createdAt.start", "createdAt.end", "updatedAt.start", "updatedAt.end" }
 local AMOUNT = { type = "decimal", decimals = 2, max_digits = 10 }
 
 local QUERY = core.schema{
@@ -190,7 +200,7 @@ end
 -- every value is checked.
 function trustly_na.payments_query(params)
     if type(params) ~= "table" then
-        error("trustly_na.payments: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("trustly_na.payments_query: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
     local resume = params.resume
     local flat = {}
@@ -204,6 +214,10 @@ function trustly_na.payments_query(params)
         end
     end
     flat.resume = resume
+    for _, k in ipairs(STAMPS) do
+        local v = flat[k]
+        if type(v) == "string" and v:match("^%d+$") and #v <= 15 then flat[k] = tonumber(v) end
+    end
     for key, map in pairs(ENUMS) do
         local v = flat[key]
         if v ~= nil then
@@ -258,33 +272,34 @@ trustly_na.SECRET_OPTIONS = { "access_key" }
 
 local Client = errors.secret_fields({}, trustly_na.SECRET_OPTIONS, { access_key = "access_id" })
 trustly_na.Client = Client
-Client.__tostring = errors.describe("luapay.trustly_na client", { "access id $access_id", "$base_url" })
+Client.__tostring = errors.describe("luapay.trustly_na client", { "$environment", "access id $access_id", "$base_url" })
 
---- The options trustly_na.new accepts; any other raises.
-trustly_na.OPTIONS = { "access_id", "access_key", "environment", "base_url", "http", "transport", "timeout_ms",
-    "deadline_ms", "retries", "verify", "ca_file", "sleep" }
+--- The options trustly_na.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS); any other raises.
+trustly_na.OPTIONS = provider.options { "access_id", "access_key", "environment", "base_url" }
 
---- trustly_na.new{access_id, access_key, environment = "sandbox" |
--- "production", base_url, transport, timeout_ms, retries, deadline_ms,
--- verify, ca_file} -> client. base_url (e.g. a sandbox fake) wins over
--- environment. verify = false is refused unless base_url is a loopback host.
+--- trustly_na.new{access_id, access_key, environment = "test" | "live",
+-- base_url, and the transport options (provider.TRANSPORT_OPTIONS)} ->
+-- client. environment picks the endpoint (BASE_URLS: Trustly's sandbox or
+-- production; "sandbox" and "production" are deprecated names for them);
+-- base_url (e.g. a sandbox fake) wins over it. "live" requires an https
+-- URL and refuses verify = false, which is refused anyway unless base_url
+-- is a loopback host.
 function trustly_na.new(opts)
     provider.check_options("trustly_na.new", opts, trustly_na.OPTIONS)
     local self = setmetatable({}, Client)
     self.access_id = provider.string_option("trustly_na.new", opts, "access_id", true)
     if self.access_id:find(":", 1, true) then error("trustly_na.new: option 'access_id' may not contain ':'", 2) end
     self.access_key = provider.string_option("trustly_na.new", opts, "access_key", true)
-    local base = opts.base_url
-    if base == nil then
-        local env = opts.environment or "sandbox"
-        base = trustly_na.BASE_URLS[env]
-        if not base then error("trustly_na.new: option 'environment' must be \"sandbox\" or \"production\"", 2) end
-    elseif type(base) ~= "string" or not base:match("^https?://[^/]") then
+    self.environment = provider.environment("trustly_na.new", opts,
+        { words = { sandbox = "test", production = "live" } })
+    local base = opts.base_url or trustly_na.BASE_URLS[self.environment]
+    if type(base) ~= "string" or not base:match("^https?://[^/]") then
         error("trustly_na.new: option 'base_url' must be an http(s) URL", 2)
     end
     self.base_url = base:gsub("/+$", "")
-    http.check_verify_option(opts.verify, self.base_url, "trustly_na.new")
-    self.http = provider.pipeline(opts, opts.environment == "production")
+    provider.check_urls("trustly_na.new", opts, self.environment, { { "base_url", self.base_url } })
+    self.http = provider.pipeline("trustly_na.new", opts, self.environment == "live")
     return provider.client(self, opts)
 end
 
@@ -305,6 +320,9 @@ end
 -- tables work too ({createdAt = {start = ...}}). A bad value makes the
 -- iterator yield a validation error and send nothing.
 function Client:payments(params)
+    if type(params) ~= "table" then
+        error("trustly_na.Client:payments: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
     local query, err = trustly_na.payments_query(params)
     if not query then return pager.new(nil, nil, err) end
     local per_page = tonumber(query.count) or trustly_na.MAX_COUNT
@@ -384,7 +402,8 @@ local function signed_text(v, path, bad)
         end
         return integer_text(v) or ("%.17g"):format(v)
     end
-    error("trustly_na.request_signature: field '" .. path .. "' must be a string, number or boolean, got " .. t, 3)
+    error(("trustly_na.signature_string: bad argument #1 'params' (field '%s' must be a string, number or boolean, got %s)")
+        :format(path, t), 3)
 end
 
 --- trustly_na.signature_string(params) -> "accessId=...&merchantId=..." | nil, err
@@ -394,7 +413,7 @@ end
 -- infinite number gives a "validation" error naming the field.
 function trustly_na.signature_string(params)
     if type(params) ~= "table" then
-        error("trustly_na.request_signature: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
+        error("trustly_na.signature_string: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
     local parts, bad = {}, {}
     for _, path in ipairs(trustly_na.SIGNATURE_FIELDS) do
@@ -435,15 +454,36 @@ local TX_STATUS = {
     [0] = "pending", "pending", "authorized", "pending", "succeeded", "failed", "failed", "canceled",
     "failed", "reversed", "reversed", "partially_refunded", "refunded", "canceled", "pending",
 }
-local KINDS = {
-    [0] = "external", "authorization", "payment", "capture", "refund", "reversal", "payout", "reclaim",
-    "representment", [10] = "preauthorization",
+
+--- transactionType (its code, or its name as eventType words it) onto
+-- provider.KINDS: External and Pay are payments; Authorize and
+-- Preauthorization authorizations; Deposit (money to the customer's
+-- account) a payout; Reverse and Reclaim (money taken back after it moved,
+-- such as a returned debit) reversals; Representment (a returned debit
+-- presented again) a payment. Anything else is "other". The word itself
+-- is in event.extra.transactionType.
+trustly_na.KIND = {
+    External = "payment", Authorize = "authorization", Pay = "payment", Capture = "capture", Refund = "refund",
+    Reverse = "reversal", Deposit = "payout", Reclaim = "reversal", Representment = "payment",
+    Preauthorization = "authorization",
 }
 
---- trustly_na.event(fields) -> the common event for a notification's fields.
-function trustly_na.event(f)
+--- trustly_na.event(fields [, raw_body]) -> the common event
+-- (provider.event) for a notification's fields; raw_body is the body as
+-- received (default: the fields encoded again as a query). Trustly's own
+-- words are under extra: fields (every field, decoded), transactionType
+-- (its name: "Pay", "Refund", ...), eventType, transactionStatus (the
+-- name of status: "Authorized", "Completed", ...).
+function trustly_na.event(f, raw_body)
+    if type(f) ~= "table" then
+        error("trustly_na.event: bad argument #1 'fields' (table expected, got " .. type(f) .. ")", 2)
+    end
+    if raw_body ~= nil and type(raw_body) ~= "string" then
+        error("trustly_na.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
+    end
     local status_code = tonumber(f.status)
-    local kind = KINDS[tonumber(f.transactionType)] or (f.eventType and f.eventType:lower()) or "payment"
+    local type_name = trustly_na.transaction_types[tonumber(f.transactionType)]
+    local kind = trustly_na.KIND[type_name or f.eventType or ""] or "other"
     local status = TX_STATUS[status_code] or "pending"
     -- Processed: the ACH is submitted, not yet completed; a refund is done
     -- only once Completed ("funds transferred"), as a payment succeeds.
@@ -451,7 +491,7 @@ function trustly_na.event(f)
     if kind == "reversal" and (status_code == 3 or status_code == 4) then status = "reversed" end
     local currency = f.currency ~= "" and f.currency or "USD"
     local amount = f.amount and f.amount ~= "" and core.to_minor(f.amount, currency) or nil
-    return {
+    return provider.event {
         provider = "trustly_na",
         kind = kind,
         status = status,
@@ -459,7 +499,13 @@ function trustly_na.event(f)
         provider_ref = f.objectId or f.transactionId,
         amount = amount,
         currency = amount and currency or nil,
-        raw = f,
+        raw = raw_body or http.encode_query(f),
+        extra = {
+            fields = f,
+            transactionType = type_name,
+            eventType = f.eventType,
+            transactionStatus = trustly_na.transaction_statuses[status_code],
+        },
     }
 end
 
@@ -488,9 +534,14 @@ local function signed_fields(raw, signed, decode)
     return fields
 end
 
---- trustly_na.verify_notification(raw_body, authorization, access_id,
--- access_key) -> event | nil, err. authorization: the Authorization header
--- (or a headers table). It is "Basic base64(accessId:signature)" with
+local function bad_argument(n, name, message)
+    error(("trustly_na.verify_notification: bad argument #%d '%s' (%s)"):format(n, name, message), 3)
+end
+
+--- trustly_na.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. headers: the request's headers (a table, names in any case), or the
+-- Authorization header's value; keys: {access_id = ..., access_key = ...}.
+-- The Authorization header is "Basic base64(accessId:signature)" with
 -- signature = base64 HMAC-SHA1 (or "HmacSHA512:" + HMAC-SHA512) keyed with
 -- the access key over the URL-decoded body in the order received. Whether
 -- "+" counts as an encoded space is not documented: a body with "+" is
@@ -499,15 +550,25 @@ end
 -- from that text's (an "&" or "=" sent encoded inside a key or value, which
 -- the signature cannot tell from a separator) or that repeats a key with
 -- another value is refused as a "signature" error: look the payment up
--- (client:payments{paymentId = ...}) instead.
-function trustly_na.verify_notification(raw_body, authorization, access_id, access_key)
-    if type(raw_body) ~= "string" then
-        error("trustly_na.notification: bad argument #1 'raw_body' (string expected, got " .. type(raw_body) .. ")", 2)
+-- (client:payments{paymentId = ...}) instead. The event: see
+-- trustly_na.event; raw is raw_body.
+--
+-- Deprecated, until 0.3: the 0.1 form verify_notification(raw_body,
+-- authorization, access_id, access_key) (a string third argument).
+function trustly_na.verify_notification(raw_body, headers, keys, access_key)
+    if type(keys) == "string" then keys = { access_id = keys, access_key = access_key } end
+    if type(raw_body) ~= "string" then bad_argument(1, "raw_body", "string expected, got " .. type(raw_body)) end
+    if headers ~= nil and type(headers) ~= "table" and type(headers) ~= "string" then
+        bad_argument(2, "headers", "a table, the Authorization value or nil expected, got " .. type(headers))
     end
-    if type(access_id) ~= "string" or type(access_key) ~= "string" or access_key == "" then
-        error("trustly_na.notification: access_id and access_key strings expected", 2)
+    if type(keys) ~= "table" then
+        bad_argument(3, "keys", "{access_id = ..., access_key = ...} expected, got " .. type(keys))
     end
-    local decoded, problem = http.basic_credentials(authorization)
+    local access_id, key = keys.access_id, keys.access_key
+    if type(access_id) ~= "string" or type(key) ~= "string" or key == "" then
+        bad_argument(3, "keys", "keys.access_id and keys.access_key: strings expected")
+    end
+    local decoded, problem = http.basic_credentials(headers)
     if problem == "repeated" then return nil, sig_error("more than one Authorization header") end
     if problem == "missing" then return nil, sig_error("no HTTP Basic Authorization header") end
     local id, sig = (decoded or ""):match("^([^:]*):(.+)$")
@@ -522,21 +583,34 @@ function trustly_na.verify_notification(raw_body, authorization, access_id, acce
     end
     local decode = percent_decode
     local signed = percent_decode(raw_body)
-    local ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
+    local ok = core.equal(core.hmac(md, key, signed, "base64"), sig)
     if not ok and raw_body:find("+", 1, true) then
         decode = function(s) return percent_decode((s:gsub("%+", " "))) end
         signed = decode(raw_body)
-        ok = core.equal(core.hmac(md, access_key, signed, "base64"), sig)
+        ok = core.equal(core.hmac(md, key, signed, "base64"), sig)
     end
     if not ok then return nil, sig_error("the signature does not match the body") end
     local fields, why = signed_fields(raw_body, signed, decode)
     if not fields then return nil, sig_error("refused: " .. why .. "; look the payment up instead") end
-    return trustly_na.event(fields)
+    return trustly_na.event(fields, raw_body)
 end
 
---- client:notification(raw_body, authorization) -> event | nil, err
-function Client:notification(raw_body, authorization)
-    return trustly_na.verify_notification(raw_body, authorization, self.access_id, self.access_key)
+--- client:notification(raw_body, headers) -> event | nil, err: the
+-- notification verified with the client's access id and key
+-- (trustly_na.verify_notification). headers: the request's headers, or
+-- the Authorization header's value.
+function Client:notification(raw_body, headers)
+    return trustly_na.verify_notification(raw_body, headers, { access_id = self.access_id, access_key = self.access_key })
+end
+
+--- client:notification_response(event, received) -> {status, headers, body}:
+-- what to answer Trustly, which sends a notification again every 5 minutes
+-- for 12 hours until it gets an HTTP 200 (within 3 seconds). With an event
+-- and received true (recorded): 200 "OK". With an event not recorded:
+-- 500, send it again. Without an event from client:notification (nil: it
+-- did not verify; an error; any other table): 400.
+function Client:notification_response(event, received)
+    return provider.notification_response("trustly_na.Client:notification_response", "trustly_na", event, received)
 end
 
 provider.lifetime(Client, "trustly_na")

@@ -13,7 +13,8 @@
 --   local tp = trustpay.new{ account_id = "4107111111", secret = "...",
 --       banking = { username = "...", password = "..." } }
 --   tp:card_payment_url{ Amount = 150, Currency = "EUR", Reference = "ORD-42", CardHolder = "...", ... }
---   tp:notification(ngx.var.args)               --> event | nil, err
+--   local event, err = tp:notification(ngx.var.args)      --> event | nil, err
+--   local answer = tp:notification_response(event, event ~= nil and recorded) --> {status, headers, body}
 --   tp:refund{ Amount = 150, Currency = "EUR", Reference = "ORD-42-R1", PaymentRequestId = "846487" }
 --   for tx, err in tp:transactions{ AccountId = 4107111111, DateFrom = "2024-03-01", DateTo = "2024-03-31" } do ... end
 --
@@ -170,6 +171,10 @@ trustpay.payment_types = {
 
 
 local WIRE_LANGUAGES = { "en", "sk", "cs" }
+--- The 002 seed's "Supported currencies" and "Supported countries" of
+-- instant bank transfers (the wire methods).
+trustpay.WIRE_CURRENCIES = { "CZK", "EUR" }
+trustpay.WIRE_COUNTRIES = { "CZ", "SK" }
 local CARD_LANGUAGES = { "en", "sk", "cs", "bg", "hr", "da", "nl", "et", "fi", "fr", "de", "el", "hu", "it",
     "ja", "lv", "lt", "nb", "pl", "pt", "ro", "ru", "sl", "es", "sv", "uk" }
 
@@ -202,9 +207,10 @@ local function wire_value(name, v, currency)
     return nil, "type", "must be a string or a number, got " .. t
 end
 
--- The values of a message in signing order; with strict, a value holding
--- "/" is refused (TrustPay joins the values with "/" and does not escape).
-local function build(kind, fields, strict)
+-- The values of a message in signing order. A value may hold "/": TrustPay
+-- joins the values with "/" without escaping and signs whatever it is
+-- given (002 seed, every Signature row), so luapay signs it too.
+local function build(kind, fields)
     local names = trustpay.signed_fields[kind]
     if not names then
         error(("trustpay.message: bad argument #1 'kind' (unknown message kind '%s')"):format(tostring(kind)), 3)
@@ -228,10 +234,6 @@ local function build(kind, fields, strict)
                 if name == "PaymentType" and expected_type and s ~= tostring(expected_type) then
                     problems[#problems + 1] = violation(name, "enum", ("must be %d for %s"):format(expected_type, kind))
                 end
-                if strict and s:find("/", 1, true) then
-                    problems[#problems + 1] = violation(name, "forbidden",
-                        "must not contain '/': TrustPay joins the signed values with '/', so it could not be signed unambiguously")
-                end
                 values[#values + 1] = s
             end
         end
@@ -244,15 +246,17 @@ end
 -- message kind in signing order (see trustpay.signed_fields), as strings:
 -- Amount from minor units (with Currency) or a two-decimal string,
 -- PaymentType filled in for request kinds. Absent optional fields are
--- skipped; a value containing "/" is a validation error naming the field.
+-- skipped; a value may contain "/" (see trustpay.warnings).
 function trustpay.message(kind, fields)
-    local values, problems = build(kind, fields, true)
+    local values, problems = build(kind, fields)
     if not values then return invalid("trustpay." .. kind, problems) end
     return values
 end
 
 --- trustpay.signature(secret, values) -> uppercase hex | nil, err.
--- HMAC-SHA256 (computed in the C core) over the values joined by "/".
+-- HMAC-SHA256 (computed in the C core) over the values joined by "/", for
+-- any values, "/" included, as TrustPay computes it; only a value that is
+-- not a string (or an integer) is an error.
 function trustpay.signature(secret, values)
     if type(secret) ~= "string" or secret == "" then
         error("trustpay.signature: bad argument #1 'secret' (non-empty string expected, got " .. type(secret) .. ")", 2)
@@ -265,9 +269,6 @@ function trustpay.signature(secret, values)
         local s = type(v) == "number" and is_integer(v) and int_string(v) or v
         if type(s) ~= "string" then
             problems[#problems + 1] = violation(("values[%d]"):format(i), "type", "must be a string")
-        elseif s:find("/", 1, true) then
-            problems[#problems + 1] = violation(("values[%d]"):format(i), "forbidden",
-                "must not contain '/': TrustPay joins the signed values with '/'")
         end
         parts[i] = s
     end
@@ -290,7 +291,7 @@ local function verify(secret, kind, fields, signature)
     if type(signature) ~= "string" or not signature:match("^%x+$") or #signature ~= 64 then
         return nil, errors.new("signature", "TrustPay " .. kind .. ": Signature is missing or not 64 hex digits")
     end
-    local values, problems = build(kind, fields, false)
+    local values, problems = build(kind, fields)
     if not values then return invalid("TrustPay " .. kind, problems) end
     local got = signature:upper()
     if core.equal(core.hmac("sha256", secret, table.concat(values, "/"), "HEX"), got) then return true end
@@ -315,6 +316,9 @@ end
 function trustpay.verify(secret, kind, fields, signature)
     if type(secret) ~= "string" or secret == "" then
         error("trustpay.verify: bad argument #1 'secret' (non-empty string expected, got " .. type(secret) .. ")", 2)
+    end
+    if not trustpay.signed_fields[kind] then
+        error(("trustpay.verify: bad argument #2 'kind' (unknown message kind '%s')"):format(tostring(kind)), 2)
     end
     return verify(secret, kind, fields, signature)
 end
@@ -341,6 +345,7 @@ end
 -- A name repeated with another value is a "validation" error: which value
 -- counts would be a guess, and the signature does not say.
 function trustpay.parse_query(s)
+    if type(s) ~= "string" then error("trustpay.parse_query: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
     return query_table(s, "trustpay.parse_query")
 end
 
@@ -349,7 +354,8 @@ end
 local function read_params(params, what)
     if type(params) == "string" then return query_table(params, what) end
     if type(params) ~= "table" then
-        error(("trustpay: %s needs a query string or a table, got %s"):format(what, type(params)), 3)
+        error(("trustpay.Client:%s: bad argument #1 'params' (a query string or a table expected, got %s)")
+            :format(what, type(params)), 3)
     end
     local t, problems = {}, {}
     for k, v in pairs(params) do
@@ -360,7 +366,11 @@ local function read_params(params, what)
                 end
                 v = v[1]
             end
-            if type(v) == "number" and is_integer(v) then v = int_string(v) end
+            if getmetatable(v) == core.number_mt then v = tostring(v) end -- a JSON number's own text
+            if k == "Amount" and type(v) == "number" then v = ("%.2f"):format(v) end -- "exactly 2 decimal places"
+            if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+                v = ("%.0f"):format(v) -- also 4107111111.0, as lua-cjson decodes a JSON integer in Lua 5.4
+            end
             if type(v) == "string" then
                 t[k] = v
             elseif v ~= nil then
@@ -416,13 +426,15 @@ local function browser_schema(opts)
         ErrorUrl = { type = "url", max_len = 256 },
         NotificationUrl = { type = "url", max_len = 256 },
         Localization = { type = "language", enum = opts.languages },
-        Country = { type = "country" },
+        -- 002 seed, "Supported countries": CZ and SK for instant bank transfers
+        Country = opts.card and { type = "country" } or { type = "enum", values = trustpay.WIRE_COUNTRIES },
         Description = str(140),
         Email = { type = "email", max_len = 254, required = opts.card },
         IsRedirect = { type = "enum", values = { "True", "False" } },
     }
     if opts.card then
-        f.CardHolder = str(140, { required = true, min_len = 3 })
+        -- 002 seed, "API update 2020 - SCA": Varchar(100) (the Cards table says 3-140; both hold within 100)
+        f.CardHolder = str(100, { required = true, min_len = 3 })
         f.BillingStreet = str(100, { required = true })
         f.BillingCity = str(80, { required = true })
         f.BillingPostcode = str(30, { required = true })
@@ -432,20 +444,32 @@ local function browser_schema(opts)
     return core.schema{ type = "object", additional = false, fields = f }
 end
 
-local function background_schema(sca)
+-- 002 seed, Refund, Capture, subsequent recurring: "Parameters are the same
+-- as for standard Purchase", plus PaymentRequestId; none of the purchase's
+-- SCA fields is required for a background call.
+local function background_schema(wire)
     local f = {
         Amount = { type = "amount", required = true, min = 1 },
-        Currency = { type = "currency", required = true },
+        Currency = { type = "currency", required = true, enum = wire and trustpay.WIRE_CURRENCIES or nil },
         Reference = str(35, { required = true, forbid = "<>" }),
         PaymentRequestId = str(10, { required = true, pattern = NUMERIC10 }),
+        Url = { type = "url", max_len = 256 },
+        ReturnUrl = { type = "url", max_len = 256 },
+        CancelUrl = { type = "url", max_len = 256 },
+        ErrorUrl = { type = "url", max_len = 256 },
+        NotificationUrl = { type = "url", max_len = 256 },
+        Localization = { type = "language", enum = wire and WIRE_LANGUAGES or CARD_LANGUAGES },
+        Country = wire and { type = "enum", values = trustpay.WIRE_COUNTRIES } or { type = "country" },
+        Description = str(140),
+        Email = { type = "email", max_len = 254 },
+        IsRedirect = { type = "enum", values = { "True", "False" } },
     }
-    if sca then
-        f.CardHolder = str(140, { min_len = 3 })
+    if not wire then
+        f.CardHolder = str(100, { min_len = 3 })
         f.BillingStreet = str(100)
         f.BillingCity = str(80)
         f.BillingPostcode = str(30)
         f.BillingCountry = { type = "country" }
-        f.Email = { type = "email", max_len = 254 }
     end
     return core.schema{ type = "object", additional = false, fields = f }
 end
@@ -455,7 +479,7 @@ local CARD_PATH, WIRE_PATH = "/mapi5/Card/PayPopup", "/mapi5/wire/paypopup"
 -- The browser URL builders: method name -> message kind, endpoint, schema.
 local URLS = {
     wire_payment_url = { kind = "wire_purchase", path = WIRE_PATH,
-        schema = browser_schema{ currencies = { "CZK", "EUR" }, languages = WIRE_LANGUAGES } },
+        schema = browser_schema{ currencies = trustpay.WIRE_CURRENCIES, languages = WIRE_LANGUAGES } },
     card_payment_url = { kind = "card_purchase", path = CARD_PATH,
         schema = browser_schema{ card = true, languages = CARD_LANGUAGES } },
     card_on_file_register_url = { kind = "card_on_file_register", path = CARD_PATH,
@@ -481,31 +505,168 @@ local URLS = {
 -- of one that got no clear answer.
 local NOTIFIED = "wait for TrustPay's notification for this Reference (and PaymentRequestId) at your NotificationUrl"
 local CALLS = {
-    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+    refund = { kind = "refund", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (a DBIT notification), or look the refund up in TrustPay's merchant portal" },
-    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(false), idempotent = false,
+    wire_refund = { kind = "refund", path = WIRE_PATH, schema = background_schema(true), idempotent = false,
         find_out = NOTIFIED .. " (a DBIT notification), or look it up in the account's history (client:transactions)" },
-    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(false), idempotent = false,
+    capture = { kind = "capture", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (ResultCode 3 for a capture), or look it up in TrustPay's merchant portal" },
-    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(true), idempotent = false,
+    recurring_charge = { kind = "recurring_subsequent", path = CARD_PATH, schema = background_schema(), idempotent = false,
         find_out = NOTIFIED .. " (ResultCode 3 for a charge), or look it up in TrustPay's merchant portal" },
 }
 
--- Schema violations plus the "/" check of the signed fields.
+-- The schema's violations. What TrustPay accepts is not refused here: see
+-- trustpay.warnings for what it accepts but may garble.
 local function check_request(spec, params, what)
     local ok, violations = spec.schema:validate(params)
-    violations = ok and {} or violations
-    local seen = {}
-    for _, v in ipairs(violations) do seen[v.path .. ":" .. v.code] = true end
+    if not ok then return invalid(what, violations) end
+    return true
+end
+
+-- 002 seed, footnotes of the Cards and SCA tables: "Only alphanumeric
+-- characters are allowed. Other characters may be lost or changed" (Reference,
+-- BillingPostcode); "Only alphanumeric and space characters ... may not be
+-- displayed correctly" (Description).
+local ALNUM_NOTES = { Reference = "^%w*$", BillingPostcode = "^%w*$", Description = "^[%w ]*$" }
+
+--- trustpay.warnings(method, params) -> list of {path, message}, empty when
+-- none. What TrustPay accepts but the 002 seed warns about, for a URL
+-- builder's or background call's params (method: "card_payment_url",
+-- "refund", ...): a signed value holding "/" (the values are joined with "/"
+-- unescaped, so another split gives the same signature), and the
+-- alphanumeric-only notes. The builders send such values as they are.
+function trustpay.warnings(method, params)
+    local spec = URLS[method] or CALLS[method]
+    if not spec then
+        error(("trustpay.warnings: bad argument #1 'method' (unknown method '%s')"):format(tostring(method)), 2)
+    end
+    if type(params) ~= "table" then
+        error("trustpay.warnings: bad argument #2 'params' (table expected, got " .. type(params) .. ")", 2)
+    end
+    local out = {}
     for _, name in ipairs(trustpay.signed_fields[spec.kind]) do
         local v = params[name]
-        if type(v) == "string" and v:find("/", 1, true) and not seen[name .. ":forbidden"] then
-            violations[#violations + 1] = violation(name, "forbidden",
-                "must not contain '/': TrustPay joins the signed values with '/', so it could not be signed unambiguously")
+        if type(v) == "string" and v:find("/", 1, true) then
+            out[#out + 1] = { path = name, message = "contains '/', TrustPay's separator of the signed values" }
         end
     end
-    if #violations > 0 then return invalid(what, violations) end
-    return true
+    for _, name in ipairs({ "BillingPostcode", "Description", "Reference" }) do
+        local v = params[name]
+        if type(v) == "string" and not v:find(ALNUM_NOTES[name]) then
+            out[#out + 1] = { path = name, message = name == "Description"
+                and "has characters other than letters, digits and spaces: they may not be displayed correctly"
+                or "has characters other than letters and digits: they may be lost or changed during payment" }
+        end
+    end
+    return out
+end
+
+---------------------------------------------------------------------------
+-- Notifications
+-- @section notifications
+---------------------------------------------------------------------------
+
+-- The notification's raw text and its parameters | nil, err. A table is
+-- the deprecated form (until 0.3): its raw text is the query rebuilt.
+local function notification_params(raw_body)
+    if type(raw_body) == "string" and raw_body:find("^%s*{") then
+        -- 002 seed, "Payment E-mail notification example": the same
+        -- parameters as a JSON object, numbers as numbers ("Amount":6.00)
+        -- read with their own text.
+        local doc = core.json_decode(raw_body, { numbers = "lexeme" })
+        if type(doc) ~= "table" then
+            return raw_body, invalid("TrustPay notification", { violation("raw_body", "format", "is not a JSON object") })
+        end
+        local p, err = read_params(doc, "TrustPay notification")
+        return raw_body, p, err
+    end
+    if type(raw_body) == "string" then
+        local p, err = query_table(raw_body, "TrustPay notification")
+        return raw_body, p, err
+    end
+    local p, err = read_params(raw_body, "TrustPay notification")
+    return p and http.encode_query(p), p, err
+end
+
+-- The keys as verify_notification takes them: {secret, account_id} -> the
+-- secret and the account id as digits. Raises naming who.
+local function notification_keys(who, keys)
+    local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), 4) end
+    if type(keys) ~= "table" then bad("table {secret, account_id} expected, got " .. type(keys)) end
+    if type(keys.secret) ~= "string" or keys.secret == "" then bad("keys.secret must be a non-empty string") end
+    local account = keys.account_id
+    if is_integer(account) and account >= 0 then account = int_string(account) end
+    if type(account) ~= "string" or not account:match("^%d+$") then
+        bad("keys.account_id must be TrustPay's account or project ID")
+    end
+    return keys.secret, account
+end
+
+-- The verified event of a notification, for who: the public function,
+-- which tail-calls it (so level 2 is its caller).
+local function notification(who, raw_body, headers, keys)
+    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
+    end
+    local secret, account_id = notification_keys(who, keys)
+    local raw, p, perr = notification_params(raw_body)
+    if not p then return nil, perr end
+    local method
+    if p.PaymentId ~= nil then method = "wire"
+    elseif p.PaymentRequestId ~= nil then method = "card"
+    else
+        return invalid("TrustPay notification", { violation("PaymentId", "required",
+            "is required (PaymentId for a bank transfer, PaymentRequestId for a card payment)") })
+    end
+    local ok, err = verify(secret, method .. "_notification", p, p.Signature)
+    if not ok then return nil, err end
+    local problems = {}
+    if p.AccountId ~= account_id then
+        problems[#problems + 1] = violation("AccountId", "enum", "is not the account_id it is verified for")
+    end
+    if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
+    local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
+    if not code then problems[#problems + 1] = violation("ResultCode", "format", "must be a number") end
+    local amount, why = trustpay.minor(p.Amount, p.Currency)
+    if not amount then problems[#problems + 1] = violation("Amount", "format", why) end
+    if #problems > 0 then return invalid("TrustPay notification", problems) end
+    local card
+    if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
+        card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
+    end
+    return provider.event{
+        provider = "trustpay",
+        -- CRDT: money in (a payment); DBIT: money out of the account for
+        -- this Reference, which the Merchant API sends for a refund.
+        kind = p.Type == "DBIT" and "refund" or "payment",
+        status = trustpay.status(code, method, p.Type),
+        merchant_ref = p.Reference,
+        provider_ref = method == "wire" and p.PaymentId or p.PaymentRequestId,
+        amount = amount,
+        currency = p.Currency,
+        raw = raw,
+        extra = { method = method, type = p.Type, result_code = code, result = result_of(code), card = card, params = p },
+    }
+end
+
+--- trustpay.verify_notification(raw_body, headers, keys) -> event | nil,
+-- err. Pure (no I/O). raw_body: the query string TrustPay called the
+-- NotificationUrl with (`ngx.var.args`; a GET), or the whole URL;
+-- headers: the request's (unused: TrustPay signs the parameters), or nil;
+-- keys: {secret = ..., account_id = ...}. Verifies the signature (the wire
+-- or card variant, absent optional fields skipped) and that the
+-- notification is for account_id. The event: kind "payment" (Type CRDT) or
+-- "refund" (DBIT), status from the result code, merchant_ref = Reference,
+-- provider_ref = PaymentId (wire) or PaymentRequestId (card), raw =
+-- raw_body as given, and extra = {method = "wire"|"card", type =
+-- "CRDT"|"DBIT", result_code, result = {name, description}, card =
+-- {CardId, CardMask, CardExpiration, AuthNumber} (a card's, when sent),
+-- params (every parameter, as strings)}.
+function trustpay.verify_notification(raw_body, headers, keys)
+    return notification("trustpay.verify_notification", raw_body, headers, keys)
 end
 
 ---------------------------------------------------------------------------
@@ -520,7 +681,7 @@ trustpay.SECRET_OPTIONS = { "secret", "banking.password" }
 
 local Client = errors.secret_fields({}, { "secret", "token" })
 trustpay.Client = Client
-Client.__tostring = errors.describe("luapay.trustpay client", { "account $account_id" })
+Client.__tostring = errors.describe("luapay.trustpay client", { "$environment", "account $account_id" })
 -- API Banking's methods are the client's too.
 for name, method in pairs(api_banking.methods) do Client[name] = method end
 
@@ -528,58 +689,62 @@ for name, method in pairs(api_banking.methods) do Client[name] = method end
 -- password is sent as HTTP Basic with the username.
 local Banking = errors.secret_fields({}, { "password" }, { password = "username" })
 
+-- Raises at trustpay.new's caller (level: from a helper of new, 5).
+local function option_error(name, message, level) provider.option_error("trustpay.new", name, message, level or 4) end
+
 local function check_url(v, name)
     if v ~= nil and (type(v) ~= "string" or not v:match("^https?://[^/]+")) then
-        error(("trustpay.new: '%s' must be an http(s) URL"):format(name), 3)
+        option_error(name, "must be an http(s) URL", 5)
     end
     return v and (v:gsub("/+$", ""))
 end
 
---- The options trustpay.new accepts, and those of its banking table; any
--- other raises.
-trustpay.OPTIONS = { "account_id", "secret", "base_url", "banking", "transport", "timeout_ms", "deadline_ms",
-    "retries", "verify", "ca_file", "live", "sleep", "clock", "random" }
+--- The options trustpay.new accepts (its own, then
+-- provider.TRANSPORT_OPTIONS), and those of its banking table; any other
+-- raises. `live` is deprecated until 0.3: `live = true` is environment = "live".
+trustpay.OPTIONS = provider.options { "account_id", "secret", "base_url", "banking", "environment", "live" }
 trustpay.BANKING_OPTIONS = { "username", "password", "base_url" }
 
---- trustpay.new{account_id, secret, base_url, banking = {username,
--- password, base_url}, transport, timeout_ms, deadline_ms, retries, verify,
--- ca_file, clock} -> client. Raises on misuse, naming the option.
+--- trustpay.new{account_id, secret, environment = "test" | "live",
+-- base_url, banking = {username, password, base_url}, and the transport
+-- options (provider.TRANSPORT_OPTIONS)} -> client. TrustPay has one
+-- endpoint for test and live accounts: "live" requires https URLs and
+-- refuses verify = false. Raises on misuse, naming the option.
 function trustpay.new(opts)
-    if type(opts) ~= "table" then error("trustpay.new: needs an options table", 2) end
     provider.check_options("trustpay.new", opts, trustpay.OPTIONS)
+    local environment = provider.environment("trustpay.new", opts, { live = true })
     local account_id = opts.account_id
     if type(account_id) == "number" and is_integer(account_id) then account_id = int_string(account_id) end
     if type(account_id) ~= "string" or not account_id:match("^%d+$") or #account_id > 10 then
-        error("trustpay.new: 'account_id' must be TrustPay's account or project ID (Numeric(10))", 2)
+        option_error("account_id", "must be TrustPay's account or project ID (Numeric(10))")
     end
     if type(opts.secret) ~= "string" or opts.secret == "" then
-        error("trustpay.new: 'secret' must be the account's secret key (a non-empty string)", 2)
+        option_error("secret", "must be the account's secret key (a non-empty string)")
     end
-    if opts.timeout_ms ~= nil and (type(opts.timeout_ms) ~= "number" or opts.timeout_ms < 1) then
-        error("trustpay.new: 'timeout_ms' must be a positive number of milliseconds", 2)
-    end
-    if opts.clock ~= nil and type(opts.clock) ~= "function" then error("trustpay.new: 'clock' must be a function", 2) end
     local banking
     if opts.banking ~= nil then
         local b = opts.banking
-        if type(b) ~= "table" then error("trustpay.new: 'banking' must be a table {username, password, base_url}", 2) end
+        if type(b) ~= "table" then option_error("banking", "must be a table {username, password, base_url}") end
         provider.check_options("trustpay.new", b, trustpay.BANKING_OPTIONS, "banking.")
         if type(b.username) ~= "string" or b.username == "" or b.username:find(":", 1, true) then
-            error("trustpay.new: 'banking.username' must be a non-empty string without ':'", 2)
+            option_error("banking.username", "must be a non-empty string without ':'")
         end
         if type(b.password) ~= "string" or b.password == "" then
-            error("trustpay.new: 'banking.password' must be a non-empty string", 2)
+            option_error("banking.password", "must be a non-empty string")
         end
         banking = setmetatable({ username = b.username,
             base_url = check_url(b.base_url, "banking.base_url") or trustpay.DEFAULT_BANKING_URL }, Banking)
         banking.password = b.password
     end
-    http.check_verify_option(opts.verify, opts.base_url or trustpay.DEFAULT_BASE_URL, "trustpay.new")
-    if banking then http.check_verify_option(opts.verify, banking.base_url, "trustpay.new") end
-    local pipeline = provider.pipeline(opts, opts.live)
+    local base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL
+    local urls = { { "base_url", base_url } }
+    if banking then urls[2] = { "banking.base_url", banking.base_url } end
+    provider.check_urls("trustpay.new", opts, environment, urls)
+    local pipeline = provider.pipeline("trustpay.new", opts, environment == "live")
     local self = setmetatable({
+        environment = environment,
         account_id = account_id,
-        base_url = check_url(opts.base_url, "base_url") or trustpay.DEFAULT_BASE_URL,
+        base_url = base_url,
         banking = banking,
         http = pipeline,
         clock = opts.clock or pipeline.clock,
@@ -606,7 +771,9 @@ end
 -- What every URL builder and background call does first: check the
 -- parameters against the method's table, then sign them. -> query | nil, err
 local function checked_query(self, method, spec, params)
-    if type(params) ~= "table" then error("trustpay: " .. method .. " needs a table of parameters", 3) end
+    if type(params) ~= "table" then
+        error(("trustpay.Client:%s: bad argument #1 'params' (table expected, got %s)"):format(method, type(params)), 3)
+    end
     params = normalize(params)
     local ok, err = check_request(spec, params, method)
     if not ok then return nil, err end
@@ -639,6 +806,9 @@ end
 -- A background call's answer: {"ResultCode": 0} or, as the documentation
 -- prints it, {'ResultCode':3,'AcquirerResponseId':'000.000.000'}.
 local function parse_result(body)
+    if body ~= nil and type(body) ~= "string" then
+        error("trustpay.parse_result: bad argument #1 'body' (string expected, got " .. type(body) .. ")", 2)
+    end
     local t = cjson.decode(body or "")
     local code, acq
     if type(t) == "table" then
@@ -694,50 +864,25 @@ for method, spec in pairs(CALLS) do
     end
 end
 
---- client:notification(params) -> event | nil, err. params: the
--- notification's query string (ngx.var.args, or the whole URL) or a table
--- (ngx.req.get_uri_args()). Verifies the signature (wire or card variant,
--- absent optional fields skipped) and returns the common event.
-function Client:notification(params)
-    local p, perr = read_params(params, "notification")
-    if not p then return nil, perr end
-    local method
-    if p.PaymentId ~= nil then method = "wire"
-    elseif p.PaymentRequestId ~= nil then method = "card"
-    else
-        return invalid("TrustPay notification", { violation("PaymentId", "required",
-            "is required (PaymentId for a bank transfer, PaymentRequestId for a card payment)") })
-    end
-    local kind = method .. "_notification"
-    local ok, err = verify(self.secret, kind, p, p.Signature)
-    if not ok then return nil, err end
-    local problems = {}
-    if p.AccountId ~= self.account_id then
-        problems[#problems + 1] = violation("AccountId", "enum", "is not this client's account")
-    end
-    if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
-    local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
-    if not code then problems[#problems + 1] = violation("ResultCode", "format", "must be a number") end
-    local amount, why = trustpay.minor(p.Amount, p.Currency)
-    if not amount then problems[#problems + 1] = violation("Amount", "format", why) end
-    if #problems > 0 then return invalid("TrustPay notification", problems) end
-    local event = {
-        provider = "trustpay",
-        kind = p.Type == "DBIT" and "refund" or "payment",
-        method = method,
-        status = trustpay.status(code, method, p.Type),
-        merchant_ref = p.Reference,
-        provider_ref = method == "wire" and p.PaymentId or p.PaymentRequestId,
-        amount = amount,
-        currency = p.Currency,
-        result_code = code,
-        result = result_of(code),
-        raw = p,
-    }
-    if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
-        event.card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
-    end
-    return event
+--- client:notification(raw_body [, headers]) -> event | nil, err:
+-- trustpay.verify_notification with the client's secret and account_id.
+-- raw_body is the query string TrustPay called the NotificationUrl with
+-- (`ngx.var.args`), or the whole URL. Deprecated until 0.3: a table
+-- (`ngx.req.get_uri_args()`), whose event.raw is then the query rebuilt.
+function Client:notification(raw_body, headers)
+    return notification("trustpay.Client:notification", raw_body, headers,
+        { secret = self.secret, account_id = self.account_id })
+end
+
+--- client:notification_response(event, received) -> {status, headers,
+-- body}: what to answer TrustPay's call. received = true (the event is
+-- recorded): 200 "OK". received false or nil, or no event (a forged or
+-- unreadable notification): 500, for TrustPay to call again. TrustPay's
+-- documentation says neither what it takes as received nor whether it
+-- calls again: 200 is the answer every caller takes as delivered, and
+-- a 5xx the one a caller that retries at all retries on.
+function Client:notification_response(event, received)
+    return provider.notification_response("trustpay.Client:notification_response", "trustpay", event, received)
 end
 
 --- client:redirect_result(params) -> table. What the customer's browser

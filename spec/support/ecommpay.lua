@@ -61,9 +61,9 @@ end
 --- The customer's choice at Trustly: POSTs the redirect form of an event.
 function H.customer(event, decision)
     local form = { decision = decision }
-    for k, v in pairs(event.redirect.body) do form[k] = v end
+    for k, v in pairs(event.extra.redirect.body) do form[k] = v end
     local c = core.http_client {}
-    local res = assert(c:request { method = event.redirect.method, url = event.redirect.url,
+    local res = assert(c:request { method = event.extra.redirect.method, url = event.extra.redirect.url,
         body = require("luapay.http").encode_query(form),
         headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
     c:close()

@@ -1,7 +1,7 @@
 --- A merchant's callback endpoint for the ecommpay specs, served by the
 -- sandbox at /merchant/ (inside nginx, next to the fake ecommpay):
 --   POST /merchant/callback/{name}: verifies the callback with the project's
---     secret, answers as gate:callback_response says, keeps the raw body
+--     secret, answers as gate:notification_response says, keeps the raw body
 --   GET  /merchant/callbacks/{name}: the raw bodies received, in order, and
 --     the status each was answered with
 local cjson = require "cjson"
@@ -26,8 +26,8 @@ function M.handle(path, config)
         ngx.req.read_body()
         local raw = ngx.req.get_body_data() or ""
         local g = merchant_gate(config)
-        local event = g:callback(raw)
-        local answer = g:callback_response(event ~= nil)
+        local event = g:notification(raw, ngx.req.get_headers())
+        local answer = g:notification_response(event, event ~= nil)
         local key = "merchant:" .. name
         local list = cjson.decode(dict:get(key) or "[]")
         list[#list + 1] = { body = raw, answered = answer.status }

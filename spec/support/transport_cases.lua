@@ -233,6 +233,90 @@ function cases.tls_self_signed(env, opts)
     return observe_error(err)
 end
 
+-- The server's number of the connection a request went on.
+local function connection(c, url)
+    local res, err = c:request{ url = url, idempotent = true }
+    if not res then return nil, err end
+    return res.body:match("^(%d+)")
+end
+
+local sleep = rawget(_G, "ngx") and ngx.sleep or require("luapay.core").sleep
+
+-- keepalive_ms: a connection that idled longer is not reused.
+function cases.keepalive_ms(env)
+    local out = {}
+    for name, opts in pairs({ short = { keepalive_ms = 1000 }, default = {} }) do
+        local c = client(opts)
+        local first, err = connection(c, env.url .. "/t/conn")
+        if not first then return observe_error(err) end
+        sleep(1.3)
+        out[name .. "_reused"] = connection(c, env.url .. "/t/conn") == first
+        c:close()
+    end
+    return out
+end
+
+-- pool_size: how many idle connections a client keeps. Two connections
+-- are made, then used again: how many of them were kept is how many the
+-- second round reuses. libcurl keeps them for every host in one cache: one
+-- connection to 127.0.0.1 and one to localhost. nginx keeps a pool per
+-- host: two requests in flight together.
+function cases.pool_size(env)
+    local out = {}
+    local in_nginx = rawget(_G, "ngx") ~= nil
+    for _, size in ipairs({ 1, 2 }) do
+        local c = client{ pool_size = size }
+        local function round()
+            local ids, errs = {}, {}
+            if in_nginx then
+                local threads = {}
+                for i = 1, 2 do threads[i] = ngx.thread.spawn(connection, c, env.url .. "/t/conn?ms=100") end
+                for i = 1, 2 do
+                    local _
+                    _, ids[i], errs[i] = ngx.thread.wait(threads[i])
+                end
+            else
+                for i, url in ipairs({ env.url, (env.url:gsub("127%.0%.0%.1", "localhost")) }) do
+                    ids[i], errs[i] = connection(c, url .. "/t/conn")
+                end
+            end
+            return ids, errs[1] or errs[2]
+        end
+        local before, err = round()
+        if err then return observe_error(err) end
+        local after
+        after, err = round()
+        if err then return observe_error(err) end
+        local reused = 0
+        for _, id in ipairs(after) do
+            if id == before[1] or id == before[2] then reused = reused + 1 end
+        end
+        out["reused_with_" .. size] = reused
+        c:close()
+    end
+    return out
+end
+
+-- What building a pipeline with ca_file or proxy does: inside nginx both
+-- are refused (nginx verifies against lua_ssl_trusted_certificate, and
+-- cosockets do not go through a proxy), also through a provider's new.
+function cases.nginx_refusals(env)
+    local out = {}
+    for _, name in ipairs({ "ca_file", "proxy" }) do
+        local _, err = pcall(http.new, { [name] = "/x" })
+        out[name] = tostring(err)
+        _, err = pcall(require("luapay.ecommpay").new, { project_id = 1, secret = "s", [name] = "/x" })
+        out["ecommpay_" .. name] = tostring(err)
+        _, err = pcall(require("luapay.http.cosocket").new, { [name] = "/x" })
+        out["cosocket_" .. name] = tostring(err)
+    end
+    -- and the options cosockets do honour build a pipeline
+    local res, err = client{ pool_size = 3, keepalive_ms = 500, user_agent = "ua-spec" }:request{
+        url = env.url .. "/t/echo" }
+    out.user_agent = res and res.json.headers["user-agent"] or err.message
+    return out
+end
+
 -- The upstream waits until two requests of the key are in; only a worker
 -- that is not blocked can serve both.
 function cases.barrier(env)

@@ -37,6 +37,8 @@ H["big"] = function()
 end
 
 H["conn"] = function()
+    local ms = tonumber(arg("ms")) -- ?ms=: answer that much later (requests in flight together)
+    if ms then ngx.sleep(ms / 1000) end
     ngx.header["Content-Type"] = "text/plain"
     ngx.print(ngx.var.connection, " ", ngx.var.connection_requests)
 end

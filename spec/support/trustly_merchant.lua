@@ -2,8 +2,9 @@
 -- route (mounted at /shop/) that uses luapay.trustly inside nginx, as a shop
 -- would, and records what it got.
 --
---   POST /shop/notify/<secret>   client:notification(raw) -> answer signed OK;
---                                anything that fails verification -> 403, nothing signed
+--   POST /shop/notify/<secret>   client:notification(raw, headers), recorded, then
+--                                client:notification_response(event, true): 200, signed OK;
+--                                anything that fails verification -> 400, nothing signed
 --   POST /shop/refund/<orderid>?amount=<minor units>&currency=EUR
 --                                the shop's back office refunds (client:refund from
 --                                inside nginx): {result} or {error = {type, code, message}}
@@ -50,22 +51,24 @@ end
 -- whatever order the notifications arrive in.
 local RANK = { pending = 1, succeeded = 2, canceled = 2, reversed = 3 }
 
+-- Records a verified notification once per notificationid (a repeat is
+-- counted, and answered as the first time: received).
 local function apply(note)
-    local order = load("order:" .. note.orderid, { events = {}, duplicates = 0 })
-    local first = load("seen:" .. note.notificationid)
-    if first then
+    local x = note.extra -- Trustly's own fields
+    local order = load("order:" .. x.orderid, { events = {}, duplicates = 0 })
+    if load("seen:" .. x.notificationid) then
         order.duplicates = order.duplicates + 1
-        store("order:" .. note.orderid, order)
-        return first -- the same answer as the first time
+        store("order:" .. x.orderid, order)
+        return
     end
     order.events[#order.events + 1] = {
-        method = note.method, kind = note.kind, status = note.status, amount = note.amount,
-        currency = note.currency, notificationid = note.notificationid, messageid = note.messageid,
+        method = x.method, kind = note.kind, status = note.status, amount = note.amount,
+        currency = note.currency, notificationid = x.notificationid, messageid = x.messageid,
         provider_ref = note.provider_ref, merchant_ref = note.merchant_ref,
     }
     if note.kind == "account" then
-        order.accountid = note.data.accountid
-        order.mandate = note.data.attributes and note.data.attributes.directdebitmandate
+        order.accountid = x.data.accountid
+        order.mandate = x.data.attributes and x.data.attributes.directdebitmandate
     elseif note.kind == "payment" then
         if (RANK[note.status] or 0) > (RANK[order.state] or 0) then order.state = note.status end
     elseif note.kind == "payout" then
@@ -74,9 +77,14 @@ local function apply(note)
         order.refunds = order.refunds or {}
         order.refunds[#order.refunds + 1] = { status = note.status, amount = note.amount, currency = note.currency }
     end
-    store("order:" .. note.orderid, order)
-    store("seen:" .. note.notificationid, "OK")
-    return "OK"
+    store("order:" .. x.orderid, order)
+    store("seen:" .. x.notificationid, true)
+end
+
+local function send(answer)
+    ngx.status = answer.status
+    for k, v in pairs(answer.headers) do ngx.header[k] = v end
+    ngx.print(answer.body)
 end
 
 function M.handle(path, config)
@@ -84,18 +92,13 @@ function M.handle(path, config)
     if path:match("^notify/") then
         ngx.req.read_body()
         local raw = ngx.req.get_body_data() or ""
-        local note = c:notification(raw)
+        local note = c:notification(raw, ngx.req.get_headers())
         if not note then
             dict():incr("shop:rejected", 1, 0)
-            ngx.status = 403
-            ngx.header["Content-Type"] = "text/plain"
-            ngx.print("notification rejected")
-            return
+            return send(c:notification_response(nil, false))
         end
-        local status = apply(note)
-        ngx.header["Content-Type"] = "application/json"
-        ngx.print(c:notification_response(note, status))
-        return
+        apply(note)
+        return send(c:notification_response(note, true))
     end
     local refund_of = path:match("^refund/(%d+)$")
     if refund_of then

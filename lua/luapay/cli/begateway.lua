@@ -1,4 +1,4 @@
---- `luapay` subcommands for beGateway: export, verify (webhooks).
+--- `luapay` subcommands for beGateway: export, verify (notifications).
 local begateway = require "luapay.begateway"
 local cli = require "luapay.cli"
 local export = require "luapay.cli.export"
@@ -8,7 +8,7 @@ local adapter = {
     options = { verify = { signature = "value", authorization = "value" } },
 }
 
-local FIELDS = { "psp_id", "secret", "dwh_url", "shop_id", "shop_key", "public_key" }
+local FIELDS = { "psp_id", "secret", "environment", "dwh_url", "shop_id", "shop_key", "public_key" }
 local CSV_FIELDS = { "uid", "tracking_id", "type", "status", "amount", "currency", "created_at", "paid_at" }
 
 function adapter.sandbox_settings(base_url)
@@ -29,7 +29,8 @@ end
 -- public_key: the PEM (or bare base64) itself, or the path of a file holding it.
 function adapter.client(s)
     return cli.new_client(begateway.new, {
-        psp_id = s.psp_id, secret = s.secret, dwh_url = s.dwh_url, shop_id = s.shop_id, shop_key = s.shop_key,
+        psp_id = s.psp_id, secret = s.secret, environment = s.environment, dwh_url = s.dwh_url, shop_id = s.shop_id,
+        shop_key = s.shop_key,
         public_key = cli.key(s.public_key, "begateway public_key"), accept_test = s.accept_test,
     })
 end
@@ -43,11 +44,11 @@ function adapter.export(ctx, _, opts)
     return export.stream(it, opts, CSV_FIELDS)
 end
 
--- A saved webhook body; --signature (Content-Signature) or --authorization.
+-- A saved notification body; --signature (Content-Signature) or --authorization.
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
     local headers = { ["content-signature"] = opts.signature, authorization = opts.authorization }
-    return adapter.client(settings(ctx)):webhook(body, headers)
+    return adapter.client(settings(ctx)):notification(body, headers)
 end
 
 return adapter

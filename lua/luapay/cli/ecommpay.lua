@@ -4,7 +4,7 @@ local ecommpay = require "luapay.ecommpay"
 
 local adapter = { name = "ecommpay", repl_name = "gate", secrets = { "secret" } }
 
-local FIELDS = { "project_id", "secret", "base_url", "payment_page_base" }
+local FIELDS = { "project_id", "secret", "environment", "base_url", "payment_page_base" }
 local CALLS = { sale = true, sale_saved = true, recurring = true, account_verification = true, refund = true,
     payout = true, status = true }
 
@@ -21,8 +21,8 @@ end
 function adapter.client(s)
     local project_id = tonumber(s.project_id)
     if not project_id then cli.config_error("ecommpay project_id must be a number") end
-    return cli.new_client(ecommpay.new, { project_id = project_id, secret = s.secret, base_url = s.base_url,
-        payment_page_base = s.payment_page_base })
+    return cli.new_client(ecommpay.new, { project_id = project_id, secret = s.secret, environment = s.environment,
+        base_url = s.base_url, payment_page_base = s.payment_page_base })
 end
 
 -- A request's JSON -> its signature (and the canonical string with --explain).
@@ -37,7 +37,7 @@ end
 -- A saved callback body -> the verified event.
 function adapter.verify(ctx, pos, opts)
     local body = cli.read_input(pos[2])
-    local event, err = ecommpay.verify_callback(body, settings(ctx).secret)
+    local event, err = ecommpay.verify_notification(body, nil, { secret = settings(ctx).secret })
     if not event then return nil, err end
     if opts.explain then
         local decoded = require("luapay.core").json_decode(body, { numbers = "lexeme" })
@@ -58,13 +58,7 @@ adapter.urls = {
 -- call ecommpay <operation> [json]; the payment method defaults to trustly
 -- ({"method": "...", "request": {...}} chooses another).
 function adapter.call(ctx, pos)
-    local op = pos[2]
-    if not CALLS[op] then
-        local names = {}
-        for k in pairs(CALLS) do names[#names + 1] = k end
-        table.sort(names)
-        cli.usage_error(("unknown ecommpay operation '%s' (%s)"):format(tostring(op), table.concat(names, ", ")))
-    end
+    local op = cli.choose(CALLS, pos[2], "ecommpay operation")
     local input = cli.json_input(pos[3] or cli.read_input(nil), "the request")
     local gate = adapter.client(settings(ctx))
     if op == "status" then return gate:status(input.payment_id or input) end

@@ -1,10 +1,11 @@
 --- `luapay` subcommands for TrustPay: sign, verify, url, call.
 local cli = require "luapay.cli"
+local http = require "luapay.http"
 local trustpay = require "luapay.trustpay"
 
 local adapter = { name = "trustpay", repl_name = "trustpay_client", secrets = { "secret", "banking_password" } }
 
-local FIELDS = { "account_id", "secret", "base_url", "banking_username", "banking_password", "banking_base_url" }
+local FIELDS = { "account_id", "secret", "environment", "base_url", "banking_username", "banking_password", "banking_base_url" }
 
 --- Settings for the fake at base_url (the sandbox's test account).
 function adapter.sandbox_settings(base_url)
@@ -23,7 +24,8 @@ function adapter.client(s)
         banking = { username = s.banking_username, password = s.banking_password, base_url = s.banking_base_url }
     end
     return cli.new_client(trustpay.new, {
-        account_id = s.account_id, secret = s.secret, base_url = s.base_url, banking = banking,
+        account_id = s.account_id, secret = s.secret, environment = s.environment, base_url = s.base_url,
+        banking = banking,
     })
 end
 
@@ -45,14 +47,15 @@ function adapter.sign(ctx, pos, opts)
     return out
 end
 
--- Input: the notification's query string, or a JSON object of its parameters.
+-- Input: the notification's query string, or a JSON object of its
+-- parameters (TrustPay's e-mail notification), verified as that query.
 function adapter.verify(ctx, pos, opts)
     local text = cli.read_input(pos[2]):gsub("%s+$", "")
-    local params = text
-    if text:sub(1, 1) == "{" then params = cli.json_input(text, "the notification") end
-    local event, err = client(ctx):notification(params)
+    local raw = text
+    if text:sub(1, 1) == "{" then raw = http.encode_query(cli.json_input(text, "the notification")) end
+    local event, err = client(ctx):notification(raw)
     if not event then return nil, err end
-    if opts.explain then event.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
+    if opts.explain then event.extra.explain = "HMAC-SHA256 over the notification's signed fields joined by '/'" end
     return event
 end
 
@@ -77,13 +80,7 @@ local CALLS = {
 }
 
 function adapter.call(ctx, pos)
-    local method = pos[2]
-    if not CALLS[method] then
-        local names = {}
-        for k in pairs(CALLS) do names[#names + 1] = k end
-        table.sort(names)
-        cli.usage_error(("unknown TrustPay method '%s' (%s)"):format(tostring(method), table.concat(names, ", ")))
-    end
+    local method = cli.choose(CALLS, pos[2], "TrustPay method")
     local params = pos[3] and cli.json_input(pos[3], "the request") or nil
     local c = client(ctx)
     return c[method](c, params)

@@ -67,15 +67,47 @@ local function check_cap(v, name, def)
     return v
 end
 
+-- The options a cosocket cannot honour, and what to do instead.
+local UNSUPPORTED = {
+    { "ca_file", "cannot be honoured inside nginx: cosockets verify against nginx's lua_ssl_trusted_certificate"
+        .. " (set it in the http block to your CA file, e.g. /etc/ssl/certs/ca-certificates.crt plus your private CA)" },
+    { "proxy", "cannot be honoured inside nginx: cosockets connect directly and luapay does not tunnel through"
+        .. " a proxy; allow the provider's host in the firewall, or call luapay outside nginx (libcurl)" },
+}
+
+--- cosocket.unsupported(opts) -> name, what to do instead | nil: the first
+-- option in opts this transport cannot honour (ca_file, proxy).
+function cosocket.unsupported(opts)
+    for _, u in ipairs(UNSUPPORTED) do
+        if opts[u[1]] ~= nil then return u[1], u[2] end
+    end
+    return nil
+end
+
+local function check_whole(v, name, def, hi)
+    if v == nil then return def end
+    if type(v) ~= "number" or v < 1 or v > hi or v ~= floor(v) then
+        error(("luapay.http.cosocket.new: option '%s' must be a whole number from 1 to %d"):format(name, hi), 3)
+    end
+    return v
+end
+
+--- cosocket.new(opts) -> transport. opts: timeout_ms, connect_timeout_ms,
+-- verify, user_agent, pool_size (kept-alive connections per host, 32),
+-- keepalive_ms (how long one may idle in the pool, 60000),
+-- max_head_bytes, max_body_bytes. ca_file and proxy raise (see
+-- cosocket.unsupported): nginx configures them, or cannot.
 function cosocket.new(opts)
     opts = opts or {}
+    local name, instead = cosocket.unsupported(opts)
+    if name then error(("luapay.http.cosocket.new: option '%s' %s"):format(name, instead), 2) end
     return setmetatable({
         timeout_ms = opts.timeout_ms or DEFAULT_TIMEOUT_MS,
         connect_timeout_ms = opts.connect_timeout_ms or DEFAULT_CONNECT_TIMEOUT_MS,
         verify = opts.verify ~= false,
         user_agent = opts.user_agent,
-        pool_size = opts.pool_size or KEEPALIVE_POOL_SIZE,
-        keepalive_ms = opts.keepalive_ms or KEEPALIVE_IDLE_MS,
+        pool_size = check_whole(opts.pool_size, "pool_size", KEEPALIVE_POOL_SIZE, 10000),
+        keepalive_ms = check_whole(opts.keepalive_ms, "keepalive_ms", KEEPALIVE_IDLE_MS, 86400000),
         max_head_bytes = check_cap(opts.max_head_bytes, "max_head_bytes", DEFAULT_MAX_HEAD),
         max_body_bytes = check_cap(opts.max_body_bytes, "max_body_bytes", DEFAULT_MAX_BODY),
     }, Transport)
@@ -310,7 +342,10 @@ local function connect(self, u, idempotent, connect_ms, deadline)
     local connect_deadline = min(deadline, ngx.now() + connect_ms / 1000)
     local ms = max(1, ms_left(connect_deadline))
     sock:settimeouts(ms, ms, ms)
-    local pool = ("%s:%d:%s:%s"):format(u.host, u.port, u.tls and "tls" or "tcp", self.verify and "verify" or "noverify")
+    -- nginx sizes a pool when it is first made, per worker: the size is in
+    -- the name, so a client with its own pool_size gets a pool of that size
+    local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
+        self.verify and "verify" or "noverify", self.pool_size)
     local ok, err
     if idempotent then
         ok, err = sock:connect(u.host, u.port, { pool = pool, pool_size = self.pool_size })

@@ -10,8 +10,10 @@
 --  * date_from and date_to bound the period, both inclusive; a date without
 --    a fraction covers its whole second (date_to 23:59:59 takes 23:59:59.5).
 --  * Records are ordered by (date of date_type, uid). uid_from names the
---    first record of the page: in ascending order at date_from, in
---    descending order at date_to.
+--    first record of the page, at date_from, in both orders (the seed:
+--    date_from "must equal next_date" of the previous answer). In descending
+--    order with uid_from the request no longer holds the period's start,
+--    so the fake pages on downwards past it: the client stops there.
 --  * test = false (the default) selects live transactions, true test ones.
 --  * options.sort_order (the seed's table) or sort_direction (its example).
 -- Control endpoints: luapay.sandbox.control (_control/reset|fail|stats).
@@ -52,33 +54,6 @@ local function settings(config)
         psp_id = tostring(c.psp_id or F.DEFAULTS.psp_id), secret = c.secret or F.DEFAULTS.secret,
         scale = c.scale or F.DEFAULTS.scale, shop_key = c.shop_key or F.DEFAULTS.shop_key,
     }
-end
-
--- Per worker: the data set's filter fields, and one sorted order per date type.
-local state
-local function data(conf)
-    if state then return state end
-    local ds = dataset.new{ scale = conf.scale }
-    local cores = {}
-    for i = 1, ds.bg_total do cores[i] = ds:bg_core(i) end
-    state = { ds = ds, cores = cores, orders = {} }
-    return state
-end
-
-local function order(st, date_type)
-    local list = st.orders[date_type]
-    if list then return list end
-    list = {}
-    for _, c in ipairs(st.cores) do
-        if c[date_type] then list[#list + 1] = c end
-    end
-    table.sort(list, function(a, b)
-        local da, db = a[date_type], b[date_type]
-        if da ~= db then return da < db end
-        return a.uid < b.uid
-    end)
-    st.orders[date_type] = list
-    return list
 end
 
 -- First position p with (date, uid) of list[p] >= (ms, uid) (uid nil: the
@@ -189,8 +164,8 @@ local function export(conf, req)
             and (not method or c.method_type == method)
     end
 
-    local st = data(conf)
-    local list = order(st, dt)
+    local ds = dataset.shared(conf.scale)
+    local list = ds:sorted("begateway", dt, "uid")
     local picked, nxt = {}, nil
     if sort == "asc" then
         local p = lower_bound(list, dt, from, uid_from)
@@ -203,8 +178,9 @@ local function export(conf, req)
             p = p + 1
         end
     else
-        local p = uid_from and upper_bound(list, dt, to_exact, uid_from) or upper_bound(list, dt, to)
-        while p >= 1 and list[p][dt] >= from do
+        local p = uid_from and upper_bound(list, dt, from, uid_from) or upper_bound(list, dt, to)
+        local floor = uid_from and -math.huge or from
+        while p >= 1 and list[p][dt] >= floor do
             local c = list[p]
             if match(c) then
                 if #picked == limit then nxt = c break end
@@ -215,7 +191,7 @@ local function export(conf, req)
     end
 
     local txs = setmetatable({}, core.array_mt)
-    for k, c in ipairs(picked) do txs[k] = st.ds:begateway(c.i, groups, c) end
+    for k, c in ipairs(picked) do txs[k] = ds:begateway(c.i, groups, c) end
     local first, last = picked[1], picked[#picked]
     local null = core.null
     control.json(200, {
@@ -243,12 +219,12 @@ local signing_key
 local function notify(conf)
     ngx.req.read_body()
     local req = cjson.decode(ngx.req.get_body_data() or "")
-    local st = data(conf)
+    local ds = dataset.shared(conf.scale)
     if type(req) ~= "table" or type(req.url) ~= "string" or type(req.i) ~= "number"
-        or req.i < 1 or req.i > st.ds.bg_total or req.i ~= math.floor(req.i) then
-        return control.json(400, { error = "body: {url, i (1.." .. st.ds.bg_total .. "), set}" })
+        or req.i < 1 or req.i > ds.bg_total or req.i ~= math.floor(req.i) then
+        return control.json(400, { error = "body: {url, i (1.." .. ds.bg_total .. "), set}" })
     end
-    local tx = st.ds:begateway(req.i, { main = true })
+    local tx = ds:begateway(req.i, { main = true })
     for k, v in pairs(type(req.set) == "table" and req.set or {}) do
         if v == cjson.null then tx[k] = nil else tx[k] = v end
     end
@@ -257,7 +233,7 @@ local function notify(conf)
     local client = require("luapay.http").new{ retries = 0, timeout_ms = 5000, deadline_ms = 5000 }
     local res, err = client:request{
         method = "POST", url = req.url, body = body, decode = false,
-        basic = { tostring(st.ds:bg_core(req.i).shop_id), conf.shop_key },
+        basic = { tostring(ds:bg_core(req.i).shop_id), conf.shop_key },
         headers = {
             ["Content-Type"] = "application/json",
             ["Content-Signature"] = core.base64_encode(signing_key:sign(body, "sha256")),

@@ -35,6 +35,18 @@ function control.basic_ok(user, password)
     return given ~= nil and core.equal(given, user .. ":" .. password)
 end
 
+--- control.lose(how): the answer lost on its way back, after the request
+-- was carried out: "drop" closes the connection without a word, an HTTP
+-- status answers with it and a proxy's HTML page.
+function control.lose(how)
+    if how == "drop" then return ngx.exit(444) end
+    local status = tonumber(how) or 500
+    ngx.status = status
+    ngx.header["Content-Type"] = "text/html"
+    ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
+    return ngx.exit(status)
+end
+
 --- Counts the request, records it, and applies an armed failure plan.
 -- Returns true when the request was answered here (a planned failure).
 function control.before(name, last)
@@ -51,7 +63,7 @@ function control.before(name, last)
     d:incr(name .. ":fail_times", -1)
     d:incr(name .. ":failed", 1, 0)
     local status = d:get(name .. ":fail_status") or "500"
-    if status == "drop" then return true, ngx.exit(444) end
+    if status == "drop" then return true, control.lose("drop") end
     if status == "garbage" then
         ngx.status = 200
         ngx.header["Content-Type"] = "application/json"

@@ -162,6 +162,45 @@ function dataset.new(opts)
     return self
 end
 
+-- One data set per scale and nginx worker, for the fakes.
+local shared = {}
+function dataset.shared(scale)
+    scale = scale or 1
+    shared[scale] = shared[scale] or dataset.new{ scale = scale }
+    return shared[scale]
+end
+
+-- The records' cores of each provider: how many, and the method giving one.
+local CORES = { begateway = { "bg_total", "bg_core" }, trustly_na = { "tna_total", "tna_core" } }
+
+--- ds:sorted(provider, key, id) -> the cores of provider ("begateway",
+-- "trustly_na") that have key, sorted by key then id. Each core and each
+-- order is built once per data set (a fake's list pages through them).
+function DS:sorted(provider, key, id)
+    self.sorted_cache = self.sorted_cache or {}
+    local name = provider .. "\0" .. key .. "\0" .. id
+    local list = self.sorted_cache[name]
+    if list then return list end
+    self.cores_cache = self.cores_cache or {}
+    local cores = self.cores_cache[provider]
+    if not cores then
+        local total, make = CORES[provider][1], CORES[provider][2]
+        cores = {}
+        for i = 1, self[total] do cores[i] = self[make](self, i) end
+        self.cores_cache[provider] = cores
+    end
+    list = {}
+    for _, c in ipairs(cores) do
+        if c[key] ~= nil then list[#list + 1] = c end
+    end
+    table.sort(list, function(a, b)
+        if a[key] ~= b[key] then return a[key] < b[key] end
+        return a[id] < b[id]
+    end)
+    self.sorted_cache[name] = list
+    return list
+end
+
 -- Creation time of live record i (1-based) in its slot; ties copy the
 -- record before.
 local function slot_time(self, salt, i, slot_ms)
@@ -414,11 +453,8 @@ GROUPS.adjustments = function(_, c)
     return { adjustment_amount = 0, initial_amount = c.amount, surcharge_info = NULL }
 end
 
-dataset.BG_GROUPS = {
-    "main", "shop", "merchant", "gateway", "provider_raw", "links", "three_d_secure_verification",
-    "method", "customer", "recipient", "be_protected_verification", "smart_routing_verification",
-    "avs_cvc_verification", "provider_response", "additional_data", "commission", "adjustments",
-}
+-- The response groups beGateway documents (the client's own list).
+dataset.BG_GROUPS = require("luapay.begateway").RESPONSE_GROUPS
 
 --- ds:begateway(i [, groups [, core]]) -> the transaction as the DWH export
 -- answers it, with the attribute groups asked for (a set {main = true,
@@ -477,10 +513,8 @@ end
 ---------------------------------------------------------------------------
 
 local TNA_TYPES = { { 1, 40 }, { 2, 25 }, { 3, 10 }, { 4, 15 }, { 5, 7 }, { 6, 3 } }
--- auth.status: 1 Pending 2 Authorized 3 Finished 4 Expired 5 Failed 6 Canceled 7 Voided
-local TNA_AUTH = { { 3, 55 }, { 2, 15 }, { 1, 8 }, { 4, 6 }, { 5, 8 }, { 6, 5 }, { 7, 3 } }
-local TNA_AUTH_TX_STATUS = { [1] = 1, [2] = 2, [3] = 4, [4] = 6, [5] = 5, [6] = 7, [7] = 13 }
-local TNA_AUTH_MESSAGES = { "Pending", "Authorized", "Finished", "Expired", "Failed", "Canceled", "Voided" }
+-- auth.status: Transaction Status Values (4 Completed, 2 Authorized, 1 Pending, 6 Expired, 5 Failed, 7 Canceled, 13 Voided)
+local TNA_AUTH = { { 4, 55 }, { 2, 15 }, { 1, 8 }, { 6, 6 }, { 5, 8 }, { 7, 5 }, { 13, 3 } }
 local TNA_TX_MESSAGES = {
     [0] = "New", "Pending", "Authorized", "Processed", "Completed", "Failed", "Expired", "Canceled",
     "Denied", "Disputed", "Reversed", "PartiallyRefunded", "Refunded", "Voided", "OnHold",
@@ -501,7 +535,7 @@ function DS:tna_core(i)
     local verification = weighted(r, TNA_VERIFICATION)
     local amount = (ptype == 5 or ptype == 6) and 0 or int(r, 99, 500000)
     local paid, refunded, reversed = 0, 0, 0
-    if auth == 3 then
+    if auth == 4 then -- Completed
         paid = amount
         local x = r() % 20
         if x == 0 then refunded = amount elseif x == 1 then refunded = idiv(amount, 2) elseif x == 2 then reversed = amount end
@@ -525,7 +559,7 @@ function DS:trustly_na(i, c)
     end
     local who = person(self, i, 23)
     local pending = c.auth == 2 and c.amount or 0
-    local tx_status = TNA_AUTH_TX_STATUS[c.auth]
+    local tx_status = c.auth
     if c.refunded > 0 then tx_status = c.refunded == c.amount and 12 or 11 end
     if c.reversed > 0 then tx_status = 10 end
     return {
@@ -548,7 +582,7 @@ function DS:trustly_na(i, c)
         amount = cents(c.amount),
         paymentProvider = { paymentProviderId = bank[1], type = 1, name = bank[2], subType = "1000", country = "US" },
         allowedPaymentProviderType = setmetatable({ 1 }, core.array_mt),
-        auth = { token = hex(r, 16), status = c.auth, message = TNA_AUTH_MESSAGES[c.auth] },
+        auth = { token = hex(r, 16), status = c.auth, message = TNA_TX_MESSAGES[c.auth] },
         authorization = hex(r, 16),
         authorizationStatus = tx_status,
         authorizationStatusMessage = TNA_TX_MESSAGES[tx_status],
@@ -590,7 +624,7 @@ function dataset.shop_orders(day_start, day_end)
     end
     for i = 1, ds.tna_total do
         local c = ds:tna_core(i)
-        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 3 then
+        if c.createdAt >= day_start and c.createdAt <= day_end and c.auth == 4 then
             orders[#orders + 1] = { ref = c.merchantReference, amount = c.paid, currency = "USD" }
         end
     end

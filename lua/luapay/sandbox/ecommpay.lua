@@ -41,6 +41,7 @@
 -- it, and a payout above it is declined. Codes in error answers and
 -- declines are this fake's own (ecommpay's code list was not available).
 local core = require "luapay.core"
+local control = require "luapay.sandbox.control"
 
 local M = {}
 
@@ -130,26 +131,21 @@ local function lost_answer()
     local secret = ngx.ctx.ecommpay_secret
     if not secret or (d:get("ecommpay:lose:times") or 0) < 1 then return false end
     d:incr("ecommpay:lose:times", -1)
-    local how = d:get("ecommpay:lose:how")
-    if how == "drop" then
-        ngx.exit(444) -- nginx closes the connection without a word
+    local how, body = d:get("ecommpay:lose:how"), d:get("ecommpay:lose:body") or ""
+    if how == "drop" or body == "" then
+        control.lose(how)
         return true
     end
-    local status, body = tonumber(how) or 500, d:get("ecommpay:lose:body") or ""
-    ngx.status = status
-    if body == "" then
-        ngx.header["Content-Type"] = "text/html"
-        ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
-    else
-        if d:get("ecommpay:lose:sign") then
-            local doc = assert(core.json_decode(body, { numbers = "lexeme" }))
-            doc.signature = nil
-            doc.signature = core.hmac("sha512", secret, assert(core.ecommpay_canonical(doc)), "base64")
-            body = encode(doc)
-        end
-        ngx.header["Content-Type"] = "application/json"
-        ngx.print(body)
+    if d:get("ecommpay:lose:sign") then
+        local doc = assert(core.json_decode(body, { numbers = "lexeme" }))
+        doc.signature = nil
+        doc.signature = core.hmac("sha512", secret, assert(core.ecommpay_canonical(doc)), "base64")
+        body = encode(doc)
     end
+    local status = tonumber(how) or 500
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(body)
     ngx.exit(status)
     return true
 end

@@ -351,9 +351,13 @@ function API.Deposit(_, data)
     if not core.currency(s_(attrs.Currency)) then return fail(622) end
     local bad = check_amount(attrs.Amount, attrs.Currency, true)
     if bad then return bad end
+    -- 001 seed, "Pay by invoice": the invoice ID in attribute ExternalReference, a string
+    local invoice = attrs.ExternalReference
+    if invoice == null then invoice = nil end
+    if invoice ~= nil and (type(invoice) ~= "string" or invoice == "") then return fail(623) end
     local order = new_order("Deposit", data, {
         amount = attrs.Amount, currency = attrs.Currency, locale = s_(attrs.Locale),
-        name = s_(attrs.Firstname) .. " " .. s_(attrs.Lastname), refunded = "0.00",
+        name = s_(attrs.Firstname) .. " " .. s_(attrs.Lastname), refunded = "0.00", external_reference = invoice,
     })
     if not claim_message_id(order.messageid, order.orderid) then return fail(637) end
     store("order:" .. order.orderid, order)

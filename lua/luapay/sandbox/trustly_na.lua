@@ -26,35 +26,13 @@ local function settings(config)
     }
 end
 
-local state
-local function data(conf)
-    if state then return state end
-    local ds = dataset.new{ scale = conf.scale }
-    local cores = {}
-    for i = 1, ds.tna_total do cores[i] = ds:tna_core(i) end
-    state = { ds = ds, cores = cores, orders = {} }
-    return state
-end
-
-local function order(st, by)
-    local list = st.orders[by]
-    if list then return list end
-    list = {}
-    for i, c in ipairs(st.cores) do list[i] = c end
-    table.sort(list, function(a, b)
-        if a[by] ~= b[by] then return a[by] < b[by] end
-        return a.paymentId < b.paymentId
-    end)
-    st.orders[by] = list
-    return list
-end
-
 local function bad(message)
     control.json(400, { errors = { { domain = "Payment", code = 400, location = "query", message = message,
         occurredAt = math.floor(ngx.now() * 1000) } } })
 end
 
-local ARRAYS = { paymentType = { 1, 6 }, ["authorization.status"] = { 1, 7 }, ["verification.status"] = { 1, 4 } }
+-- authorization.status: the seed's Transaction Status Values, 0 New .. 14 OnHold
+local ARRAYS = { paymentType = { 1, 6 }, ["authorization.status"] = { 0, 14 }, ["verification.status"] = { 1, 4 } }
 local STRINGS = {
     merchantReference = "merchantReference", paymentId = "paymentId", ["merchant.merchantId"] = "merchantId",
     description = "description", ["paymentProvider.paymentProviderId"] = "paymentProviderId",
@@ -144,8 +122,8 @@ local function payments(conf)
             and range(c.refunded, want["refunded.min"], want["refunded.max"])
     end
 
-    local st = data(conf)
-    local list = order(st, by)
+    local ds = dataset.shared(conf.scale)
+    local list = ds:sorted("trustly_na", by, "paymentId")
     local n = #list
     local out = setmetatable({}, core.array_mt)
     local seen = 0
@@ -157,7 +135,7 @@ local function payments(conf)
         local c = list[sort == "asc" and k or n + 1 - k]
         if match(c) then
             if seen >= start then
-                out[#out + 1] = st.ds:trustly_na(c.i, c)
+                out[#out + 1] = ds:trustly_na(c.i, c)
                 if #out == count then break end
             end
             seen = seen + 1

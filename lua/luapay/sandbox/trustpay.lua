@@ -35,6 +35,8 @@
 --       TEXT as its JSON body, in place of what TrustPay documents
 --   GET  /trustpay/_sandbox/arrivals?Reference=R
 --       {count}: how many background calls with that Reference arrived
+--   GET  /trustpay/_control/fail|reset|stats   luapay.sandbox.control's failure
+--       plan, over the API Banking calls that got past the token check
 --
 -- Settings come from config.trustpay: accounts = {["<AccountId>"] = "<secret>"}
 -- (or account_id + secret), banking = {username, password}, token_ttl
@@ -54,6 +56,7 @@ M.DEFAULTS = {
 local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local trustpay = require "luapay.trustpay"
+local control = require "luapay.sandbox.control"
 
 local function dict() return ngx.shared.luapay_sandbox end
 
@@ -92,15 +95,7 @@ local function lost_answer()
     local how = dict():get("tp:lose_next")
     if not how then return false end
     dict():delete("tp:lose_next")
-    if how == "drop" then
-        ngx.exit(444) -- nginx closes the connection without a word
-        return true
-    end
-    local status = tonumber(how) or 500
-    ngx.status = status
-    ngx.header["Content-Type"] = "text/html"
-    ngx.print(("<html><head><title>%d</title></head><body><center><h1>%d</h1></center></body></html>"):format(status, status))
-    ngx.exit(status)
+    control.lose(how)
     return true
 end
 
@@ -278,7 +273,7 @@ local function background(s, method, pt, args, secret)
             Reference = args.Reference }
         local n = method == "wire" and wire_notification(secret, refund, 0, { Type = "DBIT" })
             or card_notification(secret, refund, 0, { Type = "DBIT" })
-        notify(original.NotificationUrl or s.notification_url, { n })
+        notify(args.NotificationUrl or original.NotificationUrl or s.notification_url, { n })
         return background_answer(method, 0)
     end
     if pt == 6 then
@@ -290,7 +285,7 @@ local function background(s, method, pt, args, secret)
         local captured = {}
         for k, v in pairs(original) do captured[k] = v end
         captured.amount = amount
-        notify(original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
+        notify(args.NotificationUrl or original.NotificationUrl or s.notification_url, { card_notification(secret, captured, 3) })
         return background_answer(method, 3)
     end
     -- 4: a subsequent recurring payment on the initial one's card
@@ -329,6 +324,8 @@ local function mapi(s, method)
     local secret = s.accounts[args.AccountId]
     if not secret then return fail(1002, "unknown account") end
     if not trustpay.verify(secret, kind, args, args.Signature) then return fail(1004, "invalid signature") end
+    -- 002 seed: Refund and Capture take "the same parameters as standard
+    -- Purchase", so their NotificationUrl (unsigned) overrides the payment's.
     if is_background then
         dict():incr("tp:arrivals:" .. args.Reference, 1, 0)
         ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
@@ -341,8 +338,13 @@ local function mapi(s, method)
         end
         if pt == 9 and not args.CardId then return fail(1001, "CardId is required") end
         if args.CardId and not dict():get("tp:card:" .. args.CardId) then return fail(1001, "unknown CardId") end
+        -- 002 seed, "API update 2020 - SCA": CardHolder Varchar(100), at least 3 characters
+        local chars = select(2, args.CardHolder:gsub("[^\128-\191]", ""))
+        if chars < 3 or chars > 100 then return fail(1001, "invalid CardHolder") end
     elseif args.Currency ~= "EUR" and args.Currency ~= "CZK" then
         return fail(1001, "unsupported currency")
+    elseif args.Country and args.Country ~= "CZ" and args.Country ~= "SK" then
+        return fail(1001, "unsupported country") -- 002 seed, "Supported countries" of instant bank transfers
     end
     local amount = cents(args.Amount)
     if amount == 0 and pt ~= 12 then return fail(1001, "Amount must be positive") end
@@ -803,6 +805,7 @@ local function banking(s, method)
     local handler = BANKING[method]
     if not handler then return banking_error(404, "No such method") end
     ngx.req.read_body()
+    if control.before("trustpay", ngx.req.get_body_data()) then return end -- a planned failure (_control/fail)
     local body = cjson.decode(ngx.req.get_body_data() or "")
     if type(body) ~= "table" then return banking_error(400, "The request body must be JSON") end
     ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
@@ -875,8 +878,9 @@ function M.handle(path, config)
     if lower == "api/oauth2/token" then return token(s) end
     local method = path:match("^ApiBanking/(%w+)$")
     if method then return banking(s, method) end
-    local control = path:match("^_sandbox/([%w_]+)$")
-    if control and CONTROLS[control] then return CONTROLS[control](s) end
+    if control.handle("trustpay", path) then return end
+    local name = path:match("^_sandbox/([%w_]+)$")
+    if name and CONTROLS[name] then return CONTROLS[name](s) end
     ngx.status = 404
     ngx.header["Content-Type"] = "text/plain"
     ngx.print("no TrustPay sandbox endpoint ", path)

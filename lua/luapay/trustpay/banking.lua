@@ -8,6 +8,7 @@ local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
+local pager = require "luapay.pager"
 local fields = require "luapay.trustpay.fields"
 local payment_order = require "luapay.trustpay.payment_order"
 
@@ -112,6 +113,9 @@ local UNLISTED = { idempotent = false, find_out = "look the result up in TrustPa
 -- provider error, and for a call that moves money one whose outcome is
 -- unknown (the order may have been placed all the same).
 function Client:banking_call(method, body, check)
+    if type(method) ~= "string" then
+        error("trustpay.Client:banking_call: bad argument #1 'method' (string expected, got " .. type(method) .. ")", 2)
+    end
     if not self.banking then return no_banking() end
     local what = "TrustPay API Banking " .. method
     local call = BANKING_CALLS[method] or UNLISTED
@@ -230,6 +234,8 @@ local HISTORY_SCHEMA = core.schema{ type = "object", additional = false, fields 
     OrderId = str(10, { pattern = NUMERIC10 }),
     PageSize = { type = "integer", min = 1, max = 999 },
     Page = { type = "integer", min = 0 },
+    resume = { type = "object", additional = false, description = "err.resume of a failed list",
+        fields = { Page = { type = "integer", required = true, min = 0 } } },
 } }
 
 local function date_order(p)
@@ -239,62 +245,48 @@ local function date_order(p)
     return {}
 end
 
-local function failing_iterator(err)
-    local done = false
-    return function()
-        if done then return nil end
-        done = true
-        return false, err
-    end
-end
-
 --- client:transactions{AccountId, DateFrom, DateTo, Type, Direction,
 -- CounterAccount, AmountFrom, AmountTo, ClientReference, TransactionId,
--- PaymentId, OrderId, PageSize (default 100), Page (first page, default 0)}
--- -> iterator over every transaction of every page. AmountFrom/AmountTo are
--- hundredths (two decimals, as TrustPay writes them). Each transaction is
--- TrustPay's table plus amount and refunded_amount in hundredths. A failure
--- is yielded once as false, err:
---   for tx, err in client:transactions{...} do if not tx then error(err) end ... end
+-- PaymentId, OrderId, PageSize (default 100), Page (first page, default 0),
+-- resume} -> iterator over every transaction of every page (luapay.pager).
+-- AmountFrom/AmountTo are hundredths (two decimals, as TrustPay writes
+-- them). Each transaction is TrustPay's table plus amount and
+-- refunded_amount in hundredths. A failed page ends the list with nil, err
+-- (false, err inside a `for`); err.resume = {Page = n} continues from that
+-- page: transactions{..., resume = err.resume} (err.page, the same n, is
+-- deprecated until 0.3). An invalid filter is yielded the same way, and
+-- nothing is sent.
 function Client:transactions(filter)
-    if type(filter) ~= "table" then error("trustpay: transactions needs a filter table", 2) end
+    if type(filter) ~= "table" then
+        error("trustpay.Client:transactions: bad argument #1 'filter' (table expected, got " .. type(filter) .. ")", 2)
+    end
     local p = normalize(filter)
     local ok, err = validate(HISTORY_SCHEMA, p, "transactions", date_order(p))
-    if not ok then return failing_iterator(err) end
+    if not ok then return pager.new(nil, nil, err) end
     local size = p.PageSize or 100
-    local page = p.Page or 0
     local f = {}
     for k, v in pairs(p) do
-        if k ~= "PageSize" and k ~= "Page" then
+        if k ~= "PageSize" and k ~= "Page" and k ~= "resume" then
             if k == "AmountFrom" or k == "AmountTo" then v = decimal2(v)
             elseif fields.ID_FIELDS[k] then v = to_number_id(v) end
             f[k] = v
         end
     end
-    local buffer, i, seen, last, done = {}, 0, 0, false, false
-    return function()
-        if done then return nil end
-        if i < #buffer then
-            i = i + 1
-            return decorate_transaction(buffer[i])
-        end
-        if last then done = true return nil end
-        local query = { Filter = f, Paging = { Page = page, PageSize = size } }
+    local function fetch(cursor)
+        local query = { Filter = f, Paging = { Page = cursor.Page, PageSize = size } }
         local t, cerr = self:banking_call("GetTransactionHistory", query, list_of_objects("Transactions"))
         if not t then
-            done = true
-            cerr.page = page -- resume here: transactions{..., Page = err.page}
-            return false, cerr
+            cerr.page = cursor.Page -- deprecated until 0.3: transactions{..., Page = err.page}
+            return nil, nil, cerr
         end
-        buffer, i = t.Transactions, 0
-        page = page + 1
-        seen = seen + #buffer
+        local list = t.Transactions
+        for _, tx in ipairs(list) do decorate_transaction(tx) end
         local total = tonumber(t.TotalCount)
-        if #buffer < size or (total and seen >= total) then last = true end
-        if #buffer == 0 then done = true return nil end
-        i = 1
-        return decorate_transaction(buffer[1])
+        if #list < size or (total and (cursor.Page + 1) * size >= total) then return list, nil end
+        return list, { Page = cursor.Page + 1 }
     end
+
+    return pager.new(fetch, { Page = p.resume and p.resume.Page or p.Page or 0 })
 end
 
 local DETAILS_SCHEMA = core.schema{ type = "object", additional = false, fields = {
@@ -306,7 +298,10 @@ local DETAILS_SCHEMA = core.schema{ type = "object", additional = false, fields 
 --- client:transaction{TransactionId | PaymentId | OrderId} (exactly one)
 -- -> TransactionDetails (+ Xml, the order) | nil, err
 function Client:transaction(ids)
-    if type(ids) ~= "table" then error("trustpay: transaction needs a table {TransactionId | PaymentId | OrderId}", 2) end
+    if type(ids) ~= "table" then
+        error("trustpay.Client:transaction: bad argument #1 'ids' (a table {TransactionId | PaymentId | OrderId}"
+            .. " expected, got " .. type(ids) .. ")", 2)
+    end
     local p = normalize(ids)
     local given = {}
     for _, k in ipairs({ "TransactionId", "PaymentId", "OrderId" }) do
@@ -336,7 +331,10 @@ local STATEMENT_SCHEMA = core.schema{ type = "object", additional = false, field
 --- client:statement{AccountId, DateFrom, DateTo, FileFormat} -> the
 -- statement's bytes (decoded from StatementBytes) | nil, err
 function Client:statement(filter)
-    if type(filter) ~= "table" then error("trustpay: statement needs a filter table", 2) end
+    if type(filter) ~= "table" then
+        error("trustpay.Client:statement: bad argument #1 'filter' (table expected, got "
+            .. type(filter) .. ")", 2)
+    end
     local p = normalize(filter)
     local ok, err = validate(STATEMENT_SCHEMA, p, "statement", date_order(p))
     if not ok then return nil, err end
@@ -425,7 +423,10 @@ local REFUND_SCHEMA = core.schema{ type = "object", additional = false, fields =
 -- Description} -> OrderId | nil, err. Currency is not sent: it converts
 -- Amount and decides whether BeneficiaryName is needed (not for CZK).
 function Client:refund_payment(params)
-    if type(params) ~= "table" then error("trustpay: refund_payment needs a table", 2) end
+    if type(params) ~= "table" then
+        error("trustpay.Client:refund_payment: bad argument #1 'params' (table expected, got "
+            .. type(params) .. ")", 2)
+    end
     local p = normalize(params)
     local extra = {}
     if p.BeneficiaryName == nil and p.Currency ~= "CZK" then

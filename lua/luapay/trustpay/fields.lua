@@ -49,6 +49,12 @@ end
 -- exactly two decimals ("en-US", no grouping); for a currency without minor
 -- unit 150 is "150.00", and a three-decimal amount must end in 0.
 function fields.amount(minor, currency)
+    if type(minor) ~= "number" then
+        error("trustpay.amount: bad argument #1 'minor' (integer expected, got " .. type(minor) .. ")", 2)
+    end
+    if type(currency) ~= "string" then
+        error("trustpay.amount: bad argument #2 'currency' (string expected, got " .. type(currency) .. ")", 2)
+    end
     local s, err = core.to_decimal(minor, currency)
     if not s then return nil, err end
     local int, frac = s:match("^(%d+)%.?(%d*)$")

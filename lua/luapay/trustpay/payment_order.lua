@@ -164,10 +164,16 @@ local function utc_now() return os.date("!%Y-%m-%dT%H:%M:%S") end
 function payment_order.document(orders, single)
     local list, schema, what
     if single then
-        if type(orders) ~= "table" then error("trustpay: create_order needs an order table", 3) end
+        if type(orders) ~= "table" then
+            error("trustpay.Client:create_order: bad argument #1 'order' (table expected, got "
+                .. type(orders) .. ")", 3)
+        end
         list, schema, what = { normalize(orders) }, ORDER_SCHEMA, "create_order"
     else
-        if type(orders) ~= "table" then error("trustpay: create_orders needs a list of order tables", 3) end
+        if type(orders) ~= "table" then
+            error("trustpay.Client:create_orders: bad argument #1 'orders' (a list of order tables"
+                .. " expected, got " .. type(orders) .. ")", 3)
+        end
         list = {}
         for i, o in ipairs(orders) do list[i] = type(o) == "table" and normalize(o) or o end
         schema, what = ORDERS_SCHEMA, "create_orders"
