@@ -71,9 +71,11 @@ describe("luapay.trustly with cyclic data", function()
     t.Attributes.Self = t
 
     it("serialize, sign and plaintext raise naming the cycle, not a stack overflow", function()
-        assert.has_error(function() trustly.serialize(t) end,
-            "trustly_serialize: bad argument #1 'data' (Attributes.Self: a table contains itself (a cycle))")
-        local ok, err = pcall(trustly.sign, "Deposit", "u", t, merchant_private)
+        local ok, err = pcall(trustly.serialize, t)
+        assert.is_false(ok)
+        assert.matches("trustly.serialize: bad argument #1 'data' (Attributes.Self: a table contains itself (a cycle))",
+            err, 1, true)
+        ok, err = pcall(trustly.sign, "Deposit", "u", t, merchant_private)
         assert.is_false(ok)
         assert.matches("trustly.sign: bad argument #3 'data' (Attributes.Self: a table contains itself (a cycle))", err, 1, true)
         ok, err = pcall(trustly.plaintext, "Deposit", "u", t)

@@ -155,10 +155,12 @@ end
 -- @section signatures
 ---------------------------------------------------------------------------
 
---- trustly.serialize(data) -> the text signatures are made over.
-trustly.serialize = core.trustly_serialize
-
 local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
+
+--- trustly.serialize(data) -> the text signatures are made over.
+function trustly.serialize(data)
+    return serialize(data, "trustly.serialize", 1)
+end
 
 local function check_method_uuid(fn, method, uuid)
     if type(method) ~= "string" then
