@@ -32,3 +32,5 @@ files["spec/support/"] = { std = nginx .. "+busted" }
 -- ldoc's configuration: its options are globals that ldoc reads (131,
 -- "unused global", says otherwise).
 files["config.ld"] = { allow_defined_top = true, ignore = { "131" } }
+-- The libFuzzer targets run in fuzz/driver.c's Lua 5.4 state, which sets fuzz.respond.
+files["fuzz/targets/"] = { std = "lua54", read_globals = { "fuzz" } }

@@ -6,6 +6,10 @@
 #   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
 #   make lint                 luacheck over the tree (.luacheckrc), zero warnings wanted
 #   make doc                  the API reference (ldoc, config.ld) -> build/doc/index.html
+#   make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="json_decode ..."]
+#                             libFuzzer (clang, ASan + UBSan) on every target in fuzz/targets/,
+#                             FUZZ_SECONDS each; new inputs in build/fuzz/work, crashes in build/fuzz/crashes
+#   make fuzz-ci              the same for FUZZ_CI_SECONDS (20) each: what `make test` runs
 
 LUA      ?= lua5.4
 CC       ?= cc
@@ -47,7 +51,7 @@ LIBS    := $(shell $(PKG_CONFIG) --libs $(DEPS_PC) 2>/dev/null || echo -lcrypto 
 LUA_CMOD := $(PREFIX)/lib/lua/$(LUA_V)
 LUA_LMOD := $(PREFIX)/share/lua/$(LUA_V)
 
-.PHONY: all deps test lint doc bench demo install uninstall clean
+.PHONY: all deps test lint doc bench demo install uninstall clean fuzz fuzz-ci fuzz-build
 
 all: $(CORE)
 
@@ -85,6 +89,34 @@ demo: all
 	@$(MAKE) --no-print-directory LUA=lua5.4 SANITIZE= BUILD_TAG=lua5.4 all
 	@$(MAKE) --no-print-directory LUA=luajit SANITIZE= BUILD_TAG=luajit all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 examples/merchant_day.lua
+
+# Fuzzing: csrc/ built with clang for libFuzzer, linked with fuzz/driver.c
+# into one binary per target (fuzz/targets/<name>.lua); scripts/fuzz.sh runs them.
+FUZZ_TARGETS    ?= $(sort $(basename $(notdir $(wildcard fuzz/targets/*.lua))))
+FUZZ_SECONDS    ?= 600
+FUZZ_CI_SECONDS ?= 20
+FUZZ_CC         ?= clang
+FUZZ_SAN        := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE $(FUZZ_SAN) $(WARN) \
+                   $(shell $(PKG_CONFIG) --cflags lua5.4 $(DEPS_PC) 2>/dev/null)
+FUZZ_OBJS       := $(SRCS:csrc/%.c=build/fuzz/obj/%.o)
+
+build/fuzz/obj/%.o: csrc/%.c $(HDRS) | deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/bin/%: fuzz/driver.c $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -o $@ fuzz/driver.c $(FUZZ_OBJS) \
+	    $(shell $(PKG_CONFIG) --libs lua5.4 2>/dev/null || echo -llua5.4) $(LIBS) -lpthread -lm
+
+fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/bin/%)
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-ci: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_CI_SECONDS) $(FUZZ_TARGETS)
 
 LUA_SOURCES := $(shell find lua/luapay -name '*.lua' | sort)
 

@@ -58,6 +58,23 @@ luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on 
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
 
+/* A path in a Lua tree, for error messages (path.c): one frame per level,
+ * on the C stack. key (klen bytes) names an object member, or index an
+ * array element when key is NULL; table is the table the value sits in. */
+#define LUAPAY_PATH_MAX 130
+typedef struct luapay_frame {
+    const struct luapay_frame *up;
+    const char *key;
+    size_t klen, index;
+    const void *table;
+} luapay_frame;
+void luapay_path_describe(const luapay_frame *f, char *dst, size_t cap); /* "a.b[2]", "" at the top */
+int luapay_path_has_table(const luapay_frame *f, const void *table);    /* is table an ancestor? */
+
+/* Length of the valid UTF-8 sequence at p (no overlongs, no surrogates, at
+ * most U+10FFFF), or 0 (json_decode.c). */
+size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end);
+
 /* The JSON text of a number (json_encode.c) into out (64 bytes): its
  * length, 0 if not finite. */
 size_t luapay_json_number_text(lua_State *L, int idx, char *out);

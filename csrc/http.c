@@ -1,5 +1,10 @@
-/* HTTP client over libcurl for use outside nginx: one easy handle per client,
- * so connections are kept alive and reused across requests of that client.
+/* HTTP client over libcurl for use outside nginx: one connection cache (a
+ * share handle) per client, so connections are kept alive and reused across
+ * requests of that client. Each request gets a fresh easy handle: libcurl
+ * before 8.1 (Debian 12 has 7.88) keeps a pointer into the previous
+ * transfer's headers in a reused handle, and a folded header line in the
+ * next answer reads freed memory (curl#11101, found by fuzz/targets/
+ * http_response.lua).
  *
  *   client = core.http_client{timeout_ms, connect_timeout_ms, verify, ca_file, proxy, user_agent,
  *                             pool_size, keepalive_ms, max_head_bytes, max_body_bytes}
@@ -61,7 +66,8 @@
 enum { FITS, HEAD_TOO_LARGE, BODY_TOO_LARGE };
 
 typedef struct {
-    CURL *easy; /* NULL once closed */
+    CURL *easy;    /* the last request's handle; NULL once closed */
+    CURLSH *share; /* connections, DNS and TLS sessions across requests */
     long timeout_ms, connect_timeout_ms;
     long pool_size, keepalive_s; /* 0: libcurl's default */
     size_t max_head, max_body; /* the client's caps */
@@ -100,11 +106,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     return luapay_buf_add(&c->head, p, n) ? n : 0;
 }
 
+static int is_field_value(const char *s, size_t n);
+
+/* A string option kept as a C string: a NUL would cut it, and CR or LF in
+ * the user agent would add header lines (libcurl sends it as it is). */
 static char *dup_opt_string(lua_State *L, int t, const char *field) {
     char *copy = NULL;
     lua_getfield(L, t, field);
     if (!lua_isnil(L, -1)) {
-        const char *s = luapay_check_string(L, -1, "http_client", field, NULL);
+        size_t n;
+        const char *s = luapay_check_string(L, -1, "http_client", field, &n);
+        if (!is_field_value(s, n)) luapay_arg_error(L, t, "http_client", field, "must not contain CR, LF or NUL");
         copy = strdup(s);
         if (copy == NULL) luaL_error(L, "http_client: out of memory");
     }
@@ -195,6 +207,8 @@ static int l_is_loopback_host(lua_State *L) {
 static void client_release(http_client *c) {
     if (c->easy) curl_easy_cleanup(c->easy);
     c->easy = NULL;
+    if (c->share) curl_share_cleanup(c->share); /* after its last easy handle */
+    c->share = NULL;
     free(c->ca_file);
     free(c->proxy);
     free(c->user_agent);
@@ -235,8 +249,13 @@ static int l_http_client(lua_State *L) {
     c->ca_file = dup_opt_string(L, 1, "ca_file");
     c->proxy = dup_opt_string(L, 1, "proxy");
     c->user_agent = dup_opt_string(L, 1, "user_agent");
+    c->share = curl_share_init();
     c->easy = curl_easy_init();
-    if (c->easy == NULL) return luaL_error(L, "http_client: curl_easy_init failed");
+    if (c->share == NULL || c->easy == NULL ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+        return luaL_error(L, "http_client: libcurl initialisation failed");
     return 1;
 }
 
@@ -273,6 +292,17 @@ static int is_clean_url(const char *s, size_t n) {
         if (ch <= ' ' || ch == 0x7f) return 0;
     }
     return 1;
+}
+
+/* The number of keys of the table on top of the stack. */
+static size_t count_keys(lua_State *L) {
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    return n;
 }
 
 /* Raises "fn: bad argument #arg 'field' (...)" for a request that must not
@@ -312,6 +342,9 @@ static void check_request(lua_State *L, int t, int arg, const char *fn) {
             luapay_arg_error(L, arg, fn, "headers", "a header name must be a token string (no CR, LF, NUL, space or ':')");
         int list = lua_istable(L, -1);
         int values = list ? (int)lua_rawlen(L, -1) : 1;
+        if (list && (values == 0 || count_keys(L) != (size_t)values))
+            luapay_arg_error(L, arg, fn, "headers",
+                             lua_pushfstring(L, "header '%s': a string or a non-empty list of strings expected", name));
         for (int i = 1; i <= values; i++) {
             if (list) lua_rawgeti(L, -1, i);
             else lua_pushvalue(L, -1);
@@ -368,7 +401,8 @@ static struct curl_slist *build_headers(lua_State *L, int t) {
 }
 
 /* Pushes the response headers as a table: lower-cased names; a repeated
- * header becomes an array of its values in order. */
+ * header becomes an array of its values in order. A line whose name is not
+ * a token ("\rX: 1", " folded", "X Y: 1") is no header: it is left out. */
 static void push_headers(lua_State *L, const luapay_buf *head) {
     lua_newtable(L);
     const char *p = head->data, *end = head->data + head->len;
@@ -376,7 +410,7 @@ static void push_headers(lua_State *L, const luapay_buf *head) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (colon != NULL && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+        if (colon != NULL && is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
             luaL_Buffer name;
             luaL_buffinit(L, &name);
             for (const char *q = p; q < colon; q++)
@@ -553,9 +587,15 @@ static int l_request(lua_State *L) {
     }
     struct curl_slist *headers = build_headers(L, 2);
 
-    CURL *e = c->easy;
-    /* Reset drops the previous request's options but keeps live connections. */
-    curl_easy_reset(e);
+    /* A fresh handle (see the top); live connections stay in the share. */
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        curl_slist_free_all(headers);
+        return luaL_error(L, "request: out of memory");
+    }
+    curl_easy_cleanup(c->easy);
+    c->easy = e;
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     c->body.len = c->head.len = 0;
     c->body.oom = c->head.oom = 0;
     c->head_cap = head_cap;

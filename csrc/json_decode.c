@@ -79,8 +79,8 @@ static void put_utf8(luapay_buf *b, unsigned cp) {
 }
 
 /* Length of the valid UTF-8 sequence at p (no overlongs, no surrogates,
- * at most U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
+ * at most U+10FFFF), or 0. The encoder checks strings with it too. */
+size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     unsigned c = p[0];
     size_t n;
     unsigned min;
@@ -117,7 +117,7 @@ static int read_string(reader *r) {
         }
         if (c < 0x20) return fail(r, "control character in a string");
         if (c >= 0x80) {
-            size_t n = utf8_len(r->p, r->end);
+            size_t n = luapay_utf8_len(r->p, r->end);
             if (n == 0) return fail(r, "invalid UTF-8 in a string");
             luapay_buf_add(b, r->p, n);
             r->p += n;

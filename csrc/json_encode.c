@@ -2,14 +2,22 @@
  * with at most 14 significant digits, so 123456789012345 would go out as
  * 1.2345678901234e+14; a payment body must carry integers exactly. This
  * encoder prints Lua 5.4 integers as integers, integral doubles up to 2^53 as
- * integers (LuaJIT has no integer type), other finite doubles with 17
- * significant digits, and sorts object keys so equal tables give equal text.
+ * integers (LuaJIT has no integer type), other finite doubles in the fewest
+ * of 15..17 significant digits that read back the same, always as a float
+ * (2^53 + 2 is 9007199254740994.0), and sorts object keys so equal tables
+ * give equal text.
  *
  *   core.json_encode(value) -> text | nil, err
  *   core.array_mt: tables with this metatable are arrays even when empty
  *   core.null (= cjson.null, the NULL light userdata) encodes as null
  *   number objects (core.json_number, json_decode's lexemes) are written as
- *   their text, so a decoded body encodes back to the same numbers */
+ *   their text, so a decoded body encodes back to the same numbers
+ *
+ * Strings and object keys go out whole (a NUL byte as \u0000: Trustly signs
+ * the whole key, so the whole key is sent). Invalid UTF-8, NaN, a table that
+ * contains itself and the like give nil and an error naming the path of the
+ * value, e.g. "json_encode: customer.name: invalid UTF-8 in a string (JSON
+ * text must be UTF-8)". */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +30,16 @@
 
 typedef struct {
     lua_State *L;
-    luapay_buf *b; /* boxed at stack index 2 */
-    const char *err; /* first error, static text */
+    luapay_buf *b;    /* boxed at stack index 2 */
+    luapay_buf *keys; /* boxed at stack index 3: key_ref entries, one segment per open object */
+    const char *err;  /* first error, static text */
+    char where[256];  /* its path, "" at the top */
 } encoder;
+
+typedef struct {
+    const char *s;
+    size_t n;
+} key_ref;
 
 static void add(encoder *e, const char *s, size_t n) {
     luapay_buf_add(e->b, s, n);
@@ -34,11 +49,29 @@ static void add_char(encoder *e, char c) {
     luapay_buf_add(e->b, &c, 1);
 }
 
-static void add_string(encoder *e, const char *s, size_t n) {
+static int fail(encoder *e, const luapay_frame *at, const char *what) {
+    e->err = what;
+    luapay_path_describe(at, e->where, sizeof e->where);
+    return 0;
+}
+
+/* A JSON string of the n bytes at s. RFC 8259 (8.1) wants UTF-8 text, and
+ * no escape stands for a byte that is not UTF-8: invalid UTF-8 is refused,
+ * not replaced (Trustly signs the bytes: a replacement would send a message
+ * other than the one signed). NUL goes out as \u0000, the whole string. */
+static int add_string(encoder *e, const luapay_frame *at, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
     add_char(e, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    while (p < end) {
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            size_t len = luapay_utf8_len(p, end);
+            if (len == 0) return fail(e, at, "invalid UTF-8 in a string (JSON text must be UTF-8)");
+            add(e, (const char *)p, len);
+            p += len;
+            continue;
+        }
         switch (c) {
         case '"': add(e, "\\\"", 2); break;
         case '\\': add(e, "\\\\", 2); break;
@@ -55,8 +88,10 @@ static void add_string(encoder *e, const char *s, size_t n) {
                 add_char(e, (char)c);
             }
         }
+        p++;
     }
     add_char(e, '"');
+    return 1;
 }
 
 /* The JSON text of the number at idx, into out (64 bytes); returns its
@@ -79,36 +114,44 @@ size_t luapay_json_number_text(lua_State *L, int idx, char *out) {
             len = snprintf(out, 64, "%.*g", digits, v);
             if (strtod(out, NULL) == v) break;
         }
+        /* A whole double past 2^53 can come out as bare digits, which a
+         * reader takes for an integer: ecommpay signs it as PHP's float
+         * ("3.5093342731794E+16"), PHP would read the digits as an int. ".0"
+         * keeps it a float on the wire (found by spec/65's properties). */
+        if (strspn(out, "-0123456789") == (size_t)len) {
+            memcpy(out + len, ".0", 3);
+            len += 2;
+        }
     }
     return (size_t)len;
 }
 
-static int add_number(encoder *e, int idx) {
+static int add_number(encoder *e, const luapay_frame *at, int idx) {
     char num[64];
     size_t len = luapay_json_number_text(e->L, idx, num);
-    if (len == 0) {
-        e->err = "NaN and infinity have no JSON form";
-        return 0;
-    }
+    if (len == 0) return fail(e, at, "NaN and infinity have no JSON form");
     add(e, num, len);
     return 1;
 }
 
-static int encode_value(encoder *e, int idx, int depth);
+static int encode_value(encoder *e, int idx, const luapay_frame *at, int depth);
 
-static int key_less(const void *a, const void *b) {
-    const char *const *x = (const char *const *)a, *const *y = (const char *const *)b;
-    return strcmp(*x, *y);
+/* Byte order, shorter first on a tie: whole keys, NUL bytes included (the
+ * order Trustly's serializer signs in). */
+static int key_cmp(const void *a, const void *b) {
+    const key_ref *x = (const key_ref *)a, *y = (const key_ref *)b;
+    int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+    if (c != 0) return c;
+    return (x->n > y->n) - (x->n < y->n);
 }
 
 /* Arrays: keys exactly 1..n (or marked with core.array_mt). Objects: string
  * keys only. Anything else is an error rather than a guess. */
-static int encode_table(encoder *e, int idx, int depth) {
+static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) {
     lua_State *L = e->L;
-    if (depth > MAX_DEPTH) {
-        e->err = "nested too deeply (a cycle?)";
-        return 0;
-    }
+    if (luapay_path_has_table(at, lua_topointer(L, idx)))
+        return fail(e, at, "a table contains itself (a cycle)");
+    if (depth > MAX_DEPTH) return fail(e, at, "nested too deeply");
     /* Each level holds a key and a value on the stack; a C function is only
      * promised LUA_MINSTACK slots. */
     luaL_checkstack(L, 4, "json_encode: nesting");
@@ -126,73 +169,69 @@ static int encode_table(encoder *e, int idx, int depth) {
         const char *text = lua_tolstring(L, -1, &n);
         if (text) add(e, text, n);
         lua_pop(L, 1);
-        if (!text) e->err = "a number object without its text";
-        return text != NULL;
+        return text != NULL || fail(e, at, "a number object without its text");
     }
-    size_t n = lua_rawlen(L, idx), count = 0, string_keys = 0;
+    /* One pass: count the keys and note the string ones in this object's
+     * segment of the key stack. The key strings stay alive as keys of the
+     * table, which is on the stack. */
+    size_t base = e->keys->len, n = lua_rawlen(L, idx), count = 0, string_keys = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         count++;
-        if (lua_type(L, -2) == LUA_TSTRING) string_keys++;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            key_ref k;
+            k.s = lua_tolstring(L, -2, &k.n);
+            luapay_buf_add(e->keys, &k, sizeof k);
+            string_keys++;
+        }
         lua_pop(L, 1);
     }
+    if (e->keys->oom) return fail(e, at, "out of memory");
+    const void *self = lua_topointer(L, idx);
     if ((count > 0 && count == n && string_keys == 0) || (count == 0 && is_marked_array)) {
         add_char(e, '[');
         for (size_t i = 1; i <= n; i++) {
+            luapay_frame f = {at, NULL, 0, i, self};
             if (i > 1) add_char(e, ',');
             lua_rawgeti(L, idx, (int)i);
-            int ok = encode_value(e, lua_gettop(L), depth + 1);
+            int ok = encode_value(e, lua_gettop(L), &f, depth + 1);
             lua_pop(L, 1);
             if (!ok) return 0;
         }
         add_char(e, ']');
         return 1;
     }
-    if (string_keys != count) {
-        e->err = "a table mixes array and object keys (or has non-string keys)";
-        return 0;
-    }
-    const char **keys = (const char **)malloc((count ? count : 1) * sizeof *keys);
-    if (keys == NULL) {
-        e->err = "out of memory";
-        return 0;
-    }
-    size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { /* key strings stay alive: they are keys of the table */
-        keys[k++] = lua_tostring(L, -2);
-        lua_pop(L, 1);
-    }
-    qsort(keys, count, sizeof *keys, key_less);
+    if (string_keys != count) return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
+    if (count > 1) qsort(e->keys->data + base, count, sizeof(key_ref), key_cmp);
     add_char(e, '{');
-    int ok = 1;
-    for (size_t i = 0; i < count && ok; i++) {
+    for (size_t i = 0; i < count; i++) {
+        /* re-read the entry each time: nested objects may move the buffer */
+        key_ref k = ((const key_ref *)(e->keys->data + base))[i];
+        luapay_frame f = {at, k.s, k.n, 0, self};
         if (i > 0) add_char(e, ',');
-        lua_pushstring(L, keys[i]);
-        size_t klen;
-        const char *key = lua_tolstring(L, -1, &klen);
-        add_string(e, key, klen);
+        if (!add_string(e, &f, k.s, k.n)) return 0;
         add_char(e, ':');
+        lua_pushlstring(L, k.s, k.n);
         lua_rawget(L, idx);
-        ok = encode_value(e, lua_gettop(L), depth + 1);
+        int ok = encode_value(e, lua_gettop(L), &f, depth + 1);
         lua_pop(L, 1);
+        if (!ok) return 0;
     }
-    free(keys);
-    if (ok) add_char(e, '}');
-    return ok;
+    e->keys->len = base;
+    add_char(e, '}');
+    return 1;
 }
 
-static int encode_value(encoder *e, int idx, int depth) {
+static int encode_value(encoder *e, int idx, const luapay_frame *at, int depth) {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        add_string(e, s, n);
-        return 1;
+        return add_string(e, at, s, n);
     }
     case LUA_TNUMBER:
-        return add_number(e, idx);
+        return add_number(e, at, idx);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx)) add(e, "true", 4);
         else add(e, "false", 5);
@@ -204,31 +243,39 @@ static int encode_value(encoder *e, int idx, int depth) {
         }
         break;
     case LUA_TTABLE:
-        return encode_table(e, idx, depth);
+        return encode_table(e, idx, at, depth);
     default:
         break;
     }
-    e->err = "a value is not a string, number, boolean, table or null";
-    return 0;
+    return fail(e, at, "a value is not a string, number, boolean, table or null");
 }
 
 /* core.json_encode(value) -> text | nil, err */
 static int l_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    encoder e = {L, luapay_buf_box(L), NULL};
-    int ok = encode_value(&e, 1, 0);
+    encoder e;
+    e.L = L;
+    e.b = luapay_buf_box(L);
+    e.keys = luapay_buf_box(L);
+    e.err = NULL;
+    e.where[0] = '\0';
+    int ok = encode_value(&e, 1, NULL, 0);
     if (ok && e.b->oom) {
         ok = 0;
         e.err = "out of memory";
     }
     if (!ok) {
         lua_pushnil(L);
-        lua_pushfstring(L, "json_encode: %s", e.err);
+        if (e.where[0]) lua_pushfstring(L, "json_encode: %s: %s", e.where, e.err);
+        else lua_pushfstring(L, "json_encode: %s", e.err);
+        luapay_buf_free(e.b);
+        luapay_buf_free(e.keys);
         return 2;
     }
     lua_pushlstring(L, e.b->data, e.b->len);
     luapay_buf_free(e.b);
+    luapay_buf_free(e.keys);
     return 1;
 }
 

@@ -21,8 +21,8 @@
  *
  * Tables are told apart as core.json_encode does: keys exactly 1..n (or
  * core.array_mt) make an array, string keys an object; anything else (mixed
- * keys, holes, a function value, NaN, nesting deeper than 64: a cycle)
- * raises with the path of the offending value, e.g.
+ * keys, holes, a function value, NaN, a table that contains itself,
+ * nesting deeper than 64) raises with the path of the offending value, e.g.
  * "trustly_serialize: bad argument #1 'data' (Attributes.Amount: a function
  * cannot be serialized)". Buffers live in userdata, so raising leaks
  * nothing. */
@@ -38,13 +38,6 @@
 #define NUMBER_MT_KEY "luapay.json_number"
 #define SMALL_SORT 16
 
-/* Where the walker is, for error messages: a chain of frames on the C stack. */
-typedef struct frame {
-    const struct frame *up;
-    const char *key; /* an object member, or NULL for an array element */
-    size_t klen, index;
-} frame;
-
 typedef struct {
     const char *s;
     size_t n;
@@ -52,35 +45,17 @@ typedef struct {
 
 typedef struct {
     lua_State *L;
-    luapay_buf *out;  /* boxed at stack index 2 */
-    luapay_buf *keys; /* boxed at stack index 3: key_ref entries, one segment per open object */
+    const char *fn; /* who raises: "trustly_serialize", or the caller's name */
+    int arg;        /* and the argument data was */
+    luapay_buf *out;  /* boxed at stack index 4 */
+    luapay_buf *keys; /* boxed at stack index 5: key_ref entries, one segment per open object */
 } walker;
 
-static void describe_path(const frame *f, char *dst, size_t cap) {
-    const frame *chain[MAX_DEPTH + 2];
-    int n = 0;
-    for (; f != NULL && n < MAX_DEPTH + 2; f = f->up) chain[n++] = f;
-    size_t len = 0;
-    dst[0] = '\0';
-    for (int i = n - 1; i >= 0 && len + 1 < cap; i--) {
-        int w;
-        if (chain[i]->key != NULL) {
-            int klen = chain[i]->klen > 64 ? 64 : (int)chain[i]->klen;
-            w = snprintf(dst + len, cap - len, "%s%.*s", len ? "." : "", klen, chain[i]->key);
-        } else {
-            w = snprintf(dst + len, cap - len, "[%zu]", chain[i]->index);
-        }
-        if (w < 0) break;
-        len += (size_t)w;
-        if (len >= cap) len = cap - 1;
-    }
-}
-
-static int fail(walker *w, const frame *at, const char *what) {
+static int fail(walker *w, const luapay_frame *at, const char *what) {
     char path[256];
-    describe_path(at, path, sizeof path);
-    if (path[0] == '\0') return luapay_arg_error(w->L, 1, FN, "data", what);
-    return luapay_arg_error(w->L, 1, FN, "data", lua_pushfstring(w->L, "%s: %s", path, what));
+    luapay_path_describe(at, path, sizeof path);
+    if (path[0] == '\0') return luapay_arg_error(w->L, w->arg, w->fn, "data", what);
+    return luapay_arg_error(w->L, w->arg, w->fn, "data", lua_pushfstring(w->L, "%s: %s", path, what));
 }
 
 static void add(walker *w, const char *s, size_t n) {
@@ -114,11 +89,13 @@ static void sort_keys(key_ref *k, size_t n) {
     }
 }
 
-static void walk(walker *w, int idx, const frame *at, int depth);
+static void walk(walker *w, int idx, const luapay_frame *at, int depth);
 
-static void walk_table(walker *w, int idx, const frame *at, int depth) {
+static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     lua_State *L = w->L;
-    if (depth > MAX_DEPTH) fail(w, at, "nested too deeply (a cycle?)");
+    const void *self = lua_topointer(L, idx);
+    if (luapay_path_has_table(at, self)) fail(w, at, "a table contains itself (a cycle)");
+    if (depth > MAX_DEPTH) fail(w, at, "nested too deeply");
     luaL_checkstack(L, 4, FN ": nesting");
     int marked_array = 0;
     if (lua_getmetatable(L, idx)) {
@@ -159,7 +136,7 @@ static void walk_table(walker *w, int idx, const frame *at, int depth) {
     size_t n = lua_rawlen(L, idx);
     if (string_keys == 0 && count == n) {
         for (size_t i = 1; i <= n; i++) {
-            frame f = {at, NULL, 0, i};
+            luapay_frame f = {at, NULL, 0, i, self};
             lua_rawgeti(L, idx, (int)i);
             walk(w, lua_gettop(L), &f, depth + 1);
             lua_pop(L, 1);
@@ -173,7 +150,7 @@ static void walk_table(walker *w, int idx, const frame *at, int depth) {
     for (size_t i = 0; i < count; i++) {
         /* re-read the entry each time: nested objects may move the stack */
         key_ref k = ((const key_ref *)(w->keys->data + base))[i];
-        frame f = {at, k.s, k.n, 0};
+        luapay_frame f = {at, k.s, k.n, 0, self};
         add(w, k.s, k.n);
         lua_pushlstring(L, k.s, k.n);
         lua_rawget(L, idx);
@@ -183,7 +160,7 @@ static void walk_table(walker *w, int idx, const frame *at, int depth) {
     w->keys->len = base;
 }
 
-static void walk(walker *w, int idx, const frame *at, int depth) {
+static void walk(walker *w, int idx, const luapay_frame *at, int depth) {
     lua_State *L = w->L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -217,10 +194,14 @@ static void walk(walker *w, int idx, const frame *at, int depth) {
     fail(w, at, lua_pushfstring(L, "a %s cannot be serialized", luaL_typename(L, idx)));
 }
 
-/* core.trustly_serialize(data) -> string */
+/* core.trustly_serialize(data [, fn, arg]) -> string; fn and arg name the
+ * function and argument errors are raised for (trustly.sign's data is its
+ * argument #3). */
 static int l_trustly_serialize(lua_State *L) {
-    lua_settop(L, 1);
-    walker w = {L, luapay_buf_box(L), luapay_buf_box(L)};
+    const char *fn = luaL_optstring(L, 2, FN);
+    int arg = (int)luaL_optinteger(L, 3, 1);
+    lua_settop(L, 3); /* fn stays referenced */
+    walker w = {L, fn, arg, luapay_buf_box(L), luapay_buf_box(L)};
     walk(&w, 1, NULL, 0);
     if (w.out->oom) return luaL_error(L, FN ": out of memory");
     lua_pushlstring(L, w.out->data ? w.out->data : "", w.out->len);

@@ -3,9 +3,12 @@
 # it, runs luacheck (zero warnings) and ldoc (the reference builds without a
 # warning), runs every busted suite under Lua 5.4, LuaJIT, Lua 5.3, 5.2 and
 # 5.1 (Debian's busted runs under each), then the Lua 5.4 suite again with
-# the core under AddressSanitizer + UBSan (leak detection on), and ends with
-# one line "N passed, N failed" over all runs (luacheck and ldoc count one
-# check each). Exits non-zero if any build, check or run fails.
+# the core under AddressSanitizer + UBSan (leak detection on), then every
+# libFuzzer target (fuzz/targets/, under ASan + UBSan) for FUZZ_CI_SECONDS
+# (20) each, one check per target: a crash, sanitizer report, leak or
+# property violation fails it. It ends with one line "N passed, N failed"
+# over all runs (luacheck and ldoc count one check each). Exits non-zero if
+# any build, check or run fails.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -101,6 +104,14 @@ run_suite "Lua 5.4, core under AddressSanitizer + UBSan" lua5.4 build/lua5.4-asa
     LD_PRELOAD="$asan_rt" \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+step "fuzz (libFuzzer + ASan + UBSan, ${FUZZ_CI_SECONDS:-20} s per target; make fuzz runs longer)"
+if build fuzz-build; then
+    for target in fuzz/targets/*.lua; do
+        target=$(basename "$target" .lua)
+        check "fuzz $target" scripts/fuzz.sh "${FUZZ_CI_SECONDS:-20}" "$target"
+    done
+fi
 
 echo
 echo "$passed passed, $failed failed"

@@ -72,14 +72,14 @@ describe("trustly.serialize", function()
         for _, case in ipairs(cases) do
             local ok, err = pcall(trustly.serialize, case[1])
             assert.is_false(ok)
-            assert.matches("^trustly_serialize: bad argument #1 'data' %(", err)
+            assert.matches("^trustly%.serialize: bad argument #1 'data' %(", (err:gsub("^[^\n]-:%d+: ", "", 1)))
             assert.matches(case[2], err)
         end
         local cycle = {}
         cycle.self = cycle
         local ok, err = pcall(trustly.serialize, cycle)
         assert.is_false(ok)
-        assert.matches("nested too deeply", err)
+        assert.matches("self: a table contains itself (a cycle)", err, 1, true)
     end)
 
     it("serializes a large tree exactly like a reference written in Lua", function()

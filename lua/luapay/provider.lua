@@ -78,16 +78,23 @@ end
 -- an integer where its value is one (under LuaJIT: a double), or with
 -- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
 function provider.plain(v, as_text)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt == core.number_mt then
-        if as_text then return v[1] end
-        local n = tonumber(v[1])
-        return math.tointeger and n and math.tointeger(n) or n
+    local open = {} -- the tables being copied: one met again is a cycle, not a stack overflow
+    local function plain(x)
+        if type(x) ~= "table" then return x end
+        local mt = getmetatable(x)
+        if mt == core.number_mt then
+            if as_text then return x[1] end
+            local n = tonumber(x[1])
+            return math.tointeger and n and math.tointeger(n) or n
+        end
+        if open[x] then error("provider.plain: bad argument #1 'v' (a table contains itself (a cycle))", 0) end
+        open[x] = true
+        local t = {}
+        for k, y in pairs(x) do t[k] = plain(y) end
+        open[x] = nil
+        return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
     end
-    local t = {}
-    for k, x in pairs(v) do t[k] = provider.plain(x, as_text) end
-    return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+    return plain(v)
 end
 
 --- provider.copy(v, who) -> a deep copy of plain request data, so that

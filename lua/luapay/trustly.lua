@@ -155,10 +155,12 @@ end
 -- @section signatures
 ---------------------------------------------------------------------------
 
---- trustly.serialize(data) -> the text signatures are made over.
-trustly.serialize = core.trustly_serialize
-
 local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
+
+--- trustly.serialize(data) -> the text signatures are made over.
+function trustly.serialize(data)
+    return serialize(data, "trustly.serialize", 1)
+end
 
 local function check_method_uuid(fn, method, uuid)
     if type(method) ~= "string" then
@@ -170,7 +172,7 @@ end
 --- trustly.plaintext(method, uuid, data) -> method .. uuid .. serialize(data)
 function trustly.plaintext(method, uuid, data)
     check_method_uuid("plaintext", method, uuid)
-    return method .. uuid .. serialize(data)
+    return method .. uuid .. serialize(data, "trustly.plaintext", 3)
 end
 
 --- trustly.sign(method, uuid, data, private_key) -> base64 signature.
@@ -178,7 +180,7 @@ end
 function trustly.sign(method, uuid, data, private_key)
     check_method_uuid("sign", method, uuid)
     local key = key_arg(private_key, "sign", "private_key", true, 4)
-    return b64encode(key:sign(method .. uuid .. serialize(data), "sha1"))
+    return b64encode(key:sign(method .. uuid .. serialize(data, "trustly.sign", 3), "sha1"))
 end
 
 -- The check itself, with a loaded key.
@@ -188,7 +190,7 @@ local function verify_with(key, method, uuid, data, sig_b64)
     end
     local sig = b64decode(sig_b64)
     if not sig then return nil, errors.new("signature", "the signature is not valid base64") end
-    if not key:verify(method .. uuid .. serialize(data), sig, "sha1") then
+    if not key:verify(method .. uuid .. serialize(data, "trustly.verify", 3), sig, "sha1") then
         return nil, errors.new("signature", "the signature does not match the message (wrong key, or the message was altered)")
     end
     return true

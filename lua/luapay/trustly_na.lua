@@ -389,47 +389,56 @@ local function lookup(params, path)
     return v
 end
 
-local function signed_text(v, path)
+local function signed_text(v, path, bad)
     local t = type(v)
     if v == nil or v == http.null or v == false or v == "" then return nil end
     if t == "string" then return v end
     if t == "boolean" then return "true" end
     if t == "number" then
         if v == 0 then return nil end
+        if v ~= v or v - v ~= 0 then -- NaN, infinity: no text Lightbox would send
+            bad[#bad + 1] = violation(path, "type", "must be a finite number, not " .. tostring(v))
+            return nil
+        end
         return integer_text(v) or ("%.17g"):format(v)
     end
     error(("trustly_na.signature_string: bad argument #1 'params' (field '%s' must be a string, number or boolean, got %s)")
         :format(path, t), 3)
 end
 
---- trustly_na.signature_string(params) -> "accessId=...&merchantId=..."
+--- trustly_na.signature_string(params) -> "accessId=...&merchantId=..." | nil, err
 -- The fields of SIGNATURE_FIELDS present in params (nested tables or flat
 -- dotted keys), in that order, values raw (not URL-encoded). Like Trustly's
--- example code, empty strings, false and 0 count as absent.
+-- example code, empty strings, false and 0 count as absent. A NaN or
+-- infinite number gives a "validation" error naming the field.
 function trustly_na.signature_string(params)
     if type(params) ~= "table" then
         error("trustly_na.signature_string: bad argument #1 'params' (table expected, got " .. type(params) .. ")", 2)
     end
-    local parts = {}
+    local parts, bad = {}, {}
     for _, path in ipairs(trustly_na.SIGNATURE_FIELDS) do
-        local s = signed_text(lookup(params, path), path)
+        local s = signed_text(lookup(params, path), path, bad)
         if s then parts[#parts + 1] = path .. "=" .. s end
     end
+    if #bad > 0 then return nil, validation_error("trustly_na.request_signature", bad) end
     return table.concat(parts, "&")
 end
 
 local ALGS = { HmacSHA1 = "sha1", sha1 = "sha1", HmacSHA512 = "sha512", sha512 = "sha512" }
 
---- trustly_na.request_signature(params, access_key [, alg]) -> base64
+--- trustly_na.request_signature(params, access_key [, alg]) -> base64 | nil, err
 -- HMAC-SHA1 of signature_string(params) keyed with the access key; with
--- alg "HmacSHA512" (beta) an HMAC-SHA512 prefixed "HmacSHA512:".
+-- alg "HmacSHA512" (beta) an HMAC-SHA512 prefixed "HmacSHA512:". A field
+-- that has no text (NaN, infinity) gives nil and a "validation" error.
 function trustly_na.request_signature(params, access_key, alg)
     if type(access_key) ~= "string" or access_key == "" then
         error("trustly_na.request_signature: bad argument #2 'access_key' (non-empty string expected, got " .. type(access_key) .. ")", 2)
     end
     local md = ALGS[alg or "HmacSHA1"]
     if not md then error("trustly_na.request_signature: bad argument #3 'alg' (HmacSHA1 or HmacSHA512 expected)", 2) end
-    local mac = core.hmac(md, access_key, trustly_na.signature_string(params), "base64")
+    local text, err = trustly_na.signature_string(params)
+    if not text then return nil, err end
+    local mac = core.hmac(md, access_key, text, "base64")
     if md == "sha512" then return "HmacSHA512:" .. mac end
     return mac
 end
