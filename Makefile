@@ -3,6 +3,8 @@
 #   make LUA=luajit           the same source for LuaJIT -> build/luajit/luapay/core.so
 #   make SANITIZE=1           with ASan + UBSan          -> build/lua5.4-asan/luapay/core.so
 #   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
+#   make bench BENCH_MODE=icount   instructions per operation under callgrind
+#                             (luapay vs plain C doing only the cryptography)
 #   make lint                 luacheck over the tree (.luacheckrc), zero warnings wanted
 #   make doc                  the API reference (ldoc, config.ld) -> build/doc/index.html
 
@@ -74,8 +76,9 @@ doc: deps
 	@ldoc --fatalwarnings -q .
 	@echo "API reference: build/doc/index.html"
 
+BENCH_MODE ?= wall
 bench: deps
-	@bench/run.sh
+	@$(if $(filter icount,$(BENCH_MODE)),bench/icount.sh,bench/run.sh)
 
 # A merchant's day against the sandbox (examples/merchant_day.lua). The script
 # runs on Lua 5.4; the sandbox's nginx loads the LuaJIT build: both are built.

@@ -4,12 +4,13 @@
 # LUAPAY_SKIP_SETUP=1 skips it (other distributions: install the equivalents).
 set -eu
 
-# lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`).
+# lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`), valgrind
+# is callgrind (`make bench BENCH_MODE=icount`).
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang
-nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc"
+nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc valgrind"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1; then
