@@ -136,7 +136,48 @@ static int l_hex_encode(lua_State *L) {
     return 1;
 }
 
+/* core.url_encode(s [, form]) -> s percent-encoded (%XX, upper case) but for
+ * RFC 3986's unreserved bytes A-Z a-z 0-9 - . _ ~; with form, as PHP's
+ * urlencode (RFC 1738, what http_build_query writes): '~' encoded too and a
+ * space as '+'. A string with nothing to encode comes back as it is. */
+static int kept(unsigned char c, int form) {
+    return (unsigned)((c | 32) - 'a') < 26 || (unsigned)(c - '0') < 10 || c == '-' || c == '.' || c == '_' ||
+           (c == '~' && !form);
+}
+
+static int l_url_encode(lua_State *L) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "url_encode", "s", &n);
+    int form = lua_toboolean(L, 2);
+    size_t i = 0;
+    while (i < n && kept((unsigned char)s[i], form)) i++;
+    if (i == n) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    luaL_Buffer b; /* runs of kept bytes in one copy each (LuaJIT has no luaL_buffinitsize) */
+    luaL_buffinit(L, &b);
+    size_t run = 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (kept(c, form)) continue;
+        luaL_addlstring(&b, s + run, i - run);
+        run = i + 1;
+        if (c == ' ' && form) {
+            luaL_addchar(&b, '+');
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            luaL_addlstring(&b, esc, 3);
+        }
+    }
+    luaL_addlstring(&b, s + run, n - run);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 const luaL_Reg luapay_encode_funcs[] = {
+    {"url_encode", l_url_encode},
     {"base64_encode", l_base64_encode},
     {"base64_decode", l_base64_decode},
     {"hex_encode", l_hex_encode},

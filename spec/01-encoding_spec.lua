@@ -69,3 +69,35 @@ describe("hex_encode", function()
         assert.equal(s, (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)))
     end)
 end)
+
+describe("url_encode", function()
+    -- Every byte, against the Lua patterns http.escape and ecommpay's urlencode used before the core did it.
+    local all = {}
+    for i = 0, 255 do all[#all + 1] = string.char(i) end
+    all = table.concat(all)
+    local function lua_rfc3986(s) return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)) end
+    local function lua_php(s)
+        return (s:gsub("[^%w%-%._]", function(c) return c == " " and "+" or ("%%%02X"):format(c:byte()) end))
+    end
+
+    it("percent-encodes all but RFC 3986's unreserved bytes, in upper-case hex", function()
+        assert.equal(lua_rfc3986(all), core.url_encode(all))
+        assert.equal("a%20b~c%2F%C3%B6", core.url_encode("a b~c/ö"))
+    end)
+
+    it("with form, encodes as PHP's urlencode: a space as '+', '~' as %7E", function()
+        assert.equal(lua_php(all), core.url_encode(all, true))
+        assert.equal("a+b%7Ec%2F%C3%B6", core.url_encode("a b~c/ö", true))
+    end)
+
+    it("returns a string with nothing to encode as it is, and encodes long strings completely", function()
+        assert.equal("", core.url_encode(""))
+        assert.equal("Az09-._~", core.url_encode("Az09-._~"))
+        local long = all:rep(40)
+        assert.equal(lua_php(long), core.url_encode(long, true))
+    end)
+
+    it("raises naming the argument for a non-string", function()
+        assert.has_error(function() core.url_encode(5) end, "url_encode: bad argument #1 's' (string expected, got number)")
+    end)
+end)

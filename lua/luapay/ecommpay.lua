@@ -68,6 +68,7 @@ ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
 local number_mt, null = core.number_mt, core.null
 local math_type = math.type
+local url_encode = core.url_encode
 
 ---------------------------------------------------------------------------
 -- Signing
@@ -323,10 +324,7 @@ end
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
 local function urlencode(s)
     if type(s) ~= "string" then error("ecommpay.urlencode: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
-    return (s:gsub("[^%w%-%._]", function(c)
-        if c == " " then return "+" end
-        return ("%%%02X"):format(c:byte())
-    end))
+    return url_encode(s, true)
 end
 ecommpay.urlencode = urlencode
 

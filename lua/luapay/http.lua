@@ -140,7 +140,7 @@ http.decode_json = cjson.decode
 
 --- Percent-encodes everything but RFC 3986's unreserved characters.
 function http.escape(s)
-    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+    return core.url_encode(s)
 end
 
 local function scalar(v, name)
