@@ -8,7 +8,7 @@
 
 #define BUF_MT "luapay.buf"
 
-int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
+int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n) {
     if (b->oom) return 0;
     if (n > b->cap - b->len) {
         size_t cap = b->cap ? b->cap : 256;

@@ -5,6 +5,7 @@
 #define LUAPAY_CORE_H
 
 #include <stddef.h>
+#include <string.h>
 #include <openssl/evp.h>
 
 #include "compat.h"
@@ -18,13 +19,32 @@ enum luapay_enc { LUAPAY_RAW, LUAPAY_HEX, LUAPAY_HEX_UPPER, LUAPAY_BASE64 };
 /* Per-lua_State context, a userdata upvalue (no global mutable state): the
  * digests and the HMAC implementation are fetched once, because fetching by
  * name on every call costs more than hashing a short message. */
+/* Keyed HMAC states, most recently used first: a client signs every call
+ * with the same secret, and keying (two digest blocks) costs a third of
+ * HMAC-SHA512 over a short message. A copy of each key is kept to compare
+ * (cleansed when it leaves); it is per lua_State, like the rest. */
+#define LUAPAY_HMAC_CACHE 8
+typedef struct {
+    enum luapay_alg alg;
+    size_t klen;
+    unsigned char *key; /* NULL: a free slot */
+    EVP_MAC_CTX *keyed;
+} luapay_hmac_slot;
+
 typedef struct luapay_ctx {
     EVP_MD *md[LUAPAY_NALGS];
     EVP_MAC *hmac;
     EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per call */
+    luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
 } luapay_ctx;
 
 luapay_ctx *luapay_ctx_get(lua_State *L);
+
+/* HMAC of msg under key into mac (EVP_MAX_MD_SIZE), through the keyed-state
+ * cache; 0 if OpenSSL failed (its error queue cleared). */
+int luapay_hmac(luapay_ctx *ctx, enum luapay_alg alg, const char *key, size_t klen, const char *msg, size_t mlen,
+                unsigned char *mac, size_t *maclen);
+void luapay_hmac_cache_clear(luapay_ctx *ctx);
 
 /* Argument checks that raise "fn: bad argument #N 'name' (...)": LuaJIT's
  * luaL_argerror cannot name a C function ("to '?'"), and a misuse error
@@ -50,7 +70,14 @@ typedef struct {
     size_t len, cap;
     int oom;
 } luapay_buf;
-int luapay_buf_add(luapay_buf *b, const void *p, size_t n);
+int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n);
+/* Inline: canonical strings and JSON add many short pieces. */
+static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
+    if (b->oom || n > b->cap - b->len) return luapay_buf_add_grow(b, p, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 1;
+}
 void luapay_buf_free(luapay_buf *b);
 luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 

@@ -34,11 +34,16 @@ static void add_char(encoder *e, char c) {
     luapay_buf_add(e->b, &c, 1);
 }
 
+/* Runs of bytes that need no escape go in with one copy each. */
 static void add_string(encoder *e, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     add_char(e, '"');
+    size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        add(e, s + run, i - run);
+        run = i + 1;
         switch (c) {
         case '"': add(e, "\\\"", 2); break;
         case '\\': add(e, "\\\\", 2); break;
@@ -47,15 +52,13 @@ static void add_string(encoder *e, const char *s, size_t n) {
         case '\t': add(e, "\\t", 2); break;
         case '\b': add(e, "\\b", 2); break;
         case '\f': add(e, "\\f", 2); break;
-        default:
-            if (c < 0x20) {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                add(e, u, 6);
-            } else {
-                add_char(e, (char)c);
-            }
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            add(e, u, 6);
+        }
         }
     }
+    add(e, s + run, n - run);
     add_char(e, '"');
 }
 
