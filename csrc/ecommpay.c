@@ -291,6 +291,27 @@ static int entry_cmp(const void *x, const void *y) {
     return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
 }
 
+/* Binary insertion sort: a body has tens of entries, where qsort's
+ * indirect calls and merge buffer cost more than the comparisons; past 64,
+ * qsort (n log n either way). */
+static void sort_entries(record **v, size_t n) {
+    if (n > 64) {
+        qsort(v, n, sizeof *v, entry_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        record *x = v[i];
+        size_t lo = 0, hi = i;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (entry_cmp(&x, &v[mid]) < 0) hi = mid;
+            else lo = mid + 1;
+        }
+        memmove(v + lo + 1, v + lo, (i - lo) * sizeof *v);
+        v[lo] = x;
+    }
+}
+
 /* ---------------------------------------------------------------------
  * The walk
  * ------------------------------------------------------------------- */
@@ -457,22 +478,16 @@ static int l_ecommpay_canonical(lua_State *L) {
     memset(&w, 0, sizeof w);
     w.L = L;
     w.callback = callback;
-    w.key = luapay_buf_box(L);     /* 2 */
-    w.data = luapay_buf_box(L);    /* 3 */
-    w.entries = luapay_buf_box(L); /* 4 */
-    luaL_getmetatable(L, "luapay.json_number"); /* 5 */
-    w.number_mt = 5;
+    w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    w.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    w.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    luaL_getmetatable(L, "luapay.json_number"); /* 2 */
+    w.number_mt = 2;
     int ok = walk(&w, 1, 0);
     if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
-    if (!ok) {
-        lua_pushnil(L);
-        if (w.errpath[0]) lua_pushfstring(L, "ecommpay_canonical: %s (at %s)", w.err, w.errpath);
-        else lua_pushfstring(L, "ecommpay_canonical: %s", w.err);
-        return 2;
-    }
     /* Offsets become pointers now that data no longer moves; the sort moves
      * pointers to the records (kept in the path buffer, no longer needed). */
-    size_t count = w.entries->len / sizeof(record);
+    size_t count = ok ? w.entries->len / sizeof(record) : 0;
     record *list = (record *)w.entries->data;
     luapay_buf *order = w.key;
     order->len = 0;
@@ -483,13 +498,18 @@ static int l_ecommpay_canonical(lua_State *L) {
         record *r = &list[i];
         luapay_buf_add(order, &r, sizeof r);
     }
-    if (order->oom) {
+    if (ok && order->oom) ok = fail(&w, "out of memory");
+    if (!ok) {
+        luapay_scratch_done(w.key);
+        luapay_scratch_done(w.data);
+        luapay_scratch_done(w.entries);
         lua_pushnil(L);
-        lua_pushliteral(L, "ecommpay_canonical: out of memory");
+        if (w.errpath[0]) lua_pushfstring(L, "ecommpay_canonical: %s (at %s)", w.err, w.errpath);
+        else lua_pushfstring(L, "ecommpay_canonical: %s", w.err);
         return 2;
     }
     record **sorted = (record **)order->data;
-    if (count > 1) qsort(sorted, count, sizeof *sorted, entry_cmp);
+    sort_entries(sorted, count);
     luaL_Buffer out;
     luaL_buffinit(L, &out);
     for (size_t i = 0; i < count; i++) {
@@ -500,9 +520,9 @@ static int l_ecommpay_canonical(lua_State *L) {
         luaL_addlstring(&out, e->value, e->value_len);
     }
     luaL_pushresult(&out);
-    luapay_buf_free(w.key);
-    luapay_buf_free(w.data);
-    luapay_buf_free(w.entries);
+    luapay_scratch_done(w.key);
+    luapay_scratch_done(w.data);
+    luapay_scratch_done(w.entries);
     return 1;
 }
 

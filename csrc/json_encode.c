@@ -22,7 +22,7 @@
 
 typedef struct {
     lua_State *L;
-    luapay_buf *b; /* boxed at stack index 2 */
+    luapay_buf *b; /* the context's JSON scratch buffer */
     const char *err; /* first error, static text */
 } encoder;
 
@@ -219,19 +219,20 @@ static int encode_value(encoder *e, int idx, int depth) {
 static int l_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    encoder e = {L, luapay_buf_box(L), NULL};
+    encoder e = {L, luapay_scratch(L, LUAPAY_SCRATCH_JSON), NULL};
     int ok = encode_value(&e, 1, 0);
     if (ok && e.b->oom) {
         ok = 0;
         e.err = "out of memory";
     }
     if (!ok) {
+        luapay_scratch_done(e.b);
         lua_pushnil(L);
         lua_pushfstring(L, "json_encode: %s", e.err);
         return 2;
     }
     lua_pushlstring(L, e.b->data, e.b->len);
-    luapay_buf_free(e.b);
+    luapay_scratch_done(e.b);
     return 1;
 }
 
