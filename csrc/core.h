@@ -16,9 +16,6 @@
 enum luapay_alg { LUAPAY_SHA1, LUAPAY_SHA256, LUAPAY_SHA512, LUAPAY_NALGS };
 enum luapay_enc { LUAPAY_RAW, LUAPAY_HEX, LUAPAY_HEX_UPPER, LUAPAY_BASE64 };
 
-/* Per-lua_State context, a userdata upvalue (no global mutable state): the
- * digests and the HMAC implementation are fetched once, because fetching by
- * name on every call costs more than hashing a short message. */
 /* A growable byte buffer (buf.c). add returns 0 and sets oom on failure;
  * later adds are then no-ops, so callers check oom once at the end. */
 typedef struct {
@@ -37,12 +34,21 @@ static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
 void luapay_buf_free(luapay_buf *b);
 luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 
+/* The context's scratch buffers (luapay_scratch, below), one per use. */
+enum {
+    LUAPAY_SCRATCH_CANON_KEY,
+    LUAPAY_SCRATCH_CANON_DATA,
+    LUAPAY_SCRATCH_CANON_ENTRIES,
+    LUAPAY_SCRATCH_CANON_OUT,
+    LUAPAY_SCRATCH_JSON,
+    LUAPAY_NSCRATCH
+};
+
 /* Keyed HMAC states, most recently used first: a client signs every call
  * with the same secret, and keying (two digest blocks) costs a third of
  * HMAC-SHA512 over a short message. A copy of each key is kept to compare
  * (cleansed when it leaves); it is per lua_State, like the rest. */
 #define LUAPAY_HMAC_CACHE 8
-#define LUAPAY_NSCRATCH 4
 typedef struct {
     enum luapay_alg alg;
     size_t klen;
@@ -50,6 +56,9 @@ typedef struct {
     EVP_MAC_CTX *keyed;
 } luapay_hmac_slot;
 
+/* Per-lua_State context, a userdata upvalue (no global mutable state): the
+ * digests and the HMAC implementation are fetched once, because fetching by
+ * name on every call costs more than hashing a short message. */
 typedef struct luapay_ctx {
     EVP_MD *md[LUAPAY_NALGS];
     EVP_MAC *hmac;
@@ -63,7 +72,6 @@ typedef struct luapay_ctx {
  * functions that never call back into Lua while they hold one (no
  * metamethods, no callbacks): nothing else can take the same slot. An error
  * raised meanwhile leaves it to the context, which frees it. */
-enum { LUAPAY_SCRATCH_CANON_KEY, LUAPAY_SCRATCH_CANON_DATA, LUAPAY_SCRATCH_CANON_ENTRIES, LUAPAY_SCRATCH_JSON };
 luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
 void luapay_scratch_done(luapay_buf *b);           /* keeps it unless it grew large */
 

@@ -99,9 +99,9 @@ end
 function ecommpay.signature(params, secret)
     if type(params) ~= "table" then argerror("signature", 1, "params", "table expected, got " .. type(params)) end
     check_secret("signature", 2, secret)
-    local s, err = core.ecommpay_canonical(params)
-    if not s then error("ecommpay.signature: " .. err, 2) end
-    return core.hmac("sha512", secret, s, "base64")
+    local sig, err = core.ecommpay_signature(params, secret)
+    if not sig then error("ecommpay.signature: " .. err, 2) end
+    return sig
 end
 
 ---------------------------------------------------------------------------
@@ -259,6 +259,8 @@ local function signature_error(message)
     return nil, errors.new("signature", message)
 end
 
+local CALLBACK = { callback = true } -- every "signature" key left out
+
 -- The check itself, once the arguments are known to be right.
 local function verify(raw_body, secret)
     if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
@@ -270,9 +272,9 @@ local function verify(raw_body, secret)
     local sig = body.signature
     if type(sig) ~= "string" and type(body.general) == "table" then sig = body.general.signature end
     if type(sig) ~= "string" or sig == "" then return signature_error("callback carries no signature") end
-    local s, err = core.ecommpay_canonical(body, { callback = true })
-    if not s then return signature_error("callback cannot be signed: " .. err) end
-    if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
+    local want, err = core.ecommpay_signature(body, secret, CALLBACK)
+    if not want then return signature_error("callback cannot be signed: " .. err) end
+    if not core.equal(want, sig) then
         return signature_error("callback signature does not match")
     end
     return ecommpay.event(body, raw_body)
@@ -380,7 +382,7 @@ function ecommpay.payment_page_url(params, secret, base_url)
     end)
     local query = {}
     for i, k in ipairs(keys) do query[i] = urlencode(k) .. "=" .. urlencode(values[k]) end
-    local sig = core.hmac("sha512", secret, assert(core.ecommpay_canonical(values)), "base64")
+    local sig = assert(core.ecommpay_signature(values, secret))
     query[#query + 1] = "signature=" .. urlencode(sig)
     return ((base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")) .. "/payment?" .. table.concat(query, "&")
 end
@@ -839,7 +841,7 @@ end
 -- marked here.
 local function send(self, call, url, body, exact)
     body.general.signature = nil
-    body.general.signature = core.hmac("sha512", self.secret, assert(core.ecommpay_canonical(body)), "base64")
+    body.general.signature = assert(core.ecommpay_signature(body, self.secret))
     local is_operation = call ~= CALLS.status
     local find_out = is_operation and how_to_find_out(body.general.payment_id) or nil
     local res, err = self.http:request {
