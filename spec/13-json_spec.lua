@@ -78,6 +78,37 @@ describe("core.json_decode", function()
 end)
 
 describe("core.json_encode", function()
+    it("escapes every byte that needs it wherever it falls in a string (the scan steps 8 bytes at a time)", function()
+        local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+            ["\b"] = "\\b", ["\f"] = "\\f" }
+        local function reference(str)
+            return '"' .. str:gsub('[%c"\\]', function(c)
+                if c:byte() == 127 then return c end
+                return ESC[c] or ("\\u%04x"):format(c:byte())
+            end) .. '"'
+        end
+        for _, special in ipairs { '"', "\\", "\n", "\0", "\31", "\127", "\128", "\255", " " } do
+            for len = 0, 20 do
+                for at = 1, len do
+                    local str = ("x"):rep(at - 1) .. special .. ("y"):rep(len - at)
+                    assert.equal(reference(str), core.json_encode(str))
+                end
+            end
+        end
+        local all = {}
+        for i = 0, 255 do all[#all + 1] = string.char(i) end
+        all = table.concat(all):rep(3)
+        assert.equal(reference(all), core.json_encode(all))
+    end)
+
+    it("prints integers and integral floats up to 2^53 in plain decimal", function()
+        assert.equal("[0,-5,9007199254740992,-9007199254740992,3,1.5,-1234567890123]",
+            core.json_encode { 0, -5, 9007199254740992, -9007199254740992.0, 3.0, 1.5, -1234567890123 })
+        if math.type then
+            assert.equal("[-9223372036854775808,9223372036854775807]", core.json_encode { math.mininteger, math.maxinteger })
+        end
+    end)
+
     it("round-trips random documents through json_decode", function()
         local function random_value(depth)
             local kind = core.random_bytes(1):byte() % (depth > 3 and 4 or 6)
