@@ -101,6 +101,17 @@ describe("core.json_encode", function()
         assert.equal(reference(all), core.json_encode(all))
     end)
 
+    it("refuses a non-string key at any depth, and encodes the next value whole afterwards", function()
+        local mixed = "json_encode: a table mixes array and object keys (or has non-string keys)"
+        for _, bad in ipairs { { a = 1, [5] = 2 }, { x = { y = { a = 1, [true] = 2 } }, z = { 1, 2 } }, { 1, 2, x = 3 } } do
+            local s, err = core.json_encode(bad)
+            assert.is_nil(s)
+            assert.equal(mixed, err)
+            assert.equal('{"a":[],"m":[1,2,{"q":"r"}],"z":{"b":{"c":{}}}}',
+                core.json_encode { z = { b = { c = {} } }, a = setmetatable({}, core.array_mt), m = { 1, 2, { q = "r" } } })
+        end
+    end)
+
     it("prints integers and integral floats up to 2^53 in plain decimal", function()
         assert.equal("[0,-5,9007199254740992,-9007199254740992,3,1.5,-1234567890123]",
             core.json_encode { 0, -5, 9007199254740992, -9007199254740992.0, 3.0, 1.5, -1234567890123 })
