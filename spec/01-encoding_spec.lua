@@ -101,3 +101,21 @@ describe("url_encode", function()
         assert.has_error(function() core.url_encode(5) end, "url_encode: bad argument #1 's' (string expected, got number)")
     end)
 end)
+
+describe("form_encode", function()
+    it("joins names and values in the order given, each encoded as url_encode does", function()
+        assert.equal("a=1&b%20c=x%2By&a=~", core.form_encode { "a", "1", "b c", "x+y", "a", "~" })
+        assert.equal("a=1&b+c=x%2By&a=%7E", core.form_encode({ "a", "1", "b c", "x+y", "a", "~" }, true))
+        assert.equal("", core.form_encode {})
+        assert.equal("k=", core.form_encode { "k", "" })
+    end)
+
+    it("raises for an odd list or an item that is not a string", function()
+        assert.has_error(function() core.form_encode { "a" } end,
+            "form_encode: bad argument #1 'list' (names and values in pairs expected (an odd length))")
+        assert.has_error(function() core.form_encode { "a", 1 } end,
+            "form_encode: bad argument #1 'list' (item 2: string expected, got number)")
+        assert.has_error(function() core.form_encode("a=1") end,
+            "form_encode: bad argument #1 'list' (table expected, got string)")
+    end)
+end)

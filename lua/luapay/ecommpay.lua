@@ -68,7 +68,7 @@ ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
 local number_mt, null = core.number_mt, core.null
 local math_type = math.type
-local url_encode = core.url_encode
+local url_encode, form_encode = core.url_encode, core.form_encode
 
 ---------------------------------------------------------------------------
 -- Signing
@@ -367,24 +367,33 @@ function ecommpay.payment_page_url(params, secret, base_url)
     if base_url ~= nil and type(base_url) ~= "string" then
         argerror("payment_page_url", 3, "base_url", "string expected, got " .. type(base_url))
     end
-    local values, keys = {}, {}
+    local values, rest = {}, {}
     for k, v in pairs(params) do
         if type(k) ~= "string" then argerror("payment_page_url", 1, "params", "keys must be strings") end
         if k ~= "signature" and v ~= null then
             values[k] = page_value(k, v)
-            keys[#keys + 1] = k
+            if not PAGE_RANK[k] then rest[#rest + 1] = k end
         end
     end
-    table.sort(keys, function(a, b)
-        local ra, rb = PAGE_RANK[a] or math.huge, PAGE_RANK[b] or math.huge
-        if ra ~= rb then return ra < rb end
-        return a < b
-    end)
+    table.sort(rest)
+    -- name, value, name, value, ...: PAGE_ORDER's names first, then the rest in byte order
     local query = {}
-    for i, k in ipairs(keys) do query[i] = urlencode(k) .. "=" .. urlencode(values[k]) end
-    local sig = assert(core.ecommpay_signature(values, secret))
-    query[#query + 1] = "signature=" .. urlencode(sig)
-    return ((base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")) .. "/payment?" .. table.concat(query, "&")
+    for _, k in ipairs(PAGE_ORDER) do
+        local v = values[k]
+        if v ~= nil then
+            query[#query + 1] = k
+            query[#query + 1] = v
+        end
+    end
+    for _, k in ipairs(rest) do
+        query[#query + 1] = k
+        query[#query + 1] = values[k]
+    end
+    query[#query + 1] = "signature"
+    query[#query + 1] = assert(core.ecommpay_signature(values, secret))
+    local base = base_url or ecommpay.PAYMENT_PAGE_URL
+    if base:byte(-1) == 47 then base = base:gsub("/+$", "") end -- trailing '/'
+    return base .. "/payment?" .. form_encode(query, true)
 end
 
 ---------------------------------------------------------------------------

@@ -208,15 +208,20 @@ function http.encode_query(params)
         keys[#keys + 1] = k
     end
     table.sort(keys)
-    local parts = {}
+    local list = {} -- name, value, name, value, ... for core.form_encode
     for _, k in ipairs(keys) do
         local v = params[k]
-        local list = type(v) == "table" and v or { v }
-        for _, item in ipairs(list) do
-            parts[#parts + 1] = http.escape(k) .. "=" .. http.escape(scalar(item, k))
+        if type(v) == "table" then
+            for _, item in ipairs(v) do
+                list[#list + 1] = k
+                list[#list + 1] = scalar(item, k)
+            end
+        else
+            list[#list + 1] = k
+            list[#list + 1] = scalar(v, k)
         end
     end
-    return table.concat(parts, "&")
+    return core.form_encode(list)
 end
 
 --- Header values for HTTP Basic and Bearer authentication.
