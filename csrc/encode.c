@@ -140,9 +140,19 @@ static int l_hex_encode(lua_State *L) {
  * RFC 3986's unreserved bytes A-Z a-z 0-9 - . _ ~; with form, as PHP's
  * urlencode (RFC 1738, what http_build_query writes): '~' encoded too and a
  * space as '+'. A string with nothing to encode comes back as it is. */
+#define KEPT_ALNUM                                                                                             \
+    ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 3, ['5'] = 3, ['6'] = 3, ['7'] = 3, ['8'] = 3, ['9'] = 3,   \
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3, ['G'] = 3, ['H'] = 3, ['I'] = 3, ['J'] = 3,   \
+    ['K'] = 3, ['L'] = 3, ['M'] = 3, ['N'] = 3, ['O'] = 3, ['P'] = 3, ['Q'] = 3, ['R'] = 3, ['S'] = 3, ['T'] = 3,   \
+    ['U'] = 3, ['V'] = 3, ['W'] = 3, ['X'] = 3, ['Y'] = 3, ['Z'] = 3, ['a'] = 3, ['b'] = 3, ['c'] = 3, ['d'] = 3,   \
+    ['e'] = 3, ['f'] = 3, ['g'] = 3, ['h'] = 3, ['i'] = 3, ['j'] = 3, ['k'] = 3, ['l'] = 3, ['m'] = 3, ['n'] = 3,   \
+    ['o'] = 3, ['p'] = 3, ['q'] = 3, ['r'] = 3, ['s'] = 3, ['t'] = 3, ['u'] = 3, ['v'] = 3, ['w'] = 3, ['x'] = 3,   \
+    ['y'] = 3, ['z'] = 3
+/* Bit 1: kept by RFC 3986 (unreserved), bit 2: kept by PHP's urlencode. */
+static const unsigned char KEPT[256] = {KEPT_ALNUM, ['-'] = 3, ['.'] = 3, ['_'] = 3, ['~'] = 1};
+
 static int kept(unsigned char c, int form) {
-    return (unsigned)((c | 32) - 'a') < 26 || (unsigned)(c - '0') < 10 || c == '-' || c == '.' || c == '_' ||
-           (c == '~' && !form);
+    return KEPT[c] & (form ? 2 : 1);
 }
 
 /* Appends s percent-encoded as url_encode does. */
@@ -186,17 +196,20 @@ static int l_url_encode(lua_State *L) {
     return 1;
 }
 
-/* core.form_encode(list [, form]) -> "k1=v1&k2=v2...": list = {k1, v1, k2,
- * v2, ...} of strings, in the order given, each encoded as url_encode(s,
- * form) does. One string built in C where a query was a concatenation per
- * pair. */
+/* core.form_encode(list [, form [, prefix]]) -> prefix .. "k1=v1&k2=v2...":
+ * list = {k1, v1, k2, v2, ...} of strings, in the order given, each encoded
+ * as url_encode(s, form) does; prefix (e.g. "https://host/path?") as it is.
+ * One string built in C where a query was a concatenation per pair. */
 static int l_form_encode(lua_State *L) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, "form_encode", "list", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
     int form = lua_toboolean(L, 2);
     size_t n = lua_rawlen(L, 1);
     if (n % 2) luapay_arg_error(L, 1, "form_encode", "list", "names and values in pairs expected (an odd length)");
+    size_t plen = 0;
+    const char *prefix = lua_isnoneornil(L, 3) ? "" : luapay_check_string(L, 3, "form_encode", "prefix", &plen);
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, prefix, plen);
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, (int)i);
         if (lua_type(L, -1) != LUA_TSTRING) {

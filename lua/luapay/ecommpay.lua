@@ -345,7 +345,7 @@ local function page_value(name, v)
     if t == "string" then return v end
     if t == "boolean" then return v and "1" or "0" end
     if t == "number" then
-        if math_type and math_type(v) == "integer" then return ("%d"):format(v) end
+        if math_type and math_type(v) == "integer" then return tostring(v) end
         if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
         argerror("payment_page_url", 1, "params", name .. " is a float: send amounts as integers in minor units")
     end
@@ -393,7 +393,7 @@ function ecommpay.payment_page_url(params, secret, base_url)
     query[#query + 1] = assert(core.ecommpay_signature(values, secret))
     local base = base_url or ecommpay.PAYMENT_PAGE_URL
     if base:byte(-1) == 47 then base = base:gsub("/+$", "") end -- trailing '/'
-    return base .. "/payment?" .. form_encode(query, true)
+    return form_encode(query, true, base .. "/payment?")
 end
 
 ---------------------------------------------------------------------------
