@@ -67,6 +67,10 @@ awk '{ v[$1] = $2 } END {
         v["tls_post_not_idempotent"] / v["tls_post_idempotent"] }' $out/post.txt
 
 echo
+echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v, 2000 proxied calls after a warm-up)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/jit_bench.lua 2000
+
+echo
 echo "TrustPay (ops/s, best of $rounds rounds): a card pop-up URL (validation, message, HMAC, query),"
 echo "a card notification verified into the event, a pain.001 document of 100 orders;"
 echo "ratio = the call / the bare core.hmac over the same message (tp_hmac)"

@@ -287,11 +287,13 @@ local function in_nginx()
 end
 http.in_nginx = in_nginx
 
+local function nginx_clock()
+    ngx.update_time()
+    return ngx.now()
+end
+
 local function default_clock()
-    if in_nginx() then
-        ngx.update_time()
-        return ngx.now()
-    end
+    if in_nginx() then return nginx_clock() end
     return core.monotime()
 end
 
@@ -530,9 +532,19 @@ function http.new(opts, who, level)
         self.transport = http.default_transport(topts)
     end
     self.sleep = opts.sleep or default_sleep
-    self.clock = opts.clock or default_clock
+    -- chosen once: a check per call is one more exit from a LuaJIT trace
+    self.clock = opts.clock or (in_nginx() and nginx_clock or default_clock)
     self.random = opts.random or math.random
     return self
+end
+
+-- Sets a header, replacing one of the same name in another case (a
+-- function of its own: a closure made per request stops LuaJIT's trace).
+local function set_header(headers, index, name, value)
+    local lname = name:lower()
+    if index[lname] then headers[index[lname]] = nil end
+    index[lname] = name
+    headers[name] = value
 end
 
 -- Builds the transport request once; it is the same for every attempt.
@@ -543,28 +555,23 @@ local function prepare(self, req)
     if req.query and next(req.query) then
         url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(req.query)
     end
-    local headers, index = {}, {}
-    local function set(name, value)
-        local lname = name:lower()
-        if index[lname] then headers[index[lname]] = nil end
-        index[lname] = name
-        headers[name] = value
-    end
-    set("Accept", "application/json")
-    set("User-Agent", self.user_agent)
+    local headers, index = { Accept = "application/json", ["User-Agent"] = self.user_agent },
+        { accept = "Accept", ["user-agent"] = "User-Agent" }
     local body = req.body
     if req.json ~= nil then
         local err
         body, err = http.encode_json(req.json)
         if not body then return nil, errors.new("validation", "request body cannot be encoded as JSON: " .. err) end
-        set("Content-Type", "application/json; charset=utf-8")
+        set_header(headers, index, "Content-Type", "application/json; charset=utf-8")
     elseif req.form ~= nil then
         body = http.encode_query(req.form)
-        set("Content-Type", "application/x-www-form-urlencoded")
+        set_header(headers, index, "Content-Type", "application/x-www-form-urlencoded")
     end
-    if req.basic then set("Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
-    if req.bearer then set("Authorization", http.bearer_auth(req.bearer)) end
-    for name, value in pairs(req.headers or {}) do set(name, value) end
+    if req.basic then set_header(headers, index, "Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
+    if req.bearer then set_header(headers, index, "Authorization", http.bearer_auth(req.bearer)) end
+    if req.headers then
+        for name, value in pairs(req.headers) do set_header(headers, index, name, value) end
+    end
     -- Raises, naming the field, on CR, LF or NUL in the method, URL or a
     -- header, before any transport sees the request.
     return core.check_request({
