@@ -232,7 +232,50 @@ static int l_form_encode(lua_State *L) {
     return 1;
 }
 
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 32;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* core.url_decode(s [, plus]) -> s with every %XX (two hex digits) decoded
+ * to its byte, and with plus every '+' to a space first (a form's or query
+ * string's reading); a '%' without two hex digits stays as it is. */
+static int l_url_decode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "url_decode", "s", &n);
+    int plus = lua_toboolean(L, 2);
+    size_t i = 0;
+    while (i < n && s[i] != '%' && !(plus && s[i] == '+')) i++;
+    if (i == n) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, s, i);
+    for (; i < n; i++) {
+        char c = s[i];
+        int hi, lo;
+        if (c == '+' && plus) {
+            c = ' ';
+        } else if (c == '%' && i + 2 < n && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
+                   (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        luapay_buf_add(b, &c, 1);
+    }
+    if (b->oom) {
+        luapay_scratch_done(b);
+        return luaL_error(L, "url_decode: out of memory");
+    }
+    lua_pushlstring(L, b->data, b->len);
+    luapay_scratch_done(b);
+    return 1;
+}
+
 const luaL_Reg luapay_encode_funcs[] = {
+    {"url_decode", l_url_decode},
     {"url_encode", l_url_encode},
     {"form_encode", l_form_encode},
     {"base64_encode", l_base64_encode},

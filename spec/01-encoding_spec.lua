@@ -126,3 +126,30 @@ describe("form_encode with a prefix", function()
         assert.equal("x y?", core.form_encode({}, false, "x y?"))
     end)
 end)
+
+describe("url_decode", function()
+    -- against the Lua patterns http.unescape used before the core did it
+    local function lua_unescape(s, plus)
+        if plus then s = s:gsub("%+", " ") end
+        return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+
+    it("decodes %XX in either case, '+' as a space only with plus, and leaves a bare '%' as it is", function()
+        assert.equal("a b+c/é%zz%4", core.url_decode("a%20b+c%2f%C3%A9%zz%4"))
+        assert.equal("a b c/é%zz%4", core.url_decode("a%20b+c%2f%C3%A9%zz%4", true))
+        assert.equal("%2B", core.url_decode("%252B", true))
+        assert.equal("", core.url_decode(""))
+        local pieces = { "%", "%4", "%41", "%zz", "+", "a", "%e9", "%E9", "%%41", "%2", "%+" }
+        local seed = 7
+        for _ = 1, 500 do
+            local t = {}
+            for i = 1, 6 do
+                seed = (seed * 1103515245 + 12345) % 2147483648
+                t[i] = pieces[seed % #pieces + 1]
+            end
+            local s = table.concat(t)
+            assert.equal(lua_unescape(s), core.url_decode(s), s)
+            assert.equal(lua_unescape(s, true), core.url_decode(s, true), s)
+        end
+    end)
+end)

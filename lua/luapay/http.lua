@@ -161,8 +161,7 @@ end
 --- http.unescape(s [, plus]) -> s with every %XX decoded to its byte, and
 -- with plus also every "+" to a space (a form or query string's reading).
 function http.unescape(s, plus)
-    if plus then s = s:gsub("%+", " ") end
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    return core.url_decode(s, plus)
 end
 
 local function plus_unescape(s) return http.unescape(s, true) end
