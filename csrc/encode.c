@@ -238,18 +238,14 @@ static int hex_value(unsigned char c) {
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* core.url_decode(s [, plus]) -> s with every %XX (two hex digits) decoded
- * to its byte, and with plus every '+' to a space first (a form's or query
- * string's reading); a '%' without two hex digits stays as it is. */
-static int l_url_decode(lua_State *L) {
-    size_t n;
-    const char *s = luapay_check_string(L, 1, "url_decode", "s", &n);
-    int plus = lua_toboolean(L, 2);
+/* Pushes the n bytes at s decoded: every %XX (two hex digits) to its byte,
+ * with plus every '+' to a space first; a '%' without two hex digits stays. */
+static void push_url_decoded(lua_State *L, const char *s, size_t n, int plus) {
     size_t i = 0;
     while (i < n && s[i] != '%' && !(plus && s[i] == '+')) i++;
     if (i == n) {
-        lua_settop(L, 1);
-        return 1;
+        lua_pushlstring(L, s, n);
+        return;
     }
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     luapay_buf_add(b, s, i);
@@ -267,15 +263,52 @@ static int l_url_decode(lua_State *L) {
     }
     if (b->oom) {
         luapay_scratch_done(b);
-        return luaL_error(L, "url_decode: out of memory");
+        luaL_error(L, "url_decode: out of memory");
+        return;
     }
     lua_pushlstring(L, b->data, b->len);
     luapay_scratch_done(b);
+}
+
+/* core.url_decode(s [, plus]) -> s decoded as push_url_decoded does. */
+static int l_url_decode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "url_decode", "s", &n);
+    push_url_decoded(L, s, n, lua_toboolean(L, 2));
+    return 1;
+}
+
+/* core.query_pairs(text) -> {{name, value}, ...} in the order of text: pairs
+ * split at '&' (empty pieces skipped), each at its first '=' (none: the
+ * value is ""), names and values decoded as url_decode(s, true) does. */
+static int l_query_pairs(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "query_pairs", "text", &n);
+    const char *p = s, *end = s + n;
+    lua_newtable(L);
+    int count = 0;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop > p) {
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            lua_createtable(L, 2, 0);
+            push_url_decoded(L, p, (size_t)((eq ? eq : stop) - p), 1);
+            lua_rawseti(L, -2, 1);
+            if (eq) push_url_decoded(L, eq + 1, (size_t)(stop - eq - 1), 1);
+            else lua_pushliteral(L, "");
+            lua_rawseti(L, -2, 2);
+            lua_rawseti(L, -2, ++count);
+        }
+        if (amp == NULL) break;
+        p = amp + 1;
+    }
     return 1;
 }
 
 const luaL_Reg luapay_encode_funcs[] = {
     {"url_decode", l_url_decode},
+    {"query_pairs", l_query_pairs},
     {"url_encode", l_url_encode},
     {"form_encode", l_form_encode},
     {"base64_encode", l_base64_encode},

@@ -153,3 +153,32 @@ describe("url_decode", function()
         end
     end)
 end)
+
+describe("query_pairs", function()
+    -- against the Lua reading http.query_pairs had before the core did it
+    local function lua_pairs(text)
+        local list = {}
+        for pair in text:gmatch("[^&]+") do
+            local k, v = pair:match("^([^=]*)=?(.*)$")
+            list[#list + 1] = { core.url_decode(k, true), core.url_decode(v, true) }
+        end
+        return list
+    end
+
+    it("splits at '&' (empty pieces skipped) and at the first '=', decoding names and values", function()
+        assert.same({ { "a b", "1=2" }, { "c", "" }, { "", "x" }, { "d", "é" } },
+            core.query_pairs("a+b=1%3D2&&c&=x&d=%C3%A9&"))
+        assert.same({}, core.query_pairs(""))
+        local pieces = { "&", "=", "a", "%41", "+", "%", "==", "b=c" }
+        local seed = 11
+        for _ = 1, 500 do
+            local t = {}
+            for i = 1, 7 do
+                seed = (seed * 1103515245 + 12345) % 2147483648
+                t[i] = pieces[seed % #pieces + 1]
+            end
+            local s = table.concat(t)
+            assert.same(lua_pairs(s), core.query_pairs(s), s)
+        end
+    end)
+end)

@@ -164,14 +164,12 @@ function http.unescape(s, plus)
     return core.url_decode(s, plus)
 end
 
-local function plus_unescape(s) return http.unescape(s, true) end
-
 --- http.query_pairs(text [, decode]) -> a list of {key, value} in the order
 -- of text: pairs split at "&" (empty pieces skipped), each at its first
 -- "="; decode (default: http.unescape with "+" a space) applied to each key
 -- and value on its own.
 function http.query_pairs(text, decode)
-    decode = decode or plus_unescape
+    if decode == nil then return core.query_pairs(text) end -- the same, in C
     local list = {}
     for pair in text:gmatch("[^&]+") do
         local k, v = pair:match("^([^=]*)=?(.*)$")
