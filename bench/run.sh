@@ -61,6 +61,14 @@ awk '{ v[$1] = $2 } END {
     printf "%-46s %10d %10d %7.2f\n", "sequential GETs: libcurl client vs curl CLI", v["libcurl_seq"], v["curl_cli_seq"], v["libcurl_seq"] / v["curl_cli_seq"]
     printf "%-46s %10d %10d %7.2f\n", "nginx: +1 cosocket upstream call vs direct", v["nginx_cosocket_upstream"], v["nginx_direct"], v["nginx_cosocket_upstream"] / v["nginx_direct"]
     printf "sandbox start %.0f ms, stop %.0f ms\n", v["sandbox_start_ms"], v["sandbox_stop_ms"] }' $out/transport.txt
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/post_bench.lua 1000 > $out/post.txt
+awk '{ v[$1] = $2 } END {
+    printf "%-46s %10d %10d %7.2f\n", "TLS POSTs not idempotent vs idempotent (reused)", v["tls_post_not_idempotent"], v["tls_post_idempotent"],
+        v["tls_post_not_idempotent"] / v["tls_post_idempotent"] }' $out/post.txt
+
+echo
+echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v, 2000 proxied calls after a warm-up)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/jit_bench.lua 2000
 
 echo
 echo "TrustPay (ops/s, best of $rounds rounds): a card pop-up URL (validation, message, HMAC, query),"

@@ -4,7 +4,8 @@
 # LUAPAY_SKIP_SETUP=1 skips it (other distributions: install the equivalents).
 set -eu
 
-# lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`).
+# lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`), valgrind
+# is callgrind (`make bench BENCH_MODE=icount`).
 # chromium (headless) drives the ecommpay Payment Page fake in spec 27.
 # Lua 5.1-5.3 (last line): `make test` runs every suite under each too
 # (lua-cjson and lua-busted come built for all of them).
@@ -14,7 +15,7 @@ set -eu
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang libclang-rt-14-dev
-nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium
+nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium valgrind
 lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
