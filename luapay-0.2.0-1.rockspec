@@ -83,6 +83,7 @@ build = {
         ["luapay.sandbox.control"] = "lua/luapay/sandbox/control.lua",
         ["luapay.sandbox.dataset"] = "lua/luapay/sandbox/dataset.lua",
         ["luapay.sandbox.ecommpay"] = "lua/luapay/sandbox/ecommpay.lua",
+        ["luapay.sandbox.ecommpay_page"] = "lua/luapay/sandbox/ecommpay_page.lua",
         ["luapay.sandbox.providers"] = "lua/luapay/sandbox/providers.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
         ["luapay.sandbox.test_keys"] = "lua/luapay/sandbox/test_keys.lua",
