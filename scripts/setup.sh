@@ -5,11 +5,16 @@
 set -eu
 
 # lua-check is luacheck (`make lint`), lua-ldoc is ldoc (`make doc`).
+# redis-server and the two Redis clients are for luapay.store's Redis backend
+# and the inbox: lua-nginx-redis is lua-resty-redis (`require "nginx.redis"`)
+# inside nginx, lua-redis the client for Lua scripts (packaged for 5.1-5.3;
+# luapay.store.redis loads the same plain-Lua file on 5.4, with lua-socket).
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang
-nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc"
+nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc
+redis-server lua-redis lua-socket lua-nginx-redis"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1; then
