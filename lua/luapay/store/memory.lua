@@ -61,8 +61,8 @@ end
 
 function Memory:incr(key, n)
     store.check_key("incr", key)
-    local v = math.tointeger(tonumber(self:live(key) or "0")) + (n or 1)
-    self.data[key] = tostring(v)
+    local v = math.floor(tonumber(self:live(key) or "0") + (n or 1))
+    self.data[key] = ("%d"):format(v)
     return v
 end
 
