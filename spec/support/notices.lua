@@ -58,7 +58,7 @@ function MAKE.trustly(n, stage)
     local method = "pending"
     if stage == "succeeded" then
         method = "credit"
-        data.amount, data.currency = ("%d.%02d"):format(10 + n // 100, n % 100), "EUR"
+        data.amount, data.currency = ("%d.%02d"):format(10 + math.floor(n / 100), n % 100), "EUR"
     end
     return { raw = trustly.notification(method, ("2f4f6fe6-1ad1-4b8e-9d2b-%012d"):format(n * 10 + nid[stage]), data,
                                          keys.provider_private),
@@ -81,7 +81,8 @@ end
 
 function MAKE.begateway(n, stage)
     local body = assert(core.json_encode { transaction = {
-        uid = "tx-" .. n, type = "payment", status = stage == "succeeded" and "successful" or (stage == "late" and "incomplete" or "pending"),
+        uid = "tx-" .. n, type = "payment",
+        status = stage == "succeeded" and "successful" or (stage == "late" and "incomplete" or "pending"),
         amount = 1000, currency = "EUR", tracking_id = "order-" .. n, test = false } })
     return { raw = body, method = "POST", headers = { ["Content-Type"] = "application/json",
              ["Content-Signature"] = core.base64_encode(provider_key():sign(body, "sha256")) } }
