@@ -61,7 +61,8 @@ describe("luapay.store", function()
 
     it("redis: of 40 concurrent requests on two workers, exactly one wins add and one wins lock", function()
         local key = core.hex_encode(core.random_bytes(6))
-        local out = io.popen(("env -u LD_PRELOAD -u ASAN_OPTIONS seq 40 | env -u LD_PRELOAD xargs -P 40 -I{} curl -s %s/store/race/%s; echo")
+        local cmd = "env -u LD_PRELOAD -u ASAN_OPTIONS seq 40 | env -u LD_PRELOAD xargs -P 40 -I{} curl -s %s/store/race/%s; echo"
+        local out = io.popen(cmd
             :format(sb.url, key)):read("*a")
         local added, locked, answers = 0, 0, 0
         for json in out:gmatch("%b{}") do
