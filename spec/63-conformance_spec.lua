@@ -53,7 +53,7 @@ local PROVIDERS = {
         own = {
             account_id = "4107111111", secret = "s3cret-trustpay", base_url = "https://tp.example.com",
             banking = { username = "bu", password = "bp", base_url = "https://ab.example.com" },
-            environment = "test", live = false,
+            environment = "test", live = false, store = require("luapay.store").memory(),
         },
         typo = "acount_id",
         method = "notification",

@@ -1,0 +1,69 @@
+-- State the clients share between workers and boxes through luapay.store on
+-- a real redis-server: TrustPay's API Banking OAuth token, fetched once per
+-- expiry by whichever process gets the lock, used by all.
+local cjson = require "cjson"
+local core = require "luapay.core"
+local store = require "luapay.store"
+local redis_server = require "support.redis"
+local trustpay_env = require "support.trustpay_env"
+local util = require "support.util"
+
+describe("shared client state", function()
+    local srv, tp
+
+    setup(function()
+        srv = assert(redis_server.start())
+        tp = trustpay_env.start{ trustpay = { token_ttl = 4 } }
+    end)
+
+    teardown(function()
+        tp:stop()
+        srv:stop()
+    end)
+
+    local function tokens_issued()
+        return cjson.decode(tp:get("/trustpay/_sandbox/stats").body).tokens_issued or 0
+    end
+
+    -- n processes (boxes), each making `calls` calls at the same moment
+    local function boxes(n, calls)
+        local env = "env -u LD_PRELOAD -u ASAN_OPTIONS LUAPAY_BUILD=build/lua5.4 "
+        local cmd = {}
+        for i = 1, n do
+            cmd[i] = ("%s lua5.4 spec/support/token_worker.lua %d %s/trustpay %d > %s/w%d.out 2>&1 &"):format(
+                env, srv.port, tp.sb.url, calls, srv.dir, i)
+        end
+        os.execute("(" .. table.concat(cmd, " ") .. " wait)")
+        for i = 1, n do assert.equal("ok\n", util.read(("%s/w%d.out"):format(srv.dir, i))) end
+    end
+
+    it("TrustPay: six processes making calls at once fetch one OAuth token per expiry", function()
+        local before = tokens_issued()
+        boxes(6, 5)
+        assert.equal(before + 1, tokens_issued())
+        boxes(6, 2) -- still valid: no fetch
+        assert.equal(before + 1, tokens_issued())
+        core.sleep(4) -- expired (the store's ttl ends it shortly before)
+        boxes(6, 2)
+        assert.equal(before + 2, tokens_issued())
+    end)
+
+    it("TrustPay: a token the provider rejects (401) is replaced once, for every process", function()
+        local s = store.redis{ port = srv.port }
+        local client = tp:client{ store = s }
+        assert(client:accounts())
+        local before = tokens_issued()
+        tp:post("/trustpay/_sandbox/expire_tokens")
+        assert(client:accounts())
+        assert.equal(before + 1, tokens_issued())
+        local other = tp:client{ store = s } -- another process's client: takes the new one
+        assert(other:accounts())
+        assert.equal(before + 1, tokens_issued())
+        s:close()
+    end)
+
+    it("TrustPay: store must be a luapay.store", function()
+        util.assert_raises("trustpay.new: option 'store' must be a luapay.store (it shares the API Banking OAuth token between"
+            .. " workers and boxes)", tp.client, tp, { store = {} })
+    end)
+end)
