@@ -62,6 +62,36 @@ describe("shared client state", function()
         s:close()
     end)
 
+    it("Trustly: a deposit retried from another box carries the same MessageID, derived from the order, and is taken once", function()
+        local sandbox = require "luapay.sandbox"
+        local trustly = require "luapay.trustly"
+        local sb = assert(sandbox.start{ routes = { ["/trustly/"] = "luapay.sandbox.trustly" } })
+        local order = "order-" .. core.hex_encode(core.random_bytes(4))
+        local function box()
+            return trustly.new{
+                username = "merchant_username", password = "merchant_password",
+                private_key = util.fixture("keys/merchant_private.pem"),
+                trustly_public_key = util.fixture("keys/provider_public.pem"),
+                base_url = sb.url .. "/trustly/api/1",
+                message_id = function(method) return trustly.message_id(method, order) end,
+            }
+        end
+        local deposit = {
+            NotificationURL = sb.url .. "/nowhere", EndUserID = "user-1",
+            Attributes = { Currency = "EUR", Amount = 1000, Firstname = "Ann", Lastname = "Ek", Country = "SE",
+                           Locale = "sv_SE", SuccessURL = "https://shop.example/ok", FailURL = "https://shop.example/fail" },
+        }
+        local first = assert(box():deposit(deposit))
+        assert.truthy(first.orderid)
+        local again, err = box():deposit(deposit) -- box B, the same order: Trustly refuses the MessageID it has seen
+        assert.is_nil(again)
+        assert.equal(637, err.code)
+        assert.equal(trustly.message_id("Deposit", order), err.message_id)
+        assert.matches("^%x+%-%x+%-5%x+%-[89ab]%x+%-%x+$", trustly.message_id("Deposit", order))
+        assert.not_equal(trustly.message_id("Deposit", order), trustly.message_id("Deposit", order, 2))
+        util.stop_sandbox(sb)
+    end)
+
     it("TrustPay: store must be a luapay.store", function()
         util.assert_raises("trustpay.new: option 'store' must be a luapay.store (it shares the API Banking OAuth token between"
             .. " workers and boxes)", tp.client, tp, { store = {} })
