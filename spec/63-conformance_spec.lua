@@ -42,7 +42,7 @@ local PROVIDERS = {
         own = {
             username = "u", password = "p", private_key = keys.merchant_private, private_key_passphrase = "unused",
             environment = "test", trustly_public_key = keys.provider_public, base_url = "https://t.example.com/api",
-            store = require("luapay.trustly").memory_store(),
+            store = require("luapay.trustly").memory_store(), message_id = function() return "m-1" end,
         },
         typo = "enviroment",
         method = "deposit",
