@@ -10,48 +10,11 @@ local store = require "luapay.store"
 local inbox = require "luapay.inbox"
 local notices = require "support.notices"
 local redis_server = require "support.redis"
+local inbox_box = require "support.inbox_box"
 local util = require "support.util"
 
-local function literal(s) return (s:gsub("%p", "%%%0")) end
-
-local function settings_text(port)
-    local parts = { ("return { redis = { port = %d }, providers = {"):format(port) }
-    for _, name in ipairs(notices.NAMES) do
-        parts[#parts + 1] = ("[%q] = %s,"):format(name, sandbox.serialize(notices.OPTIONS[name]))
-    end
-    parts[#parts + 1] = "} }"
-    return table.concat(parts, "\n")
-end
-
--- Starts nginx with the example's server block as written, on a free port,
--- reading the given settings file. Returns the sandbox and the block's URL.
-local function start_example(settings_file, extra)
-    local conf = util.read("examples/nginx/inbox.conf")
-    for _ = 1, 5 do
-        local port = sandbox.random_port()
-        local block = conf
-            :gsub(literal("listen 127.0.0.1:8089;"), "listen 127.0.0.1:" .. port .. ";")
-            :gsub(literal('"/etc/luapay/inbox.lua"'), '"' .. settings_file .. '"')
-        assert(block:find(settings_file, 1, true))
-        local opts = { lua_path = "examples/nginx/?.lua", http_config = block, workers = 2 }
-        for k, v in pairs(extra or {}) do opts[k] = v end
-        local sb = sandbox.start(opts)
-        if sb then return sb, "http://127.0.0.1:" .. port end
-    end
-    error("nginx did not start")
-end
-
-local function notify_url(base, name)
-    return base .. "/notifications/" .. name .. "/9c2e41d07b5a"
-end
-
--- Delivers one notice over HTTP as the provider would (TrustPay: a GET with the query string).
-local function deliver(web, base, name, notice)
-    if notice.method == "GET" then
-        return assert(web:request{ url = notify_url(base, name) .. "?" .. notice.raw })
-    end
-    return assert(web:request{ method = "POST", url = notify_url(base, name), body = notice.raw, headers = notice.headers })
-end
+local function deliver(web, base, name, notice) return inbox_box.deliver(web, base, name, notice) end
+local notify_url = inbox_box.url
 
 describe("luapay.inbox", function()
     local srv, s, web, settings_file
@@ -61,7 +24,7 @@ describe("luapay.inbox", function()
         s = store.redis{ port = srv.port }
         web = core.http_client{ timeout_ms = 10000 }
         settings_file = srv.dir .. "/inbox_settings.lua"
-        util.write(settings_file, settings_text(srv.port))
+        inbox_box.settings(settings_file, srv.port)
     end)
 
     teardown(function()
@@ -72,7 +35,7 @@ describe("luapay.inbox", function()
 
     describe("examples/nginx/inbox.conf", function()
         local sb, base
-        setup(function() sb, base = start_example(settings_file) end)
+        setup(function() sb, base = inbox_box.start(settings_file) end)
         teardown(function() util.stop_sandbox(sb) end)
 
         for _, name in ipairs(notices.NAMES) do

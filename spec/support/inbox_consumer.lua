@@ -5,7 +5,9 @@
 -- (attempts:<group>, the hash) and does the shop's work once per identity
 -- (handled:<group>, one script: a repeat shows in attempts, never twice in
 -- handled). HOLD_SECONDS: the handler waits that long first (to be killed
--- in the middle of handling). Prints "ready" once its group exists.
+-- in the middle of handling). With TRUSTPAY_URL in the environment, a
+-- TrustPay event also makes an API Banking call there (client:accounts) with
+-- the OAuth token shared through the store.
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = (os.getenv("LUAPAY_BUILD") or "build/lua5.4") .. "/?.so;" .. package.cpath
 local core = require "luapay.core"
@@ -21,16 +23,26 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3],
 return 1
 ]]
 
+local trustpay_url = os.getenv("TRUSTPAY_URL")
+local trustpay
+if trustpay_url then
+    local fake = require "luapay.sandbox.trustpay"
+    trustpay = require("luapay.trustpay").new{
+        account_id = fake.DEFAULTS.account_id, secret = fake.DEFAULTS.secret, base_url = trustpay_url, timeout_ms = 10000,
+        banking = { username = fake.DEFAULTS.banking.username, password = fake.DEFAULTS.banking.password, base_url = trustpay_url },
+        store = s,
+    }
+end
+
 local function handler(event, ctx)
     if hold > 0 then core.sleep(hold) end
+    if trustpay and event.provider == "trustpay" then assert(trustpay:accounts()) end
     local ok, err = s:eval(ONCE, { "attempts:" .. group, "done:" .. group, "handled:" .. group },
         { ctx.identity .. "|" .. tostring(event.status) })
     if not ok then error(tostring(err)) end
     return true
 end
 
-io.stdout:write("ready\n")
-io.stdout:flush()
 while true do
     local _, err = box:consume{ group = group, consumer = name, handler = handler, block_ms = 200,
                                 claim_after_ms = 500, count = 20, once = true }
