@@ -9,7 +9,6 @@
 -- identity), no payment's status went back, and the consumers' TrustPay
 -- calls fetched one OAuth token.
 local cjson = require "cjson"
-local core = require "luapay.core"
 local sandbox = require "luapay.sandbox"
 local inbox = require "luapay.inbox"
 local notices = require "support.notices"

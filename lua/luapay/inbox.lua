@@ -49,7 +49,7 @@ local function join(...)
     return table.concat(parts, "/")
 end
 
---- The notification identity, per provider: what makes two deliveries the
+-- The notification identity, per provider: what makes two deliveries the
 -- same notification. A provider's repeat carries the same identity; a new
 -- state of the same payment carries another. Without one, the body's hash.
 M.IDENTITY = {
@@ -72,7 +72,7 @@ M.IDENTITY = {
     end,
 }
 
---- How far a status has gone; a notification moves a payment only forward
+-- How far a status has gone; a notification moves a payment only forward
 -- (a late "pending" after "succeeded" goes into the history and changes
 -- nothing; of two final statuses the first one stays).
 M.RANK = { pending = 1, authorized = 2, succeeded = 3, failed = 3, canceled = 3,
