@@ -92,6 +92,49 @@ describe("shared client state", function()
         util.stop_sandbox(sb)
     end)
 
+    describe("export cursors (pager.checkpointed)", function()
+        local pager = require "luapay.pager"
+        -- 4 pages of 3 items; the cursor is the page number
+        local fetched
+        local function open(resume)
+            return pager.new(function(cursor)
+                fetched[#fetched + 1] = cursor.page
+                local items = {}
+                for i = 1, 3 do items[i] = (cursor.page - 1) * 3 + i end
+                return items, cursor.page < 4 and { page = cursor.page + 1 } or nil
+            end, resume or { page = 1 })
+        end
+
+        it("saved after each page: a run that stops is resumed by the next from the first page not wholly handled", function()
+            local s = store.redis{ port = srv.port }
+            local name = "nightly-" .. core.hex_encode(core.random_bytes(4))
+            fetched = {}
+            local it = assert(pager.checkpointed{ store = s, name = name, open = open, lock_ttl = 0.5 })
+            local seen = {}
+            for item in it do
+                seen[#seen + 1] = item
+                if item == 8 then break end -- the job dies in page 3, its lock left to expire
+            end
+            assert.equal('{"page":3}', srv:cli("GET", "luapay:cursor:" .. name))
+            -- another box, while the first run's lock still holds
+            local none, err = pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }
+            assert.is_nil(none)
+            assert.equal("locked", err.code)
+            core.sleep(0.6)
+            fetched = {}
+            local rest = {}
+            for item, e in assert(pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }) do
+                assert(item, e)
+                rest[#rest + 1] = item
+            end
+            assert.same({ 3, 4 }, fetched) -- from page 3: 7 and 8 come again, nothing is missed
+            assert.same({ 7, 8, 9, 10, 11, 12 }, rest)
+            assert.equal("", srv:cli("GET", "luapay:cursor:" .. name)) -- done: cleared, and the lock freed
+            assert.equal("", srv:cli("GET", "luapay:cursor:" .. name .. ":lock"))
+            s:close()
+        end)
+    end)
+
     it("TrustPay: store must be a luapay.store", function()
         util.assert_raises("trustpay.new: option 'store' must be a luapay.store (it shares the API Banking OAuth token between"
             .. " workers and boxes)", tp.client, tp, { store = {} })
