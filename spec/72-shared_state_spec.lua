@@ -115,6 +115,7 @@ describe("shared client state", function()
                 seen[#seen + 1] = item
                 if item == 8 then break end -- the job dies in page 3, its lock left to expire
             end
+            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, seen)
             assert.equal('{"page":3}', srv:cli("GET", "luapay:cursor:" .. name))
             -- another box, while the first run's lock still holds
             local none, err = pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }
