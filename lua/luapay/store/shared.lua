@@ -2,6 +2,7 @@
 -- seen by every worker of ONE box. It does not survive a restart of nginx
 -- and a second box has its own: for several boxes, use luapay.store.redis.
 -- See luapay.store for the calls.
+local core = require "luapay.core"
 local store = require "luapay.store"
 
 local Shared = setmetatable({}, { __index = store.Common })
@@ -96,7 +97,7 @@ function Shared:append(stream, fields)
     for k, v in pairs(fields) do parts[#parts + 1] = { k, tostring(v) } end
     table.sort(parts, function(a, b) return a[1] < b[1] end)
     local ok
-    ok, err = self.dict:set(("%s:%d"):format(stream, n), require("luapay.core").json_encode(parts))
+    ok, err = self.dict:set(("%s:%d"):format(stream, n), core.json_encode(parts))
     if not ok then return failed(err) end
     return ("%d-0"):format(n)
 end
