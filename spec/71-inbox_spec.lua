@@ -193,6 +193,20 @@ describe("luapay.inbox", function()
         end)
     end)
 
+    it("ecommpay: the callback announcing a recurring registration is not a repeat of the operation's callback", function()
+        local client = notices.client("ecommpay")
+        local plain = notices.make("ecommpay", 42)
+        local body = cjson.decode(plain.raw)
+        body.signature = nil
+        body.recurring = { id = 987, type = "C" }
+        body.signature = core.hmac("sha512", "s3cret-ecommpay-key", assert(core.ecommpay_canonical(body)), "base64")
+        local first = assert(client:notification(plain.raw, plain.headers))
+        local second = assert(client:notification(assert(core.json_encode(body)), plain.headers))
+        assert.not_equal(inbox.IDENTITY.ecommpay(first), inbox.IDENTITY.ecommpay(second))
+        assert.equal(inbox.IDENTITY.ecommpay(second), inbox.IDENTITY.ecommpay(assert(client:notification(
+            assert(core.json_encode(body)), plain.headers))))
+    end)
+
     it("misuse raises naming the function", function()
         util.assert_raises("luapay.inbox.new: option 'store' must be a luapay.store.redis (streams and consumer groups)",
             inbox.new, { store = store.memory(), clients = {} })

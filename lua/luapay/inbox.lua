@@ -55,11 +55,15 @@ end
 M.IDENTITY = {
     -- Trustly numbers every notification and resends it under the same id
     trustly = function(e) return e.extra.notificationid end,
-    -- ecommpay: one callback per operation and operation status
+    -- ecommpay: one callback per operation and operation status; the card's
+    -- registration for recurring payments comes as a second callback of the
+    -- same operation, carrying recurring.id
     ecommpay = function(e)
         local x = e.extra
-        return join(e.provider_ref or e.merchant_ref, x.operation_type or x.payment_type,
+        local id = join(e.provider_ref or e.merchant_ref, x.operation_type or x.payment_type,
             x.operation_status or x.payment_status)
+        if id and type(x.recurring) == "table" and x.recurring.id ~= nil then id = id .. "/recurring:" .. tostring(x.recurring.id) end
+        return id
     end,
     -- TrustPay: the payment (PaymentId, or PaymentRequestId for cards), its result code and direction
     trustpay = function(e) return join(e.provider_ref, e.extra.result_code, e.extra.type) end,
