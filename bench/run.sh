@@ -107,3 +107,13 @@ join <(best $out/trustly_lua54.txt) <(best $out/trustly_luajit.txt) | join - $ou
            printf "%-54s %10d %10d %10d %7.2f %7.2f\n", label, $2, $3, $4, $2 / $4, $3 / $4 }'
 best $out/trustly_lua54.txt | awk '$1 == "trustly_serialize" { s54 = $2 } END { printf "(serialize alone, the Deposit Data: %d/s in Lua 5.4", s54 }'
 best $out/trustly_luajit.txt | awk '$1 == "trustly_serialize" { printf ", %d/s in LuaJIT)\n", $2 }'
+
+echo
+echo "inbox (examples/nginx/inbox.conf on a real redis-server; wrk, 16 connections, 5 s, notifications of all"
+echo "five providers, each verified, recorded once and answered; two boxes: behind an nginx round-robin LB,"
+echo "on the same cores as the one box)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/inbox_bench.lua > $out/inbox.txt
+awk 'BEGIN { printf "%-34s %14s %12s\n", "measure", "per second", "p99 (ms)" }
+     $1 == "inbox_one_box"   { printf "%-34s %14d %12.2f\n", "notifications, one box", $2, $3 }
+     $1 == "inbox_two_boxes" { printf "%-34s %14d %12.2f\n", "notifications, two boxes + LB", $2, $3 }
+     $1 == "inbox_consumer"  { printf "%-34s %14d %12s\n", "consumer (Lua 5.4), events", $2, "-" }' $out/inbox.txt
