@@ -89,6 +89,11 @@ describe("shared client state", function()
         assert.equal(trustly.message_id("Deposit", order), err.message_id)
         assert.matches("^%x+%-%x+%-5%x+%-[89ab]%x+%-%x+$", trustly.message_id("Deposit", order))
         assert.not_equal(trustly.message_id("Deposit", order), trustly.message_id("Deposit", order, 2))
+        -- the same text on every VM; a wrong attempt or order raises
+        assert.equal(trustly.message_id("Deposit", "1042"), trustly.message_id("Deposit", 1042))
+        assert.has_error(function() trustly.message_id("Deposit", order, true) end)
+        assert.has_error(function() trustly.message_id("Deposit", order, 0) end)
+        assert.has_error(function() trustly.message_id("Deposit", 10.5) end)
         util.stop_sandbox(sb)
     end)
 

@@ -892,10 +892,16 @@ trustly.OPTIONS = provider.options { "username", "password", "private_key", "pri
 -- attempt (default 1): a new attempt after a definite failure.
 function trustly.message_id(method, order, attempt)
     if type(method) ~= "string" or method == "" then bad_argument("message_id", 1, "method", "a method name expected") end
-    if type(order) ~= "string" and type(order) ~= "number" then
-        bad_argument("message_id", 2, "order", "the merchant's order reference (string or number) expected")
+    -- A number as its digits: the same text under Lua 5.4 and LuaJIT, so
+    -- every box derives the same MessageID.
+    if type(order) == "number" and provider.is_integer(order) then order = provider.digits(order) end
+    if type(order) ~= "string" then
+        bad_argument("message_id", 2, "order", "the merchant's order reference (string or integer) expected")
     end
-    local h = core.hex_encode(core.digest("sha256", ("%s\0%s\0%s"):format(method, order, attempt or 1))):sub(1, 32)
+    if attempt ~= nil and not (provider.is_integer(attempt) and attempt >= 1) then
+        bad_argument("message_id", 3, "attempt", "a whole number from 1 expected")
+    end
+    local h = core.hex_encode(core.digest("sha256", ("%s\0%s\0%d"):format(method, order, attempt or 1))):sub(1, 32)
     -- a version 5-style UUID (name-based) so it reads like the ones Trustly shows
     local variant = ("89ab"):sub(tonumber(h:sub(17, 17), 16) % 4 + 1, tonumber(h:sub(17, 17), 16) % 4 + 1)
     return ("%s-%s-5%s-%s%s-%s"):format(h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), variant, h:sub(18, 20), h:sub(21, 32))
