@@ -22,13 +22,7 @@ local function capture(cmd)
     return out
 end
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = require("support.util").read
 
 function M.start()
     local dir = capture("mktemp -d /tmp/luapay-redis.XXXXXX"):gsub("%s+$", "")
