@@ -22,7 +22,13 @@ local function capture(cmd)
     return out
 end
 
-local read = require("support.util").read
+local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
 
 function M.start()
     local dir = capture("mktemp -d /tmp/luapay-redis.XXXXXX"):gsub("%s+$", "")
