@@ -15,6 +15,12 @@ describe("luapay command", function()
         end
     end)
 
+    it("prints its version with --version", function()
+        local out, err, code = luapay("--version")
+        assert.equal(0, code, err)
+        assert.equal("luapay " .. require("luapay").VERSION .. "\n", out)
+    end)
+
     it("has --help on every subcommand", function()
         for _, name in ipairs(cli.ORDER) do
             local out, _, code = luapay(name .. " --help")

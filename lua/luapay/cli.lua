@@ -113,49 +113,47 @@ function cli.err(...) io.stderr:write(cli.redact(table.concat({ ... }))) end
 ---------------------------------------------------------------------------
 
 --- cli.parse(argv, options) -> positionals, opts: the one option parser of
--- every subcommand, strict so that a typo can never change what is done.
--- options maps each name to "flag" (no value) or "value" (one value, as
--- `--name value` or `--name=value`). Usage errors, raised before anything
--- runs: an option not in options; a flag given a value (`--sandbox=false`
--- is refused, never read as the flag); an option without its value (at the
--- end, empty, or followed by another `--option`: write `--name=--x` for
--- such a value); an option given twice. `--` ends the options; `-` alone
--- is a positional (standard input); -h and --help set opts.help.
+-- every subcommand (Debian's lua-argparse), strict so that a typo can never
+-- change what is done. options maps each name to "flag" (no value) or
+-- "value" (one value, as `--name value` or `--name=value`). Usage errors,
+-- raised before anything runs: an option not in options; a flag given a
+-- value (`--sandbox=false` is refused, never read as the flag); an option
+-- without its value (at the end, empty, or followed by another option:
+-- write `--name=--x` for such a value); an option given twice. `--` ends
+-- the options; `-` alone is a positional (standard input); -h and --help
+-- set opts.help.
+local argparse = require "argparse"
+
+-- argparse's messages, in the command's words. Only an option's name is
+-- ever echoed: a value may be a credential.
+local PARSE_ERRORS = {
+    { "^unknown option '([^'=]*)", "unknown option %s" },
+    { "^option '([^']*)' does not take arguments", "option %s takes no value (write %s alone, or leave it out)" },
+    { "^option '([^']*)' requires an argument", "option %s needs a value" },
+    { "^option '([^']*)' must be used at most", "option %s is given twice" },
+}
+
 function cli.parse(argv, options)
-    local pos, opts = {}, {}
-    local i, options_done = 1, false
-    while i <= #argv do
-        local a = argv[i]
-        if options_done or a == "-" or a:sub(1, 1) ~= "-" then
-            pos[#pos + 1] = a
-        elseif a == "--" then
-            options_done = true
-        elseif a == "-h" or a == "--help" then
-            opts.help = true
-        else
-            -- Only the name is ever echoed: a value may be a credential.
-            local name, eq, value = a:match("^%-%-(%w[%w%-]*)(=?)(.*)$")
-            local kind = name and options[name]
-            if not kind then
-                usage_error(name and ("unknown option --" .. name)
-                    or a:match("^%-%w$") and ("unknown option " .. a)
-                    or "unknown option (put -- before an argument that starts with '-')")
-            end
-            if opts[name] ~= nil then usage_error("option --" .. name .. " is given twice") end
-            if kind == "flag" then
-                if eq ~= "" then
-                    usage_error(("option --%s takes no value (write --%s alone, or leave it out)"):format(name, name))
-                end
-                value = true
-            elseif eq == "" then
-                i = i + 1
-                value = argv[i]
-                if value and value:sub(1, 2) == "--" then value = nil end
-            end
-            if value == nil or value == "" then usage_error("option --" .. name .. " needs a value") end
-            opts[name] = value
+    local parser = argparse("luapay"):add_help(false)
+    parser:argument("positionals"):args("*")
+    parser:flag("-h --help"):target("help")
+    for name, kind in pairs(options) do
+        local o = kind == "flag" and parser:flag("--" .. name) or parser:option("--" .. name)
+        o:target(name):count("0-1"):overwrite(false)
+    end
+    local ok, result = parser:pparse(argv)
+    if not ok then
+        for _, e in ipairs(PARSE_ERRORS) do
+            local name = result:match(e[1])
+            if name then usage_error(e[2]:format(name, name)) end
         end
-        i = i + 1
+        usage_error((result:gsub("\n.*", "")))
+    end
+    local pos, opts = result.positionals, {}
+    result.positionals = nil
+    for name, value in pairs(result) do
+        if value == "" then usage_error("option --" .. name .. " needs a value") end
+        opts[name] = value
     end
     return pos, opts
 end
@@ -679,7 +677,7 @@ secrets masked.]] },
 cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl" }
 
 function cli.help()
-    local lines = { "usage: luapay <command> [arguments] [--help]", "", "commands:" }
+    local lines = { "usage: luapay <command> [arguments] [--help]", "       luapay --version", "", "commands:" }
     for _, name in ipairs(cli.ORDER) do lines[#lines + 1] = "  " .. cli.commands[name].usage:gsub("^usage: luapay ", "") end
     lines[#lines + 1] = ""
     lines[#lines + 1] = [[options: --name value or --name=value; a flag (--sandbox, --explain) takes no
@@ -701,6 +699,10 @@ function cli.main(argv)
     if name == nil or name == "-h" or name == "--help" or name == "help" then
         cli.out(cli.help(), "\n")
         return name and cli.EXIT.OK or cli.EXIT.USAGE
+    end
+    if name == "--version" then
+        cli.out("luapay ", require("luapay").VERSION, "\n")
+        return cli.EXIT.OK
     end
     local command = cli.commands[name]
     local rest = {}
