@@ -178,6 +178,27 @@ function cli.read_input(path)
     return text
 end
 
+--- cli.isatty(fd) -> whether file descriptor fd (0, 1, 2) is a terminal.
+function cli.isatty(fd)
+    local ok, _, code = os.execute(("test -t %d"):format(fd))
+    if type(ok) == "number" then return ok == 0 end -- Lua 5.1, LuaJIT: the status
+    return ok == true and code == 0
+end
+
+--- cli.request_input(arg, what) -> the decoded JSON request of a `call`:
+-- the argument, or standard input when it is "-" or absent (unless
+-- standard input is a terminal: nobody is typing a request); nil when
+-- there is none (no argument and an empty input), for methods without one.
+function cli.request_input(arg, what)
+    local text = arg
+    if arg == nil or arg == "-" then
+        if arg == nil and cli.isatty(0) then return nil end
+        text = cli.read_input("-")
+        if not text:find("%S") then return nil end
+    end
+    return cli.json_input(text, what)
+end
+
 --- cli.choose(names, word, what) -> word when names[word] is set; else a
 -- usage error listing the names ("unknown ecommpay operation 'x' (a, b)").
 function cli.choose(names, word, what)
@@ -646,9 +667,10 @@ Kinds: {url kinds}.]] },
         usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
         help = [[usage: luapay call <provider> <method> [json] [--sandbox]
 
-Makes one API call with the JSON request given (or from standard input)
-against the configured account, or against the running sandbox with
---sandbox, and prints the answer.]] },
+Makes one API call with the JSON request given (or read from standard
+input: `-`, or no json argument and input that is not a terminal; empty
+input is no request) against the configured account, or against the
+running sandbox with --sandbox, and prints the answer.]] },
     export = { run = provider_command("export", 1, 1),
         options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
         usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
