@@ -469,11 +469,24 @@ local function provider(name, capability)
     return p
 end
 
+--- cli.describe(err) -> the text of an error for the command's one line,
+-- saying nothing twice: without the "luapay " its "luapay: " prefix already
+-- says, and without "(HTTP 500)" after a message that names the status.
+function cli.describe(err)
+    if type(err) == "table" and err.http_status and tostring(err.message):find("HTTP " .. err.http_status, 1, true) then
+        local copy = {}
+        for k, v in pairs(err) do copy[k] = v end
+        copy.http_status = nil
+        err = setmetatable(copy, getmetatable(err))
+    end
+    return (tostring(err):gsub("^luapay ", ""))
+end
+
 -- Prints a provider function's result (false: it printed its own output);
 -- maps errors to exit codes.
 local function finish(result, err)
     if result == nil then
-        cli.err("luapay: ", tostring(err), "\n")
+        cli.err("luapay: ", cli.describe(err), "\n")
         return cli.EXIT.FAILED
     end
     if result ~= false then cli.print_json(result) end
