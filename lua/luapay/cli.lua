@@ -220,6 +220,33 @@ function cli.print_json(value)
     cli.out(core.json_encode(errors.mask(value)) or pretty.format(value), "\n")
 end
 
+--- cli.colour(fd) -> whether to colour what goes to fd (1 or 2): only a
+-- terminal, and never with NO_COLOR set to anything (https://no-color.org).
+function cli.colour(fd)
+    local no_color = os.getenv("NO_COLOR")
+    return (no_color == nil or no_color == "") and os.getenv("TERM") ~= "dumb" and cli.isatty(fd)
+end
+
+local function paint(code, text) return "\27[" .. code .. "m" .. text .. "\27[0m" end
+
+--- cli.print_result(value, opts): JSON (one line) with --json or when
+-- standard output is not a terminal (a pipe, a file: a script reads it);
+-- on a terminal the readable form of the REPL, its keys in colour.
+function cli.print_result(value, opts)
+    if opts.json or not cli.isatty(1) then return cli.print_json(value) end
+    local text = pretty.format(value)
+    if cli.colour(1) then
+        text = text:gsub("(\n%s*)([%a_][%w_]*)( = )", function(indent, key, eq) return indent .. paint("36", key) .. eq end)
+    end
+    cli.out(text, "\n")
+end
+
+--- cli.fail(message): the command's one error line on standard error,
+-- "luapay:" in red on a terminal.
+function cli.fail(message)
+    cli.err(cli.colour(2) and paint("1;31", "luapay:") or "luapay:", " ", tostring(message), "\n")
+end
+
 ---------------------------------------------------------------------------
 -- Configuration
 ---------------------------------------------------------------------------
@@ -397,8 +424,8 @@ local function describe_sandbox(sb)
     return out
 end
 
-local function print_sandbox(sb)
-    cli.out(core.json_encode(describe_sandbox(sb)), "\n")
+local function print_sandbox(sb, opts)
+    cli.print_result(describe_sandbox(sb), opts)
 end
 
 local function cmd_sandbox(argv)
@@ -412,7 +439,7 @@ local function cmd_sandbox(argv)
     if action == "start" then
         local running = cli.running_sandbox()
         if running then
-            print_sandbox(running)
+            print_sandbox(running, opts)
             return cli.EXIT.OK
         end
         local sandbox = require "luapay.sandbox"
@@ -422,15 +449,15 @@ local function cmd_sandbox(argv)
         local f = assert(io.open(state_path(), "wb"))
         f:write(core.json_encode(sb:state()))
         f:close()
-        print_sandbox(sb)
+        print_sandbox(sb, opts)
         return cli.EXIT.OK
     elseif action == "status" then
         local sb, err = cli.running_sandbox()
         if not sb then
-            cli.err("luapay: ", err, "\n")
+            cli.fail(err)
             return cli.EXIT.FAILED
         end
-        print_sandbox(sb)
+        print_sandbox(sb, opts)
         return cli.EXIT.OK
     elseif action == "stop" then
         local sb = cli.running_sandbox()
@@ -438,11 +465,11 @@ local function cmd_sandbox(argv)
             local ok, err = sb:stop()
             os.remove(state_path())
             if not ok then
-                cli.err("luapay: ", err, "\n")
+                cli.fail(err)
                 return cli.EXIT.FAILED
             end
         end
-        cli.out("sandbox stopped\n")
+        if opts.json then cli.print_json({ stopped = true }) else cli.out("sandbox stopped\n") end
         return cli.EXIT.OK
     end
     usage_error("unknown sandbox action '" .. action .. "' (start, stop or status)")
@@ -484,12 +511,12 @@ end
 
 -- Prints a provider function's result (false: it printed its own output);
 -- maps errors to exit codes.
-local function finish(result, err)
+local function finish(opts, result, err)
     if result == nil then
-        cli.err("luapay: ", cli.describe(err), "\n")
+        cli.fail(cli.describe(err))
         return cli.EXIT.FAILED
     end
-    if result ~= false then cli.print_json(result) end
+    if result ~= false then cli.print_result(result, opts) end
     return cli.EXIT.OK
 end
 
@@ -526,7 +553,7 @@ local function provider_command(capability, min_args, max_args)
             end
         end
         local ctx = { opts = opts, config = cli.load_config() }
-        return finish(p[capability](ctx, pos, opts))
+        return finish(opts, p[capability](ctx, pos, opts))
     end
 end
 
@@ -540,7 +567,7 @@ local function cmd_url(argv)
     local kind = pos[1]
     for _, p in pairs(cli.providers) do
         local build = p.urls and p.urls[kind]
-        if build then return finish(build({ opts = opts, config = cli.load_config() }, pos, opts)) end
+        if build then return finish(opts, build({ opts = opts, config = cli.load_config() }, pos, opts)) end
     end
     usage_error("unknown URL kind '" .. kind .. "'")
 end
@@ -646,23 +673,23 @@ end
 local FLAG, VALUE = "flag", "value"
 
 cli.commands = {
-    sandbox = { run = cmd_sandbox, options = {}, usage = "usage: luapay sandbox start|stop|status",
-        help = [[usage: luapay sandbox start|stop|status
+    sandbox = { run = cmd_sandbox, options = { json = FLAG }, usage = "usage: luapay sandbox start|stop|status [--json]",
+        help = [[usage: luapay sandbox start|stop|status [--json]
 
 Runs the fake providers on loopback in the background (nginx), and prints
 their base URLs and test credentials as JSON. `stop` ends it and removes its
 files; `status` prints the same as `start` while it runs (exit 1 if not).]] },
-    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG },
-        usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox]",
-        help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox]
+    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox] [--json]",
+        help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox] [--json]
 
 Signs the JSON request in file (standard input without one) the way the
 provider expects, and prints the signed request. --explain also prints the
 canonical string that was signed (credentials in it redacted). Credentials
 come from the configuration, or the running sandbox's with --sandbox.]] },
-    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG },
-        usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox]",
-        help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox]
+    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox] [--json]",
+        help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox] [--json]
        luapay verify begateway [file] [--signature SIG | --authorization HEADER]
        luapay verify trustly-na [file] --authorization HEADER
 
@@ -670,24 +697,24 @@ Verifies a saved callback or notification body (file, or standard input)
 and prints the event. Exit 1 when the signature does not verify.
 beGateway: --signature is the Content-Signature header, --authorization
 the Authorization header; Trustly NA: --authorization.]] },
-    url = { run = cmd_url, options = { sandbox = FLAG }, usage = "usage: luapay url <kind> [file] [--sandbox]",
-        help = [[usage: luapay url <kind> [file] [--sandbox]
+    url = { run = cmd_url, options = { sandbox = FLAG, json = FLAG }, usage = "usage: luapay url <kind> [file] [--sandbox] [--json]",
+        help = [[usage: luapay url <kind> [file] [--sandbox] [--json]
 
 Builds a payment URL for the customer's browser from the JSON parameters in
 file (or standard input), for the configured account or the running sandbox.
 Kinds: {url kinds}.]] },
-    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG },
-        usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
-        help = [[usage: luapay call <provider> <method> [json] [--sandbox]
+    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay call <provider> <method> [json] [--sandbox] [--json]",
+        help = [[usage: luapay call <provider> <method> [json] [--sandbox] [--json]
 
 Makes one API call with the JSON request given (or read from standard
 input: `-`, or no json argument and input that is not a terminal; empty
 input is no request) against the configured account, or against the
 running sandbox with --sandbox, and prints the answer.]] },
     export = { run = provider_command("export", 1, 1),
-        options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
-        usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
-        help = [[usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
+        options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox] [--json]",
+        help = [[usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox] [--json]
 
 Streams every transaction of the period, as JSON lines or into a CSV file,
 with a progress line on standard error for long exports. DATE is YYYY-MM-DD
@@ -720,7 +747,10 @@ value, so --sandbox=false is a usage error, never the sandbox. An unknown,
 repeated or value-less option is a usage error and nothing is done or sent;
 -- ends the options (for an argument that starts with '-').]]
     lines[#lines + 1] = ""
-    lines[#lines + 1] = "exit codes: 0 done, 1 the operation failed, 2 usage, 3 configuration"
+    lines[#lines + 1] = [[output: readable on a terminal (in colour, unless NO_COLOR is set), JSON when
+piped or with --json (every command that prints a result takes it).]]
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "exit codes: 0 done, 1 the operation failed, 2 usage, 3 configuration, 130 Ctrl-C"
     lines[#lines + 1] = "configuration: " .. default_config_path() .. " and LUAPAY_<PROVIDER>_<FIELD> variables"
     return table.concat(lines, "\n")
 end
@@ -743,20 +773,25 @@ function cli.main(argv)
     local rest = {}
     for i = 2, #argv do rest[#rest + 1] = argv[i] end
     if not command then
-        cli.err(("luapay: unknown command '%s' (try luapay --help)\n"):format(name))
+        cli.fail(("unknown command '%s' (try luapay --help)"):format(name))
         return cli.EXIT.USAGE
     end
+    -- Ctrl-C ends a command at once with 130, even inside a request or a
+    -- read of standard input (an export's FILE.partial stays partial); the
+    -- REPL keeps the interpreter's own handling.
+    if name ~= "repl" then core.exit_on_interrupt(130) end
     local ok, result = pcall(command.run, rest)
     if ok then return result end
     local mt = getmetatable(result)
     if mt == Usage then
-        cli.err("luapay: ", result.message, "\n")
+        cli.fail(result.message)
         return cli.EXIT.USAGE
     elseif mt == Config then
-        cli.err("luapay: ", result.message, "\n")
+        cli.fail(result.message)
         return cli.EXIT.CONFIG
     end
-    cli.err("luapay: internal error: ", (tostring(result):gsub("\n.*", "")), "\n")
+    if tostring(result):find("interrupted!$") then return 130 end -- Ctrl-C in Lua code: not a fault
+    cli.fail("internal error: " .. (tostring(result):gsub("\n.*", "")))
     return cli.EXIT.FAILED
 end
 
