@@ -118,6 +118,28 @@ describe("luapay export and webhooks (beGateway, Trustly NA)", function()
         assert.matches("luapay: 1000 transactions so far", err)
     end)
 
+    it("exports amounts in one unit for both providers: integers in minor units", function()
+        for _, provider in ipairs({ "begateway", "trustly-na" }) do
+            local out, err, code = luapay("export " .. provider .. " --from 2024-06-03 --to 2024-06-03 --sandbox")
+            assert.equal(0, code, err)
+            local n = 0
+            for line in out:gmatch("[^\n]+") do
+                local tx = assert(core.json_decode(line))
+                assert.equal("number", type(tx.amount), provider .. ": " .. line)
+                assert.equal(math.floor(tx.amount), tx.amount, provider)
+                if tx.paid ~= nil then assert.equal("number", type(tx.paid), provider) end
+                n = n + 1
+            end
+            assert.is_true(n > 10, provider)
+        end
+        local csv = os.tmpname()
+        finally(function() os.remove(csv) end)
+        local _, err, code = luapay("export trustly-na --from 2024-06-03 --to 2024-06-03 --sandbox --csv " .. csv)
+        assert.equal(0, code, err)
+        local second = select(2, require("support.util").read(csv):match("^([^\n]*)\n([^\n]*)"))
+        assert.matches("^[^,]*,[^,]*,[^,]*,%d+,%d+,USD,", second)
+    end)
+
     it("refuses a bad period with a usage error", function()
         local _, err, code = luapay("export begateway --from yesterday --to 2024-06-03 --sandbox")
         assert.equal(2, code)

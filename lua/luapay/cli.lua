@@ -718,7 +718,9 @@ running sandbox with --sandbox, and prints the answer.]] },
 
 Streams every transaction of the period, as JSON lines or into a CSV file,
 with a progress line on standard error for long exports. DATE is YYYY-MM-DD
-(the whole day) or YYYY-MM-DDThh:mm:ss.
+(the whole day) or YYYY-MM-DDThh:mm:ss. Amounts are integers in minor units of
+the transaction's currency for every provider (2500 EUR is 25.00 EUR), as in
+luapay's events.
 
 --csv FILE writes FILE.partial and renames it to FILE once the whole period
 is in it: a file named FILE is always complete.
