@@ -103,6 +103,11 @@ describe("luapay command", function()
         assert.equal("", require("support.util").read(dir .. "/out"))
     end)
 
+    it("core.exit_on_interrupt refuses a status that is not one", function()
+        assert.has_error(function() core.exit_on_interrupt(300) end, "exit_on_interrupt: bad argument #1 'status' (0 to 255 expected)")
+        assert.has_error(function() core.exit_on_interrupt(-1) end)
+    end)
+
     it("starts a background sandbox, reports it, and stops it leaving nothing running", function()
         local out, err, code = luapay("sandbox start")
         assert.equal(0, code, err)
