@@ -15,6 +15,12 @@ describe("luapay command", function()
         end
     end)
 
+    it("prints its version with --version", function()
+        local out, err, code = luapay("--version")
+        assert.equal(0, code, err)
+        assert.equal("luapay " .. require("luapay").VERSION .. "\n", out)
+    end)
+
     it("has --help on every subcommand", function()
         for _, name in ipairs(cli.ORDER) do
             local out, _, code = luapay(name .. " --help")
@@ -34,6 +40,72 @@ describe("luapay command", function()
         assert.equal(1, select(2, err:gsub("\n", "")))
         code = select(3, luapay(""))
         assert.equal(2, code)
+    end)
+
+    -- Runs the command on a pseudo-terminal (util-linux's script): stdout
+    -- and stderr are the terminal, as for someone typing it.
+    local function on_terminal(args, env)
+        local p = io.popen(("env -u LD_PRELOAD LUAPAY_CONFIG=/nonexistent %s script -qec %q /dev/null </dev/null")
+            :format(env or "", "bin/luapay " .. args))
+        local out = p:read("*a")
+        p:close()
+        return (out:gsub("\r\n", "\n"))
+    end
+    local creds = "LUAPAY_ECOMMPAY_PROJECT_ID=1625 LUAPAY_ECOMMPAY_SECRET=s3cret-value"
+    local request = "spec/fixtures/cli-sign-request.json"
+
+    it("prints readably on a terminal, keys in colour; never colour with NO_COLOR", function()
+        local f = assert(io.open(request, "wb"))
+        f:write('{"general":{"project_id":1625,"payment_id":"p-1"}}')
+        f:close()
+        finally(function() os.remove(request) end)
+        local out = on_terminal("sign ecommpay --explain " .. request, creds)
+        assert.matches('\27%[36msignature\27%[0m = "', out)
+        assert.matches('string_to_sign\27%[0m = "general:payment_id:p%-1;general:project_id:1625"', out)
+        out = on_terminal("sign ecommpay --explain " .. request, creds .. " NO_COLOR=1")
+        assert.is_nil(out:find("\27", 1, true), out)
+        assert.matches('\n  string_to_sign = "general:payment_id:p%-1;general:project_id:1625"', out)
+        local err = on_terminal("sign nosuch", "NO_COLOR=x")
+        assert.matches("^luapay: unknown provider", err)
+        err = on_terminal("sign nosuch")
+        assert.matches("^\27%[1;31mluapay:\27%[0m unknown provider", err)
+    end)
+
+    it("prints JSON with --json, and whenever its output is not a terminal", function()
+        local f = assert(io.open(request, "wb"))
+        f:write('{"general":{"project_id":1625,"payment_id":"p-1"}}')
+        f:close()
+        finally(function() os.remove(request) end)
+        local out = on_terminal("sign ecommpay --json --explain " .. request, creds)
+        assert.equal("general:payment_id:p-1;general:project_id:1625", core.json_decode(out).string_to_sign)
+        out = luapay("sign ecommpay --explain " .. request, nil, "LUAPAY_CONFIG=/nonexistent " .. creds)
+        assert.equal("general:payment_id:p-1;general:project_id:1625", core.json_decode(out).string_to_sign)
+        for _, name in ipairs({ "sandbox", "sign", "verify", "url", "call", "export" }) do
+            assert.matches("%[%-%-json%]", (luapay(name .. " --help")), name)
+        end
+    end)
+
+    it("exits 130 on Ctrl-C (SIGINT) without an error, even while it waits for standard input", function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir " .. dir))
+        finally(function() os.execute("rm -rf " .. dir) end)
+        -- A writer that never writes keeps the command waiting on its input.
+        local p = io.popen(([[
+            mkfifo %s/in; sleep 8 > %s/in & w=$!
+            env -u LD_PRELOAD LUAPAY_CONFIG=/nonexistent bin/luapay call trustly Balance - < %s/in > %s/out 2> %s/err & pid=$!
+            sleep 1; kill -INT $pid; wait $pid; echo "exit $?"; kill $w 2>/dev/null]])
+            :format(dir, dir, dir, dir, dir))
+        local status = p:read("*a")
+        p:close()
+        assert.equal("exit 130\n", status)
+        assert.equal("", require("support.util").read(dir .. "/err"))
+        assert.equal("", require("support.util").read(dir .. "/out"))
+    end)
+
+    it("core.exit_on_interrupt refuses a status that is not one", function()
+        assert.has_error(function() core.exit_on_interrupt(300) end, "exit_on_interrupt: bad argument #1 'status' (0 to 255 expected)")
+        assert.has_error(function() core.exit_on_interrupt(-1) end)
     end)
 
     it("starts a background sandbox, reports it, and stops it leaving nothing running", function()

@@ -282,7 +282,7 @@ describe("luapay export when a page fails", function()
             local out, err, code = luapay(args, nil, SANDBOX_ENV)
             assert.equal(1, code, args)
             assert.equal("", out)
-            assert.matches("^luapay: luapay validation error: ", err)
+            assert.matches("^luapay: validation error: ", err)
         end
     end)
 
@@ -483,6 +483,20 @@ return {
             begateway = url .. "/begateway", trustly_na = url .. "/trustly_na" }
         every_command()
         assert_no_secret()
+    end)
+
+    it("says each thing once: no 'luapay: luapay ...', no 'HTTP 500 (HTTP 500)'", function()
+        configure(everywhere("/live/500"))
+        every_command()
+        local failed = 0
+        for _, o in ipairs(outputs) do
+            assert.is_nil(o[2]:find("luapay: luapay", 1, true), o[1] .. ": " .. o[2])
+            for status in o[2]:gmatch("HTTP (%d%d%d)") do
+                assert.equal(1, select(2, o[2]:gsub("HTTP " .. status, "")), o[1] .. ": " .. o[2])
+            end
+            if o[2]:find("HTTP 500", 1, true) then failed = failed + 1 end
+        end
+        assert.is_true(failed >= 5, "the calls reached the server")
     end)
 
     for _, status in ipairs({ "200", "401", "500" }) do

@@ -113,49 +113,47 @@ function cli.err(...) io.stderr:write(cli.redact(table.concat({ ... }))) end
 ---------------------------------------------------------------------------
 
 --- cli.parse(argv, options) -> positionals, opts: the one option parser of
--- every subcommand, strict so that a typo can never change what is done.
--- options maps each name to "flag" (no value) or "value" (one value, as
--- `--name value` or `--name=value`). Usage errors, raised before anything
--- runs: an option not in options; a flag given a value (`--sandbox=false`
--- is refused, never read as the flag); an option without its value (at the
--- end, empty, or followed by another `--option`: write `--name=--x` for
--- such a value); an option given twice. `--` ends the options; `-` alone
--- is a positional (standard input); -h and --help set opts.help.
+-- every subcommand (Debian's lua-argparse), strict so that a typo can never
+-- change what is done. options maps each name to "flag" (no value) or
+-- "value" (one value, as `--name value` or `--name=value`). Usage errors,
+-- raised before anything runs: an option not in options; a flag given a
+-- value (`--sandbox=false` is refused, never read as the flag); an option
+-- without its value (at the end, empty, or followed by another option:
+-- write `--name=--x` for such a value); an option given twice. `--` ends
+-- the options; `-` alone is a positional (standard input); -h and --help
+-- set opts.help.
+local argparse = require "argparse"
+
+-- argparse's messages, in the command's words. Only an option's name is
+-- ever echoed: a value may be a credential.
+local PARSE_ERRORS = {
+    { "^unknown option '([^'=]*)", "unknown option %s" },
+    { "^option '([^']*)' does not take arguments", "option %s takes no value (write %s alone, or leave it out)" },
+    { "^option '([^']*)' requires an argument", "option %s needs a value" },
+    { "^option '([^']*)' must be used at most", "option %s is given twice" },
+}
+
 function cli.parse(argv, options)
-    local pos, opts = {}, {}
-    local i, options_done = 1, false
-    while i <= #argv do
-        local a = argv[i]
-        if options_done or a == "-" or a:sub(1, 1) ~= "-" then
-            pos[#pos + 1] = a
-        elseif a == "--" then
-            options_done = true
-        elseif a == "-h" or a == "--help" then
-            opts.help = true
-        else
-            -- Only the name is ever echoed: a value may be a credential.
-            local name, eq, value = a:match("^%-%-(%w[%w%-]*)(=?)(.*)$")
-            local kind = name and options[name]
-            if not kind then
-                usage_error(name and ("unknown option --" .. name)
-                    or a:match("^%-%w$") and ("unknown option " .. a)
-                    or "unknown option (put -- before an argument that starts with '-')")
-            end
-            if opts[name] ~= nil then usage_error("option --" .. name .. " is given twice") end
-            if kind == "flag" then
-                if eq ~= "" then
-                    usage_error(("option --%s takes no value (write --%s alone, or leave it out)"):format(name, name))
-                end
-                value = true
-            elseif eq == "" then
-                i = i + 1
-                value = argv[i]
-                if value and value:sub(1, 2) == "--" then value = nil end
-            end
-            if value == nil or value == "" then usage_error("option --" .. name .. " needs a value") end
-            opts[name] = value
+    local parser = argparse("luapay"):add_help(false)
+    parser:argument("positionals"):args("*")
+    parser:flag("-h --help"):target("help")
+    for name, kind in pairs(options) do
+        local o = kind == "flag" and parser:flag("--" .. name) or parser:option("--" .. name)
+        o:target(name):count("0-1"):overwrite(false)
+    end
+    local ok, result = parser:pparse(argv)
+    if not ok then
+        for _, e in ipairs(PARSE_ERRORS) do
+            local name = result:match(e[1])
+            if name then usage_error(e[2]:format(name, name)) end
         end
-        i = i + 1
+        usage_error((result:gsub("\n.*", "")))
+    end
+    local pos, opts = result.positionals, {}
+    result.positionals = nil
+    for name, value in pairs(result) do
+        if value == "" then usage_error("option --" .. name .. " needs a value") end
+        opts[name] = value
     end
     return pos, opts
 end
@@ -180,6 +178,27 @@ function cli.read_input(path)
     return text
 end
 
+--- cli.isatty(fd) -> whether file descriptor fd (0, 1, 2) is a terminal.
+function cli.isatty(fd)
+    local ok, _, code = os.execute(("test -t %d"):format(fd))
+    if type(ok) == "number" then return ok == 0 end -- Lua 5.1, LuaJIT: the status
+    return ok == true and code == 0
+end
+
+--- cli.request_input(arg, what) -> the decoded JSON request of a `call`:
+-- the argument, or standard input when it is "-" or absent (unless
+-- standard input is a terminal: nobody is typing a request); nil when
+-- there is none (no argument and an empty input), for methods without one.
+function cli.request_input(arg, what)
+    local text = arg
+    if arg == nil or arg == "-" then
+        if arg == nil and cli.isatty(0) then return nil end
+        text = cli.read_input("-")
+        if not text:find("%S") then return nil end
+    end
+    return cli.json_input(text, what)
+end
+
 --- cli.choose(names, word, what) -> word when names[word] is set; else a
 -- usage error listing the names ("unknown ecommpay operation 'x' (a, b)").
 function cli.choose(names, word, what)
@@ -199,6 +218,33 @@ end
 
 function cli.print_json(value)
     cli.out(core.json_encode(errors.mask(value)) or pretty.format(value), "\n")
+end
+
+--- cli.colour(fd) -> whether to colour what goes to fd (1 or 2): only a
+-- terminal, and never with NO_COLOR set to anything (https://no-color.org).
+function cli.colour(fd)
+    local no_color = os.getenv("NO_COLOR")
+    return (no_color == nil or no_color == "") and os.getenv("TERM") ~= "dumb" and cli.isatty(fd)
+end
+
+local function paint(code, text) return "\27[" .. code .. "m" .. text .. "\27[0m" end
+
+--- cli.print_result(value, opts): JSON (one line) with --json or when
+-- standard output is not a terminal (a pipe, a file: a script reads it);
+-- on a terminal the readable form of the REPL, its keys in colour.
+function cli.print_result(value, opts)
+    if opts.json or not cli.isatty(1) then return cli.print_json(value) end
+    local text = pretty.format(value)
+    if cli.colour(1) then
+        text = text:gsub("(\n%s*)([%a_][%w_]*)( = )", function(indent, key, eq) return indent .. paint("36", key) .. eq end)
+    end
+    cli.out(text, "\n")
+end
+
+--- cli.fail(message): the command's one error line on standard error,
+-- "luapay:" in red on a terminal.
+function cli.fail(message)
+    cli.err(cli.colour(2) and paint("1;31", "luapay:") or "luapay:", " ", tostring(message), "\n")
 end
 
 ---------------------------------------------------------------------------
@@ -378,8 +424,8 @@ local function describe_sandbox(sb)
     return out
 end
 
-local function print_sandbox(sb)
-    cli.out(core.json_encode(describe_sandbox(sb)), "\n")
+local function print_sandbox(sb, opts)
+    cli.print_result(describe_sandbox(sb), opts)
 end
 
 local function cmd_sandbox(argv)
@@ -393,7 +439,7 @@ local function cmd_sandbox(argv)
     if action == "start" then
         local running = cli.running_sandbox()
         if running then
-            print_sandbox(running)
+            print_sandbox(running, opts)
             return cli.EXIT.OK
         end
         local sandbox = require "luapay.sandbox"
@@ -403,15 +449,15 @@ local function cmd_sandbox(argv)
         local f = assert(io.open(state_path(), "wb"))
         f:write(core.json_encode(sb:state()))
         f:close()
-        print_sandbox(sb)
+        print_sandbox(sb, opts)
         return cli.EXIT.OK
     elseif action == "status" then
         local sb, err = cli.running_sandbox()
         if not sb then
-            cli.err("luapay: ", err, "\n")
+            cli.fail(err)
             return cli.EXIT.FAILED
         end
-        print_sandbox(sb)
+        print_sandbox(sb, opts)
         return cli.EXIT.OK
     elseif action == "stop" then
         local sb = cli.running_sandbox()
@@ -419,11 +465,11 @@ local function cmd_sandbox(argv)
             local ok, err = sb:stop()
             os.remove(state_path())
             if not ok then
-                cli.err("luapay: ", err, "\n")
+                cli.fail(err)
                 return cli.EXIT.FAILED
             end
         end
-        cli.out("sandbox stopped\n")
+        if opts.json then cli.print_json({ stopped = true }) else cli.out("sandbox stopped\n") end
         return cli.EXIT.OK
     end
     usage_error("unknown sandbox action '" .. action .. "' (start, stop or status)")
@@ -450,14 +496,27 @@ local function provider(name, capability)
     return p
 end
 
+--- cli.describe(err) -> the text of an error for the command's one line,
+-- saying nothing twice: without the "luapay " its "luapay: " prefix already
+-- says, and without "(HTTP 500)" after a message that names the status.
+function cli.describe(err)
+    if type(err) == "table" and err.http_status and tostring(err.message):find("HTTP " .. err.http_status, 1, true) then
+        local copy = {}
+        for k, v in pairs(err) do copy[k] = v end
+        copy.http_status = nil
+        err = setmetatable(copy, getmetatable(err))
+    end
+    return (tostring(err):gsub("^luapay ", ""))
+end
+
 -- Prints a provider function's result (false: it printed its own output);
 -- maps errors to exit codes.
-local function finish(result, err)
+local function finish(opts, result, err)
     if result == nil then
-        cli.err("luapay: ", tostring(err), "\n")
+        cli.fail(cli.describe(err))
         return cli.EXIT.FAILED
     end
-    if result ~= false then cli.print_json(result) end
+    if result ~= false then cli.print_result(result, opts) end
     return cli.EXIT.OK
 end
 
@@ -494,7 +553,7 @@ local function provider_command(capability, min_args, max_args)
             end
         end
         local ctx = { opts = opts, config = cli.load_config() }
-        return finish(p[capability](ctx, pos, opts))
+        return finish(opts, p[capability](ctx, pos, opts))
     end
 end
 
@@ -508,7 +567,7 @@ local function cmd_url(argv)
     local kind = pos[1]
     for _, p in pairs(cli.providers) do
         local build = p.urls and p.urls[kind]
-        if build then return finish(build({ opts = opts, config = cli.load_config() }, pos, opts)) end
+        if build then return finish(opts, build({ opts = opts, config = cli.load_config() }, pos, opts)) end
     end
     usage_error("unknown URL kind '" .. kind .. "'")
 end
@@ -614,23 +673,23 @@ end
 local FLAG, VALUE = "flag", "value"
 
 cli.commands = {
-    sandbox = { run = cmd_sandbox, options = {}, usage = "usage: luapay sandbox start|stop|status",
-        help = [[usage: luapay sandbox start|stop|status
+    sandbox = { run = cmd_sandbox, options = { json = FLAG }, usage = "usage: luapay sandbox start|stop|status [--json]",
+        help = [[usage: luapay sandbox start|stop|status [--json]
 
 Runs the fake providers on loopback in the background (nginx), and prints
 their base URLs and test credentials as JSON. `stop` ends it and removes its
 files; `status` prints the same as `start` while it runs (exit 1 if not).]] },
-    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG },
-        usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox]",
-        help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox]
+    sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox] [--json]",
+        help = [[usage: luapay sign <provider> [file] [--explain] [--sandbox] [--json]
 
 Signs the JSON request in file (standard input without one) the way the
 provider expects, and prints the signed request. --explain also prints the
 canonical string that was signed (credentials in it redacted). Credentials
 come from the configuration, or the running sandbox's with --sandbox.]] },
-    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG },
-        usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox]",
-        help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox]
+    verify = { run = provider_command("verify", 1, 2), options = { explain = FLAG, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay verify <provider> [file] [--explain] [--sandbox] [--json]",
+        help = [[usage: luapay verify <provider> [file] [--explain] [--sandbox] [--json]
        luapay verify begateway [file] [--signature SIG | --authorization HEADER]
        luapay verify trustly-na [file] --authorization HEADER
 
@@ -638,27 +697,30 @@ Verifies a saved callback or notification body (file, or standard input)
 and prints the event. Exit 1 when the signature does not verify.
 beGateway: --signature is the Content-Signature header, --authorization
 the Authorization header; Trustly NA: --authorization.]] },
-    url = { run = cmd_url, options = { sandbox = FLAG }, usage = "usage: luapay url <kind> [file] [--sandbox]",
-        help = [[usage: luapay url <kind> [file] [--sandbox]
+    url = { run = cmd_url, options = { sandbox = FLAG, json = FLAG }, usage = "usage: luapay url <kind> [file] [--sandbox] [--json]",
+        help = [[usage: luapay url <kind> [file] [--sandbox] [--json]
 
 Builds a payment URL for the customer's browser from the JSON parameters in
 file (or standard input), for the configured account or the running sandbox.
 Kinds: {url kinds}.]] },
-    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG },
-        usage = "usage: luapay call <provider> <method> [json] [--sandbox]",
-        help = [[usage: luapay call <provider> <method> [json] [--sandbox]
+    call = { run = provider_command("call", 2, 3), options = { sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay call <provider> <method> [json] [--sandbox] [--json]",
+        help = [[usage: luapay call <provider> <method> [json] [--sandbox] [--json]
 
-Makes one API call with the JSON request given (or from standard input)
-against the configured account, or against the running sandbox with
---sandbox, and prints the answer.]] },
+Makes one API call with the JSON request given (or read from standard
+input: `-`, or no json argument and input that is not a terminal; empty
+input is no request) against the configured account, or against the
+running sandbox with --sandbox, and prints the answer.]] },
     export = { run = provider_command("export", 1, 1),
-        options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG },
-        usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]",
-        help = [[usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
+        options = { from = VALUE, to = VALUE, csv = VALUE, resume = VALUE, sandbox = FLAG, json = FLAG },
+        usage = "usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox] [--json]",
+        help = [[usage: luapay export {exporters} --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox] [--json]
 
 Streams every transaction of the period, as JSON lines or into a CSV file,
 with a progress line on standard error for long exports. DATE is YYYY-MM-DD
-(the whole day) or YYYY-MM-DDThh:mm:ss.
+(the whole day) or YYYY-MM-DDThh:mm:ss. Amounts are integers in minor units of
+the transaction's currency for every provider (2500 EUR is 25.00 EUR), as in
+luapay's events.
 
 --csv FILE writes FILE.partial and renames it to FILE once the whole period
 is in it: a file named FILE is always complete.
@@ -679,7 +741,7 @@ secrets masked.]] },
 cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl" }
 
 function cli.help()
-    local lines = { "usage: luapay <command> [arguments] [--help]", "", "commands:" }
+    local lines = { "usage: luapay <command> [arguments] [--help]", "       luapay --version", "", "commands:" }
     for _, name in ipairs(cli.ORDER) do lines[#lines + 1] = "  " .. cli.commands[name].usage:gsub("^usage: luapay ", "") end
     lines[#lines + 1] = ""
     lines[#lines + 1] = [[options: --name value or --name=value; a flag (--sandbox, --explain) takes no
@@ -687,7 +749,10 @@ value, so --sandbox=false is a usage error, never the sandbox. An unknown,
 repeated or value-less option is a usage error and nothing is done or sent;
 -- ends the options (for an argument that starts with '-').]]
     lines[#lines + 1] = ""
-    lines[#lines + 1] = "exit codes: 0 done, 1 the operation failed, 2 usage, 3 configuration"
+    lines[#lines + 1] = [[output: readable on a terminal (in colour, unless NO_COLOR is set), JSON when
+piped or with --json (every command that prints a result takes it).]]
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "exit codes: 0 done, 1 the operation failed, 2 usage, 3 configuration, 130 Ctrl-C"
     lines[#lines + 1] = "configuration: " .. default_config_path() .. " and LUAPAY_<PROVIDER>_<FIELD> variables"
     return table.concat(lines, "\n")
 end
@@ -702,24 +767,33 @@ function cli.main(argv)
         cli.out(cli.help(), "\n")
         return name and cli.EXIT.OK or cli.EXIT.USAGE
     end
+    if name == "--version" then
+        cli.out("luapay ", require("luapay").VERSION, "\n")
+        return cli.EXIT.OK
+    end
     local command = cli.commands[name]
     local rest = {}
     for i = 2, #argv do rest[#rest + 1] = argv[i] end
     if not command then
-        cli.err(("luapay: unknown command '%s' (try luapay --help)\n"):format(name))
+        cli.fail(("unknown command '%s' (try luapay --help)"):format(name))
         return cli.EXIT.USAGE
     end
+    -- Ctrl-C ends a command at once with 130, even inside a request or a
+    -- read of standard input (an export's FILE.partial stays partial); the
+    -- REPL keeps the interpreter's own handling.
+    if name ~= "repl" then core.exit_on_interrupt(130) end
     local ok, result = pcall(command.run, rest)
     if ok then return result end
     local mt = getmetatable(result)
     if mt == Usage then
-        cli.err("luapay: ", result.message, "\n")
+        cli.fail(result.message)
         return cli.EXIT.USAGE
     elseif mt == Config then
-        cli.err("luapay: ", result.message, "\n")
+        cli.fail(result.message)
         return cli.EXIT.CONFIG
     end
-    cli.err("luapay: internal error: ", (tostring(result):gsub("\n.*", "")), "\n")
+    if tostring(result):find("interrupted!$") then return 130 end -- Ctrl-C in Lua code: not a fault
+    cli.fail("internal error: " .. (tostring(result):gsub("\n.*", "")))
     return cli.EXIT.FAILED
 end
 

@@ -50,7 +50,7 @@ end
 local function incomplete(err, count, where)
     if type(err) ~= "table" or err.resume == nil then return err end
     return ("export incomplete after %d transactions%s (page %s failed: %s); for the rest run the same command"
-        .. " with --resume %s"):format(count, where, tostring(err.page or "?"), tostring(err),
+        .. " with --resume %s"):format(count, where, tostring(err.page or "?"), cli.describe(err),
         shell_quote(core.json_encode(err.resume)))
 end
 

@@ -83,7 +83,7 @@ function adapter.call(ctx, pos)
     if type(method) ~= "string" or not method:match("^%u%a+$") then
         cli.usage_error("a Trustly method name such as Deposit, Refund or Balance")
     end
-    local data = pos[3] and cli.json_input(pos[3], "the request data") or nil
+    local data = cli.request_input(pos[3], "the request data")
     return adapter.client(settings(ctx)):call(method, data)
 end
 

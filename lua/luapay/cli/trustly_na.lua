@@ -1,5 +1,6 @@
 --- `luapay` subcommands for Trustly North America: export, verify.
 local cli = require "luapay.cli"
+local core = require "luapay.core"
 local export = require "luapay.cli.export"
 local trustly_na = require "luapay.trustly_na"
 
@@ -28,12 +29,31 @@ function adapter.client(s)
     })
 end
 
+-- The payment's money fields, which Trustly NA gives as decimal strings.
+local MONEY = { "amount", "paid", "pending", "refunded", "reversed", "balance" }
+
+-- Exports print amounts as every luapay event does: integers in minor units
+-- of the payment's currency ("1146.95" USD -> 114695), the unit beGateway's
+-- export already uses. A value that does not convert stays as given.
+local function in_minor_units(iterator)
+    return function()
+        local tx, err = iterator()
+        if type(tx) == "table" then
+            for _, field in ipairs(MONEY) do
+                local v = type(tx[field]) == "string" and core.to_minor(tx[field], tx.currency)
+                if v then tx[field] = v end
+            end
+        end
+        return tx, err
+    end
+end
+
 function adapter.export(ctx, _, opts)
     local from = export.unix_ms(export.datetime(opts.from, "from"))
     local to = export.unix_ms(export.datetime(opts.to, "to", true)) + 999
     local it = adapter.client(settings(ctx)):payments{ createdAt = { start = from, ["end"] = to },
         resume = export.resume(opts.resume) }
-    return export.stream(it, opts, CSV_FIELDS)
+    return export.stream(in_minor_units(it), opts, CSV_FIELDS)
 end
 
 -- A saved notification body, with --authorization (the Authorization header).

@@ -81,7 +81,7 @@ local CALLS = {
 
 function adapter.call(ctx, pos)
     local method = cli.choose(CALLS, pos[2], "TrustPay method")
-    local params = pos[3] and cli.json_input(pos[3], "the request") or nil
+    local params = cli.request_input(pos[3], "the request")
     local c = client(ctx)
     return c[method](c, params)
 end
