@@ -10,11 +10,12 @@ set -eu
 # (lua-cjson and lua-busted come built for all of them).
 # libclang-rt-14-dev holds clang's libFuzzer and sanitizer runtimes (`make
 # fuzz`); clang only recommends it, and recommends are not installed.
+# lua-expat (lxp) reads TrustPay's payment-order XML back in spec 69.
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang libclang-rt-14-dev
-nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium
+nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium lua-expat
 lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
