@@ -1,8 +1,18 @@
 -- Property tests over random data (issue 16), second part: TrustPay's
 -- payment-order XML read back by a real XML parser (lua-expat) and
--- compared field for field with the order. Seeded: a failure names its
--- seed. LUAPAY_PROPERTY_RUNS sets the count.
+-- compared field for field with the order; the callback verifiers of
+-- beGateway, Trustly NA and Trustly fed random mutations of a genuine
+-- message (only one that signs the same text may verify, and it reads the
+-- same); Trustly NA's form reading. Seeded: a failure names its seed.
+-- LUAPAY_PROPERTY_RUNS sets the count.
+local core = require "luapay.core"
+local begateway = require "luapay.begateway"
+local dataset = require "luapay.sandbox.dataset"
+local http = require "luapay.http"
+local trustly = require "luapay.trustly"
+local trustly_na = require "luapay.trustly_na"
 local trustpay = require "luapay.trustpay"
+local util = require "support.util"
 
 local RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
 
@@ -19,11 +29,34 @@ end
 
 local function pick(R, t) return t[R(1, #t)] end
 
-local function for_seeds(f)
-    for seed = 1, RUNS do
+local function for_seeds(f, runs)
+    for seed = 1, runs or RUNS do
         local ok, err = pcall(f, rng(seed), seed)
         if not ok then error(("seed %d: %s"):format(seed, tostring(err)), 0) end
     end
+end
+
+-- Random byte-level mutations (as spec 65): flip, delete, insert, duplicate a span.
+local function mutate(R, s)
+    local n = #s
+    local i = R(1, math.max(n, 1))
+    local k = R(1, 4)
+    if k == 1 and n > 0 then
+        return s:sub(1, i - 1) .. string.char((s:byte(i) + R(1, 255)) % 256) .. s:sub(i + 1)
+    elseif k == 2 and n > 0 then
+        return s:sub(1, i - 1) .. s:sub(i + R(1, 3))
+    elseif k == 3 then
+        return s:sub(1, i - 1) .. string.char(R(0, 255)) .. s:sub(i)
+    end
+    local j = math.min(n, i + R(0, 8))
+    return s:sub(1, j) .. s:sub(i, j) .. s:sub(j + 1)
+end
+
+-- An event's own fields but raw (the body as received), for comparing two readings.
+local function meaning(event)
+    local t = {}
+    for k, v in pairs(event) do if k ~= "raw" then t[k] = v end end
+    return t
 end
 
 describe("trustpay payment-order XML read back by lua-expat", function()
@@ -258,6 +291,184 @@ describe("trustpay payment-order XML read back by lua-expat", function()
                 list[i] = o
             end
             check(R, list, false)
+        end)
+    end)
+end)
+
+describe("callback verifiers fed mutations of a genuine message", function()
+    local provider_key = assert(core.pkey(util.fixture("keys/provider_private.pem")))
+    local provider_public = util.fixture("keys/provider_public.pem")
+    local ds = dataset.new()
+
+    it("beGateway with a public key: only the untouched body, and a signature that decodes the same, verify", function()
+        local keys = { public_key = provider_public }
+        for_seeds(function(R)
+            local body = assert(core.json_encode{ transaction = ds:begateway(R(1, 500)) })
+            local sig = core.base64_encode(provider_key:sign(body, "sha256"))
+            local genuine = meaning(assert(begateway.verify_notification(body, { ["Content-Signature"] = sig }, keys)))
+            for _ = 1, 4 do
+                local m = mutate(R, body)
+                local event, err = begateway.verify_notification(m, { ["Content-Signature"] = sig }, keys)
+                if m ~= body then
+                    assert(event == nil and err.type == "signature", "a mutated body verified: " .. m)
+                end
+                local msig = mutate(R, sig)
+                event, err = begateway.verify_notification(body, { ["Content-Signature"] = msig }, keys)
+                if event then
+                    assert.equal(core.base64_decode(sig), core.base64_decode((msig:gsub("%s+", ""))))
+                    assert.same(genuine, meaning(event))
+                else
+                    assert.equal("signature", err.type)
+                end
+            end
+        end, math.max(1, math.floor(RUNS / 4)))
+    end)
+
+    it("beGateway with Basic credentials: only credentials that decode to the shop's verify", function()
+        local keys = { shop_id = "361", shop_key = "b8647b68898b084b836474ed8d61ffe117c9a01168d867f24953b776ddcb134d" }
+        for_seeds(function(R)
+            local body = assert(core.json_encode{ transaction = ds:begateway(R(1, 500)) })
+            local auth = http.basic_auth(keys.shop_id, keys.shop_key)
+            local genuine = meaning(assert(begateway.verify_notification(body, { Authorization = auth }, keys)))
+            for _ = 1, 8 do
+                local m = mutate(R, auth)
+                local event, err = begateway.verify_notification(body, { Authorization = m }, keys)
+                if event then
+                    local b64 = m:match("^[Bb]asic%s+(%S+)%s*$")
+                    assert(b64 and core.base64_decode(b64) == keys.shop_id .. ":" .. keys.shop_key,
+                        "mutated credentials verified: " .. m)
+                    assert.same(genuine, meaning(event))
+                else
+                    assert.equal("signature", err.type)
+                end
+            end
+        end)
+    end)
+
+    it("Trustly NA: a mutated body or Authorization verifies only if it signs the same text, and reads the same", function()
+        local keys = { access_id = "M8RaHgEjBE54zuFYMRQq", access_key = "test-access-key-0001" }
+        local function percent_decode(s) return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
+        for_seeds(function(R)
+            local f = { merchantId = tostring(R(1, 10 ^ 9)), merchantReference = "ref-" .. R(1, 99999),
+                transactionType = tostring(R(1, 8)), status = tostring(R(0, 12)), objectId = tostring(R(1, 10 ^ 9)),
+                amount = ("%d.%02d"):format(R(0, 9999), R(0, 99)), currency = "USD", statusMessage = "Authorized ok",
+                timeZone = "Etc/UTC", eventType = pick(R, { "Authorize", "Capture", "Refund" }) }
+            local body = http.encode_query(f)
+            local md = pick(R, { "sha1", "sha512" })
+            local sig = core.hmac(md, keys.access_key, percent_decode(body), "base64")
+            local auth = "Basic " .. core.base64_encode(keys.access_id .. ":" .. (md == "sha512" and "HmacSHA512:" or "") .. sig)
+            local genuine = meaning(assert(trustly_na.verify_notification(body, auth, keys)))
+            assert.same(f, genuine.extra.fields)
+            for _ = 1, 4 do
+                local m = mutate(R, body)
+                local event, err = trustly_na.verify_notification(m, auth, keys)
+                if event then
+                    local as_space = percent_decode((m:gsub("%+", " ")))
+                    assert(percent_decode(m) == percent_decode(body) or as_space == percent_decode(body),
+                        "a body that signs another text verified: " .. m)
+                    assert.same(genuine, meaning(event))
+                else
+                    assert.equal("signature", err.type)
+                end
+                local ma = mutate(R, auth)
+                event, err = trustly_na.verify_notification(body, ma, keys)
+                if event then
+                    local b64 = ma:match("^[Bb]asic%s+(%S+)%s*$")
+                    assert(b64 and core.base64_decode(b64) == core.base64_decode(auth:sub(7)),
+                        "a mutated Authorization verified: " .. ma)
+                    assert.same(genuine, meaning(event))
+                else
+                    assert.equal("signature", err.type)
+                end
+            end
+        end)
+    end)
+
+    it("Trustly: a mutated notification verifies only if it signs the same method, uuid and data, and reads the same", function()
+        local keys = { trustly_public_key = provider_public }
+        for_seeds(function(R, seed)
+            local method = pick(R, { "credit", "debit", "pending", "cancel", "payoutconfirmation" })
+            local data = { amount = ("%d.%02d"):format(R(0, 99999), R(0, 99)), currency = pick(R, { "SEK", "EUR" }),
+                messageid = "m-" .. R(1, 10 ^ 6), orderid = tostring(R(1, 10 ^ 9)), enduserid = "u" .. R(1, 999),
+                notificationid = tostring(R(1, 10 ^ 9)), timestamp = "2024-05-01 12:34:56.789012+02",
+                attributes = R(1, 2) == 1 and { x = "y" .. R(1, 9) } or nil }
+            local uuid = ("%08x-0000-4000-8000-%012x"):format(R(0, 2 ^ 31 - 1), seed)
+            local text = trustly.notification(method, uuid, data, provider_key)
+            local genuine = meaning(assert(trustly.verify_notification(text, nil, keys)))
+            local signed = method .. uuid .. trustly.serialize(data)
+            for _ = 1, 8 do
+                local m = mutate(R, text)
+                local event, err = trustly.verify_notification(m, nil, keys)
+                if event then
+                    local doc = core.json_decode(m, { numbers = "lexeme" })
+                    local p = doc.params
+                    assert(doc.method .. p.uuid .. trustly.serialize(p.data) == signed,
+                        "a notification that signs another text verified: " .. m)
+                    assert.same(genuine, meaning(event))
+                else
+                    assert.equal("signature", err.type)
+                end
+            end
+        end, math.max(1, math.floor(RUNS / 2)))
+    end)
+end)
+
+describe("Trustly NA's form reading (verify_notification, http.query_pairs, http.decode_query)", function()
+    local keys = { access_id = "id-1", access_key = "k-0001" }
+    local PIECES = { "a", "Z", "9", ".", "_", "-", "~", " ", "+", "%", "%2", "%41", "&", "=", "/", "?", "#", ";",
+        "é", "☃", "\0", "\n", "%%", "*" }
+    local function piece_text(R, min, max)
+        local t = {}
+        for i = 1, R(min, max) do t[i] = R(1, 2) == 1 and string.char(R(0x21, 0x7E)) or pick(R, PIECES) end
+        return table.concat(t)
+    end
+    -- percent-encodes s, leaving some safe characters as they are and
+    -- writing a space as "+" or %20
+    local function encode(R, s, plus)
+        return (s:gsub("[^%w]", function(c)
+            if c == " " and plus then return "+" end
+            if c:match("^[%.%-_~]$") and R(1, 2) == 1 then return c end
+            return ("%%%02X"):format(c:byte())
+        end))
+    end
+
+    it("gives back exactly the fields that were sent, or refuses an ambiguous form", function()
+        for_seeds(function(R, seed)
+            local pairs_list = {}
+            for i = 1, R(1, 6) do
+                local k = piece_text(R, 1, 6)
+                if R(1, 6) == 1 and i > 1 then k = pairs_list[R(1, i - 1)][1] end -- a repeated name
+                pairs_list[i] = { k, R(1, 5) == 1 and "" or piece_text(R, 0, 10) }
+            end
+            local plus = R(1, 2) == 1
+            local raw, signed = {}, {}
+            for i, p in ipairs(pairs_list) do
+                raw[i] = encode(R, p[1], plus) .. "=" .. encode(R, p[2], plus)
+                signed[i] = p[1] .. "=" .. p[2]
+            end
+            local body, text = table.concat(raw, "&"), table.concat(signed, "&")
+            local auth = "Basic " .. core.base64_encode(keys.access_id .. ":" .. core.hmac("sha1", keys.access_key, text, "base64"))
+            -- what was sent, if it can be told apart in the signed text
+            local want, ambiguous = {}, false
+            for _, p in ipairs(pairs_list) do
+                local k, v = p[1], p[2]
+                if k:find("[&=]") or v:find("&", 1, true) or k == "" then ambiguous = true end
+                if want[k] ~= nil and want[k] ~= v then ambiguous = true end
+                want[k] = v
+            end
+            local ok, event, err = pcall(trustly_na.verify_notification, body, auth, keys)
+            assert(ok, event)
+            local why = ("seed %d: body %q"):format(seed, body)
+            if ambiguous then
+                assert(event == nil, "an ambiguous form was read: " .. why)
+                assert.equal("signature", err.type)
+            else
+                assert(event, tostring(err) .. " " .. why)
+                assert.same(want, event.extra.fields, why)
+            end
+            -- http.decode_query reads the body as the verifier does (no raw "+"
+            -- but a space: encode writes "+" as %2B)
+            if not ambiguous then assert.same(want, http.decode_query(body), why) end
         end)
     end)
 end)
