@@ -111,7 +111,9 @@ describe("the cosocket transport's head parsing over random answers", function()
             out[i] = {
                 good = good, body_len = body_len,
                 req = { method = "GET", url = ("%s/h/raw?a=%s&s=%d"):format(sb.url, http.escape(core.base64_encode(answer)), silence),
-                    timeout_ms = 400, connect_timeout_ms = 400, idempotent = R(1, 2) == 1,
+                    -- a well-formed answer on a fresh connection: a kept-alive one may still
+                    -- be held by an earlier answer's silence (a timeout, rightly)
+                    timeout_ms = 400, connect_timeout_ms = 400, idempotent = not good and R(1, 2) == 1,
                     max_head_bytes = good and 65536 or R(16, 2048), max_body_bytes = good and 65536 or R(1, 512) },
             }
         end
