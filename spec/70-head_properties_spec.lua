@@ -166,8 +166,8 @@ describe("the cosocket transport's head parsing over random answers", function()
 
     -- Found by the test above: cosockets read "HTTP/1.1 5001.1 500" as a
     -- 500 and kept a header whose name is not a token; libcurl refuses the
-    -- one and leaves the other out.
-    it("refuses a status code of more than three digits and leaves out a header whose name is not a token, as libcurl", function()
+    -- one (but as a config error, "invalid URL") and leaves the other out.
+    it("refuses a status code of more than three digits (a network error in both), leaves out a non-token header name", function()
         local function url(answer) return sb.url .. "/h/raw?a=" .. http.escape(core.base64_encode(answer)) end
         local reqs = {
             { method = "GET", url = url("HTTP/1.1 5001.1 500 \r\nContent-Length: 2\r\n\r\nok"), timeout_ms = 2000 },
@@ -185,7 +185,11 @@ describe("the cosocket transport's head parsing over random answers", function()
         assert.equal("content-length: 2\nx-ok: 3", unhex(got[2].head))
         local curl = core.http_client{}
         local mine = heads.observe(curl, reqs[2], core.monotime)
-        curl:close()
         assert.equal(got[2].head, mine.head)
+        -- libcurl called that answer a config error, "invalid URL"
+        mine = heads.observe(curl, reqs[1], core.monotime)
+        curl:close()
+        assert.equal("network", mine.type)
+        assert.not_matches("URL", mine.message)
     end)
 end)
