@@ -23,6 +23,9 @@ files["examples/merchant_day_shop.lua"] = { std = nginx }
 files["examples/trustpay_shop.lua"] = { std = nginx }
 files["spec/support/"] = { std = nginx }
 files["bench/handlers.lua"] = { std = nginx }
+-- The store's ngx.shared and Redis backends and the inbox run in nginx and in scripts.
+files["lua/luapay/store/"] = { std = nginx }
+files["lua/luapay/inbox.lua"] = { std = nginx }
 -- The pipeline only looks for ngx to pick the transport and the clock.
 files["lua/luapay/http.lua"] = { read_globals = { "ngx" } }
 

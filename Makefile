@@ -4,6 +4,8 @@
 #   make LUA=lua5.1 (5.2, 5.3) the same source for PUC Lua -> build/lua5.1/luapay/core.so
 #   make SANITIZE=1           with ASan + UBSan          -> build/lua5.4-asan/luapay/core.so
 #   make test | bench | demo | install [PREFIX=/usr/local DESTDIR=]
+#   make bench BENCH_MODE=icount   instructions per operation under callgrind
+#                             (luapay vs plain C doing only the cryptography)
 #   make lint                 luacheck over the tree (.luacheckrc), zero warnings wanted
 #   make doc                  the API reference (ldoc, config.ld) -> build/doc/index.html
 #   make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS="json_decode ..."]
@@ -80,8 +82,9 @@ doc: deps
 	@ldoc --fatalwarnings -q .
 	@echo "API reference: build/doc/index.html"
 
+BENCH_MODE ?= wall
 bench: deps
-	@bench/run.sh
+	@$(if $(filter icount,$(BENCH_MODE)),bench/icount.sh,bench/run.sh)
 
 # A merchant's day against the sandbox (examples/merchant_day.lua). The script
 # runs on Lua 5.4; the sandbox's nginx loads the LuaJIT build: both are built.

@@ -9,6 +9,10 @@ function H.handle(path, config)
         ngx.header["Content-Type"] = "text/plain"
         return ngx.print("hello")
     end
+    if path == "jitv" then -- LuaJIT's trace messages (compiled, aborted) from here on into a file
+        require("jit.v").on(ngx.var.arg_file)
+        return ngx.print("on")
+    end
     if path == "proxy" then -- answers after one upstream call through cosockets
         upstream = upstream or http.new{ retries = 0 }
         local res, err = upstream:request{ url = "http://127.0.0.1:" .. config.ports.http .. "/b/hello", idempotent = true }

@@ -61,6 +61,14 @@ awk '{ v[$1] = $2 } END {
     printf "%-46s %10d %10d %7.2f\n", "sequential GETs: libcurl client vs curl CLI", v["libcurl_seq"], v["curl_cli_seq"], v["libcurl_seq"] / v["curl_cli_seq"]
     printf "%-46s %10d %10d %7.2f\n", "nginx: +1 cosocket upstream call vs direct", v["nginx_cosocket_upstream"], v["nginx_direct"], v["nginx_cosocket_upstream"] / v["nginx_direct"]
     printf "sandbox start %.0f ms, stop %.0f ms\n", v["sandbox_start_ms"], v["sandbox_stop_ms"] }' $out/transport.txt
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/post_bench.lua 1000 > $out/post.txt
+awk '{ v[$1] = $2 } END {
+    printf "%-46s %10d %10d %7.2f\n", "TLS POSTs not idempotent vs idempotent (reused)", v["tls_post_not_idempotent"], v["tls_post_idempotent"],
+        v["tls_post_not_idempotent"] / v["tls_post_idempotent"] }' $out/post.txt
+
+echo
+echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v, 2000 proxied calls after a warm-up)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/jit_bench.lua 2000
 
 echo
 echo "TrustPay (ops/s, best of $rounds rounds): a card pop-up URL (validation, message, HMAC, query),"
@@ -99,3 +107,13 @@ join <(best $out/trustly_lua54.txt) <(best $out/trustly_luajit.txt) | join - $ou
            printf "%-54s %10d %10d %10d %7.2f %7.2f\n", label, $2, $3, $4, $2 / $4, $3 / $4 }'
 best $out/trustly_lua54.txt | awk '$1 == "trustly_serialize" { s54 = $2 } END { printf "(serialize alone, the Deposit Data: %d/s in Lua 5.4", s54 }'
 best $out/trustly_luajit.txt | awk '$1 == "trustly_serialize" { printf ", %d/s in LuaJIT)\n", $2 }'
+
+echo
+echo "inbox (examples/nginx/inbox.conf on a real redis-server; wrk, 16 connections, 5 s, notifications of all"
+echo "five providers, each verified, recorded once and answered; two boxes: behind an nginx round-robin LB,"
+echo "on the same cores as the one box)"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/inbox_bench.lua > $out/inbox.txt
+awk 'BEGIN { printf "%-34s %14s %12s\n", "measure", "per second", "p99 (ms)" }
+     $1 == "inbox_one_box"   { printf "%-34s %14d %12.2f\n", "notifications, one box", $2, $3 }
+     $1 == "inbox_two_boxes" { printf "%-34s %14d %12.2f\n", "notifications, two boxes + LB", $2, $3 }
+     $1 == "inbox_consumer"  { printf "%-34s %14d %12s\n", "consumer (Lua 5.4), events", $2, "-" }' $out/inbox.txt

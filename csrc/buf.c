@@ -8,7 +8,7 @@
 
 #define BUF_MT "luapay.buf"
 
-int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
+int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n) {
     if (b->oom) return 0;
     if (n > b->cap - b->len) {
         size_t cap = b->cap ? b->cap : 256;
@@ -45,4 +45,18 @@ luapay_buf *luapay_buf_box(lua_State *L) {
     }
     lua_setmetatable(L, -2);
     return b;
+}
+
+#define SCRATCH_KEEP (64u << 10) /* larger ones go back to the system */
+
+luapay_buf *luapay_scratch(lua_State *L, int slot) {
+    luapay_buf *b = &luapay_ctx_get(L)->scratch[slot];
+    b->len = 0;
+    if (b->oom) luapay_buf_free(b);
+    return b;
+}
+
+void luapay_scratch_done(luapay_buf *b) {
+    if (b->cap > SCRATCH_KEEP || b->oom) luapay_buf_free(b);
+    b->len = 0;
 }

@@ -58,6 +58,8 @@ int luapay_push_openssl_error(lua_State *L, const char *what) {
 }
 
 static void ctx_release(luapay_ctx *ctx) {
+    luapay_hmac_cache_clear(ctx);
+    for (int i = 0; i < LUAPAY_NSCRATCH; i++) luapay_buf_free(&ctx->scratch[i]);
     for (int i = 0; i < LUAPAY_NALGS; i++) {
         EVP_MAC_CTX_free(ctx->hmac_template[i]);
         ctx->hmac_template[i] = NULL;

@@ -5,6 +5,7 @@
 #define LUAPAY_CORE_H
 
 #include <stddef.h>
+#include <string.h>
 #include <openssl/evp.h>
 
 #include "compat.h"
@@ -15,6 +16,48 @@
 enum luapay_alg { LUAPAY_SHA1, LUAPAY_SHA256, LUAPAY_SHA512, LUAPAY_NALGS };
 enum luapay_enc { LUAPAY_RAW, LUAPAY_HEX, LUAPAY_HEX_UPPER, LUAPAY_BASE64 };
 
+/* A growable byte buffer (buf.c). add returns 0 and sets oom on failure;
+ * later adds are then no-ops, so callers check oom once at the end. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} luapay_buf;
+int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n);
+/* Inline: canonical strings and JSON add many short pieces. */
+static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
+    if (b->oom || n > b->cap - b->len) return luapay_buf_add_grow(b, p, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 1;
+}
+void luapay_buf_free(luapay_buf *b);
+luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
+
+/* The context's scratch buffers (luapay_scratch, below), one per use. */
+enum {
+    LUAPAY_SCRATCH_CANON_KEY,
+    LUAPAY_SCRATCH_CANON_DATA,
+    LUAPAY_SCRATCH_CANON_ENTRIES,
+    LUAPAY_SCRATCH_CANON_OUT,
+    LUAPAY_SCRATCH_JSON,
+    LUAPAY_SCRATCH_JSON_KEYS,
+    LUAPAY_SCRATCH_FORM,
+    LUAPAY_NSCRATCH
+};
+
+/* Keyed HMAC states, most recently used first: a client signs every call
+ * with the same secret, and keying (two digest blocks) costs a third of
+ * HMAC-SHA512 over a short message. A copy of each key is kept to compare
+ * (cleansed when it leaves); it is per lua_State, like the rest. */
+#define LUAPAY_HMAC_CACHE 8
+typedef struct {
+    enum luapay_alg alg;
+    size_t klen;
+    unsigned char *key; /* NULL: a free slot */
+    EVP_MAC_CTX *keyed;
+} luapay_hmac_slot;
+
 /* Per-lua_State context, a userdata upvalue (no global mutable state): the
  * digests and the HMAC implementation are fetched once, because fetching by
  * name on every call costs more than hashing a short message. */
@@ -22,9 +65,25 @@ typedef struct luapay_ctx {
     EVP_MD *md[LUAPAY_NALGS];
     EVP_MAC *hmac;
     EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per call */
+    luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
+    luapay_buf scratch[LUAPAY_NSCRATCH];
 } luapay_ctx;
 
+/* Scratch buffers kept between calls (buf.c), so a canonical string or a
+ * JSON text does not allocate and grow three buffers per call. Only for C
+ * functions that never call back into Lua while they hold one (no
+ * metamethods, no callbacks): nothing else can take the same slot. An error
+ * raised meanwhile leaves it to the context, which frees it. */
+luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
+void luapay_scratch_done(luapay_buf *b);           /* keeps it unless it grew large */
+
 luapay_ctx *luapay_ctx_get(lua_State *L);
+
+/* HMAC of msg under key into mac (EVP_MAX_MD_SIZE), through the keyed-state
+ * cache; 0 if OpenSSL failed (its error queue cleared). */
+int luapay_hmac(luapay_ctx *ctx, enum luapay_alg alg, const char *key, size_t klen, const char *msg, size_t mlen,
+                unsigned char *mac, size_t *maclen);
+void luapay_hmac_cache_clear(luapay_ctx *ctx);
 
 /* Argument checks that raise "fn: bad argument #N 'name' (...)": LuaJIT's
  * luaL_argerror cannot name a C function ("to '?'"), and a misuse error
@@ -43,16 +102,6 @@ void luapay_push_encoded(lua_State *L, const unsigned char *p, size_t n, enum lu
  * returns 2 for `return luapay_push_openssl_error(...)`. */
 int luapay_push_openssl_error(lua_State *L, const char *what);
 
-/* A growable byte buffer (buf.c). add returns 0 and sets oom on failure;
- * later adds are then no-ops, so callers check oom once at the end. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int oom;
-} luapay_buf;
-int luapay_buf_add(luapay_buf *b, const void *p, size_t n);
-void luapay_buf_free(luapay_buf *b);
-luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 
 /* Encoders shared with later C files (canonical strings, signatures). */
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);

@@ -6,6 +6,8 @@
  *     opts.callback = true: every key named "signature" is left out at any
  *     depth unless its value is null (as ecommpay's Callback does before
  *     checking a callback)
+ *   core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err
+ *     base64(HMAC-SHA512(secret, the canonical string)) in one call
  *
  * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
  *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
@@ -269,6 +271,27 @@ static int entry_cmp(const void *x, const void *y) {
     return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
 }
 
+/* Binary insertion sort: a body has tens of entries, where qsort's
+ * indirect calls and merge buffer cost more than the comparisons; past 64,
+ * qsort (n log n either way). */
+static void sort_entries(record **v, size_t n) {
+    if (n > 64) {
+        qsort(v, n, sizeof *v, entry_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        record *x = v[i];
+        size_t lo = 0, hi = i;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (entry_cmp(&x, &v[mid]) < 0) hi = mid;
+            else lo = mid + 1;
+        }
+        memmove(v + lo + 1, v + lo, (i - lo) * sizeof *v);
+        v[lo] = x;
+    }
+}
+
 /* ---------------------------------------------------------------------
  * The walk
  * ------------------------------------------------------------------- */
@@ -421,39 +444,35 @@ static int walk(walker *w, int idx, int depth) {
     return 1;
 }
 
-/* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
-static int l_ecommpay_canonical(lua_State *L) {
+/* The canonical string of the table at 1 (opts at 2) into the context's
+ * output scratch buffer, or NULL with nil, err pushed; fn names the function
+ * in argument errors. */
+static luapay_buf *canonical(lua_State *L, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
-        luapay_arg_error(L, 1, "ecommpay_canonical", "params",
-                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+        luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
     int callback = 0;
     if (!lua_isnoneornil(L, 2)) {
-        if (!lua_istable(L, 2)) luapay_arg_error(L, 2, "ecommpay_canonical", "opts", "table expected");
+        if (!lua_istable(L, 2)) luapay_arg_error(L, 2, fn, "opts", "table expected");
         lua_getfield(L, 2, "callback");
         callback = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    lua_settop(L, 1);
     walker w;
     memset(&w, 0, sizeof w);
     w.L = L;
     w.callback = callback;
-    w.key = luapay_buf_box(L);     /* 2 */
-    w.data = luapay_buf_box(L);    /* 3 */
-    w.entries = luapay_buf_box(L); /* 4 */
-    luaL_getmetatable(L, "luapay.json_number"); /* 5 */
-    w.number_mt = 5;
+    w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    w.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    w.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    luaL_getmetatable(L, "luapay.json_number");
+    w.number_mt = lua_gettop(L);
     int ok = walk(&w, 1, 0);
+    lua_pop(L, 1);
     if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
-    if (!ok) {
-        lua_pushnil(L);
-        if (w.errpath[0]) lua_pushfstring(L, "ecommpay_canonical: %s (at %s)", w.err, w.errpath);
-        else lua_pushfstring(L, "ecommpay_canonical: %s", w.err);
-        return 2;
-    }
     /* Offsets become pointers now that data no longer moves; the sort moves
      * pointers to the records (kept in the path buffer, no longer needed). */
-    size_t count = w.entries->len / sizeof(record);
+    size_t count = ok ? w.entries->len / sizeof(record) : 0;
     record *list = (record *)w.entries->data;
     luapay_buf *order = w.key;
     order->len = 0;
@@ -464,30 +483,64 @@ static int l_ecommpay_canonical(lua_State *L) {
         record *r = &list[i];
         luapay_buf_add(order, &r, sizeof r);
     }
-    if (order->oom) {
+    if (ok && order->oom) ok = fail(&w, "out of memory");
+    if (ok) {
+        record **sorted = (record **)order->data;
+        sort_entries(sorted, count);
+        for (size_t i = 0; i < count; i++) {
+            const entry *e = &sorted[i]->ptr;
+            if (i) luapay_buf_add(out, ";", 1);
+            luapay_buf_add(out, e->path, e->path_len);
+            luapay_buf_add(out, ":", 1);
+            luapay_buf_add(out, e->value, e->value_len);
+        }
+        if (out->oom) ok = fail(&w, "out of memory");
+    }
+    luapay_scratch_done(w.key);
+    luapay_scratch_done(w.data);
+    luapay_scratch_done(w.entries);
+    if (!ok) {
+        luapay_scratch_done(out);
         lua_pushnil(L);
-        lua_pushliteral(L, "ecommpay_canonical: out of memory");
-        return 2;
+        /* what cannot be signed is the canonical string's error, in either function */
+        if (w.errpath[0]) lua_pushfstring(L, "ecommpay_canonical: %s (at %s)", w.err, w.errpath);
+        else lua_pushfstring(L, "ecommpay_canonical: %s", w.err);
+        return NULL;
     }
-    record **sorted = (record **)order->data;
-    if (count > 1) qsort(sorted, count, sizeof *sorted, entry_cmp);
-    luaL_Buffer out;
-    luaL_buffinit(L, &out);
-    for (size_t i = 0; i < count; i++) {
-        const entry *e = &sorted[i]->ptr;
-        if (i) luaL_addchar(&out, ';');
-        luaL_addlstring(&out, e->path, e->path_len);
-        luaL_addchar(&out, ':');
-        luaL_addlstring(&out, e->value, e->value_len);
-    }
-    luaL_pushresult(&out);
-    luapay_buf_free(w.key);
-    luapay_buf_free(w.data);
-    luapay_buf_free(w.entries);
+    return out;
+}
+
+/* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
+static int l_ecommpay_canonical(lua_State *L) {
+    lua_settop(L, 2);
+    luapay_buf *out = canonical(L, "ecommpay_canonical");
+    if (out == NULL) return 2;
+    lua_pushlstring(L, out->data, out->len);
+    luapay_scratch_done(out);
+    return 1;
+}
+
+/* core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err:
+ * base64(HMAC-SHA512(secret, the canonical string)), without the string
+ * becoming a Lua value on the way. */
+static int l_ecommpay_signature(lua_State *L) {
+    size_t klen;
+    const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
+    lua_settop(L, 3);
+    lua_insert(L, 2); /* params, opts, secret */
+    luapay_buf *out = canonical(L, "ecommpay_signature");
+    if (out == NULL) return 2;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    int ok = luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
+    luapay_scratch_done(out);
+    if (!ok) return luaL_error(L, "ecommpay_signature: OpenSSL failed (out of memory?)");
+    luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
     return 1;
 }
 
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
+    {"ecommpay_signature", l_ecommpay_signature},
     {NULL, NULL},
 };

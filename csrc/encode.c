@@ -136,7 +136,181 @@ static int l_hex_encode(lua_State *L) {
     return 1;
 }
 
+/* core.url_encode(s [, form]) -> s percent-encoded (%XX, upper case) but for
+ * RFC 3986's unreserved bytes A-Z a-z 0-9 - . _ ~; with form, as PHP's
+ * urlencode (RFC 1738, what http_build_query writes): '~' encoded too and a
+ * space as '+'. A string with nothing to encode comes back as it is. */
+#define KEPT_ALNUM                                                                                             \
+    ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 3, ['5'] = 3, ['6'] = 3, ['7'] = 3, ['8'] = 3, ['9'] = 3,   \
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3, ['G'] = 3, ['H'] = 3, ['I'] = 3, ['J'] = 3,   \
+    ['K'] = 3, ['L'] = 3, ['M'] = 3, ['N'] = 3, ['O'] = 3, ['P'] = 3, ['Q'] = 3, ['R'] = 3, ['S'] = 3, ['T'] = 3,   \
+    ['U'] = 3, ['V'] = 3, ['W'] = 3, ['X'] = 3, ['Y'] = 3, ['Z'] = 3, ['a'] = 3, ['b'] = 3, ['c'] = 3, ['d'] = 3,   \
+    ['e'] = 3, ['f'] = 3, ['g'] = 3, ['h'] = 3, ['i'] = 3, ['j'] = 3, ['k'] = 3, ['l'] = 3, ['m'] = 3, ['n'] = 3,   \
+    ['o'] = 3, ['p'] = 3, ['q'] = 3, ['r'] = 3, ['s'] = 3, ['t'] = 3, ['u'] = 3, ['v'] = 3, ['w'] = 3, ['x'] = 3,   \
+    ['y'] = 3, ['z'] = 3
+/* Bit 1: kept by RFC 3986 (unreserved), bit 2: kept by PHP's urlencode. */
+static const unsigned char KEPT[256] = {KEPT_ALNUM, ['-'] = 3, ['.'] = 3, ['_'] = 3, ['~'] = 1};
+
+static int kept(unsigned char c, int form) {
+    return KEPT[c] & (form ? 2 : 1);
+}
+
+/* Appends s percent-encoded as url_encode does. */
+static void add_url_encoded(luapay_buf *b, const char *s, size_t n, int form) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (kept(c, form)) continue;
+        luapay_buf_add(b, s + run, i - run);
+        run = i + 1;
+        if (c == ' ' && form) {
+            luapay_buf_add(b, "+", 1);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            luapay_buf_add(b, esc, 3);
+        }
+    }
+    luapay_buf_add(b, s + run, n - run);
+}
+
+static int l_url_encode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "url_encode", "s", &n);
+    int form = lua_toboolean(L, 2);
+    size_t i = 0;
+    while (i < n && kept((unsigned char)s[i], form)) i++;
+    if (i == n) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, s, i);
+    add_url_encoded(b, s + i, n - i, form);
+    if (b->oom) {
+        luapay_scratch_done(b);
+        return luaL_error(L, "url_encode: out of memory");
+    }
+    lua_pushlstring(L, b->data, b->len);
+    luapay_scratch_done(b);
+    return 1;
+}
+
+/* core.form_encode(list [, form [, prefix]]) -> prefix .. "k1=v1&k2=v2...":
+ * list = {k1, v1, k2, v2, ...} of strings, in the order given, each encoded
+ * as url_encode(s, form) does; prefix (e.g. "https://host/path?") as it is.
+ * One string built in C where a query was a concatenation per pair. */
+static int l_form_encode(lua_State *L) {
+    if (lua_type(L, 1) != LUA_TTABLE)
+        luapay_arg_error(L, 1, "form_encode", "list", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+    int form = lua_toboolean(L, 2);
+    size_t n = lua_rawlen(L, 1);
+    if (n % 2) luapay_arg_error(L, 1, "form_encode", "list", "names and values in pairs expected (an odd length)");
+    size_t plen = 0;
+    const char *prefix = lua_isnoneornil(L, 3) ? "" : luapay_check_string(L, 3, "form_encode", "prefix", &plen);
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, prefix, plen);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            luapay_scratch_done(b);
+            luapay_arg_error(L, 1, "form_encode", "list",
+                             lua_pushfstring(L, "item %d: string expected, got %s", (int)i, luaL_typename(L, -1)));
+        }
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (i > 1) luapay_buf_add(b, i % 2 ? "&" : "=", 1);
+        add_url_encoded(b, s, len, form);
+        lua_pop(L, 1);
+    }
+    if (b->oom) {
+        luapay_scratch_done(b);
+        return luaL_error(L, "form_encode: out of memory");
+    }
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    luapay_scratch_done(b);
+    return 1;
+}
+
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 32;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Pushes the n bytes at s decoded: every %XX (two hex digits) to its byte,
+ * with plus every '+' to a space first; a '%' without two hex digits stays. */
+static void push_url_decoded(lua_State *L, const char *s, size_t n, int plus) {
+    size_t i = 0;
+    while (i < n && s[i] != '%' && !(plus && s[i] == '+')) i++;
+    if (i == n) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, s, i);
+    for (; i < n; i++) {
+        char c = s[i];
+        int hi, lo;
+        if (c == '+' && plus) {
+            c = ' ';
+        } else if (c == '%' && i + 2 < n && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
+                   (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        luapay_buf_add(b, &c, 1);
+    }
+    if (b->oom) {
+        luapay_scratch_done(b);
+        luaL_error(L, "url_decode: out of memory");
+        return;
+    }
+    lua_pushlstring(L, b->data, b->len);
+    luapay_scratch_done(b);
+}
+
+/* core.url_decode(s [, plus]) -> s decoded as push_url_decoded does. */
+static int l_url_decode(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "url_decode", "s", &n);
+    push_url_decoded(L, s, n, lua_toboolean(L, 2));
+    return 1;
+}
+
+/* core.query_pairs(text) -> {{name, value}, ...} in the order of text: pairs
+ * split at '&' (empty pieces skipped), each at its first '=' (none: the
+ * value is ""), names and values decoded as url_decode(s, true) does. */
+static int l_query_pairs(lua_State *L) {
+    size_t n;
+    const char *s = luapay_check_string(L, 1, "query_pairs", "text", &n);
+    const char *p = s, *end = s + n;
+    lua_newtable(L);
+    int count = 0;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop > p) {
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            lua_createtable(L, 2, 0);
+            push_url_decoded(L, p, (size_t)((eq ? eq : stop) - p), 1);
+            lua_rawseti(L, -2, 1);
+            if (eq) push_url_decoded(L, eq + 1, (size_t)(stop - eq - 1), 1);
+            else lua_pushliteral(L, "");
+            lua_rawseti(L, -2, 2);
+            lua_rawseti(L, -2, ++count);
+        }
+        if (amp == NULL) break;
+        p = amp + 1;
+    }
+    return 1;
+}
+
 const luaL_Reg luapay_encode_funcs[] = {
+    {"url_decode", l_url_decode},
+    {"query_pairs", l_query_pairs},
+    {"url_encode", l_url_encode},
+    {"form_encode", l_form_encode},
     {"base64_encode", l_base64_encode},
     {"base64_decode", l_base64_decode},
     {"hex_encode", l_hex_encode},

@@ -27,10 +27,12 @@
  *
  * Resending: libcurl silently resends a request when a reused connection
  * closes before any answer, even one the server did receive (and on an
- * HTTP/2 stream the server refused). So a request that is not declared
+ * HTTP/2 stream the server refused). A request that is not declared
  * `idempotent = true` by the caller (whatever its method: a GET refund is not
- * idempotent) goes on a fresh connection, over HTTP/1.1, where libcurl never
- * resends.
+ * idempotent) shares the kept-alive connections all the same: libcurl calls
+ * CURLOPT_PREREQFUNCTION before each attempt, and a second attempt of such a
+ * request is stopped there, before it is sent; the caller gets a "network"
+ * error with sent = true (the server may have read the first).
  *
  * Kept-alive connections: at most pool_size (default 5, libcurl's) are kept,
  * the least recently used closed first (CURLOPT_MAXCONNECTS); none is reused
@@ -77,8 +79,29 @@ typedef struct {
     /* the current transfer */
     size_t head_cap, body_cap, head_seen;
     int too_large;
+    int once;             /* not idempotent: one attempt, never a second */
+    int attempts;         /* times libcurl was about to send it */
+    int resend_refused;   /* libcurl wanted to send it again: stopped */
     char errbuf[CURL_ERROR_SIZE];
+    char first_error[CURL_ERROR_SIZE]; /* why the first attempt failed */
 } http_client;
+
+/* Called on a connection, just before the request goes out: once per
+ * attempt. libcurl makes a second attempt on its own after a reused
+ * connection closed before any answer, or an HTTP/2 stream was refused;
+ * for a request that is not idempotent that attempt is stopped here, before
+ * a byte of it is sent, so it can go out on a kept-alive connection. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+    http_client *c = (http_client *)ud;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (c->attempts++ > 0 && c->once) {
+        c->resend_refused = 1;
+        /* the first attempt's failure, if libcurl wrote one (before its "aborted" message) */
+        snprintf(c->first_error, sizeof c->first_error, "%s", c->errbuf[0] ? c->errbuf : "closed by the server");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
 
 /* Returning less than was given makes libcurl abort the transfer. */
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
@@ -621,11 +644,11 @@ static int l_request(lua_State *L) {
      * n - 1 drops it once it has idled n seconds. */
     if (c->keepalive_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, c->keepalive_s - 1);
     /* libcurl resends a request only on a reused connection, or on an HTTP/2
-     * stream the server refused: neither for these. */
-    if (!idempotent) {
-        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    }
+     * stream the server refused: on_prereq stops that for these. */
+    c->once = !idempotent;
+    c->attempts = c->resend_refused = 0;
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_PROXY_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
@@ -673,6 +696,22 @@ static int l_request(lua_State *L) {
             lua_setfield(L, -2, "message");
             lua_pushboolean(L, 1);
             lua_setfield(L, -2, "sent");
+            return 2;
+        }
+        if (c->resend_refused) {
+            lua_pushnil(L);
+            lua_createtable(L, 0, 4);
+            lua_pushliteral(L, "network");
+            lua_setfield(L, -2, "type");
+            lua_pushfstring(L,
+                            "the connection failed after the request was sent, before any answer (%s; "
+                            "not sent again: the server may have received it)",
+                            c->first_error);
+            lua_setfield(L, -2, "message");
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "sent");
+            lua_pushinteger(L, (lua_Integer)rc);
+            lua_setfield(L, -2, "curl_code");
             return 2;
         }
         return push_transfer_error(L, c, rc, timeout_ms);

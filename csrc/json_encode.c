@@ -19,6 +19,7 @@
  * value, e.g. "json_encode: customer.name: invalid UTF-8 in a string (JSON
  * text must be UTF-8)". */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,19 +60,42 @@ static int fail(encoder *e, const luapay_frame *at, const char *what) {
  * no escape stands for a byte that is not UTF-8: invalid UTF-8 is refused,
  * not replaced (Trustly signs the bytes: a replacement would send a message
  * other than the one signed). NUL goes out as \u0000, the whole string. */
+/* Whether any of the 8 bytes in v is a control character, '"', '\\' or
+ * not ASCII (the SWAR tests of "Bit Twiddling Hacks": a byte < n, a zero
+ * byte); such a block is looked at byte by byte. */
+static int special_in(uint64_t v) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    uint64_t hits = (v - ones * 0x20) | (q - ones) | (b - ones) | v;
+    return (hits & highs) != 0;
+}
+
 static int add_string(encoder *e, const luapay_frame *at, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
     add_char(e, '"');
     while (p < end) {
+        /* Runs of bytes that need no escape go in with one copy each; the
+         * scan steps 8 bytes at a time until a block holds something else. */
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if (special_in(v)) break;
+            p += 8;
+        }
+        if (p >= end) break;
         unsigned char c = *p;
-        if (c >= 0x80) {
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0x80) { /* valid UTF-8 stays in the run */
             size_t len = luapay_utf8_len(p, end);
             if (len == 0) return fail(e, at, "invalid UTF-8 in a string (JSON text must be UTF-8)");
-            add(e, (const char *)p, len);
             p += len;
             continue;
         }
+        add(e, (const char *)run, (size_t)(p - run));
         switch (c) {
         case '"': add(e, "\\\"", 2); break;
         case '\\': add(e, "\\\\", 2); break;
@@ -80,16 +104,14 @@ static int add_string(encoder *e, const luapay_frame *at, const char *s, size_t 
         case '\t': add(e, "\\t", 2); break;
         case '\b': add(e, "\\b", 2); break;
         case '\f': add(e, "\\f", 2); break;
-        default:
-            if (c < 0x20) {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                add(e, u, 6);
-            } else {
-                add_char(e, (char)c);
-            }
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            add(e, u, 6);
         }
-        p++;
+        }
+        run = ++p;
     }
+    add(e, (const char *)run, (size_t)(end - run));
     add_char(e, '"');
     return 1;
 }
@@ -143,6 +165,23 @@ static int key_cmp(const void *a, const void *b) {
     int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
     if (c != 0) return c;
     return (x->n > y->n) - (x->n < y->n);
+}
+
+/* Insertion sort for the usual handful of keys; qsort past 32. */
+static void sort_keys(key_ref *v, size_t n) {
+    if (n > 32) {
+        qsort(v, n, sizeof *v, key_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        key_ref x = v[i];
+        size_t j = i;
+        while (j > 0 && key_cmp(&x, &v[j - 1]) < 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
 }
 
 /* Arrays: keys exactly 1..n (or marked with core.array_mt). Objects: string
@@ -202,7 +241,7 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         return 1;
     }
     if (string_keys != count) return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
-    if (count > 1) qsort(e->keys->data + base, count, sizeof(key_ref), key_cmp);
+    if (count > 1) sort_keys((key_ref *)(e->keys->data + base), count);
     add_char(e, '{');
     for (size_t i = 0; i < count; i++) {
         /* re-read the entry each time: nested objects may move the buffer */

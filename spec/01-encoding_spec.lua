@@ -69,3 +69,116 @@ describe("hex_encode", function()
         assert.equal(s, (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)))
     end)
 end)
+
+describe("url_encode", function()
+    -- Every byte, against the Lua patterns http.escape and ecommpay's urlencode used before the core did it.
+    local all = {}
+    for i = 0, 255 do all[#all + 1] = string.char(i) end
+    all = table.concat(all)
+    local function lua_rfc3986(s) return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)) end
+    local function lua_php(s)
+        return (s:gsub("[^%w%-%._]", function(c) return c == " " and "+" or ("%%%02X"):format(c:byte()) end))
+    end
+
+    it("percent-encodes all but RFC 3986's unreserved bytes, in upper-case hex", function()
+        assert.equal(lua_rfc3986(all), core.url_encode(all))
+        assert.equal("a%20b~c%2F%C3%B6", core.url_encode("a b~c/ö"))
+    end)
+
+    it("with form, encodes as PHP's urlencode: a space as '+', '~' as %7E", function()
+        assert.equal(lua_php(all), core.url_encode(all, true))
+        assert.equal("a+b%7Ec%2F%C3%B6", core.url_encode("a b~c/ö", true))
+    end)
+
+    it("returns a string with nothing to encode as it is, and encodes long strings completely", function()
+        assert.equal("", core.url_encode(""))
+        assert.equal("Az09-._~", core.url_encode("Az09-._~"))
+        local long = all:rep(40)
+        assert.equal(lua_php(long), core.url_encode(long, true))
+    end)
+
+    it("raises naming the argument for a non-string", function()
+        assert.has_error(function() core.url_encode(5) end, "url_encode: bad argument #1 's' (string expected, got number)")
+    end)
+end)
+
+describe("form_encode", function()
+    it("joins names and values in the order given, each encoded as url_encode does", function()
+        assert.equal("a=1&b%20c=x%2By&a=~", core.form_encode { "a", "1", "b c", "x+y", "a", "~" })
+        assert.equal("a=1&b+c=x%2By&a=%7E", core.form_encode({ "a", "1", "b c", "x+y", "a", "~" }, true))
+        assert.equal("", core.form_encode {})
+        assert.equal("k=", core.form_encode { "k", "" })
+    end)
+
+    it("raises for an odd list or an item that is not a string", function()
+        assert.has_error(function() core.form_encode { "a" } end,
+            "form_encode: bad argument #1 'list' (names and values in pairs expected (an odd length))")
+        assert.has_error(function() core.form_encode { "a", 1 } end,
+            "form_encode: bad argument #1 'list' (item 2: string expected, got number)")
+        assert.has_error(function() core.form_encode("a=1") end,
+            "form_encode: bad argument #1 'list' (table expected, got string)")
+    end)
+end)
+
+describe("form_encode with a prefix", function()
+    it("puts the prefix before the query as it is", function()
+        assert.equal("https://h/p?a=b+c", core.form_encode({ "a", "b c" }, true, "https://h/p?"))
+        assert.equal("x y?", core.form_encode({}, false, "x y?"))
+    end)
+end)
+
+describe("url_decode", function()
+    -- against the Lua patterns http.unescape used before the core did it
+    local function lua_unescape(s, plus)
+        if plus then s = s:gsub("%+", " ") end
+        return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+
+    it("decodes %XX in either case, '+' as a space only with plus, and leaves a bare '%' as it is", function()
+        assert.equal("a b+c/é%zz%4", core.url_decode("a%20b+c%2f%C3%A9%zz%4"))
+        assert.equal("a b c/é%zz%4", core.url_decode("a%20b+c%2f%C3%A9%zz%4", true))
+        assert.equal("%2B", core.url_decode("%252B", true))
+        assert.equal("", core.url_decode(""))
+        local pieces = { "%", "%4", "%41", "%zz", "+", "a", "%e9", "%E9", "%%41", "%2", "%+" }
+        local seed = 7
+        for _ = 1, 500 do
+            local t = {}
+            for i = 1, 6 do
+                seed = (seed * 1103515245 + 12345) % 2147483648
+                t[i] = pieces[seed % #pieces + 1]
+            end
+            local s = table.concat(t)
+            assert.equal(lua_unescape(s), core.url_decode(s), s)
+            assert.equal(lua_unescape(s, true), core.url_decode(s, true), s)
+        end
+    end)
+end)
+
+describe("query_pairs", function()
+    -- against the Lua reading http.query_pairs had before the core did it
+    local function lua_pairs(text)
+        local list = {}
+        for pair in text:gmatch("[^&]+") do
+            local k, v = pair:match("^([^=]*)=?(.*)$")
+            list[#list + 1] = { core.url_decode(k, true), core.url_decode(v, true) }
+        end
+        return list
+    end
+
+    it("splits at '&' (empty pieces skipped) and at the first '=', decoding names and values", function()
+        assert.same({ { "a b", "1=2" }, { "c", "" }, { "", "x" }, { "d", "é" } },
+            core.query_pairs("a+b=1%3D2&&c&=x&d=%C3%A9&"))
+        assert.same({}, core.query_pairs(""))
+        local pieces = { "&", "=", "a", "%41", "+", "%", "==", "b=c" }
+        local seed = 11
+        for _ = 1, 500 do
+            local t = {}
+            for i = 1, 7 do
+                seed = (seed * 1103515245 + 12345) % 2147483648
+                t[i] = pieces[seed % #pieces + 1]
+            end
+            local s = table.concat(t)
+            assert.same(lua_pairs(s), core.query_pairs(s), s)
+        end
+    end)
+end)

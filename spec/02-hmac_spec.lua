@@ -89,6 +89,31 @@ describe("core.digest", function()
     end)
 end)
 
+describe("core.hmac with keyed states kept between calls", function()
+    -- RFC 4231 test case 2 under SHA-256, and OpenSSL's one-shot answers for the rest.
+    it("gives each key its own MAC when keys and algorithms alternate, beyond the keys kept", function()
+        local keys = {}
+        for i = 1, 20 do keys[i] = ("k"):rep(i) end
+        keys[21], keys[22] = "", ("x"):rep(300) -- empty, and longer than a block (hashed first)
+        local want = {}
+        for i, k in ipairs(keys) do
+            want[i] = { core.hmac("sha1", k, "msg" .. i, "hex"), core.hmac("sha256", k, "msg" .. i, "hex"),
+                core.hmac("sha512", k, "msg" .. i, "hex") }
+        end
+        for round = 1, 3 do
+            for i = #keys, 1, -1 do
+                local j = (i * 7 + round) % #keys + 1
+                assert.equal(want[j][round], core.hmac(({ "sha1", "sha256", "sha512" })[round], keys[j], "msg" .. j, "hex"))
+            end
+        end
+        assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            core.hmac("sha256", "Jefe", "what do ya want for nothing?", "hex"))
+        assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            core.hmac("sha256", "Jefe", "what do ya want for nothing?", "hex"))
+        assert.are_not.equal(core.hmac("sha256", "Jeff", "m", "hex"), core.hmac("sha256", "Jefe", "m", "hex"))
+    end)
+end)
+
 describe("core.equal", function()
     it("tells equal and different strings apart, including in the last byte", function()
         local a = core.random_bytes(64)

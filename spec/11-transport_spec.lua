@@ -121,6 +121,9 @@ describe("transports against the sandbox", function()
                 assert.equal("network", out.type)
                 assert.equal(1, out.attempts)
                 assert.equal(1, out.server_saw)
+                if transport == "libcurl" then -- it went out on the kept-alive connection; libcurl's resend was stopped
+                    assert.matches("not sent again: the server may have received it", out.message, 1, true)
+                end
             end)
 
             it("does not resend a GET not declared idempotent after a reused connection dropped it (TrustPay refunds)", function()
@@ -133,11 +136,21 @@ describe("transports against the sandbox", function()
                 assert.same({ 1, 1 }, out.server_saw)
             end)
 
-            it("gives a request not declared idempotent a connection of its own", function()
-                local out = run("fresh_connections")
-                assert.is_string(out.connections[1], out.message)
-                assert.is_true(out.connections[1] ~= out.connections[2] and out.connections[2] ~= out.connections[3])
-            end)
+            if transport == "cosocket" then
+                it("gives a request not declared idempotent a connection of its own", function()
+                    local out = run("fresh_connections")
+                    assert.is_string(out.connections[1], out.message)
+                    assert.is_true(out.connections[1] ~= out.connections[2] and out.connections[2] ~= out.connections[3])
+                end)
+            else
+                -- libcurl cannot send it twice (a second attempt is stopped before it goes out:
+                -- post_not_retried, get_not_retried, spec 19), so it shares the kept-alive connection.
+                it("sends requests not declared idempotent on one kept-alive connection", function()
+                    local out = run("fresh_connections")
+                    assert.is_string(out.connections[1], out.message)
+                    assert.is_true(out.connections[1] == out.connections[2] and out.connections[2] == out.connections[3])
+                end)
+            end
 
             it("raises on CR, LF or NUL in the URL, method or a header, before anything is sent", function()
                 local out = run("transport_misuse")

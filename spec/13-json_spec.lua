@@ -78,6 +78,64 @@ describe("core.json_decode", function()
 end)
 
 describe("core.json_encode", function()
+    it("escapes every byte that needs it wherever it falls in a string (the scan steps 8 bytes at a time)", function()
+        local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+            ["\b"] = "\\b", ["\f"] = "\\f" }
+        local function reference(str)
+            return '"' .. str:gsub('[%c"\\]', function(c)
+                if c:byte() == 127 then return c end
+                return ESC[c] or ("\\u%04x"):format(c:byte())
+            end) .. '"'
+        end
+        -- bytes past 127 only as valid UTF-8 (invalid UTF-8 is refused: spec 64)
+        for _, special in ipairs { '"', "\\", "\n", "\0", "\31", "\127", "\195\169", "\226\130\172", " " } do
+            for len = 0, 20 do
+                for at = 1, len do
+                    local str = ("x"):rep(at - 1) .. special .. ("y"):rep(len - at)
+                    assert.equal(reference(str), core.json_encode(str))
+                end
+            end
+        end
+        local all = {}
+        for i = 0, 127 do all[#all + 1] = string.char(i) end
+        all[#all + 1] = "\240\159\146\182" -- a 4-byte UTF-8 sequence
+        all = table.concat(all):rep(3)
+        assert.equal(reference(all), core.json_encode(all))
+    end)
+
+    it("refuses invalid UTF-8 wherever it falls in a string, also inside a run the scan skips 8 bytes at a time", function()
+        for _, bad in ipairs { "\255", "\192\175", "\226\130" } do
+            for len = 0, 20 do
+                for at = 1, len + 1 do
+                    local str = ("x"):rep(at - 1) .. bad .. ("y"):rep(len - at + 1)
+                    local s, err = core.json_encode(str)
+                    assert.is_nil(s)
+                    assert.matches("invalid UTF-8", err, 1, true)
+                end
+            end
+        end
+    end)
+
+    it("refuses a non-string key at any depth, and encodes the next value whole afterwards", function()
+        local mixed = "a table mixes array and object keys (or has non-string keys)"
+        for _, bad in ipairs { { a = 1, [5] = 2 }, { x = { y = { a = 1, [true] = 2 } }, z = { 1, 2 } }, { 1, 2, x = 3 } } do
+            local s, err = core.json_encode(bad)
+            assert.is_nil(s)
+            assert.matches("^json_encode: ", err)
+            assert.equal(mixed, err:sub(-#mixed))
+            assert.equal('{"a":[],"m":[1,2,{"q":"r"}],"z":{"b":{"c":{}}}}',
+                core.json_encode { z = { b = { c = {} } }, a = setmetatable({}, core.array_mt), m = { 1, 2, { q = "r" } } })
+        end
+    end)
+
+    it("prints integers and integral floats up to 2^53 in plain decimal", function()
+        assert.equal("[0,-5,9007199254740992,-9007199254740992,3,1.5,-1234567890123]",
+            core.json_encode { 0, -5, 9007199254740992, -9007199254740992.0, 3.0, 1.5, -1234567890123 })
+        if math.type then
+            assert.equal("[-9223372036854775808,9223372036854775807]", core.json_encode { math.mininteger, math.maxinteger })
+        end
+    end)
+
     it("round-trips random documents through json_decode", function()
         local function random_value(depth)
             local kind = core.random_bytes(1):byte() % (depth > 3 and 4 or 6)

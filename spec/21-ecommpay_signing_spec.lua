@@ -34,6 +34,24 @@ describe("ecommpay signing", function()
         end
     end)
 
+    it("core.ecommpay_signature gives every vector in one call, and the canonical string's errors", function()
+        for _, v in ipairs(vectors.vectors) do
+            local params = lexemes(v.params_json)
+            assert.equal(v.signature, core.ecommpay_signature(params, v.secret), v.name)
+            -- a callback's signatures, at any depth, are left out with opts.callback
+            params.signature, params.general = "x", { signature = "y", n = 1 }
+            assert.equal(core.hmac("sha512", v.secret, core.ecommpay_canonical(params, { callback = true }), "base64"),
+                core.ecommpay_signature(params, v.secret, { callback = true }), v.name)
+        end
+        local s, err = core.ecommpay_signature({ a = 0 / 0 }, "k")
+        assert.is_nil(s)
+        assert.equal("ecommpay_canonical: NaN and infinity cannot be signed (at a)", err)
+        assert.has_error(function() core.ecommpay_signature({}, nil) end,
+            "ecommpay_signature: bad argument #2 'secret' (string expected, got nil)")
+        assert.has_error(function() core.ecommpay_signature("x", "k") end,
+            "ecommpay_signature: bad argument #1 'params' (table expected, got string)")
+    end)
+
     it("signs the Gate sale vector with its Unicode exactly as the PHP SDK", function()
         local v
         for _, x in ipairs(vectors.vectors) do if x.name == "gate_trustly_sale_request_unicode" then v = x end end

@@ -21,7 +21,7 @@ describe("examples/nginx/trustly.conf", function()
         local conf = util.read("examples/nginx/trustly.conf")
         local keys = cwd() .. "/spec/fixtures/keys/"
         local function start()
-            local port = 20000 + (core.random_bytes(2):byte(1) * 256 + core.random_bytes(1):byte(1)) % 40000
+            local port = sandbox.random_port() -- below the ephemeral range outgoing connections take ports from
             local block = conf
                 :gsub(literal("listen 127.0.0.1:8088;"), "listen 127.0.0.1:" .. port .. ";")
                 :gsub(literal('"/etc/luapay/merchant_private.pem"'), '"' .. keys .. 'merchant_private.pem"')

@@ -42,7 +42,7 @@ local PROVIDERS = {
         own = {
             username = "u", password = "p", private_key = keys.merchant_private, private_key_passphrase = "unused",
             environment = "test", trustly_public_key = keys.provider_public, base_url = "https://t.example.com/api",
-            store = require("luapay.trustly").memory_store(),
+            store = require("luapay.trustly").memory_store(), message_id = function() return "m-1" end,
         },
         typo = "enviroment",
         method = "deposit",
@@ -53,7 +53,7 @@ local PROVIDERS = {
         own = {
             account_id = "4107111111", secret = "s3cret-trustpay", base_url = "https://tp.example.com",
             banking = { username = "bu", password = "bp", base_url = "https://ab.example.com" },
-            environment = "test", live = false,
+            environment = "test", live = false, store = require("luapay.store").memory(),
         },
         typo = "acount_id",
         method = "notification",

@@ -83,6 +83,7 @@ ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
 local number_mt, null = core.number_mt, core.null
 local math_type = math.type
+local url_encode, form_encode = core.url_encode, core.form_encode
 
 ---------------------------------------------------------------------------
 -- Signing
@@ -113,9 +114,9 @@ end
 function ecommpay.signature(params, secret)
     if type(params) ~= "table" then argerror("signature", 1, "params", "table expected, got " .. type(params)) end
     check_secret("signature", 2, secret)
-    local s, err = core.ecommpay_canonical(params)
-    if not s then error("ecommpay.signature: " .. err, 2) end
-    return core.hmac("sha512", secret, s, "base64")
+    local sig, err = core.ecommpay_signature(params, secret)
+    if not sig then error("ecommpay.signature: " .. err, 2) end
+    return sig
 end
 
 ---------------------------------------------------------------------------
@@ -314,6 +315,8 @@ local function signature_error(message)
     return nil, errors.new("signature", message)
 end
 
+local CALLBACK = { callback = true } -- every "signature" key left out
+
 -- The check itself, once the arguments are known to be right.
 local function verify(raw_body, secret)
     if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
@@ -329,9 +332,9 @@ local function verify(raw_body, secret)
     if sig == nil or sig == null then sig = field(body, "general", "signature") end
     if sig == nil or sig == "" then return signature_error("callback carries no signature") end
     if type(sig) ~= "string" then return signature_error("callback signature is not a string") end
-    local s, err = core.ecommpay_canonical(body, { callback = true })
-    if not s then return signature_error("callback cannot be signed: " .. err) end
-    if not core.equal(core.hmac("sha512", secret, s, "base64"), sig) then
+    local want, err = core.ecommpay_signature(body, secret, CALLBACK)
+    if not want then return signature_error("callback cannot be signed: " .. err) end
+    if not core.equal(want, sig) then
         return signature_error("callback signature does not match")
     end
     return ecommpay.event(body, raw_body)
@@ -385,10 +388,7 @@ end
 -- PHP's urlencode (http_build_query, RFC 1738): space as '+'.
 local function urlencode(s)
     if type(s) ~= "string" then error("ecommpay.urlencode: bad argument #1 's' (string expected, got " .. type(s) .. ")", 2) end
-    return (s:gsub("[^%w%-%._]", function(c)
-        if c == " " then return "+" end
-        return ("%%%02X"):format(c:byte())
-    end))
+    return url_encode(s, true)
 end
 ecommpay.urlencode = urlencode
 
@@ -407,7 +407,7 @@ local function page_value(name, v)
     if t == "string" then return v end
     if t == "boolean" then return v and "1" or "0" end
     if t == "number" then
-        if math_type and math_type(v) == "integer" then return ("%d"):format(v) end
+        if math_type and math_type(v) == "integer" then return tostring(v) end
         if v == math.floor(v) and math.abs(v) <= 2 ^ 53 then return ("%.0f"):format(v) end
         argerror("payment_page_url", 1, "params", name .. " is a float: send amounts as integers in minor units")
     end
@@ -429,24 +429,33 @@ function ecommpay.payment_page_url(params, secret, base_url)
     if base_url ~= nil and type(base_url) ~= "string" then
         argerror("payment_page_url", 3, "base_url", "string expected, got " .. type(base_url))
     end
-    local values, keys = {}, {}
+    local values, rest = {}, {}
     for k, v in pairs(params) do
         if type(k) ~= "string" then argerror("payment_page_url", 1, "params", "keys must be strings") end
         if k ~= "signature" and v ~= null then
             values[k] = page_value(k, v)
-            keys[#keys + 1] = k
+            if not PAGE_RANK[k] then rest[#rest + 1] = k end
         end
     end
-    table.sort(keys, function(a, b)
-        local ra, rb = PAGE_RANK[a] or math.huge, PAGE_RANK[b] or math.huge
-        if ra ~= rb then return ra < rb end
-        return a < b
-    end)
+    table.sort(rest)
+    -- name, value, name, value, ...: PAGE_ORDER's names first, then the rest in byte order
     local query = {}
-    for i, k in ipairs(keys) do query[i] = urlencode(k) .. "=" .. urlencode(values[k]) end
-    local sig = core.hmac("sha512", secret, assert(core.ecommpay_canonical(values)), "base64")
-    query[#query + 1] = "signature=" .. urlencode(sig)
-    return ((base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")) .. "/payment?" .. table.concat(query, "&")
+    for _, k in ipairs(PAGE_ORDER) do
+        local v = values[k]
+        if v ~= nil then
+            query[#query + 1] = k
+            query[#query + 1] = v
+        end
+    end
+    for _, k in ipairs(rest) do
+        query[#query + 1] = k
+        query[#query + 1] = values[k]
+    end
+    query[#query + 1] = "signature"
+    query[#query + 1] = assert(core.ecommpay_signature(values, secret))
+    local base = base_url or ecommpay.PAYMENT_PAGE_URL
+    if base:byte(-1) == 47 then base = base:gsub("/+$", "") end -- trailing '/'
+    return form_encode(query, true, base .. "/payment?")
 end
 
 ---------------------------------------------------------------------------
@@ -978,7 +987,7 @@ end
 -- marked here.
 local function send(self, call, url, body, exact)
     body.general.signature = nil
-    body.general.signature = core.hmac("sha512", self.secret, assert(core.ecommpay_canonical(body)), "base64")
+    body.general.signature = assert(core.ecommpay_signature(body, self.secret))
     local is_operation = call ~= CALLS.status
     local find_out = is_operation and how_to_find_out(body.general.payment_id) or nil
     local res, err = self.http:request {

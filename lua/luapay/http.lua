@@ -140,7 +140,7 @@ http.decode_json = cjson.decode
 
 --- Percent-encodes everything but RFC 3986's unreserved characters.
 function http.escape(s)
-    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+    return core.url_encode(s)
 end
 
 local function scalar(v, name)
@@ -161,18 +161,15 @@ end
 --- http.unescape(s [, plus]) -> s with every %XX decoded to its byte, and
 -- with plus also every "+" to a space (a form or query string's reading).
 function http.unescape(s, plus)
-    if plus then s = s:gsub("%+", " ") end
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    return core.url_decode(s, plus)
 end
-
-local function plus_unescape(s) return http.unescape(s, true) end
 
 --- http.query_pairs(text [, decode]) -> a list of {key, value} in the order
 -- of text: pairs split at "&" (empty pieces skipped), each at its first
 -- "="; decode (default: http.unescape with "+" a space) applied to each key
 -- and value on its own.
 function http.query_pairs(text, decode)
-    decode = decode or plus_unescape
+    if decode == nil then return core.query_pairs(text) end -- the same, in C
     local list = {}
     for pair in text:gmatch("[^&]+") do
         local k, v = pair:match("^([^=]*)=?(.*)$")
@@ -208,15 +205,20 @@ function http.encode_query(params)
         keys[#keys + 1] = k
     end
     table.sort(keys)
-    local parts = {}
+    local list = {} -- name, value, name, value, ... for core.form_encode
     for _, k in ipairs(keys) do
         local v = params[k]
-        local list = type(v) == "table" and v or { v }
-        for _, item in ipairs(list) do
-            parts[#parts + 1] = http.escape(k) .. "=" .. http.escape(scalar(item, k))
+        if type(v) == "table" then
+            for _, item in ipairs(v) do
+                list[#list + 1] = k
+                list[#list + 1] = scalar(item, k)
+            end
+        else
+            list[#list + 1] = k
+            list[#list + 1] = scalar(v, k)
         end
     end
-    return table.concat(parts, "&")
+    return core.form_encode(list)
 end
 
 --- Header values for HTTP Basic and Bearer authentication.
@@ -282,11 +284,13 @@ local function in_nginx()
 end
 http.in_nginx = in_nginx
 
+local function nginx_clock()
+    ngx.update_time()
+    return ngx.now()
+end
+
 local function default_clock()
-    if in_nginx() then
-        ngx.update_time()
-        return ngx.now()
-    end
+    if in_nginx() then return nginx_clock() end
     return core.monotime()
 end
 
@@ -525,9 +529,19 @@ function http.new(opts, who, level)
         self.transport = http.default_transport(topts)
     end
     self.sleep = opts.sleep or default_sleep
-    self.clock = opts.clock or default_clock
+    -- chosen once: a check per call is one more exit from a LuaJIT trace
+    self.clock = opts.clock or (in_nginx() and nginx_clock or default_clock)
     self.random = opts.random or math.random
     return self
+end
+
+-- Sets a header, replacing one of the same name in another case (a
+-- function of its own: a closure made per request stops LuaJIT's trace).
+local function set_header(headers, index, name, value)
+    local lname = name:lower()
+    if index[lname] then headers[index[lname]] = nil end
+    index[lname] = name
+    headers[name] = value
 end
 
 -- Builds the transport request once; it is the same for every attempt.
@@ -538,28 +552,23 @@ local function prepare(self, req)
     if req.query and next(req.query) then
         url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(req.query)
     end
-    local headers, index = {}, {}
-    local function set(name, value)
-        local lname = name:lower()
-        if index[lname] then headers[index[lname]] = nil end
-        index[lname] = name
-        headers[name] = value
-    end
-    set("Accept", "application/json")
-    set("User-Agent", self.user_agent)
+    local headers, index = { Accept = "application/json", ["User-Agent"] = self.user_agent },
+        { accept = "Accept", ["user-agent"] = "User-Agent" }
     local body = req.body
     if req.json ~= nil then
         local err
         body, err = http.encode_json(req.json)
         if not body then return nil, errors.new("validation", "request body cannot be encoded as JSON: " .. err) end
-        set("Content-Type", "application/json; charset=utf-8")
+        set_header(headers, index, "Content-Type", "application/json; charset=utf-8")
     elseif req.form ~= nil then
         body = http.encode_query(req.form)
-        set("Content-Type", "application/x-www-form-urlencoded")
+        set_header(headers, index, "Content-Type", "application/x-www-form-urlencoded")
     end
-    if req.basic then set("Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
-    if req.bearer then set("Authorization", http.bearer_auth(req.bearer)) end
-    for name, value in pairs(req.headers or {}) do set(name, value) end
+    if req.basic then set_header(headers, index, "Authorization", http.basic_auth(req.basic[1], req.basic[2])) end
+    if req.bearer then set_header(headers, index, "Authorization", http.bearer_auth(req.bearer)) end
+    if req.headers then
+        for name, value in pairs(req.headers) do set_header(headers, index, name, value) end
+    end
     -- Raises, naming the field, on CR, LF or NUL in the method, URL or a
     -- header, before any transport sees the request.
     return core.check_request({

@@ -25,6 +25,9 @@
 -- cannot be told from a direct call: check it.err after such a loop.
 --
 -- fetch(cursor) -> items (array), next_cursor | nil (last page) | nil, nil, err
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+
 local pager = {}
 
 local Pager = {}
@@ -87,6 +90,60 @@ function Pager.__call(self, state, previous)
         self.pages = self.pages + 1
         self.items, self.n, self.nxt = items, #items, nxt
     end
+end
+
+--- pager.checkpointed{store, name, open, lock_ttl = 600, resume} -> iterator,
+-- iterator | nil, err. A list that a nightly job can stop and take up again,
+-- from any box: open(resume) returns the list (e.g. function(resume) return
+-- client:export{..., resume = resume} end). Only one run at a time holds
+-- name's lock (a luapay.store lock, renewed after each page; a run that
+-- dies frees it after lock_ttl seconds): another gets nil and an error of
+-- type "config" with code "locked". Once the caller has had every item of a
+-- page and asks for more, the cursor of the next page is saved in the store
+-- (cursor:<name>), so a run that stops (an error, a crash) is resumed by the
+-- next from the first page not wholly handled (a page's items may come
+-- twice, never none). At the end the cursor is cleared and the lock freed.
+function pager.checkpointed(o)
+    local s, name = o.store, o.name
+    if type(s) ~= "table" or type(s.lock) ~= "function" then
+        error("pager.checkpointed: option 'store' must be a luapay.store", 2)
+    end
+    if type(name) ~= "string" or name == "" then error("pager.checkpointed: option 'name' must be a non-empty string", 2) end
+    if type(o.open) ~= "function" then error("pager.checkpointed: option 'open' must be a function(resume) -> list", 2) end
+    local key, lock_key, ttl = "cursor:" .. name, "cursor:" .. name .. ":lock", o.lock_ttl or 600
+    local token, err = s:lock(lock_key, ttl)
+    if token == nil then return nil, err end
+    if not token then
+        return nil, errors.new("config", ("pager.checkpointed: another run of %q holds its lock"):format(name), { code = "locked" })
+    end
+    local saved
+    saved, err = s:get(key)
+    if err then s:unlock(lock_key, token) return nil, err end
+    local inner = o.open(saved and core.json_decode(saved) or o.resume)
+    local finished = false
+    local function finish(clear)
+        if clear then s:delete(key) end
+        s:unlock(lock_key, token)
+        finished = true
+    end
+    local it = {}
+    setmetatable(it, { __call = function(_, state, previous)
+        if finished then return nil end
+        local in_loop = state == it or previous ~= nil
+        if inner.items and inner.pos >= inner.n and inner.nxt ~= nil then -- the page is handled: keep the next one's cursor
+            local ok, serr = s:set(key, assert(core.json_encode(inner.nxt)))
+            if not ok then finish(false) return (in_loop and false or nil), serr end
+            s:cas(lock_key, token, token, ttl) -- still ours: for lock_ttl more
+        end
+        local item, ierr = inner()
+        if not item then
+            finish(ierr == nil)
+            if ierr then return (in_loop and false or nil), ierr end
+            return nil
+        end
+        return item
+    end })
+    return it, it
 end
 
 --- it:collect() -> array of every item | nil, err (for small periods).

@@ -883,7 +883,23 @@ end
 --- The options trustly.new accepts (its own, then
 -- provider.TRANSPORT_OPTIONS); any other raises.
 trustly.OPTIONS = provider.options { "username", "password", "private_key", "private_key_passphrase", "environment",
-    "trustly_public_key", "base_url", "store" }
+    "trustly_public_key", "base_url", "store", "message_id" }
+
+--- trustly.message_id(method, order [, attempt]) -> a MessageID (UUID-shaped)
+-- derived from the merchant's own order reference: the same on every box,
+-- so a request retried from another box (or after a crash) carries the
+-- MessageID of the first, and Trustly takes it once (637 for the second).
+-- attempt (default 1): a new attempt after a definite failure.
+function trustly.message_id(method, order, attempt)
+    if type(method) ~= "string" or method == "" then bad_argument("message_id", 1, "method", "a method name expected") end
+    if type(order) ~= "string" and type(order) ~= "number" then
+        bad_argument("message_id", 2, "order", "the merchant's order reference (string or number) expected")
+    end
+    local h = core.hex_encode(core.digest("sha256", ("%s\0%s\0%s"):format(method, order, attempt or 1))):sub(1, 32)
+    -- a version 5-style UUID (name-based) so it reads like the ones Trustly shows
+    local variant = ("89ab"):sub(tonumber(h:sub(17, 17), 16) % 4 + 1, tonumber(h:sub(17, 17), 16) % 4 + 1)
+    return ("%s-%s-5%s-%s%s-%s"):format(h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), variant, h:sub(18, 20), h:sub(21, 32))
+end
 
 --- trustly.new(opts) -> client. opts: username, password, private_key (PEM
 -- or core.pkey; private_key_passphrase for an encrypted PEM), environment
@@ -895,7 +911,10 @@ trustly.OPTIONS = provider.options { "username", "password", "private_key", "pri
 -- base_url. store:
 -- where the client keeps what it knows about refunds and credits (see
 -- trustly.verify_notification; default trustly.memory_store(), this process
--- only: inside nginx pass an ngx.shared dict, elsewhere a shared store).
+-- only: inside nginx pass an ngx.shared dict, across boxes a luapay.store.redis).
+-- message_id: function(method, Data) -> MessageID, used where a method takes
+-- one and the caller gives none (instead of a new UUID per call), e.g.
+-- function(method, Data) return trustly.message_id(method, my_order_of(Data)) end.
 function trustly.new(opts)
     provider.check_options("trustly.new", opts, trustly.OPTIONS)
     if type(opts.username) ~= "string" or opts.username == "" then opt_error("username", "must be a non-empty string") end
@@ -918,6 +937,9 @@ function trustly.new(opts)
     if opts.store ~= nil and not is_store(opts.store) then
         opt_error("store", "must have get and set (ngx.shared.DICT, trustly.memory_store(), ...)")
     end
+    if opts.message_id ~= nil and type(opts.message_id) ~= "function" then
+        opt_error("message_id", "must be a function(method, Data) -> MessageID")
+    end
 
     local self = setmetatable({
         username = opts.username,
@@ -925,6 +947,7 @@ function trustly.new(opts)
         url = url,
         trustly_public_key = pub,
         store = opts.store or trustly.memory_store(),
+        message_id = opts.message_id,
         http = provider.pipeline("trustly.new", opts, env == "live"),
     }, Client)
     errors.keep_secrets(self, opts, trustly.SECRET_OPTIONS)
@@ -980,6 +1003,11 @@ function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
         error(("trustly.Client:call: bad argument #1 'method' (a method name such as \"Deposit\" expected, got %s)")
             :format(type(method) == "string" and ("%q"):format(method) or type(method)), 2)
+    end
+    if self.message_id and type(data) == "table" and data.MessageID == nil and METHODS[method]
+        and METHODS[method].message_id then
+        data = copy(data)
+        data.MessageID = self.message_id(method, data) -- the merchant's, the same from every box
     end
     local Data, spec_or_err = trustly.prepare(method, data, self.username, self.password)
     if not Data then return nil, spec_or_err end

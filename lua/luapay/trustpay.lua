@@ -679,7 +679,7 @@ end
 -- API Banking OAuth token the client fetches.
 trustpay.SECRET_OPTIONS = { "secret", "banking.password" }
 
-local Client = errors.secret_fields({}, { "secret", "token" })
+local Client = errors.secret_fields({}, { "secret", "token", "shared_token_used" })
 trustpay.Client = Client
 Client.__tostring = errors.describe("luapay.trustpay client", { "$environment", "account $account_id" })
 -- API Banking's methods are the client's too.
@@ -702,11 +702,12 @@ end
 --- The options trustpay.new accepts (its own, then
 -- provider.TRANSPORT_OPTIONS), and those of its banking table; any other
 -- raises. `live` is deprecated until 0.3: `live = true` is environment = "live".
-trustpay.OPTIONS = provider.options { "account_id", "secret", "base_url", "banking", "environment", "live" }
+trustpay.OPTIONS = provider.options { "account_id", "secret", "base_url", "banking", "environment", "live", "store" }
 trustpay.BANKING_OPTIONS = { "username", "password", "base_url" }
 
 --- trustpay.new{account_id, secret, environment = "test" | "live",
--- base_url, banking = {username, password, base_url}, and the transport
+-- base_url, banking = {username, password, base_url}, store (a
+-- luapay.store: the OAuth token shared, one fetch per expiry), and the transport
 -- options (provider.TRANSPORT_OPTIONS)} -> client. TrustPay has one
 -- endpoint for test and live accounts: "live" requires https URLs and
 -- refuses verify = false. Raises on misuse, naming the option.
@@ -720,6 +721,9 @@ function trustpay.new(opts)
     end
     if type(opts.secret) ~= "string" or opts.secret == "" then
         option_error("secret", "must be the account's secret key (a non-empty string)")
+    end
+    if opts.store ~= nil and (type(opts.store) ~= "table" or type(opts.store.lock) ~= "function") then
+        option_error("store", "must be a luapay.store (it shares the API Banking OAuth token between workers and boxes)")
     end
     local banking
     if opts.banking ~= nil then
@@ -748,6 +752,7 @@ function trustpay.new(opts)
         banking = banking,
         http = pipeline,
         clock = opts.clock or pipeline.clock,
+        store = opts.store,
     }, Client)
     self.secret = opts.secret
     return provider.client(self, opts)

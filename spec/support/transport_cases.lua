@@ -108,9 +108,8 @@ function cases.get_not_retried(env)
     return out
 end
 
--- A connection that carried a request not declared idempotent is not
--- given to the next request (libcurl: a fresh connection for each; cosockets:
--- a fresh one, closed after).
+-- The connections three requests not declared idempotent went out on
+-- (cosockets: a fresh one each, closed after; libcurl: the kept-alive one).
 function cases.fresh_connections(env)
     local c = client()
     local seen = {}

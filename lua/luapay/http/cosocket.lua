@@ -110,6 +110,7 @@ function cosocket.new(opts)
         keepalive_ms = check_whole(opts.keepalive_ms, "keepalive_ms", KEEPALIVE_IDLE_MS, 86400000),
         max_head_bytes = check_cap(opts.max_head_bytes, "max_head_bytes", DEFAULT_MAX_HEAD),
         max_body_bytes = check_cap(opts.max_body_bytes, "max_body_bytes", DEFAULT_MAX_BODY),
+        urls = {}, url_count = 0, -- parsed URLs (target)
     }, Transport)
 end
 
@@ -344,15 +345,11 @@ local function connect(self, u, idempotent, connect_ms, deadline)
     local connect_deadline = min(deadline, ngx.now() + connect_ms / 1000)
     local ms = max(1, ms_left(connect_deadline))
     sock:settimeouts(ms, ms, ms)
-    -- nginx sizes a pool when it is first made, per worker: the size is in
-    -- the name, so a client with its own pool_size gets a pool of that size
-    local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
-        self.verify and "verify" or "noverify", self.pool_size)
     local ok, err
     if idempotent then
-        ok, err = sock:connect(u.host, u.port, { pool = pool, pool_size = self.pool_size })
+        ok, err = sock:connect(u.host, u.port, u.pooled)
     else
-        ok, err = sock:connect(u.host, u.port, { pool = pool .. ":fresh" }) -- never filled: always a new one
+        ok, err = sock:connect(u.host, u.port, u.fresh) -- never filled: always a new one
     end
     if not ok then
         if err == "timeout" then
@@ -486,6 +483,27 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
     until false
 end
 
+-- The parsed URL with its connect options, kept per transport (a client
+-- calls the same few URLs): not parsed and formatted again on every call.
+local URL_CACHE_MAX = 64
+
+local function target(self, url)
+    local u = self.urls[url]
+    if u then return u end
+    local err
+    u, err = cosocket.parse_url(url)
+    if not u then return nil, err end
+    -- nginx sizes a pool when it is first made, per worker: the size is in
+    -- the name, so a client with its own pool_size gets a pool of that size
+    local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
+        self.verify and "verify" or "noverify", self.pool_size)
+    u.pooled = { pool = pool, pool_size = self.pool_size }
+    u.fresh = { pool = pool .. ":fresh" }
+    if self.url_count >= URL_CACHE_MAX then self.urls, self.url_count = {}, 0 end
+    self.urls[url], self.url_count = u, self.url_count + 1
+    return u
+end
+
 function Transport:request(req)
     check_request(req, "luapay.http.cosocket: request")
     local phase = ngx.get_phase()
@@ -493,7 +511,7 @@ function Transport:request(req)
         return fail("config", ("nginx's '%s' phase has no cosockets, and luapay never blocks a worker:"
             .. " call the provider from rewrite, access or content, or from a timer (ngx.timer.at)"):format(phase), false)
     end
-    local u, uerr = cosocket.parse_url(req.url)
+    local u, uerr = target(self, req.url)
     if not u then return fail("config", uerr, false) end
     if not self.verify and not is_loopback_host(u.host) then
         return fail("config", "verify = false is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost):"

@@ -50,13 +50,9 @@ local function bearer_token(v)
     return type(v) == "string" and #v <= MAX_TOKEN and v:find("^[%w%-%._~%+/]+=*$") ~= nil
 end
 
--- The OAuth token: client credentials with HTTP Basic, cached until
--- shortly before it expires.
-function Client:access_token(force)
-    if not self.banking then return no_banking() end
-    if not force and self.token and self.clock() < self.token_expires then return self.token end
-    self.token, self.token_expires = nil, nil
-    local started = self.clock()
+-- Fetches an OAuth token: client credentials with HTTP Basic. -> token,
+-- seconds it may be reused for | nil, err.
+local function fetch_token(self)
     local res, err = self.http:request{
         method = "POST", url = self.banking.base_url .. "/api/oauth2/token",
         form = { grant_type = "client_credentials" },
@@ -81,10 +77,58 @@ function Client:access_token(force)
         return nil, errors.new("provider", "TrustPay OAuth: the answer's expires_in is not a number of seconds",
             { http_status = res.status })
     end
-    self.token = t.access_token
-    self.token_expires = started + expires_in - token_margin(expires_in)
     self.tokens_fetched = (self.tokens_fetched or 0) + 1
-    return self.token
+    return t.access_token, expires_in - token_margin(expires_in)
+end
+
+-- The token shared through the client's store (option store: a
+-- luapay.store) by every worker and box: one of them fetches it under a
+-- lock, the others wait for it; the store's ttl ends it shortly before it
+-- expires, so no clock of any box decides. rejected: the token a 401 came
+-- back for (replaced only if the store still holds it).
+local SHARED_WAIT = 10 -- seconds a client waits for another's fetch before fetching itself
+local function shared_token(self, rejected)
+    local key = "trustpay:oauth:" .. self.banking.username
+    local deadline = self.clock() + SHARED_WAIT
+    while true do
+        local token, err = self.store:get(key)
+        if err then return nil, err end
+        if token and token ~= rejected then return token end
+        local lock
+        lock, err = self.store:lock(key .. ":lock", SHARED_WAIT)
+        if lock == nil then return nil, err end
+        if lock or self.clock() > deadline then
+            token = self.store:get(key)
+            if not token or token == rejected then
+                local ttl
+                token, ttl = fetch_token(self)
+                if token and ttl > 0 then self.store:set(key, token, ttl) end
+                if not token then err = ttl end
+            end
+            if lock then self.store:unlock(key .. ":lock", lock) end
+            return token, err
+        end
+        self.http.sleep(0.05)
+    end
+end
+
+-- The OAuth token, cached until shortly before it expires: in the client,
+-- or with option store in the store every worker and box shares.
+function Client:access_token(force)
+    if not self.banking then return no_banking() end
+    if self.store then
+        -- banking_call forgets self.token on a 401: the one it used is kept apart
+        local token, err = shared_token(self, force and self.shared_token_used or nil)
+        self.shared_token_used = token
+        return token, err
+    end
+    if not force and self.token and self.clock() < self.token_expires then return self.token end
+    self.token, self.token_expires = nil, nil
+    local started = self.clock()
+    local token, ttl = fetch_token(self)
+    if not token then return nil, ttl end
+    self.token, self.token_expires = token, started + ttl
+    return token
 end
 
 -- API Banking methods: whether a resend is safe, and for those that move

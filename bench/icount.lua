@@ -1,0 +1,120 @@
+-- Instruction-count bench (`make bench` with BENCH_MODE=icount): one
+-- operation of issue 15's table run N times after a warm-up, for callgrind.
+-- bench/icount.sh runs it at N and at 0 and takes (Ir(N) - Ir(0)) / N, so
+-- everything but the N calls (start-up, loading, the warm-up) cancels out.
+--
+--   icount.lua OP N          run OP N times (nothing printed)
+--   icount.lua --write DIR   the bytes the plain-C side (icount_limit.c)
+--                            hashes or verifies for each operation: DIR/OP.msg
+--
+-- The data are the bench's usual ones: the gate_trustly_sale_request_unicode
+-- vector, the 858 B callback_root_signature_trustly_sale_success callback,
+-- the payment_page_url_php_style vector, bench/trustpay_bench.lua's card
+-- pop-up and card notification, bench/trustly_bench.lua's Deposit and credit
+-- notification (one key pair for both sides).
+local cjson = require "cjson"
+local core = require "luapay.core"
+local ecommpay = require "luapay.ecommpay"
+local trustpay = require "luapay.trustpay"
+local trustly = require "luapay.trustly"
+local http = require "luapay.http"
+local read = require("util").read
+
+local WARM = 50
+
+local vectors = cjson.decode(read("spec/fixtures/vectors/ecommpay.json"))
+local function vector(list, name)
+    for _, v in ipairs(vectors[list]) do if v.name == name then return v end end
+    error("no vector " .. name)
+end
+local sale = vector("vectors", "gate_trustly_sale_request_unicode")
+local callback = vector("callback_vectors", "callback_root_signature_trustly_sale_success")
+local page = vector("payment_page_url_vectors", "payment_page_url_php_style")
+
+local sale_params = assert(core.json_decode(sale.params_json))
+local page_params = assert(core.json_decode(page.params_json))
+local callback_keys = { secret = callback.secret }
+local callback_body = cjson.decode(callback.raw_body)
+
+-- TrustPay (as bench/trustpay_bench.lua)
+local tp = trustpay.new{ account_id = "4107111111", secret = "123456", transport = function() end }
+local tp_params = {
+    Amount = 123456, Currency = "EUR", Reference = "ORD-2026-004711", NotificationUrl = "https://shop.example/trustpay/notify",
+    CardHolder = "Eva Černá", Email = "eva@example.cz", BillingStreet = "Náměstí Svobody 1", BillingCity = "Brno",
+    BillingPostcode = "602 00", BillingCountry = "CZ", Localization = "cs",
+}
+local tp_message = {}
+for k, v in pairs(tp_params) do tp_message[k] = v end
+tp_message.AccountId = "4107111111"
+local note = { AccountId = "4107111111", Amount = "1234.56", Currency = "EUR", Reference = "ORD-2026-004711", Type = "CRDT",
+    ResultCode = "3", PaymentRequestId = "846487", CardMask = "420000******1234", CardExpiration = "1230", AuthNumber = "198159" }
+local note_values = assert(trustpay.message("card_notification", note))
+note.Signature = assert(trustpay.sign("123456", "card_notification", note))
+local tp_query = http.encode_query(note)
+
+-- Trustly (as bench/trustly_bench.lua)
+local priv = assert(core.pkey(read("spec/fixtures/keys/merchant_private.pem")))
+local pub = assert(core.pkey(read("spec/fixtures/keys/merchant_public.pem")))
+local uuid = "258a2184-2842-4b85-85ca-293525152425"
+local deposit = {
+    Username = "merchant_username", Password = "merchant_password",
+    NotificationURL = "https://example.com/trustly/notify/a2b63j23dj23883jhfhfh",
+    EndUserID = "12345", MessageID = "deposit-0001",
+    Attributes = {
+        Country = "SE", Locale = "sv_SE", Currency = "SEK", Amount = "103.00", IP = "123.123.123.123",
+        MobilePhone = "+46709876543", Firstname = "John", Lastname = "Doe", Email = "test@example.com",
+        NationalIdentificationNumber = "790131-1234", ShopperStatement = "MyBrand.com",
+        SuccessURL = "https://example.com/success", FailURL = "https://example.com/fail",
+    },
+}
+local credit = {
+    amount = "49.90", currency = "SEK", messageid = "deposit-0001", orderid = "1234567890", enduserid = "12345",
+    notificationid = "9876543210", timestamp = "2024-05-01 12:34:56.789012+02", attributes = {},
+}
+local notification_uuid = "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60"
+local trustly_note = trustly.notification("credit", notification_uuid, credit, priv)
+local trustly_keys = { trustly_public_key = pub }
+
+-- Each operation once; each must give the expected answer, or the figures mean nothing.
+local OPS = {
+    ecommpay_sign = function() return ecommpay.signature(sale_params, sale.secret) end,
+    ecommpay_verify = function() return assert(ecommpay.verify_notification(callback.raw_body, nil, callback_keys)) end,
+    ecommpay_page_url = function() return ecommpay.payment_page_url(page_params, page.secret) end,
+    trustpay_card_url = function() return assert(tp:card_payment_url(tp_params)) end,
+    trustpay_notification = function() return assert(tp:notification(tp_query)) end,
+    trustly_sign = function() return trustly.sign("Deposit", uuid, deposit, priv) end,
+    trustly_notification = function() return assert(trustly.verify_notification(trustly_note, nil, trustly_keys)) end,
+    json_encode = function() return core.json_encode(callback_body) end,
+    cjson_encode = function() return cjson.encode(callback_body) end,
+}
+assert(OPS.ecommpay_sign() == sale.signature, "ecommpay_sign: wrong signature")
+assert(OPS.ecommpay_page_url() == page.url, "ecommpay_page_url: wrong URL")
+assert(cjson.decode(OPS.json_encode()).signature == callback_body.signature)
+
+if arg[1] == "--write" then
+    local function write(name, text)
+        local f = assert(io.open(arg[2] .. "/" .. name .. ".msg", "wb"))
+        f:write(text)
+        f:close()
+    end
+    write("ecommpay_sign", core.ecommpay_canonical(sale_params))
+    write("ecommpay_verify", core.ecommpay_canonical(cjson.decode(callback.raw_body), { callback = true }))
+    write("ecommpay_page_url", page.string_to_sign)
+    write("trustpay_card_url", table.concat(assert(trustpay.message("card_purchase", tp_message)), "/"))
+    write("trustpay_notification", table.concat(note_values, "/"))
+    write("trustly_sign", trustly.plaintext("Deposit", uuid, deposit))
+    write("trustly_notification", trustly.plaintext("credit", notification_uuid, credit))
+    return
+end
+
+local op = OPS[arg[1]] or error("unknown operation " .. tostring(arg[1]))
+local n = assert(tonumber(arg[2]), "N expected")
+for _ = 1, WARM do op() end
+-- The collector stopped during the calls and run once, whole, after them:
+-- their garbage is freed in one cycle whose marking (the live heap) is the
+-- same at N and at 0, so it cancels out; left running, a cycle that happens
+-- to fall inside one run and not the other would swing the figure by 10%.
+collectgarbage()
+collectgarbage("stop")
+for _ = 1, n do op() end
+collectgarbage()

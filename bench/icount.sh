@@ -1,0 +1,75 @@
+#!/bin/bash
+# `make bench BENCH_MODE=icount`: instructions per operation under callgrind
+# (deterministic where wall clocks on a shared machine are not) for issue
+# 15's table: luapay under Lua 5.4 and LuaJIT, the limit (plain C doing only
+# the cryptography, bench/icount_limit.c; lua-cjson's own count for JSON
+# encode, in the same VM) and the ratio. Per operation: (Ir(N) - Ir(0)) / N,
+# both runs doing the same start-up and warm-up.
+#   BENCH_N (default 200) operations per measured run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v valgrind >/dev/null || { echo "icount: valgrind missing (scripts/setup.sh installs it)" >&2; exit 1; }
+make -s LUA=lua5.4 >/dev/null
+make -s LUA=luajit >/dev/null
+out=build/bench/icount
+mkdir -p $out
+cc -O2 -Wall -Wextra -Werror -o $out/icount_limit bench/icount_limit.c -lcrypto
+N=${BENCH_N:-200}
+keys="spec/fixtures/keys/merchant_private.pem spec/fixtures/keys/merchant_public.pem"
+LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/icount.lua --write $out
+
+# Ir of one run of a command under callgrind.
+ir() {
+    local f=$out/callgrind.$$.out
+    env -u LD_PRELOAD valgrind --tool=callgrind --callgrind-out-file=$f "$@" >/dev/null 2>$out/valgrind.log ||
+        { cat $out/valgrind.log >&2; exit 1; }
+    awk '/^(summary|totals):/ { print $2; exit }' $f
+}
+lua_op() { # lua_op VM OP
+    local cmd=luajit
+    [ "$1" = lua5.4 ] && cmd=lua5.4
+    LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/$1/?.so;;" per_op_lua $cmd "$2"
+}
+# RSA signing costs ~6M instructions: a tenth of N is as exact and 10x quicker.
+n_of() { case $1 in trustly_sign) echo $(( N / 10 > 0 ? N / 10 : 1 )) ;; *) echo "$N" ;; esac; }
+per_op_lua() { # per_op_lua CMD OP
+    local zero many n
+    n=$(n_of "$2")
+    zero=$(ir "$1" bench/icount.lua "$2" 0)
+    many=$(ir "$1" bench/icount.lua "$2" "$n")
+    echo $(( (many - zero) / n ))
+}
+limit_op() { # limit_op OP
+    local zero many n
+    n=$(n_of "$1")
+    zero=$(ir $out/icount_limit "$1" 0 $out $keys)
+    many=$(ir $out/icount_limit "$1" "$n" $out $keys)
+    echo $(( (many - zero) / n ))
+}
+
+echo "instructions per operation (callgrind Ir, (Ir(N) - Ir(0)) / N, N = $N; ratio = luapay / limit)"
+printf "%-24s %10s %10s %10s %8s %8s  %s\n" operation "Lua 5.4" LuaJIT limit "5.4/lim" "JIT/lim" "the limit"
+row() { # row OP LABEL LIMIT54 LIMITJIT WHAT
+    local a b
+    a=$(lua_op lua5.4 "$1")
+    b=$(lua_op luajit "$1")
+    awk -v op="$2" -v a="$a" -v b="$b" -v l="$3" -v lj="$4" -v what="$5" 'BEGIN {
+        lim = (l == lj) ? l : l "/" lj
+        printf "%-24s %10d %10d %10s %8.2f %8.2f  %s\n", op, a, b, lim, a / l, b / lj, what }'
+}
+ops=${BENCH_OPS:-ecommpay_sign ecommpay_verify ecommpay_page_url trustpay_card_url trustpay_notification trustly_sign trustly_notification json_encode}
+for op in $ops; do
+    if [ "$op" = json_encode ]; then
+        row json_encode json_encode_858B "$(lua_op lua5.4 cjson_encode)" "$(lua_op luajit cjson_encode)" "lua-cjson's cjson.encode, same VM (5.4/JIT)"
+        continue
+    fi
+    lim=$(limit_op $op)
+    case $op in
+        ecommpay_*) what="HMAC-SHA512 (keyed state cached) + base64" ;;
+        trustpay_*) what="HMAC-SHA256 (keyed state cached) + hex" ;;
+        trustly_sign) what="RSA-2048 SHA-1 sign" ;;
+        trustly_*) what="RSA-2048 SHA-1 verify" ;;
+    esac
+    row $op $op "$lim" "$lim" "$what"
+done

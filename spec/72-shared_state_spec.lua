@@ -1,0 +1,143 @@
+-- State the clients share between workers and boxes through luapay.store on
+-- a real redis-server: TrustPay's API Banking OAuth token, fetched once per
+-- expiry by whichever process gets the lock, used by all.
+local cjson = require "cjson"
+local core = require "luapay.core"
+local store = require "luapay.store"
+local redis_server = require "support.redis"
+local trustpay_env = require "support.trustpay_env"
+local util = require "support.util"
+
+describe("shared client state", function()
+    local srv, tp
+
+    setup(function()
+        srv = assert(redis_server.start())
+        tp = trustpay_env.start{ trustpay = { token_ttl = 4 } }
+    end)
+
+    teardown(function()
+        tp:stop()
+        srv:stop()
+    end)
+
+    local function tokens_issued()
+        return cjson.decode(tp:get("/trustpay/_sandbox/stats").body).tokens_issued or 0
+    end
+
+    -- n processes (boxes), each making `calls` calls at the same moment
+    local function boxes(n, calls)
+        local env = "env -u LD_PRELOAD -u ASAN_OPTIONS LUAPAY_BUILD=build/lua5.4 "
+        local cmd = {}
+        for i = 1, n do
+            cmd[i] = ("%s lua5.4 spec/support/token_worker.lua %d %s/trustpay %d > %s/w%d.out 2>&1 &"):format(
+                env, srv.port, tp.sb.url, calls, srv.dir, i)
+        end
+        os.execute("(" .. table.concat(cmd, " ") .. " wait)")
+        for i = 1, n do assert.equal("ok\n", util.read(("%s/w%d.out"):format(srv.dir, i))) end
+    end
+
+    it("TrustPay: six processes making calls at once fetch one OAuth token per expiry", function()
+        local before = tokens_issued()
+        boxes(6, 5)
+        assert.equal(before + 1, tokens_issued())
+        boxes(6, 2) -- still valid: no fetch
+        assert.equal(before + 1, tokens_issued())
+        core.sleep(4) -- expired (the store's ttl ends it shortly before)
+        boxes(6, 2)
+        assert.equal(before + 2, tokens_issued())
+    end)
+
+    it("TrustPay: a token the provider rejects (401) is replaced once, for every process", function()
+        local s = store.redis{ port = srv.port }
+        local client = tp:client{ store = s }
+        assert(client:accounts())
+        local before = tokens_issued()
+        tp:post("/trustpay/_sandbox/expire_tokens")
+        assert(client:accounts())
+        assert.equal(before + 1, tokens_issued())
+        local other = tp:client{ store = s } -- another process's client: takes the new one
+        assert(other:accounts())
+        assert.equal(before + 1, tokens_issued())
+        s:close()
+    end)
+
+    it("Trustly: a deposit retried from another box carries the same MessageID, derived from the order, and is taken once", function()
+        local sandbox = require "luapay.sandbox"
+        local trustly = require "luapay.trustly"
+        local sb = assert(sandbox.start{ routes = { ["/trustly/"] = "luapay.sandbox.trustly" } })
+        local order = "order-" .. core.hex_encode(core.random_bytes(4))
+        local function box()
+            return trustly.new{
+                username = "merchant_username", password = "merchant_password",
+                private_key = util.fixture("keys/merchant_private.pem"),
+                trustly_public_key = util.fixture("keys/provider_public.pem"),
+                base_url = sb.url .. "/trustly/api/1",
+                message_id = function(method) return trustly.message_id(method, order) end,
+            }
+        end
+        local deposit = {
+            NotificationURL = sb.url .. "/nowhere", EndUserID = "user-1",
+            Attributes = { Currency = "EUR", Amount = 1000, Firstname = "Ann", Lastname = "Ek", Country = "SE",
+                           Locale = "sv_SE", SuccessURL = "https://shop.example/ok", FailURL = "https://shop.example/fail" },
+        }
+        local first = assert(box():deposit(deposit))
+        assert.truthy(first.orderid)
+        local again, err = box():deposit(deposit) -- box B, the same order: Trustly refuses the MessageID it has seen
+        assert.is_nil(again)
+        assert.equal(637, err.code)
+        assert.equal(trustly.message_id("Deposit", order), err.message_id)
+        assert.matches("^%x+%-%x+%-5%x+%-[89ab]%x+%-%x+$", trustly.message_id("Deposit", order))
+        assert.not_equal(trustly.message_id("Deposit", order), trustly.message_id("Deposit", order, 2))
+        util.stop_sandbox(sb)
+    end)
+
+    describe("export cursors (pager.checkpointed)", function()
+        local pager = require "luapay.pager"
+        -- 4 pages of 3 items; the cursor is the page number
+        local fetched
+        local function open(resume)
+            return pager.new(function(cursor)
+                fetched[#fetched + 1] = cursor.page
+                local items = {}
+                for i = 1, 3 do items[i] = (cursor.page - 1) * 3 + i end
+                return items, cursor.page < 4 and { page = cursor.page + 1 } or nil
+            end, resume or { page = 1 })
+        end
+
+        it("saved after each page: a run that stops is resumed by the next from the first page not wholly handled", function()
+            local s = store.redis{ port = srv.port }
+            local name = "nightly-" .. core.hex_encode(core.random_bytes(4))
+            fetched = {}
+            local it = assert(pager.checkpointed{ store = s, name = name, open = open, lock_ttl = 0.5 })
+            local seen = {}
+            for item in it do
+                seen[#seen + 1] = item
+                if item == 8 then break end -- the job dies in page 3, its lock left to expire
+            end
+            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, seen)
+            assert.equal('{"page":3}', srv:cli("GET", "luapay:cursor:" .. name))
+            -- another box, while the first run's lock still holds
+            local none, err = pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }
+            assert.is_nil(none)
+            assert.equal("locked", err.code)
+            core.sleep(0.6)
+            fetched = {}
+            local rest = {}
+            for item, e in assert(pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }) do
+                assert(item, e)
+                rest[#rest + 1] = item
+            end
+            assert.same({ 3, 4 }, fetched) -- from page 3: 7 and 8 come again, nothing is missed
+            assert.same({ 7, 8, 9, 10, 11, 12 }, rest)
+            assert.equal("", srv:cli("GET", "luapay:cursor:" .. name)) -- done: cleared, and the lock freed
+            assert.equal("", srv:cli("GET", "luapay:cursor:" .. name .. ":lock"))
+            s:close()
+        end)
+    end)
+
+    it("TrustPay: store must be a luapay.store", function()
+        util.assert_raises("trustpay.new: option 'store' must be a luapay.store (it shares the API Banking OAuth token between"
+            .. " workers and boxes)", tp.client, tp, { store = {} })
+    end)
+end)
