@@ -509,7 +509,9 @@ static int push_transfer_error(lua_State *L, http_client *c, CURLcode rc, long t
                         "TLS failure: %s; if the server's certificate comes from a private CA, pass "
                         "ca_file = '/path/to/ca.pem' (verification stays on)",
                         detail);
-    } else if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+    } else if ((rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) && request_size == 0) {
+        /* after sending, CURLE_UNSUPPORTED_PROTOCOL is the server's answer
+         * (a status code libcurl cannot read): a network error below */
         type = "config";
         lua_pushfstring(L, "invalid URL (%s)", detail);
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {

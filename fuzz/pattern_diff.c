@@ -1,6 +1,6 @@
 /* Differential test of the pattern fast path (csrc/pattern.c) against
  * regexec: random patterns from a palette of fast-path shapes and near
- * misses, random strings; prints each disagreement. Not part of `make test`.
+ * misses, random strings; prints each disagreement. `make test` runs it (scripts/test.sh).
  *
  *   cc -O1 -g -fsanitize=address,undefined -D_GNU_SOURCE -Icsrc $(pkg-config --cflags lua5.4) \
  *      fuzz/pattern_diff.c csrc/pattern.c -o /tmp/pattern_diff && /tmp/pattern_diff 300000 [locale]

@@ -1,6 +1,6 @@
 -- Random-input fuzz of core.schema / core.validate / core.check / core.to_minor /
 -- core.to_decimal, with oracles where one is cheap (utf8.len, a Lua to_minor,
--- the calendar, dotted quads, IBAN check digits). Not part of `make test`.
+-- the calendar, dotted quads, IBAN check digits). `make test` runs it (scripts/test.sh).
 --
 --   make SANITIZE=1 && LD_PRELOAD=$(cc -print-file-name=libasan.so) \
 --     LUAPAY_BUILD=build/lua5.4-asan SEED=1 ITERS=20000 lua5.4 fuzz/validate_fuzz.lua

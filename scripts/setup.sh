@@ -11,6 +11,7 @@ set -eu
 # lua-busted come built for all of them).
 # libclang-rt-14-dev holds clang's libFuzzer and sanitizer runtimes (`make
 # fuzz`); clang only recommends it, and recommends are not installed.
+# lua-expat (lxp) reads TrustPay's payment-order XML back in spec 69.
 # redis-server and the two Redis clients are for luapay.store's Redis backend
 # and the inbox: lua-nginx-redis is lua-resty-redis (`require "nginx.redis"`)
 # inside nginx, lua-redis the client for Lua scripts (packaged for 5.1-5.3;
@@ -20,7 +21,7 @@ set -eu
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
 libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang libclang-rt-14-dev
-nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium valgrind
+nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium valgrind lua-expat
 lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev
 redis-server lua-redis lua-socket lua-nginx-redis
 lua-argparse"

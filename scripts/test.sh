@@ -6,7 +6,8 @@
 # the core under AddressSanitizer + UBSan (leak detection on), then every
 # libFuzzer target (fuzz/targets/, under ASan + UBSan) for FUZZ_CI_SECONDS
 # (20) each, one check per target: a crash, sanitizer report, leak or
-# property violation fails it. It ends with one line "N passed, N failed"
+# property violation fails it; then the two hand harnesses (fuzz/pattern_diff.c,
+# fuzz/validate_fuzz.lua), one check each. It ends with one line "N passed, N failed"
 # over all runs (luacheck and ldoc count one check each). Exits non-zero if
 # any build, check or run fails.
 set -u
@@ -112,6 +113,24 @@ if build fuzz-build; then
         check "fuzz $target" scripts/fuzz.sh "${FUZZ_CI_SECONDS:-20}" "$target"
     done
 fi
+
+# The two hand harnesses, a few seconds each: the pattern fast path against
+# regexec (exits non-zero on a disagreement), and the validator's random
+# run with its oracles (core under ASan + UBSan, and LuaJIT).
+step "hand harnesses (fuzz/pattern_diff.c, fuzz/validate_fuzz.lua)"
+mkdir -p build/fuzz
+if cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Icsrc \
+    $(pkg-config --cflags lua5.4) fuzz/pattern_diff.c csrc/pattern.c -o build/fuzz/pattern_diff; then
+    check "pattern_diff" build/fuzz/pattern_diff 300000
+else
+    echo "BUILD FAILED: fuzz/pattern_diff.c"
+    failed=$((failed + 1))
+    status=1
+fi
+check "validate_fuzz (ASan + UBSan)" env LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LUAPAY_BUILD=build/lua5.4-asan SEED=1 ITERS=20000 \
+    lua5.4 fuzz/validate_fuzz.lua
+check "validate_fuzz (LuaJIT)" env LUAPAY_BUILD=build/luajit SEED=2 ITERS=20000 luajit fuzz/validate_fuzz.lua
 
 echo
 echo "$passed passed, $failed failed"

@@ -8,6 +8,7 @@ local http = require "luapay.http"
 local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local trustly_na = require "luapay.trustly_na"
+local trustpay = require "luapay.trustpay"
 local util = require "support.util"
 
 local merchant_private = util.fixture("keys/merchant_private.pem")
@@ -228,5 +229,42 @@ describe("transport misuse and bodies that cannot be sent, against a real server
         assert.equal("validation", err.type)
         assert.matches("customer.name: invalid UTF-8", err.message, 1, true)
         assert.equal(0, arrivals(key))
+    end)
+end)
+
+describe("trustpay payment orders (found by spec 69's XML read-back)", function()
+    local function order(extra)
+        local o = {
+            Amount = 12345, Currency = "EUR", MessageId = "MSG-1", DebtorAccount = "4107111111",
+            DebtorName = "Shop s.r.o.", CityCode = "Bratislava", CreditorName = "Creditor",
+            CreditorAccount = "SK3399520000002107425307", CreditorBankBic = "TPAYSKBX", CreditorBankName = "TrustPay",
+            CreditorBankAddress = "Za kasarnou 1", CreditorBankCity = "Bratislava", CreditorBankCountry = "SK",
+            RequestedExecutionDate = os.date("!%Y-%m-%d", os.time() + 86400),
+        }
+        for k, v in pairs(extra or {}) do o[k] = v end
+        return o
+    end
+
+    it("writes a CR as &#13;, which an XML parser does not read as LF", function()
+        local xml = assert(trustpay.order_xml(order{ Description = "line 1\r\nline 2\rend" }))
+        assert.truthy(xml:find("<Ustrd>line 1&#13;\nline 2&#13;end</Ustrd>", 1, true))
+        assert.equal("a&#13;&amp;", trustpay.xml_escape("a\r&"))
+    end)
+
+    it("gives a validation error for an amount beyond Numeric(13,2) or two decimals, instead of raising", function()
+        for _, case in ipairs({ { 10000000000000, "EUR" }, { 1001, "KWD" } }) do
+            local ok, xml, err = pcall(trustpay.order_xml, order{ Amount = case[1], Currency = case[2],
+                CreditorAccount = "123", CreditorAddress = "A", CreditorCity = "B", CreditorCountry = "US" })
+            assert.is_true(ok, xml)
+            assert.is_nil(xml)
+            assert.equal("validation", err.type)
+            assert.equal("Amount", err.fields[1].path)
+            local mass = order{ Amount = case[1], Currency = case[2] }
+            mass.CityCode = nil
+            local ok2, xml2, err2 = pcall(trustpay.orders_xml, { mass })
+            assert.is_true(ok2, xml2)
+            assert.equal("[1].Amount", err2.fields[1].path)
+        end
+        assert.truthy(trustpay.order_xml(order{ Amount = 9999999999999 }))
     end)
 end)

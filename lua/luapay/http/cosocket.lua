@@ -136,11 +136,13 @@ function cosocket.parse_url(url)
 end
 
 -- Parses the header lines of a response head (the text before the blank
--- line, status line first): lower-cased names, repeated ones as lists.
+-- line, status line first): lower-cased names, repeated ones as lists. A
+-- line whose name is not a token (RFC 9110) is left out, as the libcurl
+-- client leaves it out.
 local function parse_headers(head)
     local headers = {}
     for line in head:gmatch("\r\n([^\r\n]*)") do
-        local name, value = line:match("^([^:]+):[ \t]*(.-)[ \t]*$")
+        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
         if name then
             name = name:lower()
             local old = headers[name]
@@ -453,7 +455,9 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         end
         head_cap = head_cap - #head
         local status_line = head:match("^[^\r\n]*")
-        local status = tonumber(status_line:match("^HTTP/%d%.%d (%d%d%d)"))
+        -- three digits, then a space or the end ("HTTP/1.1 5001.1" is no 500)
+        local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
+        local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
         if not status then
             sock:close()
             return fail("network", "malformed status line from " .. u.host, true)

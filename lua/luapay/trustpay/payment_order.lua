@@ -81,6 +81,14 @@ local function order_rules(o, prefix, today)
             v[#v + 1] = violation(prefix .. "CreditorAddress", "max_len", "must be at most 35 characters for an order that is not SEPA")
         end
     end
+    -- An amount the schema takes may still not fit Numeric(13,2) or two
+    -- decimals (1.001 KWD): refused here, not raised while writing.
+    local integer = type(o.Amount) == "number" and o.Amount == math.floor(o.Amount)
+        and (not math.type or math.type(o.Amount) == "integer")
+    if integer and type(o.Currency) == "string" and core.check("currency", o.Currency) == true then
+        local ok, why = fields.amount(o.Amount, o.Currency)
+        if not ok then v[#v + 1] = violation(prefix .. "Amount", "range", why) end
+    end
     if type(o.RequestedExecutionDate) == "string" and core.check("date", o.RequestedExecutionDate) == true
         and o.RequestedExecutionDate < today then
         v[#v + 1] = violation(prefix .. "RequestedExecutionDate", "range", "must be today or later")
@@ -93,12 +101,14 @@ local function order_rules(o, prefix, today)
     return v
 end
 
-local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }
+-- A CR goes as a character reference: an XML parser reads a raw CR (or
+-- CR LF) as LF, so the bank would read another text than the one sent.
+local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;", ["\r"] = "&#13;" }
 
---- trustpay.xml_escape(s): s with & < > " ' as XML entities (public in
--- luapay.trustpay).
+--- trustpay.xml_escape(s): s with & < > " ' as XML entities and CR as
+-- &#13; (public in luapay.trustpay).
 function payment_order.xml_escape(s)
-    return (tostring(s):gsub("[&<>\"']", ESCAPES))
+    return (tostring(s):gsub("[&<>\"'\r]", ESCAPES))
 end
 local esc = payment_order.xml_escape
 
