@@ -1,4 +1,4 @@
---- Raw response heads for spec 70 (the cosocket transport's head parsing
+--- Raw response heads for spec 74 (the cosocket transport's head parsing
 -- over random heads): /h/raw sends an answer's bytes as they are; /h/run
 -- sends a list of requests through the cosocket transport inside nginx and
 -- answers with what each gave (heads.observe), as JSON.
