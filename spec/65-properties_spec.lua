@@ -12,19 +12,9 @@ local trustly = require "luapay.trustly"
 local trustpay = require "luapay.trustpay"
 local util = require "support.util"
 
-local RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
+local property = require "support.property"
+local RUNS, rng, mutate = property.RUNS, property.rng, property.mutate
 local null = core.null
-
--- A small PRNG of our own, the same sequence under Lua 5.4 and LuaJIT.
-local function rng(seed)
-    local s = seed % 2147483647
-    if s <= 0 then s = s + 2147483646 end
-    return function(a, b) -- a..b (integers), or [0, 1) without arguments
-        s = s * 16807 % 2147483647
-        if a == nil then return (s - 1) / 2147483646 end
-        return a + s % (b - a + 1)
-    end
-end
 
 local function utf8_char(cp)
     if cp < 0x80 then return string.char(cp) end
@@ -171,21 +161,6 @@ local function write_json(R, v, out)
     return out
 end
 
--- Random byte-level mutations: flip, delete, insert, duplicate a span.
-local function mutate(R, s)
-    local n = #s
-    local i = R(1, math.max(n, 1))
-    local k = R(1, 4)
-    if k == 1 and n > 0 then
-        return s:sub(1, i - 1) .. string.char((s:byte(i) + R(1, 255)) % 256) .. s:sub(i + 1)
-    elseif k == 2 and n > 0 then
-        return s:sub(1, i - 1) .. s:sub(i + R(1, 3))
-    elseif k == 3 then
-        return s:sub(1, i - 1) .. string.char(R(0, 255)) .. s:sub(i)
-    end
-    local j = math.min(n, i + R(0, 8))
-    return s:sub(1, j) .. s:sub(i, j) .. s:sub(j + 1)
-end
 
 -- core.json_decode that must succeed (the value may be false).
 local function decode(text, opts)

@@ -14,20 +14,10 @@ local trustly_na = require "luapay.trustly_na"
 local trustpay = require "luapay.trustpay"
 local util = require "support.util"
 
-local RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
+local property = require "support.property"
+local RUNS, rng, pick, mutate = property.RUNS, property.rng, property.pick, property.mutate
 
--- The same PRNG as spec 65: one sequence under every Lua.
-local function rng(seed)
-    local s = seed % 2147483647
-    if s <= 0 then s = s + 2147483646 end
-    return function(a, b)
-        s = s * 16807 % 2147483647
-        if a == nil then return (s - 1) / 2147483646 end
-        return a + s % (b - a + 1)
-    end
-end
 
-local function pick(R, t) return t[R(1, #t)] end
 
 local function for_seeds(f, runs)
     for seed = 1, runs or RUNS do
@@ -36,21 +26,6 @@ local function for_seeds(f, runs)
     end
 end
 
--- Random byte-level mutations (as spec 65): flip, delete, insert, duplicate a span.
-local function mutate(R, s)
-    local n = #s
-    local i = R(1, math.max(n, 1))
-    local k = R(1, 4)
-    if k == 1 and n > 0 then
-        return s:sub(1, i - 1) .. string.char((s:byte(i) + R(1, 255)) % 256) .. s:sub(i + 1)
-    elseif k == 2 and n > 0 then
-        return s:sub(1, i - 1) .. s:sub(i + R(1, 3))
-    elseif k == 3 then
-        return s:sub(1, i - 1) .. string.char(R(0, 255)) .. s:sub(i)
-    end
-    local j = math.min(n, i + R(0, 8))
-    return s:sub(1, j) .. s:sub(i, j) .. s:sub(j + 1)
-end
 
 -- An event's own fields but raw (the body as received), for comparing two readings.
 local function meaning(event)

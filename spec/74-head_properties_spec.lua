@@ -11,19 +11,9 @@ local sandbox = require "luapay.sandbox"
 local heads = require "support.head_handlers"
 local util = require "support.util"
 
-local RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
+local property = require "support.property"
+local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 
--- The same PRNG as spec 65: one sequence under every Lua.
-local function rng(seed)
-    local s = seed % 2147483647
-    if s <= 0 then s = s + 2147483646 end
-    return function(a, b)
-        s = s * 16807 % 2147483647
-        if a == nil then return (s - 1) / 2147483646 end
-        return a + s % (b - a + 1)
-    end
-end
-local function pick(R, t) return t[R(1, #t)] end
 local function unhex(h) return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)) end
 
 local function mutate(R, s)
