@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "read_key.h"
+
 #define MIN_SECONDS 0.5
 
 static double now(void) {
@@ -81,18 +83,6 @@ static void op_verify(void *arg) {
         EVP_DigestVerify(ctx, sig, siglen, cur_msg, cur_len) != 1)
         abort();
     EVP_MD_CTX_free(ctx);
-}
-
-static EVP_PKEY *read_key(const char *path, int private) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    EVP_PKEY *k = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : PEM_read_PUBKEY(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!k) exit(1);
-    return k;
 }
 
 int main(int argc, char **argv) {

@@ -18,19 +18,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-static volatile unsigned char sink;
+#include "read_key.h"
 
-static EVP_PKEY *read_key(const char *path, int private) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    EVP_PKEY *k = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : PEM_read_PUBKEY(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!k) exit(1);
-    return k;
-}
+static volatile unsigned char sink;
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
