@@ -719,6 +719,17 @@ static int l_request(lua_State *L) {
 
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 100 || status > 999) { /* libcurl took a malformed status line ("HTTP/2222...") */
+        lua_pushnil(L);
+        lua_createtable(L, 0, 3);
+        lua_pushliteral(L, "network");
+        lua_setfield(L, -2, "type");
+        lua_pushliteral(L, "the response's status line is malformed (no three-digit status)");
+        lua_setfield(L, -2, "message");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sent");
+        return 2;
+    }
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
