@@ -16,12 +16,15 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 status=0
+# What failed, repeated just before the last line: CI keeps only the tail.
+recap=$(mktemp)
+trap 'rm -f "$recap"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
 build() { # make args...; a build failure counts as a failed check
     if ! make -s "$@" >/dev/null; then
-        echo "BUILD FAILED: make $*"
+        echo "BUILD FAILED: make $*" | tee -a "$recap"
         failed=$((failed + 1))
         status=1
         return 1
@@ -34,7 +37,7 @@ check() { # NAME COMMAND...: one counted check; the command prints what is wrong
     if "$@"; then
         passed=$((passed + 1))
     else
-        echo "CHECK FAILED: $name"
+        echo "CHECK FAILED: $name" | tee -a "$recap"
         failed=$((failed + 1))
         status=1
     fi
@@ -52,12 +55,15 @@ run_suite() {
     # "N successes / N failures / N errors / N pending" (colour codes stripped)
     local summary s f e
     summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[0-9]+ success' | tail -1)
+    # busted names each failure on two lines: "Failure → file @ line", its title
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -A1 -E '^(Failure|Error) → ' | grep -v '^--$' |
+        sed "s/^/[$name] /" >> "$recap"
     rm -f "$log"
     s=$(echo "$summary" | sed -nE 's/^([0-9]+) success.*/\1/p')
     f=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failures? .*/\1/p')
     e=$(echo "$summary" | sed -nE 's/.* ([0-9]+) errors? .*/\1/p')
     if [ -z "$s" ]; then
-        echo "SUITE DID NOT REPORT: $name (exit $rc)"
+        echo "SUITE DID NOT REPORT: $name (exit $rc)" | tee -a "$recap"
         failed=$((failed + 1))
         status=1
         return
@@ -69,7 +75,7 @@ run_suite() {
         # Failures are already counted; a clean count with a non-zero exit is a
         # sanitizer or leak report after the specs: count it as one failure.
         if [ $((f + e)) -eq 0 ]; then
-            echo "SUITE EXITED $rc after passing specs (sanitizer or leak report above): $name"
+            echo "SUITE EXITED $rc after passing specs (sanitizer or leak report above): $name" | tee -a "$recap"
             failed=$((failed + 1))
         fi
     fi
@@ -87,7 +93,7 @@ if command -v clang >/dev/null; then
     build LUA=luajit CC=clang BUILD_TAG=clang-luajit
     build LUA=lua5.1 CC=clang BUILD_TAG=clang-lua5.1
 else
-    echo "clang missing (scripts/setup.sh installs it)"
+    echo "clang missing (scripts/setup.sh installs it)" | tee -a "$recap"
     failed=$((failed + 1))
     status=1
 fi
@@ -123,7 +129,7 @@ if cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU
     $(pkg-config --cflags lua5.4) fuzz/pattern_diff.c csrc/pattern.c -o build/fuzz/pattern_diff; then
     check "pattern_diff" build/fuzz/pattern_diff 300000
 else
-    echo "BUILD FAILED: fuzz/pattern_diff.c"
+    echo "BUILD FAILED: fuzz/pattern_diff.c" | tee -a "$recap"
     failed=$((failed + 1))
     status=1
 fi
@@ -132,6 +138,10 @@ check "validate_fuzz (ASan + UBSan)" env LD_PRELOAD="$asan_rt" ASAN_OPTIONS=dete
     lua5.4 fuzz/validate_fuzz.lua
 check "validate_fuzz (LuaJIT)" env LUAPAY_BUILD=build/luajit SEED=2 ITERS=20000 luajit fuzz/validate_fuzz.lua
 
+if [ -s "$recap" ]; then
+    step "what failed (each is shown in full above)"
+    cat "$recap"
+fi
 echo
 echo "$passed passed, $failed failed"
 exit $status
