@@ -343,21 +343,41 @@ local function outside_names(text)
     return found
 end
 
+-- The repository's files that text names and that do not exist: paths from
+-- a top-level directory (a glob, or "spec/63" for the spec numbered 63)
+-- and C files by name; a name with `placeholder` in it is a recipe's example.
+local function missing_files(text, placeholder)
+    local missing = {}
+    local function check(path)
+        if placeholder and path:find(placeholder) then return end
+        local _, code = run(("cd %s && ls -d %s >/dev/null"):format(shell_quote(ROOT), path))
+        if code ~= 0 then missing[#missing + 1] = path end
+    end
+    for path in text:gmatch("%f[%w_.](%.?[%w_]+/[%w_./*-]*)") do
+        local top = path:match("^[^/]+")
+        if ({ lua = true, spec = true, examples = true, csrc = true, bench = true, fuzz = true, scripts = true,
+                bin = true, [".ci"] = true })[top] then
+            path = path:gsub("[.,:]+$", "")
+            if path:match("^spec/%d+$") then path = path .. "-*" end
+            check(path)
+        end
+    end
+    for name in text:gmatch("`([%w_]+%.[ch])`") do
+        if not (util.exists("csrc/" .. name) or util.exists("fuzz/" .. name) or util.exists("bench/" .. name)) then
+            missing[#missing + 1] = name
+        end
+    end
+    return missing
+end
+
 describe("the documentation", function()
     it("README.md names no file outside the repository, and every file of it that it names exists", function()
         assert.same({}, outside_names(README))
-        local missing = {}
-        for path in README:gmatch("%f[%w_.](%.?[%w_]+/[%w_./*-]*)") do
-            local top = path:match("^[^/]+")
-            if ({ lua = true, spec = true, examples = true, csrc = true, bench = true, fuzz = true, scripts = true,
-                    bin = true, [".ci"] = true })[top] then
-                path = path:gsub("[.,:]+$", "")
-                if path:match("^spec/%d+$") then path = path .. "-*" end -- "spec/63" is the spec numbered 63
-                local _, code = run(("cd %s && ls -d %s >/dev/null"):format(shell_quote(ROOT), path))
-                if code ~= 0 then missing[#missing + 1] = path end
-            end
-        end
-        assert.same({}, missing)
+        assert.same({}, missing_files(README))
+    end)
+
+    it("ARCHITECTURE.md names files of the repository that exist", function()
+        assert.same({}, missing_files(util.read("ARCHITECTURE.md"), "paynow"))
     end)
 
     it("ARCHITECTURE.md, CHANGELOG.md and the reference's doc comments name no file outside the repository", function()
