@@ -32,6 +32,8 @@ local NOT_RUN = {
 
 local LANGUAGES = { lua = true, sh = true, nginx = true, text = true }
 
+local compile = loadstring or load -- (text, name): Lua 5.1 and LuaJIT's load takes a function
+
 -- Splits text into its fenced blocks: {line, lang, code, section, marks}.
 local function fenced_blocks(text)
     local lines, list = {}, {}
@@ -97,9 +99,9 @@ local function compile_repl_lines(code)
     local pending = nil
     for line in code:gmatch("(.-)\n") do
         local chunk = pending and pending .. "\n" .. line or line
-        local ok = load("return " .. chunk, "=repl")
+        local ok = compile("return " .. chunk, "=repl")
         local err
-        if not ok then ok, err = load(chunk, "=repl") end
+        if not ok then ok, err = compile(chunk, "=repl") end
         if ok then
             pending = nil
         elseif err:match("<eof>") then
@@ -145,7 +147,7 @@ describe("README.md's blocks", function()
                 if b.marks.repl or b.marks["lua-repl"] then
                     ok, err = compile_repl_lines(b.code)
                 else
-                    ok, err = load(b.code, "=" .. where(b))
+                    ok, err = compile(b.code, "=" .. where(b))
                 end
                 assert.is_truthy(ok, where(b) .. ": " .. tostring(err))
             end
@@ -382,7 +384,9 @@ describe("the documentation", function()
 
     it("ARCHITECTURE.md, CHANGELOG.md and the reference's doc comments name no file outside the repository", function()
         local config = {}
-        assert(load(util.read("config.ld"), "=config.ld", "t", config))()
+        local chunk = assert(compile(util.read("config.ld"), "=config.ld"))
+        if setfenv then setfenv(chunk, config) else chunk = assert(load(util.read("config.ld"), "=config.ld", "t", config)) end
+        chunk()
         local excluded = config.file.exclude
         local p = io.popen("find " .. config.file[1] .. " -name '*.lua' | sort")
         local files = { "ARCHITECTURE.md", "CHANGELOG.md", "config.ld" }
