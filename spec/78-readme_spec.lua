@@ -221,7 +221,15 @@ local function words(line)
     return list
 end
 
--- Each command of a sh block: {name, args = {...}, inputs = {...}}.
+-- An argument that names a file of the repository: a path with a directory,
+-- a rockspec, JSON or Lua file; not the file an option such as --csv writes.
+local function repository_file(w, previous)
+    if w.quoted or previous.text == "--csv" then return false end
+    return w.text:match("^[%w_.-]+/[%w_./-]+$") or w.text:match("^[%w_.-]+%.rockspec$")
+        or w.text:match("^[%w_.-]+%.json$") or w.text:match("^[%w_.-]+%.lua$")
+end
+
+-- Each command of a sh block: {name, args = {...}, inputs = {...}, outputs = {...}}.
 local function commands(code)
     local list = {}
     for line in code:gmatch("(.-)\n") do
@@ -233,19 +241,18 @@ local function commands(code)
             elseif w.op then
                 cmd.redirect = w.text
             elseif cmd == nil then
-                cmd = { name = w.text, args = {}, inputs = {}, line = line }
+                cmd = { name = w.text, args = {}, inputs = {}, outputs = {}, line = line }
                 list[#list + 1] = cmd
             elseif cmd.redirect == "<" then
                 cmd.inputs[#cmd.inputs + 1] = w.text
                 cmd.redirect = nil
             elseif cmd.redirect == ">" then
+                cmd.outputs[#cmd.outputs + 1] = w.text
                 cmd.redirect = nil
             else
                 cmd.args[#cmd.args + 1] = w.text
-                -- a file named as an argument: a path in the repository
-                if not w.quoted and w.text:match("^[%w_.-]+/[%w_./-]+$") and not (ws[k - 1] or {}).text:match("^%-%-csv") then
-                    cmd.inputs[#cmd.inputs + 1] = w.text
-                end
+                if repository_file(w, ws[k - 1]) then cmd.inputs[#cmd.inputs + 1] = w.text end
+                if ws[k - 1].text == "--csv" then cmd.outputs[#cmd.outputs + 1] = w.text end
             end
         end
     end
@@ -283,10 +290,15 @@ describe("README.md's sh blocks", function()
                     local env = ("%s LUAPAY_SANDBOX_STATE=%s/sandbox.json HOME=%s PATH=%s/bin:\"$PATH\"")
                         :format(LUA_ENV, dir, dir, ROOT)
                     local cwd = b.marks["from the checkout"] and ROOT or dir
-                    local before = util.exists(cwd .. "/day.csv")
+                    local written = {} -- what the block writes, removed after it
+                    for _, c in ipairs(commands(b.code)) do
+                        for _, file in ipairs(c.outputs) do
+                            if not util.exists(cwd .. "/" .. file) then written[#written + 1] = cwd .. "/" .. file end
+                        end
+                    end
                     finally(function()
                         run(("cd %s && %s luapay sandbox stop"):format(shell_quote(cwd), env))
-                        if not before then os.remove(cwd .. "/day.csv") end
+                        for _, file in ipairs(written) do os.remove(file) end
                         os.execute("rm -rf " .. shell_quote(dir))
                     end)
                     util.write(dir .. "/block.sh", b.code)
