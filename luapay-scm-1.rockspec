@@ -74,6 +74,7 @@ build = {
         ["luapay.http"] = "lua/luapay/http.lua",
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.inbox"] = "lua/luapay/inbox.lua",
+        ["luapay.money"] = "lua/luapay/money.lua",
         ["luapay.pager"] = "lua/luapay/pager.lua",
         ["luapay.pretty"] = "lua/luapay/pretty.lua",
         ["luapay.provider"] = "lua/luapay/provider.lua",

@@ -8,6 +8,7 @@
 local cjson = require "cjson"
 local core = require "luapay.core"
 local ecommpay = require "luapay.ecommpay"
+local money = require "luapay.money"
 local sandbox = require "luapay.sandbox"
 local fake = require "luapay.sandbox.ecommpay" -- only for its test credentials
 
@@ -75,8 +76,8 @@ say("   the customer returns to %s", page.headers.location)
 --    gate:notification_response (received: 200 "OK", ecommpay stops sending it).
 local final = assert(gate:notification(nth_callback(2)))
 local answer = gate:notification_response(final, true)
-say("3. final callback:         %s %s, %d %s, operation %s -> answer %d %s",
-    final.kind, final.status, final.amount, final.currency, final.provider_ref, answer.status, answer.body)
+say("3. final callback:         %s %s, %s, operation %s -> answer %d %s",
+    final.kind, final.status, money.format(final.amount, final.currency), final.provider_ref, answer.status, answer.body)
 
 -- 5. The payment's state, whenever you need it (POST /v2/payment/status).
 local status = assert(gate:status(payment_id))
@@ -89,8 +90,8 @@ assert(gate:refund("trustly", {
     customer = { ip_address = "198.51.100.7" },
 }))
 local refund = assert(gate:notification(nth_callback(3)))
-say("5. refund callback:        %s %s, %d %s refunded, %d left",
-    refund.kind, refund.status, refund.amount, refund.currency, refund.extra.payment_amount)
+say("5. refund callback:        %s %s, %s refunded, %s left", refund.kind, refund.status,
+    money.format(refund.amount, refund.currency), money.format(refund.extra.payment_amount, refund.currency))
 
 -- 7. A forged callback (amount changed after signing) is refused.
 local forged = nth_callback(2):gsub('"amount":2500', '"amount":250000')

@@ -127,9 +127,7 @@ local function int(v)
     return v
 end
 
-local function money(amount, currency)
-    return (core.to_decimal(int(amount), currency) or tostring(amount)) .. " " .. currency
-end
+local function money(amount, currency) return luapay.money.format(int(amount), currency) end
 
 ---------------------------------------------------------------------------
 -- Helpers: the customer's browser, and waiting for what the shop received
@@ -328,7 +326,7 @@ local function trustpay_card()
     local captured = shop_inbox("trustpay", reference, 2)[2]
     if captured.status ~= "succeeded" then fail("the capture notification says " .. captured.status) end
     book("trustpay", "money_in", int(captured.amount), captured.currency)
-    return ("%s in (%s held)"):format(money(captured.amount, captured.currency), core.to_decimal(int(held.amount), held.currency)),
+    return ("%s in (%s held)"):format(money(captured.amount, captured.currency), money(held.amount, held.currency)),
         held.status .. " → " .. captured.status
 end
 

@@ -27,9 +27,7 @@ local tna = luapay.trustly_na.new{ access_id = "luapay-access-id", access_key = 
 local day_start = assert(dataset.parse_iso(DAY .. "T00:00:00"))
 local day_end = day_start + 86400000 - 1
 
-local function money(amount, currency)
-    return (core.to_decimal(amount, currency) or tostring(amount)) .. " " .. currency
-end
+local money = luapay.money.format
 
 ---------------------------------------------------------------------------
 -- The shop's orders for the day. In a real shop this is a database query;

@@ -6,6 +6,7 @@
 -- From the repository root, after `make` and `make LUA=luajit`:
 --   LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 examples/trustly_deposit.lua
 local core = require "luapay.core"
+local money = require "luapay.money"
 local sandbox = require "luapay.sandbox"
 local trustly = require "luapay.trustly"
 local cjson = require "cjson"
@@ -103,17 +104,18 @@ for _, d in ipairs(trustly_side(deposit.orderid).deliveries) do
     say("  %-18s notificationid %s -> shop answered %s, signature %s", d.method, d.notificationid,
         tostring(d.answer), d.verified and "valid" or "INVALID")
 end
-local order = cjson.decode(web:request{ url = shop .. "/orders/" .. deposit.orderid }.body)
-say("The shop's order: %s, %d minor units of %s, paid from account %s", order.state, order.amount,
-    order.currency, order.accountid)
+-- core.json_decode keeps integers integers (lua-cjson makes 10300 a float under Lua 5.4)
+local order = core.json_decode(web:request{ url = shop .. "/orders/" .. deposit.orderid }.body)
+say("The shop's order: %s, %s, paid from account %s", order.state,
+    money.format(order.amount, order.currency), order.accountid)
 
 ---------------------------------------------------------------------------
 -- 5. A partial refund, and the balance
 ---------------------------------------------------------------------------
 local refund = assert(client:refund{ OrderID = deposit.orderid, Amount = 3000, Currency = "SEK" })
-say("Refund of 30.00 SEK: result %s", refund.result)
+say("Refund of %s: result %s", money.format(3000, "SEK"), refund.result)
 local _, too_much = client:refund{ OrderID = deposit.orderid, Amount = 10000, Currency = "SEK" }
-say("Refund of 100.00 SEK more: %s", tostring(too_much))
+say("Refund of %s more: %s", money.format(10000, "SEK"), tostring(too_much))
 trustly_side(deposit.orderid)
 for _, b in ipairs(assert(client:balance())) do
     say("Balance: %s %s", b.balance, b.currency)

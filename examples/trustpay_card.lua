@@ -7,6 +7,7 @@
 --   LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 examples/trustpay_card.lua
 local core = require "luapay.core"
 local http = require "luapay.http"
+local money = require "luapay.money"
 local sandbox = require "luapay.sandbox"
 local trustpay = require "luapay.trustpay"
 
@@ -24,7 +25,8 @@ local function step(what, value) print(("%-38s %s"):format(what, tostring(value)
 
 local function shop_events(n)
     for _ = 1, 500 do
-        local list = http.decode_json(browser:request{ url = sb.url .. "/shop/events" }.body)
+        -- core.json_decode: amounts stay integers (lua-cjson gives Lua 5.4 floats)
+        local list = core.json_decode(browser:request{ url = sb.url .. "/shop/events" }.body)
         if #list >= n then return list end
         core.sleep(0.01)
     end
@@ -59,8 +61,8 @@ local ok, failure = pcall(function()
 
     -- 3. Only the signed notification counts.
     local event = shop_events(1)[1]
-    step("notification, verified by the shop", ("%s %s %d %s, card %s"):format(event.order, event.status,
-        event.amount, event.currency, event.card_mask))
+    step("notification, verified by the shop", ("%s %s %s, card %s"):format(event.order, event.status,
+        money.format(event.amount, event.currency), event.card_mask))
 
     -- 4. Refund 10.00 EUR of it.
     local refund = assert(tp:refund{ Amount = 1000, Currency = "EUR", Reference = "ORD-1001-R1",
@@ -68,7 +70,7 @@ local ok, failure = pcall(function()
     step("refund (background call)", ("ResultCode %d %s, acquirer %s"):format(refund.result_code, refund.result.name,
         refund.acquirer_response_id))
     event = shop_events(2)[2]
-    step("refund notification", ("%s %s %d %s"):format(event.kind, event.status, event.amount, event.currency))
+    step("refund notification", ("%s %s %s"):format(event.kind, event.status, money.format(event.amount, event.currency)))
 
     -- More than what is left is declined by TrustPay.
     local none, declined = tp:refund{ Amount = 2000, Currency = "EUR", Reference = "ORD-1001-R2",

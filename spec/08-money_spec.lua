@@ -213,3 +213,51 @@ describe("core.currency", function()
         assert.is_nil(core.currency(""))
     end)
 end)
+
+describe("luapay.money.format", function()
+    local money = require "luapay.money"
+
+    it("shows an amount as money: the currency's decimals and its code", function()
+        assert.equal("25.00 EUR", money.format(2500, "EUR"))
+        assert.equal("2500 JPY", money.format(2500, "JPY"))
+        assert.equal("2.500 KWD", money.format(2500, "KWD"))
+        assert.equal("0.001 BHD", money.format(1, "BHD"))
+        assert.equal("0.0001 CLF", money.format(1, "CLF"))
+        assert.equal("0.00 EUR", money.format(0, "EUR"))
+        assert.equal("103.00 SEK", money.format(10300, "SEK"))
+        assert.equal(require("luapay").money, money)
+    end)
+
+    it("shows negative amounts (refunds, reversals) with a minus sign, exactly up to 2^53", function()
+        assert.equal("-0.01 EUR", money.format(-1, "EUR"))
+        assert.equal("-25.00 EUR", money.format(-2500, "EUR"))
+        assert.equal("-7 JPY", money.format(-7, "JPY"))
+        assert.equal("-0.250 KWD", money.format(-250, "KWD"))
+        assert.equal("90071992547409.92 EUR", money.format(TWO53, "EUR"))
+        assert.equal("-90071992547409.92 EUR", money.format(-TWO53, "EUR"))
+    end)
+
+    it("raises naming the argument for a currency that is not an active ISO 4217 code", function()
+        assert_raises([[money.format: bad argument #2 'currency' ("XYZ" is not an active ISO 4217 code)]],
+            money.format, 2500, "XYZ")
+        assert_raises([[money.format: bad argument #2 'currency' ("eur" is not an active ISO 4217 code)]],
+            money.format, 2500, "eur")
+        assert_raises("money.format: bad argument #2 'currency' (string expected, got nil)", money.format, 2500)
+    end)
+
+    it("raises naming the argument for an amount that is not an integer in minor units within 2^53", function()
+        assert_raises("money.format: bad argument #1 'minor' (integer expected, got string)", money.format, "25.00", "EUR")
+        assert_raises("money.format: bad argument #1 'minor' (amount must be an integer in minor units, not a float)",
+            money.format, 25.5, "EUR")
+        assert_raises("money.format: bad argument #1 'minor' (amount is not a finite number)", money.format, 0 / 0, "EUR")
+        for _, big in ipairs { 2 ^ 53 + 2, -2 ^ 53 - 2, 2 ^ 63, -2 ^ 63 } do
+            assert_raises("money.format: bad argument #1 'minor' (amount beyond 2^53 minor units)", money.format, big, "EUR")
+        end
+        if LUA54 then
+            assert_raises("money.format: bad argument #1 'minor' (amount beyond 2^53 minor units)",
+                money.format, math.mininteger, "EUR")
+            assert_raises("money.format: bad argument #1 'minor' (amount must be an integer in minor units, not a float)",
+                money.format, 2500.0, "EUR")
+        end
+    end)
+end)

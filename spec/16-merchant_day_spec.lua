@@ -89,7 +89,7 @@ describe("make demo: examples/merchant_day.lua", function()
         assert.matches("^ 1  ecommpay +Trustly purchase: sale, redirect, callback +25%.00 EUR in +pending → succeeded$", list[1])
         assert.matches("^ 2  Trustly +deposit, notifications answered, refund +103%.00 SEK in, 30%.00 SEK out"
             .. " +succeeded → partially_refunded$", list[2])
-        assert.matches("^ 3  TrustPay +card preauthorization %(SCA%), capture +54%.50 EUR in %(60%.00 held%)"
+        assert.matches("^ 3  TrustPay +card preauthorization %(SCA%), capture +54%.50 EUR in %(60%.00 EUR held%)"
             .. " +authorized → succeeded$", list[3])
         assert.matches("^ 4  ecommpay +Trustly payout, IBAN DE89%.%.%.3000 %(Figure 32%) +40%.00 EUR out +succeeded$", list[4])
         -- the planted differences: two payments without an order, one amount
@@ -124,7 +124,7 @@ describe("make demo: examples/merchant_day.lua", function()
         assert.is_nil(out:find("wrong-trustly-credential", 1, true), "the password is not printed")
         -- the other steps ran as usual
         assert.matches("25%.00 EUR in +pending → succeeded$", list[1])
-        assert.matches("54%.50 EUR in %(60%.00 held%) +authorized → succeeded$", list[3])
+        assert.matches("54%.50 EUR in %(60%.00 EUR held%) +authorized → succeeded$", list[3])
         assert.matches("40%.00 EUR out +succeeded$", list[4])
         assert.matches("matched %d+, unmatched 5$", list[5])
         assert.same({ ops = 1, money_in = "-", money_out = "-", status = "FAILED" }, summary_row(out, "Trustly"))

@@ -234,7 +234,7 @@ local function paint(code, text) return "\27[" .. code .. "m" .. text .. "\27[0m
 -- on a terminal the readable form of the REPL, its keys in colour.
 function cli.print_result(value, opts)
     if opts.json or not cli.isatty(1) then return cli.print_json(value) end
-    local text = pretty.format(value)
+    local text = pretty.format(value, { money = true }) -- amounts also as money: 2500 -- 25.00 EUR
     if cli.colour(1) then
         text = text:gsub("(\n%s*)([%a_][%w_]*)( = )", function(indent, key, eq) return indent .. paint("36", key) .. eq end)
     end

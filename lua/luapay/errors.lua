@@ -1,5 +1,5 @@
---- Error objects for everything that can go wrong at run time (DESIGN.md,
--- "Errors"), and the helpers that keep secrets out of messages and logs.
+--- Error objects for everything that can go wrong at run time (README.md,
+-- "How errors look"), and the helpers that keep secrets out of messages and logs.
 local core = require "luapay.core"
 
 local errors = {}
@@ -44,7 +44,7 @@ end
 
 --- The shortest secret that is searched for, in the vault and on the
 -- command line alike. 4, not more: a secret of 4 or 5 bytes (a test
--- password, a short PIN-like key) is still a secret, and DESIGN.md allows
+-- password, a short PIN-like key) is still a secret, and luapay shows
 -- none in any output; the price, look-alike text shown as "[REDACTED]", is
 -- visible and only paid by whoever configured so short a credential. Not
 -- less: a value of 1 to 3 bytes cannot be told apart from ordinary text

@@ -3,12 +3,14 @@
 -- merchant who only needs Trustly never loads the others.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local money = require "luapay.money"
 local providers = require "luapay.providers"
 
 --- What `require "luapay"` returns.
 -- @field VERSION the library's version, "0.1.0"
 -- @field core luapay.core, the C core (README.md, "The core")
 -- @field errors luapay.errors
+-- @field money luapay.money, amounts as text: money.format(2500, "EUR") is "25.00 EUR"
 -- @field http luapay.http, loaded on first use
 -- @field ecommpay luapay.ecommpay, loaded on first use
 -- @field trustly luapay.trustly, loaded on first use
@@ -21,6 +23,7 @@ local luapay = {
     VERSION = "0.1.0",
     core = core,
     errors = errors,
+    money = money,
 }
 
 -- Loaded on first use: the pipeline and every registered provider.

@@ -3,6 +3,7 @@
 -- secrets masked (luapay.errors.mask and errors.hide), cycles shown once.
 local core = require "luapay.core"
 local errors = require "luapay.errors"
+local money = require "luapay.money"
 local provider = require "luapay.provider"
 
 local pretty = {}
@@ -33,7 +34,16 @@ local function scalar(v)
     return tostring(v)
 end
 
-local function render(v, indent, seen, out, depth)
+-- The amount of a table with an integer amount and a known currency (an
+-- event, a transaction) as money, for the comment after it: "25.00 EUR".
+local function amount_as_money(t, k)
+    local currency = rawget(t, "currency")
+    if k ~= "amount" or not provider.is_integer(t[k]) or type(currency) ~= "string" then return nil end
+    if core.currency(currency) == nil or math.abs(t[k]) > 2 ^ 53 then return nil end
+    return money.format(t[k], currency)
+end
+
+local function render(v, indent, seen, out, depth, as_money)
     if type(v) ~= "table" or getmetatable(v) and getmetatable(v).__tostring then
         out[#out + 1] = (scalar(v))
         return
@@ -68,19 +78,23 @@ local function render(v, indent, seen, out, depth)
             end
             out[#out + 1] = " = "
         end
-        render(v[k], inner, seen, out, depth + 1)
-        out[#out + 1] = ",\n"
+        render(v[k], inner, seen, out, depth + 1, as_money)
+        local shown = as_money and amount_as_money(v, k)
+        out[#out + 1] = shown and ", -- " .. shown .. "\n" or ",\n"
     end
     out[#out + 1] = indent .. "}"
     seen[v] = nil
 end
 
---- pretty.format(value) -> text, with secrets masked: secret-named keys
--- show "***", and no client's secret shows in any form (errors.mask; a
+--- pretty.format(value [, opts]) -> text, with secrets masked: secret-named
+-- keys show "***", and no client's secret shows in any form (errors.mask; a
 -- client or an error shows as its tostring, which hides them too).
-function pretty.format(value)
+-- opts.money: an integer amount next to a known currency gets the amount
+-- as money in a comment, `amount = 2500, -- 25.00 EUR` (the command's
+-- readable output).
+function pretty.format(value, opts)
     local out = {}
-    render(errors.mask(value), "", {}, out, 0)
+    render(errors.mask(value), "", {}, out, 0, opts ~= nil and opts.money)
     return errors.hide(table.concat(out))
 end
 

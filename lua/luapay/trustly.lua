@@ -76,9 +76,8 @@ trustly.ENDPOINTS = {
 }
 trustly.keys = keys
 
---- Trustly's error codes (docs, "Error messages"). The 001 seed lists none
--- (it says "See Error handling"); this is the protocol notes' table, which
--- stops at 639. Any other code is named by the message Trustly sends with it.
+--- Trustly's error codes (Trustly's documentation, "Error messages"), up to
+-- 639. Any other code is named by the message Trustly sends with it.
 trustly.ERRORS = {
     [602] = "ERROR_FUNCTION_ACCESS_DENIED",
     [607] = "ERROR_HOST_ACCESS_DENIED",
