@@ -165,6 +165,11 @@ local function check_count(pos, command, min_args, max_args)
     if #pos > max_args then usage_error("too many arguments; " .. command.usage) end
 end
 
+--- cli.shell_quote(s) -> s as one word for /bin/sh.
+function cli.shell_quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 --- The text of a file, or of standard input when path is nil or "-".
 function cli.read_input(path)
     local f = io.stdin
@@ -573,59 +578,23 @@ local function cmd_url(argv)
 end
 
 ---------------------------------------------------------------------------
--- The REPL
+-- The REPL (luapay.cli.repl)
 ---------------------------------------------------------------------------
 
--- Compiles a line as an expression (to print its values), else as a
--- statement, in env. The error is the statement's ("<eof>" when incomplete).
-local function compile(code, env)
-    local chunk, err
-    for _, src in ipairs({ "return " .. code, code }) do
-        if setfenv then
-            chunk, err = loadstring(src, "=repl")
-            if chunk then setfenv(chunk, env) end
-        else
-            chunk, err = load(src, "=repl", "t", env)
-        end
-        if chunk then return chunk end
-    end
-    return nil, err
-end
+--- cli.repl(env, input, output [, prompt]): the REPL's loop (repl.loop).
+function cli.repl(...) return require("luapay.cli.repl").loop(...) end
 
-local function pack(...) return { n = select("#", ...), ... } end
-
---- Runs a read-eval-print loop on the given input and output: an
--- expression prints its values (pretty, secrets masked); a statement runs;
--- an incomplete chunk asks for more lines.
-function cli.repl(env, input, output, prompt)
-    input, output = input or io.stdin, output or io.stdout
-    local buffer = nil
-    while true do
-        output:write(buffer and ">> " or (prompt or "luapay> "))
-        output:flush()
-        local line = input:read("*l")
-        if line == nil then
-            output:write("\n")
-            return
-        end
-        local code = buffer and (buffer .. "\n" .. line) or line
-        local chunk, err = compile(code, env)
-        buffer = nil
-        if not chunk and err:match("<eof>'?$") then -- Lua 5.1 and LuaJIT quote it
-            buffer = code
-        elseif not chunk then
-            output:write(err, "\n")
-        else
-            local results = pack(pcall(chunk))
-            if not results[1] then
-                output:write(tostring(results[2]), "\n")
-            elseif results.n > 1 then
-                local parts = {}
-                for i = 2, results.n do parts[#parts + 1] = pretty.format(results[i]) end
-                output:write(table.concat(parts, "\t"), "\n")
-            end
-        end
-    end
+-- A file-like object whose write goes through write_fn; its other methods
+-- are the file's.
+local function filtered(file, write_fn)
+    return setmetatable({ write = function(self, ...)
+        write_fn(...)
+        return self
+    end }, { __index = function(_, k)
+        local f = file[k]
+        if type(f) ~= "function" then return f end
+        return function(_, ...) return f(file, ...) end
+    end })
 end
 
 local function cmd_repl(argv)
@@ -638,9 +607,11 @@ local function cmd_repl(argv)
     local luapay = require "luapay"
     local sandbox = require "luapay.sandbox"
     local providers = require "luapay.sandbox.providers"
+    local repl = require "luapay.cli.repl"
     local env = setmetatable({ luapay = luapay, core = luapay.core, pretty = pretty }, { __index = _G })
     local sb, err = sandbox.start{ routes = providers.routes() }
     if not sb then config_error(err) end
+    sb:stop_with_process() -- however the session ends, even by a signal
     env.sandbox = sb
     local names = {}
     for name, p in pairs(cli.providers) do
@@ -654,16 +625,55 @@ local function cmd_repl(argv)
         end
     end
     table.sort(names)
+    -- The provider modules, by their names (ecommpay.signature, ...).
+    local modules = { { "luapay", "luapay" }, { "pretty", "luapay.pretty" }, { "sandbox", "luapay.sandbox" },
+        { "core", "luapay.core", "the C core: signatures, JSON, money, HTTP (help(core) lists its functions)" } }
+    for _, name in ipairs(require("luapay.providers").NAMES) do
+        if env[name] == nil and cli.providers[name] then
+            env[name] = luapay[name]
+            modules[#modules + 1] = { name, "luapay." .. name }
+        end
+    end
+    -- What the session prints passes through the same filter as the commands.
+    local output = filtered(io.stdout, cli.out)
+    env.print = function(...)
+        local parts = {}
+        for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+        cli.out(table.concat(parts, "\t"), "\n")
+    end
+    env.io = setmetatable({ stdout = output, stderr = filtered(io.stderr, cli.err),
+        write = function(...) return output:write(...) end }, { __index = io })
+    env.help = repl.help(env, names, modules)
+
+    local reader, why
+    if cli.isatty(0) then reader, why = repl.terminal(repl.completer(env), cli.shell_quote) end
+    local function leave()
+        if reader and reader.close then reader:close() end
+        sb:stop()
+    end
+    env.os = setmetatable({ exit = function(...)
+        leave()
+        os.exit(...)
+    end }, { __index = os })
+
     cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
     if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
-    cli.out("globals: luapay, core, pretty, sandbox; end with Ctrl-D\n")
-    -- What the session prints passes through the same filter as the commands.
-    cli.repl(env, io.stdin, {
-        write = function(_, ...) cli.out(...) end,
-        flush = function() io.stdout:flush() end,
-    })
-    sb:stop()
-    return cli.EXIT.OK
+    local short = {}
+    for i, m in ipairs(modules) do short[i] = m[1] end
+    cli.out("modules: ", table.concat(short, ", "), "; help() says what each offers; end with Ctrl-D\n")
+    if why then cli.err("luapay: ", why, "; lines are read without editing, history or completion\n") end
+    reader = reader or { line = function(_, prompt) -- not a terminal: plain lines (a script)
+        output:write(prompt)
+        io.stdout:flush()
+        local line, read_err = io.stdin:read("*l")
+        if line == nil and read_err then return false end -- a Ctrl-C stopped the read
+        return line
+    end }
+    core.raise_on_interrupt() -- Ctrl-C cancels the line or the code running, never the session
+    local ok, how = pcall(repl.loop, env, reader, output)
+    leave()
+    if not ok then error(how, 0) end
+    return how == "interrupt" and 130 or cli.EXIT.OK
 end
 
 ---------------------------------------------------------------------------

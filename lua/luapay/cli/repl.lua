@@ -1,0 +1,444 @@
+--- luapay.cli.repl: `luapay repl`, an interactive Lua session with luapay
+-- loaded, a sandbox running and one client per provider configured for it.
+--
+-- On a terminal lines are read through Debian's lua-readline (line editing,
+-- history kept across sessions, TAB completion of globals, fields and
+-- methods); elsewhere (a script piped in) plainly, line by line. Ctrl-C
+-- cancels the line being typed or the code running; twice at an empty
+-- prompt, Ctrl-D or os.exit() end the session. However it ends, the
+-- sandbox's nginx is stopped (Sandbox:stop_with_process). Everything the
+-- session prints passes through cli.out: no client's secret shows, and no
+-- line holding one is kept in the history.
+local core = require "luapay.core"
+local errors = require "luapay.errors"
+local pretty = require "luapay.pretty"
+
+local repl = {}
+
+---------------------------------------------------------------------------
+-- Evaluation
+---------------------------------------------------------------------------
+
+-- Compiles a line as an expression (to print its values), else as a
+-- statement, in env. The error is the statement's ("<eof>" when incomplete).
+local function compile(code, env)
+    local chunk, err
+    for _, src in ipairs({ "return " .. code, code }) do
+        if setfenv then
+            chunk, err = loadstring(src, "=repl")
+            if chunk then setfenv(chunk, env) end
+        else
+            chunk, err = load(src, "=repl", "t", env)
+        end
+        if chunk then return chunk end
+    end
+    return nil, err
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- An error as the session shows it: a message as is, anything else
+-- (an error table) readable, secrets masked either way.
+local function error_text(e)
+    if type(e) == "string" then return e end
+    local mt = getmetatable(e)
+    if type(mt) == "table" and mt.__tostring then return tostring(e) end
+    return "error: " .. pretty.format(e)
+end
+
+local function interrupted(e)
+    return type(e) == "string" and e:find("interrupted!$") ~= nil
+end
+
+--- repl.loop(env, input, output [, prompt]) -> how it ended: "end" (end of
+-- input), or "interrupt" (Ctrl-C twice at an empty prompt).
+-- input: a file (input:read("*l")), or a reader whose input:line(prompt)
+-- shows the prompt itself and returns the line, nil at the end, or false
+-- and whether the prompt was empty when Ctrl-C cancelled it; a reader's
+-- input:remember(line) keeps a line for its history. An expression prints
+-- its values (pretty, secrets masked); a statement runs; an incomplete chunk
+-- asks for more lines.
+function repl.loop(env, input, output, prompt)
+    local buffer, last_was_interrupt = nil, false
+    local function read()
+        local p = buffer and ">> " or (prompt or "luapay> ")
+        if input.line then return input:line(p) end
+        output:write(p)
+        output:flush()
+        return input:read("*l")
+    end
+    -- One prompt, line and evaluation; returns "end" when input ended.
+    local function step()
+        local line = read()
+        if line == nil then
+            output:write("\n")
+            return "end"
+        end
+        if line == false then error("interrupted!", 0) end
+        last_was_interrupt = false
+        local code = buffer and (buffer .. "\n" .. line) or line
+        local chunk, err = compile(code, env)
+        buffer = nil
+        if not chunk and err:match("<eof>'?$") then -- Lua 5.1 and LuaJIT quote it
+            buffer = code
+            return
+        end
+        if chunk then
+            local results = pack(pcall(chunk))
+            if not results[1] then
+                output:write(error_text(results[2]), "\n")
+            elseif results.n > 1 then
+                local parts = {}
+                for i = 2, results.n do parts[#parts + 1] = pretty.format(results[i]) end
+                output:write(table.concat(parts, "\t"), "\n")
+            end
+        else
+            output:write(err, "\n")
+        end
+        -- After it ran: a line that made a client holds its secret too.
+        if input.remember then
+            for l in (code .. "\n"):gmatch("(.-)\n") do input:remember(l) end
+        end
+    end
+    while true do
+        local ok, result = pcall(step)
+        if ok and result == "end" then return "end" end
+        if not ok and not interrupted(result) then
+            output:write(error_text(result), "\n")
+        elseif not ok then
+            -- Ctrl-C: at the prompt it drops what was typed; twice in a row
+            -- at an empty prompt it ends the session.
+            local at_empty_prompt = buffer == nil and input.empty ~= false
+            if at_empty_prompt and last_was_interrupt then
+                output:write("\n")
+                return "interrupt"
+            end
+            buffer = nil
+            last_was_interrupt = at_empty_prompt
+            output:write(at_empty_prompt and "^C\n(to leave: Ctrl-C again, Ctrl-D or os.exit())\n" or "^C\n")
+        end
+    end
+end
+
+---------------------------------------------------------------------------
+-- Reading from a terminal: lua-readline
+---------------------------------------------------------------------------
+
+--- repl.history_path([getenv]) -> the history file: $LUAPAY_HISTORY, else
+-- luapay/history under $XDG_STATE_HOME, else ~/.local/state/luapay/history.
+function repl.history_path(getenv)
+    getenv = getenv or os.getenv
+    local set = getenv("LUAPAY_HISTORY")
+    if set and set ~= "" then return set end
+    local state = getenv("XDG_STATE_HOME")
+    if not state or state == "" then state = (getenv("HOME") or ".") .. "/.local/state" end
+    return state .. "/luapay/history"
+end
+
+local KEEP = 1000 -- history lines kept in the file
+
+-- The lines of the history file, its last KEEP; the file is rewritten when
+-- it grew past them.
+local function load_history(path)
+    local lines = {}
+    local f = io.open(path, "rb")
+    if not f then return lines end
+    for line in f:lines() do lines[#lines + 1] = line end
+    f:close()
+    if #lines > KEEP then
+        local kept = {}
+        for i = #lines - KEEP + 1, #lines do kept[#kept + 1] = lines[i] end
+        lines = kept
+        f = io.open(path, "wb")
+        if f then
+            f:write(table.concat(lines, "\n"), "\n")
+            f:close()
+        end
+    end
+    return lines
+end
+
+local Reader = {}
+Reader.__index = Reader
+
+--- repl.terminal(complete, shell_quote) -> a reader on the terminal through
+-- lua-readline, or nil and why not (not installed, or not built for this
+-- Lua). complete(line, word) -> the words that may replace word.
+function repl.terminal(complete, shell_quote)
+    local ok, rl = pcall(require, "readline")
+    if not ok or type(rl) ~= "table" or not rl.handler_install then
+        return nil, ("lua-readline is not installed for %s (%s)"):format(_VERSION,
+            (tostring(rl):match("^[^\n]*")))
+    end
+    -- History is ours (one line at a time, secrets left out), not readline's file.
+    rl.set_options{ histfile = "", auto_add = false, completion = true }
+    rl.set_readline_name("luapay")
+    rl.set_complete_function(function(text, from, to)
+        rl.set_completion_append_character("") -- readline sets " " before each completion
+        local got, words = pcall(complete, text, text:sub(from, to))
+        return got and words or {}
+    end)
+    local self = setmetatable({ rl = rl, path = repl.history_path(), shell_quote = shell_quote }, Reader)
+    for _, line in ipairs(load_history(self.path)) do self:remember(line, true) end
+    return self
+end
+
+--- reader:line(prompt) -> the line typed; nil at Ctrl-D on an empty line;
+-- false, empty on Ctrl-C (empty: nothing had been typed).
+function Reader:line(prompt)
+    local rl, line, done = self.rl, nil, false
+    self:close() -- a Ctrl-C inside readline may have left it installed
+    rl.handler_install(prompt, function(l)
+        line, done = l, true
+        self:close() -- before the code runs: its output is not mixed with a new prompt
+    end)
+    self.installed = true
+    local keys = 0
+    while not done do
+        local ready, why = core.wait_input(0)
+        if ready then
+            rl.read_char()
+            keys = keys + 1
+        elseif why == "interrupted" then -- Ctrl-C: readline forgets the line
+            if rl.sigcleanup then rl.sigcleanup() end
+            self:close()
+            self.empty = keys == 0
+            return false
+        else
+            self:close()
+            return nil
+        end
+    end
+    self.empty = nil
+    return line
+end
+
+--- reader:remember(line): kept in the history (and its file, unless
+-- loading), except an empty line, a repeat of the last one, and any line
+-- that holds a secret a client or the configuration holds.
+function Reader:remember(line, loading)
+    if not line:find("%S") or line == self.last or errors.hide(line) ~= line then return end
+    self.last = line
+    self.rl.add_history(line)
+    if loading then return end
+    local f = io.open(self.path, "ab")
+    if not f and self.shell_quote then
+        os.execute("mkdir -p " .. self.shell_quote((self.path:match("^(.*)/[^/]*$") or ".")) .. " 2>/dev/null")
+        f = io.open(self.path, "ab")
+    end
+    if f then
+        f:write(line, "\n")
+        f:close()
+    end
+end
+
+--- reader:close(): leaves the terminal as it was.
+function Reader:close()
+    if self.installed then self.rl.handler_remove() end
+    self.installed = false
+end
+
+---------------------------------------------------------------------------
+-- Completion
+---------------------------------------------------------------------------
+
+local KEYWORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
+    "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while" }
+
+-- The names value offers: its own string keys, its class's (the metatable
+-- and its __index tables: a client's methods) and a string's methods.
+local function names_of(value, methods_only)
+    local names, seen = {}, {}
+    local function add(t, depth)
+        if type(t) ~= "table" or seen[t] or depth > 4 then return end
+        seen[t] = true
+        for k, v in next, t do
+            if type(k) == "string" and k:match("^[%a_][%w_]*$") and k:sub(1, 2) ~= "__"
+                and (not methods_only or type(v) == "function") then
+                names[k] = true
+            end
+        end
+        local mt = getmetatable(t)
+        if type(mt) == "table" then
+            add(mt, depth + 1)
+            add(rawget(mt, "__index"), depth + 1)
+        end
+    end
+    if type(value) == "string" then add(string, 0) else add(value, 0) end
+    if type(value) ~= "table" and type(value) ~= "string" then
+        local mt = getmetatable(value) -- a userdata: its methods
+        if type(mt) == "table" then add(rawget(mt, "__index"), 1) end
+    end
+    return names
+end
+
+--- repl.completer(env) -> complete(line, word): the words that may
+-- replace word: globals and keywords; after `x.` x's fields; after `x:` its
+-- methods (`trustly_client:de` -> `trustly_client:deposit`).
+function repl.completer(env)
+    return function(_, word)
+        local head, partial = word:match("^(.-)([%a_]?[%w_]*)$")
+        local names
+        if head == "" then
+            names = names_of(env)
+            for _, k in ipairs(KEYWORDS) do names[k] = true end
+        else
+            local path, sep = head:match("^([%a_][%w_%.]*)([%.:])$")
+            if not path or path:find("%.%.") or path:find("%.$") then return {} end
+            local value = env
+            for name in path:gmatch("[^%.]+") do
+                local ok, v = pcall(function() return value[name] end)
+                if not ok or v == nil then return {} end
+                value = v
+            end
+            names = names_of(value, sep == ":")
+        end
+        local words = {}
+        for k in pairs(names) do
+            if k:sub(1, #partial) == partial then words[#words + 1] = head .. k end
+        end
+        table.sort(words)
+        return words
+    end
+end
+
+---------------------------------------------------------------------------
+-- help()
+---------------------------------------------------------------------------
+
+local source_lines = {} -- file -> its lines
+
+-- The doc comment above a Lua function's definition, as lines without the
+-- comment marks; nil for a C function or one without.
+local function doc_of(f)
+    -- provider.lifetime wraps each client method: the doc is the method's
+    for _ = 1, 3 do
+        local info = debug.getinfo(f, "S")
+        if not (info and info.source:find("luapay/provider%.lua$")) then break end
+        for i = 1, 8 do
+            local name, v = debug.getupvalue(f, i)
+            if name == nil then break end
+            if name == "f" and type(v) == "function" then
+                f = v
+                break
+            end
+        end
+    end
+    local info = debug.getinfo(f, "S")
+    local file = info and info.source:match("^@(.*)$")
+    if not file or not info.linedefined or info.linedefined < 2 then return nil end
+    local lines = source_lines[file]
+    if not lines then
+        lines = {}
+        local fh = io.open(file, "rb")
+        if fh then
+            for l in fh:lines() do lines[#lines + 1] = l end
+            fh:close()
+        end
+        source_lines[file] = lines
+    end
+    local doc, i = {}, info.linedefined - 1
+    while i >= 1 and lines[i] and lines[i]:match("^%s*%-%-") do
+        table.insert(doc, 1, (lines[i]:gsub("^%s*%-%-%-?%s?", "")))
+        if lines[i]:match("^%s*%-%-%-") then break end -- where an ldoc comment starts
+        i = i - 1
+    end
+    return #doc > 0 and doc or nil
+end
+
+local SUMMARY = 110 -- the longest one-line description
+
+-- A doc comment's first sentence, on one line of at most SUMMARY bytes.
+local function summary(doc)
+    if not doc then return "" end
+    local text = table.concat(doc, " "):gsub("%s+", " ")
+    text = text:match("^(.-%.)%s+%u") or text
+    if #text > SUMMARY then text = text:sub(1, SUMMARY - 3):gsub("%s*%S*$", "") .. " ..." end
+    return text
+end
+
+-- The functions a table offers (its own and its class's), sorted.
+local function functions_of(t)
+    local list = {}
+    for name in pairs(names_of(t, true)) do list[#list + 1] = name end
+    table.sort(list)
+    return list
+end
+
+-- One line for label<sep>name: the first line of its doc comment, which
+-- starts with the call itself ("client:deposit(data) -> ..."), said with
+-- label; else the call and the doc's first line.
+local function method_line(label, sep, name, f)
+    local first = summary(doc_of(f))
+    local call = first:match("^[%w_%.]*[%.:]" .. name .. "(%f[^%w_].*)$")
+    if call then return label .. sep .. name .. call end
+    return label .. sep .. name .. "(...)" .. (first ~= "" and ("  " .. first) or "")
+end
+
+-- The first line of a module's own doc comment (its file's first "---").
+local function module_line(modname)
+    local path = package.searchpath and package.searchpath(modname, package.path)
+    local f = path and io.open(path, "rb")
+    if not f then return nil end
+    local doc = {}
+    for line in f:lines() do
+        if not line:match("^%-%-") or (#doc > 0 and line:match("^%-%-%s*$")) then break end
+        doc[#doc + 1] = (line:gsub("^%-%-%-?%s?", ""))
+    end
+    f:close()
+    return summary(doc)
+end
+
+-- Text of help(value); label: the name it has in the session.
+local function describe(value, label)
+    label = label or "x"
+    if type(value) == "function" then
+        local doc = doc_of(value)
+        return doc and table.concat(doc, "\n") or (label .. ": no description (a C function, or one without a doc comment)")
+    end
+    if type(value) ~= "table" then return pretty.format(value) end
+    local mt = getmetatable(value)
+    local is_object = type(mt) == "table" and mt.__tostring ~= nil
+    local out = { is_object and tostring(value) or label }
+    local names = functions_of(value)
+    if #names == 0 then out[#out + 1] = pretty.format(value) end
+    for _, name in ipairs(names) do
+        out[#out + 1] = "  " .. method_line(label, is_object and ":" or ".", name, value[name])
+    end
+    return table.concat(out, "\n")
+end
+
+--- repl.help(env, clients, modules) -> the session's help function.
+-- help() lists the clients (names in env) with their methods, one line
+-- each, and the modules (require names: env[short name]); help(x) tells
+-- about x: a client or module (its functions) or a function (its doc).
+-- It prints with env.print.
+function repl.help(env, clients, modules)
+    return function(...)
+        if select("#", ...) > 0 then
+            local value, label = ..., nil
+            for k, v in pairs(env) do
+                if rawequal(v, value) and type(k) == "string" then label = k end
+            end
+            return env.print(describe(value, label))
+        end
+        local out = { "Clients for the sandbox: client:method(params) returns the result, or nil, err." }
+        for _, name in ipairs(clients) do
+            out[#out + 1] = ""
+            out[#out + 1] = describe(env[name], name)
+        end
+        out[#out + 1] = ""
+        out[#out + 1] = "Modules (help(name) lists one's functions):"
+        for _, m in ipairs(modules) do
+            out[#out + 1] = ("  %-11s %s"):format(m[1], module_line(m[2]) or m[3] or "")
+        end
+        out[#out + 1] = ""
+        local example = clients[1] or "core"
+        out[#out + 1] = ("help(x) tells about one thing: help(%s), help(%s.%s). TAB completes globals, fields (x.) and"
+            .. " methods (x:); Ctrl-C cancels the line; Ctrl-D or os.exit() leaves."):format(example, example,
+            functions_of(env[example] or {})[1] or "close")
+        env.print(table.concat(out, "\n"))
+    end
+end
+
+return repl
