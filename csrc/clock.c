@@ -94,7 +94,7 @@ static int l_raise_on_interrupt(lua_State *L) {
 /* core.wait_input(fd [, seconds]) -> true once fd has input to read (or is
  * at its end), false when seconds (no limit without) passed first; nil,
  * "interrupted" when a SIGINT came first under raise_on_interrupt, which is
- * then taken: no "interrupted!" error follows. The REPL waits here for keys,
+ * then taken: no "interrupted!" error follows; nil, err for a bad fd. The REPL waits here for keys,
  * so that Ctrl-C at its prompt only cancels the line. */
 static int l_wait_input(lua_State *L) {
     lua_Integer fd = luaL_checkinteger(L, 1);
@@ -105,6 +105,11 @@ static int l_wait_input(lua_State *L) {
     struct pollfd p = {(int)fd, POLLIN, 0};
     for (;;) {
         int n = interrupt_pending ? -1 : poll(&p, 1, s < 0 ? -1 : (int)(s * 1000));
+        if (n > 0 && (p.revents & POLLNVAL)) {
+            lua_pushnil(L);
+            lua_pushstring(L, strerror(EBADF));
+            return 2;
+        }
         if (n >= 0) {
             lua_pushboolean(L, n > 0);
             return 1;

@@ -42,7 +42,10 @@ local function pack(...) return { n = select("#", ...), ... } end
 local function error_text(e)
     if type(e) == "string" then return e end
     local mt = getmetatable(e)
-    if type(mt) == "table" and mt.__tostring then return tostring(e) end
+    if type(mt) == "table" and mt.__tostring then
+        local ok, text = pcall(tostring, e) -- an error's own __tostring may fail too
+        if ok and type(text) == "string" then return text end
+    end
     return "error: " .. pretty.format(e)
 end
 
@@ -178,19 +181,31 @@ function repl.terminal(complete, shell_quote)
         local got, words = pcall(complete, text, text:sub(from, to))
         return got and words or {}
     end)
-    local self = setmetatable({ rl = rl, path = repl.history_path(), shell_quote = shell_quote }, Reader)
+    local p = io.popen("stty -g 2>/dev/null")
+    local tty = p and p:read("*l")
+    if p then p:close() end
+    local self = setmetatable({ rl = rl, path = repl.history_path(), shell_quote = shell_quote, new = {},
+        tty = tty and tty:match("^[%x:]+$") }, Reader)
     for _, line in ipairs(load_history(self.path)) do self:remember(line, true) end
     return self
 end
 
+-- lua-readline's handler_remove closes its terminal stream before readline
+-- lets go of it; readline then writes to the closed stream (heap damage,
+-- "free(): invalid pointer") unless it had already left the terminal, as it
+-- has when it hands over a line. So the handler is removed only there; a
+-- Ctrl-C keeps it and the next prompt installs it again (its stream stays
+-- open, one per Ctrl-C); at the end the terminal is restored from the
+-- settings saved at the start (stty).
+
 --- reader:line(prompt) -> the line typed; nil at Ctrl-D on an empty line;
--- false, empty on Ctrl-C (empty: nothing had been typed).
+-- false on Ctrl-C (reader.empty: nothing had been typed).
 function Reader:line(prompt)
     local rl, line, done = self.rl, nil, false
-    self:close() -- a Ctrl-C inside readline may have left it installed
     rl.handler_install(prompt, function(l)
         line, done = l, true
-        self:close() -- before the code runs: its output is not mixed with a new prompt
+        rl.handler_remove() -- readline left the terminal: its output comes before a new prompt
+        self.installed = false
     end)
     self.installed = true
     local keys = 0
@@ -199,13 +214,11 @@ function Reader:line(prompt)
         if ready then
             rl.read_char()
             keys = keys + 1
-        elseif why == "interrupted" then -- Ctrl-C: readline forgets the line
+        elseif why == "interrupted" then -- Ctrl-C: the next install drops the line
             if rl.sigcleanup then rl.sigcleanup() end
-            self:close()
             self.empty = keys == 0
             return false
         else
-            self:close()
             return nil
         end
     end
@@ -213,29 +226,45 @@ function Reader:line(prompt)
     return line
 end
 
---- reader:remember(line): kept in the history (and its file, unless
--- loading), except an empty line, a repeat of the last one, and any line
--- that holds a secret a client or the configuration holds.
+--- reader:remember(line): kept in the history, except an empty line, a
+-- repeat of the last one, and any line that holds a secret a client or the
+-- configuration holds.
 function Reader:remember(line, loading)
     if not line:find("%S") or line == self.last or errors.hide(line) ~= line then return end
     self.last = line
     self.rl.add_history(line)
-    if loading then return end
-    local f = io.open(self.path, "ab")
-    if not f and self.shell_quote then
-        os.execute("mkdir -p " .. self.shell_quote((self.path:match("^(.*)/[^/]*$") or ".")) .. " 2>/dev/null")
-        f = io.open(self.path, "ab")
-    end
-    if f then
-        f:write(line, "\n")
-        f:close()
-    end
+    if not loading then self.new[#self.new + 1] = line end
 end
 
---- reader:close(): leaves the terminal as it was.
+--- reader:close(): leaves the terminal as it was, and adds the session's
+-- lines to the history file. Only then: a line may hold a value that a
+-- client made later in the session holds (`pw = "..."`, then
+-- `x.new{secret = pw}`), and no such line is written.
 function Reader:close()
-    if self.installed then self.rl.handler_remove() end
+    if self.installed and self.tty then -- left at a Ctrl-C: readline still holds the terminal
+        io.stdout:write("\27[?2004l\n") -- bracketed paste off
+        io.stdout:flush()
+        os.execute("stty " .. self.tty .. " 2>/dev/null")
+    end
     self.installed = false
+    local lines = {}
+    for _, line in ipairs(self.new) do
+        if errors.hide(line) == line then lines[#lines + 1] = line .. "\n" end
+    end
+    self.new = {}
+    if #lines == 0 then return end
+    local f = io.open(self.path, "rb")
+    if f then
+        f:close()
+    elseif self.shell_quote then -- made private: it holds what was typed
+        local q = self.shell_quote
+        os.execute(("umask 077; mkdir -p %s && : >> %s"):format(q(self.path:match("^(.*)/[^/]*$") or "."), q(self.path)))
+    end
+    f = io.open(self.path, "ab")
+    if f then
+        f:write(table.concat(lines))
+        f:close()
+    end
 end
 
 ---------------------------------------------------------------------------
@@ -310,7 +339,20 @@ local source_lines = {} -- file -> its lines
 
 -- The doc comment above a Lua function's definition, as lines without the
 -- comment marks; nil for a C function or one without.
-local function doc_of(f)
+-- The doc comment ending on the line before line n of lines.
+local function comment_above(lines, n)
+    local doc, i = {}, n - 1
+    while i >= 1 and lines[i] and lines[i]:match("^%s*%-%-") do
+        table.insert(doc, 1, (lines[i]:gsub("^%s*%-%-%-?%s?", "")))
+        if lines[i]:match("^%s*%-%-%-") then break end -- where an ldoc comment starts
+        i = i - 1
+    end
+    return #doc > 0 and doc or nil
+end
+
+-- name: the function's name in its table, for one made by another function
+-- (Gate.sale = operation("sale")): its doc is above that assignment.
+local function doc_of(f, name)
     -- provider.lifetime wraps each client method: the doc is the method's
     for _ = 1, 3 do
         local info = debug.getinfo(f, "S")
@@ -337,13 +379,11 @@ local function doc_of(f)
         end
         source_lines[file] = lines
     end
-    local doc, i = {}, info.linedefined - 1
-    while i >= 1 and lines[i] and lines[i]:match("^%s*%-%-") do
-        table.insert(doc, 1, (lines[i]:gsub("^%s*%-%-%-?%s?", "")))
-        if lines[i]:match("^%s*%-%-%-") then break end -- where an ldoc comment starts
-        i = i - 1
+    local doc = comment_above(lines, info.linedefined)
+    if doc or not name then return doc end
+    for n, l in ipairs(lines) do
+        if l:match("^[%w_]+[%.:]" .. name .. "%s*=") then return comment_above(lines, n) end
     end
-    return #doc > 0 and doc or nil
 end
 
 local SUMMARY = 110 -- the longest one-line description
@@ -369,7 +409,7 @@ end
 -- starts with the call itself ("client:deposit(data) -> ..."), said with
 -- label; else the call and the doc's first line.
 local function method_line(label, sep, name, f)
-    local first = summary(doc_of(f))
+    local first = summary(doc_of(f, name))
     local call = first:match("^[%w_%.]*[%.:]" .. name .. "(%f[^%w_].*)$")
     if call then return label .. sep .. name .. call end
     return label .. sep .. name .. "(...)" .. (first ~= "" and ("  " .. first) or "")
@@ -390,10 +430,10 @@ local function module_line(modname)
 end
 
 -- Text of help(value); label: the name it has in the session.
-local function describe(value, label)
+local function describe(value, label, name)
     label = label or "x"
     if type(value) == "function" then
-        local doc = doc_of(value)
+        local doc = doc_of(value, name)
         return doc and table.concat(doc, "\n") or (label .. ": no description (a C function, or one without a doc comment)")
     end
     if type(value) ~= "table" then return pretty.format(value) end
@@ -408,6 +448,24 @@ local function describe(value, label)
     return table.concat(out, "\n")
 end
 
+-- The name value has in the session ("gate", "gate:sale", "trustly.sign"),
+-- and for a function its name in its table.
+local function name_in(env, value)
+    for k, v in pairs(env) do
+        if rawequal(v, value) and type(k) == "string" then return k end
+    end
+    for k, v in pairs(env) do
+        local mt = getmetatable(v)
+        if type(k) == "string" and type(v) == "table" then
+            for name in pairs(names_of(v, true)) do
+                if rawequal(v[name], value) then
+                    return k .. (type(mt) == "table" and mt.__tostring and ":" or ".") .. name, name
+                end
+            end
+        end
+    end
+end
+
 --- repl.help(env, clients, modules) -> the session's help function.
 -- help() lists the clients (names in env) with their methods, one line
 -- each, and the modules (require names: env[short name]); help(x) tells
@@ -416,11 +474,8 @@ end
 function repl.help(env, clients, modules)
     return function(...)
         if select("#", ...) > 0 then
-            local value, label = ..., nil
-            for k, v in pairs(env) do
-                if rawequal(v, value) and type(k) == "string" then label = k end
-            end
-            return env.print(describe(value, label))
+            local value = ...
+            return env.print(describe(value, name_in(env, value)))
         end
         local out = { "Clients for the sandbox: client:method(params) returns the result, or nil, err." }
         for _, name in ipairs(clients) do
