@@ -358,9 +358,9 @@ local function doc_of(f, name)
         local info = debug.getinfo(f, "S")
         if not (info and info.source:find("luapay/provider%.lua$")) then break end
         for i = 1, 8 do
-            local name, v = debug.getupvalue(f, i)
-            if name == nil then break end
-            if name == "f" and type(v) == "function" then
+            local upvalue, v = debug.getupvalue(f, i)
+            if upvalue == nil then break end
+            if upvalue == "f" and type(v) == "function" then
                 f = v
                 break
             end
@@ -442,8 +442,8 @@ local function describe(value, label, name)
     local out = { is_object and tostring(value) or label }
     local names = functions_of(value)
     if #names == 0 then out[#out + 1] = pretty.format(value) end
-    for _, name in ipairs(names) do
-        out[#out + 1] = "  " .. method_line(label, is_object and ":" or ".", name, value[name])
+    for _, method in ipairs(names) do
+        out[#out + 1] = "  " .. method_line(label, is_object and ":" or ".", method, value[method])
     end
     return table.concat(out, "\n")
 end
