@@ -30,7 +30,12 @@ local function compile(code, env)
         else
             chunk, err = load(src, "=repl", "t", env)
         end
-        if chunk then return chunk end
+        if chunk then
+            -- LuaJIT checks for a Ctrl-C (a hook) only in code it interprets:
+            -- what is typed is never compiled, so that a loop can be stopped.
+            if jit then jit.off(chunk, true) end
+            return chunk
+        end
     end
     return nil, err
 end
