@@ -422,8 +422,11 @@ end
 
 -- The first line of a module's own doc comment (its file's first "---").
 local function module_line(modname)
-    local path = package.searchpath and package.searchpath(modname, package.path)
-    local f = path and io.open(path, "rb")
+    local f -- the file require would load (package.searchpath is not in Lua 5.1)
+    for template in package.path:gmatch("[^;]+") do
+        f = io.open((template:gsub("%?", (modname:gsub("%.", "/")))), "rb")
+        if f then break end
+    end
     if not f then return nil end
     local doc = {}
     for line in f:lines() do
