@@ -745,7 +745,13 @@ resumed run appends to FILE.partial and renames it once complete.]] },
 
 An interactive Lua session with luapay loaded, a sandbox running, and one
 client per provider configured for it. Results print as readable tables,
-secrets masked.]] },
+secrets masked; help() lists what is loaded and how to call it.
+
+On a terminal (with Debian's lua-readline): line editing, TAB completion,
+and a history kept in $LUAPAY_HISTORY, else $XDG_STATE_HOME/luapay/history
+or ~/.local/state/luapay/history (never a line holding a secret). Ctrl-C
+cancels the line; Ctrl-C twice at an empty prompt, Ctrl-D or os.exit()
+leave, and the sandbox stops however the session ends.]] },
 }
 
 cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl" }
