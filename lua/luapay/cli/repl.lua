@@ -62,8 +62,8 @@ end
 -- input), or "interrupt" (Ctrl-C twice at an empty prompt).
 -- input: a file (input:read("*l")), or a reader whose input:line(prompt)
 -- shows the prompt itself and returns the line, nil at the end, or false
--- and whether the prompt was empty when Ctrl-C cancelled it; a reader's
--- input:remember(line) keeps a line for its history. An expression prints
+-- when Ctrl-C cancelled it (input.empty = false: something had been typed);
+-- a reader's input:remember(line) keeps a line for its history. An expression prints
 -- its values (pretty, secrets masked); a statement runs; an incomplete chunk
 -- asks for more lines.
 function repl.loop(env, input, output, prompt)
