@@ -164,6 +164,7 @@ local function check_count(pos, command, min_args, max_args)
     if #pos < min_args then usage_error(command.usage) end
     if #pos > max_args then usage_error("too many arguments; " .. command.usage) end
 end
+cli.check_count = check_count
 
 --- cli.shell_quote(s) -> s as one word for /bin/sh.
 function cli.shell_quote(s)
@@ -578,103 +579,13 @@ local function cmd_url(argv)
 end
 
 ---------------------------------------------------------------------------
--- The REPL (luapay.cli.repl)
+-- The REPL: luapay.cli.repl
 ---------------------------------------------------------------------------
 
 --- cli.repl(env, input, output [, prompt]): the REPL's loop (repl.loop).
 function cli.repl(...) return require("luapay.cli.repl").loop(...) end
 
--- A file-like object whose write goes through write_fn; its other methods
--- are the file's.
-local function filtered(file, write_fn)
-    return setmetatable({ write = function(self, ...)
-        write_fn(...)
-        return self
-    end }, { __index = function(_, k)
-        local f = file[k]
-        if type(f) ~= "function" then return f end
-        return function(_, ...) return f(file, ...) end
-    end })
-end
-
-local function cmd_repl(argv)
-    local pos, opts = cli.parse(argv, cli.commands.repl.options)
-    if opts.help then
-        cli.out(cli.commands.repl.help, "\n")
-        return cli.EXIT.OK
-    end
-    check_count(pos, cli.commands.repl, 0, 0)
-    local luapay = require "luapay"
-    local sandbox = require "luapay.sandbox"
-    local providers = require "luapay.sandbox.providers"
-    local repl = require "luapay.cli.repl"
-    local env = setmetatable({ luapay = luapay, core = luapay.core, pretty = pretty }, { __index = _G })
-    local sb, err = sandbox.start{ routes = providers.routes() }
-    if not sb then config_error(err) end
-    sb:stop_with_process() -- however the session ends, even by a signal
-    env.sandbox = sb
-    local names = {}
-    for name, p in pairs(cli.providers) do
-        local ok, client = pcall(p.client, p.sandbox_settings(sb.url .. "/" .. name))
-        if ok then
-            env[p.repl_name or name] = client
-            names[#names + 1] = p.repl_name or name
-        else
-            local why = type(client) == "table" and client.message or tostring(client)
-            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, why))
-        end
-    end
-    table.sort(names)
-    -- The provider modules, by their names (ecommpay.signature, ...).
-    local modules = { { "luapay", "luapay" }, { "pretty", "luapay.pretty" }, { "sandbox", "luapay.sandbox" },
-        { "core", "luapay.core", "the C core: signatures, JSON, money, HTTP (help(core) lists its functions)" } }
-    for _, name in ipairs(require("luapay.providers").NAMES) do
-        if env[name] == nil and cli.providers[name] then
-            env[name] = luapay[name]
-            modules[#modules + 1] = { name, "luapay." .. name }
-        end
-    end
-    -- What the session prints passes through the same filter as the commands.
-    local output = filtered(io.stdout, cli.out)
-    env.print = function(...)
-        local parts = {}
-        for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-        cli.out(table.concat(parts, "\t"), "\n")
-    end
-    env.io = setmetatable({ stdout = output, stderr = filtered(io.stderr, cli.err),
-        write = function(...) return output:write(...) end }, { __index = io })
-    env.help = repl.help(env, names, modules)
-
-    local reader, why
-    if cli.isatty(0) then reader, why = repl.terminal(repl.completer(env), cli.shell_quote) end
-    local function leave()
-        if reader and reader.close then reader:close() end
-        sb:stop()
-    end
-    env.os = setmetatable({ exit = function(...)
-        leave()
-        os.exit(...)
-    end }, { __index = os })
-
-    cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
-    if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
-    local short = {}
-    for i, m in ipairs(modules) do short[i] = m[1] end
-    cli.out("modules: ", table.concat(short, ", "), "; help() says what each offers; end with Ctrl-D\n")
-    if why then cli.err("luapay: ", why, "; lines are read without editing, history or completion\n") end
-    reader = reader or { line = function(_, prompt) -- not a terminal: plain lines (a script)
-        output:write(prompt)
-        io.stdout:flush()
-        local line, read_err = io.stdin:read("*l")
-        if line == nil and read_err then return false end -- a Ctrl-C stopped the read
-        return line
-    end }
-    core.raise_on_interrupt() -- Ctrl-C cancels the line or the code running, never the session
-    local ok, how = pcall(repl.loop, env, reader, output)
-    leave()
-    if not ok then error(how, 0) end
-    return how == "interrupt" and 130 or cli.EXIT.OK
-end
+local function cmd_repl(argv) return require("luapay.cli.repl").run(argv) end
 
 ---------------------------------------------------------------------------
 -- Commands and main
@@ -796,7 +707,7 @@ function cli.main(argv)
     end
     -- Ctrl-C ends a command at once with 130, even inside a request or a
     -- read of standard input (an export's FILE.partial stays partial); the
-    -- REPL keeps the interpreter's own handling.
+    -- REPL cancels the line or the code running instead (repl.run).
     if name ~= "repl" then core.exit_on_interrupt(130) end
     local ok, result = pcall(command.run, rest)
     if ok then return result end

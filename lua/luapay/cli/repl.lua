@@ -9,6 +9,7 @@
 -- sandbox's nginx is stopped (Sandbox:stop_with_process). Everything the
 -- session prints passes through cli.out: no client's secret shows, and no
 -- line holding one is kept in the history.
+local cli = require "luapay.cli"
 local core = require "luapay.core"
 local errors = require "luapay.errors"
 local pretty = require "luapay.pretty"
@@ -502,6 +503,103 @@ function repl.help(env, clients, modules)
             functions_of(env[example] or {})[1] or "close")
         env.print(table.concat(out, "\n"))
     end
+end
+
+---------------------------------------------------------------------------
+-- The command
+---------------------------------------------------------------------------
+
+-- A file-like object whose write goes through write_fn; its other methods
+-- are the file's.
+local function filtered(file, write_fn)
+    return setmetatable({ write = function(self, ...)
+        write_fn(...)
+        return self
+    end }, { __index = function(_, k)
+        local f = file[k]
+        if type(f) ~= "function" then return f end
+        return function(_, ...) return f(file, ...) end
+    end })
+end
+
+--- repl.run(argv) -> exit code: the `luapay repl` command. Starts the
+-- sandbox and the clients, and runs the session on standard input.
+function repl.run(argv)
+    local pos, opts = cli.parse(argv, cli.commands.repl.options)
+    if opts.help then
+        cli.out(cli.commands.repl.help, "\n")
+        return cli.EXIT.OK
+    end
+    cli.check_count(pos, cli.commands.repl, 0, 0)
+    local luapay = require "luapay"
+    local sandbox = require "luapay.sandbox"
+    local providers = require "luapay.sandbox.providers"
+    local env = setmetatable({ luapay = luapay, core = luapay.core, pretty = pretty }, { __index = _G })
+    local sb, err = sandbox.start{ routes = providers.routes() }
+    if not sb then cli.config_error(err) end
+    sb:stop_with_process() -- however the session ends, even by a signal
+    env.sandbox = sb
+    local names = {}
+    for name, p in pairs(cli.providers) do
+        local ok, client = pcall(p.client, p.sandbox_settings(sb.url .. "/" .. name))
+        if ok then
+            env[p.repl_name or name] = client
+            names[#names + 1] = p.repl_name or name
+        else
+            local why = type(client) == "table" and client.message or tostring(client)
+            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, why))
+        end
+    end
+    table.sort(names)
+    -- The provider modules, by their names (ecommpay.signature, ...).
+    local modules = { { "luapay", "luapay" }, { "pretty", "luapay.pretty" }, { "sandbox", "luapay.sandbox" },
+        { "core", "luapay.core", "the C core: signatures, JSON, money, HTTP (help(core) lists its functions)" } }
+    for _, name in ipairs(require("luapay.providers").NAMES) do
+        if env[name] == nil and cli.providers[name] then
+            env[name] = luapay[name]
+            modules[#modules + 1] = { name, "luapay." .. name }
+        end
+    end
+    -- What the session prints passes through the same filter as the commands.
+    local output = filtered(io.stdout, cli.out)
+    env.print = function(...)
+        local parts = {}
+        for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+        cli.out(table.concat(parts, "\t"), "\n")
+    end
+    env.io = setmetatable({ stdout = output, stderr = filtered(io.stderr, cli.err),
+        write = function(...) return output:write(...) end }, { __index = io })
+    env.help = repl.help(env, names, modules)
+
+    local reader, why
+    if cli.isatty(0) then reader, why = repl.terminal(repl.completer(env), cli.shell_quote) end
+    local function leave()
+        if reader and reader.close then reader:close() end
+        sb:stop()
+    end
+    env.os = setmetatable({ exit = function(...)
+        leave()
+        os.exit(...)
+    end }, { __index = os })
+
+    cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
+    if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
+    local short = {}
+    for i, m in ipairs(modules) do short[i] = m[1] end
+    cli.out("modules: ", table.concat(short, ", "), "; help() says what each offers; end with Ctrl-D\n")
+    if why then cli.err("luapay: ", why, "; lines are read without editing, history or completion\n") end
+    reader = reader or { line = function(_, prompt) -- not a terminal: plain lines (a script)
+        output:write(prompt)
+        io.stdout:flush()
+        local line, read_err = io.stdin:read("*l")
+        if line == nil and read_err then return false end -- a Ctrl-C stopped the read
+        return line
+    end }
+    core.raise_on_interrupt() -- Ctrl-C cancels the line or the code running, never the session
+    local ok, how = pcall(repl.loop, env, reader, output)
+    leave()
+    if not ok then error(how, 0) end
+    return how == "interrupt" and 130 or cli.EXIT.OK
 end
 
 return repl
