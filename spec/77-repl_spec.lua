@@ -166,6 +166,8 @@ describe("luapay repl on a terminal", function()
         t:send("trustly_cl\t.use\t\r")
         local got = t:expect("luapay> ")
         assert.matches('trustly_client.username\n"', got, 1, true)
+        -- in the middle of a line: the word before the cursor
+        assert.matches("\nfalse\n", t:line("trustly_client.de == nil" .. ("\27[D"):rep(7) .. "\t"), 1, true)
         -- Ctrl-C drops an unfinished chunk: the next line is a new one
         t:send("x = {\r")
         t:expect(">> ")

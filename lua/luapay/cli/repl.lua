@@ -182,9 +182,10 @@ function repl.terminal(complete, shell_quote)
     -- History is ours (one line at a time, secrets left out), not readline's file.
     rl.set_options{ histfile = "", auto_add = false, completion = true }
     rl.set_readline_name("luapay")
-    rl.set_complete_function(function(text, from, to)
-        rl.set_completion_append_character("") -- readline sets " " before each completion
-        local got, words = pcall(complete, text, text:sub(from, to))
+    rl.set_complete_function(function(text, from, to) -- the word is text:sub(from, to - 1)
+        -- readline sets " " before each completion: nothing after `x:deposit`
+        if rl.set_completion_append_character then rl.set_completion_append_character("") end
+        local got, words = pcall(complete, text, text:sub(from, to - 1))
         return got and words or {}
     end)
     local p = io.popen("stty -g 2>/dev/null")
