@@ -335,8 +335,8 @@ describe("luapay repl, scripted (its input not a terminal)", function()
         return t
     end
 
-    it("ends at SIGINT twice (exit 130) and at SIGTERM, leaving no nginx", function()
-        for _, signal in ipairs({ "INT", "TERM" }) do
+    it("ends at SIGINT twice (exit 130), at SIGTERM and SIGKILL, leaving no nginx", function()
+        for _, signal in ipairs({ "INT", "TERM", "KILL" }) do
             local t = background()
             finally(function() t:close() end)
             t:send('sandbox.prefix, io.open("/proc/self/stat"):read("*l"):match("^%d+")\n')
