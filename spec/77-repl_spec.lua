@@ -71,8 +71,8 @@ local function terminal(env)
     local dir = tmpdir()
     sh("mkfifo " .. dir .. "/in")
     local cmd = ("%s bin/luapay repl"):format(util.LUA)
-    os.execute(("(env -u LD_PRELOAD TERM=xterm LUAPAY_CONFIG=/nonexistent %s script -qfec %q /dev/null < %s/in > %s/out 2>&1;"
-        .. " echo $? > %s/rc) >/dev/null 2>&1 &"):format(env or "", cmd, dir, dir, dir))
+    os.execute(("(env -u LD_PRELOAD TERM=xterm LUAPAY_CONFIG=/nonexistent %s script -qfec %q /dev/null < %s/in > %s/out 2>&1 &"
+        .. " echo $! > %s/pid; wait $!; echo $? > %s/rc) >/dev/null 2>&1 &"):format(env or "", cmd, dir, dir, dir, dir))
     local t = setmetatable({ dir = dir, input = assert(io.open(dir .. "/in", "wb")), seen = 0 }, Term)
     return t
 end
@@ -128,9 +128,16 @@ function Term:wait(timeout)
     until core.monotime() > deadline
 end
 
+-- Ends the session (a REPL a failed spec left running: killed).
 function Term:close()
     pcall(self.input.close, self.input)
-    self:wait(5)
+    if not self:wait(5) then
+        local f = io.open(self.dir .. "/pid", "rb")
+        local pid = f and tonumber(f:read("*a"))
+        if f then f:close() end
+        if pid then sh("pkill -KILL -P " .. pid) end
+        self:wait(5)
+    end
     os.execute("rm -rf " .. self.dir)
 end
 
