@@ -17,6 +17,10 @@ set -eu
 # inside nginx, lua-redis the client for Lua scripts (packaged for 5.1-5.3;
 # luapay.store.redis loads the same plain-Lua file on 5.4, with lua-socket).
 # lua-argparse parses the luapay command's options (one file for every Lua).
+# lua-readline (GNU readline, built for Lua 5.1-5.4; LuaJIT loads the 5.1
+# one) gives `luapay repl` line editing, history and completion on a
+# terminal; spec 77 drives it through a pseudo-terminal with util-linux's
+# `script` (bsdutils, essential: on every Debian system already).
 # LuaJIT comes as OpenResty's luajit2: nginx's Lua module (via lua-resty-core)
 # depends on libluajit2-5.1-2, which conflicts with Debian's plain luajit.
 PACKAGES="lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted
@@ -24,7 +28,7 @@ libcurl4-openssl-dev libssl-dev luarocks pkg-config make gcc clang libclang-rt-1
 nginx-core libnginx-mod-http-lua openssl wrk curl procps lua-check lua-ldoc chromium valgrind lua-expat
 lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev
 redis-server lua-redis lua-socket lua-nginx-redis
-lua-argparse"
+lua-argparse lua-readline"
 
 [ "${LUAPAY_SKIP_SETUP:-}" = 1 ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1; then

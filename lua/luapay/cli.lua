@@ -164,6 +164,12 @@ local function check_count(pos, command, min_args, max_args)
     if #pos < min_args then usage_error(command.usage) end
     if #pos > max_args then usage_error("too many arguments; " .. command.usage) end
 end
+cli.check_count = check_count
+
+--- cli.shell_quote(s) -> s as one word for /bin/sh.
+function cli.shell_quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
 
 --- The text of a file, or of standard input when path is nil or "-".
 function cli.read_input(path)
@@ -573,98 +579,13 @@ local function cmd_url(argv)
 end
 
 ---------------------------------------------------------------------------
--- The REPL
+-- The REPL: luapay.cli.repl
 ---------------------------------------------------------------------------
 
--- Compiles a line as an expression (to print its values), else as a
--- statement, in env. The error is the statement's ("<eof>" when incomplete).
-local function compile(code, env)
-    local chunk, err
-    for _, src in ipairs({ "return " .. code, code }) do
-        if setfenv then
-            chunk, err = loadstring(src, "=repl")
-            if chunk then setfenv(chunk, env) end
-        else
-            chunk, err = load(src, "=repl", "t", env)
-        end
-        if chunk then return chunk end
-    end
-    return nil, err
-end
+--- cli.repl(env, input, output [, prompt]): the REPL's loop (repl.loop).
+function cli.repl(...) return require("luapay.cli.repl").loop(...) end
 
-local function pack(...) return { n = select("#", ...), ... } end
-
---- Runs a read-eval-print loop on the given input and output: an
--- expression prints its values (pretty, secrets masked); a statement runs;
--- an incomplete chunk asks for more lines.
-function cli.repl(env, input, output, prompt)
-    input, output = input or io.stdin, output or io.stdout
-    local buffer = nil
-    while true do
-        output:write(buffer and ">> " or (prompt or "luapay> "))
-        output:flush()
-        local line = input:read("*l")
-        if line == nil then
-            output:write("\n")
-            return
-        end
-        local code = buffer and (buffer .. "\n" .. line) or line
-        local chunk, err = compile(code, env)
-        buffer = nil
-        if not chunk and err:match("<eof>'?$") then -- Lua 5.1 and LuaJIT quote it
-            buffer = code
-        elseif not chunk then
-            output:write(err, "\n")
-        else
-            local results = pack(pcall(chunk))
-            if not results[1] then
-                output:write(tostring(results[2]), "\n")
-            elseif results.n > 1 then
-                local parts = {}
-                for i = 2, results.n do parts[#parts + 1] = pretty.format(results[i]) end
-                output:write(table.concat(parts, "\t"), "\n")
-            end
-        end
-    end
-end
-
-local function cmd_repl(argv)
-    local pos, opts = cli.parse(argv, cli.commands.repl.options)
-    if opts.help then
-        cli.out(cli.commands.repl.help, "\n")
-        return cli.EXIT.OK
-    end
-    check_count(pos, cli.commands.repl, 0, 0)
-    local luapay = require "luapay"
-    local sandbox = require "luapay.sandbox"
-    local providers = require "luapay.sandbox.providers"
-    local env = setmetatable({ luapay = luapay, core = luapay.core, pretty = pretty }, { __index = _G })
-    local sb, err = sandbox.start{ routes = providers.routes() }
-    if not sb then config_error(err) end
-    env.sandbox = sb
-    local names = {}
-    for name, p in pairs(cli.providers) do
-        local ok, client = pcall(p.client, p.sandbox_settings(sb.url .. "/" .. name))
-        if ok then
-            env[p.repl_name or name] = client
-            names[#names + 1] = p.repl_name or name
-        else
-            local why = type(client) == "table" and client.message or tostring(client)
-            cli.err(("luapay: no %s client in this REPL: %s\n"):format(name, why))
-        end
-    end
-    table.sort(names)
-    cli.out(("luapay %s REPL on %s, sandbox at %s\n"):format(luapay.VERSION, _VERSION, sb.url))
-    if #names > 0 then cli.out("clients for the sandbox: ", table.concat(names, ", "), "\n") end
-    cli.out("globals: luapay, core, pretty, sandbox; end with Ctrl-D\n")
-    -- What the session prints passes through the same filter as the commands.
-    cli.repl(env, io.stdin, {
-        write = function(_, ...) cli.out(...) end,
-        flush = function() io.stdout:flush() end,
-    })
-    sb:stop()
-    return cli.EXIT.OK
-end
+local function cmd_repl(argv) return require("luapay.cli.repl").run(argv) end
 
 ---------------------------------------------------------------------------
 -- Commands and main
@@ -735,7 +656,13 @@ resumed run appends to FILE.partial and renames it once complete.]] },
 
 An interactive Lua session with luapay loaded, a sandbox running, and one
 client per provider configured for it. Results print as readable tables,
-secrets masked.]] },
+secrets masked; help() lists what is loaded and how to call it.
+
+On a terminal (with Debian's lua-readline): line editing, TAB completion,
+and a history kept in $LUAPAY_HISTORY, else $XDG_STATE_HOME/luapay/history
+or ~/.local/state/luapay/history (never a line holding a secret). Ctrl-C
+cancels the line; Ctrl-C twice at an empty prompt, Ctrl-D or os.exit()
+leave, and the sandbox stops however the session ends.]] },
 }
 
 cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl" }
@@ -780,7 +707,7 @@ function cli.main(argv)
     end
     -- Ctrl-C ends a command at once with 130, even inside a request or a
     -- read of standard input (an export's FILE.partial stays partial); the
-    -- REPL keeps the interpreter's own handling.
+    -- REPL cancels the line or the code running instead (repl.run).
     if name ~= "repl" then core.exit_on_interrupt(130) end
     local ok, result = pcall(command.run, rest)
     if ok then return result end

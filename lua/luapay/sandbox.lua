@@ -345,6 +345,23 @@ function Sandbox:stop()
     return true
 end
 
+--- Sandbox:stop_with_process(): nginx is also stopped (and its prefix
+-- removed) once this process has ended, however it ends: os.exit, a signal,
+-- an error nothing catches. A process of its own waits for ours (`tail
+-- --pid`, in a session of its own so that a Ctrl-C at the terminal does not
+-- reach it); after Sandbox:stop it finds no pid file and does nothing.
+-- Returns true, or nil, err without /proc.
+function Sandbox:stop_with_process()
+    local me = (read_file("/proc/self/stat") or ""):match("^(%d+)")
+    if not me then return nil, "luapay.sandbox: cannot tell this process's id (no /proc)" end
+    local script = ("tail -s 0.1 --pid=%s -f /dev/null; p=$(cat %s 2>/dev/null) || exit 0; kill -TERM \"$p\"; n=0;"
+        .. " while kill -0 \"$p\" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done;"
+        .. " [ $n -lt 100 ] || { pkill -KILL -P \"$p\"; kill -KILL \"$p\"; }; rm -rf %s"):format(
+        me, sh_quote(self.prefix .. "/logs/nginx.pid"), sh_quote(self.prefix))
+    run(("setsid sh -c %s </dev/null >/dev/null 2>&1 &"):format(sh_quote(script)))
+    return true
+end
+
 Sandbox.__close = Sandbox.stop
 -- A sandbox is stopped with the process that started it, unless detached.
 Sandbox.__gc = function(self)

@@ -40,9 +40,7 @@ function export.resume(text)
     return cursor
 end
 
-local function shell_quote(s)
-    return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local shell_quote = cli.shell_quote
 
 -- The message of an export a page failure stopped: why, how much came
 -- before, and the cursor that continues exactly after it (err.resume, from
