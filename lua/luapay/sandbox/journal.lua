@@ -32,7 +32,8 @@
 --   GET  /_sandbox/journal[?since=SEQ][&type=T[,T]]
 --        {cursor, entries}: the entries after since (default 0: all kept), oldest first,
 --        at most 500; follow by passing cursor back as since (it is the last seq
---        returned, or since itself when nothing is new). type filters, e.g.
+--        returned, or since itself when nothing is new). since=last: no entries, the
+--        cursor of the newest (to follow from now on). type filters, e.g.
 --        type=notification or type=operation,notification.
 --   GET  /_sandbox/operations   {operations}: every operation's latest entry, oldest first
 --   GET  /_sandbox/forward      {url}: the forward target (null: none)
@@ -203,6 +204,7 @@ end
 local function array(t) return setmetatable(t, core.array_mt) end
 
 local function read_journal()
+    if arg("since") == "last" then return reply(200, { cursor = dict():get("journal:seq") or 0, entries = array {} }) end
     local since = tonumber(arg("since") or "0")
     if not since or since < 0 or since ~= math.floor(since) then return reply(400, { error = "since: a seq (0, 1, ...)" }) end
     local types
