@@ -153,6 +153,43 @@ describe("the sandbox journal", function()
         assert.same({ "reversal", "reversed" }, { ev.kind, ev.status })
     end)
 
+    it("acts on the operations of the fakes' own flows: the page's buttons", function()
+        local gate = client("ecommpay")
+        local id = "page-" .. core.uuid4()
+        assert(gate:sale("trustly", { general = { payment_id = id, merchant_callback_url = url("/merchant/page-sale") },
+            payment = { amount = 2500, currency = "EUR" }, customer = { id = "c-42", ip_address = "198.51.100.7",
+            first_name = "Asa", last_name = "Lindqvist", email = "asa@example.se", country = "SE", language = "sv" },
+            return_url = { success = "https://shop.example/ok", decline = "https://shop.example/no" } }))
+        local ops = {}
+        for _, o in ipairs(get("/_sandbox/operations").operations) do ops[o.id] = o end
+        assert.same({ "payment", "pending", 2500, "EUR" }, { ops[id].kind, ops[id].status, ops[id].amount, ops[id].currency })
+        local doc = post("/_sandbox/trigger", { provider = "ecommpay", event = "decline", id = id })
+        assert.equal(url("/merchant/page-sale"), doc.notifications[1].url)
+        local ev = assert(gate:notification(doc.notifications[1].body))
+        assert.same({ "payment", "failed", id }, { ev.kind, ev.status, ev.merchant_ref })
+        local pid = "page-" .. core.uuid4()
+        assert(gate:payout("trustly", { general = { payment_id = pid }, payment = { amount = 4000, currency = "SEK" },
+            customer = { id = "customer-9", ip_address = "203.0.113.20", first_name = "Nils", last_name = "Holm" },
+            account = { clearinghouse = "SWEDEN", bank_code = "5000", number = "1234567890" },
+            additional_data = { sender = { party_type = "ORGANISATION", first_name = "Shop AB",
+                                           address = "Drottninggatan 1, Stockholm", country = "SE" } } }))
+        doc = post("/_sandbox/trigger", { provider = "ecommpay", event = "reverse_payout", id = pid })
+        ev = assert(gate:notification(doc.notifications[1].body))
+        assert.same({ "reversal", "reversed", 4000 }, { ev.kind, ev.status, ev.amount })
+        -- beGateway: a transaction the fake sent, then its refund failing
+        local sent = post("/begateway/notify", { url = url("/merchant/bg-page"), i = 7,
+                                                  set = { type = "payment", status = "successful" } })
+        assert.equal(200, sent.http_status)
+        local uid = core.json_decode(received("bg-page")[1].body).transaction.uid
+        doc = post("/_sandbox/trigger", { provider = "begateway", event = "fail_refund", id = uid })
+        local got = received("bg-page")[2]
+        ev = assert(client("begateway"):notification(got.body, got.headers))
+        assert.same({ "refund", "failed" }, { ev.kind, ev.status })
+        assert.equal(uid, ev.extra.transaction.parent_uid)
+        for _, o in ipairs(get("/_sandbox/operations").operations) do ops[o.id] = o end
+        assert.same({ "refund", "failed", uid }, { ops[doc.id].kind, ops[doc.id].status, ops[doc.id].parent })
+    end)
+
     it("keeps a failed Trustly refund a failed refund for the client that made it", function()
         local trustly = client("trustly")
         local dep = assert(trustly:deposit{ NotificationURL = url("/merchant/trustly-flow"), EndUserID = "u-1",

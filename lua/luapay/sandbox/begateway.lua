@@ -236,6 +236,11 @@ local function send(conf, url, tx, shop_id)
     local body = assert(core.json_encode{ transaction = tx })
     signing_key = signing_key or assert(core.pkey(test_keys.provider_private))
     journal_tx(tx)
+    -- kept, so that a trigger can act on it (its next transaction)
+    local kept = {}
+    for k, v in pairs(tx) do kept[k] = v end
+    kept.url, kept.shop_id = url, shop_id
+    ngx.shared.luapay_sandbox:set("begateway:tx:" .. tx.uid, assert(core.json_encode(kept)))
     return journal.deliver{
         provider = "begateway", id = tx.uid, event = ("%s %s"):format(tx.type, tx.status), url = url, body = body,
         timeout_ms = 5000,
@@ -288,7 +293,7 @@ local MESSAGES = { successful = "Successfully processed", failed = "Transaction 
 --- F.trigger(event, req, config) -> id | nil, status, message: sends the
 -- event's gateway notification now. The transaction is a new one (uid
 -- fresh), of the kind the event names; about an operation given by id
--- (one a trigger made) it is that one's next transaction: a refund or
+-- (one it sent) it is that one's next transaction: a refund or
 -- capture of that payment (parent_uid), or the same uid again.
 function F.trigger(event, req, config)
     local conf = settings(config)
@@ -297,7 +302,7 @@ function F.trigger(event, req, config)
     local parent
     if req.id then
         parent = cjson.decode(d:get("begateway:tx:" .. req.id) or "null")
-        if not parent then return nil, 404, "no beGateway transaction " .. req.id .. " (only triggered ones are kept)" end
+        if not parent then return nil, 404, "no beGateway transaction " .. req.id .. " (only those this fake sent are kept)" end
     end
     local ds = dataset.shared(conf.scale)
     local i = 1 + d:incr("begateway:trigger", 1, 0) % ds.bg_total
@@ -310,12 +315,7 @@ function F.trigger(event, req, config)
     tx.tracking_id = parent and parent.tracking_id or ("order-" .. tx.uid:sub(10))
     tx.test = true
     tx.parent_uid = parent and not same and parent.uid or nil
-    d:set("begateway:tx:" .. tx.uid, assert(core.json_encode(tx)))
-    send(conf, req.url or (parent and parent.url), tx, ds:bg_core(i).shop_id)
-    if req.url or parent then
-        tx.url = req.url or parent.url
-        d:set("begateway:tx:" .. tx.uid, assert(core.json_encode(tx)))
-    end
+    send(conf, req.url or (parent and parent.url), tx, parent and parent.shop_id or ds:bg_core(i).shop_id)
     return tx.uid
 end
 

@@ -7,7 +7,8 @@
 -- request it served (journal.request).
 --
 -- The journal is a bounded log (the last journal.MAX entries) in the
--- sandbox's shared dict. Each entry is a JSON object with seq (1, 2, ...:
+-- sandbox's shared dict, written with safe_set: were the dict full, the
+-- journal would lose entries, never evict the fakes' own state. Each entry is a JSON object with seq (1, 2, ...:
 -- its place), type, at (Unix time, seconds with a fraction) and:
 --
 --   type "operation"     a payment, refund or payout, each time a fake creates or changes it:
@@ -57,7 +58,7 @@ local journal = {}
 journal.MAX = 2000 -- entries kept
 local MAX_OPERATIONS = 1000
 local PAGE = 500
-local BODY_CAP = 8192 -- of an answer's body kept
+local BODY_CAP = 4096 -- of an answer's body kept
 
 local function dict() return ngx.shared.luapay_sandbox end
 
@@ -81,7 +82,7 @@ function journal.append(entry)
     local d = dict()
     local seq = d:incr("journal:seq", 1, 0)
     entry.seq, entry.at = seq, entry.at or now()
-    d:set("journal:e:" .. seq, encode(entry))
+    d:safe_set("journal:e:" .. seq, encode(entry))
     if seq > journal.MAX then d:delete("journal:e:" .. (seq - journal.MAX)) end
     return seq
 end
@@ -99,14 +100,14 @@ function journal.operation(op)
     local key = "journal:op:" .. entry.provider .. ":" .. entry.id
     if d:get(key) == nil then
         local n = d:incr("journal:opseq", 1, 0)
-        d:set("journal:opi:" .. n, key)
+        d:safe_set("journal:opi:" .. n, key)
         if n > MAX_OPERATIONS then
             local old = d:get("journal:opi:" .. (n - MAX_OPERATIONS))
             if old then d:delete(old) end
             d:delete("journal:opi:" .. (n - MAX_OPERATIONS))
         end
     end
-    d:set(key, encode(entry))
+    d:safe_set(key, encode(entry))
 end
 
 --- journal.find_operation(provider, id) -> its latest entry, or nil.
