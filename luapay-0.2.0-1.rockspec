@@ -67,6 +67,7 @@ build = {
         ["luapay.cli.begateway"] = "lua/luapay/cli/begateway.lua",
         ["luapay.cli.ecommpay"] = "lua/luapay/cli/ecommpay.lua",
         ["luapay.cli.export"] = "lua/luapay/cli/export.lua",
+        ["luapay.cli.journal"] = "lua/luapay/cli/journal.lua",
         ["luapay.cli.trustly"] = "lua/luapay/cli/trustly.lua",
         ["luapay.cli.trustly_na"] = "lua/luapay/cli/trustly_na.lua",
         ["luapay.cli.trustpay"] = "lua/luapay/cli/trustpay.lua",
