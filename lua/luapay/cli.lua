@@ -7,6 +7,9 @@
 --   luapay call <provider> <method> [json] [--sandbox]
 --   luapay export <provider> --from DATE --to DATE [--csv FILE] [--resume CURSOR] [--sandbox]
 --   luapay repl
+--   luapay trigger <provider> <event> [--id ID] [--url URL] | --list
+--   luapay listen --forward-to URL [--json]
+--   luapay logs [--follow] [--json]
 --
 -- Options are parsed strictly (cli.parse): an unknown, repeated or
 -- value-less option, or a value given to a flag, is a usage error and
@@ -651,6 +654,46 @@ why, how many transactions came before it (printed, or in FILE.partial),
 and the cursor that continues exactly after them: run the same command
 with --resume CURSOR (the JSON printed) for the rest. With --csv FILE the
 resumed run appends to FILE.partial and renames it once complete.]] },
+    trigger = { run = function(argv) return require("luapay.cli.journal").trigger(argv) end,
+        options = { id = VALUE, url = VALUE, amount = VALUE, currency = VALUE, list = FLAG, json = FLAG },
+        usage = "usage: luapay trigger <provider> <event> [--id ID] [--url URL] [--amount N] [--currency C] [--json]",
+        help = [[usage: luapay trigger <provider> <event> [--id ID] [--url URL] [--amount N] [--currency C] [--json]
+       luapay trigger --list [--json]
+
+Makes the running sandbox's fake of the provider send a signed notification
+of the event, as the provider would: a credit, a declined card, a failed
+refund, a payout reversal... --list shows every provider's events, what
+each acts on (a payment, a refund or a payout) and what it means.
+
+--id names the operation it acts on (an order, payment or refund id the
+sandbox gave: this command and `luapay listen` print them); without one
+the fake creates it, of --amount (minor units, default 10000) and
+--currency. The actions approve, decline, fail_refund and reverse_payout
+(the sandbox page's buttons) name the provider's event for each.
+
+The notification goes to --url, or the operation's own notification URL;
+and to the forward target of `luapay listen`. Prints what was sent and
+the answers; exit 1 when the operation cannot take the event.]] },
+    listen = { run = function(argv) return require("luapay.cli.journal").listen(argv) end,
+        options = { ["forward-to"] = VALUE, json = FLAG },
+        usage = "usage: luapay listen --forward-to URL [--json]",
+        help = [[usage: luapay listen --forward-to URL [--json]
+
+Has the running sandbox send every notification its fakes send (to the
+merchant URL of the payment, or for `luapay trigger`) also to URL, the
+same bytes, signed the same, with the same headers; and prints each as it
+is delivered, with URL's answer: readable on a terminal, one JSON object a
+line with --json. Runs until Ctrl-C (exit 130), which stops the
+forwarding; were this command killed, it stops on its own within 15 s.]] },
+    logs = { run = function(argv) return require("luapay.cli.journal").logs(argv) end,
+        options = { follow = FLAG, json = FLAG },
+        usage = "usage: luapay logs [--follow] [--json]",
+        help = [[usage: luapay logs [--follow] [--json]
+
+Prints the requests the running sandbox's fakes served (method, path,
+status, time taken, and a handler's error) and the lines of its nginx
+error log, oldest first; --follow then prints each as it comes, until
+Ctrl-C. --json: one JSON object a line ({type = "request" | "error", ...}).]] },
     repl = { run = cmd_repl, options = {}, usage = "usage: luapay repl",
         help = [[usage: luapay repl
 
@@ -665,7 +708,7 @@ cancels the line; Ctrl-C twice at an empty prompt, Ctrl-D or os.exit()
 leave, and the sandbox stops however the session ends.]] },
 }
 
-cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl" }
+cli.ORDER = { "sandbox", "sign", "verify", "url", "call", "export", "repl", "trigger", "listen", "logs" }
 
 function cli.help()
     local lines = { "usage: luapay <command> [arguments] [--help]", "       luapay --version", "", "commands:" }
@@ -707,8 +750,9 @@ function cli.main(argv)
     end
     -- Ctrl-C ends a command at once with 130, even inside a request or a
     -- read of standard input (an export's FILE.partial stays partial); the
-    -- REPL cancels the line or the code running instead (repl.run).
-    if name ~= "repl" then core.exit_on_interrupt(130) end
+    -- REPL cancels the line or the code running instead (repl.run); `listen`
+    -- catches Ctrl-C itself, to stop the forwarding first.
+    if name ~= "repl" and name ~= "listen" then core.exit_on_interrupt(130) end
     local ok, result = pcall(command.run, rest)
     if ok then return result end
     local mt = getmetatable(result)

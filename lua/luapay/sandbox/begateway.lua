@@ -36,6 +36,8 @@ local core = require "luapay.core"
 local dataset = require "luapay.sandbox.dataset"
 local control = require "luapay.sandbox.control"
 local test_keys = require "luapay.sandbox.test_keys"
+local journal = require "luapay.sandbox.journal"
+local events = require "luapay.sandbox.events"
 
 local F = {}
 F.DEFAULTS = { psp_id = "1", secret = "begateway-dwh-secret", scale = 1, shop_key = "begateway-shop-key" }
@@ -215,7 +217,41 @@ end
 -- Notifications
 ---------------------------------------------------------------------------
 
+-- A transaction in the journal's words: its kind and status.
+local OP_KIND = { refund = "refund", credit = "payout", payout = "payout" }
+local OP_STATUS = { successful = "succeeded", failed = "failed", error = "failed", pending = "pending",
+                    incomplete = "pending", expired = "canceled" }
+
+local function journal_tx(tx)
+    journal.operation{ provider = "begateway", kind = OP_KIND[tx.type] or "payment", id = tx.uid,
+                       parent = tx.parent_uid, amount = tx.amount, currency = tx.currency,
+                       status = OP_STATUS[tx.status] or tx.status }
+end
+
+-- Sends {"transaction": tx} to url (nil: only to the forward target) as
+-- beGateway does, signed, with the Basic credentials of shop_id, through
+-- the sandbox's journal. Returns the shop's answer or nil, err.
 local signing_key
+local function send(conf, url, tx, shop_id)
+    local body = assert(core.json_encode{ transaction = tx })
+    signing_key = signing_key or assert(core.pkey(test_keys.provider_private))
+    journal_tx(tx)
+    -- kept, so that a trigger can act on it (its next transaction)
+    local kept = {}
+    for k, v in pairs(tx) do kept[k] = v end
+    kept.url, kept.shop_id = url, shop_id
+    ngx.shared.luapay_sandbox:set("begateway:tx:" .. tx.uid, assert(core.json_encode(kept)))
+    return journal.deliver{
+        provider = "begateway", id = tx.uid, event = ("%s %s"):format(tx.type, tx.status), url = url, body = body,
+        timeout_ms = 5000,
+        headers = {
+            ["Content-Type"] = "application/json",
+            ["Authorization"] = "Basic " .. core.base64_encode(tostring(shop_id) .. ":" .. conf.shop_key),
+            ["Content-Signature"] = core.base64_encode(signing_key:sign(body, "sha256")),
+        },
+    }
+end
+
 local function notify(conf)
     ngx.req.read_body()
     local req = cjson.decode(ngx.req.get_body_data() or "")
@@ -228,19 +264,59 @@ local function notify(conf)
     for k, v in pairs(type(req.set) == "table" and req.set or {}) do
         if v == cjson.null then tx[k] = nil else tx[k] = v end
     end
-    local body = assert(core.json_encode{ transaction = tx })
-    signing_key = signing_key or assert(core.pkey(test_keys.provider_private))
-    local client = require("luapay.http").new{ retries = 0, timeout_ms = 5000, deadline_ms = 5000 }
-    local res, err = client:request{
-        method = "POST", url = req.url, body = body, decode = false,
-        basic = { tostring(ds:bg_core(req.i).shop_id), conf.shop_key },
-        headers = {
-            ["Content-Type"] = "application/json",
-            ["Content-Signature"] = core.base64_encode(signing_key:sign(body, "sha256")),
-        },
-    }
-    if not res then return control.json(200, { error = err.message }) end
+    local res, err = send(conf, req.url, tx, ds:bg_core(req.i).shop_id)
+    if not res then return control.json(200, { error = type(err) == "table" and err.message or tostring(err) }) end
     return control.json(200, { http_status = res.status, body = res.body })
+end
+
+---------------------------------------------------------------------------
+-- luapay trigger (POST /_sandbox/trigger)
+---------------------------------------------------------------------------
+
+F.EVENTS = events.list {
+    { "payment_successful", "payment", "payment succeeded", "transaction type payment, status successful", "approve" },
+    { "payment_failed", "payment", "payment failed", "type payment, status failed: a declined card", "decline" },
+    { "payment_expired", "payment", "payment canceled", "type payment, status expired: never paid in time" },
+    { "authorization_successful", "payment", "authorization authorized", "type authorization, status successful" },
+    { "capture_successful", "payment", "capture succeeded", "type capture, status successful" },
+    { "void_successful", "payment", "void canceled", "type void, status successful" },
+    { "chargeback_successful", "payment", "chargeback reversed", "type chargeback, status successful" },
+    { "tokenization_successful", "payment", "account succeeded", "type tokenization, status successful: a stored card" },
+    { "refund_successful", "refund", "refund refunded", "type refund, status successful" },
+    { "refund_failed", "refund", "refund failed", "type refund, status failed", "fail_refund" },
+    { "credit_successful", "payout", "payout succeeded", "type credit (money to the customer's card), status successful" },
+    { "credit_failed", "payout", "payout failed", "type credit, status failed" },
+}
+
+local MESSAGES = { successful = "Successfully processed", failed = "Transaction declined", expired = "Transaction expired" }
+
+--- F.trigger(event, req, config) -> id | nil, status, message: sends the
+-- event's gateway notification now. The transaction is a new one (uid
+-- fresh), of the kind the event names; about an operation given by id
+-- (one it sent) it is that one's next transaction: a refund or
+-- capture of that payment (parent_uid), or the same uid again.
+function F.trigger(event, req, config)
+    local conf = settings(config)
+    local d = ngx.shared.luapay_sandbox
+    local ttype, tstatus = event.name:match("^(%a+)_(%a+)$")
+    local parent
+    if req.id then
+        parent = cjson.decode(d:get("begateway:tx:" .. req.id) or "null")
+        if not parent then return nil, 404, "no beGateway transaction " .. req.id .. " (only those this fake sent are kept)" end
+    end
+    local ds = dataset.shared(conf.scale)
+    local i = 1 + d:incr("begateway:trigger", 1, 0) % ds.bg_total
+    local tx = ds:begateway(i, { main = true })
+    local same = parent and (OP_KIND[parent.type] or "payment") == event.on and parent.type == ttype
+    tx.uid = same and parent.uid or ("sandbox-" .. core.hex_encode(core.random_bytes(8)))
+    tx.type, tx.status, tx.message = ttype, tstatus, MESSAGES[tstatus] or tstatus
+    tx.amount = req.amount or parent and parent.amount or 10000
+    tx.currency = req.currency or parent and parent.currency or "EUR"
+    tx.tracking_id = parent and parent.tracking_id or ("order-" .. tx.uid:sub(10))
+    tx.test = true
+    tx.parent_uid = parent and not same and parent.uid or nil
+    send(conf, req.url or (parent and parent.url), tx, parent and parent.shop_id or ds:bg_core(i).shop_id)
+    return tx.uid
 end
 
 -- The shop's endpoint, for specs: what arrived, in order.

@@ -61,6 +61,9 @@
 -- declines are this fake's own (ecommpay's code list was not available).
 local core = require "luapay.core"
 local control = require "luapay.sandbox.control"
+local journal = require "luapay.sandbox.journal"
+local events = require "luapay.sandbox.events"
+local ecommpay = require "luapay.ecommpay"
 
 local M = {}
 
@@ -215,13 +218,39 @@ local function load(project, payment_id)
     return s and core.json_decode(s) or nil
 end
 
+-- Tells the sandbox's journal about a payment or payout as it is now (an
+-- account verification moves no money: not an operation).
+local function journal_payment(state)
+    if state.payment_type == "verify" then return end
+    journal.operation{ provider = "ecommpay", kind = state.payment_type == "payout" and "payout" or "payment",
+                       id = state.payment_id, amount = state.amount, currency = state.currency,
+                       status = ecommpay.STATUS[state.status] or state.status }
+end
+
 local function save(state)
     dict():set(payment_key(state.project_id, state.payment_id), encode(state))
+    journal_payment(state)
 end
 
 -- Creates the payment; false if the payment_id is taken in the project.
 local function create(state)
-    return dict():add(payment_key(state.project_id, state.payment_id), encode(state))
+    local ok = dict():add(payment_key(state.project_id, state.payment_id), encode(state))
+    if ok then journal_payment(state) end
+    return ok
+end
+
+-- A refund operation of a payment, in the journal: "<payment_id>/refund/<n>".
+local function journal_refund(state, op)
+    local n = 0
+    for _, o in ipairs(state.operations) do
+        if o.type == "refund" then n = n + 1 end
+        if o == op then break end
+    end
+    local id = state.payment_id .. "/refund/" .. n
+    journal.operation{ provider = "ecommpay", kind = "refund", id = id, parent = state.payment_id, amount = op.amount,
+                       currency = op.currency,
+                       status = op.status == "success" and "refunded" or op.status == "decline" and "failed" or "pending" }
+    return id
 end
 
 local function balance_key(project, currency)
@@ -301,24 +330,40 @@ local function record_delivery(state, what)
     dict():set(key, encode(array(list)))
 end
 
--- POSTs the signed bodies in order, from a timer (cosocket transport).
+-- POSTs the signed texts in order, through the sandbox's journal (which
+-- also forwards them); cosockets: a content handler or a timer.
+local function deliver(state, url, texts, what)
+    for i, text in ipairs(texts) do
+        local res, rerr = journal.deliver{ provider = "ecommpay", id = state.payment_id, event = what[i], url = url,
+                                           body = text, headers = { ["Content-Type"] = "application/json" },
+                                           timeout_ms = 5000 }
+        record_delivery(state, res and ("HTTP " .. res.status) or ("failed: " .. tostring(type(rerr) == "table"
+            and rerr.message or rerr)))
+    end
+end
+
+-- The signed texts of callback bodies, and what each says ("sale success").
+local function signed(c, state, bodies)
+    local secret = c.projects[tostring(state.project_id)]
+    local texts, what = {}, {}
+    for i, body in ipairs(bodies) do
+        texts[i] = encode(sign(body, secret))
+        local op = body.operation or {}
+        what[i] = ("%s %s"):format(op.type or body.payment.type, op.status or body.payment.status)
+    end
+    return texts, what
+end
+
+-- Sends the callbacks from a timer (cosocket transport).
 local function send_callbacks(c, state, bodies)
     local url = state.callback_url or c.callback_url
-    if not url then
+    if not url and not journal.forward_target() then
         record_delivery(state, "no callback URL")
         return
     end
-    local secret = c.projects[tostring(state.project_id)]
-    local texts = {}
-    for i, body in ipairs(bodies) do texts[i] = encode(sign(body, secret)) end
+    local texts, what = signed(c, state, bodies)
     local ok, err = ngx.timer.at(0, function(premature)
-        if premature then return end
-        local client = require("luapay.http").new { retries = 0, timeout_ms = 5000 }
-        for _, text in ipairs(texts) do
-            local res, rerr = client:request { method = "POST", url = url, body = text,
-                                               headers = { ["Content-Type"] = "application/json" } }
-            record_delivery(state, res and ("HTTP " .. res.status) or ("failed: " .. tostring(rerr)))
-        end
+        if not premature then deliver(state, url, texts, what) end
     end)
     if not ok then ngx.log(ngx.ERR, "ecommpay sandbox: cannot schedule a callback: ", err) end
 end
@@ -563,6 +608,7 @@ handlers.refund = function(c, body)
         adjust_balance(c, state.project_id, state.currency, -amount)
     end
     state.callback_url = get(general, "merchant_callback_url") or state.callback_url
+    journal_refund(state, op)
     save(state)
     send_callbacks(c, state, { callback_body(state, op) })
     return accepted(state)
@@ -667,6 +713,144 @@ local function bank_reject(c, project, payment_id)
     save(state)
     send_callbacks(c, state, { callback_body(state, op) })
     return reply(200, { status = "success", payment_id = state.payment_id })
+end
+
+---------------------------------------------------------------------------
+-- luapay trigger (POST /_sandbox/trigger)
+---------------------------------------------------------------------------
+
+M.EVENTS = events.list {
+    { "payment_pending", "payment", "payment pending", "sale, awaiting redirect result: the customer goes to the bank" },
+    { "payment_success", "payment", "payment succeeded", "sale success", "approve" },
+    { "payment_decline", "payment", "payment failed", "sale decline: declined by the customer or the bank", "decline" },
+    { "refund_success", "refund", "refund refunded", "refund success" },
+    { "refund_decline", "refund", "refund failed", "refund decline: the refund failed, the payment is as it was",
+      "fail_refund" },
+    { "payout_success", "payout", "payout succeeded", "payout success" },
+    { "payout_decline", "payout", "payout failed", "payout decline: insufficient funds on the merchant balance" },
+    { "payout_reversal", "payout", "reversal reversed", "reversal: the recipient's bank rejected the payout",
+      "reverse_payout" },
+}
+
+local function first_project(c)
+    local ids = {}
+    for id in pairs(c.projects) do ids[#ids + 1] = id end
+    table.sort(ids)
+    return tonumber(ids[1])
+end
+
+-- A new payment or payout for a trigger given no id.
+local function trigger_payment(c, req, payment_type, status)
+    local project = first_project(c)
+    local state = {
+        project_id = project, payment_id = "sandbox-" .. seq("trigger"), payment_type = payment_type,
+        status = status, amount = req.amount or 10000, currency = req.currency or "EUR", description = "luapay trigger",
+        customer_id = "sandbox-customer", callback_url = req.url, token = core.hex_encode(core.random_bytes(12)),
+        refunded = 0, operations = {},
+    }
+    if payment_type == "payout" then state.account_number = "SE4550000000058398257466" end
+    assert(create(state))
+    if status == "success" and payment_type == "purchase" then
+        adjust_balance(c, project, state.currency, state.amount)
+    elseif status == "success" then
+        adjust_balance(c, project, state.currency, -state.amount)
+    end
+    return state
+end
+
+-- The payment (or payout) a trigger names: "<payment_id>" or, for a
+-- refund, "<payment_id>/refund/<n>" (the n-th refund operation).
+local function trigger_find(c, id)
+    local payment_id, n = id:match("^(.*)/refund/(%d+)$")
+    local state = load(first_project(c), payment_id or id)
+    if not state then
+        for project in pairs(c.projects) do
+            state = state or load(tonumber(project), payment_id or id)
+        end
+    end
+    if not state or not n then return state end
+    local k = 0
+    for _, op in ipairs(state.operations) do
+        if op.type == "refund" then
+            k = k + 1
+            if k == tonumber(n) then return state, op end
+        end
+    end
+    return nil
+end
+
+local SALE = { payment_pending = { "awaiting redirect result", "awaiting" }, payment_success = { "success", "success" },
+               payment_decline = { "decline", "customer_declined" } }
+local PAYOUT = { payout_success = { "success", "success" }, payout_decline = { "decline", "no_funds_merchant" } }
+
+--- M.trigger(event, req, config) -> id | nil, status, message: sends the
+-- event's callback now (luapay.sandbox.journal's /_sandbox/trigger).
+function M.trigger(event, req, config)
+    local c = settings(config)
+    local state, refund_op
+    if req.id then
+        state, refund_op = trigger_find(c, req.id)
+        if not state then return nil, 404, "no ecommpay payment " .. req.id end
+        local kind = state.payment_type == "payout" and "payout" or "payment"
+        if event.on ~= "refund" and kind ~= event.on or event.on == "refund" and kind ~= "payment" then
+            return nil, 409, ("%s is a %s, not a %s"):format(req.id, kind, event.on)
+        end
+    end
+    local name, op, extra, refund_id = event.name, nil, nil, nil
+    if SALE[name] then
+        local to = SALE[name]
+        state = state or trigger_payment(c, req, "purchase", "awaiting redirect result")
+        if state.status ~= "awaiting redirect result" and state.status ~= "awaiting clarification" then
+            return nil, 409, ("payment %s is %s already"):format(state.payment_id, state.status)
+        end
+        op = new_operation("sale", state, to[1], to[2])
+        state.status = to[1]
+        if to[1] == "success" then adjust_balance(c, state.project_id, state.currency, state.amount) end
+        if to[1] == "awaiting redirect result" then extra = { redirect_data = redirect_data(c, state) } end
+    elseif event.on == "refund" then
+        state = state or trigger_payment(c, req, "purchase", "success")
+        local success = name == "refund_success"
+        if refund_op and refund_op.status == "success" and not success then
+            -- that refund fails after all: the money comes back
+            state.refunded = state.refunded - refund_op.amount
+            adjust_balance(c, state.project_id, state.currency, refund_op.amount)
+        end
+        if refund_op then
+            refund_op.status, refund_op.code, refund_op.message = success and "success" or "decline",
+                M.CODES[success and "success" or "decline"][1], M.CODES[success and "success" or "decline"][2]
+            op = refund_op
+        else
+            local amount = math.min(req.amount or state.amount, state.amount - state.refunded)
+            if success and amount < 1 then return nil, 409, "payment " .. state.payment_id .. " is refunded already" end
+            op = new_operation("refund", state, success and "success" or "decline", success and "success" or "decline",
+                math.max(amount, 1))
+            if success then
+                state.refunded = state.refunded + amount
+                adjust_balance(c, state.project_id, state.currency, -amount)
+            end
+        end
+        state.status = state.refunded == 0 and "success" or state.refunded == state.amount and "refunded"
+            or "partially refunded"
+        refund_id = journal_refund(state, op)
+    elseif PAYOUT[name] then
+        local to = PAYOUT[name]
+        state = state or trigger_payment(c, req, "payout", to[1])
+        if state.status ~= to[1] then
+            return nil, 409, ("payout %s is %s"):format(state.payment_id, state.status)
+        end
+        op = state.operations[#state.operations] or new_operation("payout", state, to[1], to[2])
+    elseif name == "payout_reversal" then
+        state = state or trigger_payment(c, req, "payout", "success")
+        if state.status ~= "success" then return nil, 409, ("payout %s is %s"):format(state.payment_id, state.status) end
+        op = new_operation("reversal", state, "success", "bank_rejected", state.amount)
+        state.status, state.reversed = "reversed", state.amount
+        adjust_balance(c, state.project_id, state.currency, state.amount)
+    end
+    state.callback_url = req.url or state.callback_url
+    save(state)
+    local texts, what = signed(c, state, { callback_body(state, op, extra) })
+    deliver(state, state.callback_url or c.callback_url, texts, what)
+    return refund_id or state.payment_id
 end
 
 ---------------------------------------------------------------------------

@@ -22,9 +22,10 @@ function providers.available()
     return list
 end
 
---- Routes for sandbox.start hosting every available fake.
+--- Routes for sandbox.start hosting every available fake, and the
+-- sandbox's own JSON API at /_sandbox/ (luapay.sandbox.journal).
 function providers.routes()
-    local routes = {}
+    local routes = { ["/_sandbox/"] = "luapay.sandbox.journal" }
     for _, name in ipairs(providers.available()) do routes["/" .. name .. "/"] = module_of(name) end
     return routes
 end

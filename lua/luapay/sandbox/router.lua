@@ -1,5 +1,6 @@
---- Runs inside the sandbox's nginx: dispatches each request by the longest
--- matching path prefix to a handler module's handle(path, config).
+--- Runs inside nginx: dispatches each request by the longest matching path
+-- prefix to a handler module's handle(path, config), and records each
+-- request in the sandbox's journal (luapay.sandbox.journal).
 local router = {}
 
 local routes = {}
@@ -24,7 +25,16 @@ end
 
 function router.handle()
     local module, path = find(ngx.var.uri)
-    if module then return module.handle(path, router.config) end
+    if module then
+        -- A handler's error is kept for the journal, then raised as before
+        -- (nginx logs it and answers 500).
+        local ok, err = pcall(module.handle, path, router.config)
+        if not ok then
+            ngx.ctx.sandbox_error = tostring(err)
+            error(err, 0)
+        end
+        return
+    end
     ngx.status = 404
     ngx.header["Content-Type"] = "text/plain"
     ngx.say("no sandbox route for ", ngx.var.uri)
@@ -33,6 +43,7 @@ end
 function router.log()
     local module, path = find(ngx.var.uri)
     if module and module.log then module.log(path, router.config) end
+    require("luapay.sandbox.journal").request()
 end
 
 return router

@@ -47,8 +47,9 @@
 local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local test_keys = require "luapay.sandbox.test_keys"
-local http = require "luapay.http"
 local trustly = require "luapay.trustly"
+local journal = require "luapay.sandbox.journal"
+local events = require "luapay.sandbox.events"
 
 local M = {}
 
@@ -140,6 +141,33 @@ local function timestamp()
     return os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)) .. (".%06d+00"):format(math.floor((t % 1) * 1e6))
 end
 
+-- An order's state in the journal's words.
+local OP_STATUS = { created = "created", pending = "pending", credited = "succeeded", canceled = "canceled",
+                    debited = "reversed", paid = "succeeded" }
+local OP_KIND = { Deposit = "payment", Charge = "payment", AccountPayout = "payout" }
+
+-- Tells the sandbox's journal about an order (a payment or a payout) as it is now.
+local function journal_order(order)
+    local kind = OP_KIND[order.method]
+    if not kind then return end
+    journal.operation{ provider = "trustly", kind = kind, id = order.orderid, currency = order.currency,
+                       amount = order.amount and minor(order.amount, order.currency) or nil,
+                       status = OP_STATUS[order.status] or order.status }
+end
+
+-- A refund of a deposit: kept (refund:<orderid>/refund/<n>) and journaled.
+local function save_refund(refund)
+    store("refund:" .. refund.id, refund)
+    journal.operation{ provider = "trustly", kind = "refund", id = refund.id, parent = refund.orderid,
+                       amount = minor(refund.amount, refund.currency), currency = refund.currency, status = refund.status }
+end
+
+local function new_refund(order, amount, status)
+    return { id = order.orderid .. "/refund/" .. next_id("refund:" .. order.orderid, 0), orderid = order.orderid,
+             messageid = order.messageid, enduserid = order.enduserid, amount = amount, currency = order.currency,
+             notification_url = order.notification_url, status = status }
+end
+
 ---------------------------------------------------------------------------
 -- Notifications
 ---------------------------------------------------------------------------
@@ -165,17 +193,16 @@ local function check_answer(s, body, method, uuid)
     return status
 end
 
--- Sends one notification (cosockets: content phase or a timer) and records
--- how the merchant answered.
-local function send(s, url, method, uuid, data, body, orderid)
-    local client = http.new{ retries = 0, timeout_ms = 10000, deadline_ms = 10000 }
-    local res, err = client:request{
-        method = "POST", url = url, body = body, decode = false,
+-- Sends one notification (cosockets: content phase or a timer) through
+-- the sandbox's journal and records how the merchant answered.
+local function send(s, url, method, uuid, data, body, orderid, opid)
+    local res, err = journal.deliver{
+        provider = "trustly", id = opid or orderid or data.orderid, event = method, url = url, body = body,
         headers = { ["Content-Type"] = "application/json; charset=utf-8" },
     }
     local entry = { method = method, uuid = uuid, notificationid = data.notificationid }
     if not res then
-        entry.error = err.message
+        entry.error = type(err) == "table" and err.message or tostring(err)
     else
         entry.http_status = res.status
         entry.body = res.body
@@ -361,6 +388,7 @@ function API.Deposit(_, data)
     })
     if not claim_message_id(order.messageid, order.orderid) then return fail(637) end
     store("order:" .. order.orderid, order)
+    journal_order(order)
     return {
         orderid = order.orderid,
         url = ("%s/trustly/checkout/%s?SessionID=%s&OrderID=%s&Locale=%s"):format(base_url(), order.orderid,
@@ -418,9 +446,11 @@ function API.Refund(s, data)
     if fault == "refund_fails" then
         -- accepted, then it fails: the money stays, and Trustly sends a
         -- credit for it on the deposit's order
+        save_refund(new_refund(order, data.Amount, "failed"))
         schedule(s, refund, { "credit" }, { ["repeat"] = "none" })
         return { orderid = order.orderid, result = "1" }
     end
+    save_refund(new_refund(order, data.Amount, s.payout_confirmation and "refunded" or "pending"))
     order.refunded = decimal(minor(order.refunded, order.currency) + want, order.currency)
     store("order:" .. order.orderid, order)
     balance_add(s, order.currency, -want)
@@ -451,10 +481,12 @@ function API.Charge(s, data)
     if not claim_message_id(order.messageid, order.orderid) then return fail(637) end
     if payment_date > today() then
         store("order:" .. order.orderid, order)
+        journal_order(order)
         schedule(s, order, { "pending" }, { ["repeat"] = "none" })
     else
         order.status = "credited"
         store("order:" .. order.orderid, order)
+        journal_order(order)
         balance_add(s, order.currency, minor(order.amount, order.currency))
         schedule(s, order, { "pending", "credit" }, { fixed = true, ["repeat"] = "none" })
     end
@@ -470,6 +502,7 @@ function API.CancelCharge(s, data)
     end
     order.status = "canceled"
     store("order:" .. order.orderid, order)
+    journal_order(order)
     schedule(s, order, { "cancel" }, { ["repeat"] = "none" })
     return { result = "1", rejected = null }
 end
@@ -488,6 +521,7 @@ function API.AccountPayout(s, data)
     })
     if not claim_message_id(order.messageid, order.orderid) then return fail(637) end
     store("order:" .. order.orderid, order)
+    journal_order(order)
     balance_add(s, order.currency, -minor(order.amount, order.currency))
     if s.payout_confirmation then schedule(s, order, { "payoutconfirmation" }, { ["repeat"] = "none" }) end
     return { orderid = order.orderid, result = "1" }
@@ -619,6 +653,7 @@ local function simulate(s, orderid, action)
     end
     if #explicit > 0 then methods = explicit end
     store("order:" .. orderid, order)
+    journal_order(order)
     local scheduled = schedule(s, order, methods, opts)
     return reply(200, cjson.encode({ orderid = orderid, status = order.status, notifications = scheduled }))
 end
@@ -659,6 +694,132 @@ local function notify_now(s)
     end
     local entry = send(s, req.url, req.method, uuid, data, body, nil)
     return reply(200, cjson.encode(entry))
+end
+
+---------------------------------------------------------------------------
+-- luapay trigger (POST /_sandbox/trigger)
+---------------------------------------------------------------------------
+
+M.EVENTS = events.list {
+    { "pending", "payment", "payment pending", "pending: the customer finished the checkout" },
+    { "credit", "payment", "payment succeeded", "credit: the deposit is confirmed, the money is the merchant's", "approve" },
+    { "debit", "payment", "payment reversed", "debit: a deposit fails although it was credited" },
+    { "cancel", "payment", "payment canceled", "cancel: the order was canceled", "decline" },
+    { "account", "payment", "account succeeded", "account: the verified bank account the deposit came from" },
+    { "mandate", "payment", "account authorized", "account: an active direct-debit mandate on the order's account" },
+    { "payoutconfirmation", "payout", "payout succeeded", "payoutconfirmation: an AccountPayout left Trustly" },
+    { "refund_confirmed", "refund", "refund refunded",
+      "payoutconfirmation on the deposit's order for the refund's amount: the refund left Trustly" },
+    { "refund_failed", "refund", "refund failed",
+      "credit on the deposit's order for the refund's amount: the refund failed, the money came back", "fail_refund" },
+    { "kyc", "payment", "unsupported", "kyc: the customer's KYC data (Deposit with RequestKYC); luapay does not read it" },
+}
+
+-- The operation a trigger acts on: the one named, or a new one.
+local function trigger_deposit(s, req, status)
+    local currency = req.currency or "EUR"
+    local n = next_id("trigger", 0)
+    local order = {
+        orderid = next_id("order", 1000000000), method = "Deposit", messageid = "sandbox-trigger-" .. n,
+        enduserid = "sandbox-user-" .. n, notification_url = req.url, status = status or "created",
+        amount = decimal(req.amount or 10000, currency), currency = currency, refunded = "0.00",
+    }
+    if order.status == "credited" then balance_add(s, currency, minor(order.amount, currency)) end
+    store("order:" .. order.orderid, order)
+    journal_order(order)
+    return order
+end
+
+local function trigger_target(s, event, req)
+    if event.on == "refund" then
+        local refund = req.id and load("refund:" .. req.id)
+        if refund then return load("order:" .. refund.orderid), refund end
+        local order = req.id and load("order:" .. req.id) -- a deposit: a new refund of what is left of it
+        if req.id and (not order or order.method ~= "Deposit" or order.status ~= "credited") then
+            return nil, 404, "no Trustly refund, nor a credited deposit, " .. req.id
+        end
+        order = order or trigger_deposit(s, req, "credited")
+        local left = minor(order.amount, order.currency) - minor(order.refunded or "0.00", order.currency)
+        local amount = math.min(req.amount or left, left)
+        if amount < 1 then return nil, 409, "deposit " .. order.orderid .. " is refunded already" end
+        refund = new_refund(order, decimal(amount, order.currency), "pending")
+        order.refunded = decimal(minor(order.refunded or "0.00", order.currency) + amount, order.currency)
+        store("order:" .. order.orderid, order)
+        save_refund(refund)
+        return order, refund
+    end
+    local order = req.id and load("order:" .. req.id)
+    if req.id and not order then return nil, 404, "no Trustly order " .. req.id end
+    local want = event.on == "payout" and "AccountPayout" or "Deposit"
+    if order and OP_KIND[order.method] ~= event.on then
+        return nil, 409, ("order %s is a %s, not a %s"):format(order.orderid, order.method, event.on)
+    end
+    if order then return order end
+    if want == "Deposit" then return trigger_deposit(s, req, event.name == "debit" and "credited" or nil) end
+    local currency = req.currency or "EUR"
+    order = { orderid = next_id("order", 1000000000), method = "AccountPayout", messageid = "sandbox-payout-" .. next_id("trigger", 0),
+              enduserid = "sandbox-user", notification_url = req.url, status = "paid", currency = currency,
+              amount = decimal(req.amount or 10000, currency), accountid = next_id("account", 4000000000) }
+    store("order:" .. order.orderid, order)
+    journal_order(order)
+    return order
+end
+
+-- event name -> the state the order moves to, the notification sent, and
+-- the states it may move from
+local PAYMENT_MOVES = {
+    pending = { "pending", "pending", { created = true } },
+    credit = { "credited", "credit", { created = true, pending = true } },
+    debit = { "debited", "debit", { credited = true } },
+    cancel = { "canceled", "cancel", { created = true, pending = true } },
+}
+
+--- M.trigger(event, req, config) -> id | nil, status, message: sends the
+-- event's notification now (luapay.sandbox.journal's /_sandbox/trigger).
+function M.trigger(event, req, config)
+    local s = conf(config)
+    local order, refund, why = trigger_target(s, event, req)
+    if not order then return nil, refund, why end
+    local name, method, data = event.name, event.name, nil
+    local move = PAYMENT_MOVES[name]
+    if move then
+        local was = order.status
+        if not move[3][was] then return nil, 409, ("order %s is %s: no %s"):format(order.orderid, was, name) end
+        if move[1] == "credited" and was ~= "credited" then balance_add(s, order.currency, minor(order.amount, order.currency)) end
+        if move[1] == "debited" and was == "credited" then balance_add(s, order.currency, -minor(order.amount, order.currency)) end
+        order.status = move[1]
+        data = notification_data(method, order)
+    elseif name == "account" or name == "mandate" then
+        order.accountid = order.accountid or next_id("account", 4000000000)
+        order.mandate = name == "mandate"
+        store("account:" .. order.accountid, { accountid = order.accountid, enduserid = order.enduserid, mandate = order.mandate })
+        method = "account"
+        data = notification_data(method, order, account_data(order))
+        -- a deposit's account, without a word about a mandate: verified
+        if name == "account" then data.attributes.directdebitmandate = nil end
+    elseif name == "payoutconfirmation" then
+        data = notification_data(method, order)
+    elseif name == "refund_confirmed" or name == "refund_failed" then
+        method = name == "refund_failed" and "credit" or "payoutconfirmation"
+        local deposit_ref = { orderid = order.orderid, messageid = order.messageid, enduserid = order.enduserid,
+                              amount = refund.amount, currency = refund.currency }
+        data = notification_data(method, deposit_ref)
+        if name == "refund_failed" and refund.status ~= "failed" and order.refunded then
+            -- the money comes back: what is left to refund grows again
+            local back = math.min(minor(order.refunded, order.currency), minor(refund.amount, refund.currency))
+            order.refunded = decimal(minor(order.refunded, order.currency) - back, order.currency)
+        end
+        refund.status = name == "refund_failed" and "failed" or "refunded"
+        save_refund(refund)
+    elseif name == "kyc" then
+        data = notification_data(method, order)
+    end
+    store("order:" .. order.orderid, order)
+    journal_order(order)
+    local uuid = core.uuid4()
+    send(s, req.url or order.notification_url, method, uuid, data, trustly.notification(method, uuid, data, s.key),
+         order.orderid, refund and refund.id)
+    return refund and refund.id or order.orderid
 end
 
 --- What a client needs to talk to this fake at base_url (the sandbox's

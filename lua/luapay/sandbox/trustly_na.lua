@@ -11,9 +11,19 @@
 -- defaults to desc as documented; ties are ordered by paymentId; an
 -- argument the API does not list is refused (400), so a client bug shows.
 -- Control endpoints: luapay.sandbox.control (_control/reset|fail|stats).
+--
+-- Event notifications (`luapay trigger trustly-na EVENT`, F.EVENTS): POSTed
+-- form-encoded to the merchant's notificationUrl with Authorization: Basic
+-- base64(accessId:signature), the signature a base64 HMAC-SHA1 keyed with
+-- the access key over the URL-decoded body; the fields of the documented
+-- example (merchantId, merchantReference, paymentType, transactionType,
+-- eventId, eventType, objectId, objectType, message, timeZone, createdAt,
+-- accessId, status, statusMessage) and amount and currency.
 local core = require "luapay.core"
 local dataset = require "luapay.sandbox.dataset"
 local control = require "luapay.sandbox.control"
+local journal = require "luapay.sandbox.journal"
+local events = require "luapay.sandbox.events"
 
 local F = {}
 F.DEFAULTS = { access_id = "luapay-access-id", access_key = "luapay-access-key", scale = 1 }
@@ -142,6 +152,91 @@ local function payments(conf)
         end
     end
     control.json(200, { payments = out, startIndex = start, itemsPerPage = count })
+end
+
+---------------------------------------------------------------------------
+-- luapay trigger (POST /_sandbox/trigger)
+---------------------------------------------------------------------------
+
+F.EVENTS = events.list {
+    { "authorize", "payment", "authorization authorized", "transactionType 1 Authorize, status 2 Authorized" },
+    { "pay_completed", "payment", "payment succeeded", "transactionType 2 Pay, status 4 Completed", "approve" },
+    { "pay_failed", "payment", "payment failed", "transactionType 2 Pay, status 5 Failed" },
+    { "pay_denied", "payment", "payment failed", "transactionType 2 Pay, status 8 Denied", "decline" },
+    { "pay_canceled", "payment", "payment canceled", "transactionType 2 Pay, status 7 Canceled" },
+    { "capture_completed", "payment", "capture succeeded", "transactionType 3 Capture, status 4 Completed" },
+    { "reclaim", "payment", "reversal reversed", "transactionType 7 Reclaim, status 4 Completed: a returned debit" },
+    { "refund_completed", "refund", "refund refunded", "transactionType 4 Refund, status 4 Completed" },
+    { "refund_failed", "refund", "refund failed", "transactionType 4 Refund, status 5 Failed", "fail_refund" },
+    { "deposit_completed", "payout", "payout succeeded",
+      "transactionType 6 Deposit (money to the customer's account), status 4 Completed" },
+    { "deposit_failed", "payout", "payout failed", "transactionType 6 Deposit, status 5 Failed" },
+    { "reverse", "payout", "reversal reversed", "transactionType 5 Reverse, status 4 Completed: the money taken back",
+      "reverse_payout" },
+}
+
+-- event -> transactionType, eventType, status
+local TRIGGERS = {
+    authorize = { 1, "Authorize", 2 }, pay_completed = { 2, "Pay", 4 }, pay_failed = { 2, "Pay", 5 },
+    pay_denied = { 2, "Pay", 8 }, pay_canceled = { 2, "Pay", 7 }, capture_completed = { 3, "Capture", 4 },
+    reclaim = { 7, "Reclaim", 4 }, refund_completed = { 4, "Refund", 4 }, refund_failed = { 4, "Refund", 5 },
+    deposit_completed = { 6, "Deposit", 4 }, deposit_failed = { 6, "Deposit", 5 }, reverse = { 5, "Reverse", 4 },
+}
+local STATUS_NAMES = { [2] = "Authorized", [4] = "Completed", [5] = "Failed", [7] = "Canceled", [8] = "Denied" }
+local OP_STATUS = { [2] = "authorized", [4] = "succeeded", [5] = "failed", [7] = "canceled", [8] = "failed" }
+
+--- F.trigger(event, req, config) -> id | nil, status, message: sends the
+-- event notification now. The payment (paymentId) is the one given by id
+-- (one a trigger made), or a new one; the transaction is new each time.
+function F.trigger(event, req, config)
+    local conf = settings(config)
+    local d = ngx.shared.luapay_sandbox
+    local payment, refund_tx
+    if req.id then
+        local pid, rtx = req.id:match("^(.-)/refund/(%d+)$")
+        refund_tx = event.on == "refund" and rtx or nil
+        payment = core.json_decode(d:get("trustly_na:payment:" .. (pid or req.id)) or "null")
+        if not payment then return nil, 404, "no Trustly NA payment " .. req.id .. " (only triggered ones are kept)" end
+    else
+        local n = d:incr("trustly_na:trigger", 1, 0)
+        payment = { id = tostring(1003000000 + n), kind = event.on, amount = req.amount or 10000,
+                    currency = req.currency or "USD", reference = "sandbox-" .. n, url = req.url }
+    end
+    payment.url = req.url or payment.url
+    local t = TRIGGERS[event.name]
+    local tx = refund_tx or tostring(1004000000 + d:incr("trustly_na:tx", 1, 0))
+    local http = require "luapay.http"
+    local fields = {
+        { "merchantId", "1002463580" }, { "merchantReference", payment.reference },
+        { "paymentType", event.on == "payout" and "4" or "2" }, { "transactionType", tostring(t[1]) },
+        { "eventId", tostring(1005000000 + d:incr("trustly_na:event", 1, 0)) }, { "eventType", t[2] },
+        { "objectId", tx }, { "objectType", "Transaction" }, { "message", "" }, { "timeZone", "Etc/UTC" },
+        { "createdAt", ("%d"):format(math.floor(ngx.now() * 1000)) }, { "accessId", conf.access_id },
+        { "paymentId", payment.id },
+        { "amount", core.to_decimal(payment.amount, payment.currency) }, { "currency", payment.currency },
+        { "status", tostring(t[3]) }, { "statusMessage", STATUS_NAMES[t[3]] },
+    }
+    local body, plain = {}, {}
+    for i, f in ipairs(fields) do
+        body[i] = http.escape(f[1]) .. "=" .. http.escape(f[2])
+        plain[i] = f[1] .. "=" .. f[2]
+    end
+    body, plain = table.concat(body, "&"), table.concat(plain, "&")
+    local signature = core.hmac("sha1", conf.access_key, plain, "base64")
+    d:set("trustly_na:payment:" .. payment.id, assert(core.json_encode(payment)))
+    local kind = t[2] == "Refund" and "refund" or event.on
+    local id = kind == "refund" and (payment.id .. "/refund/" .. tx) or payment.id
+    journal.operation{ provider = "trustly_na", kind = kind, id = id, parent = kind == "refund" and payment.id or nil,
+                       amount = payment.amount, currency = payment.currency,
+                       status = (t[2] == "Reverse" or t[2] == "Reclaim") and "reversed"
+                           or kind == "refund" and t[3] == 4 and "refunded" or OP_STATUS[t[3]] }
+    journal.deliver{
+        provider = "trustly_na", id = id, event = ("%s %s"):format(t[2], STATUS_NAMES[t[3]]), url = payment.url,
+        body = body, timeout_ms = 5000,
+        headers = { ["Content-Type"] = "application/x-www-form-urlencoded",
+                    ["Authorization"] = "Basic " .. core.base64_encode(conf.access_id .. ":" .. signature) },
+    }
+    return id
 end
 
 function F.handle(path, config)

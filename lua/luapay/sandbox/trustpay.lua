@@ -57,6 +57,8 @@ local cjson = require "cjson.safe"
 local core = require "luapay.core"
 local trustpay = require "luapay.trustpay"
 local control = require "luapay.sandbox.control"
+local journal = require "luapay.sandbox.journal"
+local events = require "luapay.sandbox.events"
 
 local function dict() return ngx.shared.luapay_sandbox end
 
@@ -146,31 +148,65 @@ local function two(h) return ("%d.%02d"):format(math.floor(h / 100), h % 100) en
 -- Notifications
 ---------------------------------------------------------------------------
 
--- Sends the notifications in order from a timer, through luapay's own
--- pipeline (the cosocket transport inside nginx). A merchant that does not
--- answer 200 gets each notification up to three times.
-local function notify(url, list)
-    if not url or #list == 0 then return end
-    local ok, err = ngx.timer.at(0, function(premature)
-        if premature then return end
-        local http = require "luapay.http"
-        local client = http.new{ timeout_ms = 5000, retries = 0 }
-        for _, params in ipairs(list) do
-            local target = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(params)
-            local delivered = false
-            for _ = 1, 3 do
-                local res = client:request{ method = "GET", url = target, decode = false }
-                if res and res.status == 200 then
-                    delivered = true
-                    break
-                end
-                ngx.sleep(0.1)
+-- Sends the notifications in order, through the sandbox's journal (which
+-- also forwards them): GET NotificationUrl?<signed parameters>. A merchant
+-- that does not answer 200 gets each notification up to three times.
+-- Cosockets: a content handler or a timer.
+local function deliver(url, list)
+    local http = require "luapay.http"
+    for _, params in ipairs(list) do
+        local delivered = false
+        for _ = 1, url and 3 or 1 do
+            local res = journal.deliver{
+                provider = "trustpay", id = params.PaymentId or params.PaymentRequestId, method = "GET", url = url,
+                event = ("%s ResultCode %s"):format(params.Type, params.ResultCode), body = http.encode_query(params),
+                timeout_ms = 5000,
+            }
+            if res and res.status == 200 then
+                delivered = true
+                break
             end
-            dict():incr("tp:notifications:" .. (delivered and "delivered" or "failed"), 1, 0)
-            if not delivered then ngx.log(ngx.WARN, "trustpay sandbox: notification to ", url, " was not accepted") end
+            if url then ngx.sleep(0.1) end
         end
+        dict():incr("tp:notifications:" .. (delivered and "delivered" or "failed"), 1, 0)
+        if url and not delivered then ngx.log(ngx.WARN, "trustpay sandbox: notification to ", url, " was not accepted") end
+    end
+end
+
+-- The same from a timer.
+local function notify(url, list)
+    if (not url and not journal.forward_target()) or #list == 0 then return end
+    local ok, err = ngx.timer.at(0, function(premature)
+        if not premature then deliver(url, list) end
     end)
     if not ok then ngx.log(ngx.ERR, "trustpay sandbox: cannot schedule notifications: ", err) end
+end
+
+-- A payment's state in the journal's words.
+local OP_STATUS = { created = "created", announced = "pending", processing = "pending", paid = "succeeded",
+                    captured = "succeeded", authorized = "authorized", failed = "failed", canceled = "canceled" }
+
+-- Keeps a payment, and tells the sandbox's journal about it.
+local function save_pay(pay)
+    save("tp:pay:" .. pay.id, pay)
+    local status = OP_STATUS[pay.state] or pay.state
+    local paid = pay.captured or pay.amount
+    if (pay.refunded or 0) > 0 then status = pay.refunded >= paid and "refunded" or "partially_refunded" end
+    journal.operation{ provider = "trustpay", kind = "payment", id = pay.id, amount = pay.amount, currency = pay.Currency,
+                       status = status }
+end
+
+-- A refund of a payment: kept (tp:refund:<id>/refund/<n>) and journaled.
+local function save_refund(refund)
+    save("tp:refund:" .. refund.id, refund)
+    journal.operation{ provider = "trustpay", kind = "refund", id = refund.id, parent = tostring(refund.payment),
+                       amount = refund.amount, currency = refund.Currency, status = refund.status }
+end
+
+local function new_refund(pay, amount, reference)
+    return { id = pay.id .. "/refund/" .. dict():incr("tp:refunds:" .. pay.id, 1, 0), payment = pay.id,
+             AccountId = pay.AccountId, amount = amount, Currency = pay.Currency, Reference = reference or pay.Reference,
+             method = pay.method, status = "refunded" }
 end
 
 local function signed(secret, kind, fields)
@@ -268,7 +304,8 @@ local function background(s, method, pt, args, secret)
         end
         if not available or amount > available then return background_answer(method, 1011) end
         original.refunded = (original.refunded or 0) + amount
-        save("tp:pay:" .. original.id, original)
+        save_pay(original)
+        save_refund(new_refund(original, amount, args.Reference))
         local refund = { id = original.id, AccountId = original.AccountId, amount = amount, Currency = original.Currency,
             Reference = args.Reference }
         local n = method == "wire" and wire_notification(secret, refund, 0, { Type = "DBIT" })
@@ -281,7 +318,7 @@ local function background(s, method, pt, args, secret)
             return background_answer(method, 1011)
         end
         original.state, original.captured = "captured", amount
-        save("tp:pay:" .. original.id, original)
+        save_pay(original)
         local captured = {}
         for k, v in pairs(original) do captured[k] = v end
         captured.amount = amount
@@ -300,7 +337,7 @@ local function background(s, method, pt, args, secret)
         CardExpiration = original.CardExpiration, AuthNumber = tostring(100000 + new_id() % 900000),
         initial = original.id,
     }
-    save("tp:pay:" .. pay.id, pay)
+    save_pay(pay)
     notify(pay.NotificationUrl or s.notification_url, { card_notification(secret, pay, 3) })
     return background_answer(method, 3)
 end
@@ -356,7 +393,7 @@ local function mapi(s, method)
         CancelUrl = args.CancelUrl or args.Url, ErrorUrl = args.ErrorUrl or args.Url,
         IsRedirect = args.IsRedirect,
     }
-    save("tp:pay:" .. pay.id, pay)
+    save_pay(pay)
     ngx.status = 200
     ngx.header["Content-Type"] = "text/html; charset=utf-8"
     ngx.header["X-Sandbox-Payment-Id"] = tostring(pay.id)
@@ -377,11 +414,10 @@ local function simulate(s)
     if not pay then return json_out(404, { error = "no such payment" }) end
     if pay.state ~= "created" then return json_out(409, { error = "payment is " .. pay.state }) end
     local secret = s.accounts[pay.AccountId]
-    local key = "tp:pay:" .. pay.id
     local answer = { PaymentRequestId = tostring(pay.id) }
     if args.outcome == "cancel" then
         pay.state = "canceled"
-        save(key, pay)
+        save_pay(pay)
         answer.ResultCode = 1005
         answer.redirect = redirect_url(pay.CancelUrl,
             { Reference = pay.Reference, ResultCode = "1005", PaymentRequestId = tostring(pay.id) })
@@ -390,7 +426,7 @@ local function simulate(s)
     local url = pay.NotificationUrl or s.notification_url
     if pay.method == "wire" then
         pay.state = "paid"
-        save(key, pay)
+        save_pay(pay)
         answer.ResultCode = 0
         answer.redirect = redirect_url(pay.ReturnUrl, { Reference = pay.Reference, ResultCode = "0", PaymentRequestId = tostring(pay.id) })
         json_out(200, answer)
@@ -405,7 +441,7 @@ local function simulate(s)
     if outcome ~= true then
         local acquirer = outcome or "100.100.700"
         pay.state = "failed"
-        save(key, pay)
+        save_pay(pay)
         answer.ResultCode, answer.AcquirerResponseId = 1014, acquirer
         answer.redirect = redirect_url(pay.ErrorUrl, { Reference = pay.Reference, ResultCode = "1014",
             AcquirerResponseId = acquirer, PaymentRequestId = tostring(pay.id) })
@@ -420,7 +456,7 @@ local function simulate(s)
         pay.CardId = core.hex_encode(core.random_bytes(16))
         dict():set("tp:card:" .. pay.CardId, pay.id)
     end
-    save(key, pay)
+    save_pay(pay)
     answer.ResultCode, answer.AcquirerResponseId = code, "000.000.000"
     answer.redirect = redirect_url(pay.ReturnUrl, { Reference = pay.Reference, ResultCode = tostring(code),
         AcquirerResponseId = "000.000.000", PaymentRequestId = tostring(pay.id) })
@@ -810,6 +846,105 @@ local function banking(s, method)
     if type(body) ~= "table" then return banking_error(400, "The request body must be JSON") end
     ngx.ctx.trustpay_call = true -- carried out from here on: its answer may be lost
     return handler(s, body)
+end
+
+---------------------------------------------------------------------------
+-- luapay trigger (POST /_sandbox/trigger)
+---------------------------------------------------------------------------
+
+M.EVENTS = events.list {
+    { "announced", "payment", "payment pending", "wire notification, CRDT, ResultCode 2 (Announced)" },
+    { "processing", "payment", "payment pending", "wire notification, CRDT, ResultCode 4 (Processing)" },
+    { "credit", "payment", "payment succeeded",
+      "CRDT, ResultCode 0 (wire: Success) or 3 (card: Authorized, i.e. captured): the money is the merchant's",
+      "approve" },
+    { "authorized", "payment", "payment authorized", "card notification, CRDT, ResultCode 5 (AuthorizedOnly)" },
+    { "declined", "payment", "payment failed", "card notification, CRDT, ResultCode 1014 (Rejected transaction)",
+      "decline" },
+    { "debit", "refund", "refund refunded", "DBIT, ResultCode 0: a refund left the merchant's account" },
+}
+
+-- The payment events: the method they need (nil: either), the state the
+-- payment moves to, and the result code (wire, card).
+local MOVES = {
+    announced = { "wire", "announced", 2 }, processing = { "wire", "processing", 4 },
+    credit = { nil, "paid", 0, 3 }, authorized = { "card", "authorized", 5 }, declined = { "card", "failed", 1014 },
+}
+
+local function trigger_payment(s, req, method)
+    local account = next(s.accounts)
+    local amount = req.amount or 10000
+    local pay = {
+        id = new_id(), method = method, PaymentType = 0, AccountId = account, amount = amount, Amount = two(amount),
+        Currency = req.currency or "EUR", Reference = "sandbox-" .. dict():incr("tp:trigger", 1, 0), state = "created",
+        NotificationUrl = req.url,
+    }
+    if method == "card" then
+        pay.CardMask, pay.CardExpiration = "420000******0000", "1230"
+        pay.AuthNumber = tostring(100000 + (pay.id * 7919) % 900000)
+    end
+    save_pay(pay)
+    return pay
+end
+
+--- M.trigger(event, req, config) -> id | nil, status, message: sends the
+-- event's notification now (luapay.sandbox.journal's /_sandbox/trigger).
+function M.trigger(event, req, config)
+    local s = settings(config)
+    local pay, refund
+    if req.id then
+        local pay_id = req.id:match("^(%d+)/refund/%d+$")
+        if pay_id then
+            refund = load("tp:refund:" .. req.id)
+            if not refund or event.on ~= "refund" then return nil, 404, "no TrustPay " .. event.on .. " " .. req.id end
+        end
+        pay = load("tp:pay:" .. (pay_id or req.id))
+        if not pay then return nil, 404, "no TrustPay payment " .. req.id end
+    end
+    local move = MOVES[event.name]
+    local list
+    if move then
+        pay = pay or trigger_payment(s, req, move[1] or "wire")
+        if move[1] and pay.method ~= move[1] then
+            return nil, 409, ("%s is a %s payment: TrustPay sends %s for %s payments"):format(pay.id, pay.method,
+                event.name, move[1])
+        end
+        if pay.state ~= "created" and pay.state ~= "announced" and pay.state ~= "processing" and pay.state ~= "authorized" then
+            return nil, 409, ("payment %s is %s already"):format(pay.id, pay.state)
+        end
+        pay.state = move[2]
+        save_pay(pay)
+        local secret = s.accounts[pay.AccountId]
+        if pay.method == "wire" then
+            list = { wire_notification(secret, pay, move[3], move[3] == 0 and { OrderId = tostring(200000 + pay.id % 100000) }
+                or nil) }
+        else
+            list = { card_notification(secret, pay, move[4] or move[3]) }
+        end
+    else -- debit: a refund
+        if not pay then
+            pay = trigger_payment(s, req, "wire")
+            pay.state = "paid"
+        end
+        if not refund then
+            local left = (pay.captured or pay.amount) - (pay.refunded or 0)
+            local amount = math.min(req.amount or left, left)
+            if (pay.state ~= "paid" and pay.state ~= "captured") or amount < 1 then
+                return nil, 409, ("payment %s is %s: nothing to refund"):format(pay.id, pay.state)
+            end
+            pay.refunded = (pay.refunded or 0) + amount
+            refund = new_refund(pay, amount)
+            save_refund(refund)
+        end
+        save_pay(pay)
+        local secret = s.accounts[pay.AccountId]
+        local n = { id = pay.id, AccountId = pay.AccountId, amount = refund.amount, Currency = pay.Currency,
+                    Reference = refund.Reference }
+        list = { pay.method == "wire" and wire_notification(secret, n, 0, { Type = "DBIT" })
+            or card_notification(secret, n, 0, { Type = "DBIT" }) }
+    end
+    deliver(req.url or pay.NotificationUrl or s.notification_url, list)
+    return refund and refund.id or pay.id
 end
 
 ---------------------------------------------------------------------------
