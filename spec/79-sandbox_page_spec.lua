@@ -286,6 +286,24 @@ describe("the sandbox page", function()
         assert.same(n.headers, seen.headers)
         assert(client("begateway"):notification(seen.body, seen.headers))
         assert.is_true(b:eval("window.stayed === true"))
+        -- a row that did not change stays the same element (a button being
+        -- pressed is not taken away from under the pointer)
+        b:eval(("window.kept = document.querySelector(%s); true"):format(js(row("begateway", doc.id))))
+        core.sleep(2.2)
+        assert.is_true(b:eval(("document.querySelector(%s) === window.kept"):format(js(row("begateway", doc.id)))))
+
+        -- `luapay listen`'s forward target: shown, and where each notification also went
+        post("/_sandbox/forward", { url = url("/merchant/forwarded") })
+        finally(function() post("/_sandbox/forward", {}) end)
+        b:wait("document.getElementById('forward').textContent === " .. js("also forwarding to " .. url("/merchant/forwarded")),
+            "the forward target")
+        local fwd = post("/_sandbox/trigger", { provider = "trustpay", event = "credit", url = url("/merchant/trustpay") })
+        b:wait(("document.querySelector('details.notification[data-seq=\"%d\"] .forward-url') !== null")
+            :format(fwd.notifications[1].seq), "the forwarded notification")
+        assert.equal(url("/merchant/forwarded"), b:eval(("document.querySelector('details.notification[data-seq=\"%d\"] "
+            .. ".forward-url').textContent"):format(fwd.notifications[1].seq)))
+        post("/_sandbox/forward", {})
+        b:wait("document.getElementById('forward').textContent === ''", "the forward target to go")
 
         -- and the page's events form sends a new one (the selects are set
         -- as a person would pick; the button is clicked)

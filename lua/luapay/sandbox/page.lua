@@ -47,7 +47,7 @@ form#trigger input { width: 8em; }
 local SCRIPT = [==[
 "use strict";
 // The page's state: operations by "provider:id", notifications by seq.
-const ops = new Map(), notes = new Map();
+const ops = new Map(), notes = new Map(), rows = new Map();
 let cursor = 0, events = null, busy = false;
 const $ = (id) => document.getElementById(id);
 
@@ -104,29 +104,40 @@ function actionsFor(provider, kind) {
 
 const LABEL = { approve: "Approve", decline: "Decline", fail_refund: "Fail refund", reverse_payout: "Reverse payout" };
 
+function sentAbout(o) {
+  let n = 0;
+  for (const x of notes.values()) if (x.provider === o.provider && x.id === o.id) n++;
+  return n;
+}
+
+// A row is made again only when its operation changed or sent something:
+// a button being pressed stays the same element.
 function renderOperations() {
-  const body = $("operations");
-  const rows = Array.from(ops.values()).sort((a, b) => b.seq - a.seq);
-  body.replaceChildren(...rows.map((o) => {
-    const buttons = actionsFor(o.provider, o.kind).map((e) =>
-      el("button", { type: "button", "data-action": e.action, "data-event": e.name, title: e.doc },
-         LABEL[e.action] || e.action));
-    const sent = Array.from(notes.values()).filter((n) => n.provider === o.provider && n.id === o.id).length;
-    const tr = el("tr", { class: "op", "data-provider": o.provider, "data-id": o.id, "data-key": o.provider + ":" + o.id },
-      el("td", null, o.provider),
-      el("td", { class: "kind" }, o.kind),
-      el("td", { class: "id" }, o.id, o.parent ? el("div", { class: "dim" }, "of " + o.parent) : null),
-      el("td", { class: "amount" }, money(o.amount, o.currency)),
-      el("td", { class: "status status-" + o.status }, o.status),
-      el("td", { class: "dim" }, time(o.at)),
-      el("td", { class: "sent" }, String(sent)),
-      el("td", { class: "actions" }, ...buttons));
-    for (const b of buttons) {
-      b.addEventListener("click", () => act(o, b.getAttribute("data-action"), b));
-    }
+  const list = Array.from(ops.values()).sort((a, b) => b.seq - a.seq);
+  $("operations").replaceChildren(...list.map((o) => {
+    const key = o.provider + ":" + o.id, sent = sentAbout(o), kept = rows.get(key);
+    if (kept && kept.seq === o.seq && kept.sent === sent) return kept.tr;
+    const tr = row(o, sent);
+    rows.set(key, { seq: o.seq, sent: sent, tr: tr });
     return tr;
   }));
-  $("no-operations").hidden = rows.length > 0;
+  $("no-operations").hidden = list.length > 0;
+}
+
+function row(o, sent) {
+  const buttons = actionsFor(o.provider, o.kind).map((e) =>
+    el("button", { type: "button", "data-action": e.action, "data-event": e.name, title: e.doc },
+       LABEL[e.action] || e.action));
+  for (const b of buttons) b.addEventListener("click", () => act(o, b.getAttribute("data-action"), b));
+  return el("tr", { class: "op", "data-provider": o.provider, "data-id": o.id, "data-key": o.provider + ":" + o.id },
+    el("td", null, o.provider),
+    el("td", { class: "kind" }, o.kind),
+    el("td", { class: "id" }, o.id, o.parent ? el("div", { class: "dim" }, "of " + o.parent) : null),
+    el("td", { class: "amount" }, money(o.amount, o.currency)),
+    el("td", { class: "status status-" + o.status }, o.status),
+    el("td", { class: "dim" }, time(o.at)),
+    el("td", { class: "sent" }, String(sent)),
+    el("td", { class: "actions" }, ...buttons));
 }
 
 function headersTable(headers) {
@@ -158,7 +169,7 @@ function renderNotification(n) {
     ...answerOf(n.answer, n.error),
   ];
   if (n.forward) {
-    parts.push(el("h3", null, "Forwarded to ", el("span", { class: "mono" }, n.forward.url)),
+    parts.push(el("h3", null, "Also forwarded to ", el("span", { class: "mono forward-url" }, n.forward.url)),
                ...answerOf(n.forward.answer, n.forward.error));
   }
   return el("details", { class: "notification", "data-seq": String(n.seq), "data-provider": n.provider,
@@ -179,23 +190,27 @@ function take(entry) {
   else if (entry.type === "notification") notes.set(entry.seq, entry);
 }
 
-// Reads the journal after the cursor (pages of at most 500) until it is read.
+// Reads the journal after the cursor (pages of at most 500) until it is
+// read; true if there was anything new.
 async function follow() {
+  let changed = false;
   for (;;) {
     const doc = await api("journal?type=operation,notification&since=" + cursor);
     if (doc.cursor < cursor) return restart(); // a new sandbox on the same port
     doc.entries.forEach(take);
+    changed = changed || doc.entries.length > 0;
     cursor = doc.cursor;
-    if (doc.entries.length < 500) return;
+    if (doc.entries.length < 500) return changed;
   }
 }
 
 async function restart() {
-  ops.clear(); notes.clear(); cursor = 0;
+  ops.clear(); notes.clear(); rows.clear(); cursor = 0;
   $("notifications").replaceChildren();
   // What the journal no longer keeps is still in operations.
   (await api("operations")).operations.forEach(take);
   await follow();
+  return true;
 }
 
 function render() {
@@ -207,8 +222,9 @@ async function tick() {
   if (busy) return;
   busy = true;
   try {
-    await follow();
-    render();
+    if (await follow()) render();
+    const fwd = await api("forward"); // `luapay listen` sets and clears it
+    $("forward").textContent = fwd.url ? "also forwarding to " + fwd.url : "";
     $("live").textContent = "live (journal at " + cursor + ")";
     $("live").className = "";
   } catch (e) {
@@ -241,9 +257,10 @@ async function trigger(body) {
   await tick();
 }
 
-function act(o, action, button) {
+async function act(o, action, button) {
   button.disabled = true;
-  return trigger({ provider: o.provider, event: action, id: o.id });
+  await trigger({ provider: o.provider, event: action, id: o.id });
+  button.disabled = false;
 }
 
 function fillEvents() {
@@ -265,8 +282,6 @@ async function main() {
     if (currency !== "") body.currency = currency;
     trigger(body);
   });
-  const fwd = await api("forward");
-  $("forward").textContent = fwd.url ? "forwarding to " + fwd.url : "";
   await restart();
   render();
   await tick();
