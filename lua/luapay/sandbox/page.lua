@@ -159,10 +159,11 @@ function renderNotification(n) {
   const summary = el("summary", null,
     el("span", { class: "dim" }, time(n.at) + " "), el("strong", null, n.provider), " ",
     el("span", { class: "event" }, n.event), n.id ? " about " : "", n.id ? el("span", { class: "mono" }, n.id) : null,
-    " → ", n.answer ? "HTTP " + n.answer.status : (n.error || "no answer"));
+    " → ", n.answer ? "HTTP " + n.answer.status : (n.error || "no answer"),
+    n.forward ? " (forwarded: " + (n.forward.answer ? "HTTP " + n.forward.answer.status : n.forward.error) + ")" : "");
   const parts = [
     el("p", null, el("span", { class: "mono" }, n.method + " " + (n.url || "(no notification URL)"))),
-    el("h3", null, "Signed message"),
+    el("h3", null, n.method === "GET" ? "Signed message (the query string)" : "Signed message"),
     el("pre", { class: "body" }, n.body),
     headersTable(n.headers),
     el("h3", null, "The merchant's answer"),
