@@ -199,6 +199,8 @@ describe("the sandbox journal", function()
         local doc = post("/_sandbox/trigger", { provider = "trustly", event = "approve", id = dep.orderid })
         local credit = assert(trustly:notification(doc.notifications[1].body))
         assert.same({ "payment", "succeeded", 2500 }, { credit.kind, credit.status, credit.amount })
+        local refused, status = post("/_sandbox/trigger", { provider = "trustly", event = "decline", id = dep.orderid })
+        assert.same({ 409, ("order %s is credited: no cancel"):format(dep.orderid) }, { status, refused.error })
         assert(trustly:refund{ OrderID = dep.orderid, Amount = "10.00", Currency = "EUR" })
         local refund
         for _, o in ipairs(get("/_sandbox/operations").operations) do

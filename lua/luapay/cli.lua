@@ -748,7 +748,7 @@ refund, a payout reversal... --list shows every provider's events, what
 each acts on (a payment, a refund or a payout) and what it means.
 
 --id names the operation it acts on (an order, payment or refund id the
-sandbox gave: `luapay listen` and `luapay logs` show them); without one
+sandbox gave: this command and `luapay listen` print them); without one
 the fake creates it, of --amount (minor units, default 10000) and
 --currency. The actions approve, decline, fail_refund and reverse_payout
 (the sandbox page's buttons) name the provider's event for each.

@@ -113,11 +113,6 @@ function journal.operation(op)
     d:safe_set(key, encode(entry))
 end
 
---- journal.find_operation(provider, id) -> its latest entry, or nil.
-function journal.find_operation(provider, id)
-    return decode(dict():get("journal:op:" .. provider .. ":" .. tostring(id)))
-end
-
 --- journal.forward_target() -> the URL notifications are also sent to, or nil.
 function journal.forward_target()
     return dict():get("journal:forward")

@@ -755,7 +755,7 @@ local function trigger_target(s, event, req)
         return nil, 409, ("order %s is a %s, not a %s"):format(order.orderid, order.method, event.on)
     end
     if order then return order end
-    if want == "Deposit" then return trigger_deposit(s, req) end
+    if want == "Deposit" then return trigger_deposit(s, req, event.name == "debit" and "credited" or nil) end
     local currency = req.currency or "EUR"
     order = { orderid = next_id("order", 1000000000), method = "AccountPayout", messageid = "sandbox-payout-" .. next_id("trigger", 0),
               enduserid = "sandbox-user", notification_url = req.url, status = "paid", currency = currency,
@@ -765,9 +765,14 @@ local function trigger_target(s, event, req)
     return order
 end
 
--- event name -> the state the order moves to, and the notification sent
-local PAYMENT_MOVES = { pending = { "pending", "pending" }, credit = { "credited", "credit" },
-                        debit = { "debited", "debit" }, cancel = { "canceled", "cancel" } }
+-- event name -> the state the order moves to, the notification sent, and
+-- the states it may move from
+local PAYMENT_MOVES = {
+    pending = { "pending", "pending", { created = true } },
+    credit = { "credited", "credit", { created = true, pending = true } },
+    debit = { "debited", "debit", { credited = true } },
+    cancel = { "canceled", "cancel", { created = true, pending = true } },
+}
 
 --- M.trigger(event, req, config) -> id | nil, status, message: sends the
 -- event's notification now (luapay.sandbox.journal's /_sandbox/trigger).
@@ -779,6 +784,7 @@ function M.trigger(event, req, config)
     local move = PAYMENT_MOVES[name]
     if move then
         local was = order.status
+        if not move[3][was] then return nil, 409, ("order %s is %s: no %s"):format(order.orderid, was, name) end
         if move[1] == "credited" and was ~= "credited" then balance_add(s, order.currency, minor(order.amount, order.currency)) end
         if move[1] == "debited" and was == "credited" then balance_add(s, order.currency, -minor(order.amount, order.currency)) end
         order.status = move[1]
