@@ -90,6 +90,7 @@ build = {
         ["luapay.sandbox.ecommpay_page"] = "lua/luapay/sandbox/ecommpay_page.lua",
         ["luapay.sandbox.events"] = "lua/luapay/sandbox/events.lua",
         ["luapay.sandbox.journal"] = "lua/luapay/sandbox/journal.lua",
+        ["luapay.sandbox.page"] = "lua/luapay/sandbox/page.lua",
         ["luapay.sandbox.providers"] = "lua/luapay/sandbox/providers.lua",
         ["luapay.sandbox.router"] = "lua/luapay/sandbox/router.lua",
         ["luapay.sandbox.test_keys"] = "lua/luapay/sandbox/test_keys.lua",

@@ -420,11 +420,12 @@ function cli.running_sandbox()
     return sb
 end
 
--- The sandbox's base URL and, per provider, the settings a client needs
--- (public test credentials, printed as they are: that is their point).
+-- The sandbox's base URL, its page (luapay.sandbox.page) and, per provider,
+-- the settings a client needs (public test credentials, printed as they
+-- are: that is their point).
 local function describe_sandbox(sb)
     local providers = require "luapay.sandbox.providers"
-    local out = { url = sb.url, providers = {} }
+    local out = { url = sb.url, page = sb.url .. "/_sandbox/", providers = {} }
     for _, name in ipairs(providers.available()) do
         local adapter = cli.providers[name]
         out.providers[name] = adapter and adapter.sandbox_settings and adapter.sandbox_settings(sb.url .. "/" .. name)
@@ -601,7 +602,9 @@ cli.commands = {
         help = [[usage: luapay sandbox start|stop|status [--json]
 
 Runs the fake providers on loopback in the background (nginx), and prints
-their base URLs and test credentials as JSON. `stop` ends it and removes its
+their base URLs and test credentials as JSON, and the URL of the sandbox's
+page (page: what the fakes did, with buttons to approve, decline, fail a
+refund or reverse a payout). `stop` ends it and removes its
 files; `status` prints the same as `start` while it runs (exit 1 if not).]] },
     sign = { run = provider_command("sign", 1, 2), options = { explain = FLAG, sandbox = FLAG, json = FLAG },
         usage = "usage: luapay sign <provider> [file] [--explain] [--sandbox] [--json]",

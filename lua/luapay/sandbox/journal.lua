@@ -29,6 +29,9 @@
 --   type "request"       a request a fake served:
 --     method, path, status, ms (milliseconds), error (the handler's Lua error, or null)
 --
+-- GET /_sandbox/ is the sandbox's page (luapay.sandbox.page: HTML showing
+-- all of the below, built on this API only).
+--
 -- The JSON API (every answer application/json; a bad request is 400 {error}):
 --   GET  /_sandbox/journal[?since=SEQ][&type=T[,T]]
 --        {cursor, entries}: the entries after since (default 0: all kept), oldest first,
@@ -296,6 +299,7 @@ end
 
 --- The /_sandbox/ route's handler.
 function journal.handle(path, config)
+    if path == "" then return require("luapay.sandbox.page").handle() end
     if path == "journal" then return read_journal() end
     if path == "operations" then return read_operations() end
     if path == "forward" then return forward() end
