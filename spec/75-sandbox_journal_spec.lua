@@ -80,6 +80,29 @@ describe("the sandbox journal", function()
         assert.equal(404, status, doc.error)
     end)
 
+    it("answers only this machine: a loopback Host, and JSON for what it changes", function()
+        local before = get("/_sandbox/journal?since=last").cursor
+        -- another site's form: a simple POST the browser sends without asking
+        local res = assert(http:request{ method = "POST", url = url("/_sandbox/trigger"),
+            body = "provider=trustly&event=credit", headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
+        assert.equal(415, res.status)
+        res = assert(http:request{ method = "POST", url = url("/_sandbox/forward"),
+            body = '{"url":"http://127.0.0.1:9/"}', headers = { ["Content-Type"] = "text/plain" } })
+        assert.equal(415, res.status)
+        assert.equal(core.null, (get("/_sandbox/forward")).url)
+        -- a DNS-rebinding page: the right address under another name
+        for _, path in ipairs({ "/_sandbox/journal", "/_sandbox/", "/_sandbox/operations" }) do
+            res = assert(http:request{ method = "GET", url = url(path), headers = { Host = "rebind.example:" .. sb.port } })
+            assert.equal(403, res.status, path)
+        end
+        local doc, status = post("/_sandbox/trigger", { provider = "trustly", event = "nope" })
+        assert.equal(400, status, doc.error)
+        -- nothing was sent or recorded by the refused requests
+        local later = get("/_sandbox/journal?since=" .. before .. "&type=notification,operation")
+        assert.same({}, later.entries)
+        assert.equal(200, select(2, get("/_sandbox/journal?since=last")))
+    end)
+
     for _, name in ipairs(providers.available()) do
         for _, event in ipairs(require("luapay.sandbox." .. name).EVENTS) do
             it(("sends %s's %s notification, signed, meaning %s"):format(name, event.name, event.means), function()

@@ -139,7 +139,8 @@ describe("the sandbox page", function()
         end
         -- a new nonce each time
         assert.are_not.equal(csp, select(2, get(PAGE)).headers["content-security-policy"])
-        local post_res = assert(http:request{ method = "POST", url = url(PAGE), body = "" })
+        local post_res = assert(http:request{ method = "POST", url = url(PAGE), body = "{}",
+                                              headers = { ["Content-Type"] = "application/json" } })
         assert.equal(405, post_res.status)
 
         b:open(url(PAGE))

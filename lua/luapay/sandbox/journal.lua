@@ -298,7 +298,30 @@ local function trigger(config)
 end
 
 --- The /_sandbox/ route's handler.
+-- Only the machine itself may drive the sandbox. A Host that is not a
+-- loopback name is a DNS-rebinding page reading the journal; a POST that is
+-- not JSON is another site's form (a browser sends JSON cross-site only after
+-- a preflight, which gets no CORS answer here) pressing the buttons.
+local LOOPBACK_HOSTS = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
+
+local function from_this_machine()
+    local host = (ngx.var.http_host or ""):lower():gsub(":%d+$", "")
+    if not LOOPBACK_HOSTS[host] then
+        return false, 403, "the sandbox answers only to a loopback Host (127.0.0.1, localhost, [::1])"
+    end
+    local method = ngx.req.get_method()
+    if method ~= "GET" and method ~= "HEAD" then
+        local ct = (ngx.var.http_content_type or ""):lower()
+        if not ct:match("^application/json%s*$") and not ct:match("^application/json%s*;") then
+            return false, 415, "Content-Type: application/json"
+        end
+    end
+    return true
+end
+
 function journal.handle(path, config)
+    local ok, status, why = from_this_machine()
+    if not ok then return reply(status, { error = why }) end
     if path == "" then return require("luapay.sandbox.page").handle() end
     if path == "journal" then return read_journal() end
     if path == "operations" then return read_operations() end
