@@ -52,11 +52,11 @@ describe("luapay.sandbox", function()
 
     it("starts on a port another process holds for a moment, and does not count nginx's bind retries as errors", function()
         -- nginx retries a taken port 5 times, 0.5 s apart, logging each miss
-        -- as [emerg]: a port freed meanwhile gives a sandbox that runs.
-        local port = 20000 + (core.random_bytes(2):byte(1) * 256 + core.random_bytes(1):byte(1)) % 40000
-        local holder = assert(io.popen(("env -u LD_PRELOAD timeout 0.8 python3 -c "
-            .. "'import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-            .. "s.bind((\"127.0.0.1\",%d));s.listen();print(1,flush=True);time.sleep(0.7)'"):format(port)))
+        -- as [emerg]: a port freed meanwhile gives a sandbox that runs. The
+        -- holder lets it go after nginx's first miss (not after a fixed time,
+        -- which a slow start-up on a busy machine outlasted).
+        local port = sandbox.random_port()
+        local holder = assert(io.popen(("env -u LD_PRELOAD lua5.4 spec/support/port_holder.lua %d"):format(port)))
         assert.equal("1", holder:read("*l"))
         local sb = assert(sandbox.start{ routes = { ["/b/"] = "support.broken_handlers" }, lua_path = "spec/?.lua",
                                          port = port })

@@ -13,7 +13,9 @@ describe("shared client state", function()
 
     setup(function()
         srv = assert(redis_server.start())
-        tp = trustpay_env.start{ trustpay = { token_ttl = 4 } }
+        -- token_ttl: the first test's two rounds of boxes must fit in it (the
+        -- store keeps a token 90 % of it): 2.3 s under ASan on a busy machine
+        tp = trustpay_env.start{ trustpay = { token_ttl = 6 } }
     end)
 
     teardown(function()
@@ -43,7 +45,7 @@ describe("shared client state", function()
         assert.equal(before + 1, tokens_issued())
         boxes(6, 2) -- still valid: no fetch
         assert.equal(before + 1, tokens_issued())
-        core.sleep(4) -- expired (the store's ttl ends it shortly before)
+        core.sleep(6) -- expired (the store's ttl ends it shortly before)
         boxes(6, 2)
         assert.equal(before + 2, tokens_issued())
     end)
@@ -114,19 +116,22 @@ describe("shared client state", function()
             local s = store.redis{ port = srv.port }
             local name = "nightly-" .. core.hex_encode(core.random_bytes(4))
             fetched = {}
-            local it = assert(pager.checkpointed{ store = s, name = name, open = open, lock_ttl = 0.5 })
+            -- lock_ttl: far longer than the way to the "locked" check below may
+            -- take on a busy machine (0.5 s, with a redis-cli run on the way, was
+            -- outlasted under ASan)
+            local it = assert(pager.checkpointed{ store = s, name = name, open = open, lock_ttl = 2 })
             local seen = {}
             for item in it do
                 seen[#seen + 1] = item
                 if item == 8 then break end -- the job dies in page 3, its lock left to expire
             end
-            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, seen)
-            assert.equal('{"page":3}', srv:cli("GET", "luapay:cursor:" .. name))
             -- another box, while the first run's lock still holds
             local none, err = pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }
             assert.is_nil(none)
             assert.equal("locked", err.code)
-            core.sleep(0.6)
+            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, seen)
+            assert.equal('{"page":3}', srv:cli("GET", "luapay:cursor:" .. name))
+            core.sleep(2.1)
             fetched = {}
             local rest = {}
             for item, e in assert(pager.checkpointed{ store = store.redis{ port = srv.port }, name = name, open = open }) do
