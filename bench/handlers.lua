@@ -23,6 +23,22 @@ function H.handle(path, config)
         ngx.header["Content-Type"] = "text/plain"
         return ngx.print(res.body)
     end
+    if path == "posts" then -- N refund-like POSTs over TLS to this sandbox, sequential: requests per second
+        local n, idempotent = tonumber(ngx.var.arg_n) or 1000, ngx.var.arg_idempotent == "1"
+        local client = http.default_transport{ verify = false }
+        local req = { method = "POST", url = "https://127.0.0.1:" .. config.ports.https .. "/b/hello",
+            body = "amount=1000&currency=EUR", idempotent = idempotent,
+            headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } }
+        assert(client:request(req).status == 200)
+        ngx.update_time()
+        local t0 = ngx.now()
+        for _ = 1, n do
+            local res = assert(client:request(req))
+            if res.status ~= 200 then error("unexpected status " .. res.status) end
+        end
+        ngx.update_time()
+        return ngx.print(("%.0f"):format(n / (ngx.now() - t0)))
+    end
     ngx.exit(404)
 end
 

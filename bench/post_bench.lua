@@ -1,4 +1,5 @@
--- Refund-like POSTs over TLS on loopback, one libcurl client, sequential:
+-- Refund-like POSTs over TLS on loopback, sequential, one libcurl client and
+-- then one cosocket transport inside the sandbox's nginx:
 -- requests not declared idempotent (a refund) against the same requests
 -- declared idempotent (which always shared a kept-alive connection).
 -- Prints "name requests_per_second".   lua5.4 bench/post_bench.lua [N]
@@ -30,5 +31,14 @@ end
 print(("tls_post_not_idempotent %.0f"):format(rate(false)))
 print(("tls_post_idempotent %.0f"):format(rate(true)))
 client:close()
+
+-- The same inside nginx, through cosockets (bench/handlers.lua "posts").
+local driver = core.http_client{ timeout_ms = 600000 }
+for _, idempotent in ipairs({ "0", "1" }) do
+    local res = assert(driver:request{ url = ("%s/b/posts?n=%d&idempotent=%s"):format(sb.url, N, idempotent) })
+    assert(res.status == 200, res.body)
+    print(("cosocket_tls_post_%s %s"):format(idempotent == "1" and "idempotent" or "not_idempotent", res.body))
+end
+driver:close()
 assert(sb:stop())
 os.execute("rm -rf " .. dir)

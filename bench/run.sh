@@ -64,7 +64,9 @@ awk '{ v[$1] = $2 } END {
 LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/post_bench.lua 1000 > $out/post.txt
 awk '{ v[$1] = $2 } END {
     printf "%-46s %10d %10d %7.2f\n", "TLS POSTs not idempotent vs idempotent (reused)", v["tls_post_not_idempotent"], v["tls_post_idempotent"],
-        v["tls_post_not_idempotent"] / v["tls_post_idempotent"] }' $out/post.txt
+        v["tls_post_not_idempotent"] / v["tls_post_idempotent"]
+    printf "%-46s %10d %10d %7.2f\n", "the same through cosockets inside nginx", v["cosocket_tls_post_not_idempotent"],
+        v["cosocket_tls_post_idempotent"], v["cosocket_tls_post_not_idempotent"] / v["cosocket_tls_post_idempotent"] }' $out/post.txt
 
 echo
 echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v, 2000 proxied calls after a warm-up)"

@@ -136,21 +136,14 @@ describe("transports against the sandbox", function()
                 assert.same({ 1, 1 }, out.server_saw)
             end)
 
-            if transport == "cosocket" then
-                it("gives a request not declared idempotent a connection of its own", function()
-                    local out = run("fresh_connections")
-                    assert.is_string(out.connections[1], out.message)
-                    assert.is_true(out.connections[1] ~= out.connections[2] and out.connections[2] ~= out.connections[3])
-                end)
-            else
-                -- libcurl cannot send it twice (a second attempt is stopped before it goes out:
-                -- post_not_retried, get_not_retried, spec 19), so it shares the kept-alive connection.
-                it("sends requests not declared idempotent on one kept-alive connection", function()
-                    local out = run("fresh_connections")
-                    assert.is_string(out.connections[1], out.message)
-                    assert.is_true(out.connections[1] == out.connections[2] and out.connections[2] == out.connections[3])
-                end)
-            end
+            -- Neither transport can send it twice (libcurl's second attempt is stopped before it
+            -- goes out, cosockets never resend: post_not_retried, get_not_retried, spec 19), so
+            -- it shares the kept-alive connection.
+            it("sends requests not declared idempotent on one kept-alive connection", function()
+                local out = run("fresh_connections")
+                assert.is_string(out.connections[1], out.message)
+                assert.is_true(out.connections[1] == out.connections[2] and out.connections[2] == out.connections[3])
+            end)
 
             it("raises on CR, LF or NUL in the URL, method or a header, before anything is sent", function()
                 local out = run("transport_misuse")

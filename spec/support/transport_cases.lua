@@ -108,8 +108,8 @@ function cases.get_not_retried(env)
     return out
 end
 
--- The connections three requests not declared idempotent went out on
--- (cosockets: a fresh one each, closed after; libcurl: the kept-alive one).
+-- The connections three requests not declared idempotent went out on (the
+-- kept-alive one, with either transport).
 function cases.fresh_connections(env)
     local c = client()
     local seen = {}

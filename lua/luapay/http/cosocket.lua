@@ -21,12 +21,12 @@
 -- refused before reading) ends the exchange with an error of type "http",
 -- sent = true; the connection is closed, nothing beyond the cap is read.
 --
--- Resending: this transport never resends. A request that is not declared
--- idempotent also never goes out on a kept-alive connection: a pooled
--- connection may be closed by the server's idle timeout just as the request
--- goes out, which would turn a request the server never read into an
--- "outcome unknown" failure. It takes a fresh connection (its own pool name,
--- never filled) and closes it afterwards; idempotent requests share the pool.
+-- Resending: this transport never resends, so every request shares the
+-- kept-alive pool, declared idempotent or not. nginx drops a pooled
+-- connection the server closes while it idles; one the server closes just
+-- as a request goes out on it fails that request as sent (outcome unknown,
+-- sent = true), never a second copy: the pipeline resends only what is
+-- declared idempotent. libcurl behaves the same (its own resend is stopped).
 --
 -- TLS: verification is on unless verify = false, which is refused (a config
 -- error, nothing sent) for any host but a loopback one (127.0.0.0/8, ::1,
@@ -337,20 +337,15 @@ end
 -- @section one_exchange
 ---------------------------------------------------------------------------
 
--- Connects (a fresh connection unless the request is idempotent) and does
--- the TLS handshake on a new connection: sock or nil, err.
-local function connect(self, u, idempotent, connect_ms, deadline)
+-- Connects (a kept-alive connection from the pool when there is one) and
+-- does the TLS handshake on a new connection: sock or nil, err.
+local function connect(self, u, connect_ms, deadline)
     local sock = ngx.socket.tcp()
     ngx.update_time()
     local connect_deadline = min(deadline, ngx.now() + connect_ms / 1000)
     local ms = max(1, ms_left(connect_deadline))
     sock:settimeouts(ms, ms, ms)
-    local ok, err
-    if idempotent then
-        ok, err = sock:connect(u.host, u.port, u.pooled)
-    else
-        ok, err = sock:connect(u.host, u.port, u.fresh) -- never filled: always a new one
-    end
+    local ok, err = sock:connect(u.host, u.port, u.pooled)
     if not ok then
         if err == "timeout" then
             return fail("timeout", ("connect timeout: no connection to %s:%d within %d ms"):format(u.host, u.port, connect_ms), false)
@@ -428,7 +423,7 @@ end
 -- request went out is an error, never a silent resend (the server may have
 -- acted on it).
 local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
-    local sock, cerr = connect(self, u, req.idempotent == true, connect_ms, deadline)
+    local sock, cerr = connect(self, u, connect_ms, deadline)
     if not sock then return nil, cerr end
 
     local ms = ms_left(deadline)
@@ -472,7 +467,7 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
                 return timeout_or_network(reusable, "read", timeout_ms, true)
             end
             local conn = single(headers["connection"])
-            if reusable and req.idempotent == true and not (conn and conn:lower() == "close")
+            if reusable and not (conn and conn:lower() == "close")
                 and not status_line:match("^HTTP/1%.0") then
                 sock:setkeepalive(self.keepalive_ms, self.pool_size)
             else
@@ -498,7 +493,6 @@ local function target(self, url)
     local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
         self.verify and "verify" or "noverify", self.pool_size)
     u.pooled = { pool = pool, pool_size = self.pool_size }
-    u.fresh = { pool = pool .. ":fresh" }
     if self.url_count >= URL_CACHE_MAX then self.urls, self.url_count = {}, 0 end
     self.urls[url], self.url_count = u, self.url_count + 1
     return u
