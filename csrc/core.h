@@ -141,6 +141,13 @@ extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
+extern const luaL_Reg luapay_trustpay_funcs[];
+
+/* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
+/* 1 if the value at idx holds to the compiled schema at sidx (validate.c):
+ * for a C fast path that leaves the violations to the general one. */
+int luapay_schema_holds(lua_State *L, int sidx, int idx);
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

@@ -316,3 +316,7 @@ const luaL_Reg luapay_encode_funcs[] = {
     {"hex_encode", l_hex_encode},
     {NULL, NULL},
 };
+
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form) {
+    add_url_encoded(b, s, n, form);
+}
