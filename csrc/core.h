@@ -31,6 +31,8 @@ static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
     b->len += n;
     return 1;
 }
+/* Room for n more bytes (data + len .. + n writable); 0 and oom if not. */
+int luapay_buf_reserve(luapay_buf *b, size_t n);
 void luapay_buf_free(luapay_buf *b);
 luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 

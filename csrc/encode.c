@@ -2,6 +2,7 @@
  * than taken from OpenSSL's EVP_DecodeBlock because that one skips white
  * space, ignores bad padding and returns padded lengths: a signature must
  * decode strictly or not at all. */
+#include <stdint.h>
 #include <string.h>
 
 #include "core.h"
@@ -155,23 +156,27 @@ static int kept(unsigned char c, int form) {
     return KEPT[c] & (form ? 2 : 1);
 }
 
-/* Appends s percent-encoded as url_encode does. */
+/* Appends s percent-encoded as url_encode does: room for the worst case
+ * (every byte %XX) is made once, then bytes are written in place. */
 static void add_url_encoded(luapay_buf *b, const char *s, size_t n, int form) {
     static const char hex[] = "0123456789ABCDEF";
-    size_t run = 0;
+    const unsigned char mask = form ? 2 : 1;
+    if (n > SIZE_MAX / 3 || !luapay_buf_reserve(b, 3 * n)) return;
+    char *out = b->data + b->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (kept(c, form)) continue;
-        luapay_buf_add(b, s + run, i - run);
-        run = i + 1;
-        if (c == ' ' && form) {
-            luapay_buf_add(b, "+", 1);
+        if (KEPT[c] & mask) {
+            *out++ = (char)c;
+        } else if (c == ' ' && form) {
+            *out++ = '+';
         } else {
-            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            luapay_buf_add(b, esc, 3);
+            out[0] = '%';
+            out[1] = hex[c >> 4];
+            out[2] = hex[c & 15];
+            out += 3;
         }
     }
-    luapay_buf_add(b, s + run, n - run);
+    b->len = (size_t)(out - b->data);
 }
 
 static int l_url_encode(lua_State *L) {

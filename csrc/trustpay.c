@@ -13,7 +13,6 @@
  * signed_fields / names are luapay.trustpay's lists, so the order of the
  * signed values has one source. */
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -33,6 +32,18 @@ static int lit_eq(const char *s, size_t n, const char *lit) {
     return n == ln && memcmp(s, lit, n) == 0;
 }
 
+/* v >= 0 in decimal into out (20 bytes); its length. */
+static size_t digits(int64_t v, char *out) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* Amount as TrustPay writes it, from minor units (trustpay.amount): 0 if
  * luapay.trustpay would refuse it. out: 32 bytes. */
 static size_t amount_text(int64_t v, const luapay_currency *cur, char *out) {
@@ -47,8 +58,11 @@ static size_t amount_text(int64_t v, const luapay_currency *cur, char *out) {
         frac /= drop;
     }
     if (whole > 99999999999LL) return 0; /* Numeric(13,2) */
-    int n = snprintf(out, 32, "%lld.%02lld", (long long)whole, (long long)frac);
-    return n > 0 ? (size_t)n : 0;
+    size_t n = digits(whole, out);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + frac / 10);
+    out[n + 2] = (char)('0' + frac % 10);
+    return n + 3;
 }
 
 /* "^%-?%d+%.%d%d$" */
@@ -138,7 +152,8 @@ static int l_trustpay_url(lua_State *L) {
         for (size_t i = 0; i < nf; i++)
             if (f[i].v == NULL) f[i].v = amount_buf, f[i].vn = amount_n;
     }
-    size_t ptype_n = (size_t)snprintf(ptype_buf, sizeof ptype_buf, "%lld", (long long)ptype);
+    if (ptype < 0 || ptype > 99) return luaL_error(L, "trustpay_url: payment_type out of range");
+    size_t ptype_n = digits((int64_t)ptype, ptype_buf);
 
     /* the signed values, in the kind's order, joined by "/" */
     luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
