@@ -144,9 +144,12 @@ extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
+extern const luaL_Reg luapay_plain_funcs[];
 
 /* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
 void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
+/* Appends s decoded as core.url_decode(s, plus) does (encode.c). */
+void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus);
 /* 1 if the value at idx holds to the compiled schema at sidx (validate.c):
  * for a C fast path that leaves the violations to the general one. */
 int luapay_schema_holds(lua_State *L, int sidx, int idx);

@@ -218,34 +218,18 @@ static int l_trustpay_url(lua_State *L) {
     return 1;
 }
 
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 32;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+static int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
 }
 
 /* Pushes s decoded as http.decode_query does (url_decode(s, true)). */
 static void push_decoded(lua_State *L, luapay_buf *b, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n && s[i] != '%' && s[i] != '+') i++;
-    if (i == n) {
+    if (memchr(s, '%', n) == NULL && memchr(s, '+', n) == NULL) {
         lua_pushlstring(L, s, n);
         return;
     }
     b->len = 0;
-    luapay_buf_add(b, s, i);
-    for (; i < n; i++) {
-        char c = s[i];
-        int hi, lo;
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-                   (lo = hexval((unsigned char)s[i + 2])) >= 0) {
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        luapay_buf_add(b, &c, 1);
-    }
+    luapay_url_decode_add(b, s, n, 1);
     if (b->oom) {
         luapay_scratch_done(b);
         luaL_error(L, "trustpay_notification: out of memory");
@@ -347,7 +331,7 @@ static int l_trustpay_notification(lua_State *L) {
     char got[64];
     for (size_t i = 0; i < 64; i++) {
         unsigned char c = (unsigned char)sig[i];
-        if (hexval(c) < 0) return 0;
+        if (!is_hex(c)) return 0;
         got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
     }
     if (!(accgot == accn && memcmp(acc, account, accn) == 0)) return 0;

@@ -78,6 +78,8 @@ end
 -- an integer where its value is one (under LuaJIT: a double), or with
 -- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
 function provider.plain(v, as_text)
+    local done, copy = core.json_plain(v, as_text) -- in one pass in C, unless nested deep
+    if done then return copy end
     local open = {} -- the tables being copied: one met again is a cycle, not a stack overflow
     local function plain(x)
         if type(x) ~= "table" then return x end
