@@ -162,11 +162,14 @@ static int l_trustpay_url(lua_State *L) {
     for (size_t i = 1; i <= nnames && ok; i++) {
         lua_rawgeti(L, 3, (int)i);
         size_t nn;
-        const char *name = lua_tolstring(L, -1, &nn);
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
         const char *v = NULL;
         size_t vn = 0;
-        if (name == NULL) ok = 0;
-        else if (lit_eq(name, nn, "AccountId")) v = account, vn = accn;
+        if (name == NULL) {
+            ok = 0;
+            break;
+        }
+        if (lit_eq(name, nn, "AccountId")) v = account, vn = accn;
         else if (lit_eq(name, nn, "PaymentType")) v = ptype_buf, vn = ptype_n;
         else
             for (size_t j = 0; j < nf; j++)
