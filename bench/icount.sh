@@ -6,6 +6,7 @@
 # encode, in the same VM) and the ratio. Per operation: (Ir(N) - Ir(0)) / N,
 # both runs doing the same start-up and warm-up.
 #   BENCH_N (default 200) operations per measured run.
+#   BENCH_GROWTH=0 skips the growth check (bench/icount_growth.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,3 +74,6 @@ for op in $ops; do
     esac
     row $op $op "$lim" "$lim" "$what"
 done
+
+# Linear growth with body size, 1 KB to 1 MB (BENCH_GROWTH=0 skips it).
+[ "${BENCH_GROWTH:-1}" = 0 ] || bench/icount_growth.sh

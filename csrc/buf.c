@@ -1,6 +1,7 @@
 /* A growable byte buffer for C code that builds long strings while it also
  * pushes Lua values (luaL_Buffer owns the stack top, so it cannot). A buffer
  * can live in a userdata ("boxed") so that a Lua error frees it via __gc. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,27 @@ int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n) {
     }
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
+    return 1;
+}
+
+int luapay_buf_reserve(luapay_buf *b, size_t n) {
+    if (b->oom) return 0;
+    if (n <= b->cap - b->len) return 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *d = (char *)realloc(b->data, cap);
+    if (d == NULL) {
+        b->oom = 1;
+        return 0;
+    }
+    b->data = d;
+    b->cap = cap;
     return 1;
 }
 

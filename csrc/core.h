@@ -31,6 +31,8 @@ static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
     b->len += n;
     return 1;
 }
+/* Room for n more bytes (data + len .. + n writable); 0 and oom if not. */
+int luapay_buf_reserve(luapay_buf *b, size_t n);
 void luapay_buf_free(luapay_buf *b);
 luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 
@@ -141,6 +143,16 @@ extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
+extern const luaL_Reg luapay_trustpay_funcs[];
+extern const luaL_Reg luapay_plain_funcs[];
+
+/* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
+/* Appends s decoded as core.url_decode(s, plus) does (encode.c). */
+void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus);
+/* 1 if the value at idx holds to the compiled schema at sidx (validate.c):
+ * for a C fast path that leaves the violations to the general one. */
+int luapay_schema_holds(lua_State *L, int sidx, int idx);
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

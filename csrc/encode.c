@@ -2,6 +2,7 @@
  * than taken from OpenSSL's EVP_DecodeBlock because that one skips white
  * space, ignores bad padding and returns padded lengths: a signature must
  * decode strictly or not at all. */
+#include <stdint.h>
 #include <string.h>
 
 #include "core.h"
@@ -29,13 +30,20 @@ size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n) {
     return (size_t)(o - out);
 }
 
+/* Each byte's value in the alphabet plus one, 0 for none: one load per
+ * character. */
+static const unsigned char B64_VALUE[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10,
+    ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19,
+    ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28,
+    ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
+    ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46,
+    ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55,
+    ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64
+};
+
 static int b64_value(unsigned char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    return (int)B64_VALUE[c] - 1;
 }
 
 /* Returns the decoded length, or -1 with *why set. out holds 3/4 of n. */
@@ -117,7 +125,8 @@ static int l_base64_encode(lua_State *L) {
 static int l_base64_decode(lua_State *L) {
     size_t n;
     const unsigned char *s = (const unsigned char *)luapay_check_string(L, 1, "base64_decode", "s", &n);
-    unsigned char *out = (unsigned char *)lua_newuserdata(L, n / 4 * 3 + 1);
+    unsigned char small[768]; /* a signature's base64 fits: no userdata to collect */
+    unsigned char *out = n / 4 * 3 + 1 <= sizeof small ? small : (unsigned char *)lua_newuserdata(L, n / 4 * 3 + 1);
     const char *why = NULL;
     long len = base64_decode(out, s, n, &why);
     if (len < 0) {
@@ -155,23 +164,27 @@ static int kept(unsigned char c, int form) {
     return KEPT[c] & (form ? 2 : 1);
 }
 
-/* Appends s percent-encoded as url_encode does. */
+/* Appends s percent-encoded as url_encode does: room for the worst case
+ * (every byte %XX) is made once, then bytes are written in place. */
 static void add_url_encoded(luapay_buf *b, const char *s, size_t n, int form) {
     static const char hex[] = "0123456789ABCDEF";
-    size_t run = 0;
+    const unsigned char mask = form ? 2 : 1;
+    if (n > SIZE_MAX / 3 || !luapay_buf_reserve(b, 3 * n)) return;
+    char *out = b->data + b->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (kept(c, form)) continue;
-        luapay_buf_add(b, s + run, i - run);
-        run = i + 1;
-        if (c == ' ' && form) {
-            luapay_buf_add(b, "+", 1);
+        if (KEPT[c] & mask) {
+            *out++ = (char)c;
+        } else if (c == ' ' && form) {
+            *out++ = '+';
         } else {
-            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            luapay_buf_add(b, esc, 3);
+            out[0] = '%';
+            out[1] = hex[c >> 4];
+            out[2] = hex[c & 15];
+            out += 3;
         }
     }
-    luapay_buf_add(b, s + run, n - run);
+    b->len = (size_t)(out - b->data);
 }
 
 static int l_url_encode(lua_State *L) {
@@ -238,18 +251,13 @@ static int hex_value(unsigned char c) {
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Pushes the n bytes at s decoded: every %XX (two hex digits) to its byte,
- * with plus every '+' to a space first; a '%' without two hex digits stays. */
-static void push_url_decoded(lua_State *L, const char *s, size_t n, int plus) {
-    size_t i = 0;
-    while (i < n && s[i] != '%' && !(plus && s[i] == '+')) i++;
-    if (i == n) {
-        lua_pushlstring(L, s, n);
-        return;
-    }
-    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
-    luapay_buf_add(b, s, i);
-    for (; i < n; i++) {
+/* Appends the n bytes at s decoded: every %XX (two hex digits) to its
+ * byte, with plus every '+' to a space first; a '%' without two hex digits
+ * stays. Written in place: the text never grows. */
+void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus) {
+    if (!luapay_buf_reserve(b, n)) return;
+    char *out = b->data + b->len;
+    for (size_t i = 0; i < n; i++) {
         char c = s[i];
         int hi, lo;
         if (c == '+' && plus) {
@@ -259,8 +267,22 @@ static void push_url_decoded(lua_State *L, const char *s, size_t n, int plus) {
             c = (char)(hi << 4 | lo);
             i += 2;
         }
-        luapay_buf_add(b, &c, 1);
+        *out++ = c;
     }
+    b->len = (size_t)(out - b->data);
+}
+
+/* Pushes the n bytes at s decoded (luapay_url_decode_add). */
+static void push_url_decoded(lua_State *L, const char *s, size_t n, int plus) {
+    size_t i = 0;
+    while (i < n && s[i] != '%' && !(plus && s[i] == '+')) i++;
+    if (i == n) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(b, s, i);
+    luapay_url_decode_add(b, s + i, n - i, plus);
     if (b->oom) {
         luapay_scratch_done(b);
         luaL_error(L, "url_decode: out of memory");
@@ -316,3 +338,7 @@ const luaL_Reg luapay_encode_funcs[] = {
     {"hex_encode", l_hex_encode},
     {NULL, NULL},
 };
+
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form) {
+    add_url_encoded(b, s, n, form);
+}

@@ -5,6 +5,7 @@
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #include "core.h"
 
@@ -15,6 +16,9 @@ typedef struct {
     EVP_PKEY *pkey; /* NULL once closed */
     int is_private;
     int bits;
+    /* A verification context per digest, set up on first use: setting one
+     * up (EVP_DigestVerifyInit) costs a tenth of an RSA-2048 verification. */
+    EVP_PKEY_CTX *verify_ctx[LUAPAY_SHA512];
 } pkey_ud;
 
 typedef struct {
@@ -94,7 +98,7 @@ static int l_pkey(lua_State *L) {
     if (!lua_isnoneornil(L, 2)) pass.pass = luapay_check_string(L, 2, "pkey", "passphrase", &pass.len);
 
     pkey_ud *ud = (pkey_ud *)lua_newuserdata(L, sizeof *ud);
-    ud->pkey = NULL;
+    memset(ud, 0, sizeof *ud);
     luaL_getmetatable(L, PKEY_MT);
     lua_setmetatable(L, -2);
 
@@ -163,7 +167,21 @@ static int l_sign(lua_State *L) {
     return 1;
 }
 
-/* key:verify(msg, raw_sig, alg) -> boolean */
+/* The key's verification context for alg (PKCS#1 v1.5 over alg's digest),
+ * made on first use; NULL if OpenSSL cannot. */
+static EVP_PKEY_CTX *verify_ctx(luapay_ctx *ctx, pkey_ud *ud, enum luapay_alg alg) {
+    if (ud->verify_ctx[alg] != NULL) return ud->verify_ctx[alg];
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, ud->pkey, NULL);
+    if (pctx == NULL || EVP_PKEY_verify_init(pctx) != 1 || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(pctx, ctx->md[alg]) != 1) {
+        EVP_PKEY_CTX_free(pctx);
+        return NULL;
+    }
+    return ud->verify_ctx[alg] = pctx;
+}
+
+/* key:verify(msg, raw_sig, alg) -> boolean: the digest of msg, then the
+ * key's kept context checks sig over it (what EVP_DigestVerify does). */
 static int l_verify(lua_State *L) {
     pkey_ud *ud = check_open(L);
     size_t mlen, slen;
@@ -171,11 +189,12 @@ static int l_verify(lua_State *L) {
     const char *sig = luapay_check_string(L, 3, "key:verify", "sig", &slen);
     enum luapay_alg alg = luapay_check_alg(L, 4, "key:verify", 0);
 
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    int ok = mctx != NULL &&
-             EVP_DigestVerifyInit(mctx, NULL, luapay_ctx_get(L)->md[alg], NULL, ud->pkey) == 1 &&
-             EVP_DigestVerify(mctx, (const unsigned char *)sig, slen, (const unsigned char *)msg, mlen) == 1;
-    EVP_MD_CTX_free(mctx);
+    luapay_ctx *ctx = luapay_ctx_get(L);
+    EVP_PKEY_CTX *pctx = verify_ctx(ctx, ud, alg);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int ok = pctx != NULL && EVP_Digest(msg, mlen, md, &mdlen, ctx->md[alg], NULL) == 1 &&
+             EVP_PKEY_verify(pctx, (const unsigned char *)sig, slen, md, mdlen) == 1;
     ERR_clear_error(); /* a bad signature queues an error; it is an answer, not a failure */
     lua_pushboolean(L, ok);
     return 1;
@@ -184,6 +203,10 @@ static int l_verify(lua_State *L) {
 /* key:close(), __gc and __close: one idempotent release. */
 static int l_close(lua_State *L) {
     pkey_ud *ud = (pkey_ud *)luaL_checkudata(L, 1, PKEY_MT);
+    for (int i = 0; i < LUAPAY_SHA512; i++) {
+        EVP_PKEY_CTX_free(ud->verify_ctx[i]);
+        ud->verify_ctx[i] = NULL;
+    }
     EVP_PKEY_free(ud->pkey);
     ud->pkey = NULL;
     return 0;

@@ -24,8 +24,9 @@
  * keys, holes, a function value, NaN, a table that contains itself,
  * nesting deeper than 64) raises with the path of the offending value, e.g.
  * "trustly_serialize: bad argument #1 'data' (Attributes.Amount: a function
- * cannot be serialized)". Buffers live in userdata, so raising leaks
- * nothing. */
+ * cannot be serialized)". The buffers are the context's scratch ones
+ * (JSON and JSON_KEYS: serializing never runs inside core.json_encode), so
+ * raising leaks nothing and a call allocates nothing but its result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,12 +202,13 @@ static int l_trustly_serialize(lua_State *L) {
     const char *fn = luaL_optstring(L, 2, FN);
     int arg = (int)luaL_optinteger(L, 3, 1);
     lua_settop(L, 3); /* fn stays referenced */
-    walker w = {L, fn, arg, luapay_buf_box(L), luapay_buf_box(L)};
+    walker w = {L, fn, arg, luapay_scratch(L, LUAPAY_SCRATCH_JSON), luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS)};
     walk(&w, 1, NULL, 0);
-    if (w.out->oom) return luaL_error(L, FN ": out of memory");
-    lua_pushlstring(L, w.out->data ? w.out->data : "", w.out->len);
-    luapay_buf_free(w.out);
-    luapay_buf_free(w.keys);
+    int oom = w.out->oom || w.keys->oom;
+    if (!oom) lua_pushlstring(L, w.out->data ? w.out->data : "", w.out->len);
+    luapay_scratch_done(w.out);
+    luapay_scratch_done(w.keys);
+    if (oom) return luaL_error(L, FN ": out of memory");
     return 1;
 }
 

@@ -1529,6 +1529,15 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     return 2;
 }
 
+int luapay_schema_holds(lua_State *L, int sidx, int idx) {
+    schema_ud *S = (schema_ud *)luaL_testudata(L, sidx, SCHEMA_MT);
+    if (S == NULL || S->root == NULL) return 0;
+    int top = lua_gettop(L);
+    int holds = run(L, sidx, S, idx, "value") == 1;
+    lua_settop(L, top);
+    return holds;
+}
+
 /* ---- Lua API -------------------------------------------------------- */
 
 static schema_ud *check_schema(lua_State *L, int arg, const char *fn) {

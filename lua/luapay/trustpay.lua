@@ -589,7 +589,8 @@ local function notification_params(raw_body)
 end
 
 -- The keys as verify_notification takes them: {secret, account_id} -> the
--- secret and the account id as digits. Raises naming who.
+-- secret and the account id as digits. Raises naming who, at the caller of
+-- verify_notification.
 local function notification_keys(who, keys)
     local function bad(why) error(("%s: bad argument #3 'keys' (%s)"):format(who, why), 4) end
     if type(keys) ~= "table" then bad("table {secret, account_id} expected, got " .. type(keys)) end
@@ -602,16 +603,9 @@ local function notification_keys(who, keys)
     return keys.secret, account
 end
 
--- The verified event of a notification, for who: the public function,
--- which tail-calls it (so level 2 is its caller).
-local function notification(who, raw_body, headers, keys)
-    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
-        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
-    end
-    if headers ~= nil and type(headers) ~= "table" then
-        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
-    end
-    local secret, account_id = notification_keys(who, keys)
+-- A notification's parameters checked as C does it in one pass
+-- (core.trustpay_notification) -> p, method, code, amount | nil, err.
+local function checked_notification(raw_body, secret, account_id)
     local raw, p, perr = notification_params(raw_body)
     if not p then return nil, perr end
     local method
@@ -633,6 +627,28 @@ local function notification(who, raw_body, headers, keys)
     local amount, why = trustpay.minor(p.Amount, p.Currency)
     if not amount then problems[#problems + 1] = violation("Amount", "format", why) end
     if #problems > 0 then return invalid("TrustPay notification", problems) end
+    return p, method, code, amount, raw
+end
+
+-- The verified event of a notification, for who: the public function,
+-- which tail-calls it (so level 2 is its caller).
+local function notification(who, raw_body, headers, secret, account_id)
+    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
+    end
+    -- The common case (a query string that verifies) in one pass in C;
+    -- nil for anything it leaves to checked_notification, which words the error.
+    local raw, p, method, code, amount = raw_body, nil, nil, nil, nil
+    if type(raw_body) == "string" then
+        p, method, code, amount = core.trustpay_notification(raw_body, secret, account_id, trustpay.signed_fields)
+    end
+    if not p then
+        p, method, code, amount, raw = checked_notification(raw_body, secret, account_id)
+        if not p then return nil, method end
+    end
     local card
     if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
         card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
@@ -666,7 +682,15 @@ end
 -- {CardId, CardMask, CardExpiration, AuthNumber} (a card's, when sent),
 -- params (every parameter, as strings)}.
 function trustpay.verify_notification(raw_body, headers, keys)
-    return notification("trustpay.verify_notification", raw_body, headers, keys)
+    local who = "trustpay.verify_notification"
+    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
+    end
+    local secret, account_id = notification_keys(who, keys)
+    return notification(who, raw_body, headers, secret, account_id)
 end
 
 ---------------------------------------------------------------------------
@@ -793,7 +817,12 @@ for method, spec in pairs(URLS) do
     -- card_on_file_preauthorization_url, recurring_initial_url,
     -- recurring_initial_preauthorization_url, preauthorization_url.
     -- @function Client:KIND_url
+    local names, payment_type = trustpay.signed_fields[spec.kind], trustpay.payment_type_of[spec.kind]
     Client[method] = function(self, params)
+        -- The common case in one pass in C; nil for anything it leaves to the code below.
+        local url = type(params) == "table" and core.trustpay_url(spec.schema, params, names, self.account_id,
+            payment_type, self.secret, self.base_url, spec.path)
+        if url then return url end
         local q, err = checked_query(self, method, spec, params)
         if not q then return nil, err end
         return self.base_url .. spec.path .. "?" .. http.encode_query(q)
@@ -875,8 +904,7 @@ end
 -- (`ngx.var.args`), or the whole URL. Deprecated until 0.3: a table
 -- (`ngx.req.get_uri_args()`), whose event.raw is then the query rebuilt.
 function Client:notification(raw_body, headers)
-    return notification("trustpay.Client:notification", raw_body, headers,
-        { secret = self.secret, account_id = self.account_id })
+    return notification("trustpay.Client:notification", raw_body, headers, self.secret, self.account_id)
 end
 
 --- client:notification_response(event, received) -> {status, headers,

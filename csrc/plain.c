@@ -1,0 +1,123 @@
+/* core.json_plain(v [, as_text]) -> true, copy | nothing: provider.plain's
+ * copy (lua/luapay/provider.lua says what it is) made in one pass, each
+ * table created at its final size. Nothing when v nests deeper than DEPTH
+ * or holds a table whose metatable has __pairs: provider.plain's Lua code
+ * then makes the copy, so the answer is the same either way. A table that
+ * contains itself raises as provider.plain does. */
+#include "core.h"
+
+#define DEPTH 100
+#define NUMBER_MT_KEY "luapay.json_number"
+#define ARRAY_MT_KEY "luapay.array_mt"
+
+typedef struct {
+    lua_State *L;
+    int as_text;
+    int number_mt, array_mt; /* stack slots */
+    const void *open[DEPTH + 1]; /* the tables being copied: one met again is a cycle */
+} plain_ctx;
+
+/* A number object's plain value (provider.plain: tonumber, then an integer
+ * where it is one), pushed; 0 if its text is not where it should be. */
+static int push_number(plain_ctx *c, int idx) {
+    lua_State *L = c->L;
+    lua_rawgeti(L, idx, 1);
+    if (lua_isnil(L, -1)) return 0;
+    if (c->as_text) return 1;
+    int t = lua_type(L, -1);
+#if LUA_VERSION_NUM >= 503
+    if (t != LUA_TNUMBER && (t != LUA_TSTRING || lua_stringtonumber(L, lua_tostring(L, -1)) == 0)) {
+        lua_pop(L, 1);
+        lua_pushnil(L); /* tonumber's nil */
+        return 1;
+    }
+    if (t == LUA_TSTRING) lua_remove(L, -2);
+    int exact = 0;
+    lua_Integer i = lua_tointegerx(L, -1, &exact); /* math.tointeger: a float with an integer's value */
+    if (exact && !lua_isinteger(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushinteger(L, i);
+    }
+#else
+    if (t != LUA_TNUMBER && (t != LUA_TSTRING || !lua_isnumber(L, -1))) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    lua_pushnumber(L, n);
+#endif
+    return 1;
+}
+
+/* Pushes the copy of the value at idx (absolute); 0 to leave it to Lua. */
+static int copy(plain_ctx *c, int idx, int depth) {
+    lua_State *L = c->L;
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return 1;
+    }
+    int is_array = 0;
+    if (lua_getmetatable(L, idx)) {
+        if (lua_rawequal(L, -1, c->number_mt)) {
+            lua_pop(L, 1);
+            return push_number(c, idx);
+        }
+        is_array = lua_rawequal(L, -1, c->array_mt);
+        lua_pushliteral(L, "__pairs");
+        lua_rawget(L, -2);
+        int has_pairs = !lua_isnil(L, -1);
+        lua_pop(L, 2);
+        if (has_pairs) return 0;
+    }
+    if (depth > DEPTH || !lua_checkstack(L, 8)) return 0;
+    const void *self = lua_topointer(L, idx);
+    int seen = 0;
+    for (int i = 1; i < depth; i++) seen |= c->open[i] == self;
+    if (seen) {
+        lua_pushliteral(L, "provider.plain: bad argument #1 'v' (a table contains itself (a cycle))");
+        lua_error(L);
+    }
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, is_array ? n : 0, is_array ? 0 : n);
+    int t = lua_gettop(L);
+    c->open[depth] = self;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!copy(c, lua_gettop(L), depth + 1)) return 0;
+        lua_remove(L, -2);    /* the value */
+        lua_pushvalue(L, -2); /* the key, for lua_next */
+        lua_insert(L, -2);
+        lua_rawset(L, t);
+    }
+    if (is_array) {
+        lua_pushvalue(L, c->array_mt);
+        lua_setmetatable(L, t);
+    }
+    return 1;
+}
+
+static int l_json_plain(lua_State *L) {
+    plain_ctx c;
+    lua_settop(L, 2);
+    c.L = L;
+    c.as_text = lua_toboolean(L, 2);
+    luaL_getmetatable(L, NUMBER_MT_KEY);
+    c.number_mt = lua_gettop(L);
+    luaL_getmetatable(L, ARRAY_MT_KEY);
+    c.array_mt = lua_gettop(L);
+    lua_pushboolean(L, 1);
+    if (!copy(&c, 1, 1)) return 0;
+    return 2;
+}
+
+const luaL_Reg luapay_plain_funcs[] = {
+    {"json_plain", l_json_plain},
+    {NULL, NULL},
+};

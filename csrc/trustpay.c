@@ -1,0 +1,385 @@
+/* TrustPay's hot paths in one pass each (luapay.trustpay calls them first):
+ *
+ *   core.trustpay_url(schema, params, names, account_id, payment_type, secret, base_url, path)
+ *       -> base_url .. path .. "?" .. the signed query | nil
+ *   core.trustpay_notification(text, secret, account_id, signed_fields)
+ *       -> params, method, result_code, amount | nil
+ *
+ * Each does only the common case, where what luapay.trustpay would answer is
+ * certain: every value a plain string (and Amount an integer, for a URL),
+ * the schema holds, the signature matches, every field reads. Anything else
+ * gives nil, and the Lua code takes its general path, which words the error
+ * (or accepts what only it handles): the answers never differ, only the cost.
+ * signed_fields / names are luapay.trustpay's lists, so the order of the
+ * signed values has one source. */
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "checks.h"
+#include "core.h"
+
+#define MAX_FIELDS 48
+
+typedef struct {
+    const char *k, *v;
+    size_t kn, vn;
+} field;
+
+static int lit_eq(const char *s, size_t n, const char *lit) {
+    size_t ln = strlen(lit);
+    return n == ln && memcmp(s, lit, n) == 0;
+}
+
+/* v >= 0 in decimal into out (20 bytes); its length. */
+static size_t digits(int64_t v, char *out) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Amount as TrustPay writes it, from minor units (trustpay.amount): 0 if
+ * luapay.trustpay would refuse it. out: 32 bytes. */
+static size_t amount_text(int64_t v, const luapay_currency *cur, char *out) {
+    static const int64_t pow10[] = {1, 10, 100, 1000, 10000};
+    if (v < 0 || v > LUAPAY_MINOR_LIMIT || cur->exponent > 4) return 0;
+    int64_t unit = pow10[cur->exponent], whole = v / unit, frac = v % unit;
+    if (cur->exponent == 0) frac = 0;
+    else if (cur->exponent == 1) frac *= 10;
+    else if (cur->exponent > 2) {
+        int64_t drop = pow10[cur->exponent - 2];
+        if (frac % drop) return 0; /* not writable with two decimals */
+        frac /= drop;
+    }
+    if (whole > 99999999999LL) return 0; /* Numeric(13,2) */
+    size_t n = digits(whole, out);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + frac / 10);
+    out[n + 2] = (char)('0' + frac % 10);
+    return n + 3;
+}
+
+/* "^%-?%d+%.%d%d$" */
+static int is_amount2(const char *s, size_t n) {
+    size_t i = (n > 0 && s[0] == '-') ? 1 : 0, d = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    return i > d && n - i == 3 && s[i] == '.' && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+           s[i + 2] <= '9';
+}
+
+static int field_cmp(const field *a, const field *b) {
+    int c = memcmp(a->k, b->k, a->kn < b->kn ? a->kn : b->kn);
+    return c ? c : (a->kn > b->kn) - (a->kn < b->kn);
+}
+
+static void sort_fields(field *f, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        field x = f[i];
+        size_t j = i;
+        for (; j > 0 && field_cmp(&f[j - 1], &x) > 0; j--) f[j] = f[j - 1];
+        f[j] = x;
+    }
+}
+
+/* The HMAC-SHA256 of b's bytes in uppercase hex into hex (64 bytes + NUL). */
+static int hmac_hex(lua_State *L, const char *secret, size_t slen, const luapay_buf *b, char *hex) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    if (!luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA256, secret, slen, b->data ? b->data : "", b->len, mac, &maclen) ||
+        maclen != 32)
+        return 0;
+    static const char digits[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < 32; i++) {
+        hex[2 * i] = digits[mac[i] >> 4];
+        hex[2 * i + 1] = digits[mac[i] & 15];
+    }
+    hex[64] = '\0';
+    return 1;
+}
+
+/* core.trustpay_url: the card and wire pop-up URLs of luapay.trustpay (its
+ * normalize, schema check, trustpay.message, trustpay.signature and
+ * http.encode_query in one pass). */
+static int l_trustpay_url(lua_State *L) {
+    size_t accn, secn, basen, pathn;
+    lua_settop(L, 8);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    const char *account = luapay_check_string(L, 4, "trustpay_url", "account_id", &accn);
+    lua_Integer ptype = luaL_checkinteger(L, 5);
+    const char *secret = luapay_check_string(L, 6, "trustpay_url", "secret", &secn);
+    const char *base = luapay_check_string(L, 7, "trustpay_url", "base_url", &basen);
+    const char *path = luapay_check_string(L, 8, "trustpay_url", "path", &pathn);
+    if (lua_getmetatable(L, 2)) return 0; /* pairs may differ from next */
+
+    field f[MAX_FIELDS];
+    size_t nf = 0;
+    int64_t amount = -1;
+    const char *currency = NULL;
+    size_t curn = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || nf >= MAX_FIELDS - 3) return 0;
+        size_t kn;
+        const char *k = lua_tolstring(L, -2, &kn);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            f[nf].v = lua_tolstring(L, -1, &f[nf].vn);
+            if (lit_eq(k, kn, "Currency")) currency = f[nf].v, curn = f[nf].vn;
+        } else if (lit_eq(k, kn, "Amount") && luapay_read_minor(L, -1, &amount) == LUAPAY_MINOR_OK && amount >= 0) {
+            f[nf].v = NULL; /* written below, with the currency */
+            f[nf].vn = 0;
+        } else {
+            return 0; /* normalize's conversions, or a refusal: the general path */
+        }
+        f[nf].k = k;
+        f[nf].kn = kn;
+        nf++;
+        lua_pop(L, 1);
+    }
+    if (!luapay_schema_holds(L, 1, 2)) return 0;
+
+    char amount_buf[32], ptype_buf[24];
+    size_t amount_n = 0;
+    if (amount >= 0) {
+        const luapay_currency *cur = currency ? luapay_currency_find(currency, curn) : NULL;
+        if (cur == NULL || (amount_n = amount_text(amount, cur, amount_buf)) == 0) return 0;
+        for (size_t i = 0; i < nf; i++)
+            if (f[i].v == NULL) f[i].v = amount_buf, f[i].vn = amount_n;
+    }
+    if (ptype < 0 || ptype > 99) return luaL_error(L, "trustpay_url: payment_type out of range");
+    size_t ptype_n = digits((int64_t)ptype, ptype_buf);
+
+    /* the signed values, in the kind's order, joined by "/" */
+    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    size_t nnames = lua_rawlen(L, 3);
+    int first = 1, ok = 1;
+    for (size_t i = 1; i <= nnames && ok; i++) {
+        lua_rawgeti(L, 3, (int)i);
+        size_t nn;
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
+        const char *v = NULL;
+        size_t vn = 0;
+        if (name == NULL) {
+            ok = 0;
+            break;
+        }
+        if (lit_eq(name, nn, "AccountId")) v = account, vn = accn;
+        else if (lit_eq(name, nn, "PaymentType")) v = ptype_buf, vn = ptype_n;
+        else
+            for (size_t j = 0; j < nf; j++)
+                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) {
+                    v = f[j].v, vn = f[j].vn;
+                    if (lit_eq(name, nn, "Amount") && v != amount_buf && !is_amount2(v, vn)) ok = 0;
+                    break;
+                }
+        lua_pop(L, 1);
+        if (vn == 0) { /* absent or "": skipped, unless required (the schema sees to them) */
+            if (lit_eq(name, nn, "Amount") || lit_eq(name, nn, "Currency") || lit_eq(name, nn, "Reference")) ok = 0;
+            continue;
+        }
+        if (!first) luapay_buf_add(msg, "/", 1);
+        luapay_buf_add(msg, v, vn);
+        first = 0;
+    }
+    char sig[65];
+    if (!ok || msg->oom || !hmac_hex(L, secret, secn, msg, sig)) {
+        luapay_scratch_done(msg);
+        return 0;
+    }
+    luapay_scratch_done(msg);
+
+    /* the query: every non-empty field, AccountId, PaymentType, Signature, in byte order */
+    size_t nq = 0;
+    for (size_t i = 0; i < nf; i++)
+        if (f[i].vn > 0) f[nq++] = f[i];
+    f[nq++] = (field){"AccountId", account, 9, accn};
+    f[nq++] = (field){"PaymentType", ptype_buf, 11, ptype_n};
+    f[nq++] = (field){"Signature", sig, 9, 64};
+    sort_fields(f, nq);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf_add(out, base, basen);
+    luapay_buf_add(out, path, pathn);
+    luapay_buf_add(out, "?", 1);
+    for (size_t i = 0; i < nq; i++) {
+        if (i) luapay_buf_add(out, "&", 1);
+        luapay_url_encode_add(out, f[i].k, f[i].kn, 0);
+        luapay_buf_add(out, "=", 1);
+        luapay_url_encode_add(out, f[i].v, f[i].vn, 0);
+    }
+    if (out->oom) {
+        luapay_scratch_done(out);
+        return luaL_error(L, "trustpay_url: out of memory");
+    }
+    lua_pushlstring(L, out->data, out->len);
+    luapay_scratch_done(out);
+    return 1;
+}
+
+static int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
+}
+
+/* Pushes s decoded as http.decode_query does (url_decode(s, true)). */
+static void push_decoded(lua_State *L, luapay_buf *b, const char *s, size_t n) {
+    if (memchr(s, '%', n) == NULL && memchr(s, '+', n) == NULL) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    b->len = 0;
+    luapay_url_decode_add(b, s, n, 1);
+    if (b->oom) {
+        luapay_scratch_done(b);
+        luaL_error(L, "trustpay_notification: out of memory");
+    }
+    lua_pushlstring(L, b->data, b->len);
+}
+
+/* The string field name of the table at idx, or NULL (absent, not a string). */
+static const char *get_str(lua_State *L, int idx, const char *name, size_t *n) {
+    lua_getfield(L, idx, name);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
+    lua_pop(L, 1); /* the table holds it */
+    return s;
+}
+
+/* Amount ("^%-?%d+%.%d%d$") in minor units of a two-decimal currency, as
+ * trustpay.minor reads it; 0 if it does not (the general path words why). */
+static int minor_of(const char *s, size_t n, const char *cur, size_t curn, int64_t *out) {
+    const luapay_currency *c = luapay_currency_find(cur, curn);
+    if (c == NULL || c->exponent != 2 || !is_amount2(s, n)) return 0;
+    int neg = s[0] == '-';
+    int64_t v = 0;
+    for (size_t i = (size_t)neg; i < n; i++) {
+        if (s[i] == '.') continue;
+        v = v * 10 + (s[i] - '0');
+        if (v > LUAPAY_MINOR_LIMIT) return 0;
+    }
+    if (neg && v == 0) return 0; /* -0: a float -0 under LuaJIT */
+    *out = neg ? -v : v;
+    return 1;
+}
+
+static void push_int(lua_State *L, int64_t v) {
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+/* core.trustpay_notification: luapay.trustpay's notification check (query
+ * read, signature, account, Type, ResultCode, Amount) for a query string. */
+static int l_trustpay_notification(lua_State *L) {
+    size_t n, secn, accn;
+    lua_settop(L, 4);
+    const char *s = luapay_check_string(L, 1, "trustpay_notification", "text", &n);
+    const char *secret = luapay_check_string(L, 2, "trustpay_notification", "secret", &secn);
+    const char *account = luapay_check_string(L, 3, "trustpay_notification", "account_id", &accn);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    const char *end = s + n, *q;
+    for (q = s; q < end && (*q == ' ' || (*q >= '\t' && *q <= '\r')); q++) {}
+    if (q < end && *q == '{') return 0; /* JSON: the general path */
+    if ((q = memchr(s, '?', n)) != NULL) s = q + 1;
+    if ((q = memchr(s, '#', (size_t)(end - s))) != NULL) end = q;
+
+    lua_createtable(L, 0, 16); /* 5: the parameters */
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    for (const char *p = s; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop > p) {
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            push_decoded(L, b, p, (size_t)((eq ? eq : stop) - p));
+            if (lua_rawlen(L, -1) == 0) {
+                lua_pop(L, 1); /* an empty name is skipped */
+            } else {
+                if (eq) push_decoded(L, b, eq + 1, (size_t)(stop - eq - 1));
+                else lua_pushliteral(L, "");
+                lua_pushvalue(L, -2);
+                lua_rawget(L, 5);
+                if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, -2)) {
+                    luapay_scratch_done(b);
+                    return 0; /* repeated with another value: the general path refuses it */
+                }
+                lua_pop(L, 1);
+                lua_rawset(L, 5);
+            }
+        }
+        if (amp == NULL) break;
+        p = amp + 1;
+    }
+    luapay_scratch_done(b);
+
+    size_t sn, tn, rn, an, cn, accgot;
+    const char *method = get_str(L, 5, "PaymentId", &sn) ? "wire" : NULL;
+    if (method == NULL) {
+        lua_getfield(L, 5, "PaymentRequestId");
+        method = lua_isnil(L, -1) ? NULL : "card";
+        lua_pop(L, 1);
+        if (method == NULL) return 0;
+    }
+    const char *sig = get_str(L, 5, "Signature", &sn);
+    const char *typ = get_str(L, 5, "Type", &tn);
+    const char *rc = get_str(L, 5, "ResultCode", &rn);
+    const char *amt = get_str(L, 5, "Amount", &an);
+    const char *cur = get_str(L, 5, "Currency", &cn);
+    const char *acc = get_str(L, 5, "AccountId", &accgot);
+    if (sig == NULL || sn != 64 || typ == NULL || rc == NULL || amt == NULL || cur == NULL || acc == NULL) return 0;
+    char got[64];
+    for (size_t i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)sig[i];
+        if (!is_hex(c)) return 0;
+        got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
+    }
+    if (!(accgot == accn && memcmp(acc, account, accn) == 0)) return 0;
+    if (!lit_eq(typ, tn, "CRDT") && !lit_eq(typ, tn, "DBIT")) return 0;
+    if (rn == 0 || rn > 9) return 0;
+    int64_t code = 0, amount = 0;
+    for (size_t i = 0; i < rn; i++) {
+        if (rc[i] < '0' || rc[i] > '9') return 0;
+        code = code * 10 + (rc[i] - '0');
+    }
+    if (!minor_of(amt, an, cur, cn, &amount)) return 0;
+
+    /* the signed values of the kind, absent and empty ones skipped */
+    lua_getfield(L, 4, method[0] == 'w' ? "wire_notification" : "card_notification");
+    if (!lua_istable(L, -1)) return 0;
+    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    size_t nnames = lua_rawlen(L, -1);
+    int first = 1, ok = 1;
+    for (size_t i = 1; i <= nnames && ok; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        lua_rawget(L, 5);
+        size_t vn = 0;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vn) : NULL;
+        if (v == NULL && !lua_isnil(L, -1)) ok = 0;
+        if (vn > 0) {
+            if (!first) luapay_buf_add(msg, "/", 1);
+            luapay_buf_add(msg, v, vn);
+            first = 0;
+        }
+        lua_pop(L, 1);
+    }
+    char want[65];
+    ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
+    luapay_scratch_done(msg);
+    if (!ok || CRYPTO_memcmp(want, got, 64) != 0) return 0;
+
+    lua_pushvalue(L, 5);
+    lua_pushstring(L, method);
+    push_int(L, code);
+    push_int(L, amount);
+    return 4;
+}
+
+const luaL_Reg luapay_trustpay_funcs[] = {
+    {"trustpay_url", l_trustpay_url},
+    {"trustpay_notification", l_trustpay_notification},
+    {NULL, NULL},
+};

@@ -1,0 +1,128 @@
+-- Core pieces made faster for issue 15, each checked against what it
+-- replaced: provider.plain's one C pass (core.json_plain) against its Lua
+-- code over random JSON documents, and a key's kept verification context
+-- against fresh signatures of both digests, good and altered, interleaved.
+-- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
+local core = require "luapay.core"
+local provider = require "luapay.provider"
+local property = require "support.property"
+local RUNS, rng, pick = property.RUNS, property.rng, property.pick
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- A random JSON text: objects, arrays, strings, numbers of every form, null.
+local NUMBERS = { "0", "-0", "1", "-7", "1.0", "1.50", "1e2", "1E-2", "2.5e+3", "123456789012345678901234567890",
+    "9007199254740993", "0.1", "-12.340", "1e400" }
+local function json(R, depth)
+    local k = R(1, depth > 3 and 3 or 6)
+    if k == 1 then return pick(R, NUMBERS) end
+    if k == 2 then return pick(R, { '"a"', '"ü/\\n"', '""', "null", "true", "false" }) end
+    if k == 3 then return '"' .. ("x"):rep(R(0, 50)) .. '"' end
+    local parts = {}
+    if k <= 4 then
+        for i = 1, R(0, 5) do parts[i] = json(R, depth + 1) end
+        return "[" .. table.concat(parts, ",") .. "]"
+    end
+    for i = 1, R(0, 6) do parts[i] = ('"k%d"'):format(R(1, 9)) .. ":" .. json(R, depth + 1) end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- Deep equality that also compares metatables and tells integers from floats.
+local function same(a, b)
+    if type(a) ~= type(b) then return false end
+    if type(a) == "number" then
+        return (a == b or (a ~= a and b ~= b)) and (math.type == nil or math.type(a) == math.type(b))
+            and (1 / a == 1 / b or a ~= 0)
+    end
+    if type(a) ~= "table" then return a == b end
+    if getmetatable(a) ~= getmetatable(b) then return false end
+    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
+end
+
+local function lua_plain(v, as_text)
+    local saved = core.json_plain
+    core.json_plain = function() end -- nothing: provider.plain's Lua code
+    local ok, copy = pcall(provider.plain, v, as_text)
+    core.json_plain = saved
+    assert(ok, copy)
+    return copy
+end
+
+describe("provider.plain in one C pass", function()
+    it("is taken for decoded JSON", function()
+        local done, copy = core.json_plain(core.json_decode('{"a":[1,2.5,{"b":"x"}]}', { numbers = "lexeme" }))
+        assert.is_true(done)
+        assert.equal(core.array_mt, getmetatable(copy.a))
+        assert.equal(2.5, copy.a[2])
+    end)
+
+    it("copies as the Lua code does, numbers as numbers or as text", function()
+        for run = 1, RUNS do
+            local seed = 3100 + run
+            local R = rng(seed)
+            local doc = core.json_decode(json(R, 1), { numbers = "lexeme" })
+            for _, as_text in ipairs({ false, true }) do
+                local fast, slow = provider.plain(doc, as_text), lua_plain(doc, as_text)
+                assert.is_true(same(slow, fast), "seed " .. seed)
+                if type(doc) == "table" and getmetatable(doc) ~= core.number_mt then assert.are_not.equal(doc, fast) end
+            end
+        end
+    end)
+
+    it("leaves what it does not copy to the Lua code: deep nesting, __pairs", function()
+        local deep = {}
+        for _ = 1, 150 do deep = { deep } end
+        assert.is_nil((core.json_plain(deep)))
+        assert.is_true(same(lua_plain(deep), provider.plain(deep)))
+        assert.is_nil((core.json_plain({ x = setmetatable({}, { __pairs = function() end }) })))
+    end)
+
+    it("raises on a cycle as the Lua code does", function()
+        local t = { a = {} }
+        t.a.b = t
+        local ok1, e1 = pcall(provider.plain, t)
+        local ok2, e2 = pcall(lua_plain, t)
+        assert.is_false(ok1)
+        assert.equal("provider.plain: bad argument #1 'v' (a table contains itself (a cycle))", e1)
+        assert.is_false(ok2)
+        assert.matches("a table contains itself", e2, 1, true)
+    end)
+end)
+
+describe("a key's kept verification context", function()
+    local priv = assert(core.pkey(read("spec/fixtures/keys/merchant_private.pem")))
+    local pub = assert(core.pkey(read("spec/fixtures/keys/merchant_public.pem")))
+
+    it("verifies good signatures and refuses altered ones, both digests interleaved", function()
+        for run = 1, math.max(10, math.floor(RUNS / 10)) do
+            local seed = 4100 + run
+            local R = rng(seed)
+            local msg = ("m"):rep(R(0, 300)) .. tostring(run)
+            local alg = pick(R, { "sha1", "sha256" })
+            local other = alg == "sha1" and "sha256" or "sha1"
+            local sig = priv:sign(msg, alg)
+            assert.is_true(pub:verify(msg, sig, alg), "seed " .. seed)
+            assert.is_true(priv:verify(msg, sig, alg), "seed " .. seed)
+            assert.is_false(pub:verify(msg, sig, other), "seed " .. seed)
+            assert.is_false(pub:verify(msg .. "x", sig, alg), "seed " .. seed)
+            assert.is_false(pub:verify(msg, property.mutate(R, sig), alg), "seed " .. seed)
+            assert.is_false(pub:verify(msg, "", alg), "seed " .. seed)
+            assert.is_true(pub:verify(msg, sig, alg), "seed " .. seed) -- a refusal leaves the context usable
+        end
+    end)
+
+    it("is released with the key", function()
+        local k = assert(core.pkey(read("spec/fixtures/keys/merchant_public.pem")))
+        assert.is_true(k:verify("x", priv:sign("x", "sha1"), "sha1"))
+        k:close()
+        k:close()
+        assert.has_error(function() k:verify("x", "y", "sha1") end, "luapay.pkey: key is closed")
+    end)
+end)
