@@ -31,6 +31,7 @@ static inline int luapay_buf_add(luapay_buf *b, const void *p, size_t n) {
     b->len += n;
     return 1;
 }
+int luapay_buf_reserve(luapay_buf *b, size_t n); /* room for n more bytes; 0 (oom) if not */
 void luapay_buf_free(luapay_buf *b);
 luapay_buf *luapay_buf_box(lua_State *L); /* pushes a userdata that frees it on __gc */
 
@@ -40,6 +41,8 @@ enum {
     LUAPAY_SCRATCH_CANON_DATA,
     LUAPAY_SCRATCH_CANON_ENTRIES,
     LUAPAY_SCRATCH_CANON_OUT,
+    LUAPAY_SCRATCH_CANON_MEMBERS,
+    LUAPAY_SCRATCH_CANON_TMP,
     LUAPAY_SCRATCH_JSON,
     LUAPAY_SCRATCH_JSON_KEYS,
     LUAPAY_SCRATCH_JSON_DECODE,

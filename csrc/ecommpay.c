@@ -539,8 +539,316 @@ static int l_ecommpay_signature(lua_State *L) {
     return 1;
 }
 
+/* ---------------------------------------------------------------------
+ * A callback's canonical string from its text, in the pass that decodes it
+ *
+ * core.ecommpay_callback(raw_body, secret) -> body, signature
+ *   body as core.json_decode(raw_body) gives it (numbers as Lua numbers),
+ *   signature the base64 HMAC-SHA512 of the callback canonical string
+ *   (opts.callback above) of the body, taken from its text while it is
+ *   read: no number objects, no second walk over Lua tables. When the body
+ *   is out of this pass's reach, signature is false and the caller signs
+ *   the tree itself (core.json_decode with lexemes, core.ecommpay_signature):
+ *   the root is not an object; a key is empty, holds a byte up to ' ', a
+ *   ':' or a run of digits with a leading zero; an object repeats a key; a
+ *   number is not an integer written as its digits (-0, 1.0, 1e3, or more
+ *   digits than a Lua number holds exactly: 18 in Lua 5.4, 15 in LuaJIT);
+ *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
+ *   core.ecommpay_signature(the lexeme tree, secret, {callback = true}),
+ *   and each number's digits are its text (a caller may write them back).
+ *   nil, err when the text is not JSON (core.json_decode's error).
+ *
+ * The order without sorting all paths: within such keys, PHP's natural
+ * order compares a path token by token (runs of digits by value, other
+ * bytes one by one), so sibling members compare by their keys alone, the
+ * key followed by ':' for an object or an array (by the end of the path for
+ * a scalar). Each object's members are sorted when it closes and its
+ * entries moved into that order; an array's elements come in index order,
+ * which is already theirs. Cost: the entries times the depth, plus each
+ * object's members sorted by key.
+ * ------------------------------------------------------------------- */
+
+#define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
+
+typedef struct {
+    size_t kofs, klen;  /* the key: bytes [kofs, kofs + klen) of data */
+    size_t first, last; /* its entries: [first, last) */
+    int leaf;           /* a scalar (one entry whose path ends with the key) */
+} member;
+
+typedef struct {
+    int object;
+    size_t first;   /* the container's first entry */
+    size_t members; /* the members list's length when the object opened */
+    /* the member (or element) being read */
+    size_t base, kofs, klen, mfirst;
+    int leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
+} level;
+
+typedef struct {
+    luapay_json_sink sink;
+    int in_reach;  /* 0 once the body is out of reach */
+    int depth;     /* containers open */
+    int skipping;  /* > 0: inside a member left out, read at this depth */
+    luapay_buf *path, *data, *entries, *members, *tmp; /* entries: entry_off records */
+    level lv[MAX_DEPTH + 2];
+} cb_reader;
+
+static void out_of_reach(cb_reader *c) {
+    c->in_reach = 0;
+}
+
+static int is_digit_byte(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* A key natural order can place by itself: see above. */
+static int key_in_reach(const unsigned char *k, size_t n) {
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k[i] <= ' ' || k[i] == ':') return 0;
+        if (k[i] == '0' && (i == 0 || !is_digit_byte(k[i - 1])) && i + 1 < n && is_digit_byte(k[i + 1])) return 0;
+    }
+    return 1;
+}
+
+/* Natural order of two keys in reach, each followed by its terminator
+ * (':' for a container, the end of the path, lower than any byte, for a
+ * scalar). 0 for the same key. */
+static int key_cmp(const unsigned char *a, size_t an, int aleaf, const unsigned char *b, size_t bn, int bleaf) {
+    size_t i = 0, j = 0;
+    for (;;) {
+        if (i >= an && j >= bn) return 0; /* the same key */
+        int ca = i < an ? a[i] : (aleaf ? -1 : ':'), cb = j < bn ? b[j] : (bleaf ? -1 : ':');
+        if (i < an && j < bn && is_digit_byte(a[i]) && is_digit_byte(b[j])) {
+            size_t ie = i, je = j; /* runs of digits without leading zeros: the longer is larger */
+            while (ie < an && is_digit_byte(a[ie])) ie++;
+            while (je < bn && is_digit_byte(b[je])) je++;
+            if (ie - i != je - j) return ie - i < je - j ? -1 : 1;
+            int r = memcmp(a + i, b + j, ie - i);
+            if (r) return r < 0 ? -1 : 1;
+            i = ie;
+            j = je;
+            continue;
+        }
+        if (ca != cb) return ca < cb ? -1 : 1;
+        i++;
+        j++;
+    }
+}
+
+static int member_cmp(cb_reader *c, const member *x, const member *y) {
+    const unsigned char *d = (const unsigned char *)c->data->data;
+    return key_cmp(d + x->kofs, x->klen, x->leaf, d + y->kofs, y->klen, y->leaf);
+}
+
+/* Does an object repeat a key? (The tree keeps the last one; the pass
+ * leaves that to it.) An open-addressing set of the n keys in tmp. */
+static int repeats_a_key(cb_reader *c, const member *v, size_t n) {
+    size_t size = 16;
+    while (size < 2 * n) size *= 2;
+    c->tmp->len = 0;
+    if (!luapay_buf_reserve(c->tmp, size * sizeof(size_t))) return 1;
+    size_t *slot = (size_t *)c->tmp->data; /* member index + 1, 0 free */
+    memset(slot, 0, size * sizeof *slot);
+    const unsigned char *d = (const unsigned char *)c->data->data;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *k = d + v[i].kofs;
+        size_t h = 2166136261u;
+        for (size_t j = 0; j < v[i].klen; j++) h = (h ^ k[j]) * 16777619u;
+        for (h &= size - 1; slot[h]; h = (h + 1) & (size - 1)) {
+            const member *o = &v[slot[h] - 1];
+            if (o->klen == v[i].klen && memcmp(d + o->kofs, k, o->klen) == 0) return 1;
+        }
+        slot[h] = i + 1;
+    }
+    return 0;
+}
+
+/* Sorts v[0..n), stable: insertion for a few, else merge sort through tmp. */
+static void sort_members(cb_reader *c, member *v, member *tmp, size_t n) {
+    if (n <= 8) {
+        for (size_t i = 1; i < n; i++) {
+            member x = v[i];
+            size_t k = i;
+            for (; k > 0 && member_cmp(c, &x, &v[k - 1]) < 0; k--) v[k] = v[k - 1];
+            v[k] = x;
+        }
+        return;
+    }
+    size_t h = n / 2, i = 0, j = h, k = 0;
+    sort_members(c, v, tmp, h);
+    sort_members(c, v + h, tmp, n - h);
+    while (i < h && j < n) tmp[k++] = member_cmp(c, &v[j], &v[i]) < 0 ? v[j++] : v[i++];
+    while (i < h) tmp[k++] = v[i++];
+    memcpy(v, tmp, k * sizeof *v); /* v[j..n) is in place already */
+}
+
+/* An object closes: its members in natural order, their entries moved so. */
+static void order_object(cb_reader *c, const level *l) {
+    size_t n = c->members->len / sizeof(member) - l->members;
+    size_t first = l->first, count = c->entries->len / sizeof(entry_off) - first;
+    if (n > 1) {
+        size_t room = n * sizeof(member) > count * sizeof(entry_off) ? n * sizeof(member) : count * sizeof(entry_off);
+        c->tmp->len = 0;
+        if (!luapay_buf_reserve(c->tmp, room)) return out_of_reach(c);
+        member *v = (member *)c->members->data + l->members;
+        if (repeats_a_key(c, v, n)) return out_of_reach(c);
+        if (!luapay_buf_reserve(c->tmp, room)) return out_of_reach(c);
+        sort_members(c, v, (member *)c->tmp->data, n);
+        entry_off *e = (entry_off *)c->entries->data, *moved = (entry_off *)c->tmp->data;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = v[i].first; j < v[i].last; j++) moved[k++] = e[j];
+        memcpy(e + first, moved, count * sizeof *e);
+    }
+    c->members->len = l->members * sizeof(member);
+}
+
+static void add_entry(cb_reader *c, const char *value, size_t n) {
+    entry_off e;
+    e.path = c->data->len;
+    e.path_len = c->path->len;
+    luapay_buf_add(c->data, c->path->data, c->path->len);
+    e.value = c->data->len;
+    e.value_len = n;
+    luapay_buf_add(c->data, value, n);
+    luapay_buf_add(c->entries, &e, sizeof e);
+}
+
+/* An integer written as its digits, which reading it back as a Lua number
+ * and writing that gives again. */
+static int digits_in_reach(const char *s, size_t n) {
+    size_t i = n && s[0] == '-';
+    if (i == n || n - i > CB_DIGITS) return 0;
+    if (s[i] == '0') return n == 1; /* "0"; not "-0" */
+    for (; i < n; i++)
+        if (!is_digit_byte((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
+    cb_reader *c = (cb_reader *)sink;
+    if (!c->in_reach) return;
+    level *l = &c->lv[c->depth];
+    switch (ev) {
+    case LUAPAY_JSON_OBJECT:
+    case LUAPAY_JSON_ARRAY: {
+        if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
+        l->leaf = 0;
+        if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
+        level *in = &c->lv[++c->depth];
+        in->object = ev == LUAPAY_JSON_OBJECT;
+        in->first = c->entries->len / sizeof(entry_off);
+        in->members = c->members->len / sizeof(member);
+        in->skip = 0;
+        return;
+    }
+    case LUAPAY_JSON_CLOSE:
+        if (!c->skipping && l->object) order_object(c, l);
+        c->depth--;
+        return;
+    case LUAPAY_JSON_MEMBER:
+    case LUAPAY_JSON_ELEMENT: {
+        char index[24];
+        l->base = c->path->len;
+        l->mfirst = c->entries->len / sizeof(entry_off);
+        l->skip = 0;
+        if (c->skipping) return;
+        if (ev == LUAPAY_JSON_ELEMENT) {
+            s = index;
+            n = (size_t)snprintf(index, sizeof index, "%zu", n);
+        } else if (!key_in_reach((const unsigned char *)s, n)) {
+            return out_of_reach(c);
+        }
+        if (c->path->len) luapay_buf_add(c->path, ":", 1);
+        l->kofs = c->path->len;
+        l->klen = n;
+        luapay_buf_add(c->path, s, n);
+        if (ev == LUAPAY_JSON_MEMBER && n == 10 && memcmp(s, "frame_mode", 10) == 0) {
+            l->skip = 1;
+            c->skipping = c->depth;
+        } else if (ev == LUAPAY_JSON_MEMBER && n == 9 && memcmp(s, "signature", 9) == 0) {
+            l->skip = 2;
+        }
+        return;
+    }
+    case LUAPAY_JSON_LEAVE:
+        if (c->skipping == c->depth) c->skipping = 0;
+        if (!c->skipping && l->object) { /* one left out or empty too: a later one may repeat its key */
+            member m = {c->data->len, l->klen, l->mfirst, c->entries->len / sizeof(entry_off), l->leaf};
+            luapay_buf_add(c->data, c->path->data + l->kofs, l->klen);
+            luapay_buf_add(c->members, &m, sizeof m);
+        }
+        c->path->len = l->base;
+        return;
+    default: /* a scalar */
+        if (c->depth == 0) return out_of_reach(c);
+        if (c->skipping) return;
+        l->leaf = 1;
+        if (l->skip == 2 && ev != LUAPAY_JSON_NULL) { /* a signature: PHP leaves it out unless null */
+            c->skipping = c->depth;
+            return;
+        }
+        switch (ev) {
+        case LUAPAY_JSON_STRING: return add_entry(c, s, n);
+        case LUAPAY_JSON_NUMBER:
+            if (!digits_in_reach(s, n)) return out_of_reach(c);
+            return add_entry(c, s, n);
+        case LUAPAY_JSON_TRUE: return add_entry(c, "1", 1);
+        case LUAPAY_JSON_FALSE: return add_entry(c, "0", 1);
+        default: return add_entry(c, "", 0); /* null: empty, the key kept */
+        }
+    }
+}
+
+static int l_ecommpay_callback(lua_State *L) {
+    size_t len, klen;
+    const char *text = luapay_check_string(L, 1, "ecommpay_callback", "raw_body", &len);
+    const char *key = luapay_check_string(L, 2, "ecommpay_callback", "secret", &klen);
+    lua_settop(L, 2);
+    cb_reader c;
+    memset(&c, 0, sizeof c);
+    c.sink.event = cb_event;
+    c.in_reach = 1;
+    c.path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    c.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    c.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    c.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    c.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    int in_reach = ok && c.in_reach && !(c.path->oom || c.data->oom || c.entries->oom || c.members->oom || c.tmp->oom);
+    if (in_reach) {
+        const entry_off *e = (const entry_off *)c.entries->data;
+        size_t count = c.entries->len / sizeof *e;
+        for (size_t i = 0; i < count; i++) {
+            if (i) luapay_buf_add(out, ";", 1);
+            luapay_buf_add(out, c.data->data + e[i].path, e[i].path_len);
+            luapay_buf_add(out, ":", 1);
+            luapay_buf_add(out, c.data->data + e[i].value, e[i].value_len);
+        }
+        in_reach = !out->oom;
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    if (in_reach && !luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen))
+        in_reach = 0; /* the caller's own path says what failed */
+    luapay_scratch_done(c.path);
+    luapay_scratch_done(c.data);
+    luapay_scratch_done(c.entries);
+    luapay_scratch_done(c.members);
+    luapay_scratch_done(c.tmp);
+    luapay_scratch_done(out);
+    if (!ok) return 2; /* nil, err */
+    if (in_reach) luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
+    else lua_pushboolean(L, 0);
+    return 2;
+}
+
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
     {"ecommpay_signature", l_ecommpay_signature},
+    {"ecommpay_callback", l_ecommpay_callback},
     {NULL, NULL},
 };
