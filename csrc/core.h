@@ -109,6 +109,7 @@ int luapay_push_openssl_error(lua_State *L, const char *what);
 
 /* Encoders shared with later C files (canonical strings, signatures). */
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form); /* as core.url_encode(s, form) */
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
 
 /* A path in a Lua tree, for error messages (path.c): one frame per level,

@@ -29,6 +29,7 @@
  * json_decode reads it: an integer text is used as written (any length:
  * 2^63-1 and beyond, also under LuaJIT; "-0" is 0), a float text ("1.0",
  * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,6 +445,34 @@ static int walk(walker *w, int idx, int depth) {
     return 1;
 }
 
+/* The entries (entry_off records over data) sorted and joined into out as
+ * "path:value;...". Offsets become pointers now that data no longer moves;
+ * the sort moves pointers to the records, kept in order (emptied first).
+ * 0 when out of memory. */
+static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order, luapay_buf *out) {
+    size_t count = entries->len / sizeof(record);
+    record *list = (record *)entries->data;
+    order->len = 0;
+    for (size_t i = 0; i < count; i++) {
+        entry_off o = list[i].off;
+        entry e = {data->data + o.path, data->data + o.value, o.path_len, o.value_len};
+        list[i].ptr = e;
+        record *r = &list[i];
+        luapay_buf_add(order, &r, sizeof r);
+    }
+    if (order->oom || data->oom || entries->oom) return 0;
+    record **sorted = (record **)order->data;
+    sort_entries(sorted, count);
+    for (size_t i = 0; i < count; i++) {
+        const entry *e = &sorted[i]->ptr;
+        if (i) luapay_buf_add(out, ";", 1);
+        luapay_buf_add(out, e->path, e->path_len);
+        luapay_buf_add(out, ":", 1);
+        luapay_buf_add(out, e->value, e->value_len);
+    }
+    return !out->oom;
+}
+
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
@@ -470,32 +499,7 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
     if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
-    /* Offsets become pointers now that data no longer moves; the sort moves
-     * pointers to the records (kept in the path buffer, no longer needed). */
-    size_t count = ok ? w.entries->len / sizeof(record) : 0;
-    record *list = (record *)w.entries->data;
-    luapay_buf *order = w.key;
-    order->len = 0;
-    for (size_t i = 0; i < count; i++) {
-        entry_off o = list[i].off;
-        entry e = {w.data->data + o.path, w.data->data + o.value, o.path_len, o.value_len};
-        list[i].ptr = e;
-        record *r = &list[i];
-        luapay_buf_add(order, &r, sizeof r);
-    }
-    if (ok && order->oom) ok = fail(&w, "out of memory");
-    if (ok) {
-        record **sorted = (record **)order->data;
-        sort_entries(sorted, count);
-        for (size_t i = 0; i < count; i++) {
-            const entry *e = &sorted[i]->ptr;
-            if (i) luapay_buf_add(out, ";", 1);
-            luapay_buf_add(out, e->path, e->path_len);
-            luapay_buf_add(out, ":", 1);
-            luapay_buf_add(out, e->value, e->value_len);
-        }
-        if (out->oom) ok = fail(&w, "out of memory");
-    }
+    if (ok && !sorted_join(w.data, w.entries, w.key, out)) ok = fail(&w, "out of memory");
     luapay_scratch_done(w.key);
     luapay_scratch_done(w.data);
     luapay_scratch_done(w.entries);
@@ -846,9 +850,183 @@ static int l_ecommpay_callback(lua_State *L) {
     return 2;
 }
 
+/* ---------------------------------------------------------------------
+ * The Payment Page URL
+ *
+ * core.ecommpay_page_url(params, secret, order, base) -> url | false
+ *   base .. "/payment?" (base's trailing '/' dropped) .. the query: the
+ *   names of the list order first, then the others in byte order, then
+ *   signature = base64(HMAC-SHA512(secret, the canonical string of the
+ *   values)); each name and value encoded as PHP's urlencode. A "signature"
+ *   and null values are left out. Values: strings; booleans as 1 and 0;
+ *   integers (and whole floats within 2^53) in decimal; number objects
+ *   from their text. false for anything else (a key that is not a string,
+ *   a table to write as JSON, a value that cannot be sent): the caller's
+ *   own path handles it, or says what is wrong.
+ * ------------------------------------------------------------------- */
+
+typedef struct {
+    size_t name, name_len, value, value_len; /* offsets into the text buffer */
+    int rank;                                /* place in order, or INT_MAX */
+} page_param;
+
+static int page_param_cmp(const void *x, const void *y, void *text) {
+    const page_param *a = (const page_param *)x, *b = (const page_param *)y;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    const char *t = (const char *)text;
+    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    int r = memcmp(t + a->name, t + b->name, n);
+    if (r) return r;
+    return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+/* The value at idx as the page sends it, into text; 0 if Lua must say. */
+static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
+    char num[64];
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return luapay_buf_add(text, s, n);
+    }
+    case LUA_TBOOLEAN: return luapay_buf_add(text, lua_toboolean(L, idx) ? "1" : "0", 1);
+    case LUA_TNUMBER: {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, idx))
+            return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, idx)));
+#endif
+        double v = (double)lua_tonumber(L, idx);
+        if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
+        return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, "%.0f", v));
+    }
+    case LUA_TTABLE: {
+        if (!lua_getmetatable(L, idx)) return 0;
+        int is_number = lua_rawequal(L, -1, number_mt);
+        lua_pop(L, 1);
+        if (!is_number) return 0;
+        lua_rawgeti(L, idx, 1);
+        size_t n;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        if (s) luapay_buf_add(text, s, n);
+        lua_pop(L, 1);
+        return s != NULL;
+    }
+    default: return 0;
+    }
+}
+
+static int l_ecommpay_page_url(lua_State *L) {
+    size_t klen, blen;
+    if (lua_type(L, 1) != LUA_TTABLE)
+        luapay_arg_error(L, 1, "ecommpay_page_url", "params",
+                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+    const char *key = luapay_check_string(L, 2, "ecommpay_page_url", "secret", &klen);
+    if (lua_type(L, 3) != LUA_TTABLE)
+        luapay_arg_error(L, 3, "ecommpay_page_url", "order",
+                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 3)));
+    const char *base = luapay_check_string(L, 4, "ecommpay_page_url", "base", &blen);
+    lua_settop(L, 4);
+    luaL_getmetatable(L, "luapay.json_number");
+    int number_mt = lua_gettop(L);
+    luapay_buf *text = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    luapay_buf *params = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    luapay_buf *order = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    luapay_buf *url = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    int ok = 1;
+    /* the order's names (held by the order table), read once */
+    struct { const char *s; size_t n; } ranked[32];
+    size_t nrank = lua_rawlen(L, 3);
+    if (nrank > 32) nrank = 32;
+    for (size_t i = 0; i < nrank; i++) {
+        lua_rawgeti(L, 3, (int)i + 1);
+        ranked[i].s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &ranked[i].n) : NULL;
+        lua_pop(L, 1);
+        if (!ranked[i].s) luapay_arg_error(L, 3, "ecommpay_page_url", "order", "a list of up to 32 strings expected");
+    }
+    lua_pushnil(L);
+    while (ok && lua_next(L, 1)) {
+        size_t nlen;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+        if (name == NULL) {
+            ok = 0;
+        } else if (!(nlen == 9 && memcmp(name, "signature", 9) == 0) &&
+                   !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL)) {
+            page_param p;
+            p.name = text->len;
+            p.name_len = nlen;
+            luapay_buf_add(text, name, nlen);
+            luapay_buf_add(text, "", 1); /* strnatcmp reads one past a path */
+            p.value = text->len;
+            ok = page_value(L, lua_gettop(L), number_mt, text);
+            p.value_len = text->len - p.value;
+            p.rank = INT_MAX;
+            for (size_t i = 0; i < nrank && p.rank == INT_MAX; i++)
+                if (ranked[i].n == nlen && memcmp(ranked[i].s, name, nlen) == 0) p.rank = (int)i;
+            luapay_buf_add(params, &p, sizeof p);
+        }
+        lua_pop(L, 1);
+    }
+    if (!ok) lua_pop(L, 1); /* the key lua_next left */
+    size_t count = params->len / sizeof(page_param);
+    page_param *list = (page_param *)params->data;
+    /* The signed string: each name:value ("frame_mode" left out, ':' in a
+     * name doubled, as the canonical walk writes them), in natural order. */
+    for (size_t i = 0; ok && i < count; i++) {
+        size_t nlen = list[i].name_len;
+        if (nlen == 10 && memcmp(text->data + list[i].name, "frame_mode", 10) == 0) continue;
+        if (!luapay_buf_reserve(text, 2 * nlen + 1)) break; /* so that name stays where it is */
+        const char *name = text->data + list[i].name;
+        entry_off e;
+        e.path = text->len;
+        if (memchr(name, ':', nlen) == NULL) luapay_buf_add(text, name, nlen);
+        else for (size_t j = 0; j < nlen; j++) luapay_buf_add(text, name[j] == ':' ? "::" : name + j, name[j] == ':' ? 2 : 1);
+        e.path_len = text->len - e.path;
+        luapay_buf_add(text, "", 1);
+        e.value = list[i].value;
+        e.value_len = list[i].value_len;
+        record r;
+        memset(&r, 0, sizeof r);
+        r.off = e;
+        luapay_buf_add(entries, &r, sizeof r);
+    }
+    ok = ok && !text->oom && !params->oom && sorted_join(text, entries, order, out);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    ok = ok && luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
+    if (ok) {
+        char sig[LUAPAY_BASE64_LEN(EVP_MAX_MD_SIZE) + 1];
+        size_t siglen = luapay_base64_encode(sig, mac, maclen);
+        qsort_r(list, count, sizeof *list, page_param_cmp, text->data);
+        while (blen && base[blen - 1] == '/') blen--;
+        luapay_buf_add(url, base, blen);
+        luapay_buf_add(url, "/payment?", 9);
+        for (size_t i = 0; i < count; i++) {
+            luapay_url_encode_add(url, text->data + list[i].name, list[i].name_len, 1);
+            luapay_buf_add(url, "=", 1);
+            luapay_url_encode_add(url, text->data + list[i].value, list[i].value_len, 1);
+            luapay_buf_add(url, "&", 1);
+        }
+        luapay_buf_add(url, "signature=", 10);
+        luapay_url_encode_add(url, sig, siglen, 1);
+        ok = !url->oom;
+    }
+    if (ok) lua_pushlstring(L, url->data, url->len);
+    else lua_pushboolean(L, 0);
+    luapay_scratch_done(text);
+    luapay_scratch_done(params);
+    luapay_scratch_done(entries);
+    luapay_scratch_done(order);
+    luapay_scratch_done(out);
+    luapay_scratch_done(url);
+    return 1;
+}
+
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
     {"ecommpay_signature", l_ecommpay_signature},
     {"ecommpay_callback", l_ecommpay_callback},
+    {"ecommpay_page_url", l_ecommpay_page_url},
     {NULL, NULL},
 };

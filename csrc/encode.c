@@ -156,7 +156,7 @@ static int kept(unsigned char c, int form) {
 }
 
 /* Appends s percent-encoded as url_encode does. */
-static void add_url_encoded(luapay_buf *b, const char *s, size_t n, int form) {
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form) {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -186,7 +186,7 @@ static int l_url_encode(lua_State *L) {
     }
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     luapay_buf_add(b, s, i);
-    add_url_encoded(b, s + i, n - i, form);
+    luapay_url_encode_add(b, s + i, n - i, form);
     if (b->oom) {
         luapay_scratch_done(b);
         return luaL_error(L, "url_encode: out of memory");
@@ -220,7 +220,7 @@ static int l_form_encode(lua_State *L) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
         if (i > 1) luapay_buf_add(b, i % 2 ? "&" : "=", 1);
-        add_url_encoded(b, s, len, form);
+        luapay_url_encode_add(b, s, len, form);
         lua_pop(L, 1);
     }
     if (b->oom) {

@@ -84,7 +84,7 @@ ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 local number_mt, null = core.number_mt, core.null
 local digits = provider.digits
 local math_type = math.type
-local url_encode, form_encode = core.url_encode, core.form_encode
+local url_encode, form_encode, page_url = core.url_encode, core.form_encode, core.ecommpay_page_url
 
 ---------------------------------------------------------------------------
 -- Signing
@@ -466,6 +466,10 @@ function ecommpay.payment_page_url(params, secret, base_url)
     if base_url ~= nil and type(base_url) ~= "string" then
         argerror("payment_page_url", 3, "base_url", "string expected, got " .. type(base_url))
     end
+    -- Built in one C call (core.ecommpay_page_url); a value it leaves to
+    -- Lua (a table as JSON) or one that cannot be sent comes here.
+    local url = page_url(params, secret, PAGE_ORDER, base_url or ecommpay.PAYMENT_PAGE_URL)
+    if url then return url end
     local values, rest = {}, {}
     for k, v in pairs(params) do
         if type(k) ~= "string" then argerror("payment_page_url", 1, "params", "keys must be strings") end

@@ -1,10 +1,13 @@
--- core.ecommpay_callback (issue 15): a callback's signature computed from
+-- ecommpay's hot paths in one C pass (issue 15), against what they replaced.
+--
+-- core.ecommpay_callback: a callback's signature computed from
 -- its text in the pass that decodes it must be exactly the one
 -- core.ecommpay_signature gives over the lexeme tree, and the body exactly
 -- core.json_decode's; what that pass cannot place it leaves to the tree
 -- (false), never guesses. Random bodies written as text, so that keys
 -- repeat, numbers take every form and natural order's corners (digits,
--- leading zeros, spaces, ':') come up. Seeded: a failure names its seed.
+-- leading zeros, spaces, ':') come up. core.ecommpay_page_url: the URL
+-- the Lua code built (the reference below). Seeded: a failure names its seed.
 local core = require "luapay.core"
 local ecommpay = require "luapay.ecommpay"
 local util = require "support.util"
@@ -152,5 +155,66 @@ describe("ecommpay.verify_notification through the one pass", function()
             assert.is_nil(ecommpay.verify_notification(tampered, nil, { secret = SECRET }), "seed " .. seed)
         end
         assert(placed > RUNS / 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+end)
+
+-- The Payment Page URL as the Lua code built it before core.ecommpay_page_url
+-- (kept here as the reference): PAGE_ORDER first, the rest in byte order,
+-- the signature of the values last.
+local PAGE_ORDER = { "project_id", "interface_type", "payment_id", "payment_amount", "payment_currency",
+                     "customer_id", "payment_description", "language_code", "redirect", "redirect_success_url" }
+local function reference_page_url(params, secret, base_url)
+    local rank = {}
+    for i, k in ipairs(PAGE_ORDER) do rank[k] = i end
+    local values, rest = {}, {}
+    for k, v in pairs(params) do
+        if k ~= "signature" and v ~= core.null then
+            if type(v) == "boolean" then v = v and "1" or "0"
+            elseif math.type and math.type(v) == "integer" then v = tostring(v)
+            elseif type(v) == "number" then v = ("%.0f"):format(v)
+            elseif type(v) == "table" then v = v[1] end
+            values[k] = v
+            if not rank[k] then rest[#rest + 1] = k end
+        end
+    end
+    table.sort(rest)
+    local query = {}
+    for _, k in ipairs(PAGE_ORDER) do
+        if values[k] then query[#query + 1] = k; query[#query + 1] = values[k] end
+    end
+    for _, k in ipairs(rest) do query[#query + 1] = k; query[#query + 1] = values[k] end
+    query[#query + 1] = "signature"
+    query[#query + 1] = core.hmac("sha512", secret, assert(core.ecommpay_canonical(values)), "base64")
+    local base = (base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")
+    return core.form_encode(query, true, base .. "/payment?")
+end
+
+describe("ecommpay.payment_page_url in one C call", function()
+    it("builds the URL the Lua code built, for random parameters", function()
+        local NAMES = { "project_id", "payment_id", "payment_amount", "payment_currency", "customer_id", "redirect",
+            "language_code", "payment_description", "interface_type", "redirect_success_url", "frame_mode",
+            "signature", "a:b", "x y", "a1", "a10", "a2", "A", "z", "\195\169", "mode", "force_payment_method",
+            "customer_email", "01", "1" }
+        local VALUES = { "", "SEK", "K\195\182p #42 & mer", "a b+c/d?e=f", "~-._", "1", "\226\130\172", true, false,
+            0, 12345, -7, 2 ^ 40, -0.0, core.null, core.json_number("1.50"), core.json_number("12345678901234567890") }
+        for seed = 1, RUNS do
+            local R = rng(seed)
+            local params = {}
+            for _ = 1, R(0, 14) do params[pick(R, NAMES)] = pick(R, VALUES) end
+            local base = pick(R, { nil, "https://paymentpage.ecommpay.com", "http://127.0.0.1:8080/", "https://x//" })
+            local got = ecommpay.payment_page_url(params, SECRET, base)
+            assert.equal(reference_page_url(params, SECRET, base), got, "seed " .. seed)
+            assert.equal(got, core.ecommpay_page_url(params, SECRET, PAGE_ORDER, base or ecommpay.PAYMENT_PAGE_URL))
+        end
+    end)
+
+    it("leaves to Lua what it cannot write: tables as JSON, and the errors", function()
+        assert.is_false(core.ecommpay_page_url({ booking_info = { a = 1 } }, SECRET, PAGE_ORDER, "https://x"))
+        assert.is_false(core.ecommpay_page_url({ payment_amount = 1.5 }, SECRET, PAGE_ORDER, "https://x"))
+        assert.is_false(core.ecommpay_page_url({ [1] = "x" }, SECRET, PAGE_ORDER, "https://x"))
+        local url = ecommpay.payment_page_url({ project_id = 1, booking_info = { a = 1 } }, SECRET)
+        assert.truthy(url:find("booking_info=%7B%22a%22%3A1%7D", 1, true))
+        assert.has_error(function() ecommpay.payment_page_url({ payment_amount = 1.5 }, SECRET) end,
+            "ecommpay.payment_page_url: bad argument #1 'params' (payment_amount is a float: send amounts as integers in minor units)")
     end)
 end)
