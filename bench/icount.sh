@@ -32,7 +32,14 @@ lua_op() { # lua_op VM OP
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/$1/?.so;;" per_op_lua $cmd "$2"
 }
 # RSA signing costs ~6M instructions: a tenth of N is as exact and 10x quicker.
-n_of() { case $1 in trustly_sign) echo $(( N / 10 > 0 ? N / 10 : 1 )) ;; *) echo "$N" ;; esac; }
+# A grown body (OP@BYTES) runs about 2 MB through per measured run.
+n_of() {
+    case $1 in
+        trustly_sign) echo $(( N / 10 > 0 ? N / 10 : 1 )) ;;
+        *@*) local b=${1#*@}; echo $(( 2097152 / b > N ? N : (2097152 / b > 0 ? 2097152 / b : 1) )) ;;
+        *) echo "$N" ;;
+    esac
+}
 per_op_lua() { # per_op_lua CMD OP
     local zero many n
     n=$(n_of "$2")
@@ -73,3 +80,25 @@ for op in $ops; do
     esac
     row $op $op "$lim" "$lim" "$what"
 done
+
+# Growth: the ecommpay operations on bodies of 1 KB to 1 MB. Linear growth
+# keeps instructions per KB flat; "x" is that figure over its value at 1 KB
+# (printed, not asserted: a figure to read next to the table above).
+if [ -z "${BENCH_OPS:-}" ] || [ -n "${BENCH_GROWTH:-}" ]; then
+    echo
+    echo "growth: instructions per KB of body (Lua 5.4 / LuaJIT); x = per KB over per KB at 1 KB"
+    printf "%-20s %9s %16s %16s %16s %16s\n" operation VM "1 KB" "10 KB" "100 KB" "1 MB"
+    for op in ${BENCH_GROWTH:-ecommpay_sign ecommpay_verify ecommpay_page_url}; do
+        for vm in lua5.4 luajit; do
+            line=$(printf "%-20s %9s" "$op" "$vm")
+            first=
+            for bytes in 1024 10240 102400 1048576; do
+                ir_op=$(lua_op $vm "$op@$bytes")
+                per_kb=$(( ir_op * 1024 / bytes ))
+                first=${first:-$per_kb}
+                line+=$(awk -v p="$per_kb" -v f="$first" 'BEGIN { printf " %9d x%5.2f", p, p / f }')
+            done
+            echo "$line"
+        done
+    done
+fi
