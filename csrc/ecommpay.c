@@ -390,13 +390,19 @@ static int member_cmp(placer *c, const member *x, const member *y) {
 /* Does an object repeat a key? (The tree keeps the last one; the pass
  * leaves that to it.) An open-addressing set of the n keys in tmp. */
 static int repeats_a_key(placer *c, const member *v, size_t n) {
+    const unsigned char *d = (const unsigned char *)c->data->data;
+    if (n <= 8) { /* a few: each pair */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (v[i].klen == v[j].klen && memcmp(d + v[i].kofs, d + v[j].kofs, v[i].klen) == 0) return 1;
+        return 0;
+    }
     size_t size = 16;
     while (size < 2 * n) size *= 2;
     c->tmp->len = 0;
     if (!luapay_buf_reserve(c->tmp, size * sizeof(size_t))) return 1;
     size_t *slot = (size_t *)c->tmp->data; /* member index + 1, 0 free */
     memset(slot, 0, size * sizeof *slot);
-    const unsigned char *d = (const unsigned char *)c->data->data;
     for (size_t i = 0; i < n; i++) {
         const unsigned char *k = d + v[i].kofs;
         size_t h = 2166136261u;
@@ -570,8 +576,9 @@ static int walk(walker *w, int idx, int depth) {
         if (count != n) return fail(w, "a table mixes array and object keys (or has non-string keys)");
         for (size_t i = 1; i <= n; i++) {
             char index[24];
-            int len = snprintf(index, sizeof index, "%zu", i - 1);
-            push_key(w, index, (size_t)len);
+            size_t k = sizeof index, v = i - 1;
+            do index[--k] = (char)('0' + v % 10); while (v /= 10);
+            push_key(w, index + k, sizeof index - k);
             lua_rawgeti(L, idx, (int)i);
             int leaf, ok = emit(w, lua_gettop(L), depth, &leaf);
             lua_pop(L, 1);
@@ -847,8 +854,10 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         l->skip = 0;
         if (c->skipping) return;
         if (ev == LUAPAY_JSON_ELEMENT) {
-            s = index;
-            n = (size_t)snprintf(index, sizeof index, "%zu", n);
+            size_t k = sizeof index;
+            do index[--k] = (char)('0' + n % 10); while (n /= 10);
+            s = index + k;
+            n = sizeof index - k;
         } else if (!key_in_reach((const unsigned char *)s, n)) {
             return out_of_reach(c);
         }

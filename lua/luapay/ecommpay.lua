@@ -139,19 +139,22 @@ local function to_integer(v) return provider.integer(to_number(v)) end
 -- exact: v is from a body core.ecommpay_callback placed, whose numbers are
 -- integers written as their digits (their text, as a lexeme would keep it).
 local function text(v, exact)
+    local t = type(v)
+    if t == "string" then return v end
     if v == nil or v == null then return nil end
-    if getmetatable(v) == number_mt then return v[1] end
-    if type(v) == "table" then return nil end
-    if exact and type(v) == "number" then return digits(v) end
+    if t == "table" then return getmetatable(v) == number_mt and v[1] or nil end
+    if exact and t == "number" then return digits(v) end
     return tostring(v)
 end
 
--- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is nil.
+-- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is
+-- nil. A number object is a table too, whose only key is 1: a name finds
+-- nothing in it (no getmetatable needed, a callback's hot path).
 local function field(t, a, b)
-    if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+    if type(t) ~= "table" then return nil end
     t = t[a]
     if b ~= nil then
-        if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+        if type(t) ~= "table" then return nil end
         t = t[b]
     end
     if t == null then return nil end

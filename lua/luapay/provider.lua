@@ -176,10 +176,11 @@ function provider.event(f)
     end
     if type(f.raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 2) end
     if f.amount ~= nil and not provider.is_integer(f.amount) then error(who .. ": amount must be an integer", 2) end
-    local event = {}
-    for k, v in pairs(f) do event[k] = v end
-    event.extra = f.extra or {}
-    return setmetatable(event, event_mt)
+    -- made whole, not copied key by key: a table grown one key at a time is
+    -- rebuilt at every power of two (a callback's hot path)
+    return setmetatable({ provider = f.provider, kind = f.kind, status = f.status, merchant_ref = f.merchant_ref,
+        provider_ref = f.provider_ref, amount = f.amount, currency = f.currency, raw = f.raw,
+        extra = f.extra or {} }, event_mt)
 end
 
 --- provider.answer(status, body [, content_type]) -> {status, headers,
