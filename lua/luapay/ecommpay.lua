@@ -248,7 +248,7 @@ local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal erro
 
 -- The event; exact: body is core.ecommpay_callback's, fresh and placed (see
 -- text), so it is extra.body as it is.
-local function event(body, raw_body, exact)
+local function callback_event(body, raw_body, exact)
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
     local payment_status = text(field(payment, "status"), exact)
     local operation_status = text(field(operation, "status"), exact)
@@ -331,7 +331,7 @@ function ecommpay.event(body, raw_body)
     if raw_body ~= nil and type(raw_body) ~= "string" then
         error("ecommpay.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
     end
-    return event(body, raw_body, false)
+    return callback_event(body, raw_body, false)
 end
 
 local function signature_error(message)
@@ -363,7 +363,7 @@ local function verify(raw_body, secret)
         local sig, serr = carried_signature(body)
         if not sig then return signature_error(serr) end
         if not core.equal(want, sig) then return signature_error("callback signature does not match") end
-        return event(body, raw_body, true)
+        return callback_event(body, raw_body, true)
     end
     body = core.json_decode(raw_body, { numbers = "lexeme" })
     if type(body) ~= "table" or getmetatable(body) ~= nil then
@@ -377,7 +377,7 @@ local function verify(raw_body, secret)
     if not core.equal(want, sig) then
         return signature_error("callback signature does not match")
     end
-    return event(body, raw_body, false)
+    return callback_event(body, raw_body, false)
 end
 
 local function check_raw_body(fn, raw_body)
