@@ -26,9 +26,9 @@ return function(s)
     assert(canonical({ [s] = "v" }) == (s == "frame_mode" and "" or escaped .. ":v"), "a key is not escaped")
     assert(canonical({ k = s }) == "k:" .. s, "a value is not verbatim")
     assert(canonical({ signature = s, a = { signature = s } }, CALLBACK) == "", "a signature was signed")
-    local tree, want = core.ecommpay_callback(s, "k")
+    local body, want = core.ecommpay_callback(s, "k")
     local lexemes, derr = core.json_decode(s, { numbers = "lexeme" })
-    if tree == nil then
+    if body == nil then
         assert(lexemes == nil and want == derr, "ecommpay_callback: not json_decode's error")
     elseif want then
         assert(want == core.ecommpay_signature(lexemes, "k", CALLBACK), "ecommpay_callback: another signature")
