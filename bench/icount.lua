@@ -98,6 +98,47 @@ if arg[1] == "--write" then
     return
 end
 
+-- Growth (ecommpay): OP@BYTES runs OP on a body of about BYTES bytes, grown
+-- the way bodies grow: a list of receipt positions in the signed request
+-- and in the callback (objects of a few keys each), a longer description
+-- in the Payment Page URL.
+local function ecommpay_grown(name, bytes)
+    local position = { description = "Kaffe – 250 g", amount = 4900, quantity = 2, vat = "25", sku = "SKU-000000" }
+    local function positions(params, size)
+        local list = {}
+        params.receipt = { positions = list }
+        while #assert(core.json_encode(params)) < size do
+            for _ = 1, math.max(1, math.floor((size - #core.json_encode(params)) / 90)) do
+                local p = {}
+                for k, v in pairs(position) do p[k] = v end
+                p.sku = ("SKU-%06d"):format(#list)
+                list[#list + 1] = p
+            end
+        end
+        return params
+    end
+    if name == "ecommpay_sign" then
+        local params = positions(assert(core.json_decode(sale.params_json)), bytes)
+        return function() return ecommpay.signature(params, sale.secret) end
+    elseif name == "ecommpay_verify" then
+        local body = positions(cjson.decode(callback.raw_body), bytes)
+        body.signature = nil
+        body.signature = ecommpay.signature(body, callback.secret)
+        local raw = assert(core.json_encode(body))
+        return function() return assert(ecommpay.verify_notification(raw, nil, callback_keys)) end
+    elseif name == "ecommpay_page_url" then
+        local params = assert(core.json_decode(page.params_json))
+        local word = "Köp #42 & mer "
+        params.payment_description = word:rep(math.max(1, math.floor((bytes - 200) / #word)))
+        return function() return ecommpay.payment_page_url(params, page.secret) end
+    end
+end
+local grown_name, grown_bytes = tostring(arg[1]):match("^(ecommpay_[%w_]+)@(%d+)$")
+if grown_name then
+    OPS[arg[1]] = assert(ecommpay_grown(grown_name, tonumber(grown_bytes)), arg[1])
+    WARM = 2 -- a few megabytes are warm enough
+end
+
 local op = OPS[arg[1]] or error("unknown operation " .. tostring(arg[1]))
 local n = assert(tonumber(arg[2]), "N expected")
 for _ = 1, WARM do op() end

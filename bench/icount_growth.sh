@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 out=build/bench/icount
 mkdir -p $out
 SIZES="1024 16384 262144 1048576"
-ops=${GROWTH_OPS:-trustpay_card_url trustpay_notification trustly_notification trustly_sign}
+ops=${GROWTH_OPS:-ecommpay_sign ecommpay_verify ecommpay_page_url trustpay_card_url trustpay_notification trustly_notification trustly_sign}
 
 ir() {
     local f=$out/growth.$$.out
@@ -28,8 +28,11 @@ per_op() { # per_op VM OP SIZE
     n=$(( 4194304 / $3 )); [ $n -gt 200 ] && n=200; [ $n -lt 2 ] && n=2
     case $2 in trustly_*) n=$(( n / 10 > 2 ? n / 10 : 2 )) ;; esac
     export LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/$1/?.so;;"
-    zero=$(ir $cmd bench/icount_growth.lua "$2" "$3" 0)
-    many=$(ir $cmd bench/icount_growth.lua "$2" "$3" "$n")
+    # the ecommpay bodies are grown by bench/icount.lua (OP@BYTES), beside its fixtures
+    local run=(bench/icount_growth.lua "$2" "$3")
+    case $2 in ecommpay_*) run=(bench/icount.lua "$2@$3") ;; esac
+    zero=$(ir $cmd "${run[@]}" 0)
+    many=$(ir $cmd "${run[@]}" "$n")
     echo $(( (many - zero) / n ))
 }
 

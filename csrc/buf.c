@@ -9,24 +9,6 @@
 
 #define BUF_MT "luapay.buf"
 
-int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n) {
-    if (b->oom) return 0;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n) cap *= 2;
-        char *d = (char *)realloc(b->data, cap);
-        if (d == NULL) {
-            b->oom = 1;
-            return 0;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 1;
-}
-
 int luapay_buf_reserve(luapay_buf *b, size_t n) {
     if (b->oom) return 0;
     if (n <= b->cap - b->len) return 1;
@@ -45,6 +27,13 @@ int luapay_buf_reserve(luapay_buf *b, size_t n) {
     }
     b->data = d;
     b->cap = cap;
+    return 1;
+}
+
+int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n) {
+    if (!luapay_buf_reserve(b, n)) return 0;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
     return 1;
 }
 

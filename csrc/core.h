@@ -42,8 +42,11 @@ enum {
     LUAPAY_SCRATCH_CANON_DATA,
     LUAPAY_SCRATCH_CANON_ENTRIES,
     LUAPAY_SCRATCH_CANON_OUT,
+    LUAPAY_SCRATCH_CANON_MEMBERS,
+    LUAPAY_SCRATCH_CANON_TMP,
     LUAPAY_SCRATCH_JSON,
     LUAPAY_SCRATCH_JSON_KEYS,
+    LUAPAY_SCRATCH_JSON_DECODE,
     LUAPAY_SCRATCH_FORM,
     LUAPAY_NSCRATCH
 };
@@ -125,6 +128,23 @@ int luapay_path_has_table(const luapay_frame *f, const void *table);    /* is ta
 /* Length of the valid UTF-8 sequence at p (no overlongs, no surrogates, at
  * most U+10FFFF), or 0 (json_decode.c). */
 size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end);
+
+/* The JSON reader (json_decode.c), for C code that reads a body and works on
+ * its text too: each step of the reading is handed to a sink's event, the
+ * string events with the decoded bytes (valid until the next event), a
+ * number with its text; a member is its key, then the value, then LEAVE;
+ * an element (n: its 0-based index) the same. */
+enum luapay_json_event {
+    LUAPAY_JSON_OBJECT, LUAPAY_JSON_ARRAY, LUAPAY_JSON_CLOSE, LUAPAY_JSON_MEMBER, LUAPAY_JSON_ELEMENT,
+    LUAPAY_JSON_LEAVE, LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
+};
+typedef struct luapay_json_sink {
+    void (*event)(struct luapay_json_sink *sink, int ev, const char *s, size_t n);
+} luapay_json_sink;
+/* Reads text (one JSON value) as core.json_decode does and pushes it, or
+ * pushes nil and "json_decode: ... at byte N" and returns 0. sink may be
+ * NULL. In a function with the context as upvalue 1. */
+int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink);
 
 /* The JSON text of a number (json_encode.c) into out (64 bytes): its
  * length, 0 if not finite. */

@@ -29,6 +29,7 @@
  * json_decode reads it: an integer text is used as written (any length:
  * 2^63-1 and beyond, also under LuaJIT; "-0" is 0), a float text ("1.0",
  * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +42,12 @@
 
 typedef struct {
     size_t path, path_len, value, value_len; /* offsets into data */
+    size_t seq;                              /* the walk's order */
 } entry_off;
 
 typedef struct {
     const char *path, *value;
-    size_t path_len, value_len;
+    size_t path_len, value_len, seq;
 } entry;
 
 /* Entries are recorded as offsets while the data buffer may still move, then
@@ -55,13 +57,21 @@ typedef union {
     entry ptr;
 } record;
 
+/* Where the entries go and how members are placed. */
+typedef struct {
+    luapay_buf *data;    /* per entry: path bytes, a NUL (strnatcmp reads one past the end), value; keys */
+    luapay_buf *entries; /* records, in walk order, then placed */
+    luapay_buf *members; /* the members of the objects open */
+    luapay_buf *tmp;
+    int in_reach; /* 0: some key is out of reach; sort every path */
+} placer;
+
 typedef struct {
     lua_State *L;
     int callback;    /* drop "signature" keys */
     int number_mt;   /* stack index of core.number_mt */
     luapay_buf *key; /* the current path, grown and cut back while walking */
-    luapay_buf *data;    /* per entry: path bytes, a NUL (strnatcmp reads one past the end), value */
-    luapay_buf *entries; /* entry_off records */
+    placer p;
     const char *err;     /* static text */
     char errpath[160];   /* where, for the message (keys only, never values) */
 } walker;
@@ -108,6 +118,20 @@ static size_t php_double(double v, char *out) {
     return (size_t)(o - out);
 }
 
+#if LUA_VERSION_NUM >= 503
+/* An integer in decimal into out (24 bytes): its length. */
+static size_t integer_text(long long v, char *out) {
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do tmp[n++] = (char)('0' + u % 10); while (u /= 10);
+    size_t len = 0;
+    if (v < 0) out[len++] = '-';
+    while (n) out[len++] = tmp[--n];
+    return len;
+}
+#endif
+
 /* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
  * 1.0E+14 and up in exponent form and -0.0 as "-0". */
 static size_t php_float(double v, char *out) {
@@ -137,7 +161,7 @@ static size_t digits_at(const char *s, size_t i, size_t n) {
  * ("-0" is 0); a float text is the double it denotes, rendered as a PHP float
  * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). */
 static int render_lexeme(walker *w, const char *s, size_t n) {
-    luapay_buf *b = w->data;
+    luapay_buf *b = w->p.data;
     size_t int_start = n && s[0] == '-', i = digits_at(s, int_start, n), int_end = i;
     int is_float = 0;
     if (i < n && s[i] == '.') {
@@ -260,7 +284,8 @@ static int natural_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
 }
 
 /* PHP 8's sort is stable; the order of equal paths (" a" and "a", "01" and
- * "1") would be the body's order, which a Lua table has lost: bytes decide. */
+ * "1") would be the body's order, which a Lua table has lost: bytes decide,
+ * then (the same bytes) the walk's order. */
 static int entry_cmp(const void *x, const void *y) {
     const entry *a = &(*(const record *const *)x)->ptr, *b = &(*(const record *const *)y)->ptr;
     int r = natural_cmp(a->path, a->path_len, b->path, b->path_len);
@@ -268,7 +293,8 @@ static int entry_cmp(const void *x, const void *y) {
     size_t n = a->path_len < b->path_len ? a->path_len : b->path_len;
     r = memcmp(a->path, b->path, n);
     if (r) return r;
-    return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
+    if (a->path_len != b->path_len) return a->path_len < b->path_len ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq; /* the same path ("a::" + "b", "a" + ":b") */
 }
 
 /* Binary insertion sort: a body has tens of entries, where qsort's
@@ -290,6 +316,147 @@ static void sort_entries(record **v, size_t n) {
         memmove(v + lo + 1, v + lo, (i - lo) * sizeof *v);
         v[lo] = x;
     }
+}
+
+/* ---------------------------------------------------------------------
+ * Natural order without sorting every path
+ *
+ * Within keys "in reach" (no byte up to ' ', no ':', no run of digits with
+ * a leading zero, not empty) PHP's natural order compares a path token by
+ * token: runs of digits by value, other bytes one by one. Sibling members
+ * then compare by their keys alone, each followed by ':' when it holds an
+ * object or an array, by the end of its path when it holds a scalar. So
+ * each object's members are sorted by key when it closes, and its entries
+ * moved into that order; an array's elements come in index order, which is
+ * theirs already. Cost: the entries times the depth, plus each object's
+ * keys sorted among themselves; no comparison of long common prefixes, and
+ * a wide array costs no sorting at all. A key out of reach anywhere and
+ * the walk sorts every path as before.
+ * ------------------------------------------------------------------- */
+
+
+typedef struct {
+    size_t kofs, klen;  /* the key: bytes [kofs, kofs + klen) of data */
+    size_t first, last; /* its entries: [first, last) */
+    int leaf;           /* a scalar (one entry whose path ends with the key) */
+} member;
+
+
+static int is_digit_byte(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* A key natural order can place by itself: see above. */
+static int key_in_reach(const unsigned char *k, size_t n) {
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = k[i];
+        if (c <= ' ' || c == ':') return 0;
+        if (c == '0' && i + 1 < n && is_digit_byte(k[i + 1]) && (i == 0 || !is_digit_byte(k[i - 1]))) return 0;
+    }
+    return 1;
+}
+
+/* Natural order of two keys in reach, each followed by its terminator
+ * (':' for a container, the end of the path, lower than any byte, for a
+ * scalar). 0 for the same key. */
+static int key_cmp(const unsigned char *a, size_t an, int aleaf, const unsigned char *b, size_t bn, int bleaf) {
+    size_t i = 0, j = 0;
+    for (;;) {
+        if (i >= an && j >= bn) return 0; /* the same key */
+        int ca = i < an ? a[i] : (aleaf ? -1 : ':'), cb = j < bn ? b[j] : (bleaf ? -1 : ':');
+        if (i < an && j < bn && is_digit_byte(a[i]) && is_digit_byte(b[j])) {
+            size_t ie = i, je = j; /* runs of digits without leading zeros: the longer is larger */
+            while (ie < an && is_digit_byte(a[ie])) ie++;
+            while (je < bn && is_digit_byte(b[je])) je++;
+            if (ie - i != je - j) return ie - i < je - j ? -1 : 1;
+            int r = memcmp(a + i, b + j, ie - i);
+            if (r) return r < 0 ? -1 : 1;
+            i = ie;
+            j = je;
+            continue;
+        }
+        if (ca != cb) return ca < cb ? -1 : 1;
+        i++;
+        j++;
+    }
+}
+
+static int member_cmp(placer *c, const member *x, const member *y) {
+    const unsigned char *d = (const unsigned char *)c->data->data;
+    return key_cmp(d + x->kofs, x->klen, x->leaf, d + y->kofs, y->klen, y->leaf);
+}
+
+/* Does an object repeat a key? (The tree keeps the last one; the pass
+ * leaves that to it.) An open-addressing set of the n keys in tmp. */
+static int repeats_a_key(placer *c, const member *v, size_t n) {
+    const unsigned char *d = (const unsigned char *)c->data->data;
+    if (n <= 8) { /* a few: each pair */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (v[i].klen == v[j].klen && memcmp(d + v[i].kofs, d + v[j].kofs, v[i].klen) == 0) return 1;
+        return 0;
+    }
+    size_t size = 16;
+    while (size < 2 * n) size *= 2;
+    c->tmp->len = 0;
+    if (!luapay_buf_reserve(c->tmp, size * sizeof(size_t))) return 1;
+    size_t *slot = (size_t *)c->tmp->data; /* member index + 1, 0 free */
+    memset(slot, 0, size * sizeof *slot);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *k = d + v[i].kofs;
+        size_t h = 2166136261u;
+        for (size_t j = 0; j < v[i].klen; j++) h = (h ^ k[j]) * 16777619u;
+        for (h &= size - 1; slot[h]; h = (h + 1) & (size - 1)) {
+            const member *o = &v[slot[h] - 1];
+            if (o->klen == v[i].klen && memcmp(d + o->kofs, k, o->klen) == 0) return 1;
+        }
+        slot[h] = i + 1;
+    }
+    return 0;
+}
+
+/* Sorts v[0..n), stable: insertion for a few, else merge sort through tmp. */
+static void sort_members(placer *c, member *v, member *tmp, size_t n) {
+    if (n <= 8) {
+        for (size_t i = 1; i < n; i++) {
+            member x = v[i];
+            size_t k = i;
+            for (; k > 0 && member_cmp(c, &x, &v[k - 1]) < 0; k--) v[k] = v[k - 1];
+            v[k] = x;
+        }
+        return;
+    }
+    size_t h = n / 2, i = 0, j = h, k = 0;
+    sort_members(c, v, tmp, h);
+    sort_members(c, v + h, tmp, n - h);
+    while (i < h && j < n) tmp[k++] = member_cmp(c, &v[j], &v[i]) < 0 ? v[j++] : v[i++];
+    while (i < h) tmp[k++] = v[i++];
+    memcpy(v, tmp, k * sizeof *v); /* v[j..n) is in place already */
+}
+
+/* An object closes (its first entry first, its members from members on):
+ * its members in natural order, their entries moved so; its members taken
+ * off the list. */
+static void order_object(placer *c, size_t members, size_t first) {
+    size_t n = c->members->len / sizeof(member) - members;
+    size_t count = c->entries->len / sizeof(record) - first;
+    if (n > 1) {
+        size_t room = n * sizeof(member) > count * sizeof(record) ? n * sizeof(member) : count * sizeof(record);
+        c->tmp->len = 0;
+        if (!luapay_buf_reserve(c->tmp, room)) {
+            c->in_reach = 0;
+            return;
+        }
+        member *v = (member *)c->members->data + members;
+        sort_members(c, v, (member *)c->tmp->data, n);
+        record *e = (record *)c->entries->data, *moved = (record *)c->tmp->data;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = v[i].first; j < v[i].last; j++) moved[k++] = e[j];
+        memcpy(e + first, moved, count * sizeof *e);
+    }
+    c->members->len = members * sizeof(member);
 }
 
 /* ---------------------------------------------------------------------
@@ -325,46 +492,48 @@ static void push_key(walker *w, const char *k, size_t n) {
 static int walk(walker *w, int idx, int depth);
 
 /* The value at idx under the current path: an entry, or a recursion. */
-static int emit(walker *w, int idx, int depth) {
+static int emit(walker *w, int idx, int depth, int *leaf) {
     lua_State *L = w->L;
     int t = lua_type(L, idx);
+    *leaf = 1;
     if (t == LUA_TTABLE) {
         if (lua_getmetatable(L, idx)) {
             int is_number = lua_rawequal(L, -1, w->number_mt);
             lua_pop(L, 1);
             if (is_number) t = LUA_TNONE; /* a scalar, below */
         }
+        *leaf = t != LUA_TTABLE;
         if (t == LUA_TTABLE) return walk(w, idx, depth + 1);
     }
     entry_off e;
-    e.path = w->data->len;
+    e.path = w->p.data->len;
     e.path_len = w->key->len;
-    luapay_buf_add(w->data, w->key->data, w->key->len);
-    luapay_buf_add(w->data, "", 1);
-    e.value = w->data->len;
+    luapay_buf_add(w->p.data, w->key->data, w->key->len);
+    luapay_buf_add(w->p.data, "", 1);
+    e.value = w->p.data->len;
     switch (t) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        luapay_buf_add(w->data, s, n);
+        luapay_buf_add(w->p.data, s, n);
         break;
     }
     case LUA_TBOOLEAN:
-        luapay_buf_add(w->data, lua_toboolean(L, idx) ? "1" : "0", 1);
+        luapay_buf_add(w->p.data, lua_toboolean(L, idx) ? "1" : "0", 1);
         break;
     case LUA_TNUMBER: {
         char out[64];
         size_t n;
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, idx)) {
-            n = (size_t)snprintf(out, sizeof out, LUA_INTEGER_FMT, lua_tointeger(L, idx));
+            n = integer_text((long long)lua_tointeger(L, idx), out);
         } else
 #endif
         {
             n = render_double((double)lua_tonumber(L, idx), out);
             if (n == 0) return fail(w, "NaN and infinity cannot be signed");
         }
-        luapay_buf_add(w->data, out, n);
+        luapay_buf_add(w->p.data, out, n);
         break;
     }
     case LUA_TLIGHTUSERDATA:
@@ -382,11 +551,12 @@ static int emit(walker *w, int idx, int depth) {
     default:
         return fail(w, "a value is not a string, number, boolean, table or null");
     }
-    e.value_len = w->data->len - e.value;
+    e.value_len = w->p.data->len - e.value;
+    e.seq = w->p.entries->len / sizeof(record);
     record r;
     memset(&r, 0, sizeof r);
     r.off = e;
-    luapay_buf_add(w->entries, &r, sizeof r);
+    luapay_buf_add(w->p.entries, &r, sizeof r);
     return 1;
 }
 
@@ -406,10 +576,11 @@ static int walk(walker *w, int idx, int depth) {
         if (count != n) return fail(w, "a table mixes array and object keys (or has non-string keys)");
         for (size_t i = 1; i <= n; i++) {
             char index[24];
-            int len = snprintf(index, sizeof index, "%zu", i - 1);
-            push_key(w, index, (size_t)len);
+            size_t k = sizeof index, v = i - 1;
+            do index[--k] = (char)('0' + v % 10); while (v /= 10);
+            push_key(w, index + k, sizeof index - k);
             lua_rawgeti(L, idx, (int)i);
-            int ok = emit(w, lua_gettop(L), depth);
+            int leaf, ok = emit(w, lua_gettop(L), depth, &leaf);
             lua_pop(L, 1);
             w->key->len = base;
             if (!ok) return 0;
@@ -417,6 +588,7 @@ static int walk(walker *w, int idx, int depth) {
         return 1;
     }
     /* An object (or empty: {} and [] give nothing). */
+    size_t members = w->p.members->len / sizeof(member), first = w->p.entries->len / sizeof(record);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -431,17 +603,67 @@ static int walk(walker *w, int idx, int depth) {
                    (w->callback && klen == 9 && memcmp(k, "signature", 9) == 0 &&
                     !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL));
         if (!skip) {
+            size_t mfirst = w->p.entries->len / sizeof(record);
+            if (w->p.in_reach && !key_in_reach((const unsigned char *)k, klen)) w->p.in_reach = 0;
             push_key(w, k, klen);
-            int ok = emit(w, lua_gettop(L), depth);
+            int leaf, ok = emit(w, lua_gettop(L), depth, &leaf);
             w->key->len = base;
             if (!ok) {
                 lua_pop(L, 2);
                 return 0;
             }
+            if (w->p.in_reach) {
+                member m = {w->p.data->len, klen, mfirst, w->p.entries->len / sizeof(record), leaf};
+                luapay_buf_add(w->p.data, k, klen);
+                luapay_buf_add(w->p.members, &m, sizeof m);
+            }
         }
         lua_pop(L, 1);
     }
+    if (w->p.in_reach) order_object(&w->p, members, first);
     return 1;
+}
+
+/* The entries (records over data) joined into out as "path:value;..." in
+ * their order. 0 when out of memory. */
+static int joined(const luapay_buf *data, const luapay_buf *entries, luapay_buf *out) {
+    const record *e = (const record *)entries->data;
+    size_t count = entries->len / sizeof *e;
+    for (size_t i = 0; i < count; i++) {
+        if (i) luapay_buf_add(out, ";", 1);
+        luapay_buf_add(out, data->data + e[i].off.path, e[i].off.path_len);
+        luapay_buf_add(out, ":", 1);
+        luapay_buf_add(out, data->data + e[i].off.value, e[i].off.value_len);
+    }
+    return !out->oom;
+}
+
+/* The entries (entry_off records over data) sorted and joined into out as
+ * "path:value;...". Offsets become pointers now that data no longer moves;
+ * the sort moves pointers to the records, kept in order (emptied first).
+ * 0 when out of memory. */
+static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order, luapay_buf *out) {
+    size_t count = entries->len / sizeof(record);
+    record *list = (record *)entries->data;
+    order->len = 0;
+    for (size_t i = 0; i < count; i++) {
+        entry_off o = list[i].off;
+        entry e = {data->data + o.path, data->data + o.value, o.path_len, o.value_len, o.seq};
+        list[i].ptr = e;
+        record *r = &list[i];
+        luapay_buf_add(order, &r, sizeof r);
+    }
+    if (order->oom || data->oom || entries->oom) return 0;
+    record **sorted = (record **)order->data;
+    sort_entries(sorted, count);
+    for (size_t i = 0; i < count; i++) {
+        const entry *e = &sorted[i]->ptr;
+        if (i) luapay_buf_add(out, ";", 1);
+        luapay_buf_add(out, e->path, e->path_len);
+        luapay_buf_add(out, ":", 1);
+        luapay_buf_add(out, e->value, e->value_len);
+    }
+    return !out->oom;
 }
 
 /* The canonical string of the table at 1 (opts at 2) into the context's
@@ -462,43 +684,26 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     w.L = L;
     w.callback = callback;
     w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    w.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    w.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    w.p.in_reach = 1;
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
     luaL_getmetatable(L, "luapay.json_number");
     w.number_mt = lua_gettop(L);
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
-    if (ok && (w.key->oom || w.data->oom || w.entries->oom)) ok = fail(&w, "out of memory");
-    /* Offsets become pointers now that data no longer moves; the sort moves
-     * pointers to the records (kept in the path buffer, no longer needed). */
-    size_t count = ok ? w.entries->len / sizeof(record) : 0;
-    record *list = (record *)w.entries->data;
-    luapay_buf *order = w.key;
-    order->len = 0;
-    for (size_t i = 0; i < count; i++) {
-        entry_off o = list[i].off;
-        entry e = {w.data->data + o.path, w.data->data + o.value, o.path_len, o.value_len};
-        list[i].ptr = e;
-        record *r = &list[i];
-        luapay_buf_add(order, &r, sizeof r);
-    }
-    if (ok && order->oom) ok = fail(&w, "out of memory");
-    if (ok) {
-        record **sorted = (record **)order->data;
-        sort_entries(sorted, count);
-        for (size_t i = 0; i < count; i++) {
-            const entry *e = &sorted[i]->ptr;
-            if (i) luapay_buf_add(out, ";", 1);
-            luapay_buf_add(out, e->path, e->path_len);
-            luapay_buf_add(out, ":", 1);
-            luapay_buf_add(out, e->value, e->value_len);
-        }
-        if (out->oom) ok = fail(&w, "out of memory");
-    }
+    if (ok && (w.key->oom || w.p.data->oom || w.p.entries->oom || w.p.members->oom || w.p.tmp->oom))
+        ok = fail(&w, "out of memory");
+    /* placed in natural order already, or every path sorted */
+    if (ok && !(w.p.in_reach ? joined(w.p.data, w.p.entries, out) : sorted_join(w.p.data, w.p.entries, w.key, out)))
+        ok = fail(&w, "out of memory");
     luapay_scratch_done(w.key);
-    luapay_scratch_done(w.data);
-    luapay_scratch_done(w.entries);
+    luapay_scratch_done(w.p.data);
+    luapay_scratch_done(w.p.entries);
+    luapay_scratch_done(w.p.members);
+    luapay_scratch_done(w.p.tmp);
     if (!ok) {
         luapay_scratch_done(out);
         lua_pushnil(L);
@@ -539,8 +744,378 @@ static int l_ecommpay_signature(lua_State *L) {
     return 1;
 }
 
+/* ---------------------------------------------------------------------
+ * A callback's canonical string from its text, in the pass that decodes it
+ *
+ * core.ecommpay_callback(raw_body, secret) -> body, signature
+ *   body as core.json_decode(raw_body) gives it (numbers as Lua numbers),
+ *   signature the base64 HMAC-SHA512 of the callback canonical string
+ *   (opts.callback above) of the body, taken from its text while it is
+ *   read: no number objects, no second walk over Lua tables. When the body
+ *   is out of this pass's reach, signature is false and the caller signs
+ *   the tree itself (core.json_decode with lexemes, core.ecommpay_signature):
+ *   the root is not an object; a key is empty, holds a byte up to ' ', a
+ *   ':' or a run of digits with a leading zero; an object repeats a key; a
+ *   number is not an integer written as its digits (-0, 1.0, 1e3, or more
+ *   digits than a Lua number holds exactly: 18 in Lua 5.4, 15 in LuaJIT);
+ *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
+ *   core.ecommpay_signature(the lexeme tree, secret, {callback = true}),
+ *   and each number's digits are its text (a caller may write them back).
+ *   nil, err when the text is not JSON (core.json_decode's error).
+ *
+ * The order without sorting all paths: within such keys, PHP's natural
+ * order compares a path token by token (runs of digits by value, other
+ * bytes one by one), so sibling members compare by their keys alone, the
+ * key followed by ':' for an object or an array (by the end of the path for
+ * a scalar). Each object's members are sorted when it closes and its
+ * entries moved into that order; an array's elements come in index order,
+ * which is already theirs. Cost: the entries times the depth, plus each
+ * object's members sorted by key.
+ * ------------------------------------------------------------------- */
+
+#define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
+
+typedef struct {
+    int object;
+    size_t first;   /* the container's first entry */
+    size_t members; /* the members list's length when the object opened */
+    /* the member (or element) being read */
+    size_t base, kofs, klen, mfirst;
+    int leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
+} level;
+
+typedef struct {
+    luapay_json_sink sink;
+    placer p;      /* p.in_reach: 0 once the body is out of reach */
+    luapay_buf *path;
+    int depth;     /* containers open */
+    int skipping;  /* > 0: inside a member left out, read at this depth */
+    level lv[MAX_DEPTH + 2];
+} cb_reader;
+
+static void out_of_reach(cb_reader *c) {
+    c->p.in_reach = 0;
+}
+
+static void add_entry(cb_reader *c, const char *value, size_t n) {
+    record r;
+    memset(&r, 0, sizeof r);
+    r.off.path = c->p.data->len;
+    r.off.path_len = c->path->len;
+    luapay_buf_add(c->p.data, c->path->data, c->path->len);
+    r.off.value = c->p.data->len;
+    r.off.value_len = n;
+    luapay_buf_add(c->p.data, value, n);
+    luapay_buf_add(c->p.entries, &r, sizeof r);
+}
+
+/* An integer written as its digits, which reading it back as a Lua number
+ * and writing that gives again. */
+static int digits_in_reach(const char *s, size_t n) {
+    size_t i = n && s[0] == '-';
+    if (i == n || n - i > CB_DIGITS) return 0;
+    if (s[i] == '0') return n == 1; /* "0"; not "-0" */
+    for (; i < n; i++)
+        if (!is_digit_byte((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
+    cb_reader *c = (cb_reader *)sink;
+    if (!c->p.in_reach) return;
+    level *l = &c->lv[c->depth];
+    switch (ev) {
+    case LUAPAY_JSON_OBJECT:
+    case LUAPAY_JSON_ARRAY: {
+        if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
+        l->leaf = 0;
+        if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
+        level *in = &c->lv[++c->depth];
+        in->object = ev == LUAPAY_JSON_OBJECT;
+        in->first = c->p.entries->len / sizeof(record);
+        in->members = c->p.members->len / sizeof(member);
+        in->skip = 0;
+        return;
+    }
+    case LUAPAY_JSON_CLOSE:
+        if (!c->skipping && l->object) {
+            size_t count = c->p.members->len / sizeof(member) - l->members;
+            if (count > 1 && repeats_a_key(&c->p, (member *)c->p.members->data + l->members, count))
+                return out_of_reach(c);
+            order_object(&c->p, l->members, l->first);
+        }
+        c->depth--;
+        return;
+    case LUAPAY_JSON_MEMBER:
+    case LUAPAY_JSON_ELEMENT: {
+        char index[24];
+        l->base = c->path->len;
+        l->mfirst = c->p.entries->len / sizeof(record);
+        l->skip = 0;
+        if (c->skipping) return;
+        if (ev == LUAPAY_JSON_ELEMENT) {
+            size_t k = sizeof index;
+            do index[--k] = (char)('0' + n % 10); while (n /= 10);
+            s = index + k;
+            n = sizeof index - k;
+        } else if (!key_in_reach((const unsigned char *)s, n)) {
+            return out_of_reach(c);
+        }
+        if (c->path->len) luapay_buf_add(c->path, ":", 1);
+        l->kofs = c->path->len;
+        l->klen = n;
+        luapay_buf_add(c->path, s, n);
+        if (ev == LUAPAY_JSON_MEMBER && n == 10 && memcmp(s, "frame_mode", 10) == 0) {
+            l->skip = 1;
+            c->skipping = c->depth;
+        } else if (ev == LUAPAY_JSON_MEMBER && n == 9 && memcmp(s, "signature", 9) == 0) {
+            l->skip = 2;
+        }
+        return;
+    }
+    case LUAPAY_JSON_LEAVE:
+        if (c->skipping == c->depth) c->skipping = 0;
+        if (!c->skipping && l->object) { /* one left out or empty too: a later one may repeat its key */
+            member m = {c->p.data->len, l->klen, l->mfirst, c->p.entries->len / sizeof(record), l->leaf};
+            luapay_buf_add(c->p.data, c->path->data + l->kofs, l->klen);
+            luapay_buf_add(c->p.members, &m, sizeof m);
+        }
+        c->path->len = l->base;
+        return;
+    default: /* a scalar */
+        if (c->depth == 0) return out_of_reach(c);
+        if (c->skipping) return;
+        l->leaf = 1;
+        if (l->skip == 2 && ev != LUAPAY_JSON_NULL) { /* a signature: PHP leaves it out unless null */
+            c->skipping = c->depth;
+            return;
+        }
+        switch (ev) {
+        case LUAPAY_JSON_STRING: return add_entry(c, s, n);
+        case LUAPAY_JSON_NUMBER:
+            if (!digits_in_reach(s, n)) return out_of_reach(c);
+            return add_entry(c, s, n);
+        case LUAPAY_JSON_TRUE: return add_entry(c, "1", 1);
+        case LUAPAY_JSON_FALSE: return add_entry(c, "0", 1);
+        default: return add_entry(c, "", 0); /* null: empty, the key kept */
+        }
+    }
+}
+
+static int l_ecommpay_callback(lua_State *L) {
+    size_t len, klen;
+    const char *text = luapay_check_string(L, 1, "ecommpay_callback", "raw_body", &len);
+    const char *key = luapay_check_string(L, 2, "ecommpay_callback", "secret", &klen);
+    lua_settop(L, 2);
+    cb_reader c;
+    memset(&c, 0, sizeof c);
+    c.sink.event = cb_event;
+    c.p.in_reach = 1;
+    c.path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    c.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    c.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    c.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    c.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    int in_reach = ok && c.p.in_reach && !(c.path->oom || c.p.data->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
+    if (in_reach) {
+        in_reach = joined(c.p.data, c.p.entries, out);
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    if (in_reach && !luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen))
+        in_reach = 0; /* the caller's own path says what failed */
+    luapay_scratch_done(c.path);
+    luapay_scratch_done(c.p.data);
+    luapay_scratch_done(c.p.entries);
+    luapay_scratch_done(c.p.members);
+    luapay_scratch_done(c.p.tmp);
+    luapay_scratch_done(out);
+    if (!ok) return 2; /* nil, err */
+    if (in_reach) luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
+    else lua_pushboolean(L, 0);
+    return 2;
+}
+
+/* ---------------------------------------------------------------------
+ * The Payment Page URL
+ *
+ * core.ecommpay_page_url(params, secret, order, base) -> url | false
+ *   base .. "/payment?" (base's trailing '/' dropped) .. the query: the
+ *   names of the list order first, then the others in byte order, then
+ *   signature = base64(HMAC-SHA512(secret, the canonical string of the
+ *   values)); each name and value encoded as PHP's urlencode. A "signature"
+ *   and null values are left out. Values: strings; booleans as 1 and 0;
+ *   integers (and whole floats within 2^53) in decimal; number objects
+ *   from their text. false for anything else (a key that is not a string,
+ *   a table to write as JSON, a value that cannot be sent): the caller's
+ *   own path handles it, or says what is wrong.
+ * ------------------------------------------------------------------- */
+
+typedef struct {
+    size_t name, name_len, value, value_len; /* offsets into the text buffer */
+    int rank;                                /* place in order, or INT_MAX */
+} page_param;
+
+static int page_param_cmp(const void *x, const void *y, void *text) {
+    const page_param *a = (const page_param *)x, *b = (const page_param *)y;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    const char *t = (const char *)text;
+    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    int r = memcmp(t + a->name, t + b->name, n);
+    if (r) return r;
+    return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+/* The value at idx as the page sends it, into text; 0 if Lua must say. */
+static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
+    char num[64];
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return luapay_buf_add(text, s, n);
+    }
+    case LUA_TBOOLEAN: return luapay_buf_add(text, lua_toboolean(L, idx) ? "1" : "0", 1);
+    case LUA_TNUMBER: {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, idx))
+            return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, idx)));
+#endif
+        double v = (double)lua_tonumber(L, idx);
+        if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
+        return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, "%.0f", v));
+    }
+    case LUA_TTABLE: {
+        if (!lua_getmetatable(L, idx)) return 0;
+        int is_number = lua_rawequal(L, -1, number_mt);
+        lua_pop(L, 1);
+        if (!is_number) return 0;
+        lua_rawgeti(L, idx, 1);
+        size_t n;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        if (s) luapay_buf_add(text, s, n);
+        lua_pop(L, 1);
+        return s != NULL;
+    }
+    default: return 0;
+    }
+}
+
+static int l_ecommpay_page_url(lua_State *L) {
+    size_t klen, blen;
+    if (lua_type(L, 1) != LUA_TTABLE)
+        luapay_arg_error(L, 1, "ecommpay_page_url", "params",
+                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+    const char *key = luapay_check_string(L, 2, "ecommpay_page_url", "secret", &klen);
+    if (lua_type(L, 3) != LUA_TTABLE)
+        luapay_arg_error(L, 3, "ecommpay_page_url", "order",
+                         lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 3)));
+    const char *base = luapay_check_string(L, 4, "ecommpay_page_url", "base", &blen);
+    lua_settop(L, 4);
+    luaL_getmetatable(L, "luapay.json_number");
+    int number_mt = lua_gettop(L);
+    luapay_buf *text = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    luapay_buf *params = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    luapay_buf *order = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    luapay_buf *url = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    int ok = 1;
+    /* the order's names (held by the order table), read once */
+    struct { const char *s; size_t n; } ranked[32];
+    size_t nrank = lua_rawlen(L, 3);
+    if (nrank > 32) nrank = 32;
+    for (size_t i = 0; i < nrank; i++) {
+        lua_rawgeti(L, 3, (int)i + 1);
+        ranked[i].s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &ranked[i].n) : NULL;
+        lua_pop(L, 1);
+        if (!ranked[i].s) luapay_arg_error(L, 3, "ecommpay_page_url", "order", "a list of up to 32 strings expected");
+    }
+    lua_pushnil(L);
+    while (ok && lua_next(L, 1)) {
+        size_t nlen;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+        if (name == NULL) {
+            ok = 0;
+        } else if (!(nlen == 9 && memcmp(name, "signature", 9) == 0) &&
+                   !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL)) {
+            page_param p;
+            p.name = text->len;
+            p.name_len = nlen;
+            luapay_buf_add(text, name, nlen);
+            luapay_buf_add(text, "", 1); /* strnatcmp reads one past a path */
+            p.value = text->len;
+            ok = page_value(L, lua_gettop(L), number_mt, text);
+            p.value_len = text->len - p.value;
+            p.rank = INT_MAX;
+            for (size_t i = 0; i < nrank && p.rank == INT_MAX; i++)
+                if (ranked[i].n == nlen && memcmp(ranked[i].s, name, nlen) == 0) p.rank = (int)i;
+            luapay_buf_add(params, &p, sizeof p);
+        }
+        lua_pop(L, 1);
+    }
+    if (!ok) lua_pop(L, 1); /* the key lua_next left */
+    size_t count = params->len / sizeof(page_param);
+    page_param *list = (page_param *)params->data;
+    /* The signed string: each name:value ("frame_mode" left out, ':' in a
+     * name doubled, as the canonical walk writes them), in natural order. */
+    for (size_t i = 0; ok && i < count; i++) {
+        size_t nlen = list[i].name_len;
+        if (nlen == 10 && memcmp(text->data + list[i].name, "frame_mode", 10) == 0) continue;
+        if (!luapay_buf_reserve(text, 2 * nlen + 1)) break; /* so that name stays where it is */
+        const char *name = text->data + list[i].name;
+        entry_off e;
+        e.path = text->len;
+        if (memchr(name, ':', nlen) == NULL) luapay_buf_add(text, name, nlen);
+        else for (size_t j = 0; j < nlen; j++) luapay_buf_add(text, name[j] == ':' ? "::" : name + j, name[j] == ':' ? 2 : 1);
+        e.path_len = text->len - e.path;
+        luapay_buf_add(text, "", 1);
+        e.value = list[i].value;
+        e.value_len = list[i].value_len;
+        e.seq = i;
+        record r;
+        memset(&r, 0, sizeof r);
+        r.off = e;
+        luapay_buf_add(entries, &r, sizeof r);
+    }
+    ok = ok && !text->oom && !params->oom && sorted_join(text, entries, order, out);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    ok = ok && luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
+    if (ok) {
+        char sig[LUAPAY_BASE64_LEN(EVP_MAX_MD_SIZE) + 1];
+        size_t siglen = luapay_base64_encode(sig, mac, maclen);
+        qsort_r(list, count, sizeof *list, page_param_cmp, text->data);
+        while (blen && base[blen - 1] == '/') blen--;
+        luapay_buf_add(url, base, blen);
+        luapay_buf_add(url, "/payment?", 9);
+        for (size_t i = 0; i < count; i++) {
+            luapay_url_encode_add(url, text->data + list[i].name, list[i].name_len, 1);
+            luapay_buf_add(url, "=", 1);
+            luapay_url_encode_add(url, text->data + list[i].value, list[i].value_len, 1);
+            luapay_buf_add(url, "&", 1);
+        }
+        luapay_buf_add(url, "signature=", 10);
+        luapay_url_encode_add(url, sig, siglen, 1);
+        ok = !url->oom;
+    }
+    if (ok) lua_pushlstring(L, url->data, url->len);
+    else lua_pushboolean(L, 0);
+    luapay_scratch_done(text);
+    luapay_scratch_done(params);
+    luapay_scratch_done(entries);
+    luapay_scratch_done(order);
+    luapay_scratch_done(out);
+    luapay_scratch_done(url);
+    return 1;
+}
+
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
     {"ecommpay_signature", l_ecommpay_signature},
+    {"ecommpay_callback", l_ecommpay_callback},
+    {"ecommpay_page_url", l_ecommpay_page_url},
     {NULL, NULL},
 };

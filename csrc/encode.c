@@ -166,7 +166,7 @@ static int kept(unsigned char c, int form) {
 
 /* Appends s percent-encoded as url_encode does: room for the worst case
  * (every byte %XX) is made once, then bytes are written in place. */
-static void add_url_encoded(luapay_buf *b, const char *s, size_t n, int form) {
+void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form) {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char mask = form ? 2 : 1;
     if (n > SIZE_MAX / 3 || !luapay_buf_reserve(b, 3 * n)) return;
@@ -199,7 +199,7 @@ static int l_url_encode(lua_State *L) {
     }
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     luapay_buf_add(b, s, i);
-    add_url_encoded(b, s + i, n - i, form);
+    luapay_url_encode_add(b, s + i, n - i, form);
     if (b->oom) {
         luapay_scratch_done(b);
         return luaL_error(L, "url_encode: out of memory");
@@ -233,7 +233,7 @@ static int l_form_encode(lua_State *L) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
         if (i > 1) luapay_buf_add(b, i % 2 ? "&" : "=", 1);
-        add_url_encoded(b, s, len, form);
+        luapay_url_encode_add(b, s, len, form);
         lua_pop(L, 1);
     }
     if (b->oom) {
@@ -338,7 +338,3 @@ const luaL_Reg luapay_encode_funcs[] = {
     {"hex_encode", l_hex_encode},
     {NULL, NULL},
 };
-
-void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form) {
-    add_url_encoded(b, s, n, form);
-}

@@ -28,7 +28,23 @@ typedef struct {
     int lexemes;
     luapay_buf *scratch; /* boxed: freed by __gc if a Lua error unwinds */
     const char *err;
+    luapay_json_sink *sink; /* or NULL */
 } reader;
+
+#define SINK(r, ev, s, n) ((r)->sink ? (r)->sink->event((r)->sink, (ev), (s), (n)) : (void)0)
+
+/* 1 for the bytes a string holds as they are: printable ASCII but '"' and
+ * '\\' (bytes from 0x80 are checked as UTF-8, escapes decoded). */
+#define ONES16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char VERBATIM[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' */
+    ONES16, ONES16,                                 /* 0x30, 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50: '\\' */
+    ONES16, ONES16,                                 /* 0x60, 0x70 */
+};
+#undef ONES16
 
 static void skip_space(reader *r) {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
@@ -99,31 +115,31 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* Reads a string (r->p at the opening quote) into the scratch buffer and
- * pushes it. */
-static int read_string(reader *r) {
+/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
+ * the sink as event ev). Without escapes it is pushed from the text itself;
+ * from the first escape on it is decoded into the scratch buffer. */
+static int read_string(reader *r, int ev) {
     luapay_buf *b = r->scratch;
-    b->len = 0;
-    r->p++;
+    const unsigned char *s = ++r->p, *run = s;
+    int decoded = 0;
     for (;;) {
-        const unsigned char *run = r->p;
-        while (r->p < r->end && *r->p != '"' && *r->p != '\\' && *r->p >= 0x20 && *r->p < 0x80) r->p++;
-        luapay_buf_add(b, run, (size_t)(r->p - run));
+        const unsigned char *q = r->p, *end = r->end; /* locals: the compiler keeps them in registers */
+        while (q < end && VERBATIM[*q]) q++;
+        r->p = q;
         if (r->p >= r->end) return fail(r, "unterminated string");
         unsigned c = *r->p;
-        if (c == '"') {
-            r->p++;
-            break;
-        }
+        if (c == '"') break;
         if (c < 0x20) return fail(r, "control character in a string");
         if (c >= 0x80) {
             size_t n = luapay_utf8_len(r->p, r->end);
             if (n == 0) return fail(r, "invalid UTF-8 in a string");
-            luapay_buf_add(b, r->p, n);
             r->p += n;
             continue;
         }
         /* a backslash escape */
+        if (!decoded) b->len = 0;
+        decoded = 1;
+        luapay_buf_add(b, run, (size_t)(r->p - run));
         if (r->end - r->p < 2) return fail(r, "unterminated string");
         unsigned e = r->p[1];
         r->p += 2;
@@ -150,15 +166,25 @@ static int read_string(reader *r) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
             put_utf8(b, cp);
-            continue;
+            break;
         }
         default:
             return fail(r, "bad escape in a string");
         }
-        luapay_buf_add(b, simple, 1);
+        if (simple) luapay_buf_add(b, simple, 1);
+        run = r->p;
     }
-    if (b->oom) return fail(r, "out of memory");
-    lua_pushlstring(r->L, b->data ? b->data : "", b->len);
+    const char *text = (const char *)s;
+    size_t len = (size_t)(r->p - s);
+    if (decoded) {
+        luapay_buf_add(b, run, (size_t)(r->p - run));
+        if (b->oom) return fail(r, "out of memory");
+        text = b->data;
+        len = b->len;
+    }
+    r->p++;
+    lua_pushlstring(r->L, text, len);
+    SINK(r, ev, text, len);
     return 1;
 }
 
@@ -196,6 +222,7 @@ static int read_number(reader *r) {
     }
     size_t len = (size_t)(r->p - s);
     char text[400];
+    SINK(r, LUAPAY_JSON_NUMBER, (const char *)s, len);
     if (r->lexemes) {
         push_number_object(r->L, (const char *)s, len);
         return 1;
@@ -221,34 +248,68 @@ static int read_number(reader *r) {
 
 static int read_value(reader *r, int depth);
 
+/* Members (key, value) or elements wait on the stack and are set in a
+ * table made for their number when the container closes: a table grown
+ * one key at a time is rebuilt at every power of two. A long container is
+ * set in chunks of PENDING. */
+#define PENDING 32
+
+/* Sets the pending values above t (key, value pairs for an object, values
+ * for an array, the last index set being *n) into the table at t, made
+ * first if t is still the nil placeholder. */
+static void flush(lua_State *L, int t, int object, int *n) {
+    int pending = lua_gettop(L) - t;
+    if (lua_isnil(L, t)) {
+        lua_createtable(L, object ? 0 : pending, object ? pending / 2 : 0);
+        if (!object) {
+            luaL_getmetatable(L, "luapay.array_mt");
+            lua_setmetatable(L, -2);
+        }
+        lua_replace(L, t);
+    }
+    if (object) { /* in order: a repeated key, the last one wins, as in PHP */
+        for (int i = t + 1; i < t + pending; i += 2) {
+            lua_pushvalue(L, i);
+            lua_pushvalue(L, i + 1);
+            lua_rawset(L, t);
+        }
+        lua_settop(L, t);
+    } else {
+        for (int i = pending; i > 0; i--) lua_rawseti(L, t, *n + i);
+        *n += pending;
+    }
+}
+
 static int read_container(reader *r, int depth, int object) {
     lua_State *L = r->L;
     if (depth > MAX_DEPTH) return fail(r, "nested too deeply");
-    luaL_checkstack(L, 4, "json_decode: nesting");
+    luaL_checkstack(L, 2 * PENDING + 4, "json_decode: nesting");
     r->p++; /* [ or { */
-    lua_newtable(L);
-    if (!object) {
-        luaL_getmetatable(L, "luapay.array_mt");
-        lua_setmetatable(L, -2);
-    }
+    SINK(r, object ? LUAPAY_JSON_OBJECT : LUAPAY_JSON_ARRAY, NULL, 0);
+    lua_pushnil(L); /* the table, made by flush */
+    int t = lua_gettop(L), set = 0;
     skip_space(r);
     unsigned char close = object ? '}' : ']';
     if (r->p < r->end && *r->p == close) {
         r->p++;
+        flush(L, t, object, &set);
+        SINK(r, LUAPAY_JSON_CLOSE, NULL, 0);
         return 1;
     }
-    for (int n = 1;; n++) {
+    for (size_t n = 0;; n++) {
         skip_space(r);
         if (object) {
             if (r->p >= r->end || *r->p != '"') return fail(r, "object key expected");
-            if (!read_string(r)) return 0;
+            if (!read_string(r, LUAPAY_JSON_MEMBER)) return 0;
             skip_space(r);
             if (r->p >= r->end || *r->p != ':') return fail(r, "':' expected after an object key");
             r->p++;
+        } else {
+            SINK(r, LUAPAY_JSON_ELEMENT, NULL, n);
         }
         if (!read_value(r, depth + 1)) return 0;
-        if (object) lua_rawset(L, -3); /* a repeated key: the last one wins, as in PHP */
-        else lua_rawseti(L, -2, n);
+        SINK(r, LUAPAY_JSON_LEAVE, NULL, 0);
+        if (lua_gettop(L) - t >= (object ? 2 * PENDING : PENDING)) flush(L, t, object, &set);
         skip_space(r);
         if (r->p < r->end && *r->p == ',') {
             r->p++;
@@ -256,6 +317,8 @@ static int read_container(reader *r, int depth, int object) {
         }
         if (r->p < r->end && *r->p == close) {
             r->p++;
+            flush(L, t, object, &set);
+            SINK(r, LUAPAY_JSON_CLOSE, NULL, 0);
             return 1;
         }
         return fail(r, object ? "',' or '}' expected" : "',' or ']' expected");
@@ -274,22 +337,43 @@ static int read_value(reader *r, int depth) {
     switch (*r->p) {
     case '{': return read_container(r, depth, 1);
     case '[': return read_container(r, depth, 0);
-    case '"': return read_string(r);
+    case '"': return read_string(r, LUAPAY_JSON_STRING);
     case 't':
         if (!literal(r, "true", 4)) return 0;
         lua_pushboolean(r->L, 1);
+        SINK(r, LUAPAY_JSON_TRUE, NULL, 0);
         return 1;
     case 'f':
         if (!literal(r, "false", 5)) return 0;
         lua_pushboolean(r->L, 0);
+        SINK(r, LUAPAY_JSON_FALSE, NULL, 0);
         return 1;
     case 'n':
         if (!literal(r, "null", 4)) return 0;
         lua_pushlightuserdata(r->L, NULL);
+        SINK(r, LUAPAY_JSON_NULL, NULL, 0);
         return 1;
     default:
         return read_number(r);
     }
+}
+
+int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink) {
+    int top = lua_gettop(L);
+    reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len,
+                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink};
+    int ok = read_value(&r, 0);
+    if (ok) {
+        skip_space(&r);
+        if (r.p != r.end) ok = fail(&r, "unexpected text after the value");
+    }
+    luapay_scratch_done(r.scratch);
+    if (!ok) {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        lua_pushfstring(L, "json_decode: %s at byte %d", r.err, (int)(r.p - r.start) + 1);
+    }
+    return ok;
 }
 
 /* core.json_decode(text [, opts]) -> value | nil, err */
@@ -307,20 +391,7 @@ static int l_json_decode(lua_State *L) {
         lua_pop(L, 1);
     }
     lua_settop(L, 2);
-    reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len,
-                lexemes, luapay_buf_box(L), NULL};
-    int ok = read_value(&r, 0);
-    if (ok) {
-        skip_space(&r);
-        if (r.p != r.end) ok = fail(&r, "unexpected text after the value");
-    }
-    luapay_buf_free(r.scratch);
-    if (!ok) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "json_decode: %s at byte %d", r.err, (int)(r.p - r.start) + 1);
-        return 2;
-    }
-    return 1;
+    return luapay_json_read(L, text, len, lexemes, NULL) ? 1 : 2;
 }
 
 /* core.json_number(text) -> number object (the text must be a JSON number) */
@@ -328,7 +399,7 @@ static int l_json_number(lua_State *L) {
     size_t len;
     const char *text = luapay_check_string(L, 1, "json_number", "text", &len);
     reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len, 1,
-                NULL, NULL};
+                NULL, NULL, NULL};
     if (!read_number(&r) || r.p != r.end) luapay_arg_error(L, 1, "json_number", "text", "not a JSON number");
     return 1;
 }

@@ -2,6 +2,8 @@
 -- numbers, plain and callback mode) and on the raw bytes as a key and a
 -- value: a string or nil and an error, the same each time; every ':' in a
 -- key doubled; "signature" left out of a callback at any depth.
+-- core.ecommpay_callback on the raw bytes: json_decode's answer, and where
+-- it signs, the signature core.ecommpay_signature gives over the lexemes.
 local core = require "luapay.core"
 
 local canonical = core.ecommpay_canonical
@@ -24,6 +26,13 @@ return function(s)
     assert(canonical({ [s] = "v" }) == (s == "frame_mode" and "" or escaped .. ":v"), "a key is not escaped")
     assert(canonical({ k = s }) == "k:" .. s, "a value is not verbatim")
     assert(canonical({ signature = s, a = { signature = s } }, CALLBACK) == "", "a signature was signed")
+    local body, want = core.ecommpay_callback(s, "k")
+    local lexemes, derr = core.json_decode(s, { numbers = "lexeme" })
+    if body == nil then
+        assert(lexemes == nil and want == derr, "ecommpay_callback: not json_decode's error")
+    elseif want then
+        assert(want == core.ecommpay_signature(lexemes, "k", CALLBACK), "ecommpay_callback: another signature")
+    end
     for _, mode in ipairs({ { numbers = "lexeme" }, false }) do
         local tree = core.json_decode(s, mode or nil)
         if type(tree) == "table" then check(tree) end

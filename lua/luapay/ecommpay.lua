@@ -82,8 +82,9 @@ ecommpay.TRUSTLY_PAYOUT_ONLY = { "CY", "FR", "GR", "HR", "LU", "MT", "PT" }
 ecommpay.TRUSTLY_MIN_PURCHASE = { EUR = 100 }
 
 local number_mt, null = core.number_mt, core.null
+local digits = provider.digits
 local math_type = math.type
-local url_encode, form_encode = core.url_encode, core.form_encode
+local url_encode, form_encode, page_url = core.url_encode, core.form_encode, core.ecommpay_page_url
 
 ---------------------------------------------------------------------------
 -- Signing
@@ -135,19 +136,25 @@ end
 
 local function to_integer(v) return provider.integer(to_number(v)) end
 
-local function text(v)
+-- exact: v is from a body core.ecommpay_callback placed, whose numbers are
+-- integers written as their digits (their text, as a lexeme would keep it).
+local function text(v, exact)
+    local t = type(v)
+    if t == "string" then return v end
     if v == nil or v == null then return nil end
-    if getmetatable(v) == number_mt then return v[1] end
-    if type(v) == "table" then return nil end
+    if t == "table" then return getmetatable(v) == number_mt and v[1] or nil end
+    if exact and t == "number" then return digits(v) end
     return tostring(v)
 end
 
--- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is nil.
+-- t[a] (or t[a][b]) when the path leads through plain tables; JSON null is
+-- nil. A number object is a table too, whose only key is 1: a name finds
+-- nothing in it (no getmetatable needed, a callback's hot path).
 local function field(t, a, b)
-    if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+    if type(t) ~= "table" then return nil end
     t = t[a]
     if b ~= nil then
-        if type(t) ~= "table" or getmetatable(t) == number_mt then return nil end
+        if type(t) ~= "table" then return nil end
         t = t[b]
     end
     if t == null then return nil end
@@ -156,6 +163,15 @@ end
 
 -- A copy with number objects as plain values (text for what a form carries).
 local plain = provider.plain
+
+-- plain(x, true) for a placed body (see text): numbers as their digits.
+local function as_text(x)
+    if type(x) == "number" then return digits(x) end
+    if type(x) ~= "table" then return x end
+    local t = {}
+    for k, y in pairs(x) do t[k] = as_text(y) end
+    return setmetatable(t, getmetatable(x) == core.array_mt and core.array_mt or nil)
+end
 
 --- payment.status (and operation.status) onto the common statuses.
 ecommpay.STATUS = {
@@ -204,31 +220,98 @@ ecommpay.KIND = {
 -- ("customer.first_name"), sorted. clarification_fields nests them by
 -- object; a node with `properties` (a JSON schema) lists them there, a
 -- node with a scalar `type` is one parameter, an array holds names.
-local function clarification_paths(node, prefix, out)
+local function clarification_paths(node, prefix, out, exact)
     if type(node) ~= "table" or getmetatable(node) == number_mt then
         if prefix then out[#out + 1] = prefix end
         return out
     end
-    if type(node.properties) == "table" then return clarification_paths(node.properties, prefix, out) end
+    if type(node.properties) == "table" then return clarification_paths(node.properties, prefix, out, exact) end
     if prefix and type(node.type) == "string" and node.type ~= "object" then
         out[#out + 1] = prefix
         return out
     end
     if #node > 0 then
         for _, name in ipairs(node) do
-            local t = text(name)
+            local t = text(name, exact)
             if t then out[#out + 1] = prefix and (prefix .. "." .. t) or t end
         end
         return out
     end
     for k, v in pairs(node) do
-        if type(k) == "string" then clarification_paths(v, prefix and (prefix .. "." .. k) or k, out) end
+        if type(k) == "string" then clarification_paths(v, prefix and (prefix .. "." .. k) or k, out, exact) end
     end
     return out
 end
 
 local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
                            ["external error"] = true, ["expired"] = true }
+
+-- The event; exact: body is core.ecommpay_callback's, fresh and placed (see
+-- text), so it is extra.body as it is.
+local function callback_event(body, raw_body, exact)
+    local payment, operation = field(body, "payment") or {}, field(body, "operation")
+    local payment_status = text(field(payment, "status"), exact)
+    local operation_status = text(field(operation, "status"), exact)
+    local operation_type = text(field(operation, "type"), exact)
+    local payment_type = text(field(payment, "type"), exact)
+    local status = ecommpay.STATUS[payment_status or ""]
+    -- A declined refund or payout leaves the payment as it was: the
+    -- operation's failure is what this callback reports.
+    if FAILED_OPERATION[operation_status or ""] then status = "failed" end
+    if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
+    local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
+    local extra = {
+        project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
+        payment_status = payment_status,
+        payment_type = payment_type,
+        payment_amount = to_integer(field(payment, "sum", "amount")),
+        operation_type = operation_type,
+        operation_status = operation_status,
+        request_id = text(field(operation, "request_id"), exact),
+        code = text(field(operation, "code"), exact),
+        message = text(field(operation, "message"), exact),
+        customer_id = text(field(body, "customer", "id"), exact),
+        body = exact and body or plain(body),
+    }
+    local errs = field(body, "errors")
+    if type(errs) == "table" and #errs > 0 then extra.errors = exact and as_text(errs) or plain(errs, true) end
+    local redirect = field(body, "redirect_data")
+    if type(redirect) == "table" and text(redirect.url, exact) and text(redirect.url, exact) ~= "" then
+        local rbody = redirect.body
+        extra.redirect = {
+            url = text(redirect.url, exact),
+            method = text(redirect.method, exact) or "GET",
+            body = type(rbody) == "table" and (exact and as_text(rbody) or plain(rbody, true)) or {},
+        }
+    end
+    local recurring = field(body, "recurring")
+    if type(recurring) == "table" and field(recurring, "id") ~= nil then
+        extra.recurring = plain(recurring)
+        extra.recurring.id = to_integer(recurring.id) or text(recurring.id, exact)
+        -- 000 seed, "COF purchases registration": after the success callback
+        -- of the purchase comes a repeated one with the recurring object.
+        if operation_type == "sale" and operation_status == "success" and payment_status == "success" then
+            extra.repeated = true
+        end
+    end
+    local wanted = field(body, "clarification_fields")
+    if type(wanted) == "table" and getmetatable(wanted) ~= number_mt then
+        local paths = clarification_paths(wanted, nil, {}, exact)
+        table.sort(paths)
+        if #paths > 0 then extra.clarification = paths end
+    end
+    return provider.event {
+        provider = "ecommpay",
+        kind = ecommpay.KIND[operation_type or payment_type or ""] or "other",
+        status = status or "pending",
+        merchant_ref = text(field(payment, "id"), exact) or text(field(body, "general", "payment_id"), exact),
+        provider_ref = text(field(operation, "id"), exact),
+        amount = to_integer(field(sum, "amount")),
+        currency = text(field(sum, "currency"), exact),
+        raw = raw_body or assert(core.json_encode(body)),
+        extra = extra,
+    }
+end
 
 --- ecommpay.event(body [, raw_body]) -> the common event (provider.event)
 -- for a verified callback or status answer: body decoded (with numbers as
@@ -248,67 +331,7 @@ function ecommpay.event(body, raw_body)
     if raw_body ~= nil and type(raw_body) ~= "string" then
         error("ecommpay.event: bad argument #2 'raw_body' (string or nil expected, got " .. type(raw_body) .. ")", 2)
     end
-    local payment, operation = field(body, "payment") or {}, field(body, "operation")
-    local payment_status = text(field(payment, "status"))
-    local operation_status = text(field(operation, "status"))
-    local operation_type = text(field(operation, "type"))
-    local payment_type = text(field(payment, "type"))
-    local status = ecommpay.STATUS[payment_status or ""]
-    -- A declined refund or payout leaves the payment as it was: the
-    -- operation's failure is what this callback reports.
-    if FAILED_OPERATION[operation_status or ""] then status = "failed" end
-    if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
-    local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
-    local extra = {
-        project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
-        payment_status = payment_status,
-        payment_type = payment_type,
-        payment_amount = to_integer(field(payment, "sum", "amount")),
-        operation_type = operation_type,
-        operation_status = operation_status,
-        request_id = text(field(operation, "request_id")),
-        code = text(field(operation, "code")),
-        message = text(field(operation, "message")),
-        customer_id = text(field(body, "customer", "id")),
-        body = plain(body),
-    }
-    local errs = field(body, "errors")
-    if type(errs) == "table" and #errs > 0 then extra.errors = plain(errs, true) end
-    local redirect = field(body, "redirect_data")
-    if type(redirect) == "table" and text(redirect.url) and text(redirect.url) ~= "" then
-        extra.redirect = {
-            url = text(redirect.url),
-            method = text(redirect.method) or "GET",
-            body = type(redirect.body) == "table" and plain(redirect.body, true) or {},
-        }
-    end
-    local recurring = field(body, "recurring")
-    if type(recurring) == "table" and field(recurring, "id") ~= nil then
-        extra.recurring = plain(recurring)
-        extra.recurring.id = to_integer(recurring.id) or text(recurring.id)
-        -- 000 seed, "COF purchases registration": after the success callback
-        -- of the purchase comes a repeated one with the recurring object.
-        if operation_type == "sale" and operation_status == "success" and payment_status == "success" then
-            extra.repeated = true
-        end
-    end
-    local wanted = field(body, "clarification_fields")
-    if type(wanted) == "table" and getmetatable(wanted) ~= number_mt then
-        local paths = clarification_paths(wanted, nil, {})
-        table.sort(paths)
-        if #paths > 0 then extra.clarification = paths end
-    end
-    return provider.event {
-        provider = "ecommpay",
-        kind = ecommpay.KIND[operation_type or payment_type or ""] or "other",
-        status = status or "pending",
-        merchant_ref = text(field(payment, "id")) or text(field(body, "general", "payment_id")),
-        provider_ref = text(field(operation, "id")),
-        amount = to_integer(field(sum, "amount")),
-        currency = text(field(sum, "currency")),
-        raw = raw_body or assert(core.json_encode(body)),
-        extra = extra,
-    }
+    return callback_event(body, raw_body, false)
 end
 
 local function signature_error(message)
@@ -318,26 +341,43 @@ end
 local CALLBACK = { callback = true } -- every "signature" key left out
 
 -- The check itself, once the arguments are known to be right.
+-- As ecommpay's PHP SDK (Callback::getSignature): the root signature
+-- unless it is absent or null, else general.signature; a signature that is
+-- there but no string is refused, never passed over.
+local function carried_signature(body)
+    local sig = body.signature
+    if sig == nil or sig == null then sig = field(body, "general", "signature") end
+    if sig == nil or sig == "" then return nil, "callback carries no signature" end
+    if type(sig) ~= "string" then return nil, "callback signature is not a string" end
+    return sig
+end
+
 local function verify(raw_body, secret)
     if raw_body == nil or raw_body == "" then return signature_error("callback has no body") end
-    local body, derr = core.json_decode(raw_body, { numbers = "lexeme" })
-    if not body then return signature_error("callback body is not JSON (" .. derr .. ")") end
+    -- One pass over the text decodes the body and signs it (see
+    -- core.ecommpay_callback); a body out of that pass's reach is decoded
+    -- again with its numbers' text and signed as a tree.
+    local body, want = core.ecommpay_callback(raw_body, secret)
+    if not body then return signature_error("callback body is not JSON (" .. want .. ")") end
+    if want then
+        local sig, serr = carried_signature(body)
+        if not sig then return signature_error(serr) end
+        if not core.equal(want, sig) then return signature_error("callback signature does not match") end
+        return callback_event(body, raw_body, true)
+    end
+    body = core.json_decode(raw_body, { numbers = "lexeme" })
     if type(body) ~= "table" or getmetatable(body) ~= nil then
         return signature_error("callback body is not a JSON object")
     end
-    -- As ecommpay's PHP SDK (Callback::getSignature): the root signature
-    -- unless it is absent or null, else general.signature; a signature that
-    -- is there but no string is refused, never passed over.
-    local sig = body.signature
-    if sig == nil or sig == null then sig = field(body, "general", "signature") end
-    if sig == nil or sig == "" then return signature_error("callback carries no signature") end
-    if type(sig) ~= "string" then return signature_error("callback signature is not a string") end
-    local want, err = core.ecommpay_signature(body, secret, CALLBACK)
+    local sig, serr = carried_signature(body)
+    if not sig then return signature_error(serr) end
+    local err
+    want, err = core.ecommpay_signature(body, secret, CALLBACK)
     if not want then return signature_error("callback cannot be signed: " .. err) end
     if not core.equal(want, sig) then
         return signature_error("callback signature does not match")
     end
-    return ecommpay.event(body, raw_body)
+    return callback_event(body, raw_body, false)
 end
 
 local function check_raw_body(fn, raw_body)
@@ -429,6 +469,10 @@ function ecommpay.payment_page_url(params, secret, base_url)
     if base_url ~= nil and type(base_url) ~= "string" then
         argerror("payment_page_url", 3, "base_url", "string expected, got " .. type(base_url))
     end
+    -- Built in one C call (core.ecommpay_page_url); a value it leaves to
+    -- Lua (a table as JSON) or one that cannot be sent comes here.
+    local url = page_url(params, secret, PAGE_ORDER, base_url or ecommpay.PAYMENT_PAGE_URL)
+    if url then return url end
     local values, rest = {}, {}
     for k, v in pairs(params) do
         if type(k) ~= "string" then argerror("payment_page_url", 1, "params", "keys must be strings") end

@@ -1,0 +1,289 @@
+-- ecommpay's hot paths in one C pass (issue 15), against what they replaced.
+--
+-- core.ecommpay_callback: a callback's signature computed from
+-- its text in the pass that decodes it must be exactly the one
+-- core.ecommpay_signature gives over the lexeme tree, and the body exactly
+-- core.json_decode's; what that pass cannot place it leaves to the tree
+-- (false), never guesses. Random bodies written as text, so that keys
+-- repeat, numbers take every form and natural order's corners (digits,
+-- leading zeros, spaces, ':') come up. core.ecommpay_page_url: the URL
+-- the Lua code built (the reference below). Seeded: a failure names its seed.
+local core = require "luapay.core"
+local ecommpay = require "luapay.ecommpay"
+local util = require "support.util"
+local property = require "support.property"
+
+local RUNS, rng, pick = property.RUNS, property.rng, property.pick
+local CALLBACK = { callback = true }
+local SECRET = "s3cr3t"
+
+local KEYS = { "a", "b", "ab", "a1", "a2", "a10", "a9", "a0", "0", "1", "9", "10", "1a", "a1b2", "a-b", "a_b", "A",
+    "Z", "z", "\195\169", "signature", "frame_mode", "payment", "sum", "amount", "id", "a.b", "~", "0x", "a0b",
+    "a00", "12345678901234567890", "a1", "b" }
+-- natural order's corners, and repeats
+local CORNERS = { "a01", "00", "x y", " a", "a:b", "a::", "", "a\\u0000b", "a\\tb", "a", "b", "signature" }
+local NUMBERS = { "0", "-0", "1", "-1", "7", "10000", "-42", "41000000123", "123456789012345", "1234567890123456",
+    "123456789012345678", "1234567890123456789", "9223372036854775807", "1.0", "1e3", "-0.0", "1.5", "2E-7", "0.1" }
+local STRINGS = { "", "x", "SEK", "a b", "a;b:c", "\\u00e9t\\u00e9", "\\\"q\\\"", "line\\nbreak", "\226\130\172" }
+
+local function key(R) return R(1, 15) == 1 and pick(R, CORNERS) or pick(R, KEYS) end
+
+local function value(R, depth)
+    local k = R(1, depth > 3 and 6 or 8)
+    if k == 1 then return pick(R, NUMBERS) end
+    if k == 2 then return '"' .. pick(R, STRINGS) .. '"' end
+    if k == 3 then return pick(R, { "true", "false", "null" }) end
+    if k <= 6 then return '"' .. pick(R, STRINGS) .. '"' end
+    if k == 7 then
+        local items = {}
+        for i = 1, R(0, 4) do items[i] = value(R, depth + 1) end
+        return "[" .. table.concat(items, ",") .. "]"
+    end
+    local members = {}
+    for i = 1, R(0, 5) do members[i] = '"' .. key(R) .. '":' .. value(R, depth + 1) end
+    return "{" .. table.concat(members, ",") .. "}"
+end
+
+-- A body: mostly keys the pass places, with a corner now and then; now and
+-- then a wide one (its members merge-sorted).
+local function body(R)
+    local members = {}
+    for i = 1, R(1, 8) do members[i] = '"' .. key(R) .. '":' .. value(R, 1) end
+    if R(1, 4) == 1 then
+        for _ = 1, R(9, 80) do
+            local k = R(1, 3) == 1 and tostring(R(0, 2000)) or (pick(R, { "k", "k_", "K", "x1y" }) .. R(0, 2000))
+            members[#members + 1] = '"' .. k .. '":' .. value(R, 3)
+        end
+    end
+    if R(1, 3) == 1 then members[#members + 1] = '"signature":"c2ln"' end
+    return "{" .. table.concat(members, ",") .. "}"
+end
+
+describe("core.ecommpay_callback", function()
+    it("signs exactly as core.ecommpay_signature over the lexeme tree, and decodes as core.json_decode", function()
+        local placed = 0
+        for seed = 1, RUNS * 5 do
+            local raw = body(rng(seed))
+            local tree, want = core.ecommpay_callback(raw, SECRET)
+            assert(tree, raw)
+            assert.same(core.json_decode(raw), tree, "seed " .. seed)
+            if want then
+                placed = placed + 1
+                local lexemes = core.json_decode(raw, { numbers = "lexeme" })
+                assert.equal(core.ecommpay_signature(lexemes, SECRET, CALLBACK), want, "seed " .. seed .. ": " .. raw)
+            else
+                assert.is_false(want)
+            end
+        end
+        assert(placed > RUNS, "too few bodies in the pass's reach: " .. placed)
+    end)
+
+    it("leaves to the tree what it cannot place, and says what is not JSON", function()
+        local cases = {
+            '[1]', '"x"', '{"a":1,"a":2}', '{"a":{"b":1},"a":{"c":2}}', '{"x y":1}', '{"a01":1}', '{"a:b":1}',
+            '{"":1}', '{"n":-0}', '{"n":1.0}', '{"n":1e3}', '{"n":12345678901234567890}',
+            '{"d":' .. string.rep("[", 70) .. string.rep("]", 70) .. '}',
+        }
+        for _, raw in ipairs(cases) do
+            local tree, want = core.ecommpay_callback(raw, SECRET)
+            assert.same(core.json_decode(raw), tree, raw)
+            assert.is_false(want, raw)
+        end
+        local tree, err = core.ecommpay_callback('{"a":', SECRET)
+        assert.is_nil(tree)
+        assert.equal(select(2, core.json_decode('{"a":')), err)
+    end)
+
+    it("places the bodies ecommpay sends: the callback vectors", function()
+        for _, v in ipairs(util.json_fixture("vectors/ecommpay.json").callback_vectors) do
+            local tree, want = core.ecommpay_callback(v.raw_body, v.secret)
+            assert.same(core.json_decode(v.raw_body), tree, v.name)
+            assert.truthy(want, v.name)
+            local lexemes = core.json_decode(v.raw_body, { numbers = "lexeme" })
+            assert.equal(core.ecommpay_signature(lexemes, v.secret, CALLBACK), want, v.name)
+            assert.equal(v.expected_valid, ecommpay.verify_notification(v.raw_body, nil, { secret = v.secret }) ~= nil,
+                v.name)
+        end
+    end)
+end)
+
+-- Callbacks shaped as ecommpay sends them, with ids, codes and amounts as
+-- numbers or strings, errors, redirect data, recurring and clarification.
+local function callback(R)
+    local function id()
+        if R(1, 10) == 1 then return pick(R, { "1.5", "1e3", "-0", "12345678901234567890", "1.0" }) end
+        return pick(R, { '"TRUSTLY-0001"', "41000000123", "0", '""', "null", "123456789012345", "-7" })
+    end
+    local function word(list) return '"' .. pick(R, list) .. '"' end
+    local parts = {
+        '"project_id":' .. pick(R, { "12345", '"12345"', "1.0" }),
+        '"payment":{"id":' .. id() .. ',"type":' .. word({ "purchase", "payout", "refund", "verify" }) .. ',"status":'
+            .. word({ "success", "decline", "awaiting customer", "refunded", "reversed", "x" })
+            .. ',"sum":{"amount":' .. pick(R, { "10000", "0", "-5", "1.5", '"100"' }) .. ',"currency":"SEK"}}',
+        '"operation":{"id":' .. id() .. ',"type":' .. word({ "sale", "refund", "payout", "reversal", "cancel" })
+            .. ',"status":' .. word({ "success", "decline", "error", "processing", "reversed" }) .. ',"code":' .. id()
+            .. ',"message":' .. id() .. ',"request_id":' .. id()
+            .. ',"sum_initial":{"amount":' .. pick(R, { "10000", "7", '"7"' }) .. ',"currency":"EUR"}}',
+        '"customer":{"id":' .. id() .. '}',
+    }
+    if R(1, 3) == 1 then parts[#parts + 1] = '"errors":[{"code":' .. id() .. ',"message":"bad","field":"x"}]' end
+    if R(1, 3) == 1 then
+        parts[#parts + 1] = '"redirect_data":{"url":"https://acs.example/3ds","method":"POST","body":{"PaReq":'
+            .. id() .. ',"n":' .. id() .. '}}'
+    end
+    if R(1, 3) == 1 then parts[#parts + 1] = '"recurring":{"id":' .. id() .. ',"currency":"EUR"}' end
+    if R(1, 4) == 1 then parts[#parts + 1] = '"clarification_fields":{"customer":["first_name",' .. id() .. ']}' end
+    if R(1, 5) == 1 then parts[#parts + 1] = '"general":{"payment_id":' .. id() .. ',"project_id":12345}' end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+describe("ecommpay.verify_notification through the one pass", function()
+    it("gives the event the lexeme tree gives, for every body", function()
+        local placed = 0
+        for seed = 1, RUNS * 2 do
+            local R = rng(seed)
+            local unsigned = callback(R)
+            local lexemes = assert(core.json_decode(unsigned, { numbers = "lexeme" }))
+            local sig = assert(core.ecommpay_signature(lexemes, SECRET, CALLBACK))
+            local raw = unsigned:sub(1, -2) .. ',"signature":"' .. sig .. '"}'
+            local event, err = ecommpay.verify_notification(raw, nil, { secret = SECRET })
+            assert(event, "seed " .. seed .. ": " .. tostring(err))
+            if select(2, core.ecommpay_callback(raw, SECRET)) then placed = placed + 1 end
+            local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)
+            assert.same(want, event, "seed " .. seed .. ": " .. raw)
+            local tampered = raw:gsub('"SEK"', '"EUR"', 1)
+            assert.is_nil(ecommpay.verify_notification(tampered, nil, { secret = SECRET }), "seed " .. seed)
+        end
+        assert(placed > RUNS / 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+end)
+
+-- The Payment Page URL as the Lua code built it before core.ecommpay_page_url
+-- (kept here as the reference): PAGE_ORDER first, the rest in byte order,
+-- the signature of the values last.
+local PAGE_ORDER = { "project_id", "interface_type", "payment_id", "payment_amount", "payment_currency",
+                     "customer_id", "payment_description", "language_code", "redirect", "redirect_success_url" }
+local function reference_page_url(params, secret, base_url)
+    local rank = {}
+    for i, k in ipairs(PAGE_ORDER) do rank[k] = i end
+    local values, rest = {}, {}
+    for k, v in pairs(params) do
+        if k ~= "signature" and v ~= core.null then
+            if type(v) == "boolean" then v = v and "1" or "0"
+            elseif math.type and math.type(v) == "integer" then v = tostring(v)
+            elseif type(v) == "number" then v = ("%.0f"):format(v)
+            elseif type(v) == "table" then v = v[1] end
+            values[k] = v
+            if not rank[k] then rest[#rest + 1] = k end
+        end
+    end
+    table.sort(rest)
+    local query = {}
+    for _, k in ipairs(PAGE_ORDER) do
+        if values[k] then query[#query + 1] = k; query[#query + 1] = values[k] end
+    end
+    for _, k in ipairs(rest) do query[#query + 1] = k; query[#query + 1] = values[k] end
+    query[#query + 1] = "signature"
+    query[#query + 1] = core.hmac("sha512", secret, assert(core.ecommpay_canonical(values)), "base64")
+    local base = (base_url or ecommpay.PAYMENT_PAGE_URL):gsub("/+$", "")
+    return core.form_encode(query, true, base .. "/payment?")
+end
+
+describe("ecommpay.payment_page_url in one C call", function()
+    it("builds the URL the Lua code built, for random parameters", function()
+        local NAMES = { "project_id", "payment_id", "payment_amount", "payment_currency", "customer_id", "redirect",
+            "language_code", "payment_description", "interface_type", "redirect_success_url", "frame_mode",
+            "signature", "a:b", "x y", "a1", "a10", "a2", "A", "z", "\195\169", "mode", "force_payment_method",
+            "customer_email", "01", "1" }
+        local VALUES = { "", "SEK", "K\195\182p #42 & mer", "a b+c/d?e=f", "~-._", "1", "\226\130\172", true, false,
+            0, 12345, -7, 2 ^ 40, -0.0, core.null, core.json_number("1.50"), core.json_number("12345678901234567890") }
+        for seed = 1, RUNS do
+            local R = rng(seed)
+            local params = {}
+            for _ = 1, R(0, 14) do params[pick(R, NAMES)] = pick(R, VALUES) end
+            local base = pick(R, { nil, "https://paymentpage.ecommpay.com", "http://127.0.0.1:8080/", "https://x//" })
+            local got = ecommpay.payment_page_url(params, SECRET, base)
+            assert.equal(reference_page_url(params, SECRET, base), got, "seed " .. seed)
+            assert.equal(got, core.ecommpay_page_url(params, SECRET, PAGE_ORDER, base or ecommpay.PAYMENT_PAGE_URL))
+        end
+    end)
+
+    it("leaves to Lua what it cannot write: tables as JSON, and the errors", function()
+        assert.is_false(core.ecommpay_page_url({ booking_info = { a = 1 } }, SECRET, PAGE_ORDER, "https://x"))
+        assert.is_false(core.ecommpay_page_url({ payment_amount = 1.5 }, SECRET, PAGE_ORDER, "https://x"))
+        assert.is_false(core.ecommpay_page_url({ [1] = "x" }, SECRET, PAGE_ORDER, "https://x"))
+        local url = ecommpay.payment_page_url({ project_id = 1, booking_info = { a = 1 } }, SECRET)
+        assert.truthy(url:find("booking_info=%7B%22a%22%3A1%7D", 1, true))
+        assert.has_error(function() ecommpay.payment_page_url({ payment_amount = 1.5 }, SECRET) end,
+            "ecommpay.payment_page_url: bad argument #1 'params' (payment_amount is a float: send amounts as integers in minor units)")
+    end)
+end)
+
+-- The canonical string of a Lua tree, as the walk wrote it before members
+-- were placed per object: every path flattened (pairs' order, the walk's),
+-- then sorted by a line-by-line port of PHP's strnatcmp, bytes, the walk.
+local function reference_canonical(params)
+    local strnatcmp = require "support.strnatcmp"
+    local entries = {}
+    local function walk(t, prefix)
+        local function add(k, v)
+            k = k:gsub(":", "::")
+            local path = (prefix or "") ~= "" and (prefix .. ":" .. k) or k -- none after an empty path
+            if type(v) == "table" then return walk(v, path) end
+            if type(v) == "boolean" then v = v and "1" or "0" end
+            if v == core.null then v = "" end
+            entries[#entries + 1] = { path, tostring(v), #entries }
+        end
+        if #t > 0 then
+            for i, v in ipairs(t) do add(tostring(i - 1), v) end
+        else
+            for k, v in pairs(t) do if k ~= "frame_mode" then add(k, v) end end
+        end
+    end
+    walk(params)
+    table.sort(entries, function(x, y)
+        local r = strnatcmp(x[1], y[1])
+        if r ~= 0 then return r < 0 end
+        if x[1] ~= y[1] then return x[1] < y[1] end
+        return x[3] < y[3]
+    end)
+    for i, e in ipairs(entries) do entries[i] = e[1] .. ":" .. e[2] end
+    return table.concat(entries, ";")
+end
+
+describe("core.ecommpay_canonical, members placed per object", function()
+    it("writes what sorting every path wrote, for random trees", function()
+        local IN = { "a", "b", "ab", "a1", "a2", "a10", "a9", "0", "1", "9", "10", "1a", "a-b", "a_b", "A", "Z", "id",
+            "a.b", "~", "\195\169", "sum", "amount", "frame_mode", "k12x3", "payment" }
+        local OUT = { "a01", "00", "x y", " a", "a:b", "a:", "", "01", "a\tb" }
+        local corners -- this tree has keys out of reach now and then (sorted as every path), or none
+        local function tree(R, depth)
+            if depth > 3 or R(1, 3) == 1 then
+                return pick(R, { "v", "", "x;y:z", 0, 7, -1, 12345678901, true, false, core.null })
+            end
+            local t = {}
+            if R(1, 4) == 1 then
+                for i = 1, R(1, 12) do t[i] = tree(R, depth + 1) end
+            else
+                for _ = 1, R(0, depth == 0 and 40 or 8) do
+                    local k = corners and R(1, 25) == 1 and pick(R, OUT) or pick(R, IN)
+                    if R(1, 6) == 1 then k = k .. R(0, 300) end
+                    t[k] = tree(R, depth + 1)
+                end
+            end
+            return t
+        end
+        for seed = 1, RUNS do
+            local R = rng(seed)
+            corners = R(1, 2) == 1
+            local params = tree(R, 0)
+            if type(params) ~= "table" then params = { v = params } end
+            local want, got = reference_canonical(params), core.ecommpay_canonical(params)
+            if want ~= got then
+                local i = 1
+                while want:byte(i) == got:byte(i) do i = i + 1 end
+                error(("seed %d: differs at byte %d: %q / %q"):format(seed, i, want:sub(i - 20, i + 40), got:sub(i - 20, i + 40)))
+            end
+        end
+    end)
+end)
