@@ -146,6 +146,37 @@ describe("shared client state", function()
         end)
     end)
 
+    it("export cursors: a run that outlived its lock stops before it writes over the run that took it", function()
+        local pager = require "luapay.pager"
+        local s = store.memory()
+        local function open(resume)
+            return pager.new(function(cursor)
+                local items = {}
+                for i = 1, 3 do items[i] = (cursor.page - 1) * 3 + i end
+                return items, cursor.page < 4 and { page = cursor.page + 1 } or nil
+            end, resume or { page = 1 })
+        end
+        local first = assert(pager.checkpointed{ store = s, name = "nightly", open = open })
+        local seen = {}
+        for item in first do
+            seen[#seen + 1] = item
+            if item == 4 then break end -- in page 2; its cursor {page = 2} saved
+        end
+        assert.equal('{"page":2}', s:get("cursor:nightly"))
+        -- its lock lapses (a page took longer than lock_ttl) and another run takes it
+        assert(s:delete("cursor:nightly:lock"))
+        local other = assert(s:lock("cursor:nightly:lock", 60))
+        assert(s:set("cursor:nightly", '{"page":4}')) -- the other run got further
+        local item, err
+        repeat item, err = first() until item == nil or item == false
+        assert.same({ 1, 2, 3, 4 }, seen)
+        assert.is_nil(item)
+        assert.equal("locked", err.code)
+        assert.equal('{"page":4}', s:get("cursor:nightly")) -- the other run's cursor stands
+        assert.equal(other, s:get("cursor:nightly:lock"))   -- and so does its lock
+        assert.is_nil(first()) -- stopped for good
+    end)
+
     it("TrustPay: store must be a luapay.store", function()
         util.assert_raises("trustpay.new: option 'store' must be a luapay.store (it shares the API Banking OAuth token between"
             .. " workers and boxes)", tp.client, tp, { store = {} })

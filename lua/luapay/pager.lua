@@ -98,7 +98,9 @@ end
 -- client:export{..., resume = resume} end). Only one run at a time holds
 -- name's lock (a luapay.store lock, renewed after each page; a run that
 -- dies frees it after lock_ttl seconds): another gets nil and an error of
--- type "config" with code "locked". Once the caller has had every item of a
+-- type "config" with code "locked", and a run that outlived its lock (a page
+-- took longer than lock_ttl) stops with that error once another took the
+-- lock, before it writes the cursor. Once the caller has had every item of a
 -- page and asks for more, the cursor of the next page is saved in the store
 -- (cursor:<name>), so a run that stops (an error, a crash) is resumed by the
 -- next from the first page not wholly handled (a page's items may come
@@ -131,9 +133,19 @@ function pager.checkpointed(o)
         if finished then return nil end
         local in_loop = state == it or previous ~= nil
         if inner.items and inner.pos >= inner.n and inner.nxt ~= nil then -- the page is handled: keep the next one's cursor
+            -- still ours (for lock_ttl more) before the cursor is written: a
+            -- run that outlived its lock must not write over the run that took
+            -- it, nor go on beside it
+            local mine, lerr = s:cas(lock_key, token, token, ttl)
+            if not mine then
+                finished = true
+                if lerr then s:unlock(lock_key, token) end
+                return (in_loop and false or nil), lerr or errors.new("config",
+                    ("pager.checkpointed: the lock of %q lapsed (lock_ttl %gs) and another run holds it"):format(name, ttl),
+                    { code = "locked" })
+            end
             local ok, serr = s:set(key, assert(core.json_encode(inner.nxt)))
             if not ok then finish(false) return (in_loop and false or nil), serr end
-            s:cas(lock_key, token, token, ttl) -- still ours: for lock_ttl more
         end
         local item, ierr = inner()
         if not item then
