@@ -630,15 +630,21 @@ local function checked_notification(raw_body, secret, account_id)
     return p, method, code, amount, raw
 end
 
+-- Misuse of a notification's arguments raises at level 3: the caller of
+-- the public function that calls this.
+local function check_notification_args(who, raw_body, headers)
+    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
+        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 3)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 3)
+    end
+end
+
 -- The verified event of a notification, for who: the public function,
 -- which tail-calls it (so level 2 is its caller).
 local function notification(who, raw_body, headers, secret, account_id)
-    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
-        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
-    end
-    if headers ~= nil and type(headers) ~= "table" then
-        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
-    end
+    check_notification_args(who, raw_body, headers)
     -- The common case (a query string that verifies) in one pass in C;
     -- nil for anything it leaves to checked_notification, which words the error.
     local raw, p, method, code, amount = raw_body, nil, nil, nil, nil
@@ -683,12 +689,7 @@ end
 -- params (every parameter, as strings)}.
 function trustpay.verify_notification(raw_body, headers, keys)
     local who = "trustpay.verify_notification"
-    if type(raw_body) ~= "string" and type(raw_body) ~= "table" then
-        error(("%s: bad argument #1 'raw_body' (string expected, got %s)"):format(who, type(raw_body)), 2)
-    end
-    if headers ~= nil and type(headers) ~= "table" then
-        error(("%s: bad argument #2 'headers' (table or nil expected, got %s)"):format(who, type(headers)), 2)
-    end
+    check_notification_args(who, raw_body, headers)
     local secret, account_id = notification_keys(who, keys)
     return notification(who, raw_body, headers, secret, account_id)
 end
