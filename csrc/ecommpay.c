@@ -1013,12 +1013,12 @@ static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
     case LUA_TBOOLEAN: return luapay_buf_add(text, lua_toboolean(L, idx) ? "1" : "0", 1);
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, idx))
-            return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, idx)));
+        if (lua_isinteger(L, idx)) return luapay_buf_add(text, num, integer_text((long long)lua_tointeger(L, idx), num));
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
-        return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, "%.0f", v));
+        if (v == 0 && signbit(v)) return luapay_buf_add(text, "-0", 2); /* as "%.0f" wrote it */
+        return luapay_buf_add(text, num, integer_text((long long)v, num));
     }
     case LUA_TTABLE: {
         if (!lua_getmetatable(L, idx)) return 0;
