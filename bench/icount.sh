@@ -5,8 +5,14 @@
 # the cryptography, bench/icount_limit.c; lua-cjson's own count for JSON
 # encode, in the same VM) and the ratio. Per operation: (Ir(N) - Ir(0)) / N,
 # both runs doing the same start-up and warm-up.
-#   BENCH_N (default 200) operations per measured run.
+#   BENCH_N (default 2000) operations per measured run: start-up varies by
+#   ~0.5M instructions run to run, a few percent of 200 operations.
 #   BENCH_GROWTH=0 skips the growth check (bench/icount_growth.sh).
+#   BENCH_REPEAT (default 3) pairs of runs per figure; the median is printed.
+# What is left varies by under 1% pair to pair (Lua 5.4 seeds its string
+# hash from the clock and addresses, ASLR moves the heap): the median drops
+# an outlying pair and, unlike the minimum, is not biased towards a lucky
+# layout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +22,8 @@ make -s LUA=luajit >/dev/null
 out=build/bench/icount
 mkdir -p $out
 cc -O2 -Wall -Wextra -Werror -o $out/icount_limit bench/icount_limit.c -lcrypto
-N=${BENCH_N:-200}
+N=${BENCH_N:-2000}
+R=${BENCH_REPEAT:-3}
 keys="spec/fixtures/keys/merchant_private.pem spec/fixtures/keys/merchant_public.pem"
 LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/icount.lua --write $out
 
@@ -32,24 +39,34 @@ lua_op() { # lua_op VM OP
     [ "$1" = lua5.4 ] && cmd=lua5.4
     LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/$1/?.so;;" per_op_lua $cmd "$2"
 }
-# RSA signing costs ~6M instructions: a tenth of N is as exact and 10x quicker.
-n_of() { case $1 in trustly_sign) echo $(( N / 10 > 0 ? N / 10 : 1 )) ;; *) echo "$N" ;; esac; }
+# RSA costs ~6M instructions to sign and ~0.3M to verify: a hundredth and a
+# tenth of N are as exact and that much quicker.
+n_of() {
+    local d=1
+    case $1 in trustly_sign) d=100 ;; trustly_*) d=10 ;; esac
+    echo $(( N / d > 0 ? N / d : 1 ))
+}
+# per_op N CMD... : the median over R pairs of (Ir(CMD N) - Ir(CMD 0)) / N,
+# where CMD's last word before N is the operation (see the callers).
+per_op() {
+    local n=$1 r zero many
+    shift
+    for (( r = 0; r < R; r++ )); do
+        zero=$(ir "$@" 0 "${ARGS_AFTER[@]}")
+        many=$(ir "$@" "$n" "${ARGS_AFTER[@]}")
+        echo $(( (many - zero) / n ))
+    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
 per_op_lua() { # per_op_lua CMD OP
-    local zero many n
-    n=$(n_of "$2")
-    zero=$(ir "$1" bench/icount.lua "$2" 0)
-    many=$(ir "$1" bench/icount.lua "$2" "$n")
-    echo $(( (many - zero) / n ))
+    ARGS_AFTER=()
+    per_op "$(n_of "$2")" "$1" bench/icount.lua "$2"
 }
 limit_op() { # limit_op OP
-    local zero many n
-    n=$(n_of "$1")
-    zero=$(ir $out/icount_limit "$1" 0 $out $keys)
-    many=$(ir $out/icount_limit "$1" "$n" $out $keys)
-    echo $(( (many - zero) / n ))
+    ARGS_AFTER=($out $keys)
+    per_op "$(n_of "$1")" $out/icount_limit "$1"
 }
 
-echo "instructions per operation (callgrind Ir, (Ir(N) - Ir(0)) / N, N = $N; ratio = luapay / limit)"
+echo "instructions per operation (callgrind Ir, median of $R x (Ir(N) - Ir(0)) / N, N = $N; ratio = luapay / limit)"
 printf "%-24s %10s %10s %10s %8s %8s  %s\n" operation "Lua 5.4" LuaJIT limit "5.4/lim" "JIT/lim" "the limit"
 row() { # row OP LABEL LIMIT54 LIMITJIT WHAT
     local a b

@@ -4,8 +4,8 @@
  *
  *   icount_limit OP N DIR private.pem public.pem
  *
- *   ecommpay_*   HMAC-SHA512 with the keyed state cached (a keyed context
- *                duplicated per call), then base64
+ *   ecommpay_*   HMAC-SHA512 with the keyed state cached (one keyed context
+ *                re-initialised without a key per call, as luapay does), then base64
  *   trustpay_*   HMAC-SHA256 the same way, then uppercase hex
  *   trustly_sign RSA-2048 PKCS#1 v1.5 SHA-1 sign; trustly_notification verify
  *
@@ -76,9 +76,9 @@ int main(int argc, char **argv) {
             unsigned char md[EVP_MAX_MD_SIZE];
             char text[2 * EVP_MAX_MD_SIZE + 1];
             size_t mdlen;
-            EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
-            if (!ctx || !EVP_MAC_update(ctx, msg, len) || !EVP_MAC_final(ctx, md, &mdlen, sizeof md)) return 1;
-            EVP_MAC_CTX_free(ctx);
+            if (!EVP_MAC_init(keyed, NULL, 0, NULL) || !EVP_MAC_update(keyed, msg, len) ||
+                !EVP_MAC_final(keyed, md, &mdlen, sizeof md))
+                return 1;
             if (sha512) base64(text, md, mdlen);
             else hex(text, md, mdlen);
             sink = (unsigned char)text[0];

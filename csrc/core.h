@@ -69,7 +69,7 @@ typedef struct {
 typedef struct luapay_ctx {
     EVP_MD *md[LUAPAY_NALGS];
     EVP_MAC *hmac;
-    EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per call */
+    EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per new key */
     luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
     luapay_buf scratch[LUAPAY_NSCRATCH];
 } luapay_ctx;

@@ -31,6 +31,7 @@
  * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,6 @@ static size_t php_double(double v, char *out) {
     return (size_t)(o - out);
 }
 
-#if LUA_VERSION_NUM >= 503
 /* An integer in decimal into out (24 bytes): its length. */
 static size_t integer_text(long long v, char *out) {
     char tmp[24];
@@ -130,7 +130,6 @@ static size_t integer_text(long long v, char *out) {
     while (n) out[len++] = tmp[--n];
     return len;
 }
-#endif
 
 /* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
  * 1.0E+14 and up in exponent form and -0.0 as "-0". */
@@ -146,7 +145,7 @@ static size_t php_float(double v, char *out) {
 static size_t render_double(double v, char *out) {
     if (!isfinite(v)) return 0;
 #if LUA_VERSION_NUM < 503
-    if (v == floor(v) && fabs(v) <= TWO_POW_53) return (size_t)sprintf(out, "%.0f", v == 0 ? 0.0 : v);
+    if (v == floor(v) && fabs(v) <= TWO_POW_53) return integer_text((long long)v, out); /* exact; -0.0 is 0 */
 #endif
     return php_float(v, out);
 }
@@ -342,6 +341,11 @@ typedef struct {
 } member;
 
 
+/* luapay_buf_reserve with its common case (room already) inline. */
+static inline int room(luapay_buf *b, size_t n) {
+    return (!b->oom && n <= b->cap - b->len) || luapay_buf_reserve(b, n);
+}
+
 static int is_digit_byte(unsigned char c) {
     return c >= '0' && c <= '9';
 }
@@ -361,6 +365,8 @@ static int key_in_reach(const unsigned char *k, size_t n) {
  * (':' for a container, the end of the path, lower than any byte, for a
  * scalar). 0 for the same key. */
 static int key_cmp(const unsigned char *a, size_t an, int aleaf, const unsigned char *b, size_t bn, int bleaf) {
+    if (an && bn && a[0] != b[0] && !(is_digit_byte(a[0]) && is_digit_byte(b[0])))
+        return a[0] < b[0] ? -1 : 1; /* most siblings differ at once */
     size_t i = 0, j = 0;
     for (;;) {
         if (i >= an && j >= bn) return 0; /* the same key */
@@ -473,20 +479,38 @@ static int fail(walker *w, const char *msg) {
     return 0;
 }
 
-/* Appends ":" (below the top level) and the key, with ':' doubled. */
-static void push_key(walker *w, const char *k, size_t n) {
-    if (w->key->len) luapay_buf_add(w->key, ":", 1);
-    const char *p = k, *end = k + n;
-    while (p < end) {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (!colon) {
-            luapay_buf_add(w->key, p, (size_t)(end - p));
-            break;
-        }
-        luapay_buf_add(w->key, p, (size_t)(colon - p) + 1);
-        luapay_buf_add(w->key, ":", 1);
-        p = colon + 1;
+/* Appends ":" (below the top level) and the key, with ':' doubled; 1 if the
+ * key is in reach (see key_in_reach), read in the same pass over its bytes. */
+static int push_key(walker *w, const char *k, size_t n) {
+    luapay_buf *b = w->key;
+    if (!room(b, 2 * n + 1)) return 0; /* b->oom fails the walk */
+    char *o = b->data + b->len;
+    if (b->len) *o++ = ':';
+    int reach = n > 0;
+    /* Most keys are letters and '_': no byte up to ':' (eight at a time), copied whole. */
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, k + i, 8);
+        if ((x - 0x3b3b3b3b3b3b3b3bull) & ~x & 0x8080808080808080ull) break; /* some byte < 0x3b */
     }
+    while (i < n && (unsigned char)k[i] > ':') i++;
+    memcpy(o, k, i);
+    o += i;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        *o++ = (char)c;
+        if (c > ':') continue; /* ' ', ':' and the digits are all below */
+        if (c == ':') {
+            *o++ = ':';
+            reach = 0;
+        } else if (c <= ' ' || (c == '0' && i + 1 < n && is_digit_byte((unsigned char)k[i + 1]) &&
+                                (i == 0 || !is_digit_byte((unsigned char)k[i - 1])))) {
+            reach = 0;
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    return reach;
 }
 
 static int walk(walker *w, int idx, int depth);
@@ -508,8 +532,11 @@ static int emit(walker *w, int idx, int depth, int *leaf) {
     entry_off e;
     e.path = w->p.data->len;
     e.path_len = w->key->len;
-    luapay_buf_add(w->p.data, w->key->data, w->key->len);
-    luapay_buf_add(w->p.data, "", 1);
+    if (room(w->p.data, w->key->len + 1)) { /* the path and a NUL (joined needs it so) */
+        memcpy(w->p.data->data + w->p.data->len, w->key->data, w->key->len);
+        w->p.data->len += w->key->len;
+        w->p.data->data[w->p.data->len++] = '\0';
+    }
     e.value = w->p.data->len;
     switch (t) {
     case LUA_TSTRING: {
@@ -604,8 +631,7 @@ static int walk(walker *w, int idx, int depth) {
                     !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL));
         if (!skip) {
             size_t mfirst = w->p.entries->len / sizeof(record);
-            if (w->p.in_reach && !key_in_reach((const unsigned char *)k, klen)) w->p.in_reach = 0;
-            push_key(w, k, klen);
+            if (!push_key(w, k, klen)) w->p.in_reach = 0;
             int leaf, ok = emit(w, lua_gettop(L), depth, &leaf);
             w->key->len = base;
             if (!ok) {
@@ -625,17 +651,23 @@ static int walk(walker *w, int idx, int depth) {
 }
 
 /* The entries (records over data) joined into out as "path:value;..." in
- * their order. 0 when out of memory. */
+ * their order. 0 when out of memory. Each entry's path, its NUL and its
+ * value lie together in data (emit): one copy each, the NUL becoming ':'. */
 static int joined(const luapay_buf *data, const luapay_buf *entries, luapay_buf *out) {
     const record *e = (const record *)entries->data;
-    size_t count = entries->len / sizeof *e;
+    size_t count = entries->len / sizeof *e, total = count;
+    for (size_t i = 0; i < count; i++) total += e[i].off.path_len + 1 + e[i].off.value_len;
+    if (!room(out, total)) return 0;
+    char *o = out->data + out->len;
     for (size_t i = 0; i < count; i++) {
-        if (i) luapay_buf_add(out, ";", 1);
-        luapay_buf_add(out, data->data + e[i].off.path, e[i].off.path_len);
-        luapay_buf_add(out, ":", 1);
-        luapay_buf_add(out, data->data + e[i].off.value, e[i].off.value_len);
+        size_t n = e[i].off.path_len + 1 + e[i].off.value_len;
+        if (i) *o++ = ';';
+        memcpy(o, data->data + e[i].off.path, n);
+        o[e[i].off.path_len] = ':';
+        o += n;
     }
-    return !out->oom;
+    out->len = (size_t)(o - out->data);
+    return 1;
 }
 
 /* The entries (entry_off records over data) sorted and joined into out as
@@ -803,6 +835,7 @@ static void add_entry(cb_reader *c, const char *value, size_t n) {
     r.off.path = c->p.data->len;
     r.off.path_len = c->path->len;
     luapay_buf_add(c->p.data, c->path->data, c->path->len);
+    luapay_buf_add(c->p.data, "", 1); /* as the walk lays entries out (placer.data) */
     r.off.value = c->p.data->len;
     r.off.value_len = n;
     luapay_buf_add(c->p.data, value, n);
@@ -980,12 +1013,12 @@ static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
     case LUA_TBOOLEAN: return luapay_buf_add(text, lua_toboolean(L, idx) ? "1" : "0", 1);
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, idx))
-            return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, idx)));
+        if (lua_isinteger(L, idx)) return luapay_buf_add(text, num, integer_text((long long)lua_tointeger(L, idx), num));
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
-        return luapay_buf_add(text, num, (size_t)snprintf(num, sizeof num, "%.0f", v));
+        if (v == 0 && signbit(v)) return luapay_buf_add(text, "-0", 2); /* as "%.0f" wrote it */
+        return luapay_buf_add(text, num, integer_text((long long)v, num));
     }
     case LUA_TTABLE: {
         if (!lua_getmetatable(L, idx)) return 0;
