@@ -212,7 +212,45 @@ static int l_trustly_serialize(lua_State *L) {
     return 1;
 }
 
+/* core.trustly_verify(key, method, uuid, data, sig_b64 [, fn, arg]) ->
+ * true | false | nil: key:verify(method .. uuid .. trustly_serialize(data,
+ * fn, arg), base64_decode(sig_b64), "sha1") in one call, with no string
+ * made on the way; nil when sig_b64 is not base64 (checked first, as a
+ * decode before the serialization would). Raises as those do. */
+static int l_trustly_verify(lua_State *L) {
+    size_t mlen, ulen, blen;
+    const char *method = luaL_checklstring(L, 2, &mlen), *uuid = luaL_checklstring(L, 3, &ulen);
+    const unsigned char *b64 = (const unsigned char *)luaL_checklstring(L, 5, &blen);
+    const char *fn = luaL_optstring(L, 6, FN);
+    int arg = (int)luaL_optinteger(L, 7, 1);
+    unsigned char small[1032]; /* RSA-8192's signature: no userdata to collect */
+    unsigned char *sig = blen / 4 * 3 + 1 <= sizeof small ? small : (unsigned char *)lua_newuserdata(L, blen / 4 * 3 + 1);
+    const char *why = NULL;
+    long slen = luapay_base64_decode(sig, b64, blen, &why);
+    if (slen < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    walker w = {L, fn, arg, luapay_scratch(L, LUAPAY_SCRATCH_JSON), luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS)};
+    add(&w, method, mlen);
+    add(&w, uuid, ulen);
+    walk(&w, 4, NULL, 0);
+    int oom = w.out->oom || w.keys->oom;
+    luapay_scratch_done(w.keys);
+    if (oom) {
+        luapay_scratch_done(w.out);
+        return luaL_error(L, FN ": out of memory");
+    }
+    /* the scratch buffer stays ours until luapay_scratch_done: the check
+     * below raises only for a closed key, before it reads the text */
+    int ok = luapay_pkey_verify(L, w.out->data, w.out->len, (const char *)sig, (size_t)slen, LUAPAY_SHA1);
+    luapay_scratch_done(w.out);
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 const luaL_Reg luapay_trustly_funcs[] = {
     {"trustly_serialize", l_trustly_serialize},
+    {"trustly_verify", l_trustly_verify},
     {NULL, NULL},
 };
