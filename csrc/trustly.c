@@ -42,6 +42,7 @@
 typedef struct {
     const char *s;
     size_t n;
+    int slot; /* the member's value, kept on the stack while the object is walked */
 } key_ref;
 
 typedef struct {
@@ -117,19 +118,25 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     }
 
     /* One pass: count the keys and note the string ones in this object's
-     * segment of the key stack. The key strings stay alive as keys of the
+     * segment of the key stack, each member's value left on the stack (no
+     * second lookup by key). The key strings stay alive as keys of the
      * table, which is on the stack. */
     size_t base = w->keys->len, count = 0, string_keys = 0;
+    int top = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         count++;
         if (lua_type(L, -2) == LUA_TSTRING) {
             key_ref k;
             k.s = lua_tolstring(L, -2, &k.n);
+            k.slot = lua_gettop(L);
             luapay_buf_add(w->keys, &k, sizeof k);
             string_keys++;
+            luaL_checkstack(L, 3, FN ": too many keys");
+            lua_pushvalue(L, -2); /* the key above its value, for lua_next */
+        } else {
+            lua_pop(L, 1);
         }
-        lua_pop(L, 1);
     }
     if (w->keys->oom) luaL_error(L, FN ": out of memory");
     if (count == 0) return; /* {} and [] alike */
@@ -153,11 +160,9 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
         key_ref k = ((const key_ref *)(w->keys->data + base))[i];
         luapay_frame f = {at, k.s, k.n, 0, self};
         add(w, k.s, k.n);
-        lua_pushlstring(L, k.s, k.n);
-        lua_rawget(L, idx);
-        walk(w, lua_gettop(L), &f, depth + 1);
-        lua_pop(L, 1);
+        walk(w, k.slot, &f, depth + 1);
     }
+    lua_settop(L, top);
     w->keys->len = base;
 }
 
