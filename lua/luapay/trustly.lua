@@ -278,9 +278,10 @@ local number_mt, null = core.number_mt, core.null
 --- A received tree for the caller: number objects become Lua numbers
 -- (integers where the text is one), arrays keep core.array_mt, null stays
 -- core.null.
-local plain, plain_owned = provider.plain, provider.plain_owned
+local plain = provider.plain
 trustly.plain = plain
 
+local plain_owned = provider.plain_owned
 local LEXEMES = { numbers = "lexeme" }
 local json_decode = core.json_decode
 local function decode(raw)
