@@ -23,6 +23,7 @@ files["examples/merchant_day_shop.lua"] = { std = nginx }
 files["examples/trustpay_shop.lua"] = { std = nginx }
 files["spec/support/"] = { std = nginx }
 files["bench/handlers.lua"] = { std = nginx }
+files["bench/icount_nginx_handlers.lua"] = { std = nginx }
 -- The store's ngx.shared and Redis backends and the inbox run in nginx and in scripts.
 files["lua/luapay/store/"] = { std = nginx }
 files["lua/luapay/inbox.lua"] = { std = nginx }

@@ -92,5 +92,8 @@ for op in $ops; do
     row $op $op "$lim" "$lim" "$what"
 done
 
+# The nginx figure: a call through luapay against a bare cosocket call (BENCH_NGINX=0 skips it).
+[ "${BENCH_NGINX:-1}" = 0 ] || { echo; bench/icount_nginx.sh; }
+
 # Linear growth with body size, 1 KB to 1 MB (BENCH_GROWTH=0 skips it).
 [ "${BENCH_GROWTH:-1}" = 0 ] || bench/icount_growth.sh

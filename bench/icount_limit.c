@@ -8,6 +8,7 @@
  *                re-initialised without a key per call, as luapay does), then base64
  *   trustpay_*   HMAC-SHA256 the same way, then uppercase hex
  *   trustly_sign RSA-2048 PKCS#1 v1.5 SHA-1 sign; trustly_notification verify
+ *                with the key's verification context kept (set up once)
  *
  * bench/icount.sh runs it at N and at 0 under callgrind: (Ir(N) - Ir(0)) / N. */
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "read_key.h"
 
@@ -97,21 +99,30 @@ int main(int argc, char **argv) {
             return 1;
         EVP_MD_CTX_free(ctx);
         int sign = strcmp(op, "trustly_sign") == 0;
+        /* Verification the best way: one context per key, set up once (as
+         * luapay keeps it), then per call the SHA-1 digest and the RSA check. */
+        EVP_PKEY_CTX *vctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+        if (!vctx || EVP_PKEY_verify_init(vctx) != 1 || EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(vctx, sha1) != 1)
+            return 1;
         for (long i = 0; i < n; i++) {
-            ctx = EVP_MD_CTX_new();
             if (sign) {
                 unsigned char out[512];
                 size_t outlen = sizeof out;
+                ctx = EVP_MD_CTX_new();
                 if (!ctx || EVP_DigestSignInit(ctx, NULL, sha1, NULL, priv) != 1 ||
                     EVP_DigestSign(ctx, out, &outlen, msg, len) != 1)
                     return 1;
+                EVP_MD_CTX_free(ctx);
                 sink = out[0];
-            } else if (!ctx || EVP_DigestVerifyInit(ctx, NULL, sha1, NULL, pub) != 1 ||
-                       EVP_DigestVerify(ctx, sig, siglen, msg, len) != 1) {
-                return 1;
+            } else {
+                unsigned char md[EVP_MAX_MD_SIZE];
+                unsigned int mdlen = 0;
+                if (EVP_Digest(msg, len, md, &mdlen, sha1, NULL) != 1 || EVP_PKEY_verify(vctx, sig, siglen, md, mdlen) != 1)
+                    return 1;
             }
-            EVP_MD_CTX_free(ctx);
         }
+        EVP_PKEY_CTX_free(vctx);
         return 0;
     }
     fprintf(stderr, "unknown operation %s\n", op);

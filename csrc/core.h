@@ -110,6 +110,10 @@ int luapay_push_openssl_error(lua_State *L, const char *what);
 
 /* Encoders shared with later C files (canonical strings, signatures). */
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
+/* The decoded length (out holds n / 4 * 3), or -1 with *why set. */
+long luapay_base64_decode(unsigned char *out, const unsigned char *in, size_t n, const char **why);
+/* key:verify(msg, sig, alg) for the key at stack index 1 (raises as it does). */
+int luapay_pkey_verify(lua_State *L, const char *msg, size_t mlen, const char *sig, size_t slen, enum luapay_alg alg);
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
 
 /* A path in a Lua tree, for error messages (path.c): one frame per level,

@@ -181,14 +181,10 @@ static EVP_PKEY_CTX *verify_ctx(luapay_ctx *ctx, pkey_ud *ud, enum luapay_alg al
 }
 
 /* key:verify(msg, raw_sig, alg) -> boolean: the digest of msg, then the
- * key's kept context checks sig over it (what EVP_DigestVerify does). */
-static int l_verify(lua_State *L) {
+ * key's kept context checks sig over it (what EVP_DigestVerify does).
+ * luapay_pkey_verify is its check, for the key at stack index 1. */
+int luapay_pkey_verify(lua_State *L, const char *msg, size_t mlen, const char *sig, size_t slen, enum luapay_alg alg) {
     pkey_ud *ud = check_open(L);
-    size_t mlen, slen;
-    const char *msg = luapay_check_string(L, 2, "key:verify", "msg", &mlen);
-    const char *sig = luapay_check_string(L, 3, "key:verify", "sig", &slen);
-    enum luapay_alg alg = luapay_check_alg(L, 4, "key:verify", 0);
-
     luapay_ctx *ctx = luapay_ctx_get(L);
     EVP_PKEY_CTX *pctx = verify_ctx(ctx, ud, alg);
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -196,7 +192,16 @@ static int l_verify(lua_State *L) {
     int ok = pctx != NULL && EVP_Digest(msg, mlen, md, &mdlen, ctx->md[alg], NULL) == 1 &&
              EVP_PKEY_verify(pctx, (const unsigned char *)sig, slen, md, mdlen) == 1;
     ERR_clear_error(); /* a bad signature queues an error; it is an answer, not a failure */
-    lua_pushboolean(L, ok);
+    return ok;
+}
+
+static int l_verify(lua_State *L) {
+    check_open(L);
+    size_t mlen, slen;
+    const char *msg = luapay_check_string(L, 2, "key:verify", "msg", &mlen);
+    const char *sig = luapay_check_string(L, 3, "key:verify", "sig", &slen);
+    enum luapay_alg alg = luapay_check_alg(L, 4, "key:verify", 0);
+    lua_pushboolean(L, luapay_pkey_verify(L, msg, mlen, sig, slen, alg));
     return 1;
 }
 

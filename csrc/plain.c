@@ -3,7 +3,10 @@
  * table created at its final size. Nothing when v nests deeper than DEPTH
  * or holds a table whose metatable has __pairs: provider.plain's Lua code
  * then makes the copy, so the answer is the same either way. A table that
- * contains itself raises as provider.plain does. */
+ * contains itself raises as provider.plain does.
+ * core.json_plain(t, as_text, true) -> true, t | nothing: the same values
+ * made in t itself, for a tree fresh from core.json_decode that nobody else
+ * holds (provider.plain_owned); nothing leaves the rest to provider.plain. */
 #include "core.h"
 
 #define DEPTH 100
@@ -103,8 +106,45 @@ static int copy(plain_ctx *c, int idx, int depth) {
     return 1;
 }
 
+/* In place: the number objects under the table at idx (absolute) replaced
+ * by their plain values, for a tree nobody else holds (fresh from
+ * core.json_decode: no cycle, no __pairs); 0 to leave the rest to Lua. */
+static int convert(plain_ctx *c, int idx, int depth) {
+    lua_State *L = c->L;
+    if (depth > DEPTH || !lua_checkstack(L, 8)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int v = lua_gettop(L);
+        if (lua_type(L, v) == LUA_TTABLE) {
+            int is_number = lua_getmetatable(L, v) && lua_rawequal(L, -1, c->number_mt);
+            lua_settop(L, v);
+            if (is_number) {
+                if (!push_number(c, v)) return 0;
+                lua_pushvalue(L, v - 1); /* the key */
+                lua_insert(L, -2);
+                lua_rawset(L, idx); /* an existing key: the traversal goes on */
+            } else if (!convert(c, v, depth + 1)) {
+                return 0;
+            }
+        }
+        lua_settop(L, v - 1);
+    }
+    return 1;
+}
+
 static int l_json_plain(lua_State *L) {
     plain_ctx c;
+    lua_settop(L, 3);
+    if (lua_toboolean(L, 3)) { /* core.json_plain(t, as_text, true): t converted in place */
+        c.L = L;
+        c.as_text = lua_toboolean(L, 2);
+        luaL_getmetatable(L, NUMBER_MT_KEY);
+        c.number_mt = lua_gettop(L);
+        if (lua_type(L, 1) != LUA_TTABLE || !convert(&c, 1, 1)) return 0;
+        lua_pushboolean(L, 1);
+        lua_pushvalue(L, 1);
+        return 2;
+    }
     lua_settop(L, 2);
     c.L = L;
     c.as_text = lua_toboolean(L, 2);

@@ -42,6 +42,7 @@
 typedef struct {
     const char *s;
     size_t n;
+    int slot; /* the member's value, kept on the stack while the object is walked */
 } key_ref;
 
 typedef struct {
@@ -117,19 +118,25 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     }
 
     /* One pass: count the keys and note the string ones in this object's
-     * segment of the key stack. The key strings stay alive as keys of the
+     * segment of the key stack, each member's value left on the stack (no
+     * second lookup by key). The key strings stay alive as keys of the
      * table, which is on the stack. */
     size_t base = w->keys->len, count = 0, string_keys = 0;
+    int top = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         count++;
         if (lua_type(L, -2) == LUA_TSTRING) {
             key_ref k;
             k.s = lua_tolstring(L, -2, &k.n);
+            k.slot = lua_gettop(L);
             luapay_buf_add(w->keys, &k, sizeof k);
             string_keys++;
+            luaL_checkstack(L, 3, FN ": too many keys");
+            lua_pushvalue(L, -2); /* the key above its value, for lua_next */
+        } else {
+            lua_pop(L, 1);
         }
-        lua_pop(L, 1);
     }
     if (w->keys->oom) luaL_error(L, FN ": out of memory");
     if (count == 0) return; /* {} and [] alike */
@@ -153,11 +160,9 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
         key_ref k = ((const key_ref *)(w->keys->data + base))[i];
         luapay_frame f = {at, k.s, k.n, 0, self};
         add(w, k.s, k.n);
-        lua_pushlstring(L, k.s, k.n);
-        lua_rawget(L, idx);
-        walk(w, lua_gettop(L), &f, depth + 1);
-        lua_pop(L, 1);
+        walk(w, k.slot, &f, depth + 1);
     }
+    lua_settop(L, top);
     w->keys->len = base;
 }
 
@@ -212,7 +217,45 @@ static int l_trustly_serialize(lua_State *L) {
     return 1;
 }
 
+/* core.trustly_verify(key, method, uuid, data, sig_b64 [, fn, arg]) ->
+ * true | false | nil: key:verify(method .. uuid .. trustly_serialize(data,
+ * fn, arg), base64_decode(sig_b64), "sha1") in one call, with no string
+ * made on the way; nil when sig_b64 is not base64 (checked first, as a
+ * decode before the serialization would). Raises as those do. */
+static int l_trustly_verify(lua_State *L) {
+    size_t mlen, ulen, blen;
+    const char *method = luaL_checklstring(L, 2, &mlen), *uuid = luaL_checklstring(L, 3, &ulen);
+    const unsigned char *b64 = (const unsigned char *)luaL_checklstring(L, 5, &blen);
+    const char *fn = luaL_optstring(L, 6, FN);
+    int arg = (int)luaL_optinteger(L, 7, 1);
+    unsigned char small[1032]; /* RSA-8192's signature: no userdata to collect */
+    unsigned char *sig = blen / 4 * 3 + 1 <= sizeof small ? small : (unsigned char *)lua_newuserdata(L, blen / 4 * 3 + 1);
+    const char *why = NULL;
+    long slen = luapay_base64_decode(sig, b64, blen, &why);
+    if (slen < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    walker w = {L, fn, arg, luapay_scratch(L, LUAPAY_SCRATCH_JSON), luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS)};
+    add(&w, method, mlen);
+    add(&w, uuid, ulen);
+    walk(&w, 4, NULL, 0);
+    int oom = w.out->oom || w.keys->oom;
+    luapay_scratch_done(w.keys);
+    if (oom) {
+        luapay_scratch_done(w.out);
+        return luaL_error(L, FN ": out of memory");
+    }
+    /* the scratch buffer stays ours until luapay_scratch_done: the check
+     * below raises only for a closed key, before it reads the text */
+    int ok = luapay_pkey_verify(L, w.out->data, w.out->len, (const char *)sig, (size_t)slen, LUAPAY_SHA1);
+    luapay_scratch_done(w.out);
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 const luaL_Reg luapay_trustly_funcs[] = {
     {"trustly_serialize", l_trustly_serialize},
+    {"trustly_verify", l_trustly_verify},
     {NULL, NULL},
 };

@@ -99,6 +99,15 @@ function provider.plain(v, as_text)
     return plain(v)
 end
 
+--- provider.plain_owned(t [, as_text]) -> provider.plain(t, as_text), made
+-- in t itself: for a table fresh from core.json_decode that nobody else
+-- holds (a copy of a verified body costs more than its walk).
+function provider.plain_owned(t, as_text)
+    local done, same = core.json_plain(t, as_text, true)
+    if done then return same end
+    return provider.plain(t, as_text)
+end
+
 --- provider.copy(v, who) -> a deep copy of plain request data, so that
 -- the caller's table is never changed. JSON number objects (core.number_mt)
 -- are kept as they are, arrays keep core.array_mt; other metatables are

@@ -154,7 +154,7 @@ end
 -- @section signatures
 ---------------------------------------------------------------------------
 
-local serialize, b64encode, b64decode = core.trustly_serialize, core.base64_encode, core.base64_decode
+local serialize, b64encode, trustly_verify = core.trustly_serialize, core.base64_encode, core.trustly_verify
 
 --- trustly.serialize(data) -> the text signatures are made over.
 function trustly.serialize(data)
@@ -187,9 +187,10 @@ local function verify_with(key, method, uuid, data, sig_b64)
     if type(sig_b64) ~= "string" or sig_b64 == "" then
         return nil, errors.new("signature", "the message carries no signature")
     end
-    local sig = b64decode(sig_b64)
-    if not sig then return nil, errors.new("signature", "the signature is not valid base64") end
-    if not key:verify(method .. uuid .. serialize(data, "trustly.verify", 3), sig, "sha1") then
+    -- key:verify(method .. uuid .. serialize(data), b64decode(sig_b64), "sha1"), no string made on the way
+    local ok = trustly_verify(key, method, uuid, data, sig_b64, "trustly.verify", 3)
+    if ok == nil then return nil, errors.new("signature", "the signature is not valid base64") end
+    if not ok then
         return nil, errors.new("signature", "the signature does not match the message (wrong key, or the message was altered)")
     end
     return true
@@ -280,6 +281,7 @@ local number_mt, null = core.number_mt, core.null
 local plain = provider.plain
 trustly.plain = plain
 
+local plain_owned = provider.plain_owned
 local LEXEMES = { numbers = "lexeme" }
 local json_decode = core.json_decode
 local function decode(raw)
@@ -524,7 +526,7 @@ local function read_notification(raw, key, store)
         return nil, errors.new("validation", ("a signed notification with a method luapay does not know: %s"):format(method),
             { code = "unsupported", method = method, uuid = uuid, raw = raw, data = plain(data) })
     end
-    data = type(data) == "table" and plain(data) or {}
+    data = type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
     local currency, amount = str(data.currency), nil
     if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
     local kind, status, refund = meaning(method, data, amount, currency, store)

@@ -172,9 +172,12 @@ end
 -- Read errors for an exceeded cap (trailers of a chunked body count as head).
 local HEAD_TOO_LARGE, BODY_TOO_LARGE = {}, {}
 
+-- The monotonic clock (as luapay.http's deadline): it never jumps, and
+-- unlike ngx.update_time it leaves LuaJIT's traces whole.
+local monotime = core.monotime
+
 local function ms_left(deadline)
-    ngx.update_time()
-    return floor((deadline - ngx.now()) * 1000)
+    return floor((deadline - monotime()) * 1000)
 end
 
 -- Whatever has arrived, at most `size` bytes, waiting no longer than the
@@ -238,8 +241,8 @@ local function take(sock, deadline, buf, pos, k, parts, n)
     return "", 1, n
 end
 
--- The next line (without CRLF), at most `limit` bytes: line, buf, pos.
-local function read_line(sock, deadline, buf, pos, limit)
+-- read_line when buf holds no whole line yet: reads until it does.
+local function read_line_more(sock, deadline, buf, pos, limit)
     while true do
         local e = buf:find("\r\n", pos, true)
         if e then return buf:sub(pos, e - 1), buf, e + 2 end
@@ -248,6 +251,15 @@ local function read_line(sock, deadline, buf, pos, limit)
         if not data then return nil, err end
         buf, pos = buf:sub(pos) .. data, 1
     end
+end
+
+-- The next line (without CRLF), at most `limit` bytes: line, buf, pos. A
+-- line already read is taken without a loop: an inner loop would abort the
+-- LuaJIT trace of the caller's loop.
+local function read_line(sock, deadline, buf, pos, limit)
+    local e = buf:find("\r\n", pos, true)
+    if e then return buf:sub(pos, e - 1), buf, e + 2 end
+    return read_line_more(sock, deadline, buf, pos, limit)
 end
 
 -- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
@@ -341,8 +353,7 @@ end
 -- does the TLS handshake on a new connection: sock or nil, err.
 local function connect(self, u, connect_ms, deadline)
     local sock = ngx.socket.tcp()
-    ngx.update_time()
-    local connect_deadline = min(deadline, ngx.now() + connect_ms / 1000)
+    local connect_deadline = min(deadline, monotime() + connect_ms / 1000)
     local ms = max(1, ms_left(connect_deadline))
     sock:settimeouts(ms, ms, ms)
     local ok, err = sock:connect(u.host, u.port, u.pooled)
@@ -513,8 +524,7 @@ function Transport:request(req)
     end
     local timeout_ms = req.timeout_ms or self.timeout_ms
     local connect_ms = min(req.connect_timeout_ms or self.connect_timeout_ms, timeout_ms)
-    ngx.update_time()
-    return exchange(self, u, req, timeout_ms, connect_ms, ngx.now() + timeout_ms / 1000)
+    return exchange(self, u, req, timeout_ms, connect_ms, monotime() + timeout_ms / 1000)
 end
 
 function Transport.close() end

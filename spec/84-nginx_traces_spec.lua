@@ -1,0 +1,18 @@
+-- Issue 15: one provider-style call through luapay inside nginx (the
+-- sandbox's /b/proxy: luapay.http over the cosocket transport) leaves no
+-- aborted LuaJIT trace in luapay's files (bench/jit_bench.lua counts them
+-- with jit.v). The deadline clock (ngx.update_time) and an inner loop in
+-- the chunked reader's line reader used to abort them.
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+describe("nginx request path under LuaJIT", function()
+    it("aborts no trace in luapay's files", function()
+        -- nginx runs LuaJIT whatever runs the specs; the driver is Lua 5.4 with its own core
+        local cmd = ("env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s lua5.4 bench/jit_bench.lua 300 2>&1"):format(
+            quote("lua/?.lua;lua/?/init.lua;bench/?.lua;;"), quote("build/lua5.4/?.so;;"))
+        local p = assert(io.popen(cmd))
+        local out = p:read("*a")
+        p:close()
+        assert.matches("aborts 0\n", out, 1, true)
+    end)
+end)
