@@ -8,12 +8,7 @@ local provider = require "luapay.provider"
 local property = require "support.property"
 local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = require("support.util").read
 
 -- A random JSON text: objects, arrays, strings, numbers of every form, null.
 local NUMBERS = { "0", "-0", "1", "-7", "1.0", "1.50", "1e2", "1E-2", "2.5e+3", "123456789012345678901234567890",

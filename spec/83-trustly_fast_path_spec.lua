@@ -9,12 +9,7 @@ local trustly = require "luapay.trustly"
 local property = require "support.property"
 local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = require("support.util").read
 
 -- A random Trustly-like data object, as text.
 local function json(R, depth)
