@@ -31,8 +31,8 @@
 
 typedef struct {
     lua_State *L;
-    luapay_buf *b;    /* boxed at stack index 2 */
-    luapay_buf *keys; /* boxed at stack index 3: key_ref entries, one segment per open object */
+    luapay_buf *b;    /* the context's JSON scratch buffer */
+    luapay_buf *keys; /* key_ref entries, one segment per open object */
     const char *err;  /* first error, static text */
     char where[256];  /* its path, "" at the top */
 } encoder;
@@ -40,7 +40,13 @@ typedef struct {
 typedef struct {
     const char *s;
     size_t n;
+    int slot; /* stack index of its value, 0 when it is to be looked up */
 } key_ref;
+
+/* Stack slots an object leaves free above its values: every level below
+ * it may need 4 (encode_table's luaL_checkstack must never raise where
+ * looking values up again would not). */
+#define HEADROOM (4 * (MAX_DEPTH + 2) + 8)
 
 static void add(encoder *e, const char *s, size_t n) {
     luapay_buf_add(e->b, s, n);
@@ -119,18 +125,28 @@ static int add_string(encoder *e, const luapay_frame *at, const char *s, size_t 
 /* The JSON text of the number at idx, into out (64 bytes); returns its
  * length, or 0 for NaN and infinity. Shared with Trustly's serialization,
  * which must sign numbers exactly as this encoder sends them. */
+/* An integer in decimal: what "%lld" prints, without printf's cost. */
+static size_t integer_text(long long v, char *out) {
+    char digits[24];
+    size_t n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do digits[n++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+    if (v < 0) out[len++] = '-';
+    while (n) out[len++] = digits[--n];
+    out[len] = '\0';
+    return len;
+}
+
 size_t luapay_json_number_text(lua_State *L, int idx, char *out) {
     int len;
 #if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(L, idx)) {
-        len = snprintf(out, 64, LUA_INTEGER_FMT, lua_tointeger(L, idx));
-        return (size_t)len;
-    }
+    if (lua_isinteger(L, idx)) return integer_text((long long)lua_tointeger(L, idx), out);
 #endif
     lua_Number v = lua_tonumber(L, idx);
     if (!isfinite(v)) return 0;
     if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
-        len = snprintf(out, 64, "%.0f", v);
+        if (v == 0 && signbit(v)) len = snprintf(out, 64, "%.0f", v); /* "-0" */
+        else return integer_text((long long)v, out);
     } else { /* the shortest of 15..17 digits that reads back as the same double */
         for (int digits = 15; digits <= 17; digits++) {
             len = snprintf(out, 64, "%.*g", digits, v);
@@ -210,24 +226,18 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         lua_pop(L, 1);
         return text != NULL || fail(e, at, "a number object without its text");
     }
-    /* One pass: count the keys and note the string ones in this object's
-     * segment of the key stack. The key strings stay alive as keys of the
-     * table, which is on the stack. */
-    size_t base = e->keys->len, n = lua_rawlen(L, idx), count = 0, string_keys = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        count++;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            key_ref k;
-            k.s = lua_tolstring(L, -2, &k.n);
-            luapay_buf_add(e->keys, &k, sizeof k);
-            string_keys++;
-        }
-        lua_pop(L, 1);
-    }
-    if (e->keys->oom) return fail(e, at, "out of memory");
     const void *self = lua_topointer(L, idx);
-    if ((count > 0 && count == n && string_keys == 0) || (count == 0 && is_marked_array)) {
+    size_t n = lua_rawlen(L, idx);
+    if (n > 0) { /* an array if 1..n are all its keys; anything else mixes */
+        size_t count = 0, string_keys = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            count++;
+            string_keys += lua_type(L, -2) == LUA_TSTRING;
+            lua_pop(L, 1);
+        }
+        if (count != n || string_keys != 0)
+            return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
         add_char(e, '[');
         for (size_t i = 1; i <= n; i++) {
             luapay_frame f = {at, NULL, 0, i, self};
@@ -240,7 +250,38 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         add_char(e, ']');
         return 1;
     }
-    if (string_keys != count) return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
+    /* An object (or an empty table): one pass notes each key in this
+     * object's segment of the key buffer and leaves its value on the stack,
+     * so nothing is looked up again; past what the stack holds, values are
+     * looked up. The key strings stay alive as keys of the table, which is
+     * on the stack. */
+    int top = lua_gettop(L);
+    size_t base = e->keys->len, count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_settop(L, top);
+            e->keys->len = base;
+            return fail(e, at, "a table mixes array and object keys (or has non-string keys)");
+        }
+        key_ref k;
+        k.s = lua_tolstring(L, -2, &k.n);
+        if (lua_checkstack(L, HEADROOM)) {
+            k.slot = lua_gettop(L);
+            lua_pushvalue(L, -2); /* the key again, for lua_next */
+        } else {
+            k.slot = 0;
+            lua_pop(L, 1);
+        }
+        luapay_buf_add(e->keys, &k, sizeof k);
+        count++;
+    }
+    if (e->keys->oom) return fail(e, at, "out of memory");
+    if (count == 0) {
+        if (is_marked_array) add(e, "[]", 2);
+        else add(e, "{}", 2);
+        return 1;
+    }
     if (count > 1) sort_keys((key_ref *)(e->keys->data + base), count);
     add_char(e, '{');
     for (size_t i = 0; i < count; i++) {
@@ -250,12 +291,17 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         if (i > 0) add_char(e, ',');
         if (!add_string(e, &f, k.s, k.n)) return 0;
         add_char(e, ':');
+        if (k.slot) {
+            if (!encode_value(e, k.slot, &f, depth + 1)) return 0;
+            continue;
+        }
         lua_pushlstring(L, k.s, k.n);
         lua_rawget(L, idx);
         int ok = encode_value(e, lua_gettop(L), &f, depth + 1);
         lua_pop(L, 1);
         if (!ok) return 0;
     }
+    lua_settop(L, top);
     e->keys->len = base;
     add_char(e, '}');
     return 1;
@@ -295,8 +341,8 @@ static int l_json_encode(lua_State *L) {
     lua_settop(L, 1);
     encoder e;
     e.L = L;
-    e.b = luapay_buf_box(L);
-    e.keys = luapay_buf_box(L);
+    e.b = luapay_scratch(L, LUAPAY_SCRATCH_JSON);
+    e.keys = luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS);
     e.err = NULL;
     e.where[0] = '\0';
     int ok = encode_value(&e, 1, NULL, 0);
@@ -308,13 +354,13 @@ static int l_json_encode(lua_State *L) {
         lua_pushnil(L);
         if (e.where[0]) lua_pushfstring(L, "json_encode: %s: %s", e.where, e.err);
         else lua_pushfstring(L, "json_encode: %s", e.err);
-        luapay_buf_free(e.b);
-        luapay_buf_free(e.keys);
+        luapay_scratch_done(e.b);
+        luapay_scratch_done(e.keys);
         return 2;
     }
-    lua_pushlstring(L, e.b->data, e.b->len);
-    luapay_buf_free(e.b);
-    luapay_buf_free(e.keys);
+    lua_pushlstring(L, e.b->data ? e.b->data : "", e.b->len);
+    luapay_scratch_done(e.b);
+    luapay_scratch_done(e.keys);
     return 1;
 }
 

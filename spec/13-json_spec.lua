@@ -158,6 +158,25 @@ describe("core.json_encode", function()
         end
     end)
 
+    it("encodes an object past what the stack holds of its values (LuaJIT: ~4,000) the same, sorted, nested deeply", function()
+        -- Values wait on the stack while the keys are sorted; past what it
+        -- holds they are looked up, and 60 levels still fit above them.
+        local big, parts = {}, {}
+        for i = 1, 20000 do
+            big[("k%05d"):format(i)] = { i, { v = -i } }
+            parts[i] = ('"k%05d":[%d,{"v":%d}]'):format(i, i, -i)
+        end
+        -- the last key's value 60 levels deep, encoded with the stack full
+        local deep, deep_want = -0.0, "-0"
+        for _ = 1, 60 do deep, deep_want = { z = deep }, '{"z":' .. deep_want .. "}" end
+        big.k20001, parts[#parts + 1] = deep, '"k20001":' .. deep_want
+        assert.equal("{" .. table.concat(parts, ",") .. "}", core.json_encode(big))
+        big.k10000[2] = { [true] = 1 }
+        local s, err = core.json_encode { y = big }
+        assert.is_nil(s)
+        assert.equal("json_encode: y.k10000[2]: a table mixes array and object keys (or has non-string keys)", err)
+    end)
+
     it("writes number objects as their text", function()
         assert.equal('[12.340,1E400]', core.json_encode{ core.json_number("12.340"), core.json_number("1E400") })
         assert.has_error(function() core.json_number("12,5") end)
