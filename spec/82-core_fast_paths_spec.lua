@@ -11,35 +11,14 @@ local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 local read = require("support.util").read
 
 -- A random JSON text: objects, arrays, strings, numbers of every form, null.
-local NUMBERS = { "0", "-0", "1", "-7", "1.0", "1.50", "1e2", "1E-2", "2.5e+3", "123456789012345678901234567890",
-    "9007199254740993", "0.1", "-12.340", "1e400" }
-local function json(R, depth)
-    local k = R(1, depth > 3 and 3 or 6)
-    if k == 1 then return pick(R, NUMBERS) end
-    if k == 2 then return pick(R, { '"a"', '"ü/\\n"', '""', "null", "true", "false" }) end
-    if k == 3 then return '"' .. ("x"):rep(R(0, 50)) .. '"' end
-    local parts = {}
-    if k <= 4 then
-        for i = 1, R(0, 5) do parts[i] = json(R, depth + 1) end
-        return "[" .. table.concat(parts, ",") .. "]"
-    end
-    for i = 1, R(0, 6) do parts[i] = ('"k%d"'):format(R(1, 9)) .. ":" .. json(R, depth + 1) end
-    return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- Deep equality that also compares metatables and tells integers from floats.
-local function same(a, b)
-    if type(a) ~= type(b) then return false end
-    if type(a) == "number" then
-        return (a == b or (a ~= a and b ~= b)) and (math.type == nil or math.type(a) == math.type(b))
-            and (1 / a == 1 / b or a ~= 0)
-    end
-    if type(a) ~= "table" then return a == b end
-    if getmetatable(a) ~= getmetatable(b) then return false end
-    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-    for k in pairs(b) do if a[k] == nil then return false end end
-    return true
-end
+local SHAPE = {
+    numbers = { "0", "-0", "1", "-7", "1.0", "1.50", "1e2", "1E-2", "2.5e+3", "123456789012345678901234567890",
+                "9007199254740993", "0.1", "-12.340", "1e400" },
+    strings = { '"a"', '"ü/\\n"', '""', "null", "true", "false" },
+    string_max = 50, leaf_depth = 3, array_max = 5, object_odds = 2,
+}
+local function json(R, depth) return property.json_text(R, SHAPE, depth) end
+local same = property.same
 
 local function lua_plain(v, as_text)
     local saved = core.json_plain

@@ -12,29 +12,13 @@ local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 local read = require("support.util").read
 
 -- A random Trustly-like data object, as text.
-local function json(R, depth)
-    local k = R(1, depth > 2 and 3 or 5)
-    if k == 1 then return pick(R, { "0", "1.50", "-7", "1e2", "12.340" }) end
-    if k == 2 then return pick(R, { '"a"', '"ü/\\n"', '""', "null", '"49.90"' }) end
-    if k == 3 then return '"' .. ("x"):rep(R(0, 40)) .. '"' end
-    local parts = {}
-    if k == 4 then
-        for i = 1, R(0, 4) do parts[i] = json(R, depth + 1) end
-        return "[" .. table.concat(parts, ",") .. "]"
-    end
-    for i = 1, R(0, 6) do parts[i] = ('"k%d"'):format(R(1, 9)) .. ":" .. json(R, depth + 1) end
-    return "{" .. table.concat(parts, ",") .. "}"
-end
-
-local function same(a, b)
-    if type(a) ~= type(b) then return false end
-    if type(a) == "number" then return a == b and (math.type == nil or math.type(a) == math.type(b)) end
-    if type(a) ~= "table" then return a == b end
-    if getmetatable(a) ~= getmetatable(b) then return false end
-    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-    for k in pairs(b) do if a[k] == nil then return false end end
-    return true
-end
+local SHAPE = {
+    numbers = { "0", "1.50", "-7", "1e2", "12.340" },
+    strings = { '"a"', '"ü/\\n"', '""', "null", '"49.90"' },
+    string_max = 40, leaf_depth = 2, array_max = 4, object_odds = 1,
+}
+local function json(R, depth) return property.json_text(R, SHAPE, depth) end
+local same = property.same
 
 local LEXEMES = { numbers = "lexeme" }
 

@@ -1,7 +1,7 @@
 --- What the property specs (65, 69, 74) share: the number of runs
 -- (LUAPAY_PROPERTY_RUNS, default 200), a seeded PRNG that gives the same
--- sequence under every Lua (a failure names its seed), and byte-level
--- mutations of a message.
+-- sequence under every Lua (a failure names its seed), byte-level
+-- mutations of a message, random JSON texts and a strict deep equality.
 local property = {}
 
 property.RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
@@ -36,6 +36,41 @@ function property.mutate(R, s)
     end
     local j = math.min(n, i + R(0, 8))
     return s:sub(1, j) .. s:sub(i, j) .. s:sub(j + 1)
+end
+
+--- property.json_text(R, shape) -> a random JSON text of objects, arrays
+-- and leaves. shape: numbers and strings (arrays of JSON leaves to draw
+-- from), string_max (a run of "x" up to that long is the third leaf),
+-- leaf_depth (deeper than this only leaves), array_max, and object_odds
+-- (of 1 + 3 + object_odds draws, 1 is an array and object_odds objects).
+function property.json_text(R, shape, depth)
+    depth = depth or 0
+    local k = R(1, depth > shape.leaf_depth and 3 or 4 + shape.object_odds)
+    if k == 1 then return property.pick(R, shape.numbers) end
+    if k == 2 then return property.pick(R, shape.strings) end
+    if k == 3 then return '"' .. ("x"):rep(R(0, shape.string_max)) .. '"' end
+    local parts = {}
+    if k == 4 then
+        for i = 1, R(0, shape.array_max) do parts[i] = property.json_text(R, shape, depth + 1) end
+        return "[" .. table.concat(parts, ",") .. "]"
+    end
+    for i = 1, R(0, 6) do parts[i] = ('"k%d"'):format(R(1, 9)) .. ":" .. property.json_text(R, shape, depth + 1) end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- property.same(a, b) -> deep equality that also compares metatables,
+-- tells integers from floats and -0 from 0, and takes NaN as equal to NaN.
+function property.same(a, b)
+    if type(a) ~= type(b) then return false end
+    if type(a) == "number" then
+        return (a == b or (a ~= a and b ~= b)) and (math.type == nil or math.type(a) == math.type(b))
+            and (1 / a == 1 / b or a ~= 0)
+    end
+    if type(a) ~= "table" then return a == b end
+    if getmetatable(a) ~= getmetatable(b) then return false end
+    for k, v in pairs(a) do if not property.same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
 end
 
 return property
