@@ -225,29 +225,6 @@ static int is_hex(unsigned char c) {
     return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
 }
 
-/* Pushes s decoded as http.decode_query does (url_decode(s, true)). */
-static void push_decoded(lua_State *L, luapay_buf *b, const char *s, size_t n) {
-    if (memchr(s, '%', n) == NULL && memchr(s, '+', n) == NULL) {
-        lua_pushlstring(L, s, n);
-        return;
-    }
-    b->len = 0;
-    luapay_url_decode_add(b, s, n, 1);
-    if (b->oom) {
-        luapay_scratch_done(b);
-        luaL_error(L, "trustpay_notification: out of memory");
-    }
-    lua_pushlstring(L, b->data, b->len);
-}
-
-/* The string field name of the table at idx, or NULL (absent, not a string). */
-static const char *get_str(lua_State *L, int idx, const char *name, size_t *n) {
-    lua_getfield(L, idx, name);
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
-    lua_pop(L, 1); /* the table holds it */
-    return s;
-}
-
 /* Amount ("^%-?%d+%.%d%d$") in minor units of a two-decimal currency, as
  * trustpay.minor reads it; 0 if it does not (the general path words why). */
 static int minor_of(const char *s, size_t n, const char *cur, size_t curn, int64_t *out) {
@@ -273,8 +250,34 @@ static void push_int(lua_State *L, int64_t v) {
 #endif
 }
 
-/* core.trustpay_notification: luapay.trustpay's notification check (query
- * read, signature, account, Type, ResultCode, Amount) for a query string. */
+/* The parameters a notification's check reads (and Reference, signed), by name. */
+enum { P_ACCOUNT, P_AMOUNT, P_CURRENCY, P_REFERENCE, P_TYPE, P_RESULT, P_PAYMENT, P_REQUEST, P_SIGNATURE, P_NKNOWN };
+static const char *const KNOWN[P_NKNOWN] = {"AccountId", "Amount", "Currency", "Reference", "Type",
+                                            "ResultCode", "PaymentId", "PaymentRequestId", "Signature"};
+
+static int known_of(const char *k, size_t kn) {
+    int i;
+    switch (kn) {
+    case 4: i = P_TYPE; break;
+    case 6: i = P_AMOUNT; break;
+    case 8: i = P_CURRENCY; break;
+    case 9: i = k[0] == 'A' ? P_ACCOUNT : k[0] == 'R' ? P_REFERENCE : k[0] == 'P' ? P_PAYMENT : P_SIGNATURE; break;
+    case 10: i = P_RESULT; break;
+    case 16: i = P_REQUEST; break;
+    default: return -1;
+    }
+    return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
+}
+
+/* Bytes that end a name or a value, or make it need decoding. */
+enum { C_AMP = 1, C_EQ, C_CODED };
+static const unsigned char QUERY_CLASS[256] = {['&'] = C_AMP, ['='] = C_EQ, ['%'] = C_CODED, ['+'] = C_CODED};
+
+/* core.trustpay_notification: luapay.trustpay's notification check for a
+ * query string in one pass: the query read (http.decode_query), the fields
+ * the check reads (signature, account, Type, ResultCode, Amount), the signed
+ * message and its HMAC. Names are never percent-encoded on this path: a
+ * query that encodes one takes the general path. */
 static int l_trustpay_notification(lua_State *L) {
     size_t n, secn, accn;
     lua_settop(L, 4);
@@ -288,89 +291,120 @@ static int l_trustpay_notification(lua_State *L) {
     if ((q = memchr(s, '?', n)) != NULL) s = q + 1;
     if ((q = memchr(s, '#', (size_t)(end - s))) != NULL) end = q;
 
-    lua_createtable(L, 0, 16); /* 5: the parameters */
-    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    /* The pairs, split at "&" and at each one's first "=", a name repeated
+     * with the same text kept once; a value still encoded (coded) until pushed. */
+    field f[MAX_FIELDS];
+    unsigned char coded[MAX_FIELDS];
+    size_t nf = 0;
     for (const char *p = s; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if (stop > p) {
-            const char *eq = memchr(p, '=', (size_t)(stop - p));
-            push_decoded(L, b, p, (size_t)((eq ? eq : stop) - p));
-            if (lua_rawlen(L, -1) == 0) {
-                lua_pop(L, 1); /* an empty name is skipped */
-            } else {
-                if (eq) push_decoded(L, b, eq + 1, (size_t)(stop - eq - 1));
-                else lua_pushliteral(L, "");
-                lua_pushvalue(L, -2);
-                lua_rawget(L, 5);
-                if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, -2)) {
-                    luapay_scratch_done(b);
-                    return 0; /* repeated with another value: the general path refuses it */
-                }
-                lua_pop(L, 1);
-                lua_rawset(L, 5);
+        const char *c = p, *eq = NULL;
+        int enc = 0, cls = 0;
+        for (; c < end && (cls = QUERY_CLASS[(unsigned char)*c]) != C_AMP; c++) {
+            if (cls == C_EQ && eq == NULL) eq = c;
+            else if (cls == C_CODED) {
+                if (eq == NULL) return 0; /* an encoded name */
+                enc = 1;
             }
         }
-        if (amp == NULL) break;
-        p = amp + 1;
+        const char *k = p, *v = eq ? eq + 1 : c;
+        size_t kn = (size_t)((eq ? eq : c) - p), vn = (size_t)(c - v), i;
+        p = c < end ? c + 1 : end;
+        if (kn == 0) continue; /* an empty name is skipped (an empty piece too) */
+        for (i = 0; i < nf; i++)
+            if (f[i].kn == kn && memcmp(f[i].k, k, kn) == 0) break;
+        if (i < nf) {
+            if (f[i].vn != vn || memcmp(f[i].v, v, vn) != 0) return 0; /* the general path decides */
+            continue;
+        }
+        if (nf == MAX_FIELDS) return 0;
+        f[nf] = (field){k, v, kn, vn};
+        coded[nf++] = (unsigned char)enc;
+    }
+
+    /* The parameters (5), decoded as http.decode_query does; at: the
+     * known names' fields, + 1 (0: absent). */
+    int at[P_NKNOWN] = {0};
+    lua_createtable(L, 0, (int)nf);
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    for (size_t i = 0; i < nf; i++) {
+        if (coded[i]) {
+            b->len = 0;
+            luapay_url_decode_add(b, f[i].v, f[i].vn, 1);
+            if (b->oom) {
+                luapay_scratch_done(b);
+                return luaL_error(L, "trustpay_notification: out of memory");
+            }
+            lua_pushlstring(L, b->data, b->len);
+        } else {
+            lua_pushlstring(L, f[i].v, f[i].vn);
+        }
+        f[i].v = lua_tolstring(L, -1, &f[i].vn); /* decoded; the table holds it */
+        int known = known_of(f[i].k, f[i].kn);
+        if (known >= 0) {
+            lua_setfield(L, 5, KNOWN[known]); /* a name the Lua state has at hand */
+            at[known] = (int)i + 1;
+        } else {
+            lua_pushlstring(L, f[i].k, f[i].kn);
+            lua_insert(L, -2);
+            lua_rawset(L, 5);
+        }
     }
     luapay_scratch_done(b);
+#define VAL(name) (f[at[name] - 1])
 
-    size_t sn, tn, rn, an, cn, accgot;
-    const char *method = get_str(L, 5, "PaymentId", &sn) ? "wire" : NULL;
-    if (method == NULL) {
-        lua_getfield(L, 5, "PaymentRequestId");
-        method = lua_isnil(L, -1) ? NULL : "card";
-        lua_pop(L, 1);
-        if (method == NULL) return 0;
-    }
-    const char *sig = get_str(L, 5, "Signature", &sn);
-    const char *typ = get_str(L, 5, "Type", &tn);
-    const char *rc = get_str(L, 5, "ResultCode", &rn);
-    const char *amt = get_str(L, 5, "Amount", &an);
-    const char *cur = get_str(L, 5, "Currency", &cn);
-    const char *acc = get_str(L, 5, "AccountId", &accgot);
-    if (sig == NULL || sn != 64 || typ == NULL || rc == NULL || amt == NULL || cur == NULL || acc == NULL) return 0;
+    const char *method = at[P_PAYMENT] ? "wire" : at[P_REQUEST] ? "card" : NULL;
+    if (method == NULL || !at[P_SIGNATURE] || !at[P_TYPE] || !at[P_RESULT] || !at[P_AMOUNT] || !at[P_CURRENCY] ||
+        !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
+        return 0;
+    const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
     char got[64];
     for (size_t i = 0; i < 64; i++) {
         unsigned char c = (unsigned char)sig[i];
         if (!is_hex(c)) return 0;
         got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
     }
-    if (!(accgot == accn && memcmp(acc, account, accn) == 0)) return 0;
-    if (!lit_eq(typ, tn, "CRDT") && !lit_eq(typ, tn, "DBIT")) return 0;
+    if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
+    if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
+    size_t rn = VAL(P_RESULT).vn;
     if (rn == 0 || rn > 9) return 0;
     int64_t code = 0, amount = 0;
     for (size_t i = 0; i < rn; i++) {
         if (rc[i] < '0' || rc[i] > '9') return 0;
         code = code * 10 + (rc[i] - '0');
     }
-    if (!minor_of(amt, an, cur, cn, &amount)) return 0;
+    if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, &amount)) return 0;
+#undef VAL
 
     /* the signed values of the kind, absent and empty ones skipped */
     lua_getfield(L, 4, method[0] == 'w' ? "wire_notification" : "card_notification");
     if (!lua_istable(L, -1)) return 0;
+    int names = lua_gettop(L);
     luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    size_t nnames = lua_rawlen(L, -1);
+    size_t nnames = lua_rawlen(L, names);
     int first = 1, ok = 1;
     for (size_t i = 1; i <= nnames && ok; i++) {
-        lua_rawgeti(L, -1, (int)i);
-        lua_rawget(L, 5);
-        size_t vn = 0;
-        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vn) : NULL;
-        if (v == NULL && !lua_isnil(L, -1)) ok = 0;
-        if (vn > 0) {
-            if (!first) luapay_buf_add(msg, "/", 1);
-            luapay_buf_add(msg, v, vn);
-            first = 0;
+        lua_rawgeti(L, names, (int)i);
+        size_t nn, j;
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
+        lua_pop(L, 1); /* the list holds it */
+        if (name == NULL) {
+            ok = 0;
+            break;
         }
-        lua_pop(L, 1);
+        int known = known_of(name, nn);
+        if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
+        else
+            for (j = 0; j < nf; j++)
+                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
+        if (j == nf || f[j].vn == 0) continue;
+        if (!first) luapay_buf_add(msg, "/", 1);
+        luapay_buf_add(msg, f[j].v, f[j].vn);
+        first = 0;
     }
     char want[65];
     ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
     luapay_scratch_done(msg);
     if (!ok || CRYPTO_memcmp(want, got, 64) != 0) return 0;
-
     lua_pushvalue(L, 5);
     lua_pushstring(L, method);
     push_int(L, code);
