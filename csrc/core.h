@@ -169,6 +169,7 @@ extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
+extern const luaL_Reg luapay_event_funcs[];
 
 /* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
 void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);

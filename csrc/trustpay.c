@@ -270,8 +270,26 @@ static int known_of(const char *k, size_t kn) {
 }
 
 /* Bytes that end a name or a value, or make it need decoding. */
-enum { C_AMP = 1, C_EQ, C_CODED };
-static const unsigned char QUERY_CLASS[256] = {['&'] = C_AMP, ['='] = C_EQ, ['%'] = C_CODED, ['+'] = C_CODED};
+static const unsigned char QUERY_CLASS[256] = {['&'] = 1, ['='] = 1, ['%'] = 1, ['+'] = 1};
+
+/* The first of those bytes at or after c, or end: eight bytes at a time,
+ * each of them a zero byte of x ^ (the byte repeated); the lowest flag of
+ * (y - ones) & ~y & highs is always a true zero byte (little-endian: the
+ * first in memory). */
+static inline const char *next_special(const char *c, const char *end) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; end - c >= 8; c += 8) {
+        uint64_t x, a, b, p, q, hit;
+        memcpy(&x, c, 8);
+        a = x ^ (ones * '&'), b = x ^ (ones * '='), p = x ^ (ones * '%'), q = x ^ (ones * '+');
+        hit = (((a - ones) & ~a) | ((b - ones) & ~b) | ((p - ones) & ~p) | ((q - ones) & ~q)) & highs;
+        if (hit) return c + (__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (c < end && !QUERY_CLASS[(unsigned char)*c]) c++;
+    return c;
+}
 
 /* core.trustpay_notification: luapay.trustpay's notification check for a
  * query string in one pass: the query read (http.decode_query), the fields
@@ -296,22 +314,27 @@ static int l_trustpay_notification(lua_State *L) {
     field f[MAX_FIELDS];
     unsigned char coded[MAX_FIELDS];
     size_t nf = 0;
+    uint64_t seen = 0; /* a bit per name length and first byte: most names need no comparing */
     for (const char *p = s; p < end;) {
-        const char *c = p, *eq = NULL;
-        int enc = 0, cls = 0;
-        for (; c < end && (cls = QUERY_CLASS[(unsigned char)*c]) != C_AMP; c++) {
-            if (cls == C_EQ && eq == NULL) eq = c;
-            else if (cls == C_CODED) {
+        const char *c = next_special(p, end), *eq = NULL;
+        int enc = 0;
+        while (c < end && *c != '&') {
+            if (*c == '=' && eq == NULL) eq = c;
+            else if (*c != '=') {
                 if (eq == NULL) return 0; /* an encoded name */
                 enc = 1;
             }
+            c = next_special(c + 1, end);
         }
         const char *k = p, *v = eq ? eq + 1 : c;
-        size_t kn = (size_t)((eq ? eq : c) - p), vn = (size_t)(c - v), i;
+        size_t kn = (size_t)((eq ? eq : c) - p), vn = (size_t)(c - v), i = nf;
         p = c < end ? c + 1 : end;
         if (kn == 0) continue; /* an empty name is skipped (an empty piece too) */
-        for (i = 0; i < nf; i++)
-            if (f[i].kn == kn && memcmp(f[i].k, k, kn) == 0) break;
+        uint64_t bit = (uint64_t)1 << ((kn * 7 + (unsigned char)k[0]) & 63);
+        if (seen & bit)
+            for (i = 0; i < nf; i++)
+                if (f[i].kn == kn && memcmp(f[i].k, k, kn) == 0) break;
+        seen |= bit;
         if (i < nf) {
             if (f[i].vn != vn || memcmp(f[i].v, v, vn) != 0) return 0; /* the general path decides */
             continue;

@@ -176,6 +176,8 @@ provider.event_mt = event_mt
 -- shape, or a value outside the vocabulary, is the provider module's bug:
 -- it raises.
 function provider.event(f)
+    -- The common case in one pass in C: the checks below all hold, extra is set.
+    if core.event_holds(f, COMMON, KIND, STATUS) then return setmetatable(f, event_mt) end
     local who = "luapay.provider.event"
     for k in pairs(f) do
         if not COMMON[k] then error(("%s: '%s' is not an event field (put it under extra)"):format(who, tostring(k)), 2) end
