@@ -15,8 +15,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "checks.h"
 #include "core.h"
 
@@ -269,6 +267,72 @@ static int known_of(const char *k, size_t kn) {
     return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
 }
 
+/* A notification's fields as luapay.trustpay's check wants them (at: each
+ * known name's field + 1, 0 if absent), and its signature right (the
+ * signed names from the list at names): the method's first letter ('w' or
+ * 'c'), with the result code and the amount; 0 for anything else. */
+static int notification_holds(lua_State *L, const field *f, size_t nf, const int *at, const char *account,
+                              size_t accn, const char *secret, size_t secn, int names, int64_t *code,
+                              int64_t *amount) {
+#define VAL(name) (f[at[name] - 1])
+    char method = at[P_PAYMENT] ? 'w' : at[P_REQUEST] ? 'c' : 0;
+    if (method == 0 || !at[P_SIGNATURE] || !at[P_TYPE] || !at[P_RESULT] || !at[P_AMOUNT] || !at[P_CURRENCY] ||
+        !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
+        return 0;
+    const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
+    char got[64];
+    for (size_t i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)sig[i];
+        if (!is_hex(c)) return 0;
+        got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
+    }
+    if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
+    if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
+    size_t rn = VAL(P_RESULT).vn;
+    if (rn == 0 || rn > 9) return 0;
+    *code = 0;
+    for (size_t i = 0; i < rn; i++) {
+        if (rc[i] < '0' || rc[i] > '9') return 0;
+        *code = *code * 10 + (rc[i] - '0');
+    }
+    if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, amount)) return 0;
+#undef VAL
+
+    /* the signed values of the kind, absent and empty ones skipped */
+    lua_getfield(L, names, method == 'w' ? "wire_notification" : "card_notification");
+    if (!lua_istable(L, -1)) return 0;
+    int list = lua_gettop(L);
+    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    size_t nnames = lua_rawlen(L, list);
+    int first = 1, ok = 1;
+    for (size_t i = 1; i <= nnames && ok; i++) {
+        lua_rawgeti(L, list, (int)i);
+        size_t nn = 0, j;
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
+        lua_pop(L, 1); /* the list holds it */
+        if (name == NULL) {
+            ok = 0;
+            break;
+        }
+        int known = known_of(name, nn);
+        if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
+        else
+            for (j = 0; j < nf; j++)
+                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
+        if (j == nf || f[j].vn == 0) continue;
+        if (!first) luapay_buf_add(msg, "/", 1);
+        luapay_buf_add(msg, f[j].v, f[j].vn);
+        first = 0;
+    }
+    lua_pop(L, 1);
+    char want[65];
+    ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
+    luapay_scratch_done(msg);
+    unsigned char diff = 0; /* in constant time */
+    for (size_t i = 0; i < 64; i++) diff |= (unsigned char)(want[i] ^ got[i]);
+    return ok && diff == 0 ? method : 0;
+}
+
 /* Bytes that end a name or a value, or make it need decoding. */
 static const unsigned char QUERY_CLASS[256] = {['&'] = 1, ['='] = 1, ['%'] = 1, ['+'] = 1};
 
@@ -348,20 +412,21 @@ static int l_trustpay_notification(lua_State *L) {
      * known names' fields, + 1 (0: absent). */
     int at[P_NKNOWN] = {0};
     lua_createtable(L, 0, (int)nf);
-    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM); /* the decoded values, one after another */
     for (size_t i = 0; i < nf; i++) {
         if (coded[i]) {
-            b->len = 0;
+            size_t off = b->len;
             luapay_url_decode_add(b, f[i].v, f[i].vn, 1);
             if (b->oom) {
                 luapay_scratch_done(b);
                 return luaL_error(L, "trustpay_notification: out of memory");
             }
-            lua_pushlstring(L, b->data, b->len);
+            f[i].v = NULL; /* found at off once b stops growing */
+            f[i].vn = b->len - off;
+            lua_pushlstring(L, b->data + off, f[i].vn);
         } else {
             lua_pushlstring(L, f[i].v, f[i].vn);
         }
-        f[i].v = lua_tolstring(L, -1, &f[i].vn); /* decoded; the table holds it */
         int known = known_of(f[i].k, f[i].kn);
         if (known >= 0) {
             lua_setfield(L, 5, KNOWN[known]); /* a name the Lua state has at hand */
@@ -372,64 +437,14 @@ static int l_trustpay_notification(lua_State *L) {
             lua_rawset(L, 5);
         }
     }
-    luapay_scratch_done(b);
-#define VAL(name) (f[at[name] - 1])
-
-    const char *method = at[P_PAYMENT] ? "wire" : at[P_REQUEST] ? "card" : NULL;
-    if (method == NULL || !at[P_SIGNATURE] || !at[P_TYPE] || !at[P_RESULT] || !at[P_AMOUNT] || !at[P_CURRENCY] ||
-        !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
-        return 0;
-    const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
-    char got[64];
-    for (size_t i = 0; i < 64; i++) {
-        unsigned char c = (unsigned char)sig[i];
-        if (!is_hex(c)) return 0;
-        got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
-    }
-    if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
-    if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
-    size_t rn = VAL(P_RESULT).vn;
-    if (rn == 0 || rn > 9) return 0;
+    for (size_t i = 0, off = 0; i < nf; i++)
+        if (f[i].v == NULL) f[i].v = b->data + off, off += f[i].vn;
     int64_t code = 0, amount = 0;
-    for (size_t i = 0; i < rn; i++) {
-        if (rc[i] < '0' || rc[i] > '9') return 0;
-        code = code * 10 + (rc[i] - '0');
-    }
-    if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, &amount)) return 0;
-#undef VAL
-
-    /* the signed values of the kind, absent and empty ones skipped */
-    lua_getfield(L, 4, method[0] == 'w' ? "wire_notification" : "card_notification");
-    if (!lua_istable(L, -1)) return 0;
-    int names = lua_gettop(L);
-    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    size_t nnames = lua_rawlen(L, names);
-    int first = 1, ok = 1;
-    for (size_t i = 1; i <= nnames && ok; i++) {
-        lua_rawgeti(L, names, (int)i);
-        size_t nn, j;
-        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
-        lua_pop(L, 1); /* the list holds it */
-        if (name == NULL) {
-            ok = 0;
-            break;
-        }
-        int known = known_of(name, nn);
-        if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
-        else
-            for (j = 0; j < nf; j++)
-                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
-        if (j == nf || f[j].vn == 0) continue;
-        if (!first) luapay_buf_add(msg, "/", 1);
-        luapay_buf_add(msg, f[j].v, f[j].vn);
-        first = 0;
-    }
-    char want[65];
-    ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
-    luapay_scratch_done(msg);
-    if (!ok || CRYPTO_memcmp(want, got, 64) != 0) return 0;
+    char method = (char)notification_holds(L, f, nf, at, account, accn, secret, secn, 4, &code, &amount);
+    luapay_scratch_done(b);
+    if (method == 0) return 0;
     lua_pushvalue(L, 5);
-    lua_pushstring(L, method);
+    lua_pushstring(L, method == 'w' ? "wire" : "card");
     push_int(L, code);
     push_int(L, amount);
     return 4;
