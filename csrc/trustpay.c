@@ -14,6 +14,9 @@
  * signed values has one source. */
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "checks.h"
 #include "core.h"
@@ -219,9 +222,11 @@ static int l_trustpay_url(lua_State *L) {
     return 1;
 }
 
-static int is_hex(unsigned char c) {
-    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
-}
+/* A hex digit in upper case, 0 for any other byte. */
+static const char HEX_UPPER[256] = {
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7',
+    ['8'] = '8', ['9'] = '9', ['A'] = 'A', ['B'] = 'B', ['C'] = 'C', ['D'] = 'D', ['E'] = 'E', ['F'] = 'F',
+    ['a'] = 'A', ['b'] = 'B', ['c'] = 'C', ['d'] = 'D', ['e'] = 'E', ['f'] = 'F'};
 
 /* Amount ("^%-?%d+%.%d%d$") in minor units of a two-decimal currency, as
  * trustpay.minor reads it; 0 if it does not (the general path words why). */
@@ -248,20 +253,28 @@ static void push_int(lua_State *L, int64_t v) {
 #endif
 }
 
-/* The parameters a notification's check reads (and Reference, signed), by name. */
-enum { P_ACCOUNT, P_AMOUNT, P_CURRENCY, P_REFERENCE, P_TYPE, P_RESULT, P_PAYMENT, P_REQUEST, P_SIGNATURE, P_NKNOWN };
-static const char *const KNOWN[P_NKNOWN] = {"AccountId", "Amount", "Currency", "Reference", "Type",
-                                            "ResultCode", "PaymentId", "PaymentRequestId", "Signature"};
+/* The parameters a notification's check reads, and the other signed ones, by name. */
+enum { P_ACCOUNT, P_AMOUNT, P_CURRENCY, P_REFERENCE, P_TYPE, P_RESULT, P_PAYMENT, P_REQUEST, P_SIGNATURE,
+       P_CARDID, P_CARDMASK, P_CARDEXP, P_AUTH, P_COUNTER, P_COUNTERNAME, P_ORDER, P_REFUSE, P_NKNOWN };
+static const char *const KNOWN[P_NKNOWN] = {
+    "AccountId", "Amount",   "Currency",       "Reference",  "Type",           "ResultCode",
+    "PaymentId", "PaymentRequestId", "Signature", "CardId",  "CardMask",       "CardExpiration",
+    "AuthNumber", "CounterAccount", "CounterAccountName", "OrderId", "RefuseReason"};
 
+/* Which of them k is (by length, then a byte), or -1. */
 static int known_of(const char *k, size_t kn) {
     int i;
     switch (kn) {
     case 4: i = P_TYPE; break;
-    case 6: i = P_AMOUNT; break;
-    case 8: i = P_CURRENCY; break;
+    case 6: i = k[0] == 'A' ? P_AMOUNT : P_CARDID; break;
+    case 7: i = P_ORDER; break;
+    case 8: i = k[0] == 'C' && k[1] == 'u' ? P_CURRENCY : P_CARDMASK; break;
     case 9: i = k[0] == 'A' ? P_ACCOUNT : k[0] == 'R' ? P_REFERENCE : k[0] == 'P' ? P_PAYMENT : P_SIGNATURE; break;
-    case 10: i = P_RESULT; break;
+    case 10: i = k[0] == 'R' ? P_RESULT : P_AUTH; break;
+    case 12: i = P_REFUSE; break;
+    case 14: i = k[1] == 'a' ? P_CARDEXP : P_COUNTER; break;
     case 16: i = P_REQUEST; break;
+    case 18: i = P_COUNTERNAME; break;
     default: return -1;
     }
     return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
@@ -280,12 +293,12 @@ static int notification_holds(lua_State *L, const field *f, size_t nf, const int
         !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
         return 0;
     const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
-    char got[64];
+    char got[64], bad = 0;
     for (size_t i = 0; i < 64; i++) {
-        unsigned char c = (unsigned char)sig[i];
-        if (!is_hex(c)) return 0;
-        got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
+        got[i] = HEX_UPPER[(unsigned char)sig[i]];
+        bad |= (char)(got[i] == 0);
     }
+    if (bad) return 0;
     if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
     if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
     size_t rn = VAL(P_RESULT).vn;
@@ -336,11 +349,21 @@ static int notification_holds(lua_State *L, const field *f, size_t nf, const int
 /* Bytes that end a name or a value, or make it need decoding. */
 static const unsigned char QUERY_CLASS[256] = {['&'] = 1, ['='] = 1, ['%'] = 1, ['+'] = 1};
 
-/* The first of those bytes at or after c, or end: eight bytes at a time,
- * each of them a zero byte of x ^ (the byte repeated); the lowest flag of
- * (y - ones) & ~y & highs is always a true zero byte (little-endian: the
- * first in memory). */
+/* The first of those bytes at or after c, or end: sixteen bytes at a time
+ * (SSE2), then eight (each of them a zero byte of x ^ the byte repeated;
+ * the lowest flag of (y - ones) & ~y & highs is always a true zero byte,
+ * the first in memory when little-endian), then one. */
 static inline const char *next_special(const char *c, const char *end) {
+#ifdef __SSE2__
+    const __m128i amp = _mm_set1_epi8('&'), eq = _mm_set1_epi8('='), pct = _mm_set1_epi8('%'),
+                  plus = _mm_set1_epi8('+');
+    for (; end - c >= 16; c += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)c);
+        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, amp), _mm_cmpeq_epi8(x, eq)),
+                                                 _mm_or_si128(_mm_cmpeq_epi8(x, pct), _mm_cmpeq_epi8(x, plus))));
+        if (hit) return c + __builtin_ctz((unsigned)hit);
+    }
+#endif
 #if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     for (; end - c >= 8; c += 8) {
