@@ -22,6 +22,7 @@
 #include "core.h"
 
 #define MAX_FIELDS 48
+#define MAX_NAMES 32 /* in a kind's list of signed names (a notification's: 11) */
 
 typedef struct {
     const char *k, *v;
@@ -280,6 +281,16 @@ static int known_of(const char *k, size_t kn) {
     return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
 }
 
+/* Pushes t[i] (t at idx); whether it is a string. */
+static int rawgeti_string(lua_State *L, int idx, int i) {
+#if LUA_VERSION_NUM >= 503
+    return lua_rawgeti(L, idx, i) == LUA_TSTRING;
+#else
+    lua_rawgeti(L, idx, i);
+    return lua_type(L, -1) == LUA_TSTRING;
+#endif
+}
+
 /* A notification's fields as luapay.trustpay's check wants them (at: each
  * known name's field + 1, 0 if absent), and its signature right (the
  * signed names from the list at names): the method's first letter ('w' or
@@ -311,33 +322,37 @@ static int notification_holds(lua_State *L, const field *f, size_t nf, const int
     if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, amount)) return 0;
 #undef VAL
 
-    /* the signed values of the kind, absent and empty ones skipped */
+    /* the signed values of the kind, absent and empty ones skipped, joined by "/" */
     lua_getfield(L, names, method == 'w' ? "wire_notification" : "card_notification");
     if (!lua_istable(L, -1)) return 0;
     int list = lua_gettop(L);
-    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    size_t nnames = lua_rawlen(L, list);
-    int first = 1, ok = 1;
-    for (size_t i = 1; i <= nnames && ok; i++) {
-        lua_rawgeti(L, list, (int)i);
+    size_t nnames = lua_rawlen(L, list), total = 0, nsel = 0, sel[MAX_NAMES];
+    if (nnames > MAX_NAMES || !lua_checkstack(L, (int)nnames)) return 0;
+    for (size_t i = 1; i <= nnames; i++) { /* each name stays on the stack until the end */
         size_t nn = 0, j;
-        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
-        lua_pop(L, 1); /* the list holds it */
-        if (name == NULL) {
-            ok = 0;
-            break;
-        }
+        if (!rawgeti_string(L, list, (int)i)) return 0;
+        const char *name = lua_tolstring(L, -1, &nn);
         int known = known_of(name, nn);
         if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
         else
             for (j = 0; j < nf; j++)
                 if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
         if (j == nf || f[j].vn == 0) continue;
-        if (!first) luapay_buf_add(msg, "/", 1);
-        luapay_buf_add(msg, f[j].v, f[j].vn);
-        first = 0;
+        total += f[j].vn + (nsel > 0);
+        sel[nsel++] = j;
     }
-    lua_pop(L, 1);
+    lua_settop(L, list - 1);
+    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    int ok = luapay_buf_reserve(msg, total);
+    if (ok) {
+        char *out = msg->data;
+        for (size_t i = 0; i < nsel; i++) {
+            if (i > 0) *out++ = '/';
+            memcpy(out, f[sel[i]].v, f[sel[i]].vn);
+            out += f[sel[i]].vn;
+        }
+        msg->len = total;
+    }
     char want[65];
     ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
     luapay_scratch_done(msg);
