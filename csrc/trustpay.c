@@ -223,11 +223,38 @@ static int l_trustpay_url(lua_State *L) {
     return 1;
 }
 
+#ifndef __SSE2__
 /* A hex digit in upper case, 0 for any other byte. */
 static const char HEX_UPPER[256] = {
     ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7',
     ['8'] = '8', ['9'] = '9', ['A'] = 'A', ['B'] = 'B', ['C'] = 'C', ['D'] = 'D', ['E'] = 'E', ['F'] = 'F',
     ['a'] = 'A', ['b'] = 'B', ['c'] = 'C', ['d'] = 'D', ['e'] = 'E', ['f'] = 'F'};
+#endif
+
+/* The 64 bytes at s, hex digits, into out in upper case; 0 if one is not
+ * a hex digit. SSE2: sixteen at a time (bytes >= 0x80 compare as negative:
+ * never digits). */
+static int hex_upper64(const char *s, char *out) {
+#ifdef __SSE2__
+    const __m128i d0 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1), la = _mm_set1_epi8('a' - 1),
+                  lf = _mm_set1_epi8('f' + 1), bit = _mm_set1_epi8(0x20);
+    for (int i = 0; i < 64; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i)), l = _mm_or_si128(x, bit);
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, d0), _mm_cmpgt_epi8(d9, x));
+        __m128i af = _mm_and_si128(_mm_cmpgt_epi8(l, la), _mm_cmpgt_epi8(lf, l));
+        if (_mm_movemask_epi8(_mm_or_si128(digit, af)) != 0xFFFF) return 0;
+        _mm_storeu_si128((__m128i *)(void *)(out + i), _mm_andnot_si128(_mm_and_si128(af, bit), x));
+    }
+    return 1;
+#else
+    char bad = 0;
+    for (size_t i = 0; i < 64; i++) {
+        out[i] = HEX_UPPER[(unsigned char)s[i]];
+        bad |= (char)(out[i] == 0);
+    }
+    return !bad;
+#endif
+}
 
 /* Amount ("^%-?%d+%.%d%d$") in minor units of a two-decimal currency, as
  * trustpay.minor reads it; 0 if it does not (the general path words why). */
@@ -304,12 +331,8 @@ static int notification_holds(lua_State *L, const field *f, size_t nf, const int
         !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
         return 0;
     const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
-    char got[64], bad = 0;
-    for (size_t i = 0; i < 64; i++) {
-        got[i] = HEX_UPPER[(unsigned char)sig[i]];
-        bad |= (char)(got[i] == 0);
-    }
-    if (bad) return 0;
+    char got[64];
+    if (!hex_upper64(sig, got)) return 0;
     if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
     if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
     size_t rn = VAL(P_RESULT).vn;

@@ -269,6 +269,18 @@ describe("TrustPay's one-pass C paths", function()
         end
     end)
 
+    it("read the signature's hex digits as the Lua code does, every byte next to them at every place", function()
+        local q = raw_query(pieces(signed_card()))
+        local at = q:find("Signature=", 1, true) + #"Signature="
+        for _, c in ipairs({ "/", "0", "9", ":", "@", "A", "F", "G", "`", "a", "f", "g", "\0", "\198", "\255", " " }) do
+            for i = 0, 63, 5 do
+                local variant = q:sub(1, at + i - 1) .. c .. q:sub(at + i + 1)
+                local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, variant)
+                assert.same(slow, fast, variant)
+            end
+        end
+    end)
+
     it("read every value as the Lua code does, whatever bytes it holds and wherever they fall", function()
         for run = 1, RUNS do
             local seed = 8500 + run
