@@ -294,7 +294,7 @@ static int is_tchar(unsigned char ch) {
            (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static int is_token(const char *s, size_t n) {
+int luapay_is_token(const char *s, size_t n) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)s[i])) return 0;
@@ -361,7 +361,7 @@ static void check_request(lua_State *L, int t, int arg, const char *fn) {
     while (lua_next(L, -2)) {
         size_t name_len = 0;
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &name_len) : NULL;
-        if (name == NULL || !is_token(name, name_len))
+        if (name == NULL || !luapay_is_token(name, name_len))
             luapay_arg_error(L, arg, fn, "headers", "a header name must be a token string (no CR, LF, NUL, space or ':')");
         int list = lua_istable(L, -1);
         int values = list ? (int)lua_rawlen(L, -1) : 1;
@@ -433,7 +433,7 @@ static void push_headers(lua_State *L, const luapay_buf *head) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (colon != NULL && is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
+        if (colon != NULL && luapay_is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
             luaL_Buffer name;
             luaL_buffinit(L, &name);
             for (const char *q = p; q < colon; q++)

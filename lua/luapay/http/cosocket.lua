@@ -51,7 +51,7 @@ local READ_SIZE = 65536 -- most a read asks for; nginx gives at most lua_socket_
 local LINE_MAX = 4096   -- a chunk-size line
 
 local floor, min, max, concat = math.floor, math.min, math.max, table.concat
-local check_request, is_loopback_host = core.check_request, core.is_loopback_host
+local check_request, is_loopback_host, parse_head = core.check_request, core.is_loopback_host, core.http_head
 
 -- Phases in which the Lua module provides cosockets.
 local COSOCKET_PHASES = {
@@ -133,29 +133,6 @@ function cosocket.parse_url(url)
     if port < 1 or port > 65535 then return nil, "invalid URL (port out of range)" end
     return { scheme = scheme, host = host, port = port, path = path, tls = scheme == "https",
              authority = authority }
-end
-
--- Parses the header lines of a response head (the text before the blank
--- line, status line first): lower-cased names, repeated ones as lists. A
--- line whose name is not a token (RFC 9110) is left out, as the libcurl
--- client leaves it out.
-local function parse_headers(head)
-    local headers = {}
-    for line in head:gmatch("\r\n([^\r\n]*)") do
-        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-        if name then
-            name = name:lower()
-            local old = headers[name]
-            if old == nil then
-                headers[name] = value
-            elseif type(old) == "table" then
-                old[#old + 1] = value
-            else
-                headers[name] = { old, value }
-            end
-        end
-    end
-    return headers
 end
 
 local function single(v)
@@ -460,16 +437,14 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
             return timeout_or_network(buf, "read", timeout_ms, true)
         end
         head_cap = head_cap - #head
-        local status_line = head:match("^[^\r\n]*")
-        -- three digits, then a space or the end ("HTTP/1.1 5001.1" is no 500)
-        local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
-        local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
+        -- the status line (three digits, then a space or the end: "HTTP/1.1
+        -- 5001.1" is no 500) and the header lines whose name is a token
+        local status, headers, http10 = parse_head(head)
         if not status then
             sock:close()
             return fail("network", "malformed status line from " .. u.host, true)
         end
         if status >= 200 or status == 101 then
-            local headers = parse_headers(head)
             local body, reusable = read_body(sock, deadline, headers, status, req.method, body_cap, head_cap, buf, pos)
             if not body then
                 sock:close()
@@ -478,8 +453,7 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
                 return timeout_or_network(reusable, "read", timeout_ms, true)
             end
             local conn = single(headers["connection"])
-            if reusable and not (conn and conn:lower() == "close")
-                and not status_line:match("^HTTP/1%.0") then
+            if reusable and not (conn and conn:lower() == "close") and not http10 then
                 sock:setkeepalive(self.keepalive_ms, self.pool_size)
             else
                 sock:close()
