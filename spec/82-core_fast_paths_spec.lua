@@ -1,7 +1,9 @@
 -- Core pieces made faster for issue 15, each checked against what it
 -- replaced: provider.plain's one C pass (core.json_plain) against its Lua
--- code over random JSON documents, and a key's kept verification context
--- against fresh signatures of both digests, good and altered, interleaved.
+-- code over random JSON documents, a key's kept verification context
+-- against fresh signatures of both digests, good and altered, interleaved,
+-- and the cosocket transport's response head in one C pass
+-- (core.http_head) against its Lua code over random and mutated heads.
 -- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local provider = require "luapay.provider"
@@ -98,5 +100,74 @@ describe("a key's kept verification context", function()
         k:close()
         k:close()
         assert.has_error(function() k:verify("x", "y", "sha1") end, "luapay.pkey: key is closed")
+    end)
+end)
+
+-- The cosocket transport's Lua code for a response head before core.http_head:
+-- status, headers, http10 | nil.
+local function lua_head(head)
+    local status_line = head:match("^[^\r\n]*")
+    local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
+    local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
+    if not status then return nil end
+    local headers = {}
+    for line in head:gmatch("\r\n([^\r\n]*)") do
+        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
+        if name then
+            name = name:lower()
+            local old = headers[name]
+            if old == nil then
+                headers[name] = value
+            elseif type(old) == "table" then
+                old[#old + 1] = value
+            else
+                headers[name] = { old, value }
+            end
+        end
+    end
+    return status, headers, status_line:match("^HTTP/1%.0") ~= nil
+end
+
+local STATUS_LINES = { "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204", "HTTP/1.1 100 Continue",
+    "HTTP/2.0 503 Busy", "HTTP/1.1 5001 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200\tOK", "HTTP/11 200 OK",
+    "http/1.1 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 200", "HTTP/1.0 404 ", " HTTP/1.1 200 OK", "" }
+local NAMES = { "Content-Type", "content-length", "X-A", "x-a", "Set-Cookie", "X Y", " X", "X\0Y", "", "é",
+    "!#$%&'*+-.^_`|~", ("Long-Name-"):rep(20), ("N"):rep(128), ("n"):rep(129), "Transfer-Encoding", "Connection" }
+local VALUES = { "", "1", " text/plain ", "\tv\t", "a: b", "x\0y", "  ", "gzip, chunked", "close",
+    ("v"):rep(300), "é\127", "a  b" }
+local SEPARATORS = { "\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n", "\n\r\n" }
+
+local function random_head(R)
+    local parts = { pick(R, STATUS_LINES) }
+    for _ = 1, R(0, 8) do
+        parts[#parts + 1] = pick(R, SEPARATORS)
+        parts[#parts + 1] = pick(R, NAMES) .. pick(R, { ":", ": ", ":\t", " :", "" }) .. pick(R, VALUES)
+    end
+    parts[#parts + 1] = "\r\n\r\n"
+    local head = table.concat(parts)
+    for _ = 1, R(0, 2) do head = property.mutate(R, head) end
+    return head
+end
+
+describe("a response head read in one C pass (core.http_head)", function()
+    it("reads status, headers and HTTP/1.0 as the transport's Lua code did", function()
+        local st, h, old = core.http_head("HTTP/1.0 200 OK\r\nA: 1\r\na:  2 \r\nB:\r\n\r\n")
+        assert.equal(200, st)
+        assert.is_true(old)
+        assert.is_true(same({ a = { "1", "2" }, b = "" }, h))
+        for run = 1, RUNS * 5 do
+            local seed = 5100 + run
+            local head = random_head(rng(seed))
+            local s1, h1, o1 = lua_head(head)
+            local s2, h2, o2 = core.http_head(head)
+            assert.is_true(same(s1, s2) and same(h1, h2) and o1 == o2, "seed " .. seed)
+        end
+    end)
+
+    it("refuses a status line that is not HTTP/d.d and three digits", function()
+        for _, line in ipairs({ "HTTP/1.1 5001 OK", "HTTP/1.1 20", "HTTP/1.1 200\tOK", "HTTP/1.1\n200 OK", "" }) do
+            assert.is_nil((core.http_head(line .. "\r\n\r\n")), line)
+            assert.is_nil((lua_head(line .. "\r\n\r\n")), line)
+        end
     end)
 end)
