@@ -151,7 +151,7 @@ local HEAD_TOO_LARGE, BODY_TOO_LARGE = {}, {}
 
 -- The monotonic clock (as luapay.http's deadline): it never jumps, and
 -- unlike ngx.update_time it leaves LuaJIT's traces whole.
-local monotime = core.monotime
+local monotime = require "luapay.monotime"
 
 local function ms_left(deadline)
     return floor((deadline - monotime()) * 1000)
@@ -169,8 +169,16 @@ end
 -- Reads up to the blank line ending a head of at most `cap` bytes. Returns
 -- head, buf, pos (the bytes after it) or nil, err.
 local function read_head(sock, deadline, cap, buf, pos)
-    local parts, n, seen = {}, 0, 0
-    local data, tail = buf:sub(pos), ""
+    local data, err
+    if pos > #buf then -- nothing read yet: most heads come whole in the first read
+        data, err = receive_some(sock, deadline, READ_SIZE)
+        if not data then return nil, err end
+        local e = data:find("\r\n\r\n", 1, true)
+        if e and e + 3 <= cap then return data:sub(1, e + 3), data, e + 4 end
+    else
+        data = buf:sub(pos)
+    end
+    local parts, n, seen, tail = {}, 0, 0, ""
     while true do
         if data ~= "" then
             local joined = tail .. data -- the blank line may straddle two reads
@@ -188,7 +196,6 @@ local function read_head(sock, deadline, cap, buf, pos)
             parts[n] = data
             tail = joined:sub(-3)
         end
-        local err
         data, err = receive_some(sock, deadline, READ_SIZE)
         if not data then return nil, err end
     end
@@ -298,6 +305,9 @@ local function read_body(sock, deadline, headers, status, method, cap, trailer_c
         length = tonumber(single(length))
         if not length or length < 0 or length ~= floor(length) then return nil, "malformed Content-Length" end
         if length > cap then return nil, BODY_TOO_LARGE end
+        if #buf - pos + 1 >= length then -- read already
+            return buf:sub(pos, pos + length - 1), pos + length > #buf
+        end
         local parts = {}
         local rest, rpos, n = take(sock, deadline, buf, pos, length, parts, 0)
         if not rest then return nil, rpos end
@@ -370,26 +380,32 @@ local function connect(self, u, connect_ms, deadline)
     return sock
 end
 
-local function request_bytes(self, u, req)
+-- The header names a request may not set itself (Host, Content-Length,
+-- Connection: the transport writes them) or that replace the client's
+-- User-Agent, by length: only names of these lengths are lower-cased.
+local SPECIAL_LENGTH = { [4] = true, [10] = true, [14] = true }
+
+-- The request head as one string (nginx copies a table of pieces one by
+-- one through the Lua API): request line, Host, Connection, the headers,
+-- the client's User-Agent unless one was given, Content-Length.
+local function request_head(self, u, req)
     local method = req.method or "GET"
-    local lines = {
-        method, " ", u.path, " HTTP/1.1\r\n",
-        "Host: ", u.authority, "\r\n",
-        "Connection: keep-alive\r\n",
-    }
-    local n, has_ua = #lines, false
-    for name, value in pairs(req.headers or {}) do
-        local lname = name:lower()
-        if lname == "user-agent" then has_ua = true end
-        if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
-            if type(value) == "table" then
-                for i = 1, #value do
-                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
+    local lines, n, has_ua = { method, u.after_method }, 2, false
+    local headers = req.headers
+    if headers then
+        for name, value in pairs(headers) do
+            local lname = SPECIAL_LENGTH[#name] and name:lower()
+            if lname == "user-agent" then has_ua = true end
+            if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
+                if type(value) == "table" then
+                    for i = 1, #value do
+                        lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
+                        n = n + 4
+                    end
+                else
+                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
                     n = n + 4
                 end
-            else
-                lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
-                n = n + 4
             end
         end
     end
@@ -399,12 +415,11 @@ local function request_bytes(self, u, req)
     end
     local body = req.body
     if body or method == "POST" or method == "PUT" or method == "PATCH" then
-        lines[n + 1] = "Content-Length: " .. #(body or "") .. "\r\n"
-        n = n + 1
+        lines[n + 1], lines[n + 2], lines[n + 3] = "Content-Length: ", #(body or ""), "\r\n"
+        n = n + 3
     end
     lines[n + 1] = "\r\n"
-    lines[n + 2] = body or ""
-    return lines
+    return concat(lines, "", 1, n + 1)
 end
 
 -- One exchange on one connection. A connection that closes after the
@@ -420,7 +435,9 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         return fail("timeout", ("connect timeout: no time left to send within %d ms"):format(timeout_ms), false)
     end
     sock:settimeout(ms)
-    local sent_bytes, serr = sock:send(request_bytes(self, u, req))
+    local bytes = request_head(self, u, req)
+    if req.body and req.body ~= "" then bytes = { bytes, req.body } end -- the body not copied
+    local sent_bytes, serr = sock:send(bytes)
     if not sent_bytes then
         sock:close()
         return timeout_or_network(serr, "send", timeout_ms, true)
@@ -478,6 +495,7 @@ local function target(self, url)
     local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
         self.verify and "verify" or "noverify", self.pool_size)
     u.pooled = { pool = pool, pool_size = self.pool_size }
+    u.after_method = " " .. u.path .. " HTTP/1.1\r\nHost: " .. u.authority .. "\r\nConnection: keep-alive\r\n"
     if self.url_count >= URL_CACHE_MAX then self.urls, self.url_count = {}, 0 end
     self.urls[url], self.url_count = u, self.url_count + 1
     return u
@@ -485,6 +503,13 @@ end
 
 function Transport:request(req)
     check_request(req, "luapay.http.cosocket: request")
+    return self:request_checked(req)
+end
+
+--- transport:request_checked(req): transport:request for a request that
+-- core.check_request has accepted (luapay.http's pipeline checks each
+-- request before it reaches the transport it built): not checked again.
+function Transport:request_checked(req)
     local phase = ngx.get_phase()
     if not COSOCKET_PHASES[phase] then
         return fail("config", ("nginx's '%s' phase has no cosockets, and luapay never blocks a worker:"
