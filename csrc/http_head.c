@@ -1,8 +1,9 @@
-/* The head of an HTTP/1.x response as the cosocket transport reads it (the
- * libcurl client parses its own in http.c), in one pass instead of a Lua
- * pattern per line:
+/* An HTTP/1.x response as the cosocket transport reads it (the libcurl
+ * client parses its own in http.c), in one pass instead of a Lua pattern
+ * per line:
  *
  *   core.http_head(head) -> status, headers, http10 | nil
+ *   core.http_chunked(buf, pos, cap, trailer_cap) -> body, next | nil
  *
  * head: the status line and header lines up to the blank line. nil when the
  * status line (the bytes before the first CR or LF) is not "HTTP/d.d ddd"
@@ -11,7 +12,16 @@
  * a token, under its lower-cased name, the value without the spaces and tabs
  * around it; a repeated name gives a list of its values in order. A line runs
  * to the next CR or LF, so text after a bare LF is no header. http10: the
- * status line starts with "HTTP/1.0" (the server closes unless told). */
+ * status line starts with "HTTP/1.0" (the server closes unless told).
+ *
+ * http_chunked reads a chunked body that starts at buf's byte pos and lies
+ * whole in buf, as the transport's Lua reader would: chunk size lines (hex
+ * digits after optional white space; the rest of the line is ignored), each
+ * chunk followed by CRLF, trailer lines until a blank one. body: the chunks
+ * joined; next: the position after the blank line. nil for anything else (a
+ * part not read yet, a malformed line, a body beyond cap bytes, trailers
+ * beyond trailer_cap, a size of more than 12 hex digits): the Lua reader
+ * then reads on, or names the error. */
 #include <string.h>
 
 #include "core.h"
@@ -96,7 +106,67 @@ static int l_http_head(lua_State *L) {
     return 3;
 }
 
+/* The position of the CRLF at or after p, or NULL. */
+static const char *find_crlf(const char *p, const char *end) {
+    while (p + 1 < end) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p - 1));
+        if (cr == NULL) return NULL;
+        if (cr[1] == '\n') return cr;
+        p = cr + 1;
+    }
+    return NULL;
+}
+
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int l_http_chunked(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n), *end = s + n;
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    lua_Number cap = luaL_checknumber(L, 3), trailer_cap = luaL_checknumber(L, 4), total = 0;
+    if (pos < 1 || (size_t)pos > n + 1) return 0;
+    const char *p = s + pos - 1;
+    luaL_Buffer body;
+    luaL_buffinit(L, &body);
+    for (;;) {
+        const char *eol = find_crlf(p, end);
+        if (eol == NULL) return 0;
+        while (p < eol && is_space(*p)) p++;
+        lua_Number size = 0;
+        int digits = 0;
+        for (int v; p < eol && (v = hex_value(*p)) >= 0; p++, digits++) size = size * 16 + v;
+        if (digits == 0 || digits > 12) return 0;
+        p = eol + 2;
+        if (size == 0) break;
+        total += size;
+        if (total > cap || (lua_Number)(end - p) < size + 2) return 0;
+        if (p[(size_t)size] != '\r' || p[(size_t)size + 1] != '\n') return 0;
+        luaL_addlstring(&body, p, (size_t)size);
+        p += (size_t)size + 2;
+    }
+    for (;;) { /* trailer lines until the blank line */
+        const char *eol = find_crlf(p, end);
+        if (eol == NULL) return 0;
+        trailer_cap -= (lua_Number)(eol - p) + 2;
+        if (trailer_cap < 0) return 0;
+        int blank = eol == p;
+        p = eol + 2;
+        if (blank) break;
+    }
+    luaL_pushresult(&body);
+    lua_pushinteger(L, (lua_Integer)(p - s) + 1);
+    return 2;
+}
+
 const luaL_Reg luapay_http_head_funcs[] = {
     {"http_head", l_http_head},
+    {"http_chunked", l_http_chunked},
     {NULL, NULL},
 };

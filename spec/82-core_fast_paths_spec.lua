@@ -2,8 +2,9 @@
 -- replaced: provider.plain's one C pass (core.json_plain) against its Lua
 -- code over random JSON documents, a key's kept verification context
 -- against fresh signatures of both digests, good and altered, interleaved,
--- and the cosocket transport's response head in one C pass
--- (core.http_head) against its Lua code over random and mutated heads.
+-- and the cosocket transport's response head and chunked body in one C
+-- pass (core.http_head, core.http_chunked) against its Lua code over random
+-- and mutated heads and bodies.
 -- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local provider = require "luapay.provider"
@@ -169,5 +170,81 @@ describe("a response head read in one C pass (core.http_head)", function()
             assert.is_nil((core.http_head(line .. "\r\n\r\n")), line)
             assert.is_nil((lua_head(line .. "\r\n\r\n")), line)
         end
+    end)
+end)
+
+-- The cosocket transport's chunked reader on a body read whole (its
+-- read_line and take over one buffer): body, next | nil where it reads on
+-- or fails.
+local function lua_chunked(buf, pos, cap, trailer_cap)
+    local function line_at(p)
+        local e = buf:find("\r\n", p, true)
+        if e then return buf:sub(p, e - 1), e + 2 end
+    end
+    local parts, total, line = {}, 0, nil
+    while true do
+        line, pos = line_at(pos)
+        if not line then return nil end
+        local size = tonumber(line:match("^%s*(%x+)%s*;?") or "", 16)
+        if not size then return nil end
+        if size == 0 then break end
+        total = total + size
+        if total > cap or #buf - pos + 1 < size then return nil end
+        parts[#parts + 1] = buf:sub(pos, pos + size - 1)
+        line, pos = line_at(pos + size)
+        if line ~= "" then return nil end
+    end
+    repeat
+        line, pos = line_at(pos)
+        if not line then return nil end
+        trailer_cap = trailer_cap - #line - 2
+        if trailer_cap < 0 then return nil end
+    until line == ""
+    return table.concat(parts), pos
+end
+
+local function random_chunked(R)
+    local parts = { ("x"):rep(R(0, 3)) } -- bytes before the body
+    for _ = 1, R(0, 4) do
+        local data = {}
+        for i = 1, R(1, 20) do data[i] = pick(R, { "a", "\r", "\n", "\r\n", "0", " ", "\0" }) end
+        data = table.concat(data)
+        local size = ("%x"):format(#data)
+        if R(1, 2) == 1 then size = size:upper() end
+        parts[#parts + 1] = pick(R, { "", "", " ", "\t", "0", "00" }) .. size .. pick(R, { "", "", " ", ";a=b", " ; x", "z" })
+            .. "\r\n" .. data .. "\r\n"
+    end
+    parts[#parts + 1] = pick(R, { "0", "0", "000", " 0", "0;x" }) .. "\r\n"
+    for _ = 1, R(0, 2) do parts[#parts + 1] = pick(R, { "X-T: 1", "Y:", ("t"):rep(30) }) .. "\r\n" end
+    parts[#parts + 1] = "\r\n" .. pick(R, { "", "", "HTTP/1.1 200 OK\r\n" }) -- the next answer, pipelined
+    local text = table.concat(parts)
+    for _ = 1, R(0, 1) do text = property.mutate(R, text) end
+    if R(1, 4) == 1 then text = text:sub(1, R(0, #text)) end -- not all read yet
+    return text, #parts[1] + 1
+end
+
+describe("a chunked body read whole in one C pass (core.http_chunked)", function()
+    it("gives what the transport's Lua reader gives, or leaves the body to it", function()
+        assert.is_true(same({ "hello world", 29 }, { core.http_chunked("5\r\nhello\r\n6;x\r\n world\r\n0\r\n\r\n", 1, 100, 100) }))
+        local taken = 0
+        for run = 1, RUNS * 5 do
+            local seed = 6100 + run
+            local R = rng(seed)
+            local text, pos = random_chunked(R)
+            local cap, trailer_cap = pick(R, { 1000, 10, 30 }), pick(R, { 1000, 2, 20 })
+            local b1, p1 = lua_chunked(text, pos, cap, trailer_cap)
+            local b2, p2 = core.http_chunked(text, pos, cap, trailer_cap)
+            if b2 then taken = taken + 1 end
+            assert.is_true(b2 == nil or (b1 == b2 and p1 == p2), "seed " .. seed)
+            assert.is_true(b1 == nil or b2 ~= nil, "seed " .. seed) -- sizes here have at most 12 digits
+        end
+        assert.is_true(taken > RUNS)
+    end)
+
+    it("leaves sizes of more than 12 hex digits, and bodies not read whole, to the Lua reader", function()
+        assert.is_nil(core.http_chunked("0000000000005\r\nhello\r\n0\r\n\r\n", 1, 100, 100))
+        assert.is_nil(core.http_chunked("5\r\nhello\r\n0\r\n", 1, 100, 100))
+        assert.is_nil(core.http_chunked("5\r\nhel", 1, 100, 100))
+        assert.is_nil(core.http_chunked("", 1, 100, 100))
     end)
 end)

@@ -51,7 +51,8 @@ local READ_SIZE = 65536 -- most a read asks for; nginx gives at most lua_socket_
 local LINE_MAX = 4096   -- a chunk-size line
 
 local floor, min, max, concat = math.floor, math.min, math.max, table.concat
-local check_request, is_loopback_host, parse_head = core.check_request, core.is_loopback_host, core.http_head
+local check_request, is_loopback_host = core.check_request, core.is_loopback_host
+local parse_head, parse_chunked = core.http_head, core.http_chunked
 
 -- Phases in which the Lua module provides cosockets.
 local COSOCKET_PHASES = {
@@ -248,6 +249,10 @@ end
 
 -- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
 local function read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
+    -- a body read whole already (a small answer comes with its head) in one
+    -- C pass: no loop here for a LuaJIT trace to stop at
+    local body, after = parse_chunked(buf, pos, cap, trailer_cap)
+    if body then return body, buf, after end
     local parts, n, total = {}, 0, 0
     local line
     while true do
