@@ -68,6 +68,17 @@ static void add_header(lua_State *L) {
     lua_pop(L, 2);
 }
 
+/* The position of the CRLF at or after p, or NULL. */
+static const char *find_crlf(const char *p, const char *end) {
+    while (p + 1 < end) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p - 1));
+        if (cr == NULL) return NULL;
+        if (cr[1] == '\n') return cr;
+        p = cr + 1;
+    }
+    return NULL;
+}
+
 static int l_http_head(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n), *end = s + n;
@@ -82,13 +93,7 @@ static int l_http_head(lua_State *L) {
     lua_createtable(L, 0, 8);
     const char *p = s + sl;
     for (;;) {
-        const char *crlf = NULL;
-        for (const char *q = p; q + 1 < end; q++) {
-            if (q[0] == '\r' && q[1] == '\n') {
-                crlf = q;
-                break;
-            }
-        }
+        const char *crlf = find_crlf(p, end);
         if (crlf == NULL) break;
         const char *line = crlf + 2, *eol = line;
         while (eol < end && *eol != '\r' && *eol != '\n') eol++;
@@ -104,17 +109,6 @@ static int l_http_head(lua_State *L) {
     }
     lua_pushboolean(L, memcmp(s, "HTTP/1.0", 8) == 0);
     return 3;
-}
-
-/* The position of the CRLF at or after p, or NULL. */
-static const char *find_crlf(const char *p, const char *end) {
-    while (p + 1 < end) {
-        const char *cr = memchr(p, '\r', (size_t)(end - p - 1));
-        if (cr == NULL) return NULL;
-        if (cr[1] == '\n') return cr;
-        p = cr + 1;
-    }
-    return NULL;
 }
 
 static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }

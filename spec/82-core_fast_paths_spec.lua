@@ -165,6 +165,15 @@ describe("a response head read in one C pass (core.http_head)", function()
         end
     end)
 
+    it("takes a header name of each byte as the Lua pattern does (token characters only)", function()
+        for b = 0, 255 do
+            local head = "HTTP/1.1 200 OK\r\nA" .. string.char(b) .. "z: v\r\n\r\n"
+            local _, h1 = lua_head(head)
+            local _, h2 = core.http_head(head)
+            assert.is_true(same(h1, h2), "byte " .. b)
+        end
+    end)
+
     it("refuses a status line that is not HTTP/d.d and three digits", function()
         for _, line in ipairs({ "HTTP/1.1 5001 OK", "HTTP/1.1 20", "HTTP/1.1 200\tOK", "HTTP/1.1\n200 OK", "" }) do
             assert.is_nil((core.http_head(line .. "\r\n\r\n")), line)
