@@ -190,7 +190,8 @@ local function lua_chunked(buf, pos, cap, trailer_cap)
         local e = buf:find("\r\n", p, true)
         if e then return buf:sub(p, e - 1), e + 2 end
     end
-    local parts, total, line = {}, 0, nil
+    local parts, total = {}, 0
+    local line
     while true do
         line, pos = line_at(pos)
         if not line then return nil end
@@ -255,5 +256,18 @@ describe("a chunked body read whole in one C pass (core.http_chunked)", function
         assert.is_nil(core.http_chunked("5\r\nhello\r\n0\r\n", 1, 100, 100))
         assert.is_nil(core.http_chunked("5\r\nhel", 1, 100, 100))
         assert.is_nil(core.http_chunked("", 1, 100, 100))
+    end)
+end)
+
+describe("luapay.monotime.now (the FFI under LuaJIT)", function()
+    it("reads core.monotime's clock", function()
+        local now = require("luapay.monotime").now
+        for _ = 1, 100 do
+            local a = now()
+            local c = core.monotime()
+            local b = now()
+            assert.is_true(a <= c and c <= b)
+        end
+        if not jit then assert.equal(core.monotime, now) end
     end)
 end)

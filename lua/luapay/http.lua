@@ -286,7 +286,7 @@ http.in_nginx = in_nginx
 
 -- Deadlines are measured on the monotonic clock, in nginx too: it never
 -- jumps, and unlike ngx.update_time it leaves LuaJIT's traces whole.
-local default_clock = require "luapay.monotime"
+local default_clock = require("luapay.monotime").now
 
 local function default_sleep(seconds)
     if in_nginx() then return ngx.sleep(seconds) end
@@ -586,7 +586,8 @@ local function prepare(self, req)
 end
 
 local function call_transport(self, treq)
-    local transport, ok, res, err = self.transport, nil, nil, nil
+    local transport = self.transport
+    local ok, res, err
     if type(transport) == "function" then
         ok, res, err = pcall(transport, treq)
     else

@@ -152,7 +152,7 @@ local HEAD_TOO_LARGE, BODY_TOO_LARGE = {}, {}
 
 -- The monotonic clock (as luapay.http's deadline): it never jumps, and
 -- unlike ngx.update_time it leaves LuaJIT's traces whole.
-local monotime = require "luapay.monotime"
+local monotime = require("luapay.monotime").now
 
 local function ms_left(deadline)
     return floor((deadline - monotime()) * 1000)
