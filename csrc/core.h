@@ -160,6 +160,7 @@ extern const luaL_Reg luapay_random_funcs[];
 extern const luaL_Reg luapay_equal_funcs[];
 extern const luaL_Reg luapay_pkey_funcs[];
 extern const luaL_Reg luapay_http_funcs[];
+extern const luaL_Reg luapay_http_head_funcs[];
 extern const luaL_Reg luapay_clock_funcs[];
 extern const luaL_Reg luapay_json_funcs[];
 extern const luaL_Reg luapay_json_decode_funcs[];
@@ -169,6 +170,9 @@ extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
+
+/* 1 if s is an RFC 9110 token (a method, a header name; http.c). */
+int luapay_is_token(const char *s, size_t n);
 
 /* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
 void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
