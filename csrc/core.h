@@ -172,6 +172,8 @@ extern const luaL_Reg luapay_plain_funcs[];
 
 /* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
 void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
+/* The same written at out, which has room for 3 * n + 1 bytes; returns the end. */
+char *luapay_url_encode_to(char *out, const char *s, size_t n, int form);
 /* Appends s decoded as core.url_decode(s, plus) does (encode.c). */
 void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus);
 /* 1 if the value at idx holds to the compiled schema at sidx (validate.c):

@@ -112,6 +112,7 @@ static int hmac_hex(lua_State *L, const char *secret, size_t slen, const luapay_
  * the message and the URL from the values in hand. */
 
 #define PLAN_MT "luapay.trustpay_url_plan"
+#define NAME_PAD 24
 
 /* Where a value comes from: a schema field's index, or one of these. */
 enum { SLOT_NONE = -1, SLOT_ACCOUNT = -2, SLOT_PTYPE = -3, SLOT_SIGNATURE = -4 };
@@ -127,8 +128,8 @@ typedef struct {
     int nfields, amount, currency; /* the schema's field count; Amount's and Currency's indexes (-1: none) */
     int nsigned, nquery;
     url_entry sig[MAX_FIELDS], query[MAX_FIELDS];
-    const char *names, *path; /* Lua strings in the uservalue */
-    size_t pathn, ptypen;
+    const char *names, *path; /* Lua strings in the uservalue; names padded with NAME_PAD bytes */
+    size_t namesn, pathn, ptypen;
     char ptype[24];
 } url_plan;
 
@@ -207,6 +208,8 @@ static int l_trustpay_url_plan(lua_State *L) {
         e->len = b->len - e->at;
     }
     P->nquery = nq;
+    P->namesn = b->len;
+    luapay_buf_add(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", NAME_PAD);
     if (b->oom) {
         luapay_scratch_done(b);
         return luaL_error(L, "%s: out of memory", fn);
@@ -307,38 +310,44 @@ static int l_trustpay_url(lua_State *L) {
     if (!ok) return 0;
 
     /* the query: every non-empty field, AccountId, PaymentType, Signature,
-     * in byte order (the plan's); room for the worst case made once */
-    size_t room = basen + P->pathn + 1 + P->query[P->nquery - 1].at + P->query[P->nquery - 1].len + 3 * accn + 64 +
-                  P->ptypen;
-    for (int i = 0; i < P->nfields; i++) room += 3 * v[i].n;
+     * in byte order (the plan's); room for the worst case made once, then
+     * written in place */
+    size_t room = basen + P->pathn + 1 + P->namesn + NAME_PAD + 3 * accn + 1 + 64 + P->ptypen;
+    for (int i = 0; i < P->nfields; i++) room += 3 * v[i].n + 1; /* luapay_url_encode_to's room */
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
-    luapay_buf_reserve(out, room);
-    luapay_buf_add(out, base, basen);
-    luapay_buf_add(out, P->path, P->pathn);
-    luapay_buf_add(out, "?", 1);
-    first = 1;
-    for (int i = 0; i < P->nquery; i++) {
-        const url_entry *e = &P->query[i];
-        const char *s;
-        size_t n;
-        if (e->slot >= 0) {
-            if (v[e->slot].n == 0) continue; /* absent or "" */
-            s = v[e->slot].s, n = v[e->slot].n;
-        } else if (e->slot == SLOT_ACCOUNT) {
-            s = account, n = accn;
-        } else if (e->slot == SLOT_PTYPE) {
-            s = P->ptype, n = P->ptypen;
-        } else {
-            s = sig, n = 64;
-        }
-        luapay_buf_add(out, P->names + e->at + first, e->len - (size_t)first); /* no "&" before the first */
-        first = 0;
-        luapay_url_encode_add(out, s, n, 0);
-    }
-    if (out->oom) {
+    if (!luapay_buf_reserve(out, room)) {
         luapay_scratch_done(out);
         return luaL_error(L, "trustpay_url: out of memory");
     }
+    char *o = out->data;
+    memcpy(o, base, basen);
+    o += basen;
+    memcpy(o, P->path, P->pathn);
+    o += P->pathn;
+    *o++ = '?';
+    first = 1;
+    for (int i = 0; i < P->nquery; i++) {
+        const url_entry *e = &P->query[i];
+        if (e->slot >= 0 && v[e->slot].n == 0) continue; /* absent or "" */
+        const char *name = P->names + e->at + first; /* no "&" before the first */
+        size_t namen = e->len - (size_t)first;
+        memcpy(o, name, NAME_PAD); /* a short name in one fixed-size copy: the text is padded */
+        if (namen > NAME_PAD) memcpy(o, name, namen);
+        o += namen;
+        first = 0;
+        if (e->slot >= 0) {
+            o = luapay_url_encode_to(o, v[e->slot].s, v[e->slot].n, 0);
+        } else if (e->slot == SLOT_ACCOUNT) {
+            o = luapay_url_encode_to(o, account, accn, 0);
+        } else if (e->slot == SLOT_PTYPE) {
+            memcpy(o, P->ptype, P->ptypen); /* digits */
+            o += P->ptypen;
+        } else {
+            memcpy(o, sig, 64); /* hex digits */
+            o += 64;
+        }
+    }
+    out->len = (size_t)(o - out->data);
     lua_pushlstring(L, out->data, out->len);
     luapay_scratch_done(out);
     return 1;
