@@ -232,20 +232,19 @@ static int l_trustpay_url_plan(lua_State *L) {
 }
 
 /* core.trustpay_url(plan, params, account_id, secret, base_url)
- *     -> base_url .. path .. "?" .. the signed query | nil:
+ *     -> base_url .. path .. "?" .. the signed query | nil (params of any type):
  * the card and wire pop-up URLs of luapay.trustpay (its normalize, schema
  * check, trustpay.message, trustpay.signature and http.encode_query in one
  * pass). */
 static int l_trustpay_url(lua_State *L) {
     size_t accn, secn, basen;
     url_plan *P = (url_plan *)luaL_checkudata(L, 1, PLAN_MT);
-    luaL_checktype(L, 2, LUA_TTABLE);
     const char *account = luapay_check_string(L, 3, "trustpay_url", "account_id", &accn);
     const char *secret = luapay_check_string(L, 4, "trustpay_url", "secret", &secn);
     const char *base = luapay_check_string(L, 5, "trustpay_url", "base_url", &basen);
     lua_settop(L, 5);
+    if (!lua_istable(L, 2) || lua_getmetatable(L, 2)) return 0; /* not a table, or pairs may differ from next */
     if (luapay_schema_nfields(P->S) != P->nfields) return 0; /* closed: the general path says so */
-    if (lua_getmetatable(L, 2)) return 0; /* pairs may differ from next */
 
     /* one read of the parameters: each a declared field, a string (or Amount in minor units) */
     luapay_field_value v[MAX_FIELDS];

@@ -311,7 +311,7 @@ static void ptrmap_build(lua_State *L, schema_ud *S, ptrmap *m, const vstr *list
     }
 }
 
-static int ptrmap_find(const ptrmap *m, const char *p) {
+static inline int ptrmap_find(const ptrmap *m, const char *p) {
     unsigned mask = (1u << m->bits) - 1, h = ptr_hash(p, m->bits);
     for (; m->keys[h] != NULL; h = (h + 1) & mask)
         if (m->keys[h] == p) return m->index[h];
@@ -684,7 +684,7 @@ static int field_cmp(const void *a, const void *b) {
     return vstr_cmp(&(*(vnode *const *)a)->name, &(*(vnode *const *)b)->name);
 }
 
-static int find_field(const vnode *obj, const char *s, size_t len) {
+static inline int find_field(const vnode *obj, const char *s, size_t len) {
     if (obj->field_map.keys != NULL) {
         int i = ptrmap_find(&obj->field_map, s);
         if (i >= 0) return i;

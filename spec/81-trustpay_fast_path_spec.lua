@@ -213,7 +213,7 @@ describe("TrustPay's one-pass C paths", function()
         assert.is_true(answered >= RUNS / 10, "the C pass answered " .. answered .. " of " .. RUNS)
     end)
 
-    it("leave a closed schema, and parameters with a metatable, to the Lua code; misuse raises", function()
+    it("leave a closed schema, and parameters with a metatable or not a table, to the Lua code; misuse raises", function()
         local schema = core.schema{ type = "object", additional = false, fields = {
             Amount = { type = "amount", required = true }, Currency = { type = "currency", required = true },
             Reference = { type = "string", required = true } } }
@@ -223,6 +223,7 @@ describe("TrustPay's one-pass C paths", function()
         local values = { ACCOUNT, "1.50", "EUR", "R~1 x", "0" }
         assert.equal("https://h/p?AccountId=" .. ACCOUNT .. "&Amount=1.50&Currency=EUR&PaymentType=0&Reference=R~1%20x&Signature="
             .. trustpay.signature(SECRET, values), core.trustpay_url(plan, p, ACCOUNT, SECRET, "https://h"))
+        assert.is_nil(core.trustpay_url(plan, "Amount=150", ACCOUNT, SECRET, "https://h"))
         assert.is_nil(core.trustpay_url(plan, setmetatable(p, {}), ACCOUNT, SECRET, "https://h"))
         setmetatable(p, nil)
         schema:close()

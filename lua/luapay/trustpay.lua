@@ -823,9 +823,9 @@ for method, spec in pairs(URLS) do
     local plan = core.trustpay_url_plan(spec.schema, trustpay.signed_fields[spec.kind],
         MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path)
     Client[method] = function(self, params)
-        -- The common case in one pass in C; nil for anything it leaves to the code below.
-        local url = type(params) == "table" and core.trustpay_url(plan, params, self.account_id, self.secret,
-            self.base_url)
+        -- The common case in one pass in C; nil for anything it leaves to the code below
+        -- (params not a table included: the code below words the error).
+        local url = core.trustpay_url(plan, params, self.account_id, self.secret, self.base_url)
         if url then return url end
         local q, err = checked_query(self, method, spec, params)
         if not q then return nil, err end
