@@ -811,6 +811,11 @@ local function checked_query(self, method, spec, params)
 end
 
 for method, spec in pairs(URLS) do
+    -- What the C pass needs of the method, worked out once (the names and
+    -- required fields are trustpay.message's).
+    local plan = core.trustpay_url_plan(spec.schema, trustpay.signed_fields[spec.kind],
+        MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path)
+
     --- client:KIND_url(params) -> url | nil, err. The URL for the
     -- customer's browser (iframe pop-up, or redirect with IsRedirect), one
     -- method per key of URLS: wire_payment_url, card_payment_url,
@@ -818,10 +823,6 @@ for method, spec in pairs(URLS) do
     -- card_on_file_preauthorization_url, recurring_initial_url,
     -- recurring_initial_preauthorization_url, preauthorization_url.
     -- @function Client:KIND_url
-    -- What the C pass needs of the method, worked out once (the names and
-    -- required fields are trustpay.message's).
-    local plan = core.trustpay_url_plan(spec.schema, trustpay.signed_fields[spec.kind],
-        MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path)
     Client[method] = function(self, params)
         -- The common case in one pass in C; nil for anything it leaves to the code below
         -- (params not a table included: the code below words the error).
