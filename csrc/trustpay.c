@@ -1,7 +1,8 @@
 /* TrustPay's hot paths in one pass each (luapay.trustpay calls them first):
  *
- *   core.trustpay_url(schema, params, names, account_id, payment_type, secret, base_url, path)
+ *   core.trustpay_url(plan, params, account_id, secret, base_url)
  *       -> base_url .. path .. "?" .. the signed query | nil
+ *       (plan: core.trustpay_url_plan(schema, names, required, payment_type, path), once per builder)
  *   core.trustpay_notification(text, secret, account_id, signed_fields)
  *       -> params, method, result_code, amount | nil
  *
@@ -190,7 +191,7 @@ static int l_trustpay_url_plan(lua_State *L) {
         f[nq].k = luapay_schema_field(S, i, &f[nq].kn);
         if (slot_of(S, f[nq].k, f[nq].kn) != i || lit_eq(f[nq].k, f[nq].kn, "Signature"))
             luapay_arg_error(L, 1, fn, "schema", "declares AccountId, PaymentType or Signature");
-        f[nq].vn = (size_t)i;
+        f[nq].vn = (size_t)i; /* the slot rides in vn through the sort */
         nq++;
     }
     f[nq++] = (field){"AccountId", NULL, 9, (size_t)SLOT_ACCOUNT};
@@ -209,7 +210,8 @@ static int l_trustpay_url_plan(lua_State *L) {
     }
     P->nquery = nq;
     P->namesn = b->len;
-    luapay_buf_add(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", NAME_PAD);
+    static const char pad[NAME_PAD];
+    luapay_buf_add(b, pad, NAME_PAD);
     if (b->oom) {
         luapay_scratch_done(b);
         return luaL_error(L, "%s: out of memory", fn);
