@@ -1589,10 +1589,13 @@ static int is_text_type(int t) {
 int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v) {
     const vnode *root = S->root;
     if (root == NULL || root->type != T_OBJECT) return 0;
-    walker w;
-    memset(&w, 0, sizeof w);
+    walker w; /* quiet: no Lua state, stack slots or path */
+    w.L = NULL;
     w.S = S;
+    w.anchor = w.out = 0;
+    w.count = w.depth = w.secret = 0;
     w.quiet = 1;
+    w.root_name = "value";
     for (size_t i = 0; i < root->nfields && w.count == 0; i++) {
         const vnode *f = root->fields[i];
         switch (v[i].kind) {
