@@ -158,9 +158,8 @@ static size_t digits_at(const char *s, size_t i, size_t n) {
 /* A number object's text (checked JSON number syntax) into b, as PHP's
  * json_decode reads it: an integer text is an integer, written as it is
  * ("-0" is 0); a float text is the double it denotes, rendered as a PHP float
- * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). */
-static int render_lexeme(walker *w, const char *s, size_t n) {
-    luapay_buf *b = w->p.data;
+ * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). 0 if it is not a JSON number. */
+static int render_lexeme(luapay_buf *b, const char *s, size_t n) {
     size_t int_start = n && s[0] == '-', i = digits_at(s, int_start, n), int_end = i;
     int is_float = 0;
     if (i < n && s[i] == '.') {
@@ -175,10 +174,7 @@ static int render_lexeme(walker *w, const char *s, size_t n) {
         if (i == e) i = n + 1; /* "1e" */
         is_float = 1;
     }
-    if (int_end == int_start || i != n) {
-        w->err = "a number object whose text is not a JSON number";
-        return 0;
-    }
+    if (int_end == int_start || i != n) return 0; /* the caller says so */
     if (!is_float) {
         if (int_end - int_start == 1 && s[int_start] == '0') return luapay_buf_add(b, "0", 1);
         return luapay_buf_add(b, s, n);
@@ -570,7 +566,7 @@ static int emit(walker *w, int idx, int depth, int *leaf) {
         lua_rawgeti(L, idx, 1);
         size_t n;
         const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-        int ok = s != NULL && render_lexeme(w, s, n);
+        int ok = s != NULL && render_lexeme(w->p.data, s, n);
         lua_pop(L, 1);
         if (!ok) return fail(w, "a number object whose text is not a JSON number");
         break;
@@ -698,6 +694,264 @@ static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order,
     return !out->oom;
 }
 
+/* ---------------------------------------------------------------------
+ * One pass, for bodies whose keys are all in reach
+ *
+ * Then an object's members are placed by their keys alone (see "Natural
+ * order without sorting every path"), so the string is written as the
+ * tables are read: per table, its members are read once into a small list
+ * (the key; a scalar's value, a string by pointer; a table left on the Lua
+ * stack), an object's list sorted with key_cmp, an array's put in index
+ * order, then each member written as "path:value" or recursed into, in that
+ * order. No entries to record, move or join. The key and value strings are
+ * the params table's own, which anchors them while the call runs. Anything
+ * else (a key out of reach, a value that cannot be signed, a table mixing
+ * keys, nesting too deep) and the walk does it all again, with its sorting
+ * and its errors: this pass only ever gives what the walk would.
+ * ------------------------------------------------------------------- */
+
+enum { V_STRING, V_INTEGER, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_LEXEME, V_TABLE };
+
+typedef struct {
+    const char *key; /* NULL in an array */
+    size_t klen;     /* in an array, the element's index (from 1) */
+    int kind;
+    int slot; /* V_TABLE: its stack index */
+    union {
+        struct {
+            const char *s;
+            size_t n;
+        } str; /* V_STRING, V_LEXEME (its text) */
+        lua_Integer i;
+        lua_Number d;
+    } v;
+} one_member;
+
+typedef struct {
+    lua_State *L;
+    int callback, number_mt;
+    luapay_buf *path;    /* the current path (the walk's key buffer) */
+    luapay_buf *members; /* a stack: the lists of the tables open */
+    luapay_buf *out;
+} one_pass;
+
+/* A key in reach (key_in_reach), most of them (letters, '_', no byte up to
+ * ':') eight bytes at a time. */
+static int one_key(const char *k, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, k + i, 8);
+        if ((x - 0x3b3b3b3b3b3b3b3bull) & ~x & 0x8080808080808080ull) return key_in_reach((const unsigned char *)k, n);
+    }
+    for (; i < n; i++)
+        if ((unsigned char)k[i] <= ':') return key_in_reach((const unsigned char *)k, n);
+    return n > 0;
+}
+
+static int one_cmp(const one_member *a, const one_member *b) {
+    return key_cmp((const unsigned char *)a->key, a->klen, a->kind != V_TABLE, (const unsigned char *)b->key, b->klen,
+                   b->kind != V_TABLE);
+}
+
+static int one_qcmp(const void *a, const void *b) {
+    return one_cmp((const one_member *)a, (const one_member *)b);
+}
+
+/* An object's members in natural order (distinct keys: any sort will do). */
+static void one_sort(one_member *v, size_t n) {
+    if (n > 16) {
+        qsort(v, n, sizeof *v, one_qcmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        one_member x = v[i];
+        size_t k = i;
+        for (; k > 0 && one_cmp(&x, &v[k - 1]) < 0; k--) v[k] = v[k - 1];
+        v[k] = x;
+    }
+}
+
+/* An array's elements in index order: 0 unless their indexes are 1..n. */
+static int one_place(one_member *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i].klen > n) return 0;
+    for (size_t i = 0; i < n; i++)
+        while (v[i].klen != i + 1) { /* a swap puts one in its place for good */
+            one_member *to = &v[v[i].klen - 1], x = *to;
+            if (x.klen == v[i].klen) return 0; /* a repeated index: not from a Lua table */
+            *to = v[i];
+            v[i] = x;
+        }
+    return 1;
+}
+
+/* ";" (after the first), the path, ":" (below the top), the key, ":" and
+ * the value: one entry. 0 for a value the walk must refuse. */
+static int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
+    luapay_buf *b = o->out;
+    size_t plen = o->path->len, vn = m->kind == V_STRING ? m->v.str.n : 0;
+    if (!room(b, plen + kn + vn + 68)) return 0; /* three separators, 64 for a number and its NUL */
+    char *p = b->data + b->len;
+    if (b->len) *p++ = ';';
+    if (plen) {
+        memcpy(p, o->path->data, plen);
+        p += plen;
+        *p++ = ':';
+    }
+    memcpy(p, k, kn);
+    p += kn;
+    *p++ = ':';
+    switch (m->kind) {
+    case V_STRING:
+        memcpy(p, m->v.str.s, vn);
+        p += vn;
+        break;
+    case V_INTEGER: p += integer_text((long long)m->v.i, p); break;
+    case V_NUMBER: {
+        size_t n = render_double((double)m->v.d, p);
+        if (n == 0) return 0; /* NaN, infinity */
+        p += n;
+        break;
+    }
+    case V_TRUE: *p++ = '1'; break;
+    case V_FALSE: *p++ = '0'; break;
+    case V_LEXEME:
+        b->len = (size_t)(p - b->data);
+        return render_lexeme(b, m->v.str.s, m->v.str.n);
+    default: break; /* null: empty, key kept */
+    }
+    b->len = (size_t)(p - b->data);
+    return 1;
+}
+
+static int one_table(one_pass *o, int idx, int top, int depth);
+
+/* The value at slot (its key at slot - 1) into m: 0 if the walk must say. */
+static int one_value(one_pass *o, int slot, one_member *m) {
+    lua_State *L = o->L;
+    switch (lua_type(L, slot)) {
+    case LUA_TSTRING:
+        m->kind = V_STRING;
+        m->v.str.s = lua_tolstring(L, slot, &m->v.str.n);
+        return 1;
+    case LUA_TNUMBER:
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, slot)) {
+            m->kind = V_INTEGER;
+            m->v.i = lua_tointeger(L, slot);
+            return 1;
+        }
+#endif
+        m->kind = V_NUMBER;
+        m->v.d = lua_tonumber(L, slot);
+        return 1;
+    case LUA_TBOOLEAN: m->kind = lua_toboolean(L, slot) ? V_TRUE : V_FALSE; return 1;
+    case LUA_TLIGHTUSERDATA: m->kind = V_NULL; return lua_touserdata(L, slot) == NULL;
+    case LUA_TTABLE:
+        m->kind = V_TABLE;
+        if (lua_getmetatable(L, slot)) { /* plain tables have none: no push */
+            int is_number = lua_rawequal(L, -1, o->number_mt);
+            lua_pop(L, 1);
+            if (is_number) {
+                lua_rawgeti(L, slot, 1);
+                m->kind = V_LEXEME;
+                m->v.str.s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &m->v.str.n) : NULL;
+                lua_pop(L, 1); /* the text stays: the number object holds it */
+                return m->v.str.s != NULL;
+            }
+        }
+        return 1;
+    default: return 0;
+    }
+}
+
+/* The table at idx (top: the stack's top) written out; 0 if the walk must
+ * do it. A table's kind is its first key's: a string, an object; a number,
+ * an array (which the walk takes for one when its keys are 1..n). */
+static int one_table(one_pass *o, int idx, int top, int depth) {
+    lua_State *L = o->L;
+    if (depth > MAX_DEPTH || !lua_checkstack(L, 3)) return 0;
+    size_t first = o->members->len / sizeof(one_member), n = 0;
+    int object = -1, kt = top + 1; /* the key's slot, the value's above */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        one_member m;
+        int t = lua_type(L, kt);
+        if (t == LUA_TSTRING && object) {
+            object = 1;
+            m.key = lua_tolstring(L, kt, &m.klen); /* a string key: safe during lua_next */
+            if (m.klen == 10 && memcmp(m.key, "frame_mode", 10) == 0) {
+                lua_pop(L, 1);
+                continue;
+            }
+            /* a "signature" that is not null (PHP's Callback::removeParam) */
+            if (o->callback && m.klen == 9 && memcmp(m.key, "signature", 9) == 0 &&
+                !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            if (!one_key(m.key, m.klen)) return 0;
+        } else if (t == LUA_TNUMBER && object != 1) {
+            object = 0;
+            m.key = NULL;
+#if LUA_VERSION_NUM >= 503
+            lua_Integer i = lua_isinteger(L, kt) ? lua_tointeger(L, kt) : 0;
+#else
+            lua_Number i = lua_tonumber(L, kt);
+            if (i != floor(i) || i > TWO_POW_53) return 0;
+#endif
+            if (i < 1) return 0;
+            m.klen = (size_t)i;
+        } else {
+            return 0;
+        }
+        if (!one_value(o, kt + 1, &m)) return 0;
+        if (m.kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
+            if (!lua_checkstack(L, 3)) return 0;
+            m.slot = kt + 1;
+            lua_pushvalue(L, kt);
+            kt += 2;
+        } else {
+            lua_pop(L, 1);
+        }
+        if (!luapay_buf_add(o->members, &m, sizeof m)) return 0;
+        n++;
+    }
+    int end = kt - 1; /* lua_next took the last key */
+    one_member *v = (one_member *)o->members->data + first;
+    if (object) one_sort(v, n);
+    else if (!one_place(v, n)) return 0;
+    size_t plen = o->path->len;
+    for (size_t i = 0; i < n; i++) {
+        const one_member *m = (const one_member *)o->members->data + first + i; /* the buffer may move below */
+        char index[24];
+        const char *k = m->key;
+        size_t kn = m->klen;
+        if (k == NULL) {
+            size_t j = sizeof index, x = kn - 1;
+            do index[--j] = (char)('0' + x % 10); while (x /= 10);
+            k = index + j;
+            kn = sizeof index - j;
+        }
+        if (m->kind != V_TABLE) {
+            if (!one_entry(o, k, kn, m)) return 0;
+            continue;
+        }
+        if (!room(o->path, kn + 1)) return 0;
+        char *p = o->path->data + plen;
+        if (plen) *p++ = ':';
+        memcpy(p, k, kn);
+        o->path->len = (size_t)(p - o->path->data) + kn;
+        int ok = one_table(o, m->slot, end, depth + 1);
+        o->path->len = plen;
+        if (!ok) return 0;
+    }
+    o->members->len = first * sizeof(one_member);
+    if (end != top) lua_settop(L, top);
+    return 1;
+}
+
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
@@ -716,14 +970,23 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     w.L = L;
     w.callback = callback;
     w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
-    w.p.in_reach = 1;
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
     luaL_getmetatable(L, "luapay.json_number");
     w.number_mt = lua_gettop(L);
+    one_pass o = {L, callback, w.number_mt, w.key, w.p.members, out};
+    if (one_table(&o, 1, w.number_mt, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
+        lua_pop(L, 1);
+        luapay_scratch_done(w.key);
+        luapay_scratch_done(w.p.members);
+        return out;
+    }
+    lua_settop(L, w.number_mt); /* the walk again, from the start */
+    w.key->len = w.p.members->len = out->len = 0;
+    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    w.p.in_reach = 1;
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
     if (ok && (w.key->oom || w.p.data->oom || w.p.entries->oom || w.p.members->oom || w.p.tmp->oom))
