@@ -713,10 +713,9 @@ static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order,
 enum { V_STRING, V_INTEGER, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_LEXEME, V_TABLE };
 
 typedef struct {
+    uint64_t pre;    /* the key's first eight bytes big-endian, its terminator after a shorter one (one_cmp) */
     const char *key; /* NULL in an array */
     size_t klen;     /* in an array, the element's index (from 1) */
-    int kind;
-    int slot; /* V_TABLE: its stack index */
     union {
         struct {
             const char *s;
@@ -725,31 +724,71 @@ typedef struct {
         lua_Integer i;
         lua_Number d;
     } v;
+    int kind;
+    int slot; /* V_TABLE: its stack index */
 } one_member;
 
 typedef struct {
     lua_State *L;
-    int callback, number_mt;
+    int callback;
     luapay_buf *path;    /* the current path (the walk's key buffer) */
     luapay_buf *members; /* a stack: the lists of the tables open */
     luapay_buf *out;
 } one_pass;
 
-/* A key in reach (key_in_reach), most of them (letters, '_', no byte up to
- * ':') eight bytes at a time. */
-static int one_key(const char *k, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, k + i, 8);
-        if ((x - 0x3b3b3b3b3b3b3b3bull) & ~x & 0x8080808080808080ull) return key_in_reach((const unsigned char *)k, n);
+/* Some byte of x below ';' (a digit, ':', a space or a control byte). */
+#define ANY_LOW(x) (((x) - 0x3b3b3b3b3b3b3b3bull) & ~(x) & 0x8080808080808080ull)
+
+/* A key in reach (key_in_reach): 2 when it has no byte up to ':' (most:
+ * letters, '_'), found eight bytes at a time, 1 for the others in reach, 0
+ * out of reach. *pre: its first eight bytes big-endian, zeros after a
+ * shorter one. */
+static int one_key(const char *k, size_t n, uint64_t *pre) {
+    uint64_t x, low;
+    if (n >= 8) {
+        memcpy(&x, k, 8);
+        *pre = __builtin_bswap64(x);
+        low = ANY_LOW(x);
+        for (size_t i = 8; !low && i + 8 <= n; i += 8) {
+            memcpy(&x, k + i, 8);
+            low = ANY_LOW(x);
+        }
+        if (!low) { /* the last eight, overlapping */
+            memcpy(&x, k + n - 8, 8);
+            low = ANY_LOW(x);
+        }
+    } else if (n >= 4) { /* the first four and the last four, overlapping */
+        uint32_t a, b;
+        memcpy(&a, k, 4);
+        memcpy(&b, k + n - 4, 4);
+        x = (uint64_t)a | (uint64_t)b << 32;
+        low = ANY_LOW(x);
+        *pre = (uint64_t)__builtin_bswap32(a) << 32 | (uint64_t)__builtin_bswap32(b) << (8 * (8 - n));
+    } else {
+        low = n == 0;
+        x = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)k[i];
+            low |= c < ';';
+            x |= (uint64_t)c << (56 - 8 * i);
+        }
+        *pre = x;
     }
-    for (; i < n; i++)
-        if ((unsigned char)k[i] <= ':') return key_in_reach((const unsigned char *)k, n);
-    return n > 0;
+    return !low ? 2 : key_in_reach((const unsigned char *)k, n);
 }
 
+/* key_cmp, decided by the prefixes where it can be: at the first byte that
+ * differs, neither a digit (bytes compare), or one a digit and not inside a
+ * run of digits (the bytes still compare, runs do not come into it). Keys
+ * in reach hold no byte 0, so a scalar's terminator (lowest) is 0 here. */
 static int one_cmp(const one_member *a, const one_member *b) {
+    uint64_t x = a->pre, y = b->pre;
+    if (x != y) {
+        int s = __builtin_clzll(x ^ y) & ~7; /* the first byte that differs, from the top */
+        int da = is_digit_byte((unsigned char)(x << s >> 56)), db = is_digit_byte((unsigned char)(y << s >> 56));
+        if ((!da && !db) || (da != db && (s == 0 || !is_digit_byte((unsigned char)(x << (s - 8) >> 56)))))
+            return x < y ? -1 : 1;
+    }
     return key_cmp((const unsigned char *)a->key, a->klen, a->kind != V_TABLE, (const unsigned char *)b->key, b->klen,
                    b->kind != V_TABLE);
 }
@@ -758,16 +797,24 @@ static int one_qcmp(const void *a, const void *b) {
     return one_cmp((const one_member *)a, (const one_member *)b);
 }
 
+/* Is a before b? When no key of the object has a digit (plain), the
+ * prefixes decide unless they are the same. */
+static inline int one_before(const one_member *a, const one_member *b, int plain) {
+    if (plain && a->pre != b->pre) return a->pre < b->pre;
+    return one_cmp(a, b) < 0;
+}
+
 /* An object's members in natural order (distinct keys: any sort will do). */
-static void one_sort(one_member *v, size_t n) {
+static void one_sort(one_member *v, size_t n, int plain) {
     if (n > 16) {
         qsort(v, n, sizeof *v, one_qcmp);
         return;
     }
     for (size_t i = 1; i < n; i++) {
+        if (!one_before(&v[i], &v[i - 1], plain)) continue;
         one_member x = v[i];
         size_t k = i;
-        for (; k > 0 && one_cmp(&x, &v[k - 1]) < 0; k--) v[k] = v[k - 1];
+        do v[k] = v[k - 1]; while (--k > 0 && one_before(&x, &v[k - 1], plain));
         v[k] = x;
     }
 }
@@ -786,6 +833,28 @@ static int one_place(one_member *v, size_t n) {
     return 1;
 }
 
+/* n bytes from s to p, short ones without a call (overlapping moves). */
+static inline char *copy(char *p, const char *s, size_t n) {
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) p[i] = s[i];
+    } else {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
 /* ";" (after the first), the path, ":" (below the top), the key, ":" and
  * the value: one entry. 0 for a value the walk must refuse. */
 static int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
@@ -795,18 +864,13 @@ static int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m)
     char *p = b->data + b->len;
     if (b->len) *p++ = ';';
     if (plen) {
-        memcpy(p, o->path->data, plen);
-        p += plen;
+        p = copy(p, o->path->data, plen);
         *p++ = ':';
     }
-    memcpy(p, k, kn);
-    p += kn;
+    p = copy(p, k, kn);
     *p++ = ':';
     switch (m->kind) {
-    case V_STRING:
-        memcpy(p, m->v.str.s, vn);
-        p += vn;
-        break;
+    case V_STRING: p = copy(p, m->v.str.s, vn); break;
     case V_INTEGER: p += integer_text((long long)m->v.i, p); break;
     case V_NUMBER: {
         size_t n = render_double((double)m->v.d, p);
@@ -851,8 +915,9 @@ static int one_value(one_pass *o, int slot, one_member *m) {
     case LUA_TTABLE:
         m->kind = V_TABLE;
         if (lua_getmetatable(L, slot)) { /* plain tables have none: no push */
-            int is_number = lua_rawequal(L, -1, o->number_mt);
-            lua_pop(L, 1);
+            luaL_getmetatable(L, "luapay.json_number");
+            int is_number = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
             if (is_number) {
                 lua_rawgeti(L, slot, 1);
                 m->kind = V_LEXEME;
@@ -871,30 +936,33 @@ static int one_value(one_pass *o, int slot, one_member *m) {
  * an array (which the walk takes for one when its keys are 1..n). */
 static int one_table(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
-    if (depth > MAX_DEPTH || !lua_checkstack(L, 3)) return 0;
+    if (depth > MAX_DEPTH) return 0;
     size_t first = o->members->len / sizeof(one_member), n = 0;
-    int object = -1, kt = top + 1; /* the key's slot, the value's above */
+    int object = -1, plain = 2, kt = top + 1; /* kt: the key's slot, the value's above */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        one_member m;
+        if (!room(o->members, sizeof(one_member))) return 0;
+        one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
         int t = lua_type(L, kt);
         if (t == LUA_TSTRING && object) {
             object = 1;
-            m.key = lua_tolstring(L, kt, &m.klen); /* a string key: safe during lua_next */
-            if (m.klen == 10 && memcmp(m.key, "frame_mode", 10) == 0) {
+            m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
+            if (m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) {
                 lua_pop(L, 1);
                 continue;
             }
             /* a "signature" that is not null (PHP's Callback::removeParam) */
-            if (o->callback && m.klen == 9 && memcmp(m.key, "signature", 9) == 0 &&
+            if (o->callback && m->klen == 9 && memcmp(m->key, "signature", 9) == 0 &&
                 !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL)) {
                 lua_pop(L, 1);
                 continue;
             }
-            if (!one_key(m.key, m.klen)) return 0;
+            int reach = one_key(m->key, m->klen, &m->pre);
+            if (!reach) return 0;
+            plain &= reach;
         } else if (t == LUA_TNUMBER && object != 1) {
             object = 0;
-            m.key = NULL;
+            m->key = NULL;
 #if LUA_VERSION_NUM >= 503
             lua_Integer i = lua_isinteger(L, kt) ? lua_tointeger(L, kt) : 0;
 #else
@@ -902,25 +970,27 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
             if (i != floor(i) || i > TWO_POW_53) return 0;
 #endif
             if (i < 1) return 0;
-            m.klen = (size_t)i;
+            m->klen = (size_t)i;
         } else {
             return 0;
         }
-        if (!one_value(o, kt + 1, &m)) return 0;
-        if (m.kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
-            if (!lua_checkstack(L, 3)) return 0;
-            m.slot = kt + 1;
+        if (!one_value(o, kt + 1, m)) return 0;
+        if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
+            if (m->key && m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
+            /* room for the key, lua_next's two, and the table's own nil and two */
+            if (!lua_checkstack(L, 5)) return 0;
+            m->slot = kt + 1;
             lua_pushvalue(L, kt);
             kt += 2;
         } else {
             lua_pop(L, 1);
         }
-        if (!luapay_buf_add(o->members, &m, sizeof m)) return 0;
+        o->members->len += sizeof *m;
         n++;
     }
     int end = kt - 1; /* lua_next took the last key */
     one_member *v = (one_member *)o->members->data + first;
-    if (object) one_sort(v, n);
+    if (object) one_sort(v, n, plain);
     else if (!one_place(v, n)) return 0;
     size_t plen = o->path->len;
     for (size_t i = 0; i < n; i++) {
@@ -972,17 +1042,17 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    luaL_getmetatable(L, "luapay.json_number");
-    w.number_mt = lua_gettop(L);
-    one_pass o = {L, callback, w.number_mt, w.key, w.p.members, out};
-    if (one_table(&o, 1, w.number_mt, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
-        lua_pop(L, 1);
+    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    one_pass o = {L, callback, w.key, w.p.members, out};
+    if (one_table(&o, 1, top, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
         luapay_scratch_done(w.key);
         luapay_scratch_done(w.p.members);
         return out;
     }
-    lua_settop(L, w.number_mt); /* the walk again, from the start */
+    lua_settop(L, top); /* the walk again, from the start */
     w.key->len = w.p.members->len = out->len = 0;
+    luaL_getmetatable(L, "luapay.json_number");
+    w.number_mt = lua_gettop(L);
     w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
     w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
