@@ -797,26 +797,28 @@ static int one_qcmp(const void *a, const void *b) {
     return one_cmp((const one_member *)a, (const one_member *)b);
 }
 
-/* Is a before b? When no key of the object has a digit (plain), the
- * prefixes decide unless they are the same. */
-static inline int one_before(const one_member *a, const one_member *b, int plain) {
-    if (plain && a->pre != b->pre) return a->pre < b->pre;
-    return one_cmp(a, b) < 0;
-}
-
-/* An object's members in natural order (distinct keys: any sort will do). */
-static void one_sort(one_member *v, size_t n, int plain) {
-    if (n > 16) {
+/* An object's members in natural order (distinct keys: any sort will do):
+ * a few by insertion of their indexes into ord, more sorted in place (ord
+ * NULL). */
+#define ORD_MAX 32
+static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
+    if (n > ORD_MAX) {
         qsort(v, n, sizeof *v, one_qcmp);
-        return;
+        return NULL;
     }
+    ord[0] = 0;
     for (size_t i = 1; i < n; i++) {
-        if (!one_before(&v[i], &v[i - 1], plain)) continue;
-        one_member x = v[i];
         size_t k = i;
-        do v[k] = v[k - 1]; while (--k > 0 && one_before(&x, &v[k - 1], plain));
-        v[k] = x;
+        if (plain) { /* no key has a digit: the prefixes decide unless they are the same */
+            uint64_t x = v[i].pre;
+            for (; k > 0 && (x != v[ord[k - 1]].pre ? x < v[ord[k - 1]].pre : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--)
+                ord[k] = ord[k - 1];
+        } else {
+            for (; k > 0 && one_cmp(&v[i], &v[ord[k - 1]]) < 0; k--) ord[k] = ord[k - 1];
+        }
+        ord[k] = (unsigned char)i;
     }
+    return ord;
 }
 
 /* An array's elements in index order: 0 unless their indexes are 1..n. */
@@ -990,11 +992,14 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     }
     int end = kt - 1; /* lua_next took the last key */
     one_member *v = (one_member *)o->members->data + first;
-    if (object) one_sort(v, n, plain);
+    unsigned char buf[ORD_MAX];
+    const unsigned char *ord = NULL; /* the order, or NULL for the list's */
+    if (object) ord = one_sort(v, n, plain, buf);
     else if (!one_place(v, n)) return 0;
     size_t plen = o->path->len;
     for (size_t i = 0; i < n; i++) {
-        const one_member *m = (const one_member *)o->members->data + first + i; /* the buffer may move below */
+        /* the buffer may move below */
+        const one_member *m = (const one_member *)o->members->data + first + (ord ? ord[i] : i);
         char index[24];
         const char *k = m->key;
         size_t kn = m->klen;
