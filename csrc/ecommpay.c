@@ -121,14 +121,16 @@ static size_t php_double(double v, char *out) {
 
 /* An integer in decimal into out (24 bytes): its length. */
 static size_t integer_text(long long v, char *out) {
-    char tmp[24];
-    size_t n = 0;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do tmp[n++] = (char)('0' + u % 10); while (u /= 10);
-    size_t len = 0;
-    if (v < 0) out[len++] = '-';
-    while (n) out[len++] = tmp[--n];
-    return len;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, x = u;
+    size_t len = v < 0, n = 1;
+    while (x >= 10) {
+        x /= 10;
+        n++;
+    }
+    if (v < 0) out[0] = '-';
+    len += n;
+    do out[--len] = (char)('0' + u % 10); while (u /= 10); /* from the last digit back */
+    return n + (v < 0);
 }
 
 /* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
@@ -731,7 +733,7 @@ typedef struct {
 typedef struct {
     lua_State *L;
     int callback;
-    luapay_buf *path;    /* the current path (the walk's key buffer) */
+    luapay_buf *path;    /* the current path and a ':', empty at the top (the walk's key buffer) */
     luapay_buf *members; /* a stack: the lists of the tables open */
     luapay_buf *out;
 } one_pass;
@@ -857,18 +859,15 @@ static inline char *copy(char *p, const char *s, size_t n) {
     return p + n;
 }
 
-/* ";" (after the first), the path, ":" (below the top), the key, ":" and
- * the value: one entry. 0 for a value the walk must refuse. */
-static int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
+/* ";" (after the first), the path and its ':', the key, ":" and the value:
+ * one entry. 0 for a value the walk must refuse. */
+static inline int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
     luapay_buf *b = o->out;
     size_t plen = o->path->len, vn = m->kind == V_STRING ? m->v.str.n : 0;
-    if (!room(b, plen + kn + vn + 68)) return 0; /* three separators, 64 for a number and its NUL */
+    if (!room(b, plen + kn + vn + 67)) return 0; /* two separators, 64 for a number and its NUL */
     char *p = b->data + b->len;
     if (b->len) *p++ = ';';
-    if (plen) {
-        p = copy(p, o->path->data, plen);
-        *p++ = ':';
-    }
+    p = copy(p, o->path->data, plen);
     p = copy(p, k, kn);
     *p++ = ':';
     switch (m->kind) {
@@ -941,21 +940,22 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     if (depth > MAX_DEPTH) return 0;
     size_t first = o->members->len / sizeof(one_member), n = 0;
     int object = -1, plain = 2, kt = top + 1; /* kt: the key's slot, the value's above */
+    size_t spare = 0; /* members with room */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!room(o->members, sizeof(one_member))) return 0;
+        if (spare == 0) {
+            spare = 16;
+            if (!room(o->members, spare * sizeof(one_member))) return 0;
+        }
         one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
         int t = lua_type(L, kt);
         if (t == LUA_TSTRING && object) {
             object = 1;
             m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
-            if (m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) {
-                lua_pop(L, 1);
-                continue;
-            }
-            /* a "signature" that is not null (PHP's Callback::removeParam) */
-            if (o->callback && m->klen == 9 && memcmp(m->key, "signature", 9) == 0 &&
-                !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL)) {
+            /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
+            if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
+                (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
+                 !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
                 lua_pop(L, 1);
                 continue;
             }
@@ -989,6 +989,7 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
         }
         o->members->len += sizeof *m;
         n++;
+        spare--;
     }
     int end = kt - 1; /* lua_next took the last key */
     one_member *v = (one_member *)o->members->data + first;
@@ -1014,10 +1015,9 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
             continue;
         }
         if (!room(o->path, kn + 1)) return 0;
-        char *p = o->path->data + plen;
-        if (plen) *p++ = ':';
-        memcpy(p, k, kn);
-        o->path->len = (size_t)(p - o->path->data) + kn;
+        memcpy(o->path->data + plen, k, kn);
+        o->path->data[plen + kn] = ':';
+        o->path->len = plen + kn + 1;
         int ok = one_table(o, m->slot, end, depth + 1);
         o->path->len = plen;
         if (!ok) return 0;
