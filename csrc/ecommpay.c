@@ -716,8 +716,8 @@ enum { V_STRING, V_INTEGER, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_LEXEME, V_TABLE
 
 typedef struct {
     uint64_t pre;    /* the key's first eight bytes big-endian, its terminator after a shorter one (one_cmp) */
-    const char *key; /* NULL in an array */
-    size_t klen;     /* in an array, the element's index (from 1) */
+    const char *key;
+    size_t klen;
     union {
         struct {
             const char *s;
@@ -823,20 +823,6 @@ static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigne
     return ord;
 }
 
-/* An array's elements in index order: 0 unless their indexes are 1..n. */
-static int one_place(one_member *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (v[i].klen > n) return 0;
-    for (size_t i = 0; i < n; i++)
-        while (v[i].klen != i + 1) { /* a swap puts one in its place for good */
-            one_member *to = &v[v[i].klen - 1], x = *to;
-            if (x.klen == v[i].klen) return 0; /* a repeated index: not from a Lua table */
-            *to = v[i];
-            v[i] = x;
-        }
-    return 1;
-}
-
 /* n bytes from s to p, short ones without a call (overlapping moves). */
 static inline char *copy(char *p, const char *s, size_t n) {
     if (n >= 8 && n <= 16) {
@@ -861,7 +847,7 @@ static inline char *copy(char *p, const char *s, size_t n) {
 
 /* ";" (after the first), the path and its ':', the key, ":" and the value:
  * one entry. 0 for a value the walk must refuse. */
-static inline int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
+static inline __attribute__((always_inline)) int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
     luapay_buf *b = o->out;
     size_t plen = o->path->len, vn = m->kind == V_STRING ? m->v.str.n : 0;
     if (!room(b, plen + kn + vn + 67)) return 0; /* two separators, 64 for a number and its NUL */
@@ -893,7 +879,7 @@ static inline int one_entry(one_pass *o, const char *k, size_t kn, const one_mem
 static int one_table(one_pass *o, int idx, int top, int depth);
 
 /* The value at slot (its key at slot - 1) into m: 0 if the walk must say. */
-static int one_value(one_pass *o, int slot, one_member *m) {
+static inline __attribute__((always_inline)) int one_value(one_pass *o, int slot, one_member *m) {
     lua_State *L = o->L;
     switch (lua_type(L, slot)) {
     case LUA_TSTRING:
@@ -932,53 +918,79 @@ static int one_value(one_pass *o, int slot, one_member *m) {
     }
 }
 
+/* A table member (a key, or an array index as text) under the path: the
+ * path grows by it for a table, which is at the stack's top. */
+static inline __attribute__((always_inline)) int one_member_out(one_pass *o, const char *k, size_t kn, const one_member *m, int top, int depth) {
+    if (m->kind != V_TABLE) return one_entry(o, k, kn, m);
+    size_t plen = o->path->len;
+    if (!room(o->path, kn + 1)) return 0;
+    memcpy(o->path->data + plen, k, kn);
+    o->path->data[plen + kn] = ':';
+    o->path->len = plen + kn + 1;
+    int ok = one_table(o, m->slot, top, depth + 1);
+    o->path->len = plen;
+    return ok;
+}
+
+/* An array (the walk's test: keys 1..n, n its length; lua_next's first
+ * pair on the stack above top): its elements in order, each fetched again
+ * by index, so that a long list of tables does not pile up on the stack. */
+static int one_array(one_pass *o, int idx, int top, int depth) {
+    lua_State *L = o->L;
+    size_t n = lua_rawlen(L, idx), count = 1;
+    lua_pop(L, 1);
+    while (lua_next(L, idx)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    if (n == 0 || count != n || !lua_checkstack(L, 4)) return 0;
+    for (size_t i = 1; i <= n; i++) {
+        char index[24];
+        size_t j = sizeof index, x = i - 1;
+        do index[--j] = (char)('0' + x % 10); while (x /= 10);
+        lua_rawgeti(L, idx, (int)i);
+        one_member m;
+        m.slot = top + 1;
+        int ok = one_value(o, top + 1, &m) && one_member_out(o, index + j, sizeof index - j, &m, top + 1, depth);
+        lua_settop(L, top);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 /* The table at idx (top: the stack's top) written out; 0 if the walk must
- * do it. A table's kind is its first key's: a string, an object; a number,
- * an array (which the walk takes for one when its keys are 1..n). */
+ * do it. A table whose first key is a number is taken for an array (the
+ * walk's test decides), one whose first key is a string for an object. */
 static int one_table(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
     if (depth > MAX_DEPTH) return 0;
-    size_t first = o->members->len / sizeof(one_member), n = 0;
-    int object = -1, plain = 2, kt = top + 1; /* kt: the key's slot, the value's above */
-    size_t spare = 0; /* members with room */
+    int kt = top + 1; /* the key's slot, the value's above */
     lua_pushnil(L);
-    while (lua_next(L, idx)) {
+    if (!lua_next(L, idx)) return 1; /* empty: nothing, not even the key */
+    if (lua_type(L, kt) == LUA_TNUMBER) return one_array(o, idx, top, depth);
+    size_t first = o->members->len / sizeof(one_member), n = 0;
+    size_t spare = 0; /* members with room */
+    int plain = 2;
+    do {
         if (spare == 0) {
             spare = 16;
             if (!room(o->members, spare * sizeof(one_member))) return 0;
         }
         one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
-        int t = lua_type(L, kt);
-        if (t == LUA_TSTRING && object) {
-            object = 1;
-            m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
-            /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
-            if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
-                (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
-                 !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
-                lua_pop(L, 1);
-                continue;
-            }
-            int reach = one_key(m->key, m->klen, &m->pre);
-            if (!reach) return 0;
-            plain &= reach;
-        } else if (t == LUA_TNUMBER && object != 1) {
-            object = 0;
-            m->key = NULL;
-#if LUA_VERSION_NUM >= 503
-            lua_Integer i = lua_isinteger(L, kt) ? lua_tointeger(L, kt) : 0;
-#else
-            lua_Number i = lua_tonumber(L, kt);
-            if (i != floor(i) || i > TWO_POW_53) return 0;
-#endif
-            if (i < 1) return 0;
-            m->klen = (size_t)i;
-        } else {
-            return 0;
+        if (lua_type(L, kt) != LUA_TSTRING) return 0;
+        m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
+        /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
+        if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
+            (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
+             !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
+            lua_pop(L, 1);
+            continue;
         }
-        if (!one_value(o, kt + 1, m)) return 0;
+        int reach = one_key(m->key, m->klen, &m->pre);
+        if (!reach || !one_value(o, kt + 1, m)) return 0;
+        plain &= reach;
         if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
-            if (m->key && m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
+            if (m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
             /* room for the key, lua_next's two, and the table's own nil and two */
             if (!lua_checkstack(L, 5)) return 0;
             m->slot = kt + 1;
@@ -990,37 +1002,14 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
         o->members->len += sizeof *m;
         n++;
         spare--;
-    }
+    } while (lua_next(L, idx));
     int end = kt - 1; /* lua_next took the last key */
-    one_member *v = (one_member *)o->members->data + first;
     unsigned char buf[ORD_MAX];
-    const unsigned char *ord = NULL; /* the order, or NULL for the list's */
-    if (object) ord = one_sort(v, n, plain, buf);
-    else if (!one_place(v, n)) return 0;
-    size_t plen = o->path->len;
+    const unsigned char *ord = one_sort((one_member *)o->members->data + first, n, plain, buf);
     for (size_t i = 0; i < n; i++) {
         /* the buffer may move below */
         const one_member *m = (const one_member *)o->members->data + first + (ord ? ord[i] : i);
-        char index[24];
-        const char *k = m->key;
-        size_t kn = m->klen;
-        if (k == NULL) {
-            size_t j = sizeof index, x = kn - 1;
-            do index[--j] = (char)('0' + x % 10); while (x /= 10);
-            k = index + j;
-            kn = sizeof index - j;
-        }
-        if (m->kind != V_TABLE) {
-            if (!one_entry(o, k, kn, m)) return 0;
-            continue;
-        }
-        if (!room(o->path, kn + 1)) return 0;
-        memcpy(o->path->data + plen, k, kn);
-        o->path->data[plen + kn] = ':';
-        o->path->len = plen + kn + 1;
-        int ok = one_table(o, m->slot, end, depth + 1);
-        o->path->len = plen;
-        if (!ok) return 0;
+        if (!one_member_out(o, m->key, m->klen, m, end, depth)) return 0;
     }
     o->members->len = first * sizeof(one_member);
     if (end != top) lua_settop(L, top);
