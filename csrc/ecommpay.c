@@ -701,15 +701,16 @@ static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order,
  *
  * Then an object's members are placed by their keys alone (see "Natural
  * order without sorting every path"), so the string is written as the
- * tables are read: per table, its members are read once into a small list
+ * tables are read: an object's members are read once into a small list
  * (the key; a scalar's value, a string by pointer; a table left on the Lua
- * stack), an object's list sorted with key_cmp, an array's put in index
- * order, then each member written as "path:value" or recursed into, in that
- * order. No entries to record, move or join. The key and value strings are
- * the params table's own, which anchors them while the call runs. Anything
- * else (a key out of reach, a value that cannot be signed, a table mixing
- * keys, nesting too deep) and the walk does it all again, with its sorting
- * and its errors: this pass only ever gives what the walk would.
+ * stack), sorted by key (one_cmp), then each written as "path:value" or
+ * recursed into, in that order; an array's elements are written in index
+ * order as they are fetched. No entries to record, move or join. The key
+ * and value strings are the params table's own, which anchors them while
+ * the call runs. Anything else (a key out of reach, a value that cannot be
+ * signed, a table mixing keys, nesting too deep, no stack left) and the
+ * walk does it all again, with its sorting and its errors: this pass only
+ * ever gives what the walk would.
  * ------------------------------------------------------------------- */
 
 enum { V_STRING, V_INTEGER, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_LEXEME, V_TABLE };
@@ -847,7 +848,8 @@ static inline char *copy(char *p, const char *s, size_t n) {
 
 /* ";" (after the first), the path and its ':', the key, ":" and the value:
  * one entry. 0 for a value the walk must refuse. */
-static inline __attribute__((always_inline)) int one_entry(one_pass *o, const char *k, size_t kn, const one_member *m) {
+static inline __attribute__((always_inline)) int one_entry(one_pass *o, const char *k, size_t kn,
+                                                           const one_member *m) {
     luapay_buf *b = o->out;
     size_t plen = o->path->len, vn = m->kind == V_STRING ? m->v.str.n : 0;
     if (!room(b, plen + kn + vn + 67)) return 0; /* two separators, 64 for a number and its NUL */
@@ -920,7 +922,8 @@ static inline __attribute__((always_inline)) int one_value(one_pass *o, int slot
 
 /* A table member (a key, or an array index as text) under the path: the
  * path grows by it for a table, which is at the stack's top. */
-static inline __attribute__((always_inline)) int one_member_out(one_pass *o, const char *k, size_t kn, const one_member *m, int top, int depth) {
+static inline __attribute__((always_inline)) int one_member_out(one_pass *o, const char *k, size_t kn,
+                                                                const one_member *m, int top, int depth) {
     if (m->kind != V_TABLE) return one_entry(o, k, kn, m);
     size_t plen = o->path->len;
     if (!room(o->path, kn + 1)) return 0;
@@ -943,7 +946,8 @@ static int one_array(one_pass *o, int idx, int top, int depth) {
         count++;
         lua_pop(L, 1);
     }
-    if (n == 0 || count != n || !lua_checkstack(L, 4)) return 0;
+    /* room for an element, its own nil and two, and two for a metatable (one_value) */
+    if (n == 0 || count != n || !lua_checkstack(L, 6)) return 0;
     for (size_t i = 1; i <= n; i++) {
         char index[24];
         size_t j = sizeof index, x = i - 1;
@@ -991,7 +995,8 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
         plain &= reach;
         if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
             if (m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
-            /* room for the key, lua_next's two, and the table's own nil and two */
+            /* room for the key and lua_next's two, then the table's own nil and two, and
+             * two for a metatable (one_value) */
             if (!lua_checkstack(L, 5)) return 0;
             m->slot = kt + 1;
             lua_pushvalue(L, kt);
