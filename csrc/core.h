@@ -170,6 +170,7 @@ extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
+extern const luaL_Reg luapay_event_funcs[];
 
 /* 1 if s is an RFC 9110 token (a method, a header name; http.c). */
 int luapay_is_token(const char *s, size_t n);

@@ -15,13 +15,15 @@
  * signed values has one source. */
 #include <stdint.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "checks.h"
 #include "core.h"
 
 #define MAX_FIELDS 48
+#define MAX_NAMES 32 /* in a kind's list of signed names (a notification's: 11) */
 
 typedef struct {
     const char *k, *v;
@@ -354,31 +356,37 @@ static int l_trustpay_url(lua_State *L) {
     return 1;
 }
 
-static int is_hex(unsigned char c) {
-    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
-}
+#ifndef __SSE2__
+/* A hex digit in upper case, 0 for any other byte. */
+static const char HEX_UPPER[256] = {
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6', ['7'] = '7',
+    ['8'] = '8', ['9'] = '9', ['A'] = 'A', ['B'] = 'B', ['C'] = 'C', ['D'] = 'D', ['E'] = 'E', ['F'] = 'F',
+    ['a'] = 'A', ['b'] = 'B', ['c'] = 'C', ['d'] = 'D', ['e'] = 'E', ['f'] = 'F'};
+#endif
 
-/* Pushes s decoded as http.decode_query does (url_decode(s, true)). */
-static void push_decoded(lua_State *L, luapay_buf *b, const char *s, size_t n) {
-    if (memchr(s, '%', n) == NULL && memchr(s, '+', n) == NULL) {
-        lua_pushlstring(L, s, n);
-        return;
+/* The 64 bytes at s, hex digits, into out in upper case; 0 if one is not
+ * a hex digit. SSE2: sixteen at a time (bytes >= 0x80 compare as negative:
+ * never digits). */
+static int hex_upper64(const char *s, char *out) {
+#ifdef __SSE2__
+    const __m128i d0 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1), la = _mm_set1_epi8('a' - 1),
+                  lf = _mm_set1_epi8('f' + 1), bit = _mm_set1_epi8(0x20);
+    for (int i = 0; i < 64; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i)), l = _mm_or_si128(x, bit);
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, d0), _mm_cmpgt_epi8(d9, x));
+        __m128i af = _mm_and_si128(_mm_cmpgt_epi8(l, la), _mm_cmpgt_epi8(lf, l));
+        if (_mm_movemask_epi8(_mm_or_si128(digit, af)) != 0xFFFF) return 0;
+        _mm_storeu_si128((__m128i *)(void *)(out + i), _mm_andnot_si128(_mm_and_si128(af, bit), x));
     }
-    b->len = 0;
-    luapay_url_decode_add(b, s, n, 1);
-    if (b->oom) {
-        luapay_scratch_done(b);
-        luaL_error(L, "trustpay_notification: out of memory");
+    return 1;
+#else
+    char bad = 0;
+    for (size_t i = 0; i < 64; i++) {
+        out[i] = HEX_UPPER[(unsigned char)s[i]];
+        bad |= (char)(out[i] == 0);
     }
-    lua_pushlstring(L, b->data, b->len);
-}
-
-/* The string field name of the table at idx, or NULL (absent, not a string). */
-static const char *get_str(lua_State *L, int idx, const char *name, size_t *n) {
-    lua_getfield(L, idx, name);
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
-    lua_pop(L, 1); /* the table holds it */
-    return s;
+    return !bad;
+#endif
 }
 
 /* Amount ("^%-?%d+%.%d%d$") in minor units of a two-decimal currency, as
@@ -406,8 +414,146 @@ static void push_int(lua_State *L, int64_t v) {
 #endif
 }
 
-/* core.trustpay_notification: luapay.trustpay's notification check (query
- * read, signature, account, Type, ResultCode, Amount) for a query string. */
+/* The parameters a notification's check reads, and the other signed ones, by name. */
+enum { P_ACCOUNT, P_AMOUNT, P_CURRENCY, P_REFERENCE, P_TYPE, P_RESULT, P_PAYMENT, P_REQUEST, P_SIGNATURE,
+       P_CARDID, P_CARDMASK, P_CARDEXP, P_AUTH, P_COUNTER, P_COUNTERNAME, P_ORDER, P_REFUSE, P_NKNOWN };
+static const char *const KNOWN[P_NKNOWN] = {
+    "AccountId", "Amount",   "Currency",       "Reference",  "Type",           "ResultCode",
+    "PaymentId", "PaymentRequestId", "Signature", "CardId",  "CardMask",       "CardExpiration",
+    "AuthNumber", "CounterAccount", "CounterAccountName", "OrderId", "RefuseReason"};
+
+/* Which of them k is (by length, then a byte), or -1. */
+static int known_of(const char *k, size_t kn) {
+    int i;
+    switch (kn) {
+    case 4: i = P_TYPE; break;
+    case 6: i = k[0] == 'A' ? P_AMOUNT : P_CARDID; break;
+    case 7: i = P_ORDER; break;
+    case 8: i = k[0] == 'C' && k[1] == 'u' ? P_CURRENCY : P_CARDMASK; break;
+    case 9: i = k[0] == 'A' ? P_ACCOUNT : k[0] == 'R' ? P_REFERENCE : k[0] == 'P' ? P_PAYMENT : P_SIGNATURE; break;
+    case 10: i = k[0] == 'R' ? P_RESULT : P_AUTH; break;
+    case 12: i = P_REFUSE; break;
+    case 14: i = k[1] == 'a' ? P_CARDEXP : P_COUNTER; break;
+    case 16: i = P_REQUEST; break;
+    case 18: i = P_COUNTERNAME; break;
+    default: return -1;
+    }
+    return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
+}
+
+/* Pushes t[i] (t at idx); whether it is a string. */
+static int rawgeti_string(lua_State *L, int idx, int i) {
+#if LUA_VERSION_NUM >= 503
+    return lua_rawgeti(L, idx, i) == LUA_TSTRING;
+#else
+    lua_rawgeti(L, idx, i);
+    return lua_type(L, -1) == LUA_TSTRING;
+#endif
+}
+
+/* A notification's fields as luapay.trustpay's check wants them (at: each
+ * known name's field + 1, 0 if absent), and its signature right (the
+ * signed names from the list at names): the method's first letter ('w' or
+ * 'c'), with the result code and the amount; 0 for anything else. */
+static int notification_holds(lua_State *L, const field *f, size_t nf, const int *at, const char *account,
+                              size_t accn, const char *secret, size_t secn, int names, int64_t *code,
+                              int64_t *amount) {
+#define VAL(name) (f[at[name] - 1])
+    char method = at[P_PAYMENT] ? 'w' : at[P_REQUEST] ? 'c' : 0;
+    if (method == 0 || !at[P_SIGNATURE] || !at[P_TYPE] || !at[P_RESULT] || !at[P_AMOUNT] || !at[P_CURRENCY] ||
+        !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
+        return 0;
+    const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
+    char got[64];
+    if (!hex_upper64(sig, got)) return 0;
+    if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
+    if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
+    size_t rn = VAL(P_RESULT).vn;
+    if (rn == 0 || rn > 9) return 0;
+    *code = 0;
+    for (size_t i = 0; i < rn; i++) {
+        if (rc[i] < '0' || rc[i] > '9') return 0;
+        *code = *code * 10 + (rc[i] - '0');
+    }
+    if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, amount)) return 0;
+#undef VAL
+
+    /* the signed values of the kind, absent and empty ones skipped, joined by "/" */
+    lua_getfield(L, names, method == 'w' ? "wire_notification" : "card_notification");
+    if (!lua_istable(L, -1)) return 0;
+    int list = lua_gettop(L);
+    size_t nnames = lua_rawlen(L, list), total = 0, nsel = 0, sel[MAX_NAMES];
+    if (nnames > MAX_NAMES || !lua_checkstack(L, (int)nnames)) return 0;
+    for (size_t i = 1; i <= nnames; i++) { /* each name stays on the stack until the end */
+        size_t nn = 0, j;
+        if (!rawgeti_string(L, list, (int)i)) return 0;
+        const char *name = lua_tolstring(L, -1, &nn);
+        int known = known_of(name, nn);
+        if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
+        else
+            for (j = 0; j < nf; j++)
+                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
+        if (j == nf || f[j].vn == 0) continue;
+        total += f[j].vn + (nsel > 0);
+        sel[nsel++] = j;
+    }
+    lua_settop(L, list - 1);
+    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    int ok = luapay_buf_reserve(msg, total);
+    if (ok) {
+        char *out = msg->data;
+        for (size_t i = 0; i < nsel; i++) {
+            if (i > 0) *out++ = '/';
+            memcpy(out, f[sel[i]].v, f[sel[i]].vn);
+            out += f[sel[i]].vn;
+        }
+        msg->len = total;
+    }
+    char want[65];
+    ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
+    luapay_scratch_done(msg);
+    unsigned char diff = 0; /* in constant time */
+    for (size_t i = 0; i < 64; i++) diff |= (unsigned char)(want[i] ^ got[i]);
+    return ok && diff == 0 ? method : 0;
+}
+
+/* Bytes that end a name or a value, or make it need decoding. */
+static const unsigned char QUERY_CLASS[256] = {['&'] = 1, ['='] = 1, ['%'] = 1, ['+'] = 1};
+
+/* The first of those bytes at or after c, or end: sixteen bytes at a time
+ * (SSE2), then eight (each of them a zero byte of x ^ the byte repeated;
+ * the lowest flag of (y - ones) & ~y & highs is always a true zero byte,
+ * the first in memory when little-endian), then one. */
+static inline const char *next_special(const char *c, const char *end) {
+#ifdef __SSE2__
+    const __m128i amp = _mm_set1_epi8('&'), eq = _mm_set1_epi8('='), pct = _mm_set1_epi8('%'),
+                  plus = _mm_set1_epi8('+');
+    for (; end - c >= 16; c += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)c);
+        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, amp), _mm_cmpeq_epi8(x, eq)),
+                                                 _mm_or_si128(_mm_cmpeq_epi8(x, pct), _mm_cmpeq_epi8(x, plus))));
+        if (hit) return c + __builtin_ctz((unsigned)hit);
+    }
+#endif
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; end - c >= 8; c += 8) {
+        uint64_t x, a, b, p, q, hit;
+        memcpy(&x, c, 8);
+        a = x ^ (ones * '&'), b = x ^ (ones * '='), p = x ^ (ones * '%'), q = x ^ (ones * '+');
+        hit = (((a - ones) & ~a) | ((b - ones) & ~b) | ((p - ones) & ~p) | ((q - ones) & ~q)) & highs;
+        if (hit) return c + (__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (c < end && !QUERY_CLASS[(unsigned char)*c]) c++;
+    return c;
+}
+
+/* core.trustpay_notification: luapay.trustpay's notification check for a
+ * query string in one pass: the query read (http.decode_query), the fields
+ * the check reads (signature, account, Type, ResultCode, Amount), the signed
+ * message and its HMAC. Names are never percent-encoded on this path: a
+ * query that encodes one takes the general path. */
 static int l_trustpay_notification(lua_State *L) {
     size_t n, secn, accn;
     lua_settop(L, 4);
@@ -421,91 +567,78 @@ static int l_trustpay_notification(lua_State *L) {
     if ((q = memchr(s, '?', n)) != NULL) s = q + 1;
     if ((q = memchr(s, '#', (size_t)(end - s))) != NULL) end = q;
 
-    lua_createtable(L, 0, 16); /* 5: the parameters */
-    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    /* The pairs, split at "&" and at each one's first "=", a name repeated
+     * with the same text kept once; a value still encoded (coded) until pushed. */
+    field f[MAX_FIELDS];
+    unsigned char coded[MAX_FIELDS];
+    size_t nf = 0;
+    uint64_t seen = 0; /* a bit per name length and first byte: most names need no comparing */
     for (const char *p = s; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if (stop > p) {
-            const char *eq = memchr(p, '=', (size_t)(stop - p));
-            push_decoded(L, b, p, (size_t)((eq ? eq : stop) - p));
-            if (lua_rawlen(L, -1) == 0) {
-                lua_pop(L, 1); /* an empty name is skipped */
-            } else {
-                if (eq) push_decoded(L, b, eq + 1, (size_t)(stop - eq - 1));
-                else lua_pushliteral(L, "");
-                lua_pushvalue(L, -2);
-                lua_rawget(L, 5);
-                if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, -2)) {
-                    luapay_scratch_done(b);
-                    return 0; /* repeated with another value: the general path refuses it */
-                }
-                lua_pop(L, 1);
-                lua_rawset(L, 5);
+        const char *c = next_special(p, end), *eq = NULL;
+        int enc = 0;
+        while (c < end && *c != '&') {
+            if (*c == '=' && eq == NULL) eq = c;
+            else if (*c != '=') {
+                if (eq == NULL) return 0; /* an encoded name */
+                enc = 1;
             }
+            c = next_special(c + 1, end);
         }
-        if (amp == NULL) break;
-        p = amp + 1;
+        const char *k = p, *v = eq ? eq + 1 : c;
+        size_t kn = (size_t)((eq ? eq : c) - p), vn = (size_t)(c - v), i = nf;
+        p = c < end ? c + 1 : end;
+        if (kn == 0) continue; /* an empty name is skipped (an empty piece too) */
+        uint64_t bit = (uint64_t)1 << ((kn * 7 + (unsigned char)k[0]) & 63);
+        if (seen & bit)
+            for (i = 0; i < nf; i++)
+                if (f[i].kn == kn && memcmp(f[i].k, k, kn) == 0) break;
+        seen |= bit;
+        if (i < nf) {
+            if (f[i].vn != vn || memcmp(f[i].v, v, vn) != 0) return 0; /* the general path decides */
+            continue;
+        }
+        if (nf == MAX_FIELDS) return 0;
+        f[nf] = (field){k, v, kn, vn};
+        coded[nf++] = (unsigned char)enc;
     }
-    luapay_scratch_done(b);
 
-    size_t sn, tn, rn, an, cn, accgot;
-    const char *method = get_str(L, 5, "PaymentId", &sn) ? "wire" : NULL;
-    if (method == NULL) {
-        lua_getfield(L, 5, "PaymentRequestId");
-        method = lua_isnil(L, -1) ? NULL : "card";
-        lua_pop(L, 1);
-        if (method == NULL) return 0;
+    /* The parameters (5), decoded as http.decode_query does; at: the
+     * known names' fields, + 1 (0: absent). */
+    int at[P_NKNOWN] = {0};
+    lua_createtable(L, 0, (int)nf);
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM); /* the decoded values, one after another */
+    for (size_t i = 0; i < nf; i++) {
+        if (coded[i]) {
+            size_t off = b->len;
+            luapay_url_decode_add(b, f[i].v, f[i].vn, 1);
+            if (b->oom) {
+                luapay_scratch_done(b);
+                return luaL_error(L, "trustpay_notification: out of memory");
+            }
+            f[i].v = NULL; /* found at off once b stops growing */
+            f[i].vn = b->len - off;
+            lua_pushlstring(L, b->data + off, f[i].vn);
+        } else {
+            lua_pushlstring(L, f[i].v, f[i].vn);
+        }
+        int known = known_of(f[i].k, f[i].kn);
+        if (known >= 0) {
+            lua_setfield(L, 5, KNOWN[known]); /* a name the Lua state has at hand */
+            at[known] = (int)i + 1;
+        } else {
+            lua_pushlstring(L, f[i].k, f[i].kn);
+            lua_insert(L, -2);
+            lua_rawset(L, 5);
+        }
     }
-    const char *sig = get_str(L, 5, "Signature", &sn);
-    const char *typ = get_str(L, 5, "Type", &tn);
-    const char *rc = get_str(L, 5, "ResultCode", &rn);
-    const char *amt = get_str(L, 5, "Amount", &an);
-    const char *cur = get_str(L, 5, "Currency", &cn);
-    const char *acc = get_str(L, 5, "AccountId", &accgot);
-    if (sig == NULL || sn != 64 || typ == NULL || rc == NULL || amt == NULL || cur == NULL || acc == NULL) return 0;
-    char got[64];
-    for (size_t i = 0; i < 64; i++) {
-        unsigned char c = (unsigned char)sig[i];
-        if (!is_hex(c)) return 0;
-        got[i] = (char)(c >= 'a' && c <= 'f' ? c - 32 : c);
-    }
-    if (!(accgot == accn && memcmp(acc, account, accn) == 0)) return 0;
-    if (!lit_eq(typ, tn, "CRDT") && !lit_eq(typ, tn, "DBIT")) return 0;
-    if (rn == 0 || rn > 9) return 0;
+    for (size_t i = 0, off = 0; i < nf; i++)
+        if (f[i].v == NULL) f[i].v = b->data + off, off += f[i].vn;
     int64_t code = 0, amount = 0;
-    for (size_t i = 0; i < rn; i++) {
-        if (rc[i] < '0' || rc[i] > '9') return 0;
-        code = code * 10 + (rc[i] - '0');
-    }
-    if (!minor_of(amt, an, cur, cn, &amount)) return 0;
-
-    /* the signed values of the kind, absent and empty ones skipped */
-    lua_getfield(L, 4, method[0] == 'w' ? "wire_notification" : "card_notification");
-    if (!lua_istable(L, -1)) return 0;
-    luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    size_t nnames = lua_rawlen(L, -1);
-    int first = 1, ok = 1;
-    for (size_t i = 1; i <= nnames && ok; i++) {
-        lua_rawgeti(L, -1, (int)i);
-        lua_rawget(L, 5);
-        size_t vn = 0;
-        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vn) : NULL;
-        if (v == NULL && !lua_isnil(L, -1)) ok = 0;
-        if (vn > 0) {
-            if (!first) luapay_buf_add(msg, "/", 1);
-            luapay_buf_add(msg, v, vn);
-            first = 0;
-        }
-        lua_pop(L, 1);
-    }
-    char want[65];
-    ok = ok && !msg->oom && hmac_hex(L, secret, secn, msg, want);
-    luapay_scratch_done(msg);
-    if (!ok || CRYPTO_memcmp(want, got, 64) != 0) return 0;
-
+    char method = (char)notification_holds(L, f, nf, at, account, accn, secret, secn, 4, &code, &amount);
+    luapay_scratch_done(b);
+    if (method == 0) return 0;
     lua_pushvalue(L, 5);
-    lua_pushstring(L, method);
+    lua_pushstring(L, method == 'w' ? "wire" : "card");
     push_int(L, code);
     push_int(L, amount);
     return 4;

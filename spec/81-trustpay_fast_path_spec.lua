@@ -165,6 +165,35 @@ local function notification_fields(R)
     return p
 end
 
+-- A signed card notification's fields (extra: more fields, signed or not).
+local function signed_card(extra)
+    local p = { AccountId = ACCOUNT, Amount = "1234.56", Currency = "EUR", Reference = "ORD-42", Type = "CRDT",
+        ResultCode = "3", PaymentRequestId = "846487", CardMask = "420000******1234", CardExpiration = "1230",
+        AuthNumber = "198159" }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    p.Signature = trustpay.sign(SECRET, "card_notification", p)
+    return p
+end
+
+-- A query string's pieces written as they are (no encoding added).
+local function raw_query(pairs_list)
+    local parts = {}
+    for i, kv in ipairs(pairs_list) do parts[i] = kv[2] and kv[1] .. "=" .. kv[2] or kv[1] end
+    return table.concat(parts, "&")
+end
+
+-- The fields of p as name=encoded value pieces, in byte order of the names.
+local function pieces(p)
+    local names, list = {}, {}
+    for k in pairs(p) do names[#names + 1] = k end
+    table.sort(names)
+    for i, k in ipairs(names) do list[i] = { k, core.url_encode(p[k]) } end
+    return list
+end
+
+-- Bytes a value may hold, the query's own separators and escapes among them.
+local BYTES = { "a", "Z", "0", "-", "&", "=", "%", "+", "%2B", "%26", "%3D", "%25", "%zz", "%4", " ", "\0", "é", "/", "?", "#" }
+
 describe("TrustPay's one-pass C paths", function()
     it("are taken for the common case", function()
         local saved, taken = core.trustpay_url, nil
@@ -245,6 +274,102 @@ describe("TrustPay's one-pass C paths", function()
             local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, q)
             assert.same(slow, fast, "seed " .. seed .. " " .. q)
             fast, slow = both("trustpay_notification", trustpay.verify_notification, q, nil, keys)
+            assert.same(slow, fast, "seed " .. seed .. " " .. q)
+        end
+    end)
+
+    it("give the event or the error the Lua code gives on the edges of the C pass", function()
+        local p = signed_card()
+        local base = pieces(p)
+        local function with(...)
+            local list = {}
+            for _, kv in ipairs(base) do list[#list + 1] = kv end
+            for _, kv in ipairs({ ... }) do list[#list + 1] = kv end
+            return raw_query(list)
+        end
+        local many = {}
+        for i = 1, 60 do many[i] = { ("Extra%02d"):format(i), "x" } end
+        local cases = {
+            -- taken by the C pass
+            { raw_query(base), true },
+            { with({ "Type", "CRDT" }), true },                 -- repeated with the same text
+            { with({ "Note", "a=b=c" }), true },                -- "=" in a value
+            { with({ "novalue" }, { "" }, { "" }), true },      -- a piece without "=", empty pieces
+            { "&&" .. raw_query(base) .. "&", true },
+            { "https://shop.example/notify?" .. raw_query(base) .. "#frag", true },
+            { "a#b?" .. raw_query(base), true },
+            { with({ "Note", "a\0b%00c" }), true },            -- NUL bytes, raw and encoded
+            { with({ "Curre_cy", "x" }, { "AccountIX", "y" }, { "Tzpe", "1" }, { "Tzpe", "1" }), true },
+            { with(table.unpack(many, 1, 48 - #base)), true }, -- 48 fields: the C pass's most
+            { raw_query(base):gsub("Signature=(%x+)", function(h) return "Signature=" .. h:lower() end), true },
+            -- left to the Lua code
+            { with(table.unpack(many, 1, 49 - #base)), false },
+            { raw_query(base):gsub("AccountId=", "Account%%49d="), false },  -- an encoded name
+            { with({ "Card+Mask", "x" }), false },
+            { with({ "Type", "DBIT" }), false },                 -- repeated with another value
+            { with({ "Reference", "ORD%2D42" }), false },        -- the same value, written otherwise
+            { raw_query(base):gsub("Signature=%x", "Signature=g"), false },
+            { raw_query(base):gsub("AccountId=4107111111", "AccountId=4107111112"), false },
+            { " {" .. raw_query(base), false },                -- JSON
+        }
+        for i, case in ipairs(cases) do
+            local q, taken = case[1], case[2]
+            local got = core.trustpay_notification(q, SECRET, ACCOUNT, trustpay.signed_fields)
+            assert.equal(taken, got ~= nil, "case " .. i .. ": " .. q)
+            local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, q)
+            assert.same(slow, fast, "case " .. i .. ": " .. q)
+        end
+    end)
+
+    it("find every separator and escape wherever it falls (sixteen, eight or one byte at a time)", function()
+        local base = pieces(signed_card())
+        for _, c in ipairs({ "+", "%41", "&", "=", "%" }) do
+            for pos = 0, 40 do
+                local note = { "Note", ("a"):rep(pos) .. c .. ("b"):rep(40 - pos) }
+                local last, first = { table.unpack(base) }, { note, table.unpack(base) }
+                last[#last + 1] = note
+                for _, q in ipairs({ raw_query(last), raw_query(first), raw_query(last) .. "#" .. c }) do
+                    local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, q)
+                    assert.same(slow, fast, q)
+                end
+            end
+        end
+    end)
+
+    it("read the signature's hex digits as the Lua code does, every byte next to them at every place", function()
+        local q = raw_query(pieces(signed_card()))
+        local at = q:find("Signature=", 1, true) + #"Signature="
+        for _, c in ipairs({ "/", "0", "9", ":", "@", "A", "F", "G", "`", "a", "f", "g", "\0", "\198", "\255", " " }) do
+            for i = 0, 63, 5 do
+                local variant = q:sub(1, at + i - 1) .. c .. q:sub(at + i + 1)
+                local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, variant)
+                assert.same(slow, fast, variant)
+            end
+        end
+    end)
+
+    it("read every value as the Lua code does, whatever bytes it holds and wherever they fall", function()
+        for run = 1, RUNS do
+            local seed = 8500 + run
+            local R = rng(seed)
+            local extra, list = {}, {}
+            for i = 1, R(0, 4) do
+                local v = {}
+                for j = 1, R(0, 40) do v[j] = pick(R, BYTES) end
+                extra[i] = table.concat(v)
+            end
+            local signed = R(1, 2) == 1 and { Reference = extra[1], CardId = extra[2] } or {}
+            local p = signed_card(signed)
+            for _, kv in ipairs(pieces(p)) do list[#list + 1] = kv end
+            if signed.Reference and R(1, 2) == 1 then -- the signed values as they are, not encoded
+                for _, kv in ipairs(list) do
+                    if kv[1] == "Reference" then kv[2] = p.Reference end
+                end
+            end
+            for i = 3, #extra do list[#list + 1] = { "Note" .. i, extra[i] } end
+            for i = #list, 2, -1 do local j = R(1, i); list[i], list[j] = list[j], list[i] end
+            local q = raw_query(list)
+            local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, q)
             assert.same(slow, fast, "seed " .. seed .. " " .. q)
         end
     end)
