@@ -779,7 +779,8 @@ static int l_ecommpay_signature(lua_State *L) {
 /* ---------------------------------------------------------------------
  * A callback's canonical string from its text, in the pass that decodes it
  *
- * core.ecommpay_callback(raw_body, secret) -> body, signature
+ * core.ecommpay_callback(raw_body, secret) -> body, signature [, extra,
+ *       merchant_ref, provider_ref, amount, currency]
  *   body as core.json_decode(raw_body) gives it (numbers as Lua numbers),
  *   signature the base64 HMAC-SHA512 of the callback canonical string
  *   (opts.callback above) of the body, taken from its text while it is
@@ -792,7 +793,8 @@ static int l_ecommpay_signature(lua_State *L) {
  *   digits than a Lua number holds exactly: 18 in Lua 5.4, 15 in LuaJIT);
  *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
  *   core.ecommpay_signature(the lexeme tree, secret, {callback = true}),
- *   and each number's digits are its text (a caller may write them back).
+ *   and each number's digits are its text (a caller may write them back),
+ *   and the scalars of the callback's event follow (cb_scalars below).
  *   nil, err when the text is not JSON (core.json_decode's error).
  *
  * The order without sorting all paths: within such keys, PHP's natural
@@ -935,6 +937,179 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     }
 }
 
+/* The scalars of a placed callback's event, read from the body at once:
+ * what callback_event (lua/luapay/ecommpay.lua) reads with field(), text()
+ * and to_integer(), so that Lua walks no tree on the hot path (spec/28
+ * checks that both give the same event). In a placed body each number is
+ * an integer written as its digits: text gives the digits, to_integer the
+ * number. The keys are Lua strings made once (CB_KEYS, in the registry):
+ * looking a key up by its C text would hash it every time. */
+static const char *const CB_KEYS[] = {"payment", "operation", "general", "customer", "sum", "sum_initial", "id",
+    "type", "status", "amount", "currency", "project_id", "payment_id", "request_id", "code", "message",
+    "payment_status", "payment_type", "payment_amount", "operation_type", "operation_status", "customer_id", NULL};
+enum { K_PAYMENT = 1, K_OPERATION, K_GENERAL, K_CUSTOMER, K_SUM, K_SUM_INITIAL, K_ID, K_TYPE, K_STATUS, K_AMOUNT,
+    K_CURRENCY, K_PROJECT_ID, K_PAYMENT_ID, K_REQUEST_ID, K_CODE, K_MESSAGE, K_PAYMENT_STATUS, K_PAYMENT_TYPE,
+    K_PAYMENT_AMOUNT, K_OPERATION_TYPE, K_OPERATION_STATUS, K_CUSTOMER_ID };
+#define CB_KEYS_REG "luapay.ecommpay_cb_keys"
+
+typedef struct {
+    lua_State *L;
+    int keys; /* stack slot of the CB_KEYS strings */
+} scalars;
+
+/* Pushes t[key] when the value at slot t is a table (JSON null as nil), else nil. */
+static void cb_get(scalars *c, int t, int key) {
+    lua_State *L = c->L;
+    if (lua_type(L, t) != LUA_TTABLE) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgeti(L, c->keys, key);
+    lua_rawget(L, t);
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
+/* The value on top as text(v, true): a string as it is, a number as its
+ * digits (provider.digits), a boolean as tostring writes it, else nil. */
+static void cb_text(lua_State *L) {
+    char d[64];
+    size_t n;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: return;
+    case LUA_TNUMBER: {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, -1)) {
+            n = integer_text((long long)lua_tointeger(L, -1), d);
+            break;
+        }
+#endif
+        double v = (double)lua_tonumber(L, -1);
+        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = integer_text((long long)v, d);
+        else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        n = lua_toboolean(L, -1) ? 4 : 5;
+        memcpy(d, n == 4 ? "true" : "false", n);
+        break;
+    default:
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, d, n);
+}
+
+/* The value on top as to_integer(v) (provider.integer): an integer, or an
+ * integral float within 2^53, else nil. */
+static void cb_integer(lua_State *L) {
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, -1)) return;
+#endif
+        double v = (double)lua_tonumber(L, -1);
+        if (v == floor(v) && fabs(v) <= TWO_POW_53) {
+#if LUA_VERSION_NUM >= 503
+            lua_pop(L, 1);
+            lua_pushinteger(L, (lua_Integer)v);
+#endif
+            return;
+        }
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+}
+
+/* The key name and a value on top: extra[name] = value unless nil; both popped. */
+static void cb_set(lua_State *L, int extra) {
+    if (lua_isnil(L, -1)) lua_pop(L, 2);
+    else lua_rawset(L, extra);
+}
+
+/* extra[name] = conv(t[key]), t at slot t. */
+static void cb_extra(scalars *c, int extra, int name, int t, int key, void (*conv)(lua_State *)) {
+    lua_rawgeti(c->L, c->keys, name);
+    cb_get(c, t, key);
+    conv(c->L);
+    cb_set(c->L, extra);
+}
+
+/* Pushes, for the body at slot b: extra's scalars (a table with room for
+ * the rest of extra), merchant_ref, provider_ref, amount, currency. */
+static void cb_scalars(lua_State *L, int b) {
+    luaL_checkstack(L, 16, "ecommpay_callback");
+    int out = lua_gettop(L) + 1; /* extra, merchant_ref, provider_ref, amount, currency */
+    lua_createtable(L, 0, 16);
+    lua_settop(L, out + 4);
+    lua_getfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        for (int i = 0; CB_KEYS[i]; i++) {
+            lua_pushstring(L, CB_KEYS[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
+    }
+    scalars c = {L, lua_gettop(L)};
+    cb_get(&c, b, K_PAYMENT); /* field(body, "payment") or {}: the same below */
+    int payment = lua_gettop(L);
+    cb_get(&c, b, K_OPERATION);
+    int operation = lua_gettop(L);
+    cb_get(&c, b, K_GENERAL);
+    int general = lua_gettop(L);
+    cb_get(&c, payment, K_SUM);
+    int psum = lua_gettop(L);
+    cb_get(&c, operation, K_SUM_INITIAL); /* or payment.sum, or {} */
+    if (!lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, psum);
+    }
+    int sum = lua_gettop(L);
+    cb_get(&c, b, K_CUSTOMER);
+    int customer = lua_gettop(L);
+    lua_rawgeti(L, c.keys, K_PROJECT_ID);
+    cb_get(&c, b, K_PROJECT_ID); /* or general.project_id */
+    if (!lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        cb_get(&c, general, K_PROJECT_ID);
+    }
+    cb_integer(L);
+    cb_set(L, out);
+    cb_extra(&c, out, K_PAYMENT_STATUS, payment, K_STATUS, cb_text);
+    cb_extra(&c, out, K_PAYMENT_TYPE, payment, K_TYPE, cb_text);
+    cb_extra(&c, out, K_PAYMENT_AMOUNT, psum, K_AMOUNT, cb_integer);
+    cb_extra(&c, out, K_OPERATION_TYPE, operation, K_TYPE, cb_text);
+    cb_extra(&c, out, K_OPERATION_STATUS, operation, K_STATUS, cb_text);
+    cb_extra(&c, out, K_REQUEST_ID, operation, K_REQUEST_ID, cb_text);
+    cb_extra(&c, out, K_CODE, operation, K_CODE, cb_text);
+    cb_extra(&c, out, K_MESSAGE, operation, K_MESSAGE, cb_text);
+    cb_extra(&c, out, K_CUSTOMER_ID, customer, K_ID, cb_text);
+    cb_get(&c, payment, K_ID); /* merchant_ref, or general.payment_id */
+    cb_text(L);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        cb_get(&c, general, K_PAYMENT_ID);
+        cb_text(L);
+    }
+    lua_replace(L, out + 1);
+    cb_get(&c, operation, K_ID);
+    cb_text(L);
+    lua_replace(L, out + 2);
+    cb_get(&c, sum, K_AMOUNT);
+    cb_integer(L);
+    lua_replace(L, out + 3);
+    cb_get(&c, sum, K_CURRENCY);
+    cb_text(L);
+    lua_replace(L, out + 4);
+    lua_settop(L, out + 4);
+}
+
 static int l_ecommpay_callback(lua_State *L) {
     size_t len, klen;
     const char *text = luapay_check_string(L, 1, "ecommpay_callback", "raw_body", &len);
@@ -966,9 +1141,13 @@ static int l_ecommpay_callback(lua_State *L) {
     luapay_scratch_done(c.p.tmp);
     luapay_scratch_done(out);
     if (!ok) return 2; /* nil, err */
-    if (in_reach) luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
-    else lua_pushboolean(L, 0);
-    return 2;
+    if (!in_reach) {
+        lua_pushboolean(L, 0);
+        return 2;
+    }
+    luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
+    cb_scalars(L, 3);
+    return 7;
 }
 
 /* ---------------------------------------------------------------------

@@ -158,6 +158,80 @@ describe("ecommpay.verify_notification through the one pass", function()
     end)
 end)
 
+-- Callbacks whose parts the event reads take every shape: absent, null,
+-- false, a string, an array, an object without the member read, a number
+-- where text is read and text where a number is. For a body it places,
+-- core.ecommpay_callback reads the event's scalars itself (cb_scalars):
+-- the event must be the one Lua's reading of the lexeme tree gives.
+local function odd_callback(R)
+    local WORDS = { '"success"', '"decline"', '"reversed"', '"refunded"', '"sale"', '"refund"', '"purchase"',
+        '"payout"', '"error"', '"x"', '""', '"\\u00e9"' }
+    local ODD = { "0", "7", "-3", "41000000123", "123456789012345", "true", "false", "null", "[]", "{}", '["a"]',
+        '{"id":1}', '"12345"', '"a\\"b"' }
+    local function scalar() return R(1, 2) == 1 and pick(R, WORDS) or pick(R, ODD) end
+    -- a member's value: its usual shape (build), or now and then any other
+    local function shape(build)
+        if R(1, 5) > 1 then return build() end
+        return pick(R, { "null", "false", "true", '"x"', "3", "[]", "[{}]", '[{"id":"a"}]', "{}" })
+    end
+    local function object(keys, extra)
+        local parts = {}
+        for _, k in ipairs(keys) do
+            if R(1, 5) > 1 then parts[#parts + 1] = '"' .. k .. '":' .. shape(scalar) end
+        end
+        for k, build in pairs(extra or {}) do
+            if R(1, 5) > 1 then parts[#parts + 1] = '"' .. k .. '":' .. shape(build) end
+        end
+        return "{" .. table.concat(parts, ",") .. "}"
+    end
+    local function sum() return object({ "amount", "currency" }) end
+    local members = {
+        project_id = function() return pick(R, { "12345", '"12345"', "0", "-1", "null", "false" }) end,
+        payment = function() return object({ "id", "type", "status" }, { sum = sum }) end,
+        operation = function()
+            return object({ "id", "type", "status", "request_id", "code", "message" }, { sum_initial = sum })
+        end,
+        general = function() return object({ "project_id", "payment_id" }) end,
+        customer = function() return object({ "id" }) end,
+    }
+    local parts = {}
+    for _, name in ipairs({ "project_id", "payment", "operation", "general", "customer" }) do
+        if R(1, 6) > 1 then parts[#parts + 1] = '"' .. name .. '":' .. shape(members[name]) end
+    end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+describe("ecommpay.verify_notification, the event's scalars read in C", function()
+    it("gives the event the lexeme tree gives, whatever shape the parts it reads take", function()
+        local placed = 0
+        for seed = 1, RUNS * 5 do
+            local unsigned = odd_callback(rng(seed))
+            local lexemes = assert(core.json_decode(unsigned, { numbers = "lexeme" }), unsigned)
+            local sig = assert(core.ecommpay_signature(lexemes, SECRET, CALLBACK))
+            local raw = unsigned:sub(1, -2) .. (unsigned == "{}" and "" or ",") .. '"signature":"' .. sig .. '"}'
+            local event, err = ecommpay.verify_notification(raw, nil, { secret = SECRET })
+            assert(event, "seed " .. seed .. ": " .. tostring(err))
+            if select(2, core.ecommpay_callback(raw, SECRET)) then placed = placed + 1 end
+            local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)
+            if not property.same(want, event) then
+                assert.same(want, event, "seed " .. seed .. ": " .. raw) -- names the difference
+                error("seed " .. seed .. ": an integer for a float, or the other way: " .. raw)
+            end
+        end
+        assert(placed > RUNS * 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+
+    it("reads the bench's callback as Lua does", function()
+        for _, v in ipairs(util.json_fixture("vectors/ecommpay.json").callback_vectors) do
+            if v.expected_valid then
+                local event = assert(ecommpay.verify_notification(v.raw_body, nil, { secret = v.secret }))
+                local want = ecommpay.event(core.json_decode(v.raw_body, { numbers = "lexeme" }), v.raw_body)
+                assert(property.same(want, event), v.name)
+            end
+        end
+    end)
+end)
+
 -- The Payment Page URL as the Lua code built it before core.ecommpay_page_url
 -- (kept here as the reference): PAGE_ORDER first, the rest in byte order,
 -- the signature of the values last.
