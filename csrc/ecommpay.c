@@ -801,27 +801,41 @@ static int l_ecommpay_signature(lua_State *L) {
  * order compares a path token by token (runs of digits by value, other
  * bytes one by one), so sibling members compare by their keys alone, the
  * key followed by ':' for an object or an array (by the end of the path for
- * a scalar). Each object's members are sorted when it closes and its
- * entries moved into that order; an array's elements come in index order,
- * which is already theirs. Cost: the entries times the depth, plus each
- * object's members sorted by key.
+ * a scalar). So the pass keeps the body's shape as nodes (a value each,
+ * keys and values where the text or data holds them), sorts each object's
+ * members when it closes and links them in that order (an array's elements
+ * come in index order, which is already theirs), and then writes the
+ * canonical string walking the nodes: each path written once, into the
+ * string itself. Cost: the text, the string, and each object's members
+ * sorted by key.
  * ------------------------------------------------------------------- */
 
 #define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
+#define NO_NODE ((size_t)-1)
+
+/* A value of the body. A member of an object is on the members list
+ * (placer.members) while its object is open, as a member whose first is
+ * its node (NO_NODE when it is left out); the key stays in data. */
+typedef struct {
+    size_t voff, vlen; /* a scalar's text: in the body's text (raw) or in data */
+    size_t koff, klen; /* an object member's key, in data */
+    size_t kid, next;  /* a container's first member in order; the next one after this */
+    unsigned char leaf, raw, array;
+} cb_node;
 
 typedef struct {
-    int object;
-    size_t first;   /* the container's first entry */
-    size_t members; /* the members list's length when the object opened */
-    /* the member (or element) being read */
-    size_t base, kofs, klen, mfirst;
-    int leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
+    size_t node;       /* the container's node */
+    size_t members;    /* the members list's length when it opened */
+    size_t kofs, klen; /* the member (or element) being read: its key in data */
+    size_t child;      /* its value's node (NO_NODE: none, left out) */
+    int object, leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
 } level;
 
 typedef struct {
     luapay_json_sink sink;
-    placer p;      /* p.in_reach: 0 once the body is out of reach */
-    luapay_buf *path;
+    placer p;      /* p.in_reach: 0 once the body is out of reach; p.entries: the nodes */
+    const char *text;
+    size_t len;
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
@@ -831,17 +845,20 @@ static void out_of_reach(cb_reader *c) {
     c->p.in_reach = 0;
 }
 
-static void add_entry(cb_reader *c, const char *value, size_t n) {
-    record r;
-    memset(&r, 0, sizeof r);
-    r.off.path = c->p.data->len;
-    r.off.path_len = c->path->len;
-    luapay_buf_add(c->p.data, c->path->data, c->path->len);
-    luapay_buf_add(c->p.data, "", 1); /* as the walk lays entries out (placer.data) */
-    r.off.value = c->p.data->len;
-    r.off.value_len = n;
-    luapay_buf_add(c->p.data, value, n);
-    luapay_buf_add(c->p.entries, &r, sizeof r);
+/* A new node for the member (or element) at l: its index. */
+static size_t add_node(cb_reader *c, level *l, int leaf, const char *v, size_t n) {
+    cb_node node = {0, n, l->kofs, l->klen, NO_NODE, NO_NODE, (unsigned char)leaf, 0, 0};
+    uintptr_t at = (uintptr_t)v, text = (uintptr_t)c->text;
+    if (leaf && at >= text && at - text <= c->len) { /* the body's text holds it: no copy */
+        node.raw = 1;
+        node.voff = at - text;
+    } else {
+        node.voff = c->p.data->len;
+        luapay_buf_add(c->p.data, v, n);
+    }
+    size_t i = c->p.entries->len / sizeof node;
+    luapay_buf_add(c->p.entries, &node, sizeof node);
+    return i;
 }
 
 /* An integer written as its digits, which reading it back as a Lua number
@@ -855,6 +872,27 @@ static int digits_in_reach(const char *s, size_t n) {
     return 1;
 }
 
+/* A container closes: its members (from the level's on the list) in natural
+ * order for an object, linked in that order; those left out skipped. */
+static void close_container(cb_reader *c, level *l) {
+    size_t n = c->p.members->len / sizeof(member) - l->members;
+    member *v = (member *)c->p.members->data + l->members;
+    if (l->object && n > 1) {
+        if (repeats_a_key(&c->p, v, n)) return out_of_reach(c);
+        c->p.tmp->len = 0;
+        if (!luapay_buf_reserve(c->p.tmp, n * sizeof(member))) return out_of_reach(c);
+        v = (member *)c->p.members->data + l->members; /* repeats_a_key used tmp only */
+        sort_members(&c->p, v, (member *)c->p.tmp->data, n);
+    }
+    cb_node *nodes = (cb_node *)c->p.entries->data;
+    size_t *link = &nodes[l->node].kid;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].first == NO_NODE) continue;
+        *link = v[i].first;
+        link = &nodes[v[i].first].next;
+    }
+}
+
 static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     cb_reader *c = (cb_reader *)sink;
     if (!c->p.in_reach) return;
@@ -865,57 +903,46 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
         l->leaf = 0;
         if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
+        size_t node = NO_NODE;
+        if (!c->skipping) {
+            node = l->child = add_node(c, l, 0, NULL, 0);
+            ((cb_node *)c->p.entries->data)[node].array = ev == LUAPAY_JSON_ARRAY;
+        }
         level *in = &c->lv[++c->depth];
         in->object = ev == LUAPAY_JSON_OBJECT;
-        in->first = c->p.entries->len / sizeof(record);
+        in->node = node;
         in->members = c->p.members->len / sizeof(member);
         in->skip = 0;
         return;
     }
     case LUAPAY_JSON_CLOSE:
-        if (!c->skipping && l->object) {
-            size_t count = c->p.members->len / sizeof(member) - l->members;
-            if (count > 1 && repeats_a_key(&c->p, (member *)c->p.members->data + l->members, count))
-                return out_of_reach(c);
-            order_object(&c->p, l->members, l->first);
-        }
+        if (!c->skipping) close_container(c, l);
+        c->p.members->len = l->members * sizeof(member);
         c->depth--;
         return;
     case LUAPAY_JSON_MEMBER:
-    case LUAPAY_JSON_ELEMENT: {
-        char index[24];
-        l->base = c->path->len;
-        l->mfirst = c->p.entries->len / sizeof(record);
+    case LUAPAY_JSON_ELEMENT:
         l->skip = 0;
-        if (c->skipping) return;
-        if (ev == LUAPAY_JSON_ELEMENT) {
-            size_t k = sizeof index;
-            do index[--k] = (char)('0' + n % 10); while (n /= 10);
-            s = index + k;
-            n = sizeof index - k;
-        } else if (!key_in_reach((const unsigned char *)s, n)) {
-            return out_of_reach(c);
-        }
-        if (c->path->len) luapay_buf_add(c->path, ":", 1);
-        l->kofs = c->path->len;
+        l->child = NO_NODE;
+        l->klen = 0;
+        if (c->skipping || ev == LUAPAY_JSON_ELEMENT) return; /* an element's key is its place */
+        if (!key_in_reach((const unsigned char *)s, n)) return out_of_reach(c);
+        l->kofs = c->p.data->len;
         l->klen = n;
-        luapay_buf_add(c->path, s, n);
-        if (ev == LUAPAY_JSON_MEMBER && n == 10 && memcmp(s, "frame_mode", 10) == 0) {
+        luapay_buf_add(c->p.data, s, n);
+        if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
-        } else if (ev == LUAPAY_JSON_MEMBER && n == 9 && memcmp(s, "signature", 9) == 0) {
+        } else if (n == 9 && memcmp(s, "signature", 9) == 0) {
             l->skip = 2;
         }
         return;
-    }
     case LUAPAY_JSON_LEAVE:
         if (c->skipping == c->depth) c->skipping = 0;
-        if (!c->skipping && l->object) { /* one left out or empty too: a later one may repeat its key */
-            member m = {c->p.data->len, l->klen, l->mfirst, c->p.entries->len / sizeof(record), l->leaf};
-            luapay_buf_add(c->p.data, c->path->data + l->kofs, l->klen);
+        if (!c->skipping) { /* one left out too: a later one may repeat its key */
+            member m = {l->kofs, l->klen, l->child, l->child, l->leaf};
             luapay_buf_add(c->p.members, &m, sizeof m);
         }
-        c->path->len = l->base;
         return;
     default: /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
@@ -926,15 +953,49 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
             return;
         }
         switch (ev) {
-        case LUAPAY_JSON_STRING: return add_entry(c, s, n);
+        case LUAPAY_JSON_STRING: break;
         case LUAPAY_JSON_NUMBER:
             if (!digits_in_reach(s, n)) return out_of_reach(c);
-            return add_entry(c, s, n);
-        case LUAPAY_JSON_TRUE: return add_entry(c, "1", 1);
-        case LUAPAY_JSON_FALSE: return add_entry(c, "0", 1);
-        default: return add_entry(c, "", 0); /* null: empty, the key kept */
+            break;
+        case LUAPAY_JSON_TRUE: s = "1", n = 1; break;
+        case LUAPAY_JSON_FALSE: s = "0", n = 1; break;
+        default: s = "", n = 0; /* null: empty, the key kept */
         }
+        l->child = add_node(c, l, 1, s, n);
     }
+}
+
+/* The canonical string of the members of container node at into out, as
+ * "path:value;" each, path (the container's) in path. 0 when out of memory. */
+static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay_buf *out) {
+    const cb_node *nodes = (const cb_node *)c->p.entries->data;
+    size_t base = path->len, i = 0;
+    for (size_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
+        const cb_node *m = &nodes[k];
+        path->len = base;
+        if (base) luapay_buf_add(path, ":", 1);
+        if (nodes[at].array) {
+            char index[24];
+            luapay_buf_add(path, index, integer_text((long long)i, index));
+        } else {
+            luapay_buf_add(path, c->p.data->data + m->koff, m->klen);
+        }
+        if (!m->leaf) {
+            if (!write_members(c, k, path, out)) return 0;
+            continue;
+        }
+        if (path->oom || !room(out, path->len + m->vlen + 2)) return 0;
+        char *o = out->data + out->len;
+        memcpy(o, path->data, path->len);
+        o += path->len;
+        *o++ = ':';
+        memcpy(o, (m->raw ? c->text : c->p.data->data) + m->voff, m->vlen);
+        o += m->vlen;
+        *o++ = ';';
+        out->len = (size_t)(o - out->data);
+    }
+    path->len = base;
+    return 1;
 }
 
 /* The scalars of a placed callback's event, read from the body at once:
@@ -1119,22 +1180,25 @@ static int l_ecommpay_callback(lua_State *L) {
     memset(&c, 0, sizeof c);
     c.sink.event = cb_event;
     c.p.in_reach = 1;
-    c.path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    c.text = text;
+    c.len = len;
     c.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
     c.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     c.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
     c.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
-    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    int in_reach = ok && c.p.in_reach && !(c.path->oom || c.p.data->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
+    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    int in_reach = ok && c.p.in_reach && !(c.p.data->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
     if (in_reach) {
-        in_reach = joined(c.p.data, c.p.entries, out);
+        in_reach = write_members(&c, 0, path, out);
+        if (out->len) out->len--; /* the last ';' */
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
     if (in_reach && !luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen))
         in_reach = 0; /* the caller's own path says what failed */
-    luapay_scratch_done(c.path);
+    luapay_scratch_done(path);
     luapay_scratch_done(c.p.data);
     luapay_scratch_done(c.p.entries);
     luapay_scratch_done(c.p.members);
