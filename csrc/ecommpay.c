@@ -355,6 +355,7 @@ static int key_in_reach(const unsigned char *k, size_t n) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = k[i];
+        if (c > ':') continue; /* letters, '_' and most others: one test */
         if (c <= ' ' || c == ':') return 0;
         if (c == '0' && i + 1 < n && is_digit_byte(k[i + 1]) && (i == 0 || !is_digit_byte(k[i - 1]))) return 0;
     }
@@ -874,7 +875,7 @@ static int digits_in_reach(const char *s, size_t n) {
 
 /* A container closes: its members (from the level's on the list) in natural
  * order for an object, linked in that order; those left out skipped. */
-static void close_container(cb_reader *c, level *l) {
+static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
     size_t n = c->p.members->len / sizeof(member) - l->members;
     member *v = (member *)c->p.members->data + l->members;
     if (l->object && n > 1) {
