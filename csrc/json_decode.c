@@ -139,12 +139,12 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
- * the sink as event ev). Without escapes it is pushed from the text itself;
- * from the first escape on it is decoded into the scratch buffer. */
-static int read_string(reader *r, int ev) {
+/* read_string from r->p on, the string's text starting at s: bytes from
+ * 0x80 checked as UTF-8, and from the first escape on the string decoded
+ * into the scratch buffer. */
+static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const unsigned char *s) {
     luapay_buf *b = r->scratch;
-    const unsigned char *s = ++r->p, *run = s;
+    const unsigned char *run = s;
     int decoded = 0;
     for (;;) {
         r->p = scan_verbatim(r->p, r->end);
@@ -207,6 +207,20 @@ static int read_string(reader *r, int ev) {
     r->p++;
     lua_pushlstring(r->L, text, len);
     SINK(r, ev, text, len);
+    return 1;
+}
+
+/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
+ * the sink as event ev). One of printable ASCII without escapes, the most
+ * common, is pushed from the text itself here; any other goes on in
+ * read_string_rest. */
+static int read_string(reader *r, int ev) {
+    const unsigned char *s = r->p + 1, *q = scan_verbatim(s, r->end);
+    r->p = q;
+    if (q == r->end || *q != '"') return read_string_rest(r, ev, s);
+    r->p++;
+    lua_pushlstring(r->L, (const char *)s, (size_t)(q - s));
+    SINK(r, ev, (const char *)s, (size_t)(q - s));
     return 1;
 }
 
