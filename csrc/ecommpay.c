@@ -1019,28 +1019,33 @@ typedef struct {
     int keys; /* stack slot of the CB_KEYS strings */
 } scalars;
 
-/* Pushes t[key] when the value at slot t is a table (JSON null as nil), else nil. */
-static void cb_get(scalars *c, int t, int key) {
+/* Pushes t[key] when t (at slot t, of type type) is a table, else nil;
+ * JSON null as nil. Its type. */
+static int cb_get(scalars *c, int t, int type, int key) {
     lua_State *L = c->L;
-    if (lua_type(L, t) != LUA_TTABLE) {
+    if (type != LUA_TTABLE) {
         lua_pushnil(L);
-        return;
+        return LUA_TNIL;
     }
     lua_rawgeti(L, c->keys, key);
     lua_rawget(L, t);
-    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+    type = lua_type(L, -1);
+    if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
         lua_pop(L, 1);
         lua_pushnil(L);
+        return LUA_TNIL;
     }
+    return type;
 }
 
-/* The value on top as text(v, true): a string as it is, a number as its
- * digits (provider.digits), a boolean as tostring writes it, else nil. */
-static void cb_text(lua_State *L) {
+/* The value on top (of type type) as text(v, true): a string as it is, a
+ * number as its digits (provider.digits), a boolean as tostring writes it,
+ * else nil. Its type. */
+static int cb_text(lua_State *L, int type) {
     char d[64];
     size_t n;
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING: return;
+    switch (type) {
+    case LUA_TSTRING: return type;
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, -1)) {
@@ -1058,20 +1063,23 @@ static void cb_text(lua_State *L) {
         memcpy(d, n == 4 ? "true" : "false", n);
         break;
     default:
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        return;
+        if (type != LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+        return LUA_TNIL;
     }
     lua_pop(L, 1);
     lua_pushlstring(L, d, n);
+    return LUA_TSTRING;
 }
 
-/* The value on top as to_integer(v) (provider.integer): an integer, or an
- * integral float within 2^53, else nil. */
-static void cb_integer(lua_State *L) {
-    if (lua_type(L, -1) == LUA_TNUMBER) {
+/* The value on top (of type type) as to_integer(v) (provider.integer): an
+ * integer, or an integral float within 2^53, else nil. Its type. */
+static int cb_integer(lua_State *L, int type) {
+    if (type == LUA_TNUMBER) {
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, -1)) return;
+        if (lua_isinteger(L, -1)) return type;
 #endif
         double v = (double)lua_tonumber(L, -1);
         if (v == floor(v) && fabs(v) <= TWO_POW_53) {
@@ -1079,25 +1087,23 @@ static void cb_integer(lua_State *L) {
             lua_pop(L, 1);
             lua_pushinteger(L, (lua_Integer)v);
 #endif
-            return;
+            return type;
         }
     }
-    lua_pop(L, 1);
-    lua_pushnil(L);
+    if (type != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    return LUA_TNIL;
 }
 
-/* The key name and a value on top: extra[name] = value unless nil; both popped. */
-static void cb_set(lua_State *L, int extra) {
-    if (lua_isnil(L, -1)) lua_pop(L, 2);
+/* extra[name] = conv(t[key]) unless nil; t at slot t, of type type. */
+static void cb_extra(scalars *c, int extra, int name, int t, int type, int key, int (*conv)(lua_State *, int)) {
+    lua_State *L = c->L;
+    if (type != LUA_TTABLE) return; /* nil */
+    lua_rawgeti(L, c->keys, name);
+    if (conv(L, cb_get(c, t, type, key)) == LUA_TNIL) lua_pop(L, 2);
     else lua_rawset(L, extra);
-}
-
-/* extra[name] = conv(t[key]), t at slot t. */
-static void cb_extra(scalars *c, int extra, int name, int t, int key, void (*conv)(lua_State *)) {
-    lua_rawgeti(c->L, c->keys, name);
-    cb_get(c, t, key);
-    conv(c->L);
-    cb_set(c->L, extra);
 }
 
 /* Pushes, for the body at slot b: extra's scalars (a table with room for
@@ -1119,55 +1125,47 @@ static void cb_scalars(lua_State *L, int b) {
         lua_setfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
     }
     scalars c = {L, lua_gettop(L)};
-    cb_get(&c, b, K_PAYMENT); /* field(body, "payment") or {}: the same below */
-    int payment = lua_gettop(L);
-    cb_get(&c, b, K_OPERATION);
-    int operation = lua_gettop(L);
-    cb_get(&c, b, K_GENERAL);
-    int general = lua_gettop(L);
-    cb_get(&c, payment, K_SUM);
-    int psum = lua_gettop(L);
-    cb_get(&c, operation, K_SUM_INITIAL); /* or payment.sum, or {} */
-    if (!lua_toboolean(L, -1)) {
+    /* field(body, "payment") or {}: the same for what is read below */
+    int payment_t = cb_get(&c, b, LUA_TTABLE, K_PAYMENT), payment = lua_gettop(L);
+    int operation_t = cb_get(&c, b, LUA_TTABLE, K_OPERATION), operation = lua_gettop(L);
+    int general_t = cb_get(&c, b, LUA_TTABLE, K_GENERAL), general = lua_gettop(L);
+    int psum_t = cb_get(&c, payment, payment_t, K_SUM), psum = lua_gettop(L);
+    int sum_t = cb_get(&c, operation, operation_t, K_SUM_INITIAL); /* or payment.sum, or {} */
+    if (sum_t == LUA_TNIL || (sum_t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
         lua_pop(L, 1);
         lua_pushvalue(L, psum);
+        sum_t = psum_t;
     }
     int sum = lua_gettop(L);
-    cb_get(&c, b, K_CUSTOMER);
-    int customer = lua_gettop(L);
+    int customer_t = cb_get(&c, b, LUA_TTABLE, K_CUSTOMER), customer = lua_gettop(L);
     lua_rawgeti(L, c.keys, K_PROJECT_ID);
-    cb_get(&c, b, K_PROJECT_ID); /* or general.project_id */
-    if (!lua_toboolean(L, -1)) {
+    int t = cb_get(&c, b, LUA_TTABLE, K_PROJECT_ID); /* or general.project_id */
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
         lua_pop(L, 1);
-        cb_get(&c, general, K_PROJECT_ID);
+        t = cb_get(&c, general, general_t, K_PROJECT_ID);
     }
-    cb_integer(L);
-    cb_set(L, out);
-    cb_extra(&c, out, K_PAYMENT_STATUS, payment, K_STATUS, cb_text);
-    cb_extra(&c, out, K_PAYMENT_TYPE, payment, K_TYPE, cb_text);
-    cb_extra(&c, out, K_PAYMENT_AMOUNT, psum, K_AMOUNT, cb_integer);
-    cb_extra(&c, out, K_OPERATION_TYPE, operation, K_TYPE, cb_text);
-    cb_extra(&c, out, K_OPERATION_STATUS, operation, K_STATUS, cb_text);
-    cb_extra(&c, out, K_REQUEST_ID, operation, K_REQUEST_ID, cb_text);
-    cb_extra(&c, out, K_CODE, operation, K_CODE, cb_text);
-    cb_extra(&c, out, K_MESSAGE, operation, K_MESSAGE, cb_text);
-    cb_extra(&c, out, K_CUSTOMER_ID, customer, K_ID, cb_text);
-    cb_get(&c, payment, K_ID); /* merchant_ref, or general.payment_id */
-    cb_text(L);
-    if (lua_isnil(L, -1)) {
+    if (cb_integer(L, t) == LUA_TNIL) lua_pop(L, 2);
+    else lua_rawset(L, out);
+    cb_extra(&c, out, K_PAYMENT_STATUS, payment, payment_t, K_STATUS, cb_text);
+    cb_extra(&c, out, K_PAYMENT_TYPE, payment, payment_t, K_TYPE, cb_text);
+    cb_extra(&c, out, K_PAYMENT_AMOUNT, psum, psum_t, K_AMOUNT, cb_integer);
+    cb_extra(&c, out, K_OPERATION_TYPE, operation, operation_t, K_TYPE, cb_text);
+    cb_extra(&c, out, K_OPERATION_STATUS, operation, operation_t, K_STATUS, cb_text);
+    cb_extra(&c, out, K_REQUEST_ID, operation, operation_t, K_REQUEST_ID, cb_text);
+    cb_extra(&c, out, K_CODE, operation, operation_t, K_CODE, cb_text);
+    cb_extra(&c, out, K_MESSAGE, operation, operation_t, K_MESSAGE, cb_text);
+    cb_extra(&c, out, K_CUSTOMER_ID, customer, customer_t, K_ID, cb_text);
+    /* merchant_ref, or general.payment_id */
+    if (cb_text(L, cb_get(&c, payment, payment_t, K_ID)) == LUA_TNIL) {
         lua_pop(L, 1);
-        cb_get(&c, general, K_PAYMENT_ID);
-        cb_text(L);
+        cb_text(L, cb_get(&c, general, general_t, K_PAYMENT_ID));
     }
     lua_replace(L, out + 1);
-    cb_get(&c, operation, K_ID);
-    cb_text(L);
+    cb_text(L, cb_get(&c, operation, operation_t, K_ID));
     lua_replace(L, out + 2);
-    cb_get(&c, sum, K_AMOUNT);
-    cb_integer(L);
+    cb_integer(L, cb_get(&c, sum, sum_t, K_AMOUNT));
     lua_replace(L, out + 3);
-    cb_get(&c, sum, K_CURRENCY);
-    cb_text(L);
+    cb_text(L, cb_get(&c, sum, sum_t, K_CURRENCY));
     lua_replace(L, out + 4);
     lua_settop(L, out + 4);
 }
