@@ -789,7 +789,8 @@ static int l_ecommpay_signature(lua_State *L) {
  *   is out of this pass's reach, signature is false and the caller signs
  *   the tree itself (core.json_decode with lexemes, core.ecommpay_signature):
  *   the root is not an object; a key is empty, holds a byte up to ' ', a
- *   ':' or a run of digits with a leading zero; an object repeats a key; a
+ *   ':' or a run of digits with a leading zero, or is written with an
+ *   escape; an object repeats a key; a
  *   number is not an integer written as its digits (-0, 1.0, 1e3, or more
  *   digits than a Lua number holds exactly: 18 in Lua 5.4, 15 in LuaJIT);
  *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
@@ -814,29 +815,30 @@ static int l_ecommpay_signature(lua_State *L) {
 #define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
 #define NO_NODE ((size_t)-1)
 
-/* A value of the body. A member of an object is on the members list
- * (placer.members) while its object is open, as a member whose first is
- * its node (NO_NODE when it is left out); the key stays in data. */
+/* A value of the body. While its object is open, a member is on the
+ * members list (placer.members) from its key on, as a member whose first
+ * is its node (NO_NODE when it is left out) and whose key is where the
+ * body's text holds it (placer.data is the text: a key with an escape is
+ * out of reach). */
 typedef struct {
-    size_t voff, vlen; /* a scalar's text: in the body's text (raw) or in data */
-    size_t koff, klen; /* an object member's key, in data */
+    size_t voff, vlen; /* a scalar's text: in the body's text (raw) or in values */
+    size_t koff, klen; /* an object member's key, in the text */
     size_t kid, next;  /* a container's first member in order; the next one after this */
     unsigned char leaf, raw, array;
 } cb_node;
 
 typedef struct {
-    size_t node;       /* the container's node */
-    size_t members;    /* the members list's length when it opened */
-    size_t kofs, klen; /* the member (or element) being read: its key in data */
-    size_t child;      /* its value's node (NO_NODE: none, left out) */
-    int object, leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
+    size_t node;     /* the container's node */
+    size_t members;  /* the members list's length when it opened */
+    size_t member;   /* the member (or element) being read: its place on the list */
+    int object, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
 } level;
 
 typedef struct {
     luapay_json_sink sink;
     placer p;      /* p.in_reach: 0 once the body is out of reach; p.entries: the nodes */
-    const char *text;
-    size_t len;
+    luapay_buf text; /* the body's text, as placer.data */
+    luapay_buf *values; /* the scalars the text does not hold as they are */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
@@ -846,19 +848,22 @@ static void out_of_reach(cb_reader *c) {
     c->p.in_reach = 0;
 }
 
-/* A new node for the member (or element) at l: its index. */
+/* A new node, the value of the member (or element) at l: its index. */
 static size_t add_node(cb_reader *c, level *l, int leaf, const char *v, size_t n) {
-    cb_node node = {0, n, l->kofs, l->klen, NO_NODE, NO_NODE, (unsigned char)leaf, 0, 0};
-    uintptr_t at = (uintptr_t)v, text = (uintptr_t)c->text;
-    if (leaf && at >= text && at - text <= c->len) { /* the body's text holds it: no copy */
+    member *m = (member *)c->p.members->data + l->member;
+    cb_node node = {0, n, m->kofs, m->klen, NO_NODE, NO_NODE, (unsigned char)leaf, 0, 0};
+    uintptr_t at = (uintptr_t)v, text = (uintptr_t)c->text.data;
+    if (at >= text && at - text <= c->text.len) { /* the body's text holds it: no copy */
         node.raw = 1;
         node.voff = at - text;
     } else {
-        node.voff = c->p.data->len;
-        luapay_buf_add(c->p.data, v, n);
+        node.voff = c->values->len;
+        luapay_buf_add(c->values, v, n);
     }
     size_t i = c->p.entries->len / sizeof node;
     luapay_buf_add(c->p.entries, &node, sizeof node);
+    m->first = m->last = i;
+    m->leaf = leaf;
     return i;
 }
 
@@ -894,19 +899,52 @@ static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { 
     }
 }
 
+/* A key of letters and such (no byte up to ':', so in reach) at k in the
+ * text, which holds eight bytes from k on: one test a word. 0 leaves the
+ * key to key_in_reach. */
+static int key_plain(const unsigned char *k, size_t n, const unsigned char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    if (n == 0 || end - k < 8) return 0;
+    for (;; k += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, k, 8);
+        if (n < 8) w |= ~(uint64_t)0 << 8 * n; /* the bytes after the key as 0xff: plain */
+        if (((w - ones * (':' + 1)) & ~w & highs) != 0) return 0; /* a byte up to ':' */
+        if (n <= 8) return 1;
+        if (end - k < 16) return 0;
+    }
+#else
+    (void)k, (void)n, (void)end;
+    return 0;
+#endif
+}
+
+/* A member (or element) of the container at l: on the members list, key
+ * (kofs into the text, klen) and no node yet. */
+static void add_member(cb_reader *c, level *l, size_t kofs, size_t klen) {
+    member m = {kofs, klen, NO_NODE, NO_NODE, 0};
+    l->member = c->p.members->len / sizeof m;
+    luapay_buf_add(c->p.members, &m, sizeof m);
+}
+
 static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     cb_reader *c = (cb_reader *)sink;
+    if (ev == LUAPAY_JSON_LEAVE) { /* the most common event, and its work is done */
+        if (c->skipping == c->depth) c->skipping = 0;
+        return;
+    }
     if (!c->p.in_reach) return;
     level *l = &c->lv[c->depth];
     switch (ev) {
     case LUAPAY_JSON_OBJECT:
     case LUAPAY_JSON_ARRAY: {
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
-        l->leaf = 0;
         if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
         size_t node = NO_NODE;
+        if (c->depth == 0) add_member(c, l, 0, 0); /* the root, a member of nothing */
         if (!c->skipping) {
-            node = l->child = add_node(c, l, 0, NULL, 0);
+            node = add_node(c, l, 0, NULL, 0);
             ((cb_node *)c->p.entries->data)[node].array = ev == LUAPAY_JSON_ARRAY;
         }
         level *in = &c->lv[++c->depth];
@@ -921,16 +959,19 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         c->p.members->len = l->members * sizeof(member);
         c->depth--;
         return;
-    case LUAPAY_JSON_MEMBER:
-    case LUAPAY_JSON_ELEMENT:
+    case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
         l->skip = 0;
-        l->child = NO_NODE;
-        l->klen = 0;
-        if (c->skipping || ev == LUAPAY_JSON_ELEMENT) return; /* an element's key is its place */
-        if (!key_in_reach((const unsigned char *)s, n)) return out_of_reach(c);
-        l->kofs = c->p.data->len;
-        l->klen = n;
-        luapay_buf_add(c->p.data, s, n);
+        if (!c->skipping) add_member(c, l, 0, 0);
+        return;
+    case LUAPAY_JSON_MEMBER: {
+        l->skip = 0;
+        if (c->skipping) return;
+        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text.data;
+        if (!(at >= text && at - text <= c->text.len)) return out_of_reach(c); /* a key with an escape */
+        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text.data + c->text.len) &&
+            !key_in_reach((const unsigned char *)s, n))
+            return out_of_reach(c);
+        add_member(c, l, at - text, n); /* one left out too: a later one may repeat its key */
         if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
@@ -938,17 +979,10 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
             l->skip = 2;
         }
         return;
-    case LUAPAY_JSON_LEAVE:
-        if (c->skipping == c->depth) c->skipping = 0;
-        if (!c->skipping) { /* one left out too: a later one may repeat its key */
-            member m = {l->kofs, l->klen, l->child, l->child, l->leaf};
-            luapay_buf_add(c->p.members, &m, sizeof m);
-        }
-        return;
+    }
     default: /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
         if (c->skipping) return;
-        l->leaf = 1;
         if (l->skip == 2 && ev != LUAPAY_JSON_NULL) { /* a signature: PHP leaves it out unless null */
             c->skipping = c->depth;
             return;
@@ -962,7 +996,7 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         case LUAPAY_JSON_FALSE: s = "0", n = 1; break;
         default: s = "", n = 0; /* null: empty, the key kept */
         }
-        l->child = add_node(c, l, 1, s, n);
+        add_node(c, l, 1, s, n);
     }
 }
 
@@ -979,7 +1013,7 @@ static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay
             char index[24];
             luapay_buf_add(path, index, integer_text((long long)i, index));
         } else {
-            luapay_buf_add(path, c->p.data->data + m->koff, m->klen);
+            luapay_buf_add(path, c->text.data + m->koff, m->klen);
         }
         if (!m->leaf) {
             if (!write_members(c, k, path, out)) return 0;
@@ -990,7 +1024,7 @@ static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay
         memcpy(o, path->data, path->len);
         o += path->len;
         *o++ = ':';
-        memcpy(o, (m->raw ? c->text : c->p.data->data) + m->voff, m->vlen);
+        memcpy(o, (m->raw ? c->text.data : c->values->data) + m->voff, m->vlen);
         o += m->vlen;
         *o++ = ';';
         out->len = (size_t)(o - out->data);
@@ -1179,16 +1213,17 @@ static int l_ecommpay_callback(lua_State *L) {
     memset(&c, 0, sizeof c);
     c.sink.event = cb_event;
     c.p.in_reach = 1;
-    c.text = text;
-    c.len = len;
-    c.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    c.text.data = (char *)text; /* read only: keys are compared where the text holds them */
+    c.text.len = c.text.cap = len;
+    c.p.data = &c.text;
+    c.values = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
     c.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     c.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
     c.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
     luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
     int ok = luapay_json_read(L, text, len, 0, &c.sink);
-    int in_reach = ok && c.p.in_reach && !(c.p.data->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
+    int in_reach = ok && c.p.in_reach && !(c.values->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
     if (in_reach) {
         in_reach = write_members(&c, 0, path, out);
         if (out->len) out->len--; /* the last ';' */
@@ -1198,7 +1233,7 @@ static int l_ecommpay_callback(lua_State *L) {
     if (in_reach && !luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen))
         in_reach = 0; /* the caller's own path says what failed */
     luapay_scratch_done(path);
-    luapay_scratch_done(c.p.data);
+    luapay_scratch_done(c.values);
     luapay_scratch_done(c.p.entries);
     luapay_scratch_done(c.p.members);
     luapay_scratch_done(c.p.tmp);
