@@ -221,6 +221,26 @@ describe("ecommpay.verify_notification, the event's scalars read in C", function
         assert(placed > RUNS * 4, "too few callbacks in the pass's reach: " .. placed)
     end)
 
+    it("hands back the scalars Lua reads from the lexeme tree, for every body it places", function()
+        local NAMES = { "project_id", "payment_status", "payment_type", "payment_amount", "operation_type",
+            "operation_status", "request_id", "code", "message", "customer_id" }
+        local placed = 0
+        for seed = 1, RUNS * 5 do
+            local raw = odd_callback(rng(seed))
+            local _, sig, extra, merchant_ref, provider_ref, amount, currency = core.ecommpay_callback(raw, SECRET)
+            if sig then
+                placed = placed + 1
+                local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)
+                local got = {}
+                for _, name in ipairs(NAMES) do got[name] = want.extra[name] end
+                assert(property.same(got, extra), "seed " .. seed .. ": " .. raw)
+                assert(property.same({ want.merchant_ref, want.provider_ref, want.amount, want.currency },
+                    { merchant_ref, provider_ref, amount, currency }), "seed " .. seed .. ": " .. raw)
+            end
+        end
+        assert(placed > RUNS * 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+
     it("reads the bench's callback as Lua does", function()
         for _, v in ipairs(util.json_fixture("vectors/ecommpay.json").callback_vectors) do
             if v.expected_valid then
