@@ -31,6 +31,7 @@
  * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -878,12 +879,68 @@ static int digits_in_reach(const char *s, size_t n) {
     return 1;
 }
 
+/* A member's place among a few siblings by its first eight bytes, read from
+ * the text as one number: the key's bytes, then (when shorter) its
+ * terminator, 0 for a scalar (lower than any byte of a key in reach) or
+ * ':' for a container. Without a digit among them natural order is their
+ * byte order, so two such heads that differ order their keys as key_cmp
+ * does. prefix, the bytes alone, and the length tell keys apart. */
+typedef struct {
+    uint64_t head, prefix;
+    size_t at; /* the member's place in its object */
+    int plain; /* no digit in the head: it orders the key */
+} sibling;
+
+static sibling sibling_of(const member *m, const unsigned char *text, const unsigned char *end, size_t at) {
+    const unsigned char *k = text + m->kofs;
+    size_t n = m->klen < 8 ? m->klen : 8;
+    uint64_t w = 0;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - k >= 8) memcpy(&w, k, 8); /* the first byte lowest, as below */
+    else
+#endif
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)k[i] << 8 * i;
+    if (n < 8) w &= ((uint64_t)1 << 8 * n) - 1;
+    /* bytes '0'..'9': from '0' on, below ':', ASCII (no borrow between bytes) */
+    uint64_t digits = ((w | highs) - ones * '0') & ~((w | highs) - ones * (':')) & ~w & highs;
+    sibling x = {__builtin_bswap64(w), __builtin_bswap64(w), at, digits == 0};
+    if (n < 8) x.head = __builtin_bswap64(w | (uint64_t)(m->leaf ? 0 : ':') << 8 * n);
+    return x;
+}
+
+#define FEW_SIBLINGS 16
+
 /* A container closes: its members (from the level's on the list) in natural
- * order for an object, linked in that order; those left out skipped. */
+ * order for an object, linked in that order; those left out skipped. A few
+ * are compared pair by pair for a repeated key and sorted by their heads;
+ * more go through repeats_a_key and sort_members. */
 static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
     size_t n = c->p.members->len / sizeof(member) - l->members;
     member *v = (member *)c->p.members->data + l->members;
-    if (l->object && n > 1) {
+    sibling s[FEW_SIBLINGS];
+    int few = l->object && n > 1 && n <= FEW_SIBLINGS;
+    if (few) {
+        const unsigned char *text = (const unsigned char *)c->text.data, *end = text + c->text.len;
+        for (size_t i = 0; i < n; i++) {
+            sibling x = sibling_of(&v[i], text, end, i);
+            for (size_t j = 0; j < i; j++) { /* the tree keeps a repeated key's last value: the pass leaves it */
+                const member *o = &v[s[j].at];
+                if (x.prefix == s[j].prefix && v[i].klen == o->klen &&
+                    (o->klen <= 8 || memcmp(text + v[i].kofs + 8, text + o->kofs + 8, o->klen - 8) == 0))
+                    return out_of_reach(c);
+            }
+            size_t k = i;
+            for (; k > 0; k--) {
+                const sibling *y = &s[k - 1];
+                int before = x.plain && y->plain && x.head != y->head ? x.head < y->head
+                                                                      : member_cmp(&c->p, &v[i], &v[y->at]) < 0;
+                if (!before) break;
+                s[k] = s[k - 1];
+            }
+            s[k] = x;
+        }
+    } else if (l->object && n > 1) {
         if (repeats_a_key(&c->p, v, n)) return out_of_reach(c);
         c->p.tmp->len = 0;
         if (!luapay_buf_reserve(c->p.tmp, n * sizeof(member))) return out_of_reach(c);
@@ -893,9 +950,10 @@ static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { 
     cb_node *nodes = (cb_node *)c->p.entries->data;
     size_t *link = &nodes[l->node].kid;
     for (size_t i = 0; i < n; i++) {
-        if (v[i].first == NO_NODE) continue;
-        *link = v[i].first;
-        link = &nodes[v[i].first].next;
+        size_t node = v[few ? s[i].at : i].first;
+        if (node == NO_NODE) continue;
+        *link = node;
+        link = &nodes[node].next;
     }
 }
 
@@ -1024,7 +1082,7 @@ static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay
         memcpy(o, path->data, path->len);
         o += path->len;
         *o++ = ':';
-        memcpy(o, (m->raw ? c->text.data : c->values->data) + m->voff, m->vlen);
+        if (m->vlen) memcpy(o, (m->raw ? c->text.data : c->values->data) + m->voff, m->vlen); /* values: none yet */
         o += m->vlen;
         *o++ = ';';
         out->len = (size_t)(o - out->data);
@@ -1210,7 +1268,7 @@ static int l_ecommpay_callback(lua_State *L) {
     const char *key = luapay_check_string(L, 2, "ecommpay_callback", "secret", &klen);
     lua_settop(L, 2);
     cb_reader c;
-    memset(&c, 0, sizeof c);
+    memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
     c.sink.event = cb_event;
     c.p.in_reach = 1;
     c.text.data = (char *)text; /* read only: keys are compared where the text holds them */

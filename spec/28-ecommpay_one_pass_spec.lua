@@ -19,7 +19,9 @@ local SECRET = "s3cr3t"
 
 local KEYS = { "a", "b", "ab", "a1", "a2", "a10", "a9", "a0", "0", "1", "9", "10", "1a", "a1b2", "a-b", "a_b", "A",
     "Z", "z", "\195\169", "signature", "frame_mode", "payment", "sum", "amount", "id", "a.b", "~", "0x", "a0b",
-    "a00", "12345678901234567890", "a1", "b" }
+    "a00", "12345678901234567890", "a1", "b",
+    -- keys alike in their first eight bytes (the heads a few siblings are sorted by)
+    "customer", "customer_id", "customer_ip", "customer_id2", "customer:", "customerA", "abcdefgh", "abcdefg" }
 -- natural order's corners, and repeats
 local CORNERS = { "a01", "00", "x y", " a", "a:b", "a::", "", "a\\u0000b", "a\\tb", "a", "b", "signature" }
 local NUMBERS = { "0", "-0", "1", "-1", "7", "10000", "-42", "41000000123", "123456789012345", "1234567890123456",
@@ -76,6 +78,33 @@ describe("core.ecommpay_callback", function()
             end
         end
         assert(placed > RUNS, "too few bodies in the pass's reach: " .. placed)
+    end)
+
+    it("orders every pair of siblings as the tree does, and places every object without a repeated key", function()
+        -- prefixes of one another, a byte below ':' after the prefix (a
+        -- container's key sorts as key .. ':'), digits, bytes from 0x80, and
+        -- keys alike in their first eight bytes
+        local KEYS = { "a", "a-b", "a.b", "a!", "a1", "a10", "a9", "ab", "a\\u00e9", "\\u00e9", "a\195\169", "customer",
+            "customer_id", "customer_ip", "customer_i", "customer_id2", "customer-x", "abcdefgh", "abcdefg" }
+        local VALUES = { "1", '"v"', "null", "true", '{"x":1}', '[1,{"y":2}]' }
+        for _, k1 in ipairs(KEYS) do
+            for _, k2 in ipairs(KEYS) do
+                for _, v1 in ipairs(VALUES) do
+                    for _, v2 in ipairs({ "2", '{"z":3}' }) do
+                        local raw = ('{"%s":%s,"%s":%s,"m":0}'):format(k1, v1, k2, v2)
+                        local tree, want = core.ecommpay_callback(raw, SECRET)
+                        if k1 ~= k2 and not (k1 .. k2):find("\\", 1, true) then -- a key with an escape: to the tree
+                            assert(want, "not placed: " .. raw)
+                        end
+                        if want then
+                            local lexemes = core.json_decode(raw, { numbers = "lexeme" })
+                            assert.equal(core.ecommpay_signature(lexemes, SECRET, CALLBACK), want, raw)
+                        end
+                        assert.same(core.json_decode(raw), tree, raw)
+                    end
+                end
+            end
+        end
     end)
 
     it("leaves to the tree what it cannot place, and says what is not JSON", function()
