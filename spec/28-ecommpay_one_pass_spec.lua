@@ -84,11 +84,11 @@ describe("core.ecommpay_callback", function()
         -- prefixes of one another, a byte below ':' after the prefix (a
         -- container's key sorts as key .. ':'), digits, bytes from 0x80, and
         -- keys alike in their first eight bytes
-        local KEYS = { "a", "a-b", "a.b", "a!", "a1", "a10", "a9", "ab", "a\\u00e9", "\\u00e9", "a\195\169", "customer",
+        local PAIR_KEYS = { "a", "a-b", "a.b", "a!", "a1", "a10", "a9", "ab", "a\\u00e9", "\\u00e9", "a\195\169", "customer",
             "customer_id", "customer_ip", "customer_i", "customer_id2", "customer-x", "abcdefgh", "abcdefg" }
         local VALUES = { "1", '"v"', "null", "true", '{"x":1}', '[1,{"y":2}]' }
-        for _, k1 in ipairs(KEYS) do
-            for _, k2 in ipairs(KEYS) do
+        for _, k1 in ipairs(PAIR_KEYS) do
+            for _, k2 in ipairs(PAIR_KEYS) do
                 for _, v1 in ipairs(VALUES) do
                     for _, v2 in ipairs({ "2", '{"z":3}' }) do
                         local raw = ('{"%s":%s,"%s":%s,"m":0}'):format(k1, v1, k2, v2)
