@@ -37,7 +37,7 @@ external_dependencies = {
 local core_sources = {
     "csrc/buf.c", "csrc/checks.c", "csrc/clock.c",
     "csrc/core.c", "csrc/ecommpay.c", "csrc/encode.c", "csrc/equal.c", "csrc/hash.c",
-    "csrc/http.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
+    "csrc/http.c", "csrc/http_head.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
     "csrc/path.c", "csrc/pattern.c", "csrc/plain.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
     "csrc/trustly.c", "csrc/trustpay.c", "csrc/validate.c",
 }
@@ -78,6 +78,7 @@ build = {
         ["luapay.http.cosocket"] = "lua/luapay/http/cosocket.lua",
         ["luapay.inbox"] = "lua/luapay/inbox.lua",
         ["luapay.money"] = "lua/luapay/money.lua",
+        ["luapay.monotime"] = "lua/luapay/monotime.lua",
         ["luapay.pager"] = "lua/luapay/pager.lua",
         ["luapay.pretty"] = "lua/luapay/pretty.lua",
         ["luapay.provider"] = "lua/luapay/provider.lua",

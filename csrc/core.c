@@ -98,7 +98,7 @@ static void ctx_init(lua_State *L, luapay_ctx *ctx) {
 LUAPAY_EXPORT int luaopen_luapay_core(lua_State *L) {
     const luaL_Reg *const lists[] = {luapay_encode_funcs, luapay_hash_funcs,
                                      luapay_random_funcs, luapay_equal_funcs, luapay_pkey_funcs,
-                                     luapay_http_funcs, luapay_clock_funcs, luapay_json_funcs, luapay_json_decode_funcs,
+                                     luapay_http_funcs, luapay_http_head_funcs, luapay_clock_funcs, luapay_json_funcs, luapay_json_decode_funcs,
                                      luapay_validate_funcs, luapay_money_funcs, luapay_ecommpay_funcs,
                                      luapay_trustly_funcs, luapay_trustpay_funcs, luapay_plain_funcs};
 

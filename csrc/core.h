@@ -160,6 +160,7 @@ extern const luaL_Reg luapay_random_funcs[];
 extern const luaL_Reg luapay_equal_funcs[];
 extern const luaL_Reg luapay_pkey_funcs[];
 extern const luaL_Reg luapay_http_funcs[];
+extern const luaL_Reg luapay_http_head_funcs[];
 extern const luaL_Reg luapay_clock_funcs[];
 extern const luaL_Reg luapay_json_funcs[];
 extern const luaL_Reg luapay_json_decode_funcs[];
@@ -170,13 +171,39 @@ extern const luaL_Reg luapay_trustly_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
 
+/* 1 if s is an RFC 9110 token (a method, a header name; http.c). */
+int luapay_is_token(const char *s, size_t n);
+
 /* Appends s percent-encoded as core.url_encode(s, form) does (encode.c). */
 void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
+/* The same written at out, which has room for 3 * n + 1 bytes; returns the end. */
+char *luapay_url_encode_to(char *out, const char *s, size_t n, int form);
 /* Appends s decoded as core.url_decode(s, plus) does (encode.c). */
 void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus);
 /* 1 if the value at idx holds to the compiled schema at sidx (validate.c):
  * for a C fast path that leaves the violations to the general one. */
 int luapay_schema_holds(lua_State *L, int sidx, int idx);
+
+/* A compiled schema whose root is an object, read from C without Lua calls
+ * (validate.c), for a one-pass builder that has the values in hand. */
+typedef struct luapay_schema luapay_schema;
+enum { LUAPAY_VALUE_ABSENT, LUAPAY_VALUE_STRING, LUAPAY_VALUE_MINOR };
+typedef struct {
+    int kind;        /* LUAPAY_VALUE_* */
+    const char *s;   /* STRING */
+    size_t n;
+    int64_t minor;   /* MINOR: an amount luapay_read_minor read */
+} luapay_field_value;
+luapay_schema *luapay_schema_test(lua_State *L, int idx); /* NULL: not a compiled schema */
+/* The root's declared fields, in byte order of their names; -1 if the
+ * schema is closed or its root is not an object (then call nothing below). */
+int luapay_schema_nfields(const luapay_schema *S);
+const char *luapay_schema_field(const luapay_schema *S, int i, size_t *len);
+int luapay_schema_find(const luapay_schema *S, const char *k, size_t len); /* -1: not declared */
+/* 1 if an object with these fields (v[i]: field i's value, every one of
+ * its keys a declared field) holds to the schema; 0 if not, or if that
+ * needs a Lua value (luapay_schema_holds can tell). */
+int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v);
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

@@ -122,14 +122,16 @@ static size_t php_double(double v, char *out) {
 
 /* An integer in decimal into out (24 bytes): its length. */
 static size_t integer_text(long long v, char *out) {
-    char tmp[24];
-    size_t n = 0;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do tmp[n++] = (char)('0' + u % 10); while (u /= 10);
-    size_t len = 0;
-    if (v < 0) out[len++] = '-';
-    while (n) out[len++] = tmp[--n];
-    return len;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, x = u;
+    size_t len = v < 0, n = 1;
+    while (x >= 10) {
+        x /= 10;
+        n++;
+    }
+    if (v < 0) out[0] = '-';
+    len += n;
+    do out[--len] = (char)('0' + u % 10); while (u /= 10); /* from the last digit back */
+    return n + (v < 0);
 }
 
 /* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
@@ -159,9 +161,8 @@ static size_t digits_at(const char *s, size_t i, size_t n) {
 /* A number object's text (checked JSON number syntax) into b, as PHP's
  * json_decode reads it: an integer text is an integer, written as it is
  * ("-0" is 0); a float text is the double it denotes, rendered as a PHP float
- * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). */
-static int render_lexeme(walker *w, const char *s, size_t n) {
-    luapay_buf *b = w->p.data;
+ * (1.0 -> 1, 1e14 -> 1.0E+14, -0.0 -> -0). 0 if it is not a JSON number. */
+static int render_lexeme(luapay_buf *b, const char *s, size_t n) {
     size_t int_start = n && s[0] == '-', i = digits_at(s, int_start, n), int_end = i;
     int is_float = 0;
     if (i < n && s[i] == '.') {
@@ -176,10 +177,7 @@ static int render_lexeme(walker *w, const char *s, size_t n) {
         if (i == e) i = n + 1; /* "1e" */
         is_float = 1;
     }
-    if (int_end == int_start || i != n) {
-        w->err = "a number object whose text is not a JSON number";
-        return 0;
-    }
+    if (int_end == int_start || i != n) return 0; /* the caller says so */
     if (!is_float) {
         if (int_end - int_start == 1 && s[int_start] == '0') return luapay_buf_add(b, "0", 1);
         return luapay_buf_add(b, s, n);
@@ -572,7 +570,7 @@ static int emit(walker *w, int idx, int depth, int *leaf) {
         lua_rawgeti(L, idx, 1);
         size_t n;
         const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-        int ok = s != NULL && render_lexeme(w, s, n);
+        int ok = s != NULL && render_lexeme(w->p.data, s, n);
         lua_pop(L, 1);
         if (!ok) return fail(w, "a number object whose text is not a JSON number");
         break;
@@ -700,6 +698,331 @@ static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order,
     return !out->oom;
 }
 
+/* ---------------------------------------------------------------------
+ * One pass, for bodies whose keys are all in reach
+ *
+ * Then an object's members are placed by their keys alone (see "Natural
+ * order without sorting every path"), so the string is written as the
+ * tables are read: an object's members are read once into a small list
+ * (the key; a scalar's value, a string by pointer; a table left on the Lua
+ * stack), sorted by key (one_cmp), then each written as "path:value" or
+ * recursed into, in that order; an array's elements are written in index
+ * order as they are fetched. No entries to record, move or join. The key
+ * and value strings are the params table's own, which anchors them while
+ * the call runs. Anything else (a key out of reach, a value that cannot be
+ * signed, a table mixing keys, nesting too deep, no stack left) and the
+ * walk does it all again, with its sorting and its errors: this pass only
+ * ever gives what the walk would.
+ * ------------------------------------------------------------------- */
+
+enum { V_STRING, V_INTEGER, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_LEXEME, V_TABLE };
+
+typedef struct {
+    uint64_t pre;    /* the key's first eight bytes big-endian, its terminator after a shorter one (one_cmp) */
+    const char *key;
+    size_t klen;
+    union {
+        struct {
+            const char *s;
+            size_t n;
+        } str; /* V_STRING, V_LEXEME (its text) */
+        lua_Integer i;
+        lua_Number d;
+    } v;
+    int kind;
+    int slot; /* V_TABLE: its stack index */
+} one_member;
+
+typedef struct {
+    lua_State *L;
+    int callback;
+    luapay_buf *path;    /* the current path and a ':', empty at the top (the walk's key buffer) */
+    luapay_buf *members; /* a stack: the lists of the tables open */
+    luapay_buf *out;
+} one_pass;
+
+/* Some byte of x below ';' (a digit, ':', a space or a control byte). */
+#define ANY_LOW(x) (((x) - 0x3b3b3b3b3b3b3b3bull) & ~(x) & 0x8080808080808080ull)
+
+/* A key in reach (key_in_reach): 2 when it has no byte up to ':' (most:
+ * letters, '_'), found eight bytes at a time, 1 for the others in reach, 0
+ * out of reach. *pre: its first eight bytes big-endian, zeros after a
+ * shorter one. */
+static int one_key(const char *k, size_t n, uint64_t *pre) {
+    uint64_t x, low;
+    if (n >= 8) {
+        memcpy(&x, k, 8);
+        *pre = __builtin_bswap64(x);
+        low = ANY_LOW(x);
+        for (size_t i = 8; !low && i + 8 <= n; i += 8) {
+            memcpy(&x, k + i, 8);
+            low = ANY_LOW(x);
+        }
+        if (!low) { /* the last eight, overlapping */
+            memcpy(&x, k + n - 8, 8);
+            low = ANY_LOW(x);
+        }
+    } else if (n >= 4) { /* the first four and the last four, overlapping */
+        uint32_t a, b;
+        memcpy(&a, k, 4);
+        memcpy(&b, k + n - 4, 4);
+        x = (uint64_t)a | (uint64_t)b << 32;
+        low = ANY_LOW(x);
+        *pre = (uint64_t)__builtin_bswap32(a) << 32 | (uint64_t)__builtin_bswap32(b) << (8 * (8 - n));
+    } else {
+        low = n == 0;
+        x = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)k[i];
+            low |= c < ';';
+            x |= (uint64_t)c << (56 - 8 * i);
+        }
+        *pre = x;
+    }
+    return !low ? 2 : key_in_reach((const unsigned char *)k, n);
+}
+
+/* key_cmp, decided by the prefixes where it can be: at the first byte that
+ * differs, neither a digit (bytes compare), or one a digit and not inside a
+ * run of digits (the bytes still compare, runs do not come into it). Keys
+ * in reach hold no byte 0, so a scalar's terminator (lowest) is 0 here. */
+static int one_cmp(const one_member *a, const one_member *b) {
+    uint64_t x = a->pre, y = b->pre;
+    if (x != y) {
+        int s = __builtin_clzll(x ^ y) & ~7; /* the first byte that differs, from the top */
+        int da = is_digit_byte((unsigned char)(x << s >> 56)), db = is_digit_byte((unsigned char)(y << s >> 56));
+        if ((!da && !db) || (da != db && (s == 0 || !is_digit_byte((unsigned char)(x << (s - 8) >> 56)))))
+            return x < y ? -1 : 1;
+    }
+    return key_cmp((const unsigned char *)a->key, a->klen, a->kind != V_TABLE, (const unsigned char *)b->key, b->klen,
+                   b->kind != V_TABLE);
+}
+
+static int one_qcmp(const void *a, const void *b) {
+    return one_cmp((const one_member *)a, (const one_member *)b);
+}
+
+/* An object's members in natural order (distinct keys: any sort will do):
+ * a few by insertion of their indexes into ord, more sorted in place (ord
+ * NULL). */
+#define ORD_MAX 32
+static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
+    if (n > ORD_MAX) {
+        qsort(v, n, sizeof *v, one_qcmp);
+        return NULL;
+    }
+    ord[0] = 0;
+    for (size_t i = 1; i < n; i++) {
+        size_t k = i;
+        if (plain) { /* no key has a digit: the prefixes decide unless they are the same */
+            uint64_t x = v[i].pre;
+            for (; k > 0 && (x != v[ord[k - 1]].pre ? x < v[ord[k - 1]].pre : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--)
+                ord[k] = ord[k - 1];
+        } else {
+            for (; k > 0 && one_cmp(&v[i], &v[ord[k - 1]]) < 0; k--) ord[k] = ord[k - 1];
+        }
+        ord[k] = (unsigned char)i;
+    }
+    return ord;
+}
+
+/* n bytes from s to p, short ones without a call (overlapping moves). */
+static inline char *copy(char *p, const char *s, size_t n) {
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) p[i] = s[i];
+    } else {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
+/* ";" (after the first), the path and its ':', the key, ":" and the value:
+ * one entry. 0 for a value the walk must refuse. */
+static inline __attribute__((always_inline)) int one_entry(one_pass *o, const char *k, size_t kn,
+                                                           const one_member *m) {
+    luapay_buf *b = o->out;
+    size_t plen = o->path->len, vn = m->kind == V_STRING ? m->v.str.n : 0;
+    if (!room(b, plen + kn + vn + 67)) return 0; /* two separators, 64 for a number and its NUL */
+    char *p = b->data + b->len;
+    if (b->len) *p++ = ';';
+    p = copy(p, o->path->data, plen);
+    p = copy(p, k, kn);
+    *p++ = ':';
+    switch (m->kind) {
+    case V_STRING: p = copy(p, m->v.str.s, vn); break;
+    case V_INTEGER: p += integer_text((long long)m->v.i, p); break;
+    case V_NUMBER: {
+        size_t n = render_double((double)m->v.d, p);
+        if (n == 0) return 0; /* NaN, infinity */
+        p += n;
+        break;
+    }
+    case V_TRUE: *p++ = '1'; break;
+    case V_FALSE: *p++ = '0'; break;
+    case V_LEXEME:
+        b->len = (size_t)(p - b->data);
+        return render_lexeme(b, m->v.str.s, m->v.str.n);
+    default: break; /* null: empty, key kept */
+    }
+    b->len = (size_t)(p - b->data);
+    return 1;
+}
+
+static int one_table(one_pass *o, int idx, int top, int depth);
+
+/* The value at slot (its key at slot - 1) into m: 0 if the walk must say. */
+static inline __attribute__((always_inline)) int one_value(one_pass *o, int slot, one_member *m) {
+    lua_State *L = o->L;
+    switch (lua_type(L, slot)) {
+    case LUA_TSTRING:
+        m->kind = V_STRING;
+        m->v.str.s = lua_tolstring(L, slot, &m->v.str.n);
+        return 1;
+    case LUA_TNUMBER:
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, slot)) {
+            m->kind = V_INTEGER;
+            m->v.i = lua_tointeger(L, slot);
+            return 1;
+        }
+#endif
+        m->kind = V_NUMBER;
+        m->v.d = lua_tonumber(L, slot);
+        return 1;
+    case LUA_TBOOLEAN: m->kind = lua_toboolean(L, slot) ? V_TRUE : V_FALSE; return 1;
+    case LUA_TLIGHTUSERDATA: m->kind = V_NULL; return lua_touserdata(L, slot) == NULL;
+    case LUA_TTABLE:
+        m->kind = V_TABLE;
+        if (lua_getmetatable(L, slot)) { /* plain tables have none: no push */
+            luaL_getmetatable(L, "luapay.json_number");
+            int is_number = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+            if (is_number) {
+                lua_rawgeti(L, slot, 1);
+                m->kind = V_LEXEME;
+                m->v.str.s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &m->v.str.n) : NULL;
+                lua_pop(L, 1); /* the text stays: the number object holds it */
+                return m->v.str.s != NULL;
+            }
+        }
+        return 1;
+    default: return 0;
+    }
+}
+
+/* A table member (a key, or an array index as text) under the path: the
+ * path grows by it for a table, which is at the stack's top. */
+static inline __attribute__((always_inline)) int one_member_out(one_pass *o, const char *k, size_t kn,
+                                                                const one_member *m, int top, int depth) {
+    if (m->kind != V_TABLE) return one_entry(o, k, kn, m);
+    size_t plen = o->path->len;
+    if (!room(o->path, kn + 1)) return 0;
+    memcpy(o->path->data + plen, k, kn);
+    o->path->data[plen + kn] = ':';
+    o->path->len = plen + kn + 1;
+    int ok = one_table(o, m->slot, top, depth + 1);
+    o->path->len = plen;
+    return ok;
+}
+
+/* An array (the walk's test: keys 1..n, n its length; lua_next's first
+ * pair on the stack above top): its elements in order, each fetched again
+ * by index, so that a long list of tables does not pile up on the stack. */
+static int one_array(one_pass *o, int idx, int top, int depth) {
+    lua_State *L = o->L;
+    size_t n = lua_rawlen(L, idx), count = 1;
+    lua_pop(L, 1);
+    while (lua_next(L, idx)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    /* room for an element, its own nil and two, and two for a metatable (one_value) */
+    if (n == 0 || count != n || !lua_checkstack(L, 6)) return 0;
+    for (size_t i = 1; i <= n; i++) {
+        char index[24];
+        size_t j = sizeof index, x = i - 1;
+        do index[--j] = (char)('0' + x % 10); while (x /= 10);
+        lua_rawgeti(L, idx, (int)i);
+        one_member m;
+        m.slot = top + 1;
+        int ok = one_value(o, top + 1, &m) && one_member_out(o, index + j, sizeof index - j, &m, top + 1, depth);
+        lua_settop(L, top);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* The table at idx (top: the stack's top) written out; 0 if the walk must
+ * do it. A table whose first key is a number is taken for an array (the
+ * walk's test decides), one whose first key is a string for an object. */
+static int one_table(one_pass *o, int idx, int top, int depth) {
+    lua_State *L = o->L;
+    if (depth > MAX_DEPTH) return 0;
+    int kt = top + 1; /* the key's slot, the value's above */
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return 1; /* empty: nothing, not even the key */
+    if (lua_type(L, kt) == LUA_TNUMBER) return one_array(o, idx, top, depth);
+    size_t first = o->members->len / sizeof(one_member), n = 0;
+    size_t spare = 0; /* members with room */
+    int plain = 2;
+    do {
+        if (spare == 0) {
+            spare = 16;
+            if (!room(o->members, spare * sizeof(one_member))) return 0;
+        }
+        one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
+        if (lua_type(L, kt) != LUA_TSTRING) return 0;
+        m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
+        /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
+        if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
+            (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
+             !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
+            lua_pop(L, 1);
+            continue;
+        }
+        int reach = one_key(m->key, m->klen, &m->pre);
+        if (!reach || !one_value(o, kt + 1, m)) return 0;
+        plain &= reach;
+        if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
+            if (m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
+            /* room for the key and lua_next's two, then the table's own nil and two, and
+             * two for a metatable (one_value) */
+            if (!lua_checkstack(L, 5)) return 0;
+            m->slot = kt + 1;
+            lua_pushvalue(L, kt);
+            kt += 2;
+        } else {
+            lua_pop(L, 1);
+        }
+        o->members->len += sizeof *m;
+        n++;
+        spare--;
+    } while (lua_next(L, idx));
+    int end = kt - 1; /* lua_next took the last key */
+    unsigned char buf[ORD_MAX];
+    const unsigned char *ord = one_sort((one_member *)o->members->data + first, n, plain, buf);
+    for (size_t i = 0; i < n; i++) {
+        /* the buffer may move below */
+        const one_member *m = (const one_member *)o->members->data + first + (ord ? ord[i] : i);
+        if (!one_member_out(o, m->key, m->klen, m, end, depth)) return 0;
+    }
+    o->members->len = first * sizeof(one_member);
+    if (end != top) lua_settop(L, top);
+    return 1;
+}
+
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
@@ -718,14 +1041,23 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     w.L = L;
     w.callback = callback;
     w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
-    w.p.in_reach = 1;
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    one_pass o = {L, callback, w.key, w.p.members, out};
+    if (one_table(&o, 1, top, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
+        luapay_scratch_done(w.key);
+        luapay_scratch_done(w.p.members);
+        return out;
+    }
+    lua_settop(L, top); /* the walk again, from the start */
+    w.key->len = w.p.members->len = out->len = 0;
     luaL_getmetatable(L, "luapay.json_number");
     w.number_mt = lua_gettop(L);
+    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    w.p.in_reach = 1;
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
     if (ok && (w.key->oom || w.p.data->oom || w.p.entries->oom || w.p.members->oom || w.p.tmp->oom))

@@ -49,6 +49,7 @@
  * token; CR, LF, NUL (or other control characters or spaces) in the URL; a
  * header name that is not a token; CR, LF or NUL in a header value. */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,13 +289,14 @@ static http_client *check_open(lua_State *L) {
     return c;
 }
 
-/* RFC 9110 token characters (method, header name). */
+/* RFC 9110 token characters (method, header name): letters, digits and
+ * !#$%&'*+-.^_`|~, one bit per ASCII byte (bytes 0-63, then 64-127). */
 static int is_tchar(unsigned char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+    static const uint64_t low = 0x03ff6cfa00000000u, high = 0x57ffffffc7fffffeu;
+    return ch < 64 ? (int)((low >> ch) & 1) : ch < 128 ? (int)((high >> (ch - 64)) & 1) : 0;
 }
 
-static int is_token(const char *s, size_t n) {
+int luapay_is_token(const char *s, size_t n) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)s[i])) return 0;
@@ -361,7 +363,7 @@ static void check_request(lua_State *L, int t, int arg, const char *fn) {
     while (lua_next(L, -2)) {
         size_t name_len = 0;
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &name_len) : NULL;
-        if (name == NULL || !is_token(name, name_len))
+        if (name == NULL || !luapay_is_token(name, name_len))
             luapay_arg_error(L, arg, fn, "headers", "a header name must be a token string (no CR, LF, NUL, space or ':')");
         int list = lua_istable(L, -1);
         int values = list ? (int)lua_rawlen(L, -1) : 1;
@@ -433,7 +435,7 @@ static void push_headers(lua_State *L, const luapay_buf *head) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (colon != NULL && is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
+        if (colon != NULL && luapay_is_token(p, (size_t)(colon - p))) { /* a status line has no token before a colon */
             luaL_Buffer name;
             luaL_buffinit(L, &name);
             for (const char *q = p; q < colon; q++)

@@ -1,7 +1,8 @@
 /* TrustPay's hot paths in one pass each (luapay.trustpay calls them first):
  *
- *   core.trustpay_url(schema, params, names, account_id, payment_type, secret, base_url, path)
+ *   core.trustpay_url(plan, params, account_id, secret, base_url)
  *       -> base_url .. path .. "?" .. the signed query | nil
+ *       (plan: core.trustpay_url_plan(schema, names, required, payment_type, path), once per builder)
  *   core.trustpay_notification(text, secret, account_id, signed_fields)
  *       -> params, method, result_code, amount | nil
  *
@@ -103,119 +104,251 @@ static int hmac_hex(lua_State *L, const char *secret, size_t slen, const luapay_
     return 1;
 }
 
-/* core.trustpay_url: the card and wire pop-up URLs of luapay.trustpay (its
- * normalize, schema check, trustpay.message, trustpay.signature and
- * http.encode_query in one pass). */
-static int l_trustpay_url(lua_State *L) {
-    size_t accn, secn, basen, pathn;
-    lua_settop(L, 8);
+/* ---- core.trustpay_url ------------------------------------------------
+ * What does not change between calls of one URL builder is worked out once,
+ * in a plan: the schema's fields (in byte order, so also the query's order),
+ * where each signed value comes from, the query's names already encoded. A
+ * call then reads the parameters once (lua_next), checks them against the
+ * schema without another Lua call (luapay_schema_holds_values), and writes
+ * the message and the URL from the values in hand. */
+
+#define PLAN_MT "luapay.trustpay_url_plan"
+#define NAME_PAD 24
+
+/* Where a value comes from: a schema field's index, or one of these. */
+enum { SLOT_NONE = -1, SLOT_ACCOUNT = -2, SLOT_PTYPE = -3, SLOT_SIGNATURE = -4 };
+
+typedef struct {
+    int slot;
+    int required;   /* signed: absent or empty leaves the call to the general path */
+    size_t at, len; /* query: "&Name=" (encoded) in the plan's names text */
+} url_entry;
+
+typedef struct {
+    luapay_schema *S; /* kept alive by the plan's uservalue */
+    int nfields, amount, currency; /* the schema's field count; Amount's and Currency's indexes (-1: none) */
+    int nsigned, nquery;
+    url_entry sig[MAX_FIELDS], query[MAX_FIELDS];
+    const char *names, *path; /* Lua strings in the uservalue; names padded with NAME_PAD bytes */
+    size_t namesn, pathn, ptypen;
+    char ptype[24];
+} url_plan;
+
+static int slot_of(const luapay_schema *S, const char *name, size_t n) {
+    if (lit_eq(name, n, "AccountId")) return SLOT_ACCOUNT;
+    if (lit_eq(name, n, "PaymentType")) return SLOT_PTYPE;
+    int i = luapay_schema_find(S, name, n);
+    return i >= 0 ? i : SLOT_NONE;
+}
+
+/* core.trustpay_url_plan(schema, names, required, payment_type, path) ->
+ * plan: for one URL builder of luapay.trustpay, its schema, the signed
+ * names in order, those the message cannot do without, the PaymentType and
+ * the endpoint's path. */
+static int l_trustpay_url_plan(lua_State *L) {
+    static const char *const fn = "trustpay_url_plan";
+    lua_settop(L, 5);
+    luapay_schema *S = luapay_schema_test(L, 1);
+    int nf = S ? luapay_schema_nfields(S) : -1;
+    if (nf < 0) luapay_arg_error(L, 1, fn, "schema", "an open compiled schema of an object expected");
+    if (nf > MAX_FIELDS - 3) luapay_arg_error(L, 1, fn, "schema", "too many fields");
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    const char *account = luapay_check_string(L, 4, "trustpay_url", "account_id", &accn);
-    lua_Integer ptype = luaL_checkinteger(L, 5);
-    const char *secret = luapay_check_string(L, 6, "trustpay_url", "secret", &secn);
-    const char *base = luapay_check_string(L, 7, "trustpay_url", "base_url", &basen);
-    const char *path = luapay_check_string(L, 8, "trustpay_url", "path", &pathn);
-    if (lua_getmetatable(L, 2)) return 0; /* pairs may differ from next */
+    lua_Integer ptype = luaL_checkinteger(L, 4);
+    if (ptype < 0 || ptype > 99) luapay_arg_error(L, 4, fn, "payment_type", "0..99 expected");
+    size_t pathn;
+    luapay_check_string(L, 5, fn, "path", &pathn);
 
+    url_plan *P = (url_plan *)lua_newuserdata(L, sizeof *P); /* 6 */
+    memset(P, 0, sizeof *P);
+    P->S = S;
+    P->nfields = nf;
+    P->amount = luapay_schema_find(S, "Amount", 6);
+    P->currency = luapay_schema_find(S, "Currency", 8);
+    P->ptypen = digits((int64_t)ptype, P->ptype);
+
+    size_t nnames = lua_rawlen(L, 2), nreq = lua_rawlen(L, 3);
+    if (nnames > MAX_FIELDS) luapay_arg_error(L, 2, fn, "names", "too many names");
+    for (size_t i = 1; i <= nnames; i++) {
+        size_t n;
+        lua_rawgeti(L, 2, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING) luapay_arg_error(L, 2, fn, "names", "a list of strings expected");
+        const char *name = lua_tolstring(L, -1, &n);
+        url_entry *e = &P->sig[P->nsigned++];
+        e->slot = slot_of(S, name, n);
+        for (size_t j = 1; j <= nreq && !e->required; j++) {
+            lua_rawgeti(L, 3, (int)j);
+            e->required = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+
+    /* the query: every field, AccountId, PaymentType, Signature, in byte order */
     field f[MAX_FIELDS];
-    size_t nf = 0;
-    int64_t amount = -1;
-    const char *currency = NULL;
-    size_t curn = 0;
+    int nq = 0;
+    for (int i = 0; i < nf; i++) {
+        f[nq].k = luapay_schema_field(S, i, &f[nq].kn);
+        if (slot_of(S, f[nq].k, f[nq].kn) != i || lit_eq(f[nq].k, f[nq].kn, "Signature"))
+            luapay_arg_error(L, 1, fn, "schema", "declares AccountId, PaymentType or Signature");
+        f[nq].vn = (size_t)i; /* the slot rides in vn through the sort */
+        nq++;
+    }
+    f[nq++] = (field){"AccountId", NULL, 9, (size_t)SLOT_ACCOUNT};
+    f[nq++] = (field){"PaymentType", NULL, 11, (size_t)SLOT_PTYPE};
+    f[nq++] = (field){"Signature", NULL, 9, (size_t)SLOT_SIGNATURE};
+    sort_fields(f, (size_t)nq);
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
+    for (int i = 0; i < nq; i++) {
+        url_entry *e = &P->query[i];
+        e->slot = (int)f[i].vn;
+        e->at = b->len;
+        luapay_buf_add(b, "&", 1);
+        luapay_url_encode_add(b, f[i].k, f[i].kn, 0);
+        luapay_buf_add(b, "=", 1);
+        e->len = b->len - e->at;
+    }
+    P->nquery = nq;
+    P->namesn = b->len;
+    static const char pad[NAME_PAD];
+    luapay_buf_add(b, pad, NAME_PAD);
+    if (b->oom) {
+        luapay_scratch_done(b);
+        return luaL_error(L, "%s: out of memory", fn);
+    }
+    lua_createtable(L, 3, 0); /* 7: the uservalue */
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, 7, 1);
+    lua_pushlstring(L, b->data, b->len);
+    luapay_scratch_done(b);
+    P->names = lua_tostring(L, -1);
+    lua_rawseti(L, 7, 2);
+    lua_pushvalue(L, 5);
+    P->path = lua_tostring(L, -1);
+    P->pathn = pathn;
+    lua_rawseti(L, 7, 3);
+    luapay_setuservalue(L, 6);
+    luaL_newmetatable(L, PLAN_MT); /* or the one made before */
+    lua_setmetatable(L, 6);
+    return 1;
+}
+
+/* core.trustpay_url(plan, params, account_id, secret, base_url)
+ *     -> base_url .. path .. "?" .. the signed query | nil (params of any type):
+ * the card and wire pop-up URLs of luapay.trustpay (its normalize, schema
+ * check, trustpay.message, trustpay.signature and http.encode_query in one
+ * pass). */
+static int l_trustpay_url(lua_State *L) {
+    size_t accn, secn, basen;
+    url_plan *P = (url_plan *)luaL_checkudata(L, 1, PLAN_MT);
+    const char *account = luapay_check_string(L, 3, "trustpay_url", "account_id", &accn);
+    const char *secret = luapay_check_string(L, 4, "trustpay_url", "secret", &secn);
+    const char *base = luapay_check_string(L, 5, "trustpay_url", "base_url", &basen);
+    lua_settop(L, 5);
+    if (!lua_istable(L, 2) || lua_getmetatable(L, 2)) return 0; /* not a table, or pairs may differ from next */
+    if (luapay_schema_nfields(P->S) != P->nfields) return 0; /* closed: the general path says so */
+
+    /* one read of the parameters: each a declared field, a string (or Amount in minor units) */
+    luapay_field_value v[MAX_FIELDS];
+    memset(v, 0, (size_t)P->nfields * sizeof v[0]);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
-        if (lua_type(L, -2) != LUA_TSTRING || nf >= MAX_FIELDS - 3) return 0;
         size_t kn;
+        if (lua_type(L, -2) != LUA_TSTRING) return 0;
         const char *k = lua_tolstring(L, -2, &kn);
+        int i = luapay_schema_find(P->S, k, kn);
+        if (i < 0) return 0; /* unknown: the general path names it */
         if (lua_type(L, -1) == LUA_TSTRING) {
-            f[nf].v = lua_tolstring(L, -1, &f[nf].vn);
-            if (lit_eq(k, kn, "Currency")) currency = f[nf].v, curn = f[nf].vn;
-        } else if (lit_eq(k, kn, "Amount") && luapay_read_minor(L, -1, &amount) == LUAPAY_MINOR_OK && amount >= 0) {
-            f[nf].v = NULL; /* written below, with the currency */
-            f[nf].vn = 0;
+            v[i].kind = LUAPAY_VALUE_STRING;
+            v[i].s = lua_tolstring(L, -1, &v[i].n); /* the table holds it */
+        } else if (i == P->amount && luapay_read_minor(L, -1, &v[i].minor) == LUAPAY_MINOR_OK && v[i].minor >= 0) {
+            v[i].kind = LUAPAY_VALUE_MINOR;
         } else {
             return 0; /* normalize's conversions, or a refusal: the general path */
         }
-        f[nf].k = k;
-        f[nf].kn = kn;
-        nf++;
         lua_pop(L, 1);
     }
-    if (!luapay_schema_holds(L, 1, 2)) return 0;
+    if (!luapay_schema_holds_values(P->S, v)) return 0;
 
-    char amount_buf[32], ptype_buf[24];
-    size_t amount_n = 0;
-    if (amount >= 0) {
-        const luapay_currency *cur = currency ? luapay_currency_find(currency, curn) : NULL;
-        if (cur == NULL || (amount_n = amount_text(amount, cur, amount_buf)) == 0) return 0;
-        for (size_t i = 0; i < nf; i++)
-            if (f[i].v == NULL) f[i].v = amount_buf, f[i].vn = amount_n;
+    char amount_buf[32];
+    if (P->amount >= 0 && v[P->amount].kind == LUAPAY_VALUE_MINOR) {
+        luapay_field_value *a = &v[P->amount], *c = P->currency >= 0 ? &v[P->currency] : NULL;
+        const luapay_currency *cur =
+            c && c->kind == LUAPAY_VALUE_STRING ? luapay_currency_find(c->s, c->n) : NULL;
+        size_t n = cur ? amount_text(a->minor, cur, amount_buf) : 0;
+        if (n == 0) return 0;
+        a->kind = LUAPAY_VALUE_STRING;
+        a->s = amount_buf;
+        a->n = n;
+    } else if (P->amount >= 0 && v[P->amount].kind == LUAPAY_VALUE_STRING &&
+               !is_amount2(v[P->amount].s, v[P->amount].n)) {
+        return 0;
     }
-    if (ptype < 0 || ptype > 99) return luaL_error(L, "trustpay_url: payment_type out of range");
-    size_t ptype_n = digits((int64_t)ptype, ptype_buf);
 
-    /* the signed values, in the kind's order, joined by "/" */
+    /* the signed values, in the kind's order, joined by "/"; absent and
+     * empty ones skipped, unless required (then the general path words it) */
     luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    size_t nnames = lua_rawlen(L, 3);
-    int first = 1, ok = 1;
-    for (size_t i = 1; i <= nnames && ok; i++) {
-        lua_rawgeti(L, 3, (int)i);
-        size_t nn;
-        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &nn) : NULL;
-        const char *v = NULL;
-        size_t vn = 0;
-        if (name == NULL) {
-            ok = 0;
-            break;
-        }
-        if (lit_eq(name, nn, "AccountId")) v = account, vn = accn;
-        else if (lit_eq(name, nn, "PaymentType")) v = ptype_buf, vn = ptype_n;
-        else
-            for (size_t j = 0; j < nf; j++)
-                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) {
-                    v = f[j].v, vn = f[j].vn;
-                    if (lit_eq(name, nn, "Amount") && v != amount_buf && !is_amount2(v, vn)) ok = 0;
-                    break;
-                }
-        lua_pop(L, 1);
-        if (vn == 0) { /* absent or "": skipped, unless required (the schema sees to them) */
-            if (lit_eq(name, nn, "Amount") || lit_eq(name, nn, "Currency") || lit_eq(name, nn, "Reference")) ok = 0;
-            continue;
+    int first = 1;
+    for (int i = 0; i < P->nsigned; i++) {
+        const url_entry *e = &P->sig[i];
+        const char *s = NULL;
+        size_t n = 0;
+        if (e->slot == SLOT_ACCOUNT) s = account, n = accn;
+        else if (e->slot == SLOT_PTYPE) s = P->ptype, n = P->ptypen;
+        else if (e->slot >= 0 && v[e->slot].kind == LUAPAY_VALUE_STRING) s = v[e->slot].s, n = v[e->slot].n;
+        if (n == 0) {
+            if (!e->required) continue;
+            luapay_scratch_done(msg);
+            return 0;
         }
         if (!first) luapay_buf_add(msg, "/", 1);
-        luapay_buf_add(msg, v, vn);
+        luapay_buf_add(msg, s, n);
         first = 0;
     }
     char sig[65];
-    if (!ok || msg->oom || !hmac_hex(L, secret, secn, msg, sig)) {
-        luapay_scratch_done(msg);
-        return 0;
-    }
+    int ok = !msg->oom && hmac_hex(L, secret, secn, msg, sig);
     luapay_scratch_done(msg);
+    if (!ok) return 0;
 
-    /* the query: every non-empty field, AccountId, PaymentType, Signature, in byte order */
-    size_t nq = 0;
-    for (size_t i = 0; i < nf; i++)
-        if (f[i].vn > 0) f[nq++] = f[i];
-    f[nq++] = (field){"AccountId", account, 9, accn};
-    f[nq++] = (field){"PaymentType", ptype_buf, 11, ptype_n};
-    f[nq++] = (field){"Signature", sig, 9, 64};
-    sort_fields(f, nq);
+    /* the query: every non-empty field, AccountId, PaymentType, Signature,
+     * in byte order (the plan's); room for the worst case made once, then
+     * written in place */
+    size_t room = basen + P->pathn + 1 + P->namesn + NAME_PAD + 3 * accn + 1 + 64 + P->ptypen;
+    for (int i = 0; i < P->nfields; i++) room += 3 * v[i].n + 1; /* luapay_url_encode_to's room */
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
-    luapay_buf_add(out, base, basen);
-    luapay_buf_add(out, path, pathn);
-    luapay_buf_add(out, "?", 1);
-    for (size_t i = 0; i < nq; i++) {
-        if (i) luapay_buf_add(out, "&", 1);
-        luapay_url_encode_add(out, f[i].k, f[i].kn, 0);
-        luapay_buf_add(out, "=", 1);
-        luapay_url_encode_add(out, f[i].v, f[i].vn, 0);
-    }
-    if (out->oom) {
+    if (!luapay_buf_reserve(out, room)) {
         luapay_scratch_done(out);
         return luaL_error(L, "trustpay_url: out of memory");
     }
+    char *o = out->data;
+    memcpy(o, base, basen);
+    o += basen;
+    memcpy(o, P->path, P->pathn);
+    o += P->pathn;
+    *o++ = '?';
+    first = 1;
+    for (int i = 0; i < P->nquery; i++) {
+        const url_entry *e = &P->query[i];
+        if (e->slot >= 0 && v[e->slot].n == 0) continue; /* absent or "" */
+        const char *name = P->names + e->at + first; /* no "&" before the first */
+        size_t namen = e->len - (size_t)first;
+        memcpy(o, name, NAME_PAD); /* a short name in one fixed-size copy: the text is padded */
+        if (namen > NAME_PAD) memcpy(o, name, namen);
+        o += namen;
+        first = 0;
+        if (e->slot >= 0) {
+            o = luapay_url_encode_to(o, v[e->slot].s, v[e->slot].n, 0);
+        } else if (e->slot == SLOT_ACCOUNT) {
+            o = luapay_url_encode_to(o, account, accn, 0);
+        } else if (e->slot == SLOT_PTYPE) {
+            memcpy(o, P->ptype, P->ptypen); /* digits */
+            o += P->ptypen;
+        } else {
+            memcpy(o, sig, 64); /* hex digits */
+            o += 64;
+        }
+    }
+    out->len = (size_t)(o - out->data);
     lua_pushlstring(L, out->data, out->len);
     luapay_scratch_done(out);
     return 1;
@@ -380,6 +513,7 @@ static int l_trustpay_notification(lua_State *L) {
 
 const luaL_Reg luapay_trustpay_funcs[] = {
     {"trustpay_url", l_trustpay_url},
+    {"trustpay_url_plan", l_trustpay_url_plan},
     {"trustpay_notification", l_trustpay_notification},
     {NULL, NULL},
 };

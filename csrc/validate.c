@@ -258,7 +258,7 @@ typedef struct ablock {
     } data;
 } ablock;
 
-typedef struct {
+typedef struct luapay_schema {
     ablock *blocks;
     luapay_pattern *patterns; /* every compiled pattern, for regfree */
     vnode *root;
@@ -311,7 +311,7 @@ static void ptrmap_build(lua_State *L, schema_ud *S, ptrmap *m, const vstr *list
     }
 }
 
-static int ptrmap_find(const ptrmap *m, const char *p) {
+static inline int ptrmap_find(const ptrmap *m, const char *p) {
     unsigned mask = (1u << m->bits) - 1, h = ptr_hash(p, m->bits);
     for (; m->keys[h] != NULL; h = (h + 1) & mask)
         if (m->keys[h] == p) return m->index[h];
@@ -684,7 +684,7 @@ static int field_cmp(const void *a, const void *b) {
     return vstr_cmp(&(*(vnode *const *)a)->name, &(*(vnode *const *)b)->name);
 }
 
-static int find_field(const vnode *obj, const char *s, size_t len) {
+static inline int find_field(const vnode *obj, const char *s, size_t len) {
     if (obj->field_map.keys != NULL) {
         int i = ptrmap_find(&obj->field_map, s);
         if (i >= 0) return i;
@@ -947,6 +947,7 @@ typedef struct {
     int count;
     int depth;
     int secret; /* > 0: inside a secret value */
+    int quiet;  /* count violations only, no Lua call (luapay_schema_holds_values) */
     const char *root_name; /* messages for the root: "value" or check's name */
     seg path[MAX_DEPTH + 3];
 } walker;
@@ -972,6 +973,10 @@ static void push_path(walker *w) {
 /* Records {path, code, message [, secret]}; `what` is a lua_pushfstring format. */
 COLD static void report(walker *w, const vnode *nd, const char *code, const char *fmt, ...) {
     lua_State *L = w->L;
+    if (w->quiet) {
+        w->count++;
+        return;
+    }
     if (!lua_checkstack(L, 8)) luaL_error(L, "validate: stack overflow");
     if (lua_isnil(L, w->out)) {
         lua_newtable(L);
@@ -1010,6 +1015,10 @@ static const char *i64str(char *buf, size_t n, int64_t v) {
 
 COLD static void report_enum(walker *w, const vnode *nd) {
     lua_State *L = w->L;
+    if (w->quiet) {
+        w->count++;
+        return;
+    }
     if (nd->nenums > ENUM_LIST_MAX) {
         report(w, nd, "enum", "is not one of the %d allowed values", (int)nd->nenums);
         return;
@@ -1156,6 +1165,13 @@ COLD static void check_decimal(walker *w, const vnode *nd, const char *s, size_t
 
 static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int t, int slots);
 
+static void check_amount(walker *w, const vnode *nd, int64_t v) {
+    if (v < 0 && !nd->allow_negative)
+        report(w, nd, "range", "must not be negative");
+    else
+        check_range_i64(w, nd, v);
+}
+
 static void push_seg(walker *w, const char *name, size_t len, int64_t index) {
     seg *s = &w->path[w->depth++];
     s->name = name;
@@ -1279,89 +1295,9 @@ COLD static void walk_array(walker *w, const vnode *nd, int idx) {
     }
 }
 
-static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int t, int slots) {
-    lua_State *L = w->L;
-    size_t n;
-    const char *s;
-    int64_t iv;
-
-    switch (nd->type) {
-    case T_ANY:
-        return;
-    case T_BOOLEAN:
-        if (t != LUA_TBOOLEAN) report(w, nd, "type", "must be a boolean, got %s", type_of(L, idx));
-        return;
-    case T_INTEGER:
-        switch (luapay_read_integer(L, idx, &iv)) {
-        case LUAPAY_MINOR_OK:
-            check_range_i64(w, nd, iv);
-            break;
-        case LUAPAY_MINOR_TOO_LARGE:
-            report(w, nd, "range", "must be within -2^53..2^53");
-            break;
-        default:
-            report(w, nd, "type", "must be an integer, got %s", t == LUA_TNUMBER ? "a fraction or non-finite number" : type_of(L, idx));
-        }
-        return;
-    case T_NUMBER: {
-        lua_Number d = lua_tonumber(L, idx);
-        if (t != LUA_TNUMBER || isnan(d) || isinf(d)) {
-            report(w, nd, "type", "must be a finite number, got %s", t == LUA_TNUMBER ? "NaN or infinity" : type_of(L, idx));
-        } else {
-            if (nd->has_min && d < nd->nmin) report(w, nd, "range", "must be at least %f", (double)nd->nmin);
-            if (nd->has_max && d > nd->nmax) report(w, nd, "range", "must be at most %f", (double)nd->nmax);
-        }
-        return;
-    }
-    case T_AMOUNT:
-        switch (luapay_read_minor(L, idx, &iv)) {
-        case LUAPAY_MINOR_OK:
-            if (iv < 0 && !nd->allow_negative)
-                report(w, nd, "range", "must not be negative");
-            else
-                check_range_i64(w, nd, iv);
-            break;
-        case LUAPAY_MINOR_TOO_LARGE:
-            report(w, nd, "range", "must be at most 2^53 minor units in size");
-            break;
-        case LUAPAY_MINOR_NOT_FINITE:
-            report(w, nd, "type", "must be an integer amount in minor units, got NaN or infinity");
-            break;
-        case LUAPAY_MINOR_FLOAT:
-            report(w, nd, "type", "must be an integer amount in minor units, got a float");
-            break;
-        default:
-            report(w, nd, "type", "must be an integer amount in minor units, got %s", type_of(L, idx));
-        }
-        return;
-    case T_OBJECT:
-        if (t != LUA_TTABLE) {
-            report(w, nd, "type", "must be an object (a table), got %s", type_of(L, idx));
-        } else {
-            w->secret += nd->secret; /* what is inside a secret value is secret */
-            walk_object(w, nd, idx);
-            w->secret -= nd->secret;
-        }
-        return;
-    case T_ARRAY:
-        if (t != LUA_TTABLE) {
-            report(w, nd, "type", "must be an array (a table), got %s", type_of(L, idx));
-        } else {
-            w->secret += nd->secret;
-            walk_array(w, nd, idx);
-            w->secret -= nd->secret;
-        }
-        return;
-    default:
-        break;
-    }
-
-    /* the remaining types are strings */
-    if (t != LUA_TSTRING) {
-        report(w, nd, "type", "must be a string, got %s", type_of(L, idx));
-        return;
-    }
-    s = lua_tolstring(L, idx, &n);
+/* The checks of the string types (T_STRING and those after T_OBJECT's
+ * switch below) on a string's bytes. */
+static void check_text(walker *w, const vnode *nd, const vnode *parent, const char *s, size_t n, int slots) {
     switch (nd->type) {
     case T_STRING:
         check_string(w, nd, parent, s, n, slots);
@@ -1440,6 +1376,89 @@ static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx,
     }
 }
 
+static void walk_value(walker *w, const vnode *nd, const vnode *parent, int idx, int t, int slots) {
+    lua_State *L = w->L;
+    size_t n;
+    const char *s;
+    int64_t iv;
+
+    switch (nd->type) {
+    case T_ANY:
+        return;
+    case T_BOOLEAN:
+        if (t != LUA_TBOOLEAN) report(w, nd, "type", "must be a boolean, got %s", type_of(L, idx));
+        return;
+    case T_INTEGER:
+        switch (luapay_read_integer(L, idx, &iv)) {
+        case LUAPAY_MINOR_OK:
+            check_range_i64(w, nd, iv);
+            break;
+        case LUAPAY_MINOR_TOO_LARGE:
+            report(w, nd, "range", "must be within -2^53..2^53");
+            break;
+        default:
+            report(w, nd, "type", "must be an integer, got %s", t == LUA_TNUMBER ? "a fraction or non-finite number" : type_of(L, idx));
+        }
+        return;
+    case T_NUMBER: {
+        lua_Number d = lua_tonumber(L, idx);
+        if (t != LUA_TNUMBER || isnan(d) || isinf(d)) {
+            report(w, nd, "type", "must be a finite number, got %s", t == LUA_TNUMBER ? "NaN or infinity" : type_of(L, idx));
+        } else {
+            if (nd->has_min && d < nd->nmin) report(w, nd, "range", "must be at least %f", (double)nd->nmin);
+            if (nd->has_max && d > nd->nmax) report(w, nd, "range", "must be at most %f", (double)nd->nmax);
+        }
+        return;
+    }
+    case T_AMOUNT:
+        switch (luapay_read_minor(L, idx, &iv)) {
+        case LUAPAY_MINOR_OK:
+            check_amount(w, nd, iv);
+            break;
+        case LUAPAY_MINOR_TOO_LARGE:
+            report(w, nd, "range", "must be at most 2^53 minor units in size");
+            break;
+        case LUAPAY_MINOR_NOT_FINITE:
+            report(w, nd, "type", "must be an integer amount in minor units, got NaN or infinity");
+            break;
+        case LUAPAY_MINOR_FLOAT:
+            report(w, nd, "type", "must be an integer amount in minor units, got a float");
+            break;
+        default:
+            report(w, nd, "type", "must be an integer amount in minor units, got %s", type_of(L, idx));
+        }
+        return;
+    case T_OBJECT:
+        if (t != LUA_TTABLE) {
+            report(w, nd, "type", "must be an object (a table), got %s", type_of(L, idx));
+        } else {
+            w->secret += nd->secret; /* what is inside a secret value is secret */
+            walk_object(w, nd, idx);
+            w->secret -= nd->secret;
+        }
+        return;
+    case T_ARRAY:
+        if (t != LUA_TTABLE) {
+            report(w, nd, "type", "must be an array (a table), got %s", type_of(L, idx));
+        } else {
+            w->secret += nd->secret;
+            walk_array(w, nd, idx);
+            w->secret -= nd->secret;
+        }
+        return;
+    default:
+        break;
+    }
+
+    /* the remaining types are strings */
+    if (t != LUA_TSTRING) {
+        report(w, nd, "type", "must be a string, got %s", type_of(L, idx));
+        return;
+    }
+    s = lua_tolstring(L, idx, &n);
+    check_text(w, nd, parent, s, n, slots);
+}
+
 /* ---- ordering ------------------------------------------------------- */
 
 typedef struct {
@@ -1507,6 +1526,7 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     w.count = 0;
     w.depth = 0;
     w.secret = 0;
+    w.quiet = 0;
     w.root_name = root_name;
     if (S->root->stack_need > 1000000 || !lua_checkstack(L, (int)S->root->stack_need + 8))
         luaL_error(L, "validate: schema too large for the Lua stack");
@@ -1536,6 +1556,66 @@ int luapay_schema_holds(lua_State *L, int sidx, int idx) {
     int holds = run(L, sidx, S, idx, "value") == 1;
     lua_settop(L, top);
     return holds;
+}
+
+/* ---- flat values ---------------------------------------------------- */
+
+luapay_schema *luapay_schema_test(lua_State *L, int idx) {
+    return (luapay_schema *)luaL_testudata(L, idx, SCHEMA_MT);
+}
+
+int luapay_schema_nfields(const luapay_schema *S) {
+    return S->root != NULL && S->root->type == T_OBJECT ? (int)S->root->nfields : -1;
+}
+
+const char *luapay_schema_field(const luapay_schema *S, int i, size_t *len) {
+    *len = S->root->fields[i]->name.len;
+    return S->root->fields[i]->name.s;
+}
+
+int luapay_schema_find(const luapay_schema *S, const char *k, size_t len) {
+    return find_field(S->root, k, len);
+}
+
+/* The walk of walk_object over values in hand: the same checks (check_text,
+ * check_amount) counted quietly. What needs a Lua value (a rule on a
+ * sibling, a type other than a string or an amount) answers 0: the caller
+ * asks luapay_schema_holds or the general path. */
+/* The types check_text checks (walk_value's "the remaining types"). */
+static int is_text_type(int t) {
+    return t == T_STRING || t == T_ENUM || (t >= T_DECIMAL && t <= T_IPV6);
+}
+
+int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v) {
+    const vnode *root = S->root;
+    if (root == NULL || root->type != T_OBJECT) return 0;
+    walker w; /* quiet: no Lua state, stack slots or path */
+    w.L = NULL;
+    w.S = S;
+    w.anchor = w.out = 0;
+    w.count = w.depth = w.secret = 0;
+    w.quiet = 1;
+    w.root_name = "value";
+    for (size_t i = 0; i < root->nfields && w.count == 0; i++) {
+        const vnode *f = root->fields[i];
+        switch (v[i].kind) {
+        case LUAPAY_VALUE_ABSENT:
+            if (f->required || f->required_if_sib >= 0) return 0;
+            break;
+        case LUAPAY_VALUE_STRING:
+            if (f->type == T_ANY) break;
+            if (!is_text_type(f->type) || f->npb > 0) return 0; /* a type error, or a rule on a sibling */
+            check_text(&w, f, root, v[i].s, v[i].n, 0);
+            break;
+        case LUAPAY_VALUE_MINOR:
+            if (f->type == T_AMOUNT) check_amount(&w, f, v[i].minor);
+            else if (f->type != T_ANY) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return w.count == 0;
 }
 
 /* ---- Lua API -------------------------------------------------------- */

@@ -116,6 +116,25 @@ describe("transports against the sandbox", function()
                 assert.equal("Basic " .. core.base64_encode("merchant:s3cret"), out.authorization)
             end)
 
+            it("sends each of a client's requests in turn as it was given, nothing kept from the one before", function()
+                local out = run("requests_in_turn")
+                local host = sb.url:match("^http://(.*)$")
+                local function seen(method, args, body, accept, ua, custom, ctype, length)
+                    return { method = method, args = args, body = body, accept = accept, user_agent = ua, custom = custom,
+                        content_type = ctype, content_length = length, host = host }
+                end
+                local json = "application/json"
+                assert.same({
+                    seen("GET", "", "", json, "turns/1"),
+                    seen("POST", "a=1", "b1", "text/plain", "turns/1", "one", "text/plain", "2"),
+                    seen("GET", "", "", json, "turns/1"),
+                    seen("PUT", "", "p", "text/csv", "mine", nil, "text/csv", "1"),
+                    seen("GET", "", "", json, "turns/1"),
+                    seen("DELETE", "a=1", '{"n":1}', json, "turns/1", nil, json .. "; charset=utf-8", "7"),
+                    seen("GET", "a=2", "", json, "turns/1", { "x", "y" }),
+                }, out)
+            end)
+
             it("does not resend a POST once the server has received it, even on a reused connection", function()
                 local out = run("post_not_retried")
                 assert.equal("network", out.type)

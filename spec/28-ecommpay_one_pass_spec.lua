@@ -410,3 +410,158 @@ describe("core.ecommpay_canonical, members placed per object", function()
         end
     end)
 end)
+
+-- core.ecommpay_canonical writes a body whose keys are all in reach in one
+-- pass (each table's members sorted by key and written out); anything else
+-- goes to the walk, which sorts every path. The walk's answer for the same
+-- body: the body with one more key out of reach ("\1", its entry found and
+-- cut out after), which sends all of it the walk's way.
+local MARK = "\1:\1"
+local function by_the_walk(params, opts)
+    local copy = {}
+    for k, v in pairs(params) do copy[k] = v end
+    copy["\1"] = "\1"
+    local s, err = core.ecommpay_canonical(copy, opts)
+    if not s then return s, err end
+    local i = assert(s:find(MARK, 1, true), "the mark is missing")
+    if s == MARK then return "" end
+    if i == 1 then return s:sub(#MARK + 2) end -- "MARK;rest"
+    return s:sub(1, i - 2) .. s:sub(i + #MARK) -- "...;MARK..."
+end
+
+-- Lua's own test of "in reach" (csrc/ecommpay.c: key_in_reach), to count
+-- the bodies the one pass took.
+local function key_in_reach(k)
+    return k ~= "" and not k:find("[%z\1- :]") and not k:find("%f[%d]0%d")
+end
+local function all_in_reach(t, opts)
+    if type(t) ~= "table" or getmetatable(t) == core.number_mt then return true end
+    for k, v in pairs(t) do
+        if type(k) == "string" and k ~= "frame_mode" and not (opts and k == "signature" and v ~= core.null) then
+            if not key_in_reach(k) or not all_in_reach(v, opts) then return false end
+        elseif type(k) == "number" and not all_in_reach(v, opts) then
+            return false
+        end
+    end
+    return true
+end
+
+describe("core.ecommpay_canonical in one pass", function()
+    -- Natural order's corners: digit runs ("a9" < "a10"), keys that are
+    -- prefixes of others ("a", "a_b", "a-b", "a:b"), eight-byte prefixes
+    -- shared or cut at a digit ("abcdefgh9", "abcdefgh10", "abcdefgh"),
+    -- bytes below ':' in reach ("a-b", "a.b", "#1", "!x"), UTF-8, keys out
+    -- of reach now and then.
+    local ONE_KEYS = { "a", "b", "a_b", "a-b", "a.b", "a/b", "ab", "a1", "a2", "a9", "a10", "a01x", "a10b", "a1b", "a1_",
+        "0", "1", "9", "10", "99", "100", "1a", "id", "ip_address", "first_name", "email", "abcdefgh", "abcdefgh9",
+        "abcdefgh10", "abcdefghi", "abcdefg", "abcdefg1", "abcdefg:", "merchant_callback_url", "merchant_callback",
+        "merchant", "#1", "!x", "~", "Z", "\195\169", "\195\169t\195\169", "x;y", "frame_mode", "signature",
+        "payment", "sum", "amount", "12345678901234567890", "1234567890123456789" }
+    local OUT = { "a:b", "x y", " a", "a01", "00", "", "a\tb", "a\1" }
+    local NUMBER = core.json_number
+    local SCALARS = { "v", "", "x;y:z", "\226\130\172", 0, 7, -1, 12345678901, 2 ^ 53, -(2 ^ 53), 2 ^ 53 + 2, 1.5, 0.1,
+        -0.0, 1e15, 1e14, 1.5e-7, 123456.789, true, false, core.null, NUMBER("1.0"), NUMBER("-0"), NUMBER("1e3"),
+        NUMBER("12345678901234567890"), NUMBER("0.30000000000000004"), NUMBER("-12.5E-3") }
+    -- values neither way can sign: each tree has at most one
+    local BAD = { 0 / 0, 1 / 0, print, setmetatable({ "x" }, core.number_mt), setmetatable({}, core.number_mt),
+        { 1, nil, 3 }, { 1, 2, x = 3 }, { [2] = "x" }, { [1.5] = "x" }, { [true] = 1 } }
+
+    -- The array t built by a constructor with explicit keys in a random order
+    -- ({[3] = v[3], [1] = v[1], ...}): Lua 5.4 keeps them in the hash part.
+    local function hashed(R, t)
+        local order = {}
+        for i = 1, #t do table.insert(order, R(1, i), i) end
+        for i, k in ipairs(order) do order[i] = ("[%d] = v[%d]"):format(k, k) end
+        return assert((loadstring or load)("local v = ... return { " .. table.concat(order, ", ") .. " }"))(t)
+    end
+
+    local function tree(R, depth, state)
+        if depth > 3 or R(1, 3) == 1 then
+            if not state.bad and R(1, 60) == 1 then
+                state.bad = true
+                return pick(R, BAD)
+            end
+            return pick(R, SCALARS)
+        end
+        local t = {}
+        local kind = R(1, 6)
+        if kind == 1 then -- an array; now and then all in the hash part, where pairs has no order
+            for i = 1, R(1, 12) do t[i] = tree(R, depth + 1, state) end
+            if R(1, 2) == 1 then t = hashed(R, t) end
+        elseif kind ~= 2 or R(1, 3) ~= 1 then -- (else an empty table: nothing, not even the key)
+            for _ = 1, R(0, depth == 0 and (R(1, 4) == 1 and 90 or 24) or 7) do -- past 32, sorted another way
+                local k = state.corners and R(1, 20) == 1 and pick(R, OUT) or pick(R, ONE_KEYS)
+                if R(1, 8) == 1 then k = k .. R(0, 120) end
+                t[k] = tree(R, depth + 1, state)
+            end
+        end
+        return t
+    end
+
+    it("writes what the walk writes, for random bodies", function()
+        local one_pass = 0
+        for seed = 1, RUNS * 3 do
+            local R = rng(seed)
+            local state = { corners = R(1, 4) == 1 }
+            local params = tree(R, 0, state)
+            if type(params) ~= "table" or params[1] ~= nil or getmetatable(params) then params = { v = params } end
+            local opts = pick(R, { false, { callback = true }, { callback = false } }) or nil
+            if opts and opts.callback and R(1, 2) == 1 then params.signature = pick(R, { "c2ln", core.null, 5 }) end
+            local got, err = core.ecommpay_canonical(params, opts)
+            local want, werr = by_the_walk(params, opts)
+            if got ~= want then
+                local i = 1
+                while got and want and want:byte(i) == got:byte(i) do i = i + 1 end
+                error(("seed %d: %s / %s at byte %d: %q / %q"):format(seed, tostring(err), tostring(werr), i,
+                    got and got:sub(math.max(1, i - 30), i + 30) or "nil",
+                    want and want:sub(math.max(1, i - 30), i + 30) or "nil"))
+            end
+            if got then
+                assert.equal(core.hmac("sha512", SECRET, got, "base64"), core.ecommpay_signature(params, SECRET, opts),
+                    "seed " .. seed)
+                if all_in_reach(params, opts) then one_pass = one_pass + 1 end
+            else
+                assert.equal(werr, err, "seed " .. seed)
+                assert.same({ nil, err }, { core.ecommpay_signature(params, SECRET, opts) }, "seed " .. seed)
+            end
+        end
+        assert(one_pass > RUNS, "too few bodies for the one pass: " .. one_pass)
+    end)
+
+    it("leaves to the walk what neither can sign, with the walk's error", function()
+        for i, bad in ipairs(BAD) do
+            for _, params in ipairs({ { x = bad }, { a = { b = bad } }, { a = { 1, bad } }, { a = { { b = bad } } } }) do
+                local got, err = core.ecommpay_canonical(params)
+                assert.is_nil(got, "BAD[" .. i .. "]")
+                assert.equal(select(2, by_the_walk(params)), err, "BAD[" .. i .. "]")
+            end
+        end
+    end)
+
+    it("sorts wide objects as the walk does", function()
+        local params = { sub = {} }
+        for i = 1, 200 do
+            local k = pick(rng(i), ONE_KEYS) .. i
+            if key_in_reach(k) then params[k] = i end
+            params.sub["k" .. i * 7 % 200] = { x = i, [("y"):rep(i % 12 + 1)] = "z" }
+        end
+        assert(all_in_reach(params))
+        assert.equal(by_the_walk(params), core.ecommpay_canonical(params))
+    end)
+
+    it("writes the vectors' strings", function()
+        for _, v in ipairs(util.json_fixture("vectors/ecommpay.json").vectors) do
+            local params = assert(core.json_decode(v.params_json, { numbers = "lexeme" }))
+            assert.equal(v.string_to_sign, core.ecommpay_canonical(params), v.name)
+            assert.equal(v.string_to_sign, by_the_walk(params), v.name)
+            assert.equal(v.signature, core.ecommpay_signature(params, v.secret), v.name)
+        end
+    end)
+
+    it("places each object's members by key: digits by value, a key before its longer ones", function()
+        local params = { a10 = 1, a9 = 2, a = { b = 1 }, a_b = 3, ["a-b"] = 4, abcdefgh10 = 5, abcdefgh9 = 6,
+            abcdefgh = 7, x = { "p", "q", { z = 1, y = core.null } }, frame_mode = "iframe" }
+        assert.equal("a-b:4;a9:2;a10:1;a:b:1;a_b:3;abcdefgh:7;abcdefgh9:6;abcdefgh10:5;x:0:p;x:1:q;x:2:y:;x:2:z:1",
+            core.ecommpay_canonical(params))
+    end)
+end)

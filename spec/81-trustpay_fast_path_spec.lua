@@ -69,6 +69,36 @@ local function card_params(R)
     return p
 end
 
+-- For the URL builders' one pass (its plan and its schema check without
+-- Lua calls): values each of the schemas' checks refuses (lengths in
+-- characters, UTF-8, URL and e-mail forms, codes), and every optional field,
+-- so that the fields of a query come in every order.
+local URL_TEXT = { ("é"):rep(81), ("a"):rep(101), ("x"):rep(141), "ab\255", "\192\128", "https://shop.example/" .. ("p"):rep(240),
+    "ftp://shop.example/x", "https://user:pw@shop.example/", "http://localhost:8080/ok?x=1&y=%20", "eva@", "@example.cz",
+    "eva@example", ("e"):rep(250) .. "@example.cz", "SK", "DE", "zz", "sk", "True", "False", "Ab 12", "1234567890", "a~b" }
+local OPTIONAL = { "Url", "ReturnUrl", "CancelUrl", "ErrorUrl", "NotificationUrl", "Country", "Description", "IsRedirect",
+    "Localization", "Email", "CardHolder", "BillingCity", "BillingStreet", "BillingPostcode", "BillingCountry", "CardId",
+    "Reference", "Currency" }
+local ALL_OPTIONAL = { Url = "https://shop.example/", ReturnUrl = "https://shop.example/ok", CancelUrl = "https://shop.example/no",
+    ErrorUrl = "https://shop.example/err", NotificationUrl = "https://shop.example/n?a=1&b=2", Country = "SK",
+    Description = "Order 42 ~ two cups", IsRedirect = "True", Localization = "sk", CardId = "card-1/x" }
+
+local function url_params(R)
+    local p = card_params(R)
+    local k = R(1, 3)
+    if k == 1 then -- one that holds, with some or all of the optional fields
+        p = { Amount = pick(R, { 150, 1, 123456, 99999999999, 100.0 }), Currency = pick(R, { "EUR", "CZK", "JPY", "BHD" }),
+            Reference = "ORD42", CardHolder = "Eva Černá", Email = "eva@example.cz", BillingStreet = "Náměstí Svobody 1",
+            BillingCity = "Brno", BillingPostcode = "602 00", BillingCountry = "CZ" }
+        for name, v in pairs(ALL_OPTIONAL) do
+            if R(1, 2) == 1 then p[name] = v end
+        end
+    elseif k == 2 then
+        for _ = 1, R(1, 2) do p[pick(R, OPTIONAL)] = pick(R, R(1, 2) == 1 and URL_TEXT or TEXT) end
+    end
+    return p
+end
+
 local METHODS = { "card_payment_url", "wire_payment_url", "card_on_file_purchase_url", "card_on_file_preauthorization_url",
     "recurring_initial_preauthorization_url", "preauthorization_url" }
 
@@ -154,20 +184,57 @@ describe("TrustPay's one-pass C paths", function()
     end)
 
     it("give the URL or the error the Lua code gives, for random parameters", function()
+        -- how often the C pass answered: a pass that always leaves it to the Lua code would agree too
+        local saved, answered = core.trustpay_url, 0
+        core.trustpay_url = function(...)
+            local url = saved(...)
+            if url then answered = answered + 1 end
+            return url
+        end
+        -- a client whose account_id was changed to "" after new: trustpay.message refuses it
+        local blank = trustpay.new{ account_id = ACCOUNT, secret = SECRET, transport = function() end }
+        blank.account_id = ""
         for run = 1, RUNS do
             local seed = 1500 + run
             local R = rng(seed)
             local method = pick(R, METHODS)
-            local params = card_params(R)
+            local params = url_params(R)
+            local client = R(1, 20) == 1 and blank or tp
             if method == "wire_payment_url" then
                 for _, f in ipairs({ "CardHolder", "Email", "BillingStreet", "BillingCity", "BillingPostcode", "BillingCountry" }) do
                     if R(1, 4) > 1 then params[f] = nil end
                 end
             end
             if R(1, 20) == 1 then setmetatable(params, { __index = function() return nil end }) end
-            local fast, slow = both("trustpay_url", function(p) return tp[method](tp, p) end, params)
+            local fast, slow = both("trustpay_url", function(p) return client[method](client, p) end, params)
             assert.same(slow, fast, "seed " .. seed .. " " .. method)
         end
+        core.trustpay_url = saved
+        assert.is_true(answered >= RUNS / 10, "the C pass answered " .. answered .. " of " .. RUNS)
+    end)
+
+    it("leave a closed schema, and parameters with a metatable or not a table, to the Lua code; misuse raises", function()
+        local schema = core.schema{ type = "object", additional = false, fields = {
+            Amount = { type = "amount", required = true }, Currency = { type = "currency", required = true },
+            Reference = { type = "string", required = true } } }
+        local names, required = trustpay.signed_fields.card_purchase, { "AccountId", "Amount", "Currency", "Reference" }
+        local plan = core.trustpay_url_plan(schema, names, required, 0, "/p")
+        local p = { Amount = 150, Currency = "EUR", Reference = "R~1 x" }
+        local values = { ACCOUNT, "1.50", "EUR", "R~1 x", "0" }
+        assert.equal("https://h/p?AccountId=" .. ACCOUNT .. "&Amount=1.50&Currency=EUR&PaymentType=0&Reference=R~1%20x&Signature="
+            .. trustpay.signature(SECRET, values), core.trustpay_url(plan, p, ACCOUNT, SECRET, "https://h"))
+        assert.is_nil(core.trustpay_url(plan, "Amount=150", ACCOUNT, SECRET, "https://h"))
+        assert.is_nil(core.trustpay_url(plan, setmetatable(p, {}), ACCOUNT, SECRET, "https://h"))
+        setmetatable(p, nil)
+        schema:close()
+        assert.is_nil(core.trustpay_url(plan, p, ACCOUNT, SECRET, "https://h"))
+        assert.has_error(function() core.trustpay_url_plan(schema, names, required, 0, "/p") end,
+            "trustpay_url_plan: bad argument #1 'schema' (an open compiled schema of an object expected)")
+        local taken = core.schema{ type = "object", fields = { Signature = { type = "string" } } }
+        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 0, "/p") end,
+            "trustpay_url_plan: bad argument #1 'schema' (declares AccountId, PaymentType or Signature)")
+        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 100, "/p") end)
+        assert.has_error(function() core.trustpay_url({}, p, ACCOUNT, SECRET, "https://h") end)
     end)
 
     it("give the event or the error the Lua code gives, for random notifications", function()

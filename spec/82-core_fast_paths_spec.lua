@@ -1,7 +1,10 @@
 -- Core pieces made faster for issue 15, each checked against what it
 -- replaced: provider.plain's one C pass (core.json_plain) against its Lua
--- code over random JSON documents, and a key's kept verification context
--- against fresh signatures of both digests, good and altered, interleaved.
+-- code over random JSON documents, a key's kept verification context
+-- against fresh signatures of both digests, good and altered, interleaved,
+-- and the cosocket transport's response head and chunked body in one C
+-- pass (core.http_head, core.http_chunked) against its Lua code over random
+-- and mutated heads and bodies.
 -- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local provider = require "luapay.provider"
@@ -98,5 +101,173 @@ describe("a key's kept verification context", function()
         k:close()
         k:close()
         assert.has_error(function() k:verify("x", "y", "sha1") end, "luapay.pkey: key is closed")
+    end)
+end)
+
+-- The cosocket transport's Lua code for a response head before core.http_head:
+-- status, headers, http10 | nil.
+local function lua_head(head)
+    local status_line = head:match("^[^\r\n]*")
+    local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
+    local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
+    if not status then return nil end
+    local headers = {}
+    for line in head:gmatch("\r\n([^\r\n]*)") do
+        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
+        if name then
+            name = name:lower()
+            local old = headers[name]
+            if old == nil then
+                headers[name] = value
+            elseif type(old) == "table" then
+                old[#old + 1] = value
+            else
+                headers[name] = { old, value }
+            end
+        end
+    end
+    return status, headers, status_line:match("^HTTP/1%.0") ~= nil
+end
+
+local STATUS_LINES = { "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204", "HTTP/1.1 100 Continue",
+    "HTTP/2.0 503 Busy", "HTTP/1.1 5001 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200\tOK", "HTTP/11 200 OK",
+    "http/1.1 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 200", "HTTP/1.0 404 ", " HTTP/1.1 200 OK", "" }
+local NAMES = { "Content-Type", "content-length", "X-A", "x-a", "Set-Cookie", "X Y", " X", "X\0Y", "", "é",
+    "!#$%&'*+-.^_`|~", ("Long-Name-"):rep(20), ("N"):rep(128), ("n"):rep(129), "Transfer-Encoding", "Connection" }
+local VALUES = { "", "1", " text/plain ", "\tv\t", "a: b", "x\0y", "  ", "gzip, chunked", "close",
+    ("v"):rep(300), "é\127", "a  b" }
+local SEPARATORS = { "\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n", "\n\r\n" }
+
+local function random_head(R)
+    local parts = { pick(R, STATUS_LINES) }
+    for _ = 1, R(0, 8) do
+        parts[#parts + 1] = pick(R, SEPARATORS)
+        parts[#parts + 1] = pick(R, NAMES) .. pick(R, { ":", ": ", ":\t", " :", "" }) .. pick(R, VALUES)
+    end
+    parts[#parts + 1] = "\r\n\r\n"
+    local head = table.concat(parts)
+    for _ = 1, R(0, 2) do head = property.mutate(R, head) end
+    return head
+end
+
+describe("a response head read in one C pass (core.http_head)", function()
+    it("reads status, headers and HTTP/1.0 as the transport's Lua code did", function()
+        local st, h, old = core.http_head("HTTP/1.0 200 OK\r\nA: 1\r\na:  2 \r\nB:\r\n\r\n")
+        assert.equal(200, st)
+        assert.is_true(old)
+        assert.is_true(same({ a = { "1", "2" }, b = "" }, h))
+        for run = 1, RUNS * 5 do
+            local seed = 5100 + run
+            local head = random_head(rng(seed))
+            local s1, h1, o1 = lua_head(head)
+            local s2, h2, o2 = core.http_head(head)
+            assert.is_true(same(s1, s2) and same(h1, h2) and o1 == o2, "seed " .. seed)
+        end
+    end)
+
+    it("takes a header name of each byte as the Lua pattern does (token characters only)", function()
+        for b = 0, 255 do
+            local head = "HTTP/1.1 200 OK\r\nA" .. string.char(b) .. "z: v\r\n\r\n"
+            local _, h1 = lua_head(head)
+            local _, h2 = core.http_head(head)
+            assert.is_true(same(h1, h2), "byte " .. b)
+        end
+    end)
+
+    it("refuses a status line that is not HTTP/d.d and three digits", function()
+        for _, line in ipairs({ "HTTP/1.1 5001 OK", "HTTP/1.1 20", "HTTP/1.1 200\tOK", "HTTP/1.1\n200 OK", "" }) do
+            assert.is_nil((core.http_head(line .. "\r\n\r\n")), line)
+            assert.is_nil((lua_head(line .. "\r\n\r\n")), line)
+        end
+    end)
+end)
+
+-- The cosocket transport's chunked reader on a body read whole (its
+-- read_line and take over one buffer): body, next | nil where it reads on
+-- or fails.
+local function lua_chunked(buf, pos, cap, trailer_cap)
+    local function line_at(p)
+        local e = buf:find("\r\n", p, true)
+        if e then return buf:sub(p, e - 1), e + 2 end
+    end
+    local parts, total = {}, 0
+    local line
+    while true do
+        line, pos = line_at(pos)
+        if not line then return nil end
+        local size = tonumber(line:match("^%s*(%x+)%s*;?") or "", 16)
+        if not size then return nil end
+        if size == 0 then break end
+        total = total + size
+        if total > cap or #buf - pos + 1 < size then return nil end
+        parts[#parts + 1] = buf:sub(pos, pos + size - 1)
+        line, pos = line_at(pos + size)
+        if line ~= "" then return nil end
+    end
+    repeat
+        line, pos = line_at(pos)
+        if not line then return nil end
+        trailer_cap = trailer_cap - #line - 2
+        if trailer_cap < 0 then return nil end
+    until line == ""
+    return table.concat(parts), pos
+end
+
+local function random_chunked(R)
+    local parts = { ("x"):rep(R(0, 3)) } -- bytes before the body
+    for _ = 1, R(0, 4) do
+        local data = {}
+        for i = 1, R(1, 20) do data[i] = pick(R, { "a", "\r", "\n", "\r\n", "0", " ", "\0" }) end
+        data = table.concat(data)
+        local size = ("%x"):format(#data)
+        if R(1, 2) == 1 then size = size:upper() end
+        parts[#parts + 1] = pick(R, { "", "", " ", "\t", "0", "00" }) .. size .. pick(R, { "", "", " ", ";a=b", " ; x", "z" })
+            .. "\r\n" .. data .. "\r\n"
+    end
+    parts[#parts + 1] = pick(R, { "0", "0", "000", " 0", "0;x" }) .. "\r\n"
+    for _ = 1, R(0, 2) do parts[#parts + 1] = pick(R, { "X-T: 1", "Y:", ("t"):rep(30) }) .. "\r\n" end
+    parts[#parts + 1] = "\r\n" .. pick(R, { "", "", "HTTP/1.1 200 OK\r\n" }) -- the next answer, pipelined
+    local text = table.concat(parts)
+    for _ = 1, R(0, 1) do text = property.mutate(R, text) end
+    if R(1, 4) == 1 then text = text:sub(1, R(0, #text)) end -- not all read yet
+    return text, #parts[1] + 1
+end
+
+describe("a chunked body read whole in one C pass (core.http_chunked)", function()
+    it("gives what the transport's Lua reader gives, or leaves the body to it", function()
+        assert.is_true(same({ "hello world", 29 }, { core.http_chunked("5\r\nhello\r\n6;x\r\n world\r\n0\r\n\r\n", 1, 100, 100) }))
+        local taken = 0
+        for run = 1, RUNS * 5 do
+            local seed = 6100 + run
+            local R = rng(seed)
+            local text, pos = random_chunked(R)
+            local cap, trailer_cap = pick(R, { 1000, 10, 30 }), pick(R, { 1000, 2, 20 })
+            local b1, p1 = lua_chunked(text, pos, cap, trailer_cap)
+            local b2, p2 = core.http_chunked(text, pos, cap, trailer_cap)
+            if b2 then taken = taken + 1 end
+            assert.is_true(b2 == nil or (b1 == b2 and p1 == p2), "seed " .. seed)
+            assert.is_true(b1 == nil or b2 ~= nil, "seed " .. seed) -- sizes here have at most 12 digits
+        end
+        assert.is_true(taken > RUNS)
+    end)
+
+    it("leaves sizes of more than 12 hex digits, and bodies not read whole, to the Lua reader", function()
+        assert.is_nil(core.http_chunked("0000000000005\r\nhello\r\n0\r\n\r\n", 1, 100, 100))
+        assert.is_nil(core.http_chunked("5\r\nhello\r\n0\r\n", 1, 100, 100))
+        assert.is_nil(core.http_chunked("5\r\nhel", 1, 100, 100))
+        assert.is_nil(core.http_chunked("", 1, 100, 100))
+    end)
+end)
+
+describe("luapay.monotime.now (the FFI under LuaJIT)", function()
+    it("reads core.monotime's clock", function()
+        local now = require("luapay.monotime").now
+        for _ = 1, 100 do
+            local a = now()
+            local c = core.monotime()
+            local b = now()
+            assert.is_true(a <= c and c <= b)
+        end
+        if not jit then assert.equal(core.monotime, now) end
     end)
 end)

@@ -286,7 +286,7 @@ http.in_nginx = in_nginx
 
 -- Deadlines are measured on the monotonic clock, in nginx too: it never
 -- jumps, and unlike ngx.update_time it leaves LuaJIT's traces whole.
-local default_clock = core.monotime
+local default_clock = require("luapay.monotime").now
 
 local function default_sleep(seconds)
     if in_nginx() then return ngx.sleep(seconds) end
@@ -522,12 +522,17 @@ function http.new(opts, who, level)
         topts.timeout_ms, topts.connect_timeout_ms, topts.user_agent = self.timeout_ms, self.connect_timeout_ms, self.user_agent
         self.transport = http.default_transport(topts)
     end
+    self.built = not opts.transport and self.transport or nil
     self.sleep = opts.sleep or default_sleep
     -- chosen once: a check per call is one more exit from a LuaJIT trace
     self.clock = opts.clock or default_clock
     self.random = opts.random or math.random
     return self
 end
+
+-- The lower-cased names of the headers every request starts with; read only
+-- (a request that sets headers gets a copy).
+local DEFAULT_INDEX = { accept = "Accept", ["user-agent"] = "User-Agent" }
 
 -- Sets a header, replacing one of the same name in another case (a
 -- function of its own: a closure made per request stops LuaJIT's trace).
@@ -546,8 +551,10 @@ local function prepare(self, req)
     if req.query and next(req.query) then
         url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(req.query)
     end
-    local headers, index = { Accept = "application/json", ["User-Agent"] = self.user_agent },
-        { accept = "Accept", ["user-agent"] = "User-Agent" }
+    local headers, index = { Accept = "application/json", ["User-Agent"] = self.user_agent }, DEFAULT_INDEX
+    if req.json ~= nil or req.form ~= nil or req.basic or req.bearer or req.headers then
+        index = { accept = "Accept", ["user-agent"] = "User-Agent" }
+    end
     local body = req.body
     if req.json ~= nil then
         local err
@@ -574,15 +581,20 @@ local function prepare(self, req)
         -- the client's caps reach a transport passed in too
         max_head_bytes = req.max_head_bytes or self.max_head_bytes,
         max_body_bytes = req.max_body_bytes or self.max_body_bytes,
+        timeout_ms = 0, connect_timeout_ms = 0, -- set for each attempt (room made once)
     }, "luapay.http: request")
 end
 
-local function call_transport(transport, treq)
+local function call_transport(self, treq)
+    local transport = self.transport
     local ok, res, err
     if type(transport) == "function" then
         ok, res, err = pcall(transport, treq)
     else
-        ok, res, err = pcall(transport.request, transport, treq)
+        -- prepare checks each request as the transport would (core.check_request):
+        -- the cosocket transport luapay built takes it without a second check
+        local send = transport == self.built and transport.request_checked or transport.request
+        ok, res, err = pcall(send, transport, treq)
     end
     if not ok then -- a transport that raises is treated as a network failure of unknown reach
         return nil, errors.new("network", "transport raised an error: " .. tostring(res), { sent = true })
@@ -636,7 +648,7 @@ function Client:request(req)
         attempts = attempts + 1
         treq.timeout_ms = math.min(req.timeout_ms or self.timeout_ms, remaining_ms)
         treq.connect_timeout_ms = math.min(req.connect_timeout_ms or self.connect_timeout_ms, treq.timeout_ms)
-        res, err = call_transport(self.transport, treq)
+        res, err = call_transport(self, treq)
         local again = retryable(req, res, err)
         if not again or attempts >= max_attempts then break end
         local delay = http.backoff(attempts, self.random)

@@ -811,6 +811,11 @@ local function checked_query(self, method, spec, params)
 end
 
 for method, spec in pairs(URLS) do
+    -- What the C pass needs of the method, worked out once (the names and
+    -- required fields are trustpay.message's).
+    local plan = core.trustpay_url_plan(spec.schema, trustpay.signed_fields[spec.kind],
+        MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path)
+
     --- client:KIND_url(params) -> url | nil, err. The URL for the
     -- customer's browser (iframe pop-up, or redirect with IsRedirect), one
     -- method per key of URLS: wire_payment_url, card_payment_url,
@@ -818,11 +823,10 @@ for method, spec in pairs(URLS) do
     -- card_on_file_preauthorization_url, recurring_initial_url,
     -- recurring_initial_preauthorization_url, preauthorization_url.
     -- @function Client:KIND_url
-    local names, payment_type = trustpay.signed_fields[spec.kind], trustpay.payment_type_of[spec.kind]
     Client[method] = function(self, params)
-        -- The common case in one pass in C; nil for anything it leaves to the code below.
-        local url = type(params) == "table" and core.trustpay_url(spec.schema, params, names, self.account_id,
-            payment_type, self.secret, self.base_url, spec.path)
+        -- The common case in one pass in C; nil for anything it leaves to the code below
+        -- (params not a table included: the code below words the error).
+        local url = core.trustpay_url(plan, params, self.account_id, self.secret, self.base_url)
         if url then return url end
         local q, err = checked_query(self, method, spec, params)
         if not q then return nil, err end

@@ -324,4 +324,31 @@ function cases.barrier(env)
     return { body = res.body }
 end
 
+-- One client, requests in turn that differ in method, URL, headers and
+-- body: what the server saw of each (the transport keeps per URL what it can;
+-- nothing of one request may reach the next).
+function cases.requests_in_turn(env)
+    local c = client{ user_agent = "turns/1" }
+    local out = {}
+    for _, req in ipairs({
+        { url = env.url .. "/t/echo" },
+        { method = "POST", url = env.url .. "/t/echo?a=1", body = "b1",
+            headers = { ["X-Custom"] = "one", accept = "text/plain", ["Content-Type"] = "text/plain" } },
+        { url = env.url .. "/t/echo" },
+        { method = "PUT", url = env.url .. "/t/echo", body = "p",
+            headers = { ["User-Agent"] = "mine", ACCEPT = "text/csv", ["content-type"] = "text/csv" } },
+        { url = env.url .. "/t/echo" },
+        { method = "DELETE", url = env.url .. "/t/echo?a=1", json = { n = 1 } },
+        { url = env.url .. "/t/echo?a=2", headers = { ["X-Custom"] = { "x", "y" } } },
+    }) do
+        local res, err = c:request(req)
+        if not res then return observe_error(err) end
+        local h = res.json.headers
+        out[#out + 1] = { method = res.json.method, args = res.json.args, body = res.json.body, accept = h.accept,
+            user_agent = h["user-agent"], custom = h["x-custom"], content_type = h["content-type"],
+            content_length = h["content-length"], host = h.host }
+    end
+    return out
+end
+
 return cases

@@ -52,6 +52,7 @@ local LINE_MAX = 4096   -- a chunk-size line
 
 local floor, min, max, concat = math.floor, math.min, math.max, table.concat
 local check_request, is_loopback_host = core.check_request, core.is_loopback_host
+local parse_head, parse_chunked = core.http_head, core.http_chunked
 
 -- Phases in which the Lua module provides cosockets.
 local COSOCKET_PHASES = {
@@ -135,29 +136,6 @@ function cosocket.parse_url(url)
              authority = authority }
 end
 
--- Parses the header lines of a response head (the text before the blank
--- line, status line first): lower-cased names, repeated ones as lists. A
--- line whose name is not a token (RFC 9110) is left out, as the libcurl
--- client leaves it out.
-local function parse_headers(head)
-    local headers = {}
-    for line in head:gmatch("\r\n([^\r\n]*)") do
-        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-        if name then
-            name = name:lower()
-            local old = headers[name]
-            if old == nil then
-                headers[name] = value
-            elseif type(old) == "table" then
-                old[#old + 1] = value
-            else
-                headers[name] = { old, value }
-            end
-        end
-    end
-    return headers
-end
-
 local function single(v)
     if type(v) == "table" then return v[#v] end
     return v
@@ -174,7 +152,7 @@ local HEAD_TOO_LARGE, BODY_TOO_LARGE = {}, {}
 
 -- The monotonic clock (as luapay.http's deadline): it never jumps, and
 -- unlike ngx.update_time it leaves LuaJIT's traces whole.
-local monotime = core.monotime
+local monotime = require("luapay.monotime").now
 
 local function ms_left(deadline)
     return floor((deadline - monotime()) * 1000)
@@ -192,8 +170,16 @@ end
 -- Reads up to the blank line ending a head of at most `cap` bytes. Returns
 -- head, buf, pos (the bytes after it) or nil, err.
 local function read_head(sock, deadline, cap, buf, pos)
-    local parts, n, seen = {}, 0, 0
-    local data, tail = buf:sub(pos), ""
+    local data, err
+    if pos > #buf then -- nothing read yet: most heads come whole in the first read
+        data, err = receive_some(sock, deadline, READ_SIZE)
+        if not data then return nil, err end
+        local e = data:find("\r\n\r\n", 1, true)
+        if e and e + 3 <= cap then return data:sub(1, e + 3), data, e + 4 end
+    else
+        data = buf:sub(pos)
+    end
+    local parts, n, seen, tail = {}, 0, 0, ""
     while true do
         if data ~= "" then
             local joined = tail .. data -- the blank line may straddle two reads
@@ -211,7 +197,6 @@ local function read_head(sock, deadline, cap, buf, pos)
             parts[n] = data
             tail = joined:sub(-3)
         end
-        local err
         data, err = receive_some(sock, deadline, READ_SIZE)
         if not data then return nil, err end
     end
@@ -264,6 +249,10 @@ end
 
 -- A chunked body of at most `cap` bytes: body, buf, pos or nil, err.
 local function read_chunked(sock, deadline, cap, trailer_cap, buf, pos)
+    -- a body read whole already (a small answer comes with its head) in one
+    -- C pass: no loop here for a LuaJIT trace to stop at
+    local body, after = parse_chunked(buf, pos, cap, trailer_cap)
+    if body then return body, buf, after end
     local parts, n, total = {}, 0, 0
     local line
     while true do
@@ -321,6 +310,9 @@ local function read_body(sock, deadline, headers, status, method, cap, trailer_c
         length = tonumber(single(length))
         if not length or length < 0 or length ~= floor(length) then return nil, "malformed Content-Length" end
         if length > cap then return nil, BODY_TOO_LARGE end
+        if #buf - pos + 1 >= length then -- read already
+            return buf:sub(pos, pos + length - 1), pos + length > #buf
+        end
         local parts = {}
         local rest, rpos, n = take(sock, deadline, buf, pos, length, parts, 0)
         if not rest then return nil, rpos end
@@ -393,26 +385,32 @@ local function connect(self, u, connect_ms, deadline)
     return sock
 end
 
-local function request_bytes(self, u, req)
+-- The header names a request may not set itself (Host, Content-Length,
+-- Connection: the transport writes them) or that replace the client's
+-- User-Agent, by length: only names of these lengths are lower-cased.
+local SPECIAL_LENGTH = { [4] = true, [10] = true, [14] = true }
+
+-- The request head as one string (nginx copies a table of pieces one by
+-- one through the Lua API): request line, Host, Connection, the headers,
+-- the client's User-Agent unless one was given, Content-Length.
+local function request_head(self, u, req)
     local method = req.method or "GET"
-    local lines = {
-        method, " ", u.path, " HTTP/1.1\r\n",
-        "Host: ", u.authority, "\r\n",
-        "Connection: keep-alive\r\n",
-    }
-    local n, has_ua = #lines, false
-    for name, value in pairs(req.headers or {}) do
-        local lname = name:lower()
-        if lname == "user-agent" then has_ua = true end
-        if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
-            if type(value) == "table" then
-                for i = 1, #value do
-                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
+    local lines, n, has_ua = { method, u.after_method }, 2, false
+    local headers = req.headers
+    if headers then
+        for name, value in pairs(headers) do
+            local lname = SPECIAL_LENGTH[#name] and name:lower()
+            if lname == "user-agent" then has_ua = true end
+            if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
+                if type(value) == "table" then
+                    for i = 1, #value do
+                        lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
+                        n = n + 4
+                    end
+                else
+                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
                     n = n + 4
                 end
-            else
-                lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
-                n = n + 4
             end
         end
     end
@@ -422,12 +420,11 @@ local function request_bytes(self, u, req)
     end
     local body = req.body
     if body or method == "POST" or method == "PUT" or method == "PATCH" then
-        lines[n + 1] = "Content-Length: " .. #(body or "") .. "\r\n"
-        n = n + 1
+        lines[n + 1], lines[n + 2], lines[n + 3] = "Content-Length: ", #(body or ""), "\r\n"
+        n = n + 3
     end
     lines[n + 1] = "\r\n"
-    lines[n + 2] = body or ""
-    return lines
+    return concat(lines, "", 1, n + 1)
 end
 
 -- One exchange on one connection. A connection that closes after the
@@ -443,7 +440,9 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
         return fail("timeout", ("connect timeout: no time left to send within %d ms"):format(timeout_ms), false)
     end
     sock:settimeout(ms)
-    local sent_bytes, serr = sock:send(request_bytes(self, u, req))
+    local bytes = request_head(self, u, req)
+    if req.body and req.body ~= "" then bytes = { bytes, req.body } end -- the body not copied
+    local sent_bytes, serr = sock:send(bytes)
     if not sent_bytes then
         sock:close()
         return timeout_or_network(serr, "send", timeout_ms, true)
@@ -460,16 +459,14 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
             return timeout_or_network(buf, "read", timeout_ms, true)
         end
         head_cap = head_cap - #head
-        local status_line = head:match("^[^\r\n]*")
-        -- three digits, then a space or the end ("HTTP/1.1 5001.1" is no 500)
-        local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
-        local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
+        -- the status line (three digits, then a space or the end: "HTTP/1.1
+        -- 5001.1" is no 500) and the header lines whose name is a token
+        local status, headers, http10 = parse_head(head)
         if not status then
             sock:close()
             return fail("network", "malformed status line from " .. u.host, true)
         end
         if status >= 200 or status == 101 then
-            local headers = parse_headers(head)
             local body, reusable = read_body(sock, deadline, headers, status, req.method, body_cap, head_cap, buf, pos)
             if not body then
                 sock:close()
@@ -478,8 +475,7 @@ local function exchange(self, u, req, timeout_ms, connect_ms, deadline)
                 return timeout_or_network(reusable, "read", timeout_ms, true)
             end
             local conn = single(headers["connection"])
-            if reusable and not (conn and conn:lower() == "close")
-                and not status_line:match("^HTTP/1%.0") then
+            if reusable and not (conn and conn:lower() == "close") and not http10 then
                 sock:setkeepalive(self.keepalive_ms, self.pool_size)
             else
                 sock:close()
@@ -504,6 +500,7 @@ local function target(self, url)
     local pool = ("%s:%d:%s:%s:%d"):format(u.host, u.port, u.tls and "tls" or "tcp",
         self.verify and "verify" or "noverify", self.pool_size)
     u.pooled = { pool = pool, pool_size = self.pool_size }
+    u.after_method = " " .. u.path .. " HTTP/1.1\r\nHost: " .. u.authority .. "\r\nConnection: keep-alive\r\n"
     if self.url_count >= URL_CACHE_MAX then self.urls, self.url_count = {}, 0 end
     self.urls[url], self.url_count = u, self.url_count + 1
     return u
@@ -511,6 +508,13 @@ end
 
 function Transport:request(req)
     check_request(req, "luapay.http.cosocket: request")
+    return self:request_checked(req)
+end
+
+--- transport:request_checked(req): transport:request for a request that
+-- core.check_request has accepted (luapay.http's pipeline checks each
+-- request before it reaches the transport it built): not checked again.
+function Transport:request_checked(req)
     local phase = ngx.get_phase()
     if not COSOCKET_PHASES[phase] then
         return fail("config", ("nginx's '%s' phase has no cosockets, and luapay never blocks a worker:"
