@@ -31,6 +31,7 @@
  * "1e15", "-0.0") is the double it denotes, rendered as a PHP float. */
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,6 +354,7 @@ static int key_in_reach(const unsigned char *k, size_t n) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = k[i];
+        if (c > ':') continue; /* letters, '_' and most others: one test */
         if (c <= ' ' || c == ':') return 0;
         if (c == '0' && i + 1 < n && is_digit_byte(k[i + 1]) && (i == 0 || !is_digit_byte(k[i - 1]))) return 0;
     }
@@ -1111,7 +1113,8 @@ static int l_ecommpay_signature(lua_State *L) {
 /* ---------------------------------------------------------------------
  * A callback's canonical string from its text, in the pass that decodes it
  *
- * core.ecommpay_callback(raw_body, secret) -> body, signature
+ * core.ecommpay_callback(raw_body, secret) -> body, signature [, extra,
+ *       merchant_ref, provider_ref, amount, currency]
  *   body as core.json_decode(raw_body) gives it (numbers as Lua numbers),
  *   signature the base64 HMAC-SHA512 of the callback canonical string
  *   (opts.callback above) of the body, taken from its text while it is
@@ -1119,39 +1122,56 @@ static int l_ecommpay_signature(lua_State *L) {
  *   is out of this pass's reach, signature is false and the caller signs
  *   the tree itself (core.json_decode with lexemes, core.ecommpay_signature):
  *   the root is not an object; a key is empty, holds a byte up to ' ', a
- *   ':' or a run of digits with a leading zero; an object repeats a key; a
+ *   ':' or a run of digits with a leading zero, or is written with an
+ *   escape; an object repeats a key; a
  *   number is not an integer written as its digits (-0, 1.0, 1e3, or more
  *   digits than a Lua number holds exactly: 18 in Lua 5.4, 15 in LuaJIT);
  *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
  *   core.ecommpay_signature(the lexeme tree, secret, {callback = true}),
- *   and each number's digits are its text (a caller may write them back).
+ *   and each number's digits are its text (a caller may write them back),
+ *   and the scalars of the callback's event follow (cb_scalars below).
  *   nil, err when the text is not JSON (core.json_decode's error).
  *
  * The order without sorting all paths: within such keys, PHP's natural
  * order compares a path token by token (runs of digits by value, other
  * bytes one by one), so sibling members compare by their keys alone, the
  * key followed by ':' for an object or an array (by the end of the path for
- * a scalar). Each object's members are sorted when it closes and its
- * entries moved into that order; an array's elements come in index order,
- * which is already theirs. Cost: the entries times the depth, plus each
- * object's members sorted by key.
+ * a scalar). So the pass keeps the body's shape as nodes (a value each,
+ * keys and values where the text or data holds them), sorts each object's
+ * members when it closes and links them in that order (an array's elements
+ * come in index order, which is already theirs), and then writes the
+ * canonical string walking the nodes: each path written once, into the
+ * string itself. Cost: the text, the string, and each object's members
+ * sorted by key.
  * ------------------------------------------------------------------- */
 
 #define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
+#define NO_NODE ((size_t)-1)
+
+/* A value of the body. While its object is open, a member is on the
+ * members list (placer.members) from its key on, as a member whose first
+ * is its node (NO_NODE when it is left out) and whose key is where the
+ * body's text holds it (placer.data is the text: a key with an escape is
+ * out of reach). */
+typedef struct {
+    size_t voff, vlen; /* a scalar's text: in the body's text (raw) or in values */
+    size_t koff, klen; /* an object member's key, in the text */
+    size_t kid, next;  /* a container's first member in order; the next one after this */
+    unsigned char leaf, raw, array;
+} cb_node;
 
 typedef struct {
-    int object;
-    size_t first;   /* the container's first entry */
-    size_t members; /* the members list's length when the object opened */
-    /* the member (or element) being read */
-    size_t base, kofs, klen, mfirst;
-    int leaf, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
+    size_t node;     /* the container's node */
+    size_t members;  /* the members list's length when it opened */
+    size_t member;   /* the member (or element) being read: its place on the list */
+    int object, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
 } level;
 
 typedef struct {
     luapay_json_sink sink;
-    placer p;      /* p.in_reach: 0 once the body is out of reach */
-    luapay_buf *path;
+    placer p;      /* p.in_reach: 0 once the body is out of reach; p.entries: the nodes */
+    luapay_buf text; /* the body's text, as placer.data */
+    luapay_buf *values; /* the scalars the text does not hold as they are */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
@@ -1161,17 +1181,23 @@ static void out_of_reach(cb_reader *c) {
     c->p.in_reach = 0;
 }
 
-static void add_entry(cb_reader *c, const char *value, size_t n) {
-    record r;
-    memset(&r, 0, sizeof r);
-    r.off.path = c->p.data->len;
-    r.off.path_len = c->path->len;
-    luapay_buf_add(c->p.data, c->path->data, c->path->len);
-    luapay_buf_add(c->p.data, "", 1); /* as the walk lays entries out (placer.data) */
-    r.off.value = c->p.data->len;
-    r.off.value_len = n;
-    luapay_buf_add(c->p.data, value, n);
-    luapay_buf_add(c->p.entries, &r, sizeof r);
+/* A new node, the value of the member (or element) at l: its index. */
+static size_t add_node(cb_reader *c, level *l, int leaf, const char *v, size_t n) {
+    member *m = (member *)c->p.members->data + l->member;
+    cb_node node = {0, n, m->kofs, m->klen, NO_NODE, NO_NODE, (unsigned char)leaf, 0, 0};
+    uintptr_t at = (uintptr_t)v, text = (uintptr_t)c->text.data;
+    if (at >= text && at - text <= c->text.len) { /* the body's text holds it: no copy */
+        node.raw = 1;
+        node.voff = at - text;
+    } else {
+        node.voff = c->values->len;
+        luapay_buf_add(c->values, v, n);
+    }
+    size_t i = c->p.entries->len / sizeof node;
+    luapay_buf_add(c->p.entries, &node, sizeof node);
+    m->first = m->last = i;
+    m->leaf = leaf;
+    return i;
 }
 
 /* An integer written as its digits, which reading it back as a Lua number
@@ -1185,86 +1211,387 @@ static int digits_in_reach(const char *s, size_t n) {
     return 1;
 }
 
+/* A member's place among a few siblings by its first eight bytes, read from
+ * the text as one number: the key's bytes, then (when shorter) its
+ * terminator, 0 for a scalar (lower than any byte of a key in reach) or
+ * ':' for a container. Without a digit among them natural order is their
+ * byte order, so two such heads that differ order their keys as key_cmp
+ * does. prefix, the bytes alone, and the length tell keys apart. */
+typedef struct {
+    uint64_t head, prefix;
+    size_t at; /* the member's place in its object */
+    int plain; /* no digit in the head: it orders the key */
+} sibling;
+
+static sibling sibling_of(const member *m, const unsigned char *text, const unsigned char *end, size_t at) {
+    const unsigned char *k = text + m->kofs;
+    size_t n = m->klen < 8 ? m->klen : 8;
+    uint64_t w = 0;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - k >= 8) memcpy(&w, k, 8); /* the first byte lowest, as below */
+    else
+#endif
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)k[i] << 8 * i;
+    if (n < 8) w &= ((uint64_t)1 << 8 * n) - 1;
+    /* bytes '0'..'9': from '0' on, below ':', ASCII (no borrow between bytes) */
+    uint64_t digits = ((w | highs) - ones * '0') & ~((w | highs) - ones * (':')) & ~w & highs;
+    sibling x = {__builtin_bswap64(w), __builtin_bswap64(w), at, digits == 0};
+    if (n < 8) x.head = __builtin_bswap64(w | (uint64_t)(m->leaf ? 0 : ':') << 8 * n);
+    return x;
+}
+
+#define FEW_SIBLINGS 16
+
+/* A container closes: its members (from the level's on the list) in natural
+ * order for an object, linked in that order; those left out skipped. A few
+ * are compared pair by pair for a repeated key and sorted by their heads;
+ * more go through repeats_a_key and sort_members. */
+static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
+    size_t n = c->p.members->len / sizeof(member) - l->members;
+    member *v = (member *)c->p.members->data + l->members;
+    sibling s[FEW_SIBLINGS];
+    int few = l->object && n > 1 && n <= FEW_SIBLINGS;
+    if (few) {
+        const unsigned char *text = (const unsigned char *)c->text.data, *end = text + c->text.len;
+        for (size_t i = 0; i < n; i++) {
+            sibling x = sibling_of(&v[i], text, end, i);
+            for (size_t j = 0; j < i; j++) { /* the tree keeps a repeated key's last value: the pass leaves it */
+                const member *o = &v[s[j].at];
+                if (x.prefix == s[j].prefix && v[i].klen == o->klen &&
+                    (o->klen <= 8 || memcmp(text + v[i].kofs + 8, text + o->kofs + 8, o->klen - 8) == 0))
+                    return out_of_reach(c);
+            }
+            size_t k = i;
+            for (; k > 0; k--) {
+                const sibling *y = &s[k - 1];
+                int before = x.plain && y->plain && x.head != y->head ? x.head < y->head
+                                                                      : member_cmp(&c->p, &v[i], &v[y->at]) < 0;
+                if (!before) break;
+                s[k] = s[k - 1];
+            }
+            s[k] = x;
+        }
+    } else if (l->object && n > 1) {
+        if (repeats_a_key(&c->p, v, n)) return out_of_reach(c);
+        c->p.tmp->len = 0;
+        if (!luapay_buf_reserve(c->p.tmp, n * sizeof(member))) return out_of_reach(c);
+        v = (member *)c->p.members->data + l->members; /* repeats_a_key used tmp only */
+        sort_members(&c->p, v, (member *)c->p.tmp->data, n);
+    }
+    cb_node *nodes = (cb_node *)c->p.entries->data;
+    size_t *link = &nodes[l->node].kid;
+    for (size_t i = 0; i < n; i++) {
+        size_t node = v[few ? s[i].at : i].first;
+        if (node == NO_NODE) continue;
+        *link = node;
+        link = &nodes[node].next;
+    }
+}
+
+/* A key of letters and such (no byte up to ':', so in reach) at k in the
+ * text, which holds eight bytes from k on: one test a word. 0 leaves the
+ * key to key_in_reach. */
+static int key_plain(const unsigned char *k, size_t n, const unsigned char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    if (n == 0 || end - k < 8) return 0;
+    for (;; k += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, k, 8);
+        if (n < 8) w |= ~(uint64_t)0 << 8 * n; /* the bytes after the key as 0xff: plain */
+        if (((w - ones * (':' + 1)) & ~w & highs) != 0) return 0; /* a byte up to ':' */
+        if (n <= 8) return 1;
+        if (end - k < 16) return 0;
+    }
+#else
+    (void)k, (void)n, (void)end;
+    return 0;
+#endif
+}
+
+/* A member (or element) of the container at l: on the members list, key
+ * (kofs into the text, klen) and no node yet. */
+static void add_member(cb_reader *c, level *l, size_t kofs, size_t klen) {
+    member m = {kofs, klen, NO_NODE, NO_NODE, 0};
+    l->member = c->p.members->len / sizeof m;
+    luapay_buf_add(c->p.members, &m, sizeof m);
+}
+
 static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     cb_reader *c = (cb_reader *)sink;
+    if (ev == LUAPAY_JSON_LEAVE) { /* the most common event, and its work is done */
+        if (c->skipping == c->depth) c->skipping = 0;
+        return;
+    }
     if (!c->p.in_reach) return;
     level *l = &c->lv[c->depth];
     switch (ev) {
     case LUAPAY_JSON_OBJECT:
     case LUAPAY_JSON_ARRAY: {
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
-        l->leaf = 0;
         if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
+        size_t node = NO_NODE;
+        if (c->depth == 0) add_member(c, l, 0, 0); /* the root, a member of nothing */
+        if (!c->skipping) {
+            node = add_node(c, l, 0, NULL, 0);
+            ((cb_node *)c->p.entries->data)[node].array = ev == LUAPAY_JSON_ARRAY;
+        }
         level *in = &c->lv[++c->depth];
         in->object = ev == LUAPAY_JSON_OBJECT;
-        in->first = c->p.entries->len / sizeof(record);
+        in->node = node;
         in->members = c->p.members->len / sizeof(member);
         in->skip = 0;
         return;
     }
     case LUAPAY_JSON_CLOSE:
-        if (!c->skipping && l->object) {
-            size_t count = c->p.members->len / sizeof(member) - l->members;
-            if (count > 1 && repeats_a_key(&c->p, (member *)c->p.members->data + l->members, count))
-                return out_of_reach(c);
-            order_object(&c->p, l->members, l->first);
-        }
+        if (!c->skipping) close_container(c, l);
+        c->p.members->len = l->members * sizeof(member);
         c->depth--;
         return;
-    case LUAPAY_JSON_MEMBER:
-    case LUAPAY_JSON_ELEMENT: {
-        char index[24];
-        l->base = c->path->len;
-        l->mfirst = c->p.entries->len / sizeof(record);
+    case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
+        l->skip = 0;
+        if (!c->skipping) add_member(c, l, 0, 0);
+        return;
+    case LUAPAY_JSON_MEMBER: {
         l->skip = 0;
         if (c->skipping) return;
-        if (ev == LUAPAY_JSON_ELEMENT) {
-            size_t k = sizeof index;
-            do index[--k] = (char)('0' + n % 10); while (n /= 10);
-            s = index + k;
-            n = sizeof index - k;
-        } else if (!key_in_reach((const unsigned char *)s, n)) {
+        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text.data;
+        if (!(at >= text && at - text <= c->text.len)) return out_of_reach(c); /* a key with an escape */
+        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text.data + c->text.len) &&
+            !key_in_reach((const unsigned char *)s, n))
             return out_of_reach(c);
-        }
-        if (c->path->len) luapay_buf_add(c->path, ":", 1);
-        l->kofs = c->path->len;
-        l->klen = n;
-        luapay_buf_add(c->path, s, n);
-        if (ev == LUAPAY_JSON_MEMBER && n == 10 && memcmp(s, "frame_mode", 10) == 0) {
+        add_member(c, l, at - text, n); /* one left out too: a later one may repeat its key */
+        if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
-        } else if (ev == LUAPAY_JSON_MEMBER && n == 9 && memcmp(s, "signature", 9) == 0) {
+        } else if (n == 9 && memcmp(s, "signature", 9) == 0) {
             l->skip = 2;
         }
         return;
     }
-    case LUAPAY_JSON_LEAVE:
-        if (c->skipping == c->depth) c->skipping = 0;
-        if (!c->skipping && l->object) { /* one left out or empty too: a later one may repeat its key */
-            member m = {c->p.data->len, l->klen, l->mfirst, c->p.entries->len / sizeof(record), l->leaf};
-            luapay_buf_add(c->p.data, c->path->data + l->kofs, l->klen);
-            luapay_buf_add(c->p.members, &m, sizeof m);
-        }
-        c->path->len = l->base;
-        return;
     default: /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
         if (c->skipping) return;
-        l->leaf = 1;
         if (l->skip == 2 && ev != LUAPAY_JSON_NULL) { /* a signature: PHP leaves it out unless null */
             c->skipping = c->depth;
             return;
         }
         switch (ev) {
-        case LUAPAY_JSON_STRING: return add_entry(c, s, n);
+        case LUAPAY_JSON_STRING: break;
         case LUAPAY_JSON_NUMBER:
             if (!digits_in_reach(s, n)) return out_of_reach(c);
-            return add_entry(c, s, n);
-        case LUAPAY_JSON_TRUE: return add_entry(c, "1", 1);
-        case LUAPAY_JSON_FALSE: return add_entry(c, "0", 1);
-        default: return add_entry(c, "", 0); /* null: empty, the key kept */
+            break;
+        case LUAPAY_JSON_TRUE: s = "1", n = 1; break;
+        case LUAPAY_JSON_FALSE: s = "0", n = 1; break;
+        default: s = "", n = 0; /* null: empty, the key kept */
+        }
+        add_node(c, l, 1, s, n);
+    }
+}
+
+/* The canonical string of the members of container node at into out, as
+ * "path:value;" each, path (the container's) in path. 0 when out of memory. */
+static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay_buf *out) {
+    const cb_node *nodes = (const cb_node *)c->p.entries->data;
+    size_t base = path->len, i = 0;
+    for (size_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
+        const cb_node *m = &nodes[k];
+        path->len = base;
+        if (base) luapay_buf_add(path, ":", 1);
+        if (nodes[at].array) {
+            char index[24];
+            luapay_buf_add(path, index, integer_text((long long)i, index));
+        } else {
+            luapay_buf_add(path, c->text.data + m->koff, m->klen);
+        }
+        if (!m->leaf) {
+            if (!write_members(c, k, path, out)) return 0;
+            continue;
+        }
+        if (path->oom || !room(out, path->len + m->vlen + 2)) return 0;
+        char *o = out->data + out->len;
+        memcpy(o, path->data, path->len);
+        o += path->len;
+        *o++ = ':';
+        if (m->vlen) memcpy(o, (m->raw ? c->text.data : c->values->data) + m->voff, m->vlen); /* values: none yet */
+        o += m->vlen;
+        *o++ = ';';
+        out->len = (size_t)(o - out->data);
+    }
+    path->len = base;
+    return 1;
+}
+
+/* The scalars of a placed callback's event, read from the body at once:
+ * what callback_event (lua/luapay/ecommpay.lua) reads with field(), text()
+ * and to_integer(), so that Lua walks no tree on the hot path (spec/28
+ * checks that both give the same event). In a placed body each number is
+ * an integer written as its digits: text gives the digits, to_integer the
+ * number. The keys are Lua strings made once (CB_KEYS, in the registry):
+ * looking a key up by its C text would hash it every time. */
+static const char *const CB_KEYS[] = {"payment", "operation", "general", "customer", "sum", "sum_initial", "id",
+    "type", "status", "amount", "currency", "project_id", "payment_id", "request_id", "code", "message",
+    "payment_status", "payment_type", "payment_amount", "operation_type", "operation_status", "customer_id", NULL};
+enum { K_PAYMENT = 1, K_OPERATION, K_GENERAL, K_CUSTOMER, K_SUM, K_SUM_INITIAL, K_ID, K_TYPE, K_STATUS, K_AMOUNT,
+    K_CURRENCY, K_PROJECT_ID, K_PAYMENT_ID, K_REQUEST_ID, K_CODE, K_MESSAGE, K_PAYMENT_STATUS, K_PAYMENT_TYPE,
+    K_PAYMENT_AMOUNT, K_OPERATION_TYPE, K_OPERATION_STATUS, K_CUSTOMER_ID };
+#define CB_KEYS_REG "luapay.ecommpay_cb_keys"
+
+typedef struct {
+    lua_State *L;
+    int keys; /* stack slot of the CB_KEYS strings */
+} scalars;
+
+/* Pushes t[key] when t (at slot t, of type type) is a table, else nil;
+ * JSON null as nil. Its type. */
+static int cb_get(scalars *c, int t, int type, int key) {
+    lua_State *L = c->L;
+    if (type != LUA_TTABLE) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_rawgeti(L, c->keys, key);
+    lua_rawget(L, t);
+    type = lua_type(L, -1);
+    if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return type;
+}
+
+/* The value on top (of type type) as text(v, true): a string as it is, a
+ * number as its digits (provider.digits), a boolean as tostring writes it,
+ * else nil. Its type. */
+static int cb_text(lua_State *L, int type) {
+    char d[64];
+    size_t n;
+    switch (type) {
+    case LUA_TSTRING: return type;
+    case LUA_TNUMBER: {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, -1)) {
+            n = integer_text((long long)lua_tointeger(L, -1), d);
+            break;
+        }
+#endif
+        double v = (double)lua_tonumber(L, -1);
+        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = integer_text((long long)v, d);
+        else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        n = lua_toboolean(L, -1) ? 4 : 5;
+        memcpy(d, n == 4 ? "true" : "false", n);
+        break;
+    default:
+        if (type != LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+        return LUA_TNIL;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, d, n);
+    return LUA_TSTRING;
+}
+
+/* The value on top (of type type) as to_integer(v) (provider.integer): an
+ * integer, or an integral float within 2^53, else nil. Its type. */
+static int cb_integer(lua_State *L, int type) {
+    if (type == LUA_TNUMBER) {
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, -1)) return type;
+#endif
+        double v = (double)lua_tonumber(L, -1);
+        if (v == floor(v) && fabs(v) <= TWO_POW_53) {
+#if LUA_VERSION_NUM >= 503
+            lua_pop(L, 1);
+            lua_pushinteger(L, (lua_Integer)v);
+#endif
+            return type;
         }
     }
+    if (type != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    return LUA_TNIL;
+}
+
+/* extra[name] = conv(t[key]) unless nil; t at slot t, of type type. */
+static void cb_extra(scalars *c, int extra, int name, int t, int type, int key, int (*conv)(lua_State *, int)) {
+    lua_State *L = c->L;
+    if (type != LUA_TTABLE) return; /* nil */
+    lua_rawgeti(L, c->keys, name);
+    if (conv(L, cb_get(c, t, type, key)) == LUA_TNIL) lua_pop(L, 2);
+    else lua_rawset(L, extra);
+}
+
+/* Pushes, for the body at slot b: extra's scalars (a table with room for
+ * the rest of extra), merchant_ref, provider_ref, amount, currency. */
+static void cb_scalars(lua_State *L, int b) {
+    luaL_checkstack(L, 16, "ecommpay_callback");
+    int out = lua_gettop(L) + 1; /* extra, merchant_ref, provider_ref, amount, currency */
+    lua_createtable(L, 0, 16);
+    lua_settop(L, out + 4);
+    lua_getfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        for (int i = 0; CB_KEYS[i]; i++) {
+            lua_pushstring(L, CB_KEYS[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
+    }
+    scalars c = {L, lua_gettop(L)};
+    /* field(body, "payment") or {}: the same for what is read below */
+    int payment_t = cb_get(&c, b, LUA_TTABLE, K_PAYMENT), payment = lua_gettop(L);
+    int operation_t = cb_get(&c, b, LUA_TTABLE, K_OPERATION), operation = lua_gettop(L);
+    int general_t = cb_get(&c, b, LUA_TTABLE, K_GENERAL), general = lua_gettop(L);
+    int psum_t = cb_get(&c, payment, payment_t, K_SUM), psum = lua_gettop(L);
+    int sum_t = cb_get(&c, operation, operation_t, K_SUM_INITIAL); /* or payment.sum, or {} */
+    if (sum_t == LUA_TNIL || (sum_t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, psum);
+        sum_t = psum_t;
+    }
+    int sum = lua_gettop(L);
+    int customer_t = cb_get(&c, b, LUA_TTABLE, K_CUSTOMER), customer = lua_gettop(L);
+    lua_rawgeti(L, c.keys, K_PROJECT_ID);
+    int t = cb_get(&c, b, LUA_TTABLE, K_PROJECT_ID); /* or general.project_id */
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        lua_pop(L, 1);
+        t = cb_get(&c, general, general_t, K_PROJECT_ID);
+    }
+    if (cb_integer(L, t) == LUA_TNIL) lua_pop(L, 2);
+    else lua_rawset(L, out);
+    cb_extra(&c, out, K_PAYMENT_STATUS, payment, payment_t, K_STATUS, cb_text);
+    cb_extra(&c, out, K_PAYMENT_TYPE, payment, payment_t, K_TYPE, cb_text);
+    cb_extra(&c, out, K_PAYMENT_AMOUNT, psum, psum_t, K_AMOUNT, cb_integer);
+    cb_extra(&c, out, K_OPERATION_TYPE, operation, operation_t, K_TYPE, cb_text);
+    cb_extra(&c, out, K_OPERATION_STATUS, operation, operation_t, K_STATUS, cb_text);
+    cb_extra(&c, out, K_REQUEST_ID, operation, operation_t, K_REQUEST_ID, cb_text);
+    cb_extra(&c, out, K_CODE, operation, operation_t, K_CODE, cb_text);
+    cb_extra(&c, out, K_MESSAGE, operation, operation_t, K_MESSAGE, cb_text);
+    cb_extra(&c, out, K_CUSTOMER_ID, customer, customer_t, K_ID, cb_text);
+    /* merchant_ref, or general.payment_id */
+    if (cb_text(L, cb_get(&c, payment, payment_t, K_ID)) == LUA_TNIL) {
+        lua_pop(L, 1);
+        cb_text(L, cb_get(&c, general, general_t, K_PAYMENT_ID));
+    }
+    lua_replace(L, out + 1);
+    cb_text(L, cb_get(&c, operation, operation_t, K_ID));
+    lua_replace(L, out + 2);
+    cb_integer(L, cb_get(&c, sum, sum_t, K_AMOUNT));
+    lua_replace(L, out + 3);
+    cb_text(L, cb_get(&c, sum, sum_t, K_CURRENCY));
+    lua_replace(L, out + 4);
+    lua_settop(L, out + 4);
 }
 
 static int l_ecommpay_callback(lua_State *L) {
@@ -1273,34 +1600,42 @@ static int l_ecommpay_callback(lua_State *L) {
     const char *key = luapay_check_string(L, 2, "ecommpay_callback", "secret", &klen);
     lua_settop(L, 2);
     cb_reader c;
-    memset(&c, 0, sizeof c);
+    memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
     c.sink.event = cb_event;
     c.p.in_reach = 1;
-    c.path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    c.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    c.text.data = (char *)text; /* read only: keys are compared where the text holds them */
+    c.text.len = c.text.cap = len;
+    c.p.data = &c.text;
+    c.values = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
     c.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
     c.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
     c.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
-    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    int in_reach = ok && c.p.in_reach && !(c.path->oom || c.p.data->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
+    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    int in_reach = ok && c.p.in_reach && !(c.values->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
     if (in_reach) {
-        in_reach = joined(c.p.data, c.p.entries, out);
+        in_reach = write_members(&c, 0, path, out);
+        if (out->len) out->len--; /* the last ';' */
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
     if (in_reach && !luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen))
         in_reach = 0; /* the caller's own path says what failed */
-    luapay_scratch_done(c.path);
-    luapay_scratch_done(c.p.data);
+    luapay_scratch_done(path);
+    luapay_scratch_done(c.values);
     luapay_scratch_done(c.p.entries);
     luapay_scratch_done(c.p.members);
     luapay_scratch_done(c.p.tmp);
     luapay_scratch_done(out);
     if (!ok) return 2; /* nil, err */
-    if (in_reach) luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
-    else lua_pushboolean(L, 0);
-    return 2;
+    if (!in_reach) {
+        lua_pushboolean(L, 0);
+        return 2;
+    }
+    luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
+    cb_scalars(L, 3);
+    return 7;
 }
 
 /* ---------------------------------------------------------------------

@@ -14,6 +14,7 @@
  * surrogate, a raw control character, invalid UTF-8 or anything after the
  * value is an error. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,29 @@ static const unsigned char VERBATIM[256] = {
     ONES16, ONES16,                                 /* 0x60, 0x70 */
 };
 #undef ONES16
+
+/* The first byte from q on that a string does not hold as it is ('"',
+ * '\\', a control byte, a byte from 0x80), or end. Eight bytes at a time:
+ * in each test below a byte sets its top bit when it is such a byte, and a
+ * borrow only sets bits above a byte that is one, so the lowest bit set
+ * names the first. */
+static inline const unsigned char *scan_verbatim(const unsigned char *q, const unsigned char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - q >= 8) {
+        uint64_t w, quote, slash;
+        memcpy(&w, q, 8);
+        quote = w ^ (ones * '"');
+        slash = w ^ (ones * '\\');
+        uint64_t hit = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) | ((w - ones * 0x20) & ~w) | w;
+        hit &= highs;
+        if (hit) return q + (__builtin_ctzll(hit) >> 3);
+        q += 8;
+    }
+#endif
+    while (q < end && VERBATIM[*q]) q++;
+    return q;
+}
 
 static void skip_space(reader *r) {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
@@ -115,17 +139,15 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
- * the sink as event ev). Without escapes it is pushed from the text itself;
- * from the first escape on it is decoded into the scratch buffer. */
-static int read_string(reader *r, int ev) {
+/* read_string from r->p on, the string's text starting at s: bytes from
+ * 0x80 checked as UTF-8, and from the first escape on the string decoded
+ * into the scratch buffer. */
+static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const unsigned char *s) {
     luapay_buf *b = r->scratch;
-    const unsigned char *s = ++r->p, *run = s;
+    const unsigned char *run = s;
     int decoded = 0;
     for (;;) {
-        const unsigned char *q = r->p, *end = r->end; /* locals: the compiler keeps them in registers */
-        while (q < end && VERBATIM[*q]) q++;
-        r->p = q;
+        r->p = scan_verbatim(r->p, r->end);
         if (r->p >= r->end) return fail(r, "unterminated string");
         unsigned c = *r->p;
         if (c == '"') break;
@@ -188,6 +210,20 @@ static int read_string(reader *r, int ev) {
     return 1;
 }
 
+/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
+ * the sink as event ev). One of printable ASCII without escapes, the most
+ * common, is pushed from the text itself here; any other goes on in
+ * read_string_rest. */
+static int read_string(reader *r, int ev) {
+    const unsigned char *s = r->p + 1, *q = scan_verbatim(s, r->end);
+    r->p = q;
+    if (q == r->end || *q != '"') return read_string_rest(r, ev, s);
+    r->p++;
+    lua_pushlstring(r->L, (const char *)s, (size_t)(q - s));
+    SINK(r, ev, (const char *)s, (size_t)(q - s));
+    return 1;
+}
+
 static void push_number_object(lua_State *L, const char *text, size_t len) {
     lua_createtable(L, 1, 0);
     lua_pushlstring(L, text, len);
@@ -226,6 +262,20 @@ static int read_number(reader *r) {
     if (r->lexemes) {
         push_number_object(r->L, (const char *)s, len);
         return 1;
+    }
+    size_t neg = s[0] == '-';
+    if (is_integer && len - neg <= 18) { /* exact in an int64: no strtoll, no strtod */
+        long long v = 0;
+        for (size_t i = neg; i < len; i++) v = v * 10 + (s[i] - '0');
+#if LUA_VERSION_NUM >= 503
+        lua_pushinteger(r->L, (lua_Integer)(neg ? -v : v));
+        return 1;
+#else
+        if (v || !neg) { /* "-0" is -0.0 */
+            lua_pushnumber(r->L, (lua_Number)(neg ? -v : v)); /* rounded to nearest, as strtod does */
+            return 1;
+        }
+#endif
     }
     if (len >= sizeof text) return fail(r, "number too long");
     memcpy(text, s, len);

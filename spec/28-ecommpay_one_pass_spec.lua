@@ -19,7 +19,9 @@ local SECRET = "s3cr3t"
 
 local KEYS = { "a", "b", "ab", "a1", "a2", "a10", "a9", "a0", "0", "1", "9", "10", "1a", "a1b2", "a-b", "a_b", "A",
     "Z", "z", "\195\169", "signature", "frame_mode", "payment", "sum", "amount", "id", "a.b", "~", "0x", "a0b",
-    "a00", "12345678901234567890", "a1", "b" }
+    "a00", "12345678901234567890", "a1", "b",
+    -- keys alike in their first eight bytes (the heads a few siblings are sorted by)
+    "customer", "customer_id", "customer_ip", "customer_id2", "customer:", "customerA", "abcdefgh", "abcdefg" }
 -- natural order's corners, and repeats
 local CORNERS = { "a01", "00", "x y", " a", "a:b", "a::", "", "a\\u0000b", "a\\tb", "a", "b", "signature" }
 local NUMBERS = { "0", "-0", "1", "-1", "7", "10000", "-42", "41000000123", "123456789012345", "1234567890123456",
@@ -76,6 +78,33 @@ describe("core.ecommpay_callback", function()
             end
         end
         assert(placed > RUNS, "too few bodies in the pass's reach: " .. placed)
+    end)
+
+    it("orders every pair of siblings as the tree does, and places every object without a repeated key", function()
+        -- prefixes of one another, a byte below ':' after the prefix (a
+        -- container's key sorts as key .. ':'), digits, bytes from 0x80, and
+        -- keys alike in their first eight bytes
+        local PAIR_KEYS = { "a", "a-b", "a.b", "a!", "a1", "a10", "a9", "ab", "a\\u00e9", "\\u00e9", "a\195\169", "customer",
+            "customer_id", "customer_ip", "customer_i", "customer_id2", "customer-x", "abcdefgh", "abcdefg" }
+        local VALUES = { "1", '"v"', "null", "true", '{"x":1}', '[1,{"y":2}]' }
+        for _, k1 in ipairs(PAIR_KEYS) do
+            for _, k2 in ipairs(PAIR_KEYS) do
+                for _, v1 in ipairs(VALUES) do
+                    for _, v2 in ipairs({ "2", '{"z":3}' }) do
+                        local raw = ('{"%s":%s,"%s":%s,"m":0}'):format(k1, v1, k2, v2)
+                        local tree, want = core.ecommpay_callback(raw, SECRET)
+                        if k1 ~= k2 and not (k1 .. k2):find("\\", 1, true) then -- a key with an escape: to the tree
+                            assert(want, "not placed: " .. raw)
+                        end
+                        if want then
+                            local lexemes = core.json_decode(raw, { numbers = "lexeme" })
+                            assert.equal(core.ecommpay_signature(lexemes, SECRET, CALLBACK), want, raw)
+                        end
+                        assert.same(core.json_decode(raw), tree, raw)
+                    end
+                end
+            end
+        end
     end)
 
     it("leaves to the tree what it cannot place, and says what is not JSON", function()
@@ -155,6 +184,100 @@ describe("ecommpay.verify_notification through the one pass", function()
             assert.is_nil(ecommpay.verify_notification(tampered, nil, { secret = SECRET }), "seed " .. seed)
         end
         assert(placed > RUNS / 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+end)
+
+-- Callbacks whose parts the event reads take every shape: absent, null,
+-- false, a string, an array, an object without the member read, a number
+-- where text is read and text where a number is. For a body it places,
+-- core.ecommpay_callback reads the event's scalars itself (cb_scalars):
+-- the event must be the one Lua's reading of the lexeme tree gives.
+local function odd_callback(R)
+    local WORDS = { '"success"', '"decline"', '"reversed"', '"refunded"', '"sale"', '"refund"', '"purchase"',
+        '"payout"', '"error"', '"x"', '""', '"\\u00e9"' }
+    local ODD = { "0", "7", "-3", "41000000123", "123456789012345", "true", "false", "null", "[]", "{}", '["a"]',
+        '{"id":1}', '"12345"', '"a\\"b"' }
+    local function scalar() return R(1, 2) == 1 and pick(R, WORDS) or pick(R, ODD) end
+    -- a member's value: its usual shape (build), or now and then any other
+    local function shape(build)
+        if R(1, 5) > 1 then return build() end
+        return pick(R, { "null", "false", "true", '"x"', "3", "[]", "[{}]", '[{"id":"a"}]', "{}" })
+    end
+    local function object(keys, extra)
+        local parts = {}
+        for _, k in ipairs(keys) do
+            if R(1, 5) > 1 then parts[#parts + 1] = '"' .. k .. '":' .. shape(scalar) end
+        end
+        for k, build in pairs(extra or {}) do
+            if R(1, 5) > 1 then parts[#parts + 1] = '"' .. k .. '":' .. shape(build) end
+        end
+        return "{" .. table.concat(parts, ",") .. "}"
+    end
+    local function sum() return object({ "amount", "currency" }) end
+    local members = {
+        project_id = function() return pick(R, { "12345", '"12345"', "0", "-1", "null", "false" }) end,
+        payment = function() return object({ "id", "type", "status" }, { sum = sum }) end,
+        operation = function()
+            return object({ "id", "type", "status", "request_id", "code", "message" }, { sum_initial = sum })
+        end,
+        general = function() return object({ "project_id", "payment_id" }) end,
+        customer = function() return object({ "id" }) end,
+    }
+    local parts = {}
+    for _, name in ipairs({ "project_id", "payment", "operation", "general", "customer" }) do
+        if R(1, 6) > 1 then parts[#parts + 1] = '"' .. name .. '":' .. shape(members[name]) end
+    end
+    return "{" .. table.concat(parts, ",") .. "}"
+end
+
+describe("ecommpay.verify_notification, the event's scalars read in C", function()
+    it("gives the event the lexeme tree gives, whatever shape the parts it reads take", function()
+        local placed = 0
+        for seed = 1, RUNS * 5 do
+            local unsigned = odd_callback(rng(seed))
+            local lexemes = assert(core.json_decode(unsigned, { numbers = "lexeme" }), unsigned)
+            local sig = assert(core.ecommpay_signature(lexemes, SECRET, CALLBACK))
+            local raw = unsigned:sub(1, -2) .. (unsigned == "{}" and "" or ",") .. '"signature":"' .. sig .. '"}'
+            local event, err = ecommpay.verify_notification(raw, nil, { secret = SECRET })
+            assert(event, "seed " .. seed .. ": " .. tostring(err))
+            if select(2, core.ecommpay_callback(raw, SECRET)) then placed = placed + 1 end
+            local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)
+            if not property.same(want, event) then
+                assert.same(want, event, "seed " .. seed .. ": " .. raw) -- names the difference
+                error("seed " .. seed .. ": an integer for a float, or the other way: " .. raw)
+            end
+        end
+        assert(placed > RUNS * 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+
+    it("hands back the scalars Lua reads from the lexeme tree, for every body it places", function()
+        local NAMES = { "project_id", "payment_status", "payment_type", "payment_amount", "operation_type",
+            "operation_status", "request_id", "code", "message", "customer_id" }
+        local placed = 0
+        for seed = 1, RUNS * 5 do
+            local raw = odd_callback(rng(seed))
+            local _, sig, extra, merchant_ref, provider_ref, amount, currency = core.ecommpay_callback(raw, SECRET)
+            if sig then
+                placed = placed + 1
+                local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)
+                local got = {}
+                for _, name in ipairs(NAMES) do got[name] = want.extra[name] end
+                assert(property.same(got, extra), "seed " .. seed .. ": " .. raw)
+                assert(property.same({ want.merchant_ref, want.provider_ref, want.amount, want.currency },
+                    { merchant_ref, provider_ref, amount, currency }), "seed " .. seed .. ": " .. raw)
+            end
+        end
+        assert(placed > RUNS * 4, "too few callbacks in the pass's reach: " .. placed)
+    end)
+
+    it("reads the bench's callback as Lua does", function()
+        for _, v in ipairs(util.json_fixture("vectors/ecommpay.json").callback_vectors) do
+            if v.expected_valid then
+                local event = assert(ecommpay.verify_notification(v.raw_body, nil, { secret = v.secret }))
+                local want = ecommpay.event(core.json_decode(v.raw_body, { numbers = "lexeme" }), v.raw_body)
+                assert(property.same(want, event), v.name)
+            end
+        end
     end)
 end)
 

@@ -109,4 +109,34 @@ describe("luapay.provider toolkit", function()
         assert.equal("652801", provider.plain(n, true))
         assert.equal(require("luapay.trustly").plain, provider.plain)
     end)
+
+    it("make_event builds the event provider.event gives, with the same checks and errors", function()
+        local function both(name, kind, status, mref, pref, amount, currency, raw, extra)
+            local ok1, e1 = pcall(provider.event, { provider = name, kind = kind, status = status, merchant_ref = mref,
+                provider_ref = pref, amount = amount, currency = currency, raw = raw, extra = extra })
+            local ok2, e2 = pcall(provider.make_event, name, kind, status, mref, pref, amount, currency, raw, extra)
+            assert.equal(ok1, ok2)
+            if ok1 then
+                assert.equal(provider.event_mt, getmetatable(e2))
+                assert.same(e1, e2)
+            else
+                assert.equal(e1, e2)
+            end
+        end
+        local extra = { payment_type = "purchase" }
+        both("x", "payment", "succeeded", "m1", "p1", 100, "SEK", "{}", extra)
+        both("x", "refund", "failed", nil, nil, nil, nil, "{}", nil)
+        both(1, "payment", "succeeded", nil, nil, nil, nil, "{}")
+        both("x", "sale", "succeeded", nil, nil, nil, nil, "{}")
+        both("x", "payment", "ok", nil, nil, nil, nil, "{}")
+        both("x", "payment", "pending", nil, nil, nil, nil, {})
+        both("x", "payment", "pending", nil, nil, 1.5, nil, "{}")
+        both("x", "payment", "pending", nil, nil, "100", nil, "{}")
+        both("x", "payment", "pending", nil, nil, 2 ^ 60, nil, "{}")
+        local e = provider.make_event("x", "payment", "pending", nil, nil, nil, nil, "{}", extra)
+        assert.equal(extra, e.extra)
+        assert.equal("purchase", e.payment_type) -- the 0.1 top-level reading
+        local _, err = pcall(function() provider.make_event("x", "nope", "pending", nil, nil, nil, nil, "{}") end)
+        assert.matches("^spec/62%-provider_toolkit_spec%.lua:%d+: luapay%.provider%.event: kind 'nope'", err)
+    end)
 end)

@@ -246,37 +246,47 @@ end
 local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal error"] = true,
                            ["external error"] = true, ["expired"] = true }
 
--- The event; exact: body is core.ecommpay_callback's, fresh and placed (see
--- text), so it is extra.body as it is.
-local function callback_event(body, raw_body, exact)
+-- What the event reads of a body: extra's scalars (a new table) and the
+-- event's merchant_ref, provider_ref, amount and currency. For a body it
+-- placed, core.ecommpay_callback gives the same at once (cb_scalars in
+-- csrc/ecommpay.c; spec/28 compares them).
+local function scalars(body, exact)
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
-    local payment_status = text(field(payment, "status"), exact)
-    local operation_status = text(field(operation, "status"), exact)
-    local operation_type = text(field(operation, "type"), exact)
-    local payment_type = text(field(payment, "type"), exact)
+    local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
+    return {
+        project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
+        payment_status = text(field(payment, "status"), exact),
+        payment_type = text(field(payment, "type"), exact),
+        payment_amount = to_integer(field(payment, "sum", "amount")),
+        operation_type = text(field(operation, "type"), exact),
+        operation_status = text(field(operation, "status"), exact),
+        request_id = text(field(operation, "request_id"), exact),
+        code = text(field(operation, "code"), exact),
+        message = text(field(operation, "message"), exact),
+        customer_id = text(field(body, "customer", "id"), exact),
+    }, text(field(payment, "id"), exact) or text(field(body, "general", "payment_id"), exact),
+        text(field(operation, "id"), exact), to_integer(field(sum, "amount")), text(field(sum, "currency"), exact)
+end
+
+-- The event; exact: body is core.ecommpay_callback's, fresh and placed (see
+-- text), so it is extra.body as it is. extra and the four after it are
+-- scalars(body, exact), when the caller has them.
+local function callback_event(body, raw_body, exact, extra, merchant_ref, provider_ref, amount, currency)
+    if not extra then extra, merchant_ref, provider_ref, amount, currency = scalars(body, exact) end
+    local payment_status, operation_status = extra.payment_status, extra.operation_status
     local status = ecommpay.STATUS[payment_status or ""]
     -- A declined refund or payout leaves the payment as it was: the
     -- operation's failure is what this callback reports.
     if FAILED_OPERATION[operation_status or ""] then status = "failed" end
     if operation_status == "reversed" or payment_status == "reversed" then status = "reversed" end
-    local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
-    local extra = {
-        project_id = to_integer(field(body, "project_id") or field(body, "general", "project_id")),
-        payment_status = payment_status,
-        payment_type = payment_type,
-        payment_amount = to_integer(field(payment, "sum", "amount")),
-        operation_type = operation_type,
-        operation_status = operation_status,
-        request_id = text(field(operation, "request_id"), exact),
-        code = text(field(operation, "code"), exact),
-        message = text(field(operation, "message"), exact),
-        customer_id = text(field(body, "customer", "id"), exact),
-        body = exact and body or plain(body),
-    }
-    local errs = field(body, "errors")
-    if type(errs) == "table" and #errs > 0 then extra.errors = exact and as_text(errs) or plain(errs, true) end
-    local redirect = field(body, "redirect_data")
-    if type(redirect) == "table" and text(redirect.url, exact) and text(redirect.url, exact) ~= "" then
+    extra.body = exact and body or plain(body)
+    -- Rarer parts, each a table or nothing (null is no table).
+    local errs = body.errors
+    if errs and type(errs) == "table" and #errs > 0 then
+        extra.errors = exact and as_text(errs) or plain(errs, true)
+    end
+    local redirect = body.redirect_data
+    if redirect and type(redirect) == "table" and text(redirect.url, exact) and text(redirect.url, exact) ~= "" then
         local rbody = redirect.body
         extra.redirect = {
             url = text(redirect.url, exact),
@@ -284,33 +294,25 @@ local function callback_event(body, raw_body, exact)
             body = type(rbody) == "table" and (exact and as_text(rbody) or plain(rbody, true)) or {},
         }
     end
-    local recurring = field(body, "recurring")
-    if type(recurring) == "table" and field(recurring, "id") ~= nil then
+    local recurring = body.recurring
+    if recurring and type(recurring) == "table" and field(recurring, "id") ~= nil then
         extra.recurring = plain(recurring)
         extra.recurring.id = to_integer(recurring.id) or text(recurring.id, exact)
         -- 000 seed, "COF purchases registration": after the success callback
         -- of the purchase comes a repeated one with the recurring object.
-        if operation_type == "sale" and operation_status == "success" and payment_status == "success" then
+        if extra.operation_type == "sale" and operation_status == "success" and payment_status == "success" then
             extra.repeated = true
         end
     end
-    local wanted = field(body, "clarification_fields")
-    if type(wanted) == "table" and getmetatable(wanted) ~= number_mt then
+    local wanted = body.clarification_fields
+    if wanted and type(wanted) == "table" and getmetatable(wanted) ~= number_mt then
         local paths = clarification_paths(wanted, nil, {}, exact)
         table.sort(paths)
         if #paths > 0 then extra.clarification = paths end
     end
-    return provider.event {
-        provider = "ecommpay",
-        kind = ecommpay.KIND[operation_type or payment_type or ""] or "other",
-        status = status or "pending",
-        merchant_ref = text(field(payment, "id"), exact) or text(field(body, "general", "payment_id"), exact),
-        provider_ref = text(field(operation, "id"), exact),
-        amount = to_integer(field(sum, "amount")),
-        currency = text(field(sum, "currency"), exact),
-        raw = raw_body or assert(core.json_encode(body)),
-        extra = extra,
-    }
+    return provider.make_event("ecommpay", ecommpay.KIND[extra.operation_type or extra.payment_type or ""] or "other",
+        status or "pending", merchant_ref, provider_ref, amount, currency, raw_body or assert(core.json_encode(body)),
+        extra)
 end
 
 --- ecommpay.event(body [, raw_body]) -> the common event (provider.event)
@@ -357,13 +359,13 @@ local function verify(raw_body, secret)
     -- One pass over the text decodes the body and signs it (see
     -- core.ecommpay_callback); a body out of that pass's reach is decoded
     -- again with its numbers' text and signed as a tree.
-    local body, want = core.ecommpay_callback(raw_body, secret)
+    local body, want, extra, merchant_ref, provider_ref, amount, currency = core.ecommpay_callback(raw_body, secret)
     if not body then return signature_error("callback body is not JSON (" .. want .. ")") end
     if want then
         local sig, serr = carried_signature(body)
         if not sig then return signature_error(serr) end
         if not core.equal(want, sig) then return signature_error("callback signature does not match") end
-        return callback_event(body, raw_body, true)
+        return callback_event(body, raw_body, true, extra, merchant_ref, provider_ref, amount, currency)
     end
     body = core.json_decode(raw_body, { numbers = "lexeme" })
     if type(body) ~= "table" or getmetatable(body) ~= nil then

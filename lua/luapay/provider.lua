@@ -173,6 +173,18 @@ provider.event_mt = event_mt
 -- LuaJIT compiles the Lua checks, which cost less than its C API.
 local C_CHECKS = not jit
 
+-- The checks of an event's values; level: the caller of the caller.
+local function check_event(name, kind, status, raw, amount)
+    local who = "luapay.provider.event"
+    if type(name) ~= "string" then error(who .. ": provider must be a string", 3) end
+    if not KIND[kind] then error(("%s: kind '%s' is not in provider.KINDS"):format(who, tostring(kind)), 3) end
+    if not STATUS[status] then
+        error(("%s: status '%s' is not in provider.STATUSES"):format(who, tostring(status)), 3)
+    end
+    if type(raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 3) end
+    if amount ~= nil and not provider.is_integer(amount) then error(who .. ": amount must be an integer", 3) end
+end
+
 --- provider.event(fields) -> the event (fields itself, given event_mt): {provider, kind, status,
 -- merchant_ref, provider_ref, amount, currency, raw, extra}. kind and status
 -- are words of KINDS and STATUSES; raw is the body exactly as received (a
@@ -183,21 +195,27 @@ local C_CHECKS = not jit
 function provider.event(f)
     -- The common case in one pass in C (the checks below all hold, extra is set).
     if C_CHECKS and core.event_holds(f, COMMON, KIND, STATUS) then return setmetatable(f, event_mt) end
-    local who = "luapay.provider.event"
     for k in pairs(f) do
-        if not COMMON[k] then error(("%s: '%s' is not an event field (put it under extra)"):format(who, tostring(k)), 2) end
+        if not COMMON[k] then
+            error(("luapay.provider.event: '%s' is not an event field (put it under extra)"):format(tostring(k)), 2)
+        end
     end
-    if type(f.provider) ~= "string" then error(who .. ": provider must be a string", 2) end
-    if not KIND[f.kind] then error(("%s: kind '%s' is not in provider.KINDS"):format(who, tostring(f.kind)), 2) end
-    if not STATUS[f.status] then
-        error(("%s: status '%s' is not in provider.STATUSES"):format(who, tostring(f.status)), 2)
-    end
-    if type(f.raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 2) end
-    if f.amount ~= nil and not provider.is_integer(f.amount) then error(who .. ": amount must be an integer", 2) end
+    check_event(f.provider, f.kind, f.status, f.raw, f.amount)
     -- f is the event: every caller passes a table of its own, and a copy
     -- (one insertion at a time) costs more than the rest of a verification.
     if f.extra == nil then f.extra = {} end
     return setmetatable(f, event_mt)
+end
+
+--- provider.make_event(provider, kind, status, merchant_ref, provider_ref, amount, currency, raw, extra) ->
+-- provider.event{provider = provider, kind = kind, ...}, the same checks and
+-- errors, with the table built here: no field to look for outside the shape
+-- (a verification's hot path).
+function provider.make_event(name, kind, status, merchant_ref, provider_ref, amount, currency, raw, extra)
+    check_event(name, kind, status, raw, amount)
+    local event = setmetatable({ provider = name, kind = kind, status = status, merchant_ref = merchant_ref,
+        provider_ref = provider_ref, amount = amount, currency = currency, raw = raw, extra = extra or {} }, event_mt)
+    return event
 end
 
 --- provider.answer(status, body [, content_type]) -> {status, headers,
