@@ -181,9 +181,6 @@ void luapay_url_encode_add(luapay_buf *b, const char *s, size_t n, int form);
 char *luapay_url_encode_to(char *out, const char *s, size_t n, int form);
 /* Appends s decoded as core.url_decode(s, plus) does (encode.c). */
 void luapay_url_decode_add(luapay_buf *b, const char *s, size_t n, int plus);
-/* 1 if the value at idx holds to the compiled schema at sidx (validate.c):
- * for a C fast path that leaves the violations to the general one. */
-int luapay_schema_holds(lua_State *L, int sidx, int idx);
 
 /* A compiled schema whose root is an object, read from C without Lua calls
  * (validate.c), for a one-pass builder that has the values in hand. */
@@ -203,7 +200,7 @@ const char *luapay_schema_field(const luapay_schema *S, int i, size_t *len);
 int luapay_schema_find(const luapay_schema *S, const char *k, size_t len); /* -1: not declared */
 /* 1 if an object with these fields (v[i]: field i's value, every one of
  * its keys a declared field) holds to the schema; 0 if not, or if that
- * needs a Lua value (luapay_schema_holds can tell). */
+ * needs a Lua value (the general path can tell). */
 int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v);
 
 void luapay_pkey_register(lua_State *L);

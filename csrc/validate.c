@@ -1549,15 +1549,6 @@ static int run(lua_State *L, int sidx, const schema_ud *S, int idx, const char *
     return 2;
 }
 
-int luapay_schema_holds(lua_State *L, int sidx, int idx) {
-    schema_ud *S = (schema_ud *)luaL_testudata(L, sidx, SCHEMA_MT);
-    if (S == NULL || S->root == NULL) return 0;
-    int top = lua_gettop(L);
-    int holds = run(L, sidx, S, idx, "value") == 1;
-    lua_settop(L, top);
-    return holds;
-}
-
 /* ---- flat values ---------------------------------------------------- */
 
 luapay_schema *luapay_schema_test(lua_State *L, int idx) {
@@ -1577,15 +1568,15 @@ int luapay_schema_find(const luapay_schema *S, const char *k, size_t len) {
     return find_field(S->root, k, len);
 }
 
-/* The walk of walk_object over values in hand: the same checks (check_text,
- * check_amount) counted quietly. What needs a Lua value (a rule on a
- * sibling, a type other than a string or an amount) answers 0: the caller
- * asks luapay_schema_holds or the general path. */
 /* The types check_text checks (walk_value's "the remaining types"). */
 static int is_text_type(int t) {
     return t == T_STRING || t == T_ENUM || (t >= T_DECIMAL && t <= T_IPV6);
 }
 
+/* The walk of walk_object over values in hand: the same checks (check_text,
+ * check_amount) counted quietly. What needs a Lua value (a rule on a
+ * sibling, a type other than a string or an amount) answers 0: the caller
+ * leaves it to the general path. */
 int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v) {
     const vnode *root = S->root;
     if (root == NULL || root->type != T_OBJECT) return 0;
