@@ -150,6 +150,26 @@ typedef struct luapay_json_sink {
  * NULL. In a function with the context as upvalue 1. */
 int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink);
 
+/* The pieces of core.json_decode's reader (json_decode.c) for C code that
+ * reads a body's text itself: a string (*pp at its opening quote; the text
+ * between the quotes as it is, or decoded and appended to b when *decoded)
+ * -> NULL or what is wrong; a number -> 1, or 0 if it is not one. Both
+ * leave *pp past the value, or where it went wrong. */
+const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded);
+int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, int *is_integer);
+/* The number text on top of the stack replaced by provider.plain's value
+ * for it (plain.c). */
+void luapay_plain_number(lua_State *L);
+
+/* An object member for sorting in Trustly's order (trustly.c): the key's
+ * bytes, shorter first on a tie; slot says where its value is. */
+typedef struct {
+    const char *s;
+    size_t n;
+    int slot;
+} luapay_key_ref;
+void luapay_trustly_sort_keys(luapay_key_ref *k, size_t n);
+
 /* The JSON text of a number (json_encode.c) into out (64 bytes): its
  * length, 0 if not finite. */
 size_t luapay_json_number_text(lua_State *L, int idx, char *out);
@@ -167,6 +187,7 @@ extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
+extern const luaL_Reg luapay_trustly_notification_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
 

@@ -14,6 +14,7 @@
  * surrogate, a raw control character, invalid UTF-8 or anything after the
  * value is an error. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,34 +116,58 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
- * the sink as event ev). Without escapes it is pushed from the text itself;
- * from the first escape on it is decoded into the scratch buffer. */
-static int read_string(reader *r, int ev) {
-    luapay_buf *b = r->scratch;
-    const unsigned char *s = ++r->p, *run = s;
-    int decoded = 0;
+/* Scans the string whose opening quote is at *pp, checking it as
+ * core.json_decode does: *pp ends past the closing quote (or where it went
+ * wrong), *decoded says where the text is: 0, the bytes between the quotes
+ * as they are; 1, decoded (escapes) and appended to b. NULL, or what is
+ * wrong. Shared with the readers that work on a body's text
+ * (trustly_notification.c). */
+const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded) {
+    const unsigned char *p = *pp + 1, *run = p;
+    const char *err = NULL;
+    *decoded = 0;
     for (;;) {
-        const unsigned char *q = r->p, *end = r->end; /* locals: the compiler keeps them in registers */
-        while (q < end && VERBATIM[*q]) q++;
-        r->p = q;
-        if (r->p >= r->end) return fail(r, "unterminated string");
-        unsigned c = *r->p;
+        /* eight bytes at a time while none is a quote, a backslash, a
+         * control character or from 0x80 (a false alarm only stops early) */
+        while (end - p >= 8) {
+            uint64_t x, q, e;
+            memcpy(&x, p, 8);
+            q = x ^ 0x2222222222222222u;
+            e = x ^ 0x5C5C5C5C5C5C5C5Cu;
+            if (((x | ((x - 0x2020202020202020u) & ~x) | ((q - 0x0101010101010101u) & ~q) |
+                  ((e - 0x0101010101010101u) & ~e)) & 0x8080808080808080u) != 0)
+                break;
+            p += 8;
+        }
+        while (p < end && VERBATIM[*p]) p++;
+        if (p >= end) {
+            err = "unterminated string";
+            break;
+        }
+        unsigned c = *p;
         if (c == '"') break;
-        if (c < 0x20) return fail(r, "control character in a string");
+        if (c < 0x20) {
+            err = "control character in a string";
+            break;
+        }
         if (c >= 0x80) {
-            size_t n = luapay_utf8_len(r->p, r->end);
-            if (n == 0) return fail(r, "invalid UTF-8 in a string");
-            r->p += n;
+            size_t n = luapay_utf8_len(p, end);
+            if (n == 0) {
+                err = "invalid UTF-8 in a string";
+                break;
+            }
+            p += n;
             continue;
         }
         /* a backslash escape */
-        if (!decoded) b->len = 0;
-        decoded = 1;
-        luapay_buf_add(b, run, (size_t)(r->p - run));
-        if (r->end - r->p < 2) return fail(r, "unterminated string");
-        unsigned e = r->p[1];
-        r->p += 2;
+        *decoded = 1;
+        luapay_buf_add(b, run, (size_t)(p - run));
+        if (end - p < 2) {
+            err = "unterminated string";
+            break;
+        }
+        unsigned e = p[1];
+        p += 2;
         const char *simple = NULL;
         switch (e) {
         case '"': simple = "\""; break;
@@ -155,34 +180,54 @@ static int read_string(reader *r, int ev) {
         case 't': simple = "\t"; break;
         case 'u': {
             unsigned cp, lo;
-            if (r->end - r->p < 4 || !hex4(r->p, &cp)) return fail(r, "bad \\u escape");
-            r->p += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(r, "lone low surrogate in \\u escape");
+            if (end - p < 4 || !hex4(p, &cp)) {
+                err = "bad \\u escape";
+                break;
+            }
+            p += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                err = "lone low surrogate in \\u escape";
+                break;
+            }
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u' || !hex4(r->p + 2, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
-                    return fail(r, "high surrogate without its low surrogate");
-                r->p += 6;
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                    err = "high surrogate without its low surrogate";
+                    break;
+                }
+                p += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
             put_utf8(b, cp);
             break;
         }
         default:
-            return fail(r, "bad escape in a string");
+            err = "bad escape in a string";
+            break;
         }
+        if (err) break;
         if (simple) luapay_buf_add(b, simple, 1);
-        run = r->p;
+        run = p;
     }
-    const char *text = (const char *)s;
-    size_t len = (size_t)(r->p - s);
-    if (decoded) {
-        luapay_buf_add(b, run, (size_t)(r->p - run));
-        if (b->oom) return fail(r, "out of memory");
-        text = b->data;
-        len = b->len;
+    if (!err && *decoded) {
+        luapay_buf_add(b, run, (size_t)(p - run));
+        if (b->oom) err = "out of memory";
     }
-    r->p++;
+    *pp = err ? p : p + 1;
+    return err;
+}
+
+/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
+ * the sink as event ev). Without escapes it is pushed from the text itself;
+ * with them it is decoded into the scratch buffer. */
+static int read_string(reader *r, int ev) {
+    luapay_buf *b = r->scratch;
+    const unsigned char *s = r->p + 1;
+    int decoded;
+    b->len = 0;
+    const char *err = luapay_json_scan_string(&r->p, r->end, b, &decoded);
+    if (err) return fail(r, err);
+    const char *text = decoded ? b->data : (const char *)s;
+    size_t len = decoded ? b->len : (size_t)(r->p - 1 - s);
     lua_pushlstring(r->L, text, len);
     SINK(r, ev, text, len);
     return 1;
@@ -196,30 +241,44 @@ static void push_number_object(lua_State *L, const char *text, size_t len) {
     lua_setmetatable(L, -2);
 }
 
+/* Scans the number at *pp as core.json_decode does: 1 with *pp past its
+ * text (*is_integer: no fraction, no exponent), or 0 with *pp where it
+ * went wrong. Shared as luapay_json_scan_string is. */
+int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, int *is_integer) {
+    const unsigned char *p = *pp;
+    int ok = 0;
+    *is_integer = 1;
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        goto done;
+    }
+    if (p < end && *p == '.') {
+        *is_integer = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') goto done;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_integer = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') goto done;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    ok = 1;
+done:
+    *pp = p;
+    return ok;
+}
+
 static int read_number(reader *r) {
     const unsigned char *s = r->p;
-    int is_integer = 1;
-    if (r->p < r->end && *r->p == '-') r->p++;
-    if (r->p < r->end && *r->p == '0') {
-        r->p++;
-    } else if (r->p < r->end && *r->p >= '1' && *r->p <= '9') {
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    } else {
-        return fail(r, "bad number");
-    }
-    if (r->p < r->end && *r->p == '.') {
-        is_integer = 0;
-        r->p++;
-        if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail(r, "bad number");
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    }
-    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
-        is_integer = 0;
-        r->p++;
-        if (r->p < r->end && (*r->p == '+' || *r->p == '-')) r->p++;
-        if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail(r, "bad number");
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    }
+    int is_integer;
+    if (!luapay_json_scan_number(&r->p, r->end, &is_integer)) return fail(r, "bad number");
     size_t len = (size_t)(r->p - s);
     char text[400];
     SINK(r, LUAPAY_JSON_NUMBER, (const char *)s, len);
