@@ -3,7 +3,7 @@
  * lexemes), core.trustly_verify over the tree and provider.plain_owned,
  * without the tree of the whole document or the plaintext in Lua.
  *
- *   core.trustly_notification(key, raw) -> true, method, uuid, data
+ *   core.trustly_notification(key, raw) -> true, method, uuid, data, picks...
  *                                        | false | nil | nothing
  *
  * The text is read once, as core.json_decode reads it (its string and
@@ -14,8 +14,10 @@
  * checked over method .. params.uuid .. that text with key (RSA-SHA1).
  * true: it holds, and data is params.data as provider.plain_owned leaves
  * core.json_decode's tree (numbers as Lua numbers, arrays with
- * core.array_mt, null as core.null); false: it does not; nil: the signature
- * is not base64.
+ * core.array_mt, null as core.null), followed by the members of data the
+ * event is made of, each where it is a string (else nil): currency, amount,
+ * orderid, messageid, notificationid, enduserid. false: it does not hold;
+ * nil: the signature is not base64.
  *
  * Nothing when the text is out of this path's reach: anything
  * core.json_decode refuses, a document that is not {"method": string,
@@ -222,8 +224,13 @@ static void push_text(lua_State *L, const char *text, unsigned len, int slot) {
     else lua_pushlstring(L, text, len);
 }
 
-/* Pushes the value at i as provider.plain_owned leaves core.json_decode's. */
-static void push_plain(lua_State *L, const node *nodes, unsigned i) {
+/* The index of the pick whose name the key is, or -1. */
+static int pick_of(const char *key, unsigned len);
+
+/* Pushes the value at i as provider.plain_owned leaves core.json_decode's.
+ * picks: for data itself, the stack slots where its members named in
+ * PICKS go as well (string values only); NULL below it. */
+static void push_plain(lua_State *L, const node *nodes, unsigned i, int picks) {
     const node *n = &nodes[i];
     unsigned c = i + 1;
     switch (n->type) {
@@ -238,7 +245,7 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i) {
     case N_ARRAY:
         lua_createtable(L, (int)n->count, 0);
         for (unsigned k = 0; k < n->count; k++, c += nodes[c].size) {
-            push_plain(L, nodes, c);
+            push_plain(L, nodes, c, 0);
             lua_rawseti(L, -2, (int)k + 1);
         }
         luaL_getmetatable(L, ARRAY_MT_KEY);
@@ -248,11 +255,31 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i) {
         lua_createtable(L, 0, (int)n->count);
         for (unsigned k = 0; k < n->count; k++, c += nodes[c].size) {
             push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
-            push_plain(L, nodes, c);
+            push_plain(L, nodes, c, 0);
+            int p = picks && nodes[c].type == N_STRING ? pick_of(nodes[c].key, nodes[c].key_len) : -1;
+            if (p >= 0) {
+                lua_pushvalue(L, -1);
+                lua_replace(L, picks + p);
+            }
             lua_rawset(L, -3);
         }
         return;
     }
+}
+
+/* What the event is made of (luapay.trustly's read_notification). */
+#define PICK(name) {name, sizeof name - 1}
+static const struct {
+    const char *name;
+    unsigned len;
+} PICKS[] = {PICK("currency"), PICK("amount"), PICK("orderid"), PICK("messageid"), PICK("notificationid"),
+             PICK("enduserid")};
+#define NPICKS ((int)(sizeof PICKS / sizeof *PICKS))
+
+static int pick_of(const char *key, unsigned len) {
+    for (int p = 0; p < NPICKS; p++)
+        if (PICKS[p].len == len && memcmp(PICKS[p].name, key, len) == 0) return p;
+    return -1;
 }
 
 static int l_trustly_notification(lua_State *L) {
@@ -300,8 +327,11 @@ static int l_trustly_notification(lua_State *L) {
     luaL_checkstack(L, 3 * DEPTH + 8, "trustly_notification: nesting");
     push_text(L, nodes[method].text, nodes[method].len, nodes[method].slot);
     push_text(L, nodes[uuid].text, nodes[uuid].len, nodes[uuid].slot);
-    push_plain(L, nodes, (unsigned)data);
-    return 4;
+    int picks = lua_gettop(L) + 1;
+    for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
+    push_plain(L, nodes, (unsigned)data, picks);
+    lua_insert(L, picks); /* data before the picks */
+    return 4 + NPICKS;
 }
 
 const luaL_Reg luapay_trustly_notification_funcs[] = {

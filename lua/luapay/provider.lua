@@ -193,6 +193,22 @@ function provider.event(f)
     return setmetatable(f, event_mt)
 end
 
+--- provider.event_of(provider, kind, status, merchant_ref, provider_ref,
+-- amount, currency, raw, extra) -> provider.event{...} of these fields,
+-- checked as provider.event checks them, for a verifier's hot path: a
+-- table made here holds no other field, so it is not walked for one (the
+-- walk costs more than the rest of the event under Lua 5.4).
+function provider.event_of(name, kind, status, merchant_ref, provider_ref, amount, currency, raw, extra)
+    local who = "luapay.provider.event_of"
+    if type(name) ~= "string" then error(who .. ": provider must be a string", 2) end
+    if not KIND[kind] then error(("%s: kind '%s' is not in provider.KINDS"):format(who, tostring(kind)), 2) end
+    if not STATUS[status] then error(("%s: status '%s' is not in provider.STATUSES"):format(who, tostring(status)), 2) end
+    if type(raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 2) end
+    if amount ~= nil and not provider.is_integer(amount) then error(who .. ": amount must be an integer", 2) end
+    return setmetatable({ provider = name, kind = kind, status = status, merchant_ref = merchant_ref,
+        provider_ref = provider_ref, amount = amount, currency = currency, raw = raw, extra = extra or {} }, event_mt)
+end
+
 --- provider.answer(status, body [, content_type]) -> {status, headers,
 -- body}: an answer for the merchant's server to send, text/plain unless
 -- content_type says.

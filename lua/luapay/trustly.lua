@@ -113,6 +113,7 @@ local HINTS = {
 -- PEM text -> core.pkey. Parsing a PEM costs more than the serialization,
 -- so the last few keys seen as text are kept (they are in memory already).
 local pem_cache, pem_cache_size, PEM_CACHE_MAX = {}, 0, 8
+local known_pkeys = setmetatable({}, { __mode = "k" }) -- core.pkey values seen
 
 local function is_pkey(v)
     local mt = type(v) == "userdata" and getmetatable(v)
@@ -124,7 +125,11 @@ function trustly.load_key(key, passphrase)
     if passphrase ~= nil and type(passphrase) ~= "string" then
         error("trustly.load_key: bad argument #2 'passphrase' (string expected, got " .. type(passphrase) .. ")", 2)
     end
-    if is_pkey(key) then return key end
+    if passphrase == nil and known_pkeys[key] then return key end -- one table look-up on the hot path
+    if is_pkey(key) then
+        known_pkeys[key] = true
+        return key
+    end
     if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
     local cached = passphrase == nil and pem_cache[key]
     if cached then return cached end
@@ -469,11 +474,11 @@ local function flag(v)
     return str(v)
 end
 
--- kind, status and the refund answered, for a verified notification.
-local function meaning(method, data, amount, currency, store)
+-- kind, status and the refund answered, for a verified notification
+-- (orderid and notificationid: data's, where they are strings).
+local function meaning(method, data, amount, currency, orderid, notificationid, store)
     local map = NOTIFICATIONS[method]
     local kind, status = map[1], map[2]
-    local orderid, notificationid = str(data.orderid), str(data.notificationid)
     if kind == "account" then
         -- Trustly's account notification tells the status of a direct-debit
         -- mandate (active or inactive), or describes the account a deposit
@@ -488,7 +493,7 @@ local function meaning(method, data, amount, currency, store)
         end
         return kind, status
     end
-    if flag(data.refund) == "1" and REFUND_STATUS[method] then
+    if data.refund ~= nil and flag(data.refund) == "1" and REFUND_STATUS[method] then
         return "refund", REFUND_STATUS[method], { orderid = orderid, amount = amount, currency = currency }
     end
     if method == "credit" and store and orderid then
@@ -530,42 +535,34 @@ local function verified_notification(raw, key)
     return method, uuid, type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
 end
 
-local trustly_notification, to_minor = core.trustly_notification, core.to_minor
+local trustly_notification, to_minor, event_of = core.trustly_notification, core.to_minor, provider.event_of
 
 -- The check and the event, once the arguments are known to be right. A
 -- verified notification of a known method in one C pass
--- (core.trustly_notification); anything else takes the general path,
--- which answers the same for what the C pass answers (spec/83).
+-- (core.trustly_notification, which also picks the members the event is
+-- made of); anything else takes the general path, which answers the same
+-- for what the C pass answers (spec/83).
 local function read_notification(raw, key, store)
-    local ok, method, uuid, data = trustly_notification(key, raw)
+    local ok, method, uuid, data, currency, amount, orderid, messageid, notificationid, enduserid =
+        trustly_notification(key, raw)
     if ok ~= true or not NOTIFICATIONS[method] then
         method, uuid, data = verified_notification(raw, key)
         if not method then return nil, uuid end
+        currency, amount, orderid, messageid = str(data.currency), str(data.amount), str(data.orderid), str(data.messageid)
+        notificationid, enduserid = str(data.notificationid), str(data.enduserid)
     end
-    local currency, amount = str(data.currency), nil
-    if currency and str(data.amount) then amount = to_minor(data.amount, currency) end
-    local kind, status, refund = meaning(method, data, amount, currency, store)
-    local orderid, messageid = str(data.orderid), str(data.messageid)
-    return provider.event {
-        provider = "trustly",
-        kind = kind,
-        status = status,
-        merchant_ref = messageid,
-        provider_ref = orderid,
-        amount = amount,
-        currency = currency,
-        raw = raw,
-        extra = {
-            method = method,
-            uuid = uuid,
-            notificationid = str(data.notificationid),
-            orderid = orderid,
-            messageid = messageid,
-            enduserid = str(data.enduserid),
-            refund = refund,
-            data = data,
-        },
-    }
+    if currency and amount then amount = to_minor(amount, currency) else amount = nil end
+    local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
+    return event_of("trustly", kind, status, messageid, orderid, amount, currency, raw, {
+        method = method,
+        uuid = uuid,
+        notificationid = notificationid,
+        orderid = orderid,
+        messageid = messageid,
+        enduserid = enduserid,
+        refund = refund,
+        data = data,
+    })
 end
 
 local function bad_argument(fn, n, name, message)
