@@ -5,6 +5,7 @@
 #define LUAPAY_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <openssl/evp.h>
 
@@ -155,6 +156,29 @@ int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, lu
  * between the quotes as it is, or decoded and appended to b when *decoded)
  * -> NULL or what is wrong; a number -> 1, or 0 if it is not one. Both
  * leave *pp past the value, or where it went wrong. */
+/* From p, past the bytes a JSON string holds as they are (printable ASCII
+ * but '"' and '\\'), eight at a time: the first byte that needs a look, or
+ * a byte within the last seven before end (which the caller looks at one by
+ * one). The high bit of each byte that is a quote, a backslash, a control
+ * character or from 0x80 is set; a borrow can only mark a byte above one of
+ * those, so the lowest mark is right. */
+static inline const unsigned char *luapay_json_run(const unsigned char *p, const unsigned char *end) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x, q, e;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        e = x ^ (ones * '\\');
+        uint64_t marks = (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((e - ones) & ~e)) & highs;
+        if (marks != 0) return p + __builtin_ctzll(marks) / 8;
+        p += 8;
+    }
+#else
+    (void)end;
+#endif
+    return p;
+}
 const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded);
 int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, int *is_integer);
 /* The number text on top of the stack replaced by provider.plain's value

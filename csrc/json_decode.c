@@ -116,6 +116,13 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
+/* The first byte from p that is not VERBATIM, or end. */
+static const unsigned char *skip_verbatim(const unsigned char *p, const unsigned char *end) {
+    p = luapay_json_run(p, end);
+    while (p < end && VERBATIM[*p]) p++;
+    return p;
+}
+
 /* Scans the string whose opening quote is at *pp, checking it as
  * core.json_decode does: *pp ends past the closing quote (or where it went
  * wrong), *decoded says where the text is: 0, the bytes between the quotes
@@ -127,19 +134,7 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
     const char *err = NULL;
     *decoded = 0;
     for (;;) {
-        /* eight bytes at a time while none is a quote, a backslash, a
-         * control character or from 0x80 (a false alarm only stops early) */
-        while (end - p >= 8) {
-            uint64_t x, q, e;
-            memcpy(&x, p, 8);
-            q = x ^ 0x2222222222222222u;
-            e = x ^ 0x5C5C5C5C5C5C5C5Cu;
-            if (((x | ((x - 0x2020202020202020u) & ~x) | ((q - 0x0101010101010101u) & ~q) |
-                  ((e - 0x0101010101010101u) & ~e)) & 0x8080808080808080u) != 0)
-                break;
-            p += 8;
-        }
-        while (p < end && VERBATIM[*p]) p++;
+        p = skip_verbatim(p, end);
         if (p >= end) {
             err = "unterminated string";
             break;

@@ -63,7 +63,14 @@ static void skip_space(reader *r) {
 /* The string at r->p: its text and, if it had escapes, the stack slot of
  * the decoded copy. 0 if core.json_decode would refuse it. */
 static int read_string(reader *r, const char **text, unsigned *len, int *slot) {
-    const unsigned char *s = r->p + 1;
+    const unsigned char *s = r->p + 1, *q = luapay_json_run(s, r->end);
+    if (q < r->end && *q == '"' && q - s <= MAX_TEXT) { /* plain ASCII, no escape: the common case */
+        *text = (const char *)s;
+        *len = (unsigned)(q - s);
+        *slot = 0;
+        r->p = q + 1;
+        return 1;
+    }
     int decoded;
     r->decoded->len = 0;
     if (luapay_json_scan_string(&r->p, r->end, r->decoded, &decoded)) return 0;
