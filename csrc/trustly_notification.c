@@ -14,10 +14,11 @@
  * checked over method .. params.uuid .. that text with key (RSA-SHA1).
  * true: it holds, and data is params.data as provider.plain_owned leaves
  * core.json_decode's tree (numbers as Lua numbers, arrays with
- * core.array_mt, null as core.null), followed by the members of data the
- * event is made of, each where it is a string (else nil): currency, amount,
- * orderid, messageid, notificationid, enduserid. false: it does not hold;
- * nil: the signature is not base64.
+ * core.array_mt, null as core.null), followed by what the event is made
+ * of: the amount in minor units (core.to_minor(data.amount, data.currency)
+ * where both are strings, else nil), then data's members currency, orderid,
+ * messageid, notificationid, enduserid, each where it is a string (else
+ * nil). false: it does not hold; nil: the signature is not base64.
  *
  * Nothing when the text is out of this path's reach: anything
  * core.json_decode refuses, a document that is not {"method": string,
@@ -28,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "checks.h"
 #include "core.h"
 
 #define DEPTH 32      /* the general serialization stops at 64 */
@@ -279,8 +281,9 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i, int picks) {
 static const struct {
     const char *name;
     unsigned len;
-} PICKS[] = {PICK("currency"), PICK("amount"), PICK("orderid"), PICK("messageid"), PICK("notificationid"),
+} PICKS[] = {PICK("amount"), PICK("currency"), PICK("orderid"), PICK("messageid"), PICK("notificationid"),
              PICK("enduserid")};
+enum { PICK_AMOUNT, PICK_CURRENCY };
 #define NPICKS ((int)(sizeof PICKS / sizeof *PICKS))
 
 static int pick_of(const char *key, unsigned len) {
@@ -338,6 +341,25 @@ static int l_trustly_notification(lua_State *L) {
     for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
     push_plain(L, nodes, (unsigned)data, picks);
     lua_insert(L, picks); /* data before the picks */
+    /* the amount in minor units, as core.to_minor(amount, currency) gives it (nil where it gives none) */
+    if (lua_type(L, picks + 1 + PICK_AMOUNT) == LUA_TSTRING && lua_type(L, picks + 1 + PICK_CURRENCY) == LUA_TSTRING) {
+        size_t n, clen;
+        const char *amount = lua_tolstring(L, picks + 1 + PICK_AMOUNT, &n);
+        const char *code = lua_tolstring(L, picks + 1 + PICK_CURRENCY, &clen);
+        const luapay_currency *cur;
+        int64_t minor;
+        if (luapay_to_minor(amount, n, code, clen, &minor, &cur) == LUAPAY_TO_MINOR_OK)
+#if LUA_VERSION_NUM >= 503
+            lua_pushinteger(L, (lua_Integer)minor);
+#else
+            lua_pushnumber(L, (lua_Number)minor); /* exact: at most 2^53 */
+#endif
+        else
+            lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_replace(L, picks + 1 + PICK_AMOUNT);
     return 4 + NPICKS;
 }
 

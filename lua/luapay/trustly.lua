@@ -535,7 +535,7 @@ local function verified_notification(raw, key)
     return method, uuid, type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
 end
 
-local trustly_notification, to_minor, event_of = core.trustly_notification, core.to_minor, provider.event_of
+local trustly_notification, to_minor, event = core.trustly_notification, core.to_minor, provider.event_maker("trustly")
 
 -- The check and the event, once the arguments are known to be right. A
 -- verified notification of a known method in one C pass
@@ -543,17 +543,17 @@ local trustly_notification, to_minor, event_of = core.trustly_notification, core
 -- made of); anything else takes the general path, which answers the same
 -- for what the C pass answers (spec/83).
 local function read_notification(raw, key, store)
-    local ok, method, uuid, data, currency, amount, orderid, messageid, notificationid, enduserid =
+    local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
         trustly_notification(key, raw)
     if ok ~= true or not NOTIFICATIONS[method] then
         method, uuid, data = verified_notification(raw, key)
         if not method then return nil, uuid end
-        currency, amount, orderid, messageid = str(data.currency), str(data.amount), str(data.orderid), str(data.messageid)
+        currency, orderid, messageid = str(data.currency), str(data.orderid), str(data.messageid)
         notificationid, enduserid = str(data.notificationid), str(data.enduserid)
+        amount = currency and str(data.amount) and to_minor(data.amount, currency) or nil
     end
-    if currency and amount then amount = to_minor(amount, currency) else amount = nil end
     local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
-    return event_of("trustly", kind, status, messageid, orderid, amount, currency, raw, {
+    return event(kind, status, messageid, orderid, amount, currency, raw, {
         method = method,
         uuid = uuid,
         notificationid = notificationid,
@@ -605,12 +605,14 @@ function trustly.verify_notification(raw, headers, given)
     if type(given) ~= "table" then
         bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(given))
     end
-    local key, kerr = trustly.load_key(given.trustly_public_key)
-    if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
-    if given.store ~= nil and not is_store(given.store) then
-        bad_argument(fn, 3, "keys", "keys.store: get and set expected")
+    local key, store = given.trustly_public_key, given.store
+    if not known_pkeys[key] then -- else a core.pkey already seen: no call
+        local kerr
+        key, kerr = trustly.load_key(key)
+        if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
     end
-    return read_notification(raw, key, given.store)
+    if store ~= nil and not is_store(store) then bad_argument(fn, 3, "keys", "keys.store: get and set expected") end
+    return read_notification(raw, key, store)
 end
 
 --- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
