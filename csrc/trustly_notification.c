@@ -233,13 +233,43 @@ static void push_text(lua_State *L, const char *text, unsigned len, int slot) {
     else lua_pushlstring(L, text, len);
 }
 
-/* The index of the pick whose name the key is, or -1. */
-static int pick_of(const char *key, unsigned len);
+/* The members of data Trustly sends (protocol notes, section 5), the
+ * event's first: their names are pushed from a table of them made once
+ * (a string pushed from its bytes is hashed and looked up each time). */
+#define NAME(s) {s, sizeof s - 1}
+static const struct {
+    const char *s;
+    unsigned len;
+} NAMES[] = {NAME("amount"),    NAME("currency"),   NAME("orderid"),  NAME("messageid"), NAME("notificationid"),
+             NAME("enduserid"), NAME("attributes"), NAME("timestamp"), NAME("accountid"), NAME("verified"),
+             NAME("refund")};
+enum { PICK_AMOUNT, PICK_CURRENCY, NPICKS = 6, NNAMES = (int)(sizeof NAMES / sizeof *NAMES) };
+static const char NAMES_KEY = 0; /* its address: the table's key in the registry */
 
-/* Pushes the value at i as provider.plain_owned leaves core.json_decode's.
- * picks: for data itself, the stack slots where its members named in
- * PICKS go as well (string values only); NULL below it. */
-static void push_plain(lua_State *L, const node *nodes, unsigned i, int picks) {
+/* Pushes the table of NAMES (index k + 1: NAMES[k]). */
+static void push_names(lua_State *L) {
+    lua_pushlightuserdata(L, (void *)&NAMES_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (!lua_isnil(L, -1)) return;
+    lua_pop(L, 1);
+    lua_createtable(L, NNAMES, 0);
+    for (int k = 0; k < NNAMES; k++) {
+        lua_pushlstring(L, NAMES[k].s, NAMES[k].len);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_pushlightuserdata(L, (void *)&NAMES_KEY);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+static int name_of(const char *key, unsigned len) {
+    for (int k = 0; k < NNAMES; k++)
+        if (NAMES[k].len == len && memcmp(NAMES[k].s, key, len) == 0) return k;
+    return -1;
+}
+
+/* Pushes the value at i as provider.plain_owned leaves core.json_decode's. */
+static void push_plain(lua_State *L, const node *nodes, unsigned i) {
     const node *n = &nodes[i];
     unsigned c = i + 1;
     switch (n->type) {
@@ -254,7 +284,7 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i, int picks) {
     case N_ARRAY:
         lua_createtable(L, (int)n->count, 0);
         for (unsigned k = 0; k < n->count; k++, c += nodes[c].size) {
-            push_plain(L, nodes, c, 0);
+            push_plain(L, nodes, c);
             lua_rawseti(L, -2, (int)k + 1);
         }
         luaL_getmetatable(L, ARRAY_MT_KEY);
@@ -264,32 +294,52 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i, int picks) {
         lua_createtable(L, 0, (int)n->count);
         for (unsigned k = 0; k < n->count; k++, c += nodes[c].size) {
             push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
-            push_plain(L, nodes, c, 0);
-            int p = picks && nodes[c].type == N_STRING ? pick_of(nodes[c].key, nodes[c].key_len) : -1;
-            if (p >= 0) {
-                lua_pushvalue(L, -1);
-                lua_replace(L, picks + p);
-            }
+            push_plain(L, nodes, c);
             lua_rawset(L, -3);
         }
         return;
     }
 }
 
-/* What the event is made of (luapay.trustly's read_notification). */
-#define PICK(name) {name, sizeof name - 1}
-static const struct {
-    const char *name;
-    unsigned len;
-} PICKS[] = {PICK("amount"), PICK("currency"), PICK("orderid"), PICK("messageid"), PICK("notificationid"),
-             PICK("enduserid")};
-enum { PICK_AMOUNT, PICK_CURRENCY };
-#define NPICKS ((int)(sizeof PICKS / sizeof *PICKS))
-
-static int pick_of(const char *key, unsigned len) {
-    for (int p = 0; p < NPICKS; p++)
-        if (PICKS[p].len == len && memcmp(PICKS[p].name, key, len) == 0) return p;
-    return -1;
+/* Pushes data (the object at i), then NPICKS slots: NAMES' first members
+ * where they are strings (else nil), the amount in minor units. */
+static void push_data(lua_State *L, const node *nodes, unsigned i) {
+    const node *n = &nodes[i];
+    int names = lua_gettop(L) + 1, picks = names + 2;
+    push_names(L);
+    lua_createtable(L, 0, (int)n->count);
+    for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
+    for (unsigned k = 0, c = i + 1; k < n->count; k++, c += nodes[c].size) {
+        int name = name_of(nodes[c].key, nodes[c].key_len);
+        if (name >= 0) lua_rawgeti(L, names, name + 1);
+        else push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
+        push_plain(L, nodes, c);
+        if (name >= 0 && name < NPICKS && nodes[c].type == N_STRING) {
+            lua_pushvalue(L, -1);
+            lua_replace(L, picks + name);
+        }
+        lua_rawset(L, names + 1);
+    }
+    /* the amount as core.to_minor(amount, currency) gives it (nil where it gives none) */
+    int amount = picks + PICK_AMOUNT, currency = picks + PICK_CURRENCY;
+    if (!lua_isnil(L, amount) && !lua_isnil(L, currency)) {
+        size_t n_len, c_len;
+        const char *text = lua_tolstring(L, amount, &n_len), *code = lua_tolstring(L, currency, &c_len);
+        const luapay_currency *cur;
+        int64_t minor;
+        if (luapay_to_minor(text, n_len, code, c_len, &minor, &cur) == LUAPAY_TO_MINOR_OK)
+#if LUA_VERSION_NUM >= 503
+            lua_pushinteger(L, (lua_Integer)minor);
+#else
+            lua_pushnumber(L, (lua_Number)minor); /* exact: at most 2^53 */
+#endif
+        else
+            lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_replace(L, amount);
+    lua_remove(L, names);
 }
 
 static int l_trustly_notification(lua_State *L) {
@@ -337,29 +387,7 @@ static int l_trustly_notification(lua_State *L) {
     luaL_checkstack(L, 3 * DEPTH + 8, "trustly_notification: nesting");
     push_text(L, nodes[method].text, nodes[method].len, nodes[method].slot);
     push_text(L, nodes[uuid].text, nodes[uuid].len, nodes[uuid].slot);
-    int picks = lua_gettop(L) + 1;
-    for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
-    push_plain(L, nodes, (unsigned)data, picks);
-    lua_insert(L, picks); /* data before the picks */
-    /* the amount in minor units, as core.to_minor(amount, currency) gives it (nil where it gives none) */
-    if (lua_type(L, picks + 1 + PICK_AMOUNT) == LUA_TSTRING && lua_type(L, picks + 1 + PICK_CURRENCY) == LUA_TSTRING) {
-        size_t n, clen;
-        const char *amount = lua_tolstring(L, picks + 1 + PICK_AMOUNT, &n);
-        const char *code = lua_tolstring(L, picks + 1 + PICK_CURRENCY, &clen);
-        const luapay_currency *cur;
-        int64_t minor;
-        if (luapay_to_minor(amount, n, code, clen, &minor, &cur) == LUAPAY_TO_MINOR_OK)
-#if LUA_VERSION_NUM >= 503
-            lua_pushinteger(L, (lua_Integer)minor);
-#else
-            lua_pushnumber(L, (lua_Number)minor); /* exact: at most 2^53 */
-#endif
-        else
-            lua_pushnil(L);
-    } else {
-        lua_pushnil(L);
-    }
-    lua_replace(L, picks + 1 + PICK_AMOUNT);
+    push_data(L, nodes, (unsigned)data);
     return 4 + NPICKS;
 }
 
