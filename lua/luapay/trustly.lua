@@ -535,35 +535,8 @@ local function verified_notification(raw, key)
     return method, uuid, type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
 end
 
-local trustly_notification, to_minor, event = core.trustly_notification, core.to_minor, provider.event_maker("trustly")
-
--- The check and the event, once the arguments are known to be right. A
--- verified notification of a known method in one C pass
--- (core.trustly_notification, which also picks the members the event is
--- made of); anything else takes the general path, which answers the same
--- for what the C pass answers (spec/83).
-local function read_notification(raw, key, store)
-    local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
-        trustly_notification(key, raw)
-    if ok ~= true or not NOTIFICATIONS[method] then
-        method, uuid, data = verified_notification(raw, key)
-        if not method then return nil, uuid end
-        currency, orderid, messageid = str(data.currency), str(data.orderid), str(data.messageid)
-        notificationid, enduserid = str(data.notificationid), str(data.enduserid)
-        amount = currency and str(data.amount) and to_minor(data.amount, currency) or nil
-    end
-    local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
-    return event(kind, status, messageid, orderid, amount, currency, raw, {
-        method = method,
-        uuid = uuid,
-        notificationid = notificationid,
-        orderid = orderid,
-        messageid = messageid,
-        enduserid = enduserid,
-        refund = refund,
-        data = data,
-    })
-end
+local trustly_notification, to_minor = core.trustly_notification, core.to_minor
+local trustly_event = provider.event_maker("trustly")
 
 local function bad_argument(fn, n, name, message)
     error(("trustly.%s: bad argument #%d '%s' (%s)"):format(fn, n, name, message), 3)
@@ -612,7 +585,30 @@ function trustly.verify_notification(raw, headers, given)
         if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
     end
     if store ~= nil and not is_store(store) then bad_argument(fn, 3, "keys", "keys.store: get and set expected") end
-    return read_notification(raw, key, store)
+    -- A verified notification of a known method in one C pass
+    -- (core.trustly_notification, which also picks what the event is made
+    -- of); anything else takes the general path, which answers the same for
+    -- what the C pass answers (spec/83).
+    local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
+        trustly_notification(key, raw)
+    if ok ~= true or not NOTIFICATIONS[method] then
+        method, uuid, data = verified_notification(raw, key)
+        if not method then return nil, uuid end
+        currency, orderid, messageid = str(data.currency), str(data.orderid), str(data.messageid)
+        notificationid, enduserid = str(data.notificationid), str(data.enduserid)
+        amount = currency and str(data.amount) and to_minor(data.amount, currency) or nil
+    end
+    local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
+    return trustly_event(kind, status, messageid, orderid, amount, currency, raw, {
+        method = method,
+        uuid = uuid,
+        notificationid = notificationid,
+        orderid = orderid,
+        messageid = messageid,
+        enduserid = enduserid,
+        refund = refund,
+        data = data,
+    })
 end
 
 --- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
@@ -626,7 +622,7 @@ function trustly.read_notification(raw, public_key, store)
     if store ~= nil and not is_store(store) then
         error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
     end
-    return read_notification(raw, key, store)
+    return trustly.verify_notification(raw, nil, { trustly_public_key = key, store = store })
 end
 
 ---------------------------------------------------------------------------
