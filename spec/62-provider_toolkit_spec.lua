@@ -109,4 +109,29 @@ describe("luapay.provider toolkit", function()
         assert.equal("652801", provider.plain(n, true))
         assert.equal(require("luapay.trustly").plain, provider.plain)
     end)
+
+    it("event_maker builds provider.event's event and refuses what it refuses, without a walk for other fields", function()
+        local make = provider.event_maker("demo")
+        local extra = { id = "1" }
+        local got = make("payment", "succeeded", "m-1", "p-1", 4990, "SEK", "{}", extra)
+        local want = provider.event { provider = "demo", kind = "payment", status = "succeeded", merchant_ref = "m-1",
+            provider_ref = "p-1", amount = 4990, currency = "SEK", raw = "{}", extra = { id = "1" } }
+        assert.equal(provider.event_mt, getmetatable(got))
+        assert.same(want, got)
+        assert.equal(extra, got.extra)
+        assert.equal("1", got.id) -- the 0.1 names still read extra
+        assert.same({}, make("other", "pending", nil, nil, nil, nil, "").extra)
+        assert.has_error(function() provider.event_maker(1) end,
+            "luapay.provider.event_maker: bad argument #1 'name' (string expected)")
+        assert.has_error(function() make("sale", "succeeded", nil, nil, nil, nil, "") end,
+            "luapay.provider.event_maker: kind 'sale' is not in provider.KINDS")
+        assert.has_error(function() make("payment", "done", nil, nil, nil, nil, "") end,
+            "luapay.provider.event_maker: status 'done' is not in provider.STATUSES")
+        assert.has_error(function() make("payment", "pending", nil, nil, nil, nil, 1) end,
+            "luapay.provider.event_maker: raw must be the body as received (a string)")
+        for _, bad in ipairs({ 1.5, "10", 2 ^ 60 }) do
+            assert.has_error(function() make("payment", "pending", nil, nil, bad, nil, "") end,
+                "luapay.provider.event_maker: amount must be an integer")
+        end
+    end)
 end)

@@ -299,12 +299,11 @@ describe("core.trustly_notification", function()
         assert.are_not.equal(slow, trustly)
         local client = trustly.new{ username = "u", password = "p", private_key = priv, trustly_public_key = pub,
             transport = function() end }
-        local R = rng(8800)
         local base = { amount = '"49.90"', currency = '"SEK"', orderid = '"1234567890"', messageid = '"deposit-0001"',
             notificationid = '"9876543210"', enduserid = '"12345"', timestamp = '"2024-05-01 12:34:56.789012+02"' }
         for run = 1, math.max(30, math.floor(RUNS / 4)) do
             local seed = 8800 + run
-            R = rng(seed)
+            local R = rng(seed)
             local method = pick(R, { "credit", "debit", "pending", "cancel", "account", "payoutconfirmation", "kyc" })
             local parts = {}
             for k, v in pairs(base) do
