@@ -344,7 +344,9 @@ static void push_data(lua_State *L, const node *nodes, unsigned i) {
 
 static int l_trustly_notification(lua_State *L) {
     size_t len;
-    const char *raw = luaL_checklstring(L, 2, &len);
+    if (luaL_testudata(L, 1, "luapay.pkey") == NULL)
+        luapay_arg_error(L, 1, "trustly_notification", "key", "a core.pkey expected");
+    const char *raw = luapay_check_string(L, 2, "trustly_notification", "raw", &len);
     lua_settop(L, 2);
     node nodes[MAX_NODES];
     reader r = {L, (const unsigned char *)raw, (const unsigned char *)raw + len, nodes, 0,
