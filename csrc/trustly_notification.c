@@ -207,6 +207,7 @@ static void serialize(writer *w, unsigned i) {
         return;
     default: break;
     }
+    if (n->count == 0) return; /* {} */
     size_t base = w->keys->len;
     for (unsigned k = 0; k < n->count; k++, c += w->nodes[c].size) {
         luapay_key_ref ref = {w->nodes[c].key, w->nodes[c].key_len, (int)c};
