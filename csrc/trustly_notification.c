@@ -62,17 +62,9 @@ static void skip_space(reader *r) {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
-/* The string at r->p: its text and, if it had escapes, the stack slot of
- * the decoded copy. 0 if core.json_decode would refuse it. */
-static int read_string(reader *r, const char **text, unsigned *len, int *slot) {
-    const unsigned char *s = r->p + 1, *q = luapay_json_run(s, r->end);
-    if (q < r->end && *q == '"' && q - s <= MAX_TEXT) { /* plain ASCII, no escape: the common case */
-        *text = (const char *)s;
-        *len = (unsigned)(q - s);
-        *slot = 0;
-        r->p = q + 1;
-        return 1;
-    }
+/* A string with escapes or bytes from 0x80, or near the end (read_string). */
+static __attribute__((noinline)) int read_string_slow(reader *r, const char **text, unsigned *len, int *slot) {
+    const unsigned char *s = r->p + 1;
     int decoded;
     r->decoded->len = 0;
     if (luapay_json_scan_string(&r->p, r->end, r->decoded, &decoded)) return 0;
@@ -88,6 +80,20 @@ static int read_string(reader *r, const char **text, unsigned *len, int *slot) {
     }
     *len = (unsigned)n;
     return 1;
+}
+
+/* The string at r->p: its text and, if it had escapes, the stack slot of
+ * the decoded copy. 0 if core.json_decode would refuse it. */
+static inline int read_string(reader *r, const char **text, unsigned *len, int *slot) {
+    const unsigned char *s = r->p + 1, *q = luapay_json_run(s, r->end);
+    if (q < r->end && *q == '"' && q - s <= MAX_TEXT) { /* plain ASCII, no escape: the common case */
+        *text = (const char *)s;
+        *len = (unsigned)(q - s);
+        *slot = 0;
+        r->p = q + 1;
+        return 1;
+    }
+    return read_string_slow(r, text, len, slot);
 }
 
 static int read_value(reader *r, int depth);
@@ -147,8 +153,7 @@ static int read_value(reader *r, int depth) {
     skip_space(r);
     if (r->p >= r->end || r->n >= MAX_NODES) return 0;
     node *n = &r->nodes[r->n];
-    memset(n, 0, sizeof *n);
-    n->size = 1;
+    *n = (node){.size = 1};
     switch (*r->p) {
     case '{': return read_container(r, depth, N_OBJECT);
     case '[': return read_container(r, depth, N_ARRAY);
