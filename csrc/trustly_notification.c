@@ -183,7 +183,7 @@ static int member(const node *nodes, unsigned i, const char *name, int type) {
     size_t len = strlen(name);
     int found = -1, seen = 0;
     for (unsigned c = i + 1, k = 0; k < nodes[i].count; k++, c += nodes[c].size) {
-        if (nodes[c].key_len == len && memcmp(nodes[c].key, name, len) == 0) {
+        if (nodes[c].key_len == len && nodes[c].key[0] == name[0] && memcmp(nodes[c].key, name, len) == 0) {
             found = (int)c;
             seen++;
         }
@@ -270,7 +270,7 @@ static void push_names(lua_State *L) {
 
 static int name_of(const char *key, unsigned len) {
     for (int k = 0; k < NNAMES; k++)
-        if (NAMES[k].len == len && memcmp(NAMES[k].s, key, len) == 0) return k;
+        if (NAMES[k].len == len && NAMES[k].s[0] == key[0] && memcmp(NAMES[k].s, key, len) == 0) return k;
     return -1;
 }
 
