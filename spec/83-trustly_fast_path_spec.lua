@@ -268,7 +268,7 @@ describe("core.trustly_notification", function()
             ["a trailing comma"] = '{"method":"credit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u",}}',
             ["text after the value"] = '{"method":"credit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}} x',
             ["a raw control character"] = '{"method":"cre\1dit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
-            ["invalid UTF-8"] = '{"method":"cr\xffedit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
+            ["invalid UTF-8"] = '{"method":"cr\255edit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
             ["a lone surrogate"] = '{"method":"\\ud800","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
             ["a bad number"] = '{"method":"credit","params":{"data":{"a":01},"signature":"' .. sig .. '","uuid":"u"}}',
             ["a long signature"] = '{"method":"credit","params":{"data":{},"signature":"' .. ("QUFB"):rep(400)
