@@ -99,6 +99,13 @@ enum luapay_minor_status {
 
 enum luapay_minor_status luapay_read_minor(lua_State *L, int idx, int64_t *out);
 
+/* core.to_minor's reading of a decimal text in a currency (money.c): the
+ * minor units, or why not (the currency, the text, its decimals, 2^53). */
+enum luapay_to_minor_status { LUAPAY_TO_MINOR_OK, LUAPAY_TO_MINOR_CURRENCY, LUAPAY_TO_MINOR_TEXT,
+                              LUAPAY_TO_MINOR_DECIMALS, LUAPAY_TO_MINOR_LARGE };
+enum luapay_to_minor_status luapay_to_minor(const char *s, size_t n, const char *code, size_t clen, int64_t *out,
+                                            const luapay_currency **cur);
+
 /* Integral value of a number within +-2^53 (floats with an integral value
  * allowed in both VMs): for the "integer" field type. */
 enum luapay_minor_status luapay_read_integer(lua_State *L, int idx, int64_t *out);

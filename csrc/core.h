@@ -5,8 +5,12 @@
 #define LUAPAY_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <openssl/evp.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "compat.h"
 
@@ -150,6 +154,61 @@ typedef struct luapay_json_sink {
  * NULL. In a function with the context as upvalue 1. */
 int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink);
 
+/* The pieces of core.json_decode's reader (json_decode.c) for C code that
+ * reads a body's text itself: a string (*pp at its opening quote; the text
+ * between the quotes as it is, or decoded and appended to b when *decoded)
+ * -> NULL or what is wrong; a number -> 1, or 0 if it is not one. Both
+ * leave *pp past the value, or where it went wrong. */
+/* From p, past the bytes a JSON string holds as they are (printable ASCII
+ * but '"' and '\\'), sixteen (SSE2) or eight at a time: the first byte that
+ * needs a look, or a byte within the last few before end (which the caller
+ * looks at one by one). */
+static inline const unsigned char *luapay_json_run(const unsigned char *p, const unsigned char *end) {
+#if defined(__SSE2__)
+    /* a signed compare: a control character and a byte from 0x80 are both below ' ' */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(' ');
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i look = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                                    _mm_cmplt_epi8(x, space));
+        unsigned marks = (unsigned)_mm_movemask_epi8(look);
+        if (marks != 0) return p + __builtin_ctz(marks);
+        p += 16;
+    }
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* the high bit of each byte that is a quote, a backslash, a control
+     * character or from 0x80; a borrow can only mark a byte above one of
+     * those, so the lowest mark is right */
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x, q, e;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        e = x ^ (ones * '\\');
+        uint64_t marks = (x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((e - ones) & ~e)) & highs;
+        if (marks != 0) return p + __builtin_ctzll(marks) / 8;
+        p += 8;
+    }
+#else
+    (void)end;
+#endif
+    return p;
+}
+const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded);
+int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, int *is_integer);
+/* The number text on top of the stack replaced by provider.plain's value
+ * for it (plain.c). */
+void luapay_plain_number(lua_State *L);
+
+/* An object member for sorting in Trustly's order (trustly.c): the key's
+ * bytes, shorter first on a tie; slot says where its value is. */
+typedef struct {
+    const char *s;
+    size_t n;
+    int slot;
+} luapay_key_ref;
+void luapay_trustly_sort_keys(luapay_key_ref *k, size_t n);
+
 /* The JSON text of a number (json_encode.c) into out (64 bytes): its
  * length, 0 if not finite. */
 size_t luapay_json_number_text(lua_State *L, int idx, char *out);
@@ -168,6 +227,7 @@ extern const luaL_Reg luapay_validate_funcs[];
 extern const luaL_Reg luapay_money_funcs[];
 extern const luaL_Reg luapay_ecommpay_funcs[];
 extern const luaL_Reg luapay_trustly_funcs[];
+extern const luaL_Reg luapay_trustly_notification_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
 extern const luaL_Reg luapay_event_funcs[];

@@ -46,6 +46,27 @@ static int b64_value(unsigned char c) {
     return (int)B64_VALUE[c] - 1;
 }
 
+/* The same values for a quad read at once: B64_Q[k][c] is the value of c
+ * as the quad's k-th character, shifted into place, plus 1 << 24 when c is
+ * in the alphabet; four valid characters sum to 4 << 24 and the 24 bits. */
+#define B64_ALPHABET(X, k)                                                                                       \
+    X('A', 0, k) X('B', 1, k) X('C', 2, k) X('D', 3, k) X('E', 4, k) X('F', 5, k) X('G', 6, k) X('H', 7, k)         \
+    X('I', 8, k) X('J', 9, k) X('K', 10, k) X('L', 11, k) X('M', 12, k) X('N', 13, k) X('O', 14, k) X('P', 15, k)  \
+    X('Q', 16, k) X('R', 17, k) X('S', 18, k) X('T', 19, k) X('U', 20, k) X('V', 21, k) X('W', 22, k)             \
+    X('X', 23, k) X('Y', 24, k) X('Z', 25, k) X('a', 26, k) X('b', 27, k) X('c', 28, k) X('d', 29, k)             \
+    X('e', 30, k) X('f', 31, k) X('g', 32, k) X('h', 33, k) X('i', 34, k) X('j', 35, k) X('k', 36, k)             \
+    X('l', 37, k) X('m', 38, k) X('n', 39, k) X('o', 40, k) X('p', 41, k) X('q', 42, k) X('r', 43, k)             \
+    X('s', 44, k) X('t', 45, k) X('u', 46, k) X('v', 47, k) X('w', 48, k) X('x', 49, k) X('y', 50, k)             \
+    X('z', 51, k) X('0', 52, k) X('1', 53, k) X('2', 54, k) X('3', 55, k) X('4', 56, k) X('5', 57, k)             \
+    X('6', 58, k) X('7', 59, k) X('8', 60, k) X('9', 61, k) X('+', 62, k) X('/', 63, k)
+#define B64_Q_ENTRY(c, v, k) [c] = ((uint32_t)(v) << (18 - 6 * (k))) + (1u << 24),
+static const uint32_t B64_Q[4][256] = {
+    {B64_ALPHABET(B64_Q_ENTRY, 0)},
+    {B64_ALPHABET(B64_Q_ENTRY, 1)},
+    {B64_ALPHABET(B64_Q_ENTRY, 2)},
+    {B64_ALPHABET(B64_Q_ENTRY, 3)},
+};
+
 /* Returns the decoded length, or -1 with *why set. out holds 3/4 of n. */
 long luapay_base64_decode(unsigned char *out, const unsigned char *in, size_t n, const char **why) {
     if (n % 4 != 0) {
@@ -55,11 +76,22 @@ long luapay_base64_decode(unsigned char *out, const unsigned char *in, size_t n,
     size_t pad = n == 0 || in[n - 1] != '=' ? 0 : in[n - 2] == '=' ? 2 : 1;
     unsigned char *o = out;
     size_t i = 0;
-    /* Every quad but the last has no padding: four lookups, one check. */
+    /* Every quad but the last has no padding: four lookups, one check;
+     * two quads at a time into one 8-byte store (the quad after them has
+     * room for the 2 bytes more, written again later). */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 < n; i += 8) {
+        uint32_t a = B64_Q[0][in[i]] + B64_Q[1][in[i + 1]] + B64_Q[2][in[i + 2]] + B64_Q[3][in[i + 3]];
+        uint32_t b = B64_Q[0][in[i + 4]] + B64_Q[1][in[i + 5]] + B64_Q[2][in[i + 6]] + B64_Q[3][in[i + 7]];
+        if (((a >> 24) ^ 4) | ((b >> 24) ^ 4)) break;
+        uint64_t six = __builtin_bswap64(((uint64_t)(a & 0xFFFFFF) << 40) | ((uint64_t)(b & 0xFFFFFF) << 16));
+        memcpy(o, &six, 8);
+        o += 6;
+    }
+#endif
     for (; i + 4 < n; i += 4) {
-        int a = b64_value(in[i]), b = b64_value(in[i + 1]), c = b64_value(in[i + 2]), d = b64_value(in[i + 3]);
-        if ((a | b | c | d) < 0) break; /* the general loop below names the fault */
-        unsigned bits = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
+        uint32_t bits = B64_Q[0][in[i]] + B64_Q[1][in[i + 1]] + B64_Q[2][in[i + 2]] + B64_Q[3][in[i + 3]];
+        if (bits >> 24 != 4) break; /* the general loop below names the fault */
         o[0] = (unsigned char)(bits >> 16), o[1] = (unsigned char)(bits >> 8), o[2] = (unsigned char)bits;
         o += 3;
     }

@@ -48,24 +48,10 @@ static const unsigned char VERBATIM[256] = {
 #undef ONES16
 
 /* The first byte from q on that a string does not hold as it is ('"',
- * '\\', a control byte, a byte from 0x80), or end. Eight bytes at a time:
- * in each test below a byte sets its top bit when it is such a byte, and a
- * borrow only sets bits above a byte that is one, so the lowest bit set
- * names the first. */
+ * '\\', a control byte, a byte from 0x80), or end: core.h's
+ * luapay_json_run (sixteen or eight bytes at a time), then the last few. */
 static inline const unsigned char *scan_verbatim(const unsigned char *q, const unsigned char *end) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    while (end - q >= 8) {
-        uint64_t w, quote, slash;
-        memcpy(&w, q, 8);
-        quote = w ^ (ones * '"');
-        slash = w ^ (ones * '\\');
-        uint64_t hit = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) | ((w - ones * 0x20) & ~w) | w;
-        hit &= highs;
-        if (hit) return q + (__builtin_ctzll(hit) >> 3);
-        q += 8;
-    }
-#endif
+    q = luapay_json_run(q, end);
     while (q < end && VERBATIM[*q]) q++;
     return q;
 }
@@ -139,32 +125,46 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* read_string from r->p on, the string's text starting at s: bytes from
- * 0x80 checked as UTF-8, and from the first escape on the string decoded
- * into the scratch buffer. */
-static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const unsigned char *s) {
-    luapay_buf *b = r->scratch;
-    const unsigned char *run = s;
-    int decoded = 0;
+/* Scans the string whose opening quote is at *pp, checking it as
+ * core.json_decode does: *pp ends past the closing quote (or where it went
+ * wrong), *decoded says where the text is: 0, the bytes between the quotes
+ * as they are; 1, decoded (escapes) and appended to b. NULL, or what is
+ * wrong. Shared with the readers that work on a body's text
+ * (trustly_notification.c). */
+const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded) {
+    const unsigned char *p = *pp + 1, *run = p;
+    const char *err = NULL;
+    *decoded = 0;
     for (;;) {
-        r->p = scan_verbatim(r->p, r->end);
-        if (r->p >= r->end) return fail(r, "unterminated string");
-        unsigned c = *r->p;
+        p = scan_verbatim(p, end);
+        if (p >= end) {
+            err = "unterminated string";
+            break;
+        }
+        unsigned c = *p;
         if (c == '"') break;
-        if (c < 0x20) return fail(r, "control character in a string");
+        if (c < 0x20) {
+            err = "control character in a string";
+            break;
+        }
         if (c >= 0x80) {
-            size_t n = luapay_utf8_len(r->p, r->end);
-            if (n == 0) return fail(r, "invalid UTF-8 in a string");
-            r->p += n;
+            size_t n = luapay_utf8_len(p, end);
+            if (n == 0) {
+                err = "invalid UTF-8 in a string";
+                break;
+            }
+            p += n;
             continue;
         }
         /* a backslash escape */
-        if (!decoded) b->len = 0;
-        decoded = 1;
-        luapay_buf_add(b, run, (size_t)(r->p - run));
-        if (r->end - r->p < 2) return fail(r, "unterminated string");
-        unsigned e = r->p[1];
-        r->p += 2;
+        *decoded = 1;
+        luapay_buf_add(b, run, (size_t)(p - run));
+        if (end - p < 2) {
+            err = "unterminated string";
+            break;
+        }
+        unsigned e = p[1];
+        p += 2;
         const char *simple = NULL;
         switch (e) {
         case '"': simple = "\""; break;
@@ -177,34 +177,54 @@ static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const u
         case 't': simple = "\t"; break;
         case 'u': {
             unsigned cp, lo;
-            if (r->end - r->p < 4 || !hex4(r->p, &cp)) return fail(r, "bad \\u escape");
-            r->p += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(r, "lone low surrogate in \\u escape");
+            if (end - p < 4 || !hex4(p, &cp)) {
+                err = "bad \\u escape";
+                break;
+            }
+            p += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                err = "lone low surrogate in \\u escape";
+                break;
+            }
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u' || !hex4(r->p + 2, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
-                    return fail(r, "high surrogate without its low surrogate");
-                r->p += 6;
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                    err = "high surrogate without its low surrogate";
+                    break;
+                }
+                p += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
             put_utf8(b, cp);
             break;
         }
         default:
-            return fail(r, "bad escape in a string");
+            err = "bad escape in a string";
+            break;
         }
+        if (err) break;
         if (simple) luapay_buf_add(b, simple, 1);
-        run = r->p;
+        run = p;
     }
-    const char *text = (const char *)s;
-    size_t len = (size_t)(r->p - s);
-    if (decoded) {
-        luapay_buf_add(b, run, (size_t)(r->p - run));
-        if (b->oom) return fail(r, "out of memory");
-        text = b->data;
-        len = b->len;
+    if (!err && *decoded) {
+        luapay_buf_add(b, run, (size_t)(p - run));
+        if (b->oom) err = "out of memory";
     }
-    r->p++;
+    *pp = err ? p : p + 1;
+    return err;
+}
+
+/* read_string for a string that is not printable ASCII without escapes:
+ * scanned again from its opening quote, checked and decoded by
+ * luapay_json_scan_string. */
+static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const unsigned char *s) {
+    luapay_buf *b = r->scratch;
+    int decoded;
+    b->len = 0;
+    r->p = s - 1;
+    const char *err = luapay_json_scan_string(&r->p, r->end, b, &decoded);
+    if (err) return fail(r, err);
+    const char *text = decoded ? b->data : (const char *)s;
+    size_t len = decoded ? b->len : (size_t)(r->p - 1 - s);
     lua_pushlstring(r->L, text, len);
     SINK(r, ev, text, len);
     return 1;
@@ -232,30 +252,44 @@ static void push_number_object(lua_State *L, const char *text, size_t len) {
     lua_setmetatable(L, -2);
 }
 
+/* Scans the number at *pp as core.json_decode does: 1 with *pp past its
+ * text (*is_integer: no fraction, no exponent), or 0 with *pp where it
+ * went wrong. Shared as luapay_json_scan_string is. */
+int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, int *is_integer) {
+    const unsigned char *p = *pp;
+    int ok = 0;
+    *is_integer = 1;
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        goto done;
+    }
+    if (p < end && *p == '.') {
+        *is_integer = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') goto done;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_integer = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') goto done;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    ok = 1;
+done:
+    *pp = p;
+    return ok;
+}
+
 static int read_number(reader *r) {
     const unsigned char *s = r->p;
-    int is_integer = 1;
-    if (r->p < r->end && *r->p == '-') r->p++;
-    if (r->p < r->end && *r->p == '0') {
-        r->p++;
-    } else if (r->p < r->end && *r->p >= '1' && *r->p <= '9') {
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    } else {
-        return fail(r, "bad number");
-    }
-    if (r->p < r->end && *r->p == '.') {
-        is_integer = 0;
-        r->p++;
-        if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail(r, "bad number");
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    }
-    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
-        is_integer = 0;
-        r->p++;
-        if (r->p < r->end && (*r->p == '+' || *r->p == '-')) r->p++;
-        if (r->p >= r->end || *r->p < '0' || *r->p > '9') return fail(r, "bad number");
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
-    }
+    int is_integer;
+    if (!luapay_json_scan_number(&r->p, r->end, &is_integer)) return fail(r, "bad number");
     size_t len = (size_t)(r->p - s);
     char text[400];
     SINK(r, LUAPAY_JSON_NUMBER, (const char *)s, len);

@@ -99,30 +99,48 @@ static int l_to_decimal(lua_State *L) {
     return 1;
 }
 
-/* core.to_minor(decimal_string, currency) -> integer | nil, err */
-static int l_to_minor(lua_State *L) {
-    size_t n;
-    const char *s = luapay_check_string(L, 1, "to_minor", "decimal", &n);
-    const luapay_currency *cur = check_currency(L, 2, "to_minor");
-    if (cur == NULL) return fail(L, "to_minor", "unknown currency (not an active ISO 4217 code)");
+enum luapay_to_minor_status luapay_to_minor(const char *s, size_t n, const char *code, size_t clen, int64_t *out,
+                                            const luapay_currency **cur) {
+    *cur = luapay_currency_find(code, clen);
+    if (*cur == NULL) return LUAPAY_TO_MINOR_CURRENCY;
     luapay_decimal d;
-    if (!luapay_scan_decimal(s, n, &d) || d.negative)
-        return fail(L, "to_minor", "not a plain decimal (digits and an optional point; no sign, exponent, "
-                                   "spaces or leading zeros)");
-    if (d.frac_len != cur->exponent) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "to_minor: %s amounts have exactly %d decimals%s", cur->code, (int)cur->exponent,
-                        cur->exponent == 0 ? " (no decimal point)" : "");
-        return 2;
-    }
+    if (!luapay_scan_decimal(s, n, &d) || d.negative) return LUAPAY_TO_MINOR_TEXT;
+    if (d.frac_len != (*cur)->exponent) return LUAPAY_TO_MINOR_DECIMALS;
     uint64_t v = 0;
     for (size_t i = 0; i < d.int_len + d.has_point + d.frac_len; i++) {
         char c = d.int_digits[i];
         if (c == '.') continue;
         v = v * 10 + (uint64_t)(c - '0');
-        if (v > (uint64_t)LUAPAY_MINOR_LIMIT) return fail(L, "to_minor", "amount beyond 2^53 minor units");
+        if (v > (uint64_t)LUAPAY_MINOR_LIMIT) return LUAPAY_TO_MINOR_LARGE;
     }
-    push_integer(L, (int64_t)v);
+    *out = (int64_t)v;
+    return LUAPAY_TO_MINOR_OK;
+}
+
+/* core.to_minor(decimal_string, currency) -> integer | nil, err */
+static int l_to_minor(lua_State *L) {
+    size_t n, clen;
+    const char *s = luapay_check_string(L, 1, "to_minor", "decimal", &n);
+    const char *code = luapay_check_string(L, 2, "to_minor", "currency", &clen);
+    const luapay_currency *cur;
+    int64_t v = 0;
+    switch (luapay_to_minor(s, n, code, clen, &v, &cur)) {
+    case LUAPAY_TO_MINOR_OK:
+        break;
+    case LUAPAY_TO_MINOR_CURRENCY:
+        return fail(L, "to_minor", "unknown currency (not an active ISO 4217 code)");
+    case LUAPAY_TO_MINOR_TEXT:
+        return fail(L, "to_minor", "not a plain decimal (digits and an optional point; no sign, exponent, "
+                                   "spaces or leading zeros)");
+    case LUAPAY_TO_MINOR_DECIMALS:
+        lua_pushnil(L);
+        lua_pushfstring(L, "to_minor: %s amounts have exactly %d decimals%s", cur->code, (int)cur->exponent,
+                        cur->exponent == 0 ? " (no decimal point)" : "");
+        return 2;
+    default:
+        return fail(L, "to_minor", "amount beyond 2^53 minor units");
+    }
+    push_integer(L, v);
     return 1;
 }
 

@@ -191,7 +191,7 @@ int luapay_pkey_verify(lua_State *L, const char *msg, size_t mlen, const char *s
     unsigned int mdlen = 0;
     int ok = pctx != NULL && EVP_Digest(msg, mlen, md, &mdlen, ctx->md[alg], NULL) == 1 &&
              EVP_PKEY_verify(pctx, (const unsigned char *)sig, slen, md, mdlen) == 1;
-    ERR_clear_error(); /* a bad signature queues an error; it is an answer, not a failure */
+    if (!ok) ERR_clear_error(); /* a bad signature queues an error; it is an answer, not a failure */
     return ok;
 }
 

@@ -20,19 +20,17 @@ typedef struct {
     const void *open[DEPTH + 1]; /* the tables being copied: one met again is a cycle */
 } plain_ctx;
 
-/* A number object's plain value (provider.plain: tonumber, then an integer
- * where it is one), pushed; 0 if its text is not where it should be. */
-static int push_number(plain_ctx *c, int idx) {
-    lua_State *L = c->L;
-    lua_rawgeti(L, idx, 1);
-    if (lua_isnil(L, -1)) return 0;
-    if (c->as_text) return 1;
+/* The number text on top of the stack replaced by its plain value
+ * (provider.plain: tonumber, then an integer where it is one; nil where
+ * tonumber gives nil). Shared with trustly_notification.c, which builds
+ * the same values from a body's text. */
+void luapay_plain_number(lua_State *L) {
     int t = lua_type(L, -1);
 #if LUA_VERSION_NUM >= 503
     if (t != LUA_TNUMBER && (t != LUA_TSTRING || lua_stringtonumber(L, lua_tostring(L, -1)) == 0)) {
         lua_pop(L, 1);
         lua_pushnil(L); /* tonumber's nil */
-        return 1;
+        return;
     }
     if (t == LUA_TSTRING) lua_remove(L, -2);
     int exact = 0;
@@ -45,12 +43,21 @@ static int push_number(plain_ctx *c, int idx) {
     if (t != LUA_TNUMBER && (t != LUA_TSTRING || !lua_isnumber(L, -1))) {
         lua_pop(L, 1);
         lua_pushnil(L);
-        return 1;
+        return;
     }
     lua_Number n = lua_tonumber(L, -1);
     lua_pop(L, 1);
     lua_pushnumber(L, n);
 #endif
+}
+
+/* A number object's plain value, pushed; 0 if its text is not where it
+ * should be. */
+static int push_number(plain_ctx *c, int idx) {
+    lua_State *L = c->L;
+    lua_rawgeti(L, idx, 1);
+    if (lua_isnil(L, -1)) return 0;
+    if (!c->as_text) luapay_plain_number(L);
     return 1;
 }
 

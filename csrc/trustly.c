@@ -40,12 +40,6 @@
 #define SMALL_SORT 16
 
 typedef struct {
-    const char *s;
-    size_t n;
-    int slot; /* the member's value, kept on the stack while the object is walked */
-} key_ref;
-
-typedef struct {
     lua_State *L;
     const char *fn; /* who raises: "trustly_serialize", or the caller's name */
     int arg;        /* and the argument data was */
@@ -64,24 +58,24 @@ static void add(walker *w, const char *s, size_t n) {
     luapay_buf_add(w->out, s, n);
 }
 
-static int key_cmp(const key_ref *a, const key_ref *b) {
+static int key_cmp(const luapay_key_ref *a, const luapay_key_ref *b) {
     int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
     if (c != 0) return c;
     return (a->n > b->n) - (a->n < b->n);
 }
 
 static int key_cmp_q(const void *a, const void *b) {
-    return key_cmp((const key_ref *)a, (const key_ref *)b);
+    return key_cmp((const luapay_key_ref *)a, (const luapay_key_ref *)b);
 }
 
 /* Objects have a handful of keys: insertion sort beats qsort's calls. */
-static void sort_keys(key_ref *k, size_t n) {
+void luapay_trustly_sort_keys(luapay_key_ref *k, size_t n) {
     if (n > SMALL_SORT) {
         qsort(k, n, sizeof *k, key_cmp_q);
         return;
     }
     for (size_t i = 1; i < n; i++) {
-        key_ref x = k[i];
+        luapay_key_ref x = k[i];
         size_t j = i;
         while (j > 0 && key_cmp(&k[j - 1], &x) > 0) {
             k[j] = k[j - 1];
@@ -127,7 +121,7 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     while (lua_next(L, idx)) {
         count++;
         if (lua_type(L, -2) == LUA_TSTRING) {
-            key_ref k;
+            luapay_key_ref k;
             k.s = lua_tolstring(L, -2, &k.n);
             k.slot = lua_gettop(L);
             luapay_buf_add(w->keys, &k, sizeof k);
@@ -154,10 +148,10 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     if (string_keys != count || marked_array)
         fail(w, at, "a table mixes array and object keys (or has non-string keys)");
 
-    sort_keys((key_ref *)(w->keys->data + base), count);
+    luapay_trustly_sort_keys((luapay_key_ref *)(w->keys->data + base), count);
     for (size_t i = 0; i < count; i++) {
         /* re-read the entry each time: nested objects may move the stack */
-        key_ref k = ((const key_ref *)(w->keys->data + base))[i];
+        luapay_key_ref k = ((const luapay_key_ref *)(w->keys->data + base))[i];
         luapay_frame f = {at, k.s, k.n, 0, self};
         add(w, k.s, k.n);
         walk(w, k.slot, &f, depth + 1);

@@ -46,7 +46,8 @@ for i, v in ipairs(trustpay) do texts["trustpay-" .. i] = assert(core.json_encod
 texts.edge = '[0,-0,1.0,1e400,-1E-7,9223372036854775807,18446744073709551616,"\\u0000\\ud83d\\udca9",'
     .. '{"":null,"a:b":true,"frame_mode":1,"signature":"x"},[],{}]'
 for name, text in pairs(texts) do
-    for _, t in ipairs({ "json_decode", "json_encode", "trustly_serialize", "ecommpay_canonical" }) do
+    for _, t in ipairs({ "json_decode", "json_encode", "trustly_serialize", "ecommpay_canonical",
+        "trustly_notification" }) do
         write(t, name, text)
     end
 end

@@ -129,3 +129,209 @@ describe("core.base64_decode", function()
         end
     end)
 end)
+
+-- core.trustly_notification against the general path it stands in for:
+-- core.json_decode with lexemes, core.trustly_verify over the tree,
+-- provider.plain_owned, and the event's members read from the plain data.
+describe("core.trustly_notification", function()
+    local priv = assert(core.pkey(read("spec/fixtures/keys/merchant_private.pem")))
+    local pub = assert(core.pkey(read("spec/fixtures/keys/merchant_public.pem")))
+    local function pack(...) return { n = select("#", ...), ... } end
+    local function str(v) return type(v) == "string" and v or nil end
+
+    local function general(raw)
+        local doc = core.json_decode(raw, LEXEMES)
+        local params = type(doc) == "table" and doc.params
+        if type(params) ~= "table" or type(doc.method) ~= "string" or type(params.uuid) ~= "string"
+            or type(params.signature) ~= "string" then
+            return "refused"
+        end
+        local ok = core.trustly_verify(pub, doc.method, params.uuid, params.data, params.signature)
+        if not ok then return ok end
+        local data = type(params.data) == "table" and provider.plain_owned(params.data) or {}
+        local currency = str(data.currency)
+        return true, doc.method, params.uuid, data, currency and str(data.amount) and core.to_minor(data.amount, currency)
+            or nil, currency, str(data.orderid), str(data.messageid), str(data.notificationid), str(data.enduserid)
+    end
+
+    -- "fast" (answered by the C pass, as the general path answers) or
+    -- "general" (left to it); raises where the two differ.
+    local function compare(raw, label)
+        local fast = pack(core.trustly_notification(pub, raw))
+        if fast.n == 0 then return "general" end
+        local ok, slow = pcall(function() return pack(general(raw)) end)
+        assert(ok, label .. ": the general path raised on a text the C pass took: " .. tostring(slow))
+        if fast[1] ~= true then
+            assert.equal(1, fast.n, label)
+            assert.equal(slow[1], fast[1], label)
+            return "fast"
+        end
+        assert.equal(true, slow[1], label)
+        assert.equal(10, fast.n, label)
+        for i = 2, 10 do assert.is_true(same(slow[i], fast[i]), label .. ": value " .. i) end
+        return "fast"
+    end
+
+    local function json_string(s) return (core.json_encode({ s }):sub(2, -2)) end
+
+    -- A signed notification: data's text as given, params' members in any
+    -- order, the signature's slashes escaped or not.
+    local function signed(R, method, uuid, data_text)
+        local data = assert(core.json_decode(data_text, LEXEMES))
+        local sig = core.base64_encode(priv:sign(method .. uuid .. core.trustly_serialize(data), "sha1"))
+        if R(0, 1) == 1 then sig = sig:gsub("/", "\\/") end
+        local members = { '"data":' .. data_text, '"signature":"' .. sig .. '"', '"uuid":' .. json_string(uuid) }
+        for i = #members, 2, -1 do
+            local j = R(1, i)
+            members[i], members[j] = members[j], members[i]
+        end
+        return ('{"method":%s,"params":{%s},"version":"1.1"}'):format(json_string(method), table.concat(members, ","))
+    end
+
+    local KEYS = { "amount", "currency", "orderid", "messageid", "notificationid", "enduserid", "timestamp",
+        "attributes", "refund", "verified", '"a\\"b"', '"\\u00e9t\\u00e9"', '"ü"', '"\\ud83d\\ude00"', '"a\\/b"', '""',
+        '"amo\\u0075nt"', '"AMOUNT"', '"k\\u0000"', '"x y"' }
+    local VALUES = { '"49.90"', '"SEK"', '"1234567890"', '"0"', "null", "49.90", "-0", "1e2", "12345678901234567890",
+        '"\\u00e9\\n\\t\\"q\\""', '"Ek \\ud83d\\ude00"', "true", "false", "[]", "{}", '"3.5"', '"JPY"', '"100"' }
+
+    local function data_text(R)
+        local parts, used = {}, {}
+        for _ = 1, R(0, 12) do
+            local k = pick(R, KEYS)
+            if k:sub(1, 1) ~= '"' then k = '"' .. k .. '"' end
+            if not used[k] or R(1, 10) == 1 then -- a key twice now and then
+                used[k] = true
+                local v = R(1, 3) == 1 and json(R, 1) or pick(R, VALUES)
+                parts[#parts + 1] = k .. (R(0, 1) == 1 and " : " or ":") .. v
+            end
+        end
+        return "{" .. table.concat(parts, R(0, 1) == 1 and ", " or ",") .. "}"
+    end
+
+    it("answers as the general path for every notification it takes, and takes the usual ones", function()
+        local taken, runs = 0, math.max(40, RUNS)
+        for run = 1, runs do
+            local seed = 8600 + run
+            local R = rng(seed)
+            local raw = signed(R, pick(R, { "credit", "debit", "pending", "account", "cancel", "kyc" }),
+                pick(R, { "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60", "u\\u00e9", "" }), data_text(R))
+            if compare(raw, "seed " .. seed) == "fast" then taken = taken + 1 end
+            compare(property.mutate(R, raw), "seed " .. seed .. " mutated")
+        end
+        assert.is_true(taken > runs / 2, ("the C pass took %d of %d"):format(taken, runs))
+    end)
+
+    it("takes keys and strings with escapes, unicode, numbers, null, nested data and attributes", function()
+        local R = rng(8700)
+        for _, data in ipairs({
+            '{"amount":"49.90","currency":"SEK","attributes":{"directdebitmandate":"1","b":[1,{"z":null,"a":"\\u00e9"}]}}',
+            '{"a\\"b":"\\"","\\u00e9":"ü","\\ud83d\\ude00":"\\ud83d\\ude00","a\\/b":"\\/","":"","k\\u0000":"\\u0000"}',
+            '{"n":[1.50,-0,1e2,12345678901234567890,0.1,-7,1E+2],"t":true,"f":false,"z":null,"e":{},"a":[]}',
+            '{"amo\\u0075nt":"10.00","currency":"EUR","orderid":1234,"messageid":null,"enduserid":["x"]}',
+            '{"zeta":"1","alpha":"2","Alpha":"3","alph":"4","alphabet":"5"}',
+        }) do
+            local raw = signed(R, "credit", "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60", data)
+            assert.equal("fast", compare(raw, data))
+            assert.is_true((core.trustly_notification(pub, raw)), data)
+        end
+    end)
+
+    it("says false for a signature that does not match and nil for one that is not base64, as the general path", function()
+        local R = rng(8701)
+        local raw = signed(R, "credit", "u-1", '{"amount":"1.00","currency":"EUR"}')
+        local wrong = raw:gsub('"1%.00"', '"1.01"')
+        assert.equal("fast", compare(wrong, "altered"))
+        assert.is_false(core.trustly_notification(pub, wrong))
+        local not_b64 = raw:gsub('"signature":"[^"]*"', '"signature":"!!!!"')
+        assert.equal("fast", compare(not_b64, "not base64"))
+        assert.is_nil((core.trustly_notification(pub, not_b64)))
+        assert.equal(1, select("#", core.trustly_notification(pub, not_b64)))
+    end)
+
+    it("leaves to the general path what is out of its reach, which still answers", function()
+        local R = rng(8702)
+        local sig = signed(R, "credit", "u", "{}"):match('"signature":"([^"]*)"')
+        local deep = ('{"a":'):rep(40) .. '"x"' .. ("}"):rep(40)
+        local many = "[" .. ("1,"):rep(600) .. "1]"
+        for label, raw in pairs({
+            ["a key of data twice"] = signed(R, "credit", "u", '{"amount":"1.00","amount":"2.00","currency":"EUR"}'),
+            ["a key of a nested object twice"] = signed(R, "credit", "u", '{"attributes":{"a":"1","a":"2"}}'),
+            ["method twice"] = signed(R, "credit", "u", "{}"):gsub('^{"method":"credit",', '{"method":"debit","method":"credit",'),
+            ["nesting past the C pass's depth"] = signed(R, "credit", "u", deep),
+            ["more values than it keeps"] = signed(R, "credit", "u", '{"a":' .. many .. "}"),
+            ["data an array"] = signed(R, "credit", "u", "[1,2]"),
+            ["data a string"] = signed(R, "credit", "u", '"x"'),
+            ["no data"] = '{"method":"credit","params":{"signature":"' .. sig .. '","uuid":"u"}}',
+            ["no signature"] = '{"method":"credit","params":{"data":{},"uuid":"u"}}',
+            ["uuid a number"] = '{"method":"credit","params":{"data":{},"signature":"' .. sig .. '","uuid":1}}',
+            ["not an object"] = '["credit"]',
+            ["a trailing comma"] = '{"method":"credit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u",}}',
+            ["text after the value"] = '{"method":"credit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}} x',
+            ["a raw control character"] = '{"method":"cre\1dit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
+            ["invalid UTF-8"] = '{"method":"cr\255edit","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
+            ["a lone surrogate"] = '{"method":"\\ud800","params":{"data":{},"signature":"' .. sig .. '","uuid":"u"}}',
+            ["a bad number"] = '{"method":"credit","params":{"data":{"a":01},"signature":"' .. sig .. '","uuid":"u"}}',
+            ["a long signature"] = '{"method":"credit","params":{"data":{},"signature":"' .. ("QUFB"):rep(400)
+                .. '","uuid":"u"}}',
+        }) do
+            assert.equal(0, select("#", core.trustly_notification(pub, raw)), label)
+        end
+        -- and the general path reads those it can: the last of a key given twice
+        local twice = signed(R, "credit", "u", '{"amount":"1.00","amount":"2.00","currency":"EUR"}')
+        local event = assert(trustly.verify_notification(twice, nil, { trustly_public_key = pub }))
+        assert.equal(200, event.amount)
+        assert.is_table(trustly.verify_notification(signed(R, "credit", "u", deep), nil, { trustly_public_key = pub }))
+    end)
+
+    -- luapay.trustly loaded again with the C pass switched off: the general path alone.
+    local function general_trustly()
+        local saved, fast = package.loaded["luapay.trustly"], core.trustly_notification
+        package.loaded["luapay.trustly"] = nil
+        core.trustly_notification = function() end
+        local ok, mod = pcall(require, "luapay.trustly")
+        core.trustly_notification, package.loaded["luapay.trustly"] = fast, saved
+        assert(ok, mod)
+        return mod
+    end
+
+    it("gives verify_notification the event and the answer the general path gives", function()
+        local slow = general_trustly()
+        assert.are_not.equal(slow, trustly)
+        local client = trustly.new{ username = "u", password = "p", private_key = priv, trustly_public_key = pub,
+            transport = function() end }
+        local base = { amount = '"49.90"', currency = '"SEK"', orderid = '"1234567890"', messageid = '"deposit-0001"',
+            notificationid = '"9876543210"', enduserid = '"12345"', timestamp = '"2024-05-01 12:34:56.789012+02"' }
+        for run = 1, math.max(30, math.floor(RUNS / 4)) do
+            local seed = 8800 + run
+            local R = rng(seed)
+            local method = pick(R, { "credit", "debit", "pending", "cancel", "account", "payoutconfirmation", "kyc" })
+            local parts = {}
+            for k, v in pairs(base) do
+                if R(1, 6) > 1 then parts[#parts + 1] = ('"%s":%s'):format(k, v) end
+            end
+            local extra = pick(R, { '"refund":"1"', '"refund":1', '"verified":"1"', '"attributes":{}',
+                '"attributes":{"directdebitmandate":"0"}', '"attributes":{"directdebitmandate":"1"}', '"amount":49.90',
+                '"currency":"JPY"', '"x":[1,{"y":null}]' })
+            parts[#parts + 1] = extra
+            local raw = signed(R, method, "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60", "{" .. table.concat(parts, ",") .. "}")
+            -- a store that knows a refund on the order, for credits and payout confirmations
+            local stores, refunded = {}, R(0, 1) == 1
+            for i = 1, 2 do
+                stores[i] = trustly.memory_store()
+                if refunded then trustly.record_refund(stores[i], "1234567890", 4990, "SEK") end
+            end
+            if R(0, 1) == 1 then stores = {} end
+            local want, werr = slow.verify_notification(raw, nil, { trustly_public_key = pub, store = stores[1] })
+            local got, gerr = trustly.verify_notification(raw, nil, { trustly_public_key = pub, store = stores[2] })
+            local label = "seed " .. seed .. " " .. raw:sub(1, 200)
+            if want then
+                assert.is_true(same(want, got), label)
+                assert.same(client:notification_response(want, true), client:notification_response(got, true))
+            else
+                assert.is_nil(got, label)
+                assert.equal(werr.type, gerr.type, label)
+                assert.equal(werr.message, gerr.message, label)
+            end
+        end
+    end)
+end)

@@ -28,9 +28,13 @@ local EXACT = 2 ^ 53
 --- provider.is_integer(v) -> boolean: v is an integer. Under Lua 5.4 an
 -- integer subtype (3.0 is not); under LuaJIT a whole number of magnitude
 -- at most 2^53 (finite, exact in a double).
+-- math.type, or (LuaJIT) what provider.is_integer calls an integer.
+local math_type = math.type or function(v)
+    if type(v) == "number" and v == math.floor(v) and v >= -EXACT and v <= EXACT then return "integer" end
+end
+
 function provider.is_integer(v)
-    if math.type then return math.type(v) == "integer" end
-    return type(v) == "number" and v == math.floor(v) and v >= -EXACT and v <= EXACT
+    return math_type(v) == "integer"
 end
 
 --- provider.integer(v) -> integer | nil: an integer, or a float with an

@@ -113,6 +113,7 @@ local HINTS = {
 -- PEM text -> core.pkey. Parsing a PEM costs more than the serialization,
 -- so the last few keys seen as text are kept (they are in memory already).
 local pem_cache, pem_cache_size, PEM_CACHE_MAX = {}, 0, 8
+local known_pkeys = setmetatable({}, { __mode = "k" }) -- core.pkey values seen
 
 local function is_pkey(v)
     local mt = type(v) == "userdata" and getmetatable(v)
@@ -124,7 +125,11 @@ function trustly.load_key(key, passphrase)
     if passphrase ~= nil and type(passphrase) ~= "string" then
         error("trustly.load_key: bad argument #2 'passphrase' (string expected, got " .. type(passphrase) .. ")", 2)
     end
-    if is_pkey(key) then return key end
+    if passphrase == nil and known_pkeys[key] then return key end -- one table look-up on the hot path
+    if is_pkey(key) then
+        known_pkeys[key] = true
+        return key
+    end
     if type(key) ~= "string" then return nil, "a PEM string or a core.pkey is expected, got " .. type(key) end
     local cached = passphrase == nil and pem_cache[key]
     if cached then return cached end
@@ -469,11 +474,11 @@ local function flag(v)
     return str(v)
 end
 
--- kind, status and the refund answered, for a verified notification.
-local function meaning(method, data, amount, currency, store)
+-- kind, status and the refund answered, for a verified notification
+-- (orderid and notificationid: data's, where they are strings).
+local function meaning(method, data, amount, currency, orderid, notificationid, store)
     local map = NOTIFICATIONS[method]
     local kind, status = map[1], map[2]
-    local orderid, notificationid = str(data.orderid), str(data.notificationid)
     if kind == "account" then
         -- Trustly's account notification tells the status of a direct-debit
         -- mandate (active or inactive), or describes the account a deposit
@@ -488,7 +493,7 @@ local function meaning(method, data, amount, currency, store)
         end
         return kind, status
     end
-    if flag(data.refund) == "1" and REFUND_STATUS[method] then
+    if data.refund ~= nil and flag(data.refund) == "1" and REFUND_STATUS[method] then
         return "refund", REFUND_STATUS[method], { orderid = orderid, amount = amount, currency = currency }
     end
     if method == "credit" and store and orderid then
@@ -508,8 +513,9 @@ local function meaning(method, data, amount, currency, store)
     return kind, status
 end
 
--- The check and the event, once the arguments are known to be right.
-local function read_notification(raw, key, store)
+-- The general path: any text, and what is wrong with it -> method, uuid,
+-- data (plain) | nil, err.
+local function verified_notification(raw, key)
     local doc = decode(raw)
     local params = type(doc) == "table" and doc.params
     if type(params) ~= "table" or type(doc.method) ~= "string" or type(params.uuid) ~= "string" then
@@ -526,31 +532,11 @@ local function read_notification(raw, key, store)
         return nil, errors.new("validation", ("a signed notification with a method luapay does not know: %s"):format(method),
             { code = "unsupported", method = method, uuid = uuid, raw = raw, data = plain(data) })
     end
-    data = type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
-    local currency, amount = str(data.currency), nil
-    if currency and str(data.amount) then amount = core.to_minor(data.amount, currency) end
-    local kind, status, refund = meaning(method, data, amount, currency, store)
-    return provider.event {
-        provider = "trustly",
-        kind = kind,
-        status = status,
-        merchant_ref = str(data.messageid),
-        provider_ref = str(data.orderid),
-        amount = amount,
-        currency = currency,
-        raw = raw,
-        extra = {
-            method = method,
-            uuid = uuid,
-            notificationid = str(data.notificationid),
-            orderid = str(data.orderid),
-            messageid = str(data.messageid),
-            enduserid = str(data.enduserid),
-            refund = refund,
-            data = data,
-        },
-    }
+    return method, uuid, type(data) == "table" and plain_owned(data) or {} -- doc is this call's own
 end
+
+local trustly_notification, to_minor = core.trustly_notification, core.to_minor
+local make_event = provider.make_event
 
 local function bad_argument(fn, n, name, message)
     error(("trustly.%s: bad argument #%d '%s' (%s)"):format(fn, n, name, message), 3)
@@ -592,12 +578,37 @@ function trustly.verify_notification(raw, headers, given)
     if type(given) ~= "table" then
         bad_argument(fn, 3, "keys", "{trustly_public_key = ..., store = ...} expected, got " .. type(given))
     end
-    local key, kerr = trustly.load_key(given.trustly_public_key)
-    if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
-    if given.store ~= nil and not is_store(given.store) then
-        bad_argument(fn, 3, "keys", "keys.store: get and set expected")
+    local key, store = given.trustly_public_key, given.store
+    if not known_pkeys[key] then -- else a core.pkey already seen: no call
+        local kerr
+        key, kerr = trustly.load_key(key)
+        if not key then bad_argument(fn, 3, "keys", "keys.trustly_public_key: " .. kerr) end
     end
-    return read_notification(raw, key, given.store)
+    if store ~= nil and not is_store(store) then bad_argument(fn, 3, "keys", "keys.store: get and set expected") end
+    -- A verified notification of a known method in one C pass
+    -- (core.trustly_notification, which also picks what the event is made
+    -- of); anything else takes the general path, which answers the same for
+    -- what the C pass answers (spec/83).
+    local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
+        trustly_notification(key, raw)
+    if ok ~= true or not NOTIFICATIONS[method] then
+        method, uuid, data = verified_notification(raw, key)
+        if not method then return nil, uuid end
+        currency, orderid, messageid = str(data.currency), str(data.orderid), str(data.messageid)
+        notificationid, enduserid = str(data.notificationid), str(data.enduserid)
+        amount = currency and str(data.amount) and to_minor(data.amount, currency) or nil
+    end
+    local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
+    return make_event("trustly", kind, status, messageid, orderid, amount, currency, raw, {
+        method = method,
+        uuid = uuid,
+        notificationid = notificationid,
+        orderid = orderid,
+        messageid = messageid,
+        enduserid = enduserid,
+        refund = refund,
+        data = data,
+    })
 end
 
 --- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
@@ -611,7 +622,7 @@ function trustly.read_notification(raw, public_key, store)
     if store ~= nil and not is_store(store) then
         error("trustly.read_notification: bad argument #3 'store' (get and set expected)", 2)
     end
-    return read_notification(raw, key, store)
+    return trustly.verify_notification(raw, nil, { trustly_public_key = key, store = store })
 end
 
 ---------------------------------------------------------------------------
