@@ -4,6 +4,7 @@
  *
  *   core.http_head(head) -> status, headers, http10 | nil
  *   core.http_chunked(buf, pos, cap, trailer_cap) -> body, next | nil
+ *   core.http_header_lines(headers) -> lines, has_user_agent
  *
  * head: the status line and header lines up to the blank line. nil when the
  * status line (the bytes before the first CR or LF) is not "HTTP/d.d ddd"
@@ -21,7 +22,15 @@
  * joined; next: the position after the blank line. nil for anything else (a
  * part not read yet, a malformed line, a body beyond cap bytes, trailers
  * beyond trailer_cap, a size of more than 12 hex digits): the Lua reader
- * then reads on, or names the error. */
+ * then reads on, or names the error.
+ *
+ * http_header_lines writes the other way, for the request the transport
+ * sends: "Name: value\r\n" for each of headers (a table or nil, in
+ * lua_next's order; a list value gives a line per item) but Host,
+ * Content-Length and Connection in any case (the transport writes those),
+ * and says whether one was a User-Agent. The pipeline checked the names and
+ * values. In C because a Lua loop over the headers inside the request's
+ * trace makes LuaJIT abort it ("inner loop in root trace"). */
 #include <string.h>
 
 #include "core.h"
@@ -159,8 +168,68 @@ static int l_http_chunked(lua_State *L) {
     return 2;
 }
 
+static int is_named(const char *s, size_t n, const char *lower_name, size_t len) {
+    if (n != len) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s[i]) != lower_name[i]) return 0;
+    return 1;
+}
+
+/* "name: value\r\n" for the string or number at idx. */
+static void add_line(lua_State *L, luapay_buf *b, const char *name, size_t nlen, int idx) {
+    size_t vlen;
+    const char *v = lua_tolstring(L, idx, &vlen);
+    if (v == NULL) return; /* not a string or a number: the pipeline refused it before */
+    luapay_buf_add(b, name, nlen);
+    luapay_buf_add(b, ": ", 2);
+    luapay_buf_add(b, v, vlen);
+    luapay_buf_add(b, "\r\n", 2);
+}
+
+static int l_http_header_lines(lua_State *L) {
+    int has_ua = 0;
+    if (lua_type(L, 1) != LUA_TTABLE) {
+        lua_pushliteral(L, "");
+        lua_pushboolean(L, 0);
+        return 2;
+    }
+    luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_HEADER_LINES);
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        size_t nlen;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+        if (name == NULL || is_named(name, nlen, "host", 4) || is_named(name, nlen, "content-length", 14) ||
+            is_named(name, nlen, "connection", 10)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (is_named(name, nlen, "user-agent", 10)) has_ua = 1;
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                add_line(L, b, name, nlen, -1);
+                lua_pop(L, 1);
+            }
+        } else {
+            add_line(L, b, name, nlen, -1);
+        }
+        lua_pop(L, 1);
+    }
+    if (b->oom) {
+        luapay_scratch_done(b);
+        return luaL_error(L, "http_header_lines: out of memory");
+    }
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    luapay_scratch_done(b);
+    lua_pushboolean(L, has_ua);
+    return 2;
+}
+
 const luaL_Reg luapay_http_head_funcs[] = {
     {"http_head", l_http_head},
     {"http_chunked", l_http_chunked},
+    {"http_header_lines", l_http_header_lines},
     {NULL, NULL},
 };

@@ -271,3 +271,42 @@ describe("luapay.monotime.now (the FFI under LuaJIT)", function()
         if not jit then assert.equal(core.monotime, now) end
     end)
 end)
+
+describe("a request's header lines written in one C pass (core.http_header_lines)", function()
+    -- What the cosocket transport's Lua loop wrote before (pairs order):
+    -- Host, Content-Length and Connection left out in any case, a list
+    -- value a line per item, a User-Agent noticed.
+    local SPECIAL = { [4] = true, [10] = true, [14] = true }
+    local function lua_lines(headers)
+        local out, has_ua = {}, false
+        for name, value in pairs(headers or {}) do
+            local lname = SPECIAL[#name] and name:lower()
+            if lname == "user-agent" then has_ua = true end
+            if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
+                for _, v in ipairs(type(value) == "table" and value or { value }) do
+                    out[#out + 1] = name .. ": " .. v .. "\r\n"
+                end
+            end
+        end
+        return table.concat(out), has_ua
+    end
+    local NAMES = { "Host", "HOST", "host", "Content-Length", "content-length", "Connection", "CONNECTION",
+        "User-Agent", "user-agent", "Accept", "Authorization", "X-Request-Id", "Hosts", "Content-Type", "X" }
+
+    it("writes what the transport's Lua loop wrote, for random headers", function()
+        math.randomseed(82)
+        for _ = 1, 2000 do
+            local headers = {}
+            for _ = 1, math.random(0, 6) do
+                local value = math.random(4) == 1 and { "a" .. math.random(9), "b" .. math.random(99) }
+                    or (math.random(5) == 1 and math.random(1000) or ("v" .. math.random(1e6)))
+                headers[NAMES[math.random(#NAMES)]] = value
+            end
+            local want, want_ua = lua_lines(headers)
+            local got, got_ua = core.http_header_lines(headers)
+            assert.equal(want, got)
+            assert.equal(want_ua, got_ua)
+        end
+        assert.same({ "", false }, { core.http_header_lines(nil) })
+    end)
+end)

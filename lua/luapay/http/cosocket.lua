@@ -52,7 +52,7 @@ local LINE_MAX = 4096   -- a chunk-size line
 
 local floor, min, max, concat = math.floor, math.min, math.max, table.concat
 local check_request, is_loopback_host = core.check_request, core.is_loopback_host
-local parse_head, parse_chunked = core.http_head, core.http_chunked
+local parse_head, parse_chunked, http_header_lines = core.http_head, core.http_chunked, core.http_header_lines
 
 -- Phases in which the Lua module provides cosockets.
 local COSOCKET_PHASES = {
@@ -385,35 +385,15 @@ local function connect(self, u, connect_ms, deadline)
     return sock
 end
 
--- The header names a request may not set itself (Host, Content-Length,
--- Connection: the transport writes them) or that replace the client's
--- User-Agent, by length: only names of these lengths are lower-cased.
-local SPECIAL_LENGTH = { [4] = true, [10] = true, [14] = true }
-
 -- The request head as one string (nginx copies a table of pieces one by
--- one through the Lua API): request line, Host, Connection, the headers,
--- the client's User-Agent unless one was given, Content-Length.
+-- one through the Lua API): request line, Host and Connection (kept per
+-- URL), the headers but those three (core.http_header_lines: a Lua loop
+-- over them here would abort the request's LuaJIT trace), the client's
+-- User-Agent unless one was given, Content-Length.
 local function request_head(self, u, req)
     local method = req.method or "GET"
-    local lines, n, has_ua = { method, u.after_method }, 2, false
-    local headers = req.headers
-    if headers then
-        for name, value in pairs(headers) do
-            local lname = SPECIAL_LENGTH[#name] and name:lower()
-            if lname == "user-agent" then has_ua = true end
-            if lname ~= "host" and lname ~= "content-length" and lname ~= "connection" then
-                if type(value) == "table" then
-                    for i = 1, #value do
-                        lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value[i], "\r\n"
-                        n = n + 4
-                    end
-                else
-                    lines[n + 1], lines[n + 2], lines[n + 3], lines[n + 4] = name, ": ", value, "\r\n"
-                    n = n + 4
-                end
-            end
-        end
-    end
+    local header_lines, has_ua = http_header_lines(req.headers)
+    local lines, n = { method, u.after_method, header_lines }, 3
     if not has_ua and self.user_agent then
         lines[n + 1], lines[n + 2], lines[n + 3] = "User-Agent: ", self.user_agent, "\r\n"
         n = n + 3
