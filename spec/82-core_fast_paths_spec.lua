@@ -290,7 +290,7 @@ describe("a request's header lines written in one C pass (core.http_header_lines
         end
         return table.concat(out), has_ua
     end
-    local NAMES = { "Host", "HOST", "host", "Content-Length", "content-length", "Connection", "CONNECTION",
+    local HEADER_NAMES = { "Host", "HOST", "host", "Content-Length", "content-length", "Connection", "CONNECTION",
         "User-Agent", "user-agent", "Accept", "Authorization", "X-Request-Id", "Hosts", "Content-Type", "X" }
 
     it("writes what the transport's Lua loop wrote, for random headers", function()
@@ -300,7 +300,7 @@ describe("a request's header lines written in one C pass (core.http_header_lines
             for _ = 1, math.random(0, 6) do
                 local value = math.random(4) == 1 and { "a" .. math.random(9), "b" .. math.random(99) }
                     or (math.random(5) == 1 and math.random(1000) or ("v" .. math.random(1e6)))
-                headers[NAMES[math.random(#NAMES)]] = value
+                headers[HEADER_NAMES[math.random(#HEADER_NAMES)]] = value
             end
             local want, want_ua = lua_lines(headers)
             local got, got_ua = core.http_header_lines(headers)
