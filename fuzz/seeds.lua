@@ -116,4 +116,15 @@ local answers = {
     folded = "HTTP/1.1 200 OK\r\nX-Long: a\r\n b\r\nX-Empty:\r\n  X-Space : v \r\nContent-Length: 0\r\n\r\n",
     short = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
 }
-for name, text in pairs(answers) do write("http_response", name, text) end
+for name, text in pairs(answers) do
+    write("http_response", name, text)
+    write("http_head", name, text)
+end
+-- Chunked bodies as core.http_chunked reads them (fuzz/targets/http_head.lua).
+local bodies = {
+    two_chunks = "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n",
+    trailers = "a \r\n0123456789\r\n0\r\nX-Sum: 1\r\nY:\r\n\r\nHTTP/1.1 200 OK\r\n",
+    upper = "  1F\r\n" .. ("x"):rep(31) .. "\r\n000\r\n\r\n",
+    cut = "5\r\nhel",
+}
+for name, text in pairs(bodies) do write("http_head", name, text) end

@@ -12,6 +12,8 @@ local property = require "support.property"
 local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 
 local read = require("support.util").read
+local reference = require "support.http_reference"
+local lua_head, lua_chunked = reference.head, reference.chunked
 
 -- A random JSON text: objects, arrays, strings, numbers of every form, null.
 local SHAPE = {
@@ -104,31 +106,6 @@ describe("a key's kept verification context", function()
     end)
 end)
 
--- The cosocket transport's Lua code for a response head before core.http_head:
--- status, headers, http10 | nil.
-local function lua_head(head)
-    local status_line = head:match("^[^\r\n]*")
-    local code, rest = status_line:match("^HTTP/%d%.%d (%d%d%d)(.*)$")
-    local status = code and (rest == "" or rest:sub(1, 1) == " ") and tonumber(code)
-    if not status then return nil end
-    local headers = {}
-    for line in head:gmatch("\r\n([^\r\n]*)") do
-        local name, value = line:match("^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-        if name then
-            name = name:lower()
-            local old = headers[name]
-            if old == nil then
-                headers[name] = value
-            elseif type(old) == "table" then
-                old[#old + 1] = value
-            else
-                headers[name] = { old, value }
-            end
-        end
-    end
-    return status, headers, status_line:match("^HTTP/1%.0") ~= nil
-end
-
 local STATUS_LINES = { "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204", "HTTP/1.1 100 Continue",
     "HTTP/2.0 503 Busy", "HTTP/1.1 5001 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200\tOK", "HTTP/11 200 OK",
     "http/1.1 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 200", "HTTP/1.0 404 ", " HTTP/1.1 200 OK", "" }
@@ -181,37 +158,6 @@ describe("a response head read in one C pass (core.http_head)", function()
         end
     end)
 end)
-
--- The cosocket transport's chunked reader on a body read whole (its
--- read_line and take over one buffer): body, next | nil where it reads on
--- or fails.
-local function lua_chunked(buf, pos, cap, trailer_cap)
-    local function line_at(p)
-        local e = buf:find("\r\n", p, true)
-        if e then return buf:sub(p, e - 1), e + 2 end
-    end
-    local parts, total = {}, 0
-    local line
-    while true do
-        line, pos = line_at(pos)
-        if not line then return nil end
-        local size = tonumber(line:match("^%s*(%x+)%s*;?") or "", 16)
-        if not size then return nil end
-        if size == 0 then break end
-        total = total + size
-        if total > cap or #buf - pos + 1 < size then return nil end
-        parts[#parts + 1] = buf:sub(pos, pos + size - 1)
-        line, pos = line_at(pos + size)
-        if line ~= "" then return nil end
-    end
-    repeat
-        line, pos = line_at(pos)
-        if not line then return nil end
-        trailer_cap = trailer_cap - #line - 2
-        if trailer_cap < 0 then return nil end
-    until line == ""
-    return table.concat(parts), pos
-end
 
 local function random_chunked(R)
     local parts = { ("x"):rep(R(0, 3)) } -- bytes before the body
