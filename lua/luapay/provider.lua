@@ -186,7 +186,7 @@ local function check_event(name, kind, status, raw, amount)
         error(("%s: status '%s' is not in provider.STATUSES"):format(who, tostring(status)), 3)
     end
     if type(raw) ~= "string" then error(who .. ": raw must be the body as received (a string)", 3) end
-    if amount ~= nil and not provider.is_integer(amount) then error(who .. ": amount must be an integer", 3) end
+    if amount ~= nil and math_type(amount) ~= "integer" then error(who .. ": amount must be an integer", 3) end
 end
 
 --- provider.event(fields) -> the event (fields itself, given event_mt): {provider, kind, status,
