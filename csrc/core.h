@@ -114,6 +114,8 @@ int luapay_push_openssl_error(lua_State *L, const char *what);
 
 
 /* Encoders shared with later C files (canonical strings, signatures). */
+/* 2n hex digits of in into out (upper or lower case); no NUL. */
+void luapay_hex_encode(char *out, const unsigned char *in, size_t n, int upper);
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
 /* The decoded length (out holds n / 4 * 3), or -1 with *why set. */
 long luapay_base64_decode(unsigned char *out, const unsigned char *in, size_t n, const char **why);

@@ -97,11 +97,7 @@ static int hmac_hex(lua_State *L, const char *secret, size_t slen, const luapay_
     if (!luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA256, secret, slen, b->data ? b->data : "", b->len, mac, &maclen) ||
         maclen != 32)
         return 0;
-    static const char digits[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < 32; i++) {
-        hex[2 * i] = digits[mac[i] >> 4];
-        hex[2 * i + 1] = digits[mac[i] & 15];
-    }
+    luapay_hex_encode(hex, mac, 32, 1);
     hex[64] = '\0';
     return 1;
 }

@@ -68,6 +68,22 @@ describe("hex_encode", function()
         assert.equal(10000, #h)
         assert.equal(s, (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)))
     end)
+
+    -- core.h's luapay_hex_encode writes four bytes at a time: every byte at
+    -- each place of a word, and every length's tail.
+    it("encodes every byte at every offset, in both cases", function()
+        local all = {}
+        for b = 0, 255 do all[#all + 1] = string.char(b) end
+        all = table.concat(all)
+        for offset = 0, 7 do
+            for len = 0, 9 do
+                local s = ("\255"):rep(offset) .. all .. all:sub(1, len)
+                local want = s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+                assert.equal(want, core.hex_encode(s))
+                assert.equal(want:upper(), core.hex_encode(s, true))
+            end
+        end
+    end)
 end)
 
 describe("url_encode", function()
