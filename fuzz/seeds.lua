@@ -4,14 +4,9 @@
 -- from the project root after `make`:
 --   LUA_PATH="lua/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 fuzz/seeds.lua
 -- Regression inputs (crashes found) are kept beside them as regress-*.
+package.path = package.path .. ";fuzz/?.lua"
 local core = require "luapay.core"
-
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local read = require("oracle").read
 
 local function write(target, name, bytes)
     os.execute("mkdir -p fuzz/corpus/" .. target)
