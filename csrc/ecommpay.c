@@ -1026,7 +1026,7 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
-static luapay_buf *canonical(lua_State *L, const char *fn) {
+static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
     int callback = 0;
@@ -1040,9 +1040,9 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     memset(&w, 0, sizeof w);
     w.L = L;
     w.callback = callback;
-    w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    w.key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
+    w.p.members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
     int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
     one_pass o = {L, callback, w.key, w.p.members, out};
     if (one_table(&o, 1, top, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
@@ -1054,9 +1054,9 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
     w.key->len = w.p.members->len = out->len = 0;
     luaL_getmetatable(L, "luapay.json_number");
     w.number_mt = lua_gettop(L);
-    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
-    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    w.p.data = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_DATA);
+    w.p.entries = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.tmp = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_TMP);
     w.p.in_reach = 1;
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
@@ -1084,7 +1084,7 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
 /* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
 static int l_ecommpay_canonical(lua_State *L) {
     lua_settop(L, 2);
-    luapay_buf *out = canonical(L, "ecommpay_canonical");
+    luapay_buf *out = canonical(L, luapay_ctx_get(L), "ecommpay_canonical");
     if (out == NULL) return 2;
     lua_pushlstring(L, out->data, out->len);
     luapay_scratch_done(out);
@@ -1099,11 +1099,12 @@ static int l_ecommpay_signature(lua_State *L) {
     const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
     lua_settop(L, 3);
     lua_insert(L, 2); /* params, opts, secret */
-    luapay_buf *out = canonical(L, "ecommpay_signature");
+    luapay_ctx *ctx = luapay_ctx_get(L);
+    luapay_buf *out = canonical(L, ctx, "ecommpay_signature");
     if (out == NULL) return 2;
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
-    int ok = luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
+    int ok = luapay_hmac(ctx, LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
     luapay_scratch_done(out);
     if (!ok) return luaL_error(L, "ecommpay_signature: OpenSSL failed (out of memory?)");
     luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
