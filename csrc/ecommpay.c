@@ -8,6 +8,9 @@
  *     checking a callback)
  *   core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err
  *     base64(HMAC-SHA512(secret, the canonical string)) in one call
+ *   core.ecommpay_sign(params, secret) -> base64 | nil, err | false
+ *     the same, false for arguments that are not a table and a non-empty
+ *     string (ecommpay.signature then says which)
  *
  * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
  *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
@@ -1026,13 +1029,13 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
-static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, const char *fn) {
+static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
     int callback = 0;
-    if (!lua_isnoneornil(L, 2)) {
-        if (!lua_istable(L, 2)) luapay_arg_error(L, 2, fn, "opts", "table expected");
-        lua_getfield(L, 2, "callback");
+    if (opts && !lua_isnoneornil(L, opts)) {
+        if (!lua_istable(L, opts)) luapay_arg_error(L, opts, fn, "opts", "table expected");
+        lua_getfield(L, opts, "callback");
         callback = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
@@ -1084,7 +1087,7 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, const char *fn) {
 /* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
 static int l_ecommpay_canonical(lua_State *L) {
     lua_settop(L, 2);
-    luapay_buf *out = canonical(L, luapay_ctx_get(L), "ecommpay_canonical");
+    luapay_buf *out = canonical(L, luapay_ctx_get(L), 2, "ecommpay_canonical");
     if (out == NULL) return 2;
     lua_pushlstring(L, out->data, out->len);
     luapay_scratch_done(out);
@@ -1094,13 +1097,9 @@ static int l_ecommpay_canonical(lua_State *L) {
 /* core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err:
  * base64(HMAC-SHA512(secret, the canonical string)), without the string
  * becoming a Lua value on the way. */
-static int l_ecommpay_signature(lua_State *L) {
-    size_t klen;
-    const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
-    lua_settop(L, 3);
-    lua_insert(L, 2); /* params, opts, secret */
+static int signature(lua_State *L, const char *key, size_t klen, int opts) {
     luapay_ctx *ctx = luapay_ctx_get(L);
-    luapay_buf *out = canonical(L, ctx, "ecommpay_signature");
+    luapay_buf *out = canonical(L, ctx, opts, "ecommpay_signature");
     if (out == NULL) return 2;
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
@@ -1109,6 +1108,30 @@ static int l_ecommpay_signature(lua_State *L) {
     if (!ok) return luaL_error(L, "ecommpay_signature: OpenSSL failed (out of memory?)");
     luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
     return 1;
+}
+
+static int l_ecommpay_signature(lua_State *L) {
+    size_t klen;
+    const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
+    lua_settop(L, 3);
+    lua_insert(L, 2); /* params, opts, secret */
+    return signature(L, key, klen, 2);
+}
+
+/* core.ecommpay_sign(params, secret) -> base64 | nil, err | false:
+ * ecommpay_signature without opts, and false instead of an argument error
+ * when params is not a table or secret not a non-empty string. Lua's
+ * ecommpay.signature checks its arguments (its own words, in its order)
+ * only then, which under Lua 5.4 costs more than the signing around it. */
+static int l_ecommpay_sign(lua_State *L) {
+    size_t klen = 0;
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+    if (klen == 0 || lua_type(L, 1) != LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2); /* params, secret */
+    return signature(L, key, klen, 0);
 }
 
 /* ---------------------------------------------------------------------
@@ -1816,6 +1839,7 @@ static int l_ecommpay_page_url(lua_State *L) {
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
     {"ecommpay_signature", l_ecommpay_signature},
+    {"ecommpay_sign", l_ecommpay_sign},
     {"ecommpay_callback", l_ecommpay_callback},
     {"ecommpay_page_url", l_ecommpay_page_url},
     {NULL, NULL},
