@@ -885,6 +885,14 @@ static inline __attribute__((always_inline)) int one_entry(one_pass *o, const ch
 
 static int one_table(one_pass *o, int idx, int top, int depth);
 
+/* Could lua_tolstring have written a number so (Lua's "%.14g" or "%d",
+ * LuaJIT's own: a digit or '-' first, or "inf", "nan")? */
+static inline int number_text(const char *k, size_t n) {
+    unsigned char c = n ? (unsigned char)k[0] : 'a';
+    return (unsigned)(c - '0') < 10u || c == '-' ||
+           (n == 3 && (memcmp(k, "inf", 3) == 0 || memcmp(k, "nan", 3) == 0));
+}
+
 /* The value at slot (its key at slot - 1) into m: 0 if the walk must say. */
 static inline __attribute__((always_inline)) int one_value(one_pass *o, int slot, one_member *m) {
     lua_State *L = o->L;
@@ -986,8 +994,11 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
             if (!room(o->members, spare * sizeof(one_member))) return 0;
         }
         one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
-        if (lua_type(L, kt) != LUA_TSTRING) return 0;
-        m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
+        /* The key's text without asking its type: a number key would be
+         * converted in place (lua_next lost), but then its text is one a
+         * number is written as, and the walk does it all again. */
+        m->key = lua_tolstring(L, kt, &m->klen);
+        if (m->key == NULL || number_text(m->key, m->klen)) return 0;
         /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
         if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
             (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
