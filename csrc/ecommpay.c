@@ -1061,20 +1061,22 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
         callback = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    walker w;
+    luapay_buf *key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
+    luapay_buf *members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
+    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    one_pass o = {L, callback, key, members, out};
+    if (one_table(&o, 1, top, 0) && !key->oom && !members->oom && !out->oom) {
+        luapay_scratch_done(key);
+        luapay_scratch_done(members);
+        return out;
+    }
+    walker w; /* set up only for the walk */
     memset(&w, 0, sizeof w);
     w.L = L;
     w.callback = callback;
-    w.key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
-    w.p.members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
-    luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
-    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
-    one_pass o = {L, callback, w.key, w.p.members, out};
-    if (one_table(&o, 1, top, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
-        luapay_scratch_done(w.key);
-        luapay_scratch_done(w.p.members);
-        return out;
-    }
+    w.key = key;
+    w.p.members = members;
     lua_settop(L, top); /* the walk again, from the start */
     w.key->len = w.p.members->len = out->len = 0;
     luaL_getmetatable(L, "luapay.json_number");
