@@ -60,11 +60,15 @@ luapay_buf *luapay_buf_box(lua_State *L) {
 
 #define SCRATCH_KEEP (64u << 10) /* larger ones go back to the system */
 
-luapay_buf *luapay_scratch(lua_State *L, int slot) {
-    luapay_buf *b = &luapay_ctx_get(L)->scratch[slot];
+luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
+    luapay_buf *b = &ctx->scratch[slot];
     b->len = 0;
     if (b->oom) luapay_buf_free(b);
     return b;
+}
+
+luapay_buf *luapay_scratch(lua_State *L, int slot) {
+    return luapay_scratch_in(luapay_ctx_get(L), slot);
 }
 
 void luapay_scratch_done(luapay_buf *b) {

@@ -85,6 +85,7 @@ typedef struct luapay_ctx {
  * metamethods, no callbacks): nothing else can take the same slot. An error
  * raised meanwhile leaves it to the context, which frees it. */
 luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
+luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot); /* the same, the context in hand (one look-up for several) */
 void luapay_scratch_done(luapay_buf *b);           /* keeps it unless it grew large */
 
 luapay_ctx *luapay_ctx_get(lua_State *L);

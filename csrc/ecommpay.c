@@ -8,6 +8,9 @@
  *     checking a callback)
  *   core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err
  *     base64(HMAC-SHA512(secret, the canonical string)) in one call
+ *   core.ecommpay_sign(params, secret) -> base64 | nil, err | false
+ *     the same, false for arguments that are not a table and a non-empty
+ *     string (ecommpay.signature then says which)
  *
  * 1. Flatten to "path:value": object keys (':' inside a key doubled) and
  *    0-based array indexes joined by ':'. A key named "frame_mode" is skipped
@@ -120,17 +123,28 @@ static size_t php_double(double v, char *out) {
     return (size_t)(o - out);
 }
 
-/* An integer in decimal into out (24 bytes): its length. */
+/* An integer in decimal into out (24 bytes): its length. The digits
+ * counted by comparisons, then written from the last back two at a time
+ * (half the divisions). */
 static size_t integer_text(long long v, char *out) {
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, x = u;
-    size_t len = v < 0, n = 1;
-    while (x >= 10) {
-        x /= 10;
+    static const char PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, p = 10;
+    size_t n = 1;
+    while (n < 20 && u >= p) { /* 10^19 is the last power under 2^64 */
         n++;
+        p *= 10;
     }
+    char *o = out + (v < 0);
     if (v < 0) out[0] = '-';
-    len += n;
-    do out[--len] = (char)('0' + u % 10); while (u /= 10); /* from the last digit back */
+    size_t i = n;
+    for (; u >= 100; u /= 100) {
+        i -= 2;
+        memcpy(o + i, PAIRS + 2 * (u % 100), 2);
+    }
+    if (u >= 10) memcpy(o + i - 2, PAIRS + 2 * u, 2);
+    else o[i - 1] = (char)('0' + u);
     return n + (v < 0);
 }
 
@@ -882,6 +896,14 @@ static inline __attribute__((always_inline)) int one_entry(one_pass *o, const ch
 
 static int one_table(one_pass *o, int idx, int top, int depth);
 
+/* Could lua_tolstring have written a number so (Lua's "%.14g" or "%d",
+ * LuaJIT's own: a digit or '-' first, or "inf", "nan")? */
+static inline int number_text(const char *k, size_t n) {
+    unsigned char c = n ? (unsigned char)k[0] : 'a';
+    return (unsigned)(c - '0') < 10u || c == '-' ||
+           (n == 3 && (memcmp(k, "inf", 3) == 0 || memcmp(k, "nan", 3) == 0));
+}
+
 /* The value at slot (its key at slot - 1) into m: 0 if the walk must say. */
 static inline __attribute__((always_inline)) int one_value(one_pass *o, int slot, one_member *m) {
     lua_State *L = o->L;
@@ -983,8 +1005,11 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
             if (!room(o->members, spare * sizeof(one_member))) return 0;
         }
         one_member *m = (one_member *)(o->members->data + o->members->len); /* written in place */
-        if (lua_type(L, kt) != LUA_TSTRING) return 0;
-        m->key = lua_tolstring(L, kt, &m->klen); /* a string key: safe during lua_next */
+        /* The key's text without asking its type: a number key would be
+         * converted in place (lua_next lost), but then its text is one a
+         * number is written as, and the walk does it all again. */
+        m->key = lua_tolstring(L, kt, &m->klen);
+        if (m->key == NULL || number_text(m->key, m->klen)) return 0;
         /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
         if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
             (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
@@ -1026,37 +1051,39 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
 /* The canonical string of the table at 1 (opts at 2) into the context's
  * output scratch buffer, or NULL with nil, err pushed; fn names the function
  * in argument errors. */
-static luapay_buf *canonical(lua_State *L, const char *fn) {
+static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
     int callback = 0;
-    if (!lua_isnoneornil(L, 2)) {
-        if (!lua_istable(L, 2)) luapay_arg_error(L, 2, fn, "opts", "table expected");
-        lua_getfield(L, 2, "callback");
+    if (opts && !lua_isnoneornil(L, opts)) {
+        if (!lua_istable(L, opts)) luapay_arg_error(L, opts, fn, "opts", "table expected");
+        lua_getfield(L, opts, "callback");
         callback = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    walker w;
+    luapay_buf *key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
+    luapay_buf *members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
+    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    one_pass o = {L, callback, key, members, out};
+    if (one_table(&o, 1, top, 0) && !key->oom && !members->oom && !out->oom) {
+        luapay_scratch_done(key);
+        luapay_scratch_done(members);
+        return out;
+    }
+    walker w; /* set up only for the walk */
     memset(&w, 0, sizeof w);
     w.L = L;
     w.callback = callback;
-    w.key = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    w.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
-    one_pass o = {L, callback, w.key, w.p.members, out};
-    if (one_table(&o, 1, top, 0) && !w.key->oom && !w.p.members->oom && !out->oom) {
-        luapay_scratch_done(w.key);
-        luapay_scratch_done(w.p.members);
-        return out;
-    }
+    w.key = key;
+    w.p.members = members;
     lua_settop(L, top); /* the walk again, from the start */
     w.key->len = w.p.members->len = out->len = 0;
     luaL_getmetatable(L, "luapay.json_number");
     w.number_mt = lua_gettop(L);
-    w.p.data = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    w.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
-    w.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    w.p.data = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_DATA);
+    w.p.entries = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_ENTRIES);
+    w.p.tmp = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_TMP);
     w.p.in_reach = 1;
     int ok = walk(&w, 1, 0);
     lua_pop(L, 1);
@@ -1084,7 +1111,7 @@ static luapay_buf *canonical(lua_State *L, const char *fn) {
 /* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
 static int l_ecommpay_canonical(lua_State *L) {
     lua_settop(L, 2);
-    luapay_buf *out = canonical(L, "ecommpay_canonical");
+    luapay_buf *out = canonical(L, luapay_ctx_get(L), 2, "ecommpay_canonical");
     if (out == NULL) return 2;
     lua_pushlstring(L, out->data, out->len);
     luapay_scratch_done(out);
@@ -1094,20 +1121,41 @@ static int l_ecommpay_canonical(lua_State *L) {
 /* core.ecommpay_signature(params, secret [, opts]) -> base64 | nil, err:
  * base64(HMAC-SHA512(secret, the canonical string)), without the string
  * becoming a Lua value on the way. */
+static int signature(lua_State *L, const char *key, size_t klen, int opts) {
+    luapay_ctx *ctx = luapay_ctx_get(L);
+    luapay_buf *out = canonical(L, ctx, opts, "ecommpay_signature");
+    if (out == NULL) return 2;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    int ok = luapay_hmac(ctx, LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
+    luapay_scratch_done(out);
+    if (!ok) return luaL_error(L, "ecommpay_signature: OpenSSL failed (out of memory?)");
+    luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
+    return 1;
+}
+
 static int l_ecommpay_signature(lua_State *L) {
     size_t klen;
     const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
     lua_settop(L, 3);
     lua_insert(L, 2); /* params, opts, secret */
-    luapay_buf *out = canonical(L, "ecommpay_signature");
-    if (out == NULL) return 2;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t maclen = 0;
-    int ok = luapay_hmac(luapay_ctx_get(L), LUAPAY_SHA512, key, klen, out->data, out->len, mac, &maclen);
-    luapay_scratch_done(out);
-    if (!ok) return luaL_error(L, "ecommpay_signature: OpenSSL failed (out of memory?)");
-    luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
-    return 1;
+    return signature(L, key, klen, 2);
+}
+
+/* core.ecommpay_sign(params, secret) -> base64 | nil, err | false:
+ * ecommpay_signature without opts, and false instead of an argument error
+ * when params is not a table or secret not a non-empty string. Lua's
+ * ecommpay.signature checks its arguments (its own words, in its order)
+ * only then, which under Lua 5.4 costs more than the signing around it. */
+static int l_ecommpay_sign(lua_State *L) {
+    size_t klen = 0;
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+    if (klen == 0 || lua_type(L, 1) != LUA_TTABLE) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2); /* params, secret */
+    return signature(L, key, klen, 0);
 }
 
 /* ---------------------------------------------------------------------
@@ -1815,6 +1863,7 @@ static int l_ecommpay_page_url(lua_State *L) {
 const luaL_Reg luapay_ecommpay_funcs[] = {
     {"ecommpay_canonical", l_ecommpay_canonical},
     {"ecommpay_signature", l_ecommpay_signature},
+    {"ecommpay_sign", l_ecommpay_sign},
     {"ecommpay_callback", l_ecommpay_callback},
     {"ecommpay_page_url", l_ecommpay_page_url},
     {NULL, NULL},

@@ -27,6 +27,33 @@ describe("base64 (RFC 4648 section 10)", function()
         assert.equal(s, core.base64_decode(core.base64_encode(s)))
     end)
 
+    -- core.h's luapay_base64_encode writes six bytes at a time (two
+    -- characters per lookup): every byte at each place of a group, and
+    -- every length's tail, against arithmetic in Lua.
+    it("encodes every byte at every offset and every tail length", function()
+        local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        local function char(v) return alphabet:sub(v + 1, v + 1) end
+        local function reference(s)
+            local out = {}
+            for i = 1, #s, 3 do
+                local a, b, c = s:byte(i, i + 2)
+                local v = a * 65536 + (b or 0) * 256 + (c or 0)
+                out[#out + 1] = char(math.floor(v / 262144)) .. char(math.floor(v / 4096) % 64)
+                    .. (b and char(math.floor(v / 64) % 64) or "=") .. (c and char(v % 64) or "=")
+            end
+            return table.concat(out)
+        end
+        local all = {}
+        for b = 0, 255 do all[#all + 1] = string.char(b) end
+        all = table.concat(all)
+        for offset = 0, 5 do
+            for len = 0, 8 do
+                local s = ("\255"):rep(offset) .. all .. all:sub(1, len)
+                assert.equal(reference(s), core.base64_encode(s))
+            end
+        end
+    end)
+
     it("uses the standard alphabet with + and /", function()
         assert.equal("+/+/", core.base64_encode("\251\255\191"))
     end)

@@ -55,6 +55,26 @@ describe("core.ecommpay_canonical", function()
     end)
 
     describe("values", function()
+        -- integer_text writes two digits at a time after counting them:
+        -- every length, both signs, each side of every power of ten.
+        it("writes integers of every length as %d does", function()
+            local vals, p = { 0, 1, -1, 9, -9 }, 1
+            for _ = 1, 15 do
+                p = p * 10
+                for _, d in ipairs({ -1, 0, 1, 11 }) do vals[#vals + 1] = p + d; vals[#vals + 1] = -(p + d) end
+            end
+            if math.type then -- Lua 5.3+: 64-bit integers to the ends
+                for _, v in ipairs({ math.maxinteger, math.mininteger, math.maxinteger - 1, math.mininteger + 1,
+                    1000000000000000000, -1000000000000000000, 999999999999999999, -999999999999999999 }) do
+                    vals[#vals + 1] = v
+                end
+            end
+            for _, v in ipairs(vals) do
+                assert.equal(("x:%d"):format(v), canonical { x = v }, tostring(v))
+                assert.equal(("x:%d"):format(v), canonical { x = core.json_number(("%d"):format(v)) }, tostring(v))
+            end
+        end)
+
         it("renders booleans as 1/0, null and \"\" as empty with the key kept, strings verbatim", function()
             assert.equal("a:1;b:0;c:;d:;e:x;y=z&w;q", canonical { a = true, b = false, c = null, d = "", e = "x;y=z&w;q" })
             assert.equal("k:K\195\182p \226\128\147 \240\159\152\128", canonical { k = "K\195\182p \226\128\147 \240\159\152\128" })

@@ -50,6 +50,10 @@ describe("ecommpay signing", function()
             "ecommpay_signature: bad argument #2 'secret' (string expected, got nil)")
         assert.has_error(function() core.ecommpay_signature("x", "k") end,
             "ecommpay_signature: bad argument #1 'params' (table expected, got string)")
+        -- ecommpay.signature's call: false for what it then names itself
+        for _, args in ipairs({ { "x", "k" }, { {}, nil }, { {}, "" }, { {}, 5 }, { nil, "k" } }) do
+            assert.is_false(core.ecommpay_sign(args[1], args[2]))
+        end
     end)
 
     it("signs the Gate sale vector with its Unicode exactly as the PHP SDK", function()
