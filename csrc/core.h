@@ -213,6 +213,8 @@ typedef struct {
 } luapay_key_ref;
 void luapay_trustly_sort_keys(luapay_key_ref *k, size_t n);
 
+/* v in decimal into out (24 bytes, no NUL): its length. */
+size_t luapay_integer_text(long long v, char *out);
 /* The JSON text of a number (json_encode.c) into out (64 bytes): its
  * length, 0 if not finite. */
 size_t luapay_json_number_text(lua_State *L, int idx, char *out);

@@ -123,31 +123,6 @@ static size_t php_double(double v, char *out) {
     return (size_t)(o - out);
 }
 
-/* An integer in decimal into out (24 bytes): its length. The digits
- * counted by comparisons, then written from the last back two at a time
- * (half the divisions). */
-static size_t integer_text(long long v, char *out) {
-    static const char PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                "8081828384858687888990919293949596979899";
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, p = 10;
-    size_t n = 1;
-    while (n < 20 && u >= p) { /* 10^19 is the last power under 2^64 */
-        n++;
-        p *= 10;
-    }
-    char *o = out + (v < 0);
-    if (v < 0) out[0] = '-';
-    size_t i = n;
-    for (; u >= 100; u /= 100) {
-        i -= 2;
-        memcpy(o + i, PAIRS + 2 * (u % 100), 2);
-    }
-    if (u >= 10) memcpy(o + i - 2, PAIRS + 2 * u, 2);
-    else o[i - 1] = (char)('0' + u);
-    return n + (v < 0);
-}
-
 /* A PHP float (a Lua 5.4 float, a float text): (string)$float exactly, so
  * 1.0E+14 and up in exponent form and -0.0 as "-0". */
 static size_t php_float(double v, char *out) {
@@ -162,7 +137,7 @@ static size_t php_float(double v, char *out) {
 static size_t render_double(double v, char *out) {
     if (!isfinite(v)) return 0;
 #if LUA_VERSION_NUM < 503
-    if (v == floor(v) && fabs(v) <= TWO_POW_53) return integer_text((long long)v, out); /* exact; -0.0 is 0 */
+    if (v == floor(v) && fabs(v) <= TWO_POW_53) return luapay_integer_text((long long)v, out); /* exact; -0.0 is 0 */
 #endif
     return php_float(v, out);
 }
@@ -567,7 +542,7 @@ static int emit(walker *w, int idx, int depth, int *leaf) {
         size_t n;
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, idx)) {
-            n = integer_text((long long)lua_tointeger(L, idx), out);
+            n = luapay_integer_text((long long)lua_tointeger(L, idx), out);
         } else
 #endif
         {
@@ -876,7 +851,7 @@ static inline __attribute__((always_inline)) int one_entry(one_pass *o, const ch
     *p++ = ':';
     switch (m->kind) {
     case V_STRING: p = copy(p, m->v.str.s, vn); break;
-    case V_INTEGER: p += integer_text((long long)m->v.i, p); break;
+    case V_INTEGER: p += luapay_integer_text((long long)m->v.i, p); break;
     case V_NUMBER: {
         size_t n = render_double((double)m->v.d, p);
         if (n == 0) return 0; /* NaN, infinity */
@@ -1449,7 +1424,7 @@ static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay
         if (base) luapay_buf_add(path, ":", 1);
         if (nodes[at].array) {
             char index[24];
-            luapay_buf_add(path, index, integer_text((long long)i, index));
+            luapay_buf_add(path, index, luapay_integer_text((long long)i, index));
         } else {
             luapay_buf_add(path, c->text.data + m->koff, m->klen);
         }
@@ -1521,12 +1496,12 @@ static int cb_text(lua_State *L, int type) {
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, -1)) {
-            n = integer_text((long long)lua_tointeger(L, -1), d);
+            n = luapay_integer_text((long long)lua_tointeger(L, -1), d);
             break;
         }
 #endif
         double v = (double)lua_tonumber(L, -1);
-        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = integer_text((long long)v, d);
+        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = luapay_integer_text((long long)v, d);
         else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
         break;
     }
@@ -1728,12 +1703,12 @@ static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
     case LUA_TBOOLEAN: return luapay_buf_add(text, lua_toboolean(L, idx) ? "1" : "0", 1);
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, idx)) return luapay_buf_add(text, num, integer_text((long long)lua_tointeger(L, idx), num));
+        if (lua_isinteger(L, idx)) return luapay_buf_add(text, num, luapay_integer_text((long long)lua_tointeger(L, idx), num));
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
         if (v == 0 && signbit(v)) return luapay_buf_add(text, "-0", 2); /* as "%.0f" wrote it */
-        return luapay_buf_add(text, num, integer_text((long long)v, num));
+        return luapay_buf_add(text, num, luapay_integer_text((long long)v, num));
     }
     case LUA_TTABLE: {
         if (!lua_getmetatable(L, idx)) return 0;
