@@ -58,7 +58,8 @@ typedef struct {
     luapay_buf *decoded; /* a string with escapes, until it is pushed */
 } reader;
 
-static void skip_space(reader *r) {
+static inline void skip_space(reader *r) {
+    if (r->p < r->end && *r->p > ' ') return; /* no space, the common case: one compare (JSON's spaces are below '!') */
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
