@@ -326,6 +326,14 @@ describe("core.trustly_notification", function()
             local label = "seed " .. seed .. " " .. raw:sub(1, 200)
             if want then
                 assert.is_true(same(want, got), label)
+                -- built without provider.make_event: the event it builds, its checks holding
+                for _, e in ipairs({ want, got }) do
+                    local ok, made = pcall(provider.make_event, "trustly", e.kind, e.status, e.merchant_ref,
+                        e.provider_ref, e.amount, e.currency, raw, e.extra)
+                    assert(ok, label .. ": " .. tostring(made))
+                    assert.equal(provider.event_mt, getmetatable(e))
+                    assert.is_true(same(made, e), label)
+                end
                 assert.same(client:notification_response(want, true), client:notification_response(got, true))
             else
                 assert.is_nil(got, label)
