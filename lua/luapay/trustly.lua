@@ -607,14 +607,21 @@ function trustly.verify_notification(raw, headers, given)
     -- what the C pass answers (spec/83).
     local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
         trustly_notification(key, raw)
-    if ok ~= true or not NOTIFICATIONS[method] then
+    local map = ok == true and NOTIFICATIONS[method]
+    if not map then
         method, uuid, data = verified_notification(raw, key)
         if not method then return nil, uuid end
         currency, orderid, messageid = str(data.currency), str(data.orderid), str(data.messageid)
         notificationid, enduserid = str(data.notificationid), str(data.enduserid)
         amount = currency and str(data.amount) and to_minor(data.amount, currency) or nil
+        map = NOTIFICATIONS[method]
     end
-    local kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
+    -- meaning's answer without its call where it has nothing to look at:
+    -- no account, no refund flag, no store
+    local kind, status, refund = map[1], map[2], nil
+    if kind == "account" or store or data.refund ~= nil then
+        kind, status, refund = meaning(method, data, amount, currency, orderid, notificationid, store)
+    end
     return setmetatable({ provider = "trustly", kind = kind, status = status, merchant_ref = messageid,
         provider_ref = orderid, amount = amount, currency = currency, raw = raw, extra = {
             method = method,
