@@ -257,6 +257,8 @@ describe("core.trustly_notification", function()
             ["a key of data twice"] = signed(R, "credit", "u", '{"amount":"1.00","amount":"2.00","currency":"EUR"}'),
             ["a key of a nested object twice"] = signed(R, "credit", "u", '{"attributes":{"a":"1","a":"2"}}'),
             ["method twice"] = signed(R, "credit", "u", "{}"):gsub('^{"method":"credit",', '{"method":"debit","method":"credit",'),
+            ["uuid twice"] = (signed(R, "credit", "u", "{}"):gsub('"uuid":', '"uuid":"v","uuid":', 1)),
+            ["data twice"] = (signed(R, "credit", "u", "{}"):gsub('"data":', '"data":{"a":"1"},"data":', 1)),
             ["nesting past the C pass's depth"] = signed(R, "credit", "u", deep),
             ["more values than it keeps"] = signed(R, "credit", "u", '{"a":' .. many .. "}"),
             ["data an array"] = signed(R, "credit", "u", "[1,2]"),
