@@ -323,13 +323,13 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i) {
 }
 
 /* Pushes data (the object at i), then NPICKS slots: NAMES' first members
- * where they are strings (else nil), the amount in minor units. */
-static void push_data(lua_State *L, const node *nodes, unsigned i) {
+ * where they are strings (else nil), the amount in minor units; names:
+ * the stack slot of push_names' table. */
+static void push_data(lua_State *L, const node *nodes, unsigned i, int names) {
     const node *n = &nodes[i];
-    int names = lua_gettop(L) + 1, picks = names + 2;
-    push_names(L);
+    int data = lua_gettop(L) + 1, picks = data + 1;
     lua_createtable(L, 0, (int)n->count);
-    for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
+    lua_settop(L, data + NPICKS); /* the picks, nil */
     for (unsigned k = 0, c = i + 1; k < n->count; k++, c += nodes[c].size) {
         int name = name_of(nodes[c].key, nodes[c].key_len);
         if (name >= 0) lua_rawgeti(L, names, name + 1);
@@ -339,7 +339,7 @@ static void push_data(lua_State *L, const node *nodes, unsigned i) {
             lua_pushvalue(L, -1);
             lua_replace(L, picks + name);
         }
-        lua_rawset(L, names + 1);
+        lua_rawset(L, data);
     }
     /* the amount as core.to_minor(amount, currency) gives it (nil where it gives none) */
     int amount = picks + PICK_AMOUNT, currency = picks + PICK_CURRENCY;
@@ -360,7 +360,6 @@ static void push_data(lua_State *L, const node *nodes, unsigned i) {
         lua_pushnil(L);
     }
     lua_replace(L, amount);
-    lua_remove(L, names);
 }
 
 static int l_trustly_notification(lua_State *L) {
@@ -414,12 +413,17 @@ static int l_trustly_notification(lua_State *L) {
     luapay_scratch_done(w.out);
     if (oom) return luaL_error(L, "trustly_notification: out of memory");
     if (w.twice) return 0;
-    lua_pushboolean(L, verified);
-    if (!verified) return 1;
+    if (!verified) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     luaL_checkstack(L, 3 * DEPTH + 8, "trustly_notification: nesting");
+    push_names(L); /* below the values returned: nothing to remove */
+    int names = lua_gettop(L);
+    lua_pushboolean(L, 1);
     push_text(L, nodes[method].text, nodes[method].len, nodes[method].slot);
     push_text(L, nodes[uuid].text, nodes[uuid].len, nodes[uuid].slot);
-    push_data(L, nodes, (unsigned)data);
+    push_data(L, nodes, (unsigned)data, names);
     return 4 + NPICKS;
 }
 
