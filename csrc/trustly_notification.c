@@ -120,7 +120,14 @@ static int read_container(reader *r, int depth, int type) {
                 r->p++;
             }
             unsigned child = r->n;
-            if (!read_value(r, depth + 1)) return 0;
+            skip_space(r);
+            if (r->p < r->end && *r->p == '"' && r->n < MAX_NODES) { /* a string, the usual value: read_value's case inline */
+                node *n = &r->nodes[r->n++];
+                *n = (node){.size = 1, .type = N_STRING};
+                if (!read_string(r, &n->text, &n->len, &n->slot)) return 0;
+            } else if (!read_value(r, depth + 1)) {
+                return 0;
+            }
             r->nodes[child].key = key;
             r->nodes[child].key_len = key_len;
             r->nodes[child].key_slot = key_slot;
