@@ -626,8 +626,11 @@ function trustly.verify_notification(raw, headers, given)
     local extra = { method = method, uuid = uuid, notificationid = notificationid, orderid = orderid,
         messageid = messageid, enduserid = enduserid, data = data }
     if refund then extra.refund = refund end -- else no store of a nil (a lookup under Lua 5.4)
-    return setmetatable({ provider = "trustly", kind = kind, status = status, merchant_ref = messageid,
+    -- not a tail call: LuaJIT's trace, stitched at the C call above, cannot
+    -- return from a fast function to a lower frame (NYI) and would abort
+    local event = setmetatable({ provider = "trustly", kind = kind, status = status, merchant_ref = messageid,
         provider_ref = orderid, amount = amount, currency = currency, raw = raw, extra = extra }, event_mt)
+    return event
 end
 
 --- trustly.read_notification(raw_body, public_key [, store]) -> event | nil,
