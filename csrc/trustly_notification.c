@@ -232,7 +232,9 @@ static void serialize(writer *w, unsigned i) {
             if (prev->n == ref.n && memcmp(prev->s, ref.s, ref.n) == 0) w->twice = 1;
         }
         luapay_buf_add(w->out, ref.s, ref.n);
-        serialize(w, (unsigned)ref.slot);
+        const node *v = &w->nodes[ref.slot];
+        if (v->type == N_STRING || v->type == N_NUMBER) luapay_buf_add(w->out, v->text, v->len); /* no call */
+        else serialize(w, (unsigned)ref.slot);
     }
     w->keys->len = base;
 }
@@ -341,7 +343,8 @@ static void push_data(lua_State *L, const node *nodes, unsigned i, int names) {
         int name = name_of(nodes[c].key, nodes[c].key_len);
         if (name >= 0) lua_rawgeti(L, names, name + 1);
         else push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
-        push_plain(L, nodes, c);
+        if (nodes[c].type == N_STRING) push_text(L, nodes[c].text, nodes[c].len, nodes[c].slot); /* no call */
+        else push_plain(L, nodes, c);
         if (name >= 0 && name < NPICKS && nodes[c].type == N_STRING) {
             lua_pushvalue(L, -1);
             lua_replace(L, picks + name);
