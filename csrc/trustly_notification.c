@@ -58,7 +58,8 @@ typedef struct {
     luapay_buf *decoded; /* a string with escapes, until it is pushed */
 } reader;
 
-static void skip_space(reader *r) {
+static inline void skip_space(reader *r) {
+    if (r->p < r->end && *r->p > ' ') return; /* no space, the common case: one compare (JSON's spaces are below '!') */
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
@@ -119,7 +120,14 @@ static int read_container(reader *r, int depth, int type) {
                 r->p++;
             }
             unsigned child = r->n;
-            if (!read_value(r, depth + 1)) return 0;
+            skip_space(r);
+            if (r->p < r->end && *r->p == '"' && r->n < MAX_NODES) { /* a string, the usual value: read_value's case inline */
+                node *n = &r->nodes[r->n++];
+                *n = (node){.size = 1, .type = N_STRING};
+                if (!read_string(r, &n->text, &n->len, &n->slot)) return 0;
+            } else if (!read_value(r, depth + 1)) {
+                return 0;
+            }
             r->nodes[child].key = key;
             r->nodes[child].key_len = key_len;
             r->nodes[child].key_slot = key_slot;
@@ -177,19 +185,14 @@ static int read_value(reader *r, int depth) {
     }
 }
 
-/* The member of the object at i called name, of the given type; -1 if it
- * is missing, given twice or of another type. */
-static int member(const node *nodes, unsigned i, const char *name, int type) {
-    size_t len = strlen(name);
-    int found = -1, seen = 0;
-    for (unsigned c = i + 1, k = 0; k < nodes[i].count; k++, c += nodes[c].size) {
-        if (nodes[c].key_len == len && nodes[c].key[0] == name[0] && memcmp(nodes[c].key, name, len) == 0) {
-            found = (int)c;
-            seen++;
-        }
-    }
-    return seen == 1 && nodes[found].type == type ? found : -1;
-}
+/* The member c's key is the literal s (a constant length: memcmp inlined). */
+#define KEY_IS(nodes, c, s) ((nodes)[c].key_len == sizeof s - 1 && memcmp((nodes)[c].key, s, sizeof s - 1) == 0)
+
+/* found, now that c matched: c the first time, -2 (refused) after. */
+static int found_at(int found, unsigned c) { return found == -1 ? (int)c : -2; }
+
+/* found if it is a member of that type, else -1 (missing, given twice). */
+static int of_type(const node *nodes, int found, int type) { return found >= 0 && nodes[found].type == type ? found : -1; }
 
 typedef struct {
     const node *nodes;
@@ -229,7 +232,9 @@ static void serialize(writer *w, unsigned i) {
             if (prev->n == ref.n && memcmp(prev->s, ref.s, ref.n) == 0) w->twice = 1;
         }
         luapay_buf_add(w->out, ref.s, ref.n);
-        serialize(w, (unsigned)ref.slot);
+        const node *v = &w->nodes[ref.slot];
+        if (v->type == N_STRING || v->type == N_NUMBER) luapay_buf_add(w->out, v->text, v->len); /* no call */
+        else serialize(w, (unsigned)ref.slot);
     }
     w->keys->len = base;
 }
@@ -252,6 +257,30 @@ static const struct {
 enum { PICK_AMOUNT, PICK_CURRENCY, NPICKS = 6, NNAMES = (int)(sizeof NAMES / sizeof *NAMES) };
 static const char NAMES_KEY = 0; /* its address: the table's key in the registry */
 
+/* NAMES' index of the key, -1 if none: by length and first byte, then
+ * one compare with a literal (memcmp inlined). push_names checks it
+ * against NAMES. */
+static int name_of(const char *key, unsigned len) {
+#define IS(k, s) (memcmp(key, s, sizeof s - 1) == 0 ? (k) : -1)
+    switch (len) {
+    case 6: return key[0] == 'a' ? IS(0, "amount") : IS(10, "refund");
+    case 7: return IS(2, "orderid");
+    case 8: return key[0] == 'c' ? IS(1, "currency") : IS(9, "verified");
+    case 9:
+        switch (key[0]) {
+        case 'm': return IS(3, "messageid");
+        case 'e': return IS(5, "enduserid");
+        case 't': return IS(7, "timestamp");
+        case 'a': return IS(8, "accountid");
+        default: return -1;
+        }
+    case 10: return IS(6, "attributes");
+    case 14: return IS(4, "notificationid");
+    default: return -1;
+    }
+#undef IS
+}
+
 /* Pushes the table of NAMES (index k + 1: NAMES[k]). */
 static void push_names(lua_State *L) {
     lua_pushlightuserdata(L, (void *)&NAMES_KEY);
@@ -260,18 +289,13 @@ static void push_names(lua_State *L) {
     lua_pop(L, 1);
     lua_createtable(L, NNAMES, 0);
     for (int k = 0; k < NNAMES; k++) {
+        if (name_of(NAMES[k].s, NAMES[k].len) != k) luaL_error(L, "trustly_notification: name_of is not NAMES");
         lua_pushlstring(L, NAMES[k].s, NAMES[k].len);
         lua_rawseti(L, -2, k + 1);
     }
     lua_pushlightuserdata(L, (void *)&NAMES_KEY);
     lua_pushvalue(L, -2);
     lua_rawset(L, LUA_REGISTRYINDEX);
-}
-
-static int name_of(const char *key, unsigned len) {
-    for (int k = 0; k < NNAMES; k++)
-        if (NAMES[k].len == len && NAMES[k].s[0] == key[0] && memcmp(NAMES[k].s, key, len) == 0) return k;
-    return -1;
 }
 
 /* Pushes the value at i as provider.plain_owned leaves core.json_decode's. */
@@ -308,23 +332,24 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i) {
 }
 
 /* Pushes data (the object at i), then NPICKS slots: NAMES' first members
- * where they are strings (else nil), the amount in minor units. */
-static void push_data(lua_State *L, const node *nodes, unsigned i) {
+ * where they are strings (else nil), the amount in minor units; names:
+ * the stack slot of push_names' table. */
+static void push_data(lua_State *L, const node *nodes, unsigned i, int names) {
     const node *n = &nodes[i];
-    int names = lua_gettop(L) + 1, picks = names + 2;
-    push_names(L);
+    int data = lua_gettop(L) + 1, picks = data + 1;
     lua_createtable(L, 0, (int)n->count);
-    for (int p = 0; p < NPICKS; p++) lua_pushnil(L);
+    lua_settop(L, data + NPICKS); /* the picks, nil */
     for (unsigned k = 0, c = i + 1; k < n->count; k++, c += nodes[c].size) {
         int name = name_of(nodes[c].key, nodes[c].key_len);
         if (name >= 0) lua_rawgeti(L, names, name + 1);
         else push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
-        push_plain(L, nodes, c);
+        if (nodes[c].type == N_STRING) push_text(L, nodes[c].text, nodes[c].len, nodes[c].slot); /* no call */
+        else push_plain(L, nodes, c);
         if (name >= 0 && name < NPICKS && nodes[c].type == N_STRING) {
             lua_pushvalue(L, -1);
             lua_replace(L, picks + name);
         }
-        lua_rawset(L, names + 1);
+        lua_rawset(L, data);
     }
     /* the amount as core.to_minor(amount, currency) gives it (nil where it gives none) */
     int amount = picks + PICK_AMOUNT, currency = picks + PICK_CURRENCY;
@@ -345,7 +370,6 @@ static void push_data(lua_State *L, const node *nodes, unsigned i) {
         lua_pushnil(L);
     }
     lua_replace(L, amount);
-    lua_remove(L, names);
 }
 
 static int l_trustly_notification(lua_State *L) {
@@ -361,11 +385,20 @@ static int l_trustly_notification(lua_State *L) {
     skip_space(&r);
     luapay_scratch_done(r.decoded);
     if (!ok || r.p != r.end || nodes[0].type != N_OBJECT) return 0;
-    int method = member(nodes, 0, "method", N_STRING), params = member(nodes, 0, "params", N_OBJECT);
+    /* method and params, then params' uuid, signature and data: one pass over each object */
+    int method = -1, params = -1, uuid = -1, sig = -1, data = -1;
+    for (unsigned c = 1, k = 0; k < nodes[0].count; k++, c += nodes[c].size) {
+        if (KEY_IS(nodes, c, "method")) method = found_at(method, c);
+        else if (KEY_IS(nodes, c, "params")) params = found_at(params, c);
+    }
+    method = of_type(nodes, method, N_STRING), params = of_type(nodes, params, N_OBJECT);
     if (method < 0 || params < 0) return 0;
-    int uuid = member(nodes, (unsigned)params, "uuid", N_STRING);
-    int sig = member(nodes, (unsigned)params, "signature", N_STRING);
-    int data = member(nodes, (unsigned)params, "data", N_OBJECT);
+    for (unsigned c = (unsigned)params + 1, k = 0; k < nodes[params].count; k++, c += nodes[c].size) {
+        if (KEY_IS(nodes, c, "uuid")) uuid = found_at(uuid, c);
+        else if (KEY_IS(nodes, c, "signature")) sig = found_at(sig, c);
+        else if (KEY_IS(nodes, c, "data")) data = found_at(data, c);
+    }
+    uuid = of_type(nodes, uuid, N_STRING), sig = of_type(nodes, sig, N_STRING), data = of_type(nodes, data, N_OBJECT);
     if (uuid < 0 || sig < 0 || data < 0) return 0;
 
     unsigned char raw_sig[1032]; /* RSA-8192's signature */
@@ -390,12 +423,17 @@ static int l_trustly_notification(lua_State *L) {
     luapay_scratch_done(w.out);
     if (oom) return luaL_error(L, "trustly_notification: out of memory");
     if (w.twice) return 0;
-    lua_pushboolean(L, verified);
-    if (!verified) return 1;
+    if (!verified) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     luaL_checkstack(L, 3 * DEPTH + 8, "trustly_notification: nesting");
+    push_names(L); /* below the values returned: nothing to remove */
+    int names = lua_gettop(L);
+    lua_pushboolean(L, 1);
     push_text(L, nodes[method].text, nodes[method].len, nodes[method].slot);
     push_text(L, nodes[uuid].text, nodes[uuid].len, nodes[uuid].slot);
-    push_data(L, nodes, (unsigned)data);
+    push_data(L, nodes, (unsigned)data, names);
     return 4 + NPICKS;
 }
 
