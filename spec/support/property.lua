@@ -11,6 +11,9 @@ property.RUNS = tonumber(os.getenv("LUAPAY_PROPERTY_RUNS") or "200")
 function property.rng(seed)
     local s = seed % 2147483647
     if s <= 0 then s = s + 2147483646 end
+    -- A small seed's first draw is seed * 16807 unreduced: a multiple of
+    -- 7^5, so a first pick among 7 (or 49) was the same for every seed.
+    s = s * 16807 % 2147483647
     return function(a, b)
         s = s * 16807 % 2147483647
         if a == nil then return (s - 1) / 2147483646 end
