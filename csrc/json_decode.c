@@ -30,6 +30,8 @@ typedef struct {
     luapay_buf *scratch; /* boxed: freed by __gc if a Lua error unwinds */
     const char *err;
     luapay_json_sink *sink; /* or NULL */
+    luapay_short *shorts;   /* the context's, its strings in the table at stack slot strings; or NULL */
+    int strings;
 } reader;
 
 #define SINK(r, ev, s, n) ((r)->sink ? (r)->sink->event((r)->sink, (ev), (s), (n)) : (void)0)
@@ -213,6 +215,43 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
     return err;
 }
 
+/* Pushes the string s (n bytes). One of 1 to LUAPAY_SHORT bytes (keys,
+ * codes, statuses: bodies repeat them call after call) comes from the
+ * context's table when its slot holds it: lua_pushlstring hashes every
+ * byte and looks the string up, and makes it again when it died since. Its
+ * length and two words that cover its bytes (the first and the last eight,
+ * or four, or the bytes) tell the string, so no bytes are compared; a miss
+ * takes the slot. */
+static void push_string(reader *r, const char *s, size_t n) {
+    if (r->shorts == NULL || n - 1 >= LUAPAY_SHORT) { /* n == 0 too */
+        lua_pushlstring(r->L, s, n);
+        return;
+    }
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        a = x, b = y;
+    } else {
+        for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << 8 * i;
+    }
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15u) ^ n) * 0xFF51AFD7ED558CCDu;
+    size_t slot = (size_t)(h >> 40) % LUAPAY_SHORTS; /* high bits: all of a and b in them */
+    luapay_short *e = &r->shorts[slot];
+    if (e->n == n && e->a == a && e->b == b) {
+        lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 1);
+        return;
+    }
+    lua_pushlstring(r->L, s, n);
+    lua_pushvalue(r->L, -1);
+    lua_rawseti(r->L, r->strings, (lua_Integer)slot + 1);
+    e->a = a, e->b = b, e->n = n;
+}
+
 /* read_string for a string that is not printable ASCII without escapes:
  * scanned again from its opening quote, checked and decoded by
  * luapay_json_scan_string. */
@@ -225,7 +264,7 @@ static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const u
     if (err) return fail(r, err);
     const char *text = decoded ? b->data : (const char *)s;
     size_t len = decoded ? b->len : (size_t)(r->p - 1 - s);
-    lua_pushlstring(r->L, text, len);
+    push_string(r, text, len);
     SINK(r, ev, text, len);
     return 1;
 }
@@ -239,7 +278,7 @@ static int read_string(reader *r, int ev) {
     r->p = q;
     if (q == r->end || *q != '"') return read_string_rest(r, ev, s);
     r->p++;
-    lua_pushlstring(r->L, (const char *)s, (size_t)(q - s));
+    push_string(r, (const char *)s, (size_t)(q - s));
     SINK(r, ev, (const char *)s, (size_t)(q - s));
     return 1;
 }
@@ -444,8 +483,16 @@ static int read_value(reader *r, int depth) {
 
 int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink) {
     int top = lua_gettop(L);
+    luapay_ctx *ctx = luapay_ctx_get(L);
+    luaL_checkstack(L, 2, "json_decode");
+    if (ctx->strings_ref == 0) { /* the first read: the table for push_string */
+        lua_createtable(L, LUAPAY_SHORTS, 0);
+        ctx->strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        memset(ctx->strings, 0, sizeof ctx->strings);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->strings_ref);
     reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len,
-                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink};
+                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink, ctx->strings, top + 1};
     int ok = read_value(&r, 0);
     if (ok) {
         skip_space(&r);
@@ -456,8 +503,10 @@ int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, lu
         lua_settop(L, top);
         lua_pushnil(L);
         lua_pushfstring(L, "json_decode: %s at byte %d", r.err, (int)(r.p - r.start) + 1);
+        return 0;
     }
-    return ok;
+    lua_replace(L, top + 1); /* the value where the table was */
+    return 1;
 }
 
 /* core.json_decode(text [, opts]) -> value | nil, err */
@@ -483,7 +532,7 @@ static int l_json_number(lua_State *L) {
     size_t len;
     const char *text = luapay_check_string(L, 1, "json_number", "text", &len);
     reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len, 1,
-                NULL, NULL, NULL};
+                NULL, NULL, NULL, NULL, 0};
     if (!read_number(&r) || r.p != r.end) luapay_arg_error(L, 1, "json_number", "text", "not a JSON number");
     return 1;
 }
