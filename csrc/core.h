@@ -155,11 +155,11 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end);
 /* The JSON reader (json_decode.c), for C code that reads a body and works on
  * its text too: each step of the reading is handed to a sink's event, the
  * string events with the decoded bytes (valid until the next event), a
- * number with its text; a member is its key, then the value, then LEAVE;
- * an element (n: its 0-based index) the same. */
+ * number with its text; a member is its key, then the value; an element
+ * (n: its 0-based index) the same. */
 enum luapay_json_event {
     LUAPAY_JSON_OBJECT, LUAPAY_JSON_ARRAY, LUAPAY_JSON_CLOSE, LUAPAY_JSON_MEMBER, LUAPAY_JSON_ELEMENT,
-    LUAPAY_JSON_LEAVE, LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
+    LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
 };
 typedef struct luapay_json_sink {
     void (*event)(struct luapay_json_sink *sink, int ev, const char *s, size_t n);

@@ -431,7 +431,6 @@ static int read_container(reader *r, int depth, int object) {
             SINK(r, LUAPAY_JSON_ELEMENT, NULL, n);
         }
         if (!read_value(r, depth + 1)) return 0;
-        SINK(r, LUAPAY_JSON_LEAVE, NULL, 0);
         if (lua_gettop(L) - t >= (object ? 2 * PENDING : PENDING)) flush(L, t, object, &set);
         skip_space(r);
         if (r->p < r->end && *r->p == ',') {
