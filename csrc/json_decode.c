@@ -220,13 +220,30 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
  * context's table when its slot holds it: lua_pushlstring hashes every
  * byte and looks the string up, and makes it again when it died since. Its
  * length and two words that cover its bytes (the first and the last eight,
- * or four, or the bytes) tell the string, so no bytes are compared; a miss
- * takes the slot. */
-static void push_string(reader *r, const char *s, size_t n) {
-    if (r->shorts == NULL || n - 1 >= LUAPAY_SHORT) { /* n == 0 too */
-        lua_pushlstring(r->L, s, n);
-        return;
+ * or four, or the bytes) tell the string, so no bytes are compared.
+ * Slots go in pairs, the string used last first: two alike strings that
+ * fall on the same pair do not push each other out call after call. A
+ * miss takes the first slot (push_string_miss, off the common path; slot
+ * LUAPAY_SHORTS for a string that is not short). */
+static __attribute__((noinline)) void push_string_miss(reader *r, const char *s, size_t n, size_t slot, uint64_t a,
+                                                       uint64_t b) {
+    lua_State *L = r->L;
+    lua_pushlstring(L, s, n);
+    if (slot >= LUAPAY_SHORTS) return; /* not a short one */
+    luapay_short *e = &r->shorts[slot];
+    if (e->n) { /* the slot's string to the other slot of the pair */
+        e[1] = e[0];
+        lua_rawgeti(L, r->strings, (lua_Integer)slot + 1);
+        lua_rawseti(L, r->strings, (lua_Integer)slot + 2);
     }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, r->strings, (lua_Integer)slot + 1);
+    e->a = a, e->b = b, e->n = n;
+}
+
+static inline __attribute__((always_inline)) void push_string(reader *r, const char *s, size_t n) {
+    if (r->shorts == NULL || n - 1 >= LUAPAY_SHORT) /* n == 0 too */
+        return push_string_miss(r, s, n, LUAPAY_SHORTS, 0, 0);
     uint64_t a = 0, b = 0;
     if (n >= 8) {
         memcpy(&a, s, 8);
@@ -240,16 +257,11 @@ static void push_string(reader *r, const char *s, size_t n) {
         for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << 8 * i;
     }
     uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15u) ^ n) * 0xFF51AFD7ED558CCDu;
-    size_t slot = (size_t)(h >> 40) % LUAPAY_SHORTS; /* high bits: all of a and b in them */
-    luapay_short *e = &r->shorts[slot];
-    if (e->n == n && e->a == a && e->b == b) {
-        lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 1);
-        return;
-    }
-    lua_pushlstring(r->L, s, n);
-    lua_pushvalue(r->L, -1);
-    lua_rawseti(r->L, r->strings, (lua_Integer)slot + 1);
-    e->a = a, e->b = b, e->n = n;
+    size_t slot = (size_t)(h >> 40) % (LUAPAY_SHORTS / 2) * 2; /* high bits: all of a and b in them */
+    const luapay_short *e = &r->shorts[slot];
+    if (e[0].n == n && e[0].a == a && e[0].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 1);
+    else if (e[1].n == n && e[1].a == a && e[1].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 2);
+    else push_string_miss(r, s, n, slot, a, b);
 }
 
 /* read_string for a string that is not printable ASCII without escapes:
