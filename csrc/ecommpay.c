@@ -1185,7 +1185,7 @@ static uint64_t key_prefix(const unsigned char *k, size_t klen, const unsigned c
 
 /* A new node for the member (or element) about to be read at l, key at
  * koff (klen bytes) in the text: on the kids list, l's current one. */
-static uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen) {
+static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen) {
     if (!room(c->nodes, sizeof(cb_node)) || !room(c->kids, sizeof(uint32_t))) {
         out_of_reach(c);
         return NO_NODE;

@@ -403,11 +403,12 @@ static void flush(lua_State *L, int t, int object, int *n) {
         lua_replace(L, t);
     }
     if (object) { /* in order: a repeated key, the last one wins, as in PHP */
-        for (int i = t + 1; i < t + pending; i += 2) {
+        for (int i = t + 1; i < t + pending - 2; i += 2) {
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
+        if (pending) lua_rawset(L, t); /* the last pair, on top: no copies */
         lua_settop(L, t);
     } else {
         for (int i = pending; i > 0; i--) lua_rawseti(L, t, *n + i);
