@@ -1440,29 +1440,36 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
 }
 
 /* The canonical string of the members of container node at into out, as
- * "path:value;" each, path (the container's) in path. 0 when out of memory. */
+ * "path:value;" each, path (the container's) in path: a scalar's key is
+ * written after it into out, a container's onto it for its members. 0 when
+ * out of memory. */
 static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luapay_buf *out) {
     const cb_node *nodes = (const cb_node *)(const void *)c->nodes->data;
     const char *where[] = {c->text, c->values->data, CB_LITERALS};
     size_t base = path->len, i = 0;
+    int array = nodes[at].array;
     for (uint32_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
         const cb_node *m = &nodes[k];
-        path->len = base;
-        if (base) luapay_buf_add(path, ":", 1);
-        if (nodes[at].array) {
-            char index[24];
-            luapay_buf_add(path, index, integer_text((long long)i, index));
-        } else {
-            luapay_buf_add(path, c->text + m->koff, m->klen);
-        }
+        char index[24];
+        const char *key = index;
+        size_t klen = array ? integer_text((long long)i, index) : m->klen;
+        if (!array) key = c->text + m->koff;
         if (!m->leaf) {
-            if (!write_members(c, k, path, out)) return 0;
+            path->len = base;
+            if (base) luapay_buf_add(path, ":", 1);
+            luapay_buf_add(path, key, klen);
+            if (path->oom || !write_members(c, k, path, out)) return 0;
             continue;
         }
-        if (path->oom || !room(out, path->len + m->vlen + 2)) return 0;
+        if (!room(out, base + klen + m->vlen + 3)) return 0;
         char *o = out->data + out->len;
-        memcpy(o, path->data, path->len);
-        o += path->len;
+        if (base) { /* path->data may be NULL before the first container */
+            memcpy(o, path->data, base);
+            o += base;
+            *o++ = ':';
+        }
+        memcpy(o, key, klen);
+        o += klen;
         *o++ = ':';
         if (m->vlen) memcpy(o, where[m->where] + m->voff, m->vlen);
         o += m->vlen;
