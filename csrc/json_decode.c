@@ -231,10 +231,10 @@ static __attribute__((noinline)) void push_string_miss(reader *r, const char *s,
     lua_pushlstring(L, s, n);
     if (slot >= LUAPAY_SHORTS) return; /* not a short one */
     luapay_short *e = &r->shorts[slot];
-    if (e->n) { /* the slot's string to the other slot of the pair */
-        e[1] = e[0];
+    if (e->n) { /* the slot's string to the other slot of the pair (the table first, then what it says) */
         lua_rawgeti(L, r->strings, (lua_Integer)slot + 1);
         lua_rawseti(L, r->strings, (lua_Integer)slot + 2);
+        e[1] = e[0];
     }
     lua_pushvalue(L, -1);
     lua_rawseti(L, r->strings, (lua_Integer)slot + 1);
