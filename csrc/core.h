@@ -68,6 +68,16 @@ typedef struct {
     EVP_MAC_CTX *keyed;
 } luapay_hmac_slot;
 
+/* Strings of 1 to LUAPAY_SHORT bytes the JSON reader pushed lately, each
+ * known by its length and two words that cover its bytes (json_decode.c);
+ * the Lua strings themselves sit in a table of the registry (strings_ref). */
+#define LUAPAY_SHORT 16
+#define LUAPAY_SHORTS 256
+typedef struct {
+    uint64_t a, b;
+    size_t n; /* 0: a free slot */
+} luapay_short;
+
 /* Per-lua_State context, a userdata upvalue (no global mutable state): the
  * digests and the HMAC implementation are fetched once, because fetching by
  * name on every call costs more than hashing a short message. */
@@ -77,6 +87,8 @@ typedef struct luapay_ctx {
     EVP_MAC_CTX *hmac_template[LUAPAY_NALGS]; /* digest set, no key; dup'ed per new key */
     luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
     luapay_buf scratch[LUAPAY_NSCRATCH];
+    int strings_ref; /* 0 until the JSON reader makes the table */
+    luapay_short strings[LUAPAY_SHORTS];
 } luapay_ctx;
 
 /* Scratch buffers kept between calls (buf.c), so a canonical string or a
@@ -144,11 +156,11 @@ size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end);
 /* The JSON reader (json_decode.c), for C code that reads a body and works on
  * its text too: each step of the reading is handed to a sink's event, the
  * string events with the decoded bytes (valid until the next event), a
- * number with its text; a member is its key, then the value, then LEAVE;
- * an element (n: its 0-based index) the same. */
+ * number with its text; a member is its key, then the value; an element
+ * (n: its 0-based index) the same. */
 enum luapay_json_event {
     LUAPAY_JSON_OBJECT, LUAPAY_JSON_ARRAY, LUAPAY_JSON_CLOSE, LUAPAY_JSON_MEMBER, LUAPAY_JSON_ELEMENT,
-    LUAPAY_JSON_LEAVE, LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
+    LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
 };
 typedef struct luapay_json_sink {
     void (*event)(struct luapay_json_sink *sink, int ev, const char *s, size_t n);

@@ -382,35 +382,6 @@ static int member_cmp(placer *c, const member *x, const member *y) {
     return key_cmp(d + x->kofs, x->klen, x->leaf, d + y->kofs, y->klen, y->leaf);
 }
 
-/* Does an object repeat a key? (The tree keeps the last one; the pass
- * leaves that to it.) An open-addressing set of the n keys in tmp. */
-static int repeats_a_key(placer *c, const member *v, size_t n) {
-    const unsigned char *d = (const unsigned char *)c->data->data;
-    if (n <= 8) { /* a few: each pair */
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = 0; j < i; j++)
-                if (v[i].klen == v[j].klen && memcmp(d + v[i].kofs, d + v[j].kofs, v[i].klen) == 0) return 1;
-        return 0;
-    }
-    size_t size = 16;
-    while (size < 2 * n) size *= 2;
-    c->tmp->len = 0;
-    if (!luapay_buf_reserve(c->tmp, size * sizeof(size_t))) return 1;
-    size_t *slot = (size_t *)c->tmp->data; /* member index + 1, 0 free */
-    memset(slot, 0, size * sizeof *slot);
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *k = d + v[i].kofs;
-        size_t h = 2166136261u;
-        for (size_t j = 0; j < v[i].klen; j++) h = (h ^ k[j]) * 16777619u;
-        for (h &= size - 1; slot[h]; h = (h + 1) & (size - 1)) {
-            const member *o = &v[slot[h] - 1];
-            if (o->klen == v[i].klen && memcmp(d + o->kofs, k, o->klen) == 0) return 1;
-        }
-        slot[h] = i + 1;
-    }
-    return 0;
-}
-
 /* Sorts v[0..n), stable: insertion for a few, else merge sort through tmp. */
 static void sort_members(placer *c, member *v, member *tmp, size_t n) {
     if (n <= 8) {
@@ -1169,58 +1140,101 @@ static int l_ecommpay_sign(lua_State *L) {
  * ------------------------------------------------------------------- */
 
 #define CB_DIGITS (LUA_VERSION_NUM >= 503 ? 18 : 15)
-#define NO_NODE ((size_t)-1)
+#define NO_NODE UINT32_MAX
 
-/* A value of the body. While its object is open, a member is on the
- * members list (placer.members) from its key on, as a member whose first
- * is its node (NO_NODE when it is left out) and whose key is where the
- * body's text holds it (placer.data is the text: a key with an escape is
- * out of reach). */
+/* A value of the body, or a member left out (skip), made when its key (or
+ * its place in an array) is read and filled when its value is. Offsets are
+ * 32 bits: a text of 2^32 bytes or more is out of reach. head orders the
+ * member among its siblings by its first eight bytes, read from the text
+ * as one number: the key's bytes, then (when shorter) its terminator, 0 for
+ * a scalar (lower than any byte of a key in reach) or ':' for a container.
+ * Without a digit among them (plain) natural order is their byte order, so
+ * two such heads that differ order their keys as key_cmp does; prefix, the
+ * bytes alone, and the length tell keys apart. */
 typedef struct {
-    size_t voff, vlen; /* a scalar's text: in the body's text (raw) or in values */
-    size_t koff, klen; /* an object member's key, in the text */
-    size_t kid, next;  /* a container's first member in order; the next one after this */
-    unsigned char leaf, raw, array;
+    uint64_t head, prefix;
+    uint32_t koff, klen; /* an object member's key, in the text */
+    uint32_t voff, vlen; /* a scalar's text: where says where */
+    uint32_t kid, next;  /* a container's first member in order; the next one after this */
+    unsigned char leaf, where, array, plain, skip;
 } cb_node;
 
+enum { IN_TEXT, IN_VALUES, IN_LITERALS }; /* a scalar's text: the body's, values, or CB_LITERALS */
+static const char CB_LITERALS[] = "10";      /* true, false */
+
 typedef struct {
-    size_t node;     /* the container's node */
-    size_t members;  /* the members list's length when it opened */
-    size_t member;   /* the member (or element) being read: its place on the list */
+    uint32_t node;   /* the container's node (NO_NODE inside a member left out) */
+    uint32_t cur;    /* the member (or element) being read: its node */
+    size_t kids;     /* the kids list's length when it opened */
     int object, skip; /* skip: 1 left out, 2 a signature (left out unless null) */
 } level;
 
 typedef struct {
     luapay_json_sink sink;
-    placer p;      /* p.in_reach: 0 once the body is out of reach; p.entries: the nodes */
-    luapay_buf text; /* the body's text, as placer.data */
-    luapay_buf *values; /* the scalars the text does not hold as they are */
+    const char *text; /* the body's text */
+    size_t len;
+    luapay_buf *nodes;  /* cb_node */
+    luapay_buf *kids;   /* uint32_t: the nodes of the members of the containers open */
+    luapay_buf *values; /* the strings the text does not hold as they are (escapes) */
+    luapay_buf *tmp;
+    int in_reach;  /* 0 once the body is out of reach */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
 } cb_reader;
 
 static void out_of_reach(cb_reader *c) {
-    c->p.in_reach = 0;
+    c->in_reach = 0;
 }
 
-/* A new node, the value of the member (or element) at l: its index. */
-static size_t add_node(cb_reader *c, level *l, int leaf, const char *v, size_t n) {
-    member *m = (member *)c->p.members->data + l->member;
-    cb_node node = {0, n, m->kofs, m->klen, NO_NODE, NO_NODE, (unsigned char)leaf, 0, 0};
-    uintptr_t at = (uintptr_t)v, text = (uintptr_t)c->text.data;
-    if (at >= text && at - text <= c->text.len) { /* the body's text holds it: no copy */
-        node.raw = 1;
-        node.voff = at - text;
-    } else {
-        node.voff = c->values->len;
-        luapay_buf_add(c->values, v, n);
+/* The first eight bytes of a key (fewer: zeros after), the first one
+ * highest; and whether a digit is among them. */
+static uint64_t key_prefix(const unsigned char *k, size_t klen, const unsigned char *end, int *plain) {
+    size_t n = klen < 8 ? klen : 8;
+    uint64_t w = 0;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - k >= 8) memcpy(&w, k, 8); /* the first byte lowest, as below */
+    else
+#endif
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)k[i] << 8 * i;
+    (void)end;
+    if (n < 8) w &= ((uint64_t)1 << 8 * n) - 1;
+    /* bytes '0'..'9': from '0' on, below ':', ASCII (no borrow between bytes) */
+    uint64_t digits = ((w | highs) - ones * '0') & ~((w | highs) - ones * (':')) & ~w & highs;
+    *plain = digits == 0;
+    return __builtin_bswap64(w);
+}
+
+/* A new node for the member (or element) about to be read at l, key at
+ * koff (klen bytes) in the text: on the kids list, l's current one. */
+static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen) {
+    if (!room(c->nodes, sizeof(cb_node)) || !room(c->kids, sizeof(uint32_t))) {
+        out_of_reach(c);
+        return NO_NODE;
     }
-    size_t i = c->p.entries->len / sizeof node;
-    luapay_buf_add(c->p.entries, &node, sizeof node);
-    m->first = m->last = i;
-    m->leaf = leaf;
+    uint32_t i = (uint32_t)(c->nodes->len / sizeof(cb_node));
+    cb_node *node = (cb_node *)(void *)(c->nodes->data + c->nodes->len);
+    int plain = 1;
+    node->prefix = klen ? key_prefix((const unsigned char *)c->text + koff, klen,
+                                     (const unsigned char *)c->text + c->len, &plain)
+                        : 0;
+    node->head = node->prefix;
+    node->koff = (uint32_t)koff, node->klen = (uint32_t)klen;
+    node->voff = node->vlen = 0;
+    node->kid = node->next = NO_NODE;
+    node->leaf = 1, node->where = IN_TEXT, node->array = 0, node->plain = (unsigned char)plain, node->skip = 0;
+    c->nodes->len += sizeof(cb_node);
+    memcpy(c->kids->data + c->kids->len, &i, sizeof i);
+    c->kids->len += sizeof i;
+    l->cur = i;
     return i;
+}
+
+/* The member's kind is known: its head gets the terminator. */
+static void set_kind(cb_node *node, int leaf) {
+    node->leaf = (unsigned char)leaf;
+    if (node->klen < 8 && !leaf) node->head = node->prefix | (uint64_t)':' << 8 * (7 - node->klen);
 }
 
 /* An integer written as its digits, which reading it back as a Lua number
@@ -1234,81 +1248,99 @@ static int digits_in_reach(const char *s, size_t n) {
     return 1;
 }
 
-/* A member's place among a few siblings by its first eight bytes, read from
- * the text as one number: the key's bytes, then (when shorter) its
- * terminator, 0 for a scalar (lower than any byte of a key in reach) or
- * ':' for a container. Without a digit among them natural order is their
- * byte order, so two such heads that differ order their keys as key_cmp
- * does. prefix, the bytes alone, and the length tell keys apart. */
-typedef struct {
-    uint64_t head, prefix;
-    size_t at; /* the member's place in its object */
-    int plain; /* no digit in the head: it orders the key */
-} sibling;
-
-static sibling sibling_of(const member *m, const unsigned char *text, const unsigned char *end, size_t at) {
-    const unsigned char *k = text + m->kofs;
-    size_t n = m->klen < 8 ? m->klen : 8;
-    uint64_t w = 0;
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (end - k >= 8) memcpy(&w, k, 8); /* the first byte lowest, as below */
-    else
-#endif
-        for (size_t i = 0; i < n; i++) w |= (uint64_t)k[i] << 8 * i;
-    if (n < 8) w &= ((uint64_t)1 << 8 * n) - 1;
-    /* bytes '0'..'9': from '0' on, below ':', ASCII (no borrow between bytes) */
-    uint64_t digits = ((w | highs) - ones * '0') & ~((w | highs) - ones * (':')) & ~w & highs;
-    sibling x = {__builtin_bswap64(w), __builtin_bswap64(w), at, digits == 0};
-    if (n < 8) x.head = __builtin_bswap64(w | (uint64_t)(m->leaf ? 0 : ':') << 8 * n);
-    return x;
+/* Natural order of two siblings: by their heads when both are plain and
+ * differ, else key_cmp. */
+static int cb_before(const cb_reader *c, const cb_node *x, const cb_node *y) {
+    if (x->plain && y->plain && x->head != y->head) return x->head < y->head;
+    const unsigned char *t = (const unsigned char *)c->text;
+    return key_cmp(t + x->koff, x->klen, x->leaf, t + y->koff, y->klen, y->leaf) < 0;
 }
 
-#define FEW_SIBLINGS 16
+static int same_key(const cb_reader *c, const cb_node *x, const cb_node *y) {
+    return x->prefix == y->prefix && x->klen == y->klen &&
+           (x->klen <= 8 || memcmp(c->text + x->koff + 8, c->text + y->koff + 8, x->klen - 8) == 0);
+}
 
-/* A container closes: its members (from the level's on the list) in natural
- * order for an object, linked in that order; those left out skipped. A few
- * are compared pair by pair for a repeated key and sorted by their heads;
- * more go through repeats_a_key and sort_members. */
-static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
-    size_t n = c->p.members->len / sizeof(member) - l->members;
-    member *v = (member *)c->p.members->data + l->members;
-    sibling s[FEW_SIBLINGS];
-    int few = l->object && n > 1 && n <= FEW_SIBLINGS;
-    if (few) {
-        const unsigned char *text = (const unsigned char *)c->text.data, *end = text + c->text.len;
-        for (size_t i = 0; i < n; i++) {
-            sibling x = sibling_of(&v[i], text, end, i);
-            for (size_t j = 0; j < i; j++) { /* the tree keeps a repeated key's last value: the pass leaves it */
-                const member *o = &v[s[j].at];
-                if (x.prefix == s[j].prefix && v[i].klen == o->klen &&
-                    (o->klen <= 8 || memcmp(text + v[i].kofs + 8, text + o->kofs + 8, o->klen - 8) == 0))
-                    return out_of_reach(c);
-            }
-            size_t k = i;
-            for (; k > 0; k--) {
-                const sibling *y = &s[k - 1];
-                int before = x.plain && y->plain && x.head != y->head ? x.head < y->head
-                                                                      : member_cmp(&c->p, &v[i], &v[y->at]) < 0;
-                if (!before) break;
-                s[k] = s[k - 1];
-            }
-            s[k] = x;
-        }
-    } else if (l->object && n > 1) {
-        if (repeats_a_key(&c->p, v, n)) return out_of_reach(c);
-        c->p.tmp->len = 0;
-        if (!luapay_buf_reserve(c->p.tmp, n * sizeof(member))) return out_of_reach(c);
-        v = (member *)c->p.members->data + l->members; /* repeats_a_key used tmp only */
-        sort_members(&c->p, v, (member *)c->p.tmp->data, n);
-    }
-    cb_node *nodes = (cb_node *)c->p.entries->data;
-    size_t *link = &nodes[l->node].kid;
+/* Does an object (its members' nodes v[0..n)) repeat a key? (The tree
+ * keeps the last one; the pass leaves that to it.) A bit of a word per key
+ * by its prefix and length; the keys before are compared only when the
+ * bit was set already. */
+static int cb_repeats(const cb_reader *c, const uint32_t *v, size_t n) {
+    const cb_node *nodes = (const cb_node *)(void *)c->nodes->data;
+    uint64_t seen = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t node = v[few ? s[i].at : i].first;
-        if (node == NO_NODE) continue;
-        *link = node;
-        link = &nodes[node].next;
+        const cb_node *x = &nodes[v[i]];
+        uint64_t bit = (uint64_t)1 << (((x->prefix ^ x->klen) * 0x9E3779B97F4A7C15u) >> 58);
+        if (seen & bit)
+            for (size_t j = 0; j < i; j++)
+                if (same_key(c, x, &nodes[v[j]])) return 1;
+        seen |= bit;
+    }
+    return 0;
+}
+
+/* Sorts v[0..n) by cb_before, stable: insertion for a few, else merge sort
+ * through tmp. */
+static void cb_sort(const cb_reader *c, uint32_t *v, uint32_t *tmp, size_t n) {
+    const cb_node *nodes = (const cb_node *)(void *)c->nodes->data;
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t x = v[i];
+            size_t k = i;
+            for (; k > 0 && cb_before(c, &nodes[x], &nodes[v[k - 1]]); k--) v[k] = v[k - 1];
+            v[k] = x;
+        }
+        return;
+    }
+    size_t h = n / 2, i = 0, j = h, k = 0;
+    cb_sort(c, v, tmp, h);
+    cb_sort(c, v + h, tmp, n - h);
+    while (i < h && j < n) tmp[k++] = cb_before(c, &nodes[v[j]], &nodes[v[i]]) ? v[j++] : v[i++];
+    while (i < h) tmp[k++] = v[i++];
+    memcpy(v, tmp, k * sizeof *v); /* v[j..n) is in place already */
+}
+
+/* cb_repeats for many keys: an open-addressing set of them in tmp. */
+static int cb_repeats_many(cb_reader *c, const uint32_t *v, size_t n) {
+    const cb_node *nodes = (const cb_node *)(void *)c->nodes->data;
+    size_t size = 16;
+    while (size < 2 * n) size *= 2;
+    c->tmp->len = 0;
+    if (!luapay_buf_reserve(c->tmp, size * sizeof(uint32_t))) return 1;
+    uint32_t *slot = (uint32_t *)(void *)c->tmp->data; /* a node + 1, 0 free */
+    memset(slot, 0, size * sizeof *slot);
+    for (size_t i = 0; i < n; i++) {
+        const cb_node *x = &nodes[v[i]];
+        const unsigned char *k = (const unsigned char *)c->text + x->koff;
+        size_t h = 2166136261u;
+        for (size_t j = 0; j < x->klen; j++) h = (h ^ k[j]) * 16777619u;
+        for (h &= size - 1; slot[h]; h = (h + 1) & (size - 1))
+            if (same_key(c, x, &nodes[slot[h] - 1])) return 1;
+        slot[h] = v[i] + 1;
+    }
+    return 0;
+}
+
+/* A container closes: its members (from the level's on the kids list) in
+ * natural order for an object, linked in that order; those left out
+ * skipped. */
+static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
+    size_t n = c->kids->len / sizeof(uint32_t) - l->kids;
+    uint32_t *v = (uint32_t *)(void *)c->kids->data + l->kids;
+    if (l->object && n > 1) {
+        if (n <= 64 ? cb_repeats(c, v, n) : cb_repeats_many(c, v, n)) return out_of_reach(c);
+        if (n > 16) {
+            c->tmp->len = 0;
+            if (!luapay_buf_reserve(c->tmp, n * sizeof(uint32_t))) return out_of_reach(c);
+        }
+        cb_sort(c, v, (uint32_t *)(void *)c->tmp->data, n);
+    }
+    cb_node *nodes = (cb_node *)(void *)c->nodes->data;
+    uint32_t *link = &nodes[l->node].kid;
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[v[i]].skip) continue;
+        *link = v[i];
+        link = &nodes[v[i]].next;
     }
 }
 
@@ -1333,111 +1365,136 @@ static int key_plain(const unsigned char *k, size_t n, const unsigned char *end)
 #endif
 }
 
-/* A member (or element) of the container at l: on the members list, key
- * (kofs into the text, klen) and no node yet. */
-static void add_member(cb_reader *c, level *l, size_t kofs, size_t klen) {
-    member m = {kofs, klen, NO_NODE, NO_NODE, 0};
-    l->member = c->p.members->len / sizeof m;
-    luapay_buf_add(c->p.members, &m, sizeof m);
-}
-
+/* The sink. A member left out ends where the next member (or element) of
+ * its container begins, or where the container closes: no event after
+ * each value is needed. */
 static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     cb_reader *c = (cb_reader *)sink;
-    if (ev == LUAPAY_JSON_LEAVE) { /* the most common event, and its work is done */
-        if (c->skipping == c->depth) c->skipping = 0;
-        return;
-    }
-    if (!c->p.in_reach) return;
+    if (!c->in_reach) return;
     level *l = &c->lv[c->depth];
     switch (ev) {
-    case LUAPAY_JSON_OBJECT:
-    case LUAPAY_JSON_ARRAY: {
-        if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
-        if (l->skip == 2 && !c->skipping) c->skipping = c->depth; /* a signature that is not null */
-        size_t node = NO_NODE;
-        if (c->depth == 0) add_member(c, l, 0, 0); /* the root, a member of nothing */
-        if (!c->skipping) {
-            node = add_node(c, l, 0, NULL, 0);
-            ((cb_node *)c->p.entries->data)[node].array = ev == LUAPAY_JSON_ARRAY;
-        }
-        level *in = &c->lv[++c->depth];
-        in->object = ev == LUAPAY_JSON_OBJECT;
-        in->node = node;
-        in->members = c->p.members->len / sizeof(member);
-        in->skip = 0;
-        return;
-    }
-    case LUAPAY_JSON_CLOSE:
-        if (!c->skipping) close_container(c, l);
-        c->p.members->len = l->members * sizeof(member);
-        c->depth--;
-        return;
-    case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
-        l->skip = 0;
-        if (!c->skipping) add_member(c, l, 0, 0);
-        return;
     case LUAPAY_JSON_MEMBER: {
+        if (c->skipping == c->depth) c->skipping = 0;
         l->skip = 0;
         if (c->skipping) return;
-        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text.data;
-        if (!(at >= text && at - text <= c->text.len)) return out_of_reach(c); /* a key with an escape */
-        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text.data + c->text.len) &&
+        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
+        if (!(at >= text && at - text <= c->len)) return out_of_reach(c); /* a key with an escape */
+        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text + c->len) &&
             !key_in_reach((const unsigned char *)s, n))
             return out_of_reach(c);
-        add_member(c, l, at - text, n); /* one left out too: a later one may repeat its key */
+        uint32_t node = add_node(c, l, at - text, n); /* one left out too: a later one may repeat its key */
         if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
+            if (node != NO_NODE) ((cb_node *)(void *)c->nodes->data)[node].skip = 1;
         } else if (n == 9 && memcmp(s, "signature", 9) == 0) {
             l->skip = 2;
         }
         return;
     }
-    default: /* a scalar */
+    case LUAPAY_JSON_OBJECT:
+    case LUAPAY_JSON_ARRAY: {
+        if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
+        uint32_t node = NO_NODE;
+        if (c->depth == 0) add_node(c, l, 0, 0); /* the root, a member of nothing */
+        if (!c->in_reach) return;
+        if (l->skip == 2 && !c->skipping) { /* a signature that is not null */
+            c->skipping = c->depth;
+            ((cb_node *)(void *)c->nodes->data)[l->cur].skip = 1;
+        }
+        if (!c->skipping) {
+            node = l->cur;
+            cb_node *x = &((cb_node *)(void *)c->nodes->data)[node];
+            set_kind(x, 0);
+            x->array = ev == LUAPAY_JSON_ARRAY;
+        }
+        level *in = &c->lv[++c->depth];
+        in->object = ev == LUAPAY_JSON_OBJECT;
+        in->node = node;
+        in->kids = c->kids->len / sizeof(uint32_t);
+        in->skip = 0;
+        return;
+    }
+    case LUAPAY_JSON_CLOSE:
+        if (c->skipping == c->depth) c->skipping = 0;
+        if (!c->skipping) close_container(c, l);
+        c->kids->len = l->kids * sizeof(uint32_t);
+        c->depth--;
+        return;
+    case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
+        if (c->skipping == c->depth) c->skipping = 0;
+        l->skip = 0;
+        if (!c->skipping) add_node(c, l, 0, 0);
+        return;
+    default: { /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
         if (c->skipping) return;
+        cb_node *x = &((cb_node *)(void *)c->nodes->data)[l->cur];
         if (l->skip == 2 && ev != LUAPAY_JSON_NULL) { /* a signature: PHP leaves it out unless null */
             c->skipping = c->depth;
+            x->skip = 1;
             return;
         }
+        set_kind(x, 1);
         switch (ev) {
-        case LUAPAY_JSON_STRING: break;
+        case LUAPAY_JSON_STRING: {
+            uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
+            if (at >= text && at - text <= c->len) { /* the body's text holds it: no copy */
+                x->voff = (uint32_t)(at - text);
+            } else {
+                x->where = IN_VALUES;
+                x->voff = (uint32_t)c->values->len;
+                luapay_buf_add(c->values, s, n);
+            }
+            x->vlen = (uint32_t)n;
+            return;
+        }
         case LUAPAY_JSON_NUMBER:
             if (!digits_in_reach(s, n)) return out_of_reach(c);
-            break;
-        case LUAPAY_JSON_TRUE: s = "1", n = 1; break;
-        case LUAPAY_JSON_FALSE: s = "0", n = 1; break;
-        default: s = "", n = 0; /* null: empty, the key kept */
+            x->voff = (uint32_t)(s - c->text); /* a number's text is the body's */
+            x->vlen = (uint32_t)n;
+            return;
+        case LUAPAY_JSON_TRUE: x->where = IN_LITERALS, x->voff = 0, x->vlen = 1; return;
+        case LUAPAY_JSON_FALSE: x->where = IN_LITERALS, x->voff = 1, x->vlen = 1; return;
+        default: return; /* null: empty, the key kept */
         }
-        add_node(c, l, 1, s, n);
+    }
     }
 }
 
 /* The canonical string of the members of container node at into out, as
- * "path:value;" each, path (the container's) in path. 0 when out of memory. */
-static int write_members(const cb_reader *c, size_t at, luapay_buf *path, luapay_buf *out) {
-    const cb_node *nodes = (const cb_node *)c->p.entries->data;
+ * "path:value;" each, path (the container's) in path: a scalar's key is
+ * written after it into out, a container's onto it for its members. 0 when
+ * out of memory. */
+static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luapay_buf *out) {
+    const cb_node *nodes = (const cb_node *)(const void *)c->nodes->data;
+    const char *where[] = {c->text, c->values->data, CB_LITERALS};
     size_t base = path->len, i = 0;
-    for (size_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
+    int array = nodes[at].array;
+    for (uint32_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
         const cb_node *m = &nodes[k];
-        path->len = base;
-        if (base) luapay_buf_add(path, ":", 1);
-        if (nodes[at].array) {
-            char index[24];
-            luapay_buf_add(path, index, luapay_integer_text((long long)i, index));
-        } else {
-            luapay_buf_add(path, c->text.data + m->koff, m->klen);
-        }
+        char index[24];
+        const char *key = index;
+        size_t klen = array ? luapay_integer_text((long long)i, index) : m->klen;
+        if (!array) key = c->text + m->koff;
         if (!m->leaf) {
-            if (!write_members(c, k, path, out)) return 0;
+            path->len = base;
+            if (base) luapay_buf_add(path, ":", 1);
+            luapay_buf_add(path, key, klen);
+            if (path->oom || !write_members(c, k, path, out)) return 0;
             continue;
         }
-        if (path->oom || !room(out, path->len + m->vlen + 2)) return 0;
+        if (!room(out, base + klen + m->vlen + 3)) return 0;
         char *o = out->data + out->len;
-        memcpy(o, path->data, path->len);
-        o += path->len;
+        if (base) { /* path->data may be NULL before the first container */
+            memcpy(o, path->data, base);
+            o += base;
+            *o++ = ':';
+        }
+        memcpy(o, key, klen);
+        o += klen;
         *o++ = ':';
-        if (m->vlen) memcpy(o, (m->raw ? c->text.data : c->values->data) + m->voff, m->vlen); /* values: none yet */
+        if (m->vlen) memcpy(o, where[m->where] + m->voff, m->vlen);
         o += m->vlen;
         *o++ = ';';
         out->len = (size_t)(o - out->data);
@@ -1625,18 +1682,17 @@ static int l_ecommpay_callback(lua_State *L) {
     cb_reader c;
     memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
     c.sink.event = cb_event;
-    c.p.in_reach = 1;
-    c.text.data = (char *)text; /* read only: keys are compared where the text holds them */
-    c.text.len = c.text.cap = len;
-    c.p.data = &c.text;
+    c.in_reach = len < UINT32_MAX - 1; /* offsets and nodes in 32 bits */
+    c.text = text; /* read only: keys are compared where the text holds them */
+    c.len = len;
     c.values = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    c.p.entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
-    c.p.members = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    c.p.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
+    c.nodes = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    c.kids = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    c.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
     luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
     int ok = luapay_json_read(L, text, len, 0, &c.sink);
-    int in_reach = ok && c.p.in_reach && !(c.values->oom || c.p.entries->oom || c.p.members->oom || c.p.tmp->oom);
+    int in_reach = ok && c.in_reach && !(c.values->oom || c.nodes->oom || c.kids->oom || c.tmp->oom);
     if (in_reach) {
         in_reach = write_members(&c, 0, path, out);
         if (out->len) out->len--; /* the last ';' */
@@ -1647,9 +1703,9 @@ static int l_ecommpay_callback(lua_State *L) {
         in_reach = 0; /* the caller's own path says what failed */
     luapay_scratch_done(path);
     luapay_scratch_done(c.values);
-    luapay_scratch_done(c.p.entries);
-    luapay_scratch_done(c.p.members);
-    luapay_scratch_done(c.p.tmp);
+    luapay_scratch_done(c.nodes);
+    luapay_scratch_done(c.kids);
+    luapay_scratch_done(c.tmp);
     luapay_scratch_done(out);
     if (!ok) return 2; /* nil, err */
     if (!in_reach) {

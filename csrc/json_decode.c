@@ -30,6 +30,8 @@ typedef struct {
     luapay_buf *scratch; /* boxed: freed by __gc if a Lua error unwinds */
     const char *err;
     luapay_json_sink *sink; /* or NULL */
+    luapay_short *shorts;   /* the context's, its strings in the table at stack slot strings; or NULL */
+    int strings;
 } reader;
 
 #define SINK(r, ev, s, n) ((r)->sink ? (r)->sink->event((r)->sink, (ev), (s), (n)) : (void)0)
@@ -213,6 +215,55 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
     return err;
 }
 
+/* Pushes the string s (n bytes). One of 1 to LUAPAY_SHORT bytes (keys,
+ * codes, statuses: bodies repeat them call after call) comes from the
+ * context's table when its slot holds it: lua_pushlstring hashes every
+ * byte and looks the string up, and makes it again when it died since. Its
+ * length and two words that cover its bytes (the first and the last eight,
+ * or four, or the bytes) tell the string, so no bytes are compared.
+ * Slots go in pairs, the string used last first: two alike strings that
+ * fall on the same pair do not push each other out call after call. A
+ * miss takes the first slot (push_string_miss, off the common path; slot
+ * LUAPAY_SHORTS for a string that is not short). */
+static __attribute__((noinline)) void push_string_miss(reader *r, const char *s, size_t n, size_t slot, uint64_t a,
+                                                       uint64_t b) {
+    lua_State *L = r->L;
+    lua_pushlstring(L, s, n);
+    if (slot >= LUAPAY_SHORTS) return; /* not a short one */
+    luapay_short *e = &r->shorts[slot];
+    if (e->n) { /* the slot's string to the other slot of the pair (the table first, then what it says) */
+        lua_rawgeti(L, r->strings, (lua_Integer)slot + 1);
+        lua_rawseti(L, r->strings, (lua_Integer)slot + 2);
+        e[1] = e[0];
+    }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, r->strings, (lua_Integer)slot + 1);
+    e->a = a, e->b = b, e->n = n;
+}
+
+static inline __attribute__((always_inline)) void push_string(reader *r, const char *s, size_t n) {
+    if (r->shorts == NULL || n - 1 >= LUAPAY_SHORT) /* n == 0 too */
+        return push_string_miss(r, s, n, LUAPAY_SHORTS, 0, 0);
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        a = x, b = y;
+    } else {
+        for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << 8 * i;
+    }
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15u) ^ n) * 0xFF51AFD7ED558CCDu;
+    size_t slot = (size_t)(h >> 40) % (LUAPAY_SHORTS / 2) * 2; /* high bits: all of a and b in them */
+    const luapay_short *e = &r->shorts[slot];
+    if (e[0].n == n && e[0].a == a && e[0].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 1);
+    else if (e[1].n == n && e[1].a == a && e[1].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 2);
+    else push_string_miss(r, s, n, slot, a, b);
+}
+
 /* read_string for a string that is not printable ASCII without escapes:
  * scanned again from its opening quote, checked and decoded by
  * luapay_json_scan_string. */
@@ -225,7 +276,7 @@ static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const u
     if (err) return fail(r, err);
     const char *text = decoded ? b->data : (const char *)s;
     size_t len = decoded ? b->len : (size_t)(r->p - 1 - s);
-    lua_pushlstring(r->L, text, len);
+    push_string(r, text, len);
     SINK(r, ev, text, len);
     return 1;
 }
@@ -239,7 +290,7 @@ static int read_string(reader *r, int ev) {
     r->p = q;
     if (q == r->end || *q != '"') return read_string_rest(r, ev, s);
     r->p++;
-    lua_pushlstring(r->L, (const char *)s, (size_t)(q - s));
+    push_string(r, (const char *)s, (size_t)(q - s));
     SINK(r, ev, (const char *)s, (size_t)(q - s));
     return 1;
 }
@@ -352,11 +403,12 @@ static void flush(lua_State *L, int t, int object, int *n) {
         lua_replace(L, t);
     }
     if (object) { /* in order: a repeated key, the last one wins, as in PHP */
-        for (int i = t + 1; i < t + pending; i += 2) {
+        for (int i = t + 1; i < t + pending - 2; i += 2) {
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
+        if (pending) lua_rawset(L, t); /* the last pair, on top: no copies */
         lua_settop(L, t);
     } else {
         for (int i = pending; i > 0; i--) lua_rawseti(L, t, *n + i);
@@ -392,7 +444,6 @@ static int read_container(reader *r, int depth, int object) {
             SINK(r, LUAPAY_JSON_ELEMENT, NULL, n);
         }
         if (!read_value(r, depth + 1)) return 0;
-        SINK(r, LUAPAY_JSON_LEAVE, NULL, 0);
         if (lua_gettop(L) - t >= (object ? 2 * PENDING : PENDING)) flush(L, t, object, &set);
         skip_space(r);
         if (r->p < r->end && *r->p == ',') {
@@ -444,8 +495,16 @@ static int read_value(reader *r, int depth) {
 
 int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink) {
     int top = lua_gettop(L);
+    luapay_ctx *ctx = luapay_ctx_get(L);
+    luaL_checkstack(L, 2, "json_decode");
+    if (ctx->strings_ref == 0) { /* the first read: the table for push_string */
+        lua_createtable(L, LUAPAY_SHORTS, 0);
+        ctx->strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        memset(ctx->strings, 0, sizeof ctx->strings);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->strings_ref);
     reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len,
-                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink};
+                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink, ctx->strings, top + 1};
     int ok = read_value(&r, 0);
     if (ok) {
         skip_space(&r);
@@ -456,8 +515,10 @@ int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, lu
         lua_settop(L, top);
         lua_pushnil(L);
         lua_pushfstring(L, "json_decode: %s at byte %d", r.err, (int)(r.p - r.start) + 1);
+        return 0;
     }
-    return ok;
+    lua_replace(L, top + 1); /* the value where the table was */
+    return 1;
 }
 
 /* core.json_decode(text [, opts]) -> value | nil, err */
@@ -483,7 +544,7 @@ static int l_json_number(lua_State *L) {
     size_t len;
     const char *text = luapay_check_string(L, 1, "json_number", "text", &len);
     reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len, 1,
-                NULL, NULL, NULL};
+                NULL, NULL, NULL, NULL, 0};
     if (!read_number(&r) || r.p != r.end) luapay_arg_error(L, 1, "json_number", "text", "not a JSON number");
     return 1;
 }

@@ -256,3 +256,35 @@ describe("a request's header lines written in one C pass (core.http_header_lines
         assert.same({ "", false }, { core.http_header_lines(nil) })
     end)
 end)
+
+-- The JSON reader pushes strings of 1 to 16 bytes from a table of the
+-- context's (json_decode.c, push_string), a slot known by the string's
+-- length and two words over its bytes: strings of few letters, many alike
+-- but for one byte anywhere, must come back as written, keys and values,
+-- plain and with escapes, across calls (the table outlives each).
+describe("short strings from the JSON reader's table", function()
+    local function word(R)
+        local n, b = R(0, 19), {}
+        for i = 1, n do b[i] = R(1, 8) == 1 and "\\u00e9" or property.pick(R, { "a", "b", "\\\"" }) end
+        return table.concat(b)
+    end
+    local function text(w) return (w:gsub("\\u00e9", "\195\169"):gsub('\\"', '"')) end
+
+    it("gives each string as written, in keys and values, call after call", function()
+        for run = 1, RUNS do
+            local seed = 8200 + run
+            local R = rng(seed)
+            local parts, want, list, wlist = {}, {}, {}, {}
+            for i = 1, R(1, 40) do
+                local k, v = word(R), word(R)
+                parts[#parts + 1] = '"' .. k .. '":"' .. v .. '"'
+                want[text(k)] = text(v)
+                list[i] = '"' .. k .. '"'
+                wlist[i] = text(k)
+            end
+            local doc = assert(core.json_decode("[{" .. table.concat(parts, ",") .. "},[" .. table.concat(list, ",") .. "]]"))
+            assert.is_true(same(want, doc[1]), "seed " .. seed)
+            for i = 1, #wlist do assert.equal(wlist[i], doc[2][i], "seed " .. seed) end
+        end
+    end)
+end)
