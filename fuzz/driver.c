@@ -119,7 +119,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     lua_setfield(L, -2, "luapay.core");
     lua_pop(L, 1);
     lua_getglobal(L, "package");
-    lua_pushliteral(L, "lua/?.lua;lua/?/init.lua;fuzz/?.lua");
+    lua_pushliteral(L, "lua/?.lua;lua/?/init.lua;fuzz/?.lua;spec/?.lua");
     lua_setfield(L, -2, "path");
     lua_pop(L, 1);
     lua_newtable(L);

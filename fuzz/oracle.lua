@@ -23,14 +23,6 @@ function oracle.same(a, b)
     return true
 end
 
---- A file's bytes (the targets' and seeds.lua's fixtures).
-function oracle.read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
 --- core.json_decode that must succeed (the value may be false).
 function oracle.decode(text, opts)
     local v, err = core.json_decode(text, opts)

@@ -4,9 +4,9 @@
 -- from the project root after `make`:
 --   LUA_PATH="lua/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 fuzz/seeds.lua
 -- Regression inputs (crashes found) are kept beside them as regress-*.
-package.path = package.path .. ";fuzz/?.lua"
+package.path = package.path .. ";spec/?.lua"
 local core = require "luapay.core"
-local read = require("oracle").read
+local read = require("support.util").read
 
 local function write(target, name, bytes)
     os.execute("mkdir -p fuzz/corpus/" .. target)

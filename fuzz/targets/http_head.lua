@@ -4,7 +4,6 @@
 -- and as a chunked body read from its first bytes on, with the caps taken
 -- from its first byte. The head must read the same; a chunked body the C
 -- pass takes must be what the Lua reader takes (it may leave one to it).
-package.path = package.path .. ";spec/?.lua"
 local core = require "luapay.core"
 local oracle = require "oracle"
 local reference = require "support.http_reference"

@@ -4,7 +4,7 @@
 -- signature holds for data {}: what the C pass answers, the general path
 -- answers the same; what it leaves (it returns nothing) is not checked here.
 local core = require "luapay.core"
-local read = require("oracle").read
+local read = require("support.util").read
 
 local priv = assert(core.pkey(read("spec/fixtures/keys/merchant_private.pem")))
 local pub = assert(core.pkey(read("spec/fixtures/keys/merchant_public.pem")))

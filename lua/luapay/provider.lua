@@ -216,11 +216,7 @@ end
 -- errors, with the table built here: no field to look for outside the shape
 -- (a verification's hot path).
 function provider.make_event(name, kind, status, merchant_ref, provider_ref, amount, currency, raw, extra)
-    -- check_event's checks in one test, without its call; it says what fails
-    if not (KIND[kind] and STATUS[status] and type(name) == "string" and type(raw) == "string"
-        and (amount == nil or math_type(amount) == "integer")) then
-        check_event(name, kind, status, raw, amount)
-    end
+    check_event(name, kind, status, raw, amount)
     local event = setmetatable({ provider = name, kind = kind, status = status, merchant_ref = merchant_ref,
         provider_ref = provider_ref, amount = amount, currency = currency, raw = raw, extra = extra or {} }, event_mt)
     return event
