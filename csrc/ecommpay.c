@@ -271,8 +271,11 @@ static int natural_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
 }
 
 /* PHP 8's sort is stable; the order of equal paths (" a" and "a", "01" and
- * "1") would be the body's order, which a Lua table has lost: bytes decide,
- * then (the same bytes) the walk's order. */
+ * "1") would be the body's order, which a Lua table has lost: bytes decide.
+ * Paths of the same bytes ("a::" + "b" and "a" + ":b", "" + "x" and "x")
+ * are refused after the sort (sorted_join): PHP keeps one of them, the last
+ * in the body's order, which no table can tell; the walk's order only
+ * keeps the sort total. */
 static int entry_cmp(const void *x, const void *y) {
     const entry *a = &(*(const record *const *)x)->ptr, *b = &(*(const record *const *)y)->ptr;
     int r = natural_cmp(a->path, a->path_len, b->path, b->path_len);
@@ -633,7 +636,8 @@ static int joined(const luapay_buf *data, const luapay_buf *entries, luapay_buf 
 /* The entries (entry_off records over data) sorted and joined into out as
  * "path:value;...". Offsets become pointers now that data no longer moves;
  * the sort moves pointers to the records, kept in order (emptied first).
- * 0 when out of memory. */
+ * 0 when out of memory; -1 when two entries have the same path, which is
+ * then order's content (order is emptied first). */
 static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order, luapay_buf *out) {
     size_t count = entries->len / sizeof(record);
     record *list = (record *)entries->data;
@@ -650,6 +654,11 @@ static int sorted_join(luapay_buf *data, luapay_buf *entries, luapay_buf *order,
     sort_entries(sorted, count);
     for (size_t i = 0; i < count; i++) {
         const entry *e = &sorted[i]->ptr;
+        if (i && e->path_len == sorted[i - 1]->ptr.path_len && memcmp(e->path, sorted[i - 1]->ptr.path, e->path_len) == 0) {
+            order->len = 0;
+            luapay_buf_add(order, e->path, e->path_len);
+            return order->oom ? 0 : -1;
+        }
         if (i) luapay_buf_add(out, ";", 1);
         luapay_buf_add(out, e->path, e->path_len);
         luapay_buf_add(out, ":", 1);
@@ -1036,8 +1045,9 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
     if (ok && (w.key->oom || w.p.data->oom || w.p.entries->oom || w.p.members->oom || w.p.tmp->oom))
         ok = fail(&w, "out of memory");
     /* placed in natural order already, or every path sorted */
-    if (ok && !(w.p.in_reach ? joined(w.p.data, w.p.entries, out) : sorted_join(w.p.data, w.p.entries, w.key, out)))
-        ok = fail(&w, "out of memory");
+    int joins = !ok ? 1 : w.p.in_reach ? joined(w.p.data, w.p.entries, out) : sorted_join(w.p.data, w.p.entries, w.key, out);
+    if (joins < 0) ok = fail(&w, "two fields sign as the same path"); /* w.key holds it */
+    else if (!joins) ok = fail(&w, "out of memory");
     luapay_scratch_done(w.key);
     luapay_scratch_done(w.p.data);
     luapay_scratch_done(w.p.entries);

@@ -226,5 +226,36 @@ describe("core.ecommpay_canonical", function()
             assert.is_nil(s)
             assert.matches("non%-string keys", err)
         end)
+
+        -- Two fields whose paths are the same bytes: PHP keeps the one last
+        -- in the body, an order a table does not have, so the answer would
+        -- follow the table's iteration order (it did, before: a signature
+        -- that changed from one run to the next). Each case is built in
+        -- every insertion order, with fillers that move the hash order.
+        it("refuses two fields whose paths are the same, whatever the table's order", function()
+            local cases = {
+                { { "", { x = 1 } }, { "x", 2 }, "x" },
+                { { "a:", { b = 1 } }, { "a", { [":b"] = 2 } }, "a:::b" },
+                { { "", { "v" } }, { "0", "w" }, "0" },
+            }
+            for _, case in ipairs(cases) do
+                for _, order in ipairs({ { 1, 2 }, { 2, 1 } }) do
+                    for fillers = 0, 12 do
+                        local t = {}
+                        for i = 1, fillers do t["f" .. i] = i end
+                        for _, i in ipairs(order) do t[case[i][1]] = case[i][2] end
+                        for _, opts in ipairs({ {}, { callback = true } }) do
+                            local got, err = canonical(t, opts)
+                            assert.is_nil(got, case[3])
+                            assert.equal("ecommpay_canonical: two fields sign as the same path (at " .. case[3] .. ")", err)
+                            assert.same({ nil, err }, { core.ecommpay_signature(t, "k", opts) })
+                        end
+                    end
+                end
+            end
+            -- near misses stay signable: the bytes differ
+            assert.equal("a::::b:1;a:::b:2", canonical { ["a::b"] = 1, a = { [":b"] = 2 } })
+            assert.equal("a:::b:1;a:::c:2", canonical { ["a:"] = { b = 1 }, a = { [":c"] = 2 } })
+        end)
     end)
 end)

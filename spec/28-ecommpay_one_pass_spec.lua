@@ -344,7 +344,8 @@ end)
 
 -- The canonical string of a Lua tree, as the walk wrote it before members
 -- were placed per object: every path flattened (pairs' order, the walk's),
--- then sorted by a line-by-line port of PHP's strnatcmp, bytes, the walk.
+-- then sorted by a line-by-line port of PHP's strnatcmp, then bytes; nil
+-- when two paths are the same bytes (refused: their order would be pairs').
 local function reference_canonical(params)
     local strnatcmp = require "support.strnatcmp"
     local entries = {}
@@ -355,7 +356,7 @@ local function reference_canonical(params)
             if type(v) == "table" then return walk(v, path) end
             if type(v) == "boolean" then v = v and "1" or "0" end
             if v == core.null then v = "" end
-            entries[#entries + 1] = { path, tostring(v), #entries }
+            entries[#entries + 1] = { path, tostring(v) }
         end
         if #t > 0 then
             for i, v in ipairs(t) do add(tostring(i - 1), v) end
@@ -364,11 +365,15 @@ local function reference_canonical(params)
         end
     end
     walk(params)
+    local seen = {}
+    for _, e in ipairs(entries) do
+        if seen[e[1]] then return nil end
+        seen[e[1]] = true
+    end
     table.sort(entries, function(x, y)
         local r = strnatcmp(x[1], y[1])
         if r ~= 0 then return r < 0 end
-        if x[1] ~= y[1] then return x[1] < y[1] end
-        return x[3] < y[3]
+        return x[1] < y[1]
     end)
     for i, e in ipairs(entries) do entries[i] = e[1] .. ":" .. e[2] end
     return table.concat(entries, ";")
@@ -402,7 +407,9 @@ describe("core.ecommpay_canonical, members placed per object", function()
             local params = tree(R, 0)
             if type(params) ~= "table" then params = { v = params } end
             local want, got = reference_canonical(params), core.ecommpay_canonical(params)
-            if want ~= got then
+            if want == nil or got == nil then
+                assert.equal(want, got, "seed " .. seed) -- both refuse
+            elseif want ~= got then
                 local i = 1
                 while want:byte(i) == got:byte(i) do i = i + 1 end
                 error(("seed %d: differs at byte %d: %q / %q"):format(seed, i, want:sub(i - 20, i + 40), got:sub(i - 20, i + 40)))
