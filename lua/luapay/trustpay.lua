@@ -25,6 +25,7 @@ local core = require "luapay.core"
 local errors = require "luapay.errors"
 local http = require "luapay.http"
 local provider = require "luapay.provider"
+local make_event = provider.make_event
 local api_banking = require "luapay.trustpay.banking"
 local payment_order = require "luapay.trustpay.payment_order"
 local tp_fields = require "luapay.trustpay.fields"
@@ -659,19 +660,12 @@ local function notification(who, raw_body, headers, secret, account_id)
     if method == "card" and (p.CardId or p.CardMask or p.CardExpiration or p.AuthNumber) then
         card = { CardId = p.CardId, CardMask = p.CardMask, CardExpiration = p.CardExpiration, AuthNumber = p.AuthNumber }
     end
-    return provider.event{
-        provider = "trustpay",
-        -- CRDT: money in (a payment); DBIT: money out of the account for
-        -- this Reference, which the Merchant API sends for a refund.
-        kind = p.Type == "DBIT" and "refund" or "payment",
-        status = trustpay.status(code, method, p.Type),
-        merchant_ref = p.Reference,
-        provider_ref = method == "wire" and p.PaymentId or p.PaymentRequestId,
-        amount = amount,
-        currency = p.Currency,
-        raw = raw,
-        extra = { method = method, type = p.Type, result_code = code, result = result_of(code), card = card, params = p },
-    }
+    local typ = p.Type
+    -- CRDT: money in (a payment); DBIT: money out of the account for this
+    -- Reference, which the Merchant API sends for a refund.
+    return make_event("trustpay", typ == "DBIT" and "refund" or "payment", trustpay.status(code, method, typ),
+        p.Reference, method == "wire" and p.PaymentId or p.PaymentRequestId, amount, p.Currency, raw,
+        { method = method, type = typ, result_code = code, result = result_of(code), card = card, params = p })
 end
 
 --- trustpay.verify_notification(raw_body, headers, keys) -> event | nil,
