@@ -255,6 +255,7 @@ describe("luapay repl on a terminal", function()
             "trustly_client.password", "{ p = trustly_client.password, k = trustly_client.private_key }",
             "print(gate.secret, begateway_client.secret, trustly_na_client.access_key)",
             "io.write(trustpay_client.secret, '\\n')", "io.stdout:write(trustpay_client.banking_password, '\\n')",
+            "io.output():write(gate.secret, '\\n')", "io.output(io.stdout) io.write(trustpay_client.secret, '\\n')",
             "core.hex_encode(gate.secret), core.base64_encode(trustly_client.password)",
             "error(gate.secret)", "error({ why = gate.secret })", "gate:sale('card', {})",
             "trustly_client:balance()", "getmetatable(trustly_client)", "help(trustly_client)",
@@ -330,6 +331,22 @@ describe("luapay repl, scripted (its input not a terminal)", function()
         assert.is_nil(out:find("internal error", 1, true))
         assert_no_secret(out)
         assert.is_true(nginx_gone(out:match('"(/tmp/luapay%-sandbox%.[%w]+)"')))
+    end)
+
+    it("keeps io.output() the masked output; io.output(name) writes the session's own file", function()
+        local file = os.tmpname()
+        finally(function() os.remove(file) end)
+        local out, err, code = run("repl", table.concat({
+            "io.output():write('via-output ', gate.secret, '\\n')",
+            ("io.output(%q) io.write('to-file') io.output():close()"):format(file),
+            "io.output(io.stdout) io.write('back ', trustpay_client.secret, '\\n')" }, "\n") .. "\n",
+            "LUAPAY_CONFIG=/nonexistent")
+        assert.equal(0, code, err)
+        assert.matches("via-output [REDACTED]\n", out, 1, true)
+        assert.matches("back [REDACTED]\n", out, 1, true)
+        assert.is_nil(out:find("to-file", 1, true))
+        assert.equal("to-file", util.read(file))
+        assert_no_secret(out)
     end)
 
     -- The REPL in the background, its input a FIFO kept open.

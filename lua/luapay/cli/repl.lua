@@ -568,8 +568,17 @@ function repl.run(argv)
         for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
         cli.out(table.concat(parts, "\t"), "\n")
     end
+    -- io.output() is that output too; io.output(file or name) sends io.write
+    -- to a file of the session's own, as in Lua, leaving the REPL's alone.
+    local current = output
     env.io = setmetatable({ stdout = output, stderr = filtered(io.stderr, cli.err),
-        write = function(...) return output:write(...) end }, { __index = io })
+        write = function(...) return current:write(...) end,
+        output = function(file)
+            if file == output or file == io.stdout then current = output
+            elseif type(file) == "string" then current = assert(io.open(file, "w"))
+            elseif file ~= nil then current = file end
+            return current
+        end }, { __index = io })
     env.help = repl.help(env, names, modules)
 
     local reader, why
