@@ -1,8 +1,10 @@
-/* provider.event's checks in one pass (luapay.provider calls it first):
+/* provider.event's and provider.make_event's checks in one call each
+ * (luapay.provider calls them first, under Lua 5.4):
  *
  *   core.event_holds(f, common, kinds, statuses) -> boolean
+ *   core.event_fields_hold(name, kind, status, raw, amount, kinds, statuses) -> boolean
  *
- * true when every check of provider.event holds for f and f.extra is set,
+ * event_holds: true when every check of provider.event holds for f and f.extra is set,
  * so that provider.event only gives f its metatable: every key of f is a
  * key of common, provider and raw are strings, kind a key of kinds, status
  * a key of statuses, amount nil or an integer (provider.is_integer). false
@@ -59,7 +61,19 @@ static int l_event_holds(lua_State *L) {
     return 1;
 }
 
+/* core.event_fields_hold(name, kind, status, raw, amount, kinds, statuses)
+ * -> boolean: provider.make_event's checks (check_event) in one call, true
+ * when all hold; false for anything else, and the Lua checks word it. */
+static int l_event_fields_hold(lua_State *L) {
+    lua_settop(L, 7);
+    int ok = lua_type(L, 1) == LUA_TSTRING && lua_type(L, 4) == LUA_TSTRING && (lua_isnil(L, 5) || is_integer(L, 5)) &&
+             lua_istable(L, 6) && lua_istable(L, 7) && has(L, 6, 2) && has(L, 7, 3);
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 const luaL_Reg luapay_event_funcs[] = {
     {"event_holds", l_event_holds},
+    {"event_fields_hold", l_event_fields_hold},
     {NULL, NULL},
 };

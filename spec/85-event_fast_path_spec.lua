@@ -3,7 +3,8 @@
 -- way the Lua checks look at, the C pass says "holds" exactly when the Lua
 -- checks pass and extra is set, and provider.event answers the same (the
 -- event, or the error it raises) with the C pass as with the Lua code
--- alone. Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
+-- alone. The same for provider.make_event's (core.event_fields_hold).
+-- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local provider = require "luapay.provider"
 local property = require "support.property"
@@ -73,5 +74,33 @@ describe("provider.event's one-pass C check", function()
             assert.is_false(core.event_holds(f, COMMON, KIND, STATUS))
         end
         assert.is_false(core.event_holds(nil, COMMON, KIND, STATUS))
+    end)
+end)
+
+-- provider.make_event's answer for f's fields, with the C check or (C false) the Lua checks alone.
+local function made(f, C)
+    local saved = core.event_fields_hold
+    if C == false then core.event_fields_hold = function() return false end end
+    local ok, v = pcall(provider.make_event, f.provider, f.kind, f.status, f.merchant_ref, f.provider_ref, f.amount,
+        f.currency, f.raw, f.extra)
+    core.event_fields_hold = saved
+    if not ok then return { raised = tostring(v):gsub("^[^:]*:%d+: ", "") } end
+    return { value = v, mt = getmetatable(v) }
+end
+
+describe("provider.make_event's one-call C check", function()
+    it("holds exactly when the Lua checks pass, for random fields", function()
+        local held = 0
+        for run = 1, RUNS do
+            local seed = 9900 + run
+            local f = event_of(rng(seed))
+            local lua = made(f, false)
+            local holds = core.event_fields_hold(f.provider, f.kind, f.status, f.raw, f.amount, KIND, STATUS)
+            assert.equal(lua.raised == nil, holds, "seed " .. seed)
+            assert.same(lua, made(f), "seed " .. seed)
+            if holds then held = held + 1 end
+        end
+        assert(held > RUNS / 10 and held < RUNS, "too few events of one answer: " .. held)
+        assert.is_false(core.event_fields_hold("x", "payment", "succeeded", "raw", nil, KIND, nil))
     end)
 end)

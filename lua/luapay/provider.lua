@@ -16,6 +16,7 @@
 -- README.md ("One contract for every provider") says it in full, and
 -- spec/63-conformance_spec.lua checks it on every provider.
 local core = require "luapay.core"
+local type, setmetatable = type, setmetatable
 local http = require "luapay.http"
 
 local provider = {}
@@ -216,7 +217,11 @@ end
 -- errors, with the table built here: no field to look for outside the shape
 -- (a verification's hot path).
 function provider.make_event(name, kind, status, merchant_ref, provider_ref, amount, currency, raw, extra)
-    check_event(name, kind, status, raw, amount)
+    -- Under Lua 5.4 the checks in one C call first (a fifth of the cost of
+    -- building the event), the Lua ones only to word what failed.
+    if not (C_CHECKS and core.event_fields_hold(name, kind, status, raw, amount, KIND, STATUS)) then
+        check_event(name, kind, status, raw, amount)
+    end
     local event = setmetatable({ provider = name, kind = kind, status = status, merchant_ref = merchant_ref,
         provider_ref = provider_ref, amount = amount, currency = currency, raw = raw, extra = extra or {} }, event_mt)
     return event
