@@ -851,6 +851,10 @@ static inline __attribute__((always_inline)) int one_entry(one_pass *o, const ch
 
 static int one_table(one_pass *o, int idx, int top, int depth);
 
+/* one_key's prefix of a three-byte key, and of "frame_mode" */
+#define PRE3(a, b, c) ((uint64_t)(a) << 56 | (uint64_t)(b) << 48 | (uint64_t)(c) << 40)
+#define PRE_FRAME_MO 0x6672616d655f6d6full
+
 /* Could lua_tolstring have written a number so (Lua's "%.14g" or "%d",
  * LuaJIT's own: a digit or '-' first, or "inf", "nan")? */
 static inline int number_text(const char *k, size_t n) {
@@ -964,16 +968,21 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
          * converted in place (lua_next lost), but then its text is one a
          * number is written as, and the walk does it all again. */
         m->key = lua_tolstring(L, kt, &m->klen);
-        if (m->key == NULL || number_text(m->key, m->klen)) return 0;
+        if (m->key == NULL) return 0;
+        int reach = one_key(m->key, m->klen, &m->pre);
+        /* With no byte below ';' (reach 2) a key is no number's text but
+         * "inf" or "nan"; out of reach (0) the walk does it all again. */
+        if (reach != 2 ? !reach || number_text(m->key, m->klen)
+                       : m->klen == 3 && (m->pre == PRE3('i', 'n', 'f') || m->pre == PRE3('n', 'a', 'n')))
+            return 0;
         /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
-        if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
+        if ((m->klen == 10 && m->pre == PRE_FRAME_MO && m->key[8] == 'd' && m->key[9] == 'e') ||
             (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
              !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
             lua_pop(L, 1);
             continue;
         }
-        int reach = one_key(m->key, m->klen, &m->pre);
-        if (!reach || !one_value(o, kt + 1, m)) return 0;
+        if (!one_value(o, kt + 1, m)) return 0;
         plain &= reach;
         if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
             if (m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
