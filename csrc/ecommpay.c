@@ -918,13 +918,13 @@ static inline __attribute__((always_inline)) int one_member_out(one_pass *o, con
     return ok;
 }
 
-/* An array (the walk's test: keys 1..n, n its length; lua_next's first
- * pair on the stack above top): its elements in order, each fetched again
+/* An array (the walk's test: keys 1..n, n its length): its elements in order, each fetched again
  * by index, so that a long list of tables does not pile up on the stack. */
 static int one_array(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
-    size_t n = lua_rawlen(L, idx), count = 1;
-    lua_pop(L, 1);
+    size_t n = lua_rawlen(L, idx), count = 0;
+    lua_settop(L, top); /* the first key may have been read as text: counted from the start */
+    lua_pushnil(L);
     while (lua_next(L, idx)) {
         count++;
         lua_pop(L, 1);
@@ -946,18 +946,17 @@ static int one_array(one_pass *o, int idx, int top, int depth) {
 }
 
 /* The table at idx (top: the stack's top) written out; 0 if the walk must
- * do it. A table whose first key is a number is taken for an array (the
- * walk's test decides), one whose first key is a string for an object. */
+ * do it. A table whose first key reads as a number's text is taken for an
+ * array (the walk's test decides), any other for an object. */
 static int one_table(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
     if (depth > MAX_DEPTH) return 0;
     int kt = top + 1; /* the key's slot, the value's above */
     lua_pushnil(L);
     if (!lua_next(L, idx)) return 1; /* empty: nothing, not even the key */
-    if (lua_type(L, kt) == LUA_TNUMBER) return one_array(o, idx, top, depth);
     size_t first = o->members->len / sizeof(one_member), n = 0;
     size_t spare = 0; /* members with room */
-    int plain = 2;
+    int plain = 2, seen = 0;
     do {
         if (spare == 0) {
             spare = 16;
@@ -971,10 +970,13 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
         if (m->key == NULL) return 0;
         int reach = one_key(m->key, m->klen, &m->pre);
         /* With no byte below ';' (reach 2) a key is no number's text but
-         * "inf" or "nan"; out of reach (0) the walk does it all again. */
-        if (reach != 2 ? !reach || number_text(m->key, m->klen)
+         * "inf" or "nan". The first key such: an array; a later one, or a
+         * key out of reach (0): the walk does it all again. */
+        if (reach != 2 ? number_text(m->key, m->klen)
                        : m->klen == 3 && (m->pre == PRE3('i', 'n', 'f') || m->pre == PRE3('n', 'a', 'n')))
-            return 0;
+            return seen ? 0 : one_array(o, idx, top, depth);
+        if (!reach) return 0;
+        seen = 1;
         /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
         if ((m->klen == 10 && m->pre == PRE_FRAME_MO && m->key[8] == 'd' && m->key[9] == 'e') ||
             (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
