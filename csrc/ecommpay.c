@@ -780,13 +780,18 @@ static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigne
         qsort(v, n, sizeof *v, one_qcmp);
         return NULL;
     }
+    uint64_t pre[ORD_MAX]; /* plain: pre[k] is v[ord[k]].pre, at hand */
     ord[0] = 0;
+    pre[0] = v[0].pre;
     for (size_t i = 1; i < n; i++) {
         size_t k = i;
         if (plain) { /* no key has a digit: the prefixes decide unless they are the same */
             uint64_t x = v[i].pre;
-            for (; k > 0 && (x != v[ord[k - 1]].pre ? x < v[ord[k - 1]].pre : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--)
+            for (; k > 0 && (x != pre[k - 1] ? x < pre[k - 1] : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--) {
                 ord[k] = ord[k - 1];
+                pre[k] = pre[k - 1];
+            }
+            pre[k] = x;
         } else {
             for (; k > 0 && one_cmp(&v[i], &v[ord[k - 1]]) < 0; k--) ord[k] = ord[k - 1];
         }
