@@ -775,7 +775,7 @@ static int one_qcmp(const void *a, const void *b) {
  * a few by insertion of their indexes into ord, more sorted in place (ord
  * NULL). */
 #define ORD_MAX 32
-static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
+static __attribute__((noinline)) const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
     if (n > ORD_MAX) {
         qsort(v, n, sizeof *v, one_qcmp);
         return NULL;
