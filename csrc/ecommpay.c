@@ -1019,12 +1019,16 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     return 1;
 }
 
-/* The canonical string of the table at 1 (opts at 2) into the context's
- * output scratch buffer, or NULL with nil, err pushed; fn names the function
- * in argument errors. */
-static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
+/* params (argument 1) must be a table: fn's argument error if not. */
+static void check_params(lua_State *L, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+}
+
+/* The canonical string of the table at 1 (checked: check_params) with opts
+ * at opts (0: none) into the context's output scratch buffer, or NULL with
+ * nil, err pushed; fn names the function in argument errors. */
+static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
     int callback = 0;
     if (opts && !lua_isnoneornil(L, opts)) {
         if (!lua_istable(L, opts)) luapay_arg_error(L, opts, fn, "opts", "table expected");
@@ -1035,7 +1039,7 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
     luapay_buf *key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
     luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
-    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    int top = lua_gettop(L); /* the table's own two slots are within LUA_MINSTACK, above the arguments */
     one_pass o = {L, callback, key, members, out};
     if (one_table(&o, 1, top, 0) && !key->oom && !members->oom && !out->oom) {
         luapay_scratch_done(key);
@@ -1083,6 +1087,7 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
 /* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
 static int l_ecommpay_canonical(lua_State *L) {
     lua_settop(L, 2);
+    check_params(L, "ecommpay_canonical");
     luapay_buf *out = canonical(L, luapay_ctx_get(L), 2, "ecommpay_canonical");
     if (out == NULL) return 2;
     lua_pushlstring(L, out->data, out->len);
@@ -1111,6 +1116,7 @@ static int l_ecommpay_signature(lua_State *L) {
     const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
     lua_settop(L, 3);
     lua_insert(L, 2); /* params, opts, secret */
+    check_params(L, "ecommpay_signature");
     return signature(L, key, klen, 2);
 }
 
@@ -1126,7 +1132,7 @@ static int l_ecommpay_sign(lua_State *L) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    lua_settop(L, 2); /* params, secret */
+    /* arguments past the two only sit below the walk's slots (LUA_MINSTACK is above them) */
     return signature(L, key, klen, 0);
 }
 
