@@ -775,6 +775,26 @@ static int one_qcmp(const void *a, const void *b) {
  * a few by insertion of their indexes into ord, more sorted in place (ord
  * NULL). */
 #define ORD_MAX 32
+
+/* The common case of one_sort: no key with a digit (plain), at most
+ * ORD_MAX, no two prefixes the same (then 0: one_sort). A leaf, so cheap
+ * to call. */
+static __attribute__((noinline)) int plain_sort(const one_member *v, size_t n, unsigned char *ord) {
+    uint64_t pre[ORD_MAX]; /* pre[k] is v[ord[k]].pre, at hand */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = v[i].pre;
+        size_t k = i;
+        for (; k > 0 && pre[k - 1] > x; k--) {
+            pre[k] = pre[k - 1];
+            ord[k] = ord[k - 1];
+        }
+        if (k > 0 && pre[k - 1] == x) return 0; /* a same one sits just below */
+        pre[k] = x;
+        ord[k] = (unsigned char)i;
+    }
+    return 1;
+}
+
 static __attribute__((noinline)) const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
     if (n > ORD_MAX) {
         qsort(v, n, sizeof *v, one_qcmp);
@@ -1008,7 +1028,8 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     } while (lua_next(L, idx));
     int end = kt - 1; /* lua_next took the last key */
     unsigned char buf[ORD_MAX];
-    const unsigned char *ord = one_sort((one_member *)o->members->data + first, n, plain, buf);
+    one_member *list = (one_member *)o->members->data + first;
+    const unsigned char *ord = plain && n <= ORD_MAX && plain_sort(list, n, buf) ? buf : one_sort(list, n, plain, buf);
     for (size_t i = 0; i < n; i++) {
         /* the buffer may move below */
         const one_member *m = (const one_member *)o->members->data + first + (ord ? ord[i] : i);
