@@ -61,13 +61,11 @@ static void ctx_release(luapay_ctx *ctx) {
     luapay_hmac_cache_clear(ctx);
     for (int i = 0; i < LUAPAY_NSCRATCH; i++) luapay_buf_free(&ctx->scratch[i]);
     for (int i = 0; i < LUAPAY_NALGS; i++) {
-        EVP_MAC_CTX_free(ctx->hmac_template[i]);
-        ctx->hmac_template[i] = NULL;
         EVP_MD_free(ctx->md[i]);
         ctx->md[i] = NULL;
     }
-    EVP_MAC_free(ctx->hmac);
-    ctx->hmac = NULL;
+    EVP_MD_CTX_free(ctx->hmac_work); /* cleanses its state */
+    ctx->hmac_work = NULL;
 }
 
 static int ctx_gc(lua_State *L) {
@@ -76,22 +74,15 @@ static int ctx_gc(lua_State *L) {
 }
 
 static void ctx_init(lua_State *L, luapay_ctx *ctx) {
-    ctx->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    ctx->hmac_work = EVP_MD_CTX_new();
     for (int i = 0; i < LUAPAY_NALGS; i++) {
         ctx->md[i] = EVP_MD_fetch(NULL, openssl_md_names[i], NULL);
-        if (ctx->hmac == NULL || ctx->md[i] == NULL) break;
-        ctx->hmac_template[i] = EVP_MAC_CTX_new(ctx->hmac);
-        OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)openssl_md_names[i], 0),
-            OSSL_PARAM_construct_end(),
-        };
-        if (ctx->hmac_template[i] == NULL || !EVP_MAC_CTX_set_params(ctx->hmac_template[i], params))
-            break;
+        if (ctx->md[i] == NULL) break;
     }
-    if (ctx->hmac_template[LUAPAY_NALGS - 1] == NULL) {
+    if (ctx->hmac_work == NULL || ctx->md[LUAPAY_NALGS - 1] == NULL) {
         ctx_release(ctx);
         ERR_clear_error();
-        luaL_error(L, "luapay.core: OpenSSL lacks SHA-1/SHA-256/SHA-512 or HMAC");
+        luaL_error(L, "luapay.core: OpenSSL lacks SHA-1/SHA-256/SHA-512");
     }
 }
 

@@ -775,18 +775,43 @@ static int one_qcmp(const void *a, const void *b) {
  * a few by insertion of their indexes into ord, more sorted in place (ord
  * NULL). */
 #define ORD_MAX 32
-static const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
+
+/* The common case of one_sort: no key with a digit (plain), at most
+ * ORD_MAX, no two prefixes the same (then 0: one_sort). A leaf, so cheap
+ * to call. */
+static __attribute__((noinline)) int plain_sort(const one_member *v, size_t n, unsigned char *ord) {
+    uint64_t pre[ORD_MAX]; /* pre[k] is v[ord[k]].pre, at hand */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = v[i].pre;
+        size_t k = i;
+        for (; k > 0 && pre[k - 1] > x; k--) {
+            pre[k] = pre[k - 1];
+            ord[k] = ord[k - 1];
+        }
+        if (k > 0 && pre[k - 1] == x) return 0; /* a same one sits just below */
+        pre[k] = x;
+        ord[k] = (unsigned char)i;
+    }
+    return 1;
+}
+
+static __attribute__((noinline)) const unsigned char *one_sort(one_member *v, size_t n, int plain, unsigned char *ord) {
     if (n > ORD_MAX) {
         qsort(v, n, sizeof *v, one_qcmp);
         return NULL;
     }
+    uint64_t pre[ORD_MAX]; /* plain: pre[k] is v[ord[k]].pre, at hand */
     ord[0] = 0;
+    pre[0] = v[0].pre;
     for (size_t i = 1; i < n; i++) {
         size_t k = i;
         if (plain) { /* no key has a digit: the prefixes decide unless they are the same */
             uint64_t x = v[i].pre;
-            for (; k > 0 && (x != v[ord[k - 1]].pre ? x < v[ord[k - 1]].pre : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--)
+            for (; k > 0 && (x != pre[k - 1] ? x < pre[k - 1] : one_cmp(&v[i], &v[ord[k - 1]]) < 0); k--) {
                 ord[k] = ord[k - 1];
+                pre[k] = pre[k - 1];
+            }
+            pre[k] = x;
         } else {
             for (; k > 0 && one_cmp(&v[i], &v[ord[k - 1]]) < 0; k--) ord[k] = ord[k - 1];
         }
@@ -851,6 +876,10 @@ static inline __attribute__((always_inline)) int one_entry(one_pass *o, const ch
 
 static int one_table(one_pass *o, int idx, int top, int depth);
 
+/* one_key's prefix of a three-byte key, and of "frame_mode" */
+#define PRE3(a, b, c) ((uint64_t)(a) << 56 | (uint64_t)(b) << 48 | (uint64_t)(c) << 40)
+#define PRE_FRAME_MO 0x6672616d655f6d6full
+
 /* Could lua_tolstring have written a number so (Lua's "%.14g" or "%d",
  * LuaJIT's own: a digit or '-' first, or "inf", "nan")? */
 static inline int number_text(const char *k, size_t n) {
@@ -914,13 +943,13 @@ static inline __attribute__((always_inline)) int one_member_out(one_pass *o, con
     return ok;
 }
 
-/* An array (the walk's test: keys 1..n, n its length; lua_next's first
- * pair on the stack above top): its elements in order, each fetched again
+/* An array (the walk's test: keys 1..n, n its length): its elements in order, each fetched again
  * by index, so that a long list of tables does not pile up on the stack. */
 static int one_array(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
-    size_t n = lua_rawlen(L, idx), count = 1;
-    lua_pop(L, 1);
+    size_t n = lua_rawlen(L, idx), count = 0;
+    lua_settop(L, top); /* the first key may have been read as text: counted from the start */
+    lua_pushnil(L);
     while (lua_next(L, idx)) {
         count++;
         lua_pop(L, 1);
@@ -942,18 +971,17 @@ static int one_array(one_pass *o, int idx, int top, int depth) {
 }
 
 /* The table at idx (top: the stack's top) written out; 0 if the walk must
- * do it. A table whose first key is a number is taken for an array (the
- * walk's test decides), one whose first key is a string for an object. */
+ * do it. A table whose first key reads as a number's text is taken for an
+ * array (the walk's test decides), any other for an object. */
 static int one_table(one_pass *o, int idx, int top, int depth) {
     lua_State *L = o->L;
     if (depth > MAX_DEPTH) return 0;
     int kt = top + 1; /* the key's slot, the value's above */
     lua_pushnil(L);
     if (!lua_next(L, idx)) return 1; /* empty: nothing, not even the key */
-    if (lua_type(L, kt) == LUA_TNUMBER) return one_array(o, idx, top, depth);
     size_t first = o->members->len / sizeof(one_member), n = 0;
     size_t spare = 0; /* members with room */
-    int plain = 2;
+    int plain = 2, seen = 0;
     do {
         if (spare == 0) {
             spare = 16;
@@ -964,16 +992,24 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
          * converted in place (lua_next lost), but then its text is one a
          * number is written as, and the walk does it all again. */
         m->key = lua_tolstring(L, kt, &m->klen);
-        if (m->key == NULL || number_text(m->key, m->klen)) return 0;
+        if (m->key == NULL) return 0;
+        int reach = one_key(m->key, m->klen, &m->pre);
+        /* With no byte below ';' (reach 2) a key is no number's text but
+         * "inf" or "nan". The first key such: an array; a later one, or a
+         * key out of reach (0): the walk does it all again. */
+        if (reach != 2 ? number_text(m->key, m->klen)
+                       : m->klen == 3 && (m->pre == PRE3('i', 'n', 'f') || m->pre == PRE3('n', 'a', 'n')))
+            return seen ? 0 : one_array(o, idx, top, depth);
+        if (!reach) return 0;
+        seen = 1;
         /* "frame_mode"; a "signature" that is not null (PHP's Callback::removeParam) */
-        if ((m->klen == 10 && memcmp(m->key, "frame_mode", 10) == 0) ||
+        if ((m->klen == 10 && m->pre == PRE_FRAME_MO && m->key[8] == 'd' && m->key[9] == 'e') ||
             (m->klen == 9 && o->callback && memcmp(m->key, "signature", 9) == 0 &&
              !(lua_type(L, kt + 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, kt + 1) == NULL))) {
             lua_pop(L, 1);
             continue;
         }
-        int reach = one_key(m->key, m->klen, &m->pre);
-        if (!reach || !one_value(o, kt + 1, m)) return 0;
+        if (!one_value(o, kt + 1, m)) return 0;
         plain &= reach;
         if (m->kind == V_TABLE) { /* kept at its slot, the key copied above it for lua_next */
             if (m->klen < 8) m->pre |= (uint64_t)':' << (56 - 8 * m->klen);
@@ -992,7 +1028,8 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     } while (lua_next(L, idx));
     int end = kt - 1; /* lua_next took the last key */
     unsigned char buf[ORD_MAX];
-    const unsigned char *ord = one_sort((one_member *)o->members->data + first, n, plain, buf);
+    one_member *list = (one_member *)o->members->data + first;
+    const unsigned char *ord = plain && n <= ORD_MAX && plain_sort(list, n, buf) ? buf : one_sort(list, n, plain, buf);
     for (size_t i = 0; i < n; i++) {
         /* the buffer may move below */
         const one_member *m = (const one_member *)o->members->data + first + (ord ? ord[i] : i);
@@ -1003,12 +1040,16 @@ static int one_table(one_pass *o, int idx, int top, int depth) {
     return 1;
 }
 
-/* The canonical string of the table at 1 (opts at 2) into the context's
- * output scratch buffer, or NULL with nil, err pushed; fn names the function
- * in argument errors. */
-static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
+/* params (argument 1) must be a table: fn's argument error if not. */
+static void check_params(lua_State *L, const char *fn) {
     if (lua_type(L, 1) != LUA_TTABLE)
         luapay_arg_error(L, 1, fn, "params", lua_pushfstring(L, "table expected, got %s", luaL_typename(L, 1)));
+}
+
+/* The canonical string of the table at 1 (checked: check_params) with opts
+ * at opts (0: none) into the context's output scratch buffer, or NULL with
+ * nil, err pushed; fn names the function in argument errors. */
+static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char *fn) {
     int callback = 0;
     if (opts && !lua_isnoneornil(L, opts)) {
         if (!lua_istable(L, opts)) luapay_arg_error(L, opts, fn, "opts", "table expected");
@@ -1019,7 +1060,7 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
     luapay_buf *key = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *members = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_MEMBERS);
     luapay_buf *out = luapay_scratch_in(ctx, LUAPAY_SCRATCH_CANON_OUT);
-    int top = lua_gettop(L); /* at most 3: the table's own two slots are within LUA_MINSTACK */
+    int top = lua_gettop(L); /* the table's own two slots are within LUA_MINSTACK, above the arguments */
     one_pass o = {L, callback, key, members, out};
     if (one_table(&o, 1, top, 0) && !key->oom && !members->oom && !out->oom) {
         luapay_scratch_done(key);
@@ -1067,6 +1108,7 @@ static luapay_buf *canonical(lua_State *L, luapay_ctx *ctx, int opts, const char
 /* core.ecommpay_canonical(params [, opts]) -> string | nil, err */
 static int l_ecommpay_canonical(lua_State *L) {
     lua_settop(L, 2);
+    check_params(L, "ecommpay_canonical");
     luapay_buf *out = canonical(L, luapay_ctx_get(L), 2, "ecommpay_canonical");
     if (out == NULL) return 2;
     lua_pushlstring(L, out->data, out->len);
@@ -1095,6 +1137,7 @@ static int l_ecommpay_signature(lua_State *L) {
     const char *key = luapay_check_string(L, 2, "ecommpay_signature", "secret", &klen);
     lua_settop(L, 3);
     lua_insert(L, 2); /* params, opts, secret */
+    check_params(L, "ecommpay_signature");
     return signature(L, key, klen, 2);
 }
 
@@ -1110,7 +1153,7 @@ static int l_ecommpay_sign(lua_State *L) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    lua_settop(L, 2); /* params, secret */
+    /* arguments past the two only sit below the walk's slots (LUA_MINSTACK is above them) */
     return signature(L, key, klen, 0);
 }
 

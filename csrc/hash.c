@@ -9,7 +9,8 @@
 
 static void slot_free(luapay_hmac_slot *s) {
     if (s->key) OPENSSL_clear_free(s->key, s->klen ? s->klen : 1);
-    EVP_MAC_CTX_free(s->keyed);
+    EVP_MD_CTX_free(s->inner); /* each cleanses its state */
+    EVP_MD_CTX_free(s->outer);
     memset(s, 0, sizeof *s);
 }
 
@@ -17,23 +18,46 @@ void luapay_hmac_cache_clear(luapay_ctx *ctx) {
     for (int i = 0; i < LUAPAY_HMAC_CACHE; i++) slot_free(&ctx->hmac_cache[i]);
 }
 
-/* The keyed state for (alg, key), moved to the front; NULL on OOM. */
-static EVP_MAC_CTX *keyed_state(luapay_ctx *ctx, enum luapay_alg alg, const char *key, size_t klen) {
+/* The key's two keyed states (RFC 2104): a digest context that has hashed
+ * the key, padded to a block (hashed first when longer), XOR ipad, and one
+ * that has hashed it XOR opad. The blocks on the stack are cleansed. */
+static int key_states(const EVP_MD *md, const char *key, size_t klen, EVP_MD_CTX *inner, EVP_MD_CTX *outer) {
+    unsigned char pad[EVP_MAX_MD_SIZE > 128 ? EVP_MAX_MD_SIZE : 128]; /* SHA-512's block, the largest */
+    size_t bs = (size_t)EVP_MD_get_block_size(md);
+    unsigned int dlen = 0;
+    int ok = bs > 0 && bs <= sizeof pad;
+    if (ok) {
+        memset(pad, 0, sizeof pad);
+        if (klen > bs) ok = EVP_Digest(key, klen, pad, &dlen, md, NULL);
+        else if (klen) memcpy(pad, key, klen);
+    }
+    for (size_t i = 0; ok && i < bs; i++) pad[i] ^= 0x36;
+    ok = ok && EVP_DigestInit_ex2(inner, md, NULL) && EVP_DigestUpdate(inner, pad, bs);
+    for (size_t i = 0; ok && i < bs; i++) pad[i] ^= 0x36 ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex2(outer, md, NULL) && EVP_DigestUpdate(outer, pad, bs);
+    OPENSSL_cleanse(pad, sizeof pad);
+    return ok;
+}
+
+/* The cache slot for (alg, key), moved to the front; NULL on OOM. */
+static luapay_hmac_slot *keyed_state(luapay_ctx *ctx, enum luapay_alg alg, const char *key, size_t klen) {
     luapay_hmac_slot *c = ctx->hmac_cache, hit;
     int i = 0;
     for (; i < LUAPAY_HMAC_CACHE && c[i].key; i++) {
         if (c[i].alg == alg && c[i].klen == klen && memcmp(c[i].key, key, klen) == 0) break;
     }
     if (i < LUAPAY_HMAC_CACHE && c[i].key) {
+        if (i == 0) return c; /* already in front */
         hit = c[i];
-    } else { /* a miss: key a new state; the least recently used one goes */
+    } else { /* a miss: key new states; the least recently used one goes */
         memset(&hit, 0, sizeof hit);
         hit.alg = alg;
         hit.klen = klen;
         hit.key = (unsigned char *)OPENSSL_malloc(klen ? klen : 1);
-        hit.keyed = EVP_MAC_CTX_dup(ctx->hmac_template[alg]);
-        if (hit.key == NULL || hit.keyed == NULL ||
-            !EVP_MAC_init(hit.keyed, (const unsigned char *)key, klen, NULL)) {
+        hit.inner = EVP_MD_CTX_new();
+        hit.outer = EVP_MD_CTX_new();
+        if (hit.key == NULL || hit.inner == NULL || hit.outer == NULL ||
+            !key_states(ctx->md[alg], key, klen, hit.inner, hit.outer)) {
             slot_free(&hit);
             return NULL;
         }
@@ -43,17 +67,21 @@ static EVP_MAC_CTX *keyed_state(luapay_ctx *ctx, enum luapay_alg alg, const char
     }
     memmove(c + 1, c, (size_t)i * sizeof *c);
     c[0] = hit;
-    return hit.keyed;
+    return c;
 }
 
 int luapay_hmac(luapay_ctx *ctx, enum luapay_alg alg, const char *key, size_t klen, const char *msg, size_t mlen,
                 unsigned char *mac, size_t *maclen) {
-    /* Re-initialising with no key restarts from the kept inner state: the
-     * key stays, and nothing is duplicated or allocated per call. */
-    EVP_MAC_CTX *keyed = keyed_state(ctx, alg, key, klen);
-    int ok = keyed != NULL && EVP_MAC_init(keyed, NULL, 0, NULL) &&
-             EVP_MAC_update(keyed, (const unsigned char *)msg, mlen) &&
-             EVP_MAC_final(keyed, mac, maclen, EVP_MAX_MD_SIZE);
+    /* H(outer state, H(inner state, msg)): each state copied into the work
+     * context (which the next copy cleanses), nothing re-keyed. */
+    luapay_hmac_slot *s = keyed_state(ctx, alg, key, klen);
+    EVP_MD_CTX *w = ctx->hmac_work;
+    unsigned char inner[EVP_MAX_MD_SIZE];
+    unsigned int ilen = 0, len = 0;
+    int ok = s != NULL && EVP_MD_CTX_copy_ex(w, s->inner) && EVP_DigestUpdate(w, msg, mlen) &&
+             EVP_DigestFinal_ex(w, inner, &ilen) && EVP_MD_CTX_copy_ex(w, s->outer) &&
+             EVP_DigestUpdate(w, inner, ilen) && EVP_DigestFinal_ex(w, mac, &len);
+    *maclen = len;
     if (!ok) ERR_clear_error();
     return ok;
 }

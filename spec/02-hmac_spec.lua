@@ -114,6 +114,46 @@ describe("core.hmac with keyed states kept between calls", function()
     end)
 end)
 
+describe("core.hmac against RFC 2104 over core.digest", function()
+    -- HMAC is built from the digest's keyed states (hash.c): compared with
+    -- H((K ~ opad) .. H((K ~ ipad) .. msg)) written here, over random keys
+    -- around the block sizes (64, 128) and messages, each key twice (the
+    -- second time from the cache).
+    local property = require "support.property"
+    local BLOCK = { sha1 = 64, sha256 = 64, sha512 = 128 }
+    local function bxor(a, b) -- bytes, without bit operators (Lua 5.1)
+        local r, p = 0, 1
+        for _ = 1, 8 do
+            if a % 2 ~= b % 2 then r = r + p end
+            a, b, p = math.floor(a / 2), math.floor(b / 2), p * 2
+        end
+        return r
+    end
+    local function xor(k, b) return (k:gsub(".", function(c) return string.char(bxor(c:byte(), b)) end)) end
+    local function reference(alg, key, msg)
+        local bs = BLOCK[alg]
+        if #key > bs then key = core.digest(alg, key) end
+        key = key .. ("\0"):rep(bs - #key)
+        return core.digest(alg, xor(key, 0x5c) .. core.digest(alg, xor(key, 0x36) .. msg))
+    end
+    local function bytes(R, n)
+        local t = {}
+        for i = 1, n do t[i] = string.char(R(0, 255)) end
+        return table.concat(t)
+    end
+    it("gives RFC 2104's MAC for every key length and message", function()
+        for seed = 1, property.RUNS do
+            local R = property.rng(seed)
+            local alg = property.pick(R, { "sha1", "sha256", "sha512" })
+            local key = bytes(R, property.pick(R, { R(0, 8), R(60, 68), R(124, 132), R(0, 300) }))
+            local msg = bytes(R, property.pick(R, { R(0, 4), R(100, 140), R(0, 700) }))
+            local want = reference(alg, key, msg)
+            assert(core.hmac(alg, key, msg) == want, "seed " .. seed)
+            assert(core.hmac(alg, key, msg) == want, "seed " .. seed .. ", cached")
+        end
+    end)
+end)
+
 describe("core.equal", function()
     it("tells equal and different strings apart, including in the last byte", function()
         local a = core.random_bytes(64)
