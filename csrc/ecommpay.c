@@ -1170,7 +1170,6 @@ typedef struct {
 } level;
 
 typedef struct {
-    luapay_json_sink sink;
     const char *text; /* the body's text */
     size_t len;
     luapay_buf *nodes;  /* cb_node */
@@ -1368,8 +1367,7 @@ static int key_plain(const unsigned char *k, size_t n, const unsigned char *end)
 /* The sink. A member left out ends where the next member (or element) of
  * its container begins, or where the container closes: no event after
  * each value is needed. */
-static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
-    cb_reader *c = (cb_reader *)sink;
+static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev, const char *s, size_t n) {
     if (!c->in_reach) return;
     level *l = &c->lv[c->depth];
     switch (ev) {
@@ -1461,6 +1459,10 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     }
     }
 }
+
+/* core.json_decode's reader with cb_event as its sink, inlined. */
+#define JR_EVENT(r, ev, s, n) cb_event((cb_reader *)(r)->sink, (ev), (s), (n))
+#include "json_read.h"
 
 /* The canonical string of the members of container node at into out, as
  * "path:value;" each, path (the container's) in path: a scalar's key is
@@ -1681,7 +1683,6 @@ static int l_ecommpay_callback(lua_State *L) {
     lua_settop(L, 2);
     cb_reader c;
     memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
-    c.sink.event = cb_event;
     c.in_reach = len < UINT32_MAX - 1; /* offsets and nodes in 32 bits */
     c.text = text; /* read only: keys are compared where the text holds them */
     c.len = len;
@@ -1691,7 +1692,7 @@ static int l_ecommpay_callback(lua_State *L) {
     c.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
     luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    int ok = jr_read(L, text, len, 0, &c);
     int in_reach = ok && c.in_reach && !(c.values->oom || c.nodes->oom || c.kids->oom || c.tmp->oom);
     if (in_reach) {
         in_reach = write_members(&c, 0, path, out);
