@@ -187,7 +187,8 @@ int luapay_json_end(luapay_json_reader *r, int ok, int top);
  * not short) pushed and kept there */
 void luapay_json_push_miss(luapay_json_reader *r, const char *s, size_t n, size_t slot, uint64_t a, uint64_t b);
 /* a string that is not printable ASCII without escapes (r->p at its
- * opening quote): read, pushed, and where its bytes are */
+ * opening quote): read, pushed, and where its bytes are; 1 the text's, 2
+ * decoded (the scratch buffer's), 0 an error */
 int luapay_json_string_rest(luapay_json_reader *r, const char **s, size_t *n);
 /* the number s (len bytes, scanned) pushed */
 int luapay_json_push_number(luapay_json_reader *r, const unsigned char *s, size_t len, int is_integer);

@@ -1206,19 +1206,17 @@ static uint64_t key_prefix(const unsigned char *k, size_t klen, const unsigned c
 }
 
 /* A new node for the member (or element) about to be read at l, key at
- * koff (klen bytes) in the text: on the kids list, l's current one. */
-static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen) {
+ * koff (klen bytes) in the text, its first bytes prefix (key_prefix, 0 for
+ * none): on the kids list, l's current one. */
+static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen,
+                                                               uint64_t prefix, int plain) {
     if (!room(c->nodes, sizeof(cb_node)) || !room(c->kids, sizeof(uint32_t))) {
         out_of_reach(c);
         return NO_NODE;
     }
     uint32_t i = (uint32_t)(c->nodes->len / sizeof(cb_node));
     cb_node *node = (cb_node *)(void *)(c->nodes->data + c->nodes->len);
-    int plain = 1;
-    node->prefix = klen ? key_prefix((const unsigned char *)c->text + koff, klen,
-                                     (const unsigned char *)c->text + c->len, &plain)
-                        : 0;
-    node->head = node->prefix;
+    node->prefix = node->head = prefix;
     node->koff = (uint32_t)koff, node->klen = (uint32_t)klen;
     node->voff = node->vlen = 0;
     node->kid = node->next = NO_NODE;
@@ -1364,10 +1362,53 @@ static int key_plain(const unsigned char *k, size_t n, const unsigned char *end)
 #endif
 }
 
+/* Byte of x up to ':' (a digit, a space, a control byte), marked: the
+ * lowest mark is right, a borrow only marks bytes above it. */
+#define CB_LOW(x) (((x) - 0x0101010101010101u * (':' + 1)) & ~(x) & 0x8080808080808080u)
+
+/* A member's key (n bytes at k in the text, which ends at end): 0 out of
+ * reach (key_plain, key_in_reach), else 1 with key_prefix's prefix and
+ * plain. A key of letters and such (most) costs a word or two here. */
+static inline __attribute__((always_inline)) int cb_key(const unsigned char *k, size_t n, const unsigned char *end,
+                                                        uint64_t *prefix, int *plain) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w, low;
+    if (n >= 8) { /* its words, the last one overlapping */
+        memcpy(&w, k, 8);
+        low = CB_LOW(w);
+        for (size_t i = 8; !low && i + 8 <= n; i += 8) {
+            uint64_t x;
+            memcpy(&x, k + i, 8);
+            low = CB_LOW(x);
+        }
+        if (!low) {
+            uint64_t x;
+            memcpy(&x, k + n - 8, 8);
+            low = CB_LOW(x);
+        }
+    } else if (n && end - k >= 8) { /* the bytes after it dropped (a borrow from them marks none of its) */
+        memcpy(&w, k, 8);
+        uint64_t keep = ((uint64_t)1 << 8 * n) - 1;
+        w &= keep;
+        low = CB_LOW(w) & keep;
+    } else {
+        low = 1;
+    }
+    if (!low) { /* no digit either */
+        *prefix = __builtin_bswap64(w);
+        *plain = 1;
+        return 1;
+    }
+#endif
+    if (!key_plain(k, n, end) && !key_in_reach(k, n)) return 0;
+    *prefix = key_prefix(k, n, end, plain); /* n > 0: key_in_reach */
+    return 1;
+}
+
 /* The sink. A member left out ends where the next member (or element) of
  * its container begins, or where the container closes: no event after
  * each value is needed. */
-static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev, const char *s, size_t n) {
+static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev, const char *s, size_t n, int held) {
     if (!c->in_reach) return;
     level *l = &c->lv[c->depth];
     switch (ev) {
@@ -1375,12 +1416,12 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
         if (c->skipping == c->depth) c->skipping = 0;
         l->skip = 0;
         if (c->skipping) return;
-        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
-        if (!(at >= text && at - text <= c->len)) return out_of_reach(c); /* a key with an escape */
-        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text + c->len) &&
-            !key_in_reach((const unsigned char *)s, n))
+        if (!held) return out_of_reach(c); /* a key with an escape */
+        uint64_t prefix;
+        int plain;
+        if (!cb_key((const unsigned char *)s, n, (const unsigned char *)c->text + c->len, &prefix, &plain))
             return out_of_reach(c);
-        uint32_t node = add_node(c, l, at - text, n); /* one left out too: a later one may repeat its key */
+        uint32_t node = add_node(c, l, (size_t)(s - c->text), n, prefix, plain); /* one left out too: a later one may repeat its key */
         if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
@@ -1394,7 +1435,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
     case LUAPAY_JSON_ARRAY: {
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
         uint32_t node = NO_NODE;
-        if (c->depth == 0) add_node(c, l, 0, 0); /* the root, a member of nothing */
+        if (c->depth == 0) add_node(c, l, 0, 0, 0, 1); /* the root, a member of nothing */
         if (!c->in_reach) return;
         if (l->skip == 2 && !c->skipping) { /* a signature that is not null */
             c->skipping = c->depth;
@@ -1422,7 +1463,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
     case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
         if (c->skipping == c->depth) c->skipping = 0;
         l->skip = 0;
-        if (!c->skipping) add_node(c, l, 0, 0);
+        if (!c->skipping) add_node(c, l, 0, 0, 0, 1);
         return;
     default: { /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
@@ -1436,9 +1477,8 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
         set_kind(x, 1);
         switch (ev) {
         case LUAPAY_JSON_STRING: {
-            uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
-            if (at >= text && at - text <= c->len) { /* the body's text holds it: no copy */
-                x->voff = (uint32_t)(at - text);
+            if (held) { /* the body's text holds it: no copy */
+                x->voff = (uint32_t)(s - c->text);
             } else {
                 x->where = IN_VALUES;
                 x->voff = (uint32_t)c->values->len;
@@ -1461,7 +1501,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
 }
 
 /* core.json_decode's reader with cb_event as its sink, inlined. */
-#define JR_EVENT(r, ev, s, n) cb_event((cb_reader *)(r)->sink, (ev), (s), (n))
+#define JR_EVENT(r, ev, s, n, held) cb_event((cb_reader *)(r)->sink, (ev), (s), (n), (held))
 #include "json_read.h"
 
 /* The canonical string of the members of container node at into out, as

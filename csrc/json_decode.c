@@ -21,7 +21,7 @@
 #include "core.h"
 
 #define NUMBER_MT_KEY "luapay.json_number"
-#define JR_EVENT(r, ev, s, n) ((void)0) /* core.json_decode has no sink */
+#define JR_EVENT(r, ev, s, n, held) ((void)(ev)) /* core.json_decode has no sink */
 #include "json_read.h"
 
 /* 1 for the bytes a string holds as they are: printable ASCII but '"' and
@@ -223,7 +223,7 @@ int luapay_json_string_rest(luapay_json_reader *r, const char **text, size_t *le
     *text = decoded ? b->data : (const char *)s;
     *len = decoded ? b->len : (size_t)(r->p - 1 - s);
     jr_push_string(r, *text, *len);
-    return 1;
+    return decoded ? 2 : 1;
 }
 
 static void push_number_object(lua_State *L, const char *text, size_t len) {

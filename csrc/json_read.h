@@ -1,13 +1,14 @@
 /* The body of core.json_decode's reader (json_decode.c), for the C files
  * that read JSON with a sink of their own: each includes this after
- * defining JR_EVENT(r, ev, s, n), what a step of the reading hands to its
- * sink (r->sink, an enum luapay_json_event; see core.h), or ((void)0).
+ * defining JR_EVENT(r, ev, s, n, held), what a step of the reading hands to its
+ * sink (r->sink, an enum luapay_json_event; see core.h; held: the bytes s
+ * are the text's, not decoded), or ((void)0).
  * The reader is made again in that file around its sink, so each event is
  * a call the compiler inlines, its kind a constant (an indirect call per
  * event cost the callback about a tenth of its time); the pieces that do
  * not see the sink are json_decode.c's, declared in core.h. */
 #ifndef JR_EVENT
-#error "define JR_EVENT(r, ev, s, n) before including json_read.h"
+#error "define JR_EVENT(r, ev, s, n, held) before including json_read.h"
 #endif
 
 static inline int jr_fail(luapay_json_reader *r, const char *msg) {
@@ -16,7 +17,8 @@ static inline int jr_fail(luapay_json_reader *r, const char *msg) {
 }
 
 static inline void jr_skip_space(luapay_json_reader *r) {
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
+    /* most often none: one test for a byte above ' ' */
+    while (r->p < r->end && *r->p <= ' ' && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
 /* Pushes the string s (n bytes): one of 1 to LUAPAY_SHORT bytes from the
@@ -45,17 +47,25 @@ static inline __attribute__((always_inline)) void jr_push_string(luapay_json_rea
     else luapay_json_push_miss(r, s, n, slot, a, b);
 }
 
-/* Reads a string (r->p at the opening quote) and pushes it; *s and *n say
- * where its bytes are (the text's, or the scratch buffer's until the next
- * string). One of printable ASCII without escapes, the most common, is
- * pushed from the text itself here; any other in luapay_json_string_rest. */
-static inline __attribute__((always_inline)) int jr_read_string(luapay_json_reader *r, const char **s, size_t *n) {
+/* Reads a string (r->p at the opening quote), pushes it and hands it to
+ * the sink as event ev. One of printable ASCII without escapes, the most
+ * common, is pushed from the text itself here; any other goes on in
+ * luapay_json_string_rest (1: the text holds it as it is, 2: decoded). */
+static inline __attribute__((always_inline)) int jr_read_string(luapay_json_reader *r, int ev) {
+    const char *s;
+    size_t n;
     const unsigned char *q = luapay_json_verbatim(r->p + 1, r->end);
-    if (q == r->end || *q != '"') return luapay_json_string_rest(r, s, n);
-    *s = (const char *)r->p + 1;
-    *n = (size_t)(q - r->p - 1);
-    r->p = q + 1;
-    jr_push_string(r, *s, *n);
+    if (q != r->end && *q == '"') {
+        s = (const char *)r->p + 1;
+        n = (size_t)(q - r->p - 1);
+        r->p = q + 1;
+        jr_push_string(r, s, n);
+        JR_EVENT(r, ev, s, n, 1);
+        return 1;
+    }
+    int got = luapay_json_string_rest(r, &s, &n);
+    if (!got) return 0;
+    JR_EVENT(r, ev, s, n, got == 1);
     return 1;
 }
 
@@ -63,7 +73,7 @@ static inline int jr_read_number(luapay_json_reader *r) {
     const unsigned char *s = r->p;
     int is_integer;
     if (!luapay_json_scan_number(&r->p, r->end, &is_integer)) return jr_fail(r, "bad number");
-    JR_EVENT(r, LUAPAY_JSON_NUMBER, (const char *)s, (size_t)(r->p - s));
+    JR_EVENT(r, LUAPAY_JSON_NUMBER, (const char *)s, (size_t)(r->p - s), 1);
     return luapay_json_push_number(r, s, (size_t)(r->p - s), is_integer);
 }
 
@@ -74,8 +84,8 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     if (depth > LUAPAY_JSON_MAX_DEPTH) return jr_fail(r, "nested too deeply");
     luaL_checkstack(L, 2 * LUAPAY_JSON_PENDING + 4, "json_decode: nesting");
     r->p++; /* [ or { */
-    if (object) JR_EVENT(r, LUAPAY_JSON_OBJECT, NULL, 0);
-    else JR_EVENT(r, LUAPAY_JSON_ARRAY, NULL, 0);
+    if (object) JR_EVENT(r, LUAPAY_JSON_OBJECT, NULL, 0, 1);
+    else JR_EVENT(r, LUAPAY_JSON_ARRAY, NULL, 0, 1);
     lua_pushnil(L); /* the table, made by luapay_json_flush */
     int t = lua_gettop(L), set = 0;
     jr_skip_space(r);
@@ -83,24 +93,26 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     if (r->p < r->end && *r->p == close) {
         r->p++;
         luapay_json_flush(L, t, object, &set);
-        JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0);
+        JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
         return 1;
     }
     for (size_t n = 0;; n++) {
         jr_skip_space(r);
         if (object) {
-            const char *s;
-            size_t len;
             if (r->p >= r->end || *r->p != '"') return jr_fail(r, "object key expected");
-            if (!jr_read_string(r, &s, &len)) return 0;
-            JR_EVENT(r, LUAPAY_JSON_MEMBER, s, len);
+            if (!jr_read_string(r, LUAPAY_JSON_MEMBER)) return 0;
             jr_skip_space(r);
             if (r->p >= r->end || *r->p != ':') return jr_fail(r, "':' expected after an object key");
             r->p++;
         } else {
-            JR_EVENT(r, LUAPAY_JSON_ELEMENT, NULL, n);
+            JR_EVENT(r, LUAPAY_JSON_ELEMENT, NULL, n, 1);
         }
-        if (!jr_read_value(r, depth + 1)) return 0;
+        jr_skip_space(r);
+        if (r->p < r->end && *r->p == '"') { /* most values: no call */
+            if (!jr_read_string(r, LUAPAY_JSON_STRING)) return 0;
+        } else if (!jr_read_value(r, depth + 1)) {
+            return 0;
+        }
         if (lua_gettop(L) - t >= (object ? 2 * LUAPAY_JSON_PENDING : LUAPAY_JSON_PENDING))
             luapay_json_flush(L, t, object, &set);
         jr_skip_space(r);
@@ -111,7 +123,7 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
         if (r->p < r->end && *r->p == close) {
             r->p++;
             luapay_json_flush(L, t, object, &set);
-            JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0);
+            JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
             return 1;
         }
         return jr_fail(r, object ? "',' or '}' expected" : "',' or ']' expected");
@@ -130,27 +142,21 @@ static int jr_read_value(luapay_json_reader *r, int depth) {
     switch (*r->p) {
     case '{': return jr_read_container(r, depth, 1);
     case '[': return jr_read_container(r, depth, 0);
-    case '"': {
-        const char *s;
-        size_t n;
-        if (!jr_read_string(r, &s, &n)) return 0;
-        JR_EVENT(r, LUAPAY_JSON_STRING, s, n);
-        return 1;
-    }
+    case '"': return jr_read_string(r, LUAPAY_JSON_STRING);
     case 't':
         if (!jr_literal(r, "true", 4)) return 0;
         lua_pushboolean(r->L, 1);
-        JR_EVENT(r, LUAPAY_JSON_TRUE, NULL, 0);
+        JR_EVENT(r, LUAPAY_JSON_TRUE, NULL, 0, 1);
         return 1;
     case 'f':
         if (!jr_literal(r, "false", 5)) return 0;
         lua_pushboolean(r->L, 0);
-        JR_EVENT(r, LUAPAY_JSON_FALSE, NULL, 0);
+        JR_EVENT(r, LUAPAY_JSON_FALSE, NULL, 0, 1);
         return 1;
     case 'n':
         if (!jr_literal(r, "null", 4)) return 0;
         lua_pushlightuserdata(r->L, NULL);
-        JR_EVENT(r, LUAPAY_JSON_NULL, NULL, 0);
+        JR_EVENT(r, LUAPAY_JSON_NULL, NULL, 0, 1);
         return 1;
     default:
         return jr_read_number(r);
