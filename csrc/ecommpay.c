@@ -1176,6 +1176,7 @@ typedef struct {
     luapay_buf *kids;   /* uint32_t: the nodes of the members of the containers open */
     luapay_buf *values; /* the strings the text does not hold as they are (escapes) */
     luapay_buf *tmp;
+    uint32_t count, free; /* nodes made; nodes (and kids) that fit before the buffers grow */
     int in_reach;  /* 0 once the body is out of reach */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
@@ -1205,16 +1206,26 @@ static uint64_t key_prefix(const unsigned char *k, size_t klen, const unsigned c
     return __builtin_bswap64(w);
 }
 
+/* Room for as many nodes again (at least 32), and as many kids: a kid is
+ * a node, so the kids list is never longer than the nodes made. */
+static __attribute__((noinline)) int cb_grow(cb_reader *c) {
+    size_t more = c->count < 32 ? 32 : c->count;
+    if (!room(c->nodes, more * sizeof(cb_node)) || !room(c->kids, more * sizeof(uint32_t))) return 0;
+    c->free = (uint32_t)more;
+    return 1;
+}
+
 /* A new node for the member (or element) about to be read at l, key at
  * koff (klen bytes) in the text, its first bytes prefix (key_prefix, 0 for
  * none): on the kids list, l's current one. */
 static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen,
                                                                uint64_t prefix, int plain) {
-    if (!room(c->nodes, sizeof(cb_node)) || !room(c->kids, sizeof(uint32_t))) {
+    if (c->free == 0 && !cb_grow(c)) {
         out_of_reach(c);
         return NO_NODE;
     }
-    uint32_t i = (uint32_t)(c->nodes->len / sizeof(cb_node));
+    c->free--;
+    uint32_t i = c->count++;
     cb_node *node = (cb_node *)(void *)(c->nodes->data + c->nodes->len);
     node->prefix = node->head = prefix;
     node->koff = (uint32_t)koff, node->klen = (uint32_t)klen;
@@ -1280,12 +1291,25 @@ static int cb_repeats(const cb_reader *c, const uint32_t *v, size_t n) {
  * through tmp. */
 static void cb_sort(const cb_reader *c, uint32_t *v, uint32_t *tmp, size_t n) {
     const cb_node *nodes = (const cb_node *)(void *)c->nodes->data;
-    if (n <= 16) {
+    if (n <= 16) { /* the heads beside the nodes: most compares without a load */
+        uint64_t head[16];
+        int plain = 1;
+        for (size_t i = 0; i < n; i++) {
+            head[i] = nodes[v[i]].head;
+            plain &= nodes[v[i]].plain;
+        }
         for (size_t i = 1; i < n; i++) {
             uint32_t x = v[i];
+            uint64_t hx = head[i];
             size_t k = i;
-            for (; k > 0 && cb_before(c, &nodes[x], &nodes[v[k - 1]]); k--) v[k] = v[k - 1];
+            for (; k > 0; k--) {
+                uint64_t hy = head[k - 1];
+                if (plain && hx != hy ? hx > hy : !cb_before(c, &nodes[x], &nodes[v[k - 1]])) break;
+                v[k] = v[k - 1];
+                head[k] = hy;
+            }
             v[k] = x;
+            head[k] = hx;
         }
         return;
     }

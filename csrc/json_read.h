@@ -6,7 +6,9 @@
  * The reader is made again in that file around its sink, so each event is
  * a call the compiler inlines, its kind a constant (an indirect call per
  * event cost the callback about a tenth of its time); the pieces that do
- * not see the sink are json_decode.c's, declared in core.h. */
+ * not see the sink are json_decode.c's, declared in core.h. The text is a
+ * Lua string's, so a NUL follows it: a byte is looked at without testing
+ * for the end first where the NUL there fails the test as the end would. */
 #ifndef JR_EVENT
 #error "define JR_EVENT(r, ev, s, n, held) before including json_read.h"
 #endif
@@ -17,8 +19,8 @@ static inline int jr_fail(luapay_json_reader *r, const char *msg) {
 }
 
 static inline void jr_skip_space(luapay_json_reader *r) {
-    /* most often none: one test for a byte above ' ' */
-    while (r->p < r->end && *r->p <= ' ' && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
+    /* most often none: one test for a byte above ' ' (the NUL at the end is no space) */
+    while (*r->p <= ' ' && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
 /* Pushes the string s (n bytes): one of 1 to LUAPAY_SHORT bytes from the
@@ -36,8 +38,8 @@ static inline __attribute__((always_inline)) void jr_push_string(luapay_json_rea
         memcpy(&x, s, 4);
         memcpy(&y, s + n - 4, 4);
         a = x, b = y;
-    } else {
-        for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << 8 * i;
+    } else { /* 1 to 3 bytes: the first, the middle one and the last tell them, with n */
+        a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 | (uint64_t)(unsigned char)s[n - 1] << 16;
     }
     uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15u) ^ n) * 0xFF51AFD7ED558CCDu;
     size_t slot = (size_t)(h >> 40) % (LUAPAY_SHORTS / 2) * 2; /* high bits: all of a and b in them */
@@ -55,7 +57,7 @@ static inline __attribute__((always_inline)) int jr_read_string(luapay_json_read
     const char *s;
     size_t n;
     const unsigned char *q = luapay_json_verbatim(r->p + 1, r->end);
-    if (q != r->end && *q == '"') {
+    if (*q == '"') { /* the NUL at the end is no quote */
         s = (const char *)r->p + 1;
         n = (size_t)(q - r->p - 1);
         r->p = q + 1;
@@ -87,10 +89,10 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     if (object) JR_EVENT(r, LUAPAY_JSON_OBJECT, NULL, 0, 1);
     else JR_EVENT(r, LUAPAY_JSON_ARRAY, NULL, 0, 1);
     lua_pushnil(L); /* the table, made by luapay_json_flush */
-    int t = lua_gettop(L), set = 0;
+    int t = lua_gettop(L), set = 0, pending = 0; /* members or elements since the last flush */
     jr_skip_space(r);
     unsigned char close = object ? '}' : ']';
-    if (r->p < r->end && *r->p == close) {
+    if (*r->p == close) {
         r->p++;
         luapay_json_flush(L, t, object, &set);
         JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
@@ -99,28 +101,30 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     for (size_t n = 0;; n++) {
         jr_skip_space(r);
         if (object) {
-            if (r->p >= r->end || *r->p != '"') return jr_fail(r, "object key expected");
+            if (*r->p != '"') return jr_fail(r, "object key expected");
             if (!jr_read_string(r, LUAPAY_JSON_MEMBER)) return 0;
             jr_skip_space(r);
-            if (r->p >= r->end || *r->p != ':') return jr_fail(r, "':' expected after an object key");
+            if (*r->p != ':') return jr_fail(r, "':' expected after an object key");
             r->p++;
         } else {
             JR_EVENT(r, LUAPAY_JSON_ELEMENT, NULL, n, 1);
         }
         jr_skip_space(r);
-        if (r->p < r->end && *r->p == '"') { /* most values: no call */
+        if (*r->p == '"') { /* most values: no call */
             if (!jr_read_string(r, LUAPAY_JSON_STRING)) return 0;
         } else if (!jr_read_value(r, depth + 1)) {
             return 0;
         }
-        if (lua_gettop(L) - t >= (object ? 2 * LUAPAY_JSON_PENDING : LUAPAY_JSON_PENDING))
+        if (++pending == LUAPAY_JSON_PENDING) { /* a key and a value each, or a value */
             luapay_json_flush(L, t, object, &set);
+            pending = 0;
+        }
         jr_skip_space(r);
-        if (r->p < r->end && *r->p == ',') {
+        if (*r->p == ',') {
             r->p++;
             continue;
         }
-        if (r->p < r->end && *r->p == close) {
+        if (*r->p == close) {
             r->p++;
             luapay_json_flush(L, t, object, &set);
             JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
