@@ -74,6 +74,23 @@ static inline __attribute__((always_inline)) int jr_read_string(luapay_json_read
 static inline int jr_read_number(luapay_json_reader *r) {
     const unsigned char *s = r->p;
     int is_integer;
+    if (!r->lexemes) { /* most: an integer of up to 18 digits, its value read as it is scanned */
+        const unsigned char *d = s + (*s == '-'), *p = d;
+        unsigned long long v = 0;
+        if (*p != '0') /* "0", "-0", "01": below */
+            for (; (unsigned)(*p - '0') < 10; p++) v = v * 10 + (unsigned)(*p - '0'); /* the NUL ends it */
+        if (p > d && p - d <= 18 && *p != '.' && *p != 'e' && *p != 'E') {
+            r->p = p;
+            JR_EVENT(r, LUAPAY_JSON_NUMBER, (const char *)s, (size_t)(p - s), 1);
+            long long x = d > s ? -(long long)v : (long long)v;
+#if LUA_VERSION_NUM >= 503
+            lua_pushinteger(r->L, (lua_Integer)x);
+#else
+            lua_pushnumber(r->L, (lua_Number)x); /* not 0: no "-0" here; rounded to nearest, as strtod does */
+#endif
+            return 1;
+        }
+    }
     if (!luapay_json_scan_number(&r->p, r->end, &is_integer)) return jr_fail(r, "bad number");
     JR_EVENT(r, LUAPAY_JSON_NUMBER, (const char *)s, (size_t)(r->p - s), 1);
     return luapay_json_push_number(r, s, (size_t)(r->p - s), is_integer);
