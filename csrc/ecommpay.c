@@ -1183,8 +1183,11 @@ typedef struct {
     level lv[MAX_DEPTH + 2];
 } cb_reader;
 
+/* Out of reach: containers' events test in_reach, the others skipping,
+ * which nothing resets from here on (no depth is INT_MAX). */
 static void out_of_reach(cb_reader *c) {
     c->in_reach = 0;
+    c->skipping = INT_MAX;
 }
 
 /* The first eight bytes of a key (fewer: zeros after), the first one
@@ -1433,8 +1436,7 @@ static inline __attribute__((always_inline)) int cb_key(const unsigned char *k, 
  * its container begins, or where the container closes: no event after
  * each value is needed. */
 static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev, const char *s, size_t n, int held) {
-    if (!c->in_reach) return;
-    level *l = &c->lv[c->depth];
+    level *l = &c->lv[c->depth]; /* depth is kept while in reach, and stops when the body leaves it */
     switch (ev) {
     case LUAPAY_JSON_MEMBER: {
         if (c->skipping == c->depth) c->skipping = 0;
@@ -1446,10 +1448,11 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
         if (!cb_key((const unsigned char *)s, n, (const unsigned char *)c->text + c->len, &prefix, &plain))
             return out_of_reach(c);
         uint32_t node = add_node(c, l, (size_t)(s - c->text), n, prefix, plain); /* one left out too: a later one may repeat its key */
+        if (node == NO_NODE) return; /* out of reach */
         if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
-            if (node != NO_NODE) ((cb_node *)(void *)c->nodes->data)[node].skip = 1;
+            ((cb_node *)(void *)c->nodes->data)[node].skip = 1;
         } else if (n == 9 && memcmp(s, "signature", 9) == 0) {
             l->skip = 2;
         }
@@ -1457,6 +1460,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
     }
     case LUAPAY_JSON_OBJECT:
     case LUAPAY_JSON_ARRAY: {
+        if (!c->in_reach) return;
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
         uint32_t node = NO_NODE;
         if (c->depth == 0) add_node(c, l, 0, 0, 0, 1); /* the root, a member of nothing */
@@ -1479,6 +1483,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
         return;
     }
     case LUAPAY_JSON_CLOSE:
+        if (!c->in_reach) return;
         if (c->skipping == c->depth) c->skipping = 0;
         if (!c->skipping) close_container(c, l);
         c->kids->len = l->kids * sizeof(uint32_t);
@@ -1747,7 +1752,8 @@ static int l_ecommpay_callback(lua_State *L) {
     lua_settop(L, 2);
     cb_reader c;
     memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
-    c.in_reach = len < UINT32_MAX - 1; /* offsets and nodes in 32 bits */
+    c.in_reach = 1;
+    if (len >= UINT32_MAX - 1) out_of_reach(&c); /* offsets and nodes in 32 bits */
     c.text = text; /* read only: keys are compared where the text holds them */
     c.len = len;
     c.values = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);

@@ -56,8 +56,9 @@ static inline __attribute__((always_inline)) void jr_push_string(luapay_json_rea
 static inline __attribute__((always_inline)) int jr_read_string(luapay_json_reader *r, int ev) {
     const char *s;
     size_t n;
-    const unsigned char *q = luapay_json_verbatim(r->p + 1, r->end);
-    if (*q == '"') { /* the NUL at the end is no quote */
+    const unsigned char *q = luapay_json_run(r->p + 1, r->end);
+    while (luapay_json_as_is[*q]) q++; /* the last few: the NUL at the end is not as is */
+    if (*q == '"') { /* nor a quote */
         s = (const char *)r->p + 1;
         n = (size_t)(q - r->p - 1);
         r->p = q + 1;
