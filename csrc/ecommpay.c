@@ -1533,6 +1533,15 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
 #define JR_EVENT(r, ev, s, n, held) cb_event((cb_reader *)(r)->sink, (ev), (s), (n), (held))
 #include "json_read.h"
 
+/* n bytes from s to o, and past them: o has sixteen bytes of room after
+ * them. Sixteen at once (no call) when n is no more and s may be read that
+ * far (lim: where its memory ends). */
+static inline char *cb_put(char *o, const char *s, size_t n, const char *lim) {
+    if (n <= 16 && lim - s >= 16) memcpy(o, s, 16);
+    else if (n) memcpy(o, s, n);
+    return o + n;
+}
+
 /* The canonical string of the members of container node at into out, as
  * "path:value;" each, path (the container's) in path: a scalar's key is
  * written after it into out, a container's onto it for its members. 0 when
@@ -1540,14 +1549,18 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
 static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luapay_buf *out) {
     const cb_node *nodes = (const cb_node *)(const void *)c->nodes->data;
     const char *where[] = {c->text, c->values->data, CB_LITERALS};
+    /* where each may be read to: the text's NUL is its last byte */
+    const char *lim[] = {c->text + c->len + 1, c->values->cap ? c->values->data + c->values->cap : NULL,
+                         CB_LITERALS + sizeof CB_LITERALS}; /* values: NULL while it has no memory (and no value) */
+    const char *text_lim = lim[IN_TEXT];
     size_t base = path->len, i = 0;
     int array = nodes[at].array;
     for (uint32_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
         const cb_node *m = &nodes[k];
-        char index[24];
-        const char *key = index;
+        char index[24 + 16];
+        const char *key = index, *key_lim = index + sizeof index;
         size_t klen = array ? luapay_integer_text((long long)i, index) : m->klen;
-        if (!array) key = c->text + m->koff;
+        if (!array) key = c->text + m->koff, key_lim = text_lim;
         if (!m->leaf) {
             path->len = base;
             if (base) luapay_buf_add(path, ":", 1);
@@ -1555,18 +1568,15 @@ static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luap
             if (path->oom || !write_members(c, k, path, out)) return 0;
             continue;
         }
-        if (!room(out, base + klen + m->vlen + 3)) return 0;
+        if (!room(out, base + klen + m->vlen + 3 + 16)) return 0;
         char *o = out->data + out->len;
         if (base) { /* path->data may be NULL before the first container */
-            memcpy(o, path->data, base);
-            o += base;
+            o = cb_put(o, path->data, base, path->data + path->cap);
             *o++ = ':';
         }
-        memcpy(o, key, klen);
-        o += klen;
+        o = cb_put(o, key, klen, key_lim);
         *o++ = ':';
-        if (m->vlen) memcpy(o, where[m->where] + m->voff, m->vlen);
-        o += m->vlen;
+        o = cb_put(o, where[m->where] + m->voff, m->vlen, lim[m->where]);
         *o++ = ';';
         out->len = (size_t)(o - out->data);
     }
