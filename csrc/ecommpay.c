@@ -1613,8 +1613,12 @@ static int cb_get(scalars *c, int t, int type, int key) {
         return LUA_TNIL;
     }
     lua_rawgeti(L, c->keys, key);
+#if LUA_VERSION_NUM >= 503
+    type = lua_rawget(L, t); /* its type: no lua_type */
+#else
     lua_rawget(L, t);
     type = lua_type(L, -1);
+#endif
     if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
         lua_pop(L, 1);
         lua_pushnil(L);
