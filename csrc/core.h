@@ -193,8 +193,9 @@ int luapay_json_string_rest(luapay_json_reader *r, const char **s, size_t *n);
 /* the number s (len bytes, scanned) pushed */
 int luapay_json_push_number(luapay_json_reader *r, const unsigned char *s, size_t len, int is_integer);
 /* the pending values above slot t set into the table at t (made first
- * while t is nil); *n the last index of an array set */
-void luapay_json_flush(lua_State *L, int t, int object, int *n);
+ * while t is nil); *n the last index of an array set; distinct: an
+ * object's keys are known to be all different */
+void luapay_json_flush(lua_State *L, int t, int object, int *n, int distinct);
 
 /* The pieces of core.json_decode's reader (json_decode.c) for C code that
  * reads a body's text itself: a string (*pp at its opening quote; the text

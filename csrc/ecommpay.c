@@ -1178,6 +1178,7 @@ typedef struct {
     luapay_buf *tmp;
     uint32_t count, free; /* nodes made; nodes (and kids) that fit before the buffers grow */
     int in_reach;  /* 0 once the body is out of reach */
+    int distinct;  /* the object that closed last has no repeated key (JR_DISTINCT) */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
@@ -1351,8 +1352,9 @@ static int cb_repeats_many(cb_reader *c, const uint32_t *v, size_t n) {
 static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
     size_t n = c->kids->len / sizeof(uint32_t) - l->kids;
     uint32_t *v = (uint32_t *)(void *)c->kids->data + l->kids;
+    if (l->object && n > 1 && (n <= 64 ? cb_repeats(c, v, n) : cb_repeats_many(c, v, n))) return out_of_reach(c);
+    c->distinct = l->object; /* every member has a node (those left out too), keys with escapes none */
     if (l->object && n > 1) {
-        if (n <= 64 ? cb_repeats(c, v, n) : cb_repeats_many(c, v, n)) return out_of_reach(c);
         if (n > 16) {
             c->tmp->len = 0;
             if (!luapay_buf_reserve(c->tmp, n * sizeof(uint32_t))) return out_of_reach(c);
@@ -1483,6 +1485,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
         return;
     }
     case LUAPAY_JSON_CLOSE:
+        c->distinct = 0;
         if (!c->in_reach) return;
         if (c->skipping == c->depth) c->skipping = 0;
         if (!c->skipping) close_container(c, l);
@@ -1531,6 +1534,7 @@ static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev,
 
 /* core.json_decode's reader with cb_event as its sink, inlined. */
 #define JR_EVENT(r, ev, s, n, held) cb_event((cb_reader *)(r)->sink, (ev), (s), (n), (held))
+#define JR_DISTINCT(r) (((cb_reader *)(r)->sink)->distinct)
 #include "json_read.h"
 
 /* n bytes from s to o, and past them: o has sixteen bytes of room after

@@ -307,7 +307,7 @@ int luapay_json_push_number(luapay_json_reader *r, const unsigned char *s, size_
     return 1;
 }
 
-void luapay_json_flush(lua_State *L, int t, int object, int *n) {
+void luapay_json_flush(lua_State *L, int t, int object, int *n, int distinct) {
     int pending = lua_gettop(L) - t;
     if (lua_isnil(L, t)) {
         lua_createtable(L, object ? 0 : pending, object ? pending / 2 : 0);
@@ -317,7 +317,9 @@ void luapay_json_flush(lua_State *L, int t, int object, int *n) {
         }
         lua_replace(L, t);
     }
-    if (object) { /* in order: a repeated key, the last one wins, as in PHP */
+    if (object && distinct) { /* no key repeats: the pairs from the top down, no copies */
+        for (int i = pending / 2; i > 0; i--) lua_rawset(L, t);
+    } else if (object) { /* in order: a repeated key, the last one wins, as in PHP */
         for (int i = t + 1; i < t + pending - 2; i += 2) {
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);

@@ -12,6 +12,12 @@
 #ifndef JR_EVENT
 #error "define JR_EVENT(r, ev, s, n, held) before including json_read.h"
 #endif
+/* JR_DISTINCT(r): after an object's close event, whether the sink found
+ * its keys all different (their pairs are then set with no copies, in any
+ * order); 0 when it does not know. */
+#ifndef JR_DISTINCT
+#define JR_DISTINCT(r) 0
+#endif
 
 static inline int jr_fail(luapay_json_reader *r, const char *msg) {
     if (!r->err) r->err = msg;
@@ -112,8 +118,8 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     unsigned char close = object ? '}' : ']';
     if (*r->p == close) {
         r->p++;
-        luapay_json_flush(L, t, object, &set);
         JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
+        luapay_json_flush(L, t, object, &set, 0);
         return 1;
     }
     for (size_t n = 0;; n++) {
@@ -134,7 +140,7 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
             return 0;
         }
         if (++pending == LUAPAY_JSON_PENDING) { /* a key and a value each, or a value */
-            luapay_json_flush(L, t, object, &set);
+            luapay_json_flush(L, t, object, &set, 0);
             pending = 0;
         }
         jr_skip_space(r);
@@ -144,8 +150,8 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
         }
         if (*r->p == close) {
             r->p++;
-            luapay_json_flush(L, t, object, &set);
-            JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1);
+            JR_EVENT(r, LUAPAY_JSON_CLOSE, NULL, 0, 1); /* before the flush: JR_DISTINCT */
+            luapay_json_flush(L, t, object, &set, object && JR_DISTINCT(r));
             return 1;
         }
         return jr_fail(r, object ? "',' or '}' expected" : "',' or ']' expected");
