@@ -179,7 +179,8 @@ typedef struct {
     int strings;
 } luapay_json_reader;
 /* json_read.h's pieces that do not see the sink (json_decode.c): */
-/* r set up to read text (the strings' table pushed): the stack top before */
+/* r set up to read text (the strings' table pushed): the stack top before.
+ * text is a Lua string's: json_read.h reads the NUL after it as the end */
 int luapay_json_begin(lua_State *L, luapay_json_reader *r, const char *text, size_t len, int lexemes);
 /* the end of a read: 1 with the value at top + 1, or 0 with nil, err */
 int luapay_json_end(luapay_json_reader *r, int ok, int top);
