@@ -156,21 +156,49 @@ int luapay_path_has_table(const luapay_frame *f, const void *table);    /* is ta
 size_t luapay_utf8_len(const unsigned char *p, const unsigned char *end);
 
 /* The JSON reader (json_decode.c), for C code that reads a body and works on
- * its text too: each step of the reading is handed to a sink's event, the
- * string events with the decoded bytes (valid until the next event), a
- * number with its text; a member is its key, then the value; an element
- * (n: its 0-based index) the same. */
+ * its text too: each step of the reading is handed to a sink (json_read.h,
+ * included with the sink's JR_EVENT), the string events with the decoded
+ * bytes (valid until the next event), a number with its text; a member is
+ * its key, then the value; an element (n: its 0-based index) the same. */
 enum luapay_json_event {
     LUAPAY_JSON_OBJECT, LUAPAY_JSON_ARRAY, LUAPAY_JSON_CLOSE, LUAPAY_JSON_MEMBER, LUAPAY_JSON_ELEMENT,
     LUAPAY_JSON_STRING, LUAPAY_JSON_NUMBER, LUAPAY_JSON_TRUE, LUAPAY_JSON_FALSE, LUAPAY_JSON_NULL
 };
-typedef struct luapay_json_sink {
-    void (*event)(struct luapay_json_sink *sink, int ev, const char *s, size_t n);
-} luapay_json_sink;
-/* Reads text (one JSON value) as core.json_decode does and pushes it, or
- * pushes nil and "json_decode: ... at byte N" and returns 0. sink may be
- * NULL. In a function with the context as upvalue 1. */
-int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink);
+#define LUAPAY_JSON_MAX_DEPTH 128
+/* Members (key, value) or elements wait on the stack and are set in a
+ * table made for their number when the container closes: a table grown
+ * one key at a time is rebuilt at every power of two. A long container is
+ * set in chunks of LUAPAY_JSON_PENDING. */
+#define LUAPAY_JSON_PENDING 32
+typedef struct {
+    lua_State *L;
+    const unsigned char *p, *start, *end;
+    int lexemes;
+    luapay_buf *scratch; /* boxed: freed by __gc if a Lua error unwinds */
+    const char *err;
+    void *sink;             /* JR_EVENT's */
+    luapay_short *shorts;   /* the context's, its strings in the table at stack slot strings; or NULL */
+    int strings;
+} luapay_json_reader;
+/* json_read.h's pieces that do not see the sink (json_decode.c): */
+/* r set up to read text (the strings' table pushed): the stack top before.
+ * text is a Lua string's: json_read.h reads the NUL after it as the end */
+int luapay_json_begin(lua_State *L, luapay_json_reader *r, const char *text, size_t len, int lexemes);
+/* the end of a read: 1 with the value at top + 1, or 0 with nil, err */
+int luapay_json_end(luapay_json_reader *r, int ok, int top);
+/* a string missing from the context's slots (slot, LUAPAY_SHORTS for one
+ * not short) pushed and kept there */
+void luapay_json_push_miss(luapay_json_reader *r, const char *s, size_t n, size_t slot, uint64_t a, uint64_t b);
+/* a string that is not printable ASCII without escapes (r->p at its
+ * opening quote): read, pushed, and where its bytes are; 1 the text's, 2
+ * decoded (the scratch buffer's), 0 an error */
+int luapay_json_string_rest(luapay_json_reader *r, const char **s, size_t *n);
+/* the number s (len bytes, scanned) pushed */
+int luapay_json_push_number(luapay_json_reader *r, const unsigned char *s, size_t len, int is_integer);
+/* the pending values above slot t set into the table at t (made first
+ * while t is nil); *n the last index of an array set; distinct: an
+ * object's keys are known to be all different */
+void luapay_json_flush(lua_State *L, int t, int object, int *n, int distinct);
 
 /* The pieces of core.json_decode's reader (json_decode.c) for C code that
  * reads a body's text itself: a string (*pp at its opening quote; the text
@@ -210,6 +238,16 @@ static inline const unsigned char *luapay_json_run(const unsigned char *p, const
 #else
     (void)end;
 #endif
+    return p;
+}
+/* 1 for the bytes a string holds as they are (json_decode.c) */
+extern const unsigned char luapay_json_as_is[256];
+/* The first byte from p on that a string does not hold as it is ('"',
+ * '\\', a control byte, a byte from 0x80), or end: luapay_json_run, then
+ * the last few. */
+static inline const unsigned char *luapay_json_verbatim(const unsigned char *p, const unsigned char *end) {
+    p = luapay_json_run(p, end);
+    while (p < end && luapay_json_as_is[*p]) p++;
     return p;
 }
 const char *luapay_json_scan_string(const unsigned char **pp, const unsigned char *end, luapay_buf *b, int *decoded);

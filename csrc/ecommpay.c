@@ -1223,21 +1223,25 @@ typedef struct {
 } level;
 
 typedef struct {
-    luapay_json_sink sink;
     const char *text; /* the body's text */
     size_t len;
     luapay_buf *nodes;  /* cb_node */
     luapay_buf *kids;   /* uint32_t: the nodes of the members of the containers open */
     luapay_buf *values; /* the strings the text does not hold as they are (escapes) */
     luapay_buf *tmp;
+    uint32_t count, free; /* nodes made; nodes (and kids) that fit before the buffers grow */
     int in_reach;  /* 0 once the body is out of reach */
+    int distinct;  /* the object that closed last has no repeated key (JR_DISTINCT) */
     int depth;     /* containers open */
     int skipping;  /* > 0: inside a member left out, read at this depth */
     level lv[MAX_DEPTH + 2];
 } cb_reader;
 
+/* Out of reach: containers' events test in_reach, the others skipping,
+ * which nothing resets from here on (no depth is INT_MAX). */
 static void out_of_reach(cb_reader *c) {
     c->in_reach = 0;
+    c->skipping = INT_MAX;
 }
 
 /* The first eight bytes of a key (fewer: zeros after), the first one
@@ -1259,20 +1263,28 @@ static uint64_t key_prefix(const unsigned char *k, size_t klen, const unsigned c
     return __builtin_bswap64(w);
 }
 
+/* Room for as many nodes again (at least 32), and as many kids: a kid is
+ * a node, so the kids list is never longer than the nodes made. */
+static __attribute__((noinline)) int cb_grow(cb_reader *c) {
+    size_t more = c->count < 32 ? 32 : c->count;
+    if (!room(c->nodes, more * sizeof(cb_node)) || !room(c->kids, more * sizeof(uint32_t))) return 0;
+    c->free = (uint32_t)more;
+    return 1;
+}
+
 /* A new node for the member (or element) about to be read at l, key at
- * koff (klen bytes) in the text: on the kids list, l's current one. */
-static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen) {
-    if (!room(c->nodes, sizeof(cb_node)) || !room(c->kids, sizeof(uint32_t))) {
+ * koff (klen bytes) in the text, its first bytes prefix (key_prefix, 0 for
+ * none): on the kids list, l's current one. */
+static inline __attribute__((always_inline)) uint32_t add_node(cb_reader *c, level *l, size_t koff, size_t klen,
+                                                               uint64_t prefix, int plain) {
+    if (c->free == 0 && !cb_grow(c)) {
         out_of_reach(c);
         return NO_NODE;
     }
-    uint32_t i = (uint32_t)(c->nodes->len / sizeof(cb_node));
+    c->free--;
+    uint32_t i = c->count++;
     cb_node *node = (cb_node *)(void *)(c->nodes->data + c->nodes->len);
-    int plain = 1;
-    node->prefix = klen ? key_prefix((const unsigned char *)c->text + koff, klen,
-                                     (const unsigned char *)c->text + c->len, &plain)
-                        : 0;
-    node->head = node->prefix;
+    node->prefix = node->head = prefix;
     node->koff = (uint32_t)koff, node->klen = (uint32_t)klen;
     node->voff = node->vlen = 0;
     node->kid = node->next = NO_NODE;
@@ -1336,12 +1348,25 @@ static int cb_repeats(const cb_reader *c, const uint32_t *v, size_t n) {
  * through tmp. */
 static void cb_sort(const cb_reader *c, uint32_t *v, uint32_t *tmp, size_t n) {
     const cb_node *nodes = (const cb_node *)(void *)c->nodes->data;
-    if (n <= 16) {
+    if (n <= 16) { /* the heads beside the nodes: most compares without a load */
+        uint64_t head[16];
+        int plain = 1;
+        for (size_t i = 0; i < n; i++) {
+            head[i] = nodes[v[i]].head;
+            plain &= nodes[v[i]].plain;
+        }
         for (size_t i = 1; i < n; i++) {
             uint32_t x = v[i];
+            uint64_t hx = head[i];
             size_t k = i;
-            for (; k > 0 && cb_before(c, &nodes[x], &nodes[v[k - 1]]); k--) v[k] = v[k - 1];
+            for (; k > 0; k--) {
+                uint64_t hy = head[k - 1];
+                if (plain && hx != hy ? hx > hy : !cb_before(c, &nodes[x], &nodes[v[k - 1]])) break;
+                v[k] = v[k - 1];
+                head[k] = hy;
+            }
             v[k] = x;
+            head[k] = hx;
         }
         return;
     }
@@ -1380,8 +1405,9 @@ static int cb_repeats_many(cb_reader *c, const uint32_t *v, size_t n) {
 static __attribute__((noinline)) void close_container(cb_reader *c, level *l) { /* off the common events' path */
     size_t n = c->kids->len / sizeof(uint32_t) - l->kids;
     uint32_t *v = (uint32_t *)(void *)c->kids->data + l->kids;
+    if (l->object && n > 1 && (n <= 64 ? cb_repeats(c, v, n) : cb_repeats_many(c, v, n))) return out_of_reach(c);
+    c->distinct = l->object; /* every member has a node (those left out too), keys with escapes none */
     if (l->object && n > 1) {
-        if (n <= 64 ? cb_repeats(c, v, n) : cb_repeats_many(c, v, n)) return out_of_reach(c);
         if (n > 16) {
             c->tmp->len = 0;
             if (!luapay_buf_reserve(c->tmp, n * sizeof(uint32_t))) return out_of_reach(c);
@@ -1418,28 +1444,70 @@ static int key_plain(const unsigned char *k, size_t n, const unsigned char *end)
 #endif
 }
 
+/* Byte of x up to ':' (a digit, a space, a control byte), marked: the
+ * lowest mark is right, a borrow only marks bytes above it. */
+#define CB_LOW(x) (((x) - 0x0101010101010101u * (':' + 1)) & ~(x) & 0x8080808080808080u)
+
+/* A member's key (n bytes at k in the text, which ends at end): 0 out of
+ * reach (key_plain, key_in_reach), else 1 with key_prefix's prefix and
+ * plain. A key of letters and such (most) costs a word or two here. */
+static inline __attribute__((always_inline)) int cb_key(const unsigned char *k, size_t n, const unsigned char *end,
+                                                        uint64_t *prefix, int *plain) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w, low;
+    if (n >= 8) { /* its words, the last one overlapping */
+        memcpy(&w, k, 8);
+        low = CB_LOW(w);
+        for (size_t i = 8; !low && i + 8 <= n; i += 8) {
+            uint64_t x;
+            memcpy(&x, k + i, 8);
+            low = CB_LOW(x);
+        }
+        if (!low) {
+            uint64_t x;
+            memcpy(&x, k + n - 8, 8);
+            low = CB_LOW(x);
+        }
+    } else if (n && end - k >= 8) { /* the bytes after it dropped (a borrow from them marks none of its) */
+        memcpy(&w, k, 8);
+        uint64_t keep = ((uint64_t)1 << 8 * n) - 1;
+        w &= keep;
+        low = CB_LOW(w) & keep;
+    } else {
+        low = 1;
+    }
+    if (!low) { /* no digit either */
+        *prefix = __builtin_bswap64(w);
+        *plain = 1;
+        return 1;
+    }
+#endif
+    if (!key_plain(k, n, end) && !key_in_reach(k, n)) return 0;
+    *prefix = key_prefix(k, n, end, plain); /* n > 0: key_in_reach */
+    return 1;
+}
+
 /* The sink. A member left out ends where the next member (or element) of
  * its container begins, or where the container closes: no event after
  * each value is needed. */
-static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
-    cb_reader *c = (cb_reader *)sink;
-    if (!c->in_reach) return;
-    level *l = &c->lv[c->depth];
+static inline __attribute__((always_inline)) void cb_event(cb_reader *c, int ev, const char *s, size_t n, int held) {
+    level *l = &c->lv[c->depth]; /* depth is kept while in reach, and stops when the body leaves it */
     switch (ev) {
     case LUAPAY_JSON_MEMBER: {
         if (c->skipping == c->depth) c->skipping = 0;
         l->skip = 0;
         if (c->skipping) return;
-        uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
-        if (!(at >= text && at - text <= c->len)) return out_of_reach(c); /* a key with an escape */
-        if (!key_plain((const unsigned char *)s, n, (const unsigned char *)c->text + c->len) &&
-            !key_in_reach((const unsigned char *)s, n))
+        if (!held) return out_of_reach(c); /* a key with an escape */
+        uint64_t prefix;
+        int plain;
+        if (!cb_key((const unsigned char *)s, n, (const unsigned char *)c->text + c->len, &prefix, &plain))
             return out_of_reach(c);
-        uint32_t node = add_node(c, l, at - text, n); /* one left out too: a later one may repeat its key */
+        uint32_t node = add_node(c, l, (size_t)(s - c->text), n, prefix, plain); /* one left out too: a later one may repeat its key */
+        if (node == NO_NODE) return; /* out of reach */
         if (n == 10 && memcmp(s, "frame_mode", 10) == 0) {
             l->skip = 1;
             c->skipping = c->depth;
-            if (node != NO_NODE) ((cb_node *)(void *)c->nodes->data)[node].skip = 1;
+            ((cb_node *)(void *)c->nodes->data)[node].skip = 1;
         } else if (n == 9 && memcmp(s, "signature", 9) == 0) {
             l->skip = 2;
         }
@@ -1447,9 +1515,10 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     }
     case LUAPAY_JSON_OBJECT:
     case LUAPAY_JSON_ARRAY: {
+        if (!c->in_reach) return;
         if ((c->depth == 0 && ev != LUAPAY_JSON_OBJECT) || c->depth > MAX_DEPTH) return out_of_reach(c);
         uint32_t node = NO_NODE;
-        if (c->depth == 0) add_node(c, l, 0, 0); /* the root, a member of nothing */
+        if (c->depth == 0) add_node(c, l, 0, 0, 0, 1); /* the root, a member of nothing */
         if (!c->in_reach) return;
         if (l->skip == 2 && !c->skipping) { /* a signature that is not null */
             c->skipping = c->depth;
@@ -1469,6 +1538,8 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         return;
     }
     case LUAPAY_JSON_CLOSE:
+        c->distinct = 0;
+        if (!c->in_reach) return;
         if (c->skipping == c->depth) c->skipping = 0;
         if (!c->skipping) close_container(c, l);
         c->kids->len = l->kids * sizeof(uint32_t);
@@ -1477,7 +1548,7 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     case LUAPAY_JSON_ELEMENT: /* an element's key is its place */
         if (c->skipping == c->depth) c->skipping = 0;
         l->skip = 0;
-        if (!c->skipping) add_node(c, l, 0, 0);
+        if (!c->skipping) add_node(c, l, 0, 0, 0, 1);
         return;
     default: { /* a scalar */
         if (c->depth == 0) return out_of_reach(c);
@@ -1491,9 +1562,8 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
         set_kind(x, 1);
         switch (ev) {
         case LUAPAY_JSON_STRING: {
-            uintptr_t at = (uintptr_t)s, text = (uintptr_t)c->text;
-            if (at >= text && at - text <= c->len) { /* the body's text holds it: no copy */
-                x->voff = (uint32_t)(at - text);
+            if (held) { /* the body's text holds it: no copy */
+                x->voff = (uint32_t)(s - c->text);
             } else {
                 x->where = IN_VALUES;
                 x->voff = (uint32_t)c->values->len;
@@ -1515,6 +1585,20 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
     }
 }
 
+/* core.json_decode's reader with cb_event as its sink, inlined. */
+#define JR_EVENT(r, ev, s, n, held) cb_event((cb_reader *)(r)->sink, (ev), (s), (n), (held))
+#define JR_DISTINCT(r) (((cb_reader *)(r)->sink)->distinct)
+#include "json_read.h"
+
+/* n bytes from s to o, and past them: o has sixteen bytes of room after
+ * them. Sixteen at once (no call) when n is no more and s may be read that
+ * far (lim: where its memory ends). */
+static inline char *cb_put(char *o, const char *s, size_t n, const char *lim) {
+    if (n <= 16 && lim - s >= 16) memcpy(o, s, 16);
+    else if (n) memcpy(o, s, n);
+    return o + n;
+}
+
 /* The canonical string of the members of container node at into out, as
  * "path:value;" each, path (the container's) in path: a scalar's key is
  * written after it into out, a container's onto it for its members. 0 when
@@ -1522,14 +1606,18 @@ static void cb_event(luapay_json_sink *sink, int ev, const char *s, size_t n) {
 static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luapay_buf *out) {
     const cb_node *nodes = (const cb_node *)(const void *)c->nodes->data;
     const char *where[] = {c->text, c->values->data, CB_LITERALS};
+    /* where each may be read to: the text's NUL is its last byte */
+    const char *lim[] = {c->text + c->len + 1, c->values->cap ? c->values->data + c->values->cap : NULL,
+                         CB_LITERALS + sizeof CB_LITERALS}; /* values: NULL while it has no memory (and no value) */
+    const char *text_lim = lim[IN_TEXT];
     size_t base = path->len, i = 0;
     int array = nodes[at].array;
     for (uint32_t k = nodes[at].kid; k != NO_NODE; k = nodes[k].next, i++) {
         const cb_node *m = &nodes[k];
-        char index[24];
-        const char *key = index;
+        char index[24 + 16];
+        const char *key = index, *key_lim = index + sizeof index;
         size_t klen = array ? luapay_integer_text((long long)i, index) : m->klen;
-        if (!array) key = c->text + m->koff;
+        if (!array) key = c->text + m->koff, key_lim = text_lim;
         if (!m->leaf) {
             path->len = base;
             if (base) luapay_buf_add(path, ":", 1);
@@ -1537,18 +1625,15 @@ static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luap
             if (path->oom || !write_members(c, k, path, out)) return 0;
             continue;
         }
-        if (!room(out, base + klen + m->vlen + 3)) return 0;
+        if (!room(out, base + klen + m->vlen + 3 + 16)) return 0;
         char *o = out->data + out->len;
         if (base) { /* path->data may be NULL before the first container */
-            memcpy(o, path->data, base);
-            o += base;
+            o = cb_put(o, path->data, base, path->data + path->cap);
             *o++ = ':';
         }
-        memcpy(o, key, klen);
-        o += klen;
+        o = cb_put(o, key, klen, key_lim);
         *o++ = ':';
-        if (m->vlen) memcpy(o, where[m->where] + m->voff, m->vlen);
-        o += m->vlen;
+        o = cb_put(o, where[m->where] + m->voff, m->vlen, lim[m->where]);
         *o++ = ';';
         out->len = (size_t)(o - out->data);
     }
@@ -1585,8 +1670,12 @@ static int cb_get(scalars *c, int t, int type, int key) {
         return LUA_TNIL;
     }
     lua_rawgeti(L, c->keys, key);
+#if LUA_VERSION_NUM >= 503
+    type = lua_rawget(L, t); /* its type: no lua_type */
+#else
     lua_rawget(L, t);
     type = lua_type(L, -1);
+#endif
     if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
         lua_pop(L, 1);
         lua_pushnil(L);
@@ -1734,8 +1823,8 @@ static int l_ecommpay_callback(lua_State *L) {
     lua_settop(L, 2);
     cb_reader c;
     memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
-    c.sink.event = cb_event;
-    c.in_reach = len < UINT32_MAX - 1; /* offsets and nodes in 32 bits */
+    c.in_reach = 1;
+    if (len >= UINT32_MAX - 1) out_of_reach(&c); /* offsets and nodes in 32 bits */
     c.text = text; /* read only: keys are compared where the text holds them */
     c.len = len;
     c.values = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
@@ -1744,7 +1833,7 @@ static int l_ecommpay_callback(lua_State *L) {
     c.tmp = luapay_scratch(L, LUAPAY_SCRATCH_CANON_TMP);
     luapay_buf *path = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
     luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    int ok = luapay_json_read(L, text, len, 0, &c.sink);
+    int ok = jr_read(L, text, len, 0, &c);
     int in_reach = ok && c.in_reach && !(c.values->oom || c.nodes->oom || c.kids->oom || c.tmp->oom);
     if (in_reach) {
         in_reach = write_members(&c, 0, path, out);

@@ -21,25 +21,13 @@
 #include "core.h"
 
 #define NUMBER_MT_KEY "luapay.json_number"
-#define MAX_DEPTH 128
-
-typedef struct {
-    lua_State *L;
-    const unsigned char *p, *start, *end;
-    int lexemes;
-    luapay_buf *scratch; /* boxed: freed by __gc if a Lua error unwinds */
-    const char *err;
-    luapay_json_sink *sink; /* or NULL */
-    luapay_short *shorts;   /* the context's, its strings in the table at stack slot strings; or NULL */
-    int strings;
-} reader;
-
-#define SINK(r, ev, s, n) ((r)->sink ? (r)->sink->event((r)->sink, (ev), (s), (n)) : (void)0)
+#define JR_EVENT(r, ev, s, n, held) ((void)(ev)) /* core.json_decode has no sink */
+#include "json_read.h"
 
 /* 1 for the bytes a string holds as they are: printable ASCII but '"' and
  * '\\' (bytes from 0x80 are checked as UTF-8, escapes decoded). */
 #define ONES16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-static const unsigned char VERBATIM[256] = {
+const unsigned char luapay_json_as_is[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
     1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' */
@@ -48,24 +36,6 @@ static const unsigned char VERBATIM[256] = {
     ONES16, ONES16,                                 /* 0x60, 0x70 */
 };
 #undef ONES16
-
-/* The first byte from q on that a string does not hold as it is ('"',
- * '\\', a control byte, a byte from 0x80), or end: core.h's
- * luapay_json_run (sixteen or eight bytes at a time), then the last few. */
-static inline const unsigned char *scan_verbatim(const unsigned char *q, const unsigned char *end) {
-    q = luapay_json_run(q, end);
-    while (q < end && VERBATIM[*q]) q++;
-    return q;
-}
-
-static void skip_space(reader *r) {
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
-}
-
-static int fail(reader *r, const char *msg) {
-    if (!r->err) r->err = msg;
-    return 0;
-}
 
 static int hex4(const unsigned char *p, unsigned *out) {
     unsigned v = 0;
@@ -138,7 +108,7 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
     const char *err = NULL;
     *decoded = 0;
     for (;;) {
-        p = scan_verbatim(p, end);
+        p = luapay_json_verbatim(p, end);
         if (p >= end) {
             err = "unterminated string";
             break;
@@ -215,7 +185,7 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
     return err;
 }
 
-/* Pushes the string s (n bytes). One of 1 to LUAPAY_SHORT bytes (keys,
+/* Strings (json_read.h's jr_push_string): one of 1 to LUAPAY_SHORT bytes (keys,
  * codes, statuses: bodies repeat them call after call) comes from the
  * context's table when its slot holds it: lua_pushlstring hashes every
  * byte and looks the string up, and makes it again when it died since. Its
@@ -223,10 +193,9 @@ const char *luapay_json_scan_string(const unsigned char **pp, const unsigned cha
  * or four, or the bytes) tell the string, so no bytes are compared.
  * Slots go in pairs, the string used last first: two alike strings that
  * fall on the same pair do not push each other out call after call. A
- * miss takes the first slot (push_string_miss, off the common path; slot
+ * miss takes the first slot (here, off the common path; slot
  * LUAPAY_SHORTS for a string that is not short). */
-static __attribute__((noinline)) void push_string_miss(reader *r, const char *s, size_t n, size_t slot, uint64_t a,
-                                                       uint64_t b) {
+void luapay_json_push_miss(luapay_json_reader *r, const char *s, size_t n, size_t slot, uint64_t a, uint64_t b) {
     lua_State *L = r->L;
     lua_pushlstring(L, s, n);
     if (slot >= LUAPAY_SHORTS) return; /* not a short one */
@@ -241,58 +210,20 @@ static __attribute__((noinline)) void push_string_miss(reader *r, const char *s,
     e->a = a, e->b = b, e->n = n;
 }
 
-static inline __attribute__((always_inline)) void push_string(reader *r, const char *s, size_t n) {
-    if (r->shorts == NULL || n - 1 >= LUAPAY_SHORT) /* n == 0 too */
-        return push_string_miss(r, s, n, LUAPAY_SHORTS, 0, 0);
-    uint64_t a = 0, b = 0;
-    if (n >= 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t x, y;
-        memcpy(&x, s, 4);
-        memcpy(&y, s + n - 4, 4);
-        a = x, b = y;
-    } else {
-        for (size_t i = 0; i < n; i++) a |= (uint64_t)(unsigned char)s[i] << 8 * i;
-    }
-    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15u) ^ n) * 0xFF51AFD7ED558CCDu;
-    size_t slot = (size_t)(h >> 40) % (LUAPAY_SHORTS / 2) * 2; /* high bits: all of a and b in them */
-    const luapay_short *e = &r->shorts[slot];
-    if (e[0].n == n && e[0].a == a && e[0].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 1);
-    else if (e[1].n == n && e[1].a == a && e[1].b == b) lua_rawgeti(r->L, r->strings, (lua_Integer)slot + 2);
-    else push_string_miss(r, s, n, slot, a, b);
-}
-
-/* read_string for a string that is not printable ASCII without escapes:
+/* jr_read_string for a string that is not printable ASCII without escapes:
  * scanned again from its opening quote, checked and decoded by
  * luapay_json_scan_string. */
-static __attribute__((noinline)) int read_string_rest(reader *r, int ev, const unsigned char *s) {
+int luapay_json_string_rest(luapay_json_reader *r, const char **text, size_t *len) {
     luapay_buf *b = r->scratch;
+    const unsigned char *s = r->p + 1;
     int decoded;
     b->len = 0;
-    r->p = s - 1;
     const char *err = luapay_json_scan_string(&r->p, r->end, b, &decoded);
-    if (err) return fail(r, err);
-    const char *text = decoded ? b->data : (const char *)s;
-    size_t len = decoded ? b->len : (size_t)(r->p - 1 - s);
-    push_string(r, text, len);
-    SINK(r, ev, text, len);
-    return 1;
-}
-
-/* Reads a string (r->p at the opening quote) and pushes it (and hands it to
- * the sink as event ev). One of printable ASCII without escapes, the most
- * common, is pushed from the text itself here; any other goes on in
- * read_string_rest. */
-static int read_string(reader *r, int ev) {
-    const unsigned char *s = r->p + 1, *q = scan_verbatim(s, r->end);
-    r->p = q;
-    if (q == r->end || *q != '"') return read_string_rest(r, ev, s);
-    r->p++;
-    push_string(r, (const char *)s, (size_t)(q - s));
-    SINK(r, ev, (const char *)s, (size_t)(q - s));
-    return 1;
+    if (err) return jr_fail(r, err);
+    *text = decoded ? b->data : (const char *)s;
+    *len = decoded ? b->len : (size_t)(r->p - 1 - s);
+    jr_push_string(r, *text, *len);
+    return decoded ? 2 : 1;
 }
 
 static void push_number_object(lua_State *L, const char *text, size_t len) {
@@ -337,13 +268,8 @@ done:
     return ok;
 }
 
-static int read_number(reader *r) {
-    const unsigned char *s = r->p;
-    int is_integer;
-    if (!luapay_json_scan_number(&r->p, r->end, &is_integer)) return fail(r, "bad number");
-    size_t len = (size_t)(r->p - s);
+int luapay_json_push_number(luapay_json_reader *r, const unsigned char *s, size_t len, int is_integer) {
     char text[400];
-    SINK(r, LUAPAY_JSON_NUMBER, (const char *)s, len);
     if (r->lexemes) {
         push_number_object(r->L, (const char *)s, len);
         return 1;
@@ -362,7 +288,7 @@ static int read_number(reader *r) {
         }
 #endif
     }
-    if (len >= sizeof text) return fail(r, "number too long");
+    if (len >= sizeof text) return jr_fail(r, "number too long");
     memcpy(text, s, len);
     text[len] = '\0';
 #if LUA_VERSION_NUM >= 503
@@ -381,18 +307,7 @@ static int read_number(reader *r) {
     return 1;
 }
 
-static int read_value(reader *r, int depth);
-
-/* Members (key, value) or elements wait on the stack and are set in a
- * table made for their number when the container closes: a table grown
- * one key at a time is rebuilt at every power of two. A long container is
- * set in chunks of PENDING. */
-#define PENDING 32
-
-/* Sets the pending values above t (key, value pairs for an object, values
- * for an array, the last index set being *n) into the table at t, made
- * first if t is still the nil placeholder. */
-static void flush(lua_State *L, int t, int object, int *n) {
+void luapay_json_flush(lua_State *L, int t, int object, int *n, int distinct) {
     int pending = lua_gettop(L) - t;
     if (lua_isnil(L, t)) {
         lua_createtable(L, object ? 0 : pending, object ? pending / 2 : 0);
@@ -402,7 +317,9 @@ static void flush(lua_State *L, int t, int object, int *n) {
         }
         lua_replace(L, t);
     }
-    if (object) { /* in order: a repeated key, the last one wins, as in PHP */
+    if (object && distinct) { /* no key repeats: the pairs from the top down, no copies */
+        for (int i = pending / 2; i > 0; i--) lua_rawset(L, t);
+    } else if (object) { /* in order: a repeated key, the last one wins, as in PHP */
         for (int i = t + 1; i < t + pending - 2; i += 2) {
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
@@ -416,105 +333,29 @@ static void flush(lua_State *L, int t, int object, int *n) {
     }
 }
 
-static int read_container(reader *r, int depth, int object) {
-    lua_State *L = r->L;
-    if (depth > MAX_DEPTH) return fail(r, "nested too deeply");
-    luaL_checkstack(L, 2 * PENDING + 4, "json_decode: nesting");
-    r->p++; /* [ or { */
-    SINK(r, object ? LUAPAY_JSON_OBJECT : LUAPAY_JSON_ARRAY, NULL, 0);
-    lua_pushnil(L); /* the table, made by flush */
-    int t = lua_gettop(L), set = 0;
-    skip_space(r);
-    unsigned char close = object ? '}' : ']';
-    if (r->p < r->end && *r->p == close) {
-        r->p++;
-        flush(L, t, object, &set);
-        SINK(r, LUAPAY_JSON_CLOSE, NULL, 0);
-        return 1;
-    }
-    for (size_t n = 0;; n++) {
-        skip_space(r);
-        if (object) {
-            if (r->p >= r->end || *r->p != '"') return fail(r, "object key expected");
-            if (!read_string(r, LUAPAY_JSON_MEMBER)) return 0;
-            skip_space(r);
-            if (r->p >= r->end || *r->p != ':') return fail(r, "':' expected after an object key");
-            r->p++;
-        } else {
-            SINK(r, LUAPAY_JSON_ELEMENT, NULL, n);
-        }
-        if (!read_value(r, depth + 1)) return 0;
-        if (lua_gettop(L) - t >= (object ? 2 * PENDING : PENDING)) flush(L, t, object, &set);
-        skip_space(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (r->p < r->end && *r->p == close) {
-            r->p++;
-            flush(L, t, object, &set);
-            SINK(r, LUAPAY_JSON_CLOSE, NULL, 0);
-            return 1;
-        }
-        return fail(r, object ? "',' or '}' expected" : "',' or ']' expected");
-    }
-}
-
-static int literal(reader *r, const char *word, size_t n) {
-    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0) return fail(r, "unexpected character");
-    r->p += n;
-    return 1;
-}
-
-static int read_value(reader *r, int depth) {
-    skip_space(r);
-    if (r->p >= r->end) return fail(r, "unexpected end of input");
-    switch (*r->p) {
-    case '{': return read_container(r, depth, 1);
-    case '[': return read_container(r, depth, 0);
-    case '"': return read_string(r, LUAPAY_JSON_STRING);
-    case 't':
-        if (!literal(r, "true", 4)) return 0;
-        lua_pushboolean(r->L, 1);
-        SINK(r, LUAPAY_JSON_TRUE, NULL, 0);
-        return 1;
-    case 'f':
-        if (!literal(r, "false", 5)) return 0;
-        lua_pushboolean(r->L, 0);
-        SINK(r, LUAPAY_JSON_FALSE, NULL, 0);
-        return 1;
-    case 'n':
-        if (!literal(r, "null", 4)) return 0;
-        lua_pushlightuserdata(r->L, NULL);
-        SINK(r, LUAPAY_JSON_NULL, NULL, 0);
-        return 1;
-    default:
-        return read_number(r);
-    }
-}
-
-int luapay_json_read(lua_State *L, const char *text, size_t len, int lexemes, luapay_json_sink *sink) {
+int luapay_json_begin(lua_State *L, luapay_json_reader *r, const char *text, size_t len, int lexemes) {
     int top = lua_gettop(L);
     luapay_ctx *ctx = luapay_ctx_get(L);
     luaL_checkstack(L, 2, "json_decode");
-    if (ctx->strings_ref == 0) { /* the first read: the table for push_string */
+    if (ctx->strings_ref == 0) { /* the first read: the table for jr_push_string */
         lua_createtable(L, LUAPAY_SHORTS, 0);
         ctx->strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         memset(ctx->strings, 0, sizeof ctx->strings);
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->strings_ref);
-    reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len,
-                lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE), NULL, sink, ctx->strings, top + 1};
-    int ok = read_value(&r, 0);
-    if (ok) {
-        skip_space(&r);
-        if (r.p != r.end) ok = fail(&r, "unexpected text after the value");
-    }
-    luapay_scratch_done(r.scratch);
+    *r = (luapay_json_reader){L, (const unsigned char *)text, (const unsigned char *)text,
+                              (const unsigned char *)text + len, lexemes, luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE),
+                              NULL, NULL, ctx->strings, top + 1};
+    return top;
+}
+
+int luapay_json_end(luapay_json_reader *r, int ok, int top) {
+    lua_State *L = r->L;
+    luapay_scratch_done(r->scratch);
     if (!ok) {
         lua_settop(L, top);
         lua_pushnil(L);
-        lua_pushfstring(L, "json_decode: %s at byte %d", r.err, (int)(r.p - r.start) + 1);
+        lua_pushfstring(L, "json_decode: %s at byte %d", r->err, (int)(r->p - r->start) + 1);
         return 0;
     }
     lua_replace(L, top + 1); /* the value where the table was */
@@ -536,16 +377,16 @@ static int l_json_decode(lua_State *L) {
         lua_pop(L, 1);
     }
     lua_settop(L, 2);
-    return luapay_json_read(L, text, len, lexemes, NULL) ? 1 : 2;
+    return jr_read(L, text, len, lexemes, NULL) ? 1 : 2;
 }
 
 /* core.json_number(text) -> number object (the text must be a JSON number) */
 static int l_json_number(lua_State *L) {
     size_t len;
     const char *text = luapay_check_string(L, 1, "json_number", "text", &len);
-    reader r = {L, (const unsigned char *)text, (const unsigned char *)text, (const unsigned char *)text + len, 1,
-                NULL, NULL, NULL, NULL, 0};
-    if (!read_number(&r) || r.p != r.end) luapay_arg_error(L, 1, "json_number", "text", "not a JSON number");
+    luapay_json_reader r = {L, (const unsigned char *)text, (const unsigned char *)text,
+                            (const unsigned char *)text + len, 1, NULL, NULL, NULL, NULL, 0};
+    if (!jr_read_number(&r) || r.p != r.end) luapay_arg_error(L, 1, "json_number", "text", "not a JSON number");
     return 1;
 }
 
