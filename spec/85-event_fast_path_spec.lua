@@ -46,16 +46,19 @@ local function copy(f)
     return setmetatable(t, getmetatable(f))
 end
 
--- provider.event's answer on a copy of f, with the C pass or (C false) its Lua code alone.
-local function answer(f, C)
-    local saved = core.event_holds
-    if C == false then core.event_holds = function() return false end end
-    local g = copy(f)
-    local ok, v = pcall(provider.event, g)
-    core.event_holds = saved
+-- What fn(...) answers (the value and its metatable, or the error raised)
+-- with core[check], or (C false) with the Lua checks alone.
+local function answer_with(check, C, fn, ...)
+    local saved = core[check]
+    if C == false then core[check] = function() return false end end
+    local ok, v = pcall(fn, ...)
+    core[check] = saved
     if not ok then return { raised = tostring(v):gsub("^[^:]*:%d+: ", "") } end
     return { value = v, mt = getmetatable(v) }
 end
+
+-- provider.event's answer on a copy of f.
+local function answer(f, C) return answer_with("event_holds", C, provider.event, copy(f)) end
 
 describe("provider.event's one-pass C check", function()
     it("holds exactly when the Lua checks pass and extra is set, for random events", function()
@@ -77,15 +80,10 @@ describe("provider.event's one-pass C check", function()
     end)
 end)
 
--- provider.make_event's answer for f's fields, with the C check or (C false) the Lua checks alone.
+-- provider.make_event's answer for f's fields.
 local function made(f, C)
-    local saved = core.event_fields_hold
-    if C == false then core.event_fields_hold = function() return false end end
-    local ok, v = pcall(provider.make_event, f.provider, f.kind, f.status, f.merchant_ref, f.provider_ref, f.amount,
-        f.currency, f.raw, f.extra)
-    core.event_fields_hold = saved
-    if not ok then return { raised = tostring(v):gsub("^[^:]*:%d+: ", "") } end
-    return { value = v, mt = getmetatable(v) }
+    return answer_with("event_fields_hold", C, provider.make_event, f.provider, f.kind, f.status, f.merchant_ref,
+        f.provider_ref, f.amount, f.currency, f.raw, f.extra)
 end
 
 describe("provider.make_event's one-call C check", function()
