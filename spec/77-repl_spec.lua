@@ -339,13 +339,15 @@ describe("luapay repl, scripted (its input not a terminal)", function()
         local out, err, code = run("repl", table.concat({
             "io.output():write('via-output ', gate.secret, '\\n')",
             ("io.output(%q) io.write('to-file') io.output():close()"):format(file),
+            ("f = io.open(%q, 'a') io.output(f) io.write('+handle') f:close()"):format(file),
             "io.output(io.stdout) io.write('back ', trustpay_client.secret, '\\n')" }, "\n") .. "\n",
             "LUAPAY_CONFIG=/nonexistent")
         assert.equal(0, code, err)
         assert.matches("via-output [REDACTED]\n", out, 1, true)
         assert.matches("back [REDACTED]\n", out, 1, true)
         assert.is_nil(out:find("to-file", 1, true))
-        assert.equal("to-file", util.read(file))
+        assert.is_nil(out:find("+handle", 1, true))
+        assert.equal("to-file+handle", util.read(file))
         assert_no_secret(out)
     end)
 

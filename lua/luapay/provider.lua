@@ -16,8 +16,8 @@
 -- README.md ("One contract for every provider") says it in full, and
 -- spec/63-conformance_spec.lua checks it on every provider.
 local core = require "luapay.core"
-local type, setmetatable = type, setmetatable
 local http = require "luapay.http"
+local type, setmetatable = type, setmetatable -- upvalues: no lookup in _ENV on each event
 
 local provider = {}
 
