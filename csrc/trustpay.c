@@ -2,17 +2,21 @@
  *
  *   core.trustpay_url(plan, params, account_id, secret, base_url)
  *       -> base_url .. path .. "?" .. the signed query | nil
- *       (plan: core.trustpay_url_plan(schema, names, required, payment_type, path), once per builder)
- *   core.trustpay_notification(text, secret, account_id, signed_fields)
+ *       (plan: core.trustpay_url_plan(schema, names, required, payment_type, path, roles), once per builder)
+ *   core.trustpay_notification(text, secret, account_id, plan)
  *       -> params, method, result_code, amount | nil
+ *       (plan: core.trustpay_notification_plan(roles, types, methods), once)
  *
  * Each does only the common case, where what luapay.trustpay would answer is
  * certain: every value a plain string (and Amount an integer, for a URL),
  * the schema holds, the signature matches, every field reads. Anything else
  * gives nil, and the Lua code takes its general path, which words the error
  * (or accepts what only it handles): the answers never differ, only the cost.
- * signed_fields / names are luapay.trustpay's lists, so the order of the
- * signed values has one source. */
+ * Every field name is luapay.trustpay's, handed over as data when a plan is
+ * made (the C core knows no provider's field names): roles names the fields
+ * these passes read ({account, payment_type, signature, amount, currency,
+ * type, result}), and the signed names are luapay.trustpay's lists, so
+ * the order of the signed values has one source. */
 #include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -30,9 +34,25 @@ typedef struct {
     size_t kn, vn;
 } field;
 
-static int lit_eq(const char *s, size_t n, const char *lit) {
-    size_t ln = strlen(lit);
-    return n == ln && memcmp(s, lit, n) == 0;
+typedef struct {
+    const char *s;
+    size_t n;
+} text;
+
+static int text_eq(const char *s, size_t n, text t) {
+    return n == t.n && memcmp(s, t.s, n) == 0;
+}
+
+/* roles[key] (roles at its argument's index): a non-empty string, which
+ * roles holds while the plan is made. fn's argument error if not. */
+static text role(lua_State *L, int roles, const char *fn, const char *key) {
+    text t = {NULL, 0};
+    lua_getfield(L, roles, key);
+    if (lua_type(L, -1) == LUA_TSTRING) t.s = lua_tolstring(L, -1, &t.n);
+    if (t.n == 0)
+        luapay_arg_error(L, roles, fn, "roles", lua_pushfstring(L, "roles.%s: a field name expected", key));
+    lua_pop(L, 1);
+    return t;
 }
 
 /* v >= 0 in decimal into out (20 bytes); its length. */
@@ -132,20 +152,26 @@ typedef struct {
     char ptype[24];
 } url_plan;
 
-static int slot_of(const luapay_schema *S, const char *name, size_t n) {
-    if (lit_eq(name, n, "AccountId")) return SLOT_ACCOUNT;
-    if (lit_eq(name, n, "PaymentType")) return SLOT_PTYPE;
+/* The names a URL's query holds besides the schema's fields. */
+typedef struct {
+    text account, ptype, signature;
+} url_roles;
+
+static int slot_of(const luapay_schema *S, const url_roles *r, const char *name, size_t n) {
+    if (text_eq(name, n, r->account)) return SLOT_ACCOUNT;
+    if (text_eq(name, n, r->ptype)) return SLOT_PTYPE;
     int i = luapay_schema_find(S, name, n);
     return i >= 0 ? i : SLOT_NONE;
 }
 
-/* core.trustpay_url_plan(schema, names, required, payment_type, path) ->
- * plan: for one URL builder of luapay.trustpay, its schema, the signed
- * names in order, those the message cannot do without, the PaymentType and
- * the endpoint's path. */
+/* core.trustpay_url_plan(schema, names, required, payment_type, path,
+ * roles) -> plan: for one URL builder of luapay.trustpay, its schema, the
+ * signed names in order, those the message cannot do without, the
+ * PaymentType, the endpoint's path, and the names of the account, payment
+ * type, signature, amount and currency fields (roles). */
 static int l_trustpay_url_plan(lua_State *L) {
     static const char *const fn = "trustpay_url_plan";
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     luapay_schema *S = luapay_schema_test(L, 1);
     int nf = S ? luapay_schema_nfields(S) : -1;
     if (nf < 0) luapay_arg_error(L, 1, fn, "schema", "an open compiled schema of an object expected");
@@ -156,13 +182,16 @@ static int l_trustpay_url_plan(lua_State *L) {
     if (ptype < 0 || ptype > 99) luapay_arg_error(L, 4, fn, "payment_type", "0..99 expected");
     size_t pathn;
     luapay_check_string(L, 5, fn, "path", &pathn);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    url_roles r = {role(L, 6, fn, "account"), role(L, 6, fn, "payment_type"), role(L, 6, fn, "signature")};
+    text amount = role(L, 6, fn, "amount"), currency = role(L, 6, fn, "currency");
 
-    url_plan *P = (url_plan *)lua_newuserdata(L, sizeof *P); /* 6 */
+    url_plan *P = (url_plan *)lua_newuserdata(L, sizeof *P); /* 7 */
     memset(P, 0, sizeof *P);
     P->S = S;
     P->nfields = nf;
-    P->amount = luapay_schema_find(S, "Amount", 6);
-    P->currency = luapay_schema_find(S, "Currency", 8);
+    P->amount = luapay_schema_find(S, amount.s, amount.n);
+    P->currency = luapay_schema_find(S, currency.s, currency.n);
     P->ptypen = digits((int64_t)ptype, P->ptype);
 
     size_t nnames = lua_rawlen(L, 2), nreq = lua_rawlen(L, 3);
@@ -173,7 +202,7 @@ static int l_trustpay_url_plan(lua_State *L) {
         if (lua_type(L, -1) != LUA_TSTRING) luapay_arg_error(L, 2, fn, "names", "a list of strings expected");
         const char *name = lua_tolstring(L, -1, &n);
         url_entry *e = &P->sig[P->nsigned++];
-        e->slot = slot_of(S, name, n);
+        e->slot = slot_of(S, &r, name, n);
         for (size_t j = 1; j <= nreq && !e->required; j++) {
             lua_rawgeti(L, 3, (int)j);
             e->required = lua_rawequal(L, -1, -2);
@@ -182,19 +211,19 @@ static int l_trustpay_url_plan(lua_State *L) {
         lua_pop(L, 1);
     }
 
-    /* the query: every field, AccountId, PaymentType, Signature, in byte order */
+    /* the query: every field, the account, the payment type, the signature, in byte order */
     field f[MAX_FIELDS];
     int nq = 0;
     for (int i = 0; i < nf; i++) {
         f[nq].k = luapay_schema_field(S, i, &f[nq].kn);
-        if (slot_of(S, f[nq].k, f[nq].kn) != i || lit_eq(f[nq].k, f[nq].kn, "Signature"))
-            luapay_arg_error(L, 1, fn, "schema", "declares AccountId, PaymentType or Signature");
+        if (slot_of(S, &r, f[nq].k, f[nq].kn) != i || text_eq(f[nq].k, f[nq].kn, r.signature))
+            luapay_arg_error(L, 1, fn, "schema", "declares the account, payment type or signature field");
         f[nq].vn = (size_t)i; /* the slot rides in vn through the sort */
         nq++;
     }
-    f[nq++] = (field){"AccountId", NULL, 9, (size_t)SLOT_ACCOUNT};
-    f[nq++] = (field){"PaymentType", NULL, 11, (size_t)SLOT_PTYPE};
-    f[nq++] = (field){"Signature", NULL, 9, (size_t)SLOT_SIGNATURE};
+    f[nq++] = (field){r.account.s, NULL, r.account.n, (size_t)SLOT_ACCOUNT};
+    f[nq++] = (field){r.ptype.s, NULL, r.ptype.n, (size_t)SLOT_PTYPE};
+    f[nq++] = (field){r.signature.s, NULL, r.signature.n, (size_t)SLOT_SIGNATURE};
     sort_fields(f, (size_t)nq);
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     for (int i = 0; i < nq; i++) {
@@ -214,20 +243,20 @@ static int l_trustpay_url_plan(lua_State *L) {
         luapay_scratch_done(b);
         return luaL_error(L, "%s: out of memory", fn);
     }
-    lua_createtable(L, 3, 0); /* 7: the uservalue */
+    lua_createtable(L, 3, 0); /* 8: the uservalue */
     lua_pushvalue(L, 1);
-    lua_rawseti(L, 7, 1);
+    lua_rawseti(L, 8, 1);
     lua_pushlstring(L, b->data, b->len);
     luapay_scratch_done(b);
     P->names = lua_tostring(L, -1);
-    lua_rawseti(L, 7, 2);
+    lua_rawseti(L, 8, 2);
     lua_pushvalue(L, 5);
     P->path = lua_tostring(L, -1);
     P->pathn = pathn;
-    lua_rawseti(L, 7, 3);
-    luapay_setuservalue(L, 6);
+    lua_rawseti(L, 8, 3);
+    luapay_setuservalue(L, 7);
     luaL_newmetatable(L, PLAN_MT); /* or the one made before */
-    lua_setmetatable(L, 6);
+    lua_setmetatable(L, 7);
     return 1;
 }
 
@@ -410,90 +439,172 @@ static void push_int(lua_State *L, int64_t v) {
 #endif
 }
 
-/* The parameters a notification's check reads, and the other signed ones, by name. */
-enum { P_ACCOUNT, P_AMOUNT, P_CURRENCY, P_REFERENCE, P_TYPE, P_RESULT, P_PAYMENT, P_REQUEST, P_SIGNATURE,
-       P_CARDID, P_CARDMASK, P_CARDEXP, P_AUTH, P_COUNTER, P_COUNTERNAME, P_ORDER, P_REFUSE, P_NKNOWN };
-static const char *const KNOWN[P_NKNOWN] = {
-    "AccountId", "Amount",   "Currency",       "Reference",  "Type",           "ResultCode",
-    "PaymentId", "PaymentRequestId", "Signature", "CardId",  "CardMask",       "CardExpiration",
-    "AuthNumber", "CounterAccount", "CounterAccountName", "OrderId", "RefuseReason"};
+/* ---- core.trustpay_notification_plan --------------------------------
+ * A notification's names, from luapay.trustpay: the fields the check reads
+ * (roles), the values the type field may take, and the methods: the field
+ * whose presence names each (the first present wins), the name the call
+ * returns for it and its signed names in order. Every name is kept once,
+ * found by a hash of its length and ends (open addressing). */
+#define NOTE_MT "luapay.trustpay_notification_plan"
+#define NOTE_NAMES 48
+#define NOTE_SLOTS 128 /* a power of two, over twice NOTE_NAMES: a probe ends at an empty slot */
+#define NOTE_TYPES 4
+#define NOTE_METHODS 4
 
-/* Which of them k is (by length, then a byte), or -1. */
-static int known_of(const char *k, size_t kn) {
-    int i;
-    switch (kn) {
-    case 4: i = P_TYPE; break;
-    case 6: i = k[0] == 'A' ? P_AMOUNT : P_CARDID; break;
-    case 7: i = P_ORDER; break;
-    case 8: i = k[0] == 'C' && k[1] == 'u' ? P_CURRENCY : P_CARDMASK; break;
-    case 9: i = k[0] == 'A' ? P_ACCOUNT : k[0] == 'R' ? P_REFERENCE : k[0] == 'P' ? P_PAYMENT : P_SIGNATURE; break;
-    case 10: i = k[0] == 'R' ? P_RESULT : P_AUTH; break;
-    case 12: i = P_REFUSE; break;
-    case 14: i = k[1] == 'a' ? P_CARDEXP : P_COUNTER; break;
-    case 16: i = P_REQUEST; break;
-    case 18: i = P_COUNTERNAME; break;
-    default: return -1;
-    }
-    return memcmp(k, KNOWN[i], kn) == 0 ? i : -1;
+typedef struct {
+    int field; /* the name (its index) that names the method */
+    text name; /* returned for it */
+    int nsigned;
+    unsigned char sig[MAX_NAMES]; /* the signed names' indexes, in order */
+} note_method;
+
+typedef struct {
+    text names[NOTE_NAMES]; /* Lua strings the plan's uservalue holds */
+    int nnames;
+    unsigned char slot[NOTE_SLOTS]; /* a name's index + 1, 0: empty */
+    int account, amount, currency, signature, type, result;
+    text types[NOTE_TYPES];
+    int ntypes, nmethods;
+    note_method method[NOTE_METHODS];
+} note_plan;
+
+static unsigned name_hash(const char *k, size_t n) {
+    return (unsigned)(n * 37 + (unsigned char)k[0] * 5 + (unsigned char)k[n - 1]) & (NOTE_SLOTS - 1);
 }
 
-/* Pushes t[i] (t at idx); whether it is a string. */
-static int rawgeti_string(lua_State *L, int idx, int i) {
-#if LUA_VERSION_NUM >= 503
-    return lua_rawgeti(L, idx, i) == LUA_TSTRING;
-#else
-    lua_rawgeti(L, idx, i);
-    return lua_type(L, -1) == LUA_TSTRING;
-#endif
+/* The index of the name k (n > 0 bytes) in the plan, or -1. */
+static int name_index(const note_plan *P, const char *k, size_t n) {
+    for (unsigned h = name_hash(k, n);; h = (h + 1) & (NOTE_SLOTS - 1)) {
+        int i = P->slot[h] - 1;
+        if (i < 0 || text_eq(k, n, P->names[i])) return i;
+    }
+}
+
+/* The index of the string on top, added when new (kept in the uservalue
+ * at uv); pops it. fn's argument error (at arg, named what) for one that
+ * is not a non-empty string, or one too many. */
+static int plan_name(lua_State *L, note_plan *P, int uv, const char *fn, int arg, const char *what) {
+    size_t n = 0;
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    /* no byte 0: the call sets a known name's field by its C string */
+    if (n == 0 || strlen(k) != n) luapay_arg_error(L, arg, fn, what, "field names (non-empty strings) expected");
+    int i = name_index(P, k, n);
+    if (i < 0) {
+        if (P->nnames == NOTE_NAMES) luapay_arg_error(L, arg, fn, what, "too many names");
+        i = P->nnames++;
+        P->names[i] = (text){k, n};
+        unsigned h = name_hash(k, n);
+        while (P->slot[h]) h = (h + 1) & (NOTE_SLOTS - 1);
+        P->slot[h] = (unsigned char)(i + 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, uv, i + 1);
+    }
+    lua_pop(L, 1);
+    return i;
+}
+
+static int plan_role(lua_State *L, note_plan *P, int uv, const char *key) {
+    text t = role(L, 1, "trustpay_notification_plan", key);
+    lua_pushlstring(L, t.s, t.n);
+    return plan_name(L, P, uv, "trustpay_notification_plan", 1, "roles");
+}
+
+/* core.trustpay_notification_plan(roles, types, methods) -> plan. roles:
+ * {account, amount, currency, signature, type, result}, field names;
+ * types: the values the type field may take; methods: a list of {field,
+ * name, signed}, signed a list of field names. */
+static int l_trustpay_notification_plan(lua_State *L) {
+    static const char *const fn = "trustpay_notification_plan";
+    lua_settop(L, 3);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    note_plan *P = (note_plan *)lua_newuserdata(L, sizeof *P); /* 4 */
+    memset(P, 0, sizeof *P);
+    lua_createtable(L, NOTE_NAMES + NOTE_TYPES + NOTE_METHODS, 0); /* 5: the uservalue, holding every text */
+    P->account = plan_role(L, P, 5, "account");
+    P->amount = plan_role(L, P, 5, "amount");
+    P->currency = plan_role(L, P, 5, "currency");
+    P->signature = plan_role(L, P, 5, "signature");
+    P->type = plan_role(L, P, 5, "type");
+    P->result = plan_role(L, P, 5, "result");
+    size_t ntypes = lua_rawlen(L, 2), nmethods = lua_rawlen(L, 3);
+    if (ntypes == 0 || ntypes > NOTE_TYPES) luapay_arg_error(L, 2, fn, "types", "1 to 4 values expected");
+    for (size_t i = 0; i < ntypes; i++) {
+        text *t = &P->types[P->ntypes++];
+        lua_rawgeti(L, 2, (int)i + 1);
+        t->s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &t->n) : NULL;
+        if (t->s == NULL) luapay_arg_error(L, 2, fn, "types", "a list of strings expected");
+        lua_rawseti(L, 5, NOTE_NAMES + (int)i + 1);
+    }
+    if (nmethods == 0 || nmethods > NOTE_METHODS) luapay_arg_error(L, 3, fn, "methods", "1 to 4 methods expected");
+    for (size_t i = 0; i < nmethods; i++) {
+        note_method *m = &P->method[P->nmethods++];
+        lua_rawgeti(L, 3, (int)i + 1); /* 6 */
+        if (lua_type(L, 6) != LUA_TTABLE)
+            luapay_arg_error(L, 3, fn, "methods", "a list of {field, name, signed} expected");
+        lua_getfield(L, 6, "field");
+        m->field = plan_name(L, P, 5, fn, 3, "methods");
+        lua_getfield(L, 6, "name");
+        m->name.s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &m->name.n) : NULL;
+        if (m->name.s == NULL) luapay_arg_error(L, 3, fn, "methods", "a method's name must be a string");
+        lua_rawseti(L, 5, NOTE_NAMES + NOTE_TYPES + (int)i + 1);
+        lua_getfield(L, 6, "signed"); /* 7 */
+        if (lua_type(L, 7) != LUA_TTABLE)
+            luapay_arg_error(L, 3, fn, "methods", "a method's signed names must be a list");
+        size_t nsigned = lua_rawlen(L, 7);
+        if (nsigned > MAX_NAMES) luapay_arg_error(L, 3, fn, "methods", "too many signed names");
+        for (size_t j = 0; j < nsigned; j++) {
+            lua_rawgeti(L, 7, (int)j + 1);
+            m->sig[m->nsigned++] = (unsigned char)plan_name(L, P, 5, fn, 3, "methods");
+        }
+        lua_settop(L, 5);
+    }
+    luapay_setuservalue(L, 4);
+    luaL_newmetatable(L, NOTE_MT); /* or the one made before */
+    lua_setmetatable(L, 4);
+    return 1;
 }
 
 /* A notification's fields as luapay.trustpay's check wants them (at: each
- * known name's field + 1, 0 if absent), and its signature right (the
- * signed names from the list at names): the method's first letter ('w' or
- * 'c'), with the result code and the amount; 0 for anything else. */
-static int notification_holds(lua_State *L, const field *f, size_t nf, const int *at, const char *account,
-                              size_t accn, const char *secret, size_t secn, int names, int64_t *code,
-                              int64_t *amount) {
+ * plan name's field + 1, 0 if absent), and its signature right: the
+ * method, with the result code and the amount; NULL for anything else. */
+static const note_method *notification_holds(lua_State *L, const note_plan *P, const field *f, const int *at,
+                                             const char *account, size_t accn, const char *secret, size_t secn,
+                                             int64_t *code, int64_t *amount) {
 #define VAL(name) (f[at[name] - 1])
-    char method = at[P_PAYMENT] ? 'w' : at[P_REQUEST] ? 'c' : 0;
-    if (method == 0 || !at[P_SIGNATURE] || !at[P_TYPE] || !at[P_RESULT] || !at[P_AMOUNT] || !at[P_CURRENCY] ||
-        !at[P_ACCOUNT] || VAL(P_SIGNATURE).vn != 64)
-        return 0;
-    const char *sig = VAL(P_SIGNATURE).v, *rc = VAL(P_RESULT).v;
+    const note_method *m = NULL;
+    for (int i = 0; i < P->nmethods && m == NULL; i++)
+        if (at[P->method[i].field]) m = &P->method[i];
+    if (m == NULL || !at[P->signature] || !at[P->type] || !at[P->result] || !at[P->amount] || !at[P->currency] ||
+        !at[P->account] || VAL(P->signature).vn != 64)
+        return NULL;
+    const char *sig = VAL(P->signature).v, *rc = VAL(P->result).v;
     char got[64];
-    if (!hex_upper64(sig, got)) return 0;
-    if (VAL(P_ACCOUNT).vn != accn || memcmp(VAL(P_ACCOUNT).v, account, accn) != 0) return 0;
-    if (!lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "CRDT") && !lit_eq(VAL(P_TYPE).v, VAL(P_TYPE).vn, "DBIT")) return 0;
-    size_t rn = VAL(P_RESULT).vn;
-    if (rn == 0 || rn > 9) return 0;
+    if (!hex_upper64(sig, got)) return NULL;
+    if (VAL(P->account).vn != accn || memcmp(VAL(P->account).v, account, accn) != 0) return NULL;
+    int typed = 0;
+    for (int i = 0; i < P->ntypes && !typed; i++) typed = text_eq(VAL(P->type).v, VAL(P->type).vn, P->types[i]);
+    if (!typed) return NULL;
+    size_t rn = VAL(P->result).vn;
+    if (rn == 0 || rn > 9) return NULL;
     *code = 0;
     for (size_t i = 0; i < rn; i++) {
-        if (rc[i] < '0' || rc[i] > '9') return 0;
+        if (rc[i] < '0' || rc[i] > '9') return NULL;
         *code = *code * 10 + (rc[i] - '0');
     }
-    if (!minor_of(VAL(P_AMOUNT).v, VAL(P_AMOUNT).vn, VAL(P_CURRENCY).v, VAL(P_CURRENCY).vn, amount)) return 0;
-#undef VAL
+    if (!minor_of(VAL(P->amount).v, VAL(P->amount).vn, VAL(P->currency).v, VAL(P->currency).vn, amount))
+        return NULL;
 
-    /* the signed values of the kind, absent and empty ones skipped, joined by "/" */
-    lua_getfield(L, names, method == 'w' ? "wire_notification" : "card_notification");
-    if (!lua_istable(L, -1)) return 0;
-    int list = lua_gettop(L);
-    size_t nnames = lua_rawlen(L, list), total = 0, nsel = 0, sel[MAX_NAMES];
-    if (nnames > MAX_NAMES || !lua_checkstack(L, (int)nnames)) return 0;
-    for (size_t i = 1; i <= nnames; i++) { /* each name stays on the stack until the end */
-        size_t nn = 0, j;
-        if (!rawgeti_string(L, list, (int)i)) return 0;
-        const char *name = lua_tolstring(L, -1, &nn);
-        int known = known_of(name, nn);
-        if (known >= 0) j = at[known] ? (size_t)at[known] - 1 : nf;
-        else
-            for (j = 0; j < nf; j++)
-                if (f[j].kn == nn && memcmp(f[j].k, name, nn) == 0) break;
-        if (j == nf || f[j].vn == 0) continue;
+    /* the signed values of the method, absent and empty ones skipped, joined by "/" */
+    size_t total = 0, nsel = 0, sel[MAX_NAMES];
+    for (int i = 0; i < m->nsigned; i++) {
+        int j = at[m->sig[i]] - 1;
+        if (j < 0 || f[j].vn == 0) continue;
         total += f[j].vn + (nsel > 0);
-        sel[nsel++] = j;
+        sel[nsel++] = (size_t)j;
     }
-    lua_settop(L, list - 1);
+#undef VAL
     luapay_buf *msg = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
     int ok = luapay_buf_reserve(msg, total);
     if (ok) {
@@ -510,7 +621,7 @@ static int notification_holds(lua_State *L, const field *f, size_t nf, const int
     luapay_scratch_done(msg);
     unsigned char diff = 0; /* in constant time */
     for (size_t i = 0; i < 64; i++) diff |= (unsigned char)(want[i] ^ got[i]);
-    return ok && diff == 0 ? method : 0;
+    return ok && diff == 0 ? m : NULL;
 }
 
 /* Bytes that end a name or a value, or make it need decoding. */
@@ -545,18 +656,19 @@ static inline const char *next_special(const char *c, const char *end) {
     return c;
 }
 
-/* core.trustpay_notification: luapay.trustpay's notification check for a
- * query string in one pass: the query read (http.decode_query), the fields
- * the check reads (signature, account, Type, ResultCode, Amount), the signed
- * message and its HMAC. Names are never percent-encoded on this path: a
- * query that encodes one takes the general path. */
+/* core.trustpay_notification(text, secret, account_id, plan):
+ * luapay.trustpay's notification check for a query string in one pass: the
+ * query read (http.decode_query), the fields the check reads (signature,
+ * account, type, result code, amount: the plan's roles), the signed message
+ * and its HMAC. Names are never percent-encoded on this path: a query that
+ * encodes one takes the general path. */
 static int l_trustpay_notification(lua_State *L) {
     size_t n, secn, accn;
     lua_settop(L, 4);
     const char *s = luapay_check_string(L, 1, "trustpay_notification", "text", &n);
     const char *secret = luapay_check_string(L, 2, "trustpay_notification", "secret", &secn);
     const char *account = luapay_check_string(L, 3, "trustpay_notification", "account_id", &accn);
-    luaL_checktype(L, 4, LUA_TTABLE);
+    const note_plan *P = (const note_plan *)luaL_checkudata(L, 4, NOTE_MT);
     const char *end = s + n, *q;
     for (q = s; q < end && (*q == ' ' || (*q >= '\t' && *q <= '\r')); q++) {}
     if (q < end && *q == '{') return 0; /* JSON: the general path */
@@ -599,8 +711,8 @@ static int l_trustpay_notification(lua_State *L) {
     }
 
     /* The parameters (5), decoded as http.decode_query does; at: the
-     * known names' fields, + 1 (0: absent). */
-    int at[P_NKNOWN] = {0};
+     * plan's names' fields, + 1 (0: absent). */
+    int at[NOTE_NAMES] = {0};
     lua_createtable(L, 0, (int)nf);
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM); /* the decoded values, one after another */
     for (size_t i = 0; i < nf; i++) {
@@ -617,9 +729,9 @@ static int l_trustpay_notification(lua_State *L) {
         } else {
             lua_pushlstring(L, f[i].v, f[i].vn);
         }
-        int known = known_of(f[i].k, f[i].kn);
+        int known = name_index(P, f[i].k, f[i].kn);
         if (known >= 0) {
-            lua_setfield(L, 5, KNOWN[known]); /* a name the Lua state has at hand */
+            lua_setfield(L, 5, P->names[known].s); /* a string the Lua state has at hand */
             at[known] = (int)i + 1;
         } else {
             lua_pushlstring(L, f[i].k, f[i].kn);
@@ -630,11 +742,11 @@ static int l_trustpay_notification(lua_State *L) {
     for (size_t i = 0, off = 0; i < nf; i++)
         if (f[i].v == NULL) f[i].v = b->data + off, off += f[i].vn;
     int64_t code = 0, amount = 0;
-    char method = (char)notification_holds(L, f, nf, at, account, accn, secret, secn, 4, &code, &amount);
+    const note_method *m = notification_holds(L, P, f, at, account, accn, secret, secn, &code, &amount);
     luapay_scratch_done(b);
-    if (method == 0) return 0;
+    if (m == NULL) return 0;
     lua_pushvalue(L, 5);
-    lua_pushstring(L, method == 'w' ? "wire" : "card");
+    lua_pushlstring(L, m->name.s, m->name.n);
     push_int(L, code);
     push_int(L, amount);
     return 4;
@@ -644,5 +756,6 @@ const luaL_Reg luapay_trustpay_funcs[] = {
     {"trustpay_url", l_trustpay_url},
     {"trustpay_url_plan", l_trustpay_url_plan},
     {"trustpay_notification", l_trustpay_notification},
+    {"trustpay_notification_plan", l_trustpay_notification_plan},
     {NULL, NULL},
 };

@@ -207,7 +207,7 @@ describe("TrustPay's one-pass C paths", function()
             ResultCode = "3", PaymentRequestId = "1" }
         p.Signature = trustpay.sign(SECRET, "card_notification", p)
         local got, method, code, amount = core.trustpay_notification(http.encode_query(p), SECRET, ACCOUNT,
-            trustpay.signed_fields)
+            trustpay.NOTIFICATION_PLAN)
         assert.same(p, got)
         assert.same({ "card", 3, 150 }, { method, code, amount })
     end)
@@ -247,7 +247,7 @@ describe("TrustPay's one-pass C paths", function()
             Amount = { type = "amount", required = true }, Currency = { type = "currency", required = true },
             Reference = { type = "string", required = true } } }
         local names, required = trustpay.signed_fields.card_purchase, { "AccountId", "Amount", "Currency", "Reference" }
-        local plan = core.trustpay_url_plan(schema, names, required, 0, "/p")
+        local plan = core.trustpay_url_plan(schema, names, required, 0, "/p", trustpay.FIELD_ROLES)
         local p = { Amount = 150, Currency = "EUR", Reference = "R~1 x" }
         local values = { ACCOUNT, "1.50", "EUR", "R~1 x", "0" }
         assert.equal("https://h/p?AccountId=" .. ACCOUNT .. "&Amount=1.50&Currency=EUR&PaymentType=0&Reference=R~1%20x&Signature="
@@ -257,13 +257,69 @@ describe("TrustPay's one-pass C paths", function()
         setmetatable(p, nil)
         schema:close()
         assert.is_nil(core.trustpay_url(plan, p, ACCOUNT, SECRET, "https://h"))
-        assert.has_error(function() core.trustpay_url_plan(schema, names, required, 0, "/p") end,
+        assert.has_error(function() core.trustpay_url_plan(schema, names, required, 0, "/p", trustpay.FIELD_ROLES) end,
             "trustpay_url_plan: bad argument #1 'schema' (an open compiled schema of an object expected)")
         local taken = core.schema{ type = "object", fields = { Signature = { type = "string" } } }
-        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 0, "/p") end,
-            "trustpay_url_plan: bad argument #1 'schema' (declares AccountId, PaymentType or Signature)")
-        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 100, "/p") end)
+        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 0, "/p", trustpay.FIELD_ROLES) end,
+            "trustpay_url_plan: bad argument #1 'schema' (declares the account, payment type or signature field)")
+        assert.has_error(function() core.trustpay_url_plan(taken, names, required, 100, "/p", trustpay.FIELD_ROLES) end)
         assert.has_error(function() core.trustpay_url({}, p, ACCOUNT, SECRET, "https://h") end)
+    end)
+
+    it("read the field names luapay.trustpay hands over in the plan, not names of their own", function()
+        -- the C core knows no provider's field names: other names in the plan, and the pass reads those
+        local roles = { account = "Konto", payment_type = "Typ", signature = "Sig", amount = "Betrag",
+            currency = "Cur", type = "Dir", result = "Code" }
+        local plan = core.trustpay_notification_plan(roles, { "IN", "OUT" },
+            { { field = "Ref", name = "transfer", signed = { "Konto", "Betrag", "Cur", "Dir", "Code", "Ref", "Note" } } })
+        local function query(dir)
+            local sig = trustpay.signature(SECRET, { ACCOUNT, "1.50", "EUR", dir, "0", "R1", "n" })
+            return "Konto=" .. ACCOUNT .. "&Betrag=1.50&Cur=EUR&Dir=" .. dir .. "&Code=0&Ref=R1&Note=n&Sig=" .. sig
+        end
+        local got, method, code, amount = core.trustpay_notification(query("OUT"), SECRET, ACCOUNT, plan)
+        assert.same({ Konto = ACCOUNT, Betrag = "1.50", Cur = "EUR", Dir = "OUT", Code = "0", Ref = "R1", Note = "n",
+            Sig = trustpay.signature(SECRET, { ACCOUNT, "1.50", "EUR", "OUT", "0", "R1", "n" }) }, got)
+        assert.same({ "transfer", 0, 150 }, { method, code, amount })
+        assert.is_nil(core.trustpay_notification(query("CRDT"), SECRET, ACCOUNT, plan)) -- not one of the plan's types
+        assert.is_nil(core.trustpay_notification(query("OUT"), SECRET, ACCOUNT, trustpay.NOTIFICATION_PLAN))
+
+        local schema = core.schema{ type = "object", fields = { Betrag = { type = "amount" }, Cur = { type = "currency" } } }
+        local url_plan = core.trustpay_url_plan(schema, { "Konto", "Betrag", "Cur", "Typ" }, {}, 3, "/p", roles)
+        assert.equal("https://h/p?Betrag=1.50&Cur=EUR&Konto=" .. ACCOUNT .. "&Sig="
+            .. trustpay.signature(SECRET, { ACCOUNT, "1.50", "EUR", "3" }) .. "&Typ=3",
+            core.trustpay_url(url_plan, { Betrag = 150, Cur = "EUR" }, ACCOUNT, SECRET, "https://h"))
+        schema:close()
+    end)
+
+    it("make a notification plan only of field names, and say which argument is wrong", function()
+        local roles = trustpay.FIELD_ROLES
+        local methods = { { field = "PaymentId", name = "wire", signed = { "AccountId" } } }
+        local function without(key)
+            local r = {}
+            for k, v in pairs(roles) do r[k] = v end
+            r[key] = nil
+            return r
+        end
+        local cases = {
+            { { without("type"), { "CRDT" }, methods },
+                "trustpay_notification_plan: bad argument #1 'roles' (roles.type: a field name expected)" },
+            { { roles, {}, methods }, "trustpay_notification_plan: bad argument #2 'types' (1 to 4 values expected)" },
+            { { roles, { "CRDT", 1 }, methods },
+                "trustpay_notification_plan: bad argument #2 'types' (a list of strings expected)" },
+            { { roles, { "CRDT" }, {} }, "trustpay_notification_plan: bad argument #3 'methods' (1 to 4 methods expected)" },
+            { { roles, { "CRDT" }, { { field = "PaymentId", name = "wire", signed = { "Account\0Id" } } } },
+                "trustpay_notification_plan: bad argument #3 'methods' (field names (non-empty strings) expected)" },
+            { { roles, { "CRDT" }, { { field = "PaymentId", name = "wire" } } },
+                "trustpay_notification_plan: bad argument #3 'methods' (a method's signed names must be a list)" },
+        }
+        for _, case in ipairs(cases) do
+            assert.has_error(function() core.trustpay_notification_plan(table.unpack(case[1])) end, case[2])
+        end
+        assert.has_error(function() core.trustpay_notification("a=1", SECRET, ACCOUNT, trustpay.signed_fields) end)
+        local schema = core.schema{ type = "object", fields = { Amount = { type = "amount" } } }
+        assert.has_error(function() core.trustpay_url_plan(schema, {}, {}, 0, "/p", without("signature")) end,
+            "trustpay_url_plan: bad argument #6 'roles' (roles.signature: a field name expected)")
+        schema:close()
     end)
 
     it("give the event or the error the Lua code gives, for random notifications", function()
@@ -314,7 +370,7 @@ describe("TrustPay's one-pass C paths", function()
         }
         for i, case in ipairs(cases) do
             local q, taken = case[1], case[2]
-            local got = core.trustpay_notification(q, SECRET, ACCOUNT, trustpay.signed_fields)
+            local got = core.trustpay_notification(q, SECRET, ACCOUNT, trustpay.NOTIFICATION_PLAN)
             assert.equal(taken, got ~= nil, "case " .. i .. ": " .. q)
             local fast, slow = both("trustpay_notification", function(s) return tp:notification(s) end, q)
             assert.same(slow, fast, "case " .. i .. ": " .. q)

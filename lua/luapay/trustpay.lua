@@ -83,6 +83,19 @@ for kind, list in pairs(trustpay.signed_fields) do
     trustpay.signed_fields[kind] = names
 end
 
+--- The fields the one-pass C paths (core.trustpay_url_plan,
+-- core.trustpay_notification_plan) read for what they are: the C core
+-- knows no provider's field names, so they are handed over as data.
+trustpay.FIELD_ROLES = { account = "AccountId", payment_type = "PaymentType", signature = "Signature", amount = "Amount",
+    currency = "Currency", type = "Type", result = "ResultCode" }
+
+--- What core.trustpay_notification takes: a notification's Type (CRDT:
+-- money in, DBIT: out), and its method: the first of these fields it
+-- holds, and the names it signs.
+trustpay.NOTIFICATION_PLAN = core.trustpay_notification_plan(trustpay.FIELD_ROLES, { "CRDT", "DBIT" }, {
+    { field = "PaymentId", name = "wire", signed = trustpay.signed_fields.wire_notification },
+    { field = "PaymentRequestId", name = "card", signed = trustpay.signed_fields.card_notification } })
+
 -- PaymentType of each request kind (seed: "Payment type" and each section).
 trustpay.payment_type_of = {
     wire_purchase = 0, card_purchase = 0, card_on_file_register = 1, card_on_file_purchase = 2,
@@ -650,7 +663,7 @@ local function notification(who, raw_body, headers, secret, account_id)
     -- nil for anything it leaves to checked_notification, which words the error.
     local raw, p, method, code, amount = raw_body, nil, nil, nil, nil
     if type(raw_body) == "string" then
-        p, method, code, amount = core.trustpay_notification(raw_body, secret, account_id, trustpay.signed_fields)
+        p, method, code, amount = core.trustpay_notification(raw_body, secret, account_id, trustpay.NOTIFICATION_PLAN)
     end
     if not p then
         p, method, code, amount, raw = checked_notification(raw_body, secret, account_id)
@@ -808,7 +821,8 @@ for method, spec in pairs(URLS) do
     -- What the C pass needs of the method, worked out once (the names and
     -- required fields are trustpay.message's).
     local plan = core.trustpay_url_plan(spec.schema, trustpay.signed_fields[spec.kind],
-        MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path)
+        MESSAGE_REQUIRED[spec.kind] or REQUEST_REQUIRED, trustpay.payment_type_of[spec.kind], spec.path,
+        trustpay.FIELD_ROLES)
 
     --- client:KIND_url(params) -> url | nil, err. The URL for the
     -- customer's browser (iframe pop-up, or redirect with IsRedirect), one
