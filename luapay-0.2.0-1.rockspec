@@ -37,8 +37,8 @@ external_dependencies = {
 local core_sources = {
     "csrc/buf.c", "csrc/checks.c", "csrc/clock.c",
     "csrc/core.c", "csrc/ecommpay.c", "csrc/encode.c", "csrc/equal.c", "csrc/event.c", "csrc/hash.c",
-    "csrc/http.c", "csrc/http_head.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c",
-    "csrc/path.c", "csrc/pattern.c", "csrc/plain.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
+    "csrc/http.c", "csrc/http_head.c", "csrc/json_decode.c", "csrc/json_encode.c", "csrc/money.c", "csrc/names.c",
+    "csrc/path.c", "csrc/pattern.c", "csrc/picks.c", "csrc/plain.c", "csrc/pkey.c", "csrc/random.c", "csrc/refdata.c",
     "csrc/trustly.c", "csrc/trustly_notification.c", "csrc/trustpay.c", "csrc/validate.c",
 }
 

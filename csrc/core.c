@@ -92,7 +92,7 @@ LUAPAY_EXPORT int luaopen_luapay_core(lua_State *L) {
                                      luapay_http_funcs, luapay_http_head_funcs, luapay_clock_funcs, luapay_json_funcs, luapay_json_decode_funcs,
                                      luapay_validate_funcs, luapay_money_funcs, luapay_ecommpay_funcs,
                                      luapay_trustly_funcs, luapay_trustly_notification_funcs, luapay_trustpay_funcs,
-                                     luapay_plain_funcs, luapay_event_funcs};
+                                     luapay_plain_funcs, luapay_event_funcs, luapay_picks_funcs};
 
     luapay_ctx *ctx = (luapay_ctx *)lua_newuserdata(L, sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);

@@ -289,6 +289,7 @@ extern const luaL_Reg luapay_trustly_notification_funcs[];
 extern const luaL_Reg luapay_trustpay_funcs[];
 extern const luaL_Reg luapay_plain_funcs[];
 extern const luaL_Reg luapay_event_funcs[];
+extern const luaL_Reg luapay_picks_funcs[];
 
 /* 1 if s is an RFC 9110 token (a method, a header name; http.c). */
 int luapay_is_token(const char *s, size_t n);
@@ -320,6 +321,10 @@ int luapay_schema_find(const luapay_schema *S, const char *k, size_t len); /* -1
  * its keys a declared field) holds to the schema; 0 if not, or if that
  * needs a Lua value (the general path can tell). */
 int luapay_schema_holds_values(const luapay_schema *S, const luapay_field_value *v);
+
+/* picks.c: for the table at root, pushes what core.json_picks returns
+ * (plan, a core.json_pick_plan, at plan); how many values. */
+int luapay_picks_push(lua_State *L, int root, int plan);
 
 void luapay_pkey_register(lua_State *L);
 void luapay_http_register(lua_State *L);

@@ -1160,8 +1160,8 @@ static int l_ecommpay_sign(lua_State *L) {
 /* ---------------------------------------------------------------------
  * A callback's canonical string from its text, in the pass that decodes it
  *
- * core.ecommpay_callback(raw_body, secret) -> body, signature [, extra,
- *       merchant_ref, provider_ref, amount, currency]
+ * core.ecommpay_callback(raw_body, secret [, picks]) -> body, signature [,
+ *       what core.json_picks(body, picks) returns]
  *   body as core.json_decode(raw_body) gives it (numbers as Lua numbers),
  *   signature the base64 HMAC-SHA512 of the callback canonical string
  *   (opts.callback above) of the body, taken from its text while it is
@@ -1176,7 +1176,8 @@ static int l_ecommpay_sign(lua_State *L) {
  *   nesting is deeper than MAX_DEPTH. Otherwise signature is exactly
  *   core.ecommpay_signature(the lexeme tree, secret, {callback = true}),
  *   and each number's digits are its text (a caller may write them back),
- *   and the scalars of the callback's event follow (cb_scalars below).
+ *   and what the event reads of the body follows when picks (a
+ *   core.json_pick_plan, luapay.ecommpay's) is given (picks.c).
  *   nil, err when the text is not JSON (core.json_decode's error).
  *
  * The order without sorting all paths: within such keys, PHP's natural
@@ -1641,186 +1642,11 @@ static int write_members(const cb_reader *c, uint32_t at, luapay_buf *path, luap
     return 1;
 }
 
-/* The scalars of a placed callback's event, read from the body at once:
- * what callback_event (lua/luapay/ecommpay.lua) reads with field(), text()
- * and to_integer(), so that Lua walks no tree on the hot path (spec/28
- * checks that both give the same event). In a placed body each number is
- * an integer written as its digits: text gives the digits, to_integer the
- * number. The keys are Lua strings made once (CB_KEYS, in the registry):
- * looking a key up by its C text would hash it every time. */
-static const char *const CB_KEYS[] = {"payment", "operation", "general", "customer", "sum", "sum_initial", "id",
-    "type", "status", "amount", "currency", "project_id", "payment_id", "request_id", "code", "message",
-    "payment_status", "payment_type", "payment_amount", "operation_type", "operation_status", "customer_id", NULL};
-enum { K_PAYMENT = 1, K_OPERATION, K_GENERAL, K_CUSTOMER, K_SUM, K_SUM_INITIAL, K_ID, K_TYPE, K_STATUS, K_AMOUNT,
-    K_CURRENCY, K_PROJECT_ID, K_PAYMENT_ID, K_REQUEST_ID, K_CODE, K_MESSAGE, K_PAYMENT_STATUS, K_PAYMENT_TYPE,
-    K_PAYMENT_AMOUNT, K_OPERATION_TYPE, K_OPERATION_STATUS, K_CUSTOMER_ID };
-#define CB_KEYS_REG "luapay.ecommpay_cb_keys"
-
-typedef struct {
-    lua_State *L;
-    int keys; /* stack slot of the CB_KEYS strings */
-} scalars;
-
-/* Pushes t[key] when t (at slot t, of type type) is a table, else nil;
- * JSON null as nil. Its type. */
-static int cb_get(scalars *c, int t, int type, int key) {
-    lua_State *L = c->L;
-    if (type != LUA_TTABLE) {
-        lua_pushnil(L);
-        return LUA_TNIL;
-    }
-    lua_rawgeti(L, c->keys, key);
-#if LUA_VERSION_NUM >= 503
-    type = lua_rawget(L, t); /* its type: no lua_type */
-#else
-    lua_rawget(L, t);
-    type = lua_type(L, -1);
-#endif
-    if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        return LUA_TNIL;
-    }
-    return type;
-}
-
-/* The value on top (of type type) as text(v, true): a string as it is, a
- * number as its digits (provider.digits), a boolean as tostring writes it,
- * else nil. Its type. */
-static int cb_text(lua_State *L, int type) {
-    char d[64];
-    size_t n;
-    switch (type) {
-    case LUA_TSTRING: return type;
-    case LUA_TNUMBER: {
-#if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, -1)) {
-            n = luapay_integer_text((long long)lua_tointeger(L, -1), d);
-            break;
-        }
-#endif
-        double v = (double)lua_tonumber(L, -1);
-        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = luapay_integer_text((long long)v, d);
-        else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
-        break;
-    }
-    case LUA_TBOOLEAN:
-        n = lua_toboolean(L, -1) ? 4 : 5;
-        memcpy(d, n == 4 ? "true" : "false", n);
-        break;
-    default:
-        if (type != LUA_TNIL) {
-            lua_pop(L, 1);
-            lua_pushnil(L);
-        }
-        return LUA_TNIL;
-    }
-    lua_pop(L, 1);
-    lua_pushlstring(L, d, n);
-    return LUA_TSTRING;
-}
-
-/* The value on top (of type type) as to_integer(v) (provider.integer): an
- * integer, or an integral float within 2^53, else nil. Its type. */
-static int cb_integer(lua_State *L, int type) {
-    if (type == LUA_TNUMBER) {
-#if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, -1)) return type;
-#endif
-        double v = (double)lua_tonumber(L, -1);
-        if (v == floor(v) && fabs(v) <= TWO_POW_53) {
-#if LUA_VERSION_NUM >= 503
-            lua_pop(L, 1);
-            lua_pushinteger(L, (lua_Integer)v);
-#endif
-            return type;
-        }
-    }
-    if (type != LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
-    return LUA_TNIL;
-}
-
-/* extra[name] = conv(t[key]) unless nil; t at slot t, of type type. */
-static void cb_extra(scalars *c, int extra, int name, int t, int type, int key, int (*conv)(lua_State *, int)) {
-    lua_State *L = c->L;
-    if (type != LUA_TTABLE) return; /* nil */
-    lua_rawgeti(L, c->keys, name);
-    if (conv(L, cb_get(c, t, type, key)) == LUA_TNIL) lua_pop(L, 2);
-    else lua_rawset(L, extra);
-}
-
-/* Pushes, for the body at slot b: extra's scalars (a table with room for
- * the rest of extra), merchant_ref, provider_ref, amount, currency. */
-static void cb_scalars(lua_State *L, int b) {
-    luaL_checkstack(L, 16, "ecommpay_callback");
-    int out = lua_gettop(L) + 1; /* extra, merchant_ref, provider_ref, amount, currency */
-    lua_createtable(L, 0, 16);
-    lua_settop(L, out + 4);
-    lua_getfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        for (int i = 0; CB_KEYS[i]; i++) {
-            lua_pushstring(L, CB_KEYS[i]);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, CB_KEYS_REG);
-    }
-    scalars c = {L, lua_gettop(L)};
-    /* field(body, "payment") or {}: the same for what is read below */
-    int payment_t = cb_get(&c, b, LUA_TTABLE, K_PAYMENT), payment = lua_gettop(L);
-    int operation_t = cb_get(&c, b, LUA_TTABLE, K_OPERATION), operation = lua_gettop(L);
-    int general_t = cb_get(&c, b, LUA_TTABLE, K_GENERAL), general = lua_gettop(L);
-    int psum_t = cb_get(&c, payment, payment_t, K_SUM), psum = lua_gettop(L);
-    int sum_t = cb_get(&c, operation, operation_t, K_SUM_INITIAL); /* or payment.sum, or {} */
-    if (sum_t == LUA_TNIL || (sum_t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, psum);
-        sum_t = psum_t;
-    }
-    int sum = lua_gettop(L);
-    int customer_t = cb_get(&c, b, LUA_TTABLE, K_CUSTOMER), customer = lua_gettop(L);
-    lua_rawgeti(L, c.keys, K_PROJECT_ID);
-    int t = cb_get(&c, b, LUA_TTABLE, K_PROJECT_ID); /* or general.project_id */
-    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-        lua_pop(L, 1);
-        t = cb_get(&c, general, general_t, K_PROJECT_ID);
-    }
-    if (cb_integer(L, t) == LUA_TNIL) lua_pop(L, 2);
-    else lua_rawset(L, out);
-    cb_extra(&c, out, K_PAYMENT_STATUS, payment, payment_t, K_STATUS, cb_text);
-    cb_extra(&c, out, K_PAYMENT_TYPE, payment, payment_t, K_TYPE, cb_text);
-    cb_extra(&c, out, K_PAYMENT_AMOUNT, psum, psum_t, K_AMOUNT, cb_integer);
-    cb_extra(&c, out, K_OPERATION_TYPE, operation, operation_t, K_TYPE, cb_text);
-    cb_extra(&c, out, K_OPERATION_STATUS, operation, operation_t, K_STATUS, cb_text);
-    cb_extra(&c, out, K_REQUEST_ID, operation, operation_t, K_REQUEST_ID, cb_text);
-    cb_extra(&c, out, K_CODE, operation, operation_t, K_CODE, cb_text);
-    cb_extra(&c, out, K_MESSAGE, operation, operation_t, K_MESSAGE, cb_text);
-    cb_extra(&c, out, K_CUSTOMER_ID, customer, customer_t, K_ID, cb_text);
-    /* merchant_ref, or general.payment_id */
-    if (cb_text(L, cb_get(&c, payment, payment_t, K_ID)) == LUA_TNIL) {
-        lua_pop(L, 1);
-        cb_text(L, cb_get(&c, general, general_t, K_PAYMENT_ID));
-    }
-    lua_replace(L, out + 1);
-    cb_text(L, cb_get(&c, operation, operation_t, K_ID));
-    lua_replace(L, out + 2);
-    cb_integer(L, cb_get(&c, sum, sum_t, K_AMOUNT));
-    lua_replace(L, out + 3);
-    cb_text(L, cb_get(&c, sum, sum_t, K_CURRENCY));
-    lua_replace(L, out + 4);
-    lua_settop(L, out + 4);
-}
-
 static int l_ecommpay_callback(lua_State *L) {
     size_t len, klen;
     const char *text = luapay_check_string(L, 1, "ecommpay_callback", "raw_body", &len);
     const char *key = luapay_check_string(L, 2, "ecommpay_callback", "secret", &klen);
-    lua_settop(L, 2);
+    lua_settop(L, 3); /* the picks' plan, or nil */
     cb_reader c;
     memset(&c, 0, offsetof(cb_reader, lv) + sizeof c.lv[0]); /* a level is set when it opens */
     c.in_reach = 1;
@@ -1855,8 +1681,7 @@ static int l_ecommpay_callback(lua_State *L) {
         return 2;
     }
     luapay_push_encoded(L, mac, maclen, LUAPAY_BASE64);
-    cb_scalars(L, 3);
-    return 7;
+    return lua_isnil(L, 3) ? 2 : 2 + luapay_picks_push(L, 4, 3);
 }
 
 /* ---------------------------------------------------------------------

@@ -3,8 +3,9 @@
  * lexemes), core.trustly_verify over the tree and provider.plain_owned,
  * without the tree of the whole document or the plaintext in Lua.
  *
- *   core.trustly_notification(key, raw) -> true, method, uuid, data, picks...
- *                                        | false | nil | nothing
+ *   core.trustly_notification(key, raw, plan) -> true, method, uuid, data, picks...
+ *                                              | false | nil | nothing
+ *   (plan: core.trustly_notification_plan(picks, others), made once)
  *
  * The text is read once, as core.json_decode reads it (its string and
  * number scanners), into a flat list of nodes on the C stack; Trustly's
@@ -15,10 +16,10 @@
  * true: it holds, and data is params.data as provider.plain_owned leaves
  * core.json_decode's tree (numbers as Lua numbers, arrays with
  * core.array_mt, null as core.null), followed by what the event is made
- * of: the amount in minor units (core.to_minor(data.amount, data.currency)
- * where both are strings, else nil), then data's members currency, orderid,
- * messageid, notificationid, enduserid, each where it is a string (else
- * nil). false: it does not hold; nil: the signature is not base64.
+ * of, the plan's picks: the amount in minor units (core.to_minor of the
+ * first two picks, the amount and its currency, where both are strings,
+ * else nil), then the other picks, each where it is a string (else nil).
+ * false: it does not hold; nil: the signature is not base64.
  *
  * Nothing when the text is out of this path's reach: anything
  * core.json_decode refuses, a document that is not {"method": string,
@@ -31,6 +32,7 @@
 
 #include "checks.h"
 #include "core.h"
+#include "names.h"
 
 #define DEPTH 32      /* the general serialization stops at 64 */
 #define MAX_NODES 512 /* Trustly's notifications hold a few dozen */
@@ -244,58 +246,47 @@ static void push_text(lua_State *L, const char *text, unsigned len, int slot) {
     else lua_pushlstring(L, text, len);
 }
 
-/* The members of data Trustly sends (protocol notes, section 5), the
- * event's first: their names are pushed from a table of them made once
- * (a string pushed from its bytes is hashed and looked up each time). */
-#define NAME(s) {s, sizeof s - 1}
-static const struct {
-    const char *s;
-    unsigned len;
-} NAMES[] = {NAME("amount"),    NAME("currency"),   NAME("orderid"),  NAME("messageid"), NAME("notificationid"),
-             NAME("enduserid"), NAME("attributes"), NAME("timestamp"), NAME("accountid"), NAME("verified"),
-             NAME("refund")};
-enum { PICK_AMOUNT, PICK_CURRENCY, NPICKS = 6, NNAMES = (int)(sizeof NAMES / sizeof *NAMES) };
-static const char NAMES_KEY = 0; /* its address: the table's key in the registry */
+/* ---- core.trustly_notification_plan ----------------------------------
+ * The members of data the event is made of, from luapay.trustly (the C core
+ * knows no provider's field names): picks, returned where they are strings,
+ * the first two read as the amount and its currency; others, the names
+ * the event reads too, only so that their keys are not hashed again. The
+ * uservalue holds the names in the set's order (index + 1), pushed from
+ * there as keys of data. */
+#define PLAN_MT "luapay.trustly_notification_plan"
+#define MAX_PICKS 16
+enum { PICK_AMOUNT, PICK_CURRENCY };
 
-/* NAMES' index of the key, -1 if none: by length and first byte, then
- * one compare with a literal (memcmp inlined). push_names checks it
- * against NAMES. */
-static int name_of(const char *key, unsigned len) {
-#define IS(k, s) (memcmp(key, s, sizeof s - 1) == 0 ? (k) : -1)
-    switch (len) {
-    case 6: return key[0] == 'a' ? IS(0, "amount") : IS(10, "refund");
-    case 7: return IS(2, "orderid");
-    case 8: return key[0] == 'c' ? IS(1, "currency") : IS(9, "verified");
-    case 9:
-        switch (key[0]) {
-        case 'm': return IS(3, "messageid");
-        case 'e': return IS(5, "enduserid");
-        case 't': return IS(7, "timestamp");
-        case 'a': return IS(8, "accountid");
-        default: return -1;
-        }
-    case 10: return IS(6, "attributes");
-    case 14: return IS(4, "notificationid");
-    default: return -1;
-    }
-#undef IS
-}
+typedef struct {
+    luapay_names names; /* the picks first */
+    int npicks;
+} plan;
 
-/* Pushes the table of NAMES (index k + 1: NAMES[k]). */
-static void push_names(lua_State *L) {
-    lua_pushlightuserdata(L, (void *)&NAMES_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (!lua_isnil(L, -1)) return;
-    lua_pop(L, 1);
-    lua_createtable(L, NNAMES, 0);
-    for (int k = 0; k < NNAMES; k++) {
-        if (name_of(NAMES[k].s, NAMES[k].len) != k) luaL_error(L, "trustly_notification: name_of is not NAMES");
-        lua_pushlstring(L, NAMES[k].s, NAMES[k].len);
-        lua_rawseti(L, -2, k + 1);
+/* core.trustly_notification_plan(picks, others) -> plan: two lists of data's member names. */
+static int l_trustly_notification_plan(lua_State *L) {
+    static const char *const fn = "trustly_notification_plan";
+    lua_settop(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t npicks = lua_rawlen(L, 1), nothers = lua_rawlen(L, 2);
+    if (npicks < 2 || npicks > MAX_PICKS) luapay_arg_error(L, 1, fn, "picks", "2 to 16 names expected");
+    plan *P = (plan *)lua_newuserdata(L, sizeof *P); /* 3 */
+    memset(P, 0, sizeof *P);
+    lua_createtable(L, (int)(npicks + nothers), 0); /* 4: the uservalue */
+    for (size_t i = 1; i <= npicks; i++) {
+        lua_rawgeti(L, 1, (int)i);
+        if (luapay_names_take(L, &P->names, 4, fn, 1, "picks") != (int)i - 1)
+            luapay_arg_error(L, 1, fn, "picks", "a name given twice");
     }
-    lua_pushlightuserdata(L, (void *)&NAMES_KEY);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    P->npicks = (int)npicks;
+    for (size_t i = 1; i <= nothers; i++) {
+        lua_rawgeti(L, 2, (int)i);
+        luapay_names_take(L, &P->names, 4, fn, 2, "others");
+    }
+    luapay_setuservalue(L, 3);
+    luaL_newmetatable(L, PLAN_MT); /* or the one made before */
+    lua_setmetatable(L, 3);
+    return 1;
 }
 
 /* Pushes the value at i as provider.plain_owned leaves core.json_decode's. */
@@ -331,21 +322,21 @@ static void push_plain(lua_State *L, const node *nodes, unsigned i) {
     }
 }
 
-/* Pushes data (the object at i), then NPICKS slots: NAMES' first members
- * where they are strings (else nil), the amount in minor units; names:
- * the stack slot of push_names' table. */
-static void push_data(lua_State *L, const node *nodes, unsigned i, int names) {
+/* Pushes data (the object at i), then the plan's picks where they are
+ * strings (else nil), the amount in minor units in place of the first;
+ * names: the stack slot of the plan's names. */
+static void push_data(lua_State *L, const node *nodes, unsigned i, const plan *P, int names) {
     const node *n = &nodes[i];
     int data = lua_gettop(L) + 1, picks = data + 1;
     lua_createtable(L, 0, (int)n->count);
-    lua_settop(L, data + NPICKS); /* the picks, nil */
+    lua_settop(L, data + P->npicks); /* the picks, nil */
     for (unsigned k = 0, c = i + 1; k < n->count; k++, c += nodes[c].size) {
-        int name = name_of(nodes[c].key, nodes[c].key_len);
+        int name = luapay_names_find(&P->names, nodes[c].key, nodes[c].key_len);
         if (name >= 0) lua_rawgeti(L, names, name + 1);
         else push_text(L, nodes[c].key, nodes[c].key_len, nodes[c].key_slot);
         if (nodes[c].type == N_STRING) push_text(L, nodes[c].text, nodes[c].len, nodes[c].slot); /* no call */
         else push_plain(L, nodes, c);
-        if (name >= 0 && name < NPICKS && nodes[c].type == N_STRING) {
+        if (name >= 0 && name < P->npicks && nodes[c].type == N_STRING) {
             lua_pushvalue(L, -1);
             lua_replace(L, picks + name);
         }
@@ -377,7 +368,8 @@ static int l_trustly_notification(lua_State *L) {
     if (luaL_testudata(L, 1, "luapay.pkey") == NULL)
         luapay_arg_error(L, 1, "trustly_notification", "key", "a core.pkey expected");
     const char *raw = luapay_check_string(L, 2, "trustly_notification", "raw", &len);
-    lua_settop(L, 2);
+    const plan *P = (const plan *)luaL_checkudata(L, 3, PLAN_MT);
+    lua_settop(L, 3);
     node nodes[MAX_NODES];
     reader r = {L, (const unsigned char *)raw, (const unsigned char *)raw + len, nodes, 0,
                 luapay_scratch(L, LUAPAY_SCRATCH_JSON_DECODE)};
@@ -428,16 +420,17 @@ static int l_trustly_notification(lua_State *L) {
         return 1;
     }
     luaL_checkstack(L, 3 * DEPTH + 8, "trustly_notification: nesting");
-    push_names(L); /* below the values returned: nothing to remove */
+    luapay_getuservalue(L, 3); /* the plan's names, below the values returned: nothing to remove */
     int names = lua_gettop(L);
     lua_pushboolean(L, 1);
     push_text(L, nodes[method].text, nodes[method].len, nodes[method].slot);
     push_text(L, nodes[uuid].text, nodes[uuid].len, nodes[uuid].slot);
-    push_data(L, nodes, (unsigned)data, names);
-    return 4 + NPICKS;
+    push_data(L, nodes, (unsigned)data, P, names);
+    return 4 + P->npicks;
 }
 
 const luaL_Reg luapay_trustly_notification_funcs[] = {
     {"trustly_notification", l_trustly_notification},
+    {"trustly_notification_plan", l_trustly_notification_plan},
     {NULL, NULL},
 };

@@ -25,6 +25,7 @@
 
 #include "checks.h"
 #include "core.h"
+#include "names.h"
 
 #define MAX_FIELDS 48
 #define MAX_NAMES 32 /* in a kind's list of signed names (a notification's: 11) */
@@ -34,19 +35,10 @@ typedef struct {
     size_t kn, vn;
 } field;
 
-typedef struct {
-    const char *s;
-    size_t n;
-} text;
-
-static int text_eq(const char *s, size_t n, text t) {
-    return n == t.n && memcmp(s, t.s, n) == 0;
-}
-
 /* roles[key] (roles at its argument's index): a non-empty string, which
  * roles holds while the plan is made. fn's argument error if not. */
-static text role(lua_State *L, int roles, const char *fn, const char *key) {
-    text t = {NULL, 0};
+static luapay_text role(lua_State *L, int roles, const char *fn, const char *key) {
+    luapay_text t = {NULL, 0};
     lua_getfield(L, roles, key);
     if (lua_type(L, -1) == LUA_TSTRING) t.s = lua_tolstring(L, -1, &t.n);
     if (t.n == 0)
@@ -154,12 +146,12 @@ typedef struct {
 
 /* The names a URL's query holds besides the schema's fields. */
 typedef struct {
-    text account, ptype, signature;
+    luapay_text account, ptype, signature;
 } url_roles;
 
 static int slot_of(const luapay_schema *S, const url_roles *r, const char *name, size_t n) {
-    if (text_eq(name, n, r->account)) return SLOT_ACCOUNT;
-    if (text_eq(name, n, r->ptype)) return SLOT_PTYPE;
+    if (luapay_text_eq(name, n, r->account)) return SLOT_ACCOUNT;
+    if (luapay_text_eq(name, n, r->ptype)) return SLOT_PTYPE;
     int i = luapay_schema_find(S, name, n);
     return i >= 0 ? i : SLOT_NONE;
 }
@@ -184,7 +176,7 @@ static int l_trustpay_url_plan(lua_State *L) {
     luapay_check_string(L, 5, fn, "path", &pathn);
     luaL_checktype(L, 6, LUA_TTABLE);
     url_roles r = {role(L, 6, fn, "account"), role(L, 6, fn, "payment_type"), role(L, 6, fn, "signature")};
-    text amount = role(L, 6, fn, "amount"), currency = role(L, 6, fn, "currency");
+    luapay_text amount = role(L, 6, fn, "amount"), currency = role(L, 6, fn, "currency");
 
     url_plan *P = (url_plan *)lua_newuserdata(L, sizeof *P); /* 7 */
     memset(P, 0, sizeof *P);
@@ -216,7 +208,7 @@ static int l_trustpay_url_plan(lua_State *L) {
     int nq = 0;
     for (int i = 0; i < nf; i++) {
         f[nq].k = luapay_schema_field(S, i, &f[nq].kn);
-        if (slot_of(S, &r, f[nq].k, f[nq].kn) != i || text_eq(f[nq].k, f[nq].kn, r.signature))
+        if (slot_of(S, &r, f[nq].k, f[nq].kn) != i || luapay_text_eq(f[nq].k, f[nq].kn, r.signature))
             luapay_arg_error(L, 1, fn, "schema", "declares the account, payment type or signature field");
         f[nq].vn = (size_t)i; /* the slot rides in vn through the sort */
         nq++;
@@ -446,67 +438,28 @@ static void push_int(lua_State *L, int64_t v) {
  * returns for it and its signed names in order. Every name is kept once,
  * found by a hash of its length and ends (open addressing). */
 #define NOTE_MT "luapay.trustpay_notification_plan"
-#define NOTE_NAMES 48
-#define NOTE_SLOTS 128 /* a power of two, over twice NOTE_NAMES: a probe ends at an empty slot */
 #define NOTE_TYPES 4
 #define NOTE_METHODS 4
 
 typedef struct {
     int field; /* the name (its index) that names the method */
-    text name; /* returned for it */
+    luapay_text name; /* returned for it */
     int nsigned;
     unsigned char sig[MAX_NAMES]; /* the signed names' indexes, in order */
 } note_method;
 
 typedef struct {
-    text names[NOTE_NAMES]; /* Lua strings the plan's uservalue holds */
-    int nnames;
-    unsigned char slot[NOTE_SLOTS]; /* a name's index + 1, 0: empty */
+    luapay_names names; /* strings the plan's uservalue holds */
     int account, amount, currency, signature, type, result;
-    text types[NOTE_TYPES];
+    luapay_text types[NOTE_TYPES];
     int ntypes, nmethods;
     note_method method[NOTE_METHODS];
 } note_plan;
 
-static unsigned name_hash(const char *k, size_t n) {
-    return (unsigned)(n * 37 + (unsigned char)k[0] * 5 + (unsigned char)k[n - 1]) & (NOTE_SLOTS - 1);
-}
-
-/* The index of the name k (n > 0 bytes) in the plan, or -1. */
-static int name_index(const note_plan *P, const char *k, size_t n) {
-    for (unsigned h = name_hash(k, n);; h = (h + 1) & (NOTE_SLOTS - 1)) {
-        int i = P->slot[h] - 1;
-        if (i < 0 || text_eq(k, n, P->names[i])) return i;
-    }
-}
-
-/* The index of the string on top, added when new (kept in the uservalue
- * at uv); pops it. fn's argument error (at arg, named what) for one that
- * is not a non-empty string, or one too many. */
-static int plan_name(lua_State *L, note_plan *P, int uv, const char *fn, int arg, const char *what) {
-    size_t n = 0;
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-    /* no byte 0: the call sets a known name's field by its C string */
-    if (n == 0 || strlen(k) != n) luapay_arg_error(L, arg, fn, what, "field names (non-empty strings) expected");
-    int i = name_index(P, k, n);
-    if (i < 0) {
-        if (P->nnames == NOTE_NAMES) luapay_arg_error(L, arg, fn, what, "too many names");
-        i = P->nnames++;
-        P->names[i] = (text){k, n};
-        unsigned h = name_hash(k, n);
-        while (P->slot[h]) h = (h + 1) & (NOTE_SLOTS - 1);
-        P->slot[h] = (unsigned char)(i + 1);
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, uv, i + 1);
-    }
-    lua_pop(L, 1);
-    return i;
-}
-
 static int plan_role(lua_State *L, note_plan *P, int uv, const char *key) {
-    text t = role(L, 1, "trustpay_notification_plan", key);
+    luapay_text t = role(L, 1, "trustpay_notification_plan", key);
     lua_pushlstring(L, t.s, t.n);
-    return plan_name(L, P, uv, "trustpay_notification_plan", 1, "roles");
+    return luapay_names_take(L, &P->names, uv, "trustpay_notification_plan", 1, "roles");
 }
 
 /* core.trustpay_notification_plan(roles, types, methods) -> plan. roles:
@@ -521,7 +474,7 @@ static int l_trustpay_notification_plan(lua_State *L) {
     luaL_checktype(L, 3, LUA_TTABLE);
     note_plan *P = (note_plan *)lua_newuserdata(L, sizeof *P); /* 4 */
     memset(P, 0, sizeof *P);
-    lua_createtable(L, NOTE_NAMES + NOTE_TYPES + NOTE_METHODS, 0); /* 5: the uservalue, holding every text */
+    lua_createtable(L, LUAPAY_NAMES_MAX + NOTE_TYPES + NOTE_METHODS, 0); /* 5: the uservalue, holding every text */
     P->account = plan_role(L, P, 5, "account");
     P->amount = plan_role(L, P, 5, "amount");
     P->currency = plan_role(L, P, 5, "currency");
@@ -531,11 +484,11 @@ static int l_trustpay_notification_plan(lua_State *L) {
     size_t ntypes = lua_rawlen(L, 2), nmethods = lua_rawlen(L, 3);
     if (ntypes == 0 || ntypes > NOTE_TYPES) luapay_arg_error(L, 2, fn, "types", "1 to 4 values expected");
     for (size_t i = 0; i < ntypes; i++) {
-        text *t = &P->types[P->ntypes++];
+        luapay_text *t = &P->types[P->ntypes++];
         lua_rawgeti(L, 2, (int)i + 1);
         t->s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &t->n) : NULL;
         if (t->s == NULL) luapay_arg_error(L, 2, fn, "types", "a list of strings expected");
-        lua_rawseti(L, 5, NOTE_NAMES + (int)i + 1);
+        lua_rawseti(L, 5, LUAPAY_NAMES_MAX + (int)i + 1);
     }
     if (nmethods == 0 || nmethods > NOTE_METHODS) luapay_arg_error(L, 3, fn, "methods", "1 to 4 methods expected");
     for (size_t i = 0; i < nmethods; i++) {
@@ -544,11 +497,11 @@ static int l_trustpay_notification_plan(lua_State *L) {
         if (lua_type(L, 6) != LUA_TTABLE)
             luapay_arg_error(L, 3, fn, "methods", "a list of {field, name, signed} expected");
         lua_getfield(L, 6, "field");
-        m->field = plan_name(L, P, 5, fn, 3, "methods");
+        m->field = luapay_names_take(L, &P->names, 5, fn, 3, "methods");
         lua_getfield(L, 6, "name");
         m->name.s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &m->name.n) : NULL;
         if (m->name.s == NULL) luapay_arg_error(L, 3, fn, "methods", "a method's name must be a string");
-        lua_rawseti(L, 5, NOTE_NAMES + NOTE_TYPES + (int)i + 1);
+        lua_rawseti(L, 5, LUAPAY_NAMES_MAX + NOTE_TYPES + (int)i + 1);
         lua_getfield(L, 6, "signed"); /* 7 */
         if (lua_type(L, 7) != LUA_TTABLE)
             luapay_arg_error(L, 3, fn, "methods", "a method's signed names must be a list");
@@ -556,7 +509,7 @@ static int l_trustpay_notification_plan(lua_State *L) {
         if (nsigned > MAX_NAMES) luapay_arg_error(L, 3, fn, "methods", "too many signed names");
         for (size_t j = 0; j < nsigned; j++) {
             lua_rawgeti(L, 7, (int)j + 1);
-            m->sig[m->nsigned++] = (unsigned char)plan_name(L, P, 5, fn, 3, "methods");
+            m->sig[m->nsigned++] = (unsigned char)luapay_names_take(L, &P->names, 5, fn, 3, "methods");
         }
         lua_settop(L, 5);
     }
@@ -584,7 +537,7 @@ static const note_method *notification_holds(lua_State *L, const note_plan *P, c
     if (!hex_upper64(sig, got)) return NULL;
     if (VAL(P->account).vn != accn || memcmp(VAL(P->account).v, account, accn) != 0) return NULL;
     int typed = 0;
-    for (int i = 0; i < P->ntypes && !typed; i++) typed = text_eq(VAL(P->type).v, VAL(P->type).vn, P->types[i]);
+    for (int i = 0; i < P->ntypes && !typed; i++) typed = luapay_text_eq(VAL(P->type).v, VAL(P->type).vn, P->types[i]);
     if (!typed) return NULL;
     size_t rn = VAL(P->result).vn;
     if (rn == 0 || rn > 9) return NULL;
@@ -712,7 +665,7 @@ static int l_trustpay_notification(lua_State *L) {
 
     /* The parameters (5), decoded as http.decode_query does; at: the
      * plan's names' fields, + 1 (0: absent). */
-    int at[NOTE_NAMES] = {0};
+    int at[LUAPAY_NAMES_MAX] = {0};
     lua_createtable(L, 0, (int)nf);
     luapay_buf *b = luapay_scratch(L, LUAPAY_SCRATCH_FORM); /* the decoded values, one after another */
     for (size_t i = 0; i < nf; i++) {
@@ -729,9 +682,9 @@ static int l_trustpay_notification(lua_State *L) {
         } else {
             lua_pushlstring(L, f[i].v, f[i].vn);
         }
-        int known = name_index(P, f[i].k, f[i].kn);
+        int known = luapay_names_find(&P->names, f[i].k, f[i].kn);
         if (known >= 0) {
-            lua_setfield(L, 5, P->names[known].s); /* a string the Lua state has at hand */
+            lua_setfield(L, 5, P->names.name[known].s); /* a string the Lua state has at hand */
             at[known] = (int)i + 1;
         } else {
             lua_pushlstring(L, f[i].k, f[i].kn);

@@ -190,8 +190,9 @@ end)
 -- Callbacks whose parts the event reads take every shape: absent, null,
 -- false, a string, an array, an object without the member read, a number
 -- where text is read and text where a number is. For a body it places,
--- core.ecommpay_callback reads the event's scalars itself (cb_scalars):
--- the event must be the one Lua's reading of the lexeme tree gives.
+-- core.ecommpay_callback reads the event's scalars itself (the picks
+-- luapay.ecommpay gives it): the event must be the one Lua's reading of
+-- the lexeme tree gives.
 local function odd_callback(R)
     local WORDS = { '"success"', '"decline"', '"reversed"', '"refunded"', '"sale"', '"refund"', '"purchase"',
         '"payout"', '"error"', '"x"', '""', '"\\u00e9"' }
@@ -256,7 +257,9 @@ describe("ecommpay.verify_notification, the event's scalars read in C", function
         local placed = 0
         for seed = 1, RUNS * 5 do
             local raw = odd_callback(rng(seed))
-            local _, sig, extra, merchant_ref, provider_ref, amount, currency = core.ecommpay_callback(raw, SECRET)
+            local _, sig, extra, payment_id, general_payment_id, provider_ref, amount, currency =
+                core.ecommpay_callback(raw, SECRET, ecommpay.CALLBACK_PICKS)
+            local merchant_ref = payment_id or general_payment_id
             if sig then
                 placed = placed + 1
                 local want = ecommpay.event(core.json_decode(raw, { numbers = "lexeme" }), raw)

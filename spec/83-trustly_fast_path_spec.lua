@@ -157,7 +157,7 @@ describe("core.trustly_notification", function()
     -- "fast" (answered by the C pass, as the general path answers) or
     -- "general" (left to it); raises where the two differ.
     local function compare(raw, label)
-        local fast = pack(core.trustly_notification(pub, raw))
+        local fast = pack(core.trustly_notification(pub, raw, trustly.NOTIFICATION_PLAN))
         if fast.n == 0 then return "general" end
         local ok, slow = pcall(function() return pack(general(raw)) end)
         assert(ok, label .. ": the general path raised on a text the C pass took: " .. tostring(slow))
@@ -232,7 +232,7 @@ describe("core.trustly_notification", function()
         }) do
             local raw = signed(R, "credit", "5f0c6a51-8d2e-4c7b-9a3e-1b2c3d4e5f60", data)
             assert.equal("fast", compare(raw, data))
-            assert.is_true((core.trustly_notification(pub, raw)), data)
+            assert.is_true((core.trustly_notification(pub, raw, trustly.NOTIFICATION_PLAN)), data)
         end
     end)
 
@@ -241,11 +241,30 @@ describe("core.trustly_notification", function()
         local raw = signed(R, "credit", "u-1", '{"amount":"1.00","currency":"EUR"}')
         local wrong = raw:gsub('"1%.00"', '"1.01"')
         assert.equal("fast", compare(wrong, "altered"))
-        assert.is_false(core.trustly_notification(pub, wrong))
+        assert.is_false(core.trustly_notification(pub, wrong, trustly.NOTIFICATION_PLAN))
         local not_b64 = raw:gsub('"signature":"[^"]*"', '"signature":"!!!!"')
         assert.equal("fast", compare(not_b64, "not base64"))
-        assert.is_nil((core.trustly_notification(pub, not_b64)))
-        assert.equal(1, select("#", core.trustly_notification(pub, not_b64)))
+        assert.is_nil((core.trustly_notification(pub, not_b64, trustly.NOTIFICATION_PLAN)))
+        assert.equal(1, select("#", core.trustly_notification(pub, not_b64, trustly.NOTIFICATION_PLAN)))
+    end)
+
+    it("picks the members the plan names (luapay.trustly's: the C core knows no provider's field names)", function()
+        local R = rng(8703)
+        local plan = core.trustly_notification_plan({ "sum", "cur", "ref" }, { "note" })
+        local raw = signed(R, "credit", "u-2", '{"sum":"12.50","cur":"EUR","ref":"R-1","note":"n","amount":"9.00"}')
+        local got = { core.trustly_notification(pub, raw, plan) }
+        assert.same({ true, "credit", "u-2", { sum = "12.50", cur = "EUR", ref = "R-1", note = "n", amount = "9.00" },
+            1250, "EUR", "R-1" }, got)
+        assert.equal(7, select("#", core.trustly_notification(pub, raw, plan)))
+        -- luapay.trustly's own plan reads "amount" and "currency": no currency here, no amount
+        assert.same({ nil, nil, nil }, { select(5, core.trustly_notification(pub, raw, trustly.NOTIFICATION_PLAN)) })
+        assert.has_error(function() core.trustly_notification_plan({ "amount" }, {}) end,
+            "trustly_notification_plan: bad argument #1 'picks' (2 to 16 names expected)")
+        assert.has_error(function() core.trustly_notification_plan({ "amount", "amount" }, {}) end,
+            "trustly_notification_plan: bad argument #1 'picks' (a name given twice)")
+        assert.has_error(function() core.trustly_notification_plan({ "amount", "currency" }, { "" }) end,
+            "trustly_notification_plan: bad argument #2 'others' (field names (non-empty strings) expected)")
+        assert.has_error(function() core.trustly_notification(pub, raw, {}) end)
     end)
 
     it("leaves to the general path what is out of its reach, which still answers", function()
@@ -276,7 +295,7 @@ describe("core.trustly_notification", function()
             ["a long signature"] = '{"method":"credit","params":{"data":{},"signature":"' .. ("QUFB"):rep(400)
                 .. '","uuid":"u"}}',
         }) do
-            assert.equal(0, select("#", core.trustly_notification(pub, raw)), label)
+            assert.equal(0, select("#", core.trustly_notification(pub, raw, trustly.NOTIFICATION_PLAN)), label)
         end
         -- and the general path reads those it can: the last of a key given twice
         local twice = signed(R, "credit", "u", '{"amount":"1.00","amount":"2.00","currency":"EUR"}')

@@ -251,8 +251,8 @@ local FAILED_OPERATION = { ["decline"] = true, ["error"] = true, ["internal erro
 
 -- What the event reads of a body: extra's scalars (a new table) and the
 -- event's merchant_ref, provider_ref, amount and currency. For a body it
--- placed, core.ecommpay_callback gives the same at once (cb_scalars in
--- csrc/ecommpay.c; spec/28 compares them).
+-- placed, core.ecommpay_callback reads the same at once with
+-- CALLBACK_PICKS (below; spec/28 compares them).
 local function scalars(body, exact)
     local payment, operation = field(body, "payment") or {}, field(body, "operation")
     local sum = field(operation, "sum_initial") or field(payment, "sum") or {}
@@ -270,6 +270,30 @@ local function scalars(body, exact)
     }, text(field(payment, "id"), exact) or text(field(body, "general", "payment_id"), exact),
         text(field(operation, "id"), exact), to_integer(field(sum, "amount")), text(field(sum, "currency"), exact)
 end
+
+-- scalars as data, for the pass that decodes a callback (the C core knows
+-- no provider's field names): extra's scalars by name, then payment.id and
+-- general.payment_id (merchant_ref: the first that reads), provider_ref,
+-- the amount and the currency.
+local SUM = { { "operation", "sum_initial" }, { "payment", "sum" } }
+local CALLBACK_PICKS = core.json_pick_plan {
+    { key = "project_id", from = { { "project_id" }, { "general", "project_id" } }, as = "integer" },
+    { key = "payment_status", from = { { "payment", "status" } }, as = "text" },
+    { key = "payment_type", from = { { "payment", "type" } }, as = "text" },
+    { key = "payment_amount", from = { { "payment", "sum", "amount" } }, as = "integer" },
+    { key = "operation_type", from = { { "operation", "type" } }, as = "text" },
+    { key = "operation_status", from = { { "operation", "status" } }, as = "text" },
+    { key = "request_id", from = { { "operation", "request_id" } }, as = "text" },
+    { key = "code", from = { { "operation", "code" } }, as = "text" },
+    { key = "message", from = { { "operation", "message" } }, as = "text" },
+    { key = "customer_id", from = { { "customer", "id" } }, as = "text" },
+    { from = { { "payment", "id" } }, as = "text" },
+    { from = { { "general", "payment_id" } }, as = "text" },
+    { from = { { "operation", "id" } }, as = "text" },
+    { from = SUM, path = { "amount" }, as = "integer" },
+    { from = SUM, path = { "currency" }, as = "text" },
+}
+ecommpay.CALLBACK_PICKS = CALLBACK_PICKS
 
 -- The event; exact: body is core.ecommpay_callback's, fresh and placed (see
 -- text), so it is extra.body as it is. extra and the four after it are
@@ -362,13 +386,15 @@ local function verify(raw_body, secret)
     -- One pass over the text decodes the body and signs it (see
     -- core.ecommpay_callback); a body out of that pass's reach is decoded
     -- again with its numbers' text and signed as a tree.
-    local body, want, extra, merchant_ref, provider_ref, amount, currency = core.ecommpay_callback(raw_body, secret)
+    local body, want, extra, payment_id, general_payment_id, provider_ref, amount, currency =
+        core.ecommpay_callback(raw_body, secret, CALLBACK_PICKS)
     if not body then return signature_error("callback body is not JSON (" .. want .. ")") end
     if want then
         local sig, serr = carried_signature(body)
         if not sig then return signature_error(serr) end
         if not core.equal(want, sig) then return signature_error("callback signature does not match") end
-        return callback_event(body, raw_body, true, extra, merchant_ref, provider_ref, amount, currency)
+        return callback_event(body, raw_body, true, extra, payment_id or general_payment_id, provider_ref, amount,
+            currency)
     end
     body = core.json_decode(raw_body, { numbers = "lexeme" })
     if type(body) ~= "table" or getmetatable(body) ~= nil then

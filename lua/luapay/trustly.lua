@@ -536,6 +536,14 @@ local function verified_notification(raw, key)
 end
 
 local trustly_notification, to_minor = core.trustly_notification, core.to_minor
+--- What core.trustly_notification picks of data for the event (the C core
+-- knows no provider's field names): the amount and its currency first,
+-- then the other members the event is made of; and the names the event
+-- reads too.
+local NOTIFICATION_PLAN = core.trustly_notification_plan(
+    { "amount", "currency", "orderid", "messageid", "notificationid", "enduserid" },
+    { "attributes", "timestamp", "accountid", "verified", "refund" })
+trustly.NOTIFICATION_PLAN = NOTIFICATION_PLAN
 local event_mt = provider.event_mt
 local type, setmetatable = type, setmetatable -- upvalues: no lookup in _ENV on each notification
 
@@ -607,7 +615,7 @@ function trustly.verify_notification(raw, headers, given)
     -- of); anything else takes the general path, which answers the same for
     -- what the C pass answers (spec/83).
     local ok, method, uuid, data, amount, currency, orderid, messageid, notificationid, enduserid =
-        trustly_notification(key, raw)
+        trustly_notification(key, raw, NOTIFICATION_PLAN)
     local map = ok == true and NOTIFICATIONS[method]
     if not map then
         method, uuid, data = verified_notification(raw, key)

@@ -92,9 +92,10 @@ trustpay.FIELD_ROLES = { account = "AccountId", payment_type = "PaymentType", si
 --- What core.trustpay_notification takes: a notification's Type (CRDT:
 -- money in, DBIT: out), and its method: the first of these fields it
 -- holds, and the names it signs.
-trustpay.NOTIFICATION_PLAN = core.trustpay_notification_plan(trustpay.FIELD_ROLES, { "CRDT", "DBIT" }, {
+local NOTIFICATION_PLAN = core.trustpay_notification_plan(trustpay.FIELD_ROLES, { "CRDT", "DBIT" }, {
     { field = "PaymentId", name = "wire", signed = trustpay.signed_fields.wire_notification },
     { field = "PaymentRequestId", name = "card", signed = trustpay.signed_fields.card_notification } })
+trustpay.NOTIFICATION_PLAN = NOTIFICATION_PLAN
 
 -- PaymentType of each request kind (seed: "Payment type" and each section).
 trustpay.payment_type_of = {
@@ -663,7 +664,7 @@ local function notification(who, raw_body, headers, secret, account_id)
     -- nil for anything it leaves to checked_notification, which words the error.
     local raw, p, method, code, amount = raw_body, nil, nil, nil, nil
     if type(raw_body) == "string" then
-        p, method, code, amount = core.trustpay_notification(raw_body, secret, account_id, trustpay.NOTIFICATION_PLAN)
+        p, method, code, amount = core.trustpay_notification(raw_body, secret, account_id, NOTIFICATION_PLAN)
     end
     if not p then
         p, method, code, amount, raw = checked_notification(raw_body, secret, account_id)
