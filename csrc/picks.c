@@ -109,85 +109,72 @@ static int l_json_pick_plan(lua_State *L) {
     return 1;
 }
 
-/* Replaces the value on top, of type type, by the value under it at key
- * (the names at slot names): nil unless it is a table. Its type; JSON
- * null is nil. */
-static int step(lua_State *L, int names, int key, int type) {
-    if (type != LUA_TTABLE) {
-        if (type != LUA_TNIL) {
-            lua_pop(L, 1);
-            lua_pushnil(L);
-        }
-        return LUA_TNIL;
-    }
+/* One step down a path: the value at key (the names at slot names) of the
+ * value at slot *at, of type type, into slot w (*at becomes w). Its type:
+ * nil, with no stack touched, unless the value at *at is a table; JSON null
+ * is nil. */
+static inline __attribute__((always_inline)) int step(lua_State *L, int names, int key, int *at, int w, int type) {
+    if (type != LUA_TTABLE) return LUA_TNIL;
     lua_rawgeti(L, names, key + 1);
 #if LUA_VERSION_NUM >= 503
-    type = lua_rawget(L, -2); /* its type: no lua_type */
+    type = lua_rawget(L, *at); /* its type: no lua_type */
 #else
-    lua_rawget(L, -2);
+    lua_rawget(L, *at);
     type = lua_type(L, -1);
 #endif
-    lua_replace(L, -2);
-    if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-        return LUA_TNIL;
-    }
+    if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) type = LUA_TNIL;
+    lua_replace(L, w);
+    *at = w;
     return type;
 }
 
-/* The value on top (of type type) as "text" reads it. */
-static void as_text(lua_State *L, int type) {
+/* Pushes the value at slot at, of type type, as "text" reads it; 0 (and
+ * nothing pushed) for nil. */
+static int push_text(lua_State *L, int at, int type) {
     char d[64];
     size_t n;
     switch (type) {
-    case LUA_TSTRING: return;
+    case LUA_TSTRING: lua_pushvalue(L, at); return 1;
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, -1)) {
-            n = luapay_integer_text((long long)lua_tointeger(L, -1), d);
+        if (lua_isinteger(L, at)) {
+            n = luapay_integer_text((long long)lua_tointeger(L, at), d);
             break;
         }
 #endif
-        double v = (double)lua_tonumber(L, -1);
+        double v = (double)lua_tonumber(L, at);
         if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = luapay_integer_text((long long)v, d);
         else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
         break;
     }
     case LUA_TBOOLEAN:
-        n = lua_toboolean(L, -1) ? 4 : 5;
+        n = lua_toboolean(L, at) ? 4 : 5;
         memcpy(d, n == 4 ? "true" : "false", n);
         break;
-    default:
-        if (type != LUA_TNIL) {
-            lua_pop(L, 1);
-            lua_pushnil(L);
-        }
-        return;
+    default: return 0;
     }
-    lua_pop(L, 1);
     lua_pushlstring(L, d, n);
+    return 1;
 }
 
-/* The value on top (of type type) as "integer" reads it. */
-static void as_integer(lua_State *L, int type) {
-    if (type == LUA_TNUMBER) {
+/* Pushes the value at slot at, of type type, as "integer" reads it; 0 (and
+ * nothing pushed) for nil. */
+static int push_integer(lua_State *L, int at, int type) {
+    if (type != LUA_TNUMBER) return 0;
 #if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, -1)) return;
+    if (lua_isinteger(L, at)) {
+        lua_pushvalue(L, at);
+        return 1;
+    }
 #endif
-        double v = (double)lua_tonumber(L, -1);
-        if (v == floor(v) && fabs(v) <= TWO_POW_53) {
+    double v = (double)lua_tonumber(L, at);
+    if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
 #if LUA_VERSION_NUM >= 503
-            lua_pop(L, 1);
-            lua_pushinteger(L, (lua_Integer)v);
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    lua_pushvalue(L, at);
 #endif
-            return;
-        }
-    }
-    if (type != LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
+    return 1;
 }
 
 int luapay_picks_push(lua_State *L, int root, int plan) {
@@ -195,42 +182,38 @@ int luapay_picks_push(lua_State *L, int root, int plan) {
     int base = lua_gettop(L), nvalues = P->npicks - P->nnamed, root_type = lua_type(L, root);
     luaL_checkstack(L, nvalues + P->nmembers + 8, "json_picks");
     lua_createtable(L, 0, P->nnamed); /* base + 1 */
-    lua_settop(L, base + 1 + nvalues); /* the unnamed values' slots */
+    lua_settop(L, base + 1 + nvalues); /* the unnamed values' slots, nil */
     luapay_getuservalue(L, plan);
-    int names = lua_gettop(L), value = base + 2;
-    /* the root's members the paths start at, each read once, when first needed */
-    lua_settop(L, names + P->nmembers);
+    /* the root's members the paths start at (each read once, when first
+     * needed), then w: where a path's steps go */
+    int names = base + 2 + nvalues, w = names + P->nmembers + 1, value = base + 2;
+    lua_settop(L, w);
     int member_type[LUAPAY_NAMES_MAX];
     unsigned char read[LUAPAY_NAMES_MAX] = {0};
     for (int i = 0; i < P->npicks; i++) {
         const pick *k = &P->p[i];
-        int type = LUA_TNIL;
-        lua_pushnil(L);
-        for (int j = 0; j < k->nfrom && (type == LUA_TNIL || (type == LUA_TBOOLEAN && !lua_toboolean(L, -1))); j++) {
-            int m = k->member[j], slot = names + 1 + m;
+        int at = 0, type = LUA_TNIL;
+        for (int j = 0; j < k->nfrom; j++) {
+            int m = k->member[j];
+            at = names + 1 + m;
             if (!read[m]) {
-                lua_pushvalue(L, root);
-                member_type[m] = step(L, names, k->from[j][0], root_type);
-                lua_replace(L, slot);
+                int root_at = root;
+                member_type[m] = step(L, names, k->from[j][0], &root_at, at, root_type);
                 read[m] = 1;
             }
-            lua_pushvalue(L, slot);
-            lua_replace(L, -2);
             type = member_type[m];
-            for (int d = 1; d < k->from_len[j]; d++) type = step(L, names, k->from[j][d], type);
+            for (int d = 1; d < k->from_len[j]; d++) type = step(L, names, k->from[j][d], &at, w, type);
+            if (type != LUA_TNIL && !(type == LUA_TBOOLEAN && !lua_toboolean(L, at))) break;
         }
-        for (int d = 0; d < k->path_len; d++) type = step(L, names, k->path[d], type);
-        if (k->as == AS_TEXT) as_text(L, type);
-        else as_integer(L, type);
-        if (k->key < 0) {
-            lua_replace(L, value++);
-        } else if (lua_isnil(L, -1)) {
+        for (int d = 0; d < k->path_len; d++) type = step(L, names, k->path[d], &at, w, type);
+        if (k->key >= 0) lua_rawgeti(L, names, k->key + 1); /* the name, under the value */
+        if (k->as == AS_TEXT ? push_text(L, at, type) : push_integer(L, at, type)) {
+            if (k->key >= 0) lua_rawset(L, base + 1);
+            else lua_replace(L, value);
+        } else if (k->key >= 0) {
             lua_pop(L, 1);
-        } else {
-            lua_rawgeti(L, names, k->key + 1);
-            lua_insert(L, -2);
-            lua_rawset(L, base + 1);
         }
+        if (k->key < 0) value++;
     }
     lua_settop(L, base + 1 + nvalues);
     return 1 + nvalues;
