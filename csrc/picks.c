@@ -74,6 +74,13 @@ static int l_json_pick_plan(lua_State *L) {
         pick *k = &P->p[P->npicks++];
         lua_rawgeti(L, 1, (int)i + 1); /* 4 */
         if (lua_type(L, 4) != LUA_TTABLE) luapay_arg_error(L, 1, fn, "picks", "a list of tables expected");
+        lua_pushnil(L); /* a misspelt field would otherwise read as absent */
+        while (lua_next(L, 4)) {
+            const char *f = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            if (strcmp(f, "from") != 0 && strcmp(f, "path") != 0 && strcmp(f, "as") != 0 && strcmp(f, "key") != 0)
+                luapay_arg_error(L, 1, fn, "picks", "a pick holds from, path, as and key only");
+            lua_pop(L, 1);
+        }
         lua_getfield(L, 4, "from"); /* 5 */
         size_t nfrom = lua_type(L, 5) == LUA_TTABLE ? lua_rawlen(L, 5) : 0;
         if (nfrom == 0 || nfrom > MAX_FROM) luapay_arg_error(L, 1, fn, "picks", "from: 1 to 4 paths expected");
@@ -99,6 +106,8 @@ static int l_json_pick_plan(lua_State *L) {
             lua_pop(L, 1);
         } else {
             k->key = luapay_names_take(L, &P->names, 3, fn, 1, "picks");
+            for (int j = 0; j < P->npicks - 1; j++)
+                if (P->p[j].key == k->key) luapay_arg_error(L, 1, fn, "picks", "a key given twice");
             P->nnamed++;
         }
         lua_settop(L, 3);

@@ -140,6 +140,10 @@ describe("core.json_picks", function()
             { { { from = { { 1 } }, as = "text" } },
                 "json_pick_plan: bad argument #1 'picks' (field names (non-empty strings) expected)" },
             { { "a" }, "json_pick_plan: bad argument #1 'picks' (a list of tables expected)" },
+            { { { form = { { "a" } }, as = "text" } },
+                "json_pick_plan: bad argument #1 'picks' (a pick holds from, path, as and key only)" },
+            { { { key = "a", from = { { "a" } }, as = "text" }, { key = "a", from = { { "b" } }, as = "text" } },
+                "json_pick_plan: bad argument #1 'picks' (a key given twice)" },
         }
         for _, case in ipairs(cases) do
             assert.has_error(function() core.json_pick_plan(case[1]) end, case[2])
