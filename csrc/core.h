@@ -16,6 +16,8 @@
 
 #define LUAPAY_CORE_VERSION "0.1.0"
 #define LUAPAY_EXPORT __attribute__((visibility("default")))
+/* 2^53: below it every integer is exact as a double (a Lua number in 5.1 and LuaJIT). */
+#define LUAPAY_TWO_POW_53 9007199254740992.0
 
 enum luapay_alg { LUAPAY_SHA1, LUAPAY_SHA256, LUAPAY_SHA512, LUAPAY_NALGS };
 enum luapay_enc { LUAPAY_RAW, LUAPAY_HEX, LUAPAY_HEX_UPPER, LUAPAY_BASE64 };

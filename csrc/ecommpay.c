@@ -43,7 +43,6 @@
 #include "core.h"
 
 #define MAX_DEPTH 64
-#define TWO_POW_53 9007199254740992.0
 
 typedef struct {
     size_t path, path_len, value, value_len; /* offsets into data */
@@ -137,7 +136,7 @@ static size_t php_float(double v, char *out) {
 static size_t render_double(double v, char *out) {
     if (!isfinite(v)) return 0;
 #if LUA_VERSION_NUM < 503
-    if (v == floor(v) && fabs(v) <= TWO_POW_53) return luapay_integer_text((long long)v, out); /* exact; -0.0 is 0 */
+    if (v == floor(v) && fabs(v) <= LUAPAY_TWO_POW_53) return luapay_integer_text((long long)v, out); /* exact; -0.0 is 0 */
 #endif
     return php_float(v, out);
 }
@@ -1729,7 +1728,7 @@ static int page_value(lua_State *L, int idx, int number_mt, luapay_buf *text) {
         if (lua_isinteger(L, idx)) return luapay_buf_add(text, num, luapay_integer_text((long long)lua_tointeger(L, idx), num));
 #endif
         double v = (double)lua_tonumber(L, idx);
-        if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
+        if (!(v == floor(v) && fabs(v) <= LUAPAY_TWO_POW_53)) return 0;
         if (v == 0 && signbit(v)) return luapay_buf_add(text, "-0", 2); /* as "%.0f" wrote it */
         return luapay_buf_add(text, num, luapay_integer_text((long long)v, num));
     }

@@ -27,7 +27,6 @@
 #define MAX_PICKS 24
 #define MAX_FROM 4
 #define MAX_DEPTH 4
-#define TWO_POW_53 9007199254740992.0
 
 enum { AS_TEXT, AS_INTEGER };
 
@@ -152,7 +151,7 @@ static int push_text(lua_State *L, int at, int type) {
         }
 #endif
         double v = (double)lua_tonumber(L, at);
-        if (v == floor(v) && fabs(v) <= TWO_POW_53 && v != 0) n = luapay_integer_text((long long)v, d);
+        if (v == floor(v) && fabs(v) <= LUAPAY_TWO_POW_53 && v != 0) n = luapay_integer_text((long long)v, d);
         else n = (size_t)snprintf(d, sizeof d, "%.0f", v);
         break;
     }
@@ -177,7 +176,7 @@ static int push_integer(lua_State *L, int at, int type) {
     }
 #endif
     double v = (double)lua_tonumber(L, at);
-    if (!(v == floor(v) && fabs(v) <= TWO_POW_53)) return 0;
+    if (!(v == floor(v) && fabs(v) <= LUAPAY_TWO_POW_53)) return 0;
 #if LUA_VERSION_NUM >= 503
     lua_pushinteger(L, (lua_Integer)v);
 #else

@@ -92,9 +92,13 @@ trustpay.FIELD_ROLES = { account = "AccountId", payment_type = "PaymentType", si
 --- What core.trustpay_notification takes: a notification's Type (CRDT:
 -- money in, DBIT: out), and its method: the first of these fields it
 -- holds, and the names it signs.
-local NOTIFICATION_PLAN = core.trustpay_notification_plan(trustpay.FIELD_ROLES, { "CRDT", "DBIT" }, {
+-- The Lua check (checked_notification) reads the same two lists.
+local NOTIFICATION_TYPES = { "CRDT", "DBIT" }
+local NOTIFICATION_METHODS = {
     { field = "PaymentId", name = "wire", signed = trustpay.signed_fields.wire_notification },
-    { field = "PaymentRequestId", name = "card", signed = trustpay.signed_fields.card_notification } })
+    { field = "PaymentRequestId", name = "card", signed = trustpay.signed_fields.card_notification } }
+local NOTIFICATION_PLAN = core.trustpay_notification_plan(trustpay.FIELD_ROLES, NOTIFICATION_TYPES,
+    NOTIFICATION_METHODS)
 trustpay.NOTIFICATION_PLAN = NOTIFICATION_PLAN
 
 -- PaymentType of each request kind (seed: "Payment type" and each section).
@@ -624,9 +628,13 @@ local function checked_notification(raw_body, secret, account_id)
     local raw, p, perr = notification_params(raw_body)
     if not p then return nil, perr end
     local method
-    if p.PaymentId ~= nil then method = "wire"
-    elseif p.PaymentRequestId ~= nil then method = "card"
-    else
+    for _, m in ipairs(NOTIFICATION_METHODS) do
+        if p[m.field] ~= nil then
+            method = m.name
+            break
+        end
+    end
+    if not method then
         return invalid("TrustPay notification", { violation("PaymentId", "required",
             "is required (PaymentId for a bank transfer, PaymentRequestId for a card payment)") })
     end
@@ -636,7 +644,11 @@ local function checked_notification(raw_body, secret, account_id)
     if p.AccountId ~= account_id then
         problems[#problems + 1] = violation("AccountId", "enum", "is not the account_id it is verified for")
     end
-    if p.Type ~= "CRDT" and p.Type ~= "DBIT" then problems[#problems + 1] = violation("Type", "enum", "must be CRDT or DBIT") end
+    local typed = false
+    for _, t in ipairs(NOTIFICATION_TYPES) do typed = typed or p.Type == t end
+    if not typed then
+        problems[#problems + 1] = violation("Type", "enum", "must be " .. table.concat(NOTIFICATION_TYPES, " or "))
+    end
     local code = p.ResultCode and p.ResultCode:match("^%d+$") and tonumber(p.ResultCode)
     if not code then problems[#problems + 1] = violation("ResultCode", "format", "must be a number") end
     local amount, why = trustpay.minor(p.Amount, p.Currency)
