@@ -17,6 +17,10 @@ LUA      ?= lua5.4
 CC       ?= cc
 PREFIX   ?= /usr/local
 SANITIZE ?=
+# HMAC=evp: HMAC through EVP digest contexts alone, as an OpenSSL built
+# without its deprecated digest functions, or a FIPS configuration, gets it
+# (csrc/hash.c); scripts/test.sh runs the Lua 5.1 suite so.
+HMAC     ?=
 
 # Lua 5.1, 5.2 and 5.3 build the same source too (csrc/compat.h).
 ifeq ($(LUA),luajit)
@@ -32,7 +36,7 @@ endif
 PKG_CONFIG ?= pkg-config
 DEPS_PC    := libcrypto libcurl
 
-BUILD_TAG ?= $(LUA)$(if $(SANITIZE),-asan)
+BUILD_TAG ?= $(LUA)$(if $(SANITIZE),-asan)$(if $(HMAC),-hmac-$(HMAC))
 BUILD     := build/$(BUILD_TAG)
 CORE      := $(BUILD)/luapay/core.so
 
@@ -44,7 +48,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 SAN     := -fsanitize=address,undefined
 OPT     := $(if $(SANITIZE),-O1 -g -fno-omit-frame-pointer $(SAN) -fno-sanitize-recover=undefined,-O2)
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) $(WARN) \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(OPT) $(WARN) $(if $(filter evp,$(HMAC)),-DLUAPAY_HMAC_EVP) \
            $(shell $(PKG_CONFIG) --cflags $(LUA_PC) $(DEPS_PC) 2>/dev/null)
 LDFLAGS ?=
 LDFLAGS += -shared $(if $(SANITIZE),$(SAN))

@@ -62,14 +62,16 @@ enum {
  * with the same secret, and keying (two digest blocks) costs a third of
  * HMAC-SHA512 over a short message. A copy of each key is kept to compare
  * (cleansed when it leaves); it is per lua_State, like the rest. The states
- * are digest contexts that have hashed the key's inner and outer pad blocks
- * (RFC 2104): copied into ctx->hmac_work per call, as OpenSSL's HMAC does,
- * without its EVP_MAC and HMAC_CTX layers (about 500 instructions a call). */
+ * have hashed the key's inner and outer pad blocks (RFC 2104) and are
+ * copied per call: the digest's own structs (raw, hash.c), or under a FIPS
+ * configuration (and an OpenSSL without them) digest contexts copied into
+ * ctx->hmac_work, as OpenSSL's HMAC does. */
 #define LUAPAY_HMAC_CACHE 8
 typedef struct {
     enum luapay_alg alg;
     size_t klen;
     unsigned char *key; /* NULL: a free slot */
+    void *raw;          /* hash.c's two states, or NULL: inner and outer */
     EVP_MD_CTX *inner, *outer;
 } luapay_hmac_slot;
 
