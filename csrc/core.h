@@ -67,11 +67,12 @@ enum {
  * configuration (and an OpenSSL without them) digest contexts copied into
  * ctx->hmac_work, as OpenSSL's HMAC does. */
 #define LUAPAY_HMAC_CACHE 8
+struct luapay_raw_states; /* hash.c's */
 typedef struct {
     enum luapay_alg alg;
     size_t klen;
-    unsigned char *key; /* NULL: a free slot */
-    void *raw;          /* hash.c's two states, or NULL: inner and outer */
+    unsigned char *key;             /* NULL: a free slot */
+    struct luapay_raw_states *raw;  /* the digest's structs, or NULL: inner and outer */
     EVP_MD_CTX *inner, *outer;
 } luapay_hmac_slot;
 
