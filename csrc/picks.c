@@ -139,7 +139,7 @@ static inline __attribute__((always_inline)) int step(lua_State *L, int names, i
 /* Pushes the value at slot at, of type type, as "text" reads it; 0 (and
  * nothing pushed) for nil. */
 static int push_text(lua_State *L, int at, int type) {
-    char d[64];
+    char d[320]; /* "%.0f" of any double: a sign and up to 309 digits */
     size_t n;
     switch (type) {
     case LUA_TSTRING: lua_pushvalue(L, at); return 1;

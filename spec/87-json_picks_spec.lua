@@ -115,6 +115,16 @@ describe("core.json_picks", function()
         assert.same({ {}, nil, nil }, { core.json_picks("not a table", plan) })
     end)
 
+    it("writes a float as text with every digit provider.digits writes, however long", function()
+        -- "%.0f" of 1e64 is 65 bytes: once the text outran a 64-byte buffer
+        local provider = require "luapay.provider"
+        local plan = core.json_pick_plan { { key = "s", from = { { "s" } }, as = "text" } }
+        -- (no exact half: LuaJIT's string.format rounds it away from zero, C's to even)
+        for _, v in ipairs({ 1e63, 1e64, 1e300, -1e300, 2 ^ 60 + 0.0, 123.456, -0.0, math.huge, -math.huge }) do
+            assert.equal(provider.digits(v), core.json_picks({ s = v }, plan).s, tostring(v))
+        end
+    end)
+
     it("names its picks in a table, leaving out those that read nothing", function()
         local plan = core.json_pick_plan {
             { key = "a", from = { { "x" } }, as = "text" },
