@@ -62,8 +62,18 @@ luapay_buf *luapay_buf_box(lua_State *L) {
 
 luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
     luapay_buf *b = &ctx->scratch[slot];
+    if (b->held) { /* a call that is still running has it (see core.h) */
+        luapay_buf *own = (luapay_buf *)calloc(1, sizeof *own);
+        if (own == NULL) {
+            ctx->no_scratch = (luapay_buf){NULL, 0, 0, 1, LUAPAY_HELD_NONE};
+            return &ctx->no_scratch;
+        }
+        own->held = LUAPAY_HELD_OWN;
+        return own;
+    }
     b->len = 0;
     if (b->oom) luapay_buf_free(b);
+    b->held = LUAPAY_HELD_SLOT;
     return b;
 }
 
@@ -72,6 +82,13 @@ luapay_buf *luapay_scratch(lua_State *L, int slot) {
 }
 
 void luapay_scratch_done(luapay_buf *b) {
+    if (b->held == LUAPAY_HELD_OWN) {
+        free(b->data);
+        free(b);
+        return;
+    }
+    if (b->held == LUAPAY_HELD_NONE) return;
     if (b->cap > SCRATCH_KEEP || b->oom) luapay_buf_free(b);
     b->len = 0;
+    b->held = LUAPAY_HELD_NOT;
 }

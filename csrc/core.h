@@ -28,6 +28,7 @@ typedef struct {
     char *data;
     size_t len, cap;
     int oom;
+    int held; /* scratch buffers (luapay_scratch_in): see LUAPAY_HELD_* */
 } luapay_buf;
 int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n);
 /* Inline: canonical strings and JSON add many short pieces. */
@@ -94,6 +95,7 @@ typedef struct luapay_ctx {
     EVP_MD_CTX *hmac_work; /* a keyed state's copy, hashing one message */
     luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
     luapay_buf scratch[LUAPAY_NSCRATCH];
+    luapay_buf no_scratch; /* out of memory, handed out when a call's own buffer cannot be had */
     int strings_ref; /* 0 until the JSON reader makes the table */
     luapay_short strings[LUAPAY_SHORTS];
 } luapay_ctx;
@@ -101,8 +103,13 @@ typedef struct luapay_ctx {
 /* Scratch buffers kept between calls (buf.c), so a canonical string or a
  * JSON text does not allocate and grow three buffers per call. Only for C
  * functions that never call back into Lua while they hold one (no
- * metamethods, no callbacks): nothing else can take the same slot. An error
- * raised meanwhile leaves it to the context, which frees it. */
+ * metamethods, no callbacks). A finalizer still can: the collector runs
+ * __gc inside any allocation, and one may call luapay. So a slot is marked
+ * held while a call has it; a call that finds it held gets a buffer of its
+ * own, which luapay_scratch_done frees. Release before raising: a slot an
+ * error leaves held stays so (its users then take their own buffers:
+ * correct, slower), which only out of memory and stack overflows do. */
+enum { LUAPAY_HELD_NOT, LUAPAY_HELD_SLOT, LUAPAY_HELD_OWN, LUAPAY_HELD_NONE };
 luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
 luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot); /* the same, the context in hand (one look-up for several) */
 void luapay_scratch_done(luapay_buf *b);           /* keeps it unless it grew large */
@@ -139,8 +146,10 @@ void luapay_hex_encode(char *out, const unsigned char *in, size_t n, int upper);
 size_t luapay_base64_encode(char *out, const unsigned char *in, size_t n);
 /* The decoded length (out holds n / 4 * 3), or -1 with *why set. */
 long luapay_base64_decode(unsigned char *out, const unsigned char *in, size_t n, const char **why);
-/* key:verify(msg, sig, alg) for the key at stack index 1 (raises as it does). */
+/* key:verify(msg, sig, alg) for the key at stack index 1 (raises as it does:
+ * luapay_pkey_check first where a raise must not come later). */
 int luapay_pkey_verify(lua_State *L, const char *msg, size_t mlen, const char *sig, size_t slen, enum luapay_alg alg);
+void luapay_pkey_check(lua_State *L); /* raises unless the key at stack index 1 is an open one */
 #define LUAPAY_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
 
 /* A path in a Lua tree, for error messages (path.c): one frame per level,

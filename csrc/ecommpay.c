@@ -553,7 +553,7 @@ static int emit(walker *w, int idx, int depth, int *leaf) {
 static int walk(walker *w, int idx, int depth) {
     lua_State *L = w->L;
     if (depth > MAX_DEPTH) return fail(w, "nested too deeply (a cycle?)");
-    luaL_checkstack(L, 6, "ecommpay_canonical: nesting");
+    if (!lua_checkstack(L, 6)) return fail(w, "nested too deeply for the Lua stack");
     size_t n = lua_rawlen(L, idx), base = w->key->len;
     if (n > 0) { /* an array, if 1..n are all its keys */
         size_t count = 0;
@@ -1761,12 +1761,6 @@ static int l_ecommpay_page_url(lua_State *L) {
     lua_settop(L, 4);
     luaL_getmetatable(L, "luapay.json_number");
     int number_mt = lua_gettop(L);
-    luapay_buf *text = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
-    luapay_buf *params = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
-    luapay_buf *entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
-    luapay_buf *order = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
-    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
-    luapay_buf *url = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     int ok = 1;
     /* the order's names (held by the order table), read once */
     struct { const char *s; size_t n; } ranked[32];
@@ -1778,6 +1772,13 @@ static int l_ecommpay_page_url(lua_State *L) {
         lua_pop(L, 1);
         if (!ranked[i].s) luapay_arg_error(L, 3, "ecommpay_page_url", "order", "a list of up to 32 strings expected");
     }
+    /* taken after every check that raises (see luapay_scratch_in) */
+    luapay_buf *text = luapay_scratch(L, LUAPAY_SCRATCH_CANON_DATA);
+    luapay_buf *params = luapay_scratch(L, LUAPAY_SCRATCH_CANON_MEMBERS);
+    luapay_buf *entries = luapay_scratch(L, LUAPAY_SCRATCH_CANON_ENTRIES);
+    luapay_buf *order = luapay_scratch(L, LUAPAY_SCRATCH_CANON_KEY);
+    luapay_buf *out = luapay_scratch(L, LUAPAY_SCRATCH_CANON_OUT);
+    luapay_buf *url = luapay_scratch(L, LUAPAY_SCRATCH_FORM);
     lua_pushnil(L);
     while (ok && lua_next(L, 1)) {
         size_t nlen;
@@ -1832,7 +1833,7 @@ static int l_ecommpay_page_url(lua_State *L) {
     if (ok) {
         char sig[LUAPAY_BASE64_LEN(EVP_MAX_MD_SIZE) + 1];
         size_t siglen = luapay_base64_encode(sig, mac, maclen);
-        qsort_r(list, count, sizeof *list, page_param_cmp, text->data);
+        if (count > 1) qsort_r(list, count, sizeof *list, page_param_cmp, text->data); /* list is NULL when empty */
         while (blen && base[blen - 1] == '/') blen--;
         luapay_buf_add(url, base, blen);
         luapay_buf_add(url, "/payment?", 9);

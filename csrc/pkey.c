@@ -142,6 +142,10 @@ static pkey_ud *check_open(lua_State *L) {
     return ud;
 }
 
+void luapay_pkey_check(lua_State *L) {
+    (void)check_open(L);
+}
+
 /* key:sign(msg, alg) -> raw signature */
 static int l_sign(lua_State *L) {
     pkey_ud *ud = check_open(L);

@@ -47,9 +47,16 @@ typedef struct {
     luapay_buf *keys; /* boxed at stack index 5: key_ref entries, one segment per open object */
 } walker;
 
+/* The scratch buffers back before a raise (see luapay_scratch_in). */
+static void let_go(walker *w) {
+    luapay_scratch_done(w->out);
+    luapay_scratch_done(w->keys);
+}
+
 static int fail(walker *w, const luapay_frame *at, const char *what) {
     char path[256];
     luapay_path_describe(at, path, sizeof path);
+    let_go(w);
     if (path[0] == '\0') return luapay_arg_error(w->L, w->arg, w->fn, "data", what);
     return luapay_arg_error(w->L, w->arg, w->fn, "data", lua_pushfstring(w->L, "%s: %s", path, what));
 }
@@ -92,7 +99,10 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
     const void *self = lua_topointer(L, idx);
     if (luapay_path_has_table(at, self)) fail(w, at, "a table contains itself (a cycle)");
     if (depth > MAX_DEPTH) fail(w, at, "nested too deeply");
-    luaL_checkstack(L, 4, FN ": nesting");
+    if (!lua_checkstack(L, 4)) {
+        let_go(w);
+        luaL_error(L, "stack overflow (" FN ": nesting)");
+    }
     int marked_array = 0;
     if (lua_getmetatable(L, idx)) {
         luaL_getmetatable(L, NUMBER_MT_KEY);
@@ -126,13 +136,19 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
             k.slot = lua_gettop(L);
             luapay_buf_add(w->keys, &k, sizeof k);
             string_keys++;
-            luaL_checkstack(L, 3, FN ": too many keys");
+            if (!lua_checkstack(L, 3)) {
+                let_go(w);
+                luaL_error(L, "stack overflow (" FN ": too many keys)");
+            }
             lua_pushvalue(L, -2); /* the key above its value, for lua_next */
         } else {
             lua_pop(L, 1);
         }
     }
-    if (w->keys->oom) luaL_error(L, FN ": out of memory");
+    if (w->keys->oom) {
+        let_go(w);
+        luaL_error(L, FN ": out of memory");
+    }
     if (count == 0) return; /* {} and [] alike */
 
     size_t n = lua_rawlen(L, idx);
@@ -230,6 +246,7 @@ static int l_trustly_verify(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
+    luapay_pkey_check(L); /* before the scratch buffers are taken */
     walker w = {L, fn, arg, luapay_scratch(L, LUAPAY_SCRATCH_JSON), luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS)};
     add(&w, method, mlen);
     add(&w, uuid, ulen);
@@ -240,8 +257,8 @@ static int l_trustly_verify(lua_State *L) {
         luapay_scratch_done(w.out);
         return luaL_error(L, FN ": out of memory");
     }
-    /* the scratch buffer stays ours until luapay_scratch_done: the check
-     * below raises only for a closed key, before it reads the text */
+    /* the scratch buffer stays ours until luapay_scratch_done: the key is
+     * checked open above, so the check below does not raise */
     int ok = luapay_pkey_verify(L, w.out->data, w.out->len, (const char *)sig, (size_t)slen, LUAPAY_SHA1);
     luapay_scratch_done(w.out);
     lua_pushboolean(L, ok);

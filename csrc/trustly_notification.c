@@ -403,7 +403,9 @@ static int l_trustly_notification(lua_State *L) {
     }
 
     /* method .. uuid .. serialize(data); no Lua call while the scratch
-     * buffers are held (the check below raises only for a closed key) */
+     * buffers are held (the key checked open first: the check below does
+     * not raise) */
+    luapay_pkey_check(L);
     writer w = {nodes, luapay_scratch(L, LUAPAY_SCRATCH_JSON), luapay_scratch(L, LUAPAY_SCRATCH_JSON_KEYS), 0};
     luapay_buf_add(w.out, nodes[method].text, nodes[method].len);
     luapay_buf_add(w.out, nodes[uuid].text, nodes[uuid].len);

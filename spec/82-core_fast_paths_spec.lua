@@ -288,3 +288,73 @@ describe("short strings from the JSON reader's table", function()
         end
     end)
 end)
+
+-- The context's scratch buffers (csrc/buf.c) against a finalizer that calls
+-- luapay while a call holds them: the collector runs __gc inside any of the
+-- call's allocations. Inputs past 64 KB make each inner call free its buffer.
+describe("the core's scratch buffers, with finalizers that call luapay meanwhile", function()
+    local function on_collect(fn) -- a __gc under every VM (LuaJIT: userdata only)
+        if newproxy then
+            local u = newproxy(true)
+            getmetatable(u).__gc = fn
+            return u
+        end
+        return setmetatable({}, { __gc = fn })
+    end
+
+    local big = {}
+    for i = 1, 3000 do big["k" .. i] = ("v"):rep(40) end
+    local parts = {}
+    for i = 1, 3000 do parts[i] = ('"m%d":"value %d"'):format(i, i) end
+    local raw = "{" .. table.concat(parts, ",") .. "}"
+
+    -- Keeps a finalizer pending that calls inner, then arms the next one.
+    local function while_collecting(inner, outer)
+        local armed = true
+        local function arm()
+            on_collect(function()
+                if armed then
+                    inner()
+                    arm()
+                end
+            end)
+        end
+        arm()
+        local ok, err = pcall(function()
+            for _ = 1, 20 do outer() end
+        end)
+        armed = false
+        collectgarbage()
+        assert(ok, err)
+    end
+
+    it("gives the same signatures and texts as without them, and no memory error", function()
+        local sig = core.ecommpay_signature(core.json_decode(raw, { numbers = "lexeme" }), "s", { callback = true })
+        local big_sig = core.ecommpay_signature(big, "x")
+        local big_json = core.json_encode(big)
+        local serialized = core.trustly_serialize(big)
+        local inners = {
+            function() core.ecommpay_signature(big, "x") end,
+            function() core.json_encode(big) end,
+            function() core.trustly_serialize(big) end,
+            function() core.ecommpay_callback(raw, "s") end,
+        }
+        for _, inner in ipairs(inners) do
+            while_collecting(inner, function()
+                assert.equal(sig, select(2, core.ecommpay_callback(raw, "s")))
+                assert.equal(big_sig, core.ecommpay_signature(big, "x"))
+                assert.equal(big_json, core.json_encode(big))
+                assert.equal(serialized, core.trustly_serialize(big))
+            end)
+        end
+    end)
+
+    it("give the same texts after a call that raised while it held them", function()
+        local big_json = core.json_encode(big)
+        for _ = 1, 3 do
+            assert.has_error(function() core.trustly_serialize({ f = print }) end)
+            assert.equal(big_json, core.json_encode(big))
+            assert.equal(core.trustly_serialize(big), core.trustly_serialize(big))
+        end
+    end)
+end)

@@ -2,10 +2,12 @@
 local util = {}
 
 -- The interpreter running this suite (lua5.1 ... lua5.4, luajit), for the
--- specs that start another process, and its core built without sanitizers
+-- specs that start another process, and its core: the suite's own build
+-- (LUAPAY_BUILD: Lua 5.1's is built with HMAC=evp), or without sanitizers
 -- (a subprocess never gets the ASan runtime preloaded).
 util.LUA = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
-util.PLAIN_BUILD = "build/" .. util.LUA
+local suite_build = os.getenv("LUAPAY_BUILD")
+util.PLAIN_BUILD = suite_build and not suite_build:find("asan", 1, true) and suite_build or "build/" .. util.LUA
 
 function util.fromhex(h)
     return (h:gsub("%s", ""):gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
