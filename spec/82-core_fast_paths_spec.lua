@@ -308,8 +308,11 @@ describe("the core's scratch buffers, with finalizers that call luapay meanwhile
     for i = 1, 3000 do parts[i] = ('"m%d":"value %d"'):format(i, i) end
     local raw = "{" .. table.concat(parts, ",") .. "}"
 
-    -- Keeps a finalizer pending that calls inner, then arms the next one.
+    -- Keeps a finalizer pending that calls inner, then arms the next one; the
+    -- collector made eager, so that finalizers run inside outer's calls
+    -- whatever the suite allocated before.
     local function while_collecting(inner, outer)
+        local pause = collectgarbage("setpause", 100)
         local armed = true
         local function arm()
             on_collect(function()
@@ -324,6 +327,7 @@ describe("the core's scratch buffers, with finalizers that call luapay meanwhile
             for _ = 1, 20 do outer() end
         end)
         armed = false
+        collectgarbage("setpause", pause)
         collectgarbage()
         assert(ok, err)
     end
