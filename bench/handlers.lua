@@ -3,6 +3,25 @@ local http = require "luapay.http"
 
 local H = {}
 local upstream -- one pipeline per worker, so its cosocket pool is reused
+local notified = {} -- provider -> the client that verifies its notifications (one per worker)
+
+-- A notification as a merchant's nginx takes one: the provider's client
+-- (config.notify[provider].client: bench/notifications.lua) verifies the
+-- request and answers it.
+local function notify(name, config)
+    local client = notified[name]
+    if not client then
+        client = require("luapay." .. name).new(config.notify[name].client)
+        notified[name] = client
+    end
+    ngx.req.read_body()
+    local raw = ngx.req.get_method() == "GET" and ngx.var.args or ngx.req.get_body_data()
+    local event = client:notification(raw, ngx.req.get_headers())
+    local answer = client:notification_response(event, event ~= nil)
+    ngx.status = answer.status
+    ngx.header["Content-Type"] = answer.headers["Content-Type"]
+    return ngx.print(answer.body)
+end
 
 function H.handle(path, config)
     if path == "hello" then
@@ -23,6 +42,8 @@ function H.handle(path, config)
         ngx.header["Content-Type"] = "text/plain"
         return ngx.print(res.body)
     end
+    local provider = path:match("^notify/([%w_]+)$")
+    if provider then return notify(provider, config) end
     if path == "posts" then -- N refund-like POSTs over TLS to this sandbox, sequential: requests per second
         local n, idempotent = tonumber(ngx.var.arg_n) or 1000, ngx.var.arg_idempotent == "1"
         local client = http.default_transport{ verify = false }

@@ -69,7 +69,8 @@ awk '{ v[$1] = $2 } END {
         v["cosocket_tls_post_idempotent"], v["cosocket_tls_post_not_idempotent"] / v["cosocket_tls_post_idempotent"] }' $out/post.txt
 
 echo
-echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v, 2000 proxied calls after a warm-up)"
+echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v after a warm-up: 2000 proxied calls,"
+echo "then 2000 notifications of each provider verified and answered by its client)"
 LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/jit_bench.lua 2000
 
 echo

@@ -234,16 +234,16 @@ function provider.answer(status, body, content_type)
     return { status = status, headers = { ["Content-Type"] = content_type or "text/plain" }, body = body }
 end
 
---- provider.notification_response(who, name, event, received [, ok_body])
--- -> {status, headers, body}: client:notification_response for provider
--- name. An event of that provider (from its verifier) and received true:
--- 200, the body ok_body(event) returns (and its content type), by default
--- "OK": recorded, do not send it again. That event and received false or
+--- provider.notification_response(who, name, event, received) -> {status,
+-- headers, body}: client:notification_response for provider name. An
+-- event of that provider (from its verifier) and received true: 200 "OK"
+-- (a provider that signs its answer sets its own body on that one):
+-- recorded, do not send it again. That event and received false or
 -- nil: 500, send it again later (every provider resends on a 5xx). No
 -- such event (nil: it did not verify; an error; another provider's): 400,
 -- nothing acknowledged. Raises naming who when event is neither a table
 -- nor nil, or received neither a boolean nor nil.
-function provider.notification_response(who, name, event, received, ok_body)
+function provider.notification_response(who, name, event, received)
     if event ~= nil and type(event) ~= "table" then
         error(("%s: bad argument #1 'event' (table or nil expected, got %s)"):format(who, type(event)), 3)
     end
@@ -252,7 +252,6 @@ function provider.notification_response(who, name, event, received, ok_body)
     end
     if getmetatable(event) ~= event_mt or event.provider ~= name then return provider.answer(400, "ERROR") end
     if not received then return provider.answer(500, "ERROR") end
-    if ok_body then return provider.answer(200, ok_body(event)) end
     return provider.answer(200, "OK")
 end
 

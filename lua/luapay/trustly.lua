@@ -431,8 +431,13 @@ function trustly.memory_store()
     }
 end
 
+local function store_methods(v) return v.get, v.set end
+
+-- Reading get and set is protected: a userdata may raise on an unknown
+-- field. store_methods is no closure: making one on each notification
+-- aborts LuaJIT's trace (NYI FNEW).
 local function is_store(v)
-    local ok, get, set = pcall(function() return v.get, v.set end)
+    local ok, get, set = pcall(store_methods, v)
     return ok and type(get) == "function" and type(set) == "function"
 end
 
@@ -1047,6 +1052,15 @@ end
 -- ERROR_DUPLICATE_MESSAGE_ID (637) on a resent request whose earlier
 -- attempt may have reached Trustly (the pipeline's delivered_before) comes
 -- back with replayed = true: that attempt probably took the MessageID.
+-- An error of client:call marked with what it sent: the request's uuid
+-- (also as request_id), the method and the MessageID. A function of its
+-- own, not a closure made on each call: creating one aborts LuaJIT's trace
+-- (NYI FNEW) of every call.
+local function with_ids(e, uuid, method, message_id)
+    e.request_id, e.uuid, e.method, e.message_id = uuid, uuid, method, message_id
+    return e
+end
+
 function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
         error(("trustly.Client:call: bad argument #1 'method' (a method name such as \"Deposit\" expected, got %s)")
@@ -1072,16 +1086,13 @@ function Client:call(method, data)
         method = "POST", url = self.url, body = body, decode = false, idempotent = idempotent, find_out = find_out,
         headers = { ["Content-Type"] = "application/json; charset=utf-8" },
     }
-    local function ids(e)
-        e.request_id, e.uuid, e.method, e.message_id = uuid, uuid, method, Data.MessageID
-        return e
-    end
+    local message_id = Data.MessageID
     if not res then
         -- the pipeline has marked a call that is not idempotent
         if idempotent and err.sent and (err.type == "network" or err.type == "timeout" or err.type == "http") then
             outcome_unknown(err, method, true, find_out)
         end
-        return nil, ids(err)
+        return nil, with_ids(err, uuid, method, message_id)
     end
     local result, aerr = trustly.read_answer(res.body or "", method, uuid, self.trustly_public_key)
     if result then return result end
@@ -1094,7 +1105,7 @@ function Client:call(method, data)
                 .. " reached Trustly, taking the MessageID (else another request used it): look the order up by"
                 .. " MessageID %q in its notifications or Trustly's back office"):format(tostring(Data.MessageID))
         end
-        return nil, ids(aerr)
+        return nil, with_ids(aerr, uuid, method, message_id)
     end
     if res.status ~= 200 and aerr.type ~= "signature" then
         -- say what HTTP said, and what an unsigned error document says
@@ -1102,12 +1113,12 @@ function Client:call(method, data)
         aerr = http.status_error(res, "Trustly")
         aerr.message = ("the answer to %s was HTTP %d%s"):format(method, res.status,
             said and (", an unsigned error that proves nothing: " .. said) or "")
-        if res.status == 429 then return nil, ids(aerr) end -- refused unread
+        if res.status == 429 then return nil, with_ids(aerr, uuid, method, message_id) end -- refused unread
     else
         aerr.http_status, aerr.attempts, aerr.elapsed = res.status, res.attempts, res.elapsed
         aerr.delivered_before = res.delivered_before
     end
-    return nil, ids(outcome_unknown(aerr, method, idempotent, find_out))
+    return nil, with_ids(outcome_unknown(aerr, method, idempotent, find_out), uuid, method, message_id)
 end
 
 --- client:deposit(data) -> {orderid, url} | nil, err
@@ -1206,8 +1217,12 @@ function Client:notification_response(event, received)
     if method and getmetatable(event) ~= provider.event_mt then -- a signed notification luapay does not map
         event = provider.event { provider = "trustly", kind = "other", status = "pending", raw = event.raw or "" }
     end
-    return provider.notification_response("trustly.Client:notification_response", "trustly", event, received,
-        function() return trustly.notification_response(method, uuid, "OK", self.private_key), "application/json" end)
+    local answer = provider.notification_response("trustly.Client:notification_response", "trustly", event, received)
+    if answer.status == 200 then -- signed here, not in a closure made on each call (it aborts LuaJIT's trace)
+        answer.body = trustly.notification_response(method, uuid, "OK", self.private_key)
+        answer.headers["Content-Type"] = "application/json"
+    end
+    return answer
 end
 
 provider.lifetime(Client, "trustly")
