@@ -23,6 +23,31 @@ local function notify(name, config)
     return ngx.print(answer.body)
 end
 
+-- One API call of each provider's client, as a merchant's handler makes
+-- it, to the provider's fake in another sandbox (config.call[provider]:
+-- the client's options, and the call's argument). A read that changes
+-- nothing, so that it repeats alike.
+local calls = {}
+local CALL = {
+    trustly = function(client) return client:balance() end,
+    ecommpay = function(client, payment_id) return client:status(payment_id) end,
+    trustpay = function(client) return client:accounts() end,
+}
+local function call(name, config)
+    local client = calls[name]
+    if not client then
+        client = require("luapay." .. name).new(config.call[name].client)
+        calls[name] = client
+    end
+    local res, err = CALL[name](client, config.call[name].arg)
+    ngx.header["Content-Type"] = "text/plain"
+    if not res then
+        ngx.status = 502
+        return ngx.print(tostring(err))
+    end
+    return ngx.print("ok")
+end
+
 function H.handle(path, config)
     if path == "hello" then
         ngx.header["Content-Type"] = "text/plain"
@@ -44,6 +69,8 @@ function H.handle(path, config)
     end
     local provider = path:match("^notify/([%w_]+)$")
     if provider then return notify(provider, config) end
+    provider = path:match("^call/([%w_]+)$")
+    if provider then return call(provider, config) end
     if path == "posts" then -- N refund-like POSTs over TLS to this sandbox, sequential: requests per second
         local n, idempotent = tonumber(ngx.var.arg_n) or 1000, ngx.var.arg_idempotent == "1"
         local client = http.default_transport{ verify = false }

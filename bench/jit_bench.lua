@@ -6,16 +6,45 @@
 -- it came from; a side trace's too). The requests: /b/proxy (one provider-style call through
 -- luapay.http and the cosocket transport) and /b/notify/<provider> (one
 -- notification of each provider verified and answered by its client, as a
--- merchant's nginx takes it: bench/notifications.lua).
+-- merchant's nginx takes it: bench/notifications.lua), and /b/call/<provider>
+-- (one read through each provider's client to its fake: Trustly's
+-- Balance, ecommpay's status, TrustPay's API Banking account list).
 --   lua5.4 bench/jit_bench.lua [N]
 local core = require "luapay.core"
 local sandbox = require "luapay.sandbox"
 local notifications = require("notifications").build()
 
 local N = tonumber(arg[1]) or 2000
-local sb = assert(sandbox.start{ routes = { ["/b/"] = "handlers" }, lua_path = "bench/?.lua",
-    config = { notify = notifications } })
 local client = core.http_client{}
+
+-- The providers' fakes, in a sandbox of their own (their files share the
+-- providers' names, which jit.v does not tell apart), and what a client of
+-- each needs; ecommpay's status call asks about a payment made here first.
+local fakes = assert(sandbox.start{ routes = require("luapay.sandbox.providers").routes() })
+local trustly_fake = require("luapay.sandbox.trustly").describe(fakes.url .. "/trustly")
+local trustly_opts = { base_url = trustly_fake.base_url }
+for k, v in pairs(trustly_fake.credentials) do trustly_opts[k] = v end
+local ecommpay_fake, trustpay_fake = require "luapay.sandbox.ecommpay", require "luapay.sandbox.trustpay"
+local ecommpay_opts = { project_id = ecommpay_fake.PROJECT_ID, secret = ecommpay_fake.SECRET,
+    base_url = fakes.url .. "/ecommpay" }
+local payment_id = "jit-bench-1"
+assert(require("luapay.ecommpay").new(ecommpay_opts):sale("trustly", {
+    general = { payment_id = payment_id, merchant_callback_url = fakes.url .. "/_sandbox/none" },
+    payment = { amount = 2500, currency = "EUR", description = "Order " .. payment_id },
+    customer = { id = "customer-1", ip_address = "198.51.100.7", first_name = "Eva", last_name = "Lind",
+        email = "eva@example.se", country = "SE", language = "sv" },
+    return_url = { success = "https://shop.example/ok", decline = "https://shop.example/no" },
+}))
+local calls = {
+    trustly = { client = trustly_opts },
+    ecommpay = { client = ecommpay_opts, arg = payment_id },
+    trustpay = { client = { account_id = trustpay_fake.DEFAULTS.account_id, secret = trustpay_fake.DEFAULTS.secret,
+        base_url = fakes.url .. "/trustpay", banking = { username = trustpay_fake.DEFAULTS.banking.username,
+            password = trustpay_fake.DEFAULTS.banking.password, base_url = fakes.url .. "/trustpay" } } },
+}
+
+local sb = assert(sandbox.start{ routes = { ["/b/"] = "handlers" }, lua_path = "bench/?.lua",
+    config = { notify = notifications, call = calls } })
 local function get(path)
     local res = assert(client:request{ url = sb.url .. "/b/" .. path, idempotent = true })
     assert(res.status == 200, res.body)
@@ -36,6 +65,13 @@ for _, name in ipairs(names) do
     end }
 end
 
+names = {}
+for name in pairs(calls) do names[#names + 1] = name end
+table.sort(names)
+for _, name in ipairs(names) do
+    REQUESTS[#REQUESTS + 1] = { name = "call/" .. name, send = function() get("call/" .. name) end }
+end
+
 for _, r in ipairs(REQUESTS) do -- warm-up: traces recorded, hot loops found
     for _ = 1, 200 do r.send() end
 end
@@ -48,21 +84,22 @@ end
 get("jitv?file=/dev/null")
 client:close()
 assert(sb:stop())
+assert(fakes:stop())
 
 -- jit.v names files without their directory: luapay's are known by name.
 -- The sandbox's own files that share a name (journal.lua, providers.lua)
 -- run in this nginx and are not counted; its provider fakes, which share
--- the providers' names, are not mounted here (routes: /b/ alone), so a
--- trace in trustly.lua is luapay.trustly's.
+-- the providers' names, run in the other sandbox (routes here: /b/ alone),
+-- so a trace in trustly.lua is luapay.trustly's.
 local ours = {}
 local p = io.popen("find lua/luapay -name '*.lua' -not -path '*/sandbox/*' -printf '%f\\n'")
 for name in p:lines() do ours[name] = true end
 p:close()
-local fakes = {}
-for _, name in ipairs(require("luapay.providers").NAMES) do fakes[name .. ".lua"] = true end
+local fake_files = {}
+for _, name in ipairs(require("luapay.providers").NAMES) do fake_files[name .. ".lua"] = true end
 p = io.popen("find lua/luapay/sandbox -name '*.lua' -printf '%f\\n'")
 for name in p:lines() do
-    if not fakes[name] then ours[name] = nil end
+    if not fake_files[name] then ours[name] = nil end
 end
 p:close()
 -- "error thrown or hook called during recording" is LuaJIT stopping a

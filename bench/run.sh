@@ -70,7 +70,8 @@ awk '{ v[$1] = $2 } END {
 
 echo
 echo "LuaJIT trace aborts in luapay's files on the nginx request path (jit.v after a warm-up: 2000 proxied calls,"
-echo "then 2000 notifications of each provider verified and answered by its client)"
+echo "2000 notifications of each provider verified and answered by its client, 2000 reads through the"
+echo "clients of Trustly, ecommpay and TrustPay to their fakes)"
 LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 bench/jit_bench.lua 2000
 
 echo

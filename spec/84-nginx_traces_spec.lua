@@ -1,13 +1,15 @@
 -- Issue 15: one provider-style call through luapay inside nginx (the
--- sandbox's /b/proxy: luapay.http over the cosocket transport), and one
+-- sandbox's /b/proxy: luapay.http over the cosocket transport), one
 -- notification of each provider verified and answered by its client
--- (/b/notify/<provider>), leave no aborted LuaJIT trace in luapay's files
--- (bench/jit_bench.lua counts them with jit.v, side traces too). The
--- deadline clock (ngx.update_time) and an inner loop in the chunked
--- reader's line reader used to abort them; then closures made on each
--- notification (TrustPay's and beGateway's key checks, Trustly's store
--- check and signed answer) and beGateway's and Trustly NA's loop over the
--- event's fields.
+-- (/b/notify/<provider>) and one read through Trustly's, ecommpay's and
+-- TrustPay's clients (/b/call/<provider>) leave no aborted LuaJIT trace in
+-- luapay's files (bench/jit_bench.lua counts them with jit.v, side traces
+-- too). The deadline clock (ngx.update_time) and an inner loop in the
+-- chunked reader's line reader used to abort them; then closures made on
+-- each call (TrustPay's and beGateway's key checks, Trustly's store check
+-- and signed answer, provider.copy, API Banking's answer checks),
+-- provider.plain's closed upvalues, and beGateway's and Trustly NA's loop
+-- over the event's fields.
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 describe("nginx request path under LuaJIT", function()

@@ -82,26 +82,31 @@ end
 -- (core.number_mt, the exact text of a decoded number) made a Lua number,
 -- an integer where its value is one (under LuaJIT: a double), or with
 -- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
+-- provider.plain's walk where the C pass gives up: open holds the tables
+-- being copied (one met again is a cycle, not a stack overflow). A
+-- function of its own: a closure here, even one not made, makes every
+-- return of provider.plain close upvalues, which LuaJIT does not compile
+-- (NYI UCLO).
+local function plain_value(x, as_text, open)
+    if type(x) ~= "table" then return x end
+    local mt = getmetatable(x)
+    if mt == core.number_mt then
+        if as_text then return x[1] end
+        local n = tonumber(x[1])
+        return math.tointeger and n and math.tointeger(n) or n
+    end
+    if open[x] then error("provider.plain: bad argument #1 'v' (a table contains itself (a cycle))", 0) end
+    open[x] = true
+    local t = {}
+    for k, y in pairs(x) do t[k] = plain_value(y, as_text, open) end
+    open[x] = nil
+    return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+end
+
 function provider.plain(v, as_text)
     local done, copy = core.json_plain(v, as_text) -- in one pass in C, unless nested deep
     if done then return copy end
-    local open = {} -- the tables being copied: one met again is a cycle, not a stack overflow
-    local function plain(x)
-        if type(x) ~= "table" then return x end
-        local mt = getmetatable(x)
-        if mt == core.number_mt then
-            if as_text then return x[1] end
-            local n = tonumber(x[1])
-            return math.tointeger and n and math.tointeger(n) or n
-        end
-        if open[x] then error("provider.plain: bad argument #1 'v' (a table contains itself (a cycle))", 0) end
-        open[x] = true
-        local t = {}
-        for k, y in pairs(x) do t[k] = plain(y) end
-        open[x] = nil
-        return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
-    end
-    return plain(v)
+    return plain_value(v, as_text, {})
 end
 
 --- provider.plain_owned(t [, as_text]) -> provider.plain(t, as_text), made
@@ -117,17 +122,20 @@ end
 -- the caller's table is never changed. JSON number objects (core.number_mt)
 -- are kept as they are, arrays keep core.array_mt; other metatables are
 -- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
+-- provider.copy's walk: a function of its own, not a closure made on each
+-- call (that aborts LuaJIT's trace of every request, NYI FNEW).
+local function copy_value(x, depth, who)
+    if type(x) ~= "table" then return x end
+    local mt = getmetatable(x)
+    if mt == core.number_mt then return x end
+    if depth > 32 then error((who or "luapay") .. ": request nested too deeply (a cycle?)", 0) end
+    local t = {}
+    for k, y in pairs(x) do t[k] = copy_value(y, depth + 1, who) end
+    return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
+end
+
 function provider.copy(v, who)
-    local function copy(x, depth)
-        if type(x) ~= "table" then return x end
-        local mt = getmetatable(x)
-        if mt == core.number_mt then return x end
-        if depth > 32 then error((who or "luapay") .. ": request nested too deeply (a cycle?)", 0) end
-        local t = {}
-        for k, y in pairs(x) do t[k] = copy(y, depth + 1) end
-        return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
-    end
-    return copy(v, 1)
+    return copy_value(v, 1, who)
 end
 
 ---------------------------------------------------------------------------

@@ -212,6 +212,13 @@ local function list_of_objects(name)
     end
 end
 
+-- Made once: a check made on each call is a closure created on each call,
+-- which aborts LuaJIT's trace of it (NYI FNEW).
+local HAS_ACCOUNT_LIST = list_of_objects("AccountList")
+local HAS_ACCOUNT_DETAILS = object("AccountDetails")
+local HAS_TRANSACTIONS = list_of_objects("Transactions")
+local HAS_TRANSACTION_DETAILS = object("TransactionDetails")
+
 -- An id as TrustPay writes it, Numeric(10): a JSON number or a string of
 -- digits, as a string; nil for anything else.
 local function numeric10(v)
@@ -243,7 +250,7 @@ end
 
 --- client:accounts() -> AccountList | nil, err
 function Client:accounts()
-    local t, err = self:banking_call("GetAccountList", {}, list_of_objects("AccountList"))
+    local t, err = self:banking_call("GetAccountList", {}, HAS_ACCOUNT_LIST)
     if not t then return nil, err end
     for _, a in ipairs(t.AccountList) do decorate_transaction(a) end
     return t.AccountList
@@ -258,7 +265,7 @@ function Client:account(id)
     local ok, err = validate(ACCOUNT_SCHEMA, p, "account")
     if not ok then return nil, err end
     local t, cerr = self:banking_call("GetAccountDetails", { AccountId = to_number_id(p.AccountId) },
-        object("AccountDetails"))
+        HAS_ACCOUNT_DETAILS)
     if not t then return nil, cerr end
     return decorate_transaction(t.AccountDetails)
 end
@@ -318,7 +325,7 @@ function Client:transactions(filter)
     end
     local function fetch(cursor)
         local query = { Filter = f, Paging = { Page = cursor.Page, PageSize = size } }
-        local t, cerr = self:banking_call("GetTransactionHistory", query, list_of_objects("Transactions"))
+        local t, cerr = self:banking_call("GetTransactionHistory", query, HAS_TRANSACTIONS)
         if not t then
             cerr.page = cursor.Page -- deprecated until 0.3: transactions{..., Page = err.page}
             return nil, nil, cerr
@@ -358,7 +365,7 @@ function Client:transaction(ids)
     local ok, err = validate(DETAILS_SCHEMA, p, "transaction", extra)
     if not ok then return nil, err end
     local t, cerr = self:banking_call("GetTransactionDetails", { [given[1]] = to_number_id(p[given[1]]) },
-        object("TransactionDetails"))
+        HAS_TRANSACTION_DETAILS)
     if not t then return nil, cerr end
     local tx = decorate_transaction(t.TransactionDetails)
     if type(tx) == "table" and t.Xml ~= nil and t.Xml ~= cjson.null then tx.Xml = t.Xml end
@@ -434,6 +441,13 @@ function Client:create_orders(orders)
     return ids
 end
 
+-- The documentation's example says OrderDetail, its table TransactionDetails.
+local function has_order_detail(a)
+    if type(a.OrderDetail) ~= "table" and type(a.OrderDetails) ~= "table" then
+        return "the answer has no OrderDetail object"
+    end
+end
+
 local ORDER_ID_SCHEMA = core.schema{ type = "object", additional = false,
     fields = { OrderId = str(10, { required = true, pattern = NUMERIC10 }) } }
 
@@ -442,12 +456,7 @@ function Client:order(id)
     local p = normalize{ OrderId = id }
     local ok, err = validate(ORDER_ID_SCHEMA, p, "order")
     if not ok then return nil, err end
-    -- The documentation's example says OrderDetail, its table TransactionDetails.
-    local t, cerr = self:banking_call("GetOrderDetails", { OrderId = to_number_id(p.OrderId) }, function(a)
-        if type(a.OrderDetail) ~= "table" and type(a.OrderDetails) ~= "table" then
-            return "the answer has no OrderDetail object"
-        end
-    end)
+    local t, cerr = self:banking_call("GetOrderDetails", { OrderId = to_number_id(p.OrderId) }, has_order_detail)
     if not t then return nil, cerr end
     local detail = type(t.OrderDetail) == "table" and t.OrderDetail or t.OrderDetails
     if detail.Amount ~= nil then detail.amount = hundredths(detail.Amount) end
