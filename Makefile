@@ -65,11 +65,21 @@ all: $(CORE)
 deps:
 	@scripts/setup.sh
 
-$(BUILD)/obj/%.o: csrc/%.c $(HDRS) | deps
+# The compiler and flags the objects were built with, rewritten only when
+# they change: a build into the same directory with others (HMAC=evp,
+# BUILD_TAG=lua5.1 over a plain lua5.1 build, another CC) rebuilds them.
+FLAGS_STAMP := $(BUILD)/obj/flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LIBS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS) $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(CORE): $(OBJS)
+$(CORE): $(OBJS) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 

@@ -23,23 +23,35 @@ local function notify(name, config)
     return ngx.print(answer.body)
 end
 
--- One API call of each provider's client, as a merchant's handler makes
--- it, to the provider's fake in another sandbox (config.call[provider]:
--- the client's options, and the call's argument). A read that changes
--- nothing, so that it repeats alike.
-local calls = {}
+-- API calls as a merchant's handler makes them, through a provider's
+-- client to its fake in another sandbox: config.call[name] = {provider,
+-- client (its options), arg}. The reads repeat alike; a payment made on
+-- each request takes a new id from arg and a counter.
+local clients = {}
+local sequence = 0
 local CALL = {
-    trustly = function(client) return client:balance() end,
-    ecommpay = function(client, payment_id) return client:status(payment_id) end,
-    trustpay = function(client) return client:accounts() end,
+    trustly_balance = function(client) return client:balance() end,
+    trustly_deposit = function(client, data)
+        sequence = sequence + 1
+        data.MessageID = "jit-" .. ngx.worker.pid() .. "-" .. sequence
+        return client:deposit(data)
+    end,
+    ecommpay_status = function(client, payment_id) return client:status(payment_id) end,
+    ecommpay_sale = function(client, request)
+        sequence = sequence + 1
+        request.general.payment_id = "jit-" .. ngx.worker.pid() .. "-" .. sequence
+        return client:sale("trustly", request)
+    end,
+    trustpay_accounts = function(client) return client:accounts() end,
 }
 local function call(name, config)
-    local client = calls[name]
+    local c = config.call[name]
+    local client = clients[name]
     if not client then
-        client = require("luapay." .. name).new(config.call[name].client)
-        calls[name] = client
+        client = require("luapay." .. c.provider).new(c.client)
+        clients[name] = client
     end
-    local res, err = CALL[name](client, config.call[name].arg)
+    local res, err = CALL[name](client, c.arg)
     ngx.header["Content-Type"] = "text/plain"
     if not res then
         ngx.status = 502
@@ -69,8 +81,8 @@ function H.handle(path, config)
     end
     local provider = path:match("^notify/([%w_]+)$")
     if provider then return notify(provider, config) end
-    provider = path:match("^call/([%w_]+)$")
-    if provider then return call(provider, config) end
+    local name = path:match("^call/([%w_]+)$")
+    if name then return call(name, config) end
     if path == "posts" then -- N refund-like POSTs over TLS to this sandbox, sequential: requests per second
         local n, idempotent = tonumber(ngx.var.arg_n) or 1000, ngx.var.arg_idempotent == "1"
         local client = http.default_transport{ verify = false }

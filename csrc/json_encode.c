@@ -220,8 +220,9 @@ static int encode_table(encoder *e, int idx, const luapay_frame *at, int depth) 
         return fail(e, at, "a table contains itself (a cycle)");
     if (depth > MAX_DEPTH) return fail(e, at, "nested too deeply");
     /* Each level holds a key and a value on the stack; a C function is only
-     * promised LUA_MINSTACK slots. */
-    luaL_checkstack(L, 4, "json_encode: nesting");
+     * promised LUA_MINSTACK slots. A failure, not a raise: the scratch
+     * buffer is held. */
+    if (!lua_checkstack(L, 4)) return fail(e, at, "nested too deeply for the Lua stack");
     int is_marked_array = 0, is_number = 0;
     if (lua_getmetatable(L, idx)) {
         luaL_getmetatable(L, ARRAY_MT_KEY);

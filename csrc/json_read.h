@@ -108,7 +108,9 @@ static int jr_read_value(luapay_json_reader *r, int depth);
 static int jr_read_container(luapay_json_reader *r, int depth, int object) {
     lua_State *L = r->L;
     if (depth > LUAPAY_JSON_MAX_DEPTH) return jr_fail(r, "nested too deeply");
-    luaL_checkstack(L, 2 * LUAPAY_JSON_PENDING + 4, "json_decode: nesting");
+    /* no raise here: the caller holds scratch buffers (a raise would keep
+     * them held), and a body nested past the Lua stack is bad input */
+    if (!lua_checkstack(L, 2 * LUAPAY_JSON_PENDING + 4)) return jr_fail(r, "nested too deeply for the Lua stack");
     r->p++; /* [ or { */
     if (object) JR_EVENT(r, LUAPAY_JSON_OBJECT, NULL, 0, 1);
     else JR_EVENT(r, LUAPAY_JSON_ARRAY, NULL, 0, 1);

@@ -6,16 +6,24 @@
  * contains itself raises as provider.plain does.
  * core.json_plain(t, as_text, true) -> true, t | nothing: the same values
  * made in t itself, for a tree fresh from core.json_decode that nobody else
- * holds (provider.plain_owned); nothing leaves the rest to provider.plain. */
+ * holds (provider.plain_owned); nothing leaves the rest to provider.plain.
+ * core.copy(v) -> true, copy | nothing: provider.copy's deep copy in the
+ * same pass, number objects kept as they are; nothing where provider.copy
+ * raises (nested deeper than COPY_DEPTH, a cycle) or meets __pairs, for its
+ * Lua walk to do as it does. In C, because a Lua walk's loop breaks
+ * LuaJIT's trace of every request it copies. */
 #include "core.h"
 
 #define DEPTH 100
+#define COPY_DEPTH 32 /* provider.copy's */
 #define NUMBER_MT_KEY "luapay.json_number"
 #define ARRAY_MT_KEY "luapay.array_mt"
 
 typedef struct {
     lua_State *L;
     int as_text;
+    int keep_numbers; /* core.copy: number objects as they are, a cycle left to Lua */
+    int max_depth;
     int number_mt, array_mt; /* stack slots */
     const void *open[DEPTH + 1]; /* the tables being copied: one met again is a cycle */
 } plain_ctx;
@@ -72,6 +80,10 @@ static int copy(plain_ctx *c, int idx, int depth) {
     if (lua_getmetatable(L, idx)) {
         if (lua_rawequal(L, -1, c->number_mt)) {
             lua_pop(L, 1);
+            if (c->keep_numbers) {
+                lua_pushvalue(L, idx);
+                return 1;
+            }
             return push_number(c, idx);
         }
         is_array = lua_rawequal(L, -1, c->array_mt);
@@ -81,10 +93,11 @@ static int copy(plain_ctx *c, int idx, int depth) {
         lua_pop(L, 2);
         if (has_pairs) return 0;
     }
-    if (depth > DEPTH || !lua_checkstack(L, 8)) return 0;
+    if (depth > c->max_depth || !lua_checkstack(L, 8)) return 0;
     const void *self = lua_topointer(L, idx);
     int seen = 0;
     for (int i = 1; i < depth; i++) seen |= c->open[i] == self;
+    if (seen && c->keep_numbers) return 0;
     if (seen) {
         lua_pushliteral(L, "provider.plain: bad argument #1 'v' (a table contains itself (a cycle))");
         lua_error(L);
@@ -139,12 +152,29 @@ static int convert(plain_ctx *c, int idx, int depth) {
     return 1;
 }
 
+/* The copy of the value at 1, after true; nothing where copy leaves it to Lua. */
+static int copy_from_top(lua_State *L, plain_ctx *c, int as_text, int keep_numbers, int max_depth) {
+    c->L = L;
+    c->as_text = as_text;
+    c->keep_numbers = keep_numbers;
+    c->max_depth = max_depth;
+    luaL_getmetatable(L, NUMBER_MT_KEY);
+    c->number_mt = lua_gettop(L);
+    luaL_getmetatable(L, ARRAY_MT_KEY);
+    c->array_mt = lua_gettop(L);
+    lua_pushboolean(L, 1);
+    if (!copy(c, 1, 1)) return 0;
+    return 2;
+}
+
 static int l_json_plain(lua_State *L) {
     plain_ctx c;
     lua_settop(L, 3);
     if (lua_toboolean(L, 3)) { /* core.json_plain(t, as_text, true): t converted in place */
         c.L = L;
         c.as_text = lua_toboolean(L, 2);
+        c.keep_numbers = 0;
+        c.max_depth = DEPTH;
         luaL_getmetatable(L, NUMBER_MT_KEY);
         c.number_mt = lua_gettop(L);
         if (lua_type(L, 1) != LUA_TTABLE || !convert(&c, 1, 1)) return 0;
@@ -153,18 +183,17 @@ static int l_json_plain(lua_State *L) {
         return 2;
     }
     lua_settop(L, 2);
-    c.L = L;
-    c.as_text = lua_toboolean(L, 2);
-    luaL_getmetatable(L, NUMBER_MT_KEY);
-    c.number_mt = lua_gettop(L);
-    luaL_getmetatable(L, ARRAY_MT_KEY);
-    c.array_mt = lua_gettop(L);
-    lua_pushboolean(L, 1);
-    if (!copy(&c, 1, 1)) return 0;
-    return 2;
+    return copy_from_top(L, &c, lua_toboolean(L, 2), 0, DEPTH);
+}
+
+static int l_copy(lua_State *L) {
+    plain_ctx c;
+    lua_settop(L, 1);
+    return copy_from_top(L, &c, 0, 1, COPY_DEPTH);
 }
 
 const luaL_Reg luapay_plain_funcs[] = {
     {"json_plain", l_json_plain},
+    {"copy", l_copy},
     {NULL, NULL},
 };

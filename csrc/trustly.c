@@ -265,8 +265,56 @@ static int l_trustly_verify(lua_State *L) {
     return 1;
 }
 
+/* Whether luapay.trustly's check of a request's Data (check_values) finds
+ * nothing, at idx: no boolean, no function, thread or userdata but null,
+ * no table that mixes array and object keys (number objects are numbers).
+ * 0 also past SENDABLE_DEPTH levels, for the Lua check to decide. */
+#define SENDABLE_DEPTH 32
+static int sendable(lua_State *L, int idx, int depth) {
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: case LUA_TFUNCTION: case LUA_TTHREAD: case LUA_TUSERDATA:
+        return 0;
+    case LUA_TLIGHTUSERDATA:
+        return lua_touserdata(L, idx) == NULL;
+    case LUA_TTABLE:
+        break;
+    default:
+        return 1;
+    }
+    if (depth > SENDABLE_DEPTH || !lua_checkstack(L, 4)) return 0;
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, NUMBER_MT_KEY);
+        int is_number = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (is_number) return 1;
+    }
+    size_t count = 0, strings = 0;
+    int ok = 1;
+    lua_pushnil(L);
+    while (ok && lua_next(L, idx)) {
+        count++;
+        strings += lua_type(L, -2) == LUA_TSTRING;
+        ok = sendable(L, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    if (!ok) {
+        lua_pop(L, 1); /* the key lua_next stopped at */
+        return 0;
+    }
+    return strings == count || (strings == 0 && count == (size_t)lua_rawlen(L, idx));
+}
+
+/* core.trustly_sendable(data) -> boolean: sendable(data) (see above). In
+ * C, because the Lua check's loops break LuaJIT's trace of every call. */
+static int l_trustly_sendable(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushboolean(L, sendable(L, 1, 1));
+    return 1;
+}
+
 const luaL_Reg luapay_trustly_funcs[] = {
     {"trustly_serialize", l_trustly_serialize},
+    {"trustly_sendable", l_trustly_sendable},
     {"trustly_verify", l_trustly_verify},
     {NULL, NULL},
 };

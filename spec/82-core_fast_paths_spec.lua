@@ -1,6 +1,7 @@
 -- Core pieces made faster for issue 15, each checked against what it
--- replaced: provider.plain's one C pass (core.json_plain) against its Lua
--- code over random JSON documents, a key's kept verification context
+-- replaced: provider.plain's and provider.copy's one C pass
+-- (core.json_plain, core.copy) against their Lua code over random JSON
+-- documents, a key's kept verification context
 -- against fresh signatures of both digests, good and altered, interleaved,
 -- and the cosocket transport's response head and chunked body in one C
 -- pass (core.http_head, core.http_chunked) against its Lua code over random
@@ -8,6 +9,7 @@
 -- Seeded: a failure names its seed. LUAPAY_PROPERTY_RUNS sets the count.
 local core = require "luapay.core"
 local provider = require "luapay.provider"
+local ecommpay = require "luapay.ecommpay"
 local property = require "support.property"
 local RUNS, rng, pick = property.RUNS, property.rng, property.pick
 
@@ -72,6 +74,87 @@ describe("provider.plain in one C pass", function()
         assert.equal("provider.plain: bad argument #1 'v' (a table contains itself (a cycle))", e1)
         assert.is_false(ok2)
         assert.matches("a table contains itself", e2, 1, true)
+    end)
+end)
+
+local function lua_copy(v, who)
+    local saved = core.copy
+    core.copy = function() end -- nothing: provider.copy's Lua walk
+    local ok, copy = pcall(provider.copy, v, who)
+    core.copy = saved
+    if not ok then error(copy, 0) end
+    return copy
+end
+
+-- Every table under v, by identity: a copy shares none with its source.
+local function tables_of(v, out)
+    out = out or {}
+    if type(v) == "table" and getmetatable(v) ~= core.number_mt and not out[v] then
+        out[v] = true
+        for _, x in pairs(v) do tables_of(x, out) end
+    end
+    return out
+end
+
+describe("provider.copy in one C pass (core.copy)", function()
+    it("copies as the Lua walk does: fresh tables, number objects kept, arrays marked, other metatables dropped", function()
+        for run = 1, RUNS do
+            local seed = 3500 + run
+            local R = rng(seed)
+            local doc = core.json_decode(json(R, 1), { numbers = "lexeme" })
+            local container = type(doc) == "table" and getmetatable(doc) ~= core.number_mt
+            if container then doc.marked = setmetatable({ x = 1 }, { __index = {} }) end
+            local done, fast = core.copy(doc)
+            assert.is_true(done, "seed " .. seed)
+            assert.is_true(same(lua_copy(doc), fast), "seed " .. seed)
+            local shared = tables_of(doc)
+            for t in pairs(tables_of(fast)) do assert.is_nil(shared[t], "seed " .. seed) end
+            if container then assert.is_nil(getmetatable(fast.marked)) end
+        end
+        local n = setmetatable({ "1.10" }, core.number_mt)
+        assert.equal(n, select(2, core.copy(n)))
+        assert.equal("x", select(2, core.copy("x")))
+    end)
+
+    it("leaves to the Lua walk what it raises on or cannot read: past 32 levels, a cycle, __pairs", function()
+        local deep = {}
+        for _ = 1, 31 do deep = { deep } end -- 32 levels: copied
+        assert.is_true((core.copy(deep)))
+        assert.is_true(same(lua_copy(deep), provider.copy(deep)))
+        deep = { deep }
+        assert.is_nil((core.copy(deep)))
+        assert.has_error(function() provider.copy(deep, "who") end, "who: request nested too deeply (a cycle?)")
+        local cycle = { a = {} }
+        cycle.a.b = cycle
+        assert.is_nil((core.copy(cycle)))
+        assert.is_nil((core.copy({ x = setmetatable({}, { __pairs = function() end }) })))
+    end)
+end)
+
+describe("Trustly's check of a request's Data in one C pass (core.trustly_sendable)", function()
+    local trustly = require "luapay.trustly"
+    -- Whether trustly.prepare's Lua walk finds a value Trustly cannot take.
+    local function lua_refuses(data)
+        local saved = core.trustly_sendable
+        core.trustly_sendable = function() return false end -- the Lua walk, always
+        local _, err = trustly.prepare("Anything", data, "u", "p")
+        core.trustly_sendable = saved
+        for _, f in ipairs(err and err.fields or {}) do
+            if f.code == "type" then return true end
+        end
+        return false
+    end
+    local n = setmetatable({ "1.10" }, core.number_mt)
+    local holes = { 1, 2 }
+    holes[4] = 4
+    local values = { "x", 1, 2.5, core.null, n, {}, setmetatable({}, core.array_mt), { 1, 2, { a = n } }, { a = { b = {} } },
+        true, false, print, coroutine.create(function() end), io.stdout, { 1, x = 2 }, holes, { [2] = "b" }, { [1.5] = 1 },
+        { a = { b = { c = true } } }, { { { print } } } }
+    it("takes the Data the Lua walk takes, and leaves it what the walk refuses", function()
+        for i, v in ipairs(values) do
+            local data = { X = v }
+            assert.equal(not lua_refuses(data), core.trustly_sendable(data), "value " .. i)
+        end
     end)
 end)
 
@@ -350,6 +433,28 @@ describe("the core's scratch buffers, with finalizers that call luapay meanwhile
                 assert.equal(big_json, core.json_encode(big))
                 assert.equal(serialized, core.trustly_serialize(big))
             end)
+        end
+    end)
+
+    it("are never held through a raise on a body nested past the Lua stack: it is bad input", function()
+        -- 127 objects of 32 members, the nested one last: past the 8000
+        -- slots a C function may use under LuaJIT and Lua 5.1 (the reader
+        -- raised there, holding its buffers for good: each later call then
+        -- took, and on a raise leaked, buffers of its own)
+        local function nested(depth)
+            local members = {}
+            for i = 1, 31 do members[i] = ('"k%d":%d'):format(i, i) end
+            members[32] = '"n":' .. (depth == 0 and "{}" or nested(depth - 1))
+            return "{" .. table.concat(members, ",") .. "}"
+        end
+        local body = nested(127)
+        for _ = 1, 3 do
+            local ok, doc, err = pcall(core.json_decode, body)
+            assert.is_true(ok, doc)
+            if doc == nil then assert.matches("nested too deeply for the Lua stack", err, 1, true) end
+            local event, verr = ecommpay.verify_notification(body, nil, { secret = "s" })
+            assert.is_nil(event)
+            assert.equal("signature", verr.type)
         end
     end)
 

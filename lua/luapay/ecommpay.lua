@@ -1046,8 +1046,12 @@ local function malformed(res, call, problem)
 end
 
 -- How to learn what became of an operation whose answer was lost.
+-- (%q only where the id needs escapes: LuaJIT leaves the trace of every
+-- call that formats with it.)
 local function how_to_find_out(payment_id)
-    return ("ask gate:status(%q) or wait for ecommpay's callback"):format(tostring(payment_id))
+    local id = tostring(payment_id)
+    local quoted = id:find('[%c"\\]') and ("%q"):format(id) or '"' .. id .. '"'
+    return "ask gate:status(" .. quoted .. ") or wait for ecommpay's callback"
 end
 
 -- A sent operation with no clear answer (see http.mark_unknown).

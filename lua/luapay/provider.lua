@@ -122,8 +122,8 @@ end
 -- the caller's table is never changed. JSON number objects (core.number_mt)
 -- are kept as they are, arrays keep core.array_mt; other metatables are
 -- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
--- provider.copy's walk: a function of its own, not a closure made on each
--- call (that aborts LuaJIT's trace of every request, NYI FNEW).
+-- provider.copy's walk where the C pass leaves it (a cycle, deep nesting,
+-- __pairs): a function of its own, not a closure made on each call.
 local function copy_value(x, depth, who)
     if type(x) ~= "table" then return x end
     local mt = getmetatable(x)
@@ -135,6 +135,8 @@ local function copy_value(x, depth, who)
 end
 
 function provider.copy(v, who)
+    local done, copy = core.copy(v) -- in one pass in C: no loop to break LuaJIT's trace of the request
+    if done then return copy end
     return copy_value(v, 1, who)
 end
 
