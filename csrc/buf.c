@@ -60,20 +60,40 @@ luapay_buf *luapay_buf_box(lua_State *L) {
 
 #define SCRATCH_KEEP (64u << 10) /* larger ones go back to the system */
 
+/* Whether the C stack grows down (it does on every platform Debian builds
+ * for but hppa): a frame called from this one lies below it. */
+static __attribute__((noinline)) int below(uintptr_t caller) {
+    return (uintptr_t)__builtin_frame_address(0) < caller;
+}
+static int stack_grows_down(void) {
+    static int down = -1; /* the same answer for every thread that writes it */
+    if (down < 0) down = below((uintptr_t)__builtin_frame_address(0));
+    return down;
+}
+
+/* A held slot is in use when this call runs inside its holder: a
+ * finalizer the collector ran during one of the holder's allocations,
+ * deeper on the C stack than the frame the holder took the slot in (the
+ * frame of this function, the holder's callee). At that frame or above it,
+ * the holder is gone: an error carried it off while it held the slot.
+ * (The real frame, __builtin_frame_address: ASan may move locals off the
+ * stack, never frames.) */
 luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
     luapay_buf *b = &ctx->scratch[slot];
-    if (b->held) { /* a call that is still running has it (see core.h) */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (b->held && (stack_grows_down() ? here < b->holder : here > b->holder)) {
         luapay_buf *own = (luapay_buf *)calloc(1, sizeof *own);
         if (own == NULL) {
-            ctx->no_scratch = (luapay_buf){NULL, 0, 0, 1, LUAPAY_HELD_NONE};
+            ctx->no_scratch = (luapay_buf){NULL, 0, 0, 1, LUAPAY_HELD_NONE, 0};
             return &ctx->no_scratch;
         }
         own->held = LUAPAY_HELD_OWN;
         return own;
     }
     b->len = 0;
-    if (b->oom) luapay_buf_free(b);
+    if (b->oom || b->cap > SCRATCH_KEEP) luapay_buf_free(b); /* one left held may have grown */
     b->held = LUAPAY_HELD_SLOT;
+    b->holder = here;
     return b;
 }
 

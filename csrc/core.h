@@ -29,6 +29,7 @@ typedef struct {
     size_t len, cap;
     int oom;
     int held; /* scratch buffers (luapay_scratch_in): see LUAPAY_HELD_* */
+    uintptr_t holder; /* a held slot: the C stack frame it was taken in (buf.c) */
 } luapay_buf;
 int luapay_buf_add_grow(luapay_buf *b, const void *p, size_t n);
 /* Inline: canonical strings and JSON add many short pieces. */
@@ -106,9 +107,10 @@ typedef struct luapay_ctx {
  * metamethods, no callbacks). A finalizer still can: the collector runs
  * __gc inside any allocation, and one may call luapay. So a slot is marked
  * held while a call has it; a call that finds it held gets a buffer of its
- * own, which luapay_scratch_done frees. Release before raising: a slot an
- * error leaves held stays so (its users then take their own buffers:
- * correct, slower), which only out of memory and stack overflows do. */
+ * own, which luapay_scratch_done frees. Release before raising. Where a
+ * raise cannot be helped (out of memory, a finalizer's error that LuaJIT
+ * and Lua 5.1 pass on), the slot it leaves held is taken back by the next
+ * call that is not inside the holder's (buf.c tells by the C stack). */
 enum { LUAPAY_HELD_NOT, LUAPAY_HELD_SLOT, LUAPAY_HELD_OWN, LUAPAY_HELD_NONE };
 luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
 luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot); /* the same, the context in hand (one look-up for several) */
@@ -271,7 +273,8 @@ int luapay_json_scan_number(const unsigned char **pp, const unsigned char *end, 
 void luapay_plain_number(lua_State *L);
 
 /* An object member for sorting in Trustly's order (trustly.c): the key's
- * bytes, shorter first on a tie; slot says where its value is. */
+ * bytes, shorter first on a tie; slot says where its value is on the Lua
+ * stack (0: looked up again by the key). */
 typedef struct {
     const char *s;
     size_t n;

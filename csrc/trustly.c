@@ -38,6 +38,10 @@
 #define ARRAY_MT_KEY "luapay.array_mt"
 #define NUMBER_MT_KEY "luapay.json_number"
 #define SMALL_SORT 16
+/* Stack slots an object leaves free above the values it keeps: every
+ * level below it may need 4 (walk_table's lua_checkstack must not fail for
+ * want of the room its parents took). */
+#define HEADROOM (4 * (MAX_DEPTH + 2) + 8)
 
 typedef struct {
     lua_State *L;
@@ -133,14 +137,15 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
         if (lua_type(L, -2) == LUA_TSTRING) {
             luapay_key_ref k;
             k.s = lua_tolstring(L, -2, &k.n);
-            k.slot = lua_gettop(L);
-            luapay_buf_add(w->keys, &k, sizeof k);
             string_keys++;
-            if (!lua_checkstack(L, 3)) {
-                let_go(w);
-                luaL_error(L, "stack overflow (" FN ": too many keys)");
+            if (lua_checkstack(L, 3 + HEADROOM)) {
+                k.slot = lua_gettop(L);
+                lua_pushvalue(L, -2); /* the key above its value, for lua_next */
+            } else { /* no room left to keep it (about 4000 keys under LuaJIT): looked up again by its key */
+                k.slot = 0;
+                lua_pop(L, 1);
             }
-            lua_pushvalue(L, -2); /* the key above its value, for lua_next */
+            luapay_buf_add(w->keys, &k, sizeof k);
         } else {
             lua_pop(L, 1);
         }
@@ -170,7 +175,14 @@ static void walk_table(walker *w, int idx, const luapay_frame *at, int depth) {
         luapay_key_ref k = ((const luapay_key_ref *)(w->keys->data + base))[i];
         luapay_frame f = {at, k.s, k.n, 0, self};
         add(w, k.s, k.n);
-        walk(w, k.slot, &f, depth + 1);
+        if (k.slot) {
+            walk(w, k.slot, &f, depth + 1);
+        } else {
+            lua_pushlstring(L, k.s, k.n);
+            lua_rawget(L, idx);
+            walk(w, lua_gettop(L), &f, depth + 1);
+            lua_pop(L, 1);
+        }
     }
     lua_settop(L, top);
     w->keys->len = base;

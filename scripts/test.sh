@@ -7,8 +7,8 @@
 # the core under AddressSanitizer + UBSan (leak detection on), then every
 # libFuzzer target (fuzz/targets/, under ASan + UBSan) for FUZZ_CI_SECONDS
 # (20) each, one check per target: a crash, sanitizer report, leak or
-# property violation fails it; then the two hand harnesses (fuzz/pattern_diff.c,
-# fuzz/validate_fuzz.lua), one check each. It ends with one line "N passed, N failed"
+# property violation fails it; then the hand harnesses (fuzz/pattern_diff.c,
+# fuzz/scratch_frames.c, fuzz/validate_fuzz.lua), one check each. It ends with one line "N passed, N failed"
 # over all runs (luacheck and ldoc count one check each). Exits non-zero if
 # any build, check or run fails.
 set -u
@@ -130,16 +130,25 @@ if build fuzz-build; then
     done
 fi
 
-# The two hand harnesses, a few seconds each: the pattern fast path against
-# regexec (exits non-zero on a disagreement), and the validator's random
-# run with its oracles (core under ASan + UBSan, and LuaJIT).
-step "hand harnesses (fuzz/pattern_diff.c, fuzz/validate_fuzz.lua)"
+# The hand harnesses, a few seconds each: the pattern fast path against
+# regexec (exits non-zero on a disagreement), the scratch slots against the
+# C stack, and the validator's random run with its oracles (core under
+# ASan + UBSan, and LuaJIT).
+step "hand harnesses (fuzz/pattern_diff.c, fuzz/scratch_frames.c, fuzz/validate_fuzz.lua)"
 mkdir -p build/fuzz
 if cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Icsrc \
     $(pkg-config --cflags lua5.4) fuzz/pattern_diff.c csrc/pattern.c -o build/fuzz/pattern_diff; then
     check "pattern_diff" build/fuzz/pattern_diff 300000
 else
     echo "BUILD FAILED: fuzz/pattern_diff.c" | tee -a "$recap"
+    failed=$((failed + 1))
+    status=1
+fi
+if cc -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Icsrc \
+    $(pkg-config --cflags lua5.4) fuzz/scratch_frames.c csrc/buf.c $(pkg-config --libs lua5.4) -o build/fuzz/scratch_frames; then
+    check "scratch_frames" build/fuzz/scratch_frames
+else
+    echo "BUILD FAILED: fuzz/scratch_frames.c" | tee -a "$recap"
     failed=$((failed + 1))
     status=1
 fi

@@ -105,6 +105,23 @@ describe("trustly.serialize", function()
                 or core.hex_encode(core.random_bytes(i % 11))
         end
         assert.equal(reference(tree), trustly.serialize(tree))
+        -- past the stack a C function may use under LuaJIT and Lua 5.1
+        -- (8000 slots: about 4000 kept values), which raised there
+        local wide = {}
+        for i = 1, 20000 do wide["k" .. i] = (i % 3 == 0) and { a = tostring(i), b = { "x", "y" } } or "v" .. i end
+        wide.deep = {}
+        for _ = 1, 60 do wide.deep = { d = wide.deep } end
+        assert.equal(reference(wide), trustly.serialize(wide))
+    end)
+
+    it("reads a notification whose data has thousands of members: an error for a bad signature, not a raise", function()
+        local members = {}
+        for i = 1, 5000 do members[i] = ('"k%d":"v"'):format(i) end
+        local body = '{"method":"credit","params":{"signature":"AAAA","uuid":"u","data":{'
+            .. table.concat(members, ",") .. '}},"version":"1.1"}'
+        local event, err = trustly.verify_notification(body, nil, { trustly_public_key = merchant_public })
+        assert.is_nil(event)
+        assert.equal("signature", err.type)
     end)
 end)
 

@@ -1,0 +1,93 @@
+/* The core's scratch slots (csrc/buf.c) against the C stack: a call made
+ * inside a holder (deeper on the stack) gets a buffer of its own; a call
+ * at the holder's depth or above, once the holder is gone without
+ * releasing (an error carried it off), takes the slot back, whatever
+ * depth the holder had. Exits non-zero on a wrong answer. `make test`
+ * runs it (scripts/test.sh).
+ *
+ *   cc -O2 -g -fsanitize=address,undefined -D_GNU_SOURCE -Icsrc $(pkg-config --cflags lua5.4) \
+ *      fuzz/scratch_frames.c csrc/buf.c -o /tmp/scratch_frames && /tmp/scratch_frames
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+
+static luapay_ctx ctx;
+static int failures;
+
+/* buf.c's luapay_scratch looks the context up in a Lua state: not here. */
+luapay_ctx *luapay_ctx_get(lua_State *L) {
+    (void)L;
+    return &ctx;
+}
+
+static void expect(int ok, const char *what) {
+    if (!ok) {
+        printf("FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+#define NOINLINE __attribute__((noinline))
+static volatile int sink; /* keeps each level a frame of its own */
+
+/* Takes slot 0 `depth` calls below here; 1 if the slot's buffer came back,
+ * and keeps it held (the holder "raises": no release). */
+static NOINLINE int take_at(int depth, luapay_buf **got) {
+    if (depth > 0) {
+        int r = take_at(depth - 1, got);
+        sink += r;
+        return r;
+    }
+    *got = luapay_scratch_in(&ctx, 0);
+    return *got == &ctx.scratch[0];
+}
+
+/* A holder at `depth` that, while it holds slot 0, runs a call `inner`
+ * levels deeper (a finalizer in one of its allocations); then releases. */
+static NOINLINE void holder_with_inner(int depth, int inner) {
+    if (depth > 0) {
+        holder_with_inner(depth - 1, inner);
+        sink++;
+        return;
+    }
+    luapay_buf *mine = luapay_scratch_in(&ctx, 0);
+    expect(mine == &ctx.scratch[0], "a holder with the slot free gets the slot");
+    luapay_buf_add(mine, "holder", 6);
+    luapay_buf *inside = NULL;
+    int shared = take_at(inner, &inside);
+    expect(!shared, "a call inside the holder gets a buffer of its own");
+    luapay_buf_add(inside, "inner", 5);
+    luapay_scratch_done(inside);
+    expect(mine->len == 6 && memcmp(mine->data, "holder", 6) == 0, "the holder's bytes are its own");
+    luapay_scratch_done(mine);
+}
+
+int main(void) {
+    for (int depth = 0; depth < 6; depth++) {
+        for (int inner = 1; inner < 4; inner++) holder_with_inner(depth, inner);
+        expect(ctx.scratch[0].held == LUAPAY_HELD_NOT, "released after use");
+    }
+    /* holders carried off at one depth; later calls at other depths */
+    for (int dead = 0; dead < 6; dead++) {
+        for (int later = 0; later < 6; later++) {
+            luapay_buf *b = NULL;
+            expect(take_at(dead, &b), "the slot, when free");
+            luapay_buf_add(b, "lost", 4); /* never released: the holder is gone */
+            int back = take_at(later, &b);
+            if (later <= dead) {
+                expect(back, "a call at the gone holder's depth or above takes the slot back");
+                expect(b->len == 0, "a slot taken back is empty");
+            } else if (!back) {
+                luapay_scratch_done(b); /* deeper: its own, as if inside */
+                expect(take_at(0, &b), "then a call above takes it back");
+            }
+            luapay_scratch_done(b);
+        }
+    }
+    luapay_buf_free(&ctx.scratch[0]);
+    if (failures) return 1;
+    printf("scratch_frames: ok\n");
+    return 0;
+}
