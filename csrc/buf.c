@@ -71,17 +71,15 @@ static int stack_grows_down(void) {
     return down;
 }
 
-/* A held slot is in use when this call runs inside its holder: a
- * finalizer the collector ran during one of the holder's allocations,
- * deeper on the C stack than the frame the holder took the slot in (the
- * frame of this function, the holder's callee). At that frame or above it,
- * the holder is gone: an error carried it off while it held the slot.
- * (The real frame, __builtin_frame_address: ASan may move locals off the
+/* A held slot is in use when this call runs inside its holder (a
+ * finalizer the collector ran during one of the holder's allocations):
+ * below the frame the holder took it in (core.h). At that frame or above
+ * it, the holder is gone: an error carried it off while it held the slot.
+ * (Real frames, __builtin_frame_address: ASan may move locals off the
  * stack, never frames.) */
-luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
+luapay_buf *luapay_scratch_take(luapay_ctx *ctx, int slot, uintptr_t taker_frame) {
     luapay_buf *b = &ctx->scratch[slot];
-    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    if (b->held && (stack_grows_down() ? here < b->holder : here > b->holder)) {
+    if (b->held && (stack_grows_down() ? taker_frame < b->holder : taker_frame > b->holder)) {
         luapay_buf *own = (luapay_buf *)calloc(1, sizeof *own);
         if (own == NULL) {
             ctx->no_scratch = (luapay_buf){NULL, 0, 0, 1, LUAPAY_HELD_NONE, 0};
@@ -93,12 +91,8 @@ luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
     b->len = 0;
     if (b->oom || b->cap > SCRATCH_KEEP) luapay_buf_free(b); /* one left held may have grown */
     b->held = LUAPAY_HELD_SLOT;
-    b->holder = here;
+    b->holder = taker_frame;
     return b;
-}
-
-luapay_buf *luapay_scratch(lua_State *L, int slot) {
-    return luapay_scratch_in(luapay_ctx_get(L), slot);
 }
 
 void luapay_scratch_done(luapay_buf *b) {

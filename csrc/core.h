@@ -112,11 +112,21 @@ typedef struct luapay_ctx {
  * and Lua 5.1 pass on), the slot it leaves held is taken back by the next
  * call that is not inside the holder's (buf.c tells by the C stack). */
 enum { LUAPAY_HELD_NOT, LUAPAY_HELD_SLOT, LUAPAY_HELD_OWN, LUAPAY_HELD_NONE };
-luapay_buf *luapay_scratch(lua_State *L, int slot); /* empty; in a function with the context as upvalue 1 */
-luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot); /* the same, the context in hand (one look-up for several) */
-void luapay_scratch_done(luapay_buf *b);           /* keeps it unless it grew large */
-
 luapay_ctx *luapay_ctx_get(lua_State *L);
+/* The frame a slot is marked with is the taker's own: the two below are
+ * always inlined, so __builtin_frame_address(0) is the frame of the
+ * function that takes the slot, and every call made inside it (its
+ * callees', once it returned the slot to its caller: the same frame) lies
+ * below that frame, whatever the frames' sizes. */
+luapay_buf *luapay_scratch_take(luapay_ctx *ctx, int slot, uintptr_t taker_frame); /* buf.c */
+/* empty; the context in hand (one look-up for several) */
+static inline __attribute__((always_inline)) luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {
+    return luapay_scratch_take(ctx, slot, (uintptr_t)__builtin_frame_address(0));
+}
+static inline __attribute__((always_inline)) luapay_buf *luapay_scratch(lua_State *L, int slot) {
+    return luapay_scratch_take(luapay_ctx_get(L), slot, (uintptr_t)__builtin_frame_address(0));
+}
+void luapay_scratch_done(luapay_buf *b); /* keeps it unless it grew large */
 
 /* HMAC of msg under key into mac (EVP_MAX_MD_SIZE), through the keyed-state
  * cache; 0 if OpenSSL failed (its error queue cleared). */

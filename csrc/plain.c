@@ -1,7 +1,7 @@
 /* core.json_plain(v [, as_text]) -> true, copy | nothing: provider.plain's
  * copy (lua/luapay/provider.lua says what it is) made in one pass, each
  * table created at its final size. Nothing when v nests deeper than DEPTH
- * or holds a table whose metatable has __pairs: provider.plain's Lua code
+ * or holds a table whose metatable has __pairs or __metatable: provider.plain's Lua code
  * then makes the copy, so the answer is the same either way. A table that
  * contains itself raises as provider.plain does.
  * core.json_plain(t, as_text, true) -> true, t | nothing: the same values
@@ -89,9 +89,12 @@ static int copy(plain_ctx *c, int idx, int depth) {
         is_array = lua_rawequal(L, -1, c->array_mt);
         lua_pushliteral(L, "__pairs");
         lua_rawget(L, -2);
-        int has_pairs = !lua_isnil(L, -1);
-        lua_pop(L, 2);
-        if (has_pairs) return 0;
+        /* __metatable: Lua's getmetatable sees another metatable than this */
+        lua_pushliteral(L, "__metatable");
+        lua_rawget(L, -3);
+        int to_lua = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+        lua_pop(L, 3);
+        if (to_lua) return 0;
     }
     if (depth > c->max_depth || !lua_checkstack(L, 8)) return 0;
     const void *self = lua_topointer(L, idx);

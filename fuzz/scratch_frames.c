@@ -64,11 +64,33 @@ static NOINLINE void holder_with_inner(int depth, int inner) {
     luapay_scratch_done(mine);
 }
 
+/* A slot a helper takes and returns to its caller still held, as
+ * ecommpay.c's canonical() does: its mark is the helper's frame, which is
+ * where the caller's other callees stand. A finalizer reaches luapay
+ * through one of them (an allocation) and below it: `inner` >= 1. */
+static NOINLINE luapay_buf *take_and_return(void) {
+    luapay_buf *b = luapay_scratch_in(&ctx, 0);
+    sink++;
+    return b;
+}
+
+static NOINLINE void holder_of_returned(int inner) {
+    luapay_buf *mine = take_and_return();
+    expect(mine == &ctx.scratch[0], "a helper with the slot free gets the slot");
+    luapay_buf_add(mine, "holder", 6);
+    luapay_buf *inside = NULL;
+    expect(!take_at(inner, &inside), "a call inside the helper's caller gets a buffer of its own");
+    luapay_scratch_done(inside);
+    expect(mine->len == 6 && memcmp(mine->data, "holder", 6) == 0, "the caller's bytes are its own");
+    luapay_scratch_done(mine);
+}
+
 int main(void) {
     for (int depth = 0; depth < 6; depth++) {
-        for (int inner = 1; inner < 4; inner++) holder_with_inner(depth, inner);
+        for (int inner = 0; inner < 4; inner++) holder_with_inner(depth, inner);
         expect(ctx.scratch[0].held == LUAPAY_HELD_NOT, "released after use");
     }
+    for (int inner = 1; inner < 4; inner++) holder_of_returned(inner);
     /* holders carried off at one depth; later calls at other depths */
     for (int dead = 0; dead < 6; dead++) {
         for (int later = 0; later < 6; later++) {

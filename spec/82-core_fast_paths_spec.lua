@@ -128,6 +128,15 @@ describe("provider.copy in one C pass (core.copy)", function()
         cycle.a.b = cycle
         assert.is_nil((core.copy(cycle)))
         assert.is_nil((core.copy({ x = setmetatable({}, { __pairs = function() end }) })))
+        -- a metatable with __metatable shows Lua's getmetatable another one
+        -- (found by a review helper): the Lua walk reads it as Lua does
+        for _, shown in ipairs({ core.array_mt, core.number_mt }) do
+            local v = { x = setmetatable({ "1.10" }, { __metatable = shown }) }
+            assert.is_nil((core.copy(v)))
+            assert.is_nil((core.json_plain(v)))
+            assert.is_true(same(lua_copy(v), provider.copy(v)))
+            assert.is_true(same(lua_plain(v), provider.plain(v)))
+        end
     end)
 end)
 
