@@ -124,6 +124,7 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
         luapay_json_flush(L, t, object, &set, 0);
         return 1;
     }
+    int deep = depth > LUAPAY_JSON_MAX_DEPTH / 2;
     for (size_t n = 0;; n++) {
         jr_skip_space(r);
         /* Deep down, a level's pending pairs go into its table before the
@@ -131,7 +132,7 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
          * 8000 slots under LuaJIT and Lua 5.1, and 128 levels holding 64
          * each would not fit. (Above that depth, never: a table is made at
          * its final size in one flush.) */
-        if (depth > LUAPAY_JSON_MAX_DEPTH / 2 && pending && !lua_checkstack(L, 4 * LUAPAY_JSON_PENDING + 8)) {
+        if (__builtin_expect(deep, 0) && pending && !lua_checkstack(L, 4 * LUAPAY_JSON_PENDING + 8)) {
             luapay_json_flush(L, t, object, &set, 0);
             pending = 0;
         }
