@@ -78,10 +78,6 @@ function provider.digits(v)
     return ("%.0f"):format(v)
 end
 
---- provider.plain(v [, as_text]) -> v with every JSON number object
--- (core.number_mt, the exact text of a decoded number) made a Lua number,
--- an integer where its value is one (under LuaJIT: a double), or with
--- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
 -- provider.plain's walk where the C pass gives up: open holds the tables
 -- being copied (one met again is a cycle, not a stack overflow). A
 -- function of its own: a closure here, even one not made, makes every
@@ -103,6 +99,10 @@ local function plain_value(x, as_text, open)
     return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
 end
 
+--- provider.plain(v [, as_text]) -> v with every JSON number object
+-- (core.number_mt, the exact text of a decoded number) made a Lua number,
+-- an integer where its value is one (under LuaJIT: a double), or with
+-- as_text its text; arrays keep core.array_mt. A copy: v is not changed.
 function provider.plain(v, as_text)
     local done, copy = core.json_plain(v, as_text) -- in one pass in C, unless nested deep
     if done then return copy end
@@ -118,10 +118,6 @@ function provider.plain_owned(t, as_text)
     return provider.plain(t, as_text)
 end
 
---- provider.copy(v, who) -> a deep copy of plain request data, so that
--- the caller's table is never changed. JSON number objects (core.number_mt)
--- are kept as they are, arrays keep core.array_mt; other metatables are
--- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
 -- provider.copy's walk where the C pass leaves it (a cycle, deep nesting,
 -- __pairs): a function of its own, not a closure made on each call.
 local function copy_value(x, depth, who)
@@ -134,6 +130,10 @@ local function copy_value(x, depth, who)
     return setmetatable(t, mt == core.array_mt and core.array_mt or nil)
 end
 
+--- provider.copy(v, who) -> a deep copy of plain request data, so that
+-- the caller's table is never changed. JSON number objects (core.number_mt)
+-- are kept as they are, arrays keep core.array_mt; other metatables are
+-- dropped. A table nested deeper than 32 levels (a cycle) raises, naming who.
 function provider.copy(v, who)
     local done, copy = core.copy(v) -- in one pass in C: no loop to break LuaJIT's trace of the request
     if done then return copy end

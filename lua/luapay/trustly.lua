@@ -1035,6 +1035,15 @@ local function outcome_unknown(err, method, idempotent, find_out)
     return http.mark_unknown(err, idempotent, ("Trustly may have taken the %s request"):format(method), find_out)
 end
 
+-- An error of client:call marked with what it sent: the request's uuid
+-- (also as request_id), the method and the MessageID. A function of its
+-- own, not a closure made on each call: creating one aborts LuaJIT's trace
+-- (NYI FNEW) of every call.
+local function with_ids(e, uuid, method, message_id)
+    e.request_id, e.uuid, e.method, e.message_id = uuid, uuid, method, message_id
+    return e
+end
+
 --- client:call(method, data) -> result.data | nil, err
 -- Any API method: data is Data without the credentials. Known methods are
 -- validated against their required fields; other methods only for values
@@ -1053,15 +1062,6 @@ end
 -- ERROR_DUPLICATE_MESSAGE_ID (637) on a resent request whose earlier
 -- attempt may have reached Trustly (the pipeline's delivered_before) comes
 -- back with replayed = true: that attempt probably took the MessageID.
--- An error of client:call marked with what it sent: the request's uuid
--- (also as request_id), the method and the MessageID. A function of its
--- own, not a closure made on each call: creating one aborts LuaJIT's trace
--- (NYI FNEW) of every call.
-local function with_ids(e, uuid, method, message_id)
-    e.request_id, e.uuid, e.method, e.message_id = uuid, uuid, method, message_id
-    return e
-end
-
 function Client:call(method, data)
     if type(method) ~= "string" or not method:match("^%a+$") then
         error(("trustly.Client:call: bad argument #1 'method' (a method name such as \"Deposit\" expected, got %s)")
