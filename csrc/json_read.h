@@ -130,8 +130,8 @@ static int jr_read_container(luapay_json_reader *r, int depth, int object) {
         /* Deep down, a level's pending pairs go into its table before the
          * next member whenever the stack runs short: a C function gets
          * 8000 slots under LuaJIT and Lua 5.1, and 128 levels holding 64
-         * each would not fit. (Above that depth, never: a table is made at
-         * its final size in one flush.) */
+         * each would not fit. (Nearer the top, never: there a table is
+         * made at its final size in one flush.) */
         if (__builtin_expect(deep, 0) && pending && !lua_checkstack(L, 4 * LUAPAY_JSON_PENDING + 8)) {
             luapay_json_flush(L, t, object, &set, 0);
             pending = 0;
