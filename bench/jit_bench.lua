@@ -62,11 +62,15 @@ local function get(path)
     assert(res.status == 200, res.body)
 end
 
+local function sorted_keys(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys)
+    return keys
+end
+
 local REQUESTS = { { name = "proxy", send = function() get("proxy") end } }
-local names = {}
-for name in pairs(notifications) do names[#names + 1] = name end
-table.sort(names)
-for _, name in ipairs(names) do
+for _, name in ipairs(sorted_keys(notifications)) do
     local n = notifications[name]
     local url = sb.url .. "/b/notify/" .. name .. (n.query and "?" .. n.query or "")
     REQUESTS[#REQUESTS + 1] = { name = "notify/" .. name, send = function()
@@ -77,10 +81,7 @@ for _, name in ipairs(names) do
     end }
 end
 
-names = {}
-for name in pairs(calls) do names[#names + 1] = name end
-table.sort(names)
-for _, name in ipairs(names) do
+for _, name in ipairs(sorted_keys(calls)) do
     REQUESTS[#REQUESTS + 1] = { name = "call/" .. name, send = function() get("call/" .. name) end }
 end
 

@@ -43,11 +43,11 @@ function notifications.build()
 
     local tx = { uid = "4107-b1c2d3e4f5", status = "successful", amount = 1000, currency = "EUR", type = "payment",
         tracking_id = "ORD-2026-004712" }
+    local shop_id, shop_key = "361", "b8647b68898b084b836474ed8d61ffe117c9a01168d867f24953b776ddcb134d"
     list.begateway = { client = { psp_id = "1", secret = "begateway-dwh-secret", dwh_url = "https://dwh.example",
-        shop_id = "361", shop_key = "b8647b68898b084b836474ed8d61ffe117c9a01168d867f24953b776ddcb134d" },
+        shop_id = shop_id, shop_key = shop_key },
         method = "POST", body = assert(core.json_encode{ transaction = tx }),
-        headers = { ["Content-Type"] = "application/json", Authorization = http.basic_auth("361",
-            "b8647b68898b084b836474ed8d61ffe117c9a01168d867f24953b776ddcb134d") } }
+        headers = { ["Content-Type"] = "application/json", Authorization = http.basic_auth(shop_id, shop_key) } }
 
     local access_id, access_key = "M8RaHgEjBE54zuFYMRQq", "test-access-key-0001"
     local fields = { merchantId = "1002463580", merchantReference = "cb180040-7210-4ab9-97b7-415824754802",
