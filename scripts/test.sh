@@ -8,9 +8,11 @@
 # libFuzzer target (fuzz/targets/, under ASan + UBSan) for FUZZ_CI_SECONDS
 # (20) each, one check per target: a crash, sanitizer report, leak or
 # property violation fails it; then the hand harnesses (fuzz/pattern_diff.c,
-# fuzz/scratch_frames.c, fuzz/validate_fuzz.lua), one check each. It ends with one line "N passed, N failed"
-# over all runs (luacheck and ldoc count one check each). Exits non-zero if
-# any build, check or run fails.
+# fuzz/scratch_frames.c, fuzz/validate_fuzz.lua), one check each. The
+# suites and the fuzz targets run two at a time on a machine of two cores or
+# more (TEST_LANES=1: one at a time). It ends with one line "N passed, N
+# failed" over all runs (luacheck and ldoc count one check each). Exits
+# non-zero if any build, check or run fails.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -19,12 +21,11 @@ failed=0
 status=0
 # What failed, repeated just before the last line: CI keeps only the tail.
 recap=$(mktemp)
-trap 'rm -f "$recap"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
 build() { # make args...; a build failure counts as a failed check
-    if ! make -s "$@" >/dev/null; then
+    if ! make -s -j"$LANES" "$@" >/dev/null; then
         echo "BUILD FAILED: make $*" | tee -a "$recap"
         failed=$((failed + 1))
         status=1
@@ -44,22 +45,41 @@ check() { # NAME COMMAND...: one counted check; the command prints what is wrong
     fi
 }
 
-# run_suite NAME INTERPRETER BUILD_DIR [env assignments...]
-run_suite() {
-    local name=$1 lua=$2 dir=$3
+# The suites and the fuzz targets run in LANES lanes at once (default: one
+# per core, at most 2), each one's output kept in a file of its own and
+# printed whole, in a fixed order, once all are done.
+LANES=${TEST_LANES:-$(nproc 2>/dev/null || echo 1)}
+[ "$LANES" -gt 2 ] && LANES=2
+[ "$LANES" -lt 1 ] && LANES=1
+runs=$(mktemp -d)
+trap 'rm -f "$recap"; rm -rf "$runs"' EXIT
+run_file() { printf '%s/%s' "$runs" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9.' '_')"; }
+
+# suite_run NAME INTERPRETER BUILD_DIR [env assignments...]: runs one busted
+# suite into its files (NAME's .log and .rc) and says when it is done.
+suite_run() {
+    local name=$1 lua=$2 dir=$3 f start=$SECONDS
     shift 3
+    f=$(run_file "$name")
+    env "$@" LUAPAY_BUILD="$dir" "$lua" "$(command -v busted)" --output=utfTerminal >"$f.log" 2>&1
+    echo $? >"$f.rc"
+    echo "   suite $name: done in $((SECONDS - start)) s"
+}
+
+# suite_report NAME: prints a suite's output and counts its results.
+suite_report() {
+    local name=$1 file log rc
+    file=$(run_file "$name")
+    log=$file.log
+    rc=$(cat "$file.rc" 2>/dev/null || echo 1)
     step "$name"
-    local log
-    log=$(mktemp)
-    env "$@" LUAPAY_BUILD="$dir" "$lua" "$(command -v busted)" --output=utfTerminal 2>&1 | tee "$log"
-    local rc=${PIPESTATUS[0]}
+    cat "$log"
     # "N successes / N failures / N errors / N pending" (colour codes stripped)
     local summary s f e
     summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[0-9]+ success' | tail -1)
     # busted names each failure on two lines: "Failure → file @ line", its title
     sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -A1 -E '^(Failure|Error) → ' | grep -v '^--$' |
         sed "s/^/[$name] /" >> "$recap"
-    rm -f "$log"
     s=$(echo "$summary" | sed -nE 's/^([0-9]+) success.*/\1/p')
     f=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failures? .*/\1/p')
     e=$(echo "$summary" | sed -nE 's/.* ([0-9]+) errors? .*/\1/p')
@@ -113,20 +133,47 @@ check "luacheck" make -s --no-print-directory lint
 step "ldoc (config.ld; the API reference builds without a warning)"
 check "ldoc" make -s --no-print-directory doc
 
-run_suite "Lua 5.4" lua5.4 build/lua5.4
-run_suite "LuaJIT" luajit build/luajit
-for lua in $OLDER_LUAS; do run_suite "Lua ${lua#lua}" "$lua" "build/$lua"; done
 asan_rt=$(cc -print-file-name=libasan.so)
-run_suite "Lua 5.4, core under AddressSanitizer + UBSan" lua5.4 build/lua5.4-asan \
-    LD_PRELOAD="$asan_rt" \
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ASAN_SUITE="Lua 5.4, core under AddressSanitizer + UBSan"
+suite_asan() {
+    suite_run "$ASAN_SUITE" lua5.4 build/lua5.4-asan LD_PRELOAD="$asan_rt" \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+SUITES=("Lua 5.4" "LuaJIT" "Lua 5.3" "Lua 5.2" "Lua 5.1" "$ASAN_SUITE")
+step "the busted suites (${SUITES[*]}), $LANES at a time; each one's output follows when all are done"
+if [ "$LANES" -ge 2 ]; then
+    # two lanes of about ten minutes each (the ASan suite is the longest)
+    { suite_run "Lua 5.4" lua5.4 build/lua5.4; suite_run "Lua 5.3" lua5.3 build/lua5.3
+      suite_run "Lua 5.1" lua5.1 build/lua5.1; } &
+    { suite_run "LuaJIT" luajit build/luajit; suite_run "Lua 5.2" lua5.2 build/lua5.2; suite_asan; } &
+    wait
+else
+    suite_run "Lua 5.4" lua5.4 build/lua5.4
+    suite_run "LuaJIT" luajit build/luajit
+    for lua in $OLDER_LUAS; do suite_run "Lua ${lua#lua}" "$lua" "build/$lua"; done
+    suite_asan
+fi
+for name in "${SUITES[@]}"; do suite_report "$name"; done
 
-step "fuzz (libFuzzer + ASan + UBSan, ${FUZZ_CI_SECONDS:-20} s per target; make fuzz runs longer)"
+step "fuzz (libFuzzer + ASan + UBSan, ${FUZZ_CI_SECONDS:-20} s per target, $LANES at a time; make fuzz runs longer)"
 if build fuzz-build; then
-    for target in fuzz/targets/*.lua; do
-        target=$(basename "$target" .lua)
-        check "fuzz $target" scripts/fuzz.sh "${FUZZ_CI_SECONDS:-20}" "$target"
+    targets=()
+    for target in fuzz/targets/*.lua; do targets+=("$(basename "$target" .lua)"); done
+    fuzz_lane() { # fuzz_lane LANE: every LANES-th target from LANE on
+        local i f
+        for (( i = $1; i < ${#targets[@]}; i += LANES )); do
+            f=$(run_file "fuzz ${targets[i]}")
+            scripts/fuzz.sh "${FUZZ_CI_SECONDS:-20}" "${targets[i]}" >"$f.log" 2>&1
+            echo $? >"$f.rc"
+        done
+    }
+    for (( lane = 0; lane < LANES; lane++ )); do fuzz_lane $lane & done
+    wait
+    for target in "${targets[@]}"; do
+        f=$(run_file "fuzz $target")
+        cat "$f.log"
+        check "fuzz $target" test "$(cat "$f.rc" 2>/dev/null || echo 1)" -eq 0
     done
 fi
 
