@@ -71,6 +71,27 @@ static int stack_grows_down(void) {
     return down;
 }
 
+static void own_free(luapay_own *own) {
+    luapay_own **at = &own->ctx->owns;
+    while (*at != own) at = &(*at)->next;
+    *at = own->next;
+    free(own->b.data);
+    free(own);
+}
+
+/* Whether a take at frame finds the call that marked mark gone: a call
+ * at that frame or above it is not inside it. */
+static int gone(uintptr_t mark, uintptr_t frame) {
+    return stack_grows_down() ? frame >= mark : frame <= mark;
+}
+
+static __attribute__((noinline)) void free_gone_owns(luapay_ctx *ctx, int slot, uintptr_t taker_frame) {
+    for (luapay_own *own = ctx->owns, *next; own != NULL; own = next) {
+        next = own->next;
+        if (own->slot == slot && gone(own->b.holder, taker_frame)) own_free(own);
+    }
+}
+
 /* A held slot is in use when this call runs inside its holder (a
  * finalizer the collector ran during one of the holder's allocations):
  * below the frame the holder took it in (core.h). At that frame or above
@@ -78,15 +99,21 @@ static int stack_grows_down(void) {
  * (Real frames, __builtin_frame_address: ASan may move locals off the
  * stack, never frames.) */
 luapay_buf *luapay_scratch_take(luapay_ctx *ctx, int slot, uintptr_t taker_frame) {
+    if (ctx->owns != NULL) free_gone_owns(ctx, slot, taker_frame);
     luapay_buf *b = &ctx->scratch[slot];
-    if (b->held && (stack_grows_down() ? taker_frame < b->holder : taker_frame > b->holder)) {
-        luapay_buf *own = (luapay_buf *)calloc(1, sizeof *own);
+    if (b->held && !gone(b->holder, taker_frame)) {
+        luapay_own *own = (luapay_own *)calloc(1, sizeof *own);
         if (own == NULL) {
             ctx->no_scratch = (luapay_buf){NULL, 0, 0, 1, LUAPAY_HELD_NONE, 0};
             return &ctx->no_scratch;
         }
-        own->held = LUAPAY_HELD_OWN;
-        return own;
+        own->b.held = LUAPAY_HELD_OWN;
+        own->b.holder = taker_frame;
+        own->ctx = ctx;
+        own->slot = slot;
+        own->next = ctx->owns;
+        ctx->owns = own;
+        return &own->b;
     }
     b->len = 0;
     if (b->oom || b->cap > SCRATCH_KEEP) luapay_buf_free(b); /* one left held may have grown */
@@ -97,12 +124,16 @@ luapay_buf *luapay_scratch_take(luapay_ctx *ctx, int slot, uintptr_t taker_frame
 
 void luapay_scratch_done(luapay_buf *b) {
     if (b->held == LUAPAY_HELD_OWN) {
-        free(b->data);
-        free(b);
+        own_free((luapay_own *)(void *)b);
         return;
     }
     if (b->held == LUAPAY_HELD_NONE) return;
     if (b->cap > SCRATCH_KEEP || b->oom) luapay_buf_free(b);
     b->len = 0;
     b->held = LUAPAY_HELD_NOT;
+}
+
+void luapay_scratch_release(luapay_ctx *ctx) {
+    for (int i = 0; i < LUAPAY_NSCRATCH; i++) luapay_buf_free(&ctx->scratch[i]);
+    while (ctx->owns != NULL) own_free(ctx->owns);
 }

@@ -59,7 +59,7 @@ int luapay_push_openssl_error(lua_State *L, const char *what) {
 
 static void ctx_release(luapay_ctx *ctx) {
     luapay_hmac_cache_clear(ctx);
-    for (int i = 0; i < LUAPAY_NSCRATCH; i++) luapay_buf_free(&ctx->scratch[i]);
+    luapay_scratch_release(ctx);
     for (int i = 0; i < LUAPAY_NALGS; i++) {
         EVP_MD_free(ctx->md[i]);
         ctx->md[i] = NULL;

@@ -88,6 +88,16 @@ typedef struct {
     size_t n; /* 0: a free slot */
 } luapay_short;
 
+/* A call's own buffer (it runs inside its slot's holder), on the context's
+ * list until done. One an error carried off is freed by the next take of
+ * its slot at or above its frame, by the rule that takes a held slot back. */
+typedef struct luapay_own {
+    luapay_buf b; /* first: what the call is handed */
+    struct luapay_own *next;
+    struct luapay_ctx *ctx;
+    int slot;
+} luapay_own;
+
 /* Per-lua_State context, a userdata upvalue (no global mutable state): the
  * digests and the HMAC implementation are fetched once, because fetching by
  * name on every call costs more than hashing a short message. */
@@ -97,6 +107,7 @@ typedef struct luapay_ctx {
     luapay_hmac_slot hmac_cache[LUAPAY_HMAC_CACHE];
     luapay_buf scratch[LUAPAY_NSCRATCH];
     luapay_buf no_scratch; /* out of memory, handed out when a call's own buffer cannot be had */
+    luapay_own *owns; /* the calls' own buffers not yet done (buf.c) */
     int strings_ref; /* 0 until the JSON reader makes the table */
     luapay_short strings[LUAPAY_SHORTS];
 } luapay_ctx;
@@ -110,7 +121,8 @@ typedef struct luapay_ctx {
  * own, which luapay_scratch_done frees. Release before raising. Where a
  * raise cannot be helped (out of memory, a finalizer's error that LuaJIT
  * and Lua 5.1 pass on), the slot it leaves held is taken back by the next
- * call that is not inside the holder's (buf.c tells by the C stack). */
+ * call that is not inside the holder's (buf.c tells by the C stack), and an
+ * own buffer it leaves is freed by the next such take of its slot. */
 enum { LUAPAY_HELD_NOT, LUAPAY_HELD_SLOT, LUAPAY_HELD_OWN, LUAPAY_HELD_NONE };
 luapay_ctx *luapay_ctx_get(lua_State *L);
 /* The frame a slot is marked with is the taker's own: the two below are
@@ -127,6 +139,7 @@ static inline __attribute__((always_inline)) luapay_buf *luapay_scratch(lua_Stat
     return luapay_scratch_take(luapay_ctx_get(L), slot, (uintptr_t)__builtin_frame_address(0));
 }
 void luapay_scratch_done(luapay_buf *b); /* keeps it unless it grew large */
+void luapay_scratch_release(luapay_ctx *ctx); /* frees every buffer: the context's end */
 
 /* HMAC of msg under key into mac (EVP_MAX_MD_SIZE), through the keyed-state
  * cache; 0 if OpenSSL failed (its error queue cleared). */

@@ -85,6 +85,30 @@ static NOINLINE void holder_of_returned(int inner) {
     luapay_scratch_done(mine);
 }
 
+/* A holder at `depth` inside which a call `inner` levels deeper takes its
+ * own buffer and is carried off with it (an error: no release); then a
+ * call `later` levels below the holder's caller takes the slot. */
+static NOINLINE void own_carried_off(int depth, int inner, int later) {
+    if (depth > 0) {
+        own_carried_off(depth - 1, inner, later);
+        sink++;
+        return;
+    }
+    luapay_buf *mine = luapay_scratch_in(&ctx, 0), *lost = NULL, *b = NULL;
+    expect(!take_at(inner, &lost), "a call inside the holder gets a buffer of its own");
+    luapay_buf_add(lost, "lost", 4);
+    expect(ctx.owns != NULL, "an own buffer not yet done is on the context's list");
+    if (inner > later) { /* above the gone call, still inside the holder */
+        expect(!take_at(later, &b), "a call inside the holder still gets its own");
+        expect(ctx.owns != NULL && ctx.owns->next == NULL, "the gone call's own buffer freed, this one listed");
+        luapay_scratch_done(b);
+    }
+    luapay_scratch_done(mine);
+    expect(take_at(0, &b), "a call above the holder takes the slot");
+    expect(ctx.owns == NULL, "and the gone call's own buffer is freed");
+    luapay_scratch_done(b);
+}
+
 int main(void) {
     for (int depth = 0; depth < 6; depth++) {
         for (int inner = 0; inner < 4; inner++) holder_with_inner(depth, inner);
@@ -108,7 +132,10 @@ int main(void) {
             luapay_scratch_done(b);
         }
     }
-    luapay_buf_free(&ctx.scratch[0]);
+    for (int depth = 0; depth < 4; depth++)
+        for (int inner = 0; inner < 4; inner++)
+            for (int later = 0; later < 4; later++) own_carried_off(depth, inner, later);
+    luapay_scratch_release(&ctx); /* LeakSanitizer: nothing left */
     if (failures) return 1;
     printf("scratch_frames: ok\n");
     return 0;
