@@ -141,7 +141,7 @@ suite_asan() {
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 }
 SUITES=("Lua 5.4" "LuaJIT" "Lua 5.3" "Lua 5.2" "Lua 5.1" "$ASAN_SUITE")
-step "the busted suites (${SUITES[*]}), $LANES at a time; each one's output follows when all are done"
+step "the ${#SUITES[@]} busted suites, $LANES at a time; each one's output follows, in order, when all are done"
 if [ "$LANES" -ge 2 ]; then
     # two lanes of about ten minutes each (the ASan suite is the longest)
     { suite_run "Lua 5.4" lua5.4 build/lua5.4; suite_run "Lua 5.3" lua5.3 build/lua5.3
