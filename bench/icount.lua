@@ -87,40 +87,45 @@ assert(cjson.decode(OPS.json_encode()).signature == callback_body.signature)
 -- string is not even made), for icount.sh's floor lines. The body's tree
 -- is core.json_decode's, the cheapest reader here (half lua-cjson's count
 -- under 5.4). Each must build the shape the call returns, key for key.
-local cb_event, tp_event = OPS.ecommpay_verify(), OPS.trustpay_notification()
-local event_mt = getmetatable(cb_event)
-function OPS.ecommpay_verify_floor()
-    local e, x = cb_event, cb_event.extra
-    return setmetatable({ provider = e.provider, kind = e.kind, status = e.status, merchant_ref = e.merchant_ref,
-        provider_ref = e.provider_ref, amount = e.amount, currency = e.currency, raw = e.raw,
-        extra = { project_id = x.project_id, payment_status = x.payment_status, payment_type = x.payment_type,
-            payment_amount = x.payment_amount, operation_type = x.operation_type,
-            operation_status = x.operation_status, request_id = x.request_id, code = x.code, message = x.message,
-            customer_id = x.customer_id, body = core.json_decode(e.raw) } }, event_mt)
-end
-function OPS.trustpay_notification_floor()
-    local e, x = tp_event, tp_event.extra
-    local p, card, result = x.params, x.card, x.result
-    return setmetatable({ provider = e.provider, kind = e.kind, status = e.status, merchant_ref = e.merchant_ref,
-        provider_ref = e.provider_ref, amount = e.amount, currency = e.currency, raw = e.raw,
-        extra = { method = x.method, type = x.type, result_code = x.result_code,
-            result = { name = result.name, description = result.description },
-            card = { CardMask = card.CardMask, CardExpiration = card.CardExpiration, AuthNumber = card.AuthNumber },
-            params = { AccountId = p.AccountId, Amount = p.Amount, AuthNumber = p.AuthNumber,
-                CardExpiration = p.CardExpiration, CardMask = p.CardMask, Currency = p.Currency,
-                PaymentRequestId = p.PaymentRequestId, Reference = p.Reference, ResultCode = p.ResultCode,
-                Signature = p.Signature, Type = p.Type } } }, event_mt)
-end
--- Every key of every table the same, and nothing more.
-local function same_shape(a, b, path)
-    for k, v in pairs(a) do
-        assert(b[k] ~= nil, path .. "." .. tostring(k) .. " missing from the floor")
-        if type(v) == "table" then same_shape(v, b[k], path .. "." .. tostring(k)) end
+-- Made only when asked for: what a run allocates at load moves the other
+-- figures (ecommpay sign under 5.4 by 2.5%).
+local function add_floors()
+    local cb_event, tp_event = OPS.ecommpay_verify(), OPS.trustpay_notification()
+    local event_mt = getmetatable(cb_event)
+    function OPS.ecommpay_verify_floor()
+        local e, x = cb_event, cb_event.extra
+        return setmetatable({ provider = e.provider, kind = e.kind, status = e.status, merchant_ref = e.merchant_ref,
+            provider_ref = e.provider_ref, amount = e.amount, currency = e.currency, raw = e.raw,
+            extra = { project_id = x.project_id, payment_status = x.payment_status, payment_type = x.payment_type,
+                payment_amount = x.payment_amount, operation_type = x.operation_type,
+                operation_status = x.operation_status, request_id = x.request_id, code = x.code, message = x.message,
+                customer_id = x.customer_id, body = core.json_decode(e.raw) } }, event_mt)
     end
-    for k in pairs(b) do assert(a[k] ~= nil, path .. "." .. tostring(k) .. " not in the event") end
+    function OPS.trustpay_notification_floor()
+        local e, x = tp_event, tp_event.extra
+        local p, card, result = x.params, x.card, x.result
+        return setmetatable({ provider = e.provider, kind = e.kind, status = e.status, merchant_ref = e.merchant_ref,
+            provider_ref = e.provider_ref, amount = e.amount, currency = e.currency, raw = e.raw,
+            extra = { method = x.method, type = x.type, result_code = x.result_code,
+                result = { name = result.name, description = result.description },
+                card = { CardMask = card.CardMask, CardExpiration = card.CardExpiration, AuthNumber = card.AuthNumber },
+                params = { AccountId = p.AccountId, Amount = p.Amount, AuthNumber = p.AuthNumber,
+                    CardExpiration = p.CardExpiration, CardMask = p.CardMask, Currency = p.Currency,
+                    PaymentRequestId = p.PaymentRequestId, Reference = p.Reference, ResultCode = p.ResultCode,
+                    Signature = p.Signature, Type = p.Type } } }, event_mt)
+    end
+    -- Every key of every table the same, and nothing more.
+    local function same_shape(a, b, path)
+        for k, v in pairs(a) do
+            assert(b[k] ~= nil, path .. "." .. tostring(k) .. " missing from the floor")
+            if type(v) == "table" then same_shape(v, b[k], path .. "." .. tostring(k)) end
+        end
+        for k in pairs(b) do assert(a[k] ~= nil, path .. "." .. tostring(k) .. " not in the event") end
+    end
+    same_shape(cb_event, OPS.ecommpay_verify_floor(), "ecommpay_verify")
+    same_shape(tp_event, OPS.trustpay_notification_floor(), "trustpay_notification")
 end
-same_shape(cb_event, OPS.ecommpay_verify_floor(), "ecommpay_verify")
-same_shape(tp_event, OPS.trustpay_notification_floor(), "trustpay_notification")
+if tostring(arg[1]):find("_floor$") then add_floors() end
 
 if arg[1] == "--write" then
     local function write(name, text)
