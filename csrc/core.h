@@ -129,7 +129,10 @@ luapay_ctx *luapay_ctx_get(lua_State *L);
  * always inlined, so __builtin_frame_address(0) is the frame of the
  * function that takes the slot, and every call made inside it (its
  * callees', once it returned the slot to its caller: the same frame) lies
- * below that frame, whatever the frames' sizes. */
+ * below that frame, whatever the frames' sizes. So a caller handed a slot
+ * still held (ecommpay.c's canonical(), luapay_json_begin) takes that slot
+ * no more until it is done with it: a take at the returner's frame would
+ * find the holder gone (and take the slot back, or free an own buffer). */
 luapay_buf *luapay_scratch_take(luapay_ctx *ctx, int slot, uintptr_t taker_frame); /* buf.c */
 /* empty; the context in hand (one look-up for several) */
 static inline __attribute__((always_inline)) luapay_buf *luapay_scratch_in(luapay_ctx *ctx, int slot) {

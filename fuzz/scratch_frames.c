@@ -109,6 +109,36 @@ static NOINLINE void own_carried_off(int depth, int inner, int later) {
     luapay_scratch_done(b);
 }
 
+/* Inside slot 0's holder: takes its own buffer of slot 0, runs a call
+ * `deeper` levels below it that takes slot 0 too, and takes slot 2; its
+ * own buffer stays its own throughout. Returns it still held. */
+static NOINLINE luapay_buf *owner(int deeper) {
+    luapay_buf *alive = luapay_scratch_in(&ctx, 0), *b = NULL;
+    luapay_buf_add(alive, "alive", 5);
+    expect(!take_at(deeper, &b), "a call inside an own buffer's owner: a buffer of its own");
+    luapay_scratch_done(b);
+    expect(alive->len == 5 && memcmp(alive->data, "alive", 5) == 0, "a take inside an own buffer's owner leaves it");
+    luapay_buf *other = luapay_scratch_in(&ctx, 2);
+    expect(other == &ctx.scratch[2], "another slot: the slot");
+    luapay_scratch_done(other);
+    expect(ctx.owns != NULL && &ctx.owns->b == alive, "the owner's own buffer is still listed");
+    return alive;
+}
+
+/* The owner above is carried off with its own buffer: a take of another
+ * slot leaves the buffer listed; a take of slot 0 above it frees it. */
+static NOINLINE void own_kept_while_alive(int deeper) {
+    luapay_buf *mine = luapay_scratch_in(&ctx, 0);
+    expect(owner(deeper) != mine, "inside the holder: a buffer of its own");
+    luapay_scratch_done(mine);
+    luapay_buf *b = luapay_scratch_in(&ctx, 2);
+    luapay_scratch_done(b);
+    expect(ctx.owns != NULL, "a take of another slot frees no own buffer of slot 0");
+    b = luapay_scratch_in(&ctx, 0);
+    expect(b == &ctx.scratch[0] && ctx.owns == NULL, "a take of slot 0 above it frees it");
+    luapay_scratch_done(b);
+}
+
 int main(void) {
     for (int depth = 0; depth < 6; depth++) {
         for (int inner = 0; inner < 4; inner++) holder_with_inner(depth, inner);
@@ -135,7 +165,15 @@ int main(void) {
     for (int depth = 0; depth < 4; depth++)
         for (int inner = 0; inner < 4; inner++)
             for (int later = 0; later < 4; later++) own_carried_off(depth, inner, later);
+    for (int deeper = 0; deeper < 4; deeper++) own_kept_while_alive(deeper);
+    /* one carried off and never taken again: the context's end frees it */
+    luapay_buf *lost = NULL;
+    expect(luapay_scratch_in(&ctx, 0) == &ctx.scratch[0], "the slot, when free");
+    int shared = take_at(1, &lost);
+    expect(!shared && ctx.owns != NULL, "an own buffer, carried off");
+    luapay_buf_add(lost, "lost", 4);
     luapay_scratch_release(&ctx); /* LeakSanitizer: nothing left */
+    expect(ctx.owns == NULL, "the context's end frees the own buffers left");
     if (failures) return 1;
     printf("scratch_frames: ok\n");
     return 0;

@@ -80,7 +80,8 @@ suite_report() {
     local name=$1 file log rc
     file=$(run_file "$name")
     log=$file.log
-    rc=$(cat "$file.rc" 2>/dev/null || echo 1)
+    rc=$(cat "$file.rc" 2>/dev/null)
+    [ -n "$rc" ] || rc=1 # no exit code written: the run did not end
     step "$name"
     [ -f "$file.crashed.log" ] && echo "(its first run ended in LeakSanitizer's own crash at exit: $(grep -a -m1 'Tracer caught' "$file.crashed.log"); this is the second)"
     cat "$log"
