@@ -54,6 +54,8 @@ LANES=${TEST_LANES:-$(nproc 2>/dev/null || echo 1)}
 runs=$(mktemp -d)
 trap 'rm -f "$recap"; rm -rf "$runs"' EXIT
 run_file() { printf '%s/%s' "$runs" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9.' '_')"; }
+# busted's last line in LOG: "N successes / N failures / N errors / N pending" (colour codes stripped)
+summary_of() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^[0-9]+ success' | tail -1; }
 
 # suite_run NAME INTERPRETER BUILD_DIR [env assignments...]: runs one busted
 # suite into its files (NAME's .log and .rc) and says when it is done.
@@ -68,7 +70,8 @@ suite_run() {
         # "has encountered a fatal error"; google/sanitizers#1353, seen once
         # here with the machine loaded) is no leak report, and it takes the
         # suite's summary with it: such a run says nothing, so it is made again.
-        [ $try = 1 ] && grep -q "LeakSanitizer has encountered a fatal error" "$f.log" || break
+        [ $try = 1 ] && [ -z "$(summary_of "$f.log")" ] &&
+            grep -q "LeakSanitizer has encountered a fatal error" "$f.log" || break
         mv "$f.log" "$f.crashed.log"
         echo "   suite $name: LeakSanitizer crashed at exit (no leak report, no summary); running it again"
     done
@@ -85,9 +88,8 @@ suite_report() {
     step "$name"
     [ -f "$file.crashed.log" ] && echo "(its first run ended in LeakSanitizer's own crash at exit: $(grep -a -m1 'Tracer caught' "$file.crashed.log"); this is the second)"
     cat "$log"
-    # "N successes / N failures / N errors / N pending" (colour codes stripped)
     local summary s f e
-    summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[0-9]+ success' | tail -1)
+    summary=$(summary_of "$log")
     # busted names each failure on two lines: "Failure → file @ line", its title
     sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -A1 -E '^(Failure|Error) → ' | grep -v '^--$' |
         sed "s/^/[$name] /" >> "$recap"
