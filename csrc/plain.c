@@ -3,16 +3,15 @@
  * table created at its final size. Nothing when v nests deeper than DEPTH
  * or holds a table whose metatable has __pairs or __metatable:
  * provider.plain's Lua code then makes the copy, so the answer is the same
- * either way. A table that
- * contains itself raises as provider.plain does.
+ * either way. A table that contains itself raises as provider.plain does.
  * core.json_plain(t, as_text, true) -> true, t | nothing: the same values
  * made in t itself, for a tree fresh from core.json_decode that nobody else
  * holds (provider.plain_owned); nothing leaves the rest to provider.plain.
  * core.copy(v) -> true, copy | nothing: provider.copy's deep copy in the
  * same pass, number objects kept as they are; nothing where provider.copy
  * raises (nested deeper than COPY_DEPTH, a cycle) or meets __pairs or
- * __metatable, for its Lua walk to do as it does. In C, because a Lua walk's loop breaks
- * LuaJIT's trace of every request it copies. */
+ * __metatable, for its Lua walk to do as it does. In C, because a Lua
+ * walk's loop breaks LuaJIT's trace of every request it copies. */
 #include "core.h"
 
 #define DEPTH 100

@@ -54,6 +54,8 @@ LANES=${TEST_LANES:-$(nproc 2>/dev/null || echo 1)}
 runs=$(mktemp -d)
 trap 'rm -f "$recap"; rm -rf "$runs"' EXIT
 run_file() { printf '%s/%s' "$runs" "$(printf '%s' "$1" | tr -c 'A-Za-z0-9.' '_')"; }
+# The exit code a run wrote to FILE; 1 when it wrote none (it did not end).
+rc_of() { local rc; rc=$(cat "$1" 2>/dev/null); echo "${rc:-1}"; }
 # busted's last line in LOG: "N successes / N failures / N errors / N pending" (colour codes stripped)
 summary_of() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^[0-9]+ success' | tail -1; }
 
@@ -83,8 +85,7 @@ suite_report() {
     local name=$1 file log rc
     file=$(run_file "$name")
     log=$file.log
-    rc=$(cat "$file.rc" 2>/dev/null)
-    [ -n "$rc" ] || rc=1 # no exit code written: the run did not end
+    rc=$(rc_of "$file.rc")
     step "$name"
     [ -f "$file.crashed.log" ] && echo "(its first run ended in LeakSanitizer's own crash at exit: $(grep -a -m1 'Tracer caught' "$file.crashed.log"); this is the second)"
     cat "$log"
@@ -186,7 +187,7 @@ if build fuzz-build; then
     for target in "${targets[@]}"; do
         f=$(run_file "fuzz $target")
         cat "$f.log"
-        check "fuzz $target" test "$(cat "$f.rc" 2>/dev/null || echo 1)" -eq 0
+        check "fuzz $target" test "$(rc_of "$f.rc")" -eq 0
     done
 fi
 
